@@ -1,0 +1,24 @@
+"""The `patientgen` command line: one Typer app, each group of commands in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="patientgen",
+    help="Generate realistic synthetic military casualties in durable jobs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    # Each module adds its commands to `app`; importing them here keeps registration in one place.
+    from patientgen.cli import generate  # noqa: F401
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _register()
+    app()

@@ -1,0 +1,112 @@
+"""The Patient record: what the generator makes and every writer reads.
+
+Plain slotted dataclasses, not pydantic models: millions are made per job, and orjson serialises
+dataclasses natively in field order, so JSON output is fast and its key order is stable.
+Times are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Literal
+
+Facility = Literal["POI", "R1", "R2", "R3", "R4"]
+Outcome = Literal["KIA", "DOW", "RTD", "EVACUATED_R4"]
+EventKind = Literal[
+    "injured", "arrived", "triaged", "treated", "departed", "died", "returned_to_duty", "evacuated"
+]
+Severity = Literal["mild", "moderate", "severe", "critical"]
+
+
+@dataclass(slots=True)
+class Condition:
+    """One injury or illness, coded in SNOMED CT (every code is in generator.codes)."""
+
+    code: str
+    display: str
+    severity: Severity
+    region: str | None  # body region key (head, thorax, left_lower_limb, ...); None for illness
+    body_site_code: str | None  # SNOMED CT body structure, from generator.codes
+    body_site: str | None  # display of body_site_code
+    onset: datetime
+
+
+@dataclass(slots=True)
+class Vitals:
+    """Vital signs taken at one facility (LOINC codes in generator.codes)."""
+
+    taken_at: datetime
+    heart_rate: int
+    respiratory_rate: int
+    systolic_bp: int
+    diastolic_bp: int
+    spo2: int
+    temperature_c: float
+    gcs: int
+    avpu: Literal["A", "V", "P", "U"]
+    pain: int  # 0-10
+
+
+@dataclass(slots=True)
+class Procedure:
+    """One intervention, coded in SNOMED CT, done at one facility."""
+
+    code: str
+    display: str
+    performed_at: datetime
+
+
+@dataclass(slots=True)
+class Visit:
+    """A stay at one facility of the chain of care (POI is the point of injury, not a facility)."""
+
+    facility: Facility
+    facility_id: str  # stable id of the unit, e.g. "R2-East-1"; the same across patients
+    arrived_at: datetime
+    departed_at: datetime | None  # None where the patient's story ends here
+    triage: Literal["T1", "T2", "T3", "T4"] | None  # None at POI
+    vitals: Vitals | None
+    procedures: list[Procedure] = field(default_factory=list)
+    disposition: Literal["evacuated", "returned_to_duty", "died", "admitted"] = "evacuated"
+    transit_minutes: float | None = None  # time from the previous place to this one
+
+
+@dataclass(slots=True)
+class Event:
+    """One step of the timeline. Timestamps strictly increase along a patient's timeline."""
+
+    at: datetime
+    kind: EventKind
+    facility: Facility
+    detail: str | None = None
+
+
+@dataclass(slots=True)
+class Patient:
+    """One casualty: who, when, where, what happened, and how it ended."""
+
+    index: int
+    id: str  # UUID derived from (seed, index)
+    service_number: str
+    given_name: str
+    family_name: str
+    gender: Literal["male", "female"]
+    birth_date: date
+    blood_group: str  # "O+", "A-", ...
+    nationality: str  # ISO 3166-1 alpha-3
+    front: str
+    category: Literal["disease", "non_battle_injury", "battle_injury"]
+    warfare: str  # the kind of fighting the casualty came from
+    mechanism: str | None  # "explosive", "gunshot", "fall", ...; None for disease
+    mechanism_code: str | None  # SNOMED CT mechanism (event) where one fits, else None
+    injured_at: datetime
+    mass_casualty: bool
+    event_id: str | None  # the mass-casualty event, when mass_casualty
+    triage: Literal["T1", "T2", "T3", "T4"]
+    conditions: list[Condition]
+    visits: list[Visit]
+    timeline: list[Event]
+    outcome: Outcome
+    outcome_at: datetime
+    outcome_facility: Facility  # where the story ended: POI for KIA, the facility for others

@@ -1,0 +1,374 @@
+"""The Scenario: the one validated input of the generator, and the built-in presets.
+
+Every knob a user can turn lives here. Fractions that describe a mix must sum to 1 (within 1e-6);
+the error names the field and the sum it got. Pydantic collects every problem of one input, so a
+caller sees all of them at once.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+SUM_TOLERANCE = 1e-6
+MAX_SEED = 2**63 - 1
+MAX_PATIENTS = 10_000_000
+
+#: The 32 NATO members (Sweden since March 2024), ISO 3166-1 alpha-3.
+NATO_MEMBERS: dict[str, str] = {
+    "ALB": "Albania",
+    "BEL": "Belgium",
+    "BGR": "Bulgaria",
+    "CAN": "Canada",
+    "HRV": "Croatia",
+    "CZE": "Czechia",
+    "DNK": "Denmark",
+    "EST": "Estonia",
+    "FIN": "Finland",
+    "FRA": "France",
+    "DEU": "Germany",
+    "GRC": "Greece",
+    "HUN": "Hungary",
+    "ISL": "Iceland",
+    "ITA": "Italy",
+    "LVA": "Latvia",
+    "LTU": "Lithuania",
+    "LUX": "Luxembourg",
+    "MNE": "Montenegro",
+    "NLD": "Netherlands",
+    "MKD": "North Macedonia",
+    "NOR": "Norway",
+    "POL": "Poland",
+    "PRT": "Portugal",
+    "ROU": "Romania",
+    "SVK": "Slovakia",
+    "SVN": "Slovenia",
+    "ESP": "Spain",
+    "SWE": "Sweden",
+    "TUR": "Türkiye",
+    "GBR": "United Kingdom",
+    "USA": "United States",
+}
+
+Nation = Literal[
+    "ALB", "BEL", "BGR", "CAN", "HRV", "CZE", "DNK", "EST", "FIN", "FRA", "DEU",
+    "GRC", "HUN", "ISL", "ITA", "LVA", "LTU", "LUX", "MNE", "NLD", "MKD", "NOR",
+    "POL", "PRT", "ROU", "SVK", "SVN", "ESP", "SWE", "TUR", "GBR", "USA",
+]  # fmt: skip
+
+Intensity = Literal["low", "medium", "high", "extreme"]
+Tempo = Literal["sustained", "escalating", "surge", "declining", "intermittent"]
+Category = Literal["disease", "non_battle_injury", "battle_injury"]
+TriageCategory = Literal["T1", "T2", "T3", "T4"]
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+#: The fixed default start of a scenario. Never "now": the same scenario must give the same output.
+DEFAULT_START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+
+
+def check_sum(values: list[float], what: str) -> None:
+    """Raise a ValueError that names `what` and the sum when `values` do not sum to 1."""
+    total = math.fsum(values)
+    if abs(total - 1.0) > SUM_TOLERANCE:
+        raise ValueError(f"{what} must sum to 1, got {total:.6g}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InjuryMix(_Strict):
+    """Fractions of casualties by category. Default fits an evacuation population (domain.md)."""
+
+    disease: Fraction = 0.52
+    non_battle_injury: Fraction = 0.33
+    battle_injury: Fraction = 0.15
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> InjuryMix:
+        check_sum([self.disease, self.non_battle_injury, self.battle_injury], "injury_mix")
+        return self
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "disease": self.disease,
+            "non_battle_injury": self.non_battle_injury,
+            "battle_injury": self.battle_injury,
+        }
+
+
+class WarfareMix(_Strict):
+    """Share of casualties by kind of fighting; drives mechanisms and the hour-of-day pattern."""
+
+    conventional: Fraction = 0.0
+    artillery: Fraction = 0.0
+    urban: Fraction = 0.0
+    guerrilla: Fraction = 0.0
+    drone: Fraction = 0.0
+    naval: Fraction = 0.0
+    cbrn: Fraction = 0.0
+    peacekeeping: Fraction = 0.0
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> WarfareMix:
+        check_sum(list(self.as_dict().values()), "warfare")
+        return self
+
+    def as_dict(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+
+DEFAULT_WARFARE = WarfareMix(conventional=0.45, artillery=0.30, drone=0.15, urban=0.10)
+
+
+class Front(_Strict):
+    """A front: its share of all casualties and the nations fighting there."""
+
+    name: Annotated[str, Field(min_length=1, max_length=80)]
+    share: Fraction
+    nationalities: Annotated[dict[Nation, Fraction], Field(min_length=1)]
+
+    @field_validator("nationalities")
+    @classmethod
+    def _nations_sum_to_one(cls, value: dict[str, float]) -> dict[str, float]:
+        check_sum(list(value.values()), "nationalities")
+        return value
+
+
+DEFAULT_FRONTS = (
+    Front(name="East", share=0.6, nationalities={"POL": 0.4, "USA": 0.35, "DEU": 0.25}),
+    Front(name="North", share=0.4, nationalities={"EST": 0.3, "GBR": 0.4, "FIN": 0.3}),
+)
+
+
+class MassCasualty(_Strict):
+    """Mass-casualty events: how often they happen and how many casualties each brings."""
+
+    rate_per_day: Annotated[float, Field(ge=0.0, le=20.0, allow_inf_nan=False)] = 0.1
+    min_size: Annotated[int, Field(ge=2, le=10_000)] = 8
+    max_size: Annotated[int, Field(ge=2, le=10_000)] = 40
+
+    @model_validator(mode="after")
+    def _size_range(self) -> MassCasualty:
+        if self.min_size > self.max_size:
+            raise ValueError(
+                f"mass_casualty.min_size ({self.min_size}) exceeds max_size ({self.max_size})"
+            )
+        return self
+
+
+class TriageMix(_Strict):
+    """Target shares of triage categories among battle injuries (a tuning knob, not data)."""
+
+    T1: Fraction
+    T2: Fraction
+    T3: Fraction
+    T4: Fraction
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> TriageMix:
+        check_sum([self.T1, self.T2, self.T3, self.T4], "triage_mix")
+        return self
+
+
+Minutes = Annotated[float, Field(gt=0.0, le=7 * 24 * 60, allow_inf_nan=False)]
+
+
+class EvacuationDelays(_Strict):
+    """Median transit times in minutes between echelons (10-1-2 and 9-line planning figures)."""
+
+    poi_to_role1: Minutes = 45.0
+    role1_to_role2: Minutes = 90.0
+    role2_to_role3: Minutes = 240.0
+    role3_to_role4: Minutes = 2880.0
+
+
+class Calibration(_Strict):
+    """Optional overrides of calibrated defaults; absent values keep the defaults of domain.md."""
+
+    triage_mix: TriageMix | None = None
+    battle_cfr: Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False)] | None = None
+    female_share: Fraction = 0.12
+    evacuation_delays: EvacuationDelays = EvacuationDelays()
+
+
+class Scenario(_Strict):
+    """Everything that determines a generated population; with the seed, it fixes every byte."""
+
+    name: Annotated[str, Field(min_length=1, max_length=120)] = "scenario"
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
+    total_patients: Annotated[int, Field(ge=1, le=MAX_PATIENTS)] = 1000
+    start: AwareDatetime = DEFAULT_START
+    duration_days: Annotated[int, Field(ge=1, le=365)] = 30
+    intensity: Intensity = "medium"
+    tempo: Tempo = "sustained"
+    warfare: WarfareMix = DEFAULT_WARFARE
+    injury_mix: InjuryMix = InjuryMix()
+    fronts: Annotated[tuple[Front, ...], Field(min_length=1, max_length=20)] = DEFAULT_FRONTS
+    mass_casualty: MassCasualty = MassCasualty()
+    calibration: Calibration = Calibration()
+    transliterate_names: bool = False  # Latin script for Greek, Bulgarian and Macedonian names
+
+    @field_validator("start")
+    @classmethod
+    def _normalise_start(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    @field_validator("fronts")
+    @classmethod
+    def _fronts_consistent(cls, value: tuple[Front, ...]) -> tuple[Front, ...]:
+        names = [front.name for front in value]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"front names must be unique, repeated: {', '.join(duplicates)}")
+        check_sum([front.share for front in value], "fronts[].share")
+        return value
+
+    def canonical_json(self) -> bytes:
+        """The scenario as canonical JSON bytes: stable keys, so equal scenarios hash equal."""
+        import orjson
+
+        return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+
+
+class Preset(BaseModel):
+    """A named, documented, valid scenario."""
+
+    name: str
+    description: str
+    scenario: Scenario
+
+
+def _preset(key: str, description: str, **fields: object) -> Preset:
+    return Preset(name=key, description=description, scenario=Scenario.model_validate(fields))
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        _preset(
+            "training-exercise",
+            "A small two-week training exercise: mostly disease and non-battle injuries.",
+            name="Training exercise",
+            seed=1001,
+            total_patients=500,
+            duration_days=14,
+            intensity="low",
+            tempo="sustained",
+            warfare={"conventional": 0.7, "peacekeeping": 0.3},
+            injury_mix={"disease": 0.60, "non_battle_injury": 0.35, "battle_injury": 0.05},
+            fronts=[
+                {"name": "Training area", "share": 1.0,
+                 "nationalities": {"DEU": 0.4, "NLD": 0.3, "NOR": 0.3}},
+            ],
+            mass_casualty={"rate_per_day": 0.05, "min_size": 4, "max_size": 12},
+        ),
+        _preset(
+            "high-intensity-defence",
+            "A 30-day high-intensity defence on three fronts with artillery and drones.",
+            name="High-intensity multi-front defence",
+            seed=2002,
+            total_patients=20_000,
+            duration_days=30,
+            intensity="high",
+            tempo="escalating",
+            warfare={"conventional": 0.35, "artillery": 0.35, "drone": 0.2, "urban": 0.1},
+            injury_mix={"disease": 0.35, "non_battle_injury": 0.25, "battle_injury": 0.40},
+            fronts=[
+                {"name": "Baltic", "share": 0.4,
+                 "nationalities": {"EST": 0.2, "LVA": 0.2, "LTU": 0.2, "GBR": 0.2, "DEU": 0.2}},
+                {"name": "Suwalki", "share": 0.35,
+                 "nationalities": {"POL": 0.5, "USA": 0.3, "CAN": 0.2}},
+                {"name": "Black Sea", "share": 0.25,
+                 "nationalities": {"ROU": 0.5, "BGR": 0.25, "FRA": 0.25}},
+            ],
+            mass_casualty={"rate_per_day": 0.5, "min_size": 10, "max_size": 60},
+        ),
+        _preset(
+            "urban-assault",
+            "A one-week urban assault: gunshot wounds, fragments and building collapse.",
+            name="Urban assault",
+            seed=3003,
+            total_patients=3_000,
+            duration_days=7,
+            intensity="extreme",
+            tempo="surge",
+            warfare={"urban": 0.7, "conventional": 0.2, "drone": 0.1},
+            injury_mix={"disease": 0.25, "non_battle_injury": 0.20, "battle_injury": 0.55},
+            fronts=[
+                {"name": "City", "share": 1.0,
+                 "nationalities": {"USA": 0.5, "GBR": 0.3, "ITA": 0.2}},
+            ],
+            mass_casualty={"rate_per_day": 0.8, "min_size": 5, "max_size": 30},
+        ),
+        _preset(
+            "peacekeeping",
+            "A six-month peacekeeping mission: disease dominates, rare attacks.",
+            name="Peacekeeping mission",
+            seed=4004,
+            total_patients=2_000,
+            duration_days=180,
+            intensity="low",
+            tempo="intermittent",
+            warfare={"peacekeeping": 0.8, "guerrilla": 0.2},
+            injury_mix={"disease": 0.62, "non_battle_injury": 0.33, "battle_injury": 0.05},
+            fronts=[
+                {"name": "Sector North", "share": 0.5,
+                 "nationalities": {"ITA": 0.5, "ESP": 0.5}},
+                {"name": "Sector South", "share": 0.5,
+                 "nationalities": {"PRT": 0.3, "SVN": 0.3, "HUN": 0.4}},
+            ],
+            mass_casualty={"rate_per_day": 0.01, "min_size": 3, "max_size": 10},
+        ),
+        _preset(
+            "mass-casualty-drill",
+            "A two-day drill built around frequent mass-casualty events.",
+            name="Mass-casualty drill",
+            seed=5005,
+            total_patients=1_000,
+            duration_days=2,
+            intensity="high",
+            tempo="surge",
+            warfare={"artillery": 0.5, "drone": 0.3, "cbrn": 0.2},
+            injury_mix={"disease": 0.10, "non_battle_injury": 0.15, "battle_injury": 0.75},
+            fronts=[
+                {"name": "Drill site", "share": 1.0,
+                 "nationalities": {"CZE": 0.4, "SVK": 0.3, "HUN": 0.3}},
+            ],
+            mass_casualty={"rate_per_day": 6.0, "min_size": 20, "max_size": 80},
+        ),
+        _preset(
+            "sustained-operation",
+            "A year-long sustained operation with a steady flow of casualties of every kind.",
+            name="Long sustained operation",
+            seed=6006,
+            total_patients=100_000,
+            duration_days=365,
+            intensity="medium",
+            tempo="sustained",
+            warfare={"conventional": 0.4, "artillery": 0.25, "guerrilla": 0.15,
+                     "drone": 0.15, "naval": 0.05},
+            fronts=[
+                {"name": "East", "share": 0.6,
+                 "nationalities": {"POL": 0.3, "USA": 0.3, "DEU": 0.2, "NLD": 0.2}},
+                {"name": "North", "share": 0.25,
+                 "nationalities": {"NOR": 0.3, "SWE": 0.3, "DNK": 0.2, "ISL": 0.2}},
+                {"name": "South", "share": 0.15,
+                 "nationalities": {"GRC": 0.4, "TUR": 0.4, "MKD": 0.2}},
+            ],
+        ),
+    )
+}  # fmt: skip
+
+DEFAULT_PRESET = "training-exercise"

@@ -1,0 +1,12 @@
+"""Streaming writers: patients -> files (JSON, NDJSON, CSV, FHIR R4 bulk NDJSON).
+
+`bundle` is the one module that writes files; the format modules only turn patients into bytes.
+Every format writes a range of patients as a *part* and the parts join into the final file, so the
+joined bytes never depend on how the range was chunked.
+"""
+
+from __future__ import annotations
+
+FORMATS: tuple[str, ...] = ("json", "ndjson", "csv", "fhir")
+
+__all__ = ["FORMATS"]

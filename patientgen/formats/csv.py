@@ -1,0 +1,169 @@
+"""`patients.csv`: one row per patient, flat columns (documented in docs/formats.md).
+
+RFC 4180: comma separated, CRLF line ends, fields quoted by the csv module when they contain a
+comma, a quote or a line break. The header is written once, when the parts are joined. Lists
+(conditions, procedures, the path through the chain of care) are joined with `|`; times are
+RFC 3339 UTC with a `Z`, exactly as in the JSON output.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+
+from patientgen.generator.patient import Patient
+
+FILE = "patients.csv"
+
+COLUMNS: tuple[str, ...] = (
+    "index",
+    "id",
+    "service_number",
+    "given_name",
+    "family_name",
+    "gender",
+    "birth_date",
+    "age",
+    "blood_group",
+    "nationality",
+    "front",
+    "category",
+    "warfare",
+    "mechanism",
+    "mechanism_code",
+    "injured_at",
+    "mass_casualty",
+    "event_id",
+    "triage",
+    "outcome",
+    "outcome_at",
+    "outcome_facility",
+    "minutes_to_outcome",
+    "facilities",
+    "facility_ids",
+    "condition_count",
+    "max_severity",
+    "condition_codes",
+    "conditions",
+    "body_sites",
+    "procedure_count",
+    "procedure_codes",
+    "vitals_facility",
+    "heart_rate",
+    "respiratory_rate",
+    "systolic_bp",
+    "diastolic_bp",
+    "spo2",
+    "temperature_c",
+    "gcs",
+    "avpu",
+    "pain",
+)
+
+LIST_SEPARATOR = "|"
+PATH_SEPARATOR = ">"
+_SEVERITY_RANK = {"mild": 0, "moderate": 1, "severe": 2, "critical": 3}
+_NO_VITALS = (None,) * 10
+
+
+def _ts(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _header() -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(COLUMNS)
+    return buffer.getvalue().encode("utf-8")
+
+
+#: The header row, written once at the top of the joined file.
+HEADER = _header()
+
+
+def row(p: Patient) -> list[object]:
+    """The flat CSV row of one patient, in COLUMNS order."""
+    injured = p.injured_at
+    birth = p.birth_date
+    age = injured.year - birth.year - ((injured.month, injured.day) < (birth.month, birth.day))
+    conditions = p.conditions
+    procedures = [proc.code for visit in p.visits for proc in visit.procedures]
+    vitals_row: tuple[object, ...] = _NO_VITALS
+    for visit in p.visits:
+        v = visit.vitals
+        if v is not None:
+            vitals_row = (
+                visit.facility,
+                v.heart_rate,
+                v.respiratory_rate,
+                v.systolic_bp,
+                v.diastolic_bp,
+                v.spo2,
+                v.temperature_c,
+                v.gcs,
+                v.avpu,
+                v.pain,
+            )
+            break
+    max_severity = (
+        max((c.severity for c in conditions), key=_SEVERITY_RANK.__getitem__)
+        if conditions
+        else None
+    )
+    return [
+        p.index,
+        p.id,
+        p.service_number,
+        p.given_name,
+        p.family_name,
+        p.gender,
+        birth.isoformat(),
+        age,
+        p.blood_group,
+        p.nationality,
+        p.front,
+        p.category,
+        p.warfare,
+        p.mechanism,
+        p.mechanism_code,
+        _ts(injured),
+        "true" if p.mass_casualty else "false",
+        p.event_id,
+        p.triage,
+        p.outcome,
+        _ts(p.outcome_at),
+        p.outcome_facility,
+        round((p.outcome_at - injured).total_seconds() / 60.0, 1),
+        PATH_SEPARATOR.join(v.facility for v in p.visits),
+        PATH_SEPARATOR.join(v.facility_id for v in p.visits),
+        len(conditions),
+        max_severity,
+        LIST_SEPARATOR.join(c.code for c in conditions),
+        LIST_SEPARATOR.join(c.display for c in conditions),
+        LIST_SEPARATOR.join(c.body_site or "" for c in conditions),
+        len(procedures),
+        LIST_SEPARATOR.join(procedures),
+        *vitals_row,
+    ]
+
+
+class CsvEncoder:
+    """Collects rows in memory and hands them out as UTF-8 bytes (call `drain` often)."""
+
+    __slots__ = ("_buffer", "_writer")
+
+    def __init__(self) -> None:
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\r\n")
+
+    def add(self, patient: Patient) -> None:
+        self._writer.writerow(row(patient))
+
+    def drain(self) -> bytes:
+        data = self._buffer.getvalue().encode("utf-8")
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        return data

@@ -1,0 +1,400 @@
+"""FHIR R4 bulk NDJSON: one file per resource type, one resource per line.
+
+Per patient: a Patient, one Encounter per facility visited (the point of injury is not a facility
+and gets none), a Condition per injury or illness, Observations for the vital signs, GCS, AVPU,
+pain and triage category taken at each place, and a Procedure per intervention. The facilities
+themselves (Organization + Location) are written once when the parts are joined.
+
+Resources are built as plain dicts and serialised with orjson: fast, and the key order is the
+insertion order below, so the bytes are stable. Resource ids derive from the patient id
+(`<patient id>-e1`, `-c1`, `-o1`, `-p1` ...) and from the facility id (`org-…`, `loc-…`), so every
+reference resolves inside the output. Codes and displays come only from generator.codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+
+import orjson
+
+from patientgen.generator import codes
+from patientgen.generator.patient import Patient
+
+DIRECTORY = "fhir"
+PATIENT_TYPES: tuple[str, ...] = ("Patient", "Encounter", "Condition", "Observation", "Procedure")
+FACILITY_TYPES: tuple[str, ...] = ("Organization", "Location")
+RESOURCE_TYPES: tuple[str, ...] = PATIENT_TYPES + FACILITY_TYPES
+FILES: dict[str, str] = {t: f"{DIRECTORY}/{t}.ndjson" for t in RESOURCE_TYPES}
+
+OPTIONS = orjson.OPT_UTC_Z
+NL = b"\n"
+
+SNOMED_SYSTEM = codes.SNOMED_SYSTEM
+LOINC_SYSTEM = codes.LOINC_SYSTEM
+UCUM_SYSTEM = "http://unitsofmeasure.org"
+
+# FHIR's own terminology (structure, not clinical content; not part of the project's code table).
+_OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+_DISCHARGE = "http://terminology.hl7.org/CodeSystem/discharge-disposition"
+_COND_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+_COND_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+_COND_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+_ORG_TYPE = "http://terminology.hl7.org/CodeSystem/organization-type"
+
+ROLE_NAMES = {
+    "R1": "Role 1 medical treatment facility",
+    "R2": "Role 2 medical treatment facility",
+    "R3": "Role 3 field hospital",
+    "R4": "Role 4 definitive care hospital",
+}
+
+
+def _category(code: str, display: str) -> list[dict]:
+    return [{"coding": [{"system": _OBS_CATEGORY, "code": code, "display": display}]}]
+
+
+def _loinc(code: str) -> dict:
+    display = codes.LOINC[code]
+    return {"coding": [{"system": LOINC_SYSTEM, "code": code, "display": display}], "text": display}
+
+
+def _snomed(code: str) -> dict:
+    display = codes.SNOMED[code]
+    return {
+        "coding": [{"system": SNOMED_SYSTEM, "code": code, "display": display}],
+        "text": display,
+    }
+
+
+VITAL_SIGNS = _category("vital-signs", "Vital Signs")
+SURVEY = _category("survey", "Survey")
+CODE_HR = _loinc("8867-4")
+CODE_RR = _loinc("9279-1")
+CODE_SPO2 = _loinc("59408-5")
+CODE_TEMP = _loinc("8310-5")
+CODE_BP = _loinc("85354-9")
+CODE_SYS = _loinc("8480-6")
+CODE_DIA = _loinc("8462-4")
+CODE_GCS = _loinc("9269-2")
+CODE_AVPU = _loinc("67775-7")
+CODE_PAIN = _loinc("38208-5")
+CODE_TRIAGE = _snomed("225390008")
+TRIAGE_VALUES = {
+    key: {"coding": [{"system": codes.TRIAGE_SYSTEM, "code": key, "display": display}]}
+    for key, display in codes.TRIAGE.items()
+}
+AVPU_VALUES = {
+    key: {"coding": [{"system": codes.AVPU_SYSTEM, "code": key, "display": display}]}
+    for key, display in codes.AVPU.items()
+}
+
+_CLASS_EMERGENCY = {"system": _ACT_CODE, "code": "EMER", "display": "emergency"}
+_CLASS_INPATIENT = {"system": _ACT_CODE, "code": "IMP", "display": "inpatient encounter"}
+ENCOUNTER_CLASS = {"R1": _CLASS_EMERGENCY, "R2": _CLASS_EMERGENCY}
+DISCHARGE = {
+    "evacuated": {
+        "coding": [
+            {"system": _DISCHARGE, "code": "other-hcf", "display": "Other healthcare facility"}
+        ]
+    },
+    "returned_to_duty": {
+        "coding": [{"system": _DISCHARGE, "code": "oth", "display": "Other"}],
+        "text": "Returned to duty",
+    },
+    "died": {"coding": [{"system": _DISCHARGE, "code": "exp", "display": "Expired"}]},
+}
+CLINICAL_ACTIVE = {"coding": [{"system": _COND_CLINICAL, "code": "active", "display": "Active"}]}
+VERIFICATION_CONFIRMED = {
+    "coding": [{"system": _COND_VERIFICATION, "code": "confirmed", "display": "Confirmed"}]
+}
+ENCOUNTER_DIAGNOSIS = [
+    {
+        "coding": [
+            {
+                "system": _COND_CATEGORY,
+                "code": "encounter-diagnosis",
+                "display": "Encounter Diagnosis",
+            }
+        ]
+    }
+]
+SEVERITY = {s: {"text": s} for s in ("mild", "moderate", "severe", "critical")}
+ORG_TYPE = [{"coding": [{"system": _ORG_TYPE, "code": "prov", "display": "Healthcare Provider"}]}]
+
+
+def _q(value: float, unit: str, code: str) -> dict:
+    return {"value": value, "unit": unit, "system": UCUM_SYSTEM, "code": code}
+
+
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_NOT_ID = re.compile(r"[^A-Za-z0-9\-.]")
+
+
+@lru_cache(maxsize=4096)
+def facility_key(facility_id: str) -> str:
+    """A FHIR id fragment for a facility id; ids that are not valid FHIR ids get a hash suffix."""
+    if _FHIR_ID.fullmatch(facility_id) and len(facility_id) <= 56:
+        return facility_id
+    digest = hashlib.sha256(facility_id.encode("utf-8")).hexdigest()[:10]
+    return f"{_NOT_ID.sub('-', facility_id)[:45]}-{digest}"
+
+
+@lru_cache(maxsize=4096)
+def organization_ref(facility_id: str) -> dict:
+    return {"reference": f"Organization/org-{facility_key(facility_id)}"}
+
+
+@lru_cache(maxsize=4096)
+def location_ref(facility_id: str) -> dict:
+    return {"reference": f"Location/loc-{facility_key(facility_id)}"}
+
+
+def encode(p: Patient) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """NDJSON lines of one patient: (Patient, Encounter, Condition, Observation, Procedure)."""
+    dumps = orjson.dumps
+    opt = OPTIONS
+    pid = p.id
+    subject = {"reference": f"Patient/{pid}"}
+
+    patient: dict = {
+        "resourceType": "Patient",
+        "id": pid,
+        "identifier": [
+            {
+                "use": "official",
+                "system": codes.service_number_system(p.nationality),
+                "value": p.service_number,
+            }
+        ],
+        "name": [{"use": "official", "family": p.family_name, "given": [p.given_name]}],
+        "gender": p.gender,
+        "birthDate": p.birth_date,
+    }
+    if p.outcome == "KIA" or p.outcome == "DOW":
+        patient["deceasedDateTime"] = p.outcome_at
+    patient_line = dumps(patient, option=opt) + NL
+
+    encounters: list[bytes] = []
+    observations: list[bytes] = []
+    procedures: list[bytes] = []
+    visits = p.visits
+    first_ref: dict | None = None
+    previous_facility: str | None = None
+    n_obs = 0
+    n_proc = 0
+    n_enc = 0
+    last = len(visits) - 1
+    for i, visit in enumerate(visits):
+        facility = visit.facility
+        at_facility = facility != "POI"
+        enc_ref: dict | None = None
+        loc_ref: dict | None = None
+        if at_facility:
+            n_enc += 1
+            fid = visit.facility_id
+            enc_id = f"{pid}-e{n_enc}"
+            enc_ref = {"reference": f"Encounter/{enc_id}"}
+            loc_ref = location_ref(fid)
+            disposition = visit.disposition
+            end = visit.departed_at
+            if end is None and disposition != "admitted":
+                end = p.outcome_at
+            encounter: dict = {
+                "resourceType": "Encounter",
+                "id": enc_id,
+                "status": "in-progress" if end is None else "finished",
+                "class": ENCOUNTER_CLASS.get(facility, _CLASS_INPATIENT),
+                "subject": subject,
+                "period": {"start": visit.arrived_at}
+                if end is None
+                else {
+                    "start": visit.arrived_at,
+                    "end": end,
+                },
+            }
+            if first_ref is None:
+                first_ref = enc_ref
+            else:
+                encounter["partOf"] = first_ref
+            hospitalization: dict = {}
+            if previous_facility is not None:
+                hospitalization["origin"] = location_ref(previous_facility)
+            if disposition == "evacuated" and i < last:
+                nxt = visits[i + 1]
+                if nxt.facility != "POI":
+                    hospitalization["destination"] = location_ref(nxt.facility_id)
+            discharge = DISCHARGE.get(disposition)
+            if discharge is not None:
+                hospitalization["dischargeDisposition"] = discharge
+            if hospitalization:
+                encounter["hospitalization"] = hospitalization
+            encounter["location"] = [
+                {"location": loc_ref, "status": "completed" if end is not None else "active"}
+            ]
+            encounter["serviceProvider"] = organization_ref(fid)
+            encounters.append(dumps(encounter, option=opt))
+            previous_facility = fid
+
+        v = visit.vitals
+        if v is not None:
+            t = v.taken_at
+            base = f"{pid}-o"
+            rows = (
+                (VITAL_SIGNS, CODE_HR, "valueQuantity", _q(v.heart_rate, "beats/minute", "/min")),
+                (
+                    VITAL_SIGNS,
+                    CODE_RR,
+                    "valueQuantity",
+                    _q(v.respiratory_rate, "breaths/minute", "/min"),
+                ),
+                (VITAL_SIGNS, CODE_SPO2, "valueQuantity", _q(v.spo2, "%", "%")),
+                (VITAL_SIGNS, CODE_TEMP, "valueQuantity", _q(v.temperature_c, "Cel", "Cel")),
+                (SURVEY, CODE_GCS, "valueInteger", v.gcs),
+                (SURVEY, CODE_AVPU, "valueCodeableConcept", AVPU_VALUES[v.avpu]),
+                (SURVEY, CODE_PAIN, "valueInteger", v.pain),
+            )
+            for category, code, key, value in rows:
+                n_obs += 1
+                obs = {
+                    "resourceType": "Observation",
+                    "id": f"{base}{n_obs}",
+                    "status": "final",
+                    "category": category,
+                    "code": code,
+                    "subject": subject,
+                }
+                if enc_ref is not None:
+                    obs["encounter"] = enc_ref
+                obs["effectiveDateTime"] = t
+                obs[key] = value
+                observations.append(dumps(obs, option=opt))
+            n_obs += 1
+            obs = {
+                "resourceType": "Observation",
+                "id": f"{base}{n_obs}",
+                "status": "final",
+                "category": VITAL_SIGNS,
+                "code": CODE_BP,
+                "subject": subject,
+            }
+            if enc_ref is not None:
+                obs["encounter"] = enc_ref
+            obs["effectiveDateTime"] = t
+            obs["component"] = [
+                {"code": CODE_SYS, "valueQuantity": _q(v.systolic_bp, "mmHg", "mm[Hg]")},
+                {"code": CODE_DIA, "valueQuantity": _q(v.diastolic_bp, "mmHg", "mm[Hg]")},
+            ]
+            observations.append(dumps(obs, option=opt))
+
+        if visit.triage is not None:
+            n_obs += 1
+            obs = {
+                "resourceType": "Observation",
+                "id": f"{pid}-o{n_obs}",
+                "status": "final",
+                "category": SURVEY,
+                "code": CODE_TRIAGE,
+                "subject": subject,
+            }
+            if enc_ref is not None:
+                obs["encounter"] = enc_ref
+            obs["effectiveDateTime"] = v.taken_at if v is not None else visit.arrived_at
+            obs["valueCodeableConcept"] = TRIAGE_VALUES[visit.triage]
+            observations.append(dumps(obs, option=opt))
+
+        for proc in visit.procedures:
+            n_proc += 1
+            resource: dict = {
+                "resourceType": "Procedure",
+                "id": f"{pid}-p{n_proc}",
+                "status": "completed",
+                "code": _snomed_cc(proc.code),
+                "subject": subject,
+            }
+            if enc_ref is not None:
+                resource["encounter"] = enc_ref
+            resource["performedDateTime"] = proc.performed_at
+            if loc_ref is not None:
+                resource["location"] = loc_ref
+            procedures.append(dumps(resource, option=opt))
+
+    conditions: list[bytes] = []
+    for k, c in enumerate(p.conditions, 1):
+        condition: dict = {
+            "resourceType": "Condition",
+            "id": f"{pid}-c{k}",
+            "clinicalStatus": CLINICAL_ACTIVE,
+            "verificationStatus": VERIFICATION_CONFIRMED,
+            "category": ENCOUNTER_DIAGNOSIS,
+            "severity": SEVERITY[c.severity],
+            "code": _snomed_cc(c.code),
+        }
+        if c.body_site_code is not None:
+            condition["bodySite"] = [_snomed_cc(c.body_site_code)]
+        condition["subject"] = subject
+        if first_ref is not None:
+            condition["encounter"] = first_ref
+        condition["onsetDateTime"] = c.onset
+        conditions.append(dumps(condition, option=opt))
+
+    return (
+        patient_line,
+        _lines(encounters),
+        _lines(conditions),
+        _lines(observations),
+        _lines(procedures),
+    )
+
+
+def _lines(items: list[bytes]) -> bytes:
+    if not items:
+        return b""
+    items.append(b"")
+    return NL.join(items)
+
+
+@lru_cache(maxsize=4096)
+def _snomed_cc(code: str) -> dict:
+    """A SNOMED CT CodeableConcept; the display comes from the code table (KeyError if absent)."""
+    return _snomed(code)
+
+
+def facility_resources(facilities: Iterable[tuple[str, str]]) -> tuple[bytes, bytes]:
+    """NDJSON (Organization lines, Location lines) for (facility_id, role) pairs, in that order."""
+    organizations: list[bytes] = []
+    locations: list[bytes] = []
+    for facility_id, role in facilities:
+        key = facility_key(facility_id)
+        name = f"{ROLE_NAMES.get(role, role)} {facility_id}"
+        organizations.append(
+            orjson.dumps(
+                {
+                    "resourceType": "Organization",
+                    "id": f"org-{key}",
+                    "identifier": [{"system": "urn:patientgen:facility", "value": facility_id}],
+                    "active": True,
+                    "type": ORG_TYPE,
+                    "name": name,
+                },
+                option=OPTIONS,
+            )
+        )
+        locations.append(
+            orjson.dumps(
+                {
+                    "resourceType": "Location",
+                    "id": f"loc-{key}",
+                    "identifier": [{"system": "urn:patientgen:facility", "value": facility_id}],
+                    "status": "active",
+                    "name": name,
+                    "mode": "instance",
+                    "managingOrganization": organization_ref(facility_id),
+                },
+                option=OPTIONS,
+            )
+        )
+    return _lines(organizations), _lines(locations)

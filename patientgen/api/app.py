@@ -1,0 +1,142 @@
+"""The FastAPI application factory: JobService, auth, routes, errors, metrics, the web page."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+from fastapi import FastAPI
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+
+from patientgen.api import problems
+from patientgen.api.auth import auth_required
+from patientgen.api.common import json_response, problem_responses
+from patientgen.api.metrics import Metrics
+from patientgen.api.middleware import LatencyMetrics, RequestGuard
+from patientgen.api.routes import files, health, jobs, presets
+
+API_PREFIX = "/api/v1"
+MAX_BODY_BYTES = 1024 * 1024
+#: A store call that takes longer than this answers 503 instead of hanging the request.
+STORE_CALL_TIMEOUT = 20.0
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+T = TypeVar("T")
+
+DESCRIPTION = """
+Generate realistic synthetic military casualties in durable background jobs.
+
+Submit a scenario (or a preset with overrides) as a job, follow its progress as Server-Sent Events,
+then download the output files (JSON, NDJSON, CSV, FHIR R4), a ZIP of all of them, or page through
+the patients. Every error is an RFC 9457 `application/problem+json` document.
+
+Authentication: `Authorization: Bearer <key>` or `X-API-Key: <key>` (keys come from
+`patientgen keys create`). Keys are required whenever the service listens on anything but
+loopback, or always with `--auth required`. Each job belongs to the key that made it; other keys get
+404 for it; admin keys see every job.
+"""
+
+
+def create_app(settings: Any, service: Any = None) -> FastAPI:
+    """The app. Without `service` it opens one from `settings` at start-up (migrations included)
+    and closes it at shutdown; with one, the caller owns it."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = None
+        if app.state.service is None:
+            from patientgen.jobs.service import JobService
+
+            owned = await anyio.to_thread.run_sync(JobService.open, settings)
+            app.state.service = owned
+        try:
+            yield
+        finally:
+            if owned is not None:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(owned.close)
+                app.state.service = None
+
+    app = FastAPI(
+        title="patientgen",
+        version=_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        responses=problem_responses(500),
+    )
+    app.state.settings = settings
+    app.state.service = service
+    app.state.auth_required = auth_required(
+        str(getattr(settings, "auth", "auto")), str(getattr(settings, "host", "127.0.0.1"))
+    )
+    app.state.api_prefix = API_PREFIX
+    sse_limiter = anyio.CapacityLimiter(1000)
+    app.state.sse_limiter = sse_limiter
+
+    async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking JobService call off the event loop, bounded in time."""
+        if inspect.iscoroutinefunction(fn):
+            with anyio.fail_after(STORE_CALL_TIMEOUT):
+                return await fn(*args, **kwargs)
+        try:
+            with anyio.fail_after(STORE_CALL_TIMEOUT):
+                return await anyio.to_thread.run_sync(
+                    functools.partial(fn, *args, **kwargs), abandon_on_cancel=True
+                )
+        except TimeoutError:
+            raise problems.Problem(
+                503,
+                "service-unavailable",
+                "The job store did not answer in time; retry shortly.",
+                headers={"Retry-After": "5"},
+            ) from None
+
+    app.state.call = call
+    metrics = Metrics(lambda: app.state.service)
+    app.state.metrics = metrics
+
+    problems.install_handlers(app)
+    for router in (jobs.router, files.router, presets.router, health.router):
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(health.root_router)
+    problems_router(app)
+
+    app.add_middleware(RequestGuard, max_body=MAX_BODY_BYTES, api_prefix=API_PREFIX + "/")
+    app.add_middleware(LatencyMetrics, histogram=metrics.request_latency)
+    app.mount("/", StaticFiles(directory=WEB_DIR, html=True, check_dir=False), name="web")
+    return app
+
+
+def problems_router(app: FastAPI) -> None:
+    @app.get(
+        f"{API_PREFIX}/problems/{{slug}}",
+        tags=["meta"],
+        summary="Describe a problem type",
+        responses=problem_responses(404),
+    )
+    async def describe_problem(slug: str) -> Response:
+        """The `type` of every problem document points here."""
+        found = problems.PROBLEM_TYPES.get(slug)
+        if found is None:
+            raise problems.Problem(404, "not-found", f"No problem type {slug!r}.")
+        return json_response(
+            {"type": problems.problem_type(slug), "title": found[0], "description": found[1]}
+        )
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("patientgen")
+    except Exception:  # pragma: no cover
+        return "0"

@@ -1,0 +1,82 @@
+"""Who is calling: the API key from `Authorization: Bearer` or `X-API-Key`, as a FastAPI dependency.
+
+Whether a key is required is decided once at start-up (`auth_required`). Without a required key an
+anonymous caller acts as owner "local"; a key that is sent is always checked, so a wrong key is a
+401 even where keys are optional.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from patientgen.api.problems import Problem
+
+LOCAL_OWNER = "local"
+
+_bearer = HTTPBearer(auto_error=False, description="An API key made by `patientgen keys create`.")
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="The same API key, in a header of its own."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    owner: str
+    admin: bool
+    max_patients: int | None = None
+    max_active_jobs: int | None = None
+
+    @property
+    def scope(self) -> str | None:
+        """The owner filter for JobService: None (everything) for admins."""
+        return None if self.admin else self.owner
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def auth_required(mode: str, host: str) -> bool:
+    """`auto`: keys required whenever the service listens on anything but loopback."""
+    if mode == "required":
+        return True
+    if mode == "off":
+        return False
+    return not is_loopback(host)
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def principal(
+    request: Request,
+    bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    header_key: str | None = Depends(_api_key_header),
+) -> Principal:
+    state = request.app.state
+    secret = header_key or (bearer.credentials if bearer is not None else None)
+    if not secret:
+        if state.auth_required:
+            raise _unauthorized("An API key is required.")
+        return Principal(owner=LOCAL_OWNER, admin=False)
+    if len(secret) > 200:
+        raise _unauthorized("The API key is not valid.")
+    key = await state.call(state.service.authenticate, secret)
+    if key is None or getattr(key, "revoked_at", None) is not None:
+        raise _unauthorized("The API key is not valid or has been revoked.")
+    return Principal(
+        owner=str(key.key_id),
+        admin=bool(key.admin),
+        max_patients=key.max_patients,
+        max_active_jobs=key.max_active_jobs,
+    )

@@ -1,0 +1,112 @@
+"""Small helpers shared by the routes: store calls, the caller's scope, job documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Request
+from starlette.responses import Response
+
+from patientgen.api.problems import PROBLEM_TYPES, Problem
+from patientgen.api.schemas import ProblemOut
+
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+
+_STATUS_TITLES = {
+    400: "Malformed request",
+    401: "Authentication required",
+    404: "Not found",
+    409: "Conflict with the job's state or an earlier request",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    416: "Range not satisfiable",
+    422: "Invalid fields (every one listed in `errors`)",
+    429: "Too many active jobs for this key",
+    500: "Unexpected error",
+    503: "Job store unavailable",
+}
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for problem+json answers with the given status codes."""
+    return {
+        code: {
+            "model": ProblemOut,
+            "description": _STATUS_TITLES.get(code, "Error"),
+            "content": {"application/problem+json": {}},
+        }
+        for code in codes
+    }
+
+
+def status_name(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def job_links(prefix: str, job_id: str) -> dict[str, str]:
+    base = f"{prefix}/jobs/{job_id}"
+    return {
+        "self": base,
+        "events": f"{base}/events",
+        "files": f"{base}/files",
+        "archive": f"{base}/archive",
+        "patients": f"{base}/patients",
+    }
+
+
+def file_url(prefix: str, job_id: str, name: str) -> str:
+    return f"{prefix}/jobs/{job_id}/files/{name}"
+
+
+def file_entry(prefix: str, job_id: str, item: Any) -> dict[str, Any]:
+    get = item.get if isinstance(item, dict) else (lambda k, d=None: getattr(item, k, d))
+    name = str(get("name"))
+    return {
+        "name": name,
+        "format": str(get("format")),
+        "bytes": int(get("bytes") or 0),
+        "sha256": str(get("sha256") or ""),
+        "records": get("records"),
+        "url": file_url(prefix, job_id, name),
+    }
+
+
+def job_document(job: Any, prefix: str) -> dict[str, Any]:
+    """A Job as the API shows it: never lease internals, never the idempotency key."""
+    job_id = str(job.job_id)
+    return {
+        "job_id": job_id,
+        "owner": str(job.owner),
+        "status": status_name(job.status),
+        "progress": int(job.progress or 0),
+        "progress_details": dict(job.progress_details or {}),
+        "config": job.config,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "updated_at": job.updated_at,
+        "completed_at": job.completed_at,
+        "cancel_requested_at": job.cancel_requested_at,
+        "attempts": int(job.attempts or 0),
+        "max_attempts": int(job.max_attempts or 0),
+        "error": job.error,
+        "output_files": [file_entry(prefix, job_id, f) for f in (job.output_files or [])],
+        "summary": job.summary,
+        "links": job_links(prefix, job_id),
+    }
+
+
+async def get_job(request: Request, job_id: Any, scope: str | None) -> Any:
+    state = request.app.state
+    return await state.call(state.service.get, job_id, owner=scope)
+
+
+def not_found(what: str = "No such job.") -> Problem:
+    assert "not-found" in PROBLEM_TYPES
+    return Problem(404, "not-found", what)

@@ -1,0 +1,135 @@
+"""Pure ASGI middleware: bounded request bodies (413), JSON-only bodies (415), request latency."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from patientgen.api.problems import Problem
+
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value
+    return None
+
+
+class RequestGuard:
+    """Refuses request bodies over `max_body` bytes (by Content-Length or while streaming) and
+    bodies that are not JSON on the API paths."""
+
+    def __init__(self, app: ASGIApp, max_body: int, api_prefix: str = "/api/") -> None:
+        self.app = app
+        self.max_body = max_body
+        self.api_prefix = api_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        length_raw = _header(scope, b"content-length")
+        if length_raw is not None:
+            try:
+                length = int(length_raw)
+            except ValueError:
+                await self._reject(scope, send, 400, "malformed-request", "Bad Content-Length.")
+                return
+            if length > self.max_body:
+                await self._reject(
+                    scope,
+                    send,
+                    413,
+                    "payload-too-large",
+                    f"The request body has {length} bytes; the limit is {self.max_body}.",
+                )
+                return
+        has_body = (length_raw is not None and length_raw != b"0") or (
+            _header(scope, b"transfer-encoding") is not None
+        )
+        if has_body and path.startswith(self.api_prefix):
+            ctype = (_header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
+            if ctype and not (ctype == b"application/json" or ctype.endswith(b"+json")):
+                await self._reject(
+                    scope,
+                    send,
+                    415,
+                    "unsupported-media-type",
+                    f"Send the body as application/json, not {ctype.decode('latin-1')}.",
+                )
+                return
+
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if started:
+                raise
+            await self._reject(
+                scope, send, 413, "payload-too-large", f"The body exceeds {self.max_body} bytes."
+            )
+
+    async def _reject(self, scope: Scope, send: Send, status: int, slug: str, detail: str) -> None:
+        response = Problem(status, slug, detail).response(scope.get("path"))
+        response.headers["connection"] = "close"
+
+        async def no_receive() -> Message:
+            return {"type": "http.disconnect"}
+
+        await response(scope, no_receive, send)
+
+
+class LatencyMetrics:
+    """Observes every HTTP request's duration by method, route template and status."""
+
+    def __init__(self, app: ASGIApp, histogram: Any) -> None:
+        self.app = app
+        self.histogram = histogram
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path_format", None) or getattr(route, "path", None)
+            self.histogram.labels(scope["method"], template or "unmatched", str(status)).observe(
+                time.perf_counter() - start
+            )

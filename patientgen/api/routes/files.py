@@ -1,0 +1,241 @@
+"""Outputs of a job: the file list, single-file downloads (ETag, Range), the ZIP, patient pages.
+
+A file is served only if its name is in the job's `output_files` (so no name from the request ever
+becomes a path by itself), and its resolved path must lie inside the job's folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+from uuid import UUID
+
+import anyio
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+
+from patientgen.api.archive import zip_stream
+from patientgen.api.auth import Principal, principal
+from patientgen.api.common import file_entry, get_job, json_response, problem_responses, status_name
+from patientgen.api.problems import Problem
+from patientgen.api.schemas import FileListOut, PatientsPage
+
+router = APIRouter(tags=["outputs"])
+
+MAX_PAGE = 1000
+
+_JSON_LIKE = {".json": "application/json", ".ndjson": "application/x-ndjson"}
+
+
+def content_type(name: str, fmt: str) -> str:
+    suffix = Path(name).suffix.lower()
+    if fmt == "fhir":
+        if suffix == ".ndjson":
+            return "application/fhir+ndjson"
+        if suffix == ".json":
+            return "application/fhir+json"
+    if suffix == ".csv":
+        return "text/csv; charset=utf-8"
+    if suffix in _JSON_LIKE:
+        return _JSON_LIKE[suffix]
+    return "application/octet-stream"
+
+
+def _completed(job: Any) -> None:
+    if status_name(job.status) != "completed":
+        raise Problem(
+            409,
+            "not-ready",
+            f"The job is {status_name(job.status)}; its outputs exist once it is completed.",
+        )
+
+
+def _entries(job: Any) -> list[dict[str, Any]]:
+    return [item if isinstance(item, dict) else dict(vars(item)) for item in job.output_files or []]
+
+
+def _safe_path(job_dir: Path, name: str) -> Path:
+    root = job_dir.resolve()
+    path = (root / name).resolve()
+    if root != path and root not in path.parents:
+        raise Problem(404, "not-found", "No such file.")
+    return path
+
+
+class _File(FileResponse):
+    """FileResponse that can be told to ignore a malformed Range header (RFC 9110 allows it)."""
+
+    ignore_range = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.ignore_range:
+            scope = dict(scope)
+            scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"range"]
+        await super().__call__(scope, receive, send)
+
+
+@router.get(
+    "/jobs/{job_id}/files",
+    response_model=FileListOut,
+    summary="List a job's output files",
+    responses=problem_responses(401, 404, 422, 503),
+)
+async def list_files(request: Request, job_id: UUID, who: Principal = Depends(principal)):
+    """Names, formats, sizes, sha256 and download URLs (empty until the job is completed)."""
+    job = await get_job(request, job_id, who.scope)
+    prefix = request.app.state.api_prefix
+    return json_response(
+        {"items": [file_entry(prefix, str(job.job_id), f) for f in job.output_files or []]}
+    )
+
+
+@router.head("/jobs/{job_id}/files/{name:path}", include_in_schema=False)
+@router.get(
+    "/jobs/{job_id}/files/{name:path}",
+    summary="Download one output file",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "The file; `ETag` is its sha256.",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        },
+        206: {
+            "description": "The requested byte range.",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        },
+        304: {"description": "Not modified (If-None-Match matched the ETag)."},
+        **problem_responses(401, 404, 416, 422, 503),
+    },
+)
+async def download_file(
+    request: Request, job_id: UUID, name: str, who: Principal = Depends(principal)
+) -> Response:
+    """Streams the file with its content type; supports `Range` (206/416), `If-Range` and
+    `If-None-Match`."""
+    state = request.app.state
+    job = await get_job(request, job_id, who.scope)
+    entry = next((e for e in _entries(job) if e.get("name") == name), None)
+    if entry is None:
+        raise Problem(404, "not-found", f"The job has no output file {name!r}.")
+    path = _safe_path(state.service.job_dir(job.job_id), name)
+    try:
+        stat = await anyio.to_thread.run_sync(os.stat, path)
+    except OSError:
+        raise Problem(404, "not-found", f"The file {name!r} is no longer on disk.") from None
+    etag = f'"{entry.get("sha256")}"'
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=0, must-revalidate"}
+    inm = request.headers.get("if-none-match")
+    if inm and (
+        inm.strip() == "*" or etag in [t.strip().removeprefix("W/") for t in inm.split(",")]
+    ):
+        return Response(status_code=304, headers=headers)
+    response = _File(
+        path,
+        media_type=content_type(name, str(entry.get("format"))),
+        headers=headers,
+        filename=Path(name).name,
+        stat_result=stat,
+    )
+    http_range = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    if http_range is not None and (if_range is None or if_range.strip() == etag):
+        from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
+
+        try:
+            FileResponse._parse_range_header(http_range, stat.st_size)
+        except MalformedRangeHeader:
+            response.ignore_range = True
+        except RangeNotSatisfiable:
+            raise Problem(
+                416,
+                "range-not-satisfiable",
+                f"The file has {stat.st_size} bytes; the range {http_range!r} lies outside it.",
+                headers={"Content-Range": f"bytes */{stat.st_size}"},
+            ) from None
+    return response
+
+
+@router.get(
+    "/jobs/{job_id}/archive",
+    summary="Download all outputs as one ZIP",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "A ZIP of every output file, streamed as it is written.",
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **problem_responses(401, 404, 409, 422, 503),
+    },
+)
+async def download_archive(
+    request: Request, job_id: UUID, who: Principal = Depends(principal)
+) -> StreamingResponse:
+    state = request.app.state
+    job = await get_job(request, job_id, who.scope)
+    _completed(job)
+    job_dir = state.service.job_dir(job.job_id)
+    members = []
+    for entry in _entries(job):
+        path = _safe_path(job_dir, str(entry["name"]))
+        if not path.is_file():
+            raise Problem(404, "not-found", f"The file {entry['name']!r} is no longer on disk.")
+        members.append((str(entry["name"]), path))
+    return StreamingResponse(
+        zip_stream(members),
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="patientgen-{job.job_id}.zip"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get(
+    "/jobs/{job_id}/patients",
+    response_model=PatientsPage,
+    summary="Page through the generated patients",
+    responses=problem_responses(401, 404, 409, 422, 503),
+)
+async def list_patients(
+    request: Request,
+    job_id: UUID,
+    who: Principal = Depends(principal),
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> Response:
+    """Read straight from the NDJSON output at the right place (via its offsets index)."""
+    from patientgen.formats.bundle import read_patients
+
+    state = request.app.state
+    job = await get_job(request, job_id, who.scope)
+    _completed(job)
+    formats = (job.config or {}).get("formats") or []
+    entry = next((e for e in _entries(job) if e.get("name") == "patients.ndjson"), None)
+    if "ndjson" not in formats or entry is None:
+        raise Problem(
+            409, "no-ndjson-output", "The job did not produce NDJSON; patients cannot be paged."
+        )
+    total = entry.get("records")
+    if total is None:
+        total = int(((job.config or {}).get("scenario") or {}).get("total_patients") or 0)
+    total = int(total)
+    job_dir = state.service.job_dir(job.job_id)
+    lines: list[bytes] = []
+    if offset < total:
+        lines = await anyio.to_thread.run_sync(
+            read_patients, job_dir, offset, min(limit, total - offset)
+        )
+    next_offset = offset + len(lines) if offset + len(lines) < total else None
+    head = b'{"offset":%d,"limit":%d,"total":%d,"next_offset":%s,"items":[' % (
+        offset,
+        limit,
+        total,
+        b"null" if next_offset is None else str(next_offset).encode(),
+    )
+    body = head + b",".join(line.rstrip(b"\r\n") for line in lines) + b"]}"
+    return Response(body, media_type="application/json")

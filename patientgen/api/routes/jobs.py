@@ -1,0 +1,308 @@
+"""Jobs: submit, list, get, cancel, retry, delete, and the Server-Sent Events progress stream."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+import anyio
+import orjson
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
+from starlette.responses import Response, StreamingResponse
+
+from patientgen.api.auth import Principal, principal
+from patientgen.api.common import (
+    TERMINAL,
+    get_job,
+    job_document,
+    json_response,
+    problem_responses,
+    status_name,
+)
+from patientgen.api.problems import Problem, translate
+from patientgen.api.resolve import derive_seed, resolve_scenario, with_seed
+from patientgen.api.schemas import (
+    SUBMIT_EXAMPLES,
+    JobListOut,
+    JobOut,
+    JobStatusName,
+    SubmitRequest,
+)
+
+router = APIRouter(tags=["jobs"])
+
+#: How long one wait of the event stream lasts before a keep-alive comment is sent.
+SSE_WAIT_SECONDS = 15.0
+IDEMPOTENCY_KEY_MAX = 200
+
+JobId = Annotated[UUID, "the job's id"]
+
+
+def _check_idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value or len(value) > IDEMPOTENCY_KEY_MAX or not value.isprintable():
+        raise Problem(
+            422,
+            "validation-error",
+            f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} printable characters.",
+            errors=[
+                {
+                    "field": "header.Idempotency-Key",
+                    "loc": ["header", "Idempotency-Key"],
+                    "message": f"must be 1-{IDEMPOTENCY_KEY_MAX} printable characters",
+                    "type": "value_error",
+                }
+            ],
+        )
+    return value
+
+
+@router.post(
+    "/jobs",
+    status_code=202,
+    response_model=JobOut,
+    summary="Submit a job",
+    responses={
+        200: {"model": JobOut, "description": "The job an earlier request with this key made"},
+        **problem_responses(400, 401, 409, 413, 415, 422, 429, 503),
+    },
+)
+async def submit_job(
+    request: Request,
+    body: Annotated[SubmitRequest, Body(openapi_examples=SUBMIT_EXAMPLES)],
+    who: Principal = Depends(principal),
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Repeat a request safely: the same key and body give the same job.",
+        ),
+    ] = None,
+) -> Response:
+    """Validate the scenario and queue a job. Answers 202 with the job and its `Location`; with an
+    `Idempotency-Key` already used for the same body, 200 with that earlier job."""
+    state = request.app.state
+    key = _check_idempotency_key(idempotency_key)
+    formats = list(body.formats)
+    if len(set(formats)) != len(formats):
+        raise Problem(
+            422,
+            "validation-error",
+            "body.formats: each format at most once",
+            errors=[
+                {
+                    "field": "body.formats",
+                    "loc": ["body", "formats"],
+                    "message": "each format at most once",
+                    "type": "value_error",
+                }
+            ],
+        )
+    scenario, has_seed = resolve_scenario(body.scenario, body.preset, body.overrides)
+    if not has_seed:
+        seed = derive_seed(who.owner, key, body.model_dump(mode="json", exclude_unset=True))
+        scenario = with_seed(scenario, seed)
+    if who.max_patients is not None and scenario.total_patients > who.max_patients:
+        raise Problem(
+            422,
+            "too-many-patients",
+            f"This API key may ask for at most {who.max_patients} patients per job; "
+            f"the scenario asks for {scenario.total_patients}.",
+            errors=[
+                {
+                    "field": "body.scenario.total_patients",
+                    "loc": ["body", "scenario", "total_patients"],
+                    "message": f"at most {who.max_patients} for this API key",
+                    "type": "less_than_equal",
+                }
+            ],
+        )
+    if who.max_active_jobs is not None:
+        active = await state.call(state.service.active_count, who.owner)
+        if active >= who.max_active_jobs:
+            raise Problem(
+                429,
+                "too-many-active-jobs",
+                f"This API key already has {active} pending or running jobs "
+                f"(limit {who.max_active_jobs}); wait for one to finish.",
+                headers={"Retry-After": "10"},
+            )
+    job, created = await state.call(
+        state.service.submit, scenario, formats, who.owner, idempotency_key=key
+    )
+    doc = job_document(job, state.api_prefix)
+    return json_response(doc, 202 if created else 200, {"Location": doc["links"]["self"]})
+
+
+@router.get(
+    "/jobs",
+    response_model=JobListOut,
+    summary="List jobs, newest first",
+    responses=problem_responses(401, 422, 503),
+)
+async def list_jobs(
+    request: Request,
+    who: Principal = Depends(principal),
+    status: Annotated[
+        list[JobStatusName] | None, Query(description="Only jobs in these states.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=500, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> Response:
+    """The caller's jobs (every job for an admin key), newest first, in pages."""
+    state = request.app.state
+    page = await state.call(
+        state.service.list,
+        owner=who.scope,
+        statuses=list(status) if status else None,
+        limit=limit,
+        cursor=cursor,
+    )
+    return json_response(
+        {
+            "items": [job_document(j, state.api_prefix) for j in page.items],
+            "next_cursor": page.next_cursor,
+        }
+    )
+
+
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    summary="Get a job",
+    responses=problem_responses(401, 404, 422, 503),
+)
+async def read_job(request: Request, job_id: UUID, who: Principal = Depends(principal)) -> Response:
+    job = await get_job(request, job_id, who.scope)
+    return json_response(job_document(job, request.app.state.api_prefix))
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=JobOut,
+    summary="Cancel a job",
+    responses=problem_responses(401, 404, 409, 422, 503),
+)
+async def cancel_job(
+    request: Request, job_id: UUID, who: Principal = Depends(principal)
+) -> Response:
+    """A pending job is cancelled at once; a running one stops at its next chunk."""
+    state = request.app.state
+    await get_job(request, job_id, who.scope)
+    job = await state.call(state.service.cancel, job_id, owner=who.scope)
+    return json_response(job_document(job, state.api_prefix))
+
+
+@router.post(
+    "/jobs/{job_id}/retry",
+    response_model=JobOut,
+    summary="Retry a failed or cancelled job",
+    responses=problem_responses(401, 404, 409, 422, 503),
+)
+async def retry_job(
+    request: Request, job_id: UUID, who: Principal = Depends(principal)
+) -> Response:
+    state = request.app.state
+    await get_job(request, job_id, who.scope)
+    job = await state.call(state.service.retry, job_id, owner=who.scope)
+    return json_response(job_document(job, state.api_prefix))
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    status_code=204,
+    summary="Delete a job and its files",
+    responses=problem_responses(401, 404, 409, 422, 503),
+)
+async def delete_job(
+    request: Request, job_id: UUID, who: Principal = Depends(principal)
+) -> Response:
+    """409 while the job is running: cancel it first."""
+    state = request.app.state
+    await get_job(request, job_id, who.scope)
+    await state.call(state.service.delete, job_id, owner=who.scope)
+    return Response(status_code=204)
+
+
+def _sse(event: str, data: Any, event_id: str | None = None) -> bytes:
+    lines = [f"event: {event}".encode()]
+    if event_id:
+        lines.append(f"id: {event_id}".encode())
+    lines.append(b"data: " + orjson.dumps(data))
+    return b"\n".join(lines) + b"\n\n"
+
+
+def _progress_key(job: Any) -> tuple[Any, ...]:
+    return (
+        status_name(job.status),
+        job.progress,
+        orjson.dumps(job.progress_details or {}, option=orjson.OPT_SORT_KEYS),
+        len(job.output_files or []),
+    )
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    summary="Follow a job's progress (Server-Sent Events)",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "`event: progress` with the job for every change of status or "
+            "progress, then one `event: end` with the final job, then the stream closes. "
+            "Lines starting with `:` are keep-alives.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **problem_responses(401, 404, 422, 503),
+    },
+)
+async def job_events(
+    request: Request, job_id: UUID, who: Principal = Depends(principal)
+) -> StreamingResponse:
+    state = request.app.state
+    job = await get_job(request, job_id, who.scope)
+    prefix = state.api_prefix
+
+    async def stream() -> Any:
+        nonlocal job
+        last = None
+        yield b"retry: 2000\n\n"
+        while True:
+            key = _progress_key(job)
+            terminal = key[0] in TERMINAL
+            if key != last:
+                stamp = job.updated_at.isoformat() if job.updated_at else None
+                yield _sse("end" if terminal else "progress", job_document(job, prefix), stamp)
+                last = key
+            if terminal:
+                return
+            try:
+                with anyio.fail_after(SSE_WAIT_SECONDS + 10):
+                    update = await anyio.to_thread.run_sync(
+                        state.service.wait_for_update,
+                        job.job_id,
+                        job.updated_at,
+                        SSE_WAIT_SECONDS,
+                        abandon_on_cancel=True,
+                        limiter=state.sse_limiter,
+                    )
+            except TimeoutError:
+                update = None
+            except Exception as exc:
+                problem = translate(exc) or Problem(
+                    500, "internal-error", "The event stream failed."
+                )
+                yield _sse("error", problem.body())
+                return
+            if update is None:
+                yield b": keep-alive\n\n"
+            else:
+                job = update
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,189 @@
+"""Request and response bodies of the HTTP API as pydantic models (they document the OpenAPI)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from patientgen.scenario import Scenario
+
+Format = Literal["json", "ndjson", "csv", "fhir"]
+JobStatusName = Literal["pending", "running", "completed", "failed", "cancelled"]
+
+EXAMPLE_SCENARIO: dict[str, Any] = {
+    "name": "Brigade exercise",
+    "seed": 42,
+    "total_patients": 2000,
+    "duration_days": 10,
+    "intensity": "high",
+    "tempo": "surge",
+    "warfare": {"conventional": 0.5, "artillery": 0.3, "drone": 0.2},
+    "injury_mix": {"disease": 0.4, "non_battle_injury": 0.3, "battle_injury": 0.3},
+    "fronts": [
+        {"name": "East", "share": 0.7, "nationalities": {"POL": 0.6, "USA": 0.4}},
+        {"name": "North", "share": 0.3, "nationalities": {"EST": 0.5, "FIN": 0.5}},
+    ],
+}
+
+SUBMIT_EXAMPLES: dict[str, dict[str, Any]] = {
+    "preset": {
+        "summary": "A preset, unchanged",
+        "value": {"preset": "training-exercise", "formats": ["ndjson", "csv"]},
+    },
+    "preset-overrides": {
+        "summary": "A preset with overrides (deep-merged into the preset's scenario)",
+        "value": {
+            "preset": "urban-assault",
+            "overrides": {"total_patients": 500, "seed": 7},
+            "formats": ["json", "fhir"],
+        },
+    },
+    "scenario": {
+        "summary": "A full scenario",
+        "value": {"scenario": EXAMPLE_SCENARIO, "formats": ["json", "ndjson", "csv", "fhir"]},
+    },
+}
+
+
+class SubmitRequest(BaseModel):
+    """Either `scenario`, or `preset` with optional `overrides`. Without a seed one is chosen
+    (a preset's own seed counts as given) and recorded in the job's config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scenario: Scenario | None = Field(None, description="A complete scenario.")
+    preset: str | None = Field(
+        None, min_length=1, max_length=80, description="Name of a preset (see GET /presets)."
+    )
+    overrides: dict[str, Any] | None = Field(
+        None, description="Fields deep-merged into the preset's scenario before validation."
+    )
+    formats: list[Format] = Field(
+        default_factory=lambda: ["json", "ndjson", "csv", "fhir"],
+        min_length=1,
+        max_length=4,
+        description="Output formats; each at most once.",
+    )
+
+
+class ValidateRequest(BaseModel):
+    """Same shape as a submit, without formats: validates and returns the resolved scenario."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scenario: Scenario | None = Field(None, description="A complete scenario.")
+    preset: str | None = Field(None, min_length=1, max_length=80, description="A preset name.")
+    overrides: dict[str, Any] | None = Field(
+        None, description="Fields deep-merged into the preset's scenario before validation."
+    )
+
+
+class OutputFileOut(BaseModel):
+    name: str = Field(examples=["patients.ndjson"])
+    format: str = Field(examples=["ndjson"])
+    bytes: int
+    sha256: str
+    records: int | None = None
+    url: str | None = Field(None, description="Download URL of the file.")
+
+
+class ProgressDetails(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    phase: str | None = None
+    patients_done: int | None = None
+    patients_total: int | None = None
+    chunks_done: int | None = None
+    chunks_total: int | None = None
+    rate: float | None = None
+    eta_seconds: float | None = None
+
+
+class JobLinks(BaseModel):
+    self: str
+    events: str
+    files: str
+    archive: str
+    patients: str
+
+
+class JobOut(BaseModel):
+    job_id: UUID
+    owner: str
+    status: JobStatusName
+    progress: int = Field(ge=0, le=100)
+    progress_details: dict[str, Any]
+    config: dict[str, Any] = Field(
+        description='{"scenario": {...}, "formats": [...]}: the exact input, seed included.'
+    )
+    created_at: datetime
+    started_at: datetime | None
+    updated_at: datetime | None
+    completed_at: datetime | None
+    cancel_requested_at: datetime | None
+    attempts: int
+    max_attempts: int
+    error: str | None
+    output_files: list[OutputFileOut]
+    summary: dict[str, Any] | None
+    links: JobLinks
+
+
+class JobListOut(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` to get the next page.")
+
+
+class FileListOut(BaseModel):
+    items: list[OutputFileOut]
+
+
+class PatientsPage(BaseModel):
+    offset: int
+    limit: int
+    total: int
+    items: list[dict[str, Any]] = Field(description="Patients as in the NDJSON output.")
+    next_offset: int | None
+
+
+class PresetOut(BaseModel):
+    name: str
+    description: str
+    scenario: dict[str, Any]
+
+
+class PresetListOut(BaseModel):
+    items: list[PresetOut]
+
+
+class ValidateOut(BaseModel):
+    valid: bool
+    scenario: dict[str, Any]
+
+
+class FieldError(BaseModel):
+    field: str
+    loc: list[str | int]
+    message: str
+    type: str
+
+
+class ProblemOut(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["/api/v1/problems/not-found"])
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class HealthOut(BaseModel):
+    status: str
+    checks: dict[str, Any] | None = None

@@ -1,0 +1,81 @@
+"""`patientgen serve`: the HTTP API on uvicorn, with N embedded worker processes."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from patientgen.cli import app
+
+AuthMode = Literal["auto", "required", "off"]
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(min=0, max=64, help="Embedded worker processes (0: API only)."),
+    ] = 1,
+    auth: Annotated[
+        str | None,
+        typer.Option(
+            help="auto: API keys required unless listening on loopback; required; off.",
+        ),
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder (jobs, SQLite).")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="sqlite:///file.db or postgresql://...")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the HTTP API (and the web page at /) with embedded workers. Start-up applies the
+    database migrations; Ctrl-C or SIGTERM shuts down gracefully (workers hand their jobs back)."""
+    import uvicorn
+
+    from patientgen.api import create_app
+    from patientgen.jobs.service import JobService
+    from patientgen.settings import get_settings
+
+    if auth is not None and auth not in ("auto", "required", "off"):
+        raise typer.BadParameter("choose auto, required or off", param_hint="--auth")
+    try:
+        settings = get_settings(
+            host=host, port=port, auth=auth, data_dir=data_dir, database_url=database_url
+        )
+    except Exception as exc:
+        typer.echo(f"error: invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from None
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        service = JobService.open(settings)  # applies migrations
+    except Exception as exc:
+        typer.echo(f"error: cannot open the job store: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    pool = None
+    try:
+        if workers:
+            from patientgen.jobs.worker import WorkerPool
+
+            pool = WorkerPool(settings, workers)
+            pool.start()
+        application = create_app(settings, service)
+        config = uvicorn.Config(
+            application,
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+            timeout_graceful_shutdown=5,
+            proxy_headers=False,
+        )
+        uvicorn.Server(config).run()
+    finally:
+        if pool is not None:
+            pool.stop()
+        service.close()

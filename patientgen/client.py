@@ -1,0 +1,398 @@
+"""A Python client for the patientgen HTTP API (httpx, synchronous).
+
+    from patientgen.client import Client
+
+    with Client("http://127.0.0.1:8000", api_key=None) as client:
+        job = client.submit(preset="training-exercise", formats=["ndjson", "csv"])
+        job = client.wait(job.job_id, progress=lambda j: print(j.status, j.progress))
+        client.download(job.job_id, "out/")            # every file into a folder
+        client.download(job.job_id, "out/p.csv", name="patients.csv")
+
+Errors raise `ApiError` (subclasses by status), carrying the RFC 9457 problem details.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+API_PREFIX = "/api/v1"
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+
+
+class OutputFile(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str
+    format: str
+    bytes: int
+    sha256: str
+    records: int | None = None
+    url: str | None = None
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    job_id: UUID
+    owner: str
+    status: str
+    progress: int
+    progress_details: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None = None
+    updated_at: datetime | None = None
+    completed_at: datetime | None = None
+    cancel_requested_at: datetime | None = None
+    attempts: int = 0
+    max_attempts: int = 0
+    error: str | None = None
+    output_files: list[OutputFile] = Field(default_factory=list)
+    summary: dict[str, Any] | None = None
+    links: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def seed(self) -> int | None:
+        return (self.config.get("scenario") or {}).get("seed")
+
+
+class JobPage(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    items: list[Job]
+    next_cursor: str | None = None
+
+
+class PatientPage(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    offset: int
+    limit: int
+    total: int
+    items: list[dict[str, Any]]
+    next_offset: int | None = None
+
+
+class ApiError(Exception):
+    """An error answer of the API; `problem` is its problem+json document."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        self.status = status
+        self.problem = problem
+        self.type: str = str(problem.get("type", "about:blank"))
+        self.title: str = str(problem.get("title", ""))
+        self.detail: str = str(problem.get("detail", ""))
+        self.errors: list[dict[str, Any]] = list(problem.get("errors") or [])
+        super().__init__(f"{status} {self.title}: {self.detail}".strip())
+
+
+class Unauthorized(ApiError):
+    pass
+
+
+class NotFound(ApiError):
+    pass
+
+
+class Conflict(ApiError):
+    pass
+
+
+class ValidationFailed(ApiError):
+    pass
+
+
+class RateLimited(ApiError):
+    pass
+
+
+class Unavailable(ApiError):
+    pass
+
+
+_ERRORS: dict[int, type[ApiError]] = {
+    401: Unauthorized,
+    404: NotFound,
+    409: Conflict,
+    422: ValidationFailed,
+    429: RateLimited,
+    503: Unavailable,
+}
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        problem = response.json() if response.content else {}
+        if not isinstance(problem, dict):
+            problem = {"detail": str(problem)}
+    except ValueError:
+        problem = {"detail": response.text[:500]}
+    problem.setdefault("status", response.status_code)
+    raise _ERRORS.get(response.status_code, ApiError)(response.status_code, problem)
+
+
+class Client:
+    """Talks to one patientgen service. Use as a context manager, or call `close()`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"User-Agent": "patientgen-client"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.base_url + API_PREFIX,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self._http.request(method, path, **kwargs)
+        _raise_for(response)
+        return response
+
+    # -- jobs ------------------------------------------------------------------------------------
+    def submit(
+        self,
+        scenario: dict[str, Any] | BaseModel | None = None,
+        *,
+        preset: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        formats: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Submit a scenario (dict or `Scenario`), or a preset with overrides."""
+        body: dict[str, Any] = {}
+        if scenario is not None:
+            body["scenario"] = (
+                scenario.model_dump(mode="json", exclude_unset=True)
+                if isinstance(scenario, BaseModel)
+                else scenario
+            )
+        if preset is not None:
+            body["preset"] = preset
+        if overrides is not None:
+            body["overrides"] = overrides
+        if formats is not None:
+            body["formats"] = list(formats)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        response = self._request("POST", "/jobs", json=body, headers=headers)
+        return Job.model_validate_json(response.content)
+
+    def get(self, job_id: UUID | str) -> Job:
+        return Job.model_validate_json(self._request("GET", f"/jobs/{job_id}").content)
+
+    def list(
+        self,
+        status: str | Sequence[str] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        params: dict[str, Any] = {"limit": limit}
+        if status:
+            params["status"] = [status] if isinstance(status, str) else list(status)
+        if cursor:
+            params["cursor"] = cursor
+        return JobPage.model_validate_json(self._request("GET", "/jobs", params=params).content)
+
+    def iter_jobs(self, status: str | Sequence[str] | None = None) -> Iterator[Job]:
+        """Every job, newest first, following the cursors."""
+        cursor = None
+        while True:
+            page = self.list(status=status, limit=200, cursor=cursor)
+            yield from page.items
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def cancel(self, job_id: UUID | str) -> Job:
+        return Job.model_validate_json(self._request("POST", f"/jobs/{job_id}/cancel").content)
+
+    def retry(self, job_id: UUID | str) -> Job:
+        return Job.model_validate_json(self._request("POST", f"/jobs/{job_id}/retry").content)
+
+    def delete(self, job_id: UUID | str) -> None:
+        self._request("DELETE", f"/jobs/{job_id}")
+
+    def events(self, job_id: UUID | str) -> Iterator[tuple[str, Job]]:
+        """(event, job) from the job's event stream until it ends (one connection)."""
+        with self._http.stream(
+            "GET",
+            f"/jobs/{job_id}/events",
+            headers={"Accept": "text/event-stream"},
+            timeout=httpx.Timeout(self._http.timeout.connect, read=60.0),
+        ) as response:
+            if response.status_code >= 400:
+                response.read()
+                _raise_for(response)
+            event, data = "message", []
+            for line in response.iter_lines():
+                if line == "":
+                    if data:
+                        payload = orjson.loads("\n".join(data))
+                        if event == "error":
+                            raise ApiError(int(payload.get("status", 500)), payload)
+                        yield event, Job.model_validate(payload)
+                        if event == "end":
+                            return
+                    event, data = "message", []
+                elif line.startswith(":"):
+                    continue
+                else:
+                    field, _, value = line.partition(":")
+                    value = value.removeprefix(" ")
+                    if field == "event":
+                        event = value
+                    elif field == "data":
+                        data.append(value)
+
+    def wait(
+        self,
+        job_id: UUID | str,
+        progress: Callable[[Job], None] | None = None,
+        timeout: float | None = None,
+    ) -> Job:
+        """Follow the event stream until the job ends; reconnects when the stream breaks.
+        `progress(job)` is called for every event. Raises TimeoutError after `timeout` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        backoff = 0.2
+        while True:
+            try:
+                for event, job in self.events(job_id):
+                    if progress is not None:
+                        progress(job)
+                    if event == "end" or job.is_terminal:
+                        return job
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
+            except (httpx.TransportError, Unavailable):
+                pass
+            except ApiError as exc:
+                if exc.status < 500:
+                    raise
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} did not finish within {timeout} s")
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+            job = self.get(job_id)
+            if job.is_terminal:
+                return job
+
+    # -- outputs ---------------------------------------------------------------------------------
+    def files(self, job_id: UUID | str) -> list[OutputFile]:
+        data = self._request("GET", f"/jobs/{job_id}/files").json()
+        return [OutputFile.model_validate(item) for item in data["items"]]
+
+    def patients(self, job_id: UUID | str, offset: int = 0, limit: int = 100) -> PatientPage:
+        response = self._request(
+            "GET", f"/jobs/{job_id}/patients", params={"offset": offset, "limit": limit}
+        )
+        return PatientPage.model_validate_json(response.content)
+
+    def download(
+        self,
+        job_id: UUID | str,
+        dest: str | Path,
+        name: str | None = None,
+        *,
+        verify: bool = True,
+    ) -> list[Path]:
+        """Download one file (`name`) to `dest` (a file path, or a folder to put it in), or every
+        output file into the folder `dest` (keeping sub-folders such as fhir/). Checks each file's
+        sha256 against its ETag unless `verify=False`. Returns the paths written."""
+        dest = Path(dest)
+        if name is not None:
+            target = dest / Path(name).name if dest.is_dir() else dest
+            return [self._download_one(job_id, name, target, verify)]
+        written = []
+        for item in self.files(job_id):
+            target = dest.joinpath(*item.name.split("/"))
+            if dest.resolve() not in target.resolve().parents:
+                raise ValueError(f"refusing to write outside {dest}: {item.name!r}")
+            written.append(self._download_one(job_id, item.name, target, verify))
+        return written
+
+    def _download_one(self, job_id: UUID | str, name: str, target: Path, verify: bool) -> Path:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        digest = hashlib.sha256()
+        with self._http.stream("GET", f"/jobs/{job_id}/files/{name}") as response:
+            if response.status_code >= 400:
+                response.read()
+                _raise_for(response)
+            etag = response.headers.get("etag", "").strip('"')
+            with tmp.open("wb") as out:
+                for block in response.iter_bytes(1 << 20):
+                    digest.update(block)
+                    out.write(block)
+        if verify and etag and digest.hexdigest() != etag:
+            tmp.unlink(missing_ok=True)
+            raise ValueError(f"{name}: sha256 {digest.hexdigest()} does not match ETag {etag}")
+        tmp.replace(target)
+        return target
+
+    def archive(self, job_id: UUID | str, dest: str | Path) -> Path:
+        """Download the ZIP of all outputs to `dest`."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with self._http.stream("GET", f"/jobs/{job_id}/archive") as response:
+            if response.status_code >= 400:
+                response.read()
+                _raise_for(response)
+            with dest.open("wb") as out:
+                for block in response.iter_bytes(1 << 20):
+                    out.write(block)
+        return dest
+
+    # -- the rest --------------------------------------------------------------------------------
+    def presets(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/presets").json()["items"]
+
+    def validate(
+        self,
+        scenario: dict[str, Any] | None = None,
+        *,
+        preset: str | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The resolved scenario, or ValidationFailed listing every problem."""
+        body: dict[str, Any] = {}
+        if scenario is not None:
+            body["scenario"] = scenario
+        if preset is not None:
+            body["preset"] = preset
+        if overrides is not None:
+            body["overrides"] = overrides
+        return self._request("POST", "/scenarios/validate", json=body).json()["scenario"]

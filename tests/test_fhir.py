@@ -1,0 +1,146 @@
+"""FHIR R4 bulk output: every resource validates (fhir.resources R4B), every reference resolves,
+and every code comes from the project's one code table."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fhir.resources.R4B import get_fhir_model_class
+from formats_support import run
+
+from patientgen.formats import fhir
+from patientgen.generator import codes
+from patientgen.scenario import PRESETS, Scenario
+
+N = 500
+
+#: FHIR's own terminologies the writer uses for structure (not clinical codes).
+FHIR_SYSTEMS = {
+    "http://terminology.hl7.org/CodeSystem/observation-category",
+    "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+    "http://terminology.hl7.org/CodeSystem/discharge-disposition",
+    "http://terminology.hl7.org/CodeSystem/condition-clinical",
+    "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+    "http://terminology.hl7.org/CodeSystem/condition-category",
+    "http://terminology.hl7.org/CodeSystem/organization-type",
+    "http://unitsofmeasure.org",
+}
+PROJECT_CODES = {
+    codes.SNOMED_SYSTEM: codes.SNOMED,
+    codes.LOINC_SYSTEM: codes.LOINC,
+    codes.TRIAGE_SYSTEM: codes.TRIAGE,
+    codes.AVPU_SYSTEM: codes.AVPU,
+}
+
+
+@pytest.fixture(scope="module")
+def resources(tmp_path_factory) -> dict[str, list[dict[str, Any]]]:
+    base = PRESETS["high-intensity-defence"].scenario.model_dump()
+    scenario = Scenario.model_validate({**base, "total_patients": N})
+    out = tmp_path_factory.mktemp("fhir") / "out"
+    run(scenario, ["fhir"], out, [(0, 200), (200, N)])
+    found: dict[str, list[dict[str, Any]]] = {}
+    for resource_type in fhir.RESOURCE_TYPES:
+        path = out / fhir.FILES[resource_type]
+        lines = path.read_bytes().split(b"\n")
+        assert lines[-1] == b"", f"{path} must end with a newline"
+        found[resource_type] = [orjson.loads(line) for line in lines[:-1]]
+    assert sorted(p.name for p in (out / "fhir").iterdir()) == sorted(
+        Path(name).name for name in fhir.FILES.values()
+    )
+    return found
+
+
+def test_every_resource_validates_with_r4b(resources) -> None:
+    total = 0
+    for resource_type, items in resources.items():
+        model = get_fhir_model_class(resource_type)
+        for item in items:
+            assert item["resourceType"] == resource_type
+            model.model_validate(item)
+            total += 1
+    assert len(resources["Patient"]) == N
+    assert total > N * 5
+
+
+def test_ids_are_unique_and_every_reference_resolves(resources) -> None:
+    ids = Counter(f"{t}/{r['id']}" for t, items in resources.items() for r in items)
+    assert all(count == 1 for count in ids.values())
+    references: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key == "reference":
+                    references.append(item)
+                else:
+                    walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for items in resources.values():
+        for item in items:
+            walk(item)
+    assert references
+    unresolved = sorted({ref for ref in references if ref not in ids})
+    assert unresolved == []
+
+
+def test_only_codes_from_the_code_table(resources) -> None:
+    seen: Counter[str] = Counter()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if "system" in value and "code" in value:
+                system, code = value["system"], value["code"]
+                seen[system] += 1
+                if system in PROJECT_CODES:
+                    table = PROJECT_CODES[system]
+                    assert code in table, f"{system}|{code} is not in generator.codes"
+                    if "display" in value:
+                        assert value["display"] == table[code], f"{system}|{code} display"
+                else:
+                    assert system in FHIR_SYSTEMS, f"unexpected code system {system}"
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for items in resources.values():
+        for item in items:
+            walk(item)
+    assert seen[codes.SNOMED_SYSTEM] and seen[codes.LOINC_SYSTEM] and seen[codes.TRIAGE_SYSTEM]
+    for forbidden in codes.FORBIDDEN_CODES:
+        assert forbidden not in PROJECT_CODES[codes.SNOMED_SYSTEM]
+
+
+def test_casualty_shape(resources) -> None:
+    patients = {p["id"]: p for p in resources["Patient"]}
+    for p in patients.values():
+        (identifier,) = p["identifier"]
+        assert identifier["system"].startswith(codes.SERVICE_NUMBER_SYSTEM_PREFIX)
+        assert p["name"][0]["family"] and p["gender"] in ("male", "female") and p["birthDate"]
+    assert any("deceasedDateTime" in p for p in patients.values())
+    encounters = resources["Encounter"]
+    assert any("partOf" in e for e in encounters)
+    assert any("dischargeDisposition" in e.get("hospitalization", {}) for e in encounters)
+    assert all(e["subject"]["reference"].removeprefix("Patient/") in patients for e in encounters)
+    assert all(
+        c["code"]["coding"][0]["system"] == codes.SNOMED_SYSTEM for c in resources["Condition"]
+    )
+    assert any("bodySite" in c for c in resources["Condition"])
+    obs_codes = {o["code"]["coding"][0]["code"] for o in resources["Observation"]}
+    assert {"8867-4", "9279-1", "85354-9", "9269-2", "67775-7"} <= obs_codes
+    vital = [
+        o
+        for o in resources["Observation"]
+        if o["category"][0]["coding"][0]["code"] == "vital-signs"
+    ]
+    assert vital
+    assert resources["Procedure"] and resources["Organization"] and resources["Location"]

@@ -1,0 +1,271 @@
+"""Output formats: parts join into the same bytes whatever the chunking; files parse; paging."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+from formats_support import REAL_GENERATOR, digests, run, write_chunk
+
+from patientgen.formats import FORMATS, bundle, summary
+from patientgen.formats import csv as csv_format
+from patientgen.scenario import Scenario
+
+N = 120
+ALL = list(FORMATS)
+
+
+@pytest.fixture(scope="module")
+def scenario() -> Scenario:
+    return Scenario(name="formats test", seed=7, total_patients=N, duration_days=5)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, scenario) -> Path:
+    """The whole range written as one chunk."""
+    out = tmp_path_factory.mktemp("ref") / "out"
+    run(scenario, ALL, out, [(0, N)])
+    return out
+
+
+def test_chunk_ranges() -> None:
+    assert bundle.chunk_ranges(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert bundle.chunk_ranges(8, 4) == [(0, 4), (4, 8)]
+    assert bundle.chunk_ranges(3, 100) == [(0, 3)]
+    assert bundle.chunk_ranges(0, 5) == []
+    with pytest.raises(ValueError):
+        bundle.chunk_ranges(10, 0)
+
+
+@pytest.mark.parametrize(
+    ("label", "ranges", "order"),
+    [
+        ("two halves", [(0, 37), (37, N)], None),
+        ("chunks of 50", bundle.chunk_ranges(N, 50), None),
+        ("chunks of 7, reversed", bundle.chunk_ranges(N, 7), list(range(17, -1, -1))),
+        ("chunks of 1 at the start", [(0, 1), (1, 2), (2, N)], None),
+    ],
+)
+def test_join_is_byte_identical_for_any_chunking(
+    tmp_path, scenario, reference, label, ranges, order
+) -> None:
+    out = tmp_path / "out"
+    files = run(scenario, ALL, out, ranges, order)
+    assert digests(out) == digests(reference), label
+    assert {f.name for f in files} == set(digests(reference))
+    assert not (tmp_path / "out.parts").exists()
+
+
+def test_files_parse_with_exact_counts(scenario, reference) -> None:
+    lines = (reference / "patients.ndjson").read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    records = [orjson.loads(line) for line in lines[:-1]]
+    assert len(records) == N
+    assert [r["index"] for r in records] == list(range(N))
+
+    array = json.loads((reference / "patients.json").read_text("utf-8"))
+    assert array == records
+
+    with open(reference / "patients.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert tuple(rows[0]) == csv_format.COLUMNS
+    assert len(rows) == N + 1
+    assert all(len(row) == len(csv_format.COLUMNS) for row in rows)
+    by_column = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+    assert [r["id"] for r in by_column] == [r["id"] for r in records]
+    assert [r["family_name"] for r in by_column] == [r["family_name"] for r in records]
+    assert b"\r\n" in (reference / "patients.csv").read_bytes()[:4096]
+
+
+def test_manifest_lists_every_file_with_digest(reference, scenario) -> None:
+    manifest = orjson.loads((reference / "manifest.json").read_bytes())
+    found = digests(reference)
+    listed = {f["name"]: f for f in manifest["files"]}
+    assert set(listed) | {"manifest.json"} == set(found)
+    for name, entry in listed.items():
+        assert entry["sha256"] == found[name]
+        assert entry["bytes"] == (reference / name).stat().st_size
+    assert listed["patients.ndjson"]["records"] == N
+    assert listed["patients.csv"]["records"] == N
+    for name, entry in listed.items():
+        if name.startswith("fhir/"):
+            text = (reference / name).read_bytes()
+            assert entry["records"] == text.count(b"\n")
+    assert manifest["seed"] == scenario.seed
+    assert manifest["scenario"] == scenario.model_dump(mode="json")
+    assert manifest["patients"] == N
+
+
+def test_index_pages(reference) -> None:
+    lines = (reference / "patients.ndjson").read_bytes().split(b"\n")[:-1]
+    assert (reference / "patients.ndjson.idx").stat().st_size == 8 * N
+    assert bundle.read_patients(reference, 0, 10) == lines[:10]
+    assert bundle.read_patients(reference, 55, 20) == lines[55:75]
+    assert bundle.read_patients(reference, N - 3, 10) == lines[N - 3 :]
+    assert bundle.read_patients(reference, N, 10) == []
+    assert bundle.read_patients(reference, 5, 0) == []
+    assert bundle.read_patients(reference, 0, N + 50) == lines
+    assert list(bundle.iter_index(reference))[1] == len(lines[0]) + 1
+    with pytest.raises(ValueError):
+        bundle.read_patients(reference, -1, 5)
+
+
+def test_summary_merge_equals_single_chunk(tmp_path, scenario, reference) -> None:
+    parts = tmp_path / "parts"
+    single = write_chunk(scenario, ["json"], parts / "a", 0, 0, N)
+    pieces = [
+        write_chunk(scenario, ["json"], parts / "b", i, a, b)
+        for i, (a, b) in enumerate(bundle.chunk_ranges(N, 13))
+    ]
+    merged = bundle.merge_summaries(pieces)
+    assert merged == bundle.merge_summaries([single])
+    assert merged == bundle.merge_summaries(list(reversed(pieces)))
+    assert merged == bundle.merge_summaries([merged])  # a merged summary merges again
+    assert orjson.loads((reference / "summary.json").read_bytes()) == orjson.loads(
+        orjson.dumps(merged)
+    )
+    assert merged["patients"] == N
+    assert sum(merged["by_category"].values()) == N
+    assert sum(merged["casualties_per_day"]) + merged["casualties_outside_period"] == N
+    # chunk summaries are plain JSON with no raw lists of patients
+    assert len(orjson.dumps(single)) < 20_000
+
+
+def test_holcomb_rates_and_percentiles() -> None:
+    s = {
+        "patients": 0,
+        **{name: {} for name in summary._COUNTERS},
+        "mass_casualty_patients": 0,
+        "battle_injury": {
+            "casualties": 100, "kia": 10, "wia": 90, "dow": 4, "rtd": 20, "rtd_within_72h": 15,
+        },
+        "time_to_outcome_minutes": {"histograms": {"KIA": [10] + [0] * len(summary.TIME_BINS)}},
+        "casualties_per_day": [1, 2],
+        "casualties_outside_period": 0,
+        "facilities": {},
+    }  # fmt: skip
+    merged = summary.merge_summaries([s])
+    battle = merged["battle_injury"]
+    assert battle["cfr"] == round(14 / 100, 6)
+    assert battle["pct_kia"] == round(10 / 80, 6)
+    assert battle["pct_dow"] == round(4 / 70, 6)
+    # ten KIA all in the first bin (0-5 min): the median interpolates to 2.5 min
+    assert merged["time_to_outcome_minutes"]["percentiles"]["KIA"]["p50"] == 2.5
+    assert merged["time_to_outcome_minutes"]["percentiles"]["DOW"]["p50"] is None
+
+
+def test_crash_leftover_temp_file_is_not_a_part(tmp_path, scenario, reference) -> None:
+    parts = tmp_path / "parts"
+    ranges = [(0, 60), (60, N)]
+    first = write_chunk(scenario, ALL, parts, 0, *ranges[0])
+    # a crashed writer of chunk 1 left a half-written temporary file behind
+    (parts / "000001.patients.ndjson.tmp-99999").write_bytes(b'{"half": ')
+    with pytest.raises(FileNotFoundError):
+        bundle.finalize(scenario, ALL, parts, tmp_path / "out", [first, first])
+    second = write_chunk(scenario, ALL, parts, 1, *ranges[1])
+    (parts / "000000.patients.json.tmp-99998").write_bytes(b"garbage")
+    bundle.finalize(scenario, ALL, parts, tmp_path / "out", [first, second])
+    assert digests(tmp_path / "out") == digests(reference)
+
+
+def test_failed_chunk_leaves_no_part(tmp_path, scenario) -> None:
+    if REAL_GENERATOR:
+        from patientgen.generator import generate
+
+        source = generate(scenario, 0, 10)
+    else:
+        from factories import make_patients
+
+        source = make_patients(scenario, 0, 10)
+
+    def failing():
+        for i, p in enumerate(source):
+            if i == 5:
+                raise RuntimeError("worker died")
+            yield p
+
+    parts = tmp_path / "parts"
+    with pytest.raises(RuntimeError):
+        bundle.write_patients(scenario, ALL, parts, 0, failing())
+    assert list(parts.iterdir()) == []
+
+
+def test_rewriting_a_chunk_gives_the_same_bytes(tmp_path, scenario) -> None:
+    parts = tmp_path / "parts"
+    write_chunk(scenario, ALL, parts, 3, 10, 30)
+    before = digests(parts)
+    write_chunk(scenario, ALL, parts, 3, 10, 30)
+    assert digests(parts) == before
+
+
+def test_finalize_is_idempotent(tmp_path, scenario, reference) -> None:
+    out = tmp_path / "out"
+    parts = tmp_path / "parts"
+    ranges = bundle.chunk_ranges(N, 40)
+    summaries = [write_chunk(scenario, ALL, parts, i, a, b) for i, (a, b) in enumerate(ranges)]
+    # a crash half-way through an earlier finalize: one file half-joined, one temp file left
+    out.mkdir()
+    (out / "patients.json").write_bytes(b"[\n{")
+    (out / "patients.csv.tmp-4242").write_bytes(b"index,")
+    first = bundle.finalize(scenario, ALL, parts, out, summaries)
+    assert digests(out) == digests(reference)
+    again = bundle.finalize(scenario, ALL, parts, out, summaries)  # parts are gone now
+    assert again == first
+    assert digests(out) == digests(reference)
+    # a crash after the manifest, with the parts folder only partly removed
+    write_chunk(scenario, ALL, parts, 0, *ranges[0])
+    assert bundle.finalize(scenario, ALL, parts, out, summaries) == first
+    assert not parts.exists()
+
+
+def test_missing_parts_without_finished_output_fail(tmp_path, scenario) -> None:
+    with pytest.raises(FileNotFoundError):
+        bundle.finalize(scenario, ALL, tmp_path / "nothing", tmp_path / "out", [{}])
+
+
+def test_only_requested_formats_and_stale_files_removed(tmp_path, scenario) -> None:
+    out = tmp_path / "out"
+    run(scenario, ALL, out, [(0, N)])
+    files = run(scenario, ["csv", "ndjson"], out, [(0, 50), (50, N)])
+    names = {f.name for f in files}
+    assert names == {
+        "patients.csv", "patients.ndjson", "patients.ndjson.idx", "summary.json", "manifest.json",
+    }  # fmt: skip
+    assert set(digests(out)) == names
+    assert {f.format for f in files} == {"csv", "ndjson", "index", "summary", "manifest"}
+
+
+@pytest.mark.skipif(not REAL_GENERATOR, reason="needs the real generator")
+def test_write_all_reports_progress(tmp_path, scenario, reference) -> None:
+    seen: list[tuple[int, int]] = []
+    bundle.write_all(
+        scenario, ALL, tmp_path / "out", chunk_size=45, progress=lambda d, t: seen.append((d, t))
+    )
+    assert seen == [(0, N), (45, N), (90, N), (N, N)]
+    assert digests(tmp_path / "out") == digests(reference)
+
+
+def test_formats_are_validated() -> None:
+    assert bundle.normalize_formats("fhir,json") == ("json", "fhir")
+    assert bundle.normalize_formats(["CSV", "csv"]) == ("csv",)
+    with pytest.raises(ValueError, match="xml"):
+        bundle.normalize_formats("json,xml")
+    with pytest.raises(ValueError):
+        bundle.normalize_formats([])
+
+
+def test_csv_quotes_per_rfc4180() -> None:
+    encoder = csv_format.CsvEncoder()
+    encoder._writer.writerow(["a,b", 'say "hi"', "line\nbreak", None])
+    assert encoder.drain() == b'"a,b","say ""hi""","line\nbreak",\r\n'
+    assert list(csv.reader(io.StringIO(csv_format.HEADER.decode()))) == [list(csv_format.COLUMNS)]
+
+
+def test_no_temp_files_left(reference) -> None:
+    assert not [p for p in reference.rglob("*") if ".tmp-" in p.name]
+    assert os.listdir(reference / "fhir")

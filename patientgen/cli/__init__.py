@@ -15,7 +15,11 @@ app = typer.Typer(
 
 def _register() -> None:
     # Each module adds its commands to `app`; importing them here keeps registration in one place.
-    from patientgen.cli import generate  # noqa: F401
+    from patientgen.cli import (  # noqa: F401
+        generate,
+        keys,
+        serve,
+    )
 
 
 def main() -> None:

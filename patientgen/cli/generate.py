@@ -1,0 +1,261 @@
+"""`patientgen generate` and `patientgen presets`: write a scenario's patients to files locally.
+
+Bad input (unknown preset, both or neither of --preset/--scenario, an unreadable or invalid
+scenario file, a bad format name, out-of-range numbers) prints one line on stderr, exits with
+code 2 and writes nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from patientgen.cli import app
+from patientgen.formats import FORMATS
+
+DEFAULT_OUT = Path("patientgen-data") / "out"
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+class BadInput(Exception):
+    """Input the user must fix: reported as one line, exit code 2."""
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def _int(option: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text.strip().replace("_", ""))
+    except ValueError:
+        raise BadInput(f"{option}: expected an integer, got {text!r}") from None
+
+
+def validation_line(error: Any) -> str:
+    """A pydantic ValidationError as one line: `field: message; field: message`."""
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item.get("loc", ())) or "scenario"
+        parts.append(f"{where}: {item.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def load_scenario(
+    preset: str | None, scenario_file: str | None, patients: str | None, seed: str | None
+) -> Any:
+    """The validated Scenario the options describe; BadInput with one line otherwise."""
+    from pydantic import ValidationError
+
+    from patientgen.scenario import PRESETS, Scenario
+
+    n_patients = _int("--patients", patients)
+    n_seed = _int("--seed", seed)
+    if (preset is None) == (scenario_file is None):
+        raise BadInput("give exactly one of --preset NAME or --scenario FILE")
+    if preset is not None:
+        if preset not in PRESETS:
+            raise BadInput(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
+        data: dict[str, Any] = PRESETS[preset].scenario.model_dump()
+    else:
+        path = Path(scenario_file or "")
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise BadInput(f"cannot read scenario file {path}: {exc.strerror or exc}") from None
+        try:
+            data = Scenario.model_validate_json(raw).model_dump()
+        except ValidationError as exc:
+            raise BadInput(f"invalid scenario {path}: {validation_line(exc)}") from None
+    if n_patients is not None:
+        data["total_patients"] = n_patients
+    if n_seed is not None:
+        data["seed"] = n_seed
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise BadInput(f"invalid scenario: {validation_line(exc)}") from None
+
+
+def _parse_formats(text: str) -> tuple[str, ...]:
+    from patientgen.formats.bundle import normalize_formats
+
+    try:
+        return normalize_formats(text)
+    except ValueError as exc:
+        raise BadInput(f"--format: {exc}") from None
+
+
+def _check_out(out: Path) -> None:
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise BadInput(f"--out: {folder} exists and is not a folder")
+            return
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _print_result(console: Any, out: Path, files: list[Any], summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Files in {out}", title_justify="left")
+    table.add_column("file")
+    table.add_column("format")
+    table.add_column("size", justify="right")
+    table.add_column("records", justify="right")
+    for f in files:
+        table.add_row(
+            f.name, f.format, _size(f.bytes), "" if f.records is None else f"{f.records:,}"
+        )
+    console.print(table)
+
+    s = Table(title="Summary", title_justify="left")
+    s.add_column("measure")
+    s.add_column("value", justify="right")
+    n = summary["patients"]
+    s.add_row("patients", f"{n:,}")
+    for title, key in (
+        ("category", "by_category"),
+        ("outcome", "by_outcome"),
+        ("triage", "by_triage"),
+        ("last facility", "by_last_facility"),
+    ):
+        for name, count in summary[key].items():
+            s.add_row(f"{title}: {name}", f"{count:,} ({100 * count / n:.1f}%)" if n else "0")
+    battle = summary["battle_injury"]
+    s.add_row("battle injuries", f"{battle['casualties']:,}")
+    s.add_row("battle CFR (KIA+DOW)/(KIA+WIA)", _pct(battle["cfr"]))
+    s.add_row("battle %KIA", _pct(battle["pct_kia"]))
+    s.add_row("battle %DOW", _pct(battle["pct_dow"]))
+    s.add_row("mass-casualty patients", f"{summary['mass_casualty_patients']:,}")
+    for outcome, p in summary["time_to_outcome_minutes"]["percentiles"].items():
+        if p["p50"] is not None:
+            s.add_row(
+                f"minutes to outcome {outcome} (p50 / p90)", f"{p['p50']:,.0f} / {p['p90']:,.0f}"
+            )
+    per_day = summary["casualties_per_day"]
+    if per_day:
+        s.add_row("casualties per day (min / max)", f"{min(per_day):,} / {max(per_day):,}")
+    console.print(s)
+
+
+@app.command(
+    "generate",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def generate_command(
+    ctx: typer.Context,
+    preset: Annotated[
+        str | None, typer.Option("--preset", metavar="NAME", help="A built-in preset.")
+    ] = None,
+    scenario_file: Annotated[
+        str | None,
+        typer.Option("--scenario", metavar="FILE", help="A scenario as a JSON file."),
+    ] = None,
+    patients: Annotated[
+        str | None,
+        typer.Option("--patients", metavar="N", help="Override the number of patients."),
+    ] = None,
+    seed: Annotated[
+        str | None, typer.Option("--seed", metavar="S", help="Override the seed.")
+    ] = None,
+    formats: Annotated[
+        str,
+        typer.Option(
+            "--format", metavar="LIST", help=f"Comma-separated formats: {','.join(FORMATS)}."
+        ),
+    ] = ",".join(FORMATS),
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Output folder.")] = DEFAULT_OUT,
+    chunk_size: Annotated[
+        int, typer.Option("--chunk-size", hidden=True, min=1, help="Patients per chunk.")
+    ] = 10_000,
+) -> None:
+    """Generate a scenario's casualties into files (JSON, NDJSON, CSV, FHIR R4 bulk NDJSON)."""
+    try:
+        if ctx.args:
+            raise BadInput(f"unexpected argument {ctx.args[0]!r} (see --help)")
+        scenario = load_scenario(preset, scenario_file, patients, seed)
+        wanted = _parse_formats(formats)
+        _check_out(out)
+    except BadInput as exc:
+        _fail(str(exc))
+
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from patientgen.formats import bundle
+
+    console = Console()
+    total = scenario.total_patients
+    try:
+        with Progress(
+            TextColumn("[bold]generating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        ) as bar:
+            task = bar.add_task("generate", total=total)
+            files = bundle.write_all(
+                scenario,
+                wanted,
+                out,
+                chunk_size=chunk_size,
+                progress=lambda done, _total: bar.update(task, completed=done),
+            )
+    except OSError as exc:
+        _fail(f"cannot write to {out}: {exc.strerror or exc}", EXIT_FAILED)
+    import orjson
+
+    summary = orjson.loads((out / bundle.SUMMARY_FILE).read_bytes())
+    console.print(f"Wrote {total:,} patients of {scenario.name!r} (seed {scenario.seed}) to {out}")
+    _print_result(console, out, files, summary)
+
+
+@app.command("presets")
+def presets_command() -> None:
+    """List the built-in scenario presets."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from patientgen.scenario import PRESETS
+
+    table = Table(title="Presets", title_justify="left")
+    table.add_column("name")
+    table.add_column("patients", justify="right")
+    table.add_column("days", justify="right")
+    table.add_column("description")
+    for preset in PRESETS.values():
+        s = preset.scenario
+        table.add_row(
+            preset.name, f"{s.total_patients:,}", str(s.duration_days), preset.description
+        )
+    Console().print(table)

@@ -1,0 +1,173 @@
+// Small inline-SVG charts drawn by hand: stacked columns (per day, histograms) and stacked
+// horizontal bars (categories). Each chart is a <figure> with an accessible name, an HTML legend
+// and its data as a table, and is drawn at the pixel width of its container so text stays legible.
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+let chartId = 0;
+
+function svgEl(tag, attrs = {}, text) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v !== undefined && v !== null) node.setAttribute(k, String(v));
+  }
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c !== null && c !== undefined) node.append(c instanceof Node ? c : String(c));
+  }
+  return node;
+}
+
+const fmt = new Intl.NumberFormat("en-GB");
+export const formatNumber = (n) => fmt.format(n);
+
+function niceMax(max) {
+  if (max <= 0) return 1;
+  const exp = 10 ** Math.floor(Math.log10(max));
+  for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) {
+    if (m * exp >= max) return m * exp;
+  }
+  return 10 * exp;
+}
+
+const textWidth = (s, px = 12) => String(s).length * px * 0.58 + 4;
+
+function figure(title, description, svg, legend, table) {
+  const id = `chart-${++chartId}`;
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-labelledby", `${id}-title`);
+  if (description) svg.setAttribute("aria-description", description);
+  return h("figure", { class: "chart" },
+    h("figcaption", { id: `${id}-title`, class: "chart-title", text: title }),
+    svg,
+    legend,
+    h("details", { class: "chart-data" }, h("summary", { text: "Show data as a table" }), table));
+}
+
+function legendOf(series) {
+  if (series.length < 2) return null;
+  return h("ul", { class: "legend" },
+    series.map((s, i) =>
+      h("li", {}, h("span", { class: `swatch s${s.color ?? i}`, "aria-hidden": "true" }), s.name)));
+}
+
+function tableOf(headers, rows) {
+  return h("table", {},
+    h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col", text: t })))),
+    h("tbody", {}, rows.map((r) =>
+      h("tr", {}, r.map((c, i) => (i === 0 ? h("th", { scope: "row", text: c }) : h("td", { text: c })))))));
+}
+
+// Stacked columns. labels: x labels; series: [{name, values[], color?}].
+export function columnChart({ title, description, labels, series, width, height = 220, xTitle, yTitle }) {
+  width = Math.max(280, Math.floor(width));
+  const m = { left: 48, right: 10, top: 12, bottom: xTitle ? 44 : 28 };
+  const pw = width - m.left - m.right;
+  const ph = height - m.top - m.bottom;
+  const n = Math.max(1, labels.length);
+  const totals = labels.map((_, i) => series.reduce((a, s) => a + (s.values[i] || 0), 0));
+  const max = niceMax(Math.max(0, ...totals));
+  const y = (v) => m.top + ph - (v / max) * ph;
+  const svg = svgEl("svg", { viewBox: `0 0 ${width} ${height}`, width, height, class: "chart-svg",
+    "data-points": n, "data-total": totals.reduce((a, b) => a + b, 0) });
+  svg.append(svgEl("title", {}, title));
+  const ticks = 4;
+  for (let t = 0; t <= ticks; t++) {
+    const v = (max / ticks) * t;
+    svg.append(svgEl("line", { x1: m.left, x2: width - m.right, y1: y(v), y2: y(v), class: "grid" }));
+    svg.append(svgEl("text", { x: m.left - 6, y: y(v) + 4, class: "tick", "text-anchor": "end" },
+      v >= 1000 ? `${Number((v / 1000).toFixed(1))}k` : Number(v.toFixed(2))));
+  }
+  const band = pw / n;
+  const bw = band > 4 ? band * 0.8 : band;
+  const bars = svgEl("g", { class: "bars" });
+  labels.forEach((lab, i) => {
+    let acc = 0;
+    series.forEach((s, si) => {
+      const v = s.values[i] || 0;
+      if (v <= 0) return;
+      const rect = svgEl("rect", {
+        x: (m.left + i * band + (band - bw) / 2).toFixed(2), y: y(acc + v).toFixed(2),
+        width: Math.max(0.5, bw).toFixed(2), height: Math.max(0.5, y(acc) - y(acc + v)).toFixed(2),
+        class: `bar s${s.color ?? si}`, "data-value": v,
+      });
+      rect.append(svgEl("title", {}, `${lab}: ${s.name} ${formatNumber(v)}`));
+      bars.append(rect);
+      acc += v;
+    });
+  });
+  svg.append(bars);
+  const every = Math.max(1, Math.ceil((n * Math.max(...labels.map((l) => textWidth(l)), 10)) / pw));
+  labels.forEach((lab, i) => {
+    if (i % every !== 0) return;
+    svg.append(svgEl("text", { x: m.left + i * band + band / 2, y: m.top + ph + 16, class: "tick",
+      "text-anchor": "middle" }, lab));
+  });
+  svg.append(svgEl("line", { x1: m.left, x2: width - m.right, y1: m.top + ph, y2: m.top + ph, class: "axis" }));
+  if (xTitle) {
+    svg.append(svgEl("text", { x: m.left + pw / 2, y: height - 6, class: "axis-title",
+      "text-anchor": "middle" }, xTitle));
+  }
+  if (yTitle) svg.setAttribute("aria-roledescription", "chart");
+  const headers = [xTitle || "", ...series.map((s) => s.name)];
+  if (series.length > 1) headers.push("Total");
+  const rows = labels.map((lab, i) => {
+    const r = [lab, ...series.map((s) => formatNumber(s.values[i] || 0))];
+    if (series.length > 1) r.push(formatNumber(totals[i]));
+    return r;
+  });
+  return figure(title, description, svg, legendOf(series), tableOf(headers, rows));
+}
+
+// Stacked horizontal bars. rows: [{label, values[]}] aligned with series [{name, color?}].
+export function barChart({ title, description, rows, series, width, valueSuffix = "" }) {
+  width = Math.max(280, Math.floor(width));
+  const rowH = 24;
+  const m = { top: 6, bottom: 6, right: 64 };
+  const labelW = Math.min(width * 0.4, Math.max(...rows.map((r) => textWidth(r.label)), 30));
+  const left = labelW + 8;
+  const pw = width - left - m.right;
+  const height = m.top + m.bottom + rows.length * rowH;
+  const totals = rows.map((r) => r.values.reduce((a, b) => a + (b || 0), 0));
+  const max = Math.max(1, ...totals);
+  const svg = svgEl("svg", { viewBox: `0 0 ${width} ${height}`, width, height, class: "chart-svg",
+    "data-points": rows.length, "data-total": totals.reduce((a, b) => a + b, 0) });
+  svg.append(svgEl("title", {}, title));
+  rows.forEach((r, i) => {
+    const yTop = m.top + i * rowH;
+    const label = svgEl("text", { x: labelW, y: yTop + rowH / 2 + 4, class: "label", "text-anchor": "end" },
+      r.label);
+    svg.append(label);
+    let acc = 0;
+    r.values.forEach((v, si) => {
+      if (!v || v <= 0) return;
+      const x = left + (acc / max) * pw;
+      const w = Math.max(0.5, (v / max) * pw);
+      const rect = svgEl("rect", { x: x.toFixed(2), y: yTop + 4, width: w.toFixed(2), height: rowH - 8,
+        class: `bar s${series[si]?.color ?? si}`, "data-value": v });
+      rect.append(svgEl("title", {}, `${r.label}: ${series[si]?.name ?? ""} ${formatNumber(v)}${valueSuffix}`));
+      svg.append(rect);
+      acc += v;
+    });
+    svg.append(svgEl("text", { x: left + (acc / max) * pw + 4, y: yTop + rowH / 2 + 4, class: "value" },
+      `${formatNumber(totals[i])}${valueSuffix}`));
+  });
+  const headers = ["", ...series.map((s) => s.name)];
+  if (series.length > 1) headers.push("Total");
+  const tableRows = rows.map((r, i) => {
+    const cells = [r.label, ...r.values.map((v) => formatNumber(v || 0))];
+    if (series.length > 1) cells.push(formatNumber(totals[i]));
+    return cells;
+  });
+  return figure(title, description, svg, legendOf(series), tableOf(headers, tableRows));
+}

@@ -1,0 +1,159 @@
+// Draws a job's summary.json (patientgen/formats/summary.py) as key figures and SVG charts.
+import { barChart, columnChart, formatNumber } from "./charts.js";
+import { NATIONS, label } from "./form.js";
+
+const OUTCOME_NAMES = {
+  KIA: "Killed in action", DOW: "Died of wounds", RTD: "Returned to duty",
+  EVACUATED_R4: "Evacuated to Role 4",
+};
+const OUTCOME_COLORS = { KIA: 3, DOW: 1, RTD: 2, EVACUATED_R4: 0 };
+const TRIAGE_NAMES = { T1: "T1 Immediate", T2: "T2 Delayed", T3: "T3 Minimal", T4: "T4 Expectant" };
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v);
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined) node.append(c);
+  return node;
+}
+
+function minutesLabel(m) {
+  if (m < 60) return `${m} min`;
+  if (m < 1440) return `${Number((m / 60).toFixed(1))} h`;
+  return `${Number((m / 1440).toFixed(1))} d`;
+}
+
+const pct = (x) => (x === null || x === undefined ? "–" : `${Number((x * 100).toFixed(1))} %`);
+
+function sortedEntries(counter) {
+  return Object.entries(counter || {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+}
+
+function stats(summary) {
+  const b = summary.battle_injury || {};
+  const out = summary.by_outcome || {};
+  const deaths = (out.KIA || 0) + (out.DOW || 0);
+  const p = summary.time_to_outcome_minutes?.percentiles?.all || {};
+  const items = [
+    ["Patients", formatNumber(summary.patients ?? 0)],
+    ["Deaths", formatNumber(deaths)],
+    ["Battle casualties", formatNumber(b.casualties ?? 0)],
+    ["Case fatality (battle)", pct(b.cfr)],
+    ["Killed in action (%KIA)", pct(b.pct_kia)],
+    ["Died of wounds (%DOW)", pct(b.pct_dow)],
+    ["In mass-casualty events", formatNumber(summary.mass_casualty_patients ?? 0)],
+    ["Median injury to outcome", p.p50 === null || p.p50 === undefined ? "–" : minutesLabel(Math.round(p.p50))],
+  ];
+  return h("dl", { class: "stats" },
+    items.map(([k, v]) => h("div", { class: "stat" }, h("dt", { text: k }), h("dd", { text: v }))));
+}
+
+// The cross table of outcome by triage category, when the summary carries one.
+function triageOutcome(summary) {
+  for (const key of ["outcome_by_triage", "by_triage_outcome", "triage_outcome", "outcomes_by_triage"]) {
+    const t = summary[key];
+    if (t && typeof t === "object" && Object.values(t).every((v) => v && typeof v === "object")) return t;
+  }
+  return null;
+}
+
+export function renderSummary(box, summary, scenario) {
+  const width = Math.max(280, box.clientWidth || 600);
+  const full = width;
+  const half = width >= 760 ? (width - 24) / 2 : width;
+  const charts = [];
+
+  // Casualties per day
+  const perDay = summary.casualties_per_day || [];
+  const start = scenario?.start ? new Date(scenario.start) : null;
+  charts.push(["wide", columnChart({
+    title: "Casualties per day",
+    description: `${formatNumber(perDay.reduce((a, b) => a + b, 0))} casualties over ${perDay.length} days`,
+    labels: perDay.map((_, i) => String(i + 1)),
+    series: [{ name: "Casualties", values: perDay, color: 0 }],
+    width: full, xTitle: start ? `Day (day 1 = ${start.toISOString().slice(0, 10)})` : "Day",
+  })]);
+
+  // Outcomes by triage category
+  const triages = ["T1", "T2", "T3", "T4"];
+  const cross = triageOutcome(summary);
+  const outcomes = Object.keys(OUTCOME_NAMES);
+  const outcomeSeries = outcomes.map((o) => ({ name: OUTCOME_NAMES[o], color: OUTCOME_COLORS[o] }));
+  if (cross) {
+    const rows = Object.keys(cross).sort().map((t) => ({
+      label: TRIAGE_NAMES[t] || t, values: outcomes.map((o) => cross[t]?.[o] || 0),
+    }));
+    charts.push(["half", barChart({ title: "Outcomes by triage category", rows, series: outcomeSeries, width: half })]);
+  } else {
+    const byTriage = summary.by_triage || {};
+    const keys = [...new Set([...triages.filter((t) => t in byTriage), ...Object.keys(byTriage).sort()])];
+    charts.push(["half", barChart({
+      title: "Triage categories",
+      rows: keys.map((t) => ({ label: TRIAGE_NAMES[t] || label(t), values: [byTriage[t] || 0] })),
+      series: [{ name: "Patients", color: 4 }], width: half,
+    })]);
+    const byOutcome = summary.by_outcome || {};
+    const okeys = [...new Set([...outcomes.filter((o) => o in byOutcome), ...Object.keys(byOutcome)])];
+    charts.push(["half", barChart({
+      title: "Outcomes",
+      rows: okeys.map((o) => ({ label: OUTCOME_NAMES[o] || label(o), values: [byOutcome[o] || 0] })),
+      series: [{ name: "Patients", color: 5 }], width: half,
+    })]);
+  }
+
+  // Category with deaths
+  const byCat = summary.by_category || {};
+  const deathsCat = summary.deaths_by_category || {};
+  charts.push(["half", barChart({
+    title: "Kinds of casualty",
+    rows: sortedEntries(byCat).map(([k, v]) => ({
+      label: label(k), values: [v - (deathsCat[k] || 0), deathsCat[k] || 0],
+    })),
+    series: [{ name: "Survived", color: 2 }, { name: "Died", color: 3 }], width: half,
+  })]);
+
+  // Fronts and nations
+  charts.push(["half", barChart({
+    title: "Casualties by front",
+    rows: sortedEntries(summary.by_front).map(([k, v]) => ({ label: k, values: [v] })),
+    series: [{ name: "Casualties", color: 6 }], width: half,
+  })]);
+  charts.push(["half", barChart({
+    title: "Casualties by nation",
+    rows: sortedEntries(summary.by_nation).map(([k, v]) => ({ label: NATIONS[k] || k, values: [v] })),
+    series: [{ name: "Casualties", color: 0 }], width: half,
+  })]);
+
+  // Time from injury to outcome
+  const tto = summary.time_to_outcome_minutes || {};
+  const bins = tto.bins || [];
+  const hists = tto.histograms || {};
+  const labels = bins.map((b) => `≤${minutesLabel(b)}`);
+  labels.push(`>${minutesLabel(bins[bins.length - 1] ?? 0)}`);
+  const present = Object.keys(hists);
+  const order = [...outcomes.filter((o) => present.includes(o)), ...present.filter((o) => !outcomes.includes(o))];
+  // Drop empty bins at both ends so the shape is visible.
+  const totals = labels.map((_, i) => order.reduce((a, o) => a + (hists[o]?.[i] || 0), 0));
+  let lo = totals.findIndex((v) => v > 0);
+  let hi = totals.length - 1 - [...totals].reverse().findIndex((v) => v > 0);
+  if (lo < 0) {
+    lo = 0;
+    hi = labels.length - 1;
+  }
+  charts.push(["wide", columnChart({
+    title: "Time from injury to outcome",
+    description: "Patients by time from injury to their outcome, stacked by outcome",
+    labels: labels.slice(lo, hi + 1),
+    series: order.map((o) => ({ name: OUTCOME_NAMES[o] || label(o), values: (hists[o] || []).slice(lo, hi + 1),
+      color: OUTCOME_COLORS[o] })),
+    width: full, xTitle: "Time from injury to outcome (bin upper edge)",
+  })]);
+
+  box.replaceChildren(stats(summary), ...charts.map(([size, fig]) => {
+    fig.classList.add(size === "wide" ? "chart-wide" : "chart-half");
+    return fig;
+  }));
+}

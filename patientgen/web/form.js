@@ -386,9 +386,16 @@ export class ScenarioForm {
     this.clearErrors();
     const listed = [];
     const orphans = [];
-    for (const err of errors || []) {
-      const path = normaliseLoc(err.loc ?? err.field ?? err.pointer ?? []);
-      const message = err.message || err.msg || err.detail || "invalid";
+    const all = (errors || []).map((err) => ({
+      path: normaliseLoc(err.loc ?? err.field ?? err.pointer ?? []),
+      message: String(err.message || err.msg || err.detail || "invalid").replace(/^Value error, /, ""),
+      type: err.type,
+    }));
+    // When a front is invalid pydantic also says the tuple of fronts is too short ("not 0"),
+    // which only confuses: drop that echo when the real problem is listed.
+    const frontProblem = all.some((e) => e.path[0] === "fronts" && e.path.length > 1);
+    for (const { path, message, type } of all) {
+      if (frontProblem && path.length === 1 && path[0] === "fronts" && type === "too_short") continue;
       const target = this.findTarget(path);
       if (!target) {
         orphans.push({ path, message });
@@ -418,7 +425,7 @@ export class ScenarioForm {
       text: n ? `The service found ${n} problem${n === 1 ? "" : "s"}:` : detail || "Invalid scenario." }));
     const ul = el("ul");
     for (const item of listed) {
-      const where = item.path.length ? item.path.join(".") : "request";
+      const where = item.target ? this.describe(item.target, item.path) : item.path.join(".") || "request";
       const li = el("li");
       const focusable = item.control || item.target?.querySelector("input, select, button");
       if (focusable) {
@@ -435,6 +442,20 @@ export class ScenarioForm {
     if (n) box.append(ul);
     box.hidden = false;
     return orphans;
+  }
+
+  // A human name for the place of a problem: "Patients", "Front 1: nations", ...
+  describe(target, path) {
+    const front = target.closest(".front");
+    const prefix = front ? `Front ${Number(front.dataset.loc.split(".")[1]) + 1}, ` : "";
+    if (target.matches(".nations-box")) return `${prefix}nations`;
+    if (target.matches(".nation")) return `${prefix}${target.querySelector("select").value}`;
+    if (target.matches(".front")) return prefix.replace(/, $/, "");
+    const own = target.matches("fieldset")
+      ? target.querySelector(":scope > legend")
+      : target.querySelector(":scope > label");
+    if (own) return `${prefix}${own.firstChild?.textContent?.trim() || own.textContent.trim()}`;
+    return path.join(".");
   }
 
   // The element for a loc path: the longest prefix that names something in the form.

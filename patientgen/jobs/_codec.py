@@ -1,0 +1,35 @@
+"""Small helpers shared by the stores: JSON, UTC time, text timestamps (no SQL here)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+_TS = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def loads(text: str | bytes | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def ts(value: datetime | None) -> str | None:
+    """A UTC timestamp as fixed-width text: sorts the same as the instant."""
+    return None if value is None else value.astimezone(UTC).strftime(_TS)
+
+
+def parse_ts(text: str | None) -> datetime | None:
+    return None if text is None else datetime.strptime(text, _TS).replace(tzinfo=UTC)
+
+
+def later(now: datetime, seconds: float) -> datetime:
+    return now + timedelta(seconds=seconds)

@@ -1,0 +1,116 @@
+"""Versioned schema migrations (Alembic), run programmatically with a Config built in code.
+
+`upgrade(url)` brings a database to the head revision and is safe when several processes start at
+once: on PostgreSQL they serialise on an advisory lock, on SQLite on a file lock next to the
+database file. Every process that opens a store calls it; when the database is already at head,
+a cheap check of the version table skips Alembic altogether.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+#: The newest revision (a test checks it equals Alembic's head).
+HEAD = "0002"
+FIRST = "0001"
+VERSION_TABLE = "patientgen_schema_version"
+_ADVISORY_KEY = 0x70617469656E74  # "patient"
+
+
+def sqlalchemy_url(url: str) -> str:
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def sqlite_path(url: str) -> Path:
+    if not url.startswith("sqlite:///"):
+        raise ValueError(f"not a SQLite URL: {url}")
+    return Path(url[len("sqlite:///") :])
+
+
+def _config(connection: Any) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(HERE))
+    cfg.set_main_option("version_table", VERSION_TABLE)
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+@contextlib.contextmanager
+def _locked_connection(url: str) -> Iterator[Any]:
+    """A SQLAlchemy connection holding the migration lock of this database."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    if url.startswith("sqlite:///"):
+        path = sqlite_path(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{path}.migrate-lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
+            try:
+                with engine.connect() as conn:
+                    yield conn
+            finally:
+                engine.dispose()
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        return
+    engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _ADVISORY_KEY})
+            conn.commit()
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _ADVISORY_KEY})
+                conn.commit()
+    finally:
+        engine.dispose()
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Upgrade the database at `url` to `revision` (default head), holding the migration lock."""
+    from alembic import command
+
+    with _locked_connection(url) as conn:
+        command.upgrade(_config(conn), revision)
+        conn.commit()
+
+
+def current(url: str) -> str | None:
+    """The revision the database is at (None: empty database)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with _locked_connection(url) as conn:
+        ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        return ctx.get_current_revision()
+
+
+def heads() -> list[str]:
+    from alembic.script import ScriptDirectory
+
+    return list(ScriptDirectory.from_config(_config(None)).get_heads())
+
+
+def history() -> list[tuple[str, str]]:
+    """(revision, message) from first to head."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_config(None))
+    revs = list(script.walk_revisions())
+    return [(r.revision, r.doc or "") for r in reversed(revs)]
+
+
+def version_query() -> str:
+    """The SQL the stores run to see whether a database is already at head."""
+    return f"SELECT version_num FROM {VERSION_TABLE}"

@@ -1,0 +1,127 @@
+"""The JobStore protocol: what the SQLite and PostgreSQL stores both implement.
+
+Only `sqlite_store.py`, `postgres_store.py` and the migrations contain SQL. Every status change
+is conditioned on the source statuses `model.sources_of(target)` allows; every write a worker makes
+is conditioned on `lease_owner = worker_id` and raises `LeaseLost` otherwise (fencing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from patientgen.jobs.model import ApiKey, ChunkRecord, Job, JobStatus, NewJob
+
+#: (job_id, output_files, summary) of a job a worker finished.
+Completion = tuple[UUID, list[dict[str, Any]], dict[str, Any] | None]
+
+
+class JobStore(Protocol):
+    url: str
+
+    def close(self) -> None: ...
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+
+    def schema_version(self) -> str | None:
+        """The migration revision the database is at (None when it has no schema yet)."""
+
+    # -- submit and read -------------------------------------------------------------------------
+    def create(self, new: NewJob) -> tuple[Job, bool]:
+        """Insert a pending job; with an idempotency key already used by the owner, return the
+        existing job and False instead."""
+
+    def create_many(self, news: Sequence[NewJob]) -> int:
+        """Insert many pending jobs (no idempotency keys) in one transaction; return the count."""
+
+    def get(self, job_id: UUID) -> Job: ...
+
+    def list(
+        self,
+        owner: str | None,
+        statuses: Sequence[JobStatus] | None,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+    ) -> list[Job]:
+        """Newest first (created_at, job_id descending), strictly after the keyset `after`."""
+
+    def counts(self) -> dict[str, int]: ...
+
+    def active_count(self, owner: str) -> int: ...
+
+    # -- worker side (fenced) --------------------------------------------------------------------
+    def claim(self, worker_id: str, lease_seconds: float, limit: int = 1) -> list[Job]:
+        """Take up to `limit` pending jobs (highest priority, oldest first) for `worker_id`."""
+
+    def heartbeat(
+        self,
+        job_id: UUID,
+        worker_id: str,
+        lease_seconds: float,
+        progress: int | None = None,
+        progress_details: dict[str, Any] | None = None,
+    ) -> Job:
+        """Extend the lease (and save progress); return the job (it shows cancel requests)."""
+
+    def record_chunk(
+        self,
+        job_id: UUID,
+        worker_id: str,
+        chunk: int,
+        summary: dict[str, Any],
+        progress: int,
+        progress_details: dict[str, Any],
+    ) -> Job: ...
+
+    def chunks(self, job_id: UUID) -> list[ChunkRecord]: ...
+
+    def complete(
+        self,
+        job_id: UUID,
+        worker_id: str,
+        output_files: list[dict[str, Any]],
+        summary: dict[str, Any] | None,
+    ) -> Job: ...
+
+    def complete_many(self, worker_id: str, completions: Sequence[Completion]) -> list[UUID]:
+        """Complete many jobs in one transaction; return the ids completed (the others had lost
+        their lease)."""
+
+    def fail(self, job_id: UUID, worker_id: str, error: str) -> Job: ...
+
+    def release(self, job_id: UUID, worker_id: str) -> Job:
+        """Give a running job back to the queue at once (graceful stop); the attempt is not
+        counted."""
+
+    def mark_cancelled(self, job_id: UUID, worker_id: str) -> Job: ...
+
+    def reap(self) -> list[tuple[UUID, JobStatus]]:
+        """Jobs whose lease expired: back to pending (attempts left), else failed; cancelled when
+        a cancel was requested. Returns what it did."""
+
+    # -- user side -------------------------------------------------------------------------------
+    def request_cancel(self, job_id: UUID) -> Job: ...
+
+    def retry(self, job_id: UUID) -> Job: ...
+
+    def delete(self, job_id: UUID) -> None: ...
+
+    # -- waiting ---------------------------------------------------------------------------------
+    def wait_for_update(
+        self, job_id: UUID, since: datetime | None, timeout: float
+    ) -> Job | None: ...
+
+    def wait_for_work(self, timeout: float) -> None:
+        """Block until a job may be claimable (new or returned job) or `timeout` passed."""
+
+    # -- API keys --------------------------------------------------------------------------------
+    def insert_key(self, key: ApiKey, secret_sha256: str) -> None: ...
+
+    def key_by_hash(self, secret_sha256: str) -> ApiKey | None: ...
+
+    def list_keys(self) -> list[ApiKey]: ...
+
+    def revoke_key(self, key_id: str) -> ApiKey: ...

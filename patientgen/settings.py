@@ -1,0 +1,60 @@
+"""Every knob of the service, from `PATIENTGEN_*` environment variables or CLI flags.
+
+`get_settings(**overrides)` reads the environment and applies the overrides a command line gave
+(`None` values are ignored, so an unset flag keeps the environment's value).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of one process (API, worker or CLI)."""
+
+    model_config = SettingsConfigDict(env_prefix="PATIENTGEN_", extra="ignore")
+
+    #: Where job folders (and the default SQLite file) live.
+    data_dir: Path = Path("./patientgen-data")
+    #: `sqlite:///path/to/file.db` or `postgresql://user@host:port/db`. Default: SQLite in data_dir.
+    database_url: str = ""
+    #: A running job's lease; a worker that stops heartbeating loses its job after this long.
+    lease_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    #: Claims of one job before it is failed for good (explicit retry resets the count).
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    #: Patients per chunk (the unit of checkpointing). Recorded in each job at submit.
+    chunk_size: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    #: How often idle pollers look for work on SQLite, and the fallback poll on PostgreSQL.
+    poll_interval: Annotated[float, Field(gt=0, le=60)] = 0.5
+    #: Seconds to wait for a database connection before reporting the store unavailable.
+    db_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
+    #: Test and fault-injection knob: sleep this long after every chunk (0 in production).
+    chunk_delay: Annotated[float, Field(ge=0, le=60)] = 0.0
+    auth: Literal["auto", "required", "off"] = "auto"
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'patientgen.db'}"
+        return self
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Heartbeats (lease extension and progress) run at least every 2 s and thrice a lease."""
+        return max(0.05, min(2.0, self.lease_seconds / 3))
+
+    @property
+    def reap_interval(self) -> float:
+        return max(0.2, min(5.0, self.lease_seconds / 4))
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with the non-None `overrides` (CLI flags) applied."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return Settings(**given)

@@ -1,0 +1,329 @@
+"""The shared contract suite: every test runs against a real SQLite file and real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from uuid import uuid4
+
+import pytest
+
+from patientgen.jobs.model import (
+    IdempotencyConflict,
+    InvalidCursor,
+    InvalidTransition,
+    JobNotFound,
+    JobStatus,
+    KeyNotFound,
+    LeaseLost,
+)
+from patientgen.scenario import Scenario
+
+SCENARIO = Scenario(total_patients=12, seed=7)
+
+
+def submit(service, owner="alice", **kw):
+    job, created = service.submit(kw.pop("scenario", SCENARIO), ["ndjson"], owner, **kw)
+    assert created
+    return job
+
+
+def test_submit_and_get(service):
+    job = submit(service)
+    assert job.status == JobStatus.PENDING
+    assert job.progress == 0 and job.attempts == 0 and job.max_attempts == 3
+    assert job.config["scenario"]["total_patients"] == 12
+    assert job.config["formats"] == ["ndjson"]
+    assert job.config["chunk_size"] == 5
+    again = service.get(job.job_id)
+    assert again == job
+    assert service.get(str(job.job_id), owner="alice") == job
+    with pytest.raises(JobNotFound):
+        service.get(job.job_id, owner="bob")
+    with pytest.raises(JobNotFound):
+        service.get(uuid4())
+    with pytest.raises(JobNotFound):
+        service.get("not-a-uuid")
+
+
+def test_idempotency(service):
+    first, created = service.submit(SCENARIO, ["ndjson"], "alice", idempotency_key="k1")
+    assert created
+    same, created = service.submit(SCENARIO, ["ndjson"], "alice", idempotency_key="k1")
+    assert not created and same.job_id == first.job_id
+    other_owner, created = service.submit(SCENARIO, ["ndjson"], "bob", idempotency_key="k1")
+    assert created and other_owner.job_id != first.job_id
+    with pytest.raises(IdempotencyConflict):
+        service.submit(SCENARIO, ["csv"], "alice", idempotency_key="k1")
+    assert service.counts()["pending"] == 2
+
+
+def test_bad_submit_changes_nothing(service):
+    with pytest.raises(ValueError):
+        service.submit(SCENARIO, ["xml"], "alice")
+    with pytest.raises(ValueError):
+        service.submit(SCENARIO, [], "alice")
+    with pytest.raises(ValueError):
+        service.submit({"total_patients": -1}, ["ndjson"], "alice")
+    assert sum(service.counts().values()) == 0
+
+
+def test_list_newest_first_with_keyset_pages(service):
+    ids = [submit(service, owner="alice" if i % 2 else "bob").job_id for i in range(11)]
+    seen, cursor = [], None
+    while True:
+        page = service.list(limit=4, cursor=cursor)
+        seen += [j.job_id for j in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == list(reversed(ids))
+    alice = service.list(owner="alice").items
+    assert [j.job_id for j in alice] == [i for i in reversed(ids) if ids.index(i) % 2]
+    assert service.list(statuses=["running"]).items == []
+    with pytest.raises(InvalidCursor):
+        service.list(cursor="garbage!")
+    with pytest.raises(ValueError):
+        service.list(limit=0)
+    with pytest.raises(ValueError):
+        service.list(statuses=["bogus"])
+
+
+def test_claim_order_and_lease(service, store):
+    low = submit(service, priority=0)
+    high = submit(service, priority=5)
+    later = submit(service, priority=0)
+    claimed = store.claim("w1", 30, limit=2)
+    assert [j.job_id for j in claimed] == [high.job_id, low.job_id]
+    for job in claimed:
+        assert job.status == JobStatus.RUNNING
+        assert job.attempts == 1 and job.lease_owner == "w1"
+        assert job.started_at is not None and job.lease_expires_at > job.started_at
+    (last,) = store.claim("w2", 30)
+    assert last.job_id == later.job_id
+    assert store.claim("w3", 30) == []
+
+
+def test_claim_is_exclusive_under_threads(service, store):
+    for _ in range(40):
+        submit(service)
+    got: list = []
+    lock = threading.Lock()
+
+    def grab(worker):
+        while jobs := store.claim(worker, 30, limit=3):
+            with lock:
+                got.extend(j.job_id for j in jobs)
+
+    threads = [threading.Thread(target=grab, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 40 and len(set(got)) == 40
+
+
+def test_heartbeat_progress_and_fencing(service, store):
+    job = submit(service)
+    (job,) = store.claim("w1", 30)
+    beat = store.heartbeat(job.job_id, "w1", 60, 40, {"phase": "generating"})
+    assert beat.progress == 40 and beat.progress_details == {"phase": "generating"}
+    assert beat.lease_expires_at > job.lease_expires_at
+    assert beat.updated_at > job.updated_at
+    kept = store.heartbeat(job.job_id, "w1", 60)
+    assert kept.progress == 40
+    with pytest.raises(LeaseLost):
+        store.heartbeat(job.job_id, "intruder", 60)
+
+
+def test_fencing_after_takeover(service, store):
+    job = submit(service)
+    store.claim("old", 0.2)
+    store.record_chunk(job.job_id, "old", 0, {"patients": 5}, 40, {"phase": "generating"})
+    time.sleep(0.3)
+    assert store.reap() == [(job.job_id, JobStatus.PENDING)]
+    (taken,) = store.claim("new", 30)
+    assert taken.attempts == 2
+    for late_write in (
+        lambda: store.heartbeat(job.job_id, "old", 30),
+        lambda: store.record_chunk(job.job_id, "old", 1, {"patients": 5}, 80, {}),
+        lambda: store.complete(job.job_id, "old", [], None),
+        lambda: store.fail(job.job_id, "old", "boom"),
+        lambda: store.mark_cancelled(job.job_id, "old"),
+        lambda: store.release(job.job_id, "old"),
+    ):
+        with pytest.raises(LeaseLost):
+            late_write()
+    assert store.complete_many("old", [(job.job_id, [], None)]) == []
+    now = store.get(job.job_id)
+    assert now.status == JobStatus.RUNNING and now.lease_owner == "new"
+    assert [c.chunk for c in store.chunks(job.job_id)] == [0]
+
+
+def test_chunks_and_complete(service, store):
+    job = submit(service)
+    store.claim("w", 30)
+    store.record_chunk(job.job_id, "w", 1, {"patients": 5}, 40, {"chunks_done": 1})
+    store.record_chunk(job.job_id, "w", 0, {"patients": 5}, 80, {"chunks_done": 2})
+    chunks = store.chunks(job.job_id)
+    assert [(c.chunk, c.summary, c.worker_id) for c in chunks] == [
+        (0, {"patients": 5}, "w"),
+        (1, {"patients": 5}, "w"),
+    ]
+    files = [{"name": "patients.ndjson", "format": "ndjson", "bytes": 3, "sha256": "ab"}]
+    done = store.complete(job.job_id, "w", files, {"patients": 12})
+    assert done.status == JobStatus.COMPLETED and done.progress == 100
+    assert done.output_files == files and done.summary == {"patients": 12}
+    assert done.lease_owner is None and done.completed_at is not None
+    assert store.chunks(job.job_id) == []
+    with pytest.raises(InvalidTransition):
+        service.retry(job.job_id)
+    with pytest.raises(InvalidTransition):
+        service.cancel(job.job_id)
+
+
+def test_complete_many(service, store):
+    jobs = [submit(service) for _ in range(5)]
+    claimed = store.claim("w", 30, limit=5)
+    assert len(claimed) == 5
+    done = store.complete_many("w", [(j.job_id, [], None) for j in claimed])
+    assert sorted(done) == sorted(j.job_id for j in jobs)
+    assert service.counts()["completed"] == 5
+
+
+def test_fail_and_retry(service, store):
+    job = submit(service)
+    store.claim("w", 30)
+    failed = store.fail(job.job_id, "w", "ValueError: broken")
+    assert failed.status == JobStatus.FAILED and failed.error == "ValueError: broken"
+    again = service.retry(job.job_id)
+    assert again.status == JobStatus.PENDING and again.attempts == 0 and again.error is None
+    (claimed,) = store.claim("w", 30)
+    assert claimed.attempts == 1
+
+
+def test_release_gives_attempt_back(service, store):
+    job = submit(service)
+    store.claim("w", 30)
+    released = store.release(job.job_id, "w")
+    assert released.status == JobStatus.PENDING and released.attempts == 0
+    assert released.lease_owner is None
+
+
+def test_reaper_requeues_then_fails_exhausted(service, store):
+    job = submit(service)
+    for attempt in range(1, 4):
+        (claimed,) = store.claim(f"w{attempt}", 0.1)
+        assert claimed.attempts == attempt
+        time.sleep(0.2)
+        reaped = store.reap()
+        expected = JobStatus.PENDING if attempt < 3 else JobStatus.FAILED
+        assert reaped == [(job.job_id, expected)]
+    final = service.get(job.job_id)
+    assert final.status == JobStatus.FAILED
+    assert "worker lost" in final.error and "3 attempts" in final.error and "w3" in final.error
+    assert store.reap() == []
+
+
+def test_cancel_pending_and_running(service, store):
+    pending = submit(service)
+    cancelled = service.cancel(pending.job_id)
+    assert cancelled.status == JobStatus.CANCELLED and cancelled.cancel_requested_at
+    with pytest.raises(InvalidTransition):
+        service.cancel(pending.job_id)
+    running = submit(service)
+    store.claim("w", 30)
+    flagged = service.cancel(running.job_id)
+    assert flagged.status == JobStatus.RUNNING and flagged.cancel_requested_at is not None
+    assert store.heartbeat(running.job_id, "w", 30).cancel_requested_at is not None
+    done = store.mark_cancelled(running.job_id, "w")
+    assert done.status == JobStatus.CANCELLED and done.lease_owner is None
+    retried = service.retry(running.job_id)
+    assert retried.status == JobStatus.PENDING and retried.cancel_requested_at is None
+
+
+def test_reaper_cancels_when_cancel_was_requested(service, store):
+    job = submit(service)
+    store.claim("w", 0.1)
+    service.cancel(job.job_id)
+    time.sleep(0.2)
+    assert store.reap() == [(job.job_id, JobStatus.CANCELLED)]
+
+
+def test_delete(service, store):
+    job = submit(service)
+    folder = service.job_dir(job.job_id)
+    folder.mkdir(parents=True)
+    (folder / "patients.ndjson").write_text("{}\n")
+    store.claim("w", 30)
+    with pytest.raises(InvalidTransition):
+        service.delete(job.job_id)
+    store.fail(job.job_id, "w", "x")
+    with pytest.raises(JobNotFound):
+        service.delete(job.job_id, owner="bob")
+    service.delete(job.job_id, owner="alice")
+    assert not folder.exists()
+    with pytest.raises(JobNotFound):
+        service.get(job.job_id)
+
+
+def test_counts_and_active(service, store):
+    for owner in ("alice", "alice", "bob"):
+        submit(service, owner=owner)
+    store.claim("w", 30)
+    counts = service.counts()
+    assert counts == {"pending": 2, "running": 1, "completed": 0, "failed": 0, "cancelled": 0}
+    assert service.active_count("alice") == 2 and service.active_count("bob") == 1
+    assert service.active_count("nobody") == 0
+
+
+def test_api_keys(service):
+    key, secret = service.create_key("ci", admin=False, max_patients=1000, max_active_jobs=2)
+    assert key.key_id.startswith("key_") and secret not in key.model_dump_json()
+    assert service.authenticate(secret) == key
+    assert service.authenticate(secret + "x") is None
+    assert service.authenticate("") is None
+    admin, _ = service.create_key("root", admin=True)
+    assert [k.key_id for k in service.list_keys()] == [key.key_id, admin.key_id]
+    revoked = service.revoke_key(key.key_id)
+    assert revoked.revoked_at is not None
+    assert service.authenticate(secret) is None
+    with pytest.raises(KeyNotFound):
+        service.revoke_key("key_nope")
+    with pytest.raises(ValueError):
+        service.create_key("")
+
+
+def test_wait_for_update(service, store):
+    job = submit(service)
+    assert service.wait_for_update(job.job_id, None, 1).job_id == job.job_id
+    t0 = time.monotonic()
+    assert service.wait_for_update(job.job_id, job.updated_at, 0.3) is None
+    assert time.monotonic() - t0 >= 0.25
+
+    def later():
+        time.sleep(0.3)
+        store.claim("w", 30)
+
+    threading.Thread(target=later).start()
+    t0 = time.monotonic()
+    seen = service.wait_for_update(job.job_id, job.updated_at, 10)
+    assert seen is not None and seen.status == JobStatus.RUNNING
+    assert time.monotonic() - t0 < 2
+    with pytest.raises(JobNotFound):
+        service.wait_for_update(uuid4(), None, 0.1)
+
+
+def test_wait_for_work_wakes_on_submit(service, settings):
+    from patientgen.jobs.service import open_store
+
+    other = open_store(settings)  # another process's view, like a worker
+    try:
+        other.wait_for_work(0.2)  # start listening
+        threading.Timer(0.3, lambda: submit(service)).start()
+        t0 = time.monotonic()
+        other.wait_for_work(5)
+        assert time.monotonic() - t0 < 1.5
+        assert len(other.claim("w", 30)) == 1
+    finally:
+        other.close()

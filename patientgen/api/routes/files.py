@@ -20,6 +20,8 @@ from patientgen.api.auth import Principal, principal
 from patientgen.api.common import file_entry, get_job, json_response, problem_responses, status_name
 from patientgen.api.problems import Problem
 from patientgen.api.schemas import FileListOut, PatientsPage
+from patientgen.formats.bundle import read_patients
+from patientgen.formats.ndjson import FILE as NDJSON_FILE
 
 router = APIRouter(tags=["outputs"])
 
@@ -53,6 +55,12 @@ def _completed(job: Any) -> None:
 
 def _entries(job: Any) -> list[dict[str, Any]]:
     return [item if isinstance(item, dict) else dict(vars(item)) for item in job.output_files or []]
+
+
+def _out_dir(service: Any, job: Any) -> Path:
+    """The folder of the job's final files (its own folder unless `generate --out` chose one)."""
+    output_dir = getattr(service, "output_dir", None)
+    return Path(output_dir(job)) if output_dir is not None else Path(service.job_dir(job.job_id))
 
 
 def _safe_path(job_dir: Path, name: str) -> Path:
@@ -122,7 +130,7 @@ async def download_file(
     entry = next((e for e in _entries(job) if e.get("name") == name), None)
     if entry is None:
         raise Problem(404, "not-found", f"The job has no output file {name!r}.")
-    path = _safe_path(state.service.job_dir(job.job_id), name)
+    path = _safe_path(_out_dir(state.service, job), name)
     try:
         stat = await anyio.to_thread.run_sync(os.stat, path)
     except OSError:
@@ -178,7 +186,7 @@ async def download_archive(
     state = request.app.state
     job = await get_job(request, job_id, who.scope)
     _completed(job)
-    job_dir = state.service.job_dir(job.job_id)
+    job_dir = _out_dir(state.service, job)
     members = []
     for entry in _entries(job):
         path = _safe_path(job_dir, str(entry["name"]))
@@ -209,13 +217,11 @@ async def list_patients(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> Response:
     """Read straight from the NDJSON output at the right place (via its offsets index)."""
-    from patientgen.formats.bundle import read_patients
-
     state = request.app.state
     job = await get_job(request, job_id, who.scope)
     _completed(job)
     formats = (job.config or {}).get("formats") or []
-    entry = next((e for e in _entries(job) if e.get("name") == "patients.ndjson"), None)
+    entry = next((e for e in _entries(job) if e.get("name") == NDJSON_FILE), None)
     if "ndjson" not in formats or entry is None:
         raise Problem(
             409, "no-ndjson-output", "The job did not produce NDJSON; patients cannot be paged."
@@ -224,7 +230,7 @@ async def list_patients(
     if total is None:
         total = int(((job.config or {}).get("scenario") or {}).get("total_patients") or 0)
     total = int(total)
-    job_dir = state.service.job_dir(job.job_id)
+    job_dir = _out_dir(state.service, job)
     lines: list[bytes] = []
     if offset < total:
         lines = await anyio.to_thread.run_sync(

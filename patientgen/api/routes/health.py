@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from patientgen.api.common import json_response, problem_responses
+from patientgen.api.problems import Problem
 from patientgen.api.schemas import HealthOut
 
 router = APIRouter(tags=["health"])
@@ -22,11 +23,15 @@ async def readyz(request: Request) -> Response:
     """The database answers and its schema is at the head migration; 503 otherwise."""
     state = request.app.state
     service = state.service
-    check = getattr(service, "ready", None) or getattr(service, "ping", None) or service.counts
-    result = await state.call(check)
-    checks = {"database": "ok"}
-    if isinstance(result, dict):
-        checks.update({str(k): v for k, v in result.items()})
+    result = await state.call(service.ready)
+    checks = {str(k): v for k, v in dict(result).items()}
+    if checks.get("at_head") is False:
+        raise Problem(
+            503,
+            "service-unavailable",
+            f"The database schema is at {checks.get('revision')!r}, not at the head migration.",
+            headers={"Retry-After": "10"},
+        )
     return json_response({"status": "ready", "checks": checks})
 
 

@@ -1,0 +1,84 @@
+"""patientgen.client.Client against the real service."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+import zipfile
+
+import pytest
+
+from patientgen.client import ApiError, Client, Conflict, NotFound, Unauthorized, ValidationFailed
+from patientgen.scenario import Scenario
+from tests.api.conftest import Service
+
+pytestmark = pytest.mark.slow
+
+
+def test_client_round_trip(live_sqlite: Service, tmp_path) -> None:
+    seen: list[tuple[str, int]] = []
+    with Client(live_sqlite.url, api_key=live_sqlite.keys["alice"]) as client:
+        job = client.submit(
+            Scenario(name="client", seed=5, total_patients=1200), formats=["ndjson", "csv"]
+        )
+        assert job.status == "pending" and job.seed == 5
+        done = client.wait(job.job_id, progress=lambda j: seen.append((j.status, j.progress)))
+        assert done.status == "completed" and done.progress == 100
+        assert seen and seen[-1] == ("completed", 100)
+        assert client.get(job.job_id).completed_at is not None
+        assert job.job_id in [j.job_id for j in client.list().items]
+        assert job.job_id in [j.job_id for j in client.iter_jobs(status="completed")]
+
+        written = client.download(job.job_id, tmp_path / "all")
+        names = {p.relative_to(tmp_path / "all").as_posix() for p in written}
+        assert names == {f.name for f in done.output_files}
+        for item in done.output_files:
+            data = (tmp_path / "all" / item.name).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == item.sha256
+        one = client.download(job.job_id, tmp_path / "one.csv", name="patients.csv")
+        assert one[0].read_bytes() == (tmp_path / "all" / "patients.csv").read_bytes()
+
+        page = client.patients(job.job_id, offset=10, limit=5)
+        assert page.total == 1200 and len(page.items) == 5 and page.next_offset == 15
+
+        archive = client.archive(job.job_id, tmp_path / "all.zip")
+        with zipfile.ZipFile(archive) as zf:
+            assert set(zf.namelist()) == names
+
+        again = client.submit(preset="training-exercise", formats=["csv"], idempotency_key="c1")
+        same = client.submit(preset="training-exercise", formats=["csv"], idempotency_key="c1")
+        assert again.job_id == same.job_id
+        with pytest.raises(Conflict) as conflict:
+            client.submit(preset="training-exercise", formats=["json"], idempotency_key="c1")
+        assert conflict.value.type.endswith("/idempotency-conflict")
+
+        client.cancel(again.job_id)
+        final = client.wait(again.job_id, timeout=30)
+        assert final.status in ("cancelled", "completed")
+        if final.status == "cancelled":
+            assert client.retry(again.job_id).status == "pending"
+            client.cancel(again.job_id)
+            client.wait(again.job_id, timeout=30)
+        client.delete(again.job_id)
+        with pytest.raises(NotFound):
+            client.get(again.job_id)
+
+        resolved = client.validate(preset="peacekeeping", overrides={"total_patients": 9})
+        assert resolved["total_patients"] == 9
+        assert any(p["name"] == "peacekeeping" for p in client.presets())
+
+
+def test_client_errors_carry_problem_details(live_sqlite: Service) -> None:
+    with Client(live_sqlite.url, api_key=live_sqlite.keys["alice"]) as client:
+        with pytest.raises(ValidationFailed) as invalid:
+            client.submit({"total_patients": 0, "tempo": "nope"})
+        fields = {e["field"] for e in invalid.value.errors}
+        assert {"body.scenario.total_patients", "body.scenario.tempo"} <= fields
+        assert invalid.value.status == 422 and invalid.value.detail
+        with pytest.raises(NotFound):
+            client.get(uuid.uuid4())
+        with pytest.raises(ApiError) as missing:
+            client.wait(uuid.uuid4())
+        assert missing.value.status == 404
+    with Client(live_sqlite.url) as anonymous, pytest.raises(Unauthorized):
+        anonymous.list()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
+from datetime import datetime
 from functools import lru_cache
 
 import orjson
@@ -59,15 +60,12 @@ def _category(code: str, display: str) -> list[dict]:
 
 def _loinc(code: str) -> dict:
     display = codes.LOINC[code]
-    return {"coding": [{"system": LOINC_SYSTEM, "code": code, "display": display}], "text": display}
+    return {"coding": [{"system": LOINC_SYSTEM, "code": code, "display": display}]}
 
 
 def _snomed(code: str) -> dict:
     display = codes.SNOMED[code]
-    return {
-        "coding": [{"system": SNOMED_SYSTEM, "code": code, "display": display}],
-        "text": display,
-    }
+    return {"coding": [{"system": SNOMED_SYSTEM, "code": code, "display": display}]}
 
 
 VITAL_SIGNS = _category("vital-signs", "Vital Signs")
@@ -130,6 +128,79 @@ def _q(value: float, unit: str, code: str) -> dict:
     return {"value": value, "unit": unit, "system": UCUM_SYSTEM, "code": code}
 
 
+def _esc(data: bytes) -> bytes:
+    """Constant JSON bytes made safe to use inside a %-format template."""
+    return data.replace(b"%", b"%%")
+
+
+def _ts(value: datetime) -> bytes:
+    """A datetime exactly as orjson writes it with OPT_UTC_Z (RFC 3339, `Z` for UTC)."""
+    text = value.isoformat()
+    if text.endswith("+00:00"):
+        text = text[:-6] + "Z"
+    return text.encode()
+
+
+# Observations are the bulk of the FHIR output (about 9 per place with vitals), so they are
+# written from pre-encoded byte templates instead of dicts: the constant parts (codes, displays,
+# categories, units) are encoded once here with orjson; only the id, the subject, the encounter,
+# the time and the value are filled in. tests/test_fhir.py validates the result with R4B models.
+_OBS_HEAD = b'{"resourceType":"Observation","id":"%s-o%d","status":"final","category":'
+_ENCOUNTER_REF = b',"encounter":{"reference":"%s"}'
+
+
+def _obs_template(category: list, code: dict, value_prefix: bytes, value_suffix: bytes) -> bytes:
+    return (
+        _OBS_HEAD
+        + _esc(orjson.dumps(category))
+        + b',"code":'
+        + _esc(orjson.dumps(code))
+        + b',"subject":%s%s,"effectiveDateTime":"%s",'
+        + _esc(value_prefix)
+        + b"%s"
+        + _esc(value_suffix)
+        + b"}\n"
+    )
+
+
+def _quantity(unit: str, ucum: str) -> tuple[bytes, bytes]:
+    tail = orjson.dumps({"unit": unit, "system": UCUM_SYSTEM, "code": ucum})
+    return b'"valueQuantity":{"value":', b"," + tail[1:]
+
+
+def _obs_args(context: tuple[bytes, bytes, bytes, bytes], n: int, value: bytes) -> tuple:
+    pid, subject, encounter, at = context
+    return (pid, n, subject, encounter, at, value)
+
+
+_OBS_VITALS = b"".join(
+    (
+        _obs_template(VITAL_SIGNS, CODE_HR, *_quantity("beats/minute", "/min")),
+        _obs_template(VITAL_SIGNS, CODE_RR, *_quantity("breaths/minute", "/min")),
+        _obs_template(VITAL_SIGNS, CODE_SPO2, *_quantity("%", "%")),
+        _obs_template(VITAL_SIGNS, CODE_TEMP, *_quantity("Cel", "Cel")),
+        _obs_template(SURVEY, CODE_GCS, b'"valueInteger":', b""),
+        _obs_template(SURVEY, CODE_AVPU, b'"valueCodeableConcept":', b""),
+        _obs_template(SURVEY, CODE_PAIN, b'"valueInteger":', b""),
+        _obs_template(
+            VITAL_SIGNS,
+            CODE_BP,
+            b'"component":[{"code":' + orjson.dumps(CODE_SYS) + b',"valueQuantity":{"value":',
+            b","
+            + orjson.dumps({"unit": "mmHg", "system": UCUM_SYSTEM, "code": "mm[Hg]"})[1:]
+            + b'},{"code":'
+            + orjson.dumps(CODE_DIA)
+            + b',"valueQuantity":{"value":%s,'
+            + orjson.dumps({"unit": "mmHg", "system": UCUM_SYSTEM, "code": "mm[Hg]"})[1:]
+            + b"}]",
+        ).replace(b"%%s,", b"%s,"),
+    )
+)
+_OBS_TRIAGE = _obs_template(SURVEY, CODE_TRIAGE, b'"valueCodeableConcept":', b"")
+AVPU_BYTES = {key: orjson.dumps(value) for key, value in AVPU_VALUES.items()}
+TRIAGE_BYTES = {key: orjson.dumps(value) for key, value in TRIAGE_VALUES.items()}
+
+
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _NOT_ID = re.compile(r"[^A-Za-z0-9\-.]")
 
@@ -159,6 +230,8 @@ def encode(p: Patient) -> tuple[bytes, bytes, bytes, bytes, bytes]:
     opt = OPTIONS
     pid = p.id
     subject = {"reference": f"Patient/{pid}"}
+    pid_b = dumps(pid)[1:-1]
+    subject_b = dumps(subject)
 
     patient: dict = {
         "resourceType": "Patient",
@@ -240,71 +313,34 @@ def encode(p: Patient) -> tuple[bytes, bytes, bytes, bytes, bytes]:
             previous_facility = fid
 
         v = visit.vitals
-        if v is not None:
-            t = v.taken_at
-            base = f"{pid}-o"
-            rows = (
-                (VITAL_SIGNS, CODE_HR, "valueQuantity", _q(v.heart_rate, "beats/minute", "/min")),
-                (
-                    VITAL_SIGNS,
-                    CODE_RR,
-                    "valueQuantity",
-                    _q(v.respiratory_rate, "breaths/minute", "/min"),
-                ),
-                (VITAL_SIGNS, CODE_SPO2, "valueQuantity", _q(v.spo2, "%", "%")),
-                (VITAL_SIGNS, CODE_TEMP, "valueQuantity", _q(v.temperature_c, "Cel", "Cel")),
-                (SURVEY, CODE_GCS, "valueInteger", v.gcs),
-                (SURVEY, CODE_AVPU, "valueCodeableConcept", AVPU_VALUES[v.avpu]),
-                (SURVEY, CODE_PAIN, "valueInteger", v.pain),
+        if v is not None or visit.triage is not None:
+            context = (
+                pid_b,
+                subject_b,
+                (_ENCOUNTER_REF % enc_ref["reference"].encode()) if enc_ref is not None else b"",
+                _ts(v.taken_at if v is not None else visit.arrived_at),
             )
-            for category, code, key, value in rows:
+            if v is not None:
+                n_obs += 8
+                observations.append(
+                    _OBS_VITALS
+                    % (
+                        *_obs_args(context, n_obs - 7, dumps(v.heart_rate)),
+                        *_obs_args(context, n_obs - 6, dumps(v.respiratory_rate)),
+                        *_obs_args(context, n_obs - 5, dumps(v.spo2)),
+                        *_obs_args(context, n_obs - 4, dumps(v.temperature_c)),
+                        *_obs_args(context, n_obs - 3, dumps(v.gcs)),
+                        *_obs_args(context, n_obs - 2, AVPU_BYTES[v.avpu]),
+                        *_obs_args(context, n_obs - 1, dumps(v.pain)),
+                        *_obs_args(context, n_obs, dumps(v.systolic_bp)),
+                        dumps(v.diastolic_bp),
+                    )
+                )
+            if visit.triage is not None:
                 n_obs += 1
-                obs = {
-                    "resourceType": "Observation",
-                    "id": f"{base}{n_obs}",
-                    "status": "final",
-                    "category": category,
-                    "code": code,
-                    "subject": subject,
-                }
-                if enc_ref is not None:
-                    obs["encounter"] = enc_ref
-                obs["effectiveDateTime"] = t
-                obs[key] = value
-                observations.append(dumps(obs, option=opt))
-            n_obs += 1
-            obs = {
-                "resourceType": "Observation",
-                "id": f"{base}{n_obs}",
-                "status": "final",
-                "category": VITAL_SIGNS,
-                "code": CODE_BP,
-                "subject": subject,
-            }
-            if enc_ref is not None:
-                obs["encounter"] = enc_ref
-            obs["effectiveDateTime"] = t
-            obs["component"] = [
-                {"code": CODE_SYS, "valueQuantity": _q(v.systolic_bp, "mmHg", "mm[Hg]")},
-                {"code": CODE_DIA, "valueQuantity": _q(v.diastolic_bp, "mmHg", "mm[Hg]")},
-            ]
-            observations.append(dumps(obs, option=opt))
-
-        if visit.triage is not None:
-            n_obs += 1
-            obs = {
-                "resourceType": "Observation",
-                "id": f"{pid}-o{n_obs}",
-                "status": "final",
-                "category": SURVEY,
-                "code": CODE_TRIAGE,
-                "subject": subject,
-            }
-            if enc_ref is not None:
-                obs["encounter"] = enc_ref
-            obs["effectiveDateTime"] = v.taken_at if v is not None else visit.arrived_at
-            obs["valueCodeableConcept"] = TRIAGE_VALUES[visit.triage]
-            observations.append(dumps(obs, option=opt))
+                observations.append(
+                    _OBS_TRIAGE % _obs_args(context, n_obs, TRIAGE_BYTES[visit.triage])
+                )
 
         for proc in visit.procedures:
             n_proc += 1
@@ -345,7 +381,7 @@ def encode(p: Patient) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         patient_line,
         _lines(encounters),
         _lines(conditions),
-        _lines(observations),
+        b"".join(observations),
         _lines(procedures),
     )
 

@@ -11,7 +11,13 @@ from patientgen.scenario import Scenario
 
 CONDITIONS = [
     ("283545005", "Gunshot wound", "thorax", "51185008", "Thoracic structure"),
-    ("125605004", "Fracture of bone", "left_lower_limb", "32153003", "Structure of left lower limb"),
+    (
+        "125605004",
+        "Fracture of bone",
+        "left_lower_limb",
+        "32153003",
+        "Structure of left lower limb",
+    ),
     ("127295002", "Traumatic brain injury", "head", "69536005", "Head structure"),
     ("47505003", "Posttraumatic stress disorder", None, None, None),
 ]
@@ -45,7 +51,9 @@ def make_patient(scenario: Scenario, i: int) -> Patient:
     nation = sorted(front.nationalities)[i % len(front.nationalities)]
     injured = scenario.start + timedelta(minutes=rng.randint(0, scenario.duration_days * 1440 - 1))
     category = rng.choice(["disease", "non_battle_injury", "battle_injury"])
-    outcome = OUTCOMES[i % 4] if category == "battle_injury" else rng.choice(["RTD", "EVACUATED_R4"])
+    outcome = (
+        OUTCOMES[i % 4] if category == "battle_injury" else rng.choice(["RTD", "EVACUATED_R4"])
+    )
     conditions = [
         Condition(code, display, rng.choice(["mild", "moderate", "severe", "critical"]), region,
                   site_code, site, injured + timedelta(seconds=1))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import threading
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -133,7 +134,8 @@ def _part_path(parts_dir: Path, chunk: int, name: str) -> Path:
 
 
 def _tmp_path(path: Path) -> Path:
-    return path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    """A temporary name next to `path`, unique per process and thread (never taken for a part)."""
+    return path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
 
 
 def _fsync_dir(path: Path) -> None:

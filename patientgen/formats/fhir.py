@@ -196,6 +196,11 @@ _OBS_VITALS = b"".join(
         ).replace(b"%%s,", b"%s,"),
     )
 )
+_PROCEDURE = (
+    b'{"resourceType":"Procedure","id":"%s-p%d","status":"completed","code":%s,"subject":%s%s,'
+    b'"performedDateTime":"%s"%s}\n'
+)
+_LOCATION_REF = b',"location":%s'
 _OBS_TRIAGE = _obs_template(SURVEY, CODE_TRIAGE, b'"valueCodeableConcept":', b"")
 AVPU_BYTES = {key: orjson.dumps(value) for key, value in AVPU_VALUES.items()}
 TRIAGE_BYTES = {key: orjson.dumps(value) for key, value in TRIAGE_VALUES.items()}
@@ -342,21 +347,25 @@ def encode(p: Patient) -> tuple[bytes, bytes, bytes, bytes, bytes]:
                     _OBS_TRIAGE % _obs_args(context, n_obs, TRIAGE_BYTES[visit.triage])
                 )
 
-        for proc in visit.procedures:
-            n_proc += 1
-            resource: dict = {
-                "resourceType": "Procedure",
-                "id": f"{pid}-p{n_proc}",
-                "status": "completed",
-                "code": _snomed_cc(proc.code),
-                "subject": subject,
-            }
-            if enc_ref is not None:
-                resource["encounter"] = enc_ref
-            resource["performedDateTime"] = proc.performed_at
-            if loc_ref is not None:
-                resource["location"] = loc_ref
-            procedures.append(dumps(resource, option=opt))
+        if visit.procedures:
+            encounter_b = (
+                (_ENCOUNTER_REF % enc_ref["reference"].encode()) if enc_ref is not None else b""
+            )
+            location_b = (_LOCATION_REF % dumps(loc_ref)) if loc_ref is not None else b""
+            for proc in visit.procedures:
+                n_proc += 1
+                procedures.append(
+                    _PROCEDURE
+                    % (
+                        pid_b,
+                        n_proc,
+                        _snomed_bytes(proc.code),
+                        subject_b,
+                        encounter_b,
+                        _ts(proc.performed_at),
+                        location_b,
+                    )
+                )
 
     conditions: list[bytes] = []
     for k, c in enumerate(p.conditions, 1):
@@ -382,7 +391,7 @@ def encode(p: Patient) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         _lines(encounters),
         _lines(conditions),
         b"".join(observations),
-        _lines(procedures),
+        b"".join(procedures),
     )
 
 
@@ -397,6 +406,12 @@ def _lines(items: list[bytes]) -> bytes:
 def _snomed_cc(code: str) -> dict:
     """A SNOMED CT CodeableConcept; the display comes from the code table (KeyError if absent)."""
     return _snomed(code)
+
+
+@lru_cache(maxsize=4096)
+def _snomed_bytes(code: str) -> bytes:
+    """The SNOMED CT CodeableConcept as JSON bytes, for the byte templates."""
+    return orjson.dumps(_snomed(code))
 
 
 def facility_resources(facilities: Iterable[tuple[str, str]]) -> tuple[bytes, bytes]:

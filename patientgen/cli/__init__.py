@@ -16,9 +16,12 @@ app = typer.Typer(
 def _register() -> None:
     # Each module adds its commands to `app`; importing them here keeps registration in one place.
     from patientgen.cli import (  # noqa: F401
+        db,
         generate,
+        jobs,
         keys,
         serve,
+        worker,
     )
 
 

@@ -1,0 +1,70 @@
+"""`patientgen db upgrade|status`: the schema of the configured store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from patientgen.cli import app
+from patientgen.cli.jobs import EXIT_UNAVAILABLE, DatabaseOption, fail, load_settings
+
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _url(database_url: str | None, data_dir: Path | None) -> str:
+    url = load_settings(database_url=database_url, data_dir=data_dir).database_url
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        fail(f"unsupported database URL {url!r} (use sqlite:///path or postgresql://...)")
+    return url
+
+
+def _unavailable(exc: Exception) -> None:
+    from patientgen.jobs.service import _is_connection_error
+
+    if _is_connection_error(exc):
+        fail(f"cannot reach the database: {str(exc).splitlines()[0]}", EXIT_UNAVAILABLE)
+    raise exc
+
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", metavar="DIR")]
+
+
+@db_app.command("upgrade")
+def upgrade(
+    revision: Annotated[str, typer.Option("--revision", help="Target revision.")] = "head",
+    database_url: DatabaseOption = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Upgrade the schema to the newest revision (safe while other processes run)."""
+    from patientgen.jobs import migrations
+
+    url = _url(database_url, data_dir)
+    known = {r for r, _ in migrations.history()}
+    if revision != "head" and revision not in known:
+        fail(f"unknown revision {revision!r} (known: {', '.join(sorted(known))}, head)")
+    try:
+        migrations.upgrade(url, revision)
+        now = migrations.current(url)
+    except Exception as exc:
+        _unavailable(exc)
+    print(f"database at revision {now} (head {migrations.HEAD})")
+
+
+@db_app.command("status")
+def status(database_url: DatabaseOption = None, data_dir: DataDir = None) -> None:
+    """Show the schema revision of the database and whether it is at head."""
+    from patientgen.jobs import migrations
+
+    url = _url(database_url, data_dir)
+    try:
+        now = migrations.current(url)
+    except Exception as exc:
+        _unavailable(exc)
+    state = "up to date" if now == migrations.HEAD else "needs `patientgen db upgrade`"
+    print(f"revision {now or '(empty database)'}, head {migrations.HEAD}: {state}")
+    for rev, doc in migrations.history():
+        mark = "*" if rev == now else " "
+        print(f" {mark} {rev}  {doc.splitlines()[0] if doc else ''}")

@@ -1,0 +1,285 @@
+"""`patientgen jobs submit|list|show|cancel|retry|delete`: the job store from the shell.
+
+Bad input to any command (unknown job, bad option value, an action the job's status does not
+allow) prints one line on stderr starting with `error:`, exits with code 2 and changes nothing.
+A database that cannot be reached exits with code 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from patientgen.cli import app
+from patientgen.formats import FORMATS
+
+EXIT_BAD_INPUT = 2
+EXIT_UNAVAILABLE = 1
+
+jobs_app = typer.Typer(help="Submit and manage jobs in the configured store.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        metavar="URL",
+        help="sqlite:///file.db or postgresql://... (env PATIENTGEN_DATABASE_URL).",
+    ),
+]
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", metavar="DIR", help="Data folder (env PATIENTGEN_DATA_DIR)."),
+]
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def load_settings(**flags: Any) -> Any:
+    """Settings from env vars and the given flags; a bad value is bad input."""
+    from pydantic import ValidationError
+
+    from patientgen.settings import get_settings
+
+    try:
+        return get_settings(**flags)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        fail(f"{where}: {first.get('msg', 'invalid')}")
+
+
+@contextlib.contextmanager
+def open_service(settings: Any) -> Iterator[Any]:
+    """The JobService, with the job layer's errors turned into one-line exits."""
+    from pydantic import ValidationError
+
+    from patientgen.jobs.model import (
+        IdempotencyConflict,
+        InvalidCursor,
+        InvalidTransition,
+        JobNotFound,
+        KeyNotFound,
+        StoreUnavailable,
+    )
+    from patientgen.jobs.service import JobService
+
+    try:
+        service = JobService.open(settings)
+    except StoreUnavailable as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        yield service
+    except (JobNotFound, KeyNotFound, InvalidTransition, InvalidCursor) as exc:
+        fail(str(exc))
+    except IdempotencyConflict as exc:
+        fail(str(exc))
+    except ValidationError as exc:
+        from patientgen.cli.generate import validation_line
+
+        fail(validation_line(exc))
+    except StoreUnavailable as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    finally:
+        service.close()
+
+
+def _job_id(text: str) -> str:
+    from uuid import UUID
+
+    try:
+        return str(UUID(text.strip()))
+    except ValueError:
+        fail(f"not a job id: {text!r} (a UUID, as `patientgen jobs list` shows)")
+
+
+def job_json(job: Any) -> str:
+    return json.dumps(job.model_dump(mode="json"), indent=2, sort_keys=True)
+
+
+@jobs_app.command("submit")
+def submit(
+    preset: Annotated[str | None, typer.Option("--preset", metavar="NAME")] = None,
+    scenario_file: Annotated[str | None, typer.Option("--scenario", metavar="FILE")] = None,
+    patients: Annotated[str | None, typer.Option("--patients", metavar="N")] = None,
+    seed: Annotated[str | None, typer.Option("--seed", metavar="S")] = None,
+    formats: Annotated[
+        str, typer.Option("--format", metavar="LIST", help=f"Comma-separated: {','.join(FORMATS)}.")
+    ] = ",".join(FORMATS),
+    priority: Annotated[str, typer.Option("--priority", metavar="P")] = "0",
+    idempotency_key: Annotated[str | None, typer.Option("--idempotency-key")] = None,
+    owner: Annotated[str, typer.Option("--owner", help="Owner of the job.")] = "local",
+    database_url: DatabaseOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Enqueue a job (for workers to run) and print its id."""
+    from patientgen.cli.generate import BadInput, _parse_formats, load_scenario
+
+    try:
+        scenario = load_scenario(preset, scenario_file, patients, seed)
+        wanted = _parse_formats(formats)
+        try:
+            prio = int(priority)
+        except ValueError:
+            raise BadInput(f"--priority: expected an integer, got {priority!r}") from None
+        if not -1000 <= prio <= 1000:
+            raise BadInput("--priority: must be between -1000 and 1000")
+    except BadInput as exc:
+        fail(str(exc))
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
+    with open_service(settings) as service:
+        try:
+            job, created = service.submit(scenario, wanted, owner, idempotency_key, prio)
+        except ValueError as exc:
+            fail(str(exc))
+    if not created:
+        print(f"job {job.job_id} already exists for this idempotency key", file=sys.stderr)
+    print(job.job_id)
+
+
+@jobs_app.command("list")
+def list_jobs(
+    status: Annotated[
+        str | None, typer.Option("--status", metavar="LIST", help="e.g. pending,running")
+    ] = None,
+    owner: Annotated[str | None, typer.Option("--owner")] = None,
+    limit: Annotated[str, typer.Option("--limit", metavar="N")] = "50",
+    cursor: Annotated[str | None, typer.Option("--cursor")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    database_url: DatabaseOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """List jobs, newest first."""
+    try:
+        n = int(limit)
+    except ValueError:
+        fail(f"--limit: expected an integer, got {limit!r}")
+    statuses = [s.strip() for s in status.split(",") if s.strip()] if status else None
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
+    with open_service(settings) as service:
+        try:
+            page = service.list(owner=owner, statuses=statuses, limit=n, cursor=cursor)
+        except ValueError as exc:
+            fail(str(exc))
+    if as_json:
+        items = [j.model_dump(mode="json") for j in page.items]
+        print(json.dumps({"items": items, "next_cursor": page.next_cursor}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title_justify="left")
+    table.add_column("job id", no_wrap=True, min_width=36)
+    for column in ("status", "progress", "patients", "owner", "created", "attempts"):
+        table.add_column(column, no_wrap=True)
+    for job in page.items:
+        table.add_row(
+            str(job.job_id),
+            job.status.value,
+            f"{job.progress}%",
+            f"{job.config['scenario']['total_patients']:,}",
+            job.owner,
+            job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            f"{job.attempts}/{job.max_attempts}",
+        )
+    Console().print(table)
+    if page.next_cursor:
+        print(f"more: --cursor {page.next_cursor}")
+
+
+@jobs_app.command("show")
+def show(
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
+    database_url: DatabaseOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Show one job."""
+    jid = _job_id(job_id)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
+    with open_service(settings) as service:
+        job = service.get(jid)
+        folder = service.output_dir(job)
+    if as_json:
+        print(job_json(job))
+        return
+    d = job.progress_details
+    print(f"job       {job.job_id}")
+    print(
+        f"status    {job.status.value}  ({job.progress}%, attempt {job.attempts}/"
+        f"{job.max_attempts})"
+    )
+    print(
+        f"scenario  {job.config['scenario']['name']} — "
+        f"{job.config['scenario']['total_patients']:,} patients, seed "
+        f"{job.config['scenario']['seed']}"
+    )
+    print(f"formats   {', '.join(job.config['formats'])}")
+    if d:
+        print(
+            f"progress  {d.get('phase')}: {d.get('patients_done')}/{d.get('patients_total')} "
+            f"patients, {d.get('chunks_done')}/{d.get('chunks_total')} chunks"
+        )
+    print(f"created   {job.created_at:%Y-%m-%d %H:%M:%S} UTC")
+    if job.completed_at:
+        print(f"finished  {job.completed_at:%Y-%m-%d %H:%M:%S} UTC")
+    if job.error:
+        print(f"error     {job.error}")
+    if job.output_files:
+        print(f"files in  {folder}")
+        for f in job.output_files:
+            print(f"  {f['name']:<40} {f['bytes']:>12,} B  {f['sha256'][:16]}…")
+
+
+def _act(action: str, job_id: str, database_url: str | None, data_dir: Path | None) -> None:
+    jid = _job_id(job_id)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
+    with open_service(settings) as service:
+        if action == "delete":
+            service.delete(jid)
+            print(f"deleted job {jid}")
+            return
+        job = getattr(service, action)(jid)
+    note = " (stops at the next chunk boundary)" if job.status.value == "running" else ""
+    print(f"job {jid} is {job.status.value}{note}")
+
+
+@jobs_app.command("cancel")
+def cancel(
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID")],
+    database_url: DatabaseOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Cancel a pending job, or ask a running one to stop at its next chunk."""
+    _act("cancel", job_id, database_url, data_dir)
+
+
+@jobs_app.command("retry")
+def retry(
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID")],
+    database_url: DatabaseOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Queue a failed or cancelled job again."""
+    _act("retry", job_id, database_url, data_dir)
+
+
+@jobs_app.command("delete")
+def delete(
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID")],
+    database_url: DatabaseOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Delete a job that is not running, and its files."""
+    _act("delete", job_id, database_url, data_dir)

@@ -1,0 +1,49 @@
+"""`patientgen worker [--concurrency N]`: run jobs from the configured store until stopped."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from patientgen.cli import app
+from patientgen.cli.jobs import DatabaseOption, fail, load_settings, open_service
+
+
+@app.command("worker")
+def worker(
+    concurrency: Annotated[
+        str, typer.Option("--concurrency", "-c", metavar="N", help="Job slots (processes).")
+    ] = "1",
+    lease_seconds: Annotated[
+        str | None, typer.Option("--lease-seconds", metavar="S", help="Lease of a running job.")
+    ] = None,
+    database_url: DatabaseOption = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", metavar="DIR")] = None,
+    log_level: Annotated[str, typer.Option("--log-level", metavar="LEVEL")] = "info",
+) -> None:
+    """Claim and run jobs; SIGTERM/SIGINT hand the running jobs back and exit 0."""
+    from patientgen.jobs.worker import run_worker
+
+    try:
+        n = int(concurrency)
+    except ValueError:
+        fail(f"--concurrency: expected an integer, got {concurrency!r}")
+    if not 1 <= n <= 256:
+        fail("--concurrency: must be between 1 and 256")
+    lease = None
+    if lease_seconds is not None:
+        try:
+            lease = float(lease_seconds)
+        except ValueError:
+            fail(f"--lease-seconds: expected a number, got {lease_seconds!r}")
+    level = getattr(logging, log_level.upper(), None)
+    if not isinstance(level, int):
+        fail(f"--log-level: unknown level {log_level!r} (debug, info, warning, error)")
+    settings = load_settings(database_url=database_url, data_dir=data_dir, lease_seconds=lease)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    with open_service(settings):  # applies migrations once, reports a bad store in one line
+        pass
+    raise typer.Exit(run_worker(settings, n))

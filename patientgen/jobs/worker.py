@@ -1,0 +1,226 @@
+"""Workers: claim jobs, run them, reap expired leases; N slots in N processes.
+
+- Each slot is a process with a unique worker id `host-pid-start` (start in microseconds since the
+  epoch, so an id is never reused) that loops: reap expired leases (every worker is a reaper),
+  claim one job, run it (runner.run_job), or wait for work (LISTEN/NOTIFY on PostgreSQL, a cheap
+  change counter on SQLite).
+- SIGTERM/SIGINT: the running job stops at its next chunk boundary and is released at once, so
+  another worker continues it without waiting for the lease to expire; the process exits 0.
+- The database going away never kills a worker: it logs, waits and reconnects; the job it held
+  is resumed by whoever claims it next.
+- `WorkerPool` runs N slots as child processes (spawned, since the work is CPU-bound and the
+  parent may have threads) and restarts a slot that died; `serve --workers N` embeds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+from patientgen.jobs.model import JobStatus, StoreUnavailable
+from patientgen.jobs.runner import PARTS, run_job
+from patientgen.jobs.service import job_dir, open_store
+from patientgen.jobs.store import JobStore
+from patientgen.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{time.time_ns() // 1000}"
+
+
+class Worker:
+    """One job slot. `run()` blocks until `stop` is set (or `max_jobs` jobs were run)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        stop: threading.Event | None = None,
+        worker_id: str | None = None,
+        max_jobs: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stop = stop or threading.Event()
+        self.worker_id = worker_id or new_worker_id()
+        self.max_jobs = max_jobs
+        self.outcomes: dict[str, int] = {}
+        self._store: JobStore | None = None
+        self._last_reap = 0.0
+
+    def _connect(self) -> JobStore | None:
+        while not self.stop.is_set():
+            try:
+                return open_store(self.settings, max_connections=3)
+            except StoreUnavailable as exc:
+                log.warning("worker %s: store unavailable (%s); retrying", self.worker_id, exc)
+                self.stop.wait(1.0)
+        return None
+
+    def run(self) -> None:
+        log.info("worker %s started", self.worker_id)
+        store = self._connect()
+        if store is None:
+            return
+        self._store = store
+        ran = 0
+        try:
+            while not self.stop.is_set():
+                if self.max_jobs is not None and ran >= self.max_jobs:
+                    break
+                try:
+                    self._maybe_reap(store)
+                    jobs = store.claim(self.worker_id, self.settings.lease_seconds)
+                    if not jobs:
+                        store.wait_for_work(min(1.0, self.settings.reap_interval))
+                        continue
+                    outcome = run_job(store, self.settings, self.worker_id, jobs[0], self.stop)
+                    ran += 1
+                    self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+                    if outcome == "unavailable":
+                        self._wait_and_release(store, jobs[0].job_id)
+                except StoreUnavailable as exc:
+                    log.warning("worker %s: store unavailable (%s)", self.worker_id, exc)
+                    self.stop.wait(1.0)
+        finally:
+            store.close()
+            log.info("worker %s stopped", self.worker_id)
+
+    def _maybe_reap(self, store: JobStore) -> None:
+        now = time.monotonic()
+        if now - self._last_reap < self.settings.reap_interval:
+            return
+        self._last_reap = now
+        for job_id, status in store.reap():
+            log.warning("reaper: job %s whose lease expired is now %s", job_id, status.value)
+            folder = job_dir(self.settings, job_id)
+            if status == JobStatus.CANCELLED:
+                shutil.rmtree(folder, ignore_errors=True)
+            elif status == JobStatus.FAILED:
+                shutil.rmtree(folder / PARTS, ignore_errors=True)
+
+    def _wait_and_release(self, store: JobStore, job_id: Any) -> None:
+        """After losing the database mid-job: once it is back, hand the job back at once (if we
+        still hold it) instead of letting it wait for its lease to expire."""
+        while not self.stop.is_set():
+            try:
+                store.release(job_id, self.worker_id)
+                return
+            except StoreUnavailable:
+                self.stop.wait(1.0)
+            except Exception:  # lease lost or job gone: nothing to hand back
+                return
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    def handler(signum: int, frame: object) -> None:
+        log.info("signal %d: stopping at the next chunk boundary", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _slot_main(settings_data: dict[str, Any], log_level: int) -> None:
+    """Entry point of a worker process."""
+    logging.basicConfig(
+        level=log_level, format="%(asctime)s %(levelname)s %(processName)s %(message)s"
+    )
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+    Worker(Settings(**settings_data), stop).run()
+
+
+class WorkerPool:
+    """N worker processes; `start()` returns at once, `stop()` stops them gracefully."""
+
+    def __init__(self, settings: Settings, concurrency: int) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.settings = settings
+        self.concurrency = concurrency
+        self._ctx = multiprocessing.get_context("spawn")
+        self._procs: list[Any] = []
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def _spawn(self, slot: int) -> Any:
+        proc = self._ctx.Process(
+            target=_slot_main,
+            args=(self.settings.model_dump(), logging.getLogger().getEffectiveLevel()),
+            name=f"patientgen-worker-{slot}",
+        )
+        proc.start()
+        return proc
+
+    def start(self) -> None:
+        with self._lock:
+            self._procs = [self._spawn(i) for i in range(self.concurrency)]
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="patientgen-pool", daemon=True
+        )
+        self._supervisor.start()
+
+    @property
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [p.pid for p in self._procs]
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(1.0):
+            with self._lock:
+                for i, proc in enumerate(self._procs):
+                    if not proc.is_alive() and not self._stopping.is_set():
+                        log.warning(
+                            "worker process %s exited (%s); restarting", proc.pid, proc.exitcode
+                        )
+                        self._procs[i] = self._spawn(i)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """SIGTERM every slot (each releases its job at the next chunk boundary) and wait."""
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=5)
+        with self._lock:
+            procs = list(self._procs)
+        for proc in procs:
+            if proc.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+
+    def __enter__(self) -> WorkerPool:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def run_worker(settings: Settings, concurrency: int = 1) -> int:
+    """Run `concurrency` job slots until SIGTERM/SIGINT; returns the exit code (0)."""
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+    if concurrency == 1:
+        Worker(settings, stop).run()
+        return 0
+    pool = WorkerPool(settings, concurrency)
+    pool.start()
+    while not stop.wait(0.5):
+        pass
+    pool.stop()
+    return 0

@@ -182,10 +182,11 @@ def postgres_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("pg_database_factory")()
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def service(
+STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="module", params=STORES)
+def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
     """One running service per store for a whole test module, with keys."""

@@ -294,7 +294,7 @@ def test_list_filter_and_cursor(live: Service) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["..%2Fpatientgen.db", "fhir%2F..%2F..%2F..%2Fpatientgen.db", "%2Fetc%2Fpasswd", "fhir", "."],
+    ["..%2Fpatientgen.db", "fhir%2F..%2F..%2F..%2Fpatientgen.db", "%2Fetc%2Fpasswd", "fhir"],
 )
 def test_no_path_traversal(live: Service, finished_job: dict, name: str) -> None:
     job_id = finished_job["submitted"]["job_id"]

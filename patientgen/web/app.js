@@ -82,6 +82,15 @@ function initKeyForm() {
   });
 }
 
+// Status changes are announced once to screen readers (the list itself is not a live region).
+function announce(text) {
+  const live = $("#live");
+  live.textContent = "";
+  setTimeout(() => {
+    live.textContent = text;
+  }, 50);
+}
+
 // ---------- formatting ----------
 
 const dateFmt = new Intl.DateTimeFormat("en-GB", {
@@ -350,6 +359,7 @@ function applyEvent(id, ev) {
   }
   const before = known.status;
   const job = storeJob({ ...known, ...update, job_id: id });
+  if (before !== job.status) announce(`${jobName(job)}: ${job.status}`);
   jobChanged(job, { structural: before !== job.status });
 }
 
@@ -566,8 +576,8 @@ function downloadLink(url, filename, text, ariaLabel) {
     } });
 }
 
-function kv(rows) {
-  return el("dl", { class: "kv" }, rows.filter(Boolean).flatMap(([k, v]) => [
+function kv(rows, extra = "") {
+  return el("dl", { class: `kv ${extra}`.trim() }, rows.filter(Boolean).flatMap(([k, v]) => [
     el("dt", { text: k }), el("dd", {}, v instanceof Node ? v : String(v ?? "–"))]));
 }
 
@@ -613,7 +623,7 @@ function timingsSection(job) {
       ["Run time", started && ended ? fmtDuration((ended - started) / 1000) : "–"],
       ["Attempts", `${job.attempts ?? 0} of ${job.max_attempts ?? "–"}`],
       job.error ? ["Error", job.error] : null,
-    ]));
+    ], "kv-compact"));
 }
 
 function filesSection(job) {

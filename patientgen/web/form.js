@@ -215,6 +215,8 @@ export class ScenarioForm {
       row.querySelector('[data-role="name"]').dataset.loc = `fronts.${i}.name`;
       row.querySelector('[data-role="share"]').dataset.loc = `fronts.${i}.share`;
       row.querySelector('[data-role="nationalities"]').dataset.loc = `fronts.${i}.nationalities`;
+      row.querySelector('[data-front="name"]').setAttribute("aria-label", `Front name (front ${i + 1})`);
+      row.querySelector('[data-front="share"]').setAttribute("aria-label", `Share of front ${i + 1} (%)`);
       row.querySelector('[data-action="remove-front"]').setAttribute(
         "aria-label", `Remove front ${i + 1}`);
       row.querySelector('[data-action="add-nation"]').setAttribute(
@@ -222,6 +224,9 @@ export class ScenarioForm {
       this.nationRows(row).forEach((nrow, j) => {
         const code = nrow.querySelector("select").value;
         nrow.dataset.loc = `fronts.${i}.nationalities.${code}`;
+        nrow.querySelector("select").setAttribute("aria-label", `Nation ${j + 1} of front ${i + 1}`);
+        nrow.querySelector('[data-nation="share"]').setAttribute(
+          "aria-label", `Share of nation ${j + 1} of front ${i + 1} (%)`);
         nrow.querySelector('[data-action="remove-nation"]').setAttribute(
           "aria-label", `Remove nation ${j + 1} (${code}) of front ${i + 1}`);
       });

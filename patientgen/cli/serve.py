@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -11,6 +12,10 @@ import typer
 from patientgen.cli import app
 
 AuthMode = Literal["auto", "required", "off"]
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 @app.command()
@@ -74,6 +79,9 @@ def serve(
             timeout_graceful_shutdown=5,
             proxy_headers=False,
         )
+        # uvicorn handles SIGINT/SIGTERM itself and re-raises the signal once it has shut down;
+        # turning SIGTERM into SystemExit then lets the `finally` below stop the workers.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
         uvicorn.Server(config).run()
     finally:
         if pool is not None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import random
 from hashlib import blake2b
+from statistics import NormalDist
 from struct import Struct
-from uuid import UUID
 
 _PAIR = Struct("<QQ")
 _PATIENT = b"pg-patient-v1"
@@ -17,11 +17,37 @@ _EVENTS = b"pg-events-v1"
 _CALIBRATION = b"pg-calib-v1"
 
 
-def patient_stream(seed: int, index: int) -> tuple[str, random.Random]:
-    """The id (a UUID string) and the private random stream of patient `index`."""
+_VARIANT = "89ab"
+_reseed = random.Random.__mro__[1].seed  # the C seeding of Mersenne Twister, no Python wrapper
+
+
+def patient_seed(seed: int, index: int) -> tuple[str, int]:
+    """The id (a version-4-shaped UUID string) and the stream seed of patient `index`.
+
+    Both come from one blake2b digest of (seed, index): the first 16 bytes make the UUID, the
+    last 16 seed the patient's private Mersenne Twister.
+    """
     digest = blake2b(_PAIR.pack(seed, index), digest_size=32, person=_PATIENT).digest()
-    uid = str(UUID(bytes=digest[:16], version=4))
-    return uid, random.Random(int.from_bytes(digest[16:], "little"))
+    h = digest[:16].hex()
+    uid = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[digest[8] & 3]}{h[17:20]}-{h[20:]}"
+    return uid, int.from_bytes(digest[16:], "little")
+
+
+def patient_stream(seed: int, index: int) -> tuple[str, random.Random]:
+    """The id and a fresh private random stream of patient `index`."""
+    uid, stream_seed = patient_seed(seed, index)
+    return uid, random.Random(stream_seed)
+
+
+def reseed(rng: random.Random, stream_seed: int) -> None:
+    """Reset `rng` to the stream of `stream_seed` (same numbers as random.Random(stream_seed)
+    gives from random(); the generator never uses gauss(), whose cache this does not clear)."""
+    _reseed(rng, stream_seed)
+
+
+#: 4096 quantiles of the standard normal: NORMAL[int(random() * 4096)] is a normal deviate,
+#: much cheaper than Random.gauss() and plenty for jittering delays.
+NORMAL: tuple[float, ...] = tuple(NormalDist().inv_cdf((k + 0.5) / 4096) for k in range(4096))
 
 
 def scenario_stream(seed: int, purpose: str) -> random.Random:

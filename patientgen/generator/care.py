@@ -1,0 +1,121 @@
+"""The chain of care: who goes where, what is done there, what the vitals are, how it ends.
+
+NATO roles (AJP-4.10): point of injury (self/buddy aid, medic), Role 1 (triage, resuscitation,
+stabilisation), Role 2 (damage-control resuscitation and surgery), Role 3 (specialist surgery, ICU,
+imaging), Role 4 (definitive care and rehabilitation in the home nation). Minor cases return to duty
+from Role 1 or 2; severe ones may skip Role 1 by air. Timings: 10-1-2 (first aid within 10 min,
+medical care within 1 h, surgery within 2 h) and the scenario's evacuation delays (log-normal
+around their medians). Death timing of the killed in action follows Webster et al. (BMJ Mil Health
+167(2):84): 67.7% dead at 10 min, 91.4% at 60 min, 99.0% at 120 min.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from patientgen.generator.codes import PROCEDURES
+
+# --- procedures --------------------------------------------------------------------------------
+TOURNIQUET = ("20655006", PROCEDURES["20655006"])
+HEMORRHAGE_CONTROL = ("51241000", PROCEDURES["51241000"])
+PRESSURE_DRESSING = ("26906007", PROCEDURES["26906007"])
+CHEST_DRAIN = ("264957007", PROCEDURES["264957007"])
+INTUBATION = ("112798008", PROCEDURES["112798008"])
+TRANSFUSION = ("116859006", PROCEDURES["116859006"])
+SPLINT = ("79321009", PROCEDURES["79321009"])
+LAPAROTOMY = ("74770008", PROCEDURES["74770008"])
+DEBRIDEMENT = ("36777000", PROCEDURES["36777000"])
+TRIAGE = ("225390008", PROCEDURES["225390008"])
+SUTURE = ("288086009", PROCEDURES["288086009"])
+OXYGEN = ("57485005", PROCEDURES["57485005"])
+ANTIBIOTICS = ("281789004", PROCEDURES["281789004"])
+AMPUTATION = ("81723002", PROCEDURES["81723002"])
+CRANIOTOMY = ("25353009", PROCEDURES["25353009"])
+CT_SCAN = ("77477000", PROCEDURES["77477000"])
+WOUND_CARE = ("225358003", PROCEDURES["225358003"])
+REHABILITATION = ("52052004", PROCEDURES["52052004"])
+
+_POI = {TOURNIQUET[0], PRESSURE_DRESSING[0], SPLINT[0]}
+_R1 = _POI | {
+    TRIAGE[0], HEMORRHAGE_CONTROL[0], CHEST_DRAIN[0], INTUBATION[0], OXYGEN[0],
+    ANTIBIOTICS[0], SUTURE[0], WOUND_CARE[0],
+}  # fmt: skip
+_R2 = _R1 | {TRANSFUSION[0], LAPAROTOMY[0], AMPUTATION[0], DEBRIDEMENT[0]}
+_R3 = _R2 | {CRANIOTOMY[0], CT_SCAN[0]}
+_R4 = {REHABILITATION[0], WOUND_CARE[0], DEBRIDEMENT[0], ANTIBIOTICS[0]}
+
+#: What each place of the chain of care can do (SNOMED procedure codes).
+ALLOWED_PROCEDURES: dict[str, frozenset[str]] = {
+    "POI": frozenset(_POI),
+    "R1": frozenset(_R1),
+    "R2": frozenset(_R2),
+    "R3": frozenset(_R3),
+    "R4": frozenset(_R4),
+}
+
+# --- vitals ------------------------------------------------------------------------------------
+#: Head injury AIS -> GCS range (no head injury / minor: 15; maximal: 3-5).
+GCS_RANGE = ((15, 15), (15, 15), (14, 15), (12, 14), (9, 12), (6, 8), (3, 5))
+
+
+def avpu(gcs: int) -> str:
+    """AVPU consistent with a GCS (A >= 14, V 10-13, P 6-9, U <= 5)."""
+    if gcs >= 14:
+        return "A"
+    if gcs >= 10:
+        return "V"
+    if gcs >= 6:
+        return "P"
+    return "U"
+
+
+def base_gcs(head_ais: int, random: Callable[[], float]) -> int:
+    lo, hi = GCS_RANGE[min(head_ais, 6)]
+    return lo + int(random() * (hi - lo + 1))
+
+
+def vital_values(
+    random: Callable[[], float],
+    shock: float,
+    gcs: int,
+    chest: bool,
+    fever: bool,
+    anxious: bool,
+    pain: int,
+) -> tuple[int, int, int, int, int, float, int, str, int]:
+    """(HR, RR, SBP, DBP, SpO2, temperature, GCS, AVPU, pain) for one assessment.
+
+    Shock raises heart and breathing rate and lowers blood pressure, saturation and temperature;
+    a chest injury raises breathing rate and lowers saturation; a head injury (and deep shock)
+    lowers the GCS; fever raises temperature and heart rate.
+    """
+    hr = int(72 + 70 * shock + (12 if fever else 0) + (8 if anxious else 0) + random() * 13 - 6)
+    sbp = int(124 - 58 * shock + random() * 17 - 8)
+    dbp = int(sbp * 0.63 + random() * 9 - 4)
+    rr = int(14 + 14 * shock + (6 if chest else 0) + (3 if fever else 0) + random() * 5 - 2)
+    spo2 = int(98 - 10 * shock - (5 if chest else 0) + random() * 3 - 1)
+    spo2 = 100 if spo2 > 100 else spo2
+    temp = int(368.0 + random() * 8.0 - 4.0 + (18.0 if fever else 0.0) - 13.0 * shock) / 10
+    if shock > 0.75:
+        gcs -= 2
+    elif shock > 0.55:
+        gcs -= 1
+    gcs = 3 if gcs < 3 else gcs
+    responsiveness = avpu(gcs)
+    if responsiveness in ("P", "U"):
+        pain = 0  # cannot report pain
+    return hr, rr, sbp, dbp, spo2, temp, gcs, responsiveness, pain
+
+
+def kia_minutes(random: Callable[[], float]) -> float:
+    """Minutes from wounding to death of a KIA casualty (Webster: 67.7% / 91.4% / 99% at
+    10 / 60 / 120 min)."""
+    u = random()
+    v = random()
+    if u < 0.677:
+        return 1.0 + 9.0 * v
+    if u < 0.914:
+        return 10.0 + 50.0 * v
+    if u < 0.99:
+        return 60.0 + 60.0 * v
+    return 120.0 + 120.0 * v

@@ -1,0 +1,219 @@
+"""Per-scenario tables, computed once per scenario and shared by every patient of it.
+
+Holds the cumulative weights for every choice (bisect on one random number), the mass-casualty
+schedule, the facility ids of each front, and the calibration constants:
+
+- the mortality curve: p(death) = 1 / (1 + exp(-(a + SLOPE * score))) where score is the injury
+  severity score plus a uniform fraction; `a` is solved (bisection) on a fixed sample of this
+  scenario's battle casualties so that the expected battle case fatality rate equals the target
+  (calibration.battle_cfr, else the default of the intensity, inside 10-20%: Eastridge 2012 gives
+  about 10% for Iraq/Afghanistan, 16.1% Vietnam, 19.1% WWII);
+- the triage thresholds on the same score: ISS-like defaults (T3 < 9, T2 < 16, T1 < 50, T4 above),
+  or quantiles of the sample matching calibration.triage_mix when given;
+- the chance that a minimal (T3) battle casualty returns to duty within 72 hours, chosen so that
+  about 18% of battle casualties do (Owens 2008).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+from patientgen.generator import injuries as inj
+from patientgen.generator.rng import cumulative, scenario_stream
+from patientgen.generator.timing import MassCasualtyEvent, TimeTable, mass_casualty_schedule
+from patientgen.scenario import Scenario
+
+CATEGORIES = ("disease", "non_battle_injury", "battle_injury")
+
+#: Default battle-injury case fatality rate by intensity (assumptions inside the 10-20% band).
+DEFAULT_CFR = {"low": 0.11, "medium": 0.13, "high": 0.16, "extreme": 0.19}
+
+#: Default triage thresholds on the severity score (ISS-like: minor < 9 <= moderate < 16 <=
+#: serious/critical < 50 <= unsurvivable).
+DEFAULT_THRESHOLDS = (9.0, 16.0, 50.0)
+
+#: Slope of the mortality curve per score point.
+SLOPE = 0.2
+
+#: Share of battle deaths that happen after reaching a facility (DOW); the rest are KIA.
+#: Eastridge 2012: 87.3% of combat deaths happened before reaching a treatment facility.
+DOW_SHARE = 0.13
+
+#: Target share of battle casualties back to duty within 72 hours (Owens 2008: 18%).
+RTD_72H = 0.18
+
+#: Blood groups with Rh (approximate population shares, percent).
+BLOOD_GROUPS = ("O+", "A+", "B+", "AB+", "O-", "A-", "B-", "AB-")
+BLOOD_WEIGHTS = (37.4, 35.7, 8.5, 3.4, 6.6, 6.3, 1.5, 0.6)
+
+CALIBRATION_SAMPLE = 6000
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-") or "front"
+
+
+@dataclass(frozen=True, slots=True)
+class FrontPlan:
+    name: str
+    nations: tuple[str, ...]
+    nation_cum: list[float]
+    poi_id: str
+    r1_ids: tuple[str, ...]
+    r2_ids: tuple[str, ...]
+    r3_ids: tuple[str, ...]
+
+
+def death_probability(a: float, score: float) -> float:
+    x = a + SLOPE * score
+    if x > 30:
+        return 1.0
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+class Plan:
+    """Everything about a scenario that does not depend on the patient index."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.seed = scenario.seed
+        self.total = scenario.total_patients
+        self.start: datetime = scenario.start
+        self.start_ts = math.ceil(scenario.start.timestamp())  # whole seconds, never before start
+        self.transliterate = scenario.transliterate_names
+        self.female_share = scenario.calibration.female_share
+        mix = scenario.injury_mix
+        self.category_cum = cumulative([mix.disease, mix.non_battle_injury, mix.battle_injury])
+        self.fronts = tuple(
+            FrontPlan(
+                name=f.name,
+                nations=tuple(f.nationalities),
+                nation_cum=cumulative(list(f.nationalities.values())),
+                poi_id=f"POI-{slug(f.name)}",
+                r1_ids=tuple(f"R1-{slug(f.name)}-{k}" for k in range(1, 5)),
+                r2_ids=tuple(f"R2-{slug(f.name)}-{k}" for k in range(1, 3)),
+                r3_ids=(f"R3-{slug(f.name)}-1",),
+            )
+            for f in scenario.fronts
+        )
+        self.front_cum = cumulative([f.share for f in scenario.fronts])
+        warfare = scenario.warfare.as_dict()
+        self.warfare_names = [k for k, w in warfare.items() if w > 0]
+        self.warfare_cum = cumulative([warfare[k] for k in self.warfare_names])
+        self.mechanism_cum = {
+            k: cumulative(list(inj.WARFARE_MECHANISMS[k])) for k in inj.WARFARE_MECHANISMS
+        }
+        self.nbi_names = tuple(inj.NBI_MECHANISMS)
+        self.nbi_cum = cumulative(list(inj.NBI_MECHANISMS.values()))
+        self.blood_cum = cumulative(list(BLOOD_WEIGHTS))
+        d = scenario.calibration.evacuation_delays
+        self.log_delay = {
+            "R1": math.log(d.poi_to_role1 * 60.0),
+            "R2": math.log(d.role1_to_role2 * 60.0),
+            "R3": math.log(d.role2_to_role3 * 60.0),
+            "R4": math.log(d.role3_to_role4 * 60.0),
+            # severe casualties flown from the point of injury straight to Role 2
+            "R2air": math.log(0.6 * (d.poi_to_role1 + d.role1_to_role2) * 60.0),
+        }
+        start_hour = self.start.hour + self.start.minute / 60.0 + self.start.second / 3600.0
+        self.times = TimeTable.build(scenario.tempo, scenario.duration_days, start_hour)
+        self.end_offset = scenario.duration_days * 86400 - 1
+        self._mass_casualty(scenario)
+        self._calibrate(scenario)
+
+    # --- mass casualties ---------------------------------------------------------------------
+    def _mass_casualty(self, scenario: Scenario) -> None:
+        mc = scenario.mass_casualty
+        stream = scenario_stream(scenario.seed, "events")
+        self.events: list[MassCasualtyEvent] = mass_casualty_schedule(
+            stream.random,
+            mc.rate_per_day,
+            scenario.duration_days,
+            mc.min_size,
+            mc.max_size,
+            self.times,
+            self.front_cum,
+            self.warfare_names,
+            self.warfare_cum,
+        )
+        battle = scenario.total_patients * scenario.injury_mix.battle_injury
+        casualties = sum(e.size for e in self.events)
+        if self.events and battle >= 1:
+            # a battle casualty belongs to an event with this chance; events never take everyone
+            self.mc_prob = min(0.7, casualties / battle)
+            self.mc_cum = cumulative([e.size for e in self.events])
+        else:
+            self.mc_prob = 0.0
+            self.mc_cum = [1.0]
+
+    # --- calibration -------------------------------------------------------------------------
+    def _calibrate(self, scenario: Scenario) -> None:
+        stream = scenario_stream(scenario.seed, "calibration")
+        r = stream.random
+        scores = []
+        for _ in range(CALIBRATION_SAMPLE):
+            warfare = self.warfare_names[bisect_right(self.warfare_cum, r())]
+            mechanism = inj.BATTLE_MECHANISMS[bisect_right(self.mechanism_cum[warfare], r())]
+            scores.append(inj.iss(inj.battle_injuries(mechanism, r)) + r())
+        scores.sort()
+        cal = scenario.calibration
+        self.target_cfr = (
+            cal.battle_cfr if cal.battle_cfr is not None else (DEFAULT_CFR[scenario.intensity])
+        )
+        lo, hi = -40.0, 20.0
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            mean = sum(death_probability(mid, s) for s in scores) / len(scores)
+            if mean < self.target_cfr:
+                lo = mid
+            else:
+                hi = mid
+        self.death_a = (lo + hi) / 2
+        if cal.triage_mix is not None:
+            tm = cal.triage_mix
+            n = len(scores)
+
+            def quantile(q: float) -> float:
+                if q <= 0:
+                    return -1.0
+                if q >= 1:
+                    return 1e9
+                return scores[min(n - 1, int(q * n))]
+
+            self.thresholds = (
+                quantile(tm.T3),
+                quantile(tm.T3 + tm.T2),
+                quantile(tm.T3 + tm.T2 + tm.T1),
+            )
+        else:
+            self.thresholds = DEFAULT_THRESHOLDS
+        t3 = self.thresholds[0]
+        minimal_survivors = sum(
+            1.0 - death_probability(self.death_a, s) for s in scores if s < t3
+        ) / len(scores)
+        self.quick_rtd = min(0.95, RTD_72H / minimal_survivors) if minimal_survivors > 0 else 0.0
+
+    def triage(self, score: float) -> str:
+        t3, t2, t1 = self.thresholds
+        if score < t3:
+            return "T3"
+        if score < t2:
+            return "T2"
+        if score < t1:
+            return "T1"
+        return "T4"
+
+
+@lru_cache(maxsize=16)
+def _plan_for(key: bytes) -> Plan:
+    return Plan(Scenario.model_validate_json(key))
+
+
+def plan_for(scenario: Scenario) -> Plan:
+    """The plan of a scenario, cached by its canonical JSON (equal scenarios share one plan)."""
+    return _plan_for(scenario.canonical_json())

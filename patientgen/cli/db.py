@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from patientgen.cli import app
-from patientgen.cli.jobs import EXIT_UNAVAILABLE, DatabaseOption, fail, load_settings
+from patientgen.cli.jobs import (
+    EXIT_UNAVAILABLE,
+    LENIENT,
+    DatabaseOption,
+    fail,
+    load_settings,
+    no_extra,
+)
 
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -32,8 +39,9 @@ def _unavailable(exc: Exception) -> None:
 DataDir = Annotated[Path | None, typer.Option("--data-dir", metavar="DIR")]
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", context_settings=LENIENT)
 def upgrade(
+    ctx: typer.Context,
     revision: Annotated[str, typer.Option("--revision", help="Target revision.")] = "head",
     database_url: DatabaseOption = None,
     data_dir: DataDir = None,
@@ -41,6 +49,7 @@ def upgrade(
     """Upgrade the schema to the newest revision (safe while other processes run)."""
     from patientgen.jobs import migrations
 
+    no_extra(ctx)
     url = _url(database_url, data_dir)
     known = {r for r, _ in migrations.history()}
     if revision != "head" and revision not in known:
@@ -53,11 +62,14 @@ def upgrade(
     print(f"database at revision {now} (head {migrations.HEAD})")
 
 
-@db_app.command("status")
-def status(database_url: DatabaseOption = None, data_dir: DataDir = None) -> None:
+@db_app.command("status", context_settings=LENIENT)
+def status(
+    ctx: typer.Context, database_url: DatabaseOption = None, data_dir: DataDir = None
+) -> None:
     """Show the schema revision of the database and whether it is at head."""
     from patientgen.jobs import migrations
 
+    no_extra(ctx)
     url = _url(database_url, data_dir)
     try:
         now = migrations.current(url)

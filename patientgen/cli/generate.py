@@ -1,4 +1,8 @@
-"""`patientgen generate` and `patientgen presets`: write a scenario's patients to files locally.
+"""`patientgen generate` and `patientgen presets`.
+
+`generate` submits a job to the configured store and runs it in this process with a live progress
+bar, so the run is recorded, listed by `patientgen jobs list`, and resumable with
+`patientgen generate --resume JOB_ID` after Ctrl-C or a crash.
 
 Bad input (unknown preset, both or neither of --preset/--scenario, an unreadable or invalid
 scenario file, a bad format name, out-of-range numbers) prints one line on stderr, exits with
@@ -16,7 +20,6 @@ import typer
 from patientgen.cli import app
 from patientgen.formats import FORMATS
 
-DEFAULT_OUT = Path("patientgen-data") / "out"
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 
@@ -179,25 +182,104 @@ def generate_command(
         str | None, typer.Option("--seed", metavar="S", help="Override the seed.")
     ] = None,
     formats: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--format", metavar="LIST", help=f"Comma-separated formats: {','.join(FORMATS)}."
         ),
-    ] = ",".join(FORMATS),
-    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Output folder.")] = DEFAULT_OUT,
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", metavar="DIR", help="Output folder (default: the job's folder)."),
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option("--resume", metavar="JOB_ID", help="Continue an interrupted job."),
+    ] = None,
     chunk_size: Annotated[
-        int, typer.Option("--chunk-size", hidden=True, min=1, help="Patients per chunk.")
-    ] = 10_000,
+        str | None, typer.Option("--chunk-size", hidden=True, help="Patients per chunk.")
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", metavar="URL", help="Job store (PATIENTGEN_DATABASE_URL)."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", metavar="DIR", help="Data folder.")
+    ] = None,
 ) -> None:
-    """Generate a scenario's casualties into files (JSON, NDJSON, CSV, FHIR R4 bulk NDJSON)."""
+    """Generate a scenario's casualties as a recorded, resumable job run in this process.
+
+    The job is submitted to the configured store (listed afterwards by `patientgen jobs list`) and
+    run here with a live progress bar; Ctrl-C stops at the next chunk and `--resume JOB_ID` goes on
+    from there. Files go to the job's folder under the data folder, or to --out.
+    """
+    from uuid import UUID
+
+    scenario = wanted = None
+    job_id = None
     try:
         if ctx.args:
             raise BadInput(f"unexpected argument {ctx.args[0]!r} (see --help)")
-        scenario = load_scenario(preset, scenario_file, patients, seed)
-        wanted = _parse_formats(formats)
-        _check_out(out)
+        if resume is not None:
+            given = [
+                name
+                for name, value in (
+                    ("--preset", preset),
+                    ("--scenario", scenario_file),
+                    ("--patients", patients),
+                    ("--seed", seed),
+                    ("--format", formats),
+                    ("--out", out),
+                )
+                if value is not None
+            ]
+            if given:
+                raise BadInput(f"--resume continues a job as it was submitted; drop {given[0]}")
+            try:
+                job_id = UUID(resume.strip())
+            except ValueError:
+                raise BadInput(f"--resume: not a job id: {resume!r}") from None
+        else:
+            scenario = load_scenario(preset, scenario_file, patients, seed)
+            wanted = _parse_formats(formats if formats is not None else ",".join(FORMATS))
+            if out is not None:
+                _check_out(out)
+        size = _int("--chunk-size", chunk_size)
+        if size is not None and size < 1:
+            raise BadInput("--chunk-size: must be at least 1")
     except BadInput as exc:
         _fail(str(exc))
+
+    from patientgen.cli.jobs import load_settings, open_service
+
+    settings = load_settings(database_url=database_url, data_dir=data_dir, chunk_size=size)
+    with open_service(settings) as service:
+        if job_id is not None:
+            job = _resumable(service, job_id)
+        else:
+            job, _ = service.submit(scenario, wanted, "local", output_dir=out)
+        _run_here(service, job)
+
+
+def _resumable(service: Any, job_id: Any) -> Any:
+    """The job to go on with; BadInput-style exits when it cannot be resumed."""
+    from patientgen.jobs.model import JobStatus
+
+    job = service.get(job_id)
+    if job.status == JobStatus.RUNNING:
+        service.store.reap()  # its process died and the lease ran out: back to pending
+        job = service.get(job_id)
+    if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+        job = service.retry(job_id)
+    if job.status == JobStatus.RUNNING:
+        until = f"{job.lease_expires_at:%H:%M:%S} UTC" if job.lease_expires_at else "?"
+        _fail(f"job {job_id} is running in {job.lease_owner} (lease until {until})")
+    return job
+
+
+def _run_here(service: Any, job: Any) -> None:
+    """Claim `job` for this process and run it with a progress bar; print the result."""
+    import signal
+    import threading
 
     from rich.console import Console
     from rich.progress import (
@@ -209,35 +291,61 @@ def generate_command(
         TimeRemainingColumn,
     )
 
-    from patientgen.formats import bundle
+    from patientgen.formats.bundle import OutputFile
+    from patientgen.jobs.model import JobStatus
+    from patientgen.jobs.runner import run_job
+    from patientgen.jobs.worker import new_worker_id
 
     console = Console()
-    total = scenario.total_patients
-    try:
-        with Progress(
-            TextColumn("[bold]generating"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        ) as bar:
-            task = bar.add_task("generate", total=total)
-            files = bundle.write_all(
-                scenario,
-                wanted,
-                out,
-                chunk_size=chunk_size,
-                progress=lambda done, _total: bar.update(task, completed=done),
-            )
-    except OSError as exc:
-        _fail(f"cannot write to {out}: {exc.strerror or exc}", EXIT_FAILED)
-    import orjson
-
-    summary = orjson.loads((out / bundle.SUMMARY_FILE).read_bytes())
-    console.print(f"Wrote {total:,} patients of {scenario.name!r} (seed {scenario.seed}) to {out}")
-    _print_result(console, out, files, summary)
+    err = Console(stderr=True)
+    settings = service.settings
+    if job.status == JobStatus.COMPLETED:
+        err.print(f"job {job.job_id} is already completed")
+        outcome = "completed"
+    else:
+        worker_id = new_worker_id()
+        claimed = service.store.claim(worker_id, settings.lease_seconds, job_id=job.job_id)
+        if not claimed:
+            _fail(f"job {job.job_id} was taken by another worker", EXIT_FAILED)
+        job = claimed[0]
+        print(f"job {job.job_id}", file=sys.stderr)
+        stop = threading.Event()
+        previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+        try:
+            with Progress(
+                TextColumn("[bold]generating"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("generate", total=job.config["scenario"]["total_patients"])
+                outcome = run_job(
+                    service.store,
+                    settings,
+                    worker_id,
+                    job,
+                    stop,
+                    on_progress=lambda done, _total: bar.update(task, completed=done),
+                )
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    job = service.get(job.job_id)
+    if outcome == "released":
+        _fail(f"interrupted; continue with: patientgen generate --resume {job.job_id}", 130)
+    if outcome != "completed":
+        reason = job.error or outcome.replace("_", " ")
+        _fail(f"job {job.job_id} {job.status.value}: {reason}", EXIT_FAILED)
+    out = service.output_dir(job)
+    files = [OutputFile(**f) for f in job.output_files]
+    total = job.config["scenario"]["total_patients"]
+    name = job.config["scenario"]["name"]
+    console.print(
+        f"Wrote {total:,} patients of {name!r} (seed {job.config['scenario']['seed']}) to {out}"
+    )
+    _print_result(console, out, files, job.summary or {})
 
 
 @app.command("presets")

@@ -25,6 +25,9 @@ EXIT_UNAVAILABLE = 1
 jobs_app = typer.Typer(help="Submit and manage jobs in the configured store.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 
+#: Unknown options and extra arguments reach the command, which reports them in one line.
+LENIENT = {"allow_extra_args": True, "ignore_unknown_options": True}
+
 DatabaseOption = Annotated[
     str | None,
     typer.Option(
@@ -95,9 +98,17 @@ def open_service(settings: Any) -> Iterator[Any]:
         service.close()
 
 
-def _job_id(text: str) -> str:
+def no_extra(ctx: typer.Context) -> None:
+    if ctx.args:
+        what = "option" if ctx.args[0].startswith("-") else "argument"
+        fail(f"unexpected {what} {ctx.args[0]!r} (see --help)")
+
+
+def _job_id(text: str | None) -> str:
     from uuid import UUID
 
+    if text is None:
+        fail("missing JOB_ID (see `patientgen jobs list`)")
     try:
         return str(UUID(text.strip()))
     except ValueError:
@@ -108,8 +119,9 @@ def job_json(job: Any) -> str:
     return json.dumps(job.model_dump(mode="json"), indent=2, sort_keys=True)
 
 
-@jobs_app.command("submit")
+@jobs_app.command("submit", context_settings=LENIENT)
 def submit(
+    ctx: typer.Context,
     preset: Annotated[str | None, typer.Option("--preset", metavar="NAME")] = None,
     scenario_file: Annotated[str | None, typer.Option("--scenario", metavar="FILE")] = None,
     patients: Annotated[str | None, typer.Option("--patients", metavar="N")] = None,
@@ -124,6 +136,7 @@ def submit(
     data_dir: DataDirOption = None,
 ) -> None:
     """Enqueue a job (for workers to run) and print its id."""
+    no_extra(ctx)
     from patientgen.cli.generate import BadInput, _parse_formats, load_scenario
 
     try:
@@ -148,8 +161,9 @@ def submit(
     print(job.job_id)
 
 
-@jobs_app.command("list")
+@jobs_app.command("list", context_settings=LENIENT)
 def list_jobs(
+    ctx: typer.Context,
     status: Annotated[
         str | None, typer.Option("--status", metavar="LIST", help="e.g. pending,running")
     ] = None,
@@ -161,6 +175,7 @@ def list_jobs(
     data_dir: DataDirOption = None,
 ) -> None:
     """List jobs, newest first."""
+    no_extra(ctx)
     try:
         n = int(limit)
     except ValueError:
@@ -198,14 +213,16 @@ def list_jobs(
         print(f"more: --cursor {page.next_cursor}")
 
 
-@jobs_app.command("show")
+@jobs_app.command("show", context_settings=LENIENT)
 def show(
-    job_id: Annotated[str, typer.Argument(metavar="JOB_ID")],
+    ctx: typer.Context,
+    job_id: Annotated[str | None, typer.Argument(metavar="JOB_ID")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
     database_url: DatabaseOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Show one job."""
+    no_extra(ctx)
     jid = _job_id(job_id)
     settings = load_settings(database_url=database_url, data_dir=data_dir)
     with open_service(settings) as service:
@@ -242,7 +259,7 @@ def show(
             print(f"  {f['name']:<40} {f['bytes']:>12,} B  {f['sha256'][:16]}…")
 
 
-def _act(action: str, job_id: str, database_url: str | None, data_dir: Path | None) -> None:
+def _act(action: str, job_id: str | None, database_url: str | None, data_dir: Path | None) -> None:
     jid = _job_id(job_id)
     settings = load_settings(database_url=database_url, data_dir=data_dir)
     with open_service(settings) as service:
@@ -255,31 +272,37 @@ def _act(action: str, job_id: str, database_url: str | None, data_dir: Path | No
     print(f"job {jid} is {job.status.value}{note}")
 
 
-@jobs_app.command("cancel")
+@jobs_app.command("cancel", context_settings=LENIENT)
 def cancel(
-    job_id: Annotated[str, typer.Argument(metavar="JOB_ID")],
+    ctx: typer.Context,
+    job_id: Annotated[str | None, typer.Argument(metavar="JOB_ID")] = None,
     database_url: DatabaseOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Cancel a pending job, or ask a running one to stop at its next chunk."""
+    no_extra(ctx)
     _act("cancel", job_id, database_url, data_dir)
 
 
-@jobs_app.command("retry")
+@jobs_app.command("retry", context_settings=LENIENT)
 def retry(
-    job_id: Annotated[str, typer.Argument(metavar="JOB_ID")],
+    ctx: typer.Context,
+    job_id: Annotated[str | None, typer.Argument(metavar="JOB_ID")] = None,
     database_url: DatabaseOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Queue a failed or cancelled job again."""
+    no_extra(ctx)
     _act("retry", job_id, database_url, data_dir)
 
 
-@jobs_app.command("delete")
+@jobs_app.command("delete", context_settings=LENIENT)
 def delete(
-    job_id: Annotated[str, typer.Argument(metavar="JOB_ID")],
+    ctx: typer.Context,
+    job_id: Annotated[str | None, typer.Argument(metavar="JOB_ID")] = None,
     database_url: DatabaseOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Delete a job that is not running, and its files."""
+    no_extra(ctx)
     _act("delete", job_id, database_url, data_dir)

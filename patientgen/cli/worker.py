@@ -9,11 +9,19 @@ from typing import Annotated
 import typer
 
 from patientgen.cli import app
-from patientgen.cli.jobs import DatabaseOption, fail, load_settings, open_service
+from patientgen.cli.jobs import (
+    LENIENT,
+    DatabaseOption,
+    fail,
+    load_settings,
+    no_extra,
+    open_service,
+)
 
 
-@app.command("worker")
+@app.command("worker", context_settings=LENIENT)
 def worker(
+    ctx: typer.Context,
     concurrency: Annotated[
         str, typer.Option("--concurrency", "-c", metavar="N", help="Job slots (processes).")
     ] = "1",
@@ -27,6 +35,7 @@ def worker(
     """Claim and run jobs; SIGTERM/SIGINT hand the running jobs back and exit 0."""
     from patientgen.jobs.worker import run_worker
 
+    no_extra(ctx)
     try:
         n = int(concurrency)
     except ValueError:

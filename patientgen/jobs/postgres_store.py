@@ -241,10 +241,13 @@ class PostgresStore:
             return cur.fetchone()["n"]
 
     # -- worker side -----------------------------------------------------------------------------
-    def claim(self, worker_id: str, lease_seconds: float, limit: int = 1) -> list[Job]:
+    def claim(
+        self, worker_id: str, lease_seconds: float, limit: int = 1, job_id: UUID | None = None
+    ) -> list[Job]:
+        only = "" if job_id is None else " AND job_id = %(job_id)s"
         sql = (
             "WITH next AS (SELECT job_id FROM jobs"
-            f" WHERE status IN {_in(sources_of(Action.CLAIM))}"
+            f" WHERE status IN {_in(sources_of(Action.CLAIM))}{only}"
             " ORDER BY priority DESC, created_at, job_id"
             " LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
             "u AS (UPDATE jobs j SET status = %(status)s, attempts = j.attempts + 1,"
@@ -262,6 +265,7 @@ class PostgresStore:
                     "status": target_of(Action.CLAIM, JobStatus.PENDING).value,
                     "worker": worker_id,
                     "lease": lease_seconds,
+                    "job_id": job_id,
                 },
             )
             jobs = [_job(r) for r in cur.fetchall()]

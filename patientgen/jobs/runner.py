@@ -19,6 +19,7 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,9 +120,11 @@ def run_job(
     worker_id: str,
     job: Job,
     stop: threading.Event | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> str:
-    """Run a job this worker has claimed. Returns what happened: "completed", "cancelled",
-    "failed", "released" (graceful stop), "lease_lost" or "unavailable" (database down)."""
+    """Run a job this worker has claimed; `on_progress(patients_done, total)` is called after
+    each chunk. Returns what happened: "completed", "cancelled", "failed", "released" (graceful
+    stop), "lease_lost" or "unavailable" (database down)."""
     from patientgen.formats import bundle
 
     stop = stop or threading.Event()
@@ -133,7 +136,9 @@ def run_job(
     beat.start()
     parts = job_dir(settings, job.job_id) / PARTS
     try:
-        return _run(store, settings, worker_id, job, stop, beat, progress, ranges, parts)
+        return _run(
+            store, settings, worker_id, job, stop, beat, progress, ranges, parts, on_progress
+        )
     except Stopped:
         return "released"
     except LeaseLost:
@@ -190,6 +195,7 @@ def _run(
     progress: Progress,
     ranges: list[tuple[int, int]],
     parts: Path,
+    on_progress: Callable[[int, int], None] | None,
 ) -> str:
     from patientgen.formats import bundle
     from patientgen.scenario import Scenario
@@ -202,6 +208,8 @@ def _run(
     with progress.lock:
         progress.chunks_done = sum(1 for i in range(len(ranges)) if i in done)
         progress.patients_done = sum(b - a for i, (a, b) in enumerate(ranges) if i in done)
+    if on_progress is not None:
+        on_progress(progress.patients_done, progress.patients_total)
     try:
         for index, (start, stop_at) in enumerate(ranges):
             if index in done:
@@ -215,6 +223,8 @@ def _run(
             percent, details = progress.snapshot()
             current = store.record_chunk(job.job_id, worker_id, index, summary, percent, details)
             done[index] = summary
+            if on_progress is not None:
+                on_progress(progress.patients_done, progress.patients_total)
             log.info(
                 "job %s: chunk %d [%d, %d) written by %s",
                 job.job_id,

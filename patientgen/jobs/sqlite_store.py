@@ -258,14 +258,17 @@ class SqliteStore:
         return n
 
     # -- worker side -----------------------------------------------------------------------------
-    def claim(self, worker_id: str, lease_seconds: float, limit: int = 1) -> list[Job]:
+    def claim(
+        self, worker_id: str, lease_seconds: float, limit: int = 1, job_id: UUID | None = None
+    ) -> list[Job]:
         now = utcnow()
+        only = "" if job_id is None else " AND job_id = ?"
         with self._write() as c:
             rows = c.execute(
                 f"UPDATE jobs SET status = ?, attempts = attempts + 1, lease_owner = ?,"
                 f" lease_expires_at = ?, started_at = coalesce(started_at, ?), updated_at = ?"
                 f" WHERE job_id IN (SELECT job_id FROM jobs"
-                f"   WHERE status IN {_in(sources_of(Action.CLAIM))}"
+                f"   WHERE status IN {_in(sources_of(Action.CLAIM))}{only}"
                 f"   ORDER BY priority DESC, created_at, job_id LIMIT ?)"
                 f" RETURNING {COLUMNS}",
                 (
@@ -274,6 +277,7 @@ class SqliteStore:
                     ts(later(now, lease_seconds)),
                     ts(now),
                     ts(now),
+                    *([] if job_id is None else [str(job_id)]),
                     limit,
                 ),
             ).fetchall()

@@ -53,8 +53,11 @@ class JobStore(Protocol):
     def active_count(self, owner: str) -> int: ...
 
     # -- worker side (fenced) --------------------------------------------------------------------
-    def claim(self, worker_id: str, lease_seconds: float, limit: int = 1) -> list[Job]:
-        """Take up to `limit` pending jobs (highest priority, oldest first) for `worker_id`."""
+    def claim(
+        self, worker_id: str, lease_seconds: float, limit: int = 1, job_id: UUID | None = None
+    ) -> list[Job]:
+        """Take up to `limit` pending jobs (highest priority, oldest first) for `worker_id`;
+        with `job_id`, that job only (if pending)."""
 
     def heartbeat(
         self,

@@ -9,24 +9,7 @@ from typing import Any
 from patientgen.formats import bundle
 from patientgen.scenario import Scenario
 
-try:  # the real generator once it exists; the small factory until then
-    from patientgen.generator import generate as _generate
-except ImportError:  # pragma: no cover
-    _generate = None
-
-REAL_GENERATOR = _generate is not None
-
-
-def write_chunk(
-    scenario: Scenario, formats, parts_dir: Path, chunk: int, start: int, stop: int
-) -> dict[str, Any]:
-    if REAL_GENERATOR:
-        return bundle.write_chunk(scenario, formats, parts_dir, chunk, start, stop)
-    from factories import make_patients
-
-    return bundle.write_patients(
-        scenario, formats, parts_dir, chunk, make_patients(scenario, start, stop)
-    )
+write_chunk = bundle.write_chunk
 
 
 def run(

@@ -144,3 +144,19 @@ def test_casualty_shape(resources) -> None:
     ]
     assert vital
     assert resources["Procedure"] and resources["Organization"] and resources["Location"]
+
+
+def test_edge_cases_from_the_factory_validate() -> None:
+    """Hand-made patients: quotes and commas in names, KIA at the POI, still admitted."""
+    from factories import make_patients
+
+    scenario = Scenario(total_patients=40)
+    statuses = set()
+    for patient in make_patients(scenario, 0, 40):
+        for resource_type, data in zip(fhir.PATIENT_TYPES, fhir.encode(patient), strict=True):
+            model = get_fhir_model_class(resource_type)
+            for line in data.split(b"\n")[:-1]:
+                item = orjson.loads(line)
+                model.model_validate(item)
+                statuses.add(item.get("status"))
+    assert {"in-progress", "finished"} <= statuses

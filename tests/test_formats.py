@@ -10,10 +10,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-from formats_support import REAL_GENERATOR, digests, run, write_chunk
+from formats_support import digests, run, write_chunk
 
 from patientgen.formats import FORMATS, bundle, summary
 from patientgen.formats import csv as csv_format
+from patientgen.generator import generate
 from patientgen.scenario import Scenario
 
 N = 120
@@ -174,14 +175,7 @@ def test_crash_leftover_temp_file_is_not_a_part(tmp_path, scenario, reference) -
 
 
 def test_failed_chunk_leaves_no_part(tmp_path, scenario) -> None:
-    if REAL_GENERATOR:
-        from patientgen.generator import generate
-
-        source = generate(scenario, 0, 10)
-    else:
-        from factories import make_patients
-
-        source = make_patients(scenario, 0, 10)
+    source = generate(scenario, 0, 10)
 
     def failing():
         for i, p in enumerate(source):
@@ -240,7 +234,6 @@ def test_only_requested_formats_and_stale_files_removed(tmp_path, scenario) -> N
     assert {f.format for f in files} == {"csv", "ndjson", "index", "summary", "manifest"}
 
 
-@pytest.mark.skipif(not REAL_GENERATOR, reason="needs the real generator")
 def test_write_all_reports_progress(tmp_path, scenario, reference) -> None:
     seen: list[tuple[int, int]] = []
     bundle.write_all(

@@ -157,12 +157,13 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
     if bleed_ais:
         shock = 0.28 * (bleed_ais - 2) + 0.012 * (iss - 9)
         shock = 0.0 if shock < 0.0 else 1.0 if shock > 1.0 else shock
-    if shock >= 0.5:
+    dow = dies and not kia
+    if shock >= 0.5 or dow:  # those who die of wounds deteriorate into shock before death
         conditions.append(
             Condition(
                 SHOCK[0],
                 SHOCK[1],
-                "critical" if shock >= 0.8 else "severe",
+                "critical" if shock >= 0.8 or dow else "severe",
                 None,
                 None,
                 None,

@@ -1,0 +1,289 @@
+"""The generator: deterministic, range-independent, exact, and internally consistent patients."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import uuid
+from collections import Counter, defaultdict
+from datetime import timedelta
+
+import orjson
+import pytest
+
+from patientgen.generator import GENERATOR_VERSION, generate
+from patientgen.generator.care import ALLOWED_PROCEDURES, avpu
+from patientgen.generator.codes import BODY_SITES
+from patientgen.generator.names import pools, transliterate
+from patientgen.generator.patient import Patient
+from patientgen.scenario import NATO_MEMBERS, PRESETS, Scenario
+
+N = 3000
+LIMBS = {"left_upper_limb", "right_upper_limb", "left_lower_limb", "right_lower_limb"}
+BLOOD = {"O+", "O-", "A+", "A-", "B+", "B-", "AB+", "AB-"}
+SHOCK = "27942005"
+
+
+def _dump(patients: list[Patient]) -> bytes:
+    return b"\n".join(orjson.dumps(p) for p in patients)
+
+
+@pytest.fixture(scope="module")
+def scenario() -> Scenario:
+    return PRESETS["high-intensity-defence"].scenario.model_copy(update={"total_patients": N})
+
+
+@pytest.fixture(scope="module")
+def patients(scenario: Scenario) -> list[Patient]:
+    return list(generate(scenario))
+
+
+def test_version_is_a_string() -> None:
+    assert isinstance(GENERATOR_VERSION, str) and GENERATOR_VERSION
+
+
+def test_exact_count_and_indices(scenario: Scenario, patients: list[Patient]) -> None:
+    assert len(patients) == N
+    assert [p.index for p in patients] == list(range(N))
+    assert len({p.id for p in patients}) == N
+    for p in patients[:50]:
+        assert str(uuid.UUID(p.id)) == p.id
+
+
+def test_bad_ranges_raise_at_once(scenario: Scenario) -> None:
+    for start, stop in ((-1, 5), (5, 4), (0, N + 1), (N + 1, None)):
+        with pytest.raises(ValueError):
+            generate(scenario, start, stop)
+    assert list(generate(scenario, 7, 7)) == []
+
+
+def test_deterministic_across_runs(scenario: Scenario, patients: list[Patient]) -> None:
+    again = list(generate(scenario, 0, 500))
+    assert _dump(again) == _dump(patients[:500])
+
+
+def test_deterministic_across_processes(scenario: Scenario, patients: list[Patient]) -> None:
+    code = (
+        "import sys, orjson\n"
+        "from patientgen.generator import generate\n"
+        "from patientgen.scenario import Scenario\n"
+        "s = Scenario.model_validate_json(sys.stdin.buffer.read())\n"
+        "sys.stdout.buffer.write(b'\\n'.join(orjson.dumps(p) for p in generate(s, 100, 400)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        input=scenario.canonical_json(),
+        capture_output=True,
+        check=True,
+        env={"PYTHONHASHSEED": "123", "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    ).stdout
+    assert out == _dump(patients[100:400])
+
+
+def test_ranges_are_independent(scenario: Scenario, patients: list[Patient]) -> None:
+    k = 1234
+    joined = list(generate(scenario, k, N)) + list(generate(scenario, 0, k))
+    joined.sort(key=lambda p: p.index)
+    assert _dump(joined) == _dump(patients)
+    # one patient alone, out of order, equals the same patient in the full run
+    assert next(iter(generate(scenario, 2999, 3000))) == patients[2999]
+    assert next(iter(generate(scenario, 17, 18))) == patients[17]
+
+
+def test_another_seed_differs(scenario: Scenario, patients: list[Patient]) -> None:
+    other = list(generate(scenario.model_copy(update={"seed": scenario.seed + 1}), 0, 200))
+    assert len({p.id for p in other} & {p.id for p in patients}) == 0
+    same = sum(
+        (a.family_name, a.injured_at) == (b.family_name, b.injured_at)
+        for a, b in zip(other, patients, strict=False)
+    )
+    assert same < 5
+
+
+def test_demographics(scenario: Scenario, patients: list[Patient]) -> None:
+    fronts = {f.name: set(f.nationalities) for f in scenario.fronts}
+    for p in patients:
+        assert p.nationality in fronts[p.front]
+        assert p.blood_group in BLOOD
+        assert p.gender in ("male", "female")
+        assert p.given_name and p.family_name and p.service_number
+        day = p.injured_at.date()
+        age = (
+            day.year
+            - p.birth_date.year
+            - ((day.month, day.day) < (p.birth_date.month, p.birth_date.day))
+        )
+        assert 18 <= age <= 55
+        assert (
+            scenario.start <= p.injured_at < scenario.start + timedelta(days=scenario.duration_days)
+        )
+    females = sum(p.gender == "female" for p in patients) / len(patients)
+    assert abs(females - scenario.calibration.female_share) < 0.03
+
+
+def test_names_for_every_nation_and_transliteration() -> None:
+    for nation in NATO_MEMBERS:
+        pool = pools(nation)
+        assert all(len(p.items) >= 10 for p in pool), nation
+    assert transliterate("Παπαδόπουλος", "GRC") == "Papadopoulos"
+    assert transliterate("Иванов", "BGR") == "Ivanov"
+    assert transliterate("Ѓорѓиевски", "MKD") == "Gjorgjievski"
+    front = {"name": "South", "share": 1.0,
+             "nationalities": {"GRC": 0.34, "BGR": 0.33, "MKD": 0.33}}  # fmt: skip
+    base = Scenario(total_patients=300, fronts=[front])
+    native = list(generate(base))
+    latin = list(generate(base.model_copy(update={"transliterate_names": True})))
+    assert sum(not p.family_name.isascii() for p in native) > 250
+    assert all(p.family_name.isascii() and p.given_name.isascii() for p in latin)
+    # transliteration changes the script, not who the patient is
+    assert [p.nationality for p in native] == [p.nationality for p in latin]
+
+
+def test_timeline_strictly_increasing(patients: list[Patient]) -> None:
+    for p in patients:
+        times = [e.at for e in p.timeline]
+        assert all(a < b for a, b in itertools.pairwise(times)), p.index
+        assert p.timeline[0].kind == "injured" and p.timeline[0].at == p.injured_at
+        assert p.outcome_at > p.injured_at
+        assert p.outcome_at in times
+        assert p.outcome_at <= times[-1]
+
+
+def test_visits_and_outcomes_are_consistent(patients: list[Patient]) -> None:
+    order = ["POI", "R1", "R2", "R3", "R4"]
+    for p in patients:
+        assert p.visits[0].facility == "POI" and p.visits[0].triage is None
+        facilities = [v.facility for v in p.visits]
+        assert facilities == sorted(facilities, key=order.index)
+        assert len(set(facilities)) == len(facilities)
+        for a, b in zip(p.visits, p.visits[1:], strict=False):
+            assert a.departed_at is not None and a.departed_at < b.arrived_at
+            assert b.transit_minutes is not None and b.transit_minutes > 0
+            assert b.triage == p.triage
+        last = p.visits[-1]
+        assert last.departed_at is None
+        assert p.outcome_facility == last.facility
+        if p.outcome == "KIA":
+            assert facilities == ["POI"] and last.disposition == "died"
+            assert p.timeline[-1].kind == "died"
+        elif p.outcome == "DOW":
+            assert last.facility in ("R1", "R2", "R3") and last.disposition == "died"
+            assert p.timeline[-1].kind == "died"
+        elif p.outcome == "RTD":
+            assert last.facility in ("R1", "R2", "R3")
+            assert last.disposition == "returned_to_duty"
+            assert p.timeline[-1].kind == "returned_to_duty"
+        else:
+            assert p.outcome == "EVACUATED_R4"
+            assert last.facility == "R4" and p.outcome_at == last.arrived_at
+        assert (p.outcome == "KIA") == (p.outcome_facility == "POI")
+
+
+def test_conditions_match_mechanism_and_region(patients: list[Patient]) -> None:
+    for p in patients:
+        assert p.conditions
+        for c in p.conditions:
+            if c.code == "262595009":  # traumatic amputation: limbs only
+                assert c.region in LIMBS
+            if c.code in ("233645004", "31892009"):  # pneumothorax, haemothorax
+                assert c.region == "thorax"
+            if c.code in ("127295002", "110030002"):  # brain injuries
+                assert c.region == "head"
+            if c.region is not None:
+                assert (c.body_site_code, c.body_site) == BODY_SITES[c.region]
+            assert c.onset == p.injured_at
+        if p.category == "disease":
+            assert p.mechanism is None and p.conditions[0].region is None
+        else:
+            assert p.mechanism is not None
+        if p.category == "battle_injury" and p.mechanism in ("explosive", "gunshot"):
+            assert p.mechanism_code in ("242777003", "218081007")
+
+
+def test_vitals_follow_the_injuries(patients: list[Patient]) -> None:
+    shocked, others = [], []
+    for p in patients:
+        for v in p.visits:
+            if v.vitals is None:
+                continue
+            x = v.vitals
+            assert x.avpu == avpu(x.gcs)
+            assert 3 <= x.gcs <= 15 and 0 <= x.pain <= 10 and 60 <= x.spo2 <= 100
+            assert 30 <= x.heart_rate <= 220 and 40 <= x.systolic_bp <= 200
+            assert x.diastolic_bp < x.systolic_bp
+        first = next((v.vitals for v in p.visits[1:] if v.vitals is not None), None)
+        if first is None:
+            continue
+        codes = {c.code for c in p.conditions}
+        if SHOCK in codes:
+            shocked.append(first)
+            assert max(v.vitals.heart_rate for v in p.visits[1:] if v.vitals) > 100, p.index
+        elif p.category == "disease":
+            others.append(first)
+        if "127295002" in codes and any(
+            c.code == "127295002" and c.severity == "critical" for c in p.conditions
+        ):
+            assert first.gcs <= 8, p.index
+        if not any(c.region in ("head", "face", "eye", "ear") for c in p.conditions) and (
+            SHOCK not in codes and p.outcome != "DOW"
+        ):
+            assert first.gcs == 15
+    assert shocked and others
+
+    def mean(xs: list[float]) -> float:
+        return sum(xs) / len(xs)
+
+    assert mean([v.heart_rate for v in shocked]) > mean([v.heart_rate for v in others]) + 30
+    assert mean([v.systolic_bp for v in shocked]) < mean([v.systolic_bp for v in others]) - 20
+
+
+def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) -> None:
+    seen = Counter()
+    for p in patients:
+        codes = {c.code for c in p.conditions}
+        for v in p.visits:
+            for proc in v.procedures:
+                assert proc.code in ALLOWED_PROCEDURES[v.facility], (v.facility, proc.code)
+                assert proc.performed_at >= v.arrived_at
+                if v.departed_at is not None:
+                    assert proc.performed_at < v.departed_at
+                seen[proc.code] += 1
+                if proc.code == "81723002":
+                    assert "262595009" in codes
+                if proc.code == "264957007":
+                    assert codes & {"233645004", "31892009"}
+                if proc.code == "25353009":
+                    assert any(c.region == "head" for c in p.conditions)
+        if "233645004" in codes and p.outcome != "KIA":
+            assert any(pr.code == "264957007" for v in p.visits for pr in v.procedures)
+        if p.category == "disease":
+            assert not any(v.procedures for v in p.visits[:1])
+    for needed in ("20655006", "225390008", "116859006", "36777000", "264957007"):
+        assert seen[needed] > 0, needed
+
+
+def test_mass_casualty_events_cluster(scenario: Scenario, patients: list[Patient]) -> None:
+    events = defaultdict(list)
+    for p in patients:
+        assert p.mass_casualty == (p.event_id is not None)
+        if p.mass_casualty:
+            assert p.category == "battle_injury"
+            events[p.event_id].append(p)
+    assert events
+    for members in events.values():
+        times = sorted(p.injured_at for p in members)
+        assert times[-1] - times[0] <= timedelta(minutes=46)
+        assert len({p.front for p in members}) == 1
+
+
+def test_tempo_shapes_battle_casualties() -> None:
+    mix = {"disease": 0.0, "non_battle_injury": 0.0, "battle_injury": 1.0}
+    base = Scenario(total_patients=2000, duration_days=20, injury_mix=mix,
+                    mass_casualty={"rate_per_day": 0.0})  # fmt: skip
+    for tempo, later_more in (("escalating", True), ("declining", False)):
+        ps = list(generate(base.model_copy(update={"tempo": tempo})))
+        half = base.start + timedelta(days=10)
+        late = sum(p.injured_at >= half for p in ps) / len(ps)
+        assert (late > 0.6) if later_more else (late < 0.4), (tempo, late)

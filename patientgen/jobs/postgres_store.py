@@ -169,14 +169,13 @@ class PostgresStore:
     def create(self, new: NewJob) -> tuple[Job, bool]:
         with self._tx() as cur:
             cur.execute(
-                self._INSERT + " ON CONFLICT (owner, idempotency_key)"
-                " WHERE idempotency_key IS NOT NULL DO NOTHING"
-                f" RETURNING {COLUMNS}",
+                f"WITH i AS ({self._INSERT} ON CONFLICT (owner, idempotency_key)"
+                f" WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING {COLUMNS})"
+                f" SELECT i.*, pg_notify('{WORK_CHANNEL}', '') AS notified FROM i",
                 self._insert_args(new),
             )
             row = cur.fetchone()
             if row is not None:
-                cur.execute("SELECT pg_notify(%s, '')", (WORK_CHANNEL,))
                 return _job(row), True
             cur.execute(
                 f"SELECT {COLUMNS} FROM jobs WHERE owner = %s AND idempotency_key = %s",
@@ -382,8 +381,11 @@ class PostgresStore:
         summary: dict[str, Any] | None,
     ) -> Job:
         with self._tx() as cur:
+            # one round trip: complete, drop the chunk checkpoints, notify
             cur.execute(
-                _announce(self._COMPLETE),
+                f"WITH u AS ({self._COMPLETE} RETURNING {J_COLUMNS}),"
+                " gone AS (DELETE FROM job_chunks c USING u WHERE c.job_id = u.job_id)"
+                f" SELECT u.*, pg_notify('{JOB_CHANNEL}', u.job_id::text) AS notified FROM u",
                 self._complete_args(job_id, worker_id, output_files, summary),
             )
             row = cur.fetchone()
@@ -392,14 +394,13 @@ class PostgresStore:
                 if cur.fetchone() is None:
                     raise JobNotFound(job_id)
                 raise LeaseLost(job_id, worker_id)
-            cur.execute("DELETE FROM job_chunks WHERE job_id = %s", (job_id,))
         return _job(row)
 
     def complete_many(self, worker_id: str, completions: Sequence[Completion]) -> list[UUID]:
         if not completions:
             return []
         sql = (
-            f"UPDATE jobs j SET status = %(status)s, {_END}, progress = 100,"
+            f"WITH u AS (UPDATE jobs j SET status = %(status)s, {_END}, progress = 100,"
             " completed_at = now(), updated_at = now(), output_files = d.files,"
             " summary = d.summary, error = NULL,"
             " progress_details = jsonb_set(j.progress_details, '{phase}', '\"completed\"')"
@@ -407,7 +408,9 @@ class PostgresStore:
             " AS d(job_id, files, summary)"
             f" WHERE j.job_id = d.job_id AND j.status IN {_in(sources_of(Action.COMPLETE))}"
             " AND j.lease_owner = %(worker)s"
-            f" RETURNING j.job_id, pg_notify('{JOB_CHANNEL}', j.job_id::text)"
+            " RETURNING j.job_id)"
+            " , gone AS (DELETE FROM job_chunks c USING u WHERE c.job_id = u.job_id)"
+            f" SELECT u.job_id, pg_notify('{JOB_CHANNEL}', u.job_id::text) AS notified FROM u"
         )
         with self._tx() as cur:
             cur.execute(
@@ -421,8 +424,6 @@ class PostgresStore:
                 },
             )
             done = [r["job_id"] for r in cur.fetchall()]
-            if done:
-                cur.execute("DELETE FROM job_chunks WHERE job_id = ANY(%s)", (done,))
         return done
 
     def fail(self, job_id: UUID, worker_id: str, error: str) -> Job:

@@ -108,7 +108,6 @@ class PostgresStore:
             configure=self._configure,
             check=ConnectionPool.check_connection,
             timeout=timeout,
-            reconnect_timeout=0,
             open=False,
             name="patientgen",
         )

@@ -34,14 +34,32 @@ from patientgen.generator.care import (
     WOUND_CARE,
 )
 from patientgen.generator.codes import BODY_SITES, CONDITIONS, MECHANISM_CODES
+from patientgen.generator.injuries import (
+    AMPUTATION as AMPUTATED,
+)
+from patientgen.generator.injuries import (
+    BLEED,
+    BURN,
+    CHEST,
+    FRACTURE,
+    GI,
+    HEAD,
+    INFECTION,
+    MINOR_CUT,
+    PENETRATING,
+    PSYCH,
+    RESPIRATORY,
+    SPINE,
+    WOUND,
+)
 from patientgen.generator.names import pools, service_number
 from patientgen.generator.patient import Condition, Event, Patient, Procedure, Visit, Vitals
 from patientgen.generator.plan import (
     BLOOD_GROUPS,
     CATEGORIES,
     DOW_SHARE,
+    SLOPE,
     Plan,
-    death_probability,
 )
 from patientgen.generator.rng import NORMAL, patient_seed, reseed
 
@@ -119,9 +137,11 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
     score = iss + r()
     triage = plan.triage(score)
     if battle:
-        p_death = death_probability(plan.death_a, score)
+        x = plan.death_a + SLOPE * score
+        p_death = 1.0 if x > 30.0 else 1.0 / (1.0 + exp(-x))
     else:  # away from the fighting: a fixed curve, whatever the intensity; DNBI deaths are rare
-        p_death = death_probability(DNBI_A, score) * (0.15 if is_disease else 0.3)
+        x = DNBI_A + SLOPE * score
+        p_death = (1.0 if x > 30.0 else 1.0 / (1.0 + exp(-x))) * (0.15 if is_disease else 0.3)
     dies = r() < p_death
     kia = dies and battle and r() >= DOW_SHARE
 
@@ -135,19 +155,19 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         flags |= f
         if ais > max_ais:
             max_ais = ais
-        if f & inj.HEAD and ais > head_ais:
+        if f & HEAD and ais > head_ais:
             head_ais = ais
-        if f & inj.BLEED:
+        if f & BLEED:
             if ais > bleed_ais:
                 bleed_ais = ais
             if region in LIMB_SET:
-                if ais >= 3 or f & inj.AMPUTATION:
+                if ais >= 3 or f & AMPUTATED:
                     limb_bleed = True
             elif ais >= 2:
                 other_bleed = True
-        if region in ABDOMEN_SET and f & (inj.PENETRATING | inj.BLEED) and ais >= 3:
+        if region in ABDOMEN_SET and f & (PENETRATING | BLEED) and ais >= 3:
             abdomen = True
-        if f & inj.FRACTURE and region in LIMB_SET:
+        if f & FRACTURE and region in LIMB_SET:
             limb_fracture = True
         site = SITES[region] if region is not None else NO_SITE
         conditions.append(
@@ -176,13 +196,13 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
                 EXSANGUINATION[0], EXSANGUINATION[1], "critical", None, None, None, injured_at
             )
         )
-    chest = bool(flags & inj.CHEST)
-    fever = bool(flags & inj.INFECTION)
-    anxious = bool(flags & inj.PSYCH)
-    wound = bool(flags & inj.WOUND)
+    chest = bool(flags & CHEST)
+    fever = bool(flags & INFECTION)
+    anxious = bool(flags & PSYCH)
+    wound = bool(flags & WOUND)
     gcs0 = care.base_gcs(head_ais, r)
     if is_disease:
-        pain0 = 1 + int(r() * 3) + (3 if flags & inj.GI else 0)
+        pain0 = 1 + int(r() * 3) + (3 if flags & GI else 0)
     else:
         pain0 = min(10, 2 + int(1.4 * max_ais + r() * 2))
 
@@ -323,7 +343,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         pickup = last + 60
     departed = _fts(base + pickup, UTC)
     first = path[0]
-    ids = {"R1": front.r1_ids, "R2": front.r2_ids, "R3": front.r3_ids}
+    ids = front.units
     facility_ids = []
     for fac in path:
         if fac == "R4":
@@ -371,9 +391,9 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
             procs = []
             t = arrive + DAY + int(r() * 2 * DAY)
             todo = []
-            if flags & (inj.AMPUTATION | inj.FRACTURE | inj.SPINE) or head_ais >= 3:
+            if flags & (AMPUTATED | FRACTURE | SPINE) or head_ais >= 3:
                 todo.append(REHABILITATION)
-            if wound or flags & inj.BURN:
+            if wound or flags & BURN:
                 todo.append(WOUND_CARE)
             vit = _vitals(
                 r,
@@ -436,7 +456,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         if chest and not chest_done:
             todo.append(CHEST_DRAIN)
             chest_done = True
-        if (chest or vit.spo2 < 92 or (flags & inj.RESPIRATORY and max_ais >= 2)) and k == 0:
+        if (chest or vit.spo2 < 92 or (flags & RESPIRATORY and max_ais >= 2)) and k == 0:
             todo.append(OXYGEN)
         if limb_fracture and not splinted:
             todo.append(SPLINT)
@@ -445,7 +465,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
             todo.append(ANTIBIOTICS)
             antibiotics = True
         if fac == "R1":
-            if flags & inj.MINOR_CUT and triage == "T3":
+            if flags & MINOR_CUT and triage == "T3":
                 todo.append(SUTURE)
             if wound and triage == "T3":
                 todo.append(WOUND_CARE)
@@ -455,7 +475,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
             if fac == "R2":
                 if abdomen:
                     todo.append(LAPAROTOMY)
-                if flags & inj.AMPUTATION:
+                if flags & AMPUTATED:
                     todo.append(AMPUTATION)
             if wound and (fac == "R2" or triage != "T3"):
                 todo.append(DEBRIDEMENT)
@@ -475,7 +495,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         last = last_proc if procs else tri
         # how long the stay lasts
         if final and outcome == "DOW":
-            span = {"R1": HOUR, "R2": 12 * HOUR, "R3": 5 * DAY}[fac]
+            span = DOW_SPAN[fac]
             end = last + 600 + int(r() * span)
             end_at = _fts(base + end, UTC)
             timeline.append(Event(end_at, "died", fac, None))
@@ -582,6 +602,8 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
     )
 
 
+#: Longest time from the last treatment to death of a DOW casualty, by facility (seconds).
+DOW_SPAN = {"R1": HOUR, "R2": 12 * HOUR, "R3": 5 * DAY}
 #: Median stay before moving on (seconds): Role 1 stabilise and go, Role 2 surgery, Role 3 days.
 STAY = {"R1": 45 * 60, "R2": 5 * HOUR, "R3": 3 * DAY}
 LOG_ONSET = log(4 * HOUR)  # illness: median time from onset to leaving for Role 1

@@ -67,6 +67,7 @@ class FrontPlan:
     r1_ids: tuple[str, ...]
     r2_ids: tuple[str, ...]
     r3_ids: tuple[str, ...]
+    units: dict[str, tuple[str, ...]]  # role -> ids of that role's units on this front
 
 
 def death_probability(a: float, score: float) -> float:
@@ -98,6 +99,11 @@ class Plan:
                 r1_ids=tuple(f"R1-{slug(f.name)}-{k}" for k in range(1, 5)),
                 r2_ids=tuple(f"R2-{slug(f.name)}-{k}" for k in range(1, 3)),
                 r3_ids=(f"R3-{slug(f.name)}-1",),
+                units={
+                    "R1": tuple(f"R1-{slug(f.name)}-{k}" for k in range(1, 5)),
+                    "R2": tuple(f"R2-{slug(f.name)}-{k}" for k in range(1, 3)),
+                    "R3": (f"R3-{slug(f.name)}-1",),
+                },
             )
             for f in scenario.fronts
         )
@@ -166,7 +172,7 @@ class Plan:
             cal.battle_cfr if cal.battle_cfr is not None else (DEFAULT_CFR[scenario.intensity])
         )
         lo, hi = -40.0, 20.0
-        for _ in range(60):
+        for _ in range(45):
             mid = (lo + hi) / 2
             mean = sum(death_probability(mid, s) for s in scores) / len(scores)
             if mean < self.target_cfr:

@@ -80,6 +80,7 @@ def wait_status(page: Any, job_id: str, status: str, timeout: float = 60_000) ->
         f'#jobs-list [data-job-id="{job_id}"][data-status="{status}"], '
         f'#job-view[data-job-id="{job_id}"][data-status="{status}"]',
         timeout=timeout,
+        state="attached",
     )
 
 
@@ -290,9 +291,12 @@ def test_api_key_required(page: Any, keyed_service: Service) -> None:
         page.locator('#job-view .file[data-name="patients.ndjson"] a.download').click()
     assert sha256(Path(info.value.path())) == wanted["sha256"]
 
-    # A reload keeps the key for this tab only; the list is still there.
+    # A reload keeps the key for this tab only; the job and the list are still there.
     page.reload()
+    page.wait_for_selector(f'#job-view[data-job-id="{job_id}"][data-status="completed"]')
+    page.click("#job-view a.back")
     page.wait_for_selector(f'#jobs-list [data-job-id="{job_id}"][data-status="completed"]')
+    assert page.is_hidden("#notice")
     context = page.context.browser.new_context()
     try:
         other = context.new_page()

@@ -4,8 +4,9 @@
     .venv/bin/python bench/api.py --database-url postgresql://...   # on PostgreSQL
     .venv/bin/python bench/api.py --url http://127.0.0.1:8000 --api-key KEY   # a running one
 
-By default it starts `patientgen serve --workers 0` (an API-only node, so the figures are the API's
-and the store's, not the generator's) on SQLite in a temporary folder, and stops it at the end.
+By default it starts `patientgen serve --workers 0 --auth required` (an API-only node, so the
+figures are the API's and the store's, not the generator's; every request carries an API key) on
+SQLite in a temporary folder, and stops it at the end.
 """
 
 from __future__ import annotations
@@ -33,13 +34,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(data_dir: Path, database_url: str | None) -> tuple[subprocess.Popen, str]:
+def start_server(data_dir: Path, database_url: str | None) -> tuple[subprocess.Popen, str, str]:
+    """`patientgen serve --workers 0 --auth required` and a fresh API key for it."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PATIENTGEN_")}
     env["PATIENTGEN_DATA_DIR"] = str(data_dir)
     if database_url:
         env["PATIENTGEN_DATABASE_URL"] = database_url
-    command = [*CLI, "serve", "--port", str(port), "--workers", "0", "--auth", "off"]
+    made = subprocess.run(
+        [*CLI, "keys", "create", "bench"], env=env, cwd=data_dir, capture_output=True, text=True
+    )
+    if made.returncode != 0:
+        raise SystemExit(f"cannot create an API key: {made.stderr.strip()}")
+    key = made.stdout.strip().splitlines()[-1]
+    command = [*CLI, "serve", "--port", str(port), "--workers", "0", "--auth", "required"]
     proc = subprocess.Popen(
         [*command, "--log-level", "warning"],
         env=env,
@@ -52,7 +60,7 @@ def start_server(data_dir: Path, database_url: str | None) -> tuple[subprocess.P
     while time.monotonic() < deadline:
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return proc, url
+                return proc, url, key
         except httpx.TransportError:
             time.sleep(0.1)
     proc.kill()
@@ -79,25 +87,33 @@ async def run_phase(
     latencies: list[float] = []
     errors = 0
     results: list[str] = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as http:
+    # One AsyncClient (one keep-alive connection) per simulated client: a single shared client
+    # with 50 connections spends more CPU in its pool than the server spends answering.
+    sessions = [
+        httpx.AsyncClient(base_url=base, headers=headers, timeout=60) for _ in range(clients)
+    ]
 
-        async def worker(index: int) -> None:
-            nonlocal errors
-            for i in range(per_client):
-                start = time.perf_counter()
-                response = await make_request(http, index, i)
-                latencies.append(time.perf_counter() - start)
-                if response.status_code >= 400:
-                    errors += 1
-                elif response.headers.get("content-type", "").startswith("application/json"):
-                    job_id = response.json().get("job_id")
-                    if job_id:
-                        results.append(job_id)
+    async def worker(index: int) -> None:
+        nonlocal errors
+        http = sessions[index]
+        for i in range(per_client):
+            start = time.perf_counter()
+            response = await make_request(http, index, i)
+            latencies.append(time.perf_counter() - start)
+            if response.status_code >= 400:
+                errors += 1
+            elif response.headers.get("content-type", "").startswith("application/json"):
+                job_id = response.json().get("job_id")
+                if job_id:
+                    results.append(job_id)
 
+    try:
         began = time.perf_counter()
         await asyncio.gather(*(worker(i) for i in range(clients)))
         elapsed = time.perf_counter() - began
+    finally:
+        for session in sessions:
+            await session.aclose()
     report(name, latencies, errors, elapsed)
     return results
 
@@ -144,7 +160,7 @@ def main() -> None:
         + (
             f"(the service at {args.url})"
             if args.url
-            else "(patientgen serve --workers 0 on "
+            else "(patientgen serve --workers 0 --auth required on "
             + ("PostgreSQL)" if (args.database_url or "").startswith("postgres") else "SQLite)")
         )
     )
@@ -152,7 +168,7 @@ def main() -> None:
         asyncio.run(main_async(args, args.url))
         return
     with tempfile.TemporaryDirectory(prefix="patientgen-bench-") as tmp:
-        proc, url = start_server(Path(tmp), args.database_url)
+        proc, url, args.api_key = start_server(Path(tmp), args.database_url)
         try:
             asyncio.run(main_async(args, url))
         finally:

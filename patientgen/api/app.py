@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from patientgen.api import problems
-from patientgen.api.auth import auth_required
+from patientgen.api.auth import KeyCache, auth_required
 from patientgen.api.common import json_response, problem_responses
 from patientgen.api.metrics import Metrics
 from patientgen.api.middleware import LatencyMetrics, RequestGuard
@@ -25,6 +25,11 @@ API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 1024 * 1024
 #: A store call that takes longer than this answers 503 instead of hanging the request.
 STORE_CALL_TIMEOUT = 20.0
+#: Threads that run store calls at once. Few: the store's own pool is about this size, and many
+#: threads fighting for the GIL with the event loop make every request slower under load.
+STORE_THREADS = 8
+#: Event streams waiting for a job's next update at once (each wait occupies a thread).
+SSE_THREADS = 1000
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 T = TypeVar("T")
@@ -79,8 +84,9 @@ def create_app(settings: Any, service: Any = None) -> FastAPI:
         str(getattr(settings, "auth", "auto")), str(getattr(settings, "host", "127.0.0.1"))
     )
     app.state.api_prefix = API_PREFIX
-    sse_limiter = anyio.CapacityLimiter(1000)
-    app.state.sse_limiter = sse_limiter
+    app.state.key_cache = KeyCache()
+    app.state.sse_limiter = anyio.CapacityLimiter(SSE_THREADS)
+    store_limiter = anyio.CapacityLimiter(STORE_THREADS)
 
     async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking JobService call off the event loop, bounded in time."""
@@ -90,7 +96,9 @@ def create_app(settings: Any, service: Any = None) -> FastAPI:
         try:
             with anyio.fail_after(STORE_CALL_TIMEOUT):
                 return await anyio.to_thread.run_sync(
-                    functools.partial(fn, *args, **kwargs), abandon_on_cancel=True
+                    functools.partial(fn, *args, **kwargs),
+                    abandon_on_cancel=True,
+                    limiter=store_limiter,
                 )
         except TimeoutError:
             raise problems.Problem(

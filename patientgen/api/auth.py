@@ -7,8 +7,11 @@ anonymous caller acts as owner "local"; a key that is sent is always checked, so
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -16,6 +19,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from patientgen.api.problems import Problem
 
 LOCAL_OWNER = "local"
+#: How long a checked key is trusted without asking the store again (also the revocation delay).
+KEY_CACHE_SECONDS = 2.0
 
 _bearer = HTTPBearer(auto_error=False, description="An API key made by `patientgen keys create`.")
 _api_key_header = APIKeyHeader(
@@ -34,6 +39,31 @@ class Principal:
     def scope(self) -> str | None:
         """The owner filter for JobService: None (everything) for admins."""
         return None if self.admin else self.owner
+
+
+class KeyCache:
+    """Valid keys seen in the last `ttl` seconds (by the sha256 of the secret), so that a busy
+    client does not cost a store lookup per request. A revoked key stops working within `ttl`."""
+
+    def __init__(self, ttl: float = KEY_CACHE_SECONDS, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: dict[bytes, tuple[float, Any]] = {}
+
+    @staticmethod
+    def _digest(secret: str) -> bytes:
+        return hashlib.sha256(secret.encode()).digest()
+
+    def get(self, secret: str) -> Any | None:
+        entry = self._entries.get(self._digest(secret))
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, secret: str, key: Any) -> None:
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[self._digest(secret)] = (time.monotonic() + self.ttl, key)
 
 
 def is_loopback(host: str) -> bool:
@@ -71,9 +101,12 @@ async def principal(
         return Principal(owner=LOCAL_OWNER, admin=False)
     if len(secret) > 200:
         raise _unauthorized("The API key is not valid.")
-    key = await state.call(state.service.authenticate, secret)
-    if key is None or getattr(key, "revoked_at", None) is not None:
-        raise _unauthorized("The API key is not valid or has been revoked.")
+    key = state.key_cache.get(secret)
+    if key is None:
+        key = await state.call(state.service.authenticate, secret)
+        if key is None or getattr(key, "revoked_at", None) is not None:
+            raise _unauthorized("The API key is not valid or has been revoked.")
+        state.key_cache.put(secret, key)
     return Principal(
         owner=str(key.key_id),
         admin=bool(key.admin),

@@ -260,6 +260,11 @@ def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) 
             assert any(pr.code == "264957007" for v in p.visits for pr in v.procedures)
         if p.category == "disease":
             assert not any(v.procedures for v in p.visits[:1])
+        if p.outcome != "KIA":  # triaged on arrival at the first facility, at the triage event
+            first = p.visits[1]
+            triage = [pr for pr in first.procedures if pr.code == "225390008"]
+            assert len(triage) == 1
+            assert any(e.kind == "triaged" and e.at == triage[0].performed_at for e in p.timeline)
     for needed in ("20655006", "225390008", "116859006", "36777000", "264957007"):
         assert seen[needed] > 0, needed
 

@@ -91,6 +91,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
     else:
         reseed(rng, stream_seed)
     r = rng.random
+    fts, utc, Ev, Proc, Vis, Cond = _fts, UTC, Event, Procedure, Visit, Condition  # locals: faster
 
     # --- who, where, when ---------------------------------------------------------------------
     category = CATEGORIES[bisect_right(plan.category_cum, r())]
@@ -110,7 +111,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         offset = plan.times.offset(r, battle, warfare if battle else category)
     nation = front.nations[bisect_right(front.nation_cum, r())]
     base = plan.start_ts + offset
-    injured_at = _fts(base, UTC)
+    injured_at = fts(base, utc)
 
     female = r() < plan.female_share
     age = 18 + int(38.0 * r() ** 2.2)
@@ -171,7 +172,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
             limb_fracture = True
         site = SITES[region] if region is not None else NO_SITE
         conditions.append(
-            Condition(template[0], template[1], severity[ais], region, site[0], site[1], injured_at)
+            Cond(template[0], template[1], severity[ais], region, site[0], site[1], injured_at)
         )
     shock = 0.0
     if bleed_ais:
@@ -180,7 +181,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
     dow = dies and not kia
     if shock >= 0.5 or dow:  # those who die of wounds deteriorate into shock before death
         conditions.append(
-            Condition(
+            Cond(
                 SHOCK[0],
                 SHOCK[1],
                 "critical" if shock >= 0.8 or dow else "severe",
@@ -192,9 +193,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         )
     if kia and bleed_ais >= 4:
         conditions.append(
-            Condition(
-                EXSANGUINATION[0], EXSANGUINATION[1], "critical", None, None, None, injured_at
-            )
+            Cond(EXSANGUINATION[0], EXSANGUINATION[1], "critical", None, None, None, injured_at)
         )
     chest = bool(flags & CHEST)
     fever = bool(flags & INFECTION)
@@ -207,7 +206,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         pain0 = min(10, 2 + int(1.4 * max_ais + r() * 2))
 
     # --- the story: seconds after injury, strictly increasing ----------------------------------
-    timeline = [Event(injured_at, "injured", "POI", mechanism or category)]
+    timeline = [Ev(injured_at, "injured", "POI", mechanism or category)]
     visits: list[Visit] = []
     last = 0
     poi_procs = []
@@ -230,17 +229,17 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         for proc in poi_procs:
             if t >= death:
                 break
-            when = _fts(base + t, UTC)
-            procedures.append(Procedure(proc[0], proc[1], when))
-            timeline.append(Event(when, "treated", "POI", proc[1]))
+            when = fts(base + t, utc)
+            procedures.append(Proc(proc[0], proc[1], when))
+            timeline.append(Ev(when, "treated", "POI", proc[1]))
             last = t
             t += 60 + int(r() * 180)
         if death <= last:
             death = last + 30
-        died_at = _fts(base + death, UTC)
-        timeline.append(Event(died_at, "died", "POI", None))
+        died_at = fts(base + death, utc)
+        timeline.append(Ev(died_at, "died", "POI", None))
         visits.append(
-            Visit("POI", front.poi_id, injured_at, None, None, None, procedures, "died", None)
+            Vis("POI", front.poi_id, injured_at, None, None, None, procedures, "died", None)
         )
         return Patient(
             index,
@@ -295,11 +294,13 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
                 path = ["R1"] if r() < 0.6 else ["R1", "R2"]
             else:
                 v = r()
-                outcome = "RTD" if v < 0.85 else "EVACUATED_R4"
+                # minimal casualties mostly recover in theatre; a few go home (Role 4)
+                home = 0.15 if (max_ais >= 3 or anxious) else 0.04
+                outcome = "RTD" if v >= home else "EVACUATED_R4"
                 path = (
-                    (["R1", "R2"] if v < 0.5 else ["R1", "R2", "R3"])
-                    if v < 0.85
-                    else (["R1", "R2", "R3", "R4"])
+                    ["R1", "R2", "R3", "R4"]
+                    if v < home
+                    else (["R1", "R2"] if v < 0.55 else ["R1", "R2", "R3"])
                 )
         elif triage == "T2":
             v = r()
@@ -329,11 +330,11 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         hr, rr, sbp, dbp, spo2, temp, gcs, resp, pain = care.vital_values(
             r, shock, gcs0, chest, fever, anxious, pain0
         )
-        poi_vitals = Vitals(_fts(base + t, UTC), hr, rr, sbp, dbp, spo2, temp, gcs, resp, pain)
+        poi_vitals = Vitals(fts(base + t, utc), hr, rr, sbp, dbp, spo2, temp, gcs, resp, pain)
         for proc in poi_procs:
-            when = _fts(base + t, UTC)
-            procedures.append(Procedure(proc[0], proc[1], when))
-            timeline.append(Event(when, "treated", "POI", proc[1]))
+            when = fts(base + t, utc)
+            procedures.append(Proc(proc[0], proc[1], when))
+            timeline.append(Ev(when, "treated", "POI", proc[1]))
             last = t
             t += 60 + int(r() * 180)
         pickup = last + int(exp(plan_log_pickup(triage, battle) + 0.5 * NORMAL[int(r() * 4096)]))
@@ -341,7 +342,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         pickup = int(exp(LOG_ONSET + 0.8 * NORMAL[int(r() * 4096)]))
     if pickup <= last:
         pickup = last + 60
-    departed = _fts(base + pickup, UTC)
+    departed = fts(base + pickup, utc)
     first = path[0]
     ids = front.units
     facility_ids = []
@@ -351,9 +352,9 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         else:
             units = ids[fac]
             facility_ids.append(units[int(r() * len(units))] if len(units) > 1 else units[0])
-    timeline.append(Event(departed, "departed", "POI", facility_ids[0]))
+    timeline.append(Ev(departed, "departed", "POI", facility_ids[0]))
     visits.append(
-        Visit(
+        Vis(
             "POI",
             front.poi_id,
             injured_at,
@@ -385,8 +386,8 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         if transit < 300:
             transit = 300
         arrive = last + transit
-        arrived_at = _fts(base + arrive, UTC)
-        timeline.append(Event(arrived_at, "arrived", fac, facility_ids[k]))
+        arrived_at = fts(base + arrive, utc)
+        timeline.append(Ev(arrived_at, "arrived", fac, facility_ids[k]))
         if fac == "R4":  # definitive care at home: the outcome is the arrival
             procs = []
             t = arrive + DAY + int(r() * 2 * DAY)
@@ -407,12 +408,12 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
                 max(0, pain_now - 2),
             )
             for proc in todo:
-                when = _fts(base + t, UTC)
-                procs.append(Procedure(proc[0], proc[1], when))
-                timeline.append(Event(when, "treated", fac, proc[1]))
+                when = fts(base + t, utc)
+                procs.append(Proc(proc[0], proc[1], when))
+                timeline.append(Ev(when, "treated", fac, proc[1]))
                 t += DAY + int(r() * DAY)
             visits.append(
-                Visit(
+                Vis(
                     fac,
                     facility_ids[k],
                     arrived_at,
@@ -443,7 +444,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
             pain_now,
         )
         triaged_at = vit.taken_at
-        timeline.append(Event(triaged_at, "triaged", fac, triage))
+        timeline.append(Ev(triaged_at, "triaged", fac, triage))
         todo = []
         if k == 0:
             todo.append(TRIAGE)
@@ -486,21 +487,25 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         gap_lo, gap_span = (180, 420) if fac == "R1" else (1200, 4200)
         t = tri + 60 + int(r() * 240)
         procs = []
+        last_proc = tri
         for proc in todo:
-            when = _fts(base + t, UTC)
-            procs.append(Procedure(proc[0], proc[1], when))
-            timeline.append(Event(when, "treated", fac, proc[1]))
+            if proc is TRIAGE:  # the triage itself: the "triaged" event of the timeline
+                procs.append(Proc(proc[0], proc[1], triaged_at))
+                continue
+            when = fts(base + t, utc)
+            procs.append(Proc(proc[0], proc[1], when))
+            timeline.append(Ev(when, "treated", fac, proc[1]))
             last_proc = t
             t += gap_lo + int(r() * gap_span)
-        last = last_proc if procs else tri
+        last = last_proc
         # how long the stay lasts
         if final and outcome == "DOW":
             span = DOW_SPAN[fac]
             end = last + 600 + int(r() * span)
-            end_at = _fts(base + end, UTC)
-            timeline.append(Event(end_at, "died", fac, None))
+            end_at = fts(base + end, utc)
+            timeline.append(Ev(end_at, "died", fac, None))
             visits.append(
-                Visit(
+                Vis(
                     fac,
                     facility_ids[k],
                     arrived_at,
@@ -529,10 +534,10 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
                 )
             if end <= last + 300:
                 end = last + 300 + int(r() * 600)
-            end_at = _fts(base + end, UTC)
-            timeline.append(Event(end_at, "returned_to_duty", fac, None))
+            end_at = fts(base + end, utc)
+            timeline.append(Ev(end_at, "returned_to_duty", fac, None))
             visits.append(
-                Visit(
+                Vis(
                     fac,
                     facility_ids[k],
                     arrived_at,
@@ -550,13 +555,13 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         if fac != "R3":
             median *= speed
         end = last + 300 + int(median * exp(0.4 * NORMAL[int(r() * 4096)]))
-        end_at = _fts(base + end, UTC)
+        end_at = fts(base + end, utc)
         onward = path[k + 1]
         timeline.append(
-            Event(end_at, "evacuated" if onward == "R4" else "departed", fac, facility_ids[k + 1])
+            Ev(end_at, "evacuated" if onward == "R4" else "departed", fac, facility_ids[k + 1])
         )
         visits.append(
-            Visit(
+            Vis(
                 fac,
                 facility_ids[k],
                 arrived_at,

@@ -150,7 +150,8 @@ def run_job(
     except Exception as exc:
         log.exception("job %s failed", job.job_id)
         error = f"{type(exc).__name__}: {exc}"
-        shutil.rmtree(parts, ignore_errors=True)
+        # partial files go: the parts, and whatever a half-done finalize left in the job's folder
+        shutil.rmtree(job_dir(settings, job.job_id), ignore_errors=True)
         try:
             store.fail(job.job_id, worker_id, error[:2000])
         except (LeaseLost, JobNotFound):

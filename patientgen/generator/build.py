@@ -480,8 +480,9 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
                     todo.append(AMPUTATION)
             if wound and (fac == "R2" or triage != "T3"):
                 todo.append(DEBRIDEMENT)
-            if fac == "R3" and head_ais >= 2:
-                todo.append(CT_SCAN)
+            if fac == "R3":
+                if head_ais >= 2 or flags & (FRACTURE | SPINE):  # imaging at Role 3
+                    todo.append(CT_SCAN)
                 if head_ais >= 4 and r() < 0.5:
                     todo.append(CRANIOTOMY)
         gap_lo, gap_span = (180, 420) if fac == "R1" else (1200, 4200)

@@ -179,7 +179,9 @@ class WorkerPool:
         while not self._stopping.wait(1.0):
             with self._lock:
                 for i, proc in enumerate(self._procs):
-                    if not proc.is_alive() and not self._stopping.is_set():
+                    # exit code 0: the slot was told to stop (e.g. Ctrl-C reached the whole
+                    # process group); anything else is a crash and the slot is started again
+                    if not proc.is_alive() and proc.exitcode != 0 and not self._stopping.is_set():
                         log.warning(
                             "worker process %s exited (%s); restarting", proc.pid, proc.exitcode
                         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import threading
@@ -237,6 +238,7 @@ def test_exception_marks_job_failed_and_retry_runs_it(service, store, settings):
     failed = service.get(job.job_id)
     assert failed.status == JobStatus.FAILED
     assert failed.error.startswith("ValueError: unknown format 'xml'")
+    assert not service.job_dir(job.job_id).exists()
     assert worker.outcomes == {"failed": 1}
 
 
@@ -285,4 +287,8 @@ def test_worker_pool_embeds_and_stops_gracefully(service, settings):
     with WorkerPool(settings, 2) as pool:
         assert len(pool.pids) == 2
         wait_until(lambda: service.counts()["completed"] == 3, timeout=60)
+        crashed = pool.pids[0]
+        os.kill(crashed, signal.SIGKILL)  # a crashed slot is started again
+        wait_until(lambda: crashed not in pool.pids, timeout=10)
+        assert len(pool.pids) == 2
     assert all(service.get(j.job_id).attempts == 1 for j in jobs)

@@ -121,7 +121,7 @@ export function fmtBytes(n) {
   }
   return `${i ? v.toFixed(v < 10 ? 2 : 1) : v} ${units[i]}`;
 }
-const pct = (f) => `${Number((f * 100).toPrecision(6))} %`;
+const pct = (f) => `${Number((f * 100).toPrecision(6))}\u00a0%`;
 
 const scenarioOf = (job) => job?.config?.scenario || {};
 const formatsOf = (job) => job?.config?.formats || [];
@@ -129,7 +129,7 @@ const jobName = (job) => scenarioOf(job).name || `Job ${String(job.job_id).slice
 
 function progressText(job) {
   const d = job.progress_details || {};
-  const parts = [`${job.progress ?? 0} %`];
+  const parts = [`${job.progress ?? 0}\u00a0%`];
   if (d.patients_total) {
     parts.push(`${formatNumber(d.patients_done ?? 0)} of ${formatNumber(d.patients_total)} patients`);
   }

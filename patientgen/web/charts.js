@@ -31,14 +31,16 @@ function h(tag, attrs = {}, ...children) {
 const fmt = new Intl.NumberFormat("en-GB");
 export const formatNumber = (n) => fmt.format(n);
 
-function niceMax(max) {
-  if (max <= 0) return 1;
-  const exp = 10 ** Math.floor(Math.log10(max));
-  for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) {
-    if (m * exp >= max) return m * exp;
-  }
-  return 10 * exp;
+// A round step for about `count` grid lines up to `max`: 1, 2, 2.5 or 5 times a power of ten.
+function niceScale(max, count = 4) {
+  if (max <= 0) return { max: 1, step: 0.25 };
+  const raw = max / count;
+  const exp = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * exp).find((s) => s >= raw);
+  return { max: step * Math.ceil(max / step - 1e-9), step };
 }
+
+const tickText = (v) => (v >= 1000 ? `${Number((v / 1000).toFixed(2))}k` : String(Number(v.toFixed(2))));
 
 const textWidth = (s, px = 12) => String(s).length * px * 0.58 + 4;
 
@@ -76,17 +78,16 @@ export function columnChart({ title, description, labels, series, width, height 
   const ph = height - m.top - m.bottom;
   const n = Math.max(1, labels.length);
   const totals = labels.map((_, i) => series.reduce((a, s) => a + (s.values[i] || 0), 0));
-  const max = niceMax(Math.max(0, ...totals));
+  const scale = niceScale(Math.max(0, ...totals));
+  const max = scale.max;
   const y = (v) => m.top + ph - (v / max) * ph;
   const svg = svgEl("svg", { viewBox: `0 0 ${width} ${height}`, width, height, class: "chart-svg",
     "data-points": n, "data-total": totals.reduce((a, b) => a + b, 0) });
   svg.append(svgEl("title", {}, title));
-  const ticks = 4;
-  for (let t = 0; t <= ticks; t++) {
-    const v = (max / ticks) * t;
+  for (let v = 0; v <= max + 1e-9; v += scale.step) {
     svg.append(svgEl("line", { x1: m.left, x2: width - m.right, y1: y(v), y2: y(v), class: "grid" }));
     svg.append(svgEl("text", { x: m.left - 6, y: y(v) + 4, class: "tick", "text-anchor": "end" },
-      v >= 1000 ? `${Number((v / 1000).toFixed(1))}k` : Number(v.toFixed(2))));
+      tickText(v)));
   }
   const band = pw / n;
   const bw = band > 4 ? band * 0.8 : band;
@@ -110,8 +111,19 @@ export function columnChart({ title, description, labels, series, width, height 
   const every = Math.max(1, Math.ceil((n * Math.max(...labels.map((l) => textWidth(l)), 10)) / pw));
   labels.forEach((lab, i) => {
     if (i % every !== 0) return;
-    svg.append(svgEl("text", { x: m.left + i * band + band / 2, y: m.top + ph + 16, class: "tick",
-      "text-anchor": "middle" }, lab));
+    // Keep the labels at both ends inside the drawing.
+    const cx = m.left + i * band + band / 2;
+    const half = textWidth(lab) / 2;
+    let anchor = "middle";
+    let x = cx;
+    if (cx + half > width - 2) {
+      anchor = "end";
+      x = width - 2;
+    } else if (cx - half < 2) {
+      anchor = "start";
+      x = 2;
+    }
+    svg.append(svgEl("text", { x, y: m.top + ph + 16, class: "tick", "text-anchor": anchor }, lab));
   });
   svg.append(svgEl("line", { x1: m.left, x2: width - m.right, y1: m.top + ph, y2: m.top + ph, class: "axis" }));
   if (xTitle) {

@@ -26,7 +26,7 @@ function minutesLabel(m) {
   return `${Number((m / 1440).toFixed(1))} d`;
 }
 
-const pct = (x) => (x === null || x === undefined ? "–" : `${Number((x * 100).toFixed(1))} %`);
+const pct = (x) => (x === null || x === undefined ? "–" : `${Number((x * 100).toFixed(1))}\u00a0%`);
 
 function sortedEntries(counter) {
   return Object.entries(counter || {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));

@@ -53,6 +53,7 @@ def open_page(page: Any, service: Service, path: str = "") -> None:
 
 def shot(page: Any, folder: Path, name: str, width: int) -> None:
     page.set_viewport_size({"width": width, "height": 900})
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky jobs panel sits at the top
     page.wait_for_timeout(300)  # charts redraw at the new width
     page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
     overflow = page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
@@ -255,6 +256,16 @@ def test_cancel_a_running_job(page: Any, service: Service, screenshots: Path) ->
     assert page.is_visible('#job-view [data-action="retry"]')
     assert page.is_visible('#job-view [data-action="delete"]')
     assert not page.locator('#job-view [data-action="cancel"]').count()
+
+    # Retry puts it back in the queue; cancel it again before it gets far.
+    page.click('#job-view [data-action="retry"]')
+    page.wait_for_selector(
+        f'#job-view[data-job-id="{job_id}"]:is([data-status="pending"], [data-status="running"])'
+    )
+    page.click('#job-view [data-action="cancel"]')
+    wait_status(page, job_id, "cancelled", timeout=60_000)
+    with service.api() as api:
+        assert api.get(f"/jobs/{job_id}").json()["status"] == "cancelled"
 
     page.once("dialog", lambda d: d.accept())
     page.click('#job-view [data-action="delete"]')

@@ -138,6 +138,26 @@ def _tmp_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
 
 
+def _load_sync_file_range() -> Callable[[int], None] | None:
+    """sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE) where libc has it (Linux), else None."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = libc.sync_file_range
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint)
+    function.restype = ctypes.c_int
+    return lambda fd: function(fd, 0, 0, 2)
+
+
+#: Start writing a file's dirty pages to disk now, without waiting: the disk then works while
+#: the CPU generates, and the fsync at the end of a part or output file waits far less.
+_start_writeback = _load_sync_file_range()
+_WRITEBACK_EVERY = 2048  # patients
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -156,6 +176,12 @@ class _Parts:
         self._final = [_part_path(parts_dir, chunk, name) for name in names]
         self._tmp = [_tmp_path(path) for path in self._final]
         self.files = [open(tmp, "wb", buffering=_BUFFER) for tmp in self._tmp]  # noqa: SIM115
+
+    def writeback(self) -> None:
+        if _start_writeback is not None:
+            for f in self.files:
+                f.flush()
+                _start_writeback(f.fileno())
 
     def commit(self) -> None:
         for f in self.files:
@@ -220,7 +246,7 @@ def write_patients(
     try:
         files = dict(zip(names, parts.files, strict=True))
         builder = summary.SummaryBuilder(scenario)
-        _write_records(formats, files, patients, builder)
+        _write_records(formats, files, patients, builder, parts.writeback)
         parts.commit()
     except BaseException:
         parts.abort()
@@ -233,6 +259,7 @@ def _write_records(
     files: dict[str, Any],
     patients: Iterable[Patient],
     builder: summary.SummaryBuilder,
+    writeback: Callable[[], None],
 ) -> None:
     dumps = orjson.dumps
     option = json_format.OPTIONS
@@ -250,7 +277,9 @@ def _write_records(
     separator = json_format.SEPARATOR
     first = True
     pending_csv = 0
-    for p in patients:
+    for n, p in enumerate(patients, 1):
+        if n % _WRITEBACK_EVERY == 0:
+            writeback()
         if json_write is not None or ndjson_write is not None:
             record = dumps(p, option=option)
             if json_write is not None:
@@ -321,6 +350,8 @@ class _Sink:
                     chunk = view[:n]
                     while chunk:
                         chunk = chunk[self.file.write(chunk) :]
+            if _start_writeback is not None:
+                _start_writeback(self.file.fileno())
             source.seek(0)
             while n := source.readinto(buffer):
                 self.hash.update(view[:n])

@@ -53,7 +53,7 @@ from patientgen.generator.injuries import (
     WOUND,
 )
 from patientgen.generator.names import pools, service_number
-from patientgen.generator.patient import Condition, Event, Patient, Procedure, Visit, Vitals
+from patientgen.generator.patient import Condition, Event, Patient, Procedure, Visit
 from patientgen.generator.plan import (
     BLOOD_GROUPS,
     CATEGORIES,
@@ -92,6 +92,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         reseed(rng, stream_seed)
     r = rng.random
     fts, utc, Ev, Proc, Vis, Cond = _fts, UTC, Event, Procedure, Visit, Condition  # locals: faster
+    mk_vitals = care.vitals
 
     # --- who, where, when ---------------------------------------------------------------------
     category = CATEGORIES[bisect_right(plan.category_cum, r())]
@@ -327,10 +328,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
     poi_vitals = None
     procedures = []
     if not is_disease:
-        hr, rr, sbp, dbp, spo2, temp, gcs, resp, pain = care.vital_values(
-            r, shock, gcs0, chest, fever, anxious, pain0
-        )
-        poi_vitals = Vitals(fts(base + t, utc), hr, rr, sbp, dbp, spo2, temp, gcs, resp, pain)
+        poi_vitals = mk_vitals(r, fts(base + t, utc), shock, gcs0, chest, fever, anxious, pain0)
         for proc in poi_procs:
             when = fts(base + t, utc)
             procedures.append(Proc(proc[0], proc[1], when))
@@ -396,10 +394,9 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
                 todo.append(REHABILITATION)
             if wound or flags & BURN:
                 todo.append(WOUND_CARE)
-            vit = _vitals(
+            vit = mk_vitals(
                 r,
-                base,
-                arrive + 1800,
+                fts(base + arrive + 1800, utc),
                 s_now * 0.1,
                 min(15, gcs_now + 1),
                 False,
@@ -432,10 +429,9 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         dying_here = dies and final
         s_here = 0.8 if dying_here and s_now < 0.8 else s_now
         tri = arrive + 120 + int(r() * 300)
-        vit = _vitals(
+        vit = mk_vitals(
             r,
-            base,
-            tri,
+            fts(base + tri, utc),
             s_here,
             gcs_now,
             chest and not chest_done,
@@ -623,13 +619,6 @@ _LOG_PICKUP = {
 def plan_log_pickup(triage: str, battle: bool) -> float:
     """Log of the median time at the point of injury before evacuation starts."""
     return _LOG_PICKUP[(battle, triage)]
-
-
-def _vitals(r, base, when, shock, gcs, chest, fever, anxious, pain) -> Vitals:
-    hr, rr, sbp, dbp, spo2, temp, g, resp, p = care.vital_values(
-        r, shock, gcs, chest, fever, anxious, pain
-    )
-    return Vitals(_fts(base + when, UTC), hr, rr, sbp, dbp, spo2, temp, g, resp, p)
 
 
 def inj_mechanism_code(mechanism: str | None) -> str | None:

@@ -12,8 +12,10 @@ around their medians). Death timing of the killed in action follows Webster et a
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from patientgen.generator.codes import PROCEDURES
+from patientgen.generator.patient import Vitals
 
 # --- procedures --------------------------------------------------------------------------------
 TOURNIQUET = ("20655006", PROCEDURES["20655006"])
@@ -74,37 +76,47 @@ def base_gcs(head_ais: int, random: Callable[[], float]) -> int:
     return lo + int(random() * (hi - lo + 1))
 
 
-def vital_values(
+def vitals(
     random: Callable[[], float],
+    taken_at: datetime,
     shock: float,
     gcs: int,
     chest: bool,
     fever: bool,
     anxious: bool,
     pain: int,
-) -> tuple[int, int, int, int, int, float, int, str, int]:
-    """(HR, RR, SBP, DBP, SpO2, temperature, GCS, AVPU, pain) for one assessment.
+) -> Vitals:
+    """One set of vital signs, consistent with the casualty's state.
 
     Shock raises heart and breathing rate and lowers blood pressure, saturation and temperature;
     a chest injury raises breathing rate and lowers saturation; a head injury (and deep shock)
-    lowers the GCS; fever raises temperature and heart rate.
+    lowers the GCS, and AVPU follows the GCS; fever raises temperature and heart rate.
     """
     hr = int(72 + 70 * shock + (12 if fever else 0) + (8 if anxious else 0) + random() * 13 - 6)
     sbp = int(124 - 58 * shock + random() * 17 - 8)
     dbp = int(sbp * 0.63 + random() * 9 - 4)
     rr = int(14 + 14 * shock + (6 if chest else 0) + (3 if fever else 0) + random() * 5 - 2)
     spo2 = int(98 - 10 * shock - (5 if chest else 0) + random() * 3 - 1)
-    spo2 = 100 if spo2 > 100 else spo2
+    if spo2 > 100:
+        spo2 = 100
     temp = int(368.0 + random() * 8.0 - 4.0 + (18.0 if fever else 0.0) - 13.0 * shock) / 10
     if shock > 0.75:
         gcs -= 2
     elif shock > 0.55:
         gcs -= 1
-    gcs = 3 if gcs < 3 else gcs
-    responsiveness = avpu(gcs)
-    if responsiveness in ("P", "U"):
+    if gcs < 3:
+        gcs = 3
+    if gcs >= 14:
+        responsiveness = "A"
+    elif gcs >= 10:
+        responsiveness = "V"
+    elif gcs >= 6:
+        responsiveness = "P"
         pain = 0  # cannot report pain
-    return hr, rr, sbp, dbp, spo2, temp, gcs, responsiveness, pain
+    else:
+        responsiveness = "U"
+        pain = 0
+    return Vitals(taken_at, hr, rr, sbp, dbp, spo2, temp, gcs, responsiveness, pain)
 
 
 def kia_minutes(random: Callable[[], float]) -> float:

@@ -308,6 +308,13 @@ def test_api_key_required(page: Any, keyed_service: Service) -> None:
     page.click("#job-view a.back")
     page.wait_for_selector(f'#jobs-list [data-job-id="{job_id}"][data-status="completed"]')
     assert page.is_hidden("#notice")
+
+    # ...and a restart of the service: the list comes from the job store.
+    svc.stop()
+    svc.start()
+    page.reload()
+    page.wait_for_selector(f'#jobs-list [data-job-id="{job_id}"][data-status="completed"]')
+
     context = page.context.browser.new_context()
     try:
         other = context.new_page()

@@ -292,3 +292,17 @@ def test_tempo_shapes_battle_casualties() -> None:
         half = base.start + timedelta(days=10)
         late = sum(p.injured_at >= half for p in ps) / len(ps)
         assert (late > 0.6) if later_more else (late < 0.4), (tempo, late)
+
+
+def test_hour_of_day_follows_the_kind_of_fighting() -> None:
+    mix = {"disease": 0.0, "non_battle_injury": 0.0, "battle_injury": 1.0}
+
+    def daytime_share(warfare: dict[str, float]) -> float:
+        s = Scenario(total_patients=1500, injury_mix=mix, warfare=warfare,
+                     mass_casualty={"rate_per_day": 0.0})  # fmt: skip
+        ps = list(generate(s))
+        return sum(8 <= p.injured_at.hour < 18 for p in ps) / len(ps)
+
+    urban = daytime_share({"urban": 1.0})
+    cbrn = daytime_share({"cbrn": 1.0})
+    assert urban > 0.6 > 0.35 > cbrn, (urban, cbrn)

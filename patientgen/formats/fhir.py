@@ -124,10 +124,6 @@ SEVERITY = {s: {"text": s} for s in ("mild", "moderate", "severe", "critical")}
 ORG_TYPE = [{"coding": [{"system": _ORG_TYPE, "code": "prov", "display": "Healthcare Provider"}]}]
 
 
-def _q(value: float, unit: str, code: str) -> dict:
-    return {"value": value, "unit": unit, "system": UCUM_SYSTEM, "code": code}
-
-
 def _esc(data: bytes) -> bytes:
     """Constant JSON bytes made safe to use inside a %-format template."""
     return data.replace(b"%", b"%%")
@@ -144,28 +140,33 @@ def _ts(value: datetime) -> bytes:
 # Observations are the bulk of the FHIR output (about 9 per place with vitals), so they are
 # written from pre-encoded byte templates instead of dicts: the constant parts (codes, displays,
 # categories, units) are encoded once here with orjson; only the id, the subject, the encounter,
-# the time and the value are filled in. tests/test_fhir.py validates the result with R4B models.
-_OBS_HEAD = b'{"resourceType":"Observation","id":"%s-o%d","status":"final","category":'
+# the time and the values are filled in (%-formatting). tests/test_fhir.py validates the result
+# with the R4B models.
 _ENCOUNTER_REF = b',"encounter":{"reference":"%s"}'
+_VALUE = b"%s"  # where a value goes in a template
 
 
-def _obs_template(category: list, code: dict, value_prefix: bytes, value_suffix: bytes) -> bytes:
+def _obs_template(category: list, code: dict, value: bytes) -> bytes:
+    """Template with placeholders (patient id, n, subject, encounter, time, *value's)."""
     return (
-        _OBS_HEAD
+        b'{"resourceType":"Observation","id":"%s-o%d","status":"final","category":'
         + _esc(orjson.dumps(category))
         + b',"code":'
         + _esc(orjson.dumps(code))
         + b',"subject":%s%s,"effectiveDateTime":"%s",'
-        + _esc(value_prefix)
-        + b"%s"
-        + _esc(value_suffix)
+        + value
         + b"}\n"
     )
 
 
-def _quantity(unit: str, ucum: str) -> tuple[bytes, bytes]:
+def _quantity(unit: str, ucum: str) -> bytes:
+    """A valueQuantity template fragment (one placeholder: the value)."""
     tail = orjson.dumps({"unit": unit, "system": UCUM_SYSTEM, "code": ucum})
-    return b'"valueQuantity":{"value":', b"," + tail[1:]
+    return b'"valueQuantity":{"value":' + _VALUE + b"," + _esc(tail[1:])
+
+
+def _component(code: dict, unit: str, ucum: str) -> bytes:
+    return b'{"code":' + _esc(orjson.dumps(code)) + b"," + _quantity(unit, ucum) + b"}"
 
 
 def _obs_args(context: tuple[bytes, bytes, bytes, bytes], n: int, value: bytes) -> tuple:
@@ -173,37 +174,36 @@ def _obs_args(context: tuple[bytes, bytes, bytes, bytes], n: int, value: bytes) 
     return (pid, n, subject, encounter, at, value)
 
 
+#: The eight observations of one set of vital signs, in order: heart rate, respiratory rate,
+#: SpO2, temperature, GCS, AVPU, pain, blood pressure (systolic and diastolic components).
 _OBS_VITALS = b"".join(
     (
-        _obs_template(VITAL_SIGNS, CODE_HR, *_quantity("beats/minute", "/min")),
-        _obs_template(VITAL_SIGNS, CODE_RR, *_quantity("breaths/minute", "/min")),
-        _obs_template(VITAL_SIGNS, CODE_SPO2, *_quantity("%", "%")),
-        _obs_template(VITAL_SIGNS, CODE_TEMP, *_quantity("Cel", "Cel")),
-        _obs_template(SURVEY, CODE_GCS, b'"valueInteger":', b""),
-        _obs_template(SURVEY, CODE_AVPU, b'"valueCodeableConcept":', b""),
-        _obs_template(SURVEY, CODE_PAIN, b'"valueInteger":', b""),
+        _obs_template(VITAL_SIGNS, CODE_HR, _quantity("beats/minute", "/min")),
+        _obs_template(VITAL_SIGNS, CODE_RR, _quantity("breaths/minute", "/min")),
+        _obs_template(VITAL_SIGNS, CODE_SPO2, _quantity("%", "%")),
+        _obs_template(VITAL_SIGNS, CODE_TEMP, _quantity("Cel", "Cel")),
+        _obs_template(SURVEY, CODE_GCS, b'"valueInteger":' + _VALUE),
+        _obs_template(SURVEY, CODE_AVPU, b'"valueCodeableConcept":' + _VALUE),
+        _obs_template(SURVEY, CODE_PAIN, b'"valueInteger":' + _VALUE),
         _obs_template(
             VITAL_SIGNS,
             CODE_BP,
-            b'"component":[{"code":' + orjson.dumps(CODE_SYS) + b',"valueQuantity":{"value":',
-            b","
-            + orjson.dumps({"unit": "mmHg", "system": UCUM_SYSTEM, "code": "mm[Hg]"})[1:]
-            + b'},{"code":'
-            + orjson.dumps(CODE_DIA)
-            + b',"valueQuantity":{"value":%s,'
-            + orjson.dumps({"unit": "mmHg", "system": UCUM_SYSTEM, "code": "mm[Hg]"})[1:]
-            + b"}]",
-        ).replace(b"%%s,", b"%s,"),
+            b'"component":['
+            + _component(CODE_SYS, "mmHg", "mm[Hg]")
+            + b","
+            + _component(CODE_DIA, "mmHg", "mm[Hg]")
+            + b"]",
+        ),
     )
 )
+_OBS_TRIAGE = _obs_template(SURVEY, CODE_TRIAGE, b'"valueCodeableConcept":' + _VALUE)
+AVPU_BYTES = {key: orjson.dumps(value) for key, value in AVPU_VALUES.items()}
+TRIAGE_BYTES = {key: orjson.dumps(value) for key, value in TRIAGE_VALUES.items()}
 _PROCEDURE = (
     b'{"resourceType":"Procedure","id":"%s-p%d","status":"completed","code":%s,"subject":%s%s,'
     b'"performedDateTime":"%s"%s}\n'
 )
 _LOCATION_REF = b',"location":%s'
-_OBS_TRIAGE = _obs_template(SURVEY, CODE_TRIAGE, b'"valueCodeableConcept":', b"")
-AVPU_BYTES = {key: orjson.dumps(value) for key, value in AVPU_VALUES.items()}
-TRIAGE_BYTES = {key: orjson.dumps(value) for key, value in TRIAGE_VALUES.items()}
 
 
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")

@@ -49,6 +49,7 @@ def resolve_scenario(
     if scenario is not None:
         if overrides is not None:
             raise _field_problem(("overrides",), "`overrides` apply only to a `preset`")
+        reject_nul_characters(scenario)
         return scenario, "seed" in scenario.model_fields_set
     if preset is None:
         raise _field_problem(("scenario",), "give a `scenario` or a `preset`", "missing")
@@ -63,7 +64,43 @@ def resolve_scenario(
         resolved = Scenario.model_validate(deep_merge(base, overrides))
     except ValidationError as exc:
         raise validation_problem(exc, ("body", "overrides")) from None
+    reject_nul_characters(resolved)
     return resolved, True
+
+
+def _nul_fields(value: Any, loc: tuple[str | int, ...]) -> list[tuple[str | int, ...]]:
+    if isinstance(value, str):
+        return [loc] if "\x00" in value else []
+    if isinstance(value, dict):
+        found = [(*loc, str(k)) for k in value if "\x00" in str(k)]
+        for key, item in value.items():
+            found.extend(_nul_fields(item, (*loc, str(key))))
+        return found
+    if isinstance(value, (list, tuple)):
+        return [f for i, item in enumerate(value) for f in _nul_fields(item, (*loc, i))]
+    return []
+
+
+def reject_nul_characters(scenario: Scenario) -> None:
+    """NUL characters cannot be stored by every store (PostgreSQL's JSONB refuses them) and never
+    belong in a name: 422 naming each field that has one."""
+    found = _nul_fields(scenario.model_dump(mode="json"), ("body", "scenario"))
+    if found:
+        errors = [
+            {
+                "field": ".".join(map(str, loc)),
+                "loc": list(loc),
+                "message": "must not contain NUL characters",
+                "type": "string_pattern_mismatch",
+            }
+            for loc in found
+        ]
+        raise Problem(
+            422,
+            "validation-error",
+            f"{errors[0]['field']}: must not contain NUL characters",
+            errors=errors,
+        )
 
 
 def derive_seed(owner: str, idempotency_key: str | None, body: dict[str, Any]) -> int:

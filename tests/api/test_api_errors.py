@@ -59,6 +59,10 @@ BAD_REQUESTS: list[tuple[str, str, str, dict, int, list[str]]] = [
     ("page limit zero", "GET", f"/jobs/{uuid.uuid4()}/patients", {"params": {"limit": 0}}, 422, ["query.limit"]),
     ("unknown preset name", "GET", "/presets/nope", {}, 404, []),
     ("validate with bad scenario", "POST", "/scenarios/validate", {"json": {"scenario": {"tempo": 3}}}, 422, ["body.scenario.tempo"]),
+    ("NUL character in a name", "POST", "/jobs", {"json": {"scenario": {"name": "a\u0000b"}}}, 422, ["body.scenario.name"]),
+    ("NUL character in a front", "POST", "/jobs", {"json": {"preset": "peacekeeping", "overrides": {"fronts": [dict(GOOD_FRONT, name="\u0000")]}}}, 422, ["body.scenario.fronts.0.name"]),
+    ("deeply nested JSON", "POST", "/jobs", {"content": b'{"preset": "peacekeeping", "overrides": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5001, "headers": {"content-type": "application/json"}}, 400, []),
+    ("body not UTF-8", "POST", "/jobs", {"content": b'{"scenario": {"name": "\xff"}}', "headers": {"content-type": "application/json"}}, 400, []),
     ("unknown endpoint", "GET", "/nothing-here", {}, 404, []),
     ("wrong method", "PUT", "/jobs", {"json": {}}, 405, []),
 ]  # fmt: skip

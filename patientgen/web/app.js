@@ -20,6 +20,7 @@ const state = {
   viewJobId: null,
   pollTimer: null,
   morePages: false,
+  formTouched: false,
 };
 const $ = (sel) => document.querySelector(sel);
 let form;
@@ -515,12 +516,23 @@ async function loadPresets() {
     if (err.status !== 401) notice(`Could not load presets: ${describe(err)}`);
     state.presets = [];
   }
+  const chosen = select.value;
   select.replaceChildren(el("option", { value: "", text: "Custom (no preset)" }));
   for (const p of state.presets) {
     const s = p.scenario || {};
     select.append(el("option", { value: p.name,
       text: `${s.name || p.name} (${formatNumber(s.total_patients ?? 0)} patients)` }));
   }
+  if (chosen && state.presets.some((p) => p.name === chosen)) select.value = chosen;
+}
+
+// Until the user edits the form, it shows the default preset (also once a key lets us load it).
+async function applyDefaultPreset() {
+  if (state.formTouched || $("#preset").value) return;
+  const first = state.presets.find((p) => p.name === "training-exercise") || state.presets[0];
+  if (!first) return;
+  $("#preset").value = first.name;
+  await applyPreset(first.name);
 }
 
 async function applyPreset(name) {
@@ -739,7 +751,7 @@ function route() {
 
 function reloadAll() {
   loadJobs();
-  loadPresets();
+  loadPresets().then(applyDefaultPreset);
   if (state.viewJobId) refreshJob(state.viewJobId);
 }
 
@@ -767,12 +779,11 @@ async function main() {
   $("#more-jobs").addEventListener("click", () => loadJobs({ more: true }));
   window.addEventListener("hashchange", route);
   route();
+  $("#scenario-form").addEventListener("input", (e) => {
+    if (e.isTrusted && e.target.id !== "preset") state.formTouched = true;
+  });
   await Promise.all([loadPresets(), loadJobs()]);
-  const first = state.presets.find((p) => p.name === "training-exercise") || state.presets[0];
-  if (first && !$("#preset").value) {
-    $("#preset").value = first.name;
-    await applyPreset(first.name);
-  }
+  await applyDefaultPreset();
   document.body.dataset.ready = "true";
 }
 

@@ -285,6 +285,7 @@ def test_api_key_required(page: Any, keyed_service: Service) -> None:
     page.fill("#api-key", svc.key or "")
     page.click('#key-form button[type="submit"]')
     page.wait_for_function("document.querySelectorAll('#preset option').length > 1")
+    page.wait_for_function("document.querySelector('#preset').value === 'training-exercise'")
     assert page.evaluate("sessionStorage.getItem('patientgen.apiKey')") == svc.key
     assert page.evaluate("localStorage.length") == 0
 

@@ -187,6 +187,10 @@ def test_failed_chunk_leaves_no_part(tmp_path, scenario) -> None:
     with pytest.raises(RuntimeError):
         bundle.write_patients(scenario, ALL, parts, 0, failing())
     assert list(parts.iterdir()) == []
+    # a source that ends early is a failed chunk too, not a short part
+    with pytest.raises(RuntimeError, match="expected 10"):
+        bundle.write_patients(scenario, ALL, parts, 0, generate(scenario, 0, 9), expected=10)
+    assert list(parts.iterdir()) == []
 
 
 def test_rewriting_a_chunk_gives_the_same_bytes(tmp_path, scenario) -> None:

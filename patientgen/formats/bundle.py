@@ -175,7 +175,13 @@ class _Parts:
     def __init__(self, parts_dir: Path, chunk: int, names: list[str]) -> None:
         self._final = [_part_path(parts_dir, chunk, name) for name in names]
         self._tmp = [_tmp_path(path) for path in self._final]
-        self.files = [open(tmp, "wb", buffering=_BUFFER) for tmp in self._tmp]  # noqa: SIM115
+        self.files: list[Any] = []
+        try:
+            for tmp in self._tmp:
+                self.files.append(open(tmp, "wb", buffering=_BUFFER))  # noqa: SIM115
+        except BaseException:
+            self.abort()
+            raise
 
     def writeback(self) -> None:
         if _start_writeback is not None:
@@ -227,7 +233,9 @@ def write_chunk(
         raise ValueError(
             f"bad range [{start}, {stop}) for a scenario of {scenario.total_patients} patients"
         )
-    return write_patients(scenario, formats, parts_dir, chunk, generate(scenario, start, stop))
+    return write_patients(
+        scenario, formats, parts_dir, chunk, generate(scenario, start, stop), stop - start
+    )
 
 
 def write_patients(
@@ -236,8 +244,12 @@ def write_patients(
     parts_dir: Path,
     chunk: int,
     patients: Iterable[Patient],
+    expected: int | None = None,
 ) -> dict[str, Any]:
-    """write_chunk for patients given by the caller (write_chunk passes the generator's)."""
+    """write_chunk for patients given by the caller (write_chunk passes the generator's).
+
+    With `expected`, a different number of patients fails the chunk (no part is committed).
+    """
     formats = normalize_formats(formats)
     parts_dir = Path(parts_dir)
     parts_dir.mkdir(parents=True, exist_ok=True)
@@ -247,6 +259,10 @@ def write_patients(
         files = dict(zip(names, parts.files, strict=True))
         builder = summary.SummaryBuilder(scenario)
         _write_records(formats, files, patients, builder, parts.writeback)
+        if expected is not None and builder.patients != expected:
+            raise RuntimeError(
+                f"expected {expected} patients for chunk {chunk}, got {builder.patients}"
+            )
         parts.commit()
     except BaseException:
         parts.abort()

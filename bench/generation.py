@@ -3,9 +3,10 @@
 Each measurement runs in a fresh subprocess (so imports, caches and memory never leak from one to
 the next); the child times `formats.bundle.write_all` for one format, and the parent reads the
 child's peak RSS from `os.wait4`'s resource usage. `generate` is the generator alone (patients
-made and dropped), the baseline every format pays. `patients/s` is wall-clock throughput (what
-a user waits for, disk included); `per CPU s` divides by the child's CPU time, which stays
-meaningful when other processes share the cores.
+made and dropped), the baseline every format pays; `all` (not run by default) writes the four
+formats in one pass, as a job with the default formats does. `patients/s` is wall-clock
+throughput (what a user waits for, disk included); `per CPU s` divides by the child's CPU time,
+which stays meaningful when other processes share the cores.
 
     python bench/generation.py                       # 10,000 and 100,000 patients
     python bench/generation.py --sizes 10000,100000,1000000 --repeats 3
@@ -43,7 +44,8 @@ def child(fmt: str, size: int, out: str, chunk_size: int) -> None:
             pass
         written = 0
     else:
-        files = bundle.write_all(scenario, [fmt], Path(out), chunk_size=chunk_size)
+        wanted = list(bundle.FORMATS) if fmt == "all" else [fmt]
+        files = bundle.write_all(scenario, wanted, Path(out), chunk_size=chunk_size)
         written = sum(f.bytes for f in files)
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu_started

@@ -784,6 +784,10 @@ async function main() {
   });
   await Promise.all([loadPresets(), loadJobs()]);
   await applyDefaultPreset();
+  // Jobs made elsewhere (CLI, scripts, another tab) show up without a reload.
+  setInterval(() => {
+    if (document.visibilityState === "visible" && !state.viewJobId) loadJobs();
+  }, 15000);
   document.body.dataset.ready = "true";
 }
 

@@ -21,6 +21,7 @@ PROGRESS_PATIENTS = 6_000
 CANCEL_PATIENTS = 2_000_000
 
 WIDTHS = (1280, 390)
+BIG_SEED = 2**63 - 1
 ROWS = "#jobs-list [data-job-id]"
 IDS = "rows => rows.map(r => r.dataset.jobId)"
 
@@ -104,6 +105,7 @@ def test_preset_submit_watch_open_download(page: Any, service: Service, screensh
     page.set_viewport_size({"width": 1280, "height": 900})
 
     page.fill("#f-patients", str(PROGRESS_PATIENTS))
+    page.fill("#f-seed", str(BIG_SEED))  # beyond 2**53: must not be rounded on the way
     page.evaluate(RECORD_PROGRESS)
     job_id = submit(page)
     wait_status(page, job_id, "completed")
@@ -119,7 +121,7 @@ def test_preset_submit_watch_open_download(page: Any, service: Service, screensh
         job = api.get(f"/jobs/{job_id}").json()
     assert job["status"] == "completed"
     assert job["config"]["scenario"]["total_patients"] == PROGRESS_PATIENTS
-    assert job["config"]["scenario"]["seed"] == 5005
+    assert job["config"]["scenario"]["seed"] == BIG_SEED
 
     # The list comes from the API: it survives a reload.
     page.reload()
@@ -129,6 +131,7 @@ def test_preset_submit_watch_open_download(page: Any, service: Service, screensh
     page.click(f'#jobs-list [data-job-id="{job_id}"] .job-name')
     page.wait_for_selector(f'#job-view[data-job-id="{job_id}"] #charts svg.chart-svg')
     assert page.locator("#job-title").inner_text() == "Mass-casualty drill"
+    assert str(BIG_SEED) in page.locator("#job-view .kv").nth(1).inner_text()
     charts = page.locator("#charts figure.chart")
     titles = charts.locator("figcaption").all_inner_texts()
     for wanted in ("Casualties per day", "Casualties by nation", "Casualties by front",

@@ -52,7 +52,7 @@ from patientgen.generator.injuries import (
     SPINE,
     WOUND,
 )
-from patientgen.generator.names import pools, service_number
+from patientgen.generator.names import service_number
 from patientgen.generator.patient import Condition, Event, Patient, Procedure, Visit
 from patientgen.generator.plan import (
     BLOOD_GROUPS,
@@ -117,7 +117,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
     female = r() < plan.female_share
     age = 18 + int(38.0 * r() ** 2.2)
     birth = date.fromordinal(injured_at.toordinal() - int((age + 0.01 + 0.98 * r()) * 365.2425))
-    first_m, first_f, last_m, last_f = pools(nation, plan.transliterate)
+    first_m, first_f, last_m, last_f = plan.name_pools[nation]
     if female:
         given, family = first_f.pick(r()), last_f.pick(r())
     else:
@@ -346,7 +346,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
     facility_ids = []
     for fac in path:
         if fac == "R4":
-            facility_ids.append(f"R4-{nation}")
+            facility_ids.append(plan.r4_ids[nation])
         else:
             units = ids[fac]
             facility_ids.append(units[int(r() * len(units))] if len(units) > 1 else units[0])

@@ -284,6 +284,11 @@ def _compiled(nation: str) -> tuple[_Part, ...]:
 
 def service_number(nation: str, random: Callable[[], float], birth: date, family: str) -> str:
     """A service number in the nation's format, drawn from the patient's stream."""
+    parts = _compiled(nation)
+    if len(parts) == 2 and parts[0][0] == 0 and parts[1][0] == 1:  # fast path: prefix + digits
+        return parts[0][1] + parts[1][1] % int(random() * parts[1][2])
+    if len(parts) == 1 and parts[0][0] == 1:  # digits only
+        return parts[0][1] % int(random() * parts[0][2])
     out = []
     for kind, text, count in _compiled(nation):
         if kind == 0:

@@ -24,6 +24,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from patientgen.generator import injuries as inj
+from patientgen.generator.names import pools
 from patientgen.generator.rng import cumulative, scenario_stream
 from patientgen.generator.timing import MassCasualtyEvent, TimeTable, mass_casualty_schedule
 from patientgen.scenario import Scenario
@@ -108,6 +109,9 @@ class Plan:
             for f in scenario.fronts
         )
         self.front_cum = cumulative([f.share for f in scenario.fronts])
+        nations = sorted({n for f in scenario.fronts for n in f.nationalities})
+        self.name_pools = {n: pools(n, self.transliterate) for n in nations}
+        self.r4_ids = {n: f"R4-{n}" for n in nations}  # Role 4 is in the home nation
         warfare = scenario.warfare.as_dict()
         self.warfare_names = [k for k, w in warfare.items() if w > 0]
         self.warfare_cum = cumulative([warfare[k] for k in self.warfare_names])

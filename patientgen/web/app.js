@@ -256,7 +256,10 @@ function renderList() {
 
 function storeJob(job) {
   const known = state.jobs.get(job.job_id);
-  state.jobs.set(job.job_id, known ? { ...known, ...job } : job);
+  const stale = known && known.updated_at && job.updated_at &&
+    Date.parse(job.updated_at) < Date.parse(known.updated_at);
+  // A list fetched before the last event must not move a progress bar backwards.
+  if (!stale) state.jobs.set(job.job_id, known ? { ...known, ...job } : job);
   if (!state.order.includes(job.job_id)) {
     state.order.push(job.job_id);
     state.order.sort((a, b) => String(state.jobs.get(b).created_at).localeCompare(String(state.jobs.get(a).created_at)));

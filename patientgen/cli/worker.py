@@ -9,14 +9,7 @@ from typing import Annotated
 import typer
 
 from patientgen.cli import app
-from patientgen.cli.jobs import (
-    LENIENT,
-    DatabaseOption,
-    fail,
-    load_settings,
-    no_extra,
-    open_service,
-)
+from patientgen.cli.jobs import LENIENT, DatabaseOption, fail, load_settings, no_extra
 
 
 @app.command("worker", context_settings=LENIENT)
@@ -53,6 +46,13 @@ def worker(
         fail(f"--log-level: unknown level {log_level!r} (debug, info, warning, error)")
     settings = load_settings(database_url=database_url, data_dir=data_dir, lease_seconds=lease)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    with open_service(settings):  # applies migrations once, reports a bad store in one line
-        pass
+    from patientgen.jobs.model import StoreUnavailable
+    from patientgen.jobs.service import open_store
+
+    try:  # applies migrations once; a bad URL is bad input
+        open_store(settings).close()
+    except ValueError as exc:
+        fail(str(exc))
+    except StoreUnavailable as exc:  # not fatal: the slots keep trying to connect
+        logging.getLogger("patientgen.worker").warning("%s; retrying until it is back", exc)
     raise typer.Exit(run_worker(settings, n))

@@ -16,9 +16,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails
 
 SUM_TOLERANCE = 1e-6
 MAX_SEED = 2**63 - 1
@@ -203,6 +206,31 @@ class Calibration(_Strict):
     evacuation_delays: EvacuationDelays = EvacuationDelays()
 
 
+def _front_list_problems(raw: object) -> list[ValueError]:
+    """Problems across a list of fronts (unique names, shares summing to 1), read from raw input."""
+    if not isinstance(raw, list | tuple):
+        return []
+    items = [item for item in raw if isinstance(item, dict)]
+    problems: list[ValueError] = []
+    names = [item.get("name") for item in items if isinstance(item.get("name"), str)]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        problems.append(
+            ValueError(f"front names must be unique, repeated: {', '.join(duplicates)}")
+        )
+    shares = [item.get("share") for item in items]
+    if (
+        items
+        and len(items) == len(raw)
+        and all(isinstance(share, int | float) and not isinstance(share, bool) for share in shares)
+    ):
+        try:
+            check_sum([float(share) for share in shares], "fronts[].share")  # type: ignore[arg-type]
+        except ValueError as problem:
+            problems.append(problem)
+    return problems
+
+
 class Scenario(_Strict):
     """Everything that determines a generated population; with the seed, it fixes every byte."""
 
@@ -225,15 +253,33 @@ class Scenario(_Strict):
     def _normalise_start(cls, value: datetime) -> datetime:
         return value.astimezone(UTC)
 
-    @field_validator("fronts")
+    @field_validator("fronts", mode="wrap")
     @classmethod
-    def _fronts_consistent(cls, value: tuple[Front, ...]) -> tuple[Front, ...]:
-        names = [front.name for front in value]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"front names must be unique, repeated: {', '.join(duplicates)}")
-        check_sum([front.share for front in value], "fronts[].share")
-        return value
+    def _fronts_consistent(
+        cls, value: object, handler: ValidatorFunctionWrapHandler
+    ) -> tuple[Front, ...]:
+        """Check names and shares across fronts, even when one front is itself invalid.
+
+        A plain "after" validator would not run while any front has an error, so a user would see
+        the share sum only after fixing everything else; every problem is reported at once instead.
+        """
+        errors: list[InitErrorDetails] = []
+        fronts: tuple[Front, ...] = ()
+        try:
+            fronts = handler(value)
+        except ValidationError as exc:
+            errors = [
+                {"type": e["type"], "loc": e["loc"], "input": e["input"], "ctx": e.get("ctx", {})}
+                for e in exc.errors()
+            ]
+        raw = value if errors else [front.model_dump() for front in fronts]
+        errors += [
+            {"type": "value_error", "loc": (), "input": value, "ctx": {"error": problem}}
+            for problem in _front_list_problems(raw)
+        ]
+        if errors:
+            raise ValidationError.from_exception_data("fronts", errors)
+        return fronts
 
     def canonical_json(self) -> bytes:
         """The scenario as canonical JSON bytes: stable keys, so equal scenarios hash equal."""

@@ -78,11 +78,6 @@ def test_nationalities_must_sum_to_one_per_front() -> None:
     assert any(e["loc"][:2] == ("fronts", 0) for e in errors)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scenario.py: the fronts-level check (shares sum) does not run when a front itself "
-    "is invalid, so that error is reported only after the first is fixed",
-)
 def test_front_share_and_nationality_errors_together() -> None:
     errors = _errors(
         {

@@ -26,6 +26,7 @@ from pydantic_core import InitErrorDetails
 SUM_TOLERANCE = 1e-6
 MAX_SEED = 2**63 - 1
 MAX_PATIENTS = 10_000_000
+MAX_FRONTS = 20
 
 #: The 32 NATO members (Sweden since March 2024), ISO 3166-1 alpha-3.
 NATO_MEMBERS: dict[str, str] = {
@@ -210,8 +211,10 @@ def _front_list_problems(raw: object) -> list[ValueError]:
     """Problems across a list of fronts (unique names, shares summing to 1), read from raw input."""
     if not isinstance(raw, list | tuple):
         return []
-    items = [item for item in raw if isinstance(item, dict)]
     problems: list[ValueError] = []
+    if not 1 <= len(raw) <= MAX_FRONTS:
+        problems.append(ValueError(f"fronts must have 1 to {MAX_FRONTS} items, got {len(raw)}"))
+    items = [item for item in raw if isinstance(item, dict)]
     names = [item.get("name") for item in items if isinstance(item.get("name"), str)]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -243,7 +246,12 @@ class Scenario(_Strict):
     tempo: Tempo = "sustained"
     warfare: WarfareMix = DEFAULT_WARFARE
     injury_mix: InjuryMix = InjuryMix()
-    fronts: Annotated[tuple[Front, ...], Field(min_length=1, max_length=20)] = DEFAULT_FRONTS
+    # Length is checked with the other cross-front rules: pydantic's own min_length would add a
+    # spurious "too short" error whenever one front is invalid.
+    fronts: Annotated[
+        tuple[Front, ...],
+        Field(json_schema_extra={"minItems": 1, "maxItems": MAX_FRONTS}),
+    ] = DEFAULT_FRONTS
     mass_casualty: MassCasualty = MassCasualty()
     calibration: Calibration = Calibration()
     transliterate_names: bool = False  # Latin script for Greek, Bulgarian and Macedonian names

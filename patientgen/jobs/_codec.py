@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 import orjson
 
@@ -22,11 +22,19 @@ def loads(text: str | bytes | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
+@overload
+def ts(value: datetime) -> str: ...
+@overload
+def ts(value: None) -> None: ...
 def ts(value: datetime | None) -> str | None:
     """A UTC timestamp as fixed-width text: sorts the same as the instant."""
     return None if value is None else value.astimezone(UTC).strftime(_TS)
 
 
+@overload
+def parse_ts(text: str) -> datetime: ...
+@overload
+def parse_ts(text: None) -> None: ...
 def parse_ts(text: str | None) -> datetime | None:
     return None if text is None else datetime.strptime(text, _TS).replace(tzinfo=UTC)
 

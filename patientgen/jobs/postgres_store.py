@@ -75,6 +75,14 @@ def _announce(update: str) -> str:
     )
 
 
+def _one(cur: psycopg.Cursor[dict[str, Any]]) -> dict[str, Any]:
+    """The row a statement that always returns one row returned."""
+    row = cur.fetchone()
+    if row is None:  # pragma: no cover - the statements guarantee a row
+        raise RuntimeError("expected a row")
+    return row
+
+
 def _job(row: dict[str, Any]) -> Job:
     row.pop("notified", None)
     return Job.model_validate(row)
@@ -180,7 +188,7 @@ class PostgresStore:
                 f"SELECT {COLUMNS} FROM jobs WHERE owner = %s AND idempotency_key = %s",
                 (new.owner, new.idempotency_key),
             )
-            return _job(cur.fetchone()), False
+            return _job(_one(cur)), False
 
     def create_many(self, news: Sequence[NewJob]) -> int:
         with self._tx() as cur:
@@ -196,7 +204,7 @@ class PostgresStore:
             raise JobNotFound(job_id)
         return _job(row)
 
-    def list(
+    def list_jobs(
         self,
         owner: str | None,
         statuses: Sequence[JobStatus] | None,
@@ -236,7 +244,7 @@ class PostgresStore:
                 " WHERE owner = %s AND status IN ('pending', 'running')",
                 (owner,),
             )
-            return cur.fetchone()["n"]
+            return int(_one(cur)["n"])
 
     # -- worker side -----------------------------------------------------------------------------
     def claim(
@@ -531,7 +539,7 @@ class PostgresStore:
                 ),
                 (job_id,),
             )
-            return _job(cur.fetchone())
+            return _job(_one(cur))
 
     def retry(self, job_id: UUID) -> Job:
         with self._tx() as cur:
@@ -546,7 +554,7 @@ class PostgresStore:
                 ),
                 (job_id,),
             )
-            row = cur.fetchone()
+            row = _one(cur)
             cur.execute("DELETE FROM job_chunks WHERE job_id = %s", (job_id,))
             cur.execute("SELECT pg_notify(%s, '')", (WORK_CHANNEL,))
         return _job(row)
@@ -634,8 +642,8 @@ class PostgresStore:
             self._waiters.setdefault(job_id, set()).add(event)
         deadline = time.monotonic() + timeout
         try:
-            if since is not None and not self._listening.wait(min(timeout, 1.0)):
-                pass  # the loop below polls until the listener is up
+            if since is not None:  # give the listener a moment; until it is up, the loop polls
+                self._listening.wait(min(timeout, 1.0))
             while True:
                 job = self.get(job_id)
                 if since is None or job.updated_at > since:
@@ -703,7 +711,7 @@ class PostgresStore:
 
         with self._tx() as cur:
             cur.execute("SELECT to_regclass(%s) AS t", (VERSION_TABLE,))
-            if cur.fetchone()["t"] is None:
+            if _one(cur)["t"] is None:
                 return None
             cur.execute(version_query())
             row = cur.fetchone()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import hashlib
 import secrets
 import shutil
@@ -253,7 +254,7 @@ class JobService:
                 f"unknown status (choose from {', '.join(s.value for s in JobStatus)})"
             ) from exc
         after = decode_cursor(cursor) if cursor else None
-        items = self.store.list(owner, wanted, limit + 1, after)
+        items = self.store.list_jobs(owner, wanted, limit + 1, after)
         more = len(items) > limit
         items = items[:limit]
         return JobPage(items, encode_cursor(items[-1]) if more else None)
@@ -278,7 +279,7 @@ class JobService:
     def active_count(self, owner: str) -> int:
         return self.store.active_count(owner)
 
-    def chunks(self, job_id: UUID | str) -> list[ChunkRecord]:
+    def chunks(self, job_id: UUID | str) -> builtins.list[ChunkRecord]:
         return self.store.chunks(_uuid(job_id))
 
     def wait_for_update(
@@ -327,7 +328,7 @@ class JobService:
         key = self.store.key_by_hash(hash_secret(secret))
         return None if key is None or key.revoked_at is not None else key
 
-    def list_keys(self) -> list[ApiKey]:
+    def list_keys(self) -> builtins.list[ApiKey]:
         return self.store.list_keys()
 
     def revoke_key(self, key_id: str) -> ApiKey:

@@ -219,7 +219,7 @@ class SqliteStore:
         with self._read() as c:
             return self._get(c, job_id)
 
-    def list(
+    def list_jobs(
         self,
         owner: str | None,
         statuses: Sequence[JobStatus] | None,

@@ -39,7 +39,7 @@ class JobStore(Protocol):
 
     def get(self, job_id: UUID) -> Job: ...
 
-    def list(
+    def list_jobs(
         self,
         owner: str | None,
         statuses: Sequence[JobStatus] | None,

@@ -11,7 +11,9 @@ from typing import Any, TypeVar
 
 import anyio
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from starlette.responses import Response
+from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
 
 from patientgen.api import problems
@@ -120,8 +122,40 @@ def create_app(settings: Any, service: Any = None) -> FastAPI:
 
     app.add_middleware(RequestGuard, max_body=MAX_BODY_BYTES, api_prefix=API_PREFIX + "/")
     app.add_middleware(LatencyMetrics, histogram=metrics.request_latency)
-    app.mount("/", StaticFiles(directory=WEB_DIR, html=True, check_dir=False), name="web")
+    app.router.routes.append(
+        _WebMount("/", StaticFiles(directory=WEB_DIR, html=True, check_dir=False), name="web")
+    )
+    app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     return app
+
+
+class _WebMount(Mount):
+    """The web page at `/`, which never claims a path under the API (so the API's own 404 and
+    405 answers, with their `Allow` headers, stay the API's)."""
+
+    def matches(self, scope: Any) -> tuple[Match, Any]:
+        if scope.get("path", "").startswith(API_PREFIX + "/") or scope.get("path") == API_PREFIX:
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document; where keys are optional (auth off, or auto on loopback) every
+    operation's security also allows no key at all (`{}`)."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        if not app.state.auth_required:
+            for operations in document.get("paths", {}).values():
+                for operation in operations.values():
+                    if isinstance(operation, dict) and operation.get("security"):
+                        operation["security"].append({})
+        app.openapi_schema = document
+    return app.openapi_schema
 
 
 def problems_router(app: FastAPI) -> None:

@@ -95,6 +95,8 @@ async def principal(
 ) -> Principal:
     state = request.app.state
     secret = header_key or (bearer.credentials if bearer is not None else None)
+    if not secret and request.headers.get("authorization"):
+        raise _unauthorized("Only `Authorization: Bearer <key>` is understood.")
     if not secret:
         if state.auth_required:
             raise _unauthorized("An API key is required.")

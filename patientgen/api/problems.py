@@ -245,6 +245,18 @@ def translate(exc: BaseException) -> Problem | None:
     return None
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    from starlette.routing import Match
+
+    methods = []
+    for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"):
+        scope = dict(request.scope, method=method)
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            methods.append(method)
+    return methods
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> Response:
@@ -272,7 +284,10 @@ def install_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else PROBLEM_TYPES[slug][1]
         if exc.status_code == 404 and detail == "Not Found":
             detail = "No such resource."
-        problem = Problem(exc.status_code, slug, detail, headers=dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        problem = Problem(exc.status_code, slug, detail, headers=headers)
         return problem.response(request.url.path)
 
     @app.exception_handler(Exception)

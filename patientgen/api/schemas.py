@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from patientgen.scenario import Scenario
+from patientgen.scenario import PRESETS, Scenario
 
 Format = Literal["json", "ndjson", "csv", "fhir"]
 JobStatusName = Literal["pending", "running", "completed", "failed", "cancelled"]
@@ -48,17 +48,32 @@ SUBMIT_EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
+#: Exactly one of `scenario` and `preset`; `overrides` only with `preset`.
+_ONE_SOURCE: dict[str, Any] = {
+    "oneOf": [
+        {
+            "required": ["scenario"],
+            "not": {"anyOf": [{"required": ["overrides"]}, {"required": ["preset"]}]},
+        },
+        {"required": ["preset"], "not": {"required": ["scenario"]}},
+    ]
+}
+
+PresetName = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
+
+# The fields below default to None but are not nullable: an explicit null is refused, so the
+# documented schema (no nulls, one of scenario/preset) is exactly what is accepted.
+
+
 class SubmitRequest(BaseModel):
     """Either `scenario`, or `preset` with optional `overrides`. Without a seed one is chosen
     (a preset's own seed counts as given) and recorded in the job's config."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_SOURCE)
 
-    scenario: Scenario | None = Field(None, description="A complete scenario.")
-    preset: str | None = Field(
-        None, min_length=1, max_length=80, description="Name of a preset (see GET /presets)."
-    )
-    overrides: dict[str, Any] | None = Field(
+    scenario: Scenario = Field(None, description="A complete scenario.")  # type: ignore[assignment]
+    preset: PresetName = Field(None, description="A preset (see GET /presets).")  # type: ignore[assignment]
+    overrides: dict[str, Any] = Field(  # type: ignore[assignment]
         None, description="Fields deep-merged into the preset's scenario before validation."
     )
     formats: list[Format] = Field(
@@ -66,17 +81,18 @@ class SubmitRequest(BaseModel):
         min_length=1,
         max_length=4,
         description="Output formats; each at most once.",
+        json_schema_extra={"uniqueItems": True},
     )
 
 
 class ValidateRequest(BaseModel):
     """Same shape as a submit, without formats: validates and returns the resolved scenario."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_SOURCE)
 
-    scenario: Scenario | None = Field(None, description="A complete scenario.")
-    preset: str | None = Field(None, min_length=1, max_length=80, description="A preset name.")
-    overrides: dict[str, Any] | None = Field(
+    scenario: Scenario = Field(None, description="A complete scenario.")  # type: ignore[assignment]
+    preset: PresetName = Field(None, description="A preset (see GET /presets).")  # type: ignore[assignment]
+    overrides: dict[str, Any] = Field(  # type: ignore[assignment]
         None, description="Fields deep-merged into the preset's scenario before validation."
     )
 

@@ -30,6 +30,22 @@ MAX_PAGE = 1000
 _JSON_LIKE = {".json": "application/json", ".ndjson": "application/x-ndjson"}
 
 
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_FILE_CONTENT: dict[str, Any] = {
+    "application/json": {"schema": {}},
+    "application/fhir+json": {"schema": {}},
+} | {
+    media: _BINARY
+    for media in (
+        "application/x-ndjson",
+        "text/csv",
+        "application/fhir+ndjson",
+        "application/octet-stream",
+        "multipart/byteranges",
+    )
+}
+
+
 def content_type(name: str, fmt: str) -> str:
     suffix = Path(name).suffix.lower()
     if fmt == "fhir":
@@ -104,18 +120,8 @@ async def list_files(request: Request, job_id: UUID, who: Principal = Depends(pr
     summary="Download one output file",
     response_class=FileResponse,
     responses={
-        200: {
-            "description": "The file; `ETag` is its sha256.",
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
-        },
-        206: {
-            "description": "The requested byte range.",
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
-        },
+        200: {"description": "The file; `ETag` is its sha256.", "content": _FILE_CONTENT},
+        206: {"description": "The requested byte range.", "content": _FILE_CONTENT},
         304: {"description": "Not modified (If-None-Match matched the ETag)."},
         **problem_responses(401, 404, 416, 422, 503),
     },

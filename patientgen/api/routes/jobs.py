@@ -34,6 +34,8 @@ router = APIRouter(tags=["jobs"])
 #: How long one wait of the event stream lasts before a keep-alive comment is sent.
 SSE_WAIT_SECONDS = 15.0
 IDEMPOTENCY_KEY_MAX = 200
+#: 1-200 visible ASCII characters (spaces inside only).
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]{0,198}[!-~])?$"
 
 JobId = Annotated[UUID, "the job's id"]
 
@@ -77,6 +79,7 @@ async def submit_job(
         Header(
             alias="Idempotency-Key",
             description="Repeat a request safely: the same key and body give the same job.",
+            pattern=IDEMPOTENCY_KEY_PATTERN,
         ),
     ] = None,
 ) -> Response:

@@ -171,16 +171,40 @@ def browser() -> Iterator[object]:
             chromium.close()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    report = yield
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def page(browser: object) -> Iterator[object]:
-    """A fresh page at 1280 px; uncaught page errors fail the test."""
+def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A fresh page at 1280 px; uncaught page errors fail the test. A failed test leaves a
+    screenshot (failed-<test>.png) and the page's console next to the other screenshots."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)  # type: ignore[attr-defined]
     pg = context.new_page()
     errors: list[str] = []
+    console: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
     pg.set_default_timeout(20_000)
     try:
         yield pg
+        if request.node.stash.get(_FAILED, False):
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            name = request.node.name
+            pg.screenshot(path=str(SCREENSHOTS / f"failed-{name}.png"), full_page=True)
+            logs = [
+                f"--- {arg}: {svc.log}\n" + svc.log.read_text(errors="replace")[-5000:]
+                for arg, svc in request.node.funcargs.items()
+                if isinstance(svc, Service) and svc.log.exists()
+            ]
+            (SCREENSHOTS / f"failed-{name}.txt").write_text("\n".join([*console, *logs]))
     finally:
         context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from patientgen.api.problems import Problem
@@ -12,8 +13,11 @@ from patientgen.api.problems import Problem
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """An HTTPException, so that body parsing passes it on unchanged (rendered as 413)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body exceeds {limit} bytes.")
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -77,7 +81,7 @@ class RequestGuard:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(self.max_body)
             return message
 
         async def tracking_send(message: Message) -> None:

@@ -177,3 +177,22 @@ def test_openapi_document_is_valid_and_complete(api_only: Service) -> None:
     assert "application/problem+json" in submit["responses"]["422"]["content"]
     schemes = document["components"]["securitySchemes"]
     assert {"HTTPBearer", "APIKeyHeader"} <= set(schemes)
+
+
+def test_oversized_chunked_body_is_refused(api_only: Service) -> None:
+    """Without a Content-Length the body is counted while it arrives."""
+    before = _count_jobs(api_only)
+
+    def body():
+        yield b'{"preset": "peacekeeping", "overrides": {"name": "'
+        for _ in range(40):
+            yield b"x" * 65536
+        yield b'"}}'
+
+    with api_only.client("alice") as client:
+        response = client.post(
+            "/jobs", content=body(), headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 413, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert _count_jobs(api_only) == before

@@ -306,7 +306,10 @@ class Client:
                 raise TimeoutError(f"job {job_id} did not finish within {timeout} s")
             time.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
-            job = self.get(job_id)
+            try:
+                job = self.get(job_id)
+            except (httpx.TransportError, Unavailable):
+                continue  # the service or its database is restarting: keep waiting
             if job.is_terminal:
                 return job
 

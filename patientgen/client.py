@@ -13,6 +13,7 @@ Errors raise `ApiError` (subclasses by status), carrying the RFC 9457 problem de
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -257,7 +258,7 @@ class Client:
             if response.status_code >= 400:
                 response.read()
                 _raise_for(response)
-            event, data = "message", []
+            event, data = "message", builtins.list[str]()
             for line in response.iter_lines():
                 if line == "":
                     if data:
@@ -267,7 +268,7 @@ class Client:
                         yield event, Job.model_validate(payload)
                         if event == "end":
                             return
-                    event, data = "message", []
+                    event, data = "message", builtins.list[str]()
                 elif line.startswith(":"):
                     continue
                 else:
@@ -314,7 +315,7 @@ class Client:
                 return job
 
     # -- outputs ---------------------------------------------------------------------------------
-    def files(self, job_id: UUID | str) -> list[OutputFile]:
+    def files(self, job_id: UUID | str) -> builtins.list[OutputFile]:
         data = self._request("GET", f"/jobs/{job_id}/files").json()
         return [OutputFile.model_validate(item) for item in data["items"]]
 
@@ -331,7 +332,7 @@ class Client:
         name: str | None = None,
         *,
         verify: bool = True,
-    ) -> list[Path]:
+    ) -> builtins.list[Path]:
         """Download one file (`name`) to `dest` (a file path, or a folder to put it in), or every
         output file into the folder `dest` (keeping sub-folders such as fhir/). Checks each file's
         sha256 against its ETag unless `verify=False`. Returns the paths written."""
@@ -380,7 +381,7 @@ class Client:
         return dest
 
     # -- the rest --------------------------------------------------------------------------------
-    def presets(self) -> list[dict[str, Any]]:
+    def presets(self) -> builtins.list[dict[str, Any]]:
         return self._request("GET", "/presets").json()["items"]
 
     def validate(

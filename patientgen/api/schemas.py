@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,7 +59,18 @@ _ONE_SOURCE: dict[str, Any] = {
     ]
 }
 
-PresetName = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
+if TYPE_CHECKING:
+    PresetName = str
+else:
+    PresetName = Literal[tuple(PRESETS)]
+
+#: Default of the optional request fields (not part of their type: null is refused).
+_ABSENT: Any = None
+
+
+def _all_formats() -> list[Format]:
+    return ["json", "ndjson", "csv", "fhir"]
+
 
 # The fields below default to None but are not nullable: an explicit null is refused, so the
 # documented schema (no nulls, one of scenario/preset) is exactly what is accepted.
@@ -71,13 +82,13 @@ class SubmitRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_SOURCE)
 
-    scenario: Scenario = Field(None, description="A complete scenario.")  # type: ignore[assignment]
-    preset: PresetName = Field(None, description="A preset (see GET /presets).")  # type: ignore[assignment]
-    overrides: dict[str, Any] = Field(  # type: ignore[assignment]
-        None, description="Fields deep-merged into the preset's scenario before validation."
+    scenario: Scenario = Field(_ABSENT, description="A complete scenario.")
+    preset: PresetName = Field(_ABSENT, description="A preset (see GET /presets).")
+    overrides: dict[str, Any] = Field(
+        _ABSENT, description="Fields deep-merged into the preset's scenario before validation."
     )
     formats: list[Format] = Field(
-        default_factory=lambda: ["json", "ndjson", "csv", "fhir"],
+        default_factory=_all_formats,
         min_length=1,
         max_length=4,
         description="Output formats; each at most once.",
@@ -90,10 +101,10 @@ class ValidateRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_SOURCE)
 
-    scenario: Scenario = Field(None, description="A complete scenario.")  # type: ignore[assignment]
-    preset: PresetName = Field(None, description="A preset (see GET /presets).")  # type: ignore[assignment]
-    overrides: dict[str, Any] = Field(  # type: ignore[assignment]
-        None, description="Fields deep-merged into the preset's scenario before validation."
+    scenario: Scenario = Field(_ABSENT, description="A complete scenario.")
+    preset: PresetName = Field(_ABSENT, description="A preset (see GET /presets).")
+    overrides: dict[str, Any] = Field(
+        _ABSENT, description="Fields deep-merged into the preset's scenario before validation."
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -41,7 +43,9 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-_METRICS_DOC = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}}}
+_METRICS_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/plain": {"schema": {"type": "string"}}}}
+}
 
 for target in (router, root_router):
     target.add_api_route(

@@ -8,7 +8,6 @@ import orjson
 from fastapi import Request
 from starlette.responses import Response
 
-from patientgen.api.problems import PROBLEM_TYPES, Problem
 from patientgen.api.schemas import ProblemOut
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
@@ -105,8 +104,3 @@ def job_document(job: Any, prefix: str) -> dict[str, Any]:
 async def get_job(request: Request, job_id: Any, scope: str | None) -> Any:
     state = request.app.state
     return await state.call(state.service.get, job_id, owner=scope)
-
-
-def not_found(what: str = "No such job.") -> Problem:
-    assert "not-found" in PROBLEM_TYPES
-    return Problem(404, "not-found", what)

@@ -71,7 +71,7 @@ function tableOf(headers, rows) {
 }
 
 // Stacked columns. labels: x labels; series: [{name, values[], color?}].
-export function columnChart({ title, description, labels, series, width, height = 220, xTitle, yTitle }) {
+export function columnChart({ title, description, labels, series, width, height = 220, xTitle }) {
   width = Math.max(280, Math.floor(width));
   const m = { left: 48, right: 10, top: 12, bottom: xTitle ? 44 : 28 };
   const pw = width - m.left - m.right;
@@ -130,7 +130,6 @@ export function columnChart({ title, description, labels, series, width, height 
     svg.append(svgEl("text", { x: m.left + pw / 2, y: height - 6, class: "axis-title",
       "text-anchor": "middle" }, xTitle));
   }
-  if (yTitle) svg.setAttribute("aria-roledescription", "chart");
   const headers = [xTitle || "", ...series.map((s) => s.name)];
   if (series.length > 1) headers.push("Total");
   const rows = labels.map((lab, i) => {

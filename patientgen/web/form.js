@@ -427,7 +427,7 @@ export class ScenarioForm {
     const box = this.$("#form-errors");
     const n = listed.length;
     box.append(el("p", { class: "form-errors-title",
-      text: n ? `The service found ${n} problem${n === 1 ? "" : "s"}:` : detail || "Invalid scenario." }));
+      text: n ? `${n} problem${n === 1 ? "" : "s"} to fix:` : detail || "Invalid scenario." }));
     const ul = el("ul");
     for (const item of listed) {
       const where = item.target ? this.describe(item.target, item.path) : item.path.join(".") || "request";

@@ -172,7 +172,9 @@ def test_preset_submit_watch_open_download(page: Any, service: Service, screensh
             assert hashlib.sha256(archive.read(matches[0])).hexdigest() == f["sha256"]
 
 
-def test_invalid_scenario_shows_errors_next_to_fields(page: Any, service: Service) -> None:
+def test_invalid_scenario_shows_errors_next_to_fields(
+    page: Any, service: Service, screenshots: Path
+) -> None:
     with service.api() as api:
         jobs_before = len(api.get("/jobs", params={"limit": 200}).json()["items"])
     open_page(page, service)
@@ -214,6 +216,9 @@ def test_invalid_scenario_shows_errors_next_to_fields(page: Any, service: Servic
 
     with service.api() as api:
         assert len(api.get("/jobs", params={"limit": 200}).json()["items"]) == jobs_before
+    for width in WIDTHS:
+        shot(page, screenshots, "form-errors", width)
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     # A corrected form clears the errors and submits.
     page.fill("#f-patients", "50")

@@ -383,3 +383,7 @@ def test_keyboard_labels_and_narrow_layout(page: Any, service: Service) -> None:
             .map(e => e.outerHTML.slice(0, 80))"""
     )
     assert clipped == []
+    # The footer's link to the API documentation works.
+    docs = page.get_attribute(".site-footer a", "href")
+    with service.api() as api:
+        assert api.get(service.url + docs).status_code == 200

@@ -260,13 +260,18 @@ def test_progress_is_reported_per_chunk(service, settings):
         stop.set()
         thread.join(10)
     chunks = [j.progress_details.get("chunks_done") for j in seen if j.progress_details]
-    assert {1, 2, 3, 4} <= set(chunks)
+    assert chunks == sorted(chunks) and chunks[-1] == 4
+    assert len({c for c in chunks if c in (1, 2, 3)}) >= 2  # updates between the chunks
     progress = [j.progress for j in seen]
     assert progress == sorted(progress) and progress[-1] == 100
-    details = next(j.progress_details for j in seen if j.progress_details.get("chunks_done") == 2)
-    assert details["patients_done"] == 10 and details["patients_total"] == 20
-    assert details["chunks_total"] == 4 and details["phase"] == "generating"
-    assert details["rate"] > 0 and details["eta_seconds"] is not None
+    middle = [
+        j.progress_details for j in seen if j.progress_details.get("chunks_done") in (1, 2, 3)
+    ]
+    for details in middle:
+        assert details["patients_done"] == 5 * details["chunks_done"]
+        assert details["patients_total"] == 20 and details["chunks_total"] == 4
+        assert details["phase"] == "generating"
+        assert details["rate"] > 0 and details["eta_seconds"] is not None
 
 
 def test_idle_worker_starts_a_new_job_within_a_second(service, settings):
@@ -274,9 +279,8 @@ def test_idle_worker_starts_a_new_job_within_a_second(service, settings):
     try:
         time.sleep(1.5)  # idle, listening
         job, _ = service.submit(_scenario(5), ["ndjson"], "alice")
-        t0 = time.monotonic()
-        wait_until(lambda: service.get(job.job_id).status != JobStatus.PENDING, timeout=5)
-        assert time.monotonic() - t0 < 1.0
+        started = wait_until(lambda: service.get(job.job_id).started_at, timeout=5)
+        assert (started - job.created_at).total_seconds() < 1.0  # as the database saw it
     finally:
         stop.set()
         thread.join(10)

@@ -17,10 +17,19 @@ from tests.jobs.helpers import WorkerProcess, wait_until
 pytestmark = [pytest.mark.postgres, pytest.mark.faults, pytest.mark.slow]
 
 
+@pytest.fixture(scope="module")
+def cluster(pg_cluster_factory):
+    """A throwaway cluster of our own: the test stops and starts it."""
+    return pg_cluster_factory()
+
+
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
-def test_worker_survives_a_database_restart(pg_cluster_factory, tmp_path, mode):
-    cluster = pg_cluster_factory()
-    url = f"{cluster.url}/postgres"
+def test_worker_survives_a_database_restart(cluster, tmp_path, mode):
+    import psycopg
+
+    with psycopg.connect(f"{cluster.url}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE restart_{mode}")
+    url = f"{cluster.url}/restart_{mode}"
     migrations.upgrade(url)
     settings = Settings(
         database_url=url,

@@ -20,13 +20,15 @@ from patientgen.api import problems
 from patientgen.api.auth import KeyCache, auth_required
 from patientgen.api.common import json_response, problem_responses
 from patientgen.api.metrics import Metrics
-from patientgen.api.middleware import LatencyMetrics, RequestGuard
+from patientgen.api.middleware import LatencyMetrics, RequestGuard, SendTimeout
 from patientgen.api.routes import files, health, jobs, presets
 
 API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 1024 * 1024
 #: A store call that takes longer than this answers 503 instead of hanging the request.
 STORE_CALL_TIMEOUT = 20.0
+#: A client that takes no bytes of a response for this long is disconnected.
+SEND_TIMEOUT = 60.0
 #: Threads that run store calls at once. Few: the store's own pool is about this size, and many
 #: threads fighting for the GIL with the event loop make every request slower under load.
 STORE_THREADS = 8
@@ -121,6 +123,7 @@ def create_app(settings: Any, service: Any = None) -> FastAPI:
     problems_router(app)
 
     app.add_middleware(RequestGuard, max_body=MAX_BODY_BYTES, api_prefix=API_PREFIX + "/")
+    app.add_middleware(SendTimeout, seconds=SEND_TIMEOUT)
     app.add_middleware(LatencyMetrics, histogram=metrics.request_latency)
     app.router.routes.append(
         _WebMount("/", StaticFiles(directory=WEB_DIR, html=True, check_dir=False), name="web")

@@ -1,10 +1,12 @@
-"""Pure ASGI middleware: bounded request bodies (413), JSON-only bodies (415), request latency."""
+"""Pure ASGI middleware: bounded request bodies (413), JSON-only bodies (415), slow clients
+bounded, request latency."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+import anyio
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -137,3 +139,27 @@ class LatencyMetrics:
             self.histogram.labels(scope["method"], template or "unmatched", str(status)).observe(
                 time.perf_counter() - start
             )
+
+
+class SendTimeout:
+    """Bounds slow clients: a response chunk the client does not take within `seconds` (its
+    socket buffers stay full) ends the connection, so a stalled download or event stream cannot
+    hold a file, a thread or a task for ever."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def bounded_send(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                with anyio.fail_after(self.seconds):
+                    await send(message)
+            else:
+                await send(message)
+
+        await self.app(scope, receive, bounded_send)

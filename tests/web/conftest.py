@@ -122,7 +122,7 @@ def make_service(tmp: Path, auth: str) -> Service:
     return Service(env=env, data_dir=data_dir, port=free_port(), auth=auth, log=tmp / "serve.log")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """The service without keys (loopback, --auth off), shared by the tests of the page.
     PATIENTGEN_WEB_TEST_URL points the tests at a service that already runs instead."""
@@ -139,7 +139,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         svc.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def keyed_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """A service that requires API keys even on loopback, with one key made by the CLI."""
     svc = make_service(tmp_path_factory.mktemp("web-keyed"), "required")
@@ -153,7 +153,7 @@ def keyed_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]
         svc.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(

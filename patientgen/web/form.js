@@ -407,6 +407,8 @@ export class ScenarioForm {
         listed.push({ path, message, target: null });
         continue;
       }
+      const fold = target.closest("details");
+      if (fold) fold.open = true; // an error inside "Advanced" must not stay hidden
       const slot = errorSlot(target);
       const text = slot.textContent ? `${slot.textContent} ${message}` : message;
       slot.textContent = text;

@@ -184,6 +184,9 @@ def test_invalid_scenario_shows_errors_next_to_fields(
     page.fill("#f-warfare-conventional", "80")  # sum 110 %
     front = page.locator("#fronts-list > li").first
     front.locator('[data-nation="share"]').first.fill("50")  # nations sum 120 %
+    page.click(".advanced > summary")
+    page.fill("#f-mc-min", "50")  # more than the largest event (12)
+    page.click(".advanced > summary")  # folded again: the error must open it
     # Sums are checked live, before anything is sent.
     assert "110 %" in page.inner_text("#warfare-sum")
     assert "bad" in page.get_attribute("#warfare-sum", "class")
@@ -208,6 +211,9 @@ def test_invalid_scenario_shows_errors_next_to_fields(
     assert page.is_visible("#warfare-error")
     nations_box = front.locator('[data-loc="fronts.0.nationalities"]')
     assert "sum to 1" in nations_box.locator('[data-role="nations-error"]').inner_text()
+    assert page.get_attribute(".advanced", "open") is not None
+    assert "exceeds max_size" in page.inner_text("#mass_casualty-error")
+    assert page.is_visible("#mass_casualty-error")
     # Fields that are fine carry no error.
     assert not page.locator('.field[data-loc="name"] .field-error:not([hidden])').count()
     assert page.is_hidden("#injury-error")
@@ -225,6 +231,7 @@ def test_invalid_scenario_shows_errors_next_to_fields(
     page.fill("#f-days", "3")
     page.fill("#f-warfare-conventional", "70")
     front.locator('[data-nation="share"]').first.fill("40")
+    page.fill("#f-mc-min", "4")
     page.click("#check")
     page.wait_for_function("document.querySelector('#submit-status').textContent.includes('valid')")
     assert page.is_hidden("#form-errors")

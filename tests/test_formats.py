@@ -266,3 +266,21 @@ def test_csv_quotes_per_rfc4180() -> None:
 def test_no_temp_files_left(reference) -> None:
     assert not [p for p in reference.rglob("*") if ".tmp-" in p.name]
     assert os.listdir(reference / "fhir")
+
+
+def test_bench_smoke(tmp_path) -> None:
+    """bench/generation.py runs and prints one line per format measured."""
+    import subprocess
+    import sys
+
+    bench = Path(__file__).resolve().parent.parent / "bench" / "generation.py"
+    result = subprocess.run(
+        [sys.executable, str(bench), "--sizes", "300", "--formats", "generate,ndjson",
+         "--repeats", "1", "--tmp", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = result.stdout.strip().splitlines()
+    assert rows[0].split()[:3] == ["patients", "format", "patients/s"]
+    assert [row.split()[1] for row in rows[1:]] == ["generate", "ndjson"]
+    assert list(tmp_path.iterdir()) == []  # the outputs are cleaned up

@@ -71,6 +71,13 @@ def serve(
             pool = WorkerPool(settings, workers)
             pool.start()
         application = create_app(settings, service)
+        store = "PostgreSQL" if settings.database_url.startswith("postgres") else "SQLite"
+        typer.echo(
+            f"patientgen: http://{settings.host}:{settings.port}/ on {store}, "
+            f"{workers} embedded worker(s), API keys "
+            f"{'required' if application.state.auth_required else 'not required'}",
+            err=True,
+        )
         config = uvicorn.Config(
             application,
             host=settings.host,

@@ -704,7 +704,11 @@ function drawCharts(job) {
 
 function updateJobView(job) {
   const view = $("#job-view");
-  if (view.hidden || view.dataset.jobId !== job.job_id) return;
+  if (view.hidden || state.viewJobId !== job.job_id) return;
+  if (view.dataset.jobId !== job.job_id) {
+    renderJobView(job); // it was still loading (or waiting for an API key)
+    return;
+  }
   if (view.dataset.status !== job.status || (job.error && !view.querySelector(".job-error"))) {
     const hadFocus = view.contains(document.activeElement) ? document.activeElement.dataset.action : null;
     renderJobView(job);
@@ -724,9 +728,20 @@ async function showJob(id) {
   view.hidden = false;
   let job = state.jobs.get(id);
   if (!job) {
-    view.replaceChildren(el("p", { class: "muted", text: "Loading…" }));
+    delete view.dataset.jobId;
+    view.replaceChildren(
+      el("p", {}, el("a", { href: "#/", class: "back", text: "← All jobs" })),
+      el("p", { class: "muted", id: "job-loading", text: "Loading the job…" }));
     job = await refreshJob(id);
-    if (!job) return;
+    if (!job) {
+      const msg = $("#job-loading");
+      if (msg && state.viewJobId === id) {
+        msg.textContent = getKey() || $("#key-form").hidden
+          ? "The job could not be loaded; try again in a moment."
+          : "Enter the API key at the top of the page to see this job.";
+      }
+      return;
+    }
   }
   renderJobView(job);
   $("#job-title").focus();

@@ -331,12 +331,21 @@ def test_api_key_required(page: Any, keyed_service: Service) -> None:
     page.reload()
     page.wait_for_selector(f'#jobs-list [data-job-id="{job_id}"][data-status="completed"]')
 
+    # Another browser (no key in its session) following a link to the job is asked for the key,
+    # then sees the job.
     context = page.context.browser.new_context()
     try:
         other = context.new_page()
-        other.goto(svc.url)
+        other.goto(f"{svc.url}#/jobs/{job_id}")
         other.wait_for_selector("#key-form:not([hidden])")
+        other.wait_for_function(
+            "document.querySelector('#job-loading')?.textContent.includes('API key')"
+        )
         assert other.locator("#jobs-list [data-job-id]").count() == 0
+        other.fill("#api-key", svc.key or "")
+        other.press("#api-key", "Enter")
+        other.wait_for_selector(f'#job-view[data-job-id="{job_id}"][data-status="completed"]')
+        other.wait_for_selector("#charts svg.chart-svg")
     finally:
         context.close()
 

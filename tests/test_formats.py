@@ -221,6 +221,16 @@ def test_finalize_is_idempotent(tmp_path, scenario, reference) -> None:
     assert not parts.exists()
 
 
+def test_parts_that_do_not_match_the_summaries_fail(tmp_path, scenario) -> None:
+    parts = tmp_path / "parts"
+    first = write_chunk(scenario, ALL, parts, 0, 0, 30)
+    second = write_chunk(scenario, ALL, parts, 1, 30, 50)
+    with pytest.raises(ValueError, match="chunk 1"):
+        bundle.finalize(scenario, ALL, parts, tmp_path / "out", [first, first])
+    assert not (tmp_path / "out").exists()
+    assert len(bundle.finalize(scenario, ALL, parts, tmp_path / "out", [first, second])) > 5
+
+
 def test_missing_parts_without_finished_output_fail(tmp_path, scenario) -> None:
     with pytest.raises(FileNotFoundError):
         bundle.finalize(scenario, ALL, tmp_path / "nothing", tmp_path / "out", [{}])

@@ -515,6 +515,15 @@ def finalize(
             return done
         raise FileNotFoundError(f"missing part file {missing[0]} (and {len(missing) - 1} more)")
 
+    if "ndjson" in formats:  # the index part counts the chunk's records: it must match
+        for chunk, chunk_summary in enumerate(chunk_summaries):
+            path = _part_path(parts_dir, chunk, ndjson_format.INDEX_FILE)
+            records = path.stat().st_size // ndjson_format.OFFSET_SIZE
+            if records != chunk_summary.get("patients"):
+                raise ValueError(
+                    f"part files of chunk {chunk} hold {records} patients, its summary says "
+                    f"{chunk_summary.get('patients')}"
+                )
     out_dir.mkdir(parents=True, exist_ok=True)
     _clear_stale(out_dir, formats)
     merged = summary.merge_summaries(chunk_summaries)

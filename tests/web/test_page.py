@@ -25,6 +25,13 @@ BIG_SEED = 2**63 - 1
 ROWS = "#jobs-list [data-job-id]"
 IDS = "rows => rows.map(r => r.dataset.jobId)"
 
+#: Buttons and status badges whose text broke over lines (one line is < 44 px high).
+BROKEN_BUTTONS = """
+() => [...document.querySelectorAll('button, .badge, .btn')]
+  .filter(e => e.offsetParent !== null && e.getBoundingClientRect().height > 44)
+  .map(e => e.textContent.trim())
+"""
+
 RECORD_PROGRESS = """
 () => {
   window.__progress = {};
@@ -59,6 +66,8 @@ def shot(page: Any, folder: Path, name: str, width: int) -> None:
     page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
     overflow = page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{name} at {width} px scrolls sideways by {overflow} px"
+    broken = page.evaluate(BROKEN_BUTTONS)
+    assert broken == [], f"{name} at {width} px: buttons or badges wrapped: {broken}"
 
 
 def submit(page: Any) -> str:
@@ -290,12 +299,15 @@ def test_cancel_a_running_job(page: Any, service: Service, screenshots: Path) ->
         assert api.get(f"/jobs/{job_id}").status_code == 404
 
 
-def test_api_key_required(page: Any, keyed_service: Service) -> None:
+def test_api_key_required(page: Any, keyed_service: Service, screenshots: Path) -> None:
     svc = keyed_service
     open_page(page, svc)
     # Without a key the page asks for one.
     page.wait_for_selector("#key-form:not([hidden])")
     assert "API key" in page.inner_text("#notice")
+    for width in WIDTHS:
+        shot(page, screenshots, "api-key-needed", width)
+    page.set_viewport_size({"width": 1280, "height": 900})
     assert page.evaluate("sessionStorage.length") == 0
     page.fill("#api-key", svc.key or "")
     page.click('#key-form button[type="submit"]')

@@ -247,6 +247,23 @@ def _progress_key(job: Any) -> tuple[Any, ...]:
     )
 
 
+#: One event of the stream (OpenAPI 3.1 tools read an event stream's schema as one event's).
+_SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["progress", "end", "error"]},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "The job (a problem document for `event: error`), as JSON.",
+        },
+    },
+    "required": ["data"],
+}
+
+
 @router.get(
     "/jobs/{job_id}/events",
     summary="Follow a job's progress (Server-Sent Events)",
@@ -256,7 +273,7 @@ def _progress_key(job: Any) -> tuple[Any, ...]:
             "description": "`event: progress` with the job for every change of status or "
             "progress, then one `event: end` with the final job, then the stream closes. "
             "Lines starting with `:` are keep-alives.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": _SSE_EVENT}},
         },
         **problem_responses(401, 404, 422, 503),
     },

@@ -17,9 +17,10 @@ install-test: $(VENV)/bin/python
 	$(PIP) install --quiet -e '.[test]'
 
 run: install
-	$(VENV)/bin/patientgen generate --preset training-exercise
+	$(VENV)/bin/patientgen serve --host 127.0.0.1 --port 8000 --workers 1
 
 test: install-test
+	sh scripts/ensure-browser.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest

@@ -132,6 +132,8 @@ def test_summary_merge_equals_single_chunk(tmp_path, scenario, reference) -> Non
     )
     assert merged["patients"] == N
     assert sum(merged["by_category"].values()) == N
+    for triage, outcomes in merged["outcome_by_triage"].items():
+        assert sum(outcomes.values()) == merged["by_triage"][triage]
     assert sum(merged["casualties_per_day"]) + merged["casualties_outside_period"] == N
     # chunk summaries are plain JSON with no raw lists of patients
     assert len(orjson.dumps(single)) < 20_000

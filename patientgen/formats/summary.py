@@ -61,6 +61,7 @@ class SummaryBuilder:
         self.per_day = [0] * self._days
         self.outside = 0
         self.facilities: dict[str, list[Any]] = {}
+        self.outcome_by_triage: dict[str, dict[str, int]] = {}
 
     def add(self, p: Patient) -> None:
         self.patients += 1
@@ -74,6 +75,7 @@ class SummaryBuilder:
         _count(c["by_front"], p.front)
         _count(c["by_last_facility"], p.outcome_facility)
         _count(c["by_warfare"], p.warfare)
+        _count(self.outcome_by_triage.setdefault(p.triage, {}), outcome)
         died = outcome == "KIA" or outcome == "DOW"
         if died:
             _count(c["deaths_by_category"], p.category)
@@ -116,6 +118,7 @@ class SummaryBuilder:
         return {
             "patients": self.patients,
             **{name: dict(counter) for name, counter in self.counters.items()},
+            "outcome_by_triage": {t: dict(c) for t, c in self.outcome_by_triage.items()},
             "mass_casualty_patients": self.mass_casualty,
             "battle_injury": dict(self.battle),
             "time_to_outcome_minutes": {
@@ -183,12 +186,15 @@ def merge_summaries(chunk_summaries: Iterable[dict[str, Any]]) -> dict[str, Any]
     per_day: list[int] = []
     outside = 0
     facilities: dict[str, dict[str, Any]] = {}
+    outcome_by_triage: dict[str, dict[str, int]] = {}
     for s in chunk_summaries:
         patients += s["patients"]
         for name in _COUNTERS:
             _add_counter(counters[name], s[name])
         for key in _BATTLE_COUNTS:
             battle[key] += s["battle_injury"][key]
+        for triage, outcomes in s["outcome_by_triage"].items():
+            _add_counter(outcome_by_triage.setdefault(triage, {}), outcomes)
         mass_casualty += s["mass_casualty_patients"]
         for outcome, hist in s["time_to_outcome_minutes"]["histograms"].items():
             _add_list(histograms.setdefault(outcome, [0] * (len(TIME_BINS) + 1)), hist)
@@ -210,6 +216,10 @@ def merge_summaries(chunk_summaries: Iterable[dict[str, Any]]) -> dict[str, Any]
     return {
         "patients": patients,
         **{name: dict(sorted(counters[name].items())) for name in _COUNTERS},
+        "outcome_by_triage": {
+            triage: dict(sorted(outcomes.items()))
+            for triage, outcomes in sorted(outcome_by_triage.items())
+        },
         "mass_casualty_patients": mass_casualty,
         "battle_injury": {
             **battle,

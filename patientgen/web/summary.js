@@ -51,13 +51,10 @@ function stats(summary) {
     items.map(([k, v]) => h("div", { class: "stat" }, h("dt", { text: k }), h("dd", { text: v }))));
 }
 
-// The cross table of outcome by triage category, when the summary carries one.
+// The cross table of outcome by triage category (summaries written before it existed lack it).
 function triageOutcome(summary) {
-  for (const key of ["outcome_by_triage", "by_triage_outcome", "triage_outcome", "outcomes_by_triage"]) {
-    const t = summary[key];
-    if (t && typeof t === "object" && Object.values(t).every((v) => v && typeof v === "object")) return t;
-  }
-  return null;
+  const t = summary.outcome_by_triage;
+  return t && typeof t === "object" ? t : null;
 }
 
 export function renderSummary(box, summary, scenario) {

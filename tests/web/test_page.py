@@ -144,7 +144,7 @@ def test_preset_submit_watch_open_download(page: Any, service: Service, screensh
     charts = page.locator("#charts figure.chart")
     titles = charts.locator("figcaption").all_inner_texts()
     for wanted in ("Casualties per day", "Casualties by nation", "Casualties by front",
-                   "Time from injury to outcome"):  # fmt: skip
+                   "Outcomes by triage category", "Time from injury to outcome"):  # fmt: skip
         assert wanted in titles, titles
     assert any("triage" in t.lower() for t in titles), titles
     for i in range(charts.count()):

@@ -79,6 +79,8 @@ Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
 #: The fixed default start of a scenario. Never "now": the same scenario must give the same output.
 DEFAULT_START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+EARLIEST_START = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_START = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 def check_sum(values: list[float], what: str) -> None:
@@ -89,7 +91,9 @@ def check_sum(values: list[float], what: str) -> None:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a JSON type is never coerced into another ("5" or true is not a number, 1 is not a
+    # boolean), so what is accepted is exactly what the OpenAPI schema documents.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class InjuryMix(_Strict):
@@ -240,7 +244,7 @@ class Scenario(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=120)] = "scenario"
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
     total_patients: Annotated[int, Field(ge=1, le=MAX_PATIENTS)] = 1000
-    start: AwareDatetime = DEFAULT_START
+    start: Annotated[AwareDatetime, Field(strict=False)] = DEFAULT_START  # from ISO 8601 text
     duration_days: Annotated[int, Field(ge=1, le=365)] = 30
     intensity: Intensity = "medium"
     tempo: Tempo = "sustained"
@@ -250,16 +254,36 @@ class Scenario(_Strict):
     # spurious "too short" error whenever one front is invalid.
     fronts: Annotated[
         tuple[Front, ...],
-        Field(json_schema_extra={"minItems": 1, "maxItems": MAX_FRONTS}),
+        Field(strict=False, json_schema_extra={"minItems": 1, "maxItems": MAX_FRONTS}),
     ] = DEFAULT_FRONTS
     mass_casualty: MassCasualty = MassCasualty()
     calibration: Calibration = Calibration()
     transliterate_names: bool = False  # Latin script for Greek, Bulgarian and Macedonian names
 
+    @field_validator("start", mode="before")
+    @classmethod
+    def _start_is_iso_text(cls, value: object) -> object:
+        """ISO 8601 text only: pydantic alone would also read numbers (and "5") as Unix time."""
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value)
+            except ValueError:
+                pass
+        elif isinstance(value, datetime):
+            return value
+        raise ValueError("start must be an ISO 8601 date and time with a UTC offset")
+
     @field_validator("start")
     @classmethod
     def _normalise_start(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        start = value.astimezone(UTC)
+        # Bounded so that every timestamp of the scenario (start + duration + the longest stay in
+        # the chain of care) stays a valid datetime; dates outside this range make no sense here.
+        if not EARLIEST_START <= start < LATEST_START:
+            raise ValueError(
+                f"start must be between {EARLIEST_START:%Y-%m-%d} and {LATEST_START:%Y-%m-%d}"
+            )
+        return start
 
     @field_validator("fronts", mode="wrap")
     @classmethod

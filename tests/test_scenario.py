@@ -135,3 +135,9 @@ def test_presets_are_valid_documented_and_round_trip() -> None:
         assert preset.description and "\n" not in preset.description
         again = Scenario.model_validate(json.loads(preset.scenario.canonical_json()))
         assert again == preset.scenario
+
+
+@pytest.mark.parametrize("start", ["9999-12-01T00:00:00Z", "0001-01-02T00:00:00Z"])
+def test_start_far_from_the_present_is_rejected(start: str) -> None:
+    errors = _errors({"start": start})
+    assert any(e["loc"] == ("start",) and "start must be between" in e["msg"] for e in errors)

@@ -236,17 +236,21 @@ def test_idempotency(live: Service) -> None:
         assert theirs.json()["job_id"] != first.json()["job_id"]
 
 
-def test_per_key_limits(live: Service) -> None:
-    with live.client("capped") as client:
+def test_per_key_limits(api_only: Service) -> None:
+    """No worker runs, so the first job stays pending and the active-job limit must bite."""
+    with api_only.client("capped") as client:
         big = client.post("/jobs", json={"scenario": {"total_patients": 101}, "formats": ["csv"]})
         assert big.status_code == 422 and big.json()["type"].endswith("/too-many-patients")
         slow = {"scenario": {"total_patients": 100, "seed": 1}, "formats": ["csv"]}
         first = client.post("/jobs", json=slow)
         assert first.status_code == 202
-        if client.get(f"/jobs/{first.json()['job_id']}").json()["status"] in ("pending", "running"):
-            second = client.post("/jobs", json=dict(slow, scenario={"total_patients": 99}))
-            assert second.status_code == 429, second.text
-            assert second.json()["type"].endswith("/too-many-active-jobs")
+        second = client.post("/jobs", json=dict(slow, scenario={"total_patients": 99}))
+        assert second.status_code == 429, second.text
+        assert second.json()["type"].endswith("/too-many-active-jobs")
+        # cancelling the active job frees the slot
+        assert client.post(f"/jobs/{first.json()['job_id']}/cancel").status_code == 200
+        third = client.post("/jobs", json=dict(slow, scenario={"total_patients": 99}))
+        assert third.status_code == 202, third.text
 
 
 def test_cancel_retry_delete(live: Service) -> None:

@@ -43,6 +43,7 @@ def serve(
     import uvicorn
 
     from patientgen.api import create_app
+    from patientgen.api.protocol import bounded_http_protocol
     from patientgen.jobs.service import JobService
     from patientgen.settings import get_settings
 
@@ -85,6 +86,7 @@ def serve(
             log_level=log_level,
             timeout_graceful_shutdown=5,
             proxy_headers=False,
+            http=bounded_http_protocol(),  # 431 for a request head over 64 KiB
         )
         # uvicorn handles SIGINT/SIGTERM itself and re-raises the signal once it has shut down;
         # turning SIGTERM into SystemExit then lets the `finally` below stop the workers.

@@ -3,6 +3,7 @@ bounded, request latency."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from patientgen.api.problems import Problem
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+_log = logging.getLogger("patientgen.api")
 
 
 class _BodyTooLarge(HTTPException):
@@ -141,6 +143,10 @@ class LatencyMetrics:
             )
 
 
+class _ClientTooSlow(Exception):
+    """The client took no bytes of the response within the send timeout."""
+
+
 class SendTimeout:
     """Bounds slow clients: a response chunk the client does not take within `seconds` (its
     socket buffers stay full) ends the connection, so a stalled download or event stream cannot
@@ -157,9 +163,30 @@ class SendTimeout:
 
         async def bounded_send(message: Message) -> None:
             if message["type"] == "http.response.body":
-                with anyio.fail_after(self.seconds):
-                    await send(message)
+                try:
+                    with anyio.fail_after(self.seconds):
+                        await send(message)
+                except TimeoutError:
+                    raise _ClientTooSlow from None
             else:
                 await send(message)
 
-        await self.app(scope, receive, bounded_send)
+        try:
+            await self.app(scope, receive, bounded_send)
+        except Exception as exc:
+            # An expected end, not an error: no traceback per stalled client in the log (which
+            # a client could otherwise flood). Returning with the response unfinished makes the
+            # server close the connection.
+            slow = (
+                exc.split(_ClientTooSlow)[1] is None
+                if isinstance(exc, ExceptionGroup)
+                else isinstance(exc, _ClientTooSlow)
+            )
+            if not slow:
+                raise
+            _log.info(
+                "%s %s: the client took no bytes for %s s; connection closed",
+                scope.get("method"),
+                scope.get("path"),
+                self.seconds,
+            )

@@ -52,6 +52,8 @@ class Service:
     workers: int = 1
     keys: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    #: Python run before the CLI in the serve process (e.g. to shorten a constant for a test).
+    prelude: str = ""
 
     @property
     def url(self) -> str:
@@ -88,7 +90,9 @@ class Service:
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
             [
-                *CLI,
+                sys.executable,
+                "-c",
+                self.prelude + "\nfrom patientgen.cli import main; main()",
                 "serve",
                 "--port",
                 str(self.port),

@@ -14,6 +14,7 @@ buffered files, and joins copy in fixed-size blocks.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -201,7 +202,10 @@ class _Parts:
 
     def abort(self) -> None:
         for f in self.files:
-            f.close()
+            # closing flushes the buffer, which fails again on a full disk: close them all
+            # anyway and remove every temporary file
+            with contextlib.suppress(OSError):
+                f.close()
         for tmp in self._tmp:
             tmp.unlink(missing_ok=True)
 

@@ -217,6 +217,23 @@ def _chunk_part_names(formats: tuple[str, ...]) -> list[str]:
     return names
 
 
+def missing_chunks(parts_dir: Path, formats: Sequence[str], chunks: Iterable[int]) -> list[int]:
+    """The chunks among `chunks` some of whose part files are not in parts_dir (removed after a
+    failure that could not be recorded, or written on another host): write them again."""
+    names = _chunk_part_names(normalize_formats(formats))
+    parts_dir = Path(parts_dir)
+    return sorted(
+        chunk
+        for chunk in chunks
+        if not all(_part_path(parts_dir, chunk, name).is_file() for name in names)
+    )
+
+
+def is_finished(scenario: Scenario, formats: Sequence[str], out_dir: Path) -> bool:
+    """True when out_dir holds a finished run of exactly this input (finalize returns it)."""
+    return _finished(scenario, normalize_formats(formats), Path(out_dir)) is not None
+
+
 def write_chunk(
     scenario: Scenario,
     formats: Sequence[str],

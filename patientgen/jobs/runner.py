@@ -206,6 +206,19 @@ def _run(
     done = {c.chunk: c.summary for c in store.chunks(job.job_id)}
     if not done:  # nothing recorded: whatever lies in the parts folder is stale
         shutil.rmtree(parts, ignore_errors=True)
+    else:  # recorded chunks whose parts are gone (and not joined yet) are written again
+        lost = bundle.missing_chunks(parts, formats, done)
+        joined = len(done) == len(ranges) and bundle.is_finished(
+            scenario, formats, output_dir(settings, job)
+        )
+        if lost and not joined:
+            log.warning(
+                "job %s: the part files of %d recorded chunk(s) are gone; writing them again",
+                job.job_id,
+                len(lost),
+            )
+            for index in lost:
+                del done[index]
     with progress.lock:
         progress.chunks_done = sum(1 for i in range(len(ranges)) if i in done)
         progress.patients_done = sum(b - a for i, (a, b) in enumerate(ranges) if i in done)

@@ -1,0 +1,36 @@
+"""Load, small: 300 small jobs from 20 concurrent clients to a real `patientgen serve` on a fresh
+PostgreSQL database while a 4-process `patientgen worker` runs them (bench/load.py, which runs
+10,000 jobs from 50 clients by default). Correctness only: every job completed exactly once
+(attempts == 1), none missing or doubled, each output holding exactly its patients; no request
+failed. No wall-clock limit is asserted; the figures are printed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+LOAD = Path(__file__).resolve().parents[2] / "bench" / "load.py"
+
+
+@pytest.mark.postgres
+def test_300_jobs_from_20_clients_complete_exactly_once(pg_server: str) -> None:
+    args = ["--server", pg_server, "--jobs", "300", "--clients", "20", "--workers", "4"]
+    run = subprocess.run(
+        [sys.executable, str(LOAD), *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode in (0, 1), run.stderr[-5000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    print(json.dumps(result, indent=1))
+    assert result["jobs_submitted"] == result["distinct_ids"] == result["jobs_in_database"] == 300
+    assert result["by_status"] == {"completed": 300}
+    assert result["by_attempts"] == {"1": 300}
+    assert result["outputs_exact"] == 300
+    assert result["errors"] == [] and result["retries"] == 0
+    assert result["ok"]

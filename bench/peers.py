@@ -1,0 +1,646 @@
+"""Our job store against its peers, procrastinate and pgqueuer, on the same PostgreSQL.
+
+For each of the three, on a fresh database of the same server, it measures:
+- enqueue: jobs/s inserted one per call (on --single jobs) and in batches of 1,000;
+- process: jobs/s at which --processes worker processes drain --jobs empty jobs (every job run
+  exactly once is checked), ours and pgqueuer claiming in batches of --batch;
+- recovery: the time from a kill -9 of the worker process that runs a job until another, idle,
+  worker runs that job again. Ours: real `patientgen worker` processes (lease 30 s by default).
+  pgqueuer re-picks a job whose heartbeat is older than its `heartbeat_timeout` (30 s by default).
+  procrastinate never runs such a job again by itself: the measure uses its documented recipe
+  (`job_manager.get_stalled_jobs()` then `retry_job()`, here checked every second, default
+  heartbeat threshold 30 s); without that extra code the job stays `doing` for ever.
+and prints each figure with our ratio to each peer.
+
+    make bench-peers     # or: bench/.venv-peers/bin/python bench/peers.py [options]
+
+The peers are installed only into bench/.venv-peers (bench/peers-requirements.txt), never into
+the project's environment; run with another interpreter, this script makes that environment
+(python -m venv, pip install -e . -r bench/peers-requirements.txt) and runs itself there.
+--lease S gives all three the same S seconds (our lease, pgqueuer's heartbeat timeout and
+dequeue timeout, procrastinate's heartbeat threshold) instead of each one's default.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# bench/queue.py is named like the stdlib module `queue`: keep this folder off the import path.
+if os.path.dirname(os.path.abspath(__file__)) in (os.path.abspath(p) for p in sys.path[:1]):
+    del sys.path[0]
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing as mp
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+VENV = HERE / ".venv-peers"
+REQUIREMENTS = HERE / "peers-requirements.txt"
+
+
+def ensure_environment() -> None:
+    """Run in bench/.venv-peers, making it first when needed."""
+    try:
+        import pgqueuer  # noqa: F401
+        import procrastinate  # noqa: F401
+
+        import patientgen  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        return
+    python = VENV / "bin" / "python"
+    if Path(sys.executable).resolve() == python.resolve():
+        raise SystemExit(f"{VENV} lacks the peers; pip install -r {REQUIREMENTS} there")
+    if not python.exists():
+        print(f"making {VENV} (procrastinate, pgqueuer and this project)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "-e",
+                str(REPO),
+                "-r",
+                str(REQUIREMENTS),
+            ],
+            check=True,
+        )
+    os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
+
+
+# -- databases ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def fresh_database(server: str, tag: str) -> Iterator[str]:
+    import psycopg
+
+    name = f"patientgen_peers_{tag}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def vacuum(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def run_processes(target: Callable[..., None], args: tuple[Any, ...], n: int) -> tuple[float, list]:
+    """Start n processes, let them go at once, and return (seconds until all are done, results)."""
+    ctx = mp.get_context("spawn")
+    ready, go, out = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args, ready, go, out)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.acquire()
+    start = time.perf_counter()
+    go.set()
+    results = [out.get(timeout=3600) for _ in procs]
+    elapsed = time.perf_counter() - start
+    for p in procs:
+        p.join(timeout=60)
+    return elapsed, results
+
+
+# -- ours ---------------------------------------------------------------------------------------
+
+OUR_CONFIG = {"scenario": {"total_patients": 1}, "formats": ["ndjson"], "chunk_size": 1}
+
+
+def _new_jobs(n: int) -> list[Any]:
+    from patientgen.jobs.model import NewJob
+
+    return [
+        NewJob(job_id=uuid.uuid4(), owner="bench", config=OUR_CONFIG, max_attempts=3)
+        for _ in range(n)
+    ]
+
+
+def ours_enqueue(url: str, single: int, batched: int) -> tuple[float, float]:
+    from patientgen.jobs import migrations
+    from patientgen.jobs.postgres_store import PostgresStore
+
+    migrations.upgrade(url)
+    store = PostgresStore(url, max_connections=1)
+    try:
+        jobs = _new_jobs(single)
+        one = timed(lambda: [store.create(job) for job in jobs])
+        many = _new_jobs(batched)
+        batch = timed(
+            lambda: [store.create_many(many[i : i + 1000]) for i in range(0, batched, 1000)]
+        )
+    finally:
+        store.close()
+    return single / one, batched / batch
+
+
+def _ours_drain(url: str, batch: int, ready: Any, go: Any, out: Any) -> None:
+    from patientgen.jobs.postgres_store import PostgresStore
+
+    store = PostgresStore(url, max_connections=1)
+    worker = f"peers-{os.getpid()}"
+    store.ping()
+    ready.release()
+    go.wait()
+    done = 0
+    while jobs := store.claim(worker, 30, limit=batch):
+        store.complete_many(worker, [(j.job_id, [], None) for j in jobs])
+        done += len(jobs)
+    store.close()
+    out.put(done)
+
+
+def ours_process(url: str, n: int, processes: int, batch: int) -> float:
+    import psycopg
+
+    from patientgen.jobs.postgres_store import PostgresStore
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE jobs, job_chunks")
+    store = PostgresStore(url, max_connections=1)
+    jobs = _new_jobs(n)
+    for i in range(0, n, 1000):
+        store.create_many(jobs[i : i + 1000])
+    store.close()
+    vacuum(url)
+    elapsed, done = run_processes(_ours_drain, (url, batch), processes)
+    with psycopg.connect(url) as conn:
+        (once,) = conn.execute(  # type: ignore[misc]
+            "SELECT count(*) FROM jobs WHERE status = 'completed' AND attempts = 1"
+        ).fetchone()
+    if sum(done) != n or once != n:
+        raise SystemExit(f"ours: {sum(done)} drained, {once} completed once; expected {n}")
+    return n / elapsed
+
+
+# -- procrastinate ------------------------------------------------------------------------------
+
+
+def procrastinate_app(url: str, marker: str | None = None) -> Any:
+    import logging
+
+    import procrastinate
+
+    logging.getLogger("procrastinate").setLevel(logging.ERROR)  # "App in the main module"
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=url))
+
+    @app.task(name="noop", queue="bench")
+    async def noop() -> None:
+        return None
+
+    @app.task(name="sleepy", queue="recovery")
+    async def sleepy() -> None:
+        if marker:
+            with open(marker, "a") as f:
+                f.write(f"{os.getpid()} {time.time()}\n")
+        await asyncio.sleep(3600)
+
+    return app
+
+
+def procrastinate_enqueue(url: str, single: int, batched: int) -> tuple[float, float]:
+    async def run() -> tuple[float, float]:
+        app = procrastinate_app(url)
+        async with app.open_async():
+            await app.schema_manager.apply_schema_async()
+            noop = app.tasks["noop"]
+            start = time.perf_counter()
+            for _ in range(single):
+                await noop.defer_async()
+            one = time.perf_counter() - start
+            start = time.perf_counter()
+            for i in range(0, batched, 1000):
+                await noop.batch_defer_async(*([{}] * min(1000, batched - i)))
+            many = time.perf_counter() - start
+        return single / one, batched / many
+
+    return asyncio.run(run())
+
+
+def _procrastinate_drain(url: str, concurrency: int, ready: Any, go: Any, out: Any) -> None:
+    async def run() -> None:
+        app = procrastinate_app(url)
+        async with app.open_async():
+            ready.release()
+            await asyncio.to_thread(go.wait)
+            await app.run_worker_async(
+                queues=["bench"],
+                concurrency=concurrency,
+                wait=False,
+                install_signal_handlers=False,
+            )
+
+    asyncio.run(run())
+    out.put(0)
+
+
+def procrastinate_process(url: str, n: int, processes: int, concurrency: int) -> float:
+    import psycopg
+
+    async def fill() -> None:
+        app = procrastinate_app(url)
+        async with app.open_async():
+            for i in range(0, n, 1000):
+                await app.tasks["noop"].batch_defer_async(*([{}] * min(1000, n - i)))
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE procrastinate_jobs CASCADE")
+    asyncio.run(fill())
+    vacuum(url)
+    elapsed, _ = run_processes(_procrastinate_drain, (url, concurrency), processes)
+    with psycopg.connect(url) as conn:
+        rows = dict(
+            conn.execute(
+                "SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY status"
+            ).fetchall()
+        )
+        (events,) = conn.execute(  # type: ignore[misc]
+            "SELECT count(*) FROM procrastinate_events WHERE type = 'started'"
+        ).fetchone()
+    if rows != {"succeeded": n} or events != n:
+        raise SystemExit(f"procrastinate: {rows}, {events} starts; expected {n} succeeded once")
+    return n / elapsed
+
+
+# -- pgqueuer -----------------------------------------------------------------------------------
+
+
+async def _pgqueuer_queries(url: str) -> Any:
+    import asyncpg
+    from pgqueuer import AsyncpgDriver, Queries
+
+    return Queries(AsyncpgDriver(await asyncpg.connect(url)))
+
+
+def pgqueuer_enqueue(url: str, single: int, batched: int) -> tuple[float, float]:
+    async def run() -> tuple[float, float]:
+        queries = await _pgqueuer_queries(url)
+        await queries.install()
+        start = time.perf_counter()
+        for _ in range(single):
+            await queries.enqueue("noop", None)
+        one = time.perf_counter() - start
+        start = time.perf_counter()
+        for i in range(0, batched, 1000):
+            k = min(1000, batched - i)
+            await queries.enqueue(["noop"] * k, [None] * k, [0] * k)
+        many = time.perf_counter() - start
+        return single / one, batched / many
+
+    return asyncio.run(run())
+
+
+def _pgqueuer_drain(url: str, batch: int, ready: Any, go: Any, out: Any) -> None:
+    from pgqueuer import QueueManager
+    from pgqueuer.types import QueueExecutionMode
+
+    seen: list[int] = []
+
+    async def run() -> None:
+        qm = QueueManager(await _pgqueuer_queries(url))
+
+        @qm.entrypoint("noop")
+        async def noop(job: Any) -> None:
+            seen.append(int(job.id))
+
+        ready.release()
+        await asyncio.to_thread(go.wait)
+        await qm.run(batch_size=batch, mode=QueueExecutionMode.drain)
+
+    asyncio.run(run())
+    out.put(seen)
+
+
+def pgqueuer_process(url: str, n: int, processes: int, batch: int) -> float:
+    async def fill() -> None:
+        queries = await _pgqueuer_queries(url)
+        await queries.clear_queue()
+        for i in range(0, n, 1000):
+            k = min(1000, n - i)
+            await queries.enqueue(["noop"] * k, [None] * k, [0] * k)
+
+    asyncio.run(fill())
+    vacuum(url)
+    elapsed, seen = run_processes(_pgqueuer_drain, (url, batch), processes)
+    ids = [i for part in seen for i in part]
+    if len(ids) != n or len(set(ids)) != n:
+        raise SystemExit(f"pgqueuer: {len(ids)} runs of {len(set(ids))} jobs; expected {n} once")
+    return n / elapsed
+
+
+# -- recovery after kill -9 ---------------------------------------------------------------------
+
+
+def _wait(predicate: Callable[[], Any], timeout: float, step: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise SystemExit(f"not within {timeout} s")
+
+
+def ours_recovery(url: str, lease: float | None, tmp: Path) -> float:
+    """Two real `patientgen worker` processes; kill -9 of the one running the job."""
+    import psycopg
+
+    from patientgen.jobs.service import JobService
+    from patientgen.settings import Settings
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PATIENTGEN_")}
+    env.update(
+        {
+            "PATIENTGEN_DATABASE_URL": url,
+            "PATIENTGEN_DATA_DIR": str(tmp / "data"),
+            "PATIENTGEN_CHUNK_SIZE": "1",
+            "PATIENTGEN_CHUNK_DELAY": "60",  # the job stays mid-run
+        }
+    )
+    if lease is not None:
+        env["PATIENTGEN_LEASE_SECONDS"] = str(lease)
+    cli = [sys.executable, "-c", "from patientgen.cli import main; main()", "worker"]
+
+    def worker(name: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [*cli, "--log-level", "warning"],
+            env=env,
+            stdout=(tmp / f"{name}.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    service = JobService.open(Settings(database_url=url, data_dir=tmp / "data"))
+    job, _ = service.submit({"total_patients": 20, "seed": 1}, ["ndjson"], "bench")
+    service.close()
+    first = worker("a")
+    second = None
+    try:
+
+        def state() -> tuple[str, str | None, int]:
+            with psycopg.connect(url) as conn:
+                return conn.execute(  # type: ignore[return-value]
+                    "SELECT status, lease_owner, attempts FROM jobs WHERE job_id = %s",
+                    (job.job_id,),
+                ).fetchone()
+
+        _wait(lambda: state()[0] == "running", 60)
+        owner = state()[1]
+        second = worker("b")
+        time.sleep(3)  # the second worker is up and idle
+        os.killpg(first.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        _wait(lambda: state()[0] == "running" and state()[1] != owner, 600)
+        return time.monotonic() - killed
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _procrastinate_worker(url: str, marker: str, recipe: bool, lease: float | None) -> None:
+    app = procrastinate_app(url, marker)
+    heartbeat = {} if lease is None else {"update_heartbeat_interval": max(1.0, lease / 3)}
+
+    async def retry_stalled() -> None:  # the documented recipe, every second
+        while True:
+            kwargs = {} if lease is None else {"seconds_since_heartbeat": lease}
+            for job in await app.job_manager.get_stalled_jobs(**kwargs):
+                await app.job_manager.retry_job(job)
+            await asyncio.sleep(1)
+
+    async def run() -> None:
+        async with app.open_async():
+            if recipe:
+                asyncio.get_running_loop().create_task(retry_stalled())
+            await app.run_worker_async(
+                queues=["recovery"],
+                concurrency=1,
+                install_signal_handlers=False,
+                fetch_job_polling_interval=1.0,
+                **heartbeat,
+            )
+
+    asyncio.run(run())
+
+
+def procrastinate_recovery(url: str, lease: float | None, tmp: Path) -> float:
+    marker = tmp / "procrastinate.runs"
+
+    async def defer() -> None:
+        app = procrastinate_app(url)
+        async with app.open_async():
+            await app.tasks["sleepy"].defer_async()
+
+    return _peer_recovery(
+        defer, lambda recipe: (_procrastinate_worker, (url, str(marker), recipe, lease)), marker
+    )
+
+
+def _pgqueuer_worker(url: str, marker: str, recipe: bool, lease: float | None) -> None:
+    from pgqueuer import QueueManager
+
+    async def run() -> None:
+        qm = QueueManager(await _pgqueuer_queries(url))
+
+        @qm.entrypoint("sleepy")
+        async def sleepy(job: Any) -> None:
+            with open(marker, "a") as f:
+                f.write(f"{os.getpid()} {time.time()}\n")
+            await asyncio.sleep(3600)
+
+        kwargs = (
+            {}
+            if lease is None
+            else {
+                "heartbeat_timeout": timedelta(seconds=lease),
+                "dequeue_timeout": timedelta(seconds=lease),
+            }
+        )
+        await qm.run(batch_size=1, **kwargs)
+
+    asyncio.run(run())
+
+
+def pgqueuer_recovery(url: str, lease: float | None, tmp: Path) -> float:
+    marker = tmp / "pgqueuer.runs"
+
+    async def enqueue() -> None:
+        queries = await _pgqueuer_queries(url)
+        await queries.clear_queue()
+        await queries.enqueue("sleepy", None)
+
+    return _peer_recovery(
+        enqueue, lambda recipe: (_pgqueuer_worker, (url, str(marker), recipe, lease)), marker
+    )
+
+
+def _peer_recovery(
+    make_job: Callable[[], Any], worker: Callable[[bool], tuple[Any, tuple]], marker: Path
+) -> float:
+    """Worker A runs the job; B waits idle; kill -9 of A; time until B starts the job."""
+    ctx = mp.get_context("spawn")
+
+    def runs() -> list[str]:
+        return marker.read_text().split("\n")[:-1] if marker.exists() else []
+
+    asyncio.run(make_job())
+    target, args = worker(False)
+    first = ctx.Process(target=target, args=args)
+    first.start()
+    second = None
+    try:
+        _wait(lambda: len(runs()) == 1, 60)
+        target, args = worker(True)
+        second = ctx.Process(target=target, args=args)
+        second.start()
+        time.sleep(3)  # the second worker is up and idle
+        first.kill()
+        killed = time.monotonic()
+        _wait(lambda: len(runs()) >= 2, 600)
+        again = runs()[1].split()
+        assert int(again[0]) == second.pid, runs()
+        return time.monotonic() - killed
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.is_alive():
+                proc.kill()
+                proc.join()
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("PATIENTGEN_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432"),
+    )
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--single", type=int, default=2_000, help="jobs enqueued one per call")
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=100, help="claim batch (ours, pgqueuer)")
+    parser.add_argument(
+        "--concurrency", type=int, default=10, help="procrastinate jobs at once per process"
+    )
+    parser.add_argument("--lease", type=float, help="the same lease/heartbeat for all three (s)")
+    parser.add_argument("--skip-recovery", action="store_true")
+    args = parser.parse_args()
+    server = args.server.rstrip("/")
+
+    from importlib.metadata import version
+
+    names = {"ours": "patientgen", "procrastinate": "procrastinate", "pgqueuer": "pgqueuer"}
+    print(
+        f"{args.jobs:,} empty jobs, {args.processes} worker processes, PostgreSQL at {server}; "
+        + ", ".join(f"{n} {version(p)}" for n, p in names.items()),
+        flush=True,
+    )
+    runners = {
+        "ours": (ours_enqueue, ours_process, ours_recovery, args.batch),
+        "procrastinate": (
+            procrastinate_enqueue,
+            procrastinate_process,
+            procrastinate_recovery,
+            args.concurrency,
+        ),
+        "pgqueuer": (pgqueuer_enqueue, pgqueuer_process, pgqueuer_recovery, args.batch),
+    }
+    figures: dict[str, dict[str, float]] = {}
+    for name, (enqueue, process, recover, knob) in runners.items():
+        with fresh_database(server, name) as url:
+            single, batched = enqueue(url, args.single, args.jobs)
+            rate = process(url, args.jobs, args.processes, knob)
+            figures[name] = {"enqueue_single": single, "enqueue_batch": batched, "process": rate}
+            print(
+                f"  {name:<14} enqueue {single:>8,.0f}/s one by one, {batched:>8,.0f}/s in "
+                f"batches;  process {rate:>8,.0f}/s",
+                flush=True,
+            )
+        if not args.skip_recovery:
+            with fresh_database(server, name) as url, tempfile.TemporaryDirectory() as tmp:
+                if name == "procrastinate":
+                    asyncio.run(_procrastinate_schema(url))
+                elif name == "pgqueuer":
+                    asyncio.run(_pgqueuer_schema(url))
+                figures[name]["recovery"] = recover(url, args.lease, Path(tmp))
+                print(
+                    f"  {name:<14} a killed worker's job runs again after "
+                    f"{figures[name]['recovery']:.1f} s",
+                    flush=True,
+                )
+
+    print()
+    header = f"{'':<26}{'ours':>10}" + "".join(
+        f"{p:>15}{'ours/' + p[:5]:>12}" for p in ("procrastinate", "pgqueuer")
+    )
+    print(header)
+    rows = [
+        ("enqueue one by one (/s)", "enqueue_single", True),
+        ("enqueue in batches (/s)", "enqueue_batch", True),
+        (f"process, {args.processes} processes (/s)", "process", True),
+        ("run again after kill -9 (s)", "recovery", False),
+    ]
+    for label, key, higher_better in rows:
+        if key not in figures["ours"]:
+            continue
+        ours = figures["ours"][key]
+        line = f"{label:<26}{ours:>10,.1f}"
+        for peer in ("procrastinate", "pgqueuer"):
+            theirs = figures[peer][key]
+            ratio = ours / theirs if higher_better else theirs / ours
+            line += f"{theirs:>15,.1f}{ratio:>11.2f}x"
+        print(line)
+    print(
+        "(ratios: how many times faster we are; for recovery, how many times sooner; "
+        "procrastinate's recovery needs its documented stalled-jobs recipe, without it: never)"
+    )
+    return 0
+
+
+async def _procrastinate_schema(url: str) -> None:
+    app = procrastinate_app(url)
+    async with app.open_async():
+        await app.schema_manager.apply_schema_async()
+
+
+async def _pgqueuer_schema(url: str) -> None:
+    await (await _pgqueuer_queries(url)).install()
+
+
+if __name__ == "__main__":
+    ensure_environment()
+    sys.exit(main())

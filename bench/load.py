@@ -2,7 +2,8 @@
 
 50 clients (httpx async, one connection each) submit 10,000 small jobs (1 to 5 patients, NDJSON)
 to a real `patientgen serve --workers 0` while a `patientgen worker --concurrency 4` runs them, and
-poll their own jobs with `GET /jobs/{id}` until every one has finished. Then it checks, in the
+follow their own jobs with `GET /jobs/{id}` (one request every --poll seconds each, round robin)
+until every one has finished. Then it checks, in the
 database itself, that every job completed exactly once (attempts == 1, one chunk record each, no
 job missing or doubled) and prints:
 - submit rate (jobs/s while submitting) and the latency of submits (p50/p99);
@@ -28,6 +29,7 @@ if os.path.dirname(os.path.abspath(__file__)) in (os.path.abspath(p) for p in sy
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import random
@@ -215,7 +217,14 @@ async def get(http: httpx.AsyncClient, stats: Stats, job_id: str) -> dict[str, A
 
 
 async def client_loop(
-    api: str, key: str, stats: Stats, client: int, count: int, ids: list[str], deadline: float
+    api: str,
+    key: str,
+    stats: Stats,
+    client: int,
+    count: int,
+    ids: list[str],
+    deadline: float,
+    poll: float,
 ) -> None:
     async with httpx.AsyncClient(
         base_url=api, headers={"Authorization": f"Bearer {key}"}, timeout=60
@@ -226,26 +235,26 @@ async def client_loop(
             mine.append(job_id)
             ids.append(job_id)
             await get(http, stats, random.choice(mine))  # look at one of ours between submits
-        pending = list(mine)
+        # then follow them, one GET every `poll` seconds, round robin, until all have finished
+        pending = collections.deque(mine)
         while pending and time.monotonic() < deadline:
-            still = []
-            for job_id in pending:
-                job = await get(http, stats, job_id)
-                if job is None or job["status"] not in TERMINAL:
-                    still.append(job_id)
-            pending = still
-            if pending:
-                await asyncio.sleep(0.2)
+            job_id = pending.popleft()
+            job = await get(http, stats, job_id)
+            if job is None or job["status"] not in TERMINAL:
+                pending.append(job_id)
+            await asyncio.sleep(poll)
 
 
-async def run_clients(cluster: Cluster, jobs: int, clients: int, timeout: float) -> dict[str, Any]:
+async def run_clients(
+    cluster: Cluster, jobs: int, clients: int, timeout: float, poll: float
+) -> dict[str, Any]:
     stats = Stats()
     ids: list[str] = []
     per_client = [jobs // clients + (1 if c < jobs % clients else 0) for c in range(clients)]
     deadline = time.monotonic() + timeout
     began = time.perf_counter()
     tasks = [
-        asyncio.create_task(client_loop(cluster.api, cluster.key, stats, c, n, ids, deadline))
+        asyncio.create_task(client_loop(cluster.api, cluster.key, stats, c, n, ids, deadline, poll))
         for c, n in enumerate(per_client)
     ]
 
@@ -316,6 +325,9 @@ def main() -> int:
         "--embedded", action="store_true", help="serve --workers N instead of a separate worker"
     )
     parser.add_argument("--timeout", type=float, default=1800, help="give up after (s)")
+    parser.add_argument(
+        "--poll", type=float, default=0.1, help="pause between a client's GETs once submitted (s)"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = parser.parse_args()
 
@@ -324,7 +336,7 @@ def main() -> int:
         Cluster(args.server, args.workers, args.embedded, Path(tmp)) as cluster,
     ):
         began = time.perf_counter()
-        run = asyncio.run(run_clients(cluster, args.jobs, args.clients, args.timeout))
+        run = asyncio.run(run_clients(cluster, args.jobs, args.clients, args.timeout, args.poll))
         wall = time.perf_counter() - began
         result = check(cluster, run["ids"], args.jobs)
     stats: Stats = run["stats"]

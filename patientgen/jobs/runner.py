@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from patientgen.jobs.model import Job, JobNotFound, LeaseLost, StoreUnavailable
+from patientgen.jobs.model import Job, JobNotFound, JobStatus, LeaseLost, StoreUnavailable
 from patientgen.jobs.service import job_dir, output_dir
 from patientgen.jobs.store import JobStore
 from patientgen.settings import Settings
@@ -143,6 +143,7 @@ def run_job(
         return "released"
     except LeaseLost:
         log.warning("job %s: lease lost, another worker owns it now", job.job_id)
+        _after_lost_lease(store, settings, job.job_id)
         return "lease_lost"
     except StoreUnavailable as exc:
         log.warning("job %s: store unavailable (%s); leaving it to the next claim", job.job_id, exc)
@@ -150,17 +151,48 @@ def run_job(
     except Exception as exc:
         log.exception("job %s failed", job.job_id)
         error = f"{type(exc).__name__}: {exc}"
+        if _owner(store, job.job_id) not in (worker_id, None):
+            # a worker that was paused past its lease: the job and its folder are another's now
+            _after_lost_lease(store, settings, job.job_id)
+            return "lease_lost"
         # partial files go: the parts, and whatever a half-done finalize left in the job's folder
         shutil.rmtree(job_dir(settings, job.job_id), ignore_errors=True)
         try:
             store.fail(job.job_id, worker_id, error[:2000])
         except (LeaseLost, JobNotFound):
+            _after_lost_lease(store, settings, job.job_id)
             return "lease_lost"
         except StoreUnavailable:
             return "unavailable"
         return "failed"
     finally:
         beat.stop()
+
+
+def _owner(store: JobStore, job_id: UUID) -> str | None:
+    """The worker that holds the job now ("" when nobody does); None when the store is down."""
+    try:
+        current = store.get(job_id)
+    except JobNotFound:
+        return ""
+    except StoreUnavailable:
+        return None
+    return (current.lease_owner or "") if current.status == JobStatus.RUNNING else ""
+
+
+def _after_lost_lease(store: JobStore, settings: Settings, job_id: UUID) -> None:
+    """A worker that lost its lease may have written a late part file after the new owner
+    finished: once the job is over (or deleted), its parts folder is garbage and goes. A job still
+    running or pending keeps it (its recorded chunks' parts are in there)."""
+    try:
+        current = store.get(job_id)
+    except JobNotFound:
+        shutil.rmtree(job_dir(settings, job_id), ignore_errors=True)
+        return
+    except StoreUnavailable:
+        return
+    if current.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
+        shutil.rmtree(job_dir(settings, job_id) / PARTS, ignore_errors=True)
 
 
 def _boundary(

@@ -269,6 +269,13 @@ def test_disk_filled_by_another_with_the_database_inside(roomy_fs: Path, tmp_pat
         time.sleep(4)  # the job hits the full disk; the database cannot be written either
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
         assert call(client, "GET", f"/jobs/{job_id}").status_code == 200  # reads still work
+        # a submit either fits in the database's WAL or is refused as "store unavailable"
+        extra = {"scenario": {"name": "extra", "seed": 43, "total_patients": 3}, "formats": ["csv"]}
+        refused = client.post("/jobs", json=extra)
+        assert refused.status_code in (202, 503), refused.text
+        if refused.status_code == 503:
+            assert refused.headers["content-type"].startswith("application/problem+json")
+        submitted = {job_id} | ({refused.json()["job_id"]} if refused.status_code == 202 else set())
         filler.unlink()
 
         def terminal() -> dict | None:
@@ -290,8 +297,11 @@ def test_disk_filled_by_another_with_the_database_inside(roomy_fs: Path, tmp_pat
             lambda: call(client, "GET", f"/jobs/{ok}").json()["status"] == "completed", timeout=60
         )
         assert_output_identical(client.get(f"/jobs/{ok}").json(), data, refs)
-        assert_no_orphans(data, {job_id, ok})
-        print(f"filled disk: the job ended {job['status']} ({job['error']})")
+        assert_no_orphans(data, submitted | {ok})
+        print(
+            f"filled disk: the submit while full got {refused.status_code};"
+            f" the job ended {job['status']} ({job['error']})"
+        )
     finally:
         filler.unlink(missing_ok=True)
         api.stop()

@@ -44,8 +44,8 @@ from tests.faults.support import (
 N_JOBS = 200
 SEED = 20261128
 LEASE_SECONDS = 1.5
-#: kills happen every 0.2-1.0 s (seeded) until all jobs are done or this many were made
-MAX_KILLS = 40
+#: kills happen every 0.3-1.2 s (seeded) until all jobs are done or this many were made
+MAX_KILLS = 30
 
 FORMAT_SETS = [["ndjson"], ["csv"], ["json", "csv"], ["ndjson", "fhir"], ["json", "ndjson"]]
 
@@ -89,7 +89,7 @@ class Chaos(threading.Thread):
         self.lock = threading.Lock()  # held while a process is down and being restarted
 
     def run(self) -> None:
-        while len(self.kills) < self.max_kills and not self.done.wait(self.rng.uniform(0.2, 1.0)):
+        while len(self.kills) < self.max_kills and not self.done.wait(self.rng.uniform(0.3, 1.2)):
             victim = self.rng.choice(self.procs)
             with self.lock:
                 victim.kill9()

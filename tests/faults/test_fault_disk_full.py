@@ -268,7 +268,9 @@ def test_disk_filled_by_another_with_the_database_inside(roomy_fs: Path, tmp_pat
         _fill(filler)
         time.sleep(4)  # the job hits the full disk; the database cannot be written either
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
-        assert call(client, "GET", f"/jobs/{job_id}").status_code == 200  # reads still work
+        while_full = call(client, "GET", f"/jobs/{job_id}")
+        assert while_full.status_code == 200  # reads still work
+        assert client.get("/readyz").status_code == 200  # (it only reads)
         # a submit either fits in the database's WAL or is refused as "store unavailable"
         extra = {"scenario": {"name": "extra", "seed": 43, "total_patients": 3}, "formats": ["csv"]}
         refused = client.post("/jobs", json=extra)
@@ -299,7 +301,8 @@ def test_disk_filled_by_another_with_the_database_inside(roomy_fs: Path, tmp_pat
         assert_output_identical(client.get(f"/jobs/{ok}").json(), data, refs)
         assert_no_orphans(data, submitted | {ok})
         print(
-            f"filled disk: the submit while full got {refused.status_code};"
+            f"filled disk: the job was {while_full.json()['status']} while the disk was full;"
+            f" the submit while full got {refused.status_code};"
             f" the job ended {job['status']} ({job['error']})"
         )
     finally:

@@ -143,6 +143,7 @@ def test_holcomb_rates_and_percentiles() -> None:
     s = {
         "patients": 0,
         **{name: {} for name in summary._COUNTERS},
+        "outcome_by_triage": {"T1": {"KIA": 10}},
         "mass_casualty_patients": 0,
         "battle_injury": {
             "casualties": 100, "kia": 10, "wia": 90, "dow": 4, "rtd": 20, "rtd_within_72h": 15,
@@ -160,6 +161,7 @@ def test_holcomb_rates_and_percentiles() -> None:
     # ten KIA all in the first bin (0-5 min): the median interpolates to 2.5 min
     assert merged["time_to_outcome_minutes"]["percentiles"]["KIA"]["p50"] == 2.5
     assert merged["time_to_outcome_minutes"]["percentiles"]["DOW"]["p50"] is None
+    assert merged["outcome_by_triage"] == {"T1": {"KIA": 10}}
 
 
 def test_crash_leftover_temp_file_is_not_a_part(tmp_path, scenario, reference) -> None:

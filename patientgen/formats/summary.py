@@ -193,7 +193,9 @@ def merge_summaries(chunk_summaries: Iterable[dict[str, Any]]) -> dict[str, Any]
             _add_counter(counters[name], s[name])
         for key in _BATTLE_COUNTS:
             battle[key] += s["battle_injury"][key]
-        for triage, outcomes in s["outcome_by_triage"].items():
+        # .get: chunk summaries recorded before this counter existed (a job resumed after an
+        # upgrade) simply lack it.
+        for triage, outcomes in s.get("outcome_by_triage", {}).items():
             _add_counter(outcome_by_triage.setdefault(triage, {}), outcomes)
         mass_casualty += s["mass_casualty_patients"]
         for outcome, hist in s["time_to_outcome_minutes"]["histograms"].items():

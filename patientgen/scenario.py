@@ -219,7 +219,7 @@ def _front_list_problems(raw: object) -> list[ValueError]:
     if not 1 <= len(raw) <= MAX_FRONTS:
         problems.append(ValueError(f"fronts must have 1 to {MAX_FRONTS} items, got {len(raw)}"))
     items = [item for item in raw if isinstance(item, dict)]
-    names = [item.get("name") for item in items if isinstance(item.get("name"), str)]
+    names = [name for item in items if isinstance(name := item.get("name"), str)]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         problems.append(

@@ -331,6 +331,7 @@ def _write_records(
             csv_encoder.add(p)
             pending_csv += 1
             if pending_csv == _CSV_BATCH:
+                assert csv_file is not None  # csv_encoder exists only when csv_file does
                 csv_file.write(csv_encoder.drain())
                 pending_csv = 0
         if fhir_writes is not None:
@@ -339,6 +340,7 @@ def _write_records(
                     write(data)
         add(p)
     if csv_encoder is not None:
+        assert csv_file is not None  # as above
         csv_file.write(csv_encoder.drain())
     if ndjson_write is not None:
         files[ndjson_format.INDEX_FILE].write(ndjson_format.offsets_to_bytes(offsets))
@@ -432,6 +434,16 @@ def _write_file(
     except BaseException:
         sink.abort()
         raise
+
+
+def _writer_of(data: bytes) -> Callable[[_Sink], int]:
+    """A fill for _write_file that writes `data` and counts its lines."""
+
+    def fill(sink: _Sink) -> int:
+        sink.write(data)
+        return sink.lines
+
+    return fill
 
 
 def _join(out_dir: Path, spec: _Spec, parts: list[Path], patients: int) -> OutputFile:
@@ -570,7 +582,7 @@ def finalize(
                     out_dir,
                     fhir.FILES[resource_type],
                     "fhir",
-                    lambda sink, data=data: (sink.write(data), sink.lines)[1],
+                    _writer_of(data),
                 )
             )
     summary_bytes = orjson.dumps(merged, option=_SUMMARY_OPTIONS) + b"\n"

@@ -12,7 +12,7 @@ import csv
 import io
 from datetime import datetime
 
-from patientgen.generator.patient import Patient
+from patientgen.generator.patient import Patient, Severity
 
 FILE = "patients.csv"
 
@@ -63,7 +63,7 @@ COLUMNS: tuple[str, ...] = (
 
 LIST_SEPARATOR = "|"
 PATH_SEPARATOR = ">"
-_SEVERITY_RANK = {"mild": 0, "moderate": 1, "severe": 2, "critical": 3}
+_SEVERITY_RANK: dict[Severity, int] = {"mild": 0, "moderate": 1, "severe": 2, "critical": 3}
 _NO_VITALS = (None,) * 10
 
 
@@ -108,10 +108,8 @@ def row(p: Patient) -> list[object]:
                 v.pain,
             )
             break
-    max_severity = (
-        max((c.severity for c in conditions), key=_SEVERITY_RANK.__getitem__)
-        if conditions
-        else None
+    max_severity = max(
+        (c.severity for c in conditions), key=_SEVERITY_RANK.__getitem__, default=None
     )
     return [
         p.index,

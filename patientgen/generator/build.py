@@ -53,7 +53,15 @@ from patientgen.generator.injuries import (
     WOUND,
 )
 from patientgen.generator.names import service_number
-from patientgen.generator.patient import Condition, Event, Patient, Procedure, Visit
+from patientgen.generator.patient import (
+    Condition,
+    Event,
+    Facility,
+    Outcome,
+    Patient,
+    Procedure,
+    Visit,
+)
 from patientgen.generator.plan import (
     BLOOD_GROUPS,
     CATEGORIES,
@@ -270,6 +278,8 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         )
 
     # --- path through the chain of care and its end ---------------------------------------------
+    outcome: Outcome
+    path: list[Facility]
     skip_r1 = False
     if dies:
         outcome = "DOW"
@@ -548,7 +558,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
             )
             outcome_at, outcome_facility = end_at, fac
             break
-        median = STAY[fac]
+        median: float = STAY[fac]
         if fac != "R3":
             median *= speed
         end = last + 300 + int(median * exp(0.4 * NORMAL[int(r() * 4096)]))

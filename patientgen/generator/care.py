@@ -13,9 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Literal
 
 from patientgen.generator.codes import PROCEDURES
 from patientgen.generator.patient import Vitals
+
+#: Alert, Voice, Pain, Unresponsive: the values of Vitals.avpu.
+Avpu = Literal["A", "V", "P", "U"]
 
 # --- procedures --------------------------------------------------------------------------------
 TOURNIQUET = ("20655006", PROCEDURES["20655006"])
@@ -60,7 +64,7 @@ ALLOWED_PROCEDURES: dict[str, frozenset[str]] = {
 GCS_RANGE = ((15, 15), (15, 15), (14, 15), (12, 14), (9, 12), (6, 8), (3, 5))
 
 
-def avpu(gcs: int) -> str:
+def avpu(gcs: int) -> Avpu:
     """AVPU consistent with a GCS (A >= 14, V 10-13, P 6-9, U <= 5)."""
     if gcs >= 14:
         return "A"
@@ -106,6 +110,7 @@ def vitals(
         gcs -= 1
     if gcs < 3:
         gcs = 3
+    responsiveness: Avpu
     if gcs >= 14:
         responsiveness = "A"
     elif gcs >= 10:

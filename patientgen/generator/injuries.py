@@ -21,6 +21,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 
 from patientgen.generator.codes import BODY_SITES, CONDITIONS
+from patientgen.generator.patient import Severity
 from patientgen.generator.rng import cumulative
 
 # Injury flags (bit mask)
@@ -252,7 +253,9 @@ DISEASES: tuple[tuple[Template, float], ...] = (
 DISEASE_TABLE: Table = (tuple(d[0] for d in DISEASES), cumulative([d[1] for d in DISEASES]))
 
 #: AIS -> severity label of a condition.
-SEVERITY = ("mild", "mild", "moderate", "severe", "severe", "critical", "critical")
+SEVERITY: tuple[Severity, ...] = (
+    "mild", "mild", "moderate", "severe", "severe", "critical", "critical",
+)  # fmt: skip
 
 BODY = BODY_SITES
 BATTLE_REGION_KEYS = tuple(BATTLE_REGIONS)

@@ -27,9 +27,9 @@ from patientgen.generator import injuries as inj
 from patientgen.generator.names import pools
 from patientgen.generator.rng import cumulative, scenario_stream
 from patientgen.generator.timing import MassCasualtyEvent, TimeTable, mass_casualty_schedule
-from patientgen.scenario import Scenario
+from patientgen.scenario import Category, Nation, Scenario, TriageCategory
 
-CATEGORIES = ("disease", "non_battle_injury", "battle_injury")
+CATEGORIES: tuple[Category, ...] = ("disease", "non_battle_injury", "battle_injury")
 
 #: Default battle-injury case fatality rate by intensity (assumptions inside the 10-20% band).
 DEFAULT_CFR = {"low": 0.11, "medium": 0.13, "high": 0.16, "extreme": 0.19}
@@ -62,7 +62,7 @@ def slug(text: str) -> str:
 @dataclass(frozen=True, slots=True)
 class FrontPlan:
     name: str
-    nations: tuple[str, ...]
+    nations: tuple[Nation, ...]
     nation_cum: list[float]
     poi_id: str
     r1_ids: tuple[str, ...]
@@ -208,7 +208,7 @@ class Plan:
         ) / len(scores)
         self.quick_rtd = min(0.95, RTD_72H / minimal_survivors) if minimal_survivors > 0 else 0.0
 
-    def triage(self, score: float) -> str:
+    def triage(self, score: float) -> TriageCategory:
         t3, t2, t1 = self.thresholds
         if score < t3:
             return "T3"

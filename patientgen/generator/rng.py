@@ -6,6 +6,7 @@ a pure function of the scenario seed and the patient's index, so any range can b
 
 from __future__ import annotations
 
+import _random
 import random
 from hashlib import blake2b
 from statistics import NormalDist
@@ -18,7 +19,8 @@ _CALIBRATION = b"pg-calib-v1"
 
 
 _VARIANT = "89ab"
-_reseed = random.Random.__mro__[1].seed  # the C seeding of Mersenne Twister, no Python wrapper
+# The C seeding of Mersenne Twister (random.Random's base class), without the Python wrapper.
+_reseed = _random.Random.seed
 
 
 def patient_seed(seed: int, index: int) -> tuple[str, int]:

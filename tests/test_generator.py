@@ -306,3 +306,17 @@ def test_hour_of_day_follows_the_kind_of_fighting() -> None:
     urban = daytime_share({"urban": 1.0})
     cbrn = daytime_share({"cbrn": 1.0})
     assert urban > 0.6 > 0.35 > cbrn, (urban, cbrn)
+
+
+def test_calibration_depends_on_the_parameters_not_the_seed() -> None:
+    """Jobs that differ only in seed share one calibration (solved once per process)."""
+    from patientgen.generator.plan import plan_for
+
+    one, other = plan_for(Scenario(seed=11)), plan_for(Scenario(seed=12))
+    assert (one.death_a, one.thresholds, one.quick_rtd) == (
+        other.death_a,
+        other.thresholds,
+        other.quick_rtd,
+    )
+    harsher = plan_for(Scenario(seed=11, intensity="extreme"))
+    assert harsher.death_a > one.death_a  # a higher CFR target moves the curve

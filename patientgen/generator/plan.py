@@ -4,8 +4,8 @@ Holds the cumulative weights for every choice (bisect on one random number), the
 schedule, the facility ids of each front, and the calibration constants:
 
 - the mortality curve: p(death) = 1 / (1 + exp(-(a + SLOPE * score))) where score is the injury
-  severity score plus a uniform fraction; `a` is solved (bisection) on a fixed sample of this
-  scenario's battle casualties so that the expected battle case fatality rate equals the target
+  severity score plus a uniform fraction; `a` is solved (bisection) on a fixed sample of battle
+  casualties of the scenario's warfare mix (seeded on its own, see `calibrate`) so that the expected battle case fatality rate equals the target
   (calibration.battle_cfr, else the default of the intensity, inside 10-20%: Eastridge 2012 gives
   about 10% for Iraq/Afghanistan, 16.1% Vietnam, 19.1% WWII);
 - the triage thresholds on the same score: ISS-like defaults (T3 < 9, T2 < 16, T1 < 50, T4 above),
@@ -53,6 +53,8 @@ BLOOD_GROUPS = ("O+", "A+", "B+", "AB+", "O-", "A-", "B-", "AB-")
 BLOOD_WEIGHTS = (37.4, 35.7, 8.5, 3.4, 6.6, 6.3, 1.5, 0.6)
 
 CALIBRATION_SAMPLE = 6000
+#: Seed of the calibration sample: fixed, so calibration never depends on a job's seed.
+CALIBRATION_SEED = 0
 
 
 def slug(text: str) -> str:
@@ -134,7 +136,17 @@ class Plan:
         self.times = TimeTable.build(scenario.tempo, scenario.duration_days, start_hour)
         self.end_offset = scenario.duration_days * 86400 - 1
         self._mass_casualty(scenario)
-        self._calibrate(scenario)
+        cal = scenario.calibration
+        tm = cal.triage_mix
+        calibrated = calibrate(
+            tuple(zip(self.warfare_names, [warfare[k] for k in self.warfare_names], strict=True)),
+            cal.battle_cfr if cal.battle_cfr is not None else DEFAULT_CFR[scenario.intensity],
+            None if tm is None else (tm.T1, tm.T2, tm.T3, tm.T4),
+        )
+        self.target_cfr = calibrated.target_cfr
+        self.death_a = calibrated.death_a
+        self.thresholds = calibrated.thresholds
+        self.quick_rtd = calibrated.quick_rtd
 
     # --- mass casualties ---------------------------------------------------------------------
     def _mass_casualty(self, scenario: Scenario) -> None:
@@ -161,53 +173,6 @@ class Plan:
             self.mc_prob = 0.0
             self.mc_cum = [1.0]
 
-    # --- calibration -------------------------------------------------------------------------
-    def _calibrate(self, scenario: Scenario) -> None:
-        stream = scenario_stream(scenario.seed, "calibration")
-        r = stream.random
-        scores = []
-        for _ in range(CALIBRATION_SAMPLE):
-            warfare = self.warfare_names[bisect_right(self.warfare_cum, r())]
-            mechanism = inj.BATTLE_MECHANISMS[bisect_right(self.mechanism_cum[warfare], r())]
-            scores.append(inj.iss(inj.battle_injuries(mechanism, r)) + r())
-        scores.sort()
-        cal = scenario.calibration
-        self.target_cfr = (
-            cal.battle_cfr if cal.battle_cfr is not None else (DEFAULT_CFR[scenario.intensity])
-        )
-        lo, hi = -40.0, 20.0
-        for _ in range(45):
-            mid = (lo + hi) / 2
-            mean = sum(death_probability(mid, s) for s in scores) / len(scores)
-            if mean < self.target_cfr:
-                lo = mid
-            else:
-                hi = mid
-        self.death_a = (lo + hi) / 2
-        if cal.triage_mix is not None:
-            tm = cal.triage_mix
-            n = len(scores)
-
-            def quantile(q: float) -> float:
-                if q <= 0:
-                    return -1.0
-                if q >= 1:
-                    return 1e9
-                return scores[min(n - 1, int(q * n))]
-
-            self.thresholds = (
-                quantile(tm.T3),
-                quantile(tm.T3 + tm.T2),
-                quantile(tm.T3 + tm.T2 + tm.T1),
-            )
-        else:
-            self.thresholds = DEFAULT_THRESHOLDS
-        t3 = self.thresholds[0]
-        minimal_survivors = sum(
-            1.0 - death_probability(self.death_a, s) for s in scores if s < t3
-        ) / len(scores)
-        self.quick_rtd = min(0.95, RTD_72H / minimal_survivors) if minimal_survivors > 0 else 0.0
-
     def triage(self, score: float) -> TriageCategory:
         t3, t2, t1 = self.thresholds
         if score < t3:
@@ -217,6 +182,67 @@ class Plan:
         if score < t1:
             return "T1"
         return "T4"
+
+
+@dataclass(frozen=True, slots=True)
+class Calibrated:
+    """The solved constants of the mortality curve, triage thresholds and quick return to duty."""
+
+    target_cfr: float
+    death_a: float
+    thresholds: tuple[float, float, float]
+    quick_rtd: float
+
+
+@lru_cache(maxsize=64)
+def calibrate(
+    warfare: tuple[tuple[str, float], ...],
+    target_cfr: float,
+    triage_mix: tuple[float, float, float, float] | None,
+) -> Calibrated:
+    """Solve the calibration constants on a fixed sample of battle casualties.
+
+    The sample comes from a stream of its own (not the job's seed), so the constants depend only on
+    the parameters that shape them: jobs differing in seed, size or dates share one calibration,
+    and a worker pays its cost (about 0.1 s) once per distinct parameter set, not once per job.
+    """
+    names = [name for name, _ in warfare]
+    warfare_cum = cumulative([weight for _, weight in warfare])
+    mechanism_cum = {k: cumulative(list(v)) for k, v in inj.WARFARE_MECHANISMS.items()}
+    r = scenario_stream(CALIBRATION_SEED, "calibration").random
+    scores = []
+    for _ in range(CALIBRATION_SAMPLE):
+        kind = names[bisect_right(warfare_cum, r())]
+        mechanism = inj.BATTLE_MECHANISMS[bisect_right(mechanism_cum[kind], r())]
+        scores.append(inj.iss(inj.battle_injuries(mechanism, r)) + r())
+    scores.sort()
+    lo, hi = -40.0, 20.0
+    for _ in range(45):
+        mid = (lo + hi) / 2
+        mean = sum(death_probability(mid, s) for s in scores) / len(scores)
+        if mean < target_cfr:
+            lo = mid
+        else:
+            hi = mid
+    death_a = (lo + hi) / 2
+    thresholds = DEFAULT_THRESHOLDS
+    if triage_mix is not None:
+        t1, t2, t3, _ = triage_mix
+        n = len(scores)
+
+        def quantile(q: float) -> float:
+            if q <= 0:
+                return -1.0
+            if q >= 1:
+                return 1e9
+            return scores[min(n - 1, int(q * n))]
+
+        thresholds = (quantile(t3), quantile(t3 + t2), quantile(t3 + t2 + t1))
+    minimal_survivors = sum(
+        1.0 - death_probability(death_a, s) for s in scores if s < thresholds[0]
+    ) / len(scores)
+    quick_rtd = min(0.95, RTD_72H / minimal_survivors) if minimal_survivors > 0 else 0.0
+    return Calibrated(target_cfr, death_a, thresholds, quick_rtd)
 
 
 @lru_cache(maxsize=16)

@@ -172,18 +172,26 @@ def field_errors(errors: list[Any], prefix: tuple[str | int, ...] = ()) -> list[
     return out
 
 
+#: At most this many entries in `errors`: a body of 60,000 unknown keys must not get a 9 MB answer.
+MAX_LISTED_ERRORS = 200
+
+
+def invalid_fields_problem(errors: list[dict[str, Any]], detail: str | None = None) -> Problem:
+    """The 422 for `field_errors` output: a readable detail and the list (capped, saying so)."""
+    if detail is None:
+        detail = f"{len(errors)} invalid field(s): " + "; ".join(
+            f"{e['field'] or 'body'}: {e['message']}" for e in errors[:5]
+        )
+        if len(errors) > MAX_LISTED_ERRORS:
+            detail += f" (the first {MAX_LISTED_ERRORS} are listed in `errors`)"
+    return Problem(422, "validation-error", detail, errors=errors[:MAX_LISTED_ERRORS])
+
+
 def validation_problem(
     exc: ValidationError, prefix: tuple[str | int, ...] = (), detail: str | None = None
 ) -> Problem:
     errors = field_errors(exc.errors(include_url=False, include_input=False), prefix)
-    return Problem(
-        422,
-        "validation-error",
-        detail
-        or f"{len(errors)} invalid field(s): "
-        + "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors[:5]),
-        errors=errors,
-    )
+    return invalid_fields_problem(errors, detail)
 
 
 def _store_unavailable_types() -> tuple[type[BaseException], ...]:
@@ -268,14 +276,7 @@ def install_handlers(app: FastAPI) -> None:
         if any(e.get("type") == "json_invalid" for e in raw):
             problem = Problem(400, "malformed-request", "The request body is not valid JSON.")
         else:
-            errors = field_errors(raw)
-            problem = Problem(
-                422,
-                "validation-error",
-                f"{len(errors)} invalid field(s): "
-                + "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]),
-                errors=errors,
-            )
+            problem = invalid_fields_problem(field_errors(raw))
         return problem.response(request.url.path)
 
     @app.exception_handler(StarletteHTTPException)

@@ -275,3 +275,17 @@ def _rss_kib(svc: Service) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError("no VmRSS")
+
+
+def test_thousands_of_invalid_fields_get_a_bounded_answer(hostile_service: Service) -> None:
+    """60,000 unknown keys: a 422 that counts them all but lists only the first 200."""
+    overrides = {f"k{i}": 1 for i in range(60_000)}
+    body = json.dumps({"preset": "urban-assault", "overrides": overrides}).encode()
+    assert len(body) < 1024 * 1024  # under the body limit: this is about the answer's size
+    with hostile_service.client("fuzz") as http:
+        got = http.post("/jobs", content=body, headers={"Content-Type": "application/json"})
+    assert got.status_code == 422, got.text[:300]
+    problem = got.json()
+    assert len(problem["errors"]) == 200
+    assert problem["detail"].startswith("60000 invalid field(s)")
+    assert len(got.content) < 100_000

@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: run test install install-test lint format bench clean
+.PHONY: run test install install-test lint format bench bench-queue bench-api bench-load bench-peers bench-faults clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,24 @@ format: install-test
 
 bench: install-test
 	$(PY) bench/generation.py
+
+bench-queue: install-test
+	$(PY) bench/queue.py
+
+bench-api: install-test
+	$(PY) bench/api.py
+
+bench-load: install-test
+	$(PY) bench/load.py
+
+bench-faults: install-test
+	$(PY) bench/faults.py
+
+# The peers (procrastinate, pgqueuer) live only in the benchmark's own venv, never in the project's.
+bench-peers: install
+	$(PYTHON) -m venv bench/.venv-peers
+	bench/.venv-peers/bin/pip install --quiet -e . -r bench/peers-requirements.txt
+	bench/.venv-peers/bin/python bench/peers.py
 
 clean:
 	rm -rf $(VENV) patientgen-data .pytest_cache .ruff_cache .mypy_cache

@@ -1,15 +1,20 @@
 """`manifest.json`: what a run produced and from what, with nothing time-dependent in it.
 
 It lists every output file (bytes, sha256, record count) except itself, the scenario, the seed,
-the formats and the generator version, so two runs of the same input give the same manifest.
+the formats, the generator version and the Faker version (names are drawn from Faker's word lists,
+so byte-identical output needs the same Faker release), so two runs of the same input give the
+same manifest.
 """
 
 from __future__ import annotations
 
+from functools import cache
+from importlib.metadata import version
 from typing import Any
 
 import orjson
 
+from patientgen.generator import GENERATOR_VERSION
 from patientgen.scenario import Scenario
 
 FILE = "manifest.json"
@@ -17,11 +22,10 @@ MANIFEST_VERSION = 1
 OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z
 
 
-def generator_version() -> str:
-    """The generator's version string (it changes whenever the output for one input changes)."""
-    from patientgen import generator
-
-    return str(getattr(generator, "GENERATOR_VERSION", "unknown"))
+@cache
+def faker_version() -> str:
+    """The installed Faker release: the source of every name pool."""
+    return version("faker")
 
 
 def build(
@@ -29,7 +33,8 @@ def build(
 ) -> dict[str, Any]:
     return {
         "manifest_version": MANIFEST_VERSION,
-        "generator_version": generator_version(),
+        "generator_version": GENERATOR_VERSION,
+        "faker_version": faker_version(),
         "scenario": scenario.model_dump(mode="json"),
         "seed": scenario.seed,
         "patients": patients,
@@ -46,7 +51,8 @@ def matches(manifest: dict[str, Any], scenario: Scenario, formats: tuple[str, ..
     """True when `manifest` describes a finished run of exactly this input."""
     return (
         manifest.get("manifest_version") == MANIFEST_VERSION
-        and manifest.get("generator_version") == generator_version()
+        and manifest.get("generator_version") == GENERATOR_VERSION
+        and manifest.get("faker_version") == faker_version()
         and manifest.get("scenario") == scenario.model_dump(mode="json")
         and manifest.get("formats") == list(formats)
     )

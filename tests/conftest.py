@@ -13,23 +13,17 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support import free_port
+
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _reachable(url: str) -> bool:
@@ -55,7 +49,7 @@ class PgCluster:
                 pytrace=False,
             )
         self.bin = Path(found[-1]).parent
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="patientgen-pg-"))
         self.data = self.dir / "data"
         self._as_postgres = os.geteuid() == 0
@@ -200,15 +194,3 @@ def service(settings):
 @pytest.fixture
 def store(service):
     return service.store
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 30, step: float = 0.05) -> object:
-    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(step)

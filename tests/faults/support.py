@@ -9,39 +9,24 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.support import service_env
+
 PATIENTGEN = str(Path(sys.executable).with_name("patientgen"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_env(data_dir: Path, database_url: str, **extra: Any) -> dict[str, str]:
     """The environment of every process of one test (PATIENTGEN_* from the outside dropped)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PATIENTGEN_")}
-    env.update(
-        {
-            "PATIENTGEN_DATA_DIR": str(data_dir),
-            "PATIENTGEN_DATABASE_URL": database_url,
-            "PATIENTGEN_POLL_INTERVAL": "0.1",
-            "PYTHONUNBUFFERED": "1",
-            "NO_COLOR": "1",
-        }
-    )
-    env.update({f"PATIENTGEN_{k.upper()}": str(v) for k, v in extra.items()})
-    return env
+    values = {"PATIENTGEN_POLL_INTERVAL": "0.1", "NO_COLOR": "1"}
+    values.update({f"PATIENTGEN_{k.upper()}": str(v) for k, v in extra.items()})
+    return service_env(data_dir, database_url, **values)
 
 
 class Proc:
@@ -108,17 +93,6 @@ def serve(env: dict[str, str], port: int, log: Path, workers: int = 0) -> Proc:
 
 def worker(env: dict[str, str], log: Path, name: str = "worker") -> Proc:
     return Proc(name, ["worker", "--log-level", "warning"], env, log)
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 30, step: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(step)
 
 
 def wait_healthy(port: int, proc: Proc | None = None, timeout: float = 30) -> None:

@@ -23,16 +23,15 @@ from tests.faults.support import (
     assert_no_orphans,
     assert_output_identical,
     call,
-    free_port,
     install_audit,
     make_env,
     migrate,
     serve,
     transitions,
     wait_healthy,
-    wait_until,
     worker,
 )
+from tests.support import free_port, wait_until
 
 pytestmark = [pytest.mark.postgres]
 

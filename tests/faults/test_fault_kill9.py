@@ -30,7 +30,6 @@ from tests.faults.support import (
     assert_no_orphans,
     assert_output_identical,
     call,
-    free_port,
     install_audit,
     make_env,
     migrate,
@@ -40,6 +39,7 @@ from tests.faults.support import (
     wait_healthy,
     worker,
 )
+from tests.support import free_port
 
 N_JOBS = 200
 SEED = 20261128

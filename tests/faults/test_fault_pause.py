@@ -23,9 +23,9 @@ from tests.faults.support import (
     migrate,
     sha256_of,
     transitions,
-    wait_until,
     worker,
 )
+from tests.support import wait_until
 
 ROUNDS = int(os.environ.get("PATIENTGEN_FAULT_ROUNDS", "4"))  # more for a soak run
 SEED = 7

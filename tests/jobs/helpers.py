@@ -8,8 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +67,6 @@ class WorkerProcess:
             self.kill_group()
             self.proc.wait(10)
         self._out.close()
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 30, step: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(step)
 
 
 def digests(folder: Path) -> dict[str, str]:

@@ -12,7 +12,8 @@ from patientgen.jobs.model import JobStatus, StoreUnavailable
 from patientgen.jobs.service import JobService
 from patientgen.scenario import Scenario
 from patientgen.settings import Settings
-from tests.jobs.helpers import WorkerProcess, wait_until
+from tests.jobs.helpers import WorkerProcess
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.faults, pytest.mark.slow]
 

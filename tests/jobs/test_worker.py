@@ -17,7 +17,8 @@ from patientgen.jobs.runner import run_job
 from patientgen.jobs.service import JobService
 from patientgen.jobs.worker import Worker, WorkerPool
 from patientgen.scenario import Scenario
-from tests.jobs.helpers import WorkerProcess, digests, wait_until
+from tests.jobs.helpers import WorkerProcess, digests
+from tests.support import wait_until
 
 FORMATS = ["json", "ndjson", "csv", "fhir"]
 pytestmark = pytest.mark.slow

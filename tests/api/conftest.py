@@ -3,12 +3,8 @@ real SQLite file or a real PostgreSQL database (the suite's PostgreSQL fixture),
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,18 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import CLI, ServeProcess, free_port, key_from, running, service_env
+
 REPO = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-c", "from patientgen.cli import main; main()"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
-class Service:
+class Service(ServeProcess):
     """A running `patientgen serve` and what the tests need to talk to it."""
 
     env: dict[str, str]
@@ -41,87 +32,32 @@ class Service:
     keys: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def api(self) -> str:
-        return self.url + "/api/v1"
-
     def client(self, key: str | None = "alice", **kwargs: object) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.keys[key]}"} if key else {}
         return httpx.Client(base_url=self.api, headers=headers, timeout=30, **kwargs)
 
-    def start(self) -> None:
-        assert self.proc is None
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                *CLI,
-                "serve",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(self.workers),
-                "--auth",
-                self.auth,
-                "--log-level",
-                "warning",
-            ],
-            env=self.env,
-            cwd=self.data_dir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"serve exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"serve did not start: {self.log.read_text()[-3000:]}")
+    def serve_argv(self) -> list[str]:
+        return [
+            *CLI,
+            "serve",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            "--auth",
+            self.auth,
+            "--log-level",
+            "warning",
+        ]
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        """Stop the whole process group (serve and its embedded workers)."""
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, sig)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        if sig != signal.SIGKILL:
-            # give the group's worker processes a moment to exit after their parent
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                try:
-                    os.killpg(self.proc.pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.1)
-        self.proc = None
+        """Stop the whole process group (serve and its embedded workers); unless killed, give
+        the group's worker processes a moment to exit after their parent."""
+        self.stop_serve(sig, wait_group=sig != signal.SIGKILL)
 
     def kill(self) -> None:
         """kill -9 of serve and everything it started (as a crash of the machine would)."""
         self.stop(signal.SIGKILL)
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*CLI, *args],
-            env=self.env,
-            cwd=self.data_dir,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
 
 
 def make_service(
@@ -135,18 +71,13 @@ def make_service(
     data_dir = tmp / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     url = database_url or f"sqlite:///{data_dir / 'patientgen.db'}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PATIENTGEN_")}
-    env.update(
-        {
-            "PATIENTGEN_DATA_DIR": str(data_dir),
-            "PATIENTGEN_DATABASE_URL": url,
-            "PATIENTGEN_LEASE_SECONDS": "3",
-            "PATIENTGEN_POLL_INTERVAL": "0.1",
-            "PATIENTGEN_CHUNK_SIZE": "1000",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    env.update(extra_env or {})
+    values = {
+        "PATIENTGEN_LEASE_SECONDS": "3",
+        "PATIENTGEN_POLL_INTERVAL": "0.1",
+        "PATIENTGEN_CHUNK_SIZE": "1000",
+        **(extra_env or {}),
+    }
+    env = service_env(data_dir, url, **values)
     return Service(
         env=env,
         data_dir=data_dir,
@@ -160,9 +91,7 @@ def make_service(
 
 def add_keys(service: Service) -> None:
     """alice and bob (ordinary), root (admin), capped (limits); alice's key made by the CLI."""
-    result = service.cli("keys", "create", "alice")
-    assert result.returncode == 0, result.stderr
-    service.keys["alice"] = result.stdout.strip().splitlines()[-1]
+    service.keys["alice"] = key_from(service.cli("keys", "create", "alice"))
 
     from patientgen.jobs.service import JobService
     from patientgen.settings import Settings
@@ -177,12 +106,33 @@ def add_keys(service: Service) -> None:
         store.close()
 
 
+def wait_running(client: httpx.Client, job_id: str, at_least: int = 1) -> dict:
+    """The job once it runs with progress >= `at_least`; it must stay pending or running on the
+    way, and get there within 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["status"] == "running" and job["progress"] >= at_least:
+            return job
+        assert job["status"] in ("pending", "running"), job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+
+
 def postgres_url(request: pytest.FixtureRequest) -> str:
     """A fresh, empty database on the suite's PostgreSQL server (tests/conftest.py owns it)."""
     return request.getfixturevalue("pg_database_factory")()
 
 
 STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def started_with_keys(svc: Service) -> Iterator[Service]:
+    """Start `svc` (which applies the migrations), make its keys, yield it, stop it."""
+    with running(svc):
+        svc.start()
+        add_keys(svc)
+        yield svc
 
 
 @pytest.fixture(scope="module", params=STORES)
@@ -192,34 +142,17 @@ def live(
     """One running service per store for a whole test module, with keys."""
     tmp = tmp_path_factory.mktemp(f"api-{request.param}")
     url = postgres_url(request) if request.param == "postgres" else None
-    svc = make_service(tmp, url, workers=1)
-    svc.start()  # applies the migrations before the keys are made
-    add_keys(svc)
-    try:
-        yield svc
-    finally:
-        svc.stop()
+    yield from started_with_keys(make_service(tmp, url, workers=1))
 
 
 @pytest.fixture(scope="module")
 def live_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """A service with one embedded worker on SQLite only (where the store does not matter)."""
-    svc = make_service(tmp_path_factory.mktemp("api-sqlite"), None, workers=1)
-    svc.start()
-    add_keys(svc)
-    try:
-        yield svc
-    finally:
-        svc.stop()
+    yield from started_with_keys(make_service(tmp_path_factory.mktemp("api-sqlite"), None))
 
 
 @pytest.fixture(scope="module")
 def api_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """An API-only service (no embedded worker: jobs stay pending) on SQLite."""
     svc = make_service(tmp_path_factory.mktemp("api-only"), None, workers=0)
-    svc.start()
-    add_keys(svc)
-    try:
-        yield svc
-    finally:
-        svc.stop()
+    yield from started_with_keys(svc)

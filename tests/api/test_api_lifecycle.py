@@ -9,22 +9,11 @@ import time
 import httpx
 import pytest
 
-from tests.api.conftest import Service, add_keys, make_service
+from tests.api.conftest import Service, add_keys, make_service, wait_running
 
 pytestmark = pytest.mark.slow
 
 PROBLEM = "application/problem+json"
-
-
-def _wait_running(client: httpx.Client, job_id: str, at_least: int = 1) -> dict:
-    deadline = time.monotonic() + 30
-    while True:
-        job = client.get(f"/jobs/{job_id}").json()
-        if job["status"] == "running" and job["progress"] >= at_least:
-            return job
-        assert job["status"] in ("pending", "running"), job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.05)
 
 
 def test_sigterm_hands_the_job_back(tmp_path) -> None:
@@ -42,7 +31,7 @@ def test_sigterm_hands_the_job_back(tmp_path) -> None:
             job_id = client.post(
                 "/jobs", json={"scenario": {"seed": 1, "total_patients": 4000}, "formats": ["csv"]}
             ).json()["job_id"]
-            _wait_running(client, job_id)
+            wait_running(client, job_id)
         assert service.proc is not None
         pgid = service.proc.pid
         service.proc.send_signal(signal.SIGTERM)

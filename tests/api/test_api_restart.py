@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from patientgen.scenario import Scenario
-from tests.api.conftest import add_keys, make_service, postgres_url
+from tests.api.conftest import add_keys, make_service, postgres_url, wait_running
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
@@ -34,14 +34,7 @@ def test_kill_9_and_restart(store: str, request: pytest.FixtureRequest, tmp_path
         }
         with service.client("alice") as client:
             job_id = client.post("/jobs", json=body).json()["job_id"]
-            deadline = time.monotonic() + 30
-            while True:
-                job = client.get(f"/jobs/{job_id}").json()
-                if job["status"] == "running" and job["progress"] >= 20:
-                    break
-                assert job["status"] in ("pending", "running"), job
-                assert time.monotonic() < deadline, job
-                time.sleep(0.05)
+            job = wait_running(client, job_id, at_least=20)
         assert job["progress"] < 100
         service.kill()
 

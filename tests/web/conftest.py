@@ -9,11 +9,7 @@ $PATIENTGEN_SCREENSHOTS); the path is printed at the end of the run.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import CLI, ServeProcess, free_port, key_from, running, service_env
+
 REPO = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-c", "from patientgen.cli import main; main()"]
 CHROMIUM = os.environ.get("PATIENTGEN_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -39,14 +36,8 @@ SCREENSHOTS = Path(
 ).resolve()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
-class Service:
+class Service(ServeProcess):
     """A running `patientgen serve` for the page to talk to."""
 
     env: dict[str, str]
@@ -62,62 +53,30 @@ class Service:
     def url(self) -> str:
         return self.external or f"http://127.0.0.1:{self.port}/"
 
+    @property
+    def health_url(self) -> str:
+        return self.url + "healthz"
+
     def api(self) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
         return httpx.Client(base_url=self.url + "api/v1", headers=headers, timeout=30)
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*CLI, *args], env=self.env, cwd=self.data_dir, capture_output=True, text=True,
-            timeout=60,
-        )  # fmt: skip
-
-    def start(self) -> None:
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-             "--auth", self.auth, "--log-level", "warning"],
-            env=self.env, cwd=self.data_dir, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"serve exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"serve did not start: {self.log.read_text()[-3000:]}")
+    def serve_argv(self) -> list[str]:
+        return [*CLI, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+                "--auth", self.auth, "--log-level", "warning"]  # fmt: skip
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=20)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        self.proc = None
+        self.stop_serve()
 
 
 def make_service(tmp: Path, auth: str) -> Service:
     data_dir = tmp / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PATIENTGEN_")}
-    env.update(
-        {
-            "PATIENTGEN_DATA_DIR": str(data_dir),
-            "PATIENTGEN_DATABASE_URL": f"sqlite:///{data_dir / 'patientgen.db'}",
-            "PATIENTGEN_POLL_INTERVAL": "0.1",
-            "PATIENTGEN_CHUNK_SIZE": "500",
-            "PYTHONUNBUFFERED": "1",
-        }
+    env = service_env(
+        data_dir,
+        f"sqlite:///{data_dir / 'patientgen.db'}",
+        PATIENTGEN_POLL_INTERVAL="0.1",
+        PATIENTGEN_CHUNK_SIZE="500",
     )
     return Service(env=env, data_dir=data_dir, port=free_port(), auth=auth, log=tmp / "serve.log")
 
@@ -132,25 +91,19 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         svc.external = external.rstrip("/") + "/"
         yield svc
         return
-    svc.start()
-    try:
+    with running(svc):
+        svc.start()
         yield svc
-    finally:
-        svc.stop()
 
 
 @pytest.fixture(scope="module")
 def keyed_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """A service that requires API keys even on loopback, with one key made by the CLI."""
     svc = make_service(tmp_path_factory.mktemp("web-keyed"), "required")
-    svc.start()
-    result = svc.cli("keys", "create", "web-test")
-    assert result.returncode == 0, result.stderr
-    svc.key = result.stdout.strip().splitlines()[-1]
-    try:
+    with running(svc):
+        svc.start()
+        svc.key = key_from(svc.cli("keys", "create", "web-test"))
         yield svc
-    finally:
-        svc.stop()
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.hostile.conftest import Service, make_service, wait_for
+from tests.support import running
 
 SEND_TIMEOUT = 3.0
 STALLED = 16
@@ -34,11 +35,9 @@ def slow_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     svc = make_service(tmp_path_factory.mktemp("slow-clients"))
     svc.prelude = f"import patientgen.api.app as app; app.SEND_TIMEOUT = {SEND_TIMEOUT}"
     svc.create_key("big")
-    svc.start()
-    try:
+    with running(svc):
+        svc.start()
         yield svc
-    finally:
-        svc.stop()
 
 
 def _open_files(svc: Service) -> list[str]:

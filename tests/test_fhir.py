@@ -4,6 +4,7 @@ and every code comes from the project's one code table."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,25 @@ def resources(tmp_path_factory) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
+def dicts_in(resources: dict[str, list[dict[str, Any]]], skip: str = "") -> Iterator[dict]:
+    """Every object (dict) in the resources, nested ones included, parents first; the value of a
+    key named `skip` is not searched."""
+
+    def walk(value: Any) -> Iterator[dict]:
+        if isinstance(value, dict):
+            yield value
+            for key, item in value.items():
+                if key != skip:
+                    yield from walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from walk(item)
+
+    for items in resources.values():
+        for item in items:
+            yield from walk(item)
+
+
 def test_every_resource_validates_with_r4b(resources) -> None:
     total = 0
     for resource_type, items in resources.items():
@@ -72,20 +92,9 @@ def test_ids_are_unique_and_every_reference_resolves(resources) -> None:
     assert all(count == 1 for count in ids.values())
     references: list[str] = []
 
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if key == "reference":
-                    references.append(item)
-                else:
-                    walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    for items in resources.values():
-        for item in items:
-            walk(item)
+    for value in dicts_in(resources, skip="reference"):
+        if "reference" in value:
+            references.append(value["reference"])
     assert references
     unresolved = sorted({ref for ref in references if ref not in ids})
     assert unresolved == []
@@ -94,27 +103,17 @@ def test_ids_are_unique_and_every_reference_resolves(resources) -> None:
 def test_only_codes_from_the_code_table(resources) -> None:
     seen: Counter[str] = Counter()
 
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            if "system" in value and "code" in value:
-                system, code = value["system"], value["code"]
-                seen[system] += 1
-                if system in PROJECT_CODES:
-                    table = PROJECT_CODES[system]
-                    assert code in table, f"{system}|{code} is not in generator.codes"
-                    if "display" in value:
-                        assert value["display"] == table[code], f"{system}|{code} display"
-                else:
-                    assert system in FHIR_SYSTEMS, f"unexpected code system {system}"
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    for items in resources.values():
-        for item in items:
-            walk(item)
+    for value in dicts_in(resources):
+        if "system" in value and "code" in value:
+            system, code = value["system"], value["code"]
+            seen[system] += 1
+            if system in PROJECT_CODES:
+                table = PROJECT_CODES[system]
+                assert code in table, f"{system}|{code} is not in generator.codes"
+                if "display" in value:
+                    assert value["display"] == table[code], f"{system}|{code} display"
+            else:
+                assert system in FHIR_SYSTEMS, f"unexpected code system {system}"
     assert seen[codes.SNOMED_SYSTEM] and seen[codes.LOINC_SYSTEM] and seen[codes.TRIAGE_SYSTEM]
     for forbidden in codes.FORBIDDEN_CODES:
         assert forbidden not in PROJECT_CODES[codes.SNOMED_SYSTEM]

@@ -27,6 +27,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -36,26 +37,24 @@ from tests.faults.support import (
     assert_no_orphans,
     assert_output_identical,
     call,
-    free_port,
     make_env,
     migrate,
     serve,
     wait_healthy,
-    wait_until,
 )
+from tests.support import free_port, wait_until
 
 SIZE = "1m"
 
 
-@pytest.fixture
-def small_fs(tmp_path: Path):
-    """A 1 MiB tmpfs mounted under tmp_path (unmounted afterwards)."""
+def _tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` mounted on the new folder `mount` (lazily unmounted afterwards); the
+    test is skipped if not root or if the mount fails."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small filesystem needs root")
-    mount = tmp_path / "small"
     mount.mkdir()
     result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={SIZE},mode=0755", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(mount)],
         capture_output=True,
         text=True,
     )
@@ -65,6 +64,12 @@ def small_fs(tmp_path: Path):
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path):
+    """A 1 MiB tmpfs mounted under tmp_path (unmounted afterwards)."""
+    yield from _tmpfs(tmp_path / "small", SIZE)
 
 
 CASES = {
@@ -210,21 +215,7 @@ def test_resume_writes_again_chunks_whose_parts_are_gone(tmp_path: Path, refs) -
 @pytest.fixture
 def roomy_fs(tmp_path: Path):
     """An 8 MiB tmpfs (room for the SQLite database and its WAL) mounted under tmp_path."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small filesystem needs root")
-    mount = tmp_path / "roomy"
-    mount.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0755", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    yield from _tmpfs(tmp_path / "roomy", "8m")
 
 
 def _fill(path: Path) -> None:

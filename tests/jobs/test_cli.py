@@ -149,15 +149,20 @@ def test_jobs_commands(cli, service, jobs):
 
 def test_generate_records_a_resumable_job(settings, service, tmp_path):
     env = env_for(settings)
+
+    def run(*command: str) -> subprocess.CompletedProcess[str]:
+        """The installed `patientgen COMMAND` in tmp_path, with the settings' environment."""
+        return subprocess.run(
+            [str(SCRIPT), *command],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
     args = ["--preset", "peacekeeping", "--patients", "12", "--format", "ndjson,csv"]
-    result = subprocess.run(
-        [str(SCRIPT), "generate", *args],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run("generate", *args)
     assert result.returncode == 0, result.stderr
     (job,) = service.list().items
     assert job.status == JobStatus.COMPLETED and job.owner == "local"
@@ -165,45 +170,17 @@ def test_generate_records_a_resumable_job(settings, service, tmp_path):
     assert (folder / "patients.csv").is_file() and str(folder) in result.stdout.replace("\n", "")
 
     # a job submitted for workers elsewhere, run here with --resume, into --out
-    queued = subprocess.run(
-        [str(SCRIPT), "jobs", "submit", *args],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    queued = run("jobs", "submit", *args)
     job_id = queued.stdout.strip()
-    resumed = subprocess.run(
-        [str(SCRIPT), "generate", "--resume", job_id],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    resumed = run("generate", "--resume", job_id)
     assert resumed.returncode == 0, resumed.stderr
     second = service.get(job_id)
     assert second.status == JobStatus.COMPLETED
     assert {f["sha256"] for f in second.output_files} == {f["sha256"] for f in job.output_files}
 
     out = tmp_path / "elsewhere"
-    elsewhere = subprocess.run(
-        [str(SCRIPT), "generate", *args, "--out", str(out)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    elsewhere = run("generate", *args, "--out", str(out))
     assert elsewhere.returncode == 0, elsewhere.stderr
     assert (out / "patients.ndjson").is_file() and (out / "manifest.json").is_file()
-    again = subprocess.run(
-        [str(SCRIPT), "generate", "--resume", job_id],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    again = run("generate", "--resume", job_id)
     assert again.returncode == 0 and "already completed" in again.stderr

@@ -60,6 +60,21 @@ def service_env(data_dir: Path, database_url: str, **values: str) -> dict[str, s
     )
 
 
+def serve_args(port: int, workers: int, auth: str) -> list[str]:
+    """The arguments of `patientgen serve` on `port` with `workers` and `auth`, logging warnings."""
+    return [
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--auth",
+        auth,
+        "--log-level",
+        "warning",
+    ]
+
+
 def stop_group(
     proc: subprocess.Popen[bytes],
     sig: int = signal.SIGTERM,

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import CLI, ServeProcess, free_port, key_from, running, service_env
+from tests.support import CLI, ServeProcess, free_port, key_from, running, serve_args, service_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,18 +37,7 @@ class Service(ServeProcess):
         return httpx.Client(base_url=self.api, headers=headers, timeout=30, **kwargs)
 
     def serve_argv(self) -> list[str]:
-        return [
-            *CLI,
-            "serve",
-            "--port",
-            str(self.port),
-            "--workers",
-            str(self.workers),
-            "--auth",
-            self.auth,
-            "--log-level",
-            "warning",
-        ]
+        return [*CLI, *serve_args(self.port, self.workers, self.auth)]
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop the whole process group (serve and its embedded workers); unless killed, give

@@ -16,7 +16,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ServeProcess, T, free_port, key_from, running, service_env, wait_until
+from tests.support import (
+    ServeProcess,
+    T,
+    free_port,
+    key_from,
+    running,
+    serve_args,
+    service_env,
+    wait_until,
+)
 
 #: Patients one job of the fuzzing key may ask for: generated jobs stay tiny.
 MAX_PATIENTS = 20
@@ -64,15 +73,7 @@ class Service(ServeProcess):
             sys.executable,
             "-c",
             self.prelude + "\nfrom patientgen.cli import main; main()",
-            "serve",
-            "--port",
-            str(self.port),
-            "--workers",
-            str(self.workers),
-            "--auth",
-            "required",
-            "--log-level",
-            "warning",
+            *serve_args(self.port, self.workers, "required"),
         ]
 
     def stop(self) -> None:

@@ -5,9 +5,10 @@ schedule, the facility ids of each front, and the calibration constants:
 
 - the mortality curve: p(death) = 1 / (1 + exp(-(a + SLOPE * score))) where score is the injury
   severity score plus a uniform fraction; `a` is solved (bisection) on a fixed sample of battle
-  casualties of the scenario's warfare mix (seeded on its own, see `calibrate`) so that the expected battle case fatality rate equals the target
-  (calibration.battle_cfr, else the default of the intensity, inside 10-20%: Eastridge 2012 gives
-  about 10% for Iraq/Afghanistan, 16.1% Vietnam, 19.1% WWII);
+  casualties of the scenario's warfare mix (seeded on its own, see `calibrate`) so that the
+  expected battle case fatality rate equals the target (calibration.battle_cfr, else the default
+  of the intensity, inside 10-20%: Eastridge 2012 gives about 10% for Iraq/Afghanistan, 16.1%
+  Vietnam, 19.1% WWII);
 - the triage thresholds on the same score: ISS-like defaults (T3 < 9, T2 < 16, T1 < 50, T4 above),
   or quantiles of the sample matching calibration.triage_mix when given;
 - the chance that a minimal (T3) battle casualty returns to duty within 72 hours, chosen so that

@@ -21,6 +21,7 @@ run: install
 
 test: install-test
 	sh scripts/ensure-browser.sh
+	sh scripts/ensure-faketime.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest

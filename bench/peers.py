@@ -148,10 +148,10 @@ def _new_jobs(n: int) -> list[Any]:
 
 def ours_enqueue(url: str, single: int, batched: int) -> tuple[float, float]:
     from patientgen.jobs import migrations
-    from patientgen.jobs.postgres_store import PostgresStore
+    from patientgen.jobs.sql_store import open_store
 
     migrations.upgrade(url)
-    store = PostgresStore(url, max_connections=1)
+    store = open_store(url, max_connections=1)
     try:
         jobs = _new_jobs(single)
         one = timed(lambda: [store.create(job) for job in jobs])
@@ -165,9 +165,9 @@ def ours_enqueue(url: str, single: int, batched: int) -> tuple[float, float]:
 
 
 def _ours_drain(url: str, batch: int, ready: Any, go: Any, out: Any) -> None:
-    from patientgen.jobs.postgres_store import PostgresStore
+    from patientgen.jobs.sql_store import open_store
 
-    store = PostgresStore(url, max_connections=1)
+    store = open_store(url, max_connections=1)
     worker = f"peers-{os.getpid()}"
     store.ping()
     ready.release()
@@ -183,11 +183,11 @@ def _ours_drain(url: str, batch: int, ready: Any, go: Any, out: Any) -> None:
 def ours_process(url: str, n: int, processes: int, batch: int) -> float:
     import psycopg
 
-    from patientgen.jobs.postgres_store import PostgresStore
+    from patientgen.jobs.sql_store import open_store
 
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE jobs, job_chunks")
-    store = PostgresStore(url, max_connections=1)
+    store = open_store(url, max_connections=1)
     jobs = _new_jobs(n)
     for i in range(0, n, 1000):
         store.create_many(jobs[i : i + 1000])

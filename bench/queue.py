@@ -33,7 +33,7 @@ import psycopg
 
 from patientgen.jobs import migrations
 from patientgen.jobs.model import NewJob
-from patientgen.jobs.postgres_store import PostgresStore
+from patientgen.jobs.sql_store import open_store
 
 CONFIG = {"scenario": {"total_patients": 1}, "formats": ["ndjson"], "chunk_size": 1}
 
@@ -64,7 +64,7 @@ class Database:
 
 
 def fill(url: str, n: int) -> None:
-    store = PostgresStore(url, max_connections=1)
+    store = open_store(url, max_connections=1)
     try:
         jobs = new_jobs(n)
         for i in range(0, n, 1000):
@@ -77,7 +77,7 @@ def fill(url: str, n: int) -> None:
 
 def bench_submit_single(server: str, n: int) -> float:
     with Database(server) as url:
-        store = PostgresStore(url, max_connections=1)
+        store = open_store(url, max_connections=1)
         jobs = new_jobs(n)
         t0 = time.perf_counter()
         for job in jobs:
@@ -89,7 +89,7 @@ def bench_submit_single(server: str, n: int) -> float:
 
 def bench_submit_batched(server: str, n: int, batch: int = 1000) -> float:
     with Database(server) as url:
-        store = PostgresStore(url, max_connections=1)
+        store = open_store(url, max_connections=1)
         jobs = new_jobs(n)
         t0 = time.perf_counter()
         for i in range(0, n, batch):
@@ -100,7 +100,7 @@ def bench_submit_batched(server: str, n: int, batch: int = 1000) -> float:
 
 
 def _drain(url: str, batch: int, ready: Any, go: Any, done: Any) -> None:
-    store = PostgresStore(url, max_connections=1)
+    store = open_store(url, max_connections=1)
     worker = f"bench-{os.getpid()}"
     store.ping()
     ready.release()

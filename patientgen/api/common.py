@@ -9,8 +9,9 @@ from fastapi import Request
 from starlette.responses import Response
 
 from patientgen.api.schemas import ProblemOut
+from patientgen.jobs.model import TERMINAL_STATUSES, allowed_actions
 
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
+TERMINAL = frozenset(s.value for s in TERMINAL_STATUSES)
 
 _STATUS_TITLES = {
     400: "Malformed request",
@@ -95,6 +96,9 @@ def job_document(job: Any, prefix: str) -> dict[str, Any]:
         "attempts": int(job.attempts or 0),
         "max_attempts": int(job.max_attempts or 0),
         "error": job.error,
+        "allowed_actions": allowed_actions(
+            status_name(job.status), job.cancel_requested_at is not None
+        ),
         "output_files": [file_entry(prefix, job_id, f) for f in (job.output_files or [])],
         "summary": job.summary,
         "links": job_links(prefix, job_id),

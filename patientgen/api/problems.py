@@ -24,6 +24,7 @@ from patientgen.jobs.model import (
     InvalidTransition,
     JobNotFound,
     StoreUnavailable,
+    TooManyActiveJobs,
 )
 
 log = logging.getLogger("patientgen.api")
@@ -194,25 +195,9 @@ def validation_problem(
     return invalid_fields_problem(errors, detail)
 
 
-def _store_unavailable_types() -> tuple[type[BaseException], ...]:
-    # A driver error that escaped the store's own translation still means "database down".
-    types: list[type[BaseException]] = [StoreUnavailable]
-    try:
-        import psycopg
-
-        types.append(psycopg.OperationalError)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        import psycopg_pool
-
-        types.append(psycopg_pool.PoolTimeout)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(types)
-
-
-STORE_DOWN = _store_unavailable_types()
+#: The job layer maps every driver error of an unreachable database to StoreUnavailable, in one
+#: table (jobs/dialects.py DATABASE_ERRORS): that is the only "store down" the API sees.
+STORE_DOWN: tuple[type[BaseException], ...] = (StoreUnavailable,)
 
 
 def translate(exc: BaseException) -> Problem | None:
@@ -226,6 +211,14 @@ def translate(exc: BaseException) -> Problem | None:
             409,
             "idempotency-conflict",
             "This Idempotency-Key was already used with a different request body.",
+        )
+    if isinstance(exc, TooManyActiveJobs):
+        return Problem(
+            429,
+            "too-many-active-jobs",
+            f"This API key already has {exc.active} pending or running jobs "
+            f"(limit {exc.limit}); wait for one to finish.",
+            headers={"Retry-After": "10"},
         )
     if isinstance(exc, InvalidTransition):
         return Problem(409, "invalid-transition", str(exc) or "Not allowed in the job's state.")
@@ -304,6 +297,7 @@ def install_handlers(app: FastAPI) -> None:
         IdempotencyConflict,
         InvalidTransition,
         InvalidCursor,
+        TooManyActiveJobs,
         *STORE_DOWN,
     ):
         app.add_exception_handler(exc_type, _unexpected)

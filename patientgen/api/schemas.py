@@ -154,6 +154,9 @@ class JobOut(BaseModel):
     attempts: int
     max_attempts: int
     error: str | None
+    allowed_actions: list[Literal["cancel", "retry", "delete"]] = Field(
+        description="What the caller may do to the job now (the job layer's rules)."
+    )
     output_files: list[OutputFileOut]
     summary: dict[str, Any] | None
     links: JobLinks

@@ -29,9 +29,9 @@ def _url(database_url: str | None, data_dir: Path | None) -> str:
 
 
 def _unavailable(exc: Exception) -> None:
-    from patientgen.jobs.service import _is_connection_error
+    from patientgen.jobs.migrations import is_connection_error
 
-    if _is_connection_error(exc):
+    if is_connection_error(exc):
         fail(f"cannot reach the database: {str(exc).splitlines()[0]}", EXIT_UNAVAILABLE)
     raise exc
 

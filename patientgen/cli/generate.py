@@ -261,23 +261,13 @@ def generate_command(
 
 
 def _resumable(service: Any, job_id: Any) -> Any:
-    """The job to go on with; BadInput-style exits when it cannot be resumed."""
-    from patientgen.jobs.model import JobStatus
-
-    job = service.get(job_id)
-    if job.status == JobStatus.RUNNING:
-        service.store.reap()  # its process died and the lease ran out: back to pending
-        job = service.get(job_id)
-    if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
-        job = service.retry(job_id)
-    if job.status == JobStatus.RUNNING:
-        until = f"{job.lease_expires_at:%H:%M:%S} UTC" if job.lease_expires_at else "?"
-        _fail(f"job {job_id} is running in {job.lease_owner} (lease until {until})")
-    return job
+    """The job to go on with (see JobService.resume)."""
+    return service.resume(job_id)
 
 
 def _run_here(service: Any, job: Any) -> None:
-    """Claim `job` for this process and run it with a progress bar; print the result."""
+    """Run `job` in this process with a progress bar (or follow it while a `serve` on the same
+    store runs it); print the result."""
     import signal
     import threading
 
@@ -292,22 +282,15 @@ def _run_here(service: Any, job: Any) -> None:
     )
 
     from patientgen.formats.bundle import OutputFile
-    from patientgen.jobs.model import JobStatus
-    from patientgen.jobs.runner import run_job
-    from patientgen.jobs.worker import new_worker_id
+    from patientgen.jobs.model import JobStatus, RunOutcome
 
     console = Console()
     err = Console(stderr=True)
-    settings = service.settings
+    outcome: RunOutcome | None
     if job.status == JobStatus.COMPLETED:
         err.print(f"job {job.job_id} is already completed")
-        outcome = "completed"
+        outcome = RunOutcome.COMPLETED
     else:
-        worker_id = new_worker_id()
-        claimed = service.store.claim(worker_id, settings.lease_seconds, job_id=job.job_id)
-        if not claimed:
-            _fail(f"job {job.job_id} was taken by another worker", EXIT_FAILED)
-        job = claimed[0]
         print(f"job {job.job_id}", file=sys.stderr)
         stop = threading.Event()
         previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -322,21 +305,19 @@ def _run_here(service: Any, job: Any) -> None:
                 transient=True,
             ) as bar:
                 task = bar.add_task("generate", total=job.config["scenario"]["total_patients"])
-                outcome = run_job(
-                    service.store,
-                    settings,
-                    worker_id,
-                    job,
+                job, outcome = service.run_here(
+                    job.job_id,
                     stop,
                     on_progress=lambda done, _total: bar.update(task, completed=done),
                 )
         finally:
             signal.signal(signal.SIGINT, previous)
-    job = service.get(job.job_id)
-    if outcome == "released":
+    if outcome is None:  # another worker (a running `serve`) ran it
+        outcome = RunOutcome.COMPLETED if job.status == JobStatus.COMPLETED else None
+    if outcome == RunOutcome.RELEASED:
         _fail(f"interrupted; continue with: patientgen generate --resume {job.job_id}", 130)
-    if outcome != "completed":
-        reason = job.error or outcome.replace("_", " ")
+    if outcome != RunOutcome.COMPLETED:
+        reason = job.error or (outcome or job.status).replace("_", " ")
         _fail(f"job {job.job_id} {job.status.value}: {reason}", EXIT_FAILED)
     out = service.output_dir(job)
     files = [OutputFile(**f) for f in job.output_files]

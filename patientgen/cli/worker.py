@@ -47,10 +47,10 @@ def worker(
     settings = load_settings(database_url=database_url, data_dir=data_dir, lease_seconds=lease)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from patientgen.jobs.model import StoreUnavailable
-    from patientgen.jobs.service import open_store
+    from patientgen.jobs.service import JobService
 
     try:  # applies migrations once; a bad URL is bad input
-        open_store(settings).close()
+        JobService.open(settings).close()
     except ValueError as exc:
         fail(str(exc))
     except StoreUnavailable as exc:  # not fatal: the slots keep trying to connect

@@ -1,13 +1,17 @@
-"""The Job record, its statuses, THE transition rules, API keys, and the domain errors.
+"""The Job record, its statuses, THE transition table, run outcomes, API keys, domain errors.
 
-Every change of a job's status in either store goes through `transition` (directly, or via
-`sources_of`, which the stores use to condition their UPDATEs on the allowed source statuses), so
-the allowed transitions are written down exactly once:
+Every status a store writes is the one `transition` returns for an action; the stores only add
+the conditions that make the write safe (the source status, the lease holder, the row version):
 
     pending → running → completed | failed | cancelled
     pending → cancelled
+    running → running              (a cancel requested: its worker stops at the next chunk)
     running → pending              (lease expired with attempts left, or released on shutdown)
     failed | cancelled → pending   (explicit retry)
+    pending | completed | failed | cancelled → gone   (delete)
+
+The reaper's decision (`reap_action`), what a user may do to a job now (`allowed_actions`) and the
+active and terminal sets are defined here once; the API, client, runner and web page use them.
 """
 
 from __future__ import annotations
@@ -29,22 +33,39 @@ class JobStatus(StrEnum):
 
 
 #: Statuses that still hold a worker slot or a place in the queue.
-ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
-TERMINAL_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+ACTIVE_STATUSES = frozenset({JobStatus.PENDING, JobStatus.RUNNING})
+#: Statuses a job stays in until a user acts (retry or delete).
+TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
-_ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.PENDING: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),
+_ALLOWED: dict[JobStatus, frozenset[JobStatus | None]] = {
+    JobStatus.PENDING: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, None}),
     JobStatus.RUNNING: frozenset(
-        {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.PENDING}
+        {
+            JobStatus.COMPLETED,
+            JobStatus.FAILED,
+            JobStatus.CANCELLED,
+            JobStatus.PENDING,
+            JobStatus.RUNNING,
+        }
     ),
-    JobStatus.COMPLETED: frozenset(),
-    JobStatus.FAILED: frozenset({JobStatus.PENDING}),
-    JobStatus.CANCELLED: frozenset({JobStatus.PENDING}),
+    JobStatus.COMPLETED: frozenset({None}),
+    JobStatus.FAILED: frozenset({JobStatus.PENDING, None}),
+    JobStatus.CANCELLED: frozenset({JobStatus.PENDING, None}),
 }
 
 
 class JobError(Exception):
     """Base of the job layer's domain errors."""
+
+
+class TooManyActiveJobs(JobError):
+    """The owner already has `limit` pending or running jobs."""
+
+    def __init__(self, owner: str, active: int, limit: int) -> None:
+        super().__init__(f"{owner} already has {active} pending or running jobs (limit {limit})")
+        self.owner = owner
+        self.active = active
+        self.limit = limit
 
 
 class JobNotFound(JobError, LookupError):
@@ -80,6 +101,15 @@ class LeaseLost(JobError):
         self.worker_id = worker_id
 
 
+class CancelRequested(JobError):
+    """A worker tried to complete a job it holds after a cancel was requested: it ends the job
+    cancelled instead (a cancel that was accepted always cancels)."""
+
+    def __init__(self, job_id: object) -> None:
+        super().__init__(f"job {job_id}: a cancel was requested")
+        self.job_id = job_id
+
+
 class InvalidCursor(JobError, ValueError):
     def __init__(self, cursor: str) -> None:
         super().__init__(f"invalid cursor {cursor[:40]!r}")
@@ -101,49 +131,91 @@ class Action(StrEnum):
     CLAIM = "claim"  # a worker takes a pending job
     COMPLETE = "complete"  # the worker finished it
     FAIL = "fail"  # the job raised, or its lease expired with no attempts left
-    CANCEL = "cancel"  # pending: at once; running: by its worker at the next chunk boundary
+    CANCEL = "cancel"  # a user: a pending job at once, a running one is asked to stop
+    CANCELLED = "cancelled"  # a running job stops on a cancel (its worker, or the reaper)
     RELEASE = "release"  # the worker stops gracefully and hands the job back
     REQUEUE = "requeue"  # its lease expired and attempts remain
     RETRY = "retry"  # explicit retry by a user
+    DELETE = "delete"  # a user removes the job and its files
 
 
-_RULES: dict[Action, dict[JobStatus, JobStatus]] = {
+#: THE transition table: for each action, the status it moves each allowed source to (None: the
+#: job is gone).
+RULES: dict[Action, dict[JobStatus, JobStatus | None]] = {
     Action.CLAIM: {JobStatus.PENDING: JobStatus.RUNNING},
     Action.COMPLETE: {JobStatus.RUNNING: JobStatus.COMPLETED},
     Action.FAIL: {JobStatus.RUNNING: JobStatus.FAILED},
-    Action.CANCEL: {JobStatus.PENDING: JobStatus.CANCELLED, JobStatus.RUNNING: JobStatus.CANCELLED},
+    Action.CANCEL: {JobStatus.PENDING: JobStatus.CANCELLED, JobStatus.RUNNING: JobStatus.RUNNING},
+    Action.CANCELLED: {JobStatus.RUNNING: JobStatus.CANCELLED},
     Action.RELEASE: {JobStatus.RUNNING: JobStatus.PENDING},
     Action.REQUEUE: {JobStatus.RUNNING: JobStatus.PENDING},
     Action.RETRY: {JobStatus.FAILED: JobStatus.PENDING, JobStatus.CANCELLED: JobStatus.PENDING},
+    Action.DELETE: {
+        JobStatus.PENDING: None,
+        JobStatus.COMPLETED: None,
+        JobStatus.FAILED: None,
+        JobStatus.CANCELLED: None,
+    },
 }
 # Every action stays on the edges of the graph in the module docstring.
-assert all(t in _ALLOWED[s] for rule in _RULES.values() for s, t in rule.items())
+assert all(t in _ALLOWED[s] for rule in RULES.values() for s, t in rule.items())
+
+#: The actions a user may take (the rest are a worker's or the reaper's).
+USER_ACTIONS = (Action.CANCEL, Action.RETRY, Action.DELETE)
 
 _HINTS = {
     Action.RETRY: "only failed or cancelled jobs can be retried",
     Action.CANCEL: "only pending or running jobs can be cancelled",
+    Action.DELETE: "cancel it first",
 }
 
 
-def transition(job_id: object, current: str, action: Action) -> JobStatus:
-    """THE transition function: the status `action` moves a `current` job to, or
-    InvalidTransition (and nothing changes) when the action is not allowed from there."""
+def transition(job_id: object, current: str, action: Action) -> JobStatus | None:
+    """THE transition function: the status `action` moves a `current` job to (None: deleted),
+    or InvalidTransition (and nothing changes) when the action is not allowed from there."""
     state = JobStatus(current)
-    target = _RULES[action].get(state)
-    if target is None:
+    rule = RULES[action]
+    if state not in rule:
         hint = _HINTS.get(action, "")
         reason = f"cannot {action.value} a {state.value} job" + (f" ({hint})" if hint else "")
         raise InvalidTransition(job_id, state.value, action.value, reason)
+    return rule[state]
+
+
+def worker_transition(job_id: object, action: Action) -> JobStatus:
+    """The status a worker's (or the reaper's) `action` on its running job writes."""
+    target = transition(job_id, JobStatus.RUNNING, action)
+    assert target is not None
     return target
 
 
-def sources_of(action: Action) -> tuple[str, ...]:
-    """The statuses from which `action` is allowed (the stores put these in their WHERE)."""
-    return tuple(sorted(s.value for s in _RULES[action]))
+def reap_action(attempts: int, max_attempts: int, cancel_requested: bool) -> Action:
+    """What the reaper does with a running job whose lease expired."""
+    if cancel_requested:
+        return Action.CANCELLED
+    if attempts < max_attempts:
+        return Action.REQUEUE
+    return Action.FAIL
 
 
-def target_of(action: Action, source: JobStatus = JobStatus.RUNNING) -> JobStatus:
-    return _RULES[action][source]
+def allowed_actions(status: str, cancel_requested: bool = False) -> list[str]:
+    """The user actions a job in `status` allows now (the job document carries them)."""
+    state = JobStatus(status)
+    allowed = [a.value for a in USER_ACTIONS if state in RULES[a]]
+    if cancel_requested and state == JobStatus.RUNNING:
+        allowed.remove(Action.CANCEL.value)  # asked already; its worker is stopping
+    return allowed
+
+
+class RunOutcome(StrEnum):
+    """How one run of a claimed job by one worker ended."""
+
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    RELEASED = "released"  # graceful stop: handed back at a chunk boundary
+    LEASE_LOST = "lease_lost"  # another worker (or the reaper) holds the job now
+    UNAVAILABLE = "unavailable"  # the database went away mid-run
 
 
 def lost_worker_error(attempts: int, worker: str | None) -> str:
@@ -179,6 +251,12 @@ class Job(BaseModel):
     cancel_requested_at: datetime | None = None
     idempotency_key: str | None = None
     priority: int = 0
+    #: Bumped by every change of the row: what waiters compare (never a clock).
+    version: int = 0
+
+    @property
+    def allowed_actions(self) -> list[str]:
+        return allowed_actions(self.status, self.cancel_requested_at is not None)
 
     @property
     def is_terminal(self) -> bool:

@@ -6,33 +6,51 @@ records the chunk as done in the store together with its partial summary (a fenc
 that lost its lease cannot record anything). On resume the chunks already done are skipped; since
 patient i depends only on (scenario, seed, i), the joined output is byte-identical to an
 uninterrupted run. At the end `bundle.finalize` joins the parts, writes summary.json and
-manifest.json, and the job is completed with its output files and summary.
+manifest.json, and the job is completed with its output files and summary. A job of one chunk
+has nothing to resume from, so it records no checkpoint: it is written and completed.
 
 Between chunks the runner honours, in this order: a lost lease (stop, touch nothing), a graceful
-stop (release the job at once for another worker), a cancel request (remove the partial files,
-mark cancelled). A heartbeat thread extends the lease and saves progress at least every 2 s.
+stop (release the job at once for another worker), a cancel request (end it cancelled). A cancel
+requested while the files are being joined still wins: the completion is refused by the store
+(`CancelRequested`) and the job ends cancelled. A heartbeat thread extends the lease and saves
+progress at least every 2 s.
+
+Files are removed only through `JobFiles.detach` passed to the fenced write that ends the run
+(see files.py): a worker paused past its lease that wakes up later removes nothing.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from uuid import UUID
 
-from patientgen.jobs.model import Job, JobNotFound, JobStatus, LeaseLost, StoreUnavailable
-from patientgen.jobs.service import job_dir, output_dir
+from patientgen.jobs.files import JobFiles, Scope
+from patientgen.jobs.model import (
+    Action,
+    CancelRequested,
+    Job,
+    JobNotFound,
+    LeaseLost,
+    RunOutcome,
+    StoreUnavailable,
+)
 from patientgen.jobs.store import JobStore
 from patientgen.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PARTS = ".parts"
+#: An absolute path in an error text (its folders are the server's business, not the user's).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[^\s'\"/:]+/)+(?=[^\s'\"/:]*)")
+
+
+def describe_error(exc: BaseException) -> str:
+    """The job's `error` for an exception: its type and message, paths shown by name only."""
+    return _ABSOLUTE_PATH.sub("", f"{type(exc).__name__}: {exc}")[:2000]
 
 
 @dataclass
@@ -103,6 +121,9 @@ class Heartbeat:
             except (LeaseLost, JobNotFound):
                 self.lost = True
                 return
+            except CancelRequested:
+                self.cancel_requested = True
+                continue
             except StoreUnavailable as exc:
                 log.warning("heartbeat of job %s failed: %s", self.job_id, exc)
                 continue
@@ -110,8 +131,30 @@ class Heartbeat:
                 self.cancel_requested = True
 
 
-class Stopped(Exception):
-    """Internal: the worker was asked to stop; the job was released."""
+class _Stopped(Exception):
+    """The worker was asked to stop; the job was released."""
+
+
+class _Cancel(Exception):
+    """A cancel was requested: end the job cancelled."""
+
+
+@dataclass
+class _Run:
+    """One run of a claimed job by this worker."""
+
+    store: JobStore
+    files: JobFiles
+    settings: Settings
+    worker_id: str
+    job: Job
+    stop: threading.Event
+    on_progress: Callable[[int, int], None] | None
+    written: list[str] = field(default_factory=list)  # final files finalize wrote
+
+    def detach(self, scope: Scope) -> Callable[[Job], None]:
+        """The `inside` callback of a fenced write that removes the job's files."""
+        return lambda job: self.files.detach(job, scope, self.written)
 
 
 def run_job(
@@ -121,156 +164,145 @@ def run_job(
     job: Job,
     stop: threading.Event | None = None,
     on_progress: Callable[[int, int], None] | None = None,
-) -> str:
+) -> RunOutcome:
     """Run a job this worker has claimed; `on_progress(patients_done, total)` is called after
-    each chunk. Returns what happened: "completed", "cancelled", "failed", "released" (graceful
-    stop), "lease_lost" or "unavailable" (database down)."""
+    each chunk. Returns how the run ended."""
     from patientgen.formats import bundle
 
-    stop = stop or threading.Event()
+    files = JobFiles(settings.data_dir)
+    run = _Run(store, files, settings, worker_id, job, stop or threading.Event(), on_progress)
     total = int(job.config["scenario"]["total_patients"])
     chunk_size = int(job.config.get("chunk_size") or settings.chunk_size)
     ranges = bundle.chunk_ranges(total, chunk_size)
     progress = Progress(patients_total=total, chunks_total=len(ranges))
     beat = Heartbeat(store, job, worker_id, settings, progress)
     beat.start()
-    parts = job_dir(settings, job.job_id) / PARTS
     try:
-        return _run(
-            store, settings, worker_id, job, stop, beat, progress, ranges, parts, on_progress
-        )
-    except Stopped:
-        return "released"
-    except LeaseLost:
-        log.warning("job %s: lease lost, another worker owns it now", job.job_id)
-        _after_lost_lease(store, settings, job.job_id)
-        return "lease_lost"
+        outcome = _run(run, beat, progress, ranges)
+    except _Stopped:
+        return RunOutcome.RELEASED
+    except (LeaseLost, JobNotFound) as exc:
+        log.warning("job %s: %s; another worker owns it now", job.job_id, exc)
+        _after_lost_lease(run)
+        return RunOutcome.LEASE_LOST
     except StoreUnavailable as exc:
         log.warning("job %s: store unavailable (%s); leaving it to the next claim", job.job_id, exc)
-        return "unavailable"
+        return RunOutcome.UNAVAILABLE
     except Exception as exc:
         log.exception("job %s failed", job.job_id)
-        error = f"{type(exc).__name__}: {exc}"
-        if _owner(store, job.job_id) not in (worker_id, None):
-            # a worker that was paused past its lease: the job and its folder are another's now
-            _after_lost_lease(store, settings, job.job_id)
-            return "lease_lost"
-        # partial files go: the parts, and whatever a half-done finalize left in the job's folder
-        shutil.rmtree(job_dir(settings, job.job_id), ignore_errors=True)
         try:
-            store.fail(job.job_id, worker_id, error[:2000])
+            store.fail(job.job_id, worker_id, describe_error(exc), inside=run.detach(Scope.ALL))
         except (LeaseLost, JobNotFound):
-            _after_lost_lease(store, settings, job.job_id)
-            return "lease_lost"
+            _after_lost_lease(run)
+            return RunOutcome.LEASE_LOST
         except StoreUnavailable:
-            return "unavailable"
-        return "failed"
+            return RunOutcome.UNAVAILABLE
+        outcome = RunOutcome.FAILED
     finally:
         beat.stop()
+    files.purge()
+    return outcome
 
 
-def _owner(store: JobStore, job_id: UUID) -> str | None:
-    """The worker that holds the job now ("" when nobody does); None when the store is down."""
+def _after_lost_lease(run: _Run) -> None:
+    """A worker that lost its lease may have written a late part file after its job ended:
+    removed under the job's row lock if the job has ended, or at once if it is gone (nobody can
+    hold a deleted job). A job still pending or running keeps its parts: they are its new
+    owner's (and a late part holds the same bytes the owner writes)."""
     try:
-        current = store.get(job_id)
+        run.store.if_ended(run.job.job_id, lambda job: run.files.detach(job, Scope.PARTS))
     except JobNotFound:
-        return ""
-    except StoreUnavailable:
-        return None
-    return (current.lease_owner or "") if current.status == JobStatus.RUNNING else ""
-
-
-def _after_lost_lease(store: JobStore, settings: Settings, job_id: UUID) -> None:
-    """A worker that lost its lease may have written a late part file after the new owner
-    finished: once the job is over (or deleted), its parts folder is garbage and goes. A job still
-    running or pending keeps it (its recorded chunks' parts are in there)."""
-    try:
-        current = store.get(job_id)
-    except JobNotFound:
-        shutil.rmtree(job_dir(settings, job_id), ignore_errors=True)
-        return
+        run.files.detach(run.job)
     except StoreUnavailable:
         return
-    if current.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
-        shutil.rmtree(job_dir(settings, job_id) / PARTS, ignore_errors=True)
+    run.files.purge()
 
 
-def _boundary(
-    store: JobStore,
-    settings: Settings,
-    worker_id: str,
-    job_id: UUID,
-    stop: threading.Event,
-    beat: Heartbeat,
-) -> None:
+def _boundary(run: _Run, beat: Heartbeat) -> None:
     """Checks at a chunk boundary: lost lease, graceful stop, cancel request."""
     if beat.lost:
-        raise LeaseLost(job_id, worker_id)
-    if stop.is_set():
-        store.release(job_id, worker_id)
-        log.info("job %s released at a chunk boundary (worker stopping)", job_id)
-        raise Stopped
+        raise LeaseLost(run.job.job_id, run.worker_id)
+    if run.stop.is_set():
+        run.store.release(run.job.job_id, run.worker_id)
+        log.info("job %s released at a chunk boundary (worker stopping)", run.job.job_id)
+        raise _Stopped
     if beat.cancel_requested:
         raise _Cancel
 
 
-class _Cancel(Exception):
-    pass
+def _recorded(run: _Run, ranges: list[tuple[int, int]], scenario: Any) -> dict[int, Any]:
+    """The chunks recorded as done whose part files are still there."""
+    from patientgen.formats import bundle
+
+    job, formats = run.job, list(run.job.config["formats"])
+    done = {c.chunk: c.summary for c in run.store.chunks(job.job_id)}
+    parts = run.files.parts(job.job_id)
+    if not done:
+        if parts.exists():  # nothing recorded: whatever lies there is stale
+            run.store.heartbeat(
+                job.job_id,
+                run.worker_id,
+                run.settings.lease_seconds,
+                inside=run.detach(Scope.PARTS),
+            )
+        return done
+    lost = bundle.missing_chunks(parts, formats, done)
+    joined = len(done) == len(ranges) and bundle.is_finished(
+        scenario, formats, run.files.output(job)
+    )
+    if lost and not joined:
+        log.warning(
+            "job %s: the part files of %d recorded chunk(s) are gone; writing them again",
+            job.job_id,
+            len(lost),
+        )
+        for index in lost:
+            del done[index]
+    return done
 
 
 def _run(
-    store: JobStore,
-    settings: Settings,
-    worker_id: str,
-    job: Job,
-    stop: threading.Event,
-    beat: Heartbeat,
-    progress: Progress,
-    ranges: list[tuple[int, int]],
-    parts: Path,
-    on_progress: Callable[[int, int], None] | None,
-) -> str:
+    run: _Run, beat: Heartbeat, progress: Progress, ranges: list[tuple[int, int]]
+) -> RunOutcome:
     from patientgen.formats import bundle
     from patientgen.scenario import Scenario
 
+    store, job, worker_id = run.store, run.job, run.worker_id
     scenario = Scenario.model_validate(job.config["scenario"])
     formats = list(job.config["formats"])
-    done = {c.chunk: c.summary for c in store.chunks(job.job_id)}
-    if not done:  # nothing recorded: whatever lies in the parts folder is stale
-        shutil.rmtree(parts, ignore_errors=True)
-    else:  # recorded chunks whose parts are gone (and not joined yet) are written again
-        lost = bundle.missing_chunks(parts, formats, done)
-        joined = len(done) == len(ranges) and bundle.is_finished(
-            scenario, formats, output_dir(settings, job)
-        )
-        if lost and not joined:
-            log.warning(
-                "job %s: the part files of %d recorded chunk(s) are gone; writing them again",
-                job.job_id,
-                len(lost),
-            )
-            for index in lost:
-                del done[index]
+    parts = run.files.parts(job.job_id)
+    done = _recorded(run, ranges, scenario)
     with progress.lock:
         progress.chunks_done = sum(1 for i in range(len(ranges)) if i in done)
         progress.patients_done = sum(b - a for i, (a, b) in enumerate(ranges) if i in done)
-    if on_progress is not None:
-        on_progress(progress.patients_done, progress.patients_total)
+    if run.on_progress is not None:
+        run.on_progress(progress.patients_done, progress.patients_total)
+    checkpoints = len(ranges) > 1  # one chunk: nothing to resume from, no checkpoint
     try:
         for index, (start, stop_at) in enumerate(ranges):
             if index in done:
                 continue
-            _boundary(store, settings, worker_id, job.job_id, stop, beat)
+            _boundary(run, beat)
             summary = bundle.write_chunk(scenario, formats, parts, index, start, stop_at)
             with progress.lock:
                 progress.chunks_done += 1
                 progress.patients_done += stop_at - start
                 progress.generated_here += stop_at - start
-            percent, details = progress.snapshot()
-            current = store.record_chunk(job.job_id, worker_id, index, summary, percent, details)
+            if checkpoints:
+                percent, details = progress.snapshot()
+                current = store.record_chunk(
+                    job.job_id,
+                    worker_id,
+                    index,
+                    summary,
+                    percent,
+                    details,
+                )
+                if current.cancel_requested_at is not None:
+                    beat.cancel_requested = True
             done[index] = summary
-            if on_progress is not None:
-                on_progress(progress.patients_done, progress.patients_total)
+            if run.on_progress is not None:
+                run.on_progress(progress.patients_done, progress.patients_total)
             log.info(
                 "job %s: chunk %d [%d, %d) written by %s",
                 job.job_id,
@@ -279,26 +311,35 @@ def _run(
                 stop_at,
                 worker_id,
             )
-            if current.cancel_requested_at is not None:
-                beat.cancel_requested = True
-            if settings.chunk_delay:
-                stop.wait(settings.chunk_delay)
-        _boundary(store, settings, worker_id, job.job_id, stop, beat)
+            if run.settings.chunk_delay:
+                run.stop.wait(run.settings.chunk_delay)
+        _boundary(run, beat)
+        if checkpoints:
+            with progress.lock:
+                progress.phase = "finalizing"
+            percent, details = progress.snapshot()
+            store.heartbeat(job.job_id, worker_id, run.settings.lease_seconds, percent, details)
+        summaries = [done[i] for i in range(len(ranges))]
+        out = run.files.output(job)
+        written = bundle.finalize(scenario, formats, parts, out, summaries)
+        if out != run.files.folder(job.job_id):
+            run.written = [f.name for f in written]
+        try:
+            store.finish(
+                job.job_id,
+                worker_id,
+                Action.COMPLETE,
+                output_files=[f.as_dict() for f in written],
+                summary=bundle.merge_summaries(summaries),
+                # the parts are garbage now; with --out the job's own folder held only them
+                inside=lambda j: run.files.detach(
+                    j, Scope.PARTS if out == run.files.folder(j.job_id) else Scope.ALL
+                ),
+            )
+        except CancelRequested:
+            raise _Cancel from None
     except _Cancel:
-        shutil.rmtree(job_dir(settings, job.job_id), ignore_errors=True)
-        store.mark_cancelled(job.job_id, worker_id)
-        log.info("job %s cancelled at a chunk boundary", job.job_id)
-        return "cancelled"
-
-    with progress.lock:
-        progress.phase = "finalizing"
-    percent, details = progress.snapshot()
-    store.heartbeat(job.job_id, worker_id, settings.lease_seconds, percent, details)
-    summaries = [done[i] for i in range(len(ranges))]
-    out = output_dir(settings, job)
-    files = bundle.finalize(scenario, formats, parts, out, summaries)
-    merged = bundle.merge_summaries(summaries)
-    store.complete(job.job_id, worker_id, [f.as_dict() for f in files], merged)
-    if out != job_dir(settings, job.job_id):
-        shutil.rmtree(job_dir(settings, job.job_id), ignore_errors=True)
-    return "completed"
+        store.mark_cancelled(job.job_id, worker_id, inside=run.detach(Scope.ALL))
+        log.info("job %s cancelled", job.job_id)
+        return RunOutcome.CANCELLED
+    return RunOutcome.COMPLETED

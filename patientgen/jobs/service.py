@@ -2,8 +2,10 @@
 
 It opens the store named by `settings.database_url` (SQLite file or PostgreSQL), applies the
 migrations, and offers submit / get / list / cancel / retry / delete / counts, waiting for updates,
-the folders of jobs, and API keys. Owners: a job belongs to the key that made it; `owner=None`
-means an admin who sees everything, and someone else's job looks exactly like a missing one.
+running one job in this process (`run_here`), the folders of jobs, and API keys. Owners: a job
+belongs to the key that made it; `owner=None` means an admin who sees everything, and someone
+else's job looks exactly like a missing one. Limits (active jobs per owner) are checked by the
+store in the transaction that inserts the job.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import binascii
 import builtins
 import hashlib
 import secrets
-import shutil
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +25,9 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from patientgen.jobs._codec import utcnow
+from patientgen.jobs.files import JobFiles
 from patientgen.jobs.model import (
+    ACTIVE_STATUSES,
     ApiKey,
     ChunkRecord,
     IdempotencyConflict,
@@ -35,8 +40,11 @@ from patientgen.jobs.model import (
     KeyNotFound,
     LeaseLost,
     NewJob,
+    RunOutcome,
     StoreUnavailable,
+    TooManyActiveJobs,
 )
+from patientgen.jobs.sql_store import connect
 from patientgen.jobs.store import JobStore
 from patientgen.scenario import Scenario
 from patientgen.settings import Settings, get_settings
@@ -55,7 +63,7 @@ __all__ = [
     "KeyNotFound",
     "LeaseLost",
     "StoreUnavailable",
-    "open_store",
+    "TooManyActiveJobs",
 ]
 
 MAX_PAGE = 500
@@ -65,72 +73,6 @@ MAX_PAGE = 500
 class JobPage:
     items: list[Job]
     next_cursor: str | None
-
-
-def open_store(settings: Settings, *, max_connections: int = 10, migrate: bool = True) -> JobStore:
-    """Open the store `settings.database_url` names, upgrading its schema to head first."""
-    url = settings.database_url
-    store: JobStore
-    if url.startswith("sqlite:///"):
-        from patientgen.jobs.sqlite_store import SqliteStore
-
-        store = SqliteStore(url, poll_interval=settings.poll_interval)
-    elif url.startswith(("postgresql://", "postgres://")):
-        from patientgen.jobs.postgres_store import PostgresStore
-
-        store = PostgresStore(
-            url,
-            max_connections=max_connections,
-            timeout=settings.db_timeout,
-            poll_interval=settings.poll_interval,
-        )
-    else:
-        raise ValueError(
-            f"unsupported database URL {url!r} (use sqlite:///path or postgresql://...)"
-        )
-    if migrate:
-        try:
-            ensure_schema(store)
-        except BaseException:
-            store.close()
-            raise
-    return store
-
-
-def ensure_schema(store: JobStore) -> None:
-    """Upgrade to head unless the database is there already (cheap check first)."""
-    from patientgen.jobs import migrations
-
-    if store.schema_version() == migrations.HEAD:
-        return
-    try:
-        migrations.upgrade(store.url)
-    except Exception as exc:  # sqlalchemy/alembic wrap connection errors in their own types
-        if _is_connection_error(exc):
-            raise StoreUnavailable(f"cannot migrate {_safe_url(store.url)}: {exc}") from exc
-        raise
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    import sqlite3
-
-    import psycopg
-
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, psycopg.OperationalError | sqlite3.OperationalError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return type(exc).__name__ == "OperationalError"
-
-
-def _safe_url(url: str) -> str:
-    """The URL without a password."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
-    return url
 
 
 def encode_cursor(job: Job) -> str:
@@ -160,11 +102,14 @@ class JobService:
     def __init__(self, settings: Settings, store: JobStore) -> None:
         self.settings = settings
         self.store = store
+        self.files = JobFiles(settings.data_dir)
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, max_connections: int = 10) -> JobService:
+        """The service on the configured store (migrated to head); StoreUnavailable while the
+        database cannot be reached, ValueError for an unknown database URL."""
         settings = settings or get_settings()
-        return cls(settings, open_store(settings, max_connections=max_connections))
+        return cls(settings, connect(settings, max_connections=max_connections))
 
     def close(self) -> None:
         self.store.close()
@@ -194,10 +139,13 @@ class JobService:
         priority: int = 0,
         *,
         output_dir: Path | None = None,
+        max_active_jobs: int | None = None,
     ) -> tuple[Job, bool]:
         """Enqueue a job. Returns (job, created); the same owner and idempotency key with the
-        same request give back the existing job, with another request IdempotencyConflict.
-        ValueError for bad formats; pydantic ValidationError for a bad scenario dict."""
+        same request give back the existing job (whatever the limits), with another request
+        IdempotencyConflict. TooManyActiveJobs when the owner already has `max_active_jobs`
+        pending or running jobs (checked in the insert's transaction). ValueError for bad
+        formats; pydantic ValidationError for a bad scenario dict."""
         from patientgen.formats import FORMATS
         from patientgen.formats.bundle import normalize_formats
 
@@ -223,7 +171,7 @@ class JobService:
             idempotency_key=idempotency_key,
             priority=priority,
         )
-        job, created = self.store.create(new)
+        job, created = self.store.create(new, max_active=max_active_jobs)
         if not created and (
             job.config["scenario"] != config["scenario"]
             or job.config["formats"] != chosen
@@ -268,10 +216,11 @@ class JobService:
         return self.store.retry(job.job_id)
 
     def delete(self, job_id: UUID | str, owner: str | None = None) -> None:
-        """Remove the job and its files; InvalidTransition while it runs."""
+        """Remove the job and its files (in the delete's own transaction); InvalidTransition
+        while it runs."""
         job = self.get(job_id, owner)
-        self.store.delete(job.job_id)
-        shutil.rmtree(self.job_dir(job.job_id), ignore_errors=True)
+        self.store.delete(job.job_id, inside=self.files.detach)
+        self.files.purge()
 
     def counts(self) -> dict[str, int]:
         return self.store.counts()
@@ -282,19 +231,72 @@ class JobService:
     def chunks(self, job_id: UUID | str) -> builtins.list[ChunkRecord]:
         return self.store.chunks(_uuid(job_id))
 
-    def wait_for_update(
-        self, job_id: UUID | str, since: datetime | None, timeout: float
-    ) -> Job | None:
-        """The job as soon as its updated_at is newer than `since` (at once when since is None);
-        None after `timeout` seconds without a change. JobNotFound when it does not exist."""
+    def wait_for_update(self, job_id: UUID | str, since: int | None, timeout: float) -> Job | None:
+        """The job as soon as its version differs from `since` (the `version` of the job last
+        seen; at once when None); None after `timeout` seconds without a change. JobNotFound
+        when it does not exist."""
         return self.store.wait_for_update(_uuid(job_id), since, timeout)
 
     def job_dir(self, job_id: UUID | str) -> Path:
-        return job_dir(self.settings, _uuid(job_id))
+        return self.files.folder(_uuid(job_id))
 
     def output_dir(self, job: Job) -> Path:
         """Where a job's final files are (its folder, or the folder `generate --out` chose)."""
-        return output_dir(self.settings, job)
+        return self.files.output(job)
+
+    # -- running a job in this process (the CLI's generate) --------------------------------------
+    def resume(self, job_id: UUID | str) -> Job:
+        """A job to go on with: one whose process died is reaped once its lease ran out, a failed
+        or cancelled one is retried; a running one is left to its worker."""
+        from patientgen.jobs.worker import reap
+
+        job = self.get(job_id)
+        if job.status == JobStatus.RUNNING:
+            reap(self.store, self.files)
+            job = self.get(job_id)
+        if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+            job = self.retry(job_id)
+        return job
+
+    def run_here(
+        self,
+        job_id: UUID | str,
+        stop: threading.Event,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[Job, RunOutcome | None]:
+        """Run a job in this process until it ends: claim it and run it; while another worker
+        (a `serve` on the same store) holds it, follow its progress, and take it over if it is
+        handed back. Returns the job as it ended and this process's outcome (None when another
+        worker ran it; RELEASED when `stop` was set)."""
+        from patientgen.jobs.runner import run_job
+        from patientgen.jobs.worker import new_worker_id, reap
+
+        worker_id = new_worker_id()
+        job = self.get(job_id)
+        total = int(job.config["scenario"]["total_patients"])
+        last_reap = 0.0
+        while not stop.is_set():
+            if job.status == JobStatus.RUNNING and (
+                time.monotonic() - last_reap > self.settings.reap_interval
+            ):  # its worker may have died with nobody else to notice
+                last_reap = time.monotonic()
+                reap(self.store, self.files)
+                job = self.get(job.job_id)
+            if job.status == JobStatus.PENDING:
+                claimed = self.store.claim(
+                    worker_id, self.settings.lease_seconds, job_id=job.job_id
+                )
+                if claimed:
+                    outcome = run_job(
+                        self.store, self.settings, worker_id, claimed[0], stop, on_progress
+                    )
+                    return self.get(job.job_id), outcome
+            elif job.status not in ACTIVE_STATUSES:
+                return job, None
+            elif on_progress is not None:
+                on_progress(int(job.progress_details.get("patients_done") or 0), total)
+            job = self.wait_for_update(job.job_id, job.version, 1.0) or job
+        return self.get(job.job_id), RunOutcome.RELEASED
 
     # -- API keys --------------------------------------------------------------------------------
     def create_key(
@@ -333,15 +335,6 @@ class JobService:
 
     def revoke_key(self, key_id: str) -> ApiKey:
         return self.store.revoke_key(key_id)
-
-
-def job_dir(settings: Settings, job_id: UUID) -> Path:
-    return Path(settings.data_dir) / "jobs" / str(job_id)
-
-
-def output_dir(settings: Settings, job: Job) -> Path:
-    chosen = job.config.get("output_dir")
-    return Path(chosen) if chosen else job_dir(settings, job.job_id)
 
 
 def _uuid(job_id: UUID | str) -> UUID:

@@ -1,21 +1,24 @@
-"""The JobStore protocol: what the SQLite and PostgreSQL stores both implement.
+"""The JobStore protocol: what the one store core (`sql_store.SqlStore`) offers the job layer.
 
-Only `sqlite_store.py`, `postgres_store.py` and the migrations contain SQL. Every status change
-is conditioned on the source statuses `model.sources_of(target)` allows; every write a worker makes
-is conditioned on `lease_owner = worker_id` and raises `LeaseLost` otherwise (fencing).
+Only `sql/*.sql` and the migrations contain SQL. Every status written is the one
+`model.transition` returns; every write a worker makes is conditioned on `lease_owner = worker_id`
+and raises `LeaseLost` otherwise (fencing). `inside` callbacks run in the transaction of a write
+that succeeded, before it commits: the only place a job's files are removed (files.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from patientgen.jobs.model import ApiKey, ChunkRecord, Job, JobStatus, NewJob
+from patientgen.jobs.model import Action, ApiKey, ChunkRecord, Job, JobStatus, NewJob
 
 #: (job_id, output_files, summary) of a job a worker finished.
 Completion = tuple[UUID, list[dict[str, Any]], dict[str, Any] | None]
+#: Runs inside the transaction of a write that succeeded, with the job as written.
+Inside = Callable[[Job], None]
 
 
 class JobStore(Protocol):
@@ -30,9 +33,10 @@ class JobStore(Protocol):
         """The migration revision the database is at (None when it has no schema yet)."""
 
     # -- submit and read -------------------------------------------------------------------------
-    def create(self, new: NewJob) -> tuple[Job, bool]:
+    def create(self, new: NewJob, max_active: int | None = None) -> tuple[Job, bool]:
         """Insert a pending job; with an idempotency key already used by the owner, return the
-        existing job and False instead."""
+        existing job and False instead (before any limit); TooManyActiveJobs when the owner has
+        `max_active` active jobs. One transaction."""
 
     def create_many(self, news: Sequence[NewJob]) -> int:
         """Insert many pending jobs (no idempotency keys) in one transaction; return the count."""
@@ -66,6 +70,7 @@ class JobStore(Protocol):
         lease_seconds: float,
         progress: int | None = None,
         progress_details: dict[str, Any] | None = None,
+        inside: Inside | None = None,
     ) -> Job:
         """Extend the lease (and save progress); return the job (it shows cancel requests)."""
 
@@ -81,6 +86,19 @@ class JobStore(Protocol):
 
     def chunks(self, job_id: UUID) -> list[ChunkRecord]: ...
 
+    def finish(
+        self,
+        job_id: UUID,
+        worker_id: str,
+        action: Action,
+        *,
+        output_files: list[dict[str, Any]] | None = None,
+        summary: dict[str, Any] | None = None,
+        error: str | None = None,
+        inside: Inside | None = None,
+    ) -> Job:
+        """End this worker's run with `action` (complete, fail, cancelled, release)."""
+
     def complete(
         self,
         job_id: UUID,
@@ -93,15 +111,19 @@ class JobStore(Protocol):
         """Complete many jobs in one transaction; return the ids completed (the others had lost
         their lease)."""
 
-    def fail(self, job_id: UUID, worker_id: str, error: str) -> Job: ...
+    def fail(
+        self, job_id: UUID, worker_id: str, error: str, inside: Inside | None = None
+    ) -> Job: ...
 
     def release(self, job_id: UUID, worker_id: str) -> Job:
         """Give a running job back to the queue at once (graceful stop); the attempt is not
         counted."""
 
-    def mark_cancelled(self, job_id: UUID, worker_id: str) -> Job: ...
+    def mark_cancelled(self, job_id: UUID, worker_id: str, inside: Inside | None = None) -> Job: ...
 
-    def reap(self) -> list[tuple[UUID, JobStatus]]:
+    def reap(
+        self, inside: Callable[[Job, Action], None] | None = None
+    ) -> list[tuple[UUID, JobStatus]]:
         """Jobs whose lease expired: back to pending (attempts left), else failed; cancelled when
         a cancel was requested. Returns what it did."""
 
@@ -110,12 +132,14 @@ class JobStore(Protocol):
 
     def retry(self, job_id: UUID) -> Job: ...
 
-    def delete(self, job_id: UUID) -> None: ...
+    def if_ended(self, job_id: UUID, inside: Inside) -> bool:
+        """Run `inside(job)` under the row lock if the job has ended; whether it did."""
+
+    def delete(self, job_id: UUID, inside: Inside | None = None) -> None: ...
 
     # -- waiting ---------------------------------------------------------------------------------
-    def wait_for_update(
-        self, job_id: UUID, since: datetime | None, timeout: float
-    ) -> Job | None: ...
+    def wait_for_update(self, job_id: UUID, since: int | None, timeout: float) -> Job | None:
+        """The job once its version differs from `since` (None: at once), else None."""
 
     def wait_for_work(self, timeout: float) -> None:
         """Block until a job may be claimable (new or returned job) or `timeout` passed."""

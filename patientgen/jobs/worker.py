@@ -6,8 +6,10 @@
   change counter on SQLite).
 - SIGTERM/SIGINT: the running job stops at its next chunk boundary and is released at once, so
   another worker continues it without waiting for the lease to expire; the process exits 0.
-- The database going away never kills a worker: it logs, waits and reconnects; the job it held
-  is resumed by whoever claims it next.
+- The database going away never kills a worker: it logs, waits and reconnects (a server at its
+  connection limit included); the job it held is resumed by whoever claims it next.
+- The reaper removes the files of a job it ends (cancelled, or failed for good) only inside its
+  own conditional write (files.py); it never touches a job that another worker holds.
 - `WorkerPool` runs N slots as child processes (spawned, since the work is CPU-bound and the
   parent may have threads) and restarts a slot that died; `serve --workers N` embeds it.
 """
@@ -18,18 +20,21 @@ import contextlib
 import logging
 import multiprocessing
 import os
-import shutil
 import signal
 import socket
 import threading
 import time
 from typing import Any
 
-from patientgen.jobs.model import JobStatus, StoreUnavailable
-from patientgen.jobs.runner import PARTS, run_job
-from patientgen.jobs.service import job_dir, open_store
+from patientgen.jobs.files import JobFiles
+from patientgen.jobs.model import Action, Job, RunOutcome, StoreUnavailable
+from patientgen.jobs.runner import run_job
+from patientgen.jobs.sql_store import connect
 from patientgen.jobs.store import JobStore
 from patientgen.settings import Settings
+
+#: Connections of one worker process's pool: its claim loop and its heartbeat thread.
+WORKER_CONNECTIONS = 2
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +59,13 @@ class Worker:
         self.max_jobs = max_jobs
         self.outcomes: dict[str, int] = {}
         self._store: JobStore | None = None
+        self._files = JobFiles(settings.data_dir)
         self._last_reap = 0.0
 
     def _connect(self) -> JobStore | None:
-        while not self.stop.is_set():
-            try:
-                return open_store(self.settings, max_connections=3)
-            except StoreUnavailable as exc:
-                log.warning("worker %s: store unavailable (%s); retrying", self.worker_id, exc)
-                self.stop.wait(1.0)
-        return None
+        return connect_retrying(
+            self.settings, self.stop, f"worker {self.worker_id}", WORKER_CONNECTIONS
+        )
 
     def run(self) -> None:
         log.info("worker %s started", self.worker_id)
@@ -85,7 +87,7 @@ class Worker:
                     outcome = run_job(store, self.settings, self.worker_id, jobs[0], self.stop)
                     ran += 1
                     self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
-                    if outcome == "unavailable":
+                    if outcome == RunOutcome.UNAVAILABLE:
                         self._wait_and_release(store, jobs[0].job_id)
                 except StoreUnavailable as exc:
                     log.warning("worker %s: store unavailable (%s)", self.worker_id, exc)
@@ -99,13 +101,7 @@ class Worker:
         if now - self._last_reap < self.settings.reap_interval:
             return
         self._last_reap = now
-        for job_id, status in store.reap():
-            log.warning("reaper: job %s whose lease expired is now %s", job_id, status.value)
-            folder = job_dir(self.settings, job_id)
-            if status == JobStatus.CANCELLED:
-                shutil.rmtree(folder, ignore_errors=True)
-            elif status == JobStatus.FAILED:
-                shutil.rmtree(folder / PARTS, ignore_errors=True)
+        reap(store, self._files)
 
     def _wait_and_release(self, store: JobStore, job_id: Any) -> None:
         """After losing the database mid-job: once it is back, hand the job back at once (if we
@@ -118,6 +114,38 @@ class Worker:
                 self.stop.wait(1.0)
             except Exception:  # lease lost or job gone: nothing to hand back
                 return
+
+
+def reap(store: JobStore, files: JobFiles) -> list[tuple[Any, Any]]:
+    """Return jobs whose lease expired to the queue, or end them; a job that ends without
+    completing keeps no files (removed inside the reaper's own write)."""
+
+    def inside(job: Job, action: Action) -> None:
+        if action in (Action.CANCELLED, Action.FAIL):
+            files.detach(job)
+
+    reaped = store.reap(inside=inside)
+    for job_id, status in reaped:
+        log.warning("reaper: job %s whose lease expired is now %s", job_id, status.value)
+    if reaped:
+        files.purge()
+    return reaped
+
+
+def connect_retrying(
+    settings: Settings, stop: threading.Event, who: str, max_connections: int
+) -> JobStore | None:
+    """The store, retried every second while the database cannot be reached or is full (None
+    once `stop` is set)."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            return connect(settings, max_connections=max_connections)
+        except StoreUnavailable as exc:
+            log.warning("%s: store unavailable (%s); retrying", who, exc)
+            stop.wait(delay)
+            delay = min(delay * 2, 5.0)
+    return None
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:

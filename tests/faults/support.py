@@ -177,9 +177,14 @@ def assert_output_identical(job: dict[str, Any], data_dir: Path, refs: Reference
 
 
 def assert_no_orphans(data_dir: Path, job_ids: set[str]) -> None:
-    """No folder of an unknown job, no parts folder, no temporary file under data_dir/jobs."""
+    """No folder of an unknown job, no parts folder, no temporary file under data_dir/jobs, and
+    nothing left in the trash of removed folders."""
     jobs_dir = data_dir / "jobs"
     folders = {p.name for p in jobs_dir.iterdir()} if jobs_dir.exists() else set()
+    trash = jobs_dir / ".trash"
+    if ".trash" in folders:
+        assert not list(trash.iterdir()), f"left in the trash: {list(trash.iterdir())[:5]}"
+        folders.discard(".trash")
     assert folders <= job_ids, f"folders of unknown jobs: {sorted(folders - job_ids)[:5]}"
     leftovers = [
         p.relative_to(data_dir).as_posix()
@@ -254,8 +259,8 @@ def transitions(database_url: str) -> dict[str, list[tuple[str, str]]]:
 
 def migrate(data_dir: Path, database_url: str) -> None:
     """Create the schema (as the service would at start-up)."""
-    from patientgen.jobs.service import open_store
+    from patientgen.jobs.service import JobService
     from patientgen.settings import Settings
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    open_store(Settings(data_dir=data_dir, database_url=database_url)).close()
+    JobService.open(Settings(data_dir=data_dir, database_url=database_url)).close()

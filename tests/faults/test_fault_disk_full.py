@@ -172,8 +172,8 @@ def test_resume_writes_again_chunks_whose_parts_are_gone(tmp_path: Path, refs) -
     recorded, or written on another host) writes them again on resume: identical output."""
     import threading
 
-    from patientgen.jobs.runner import PARTS, run_job
-    from patientgen.jobs.service import JobService, job_dir
+    from patientgen.jobs.runner import run_job
+    from patientgen.jobs.service import JobService
     from patientgen.jobs.worker import Worker
     from patientgen.scenario import Scenario
     from patientgen.settings import Settings
@@ -199,7 +199,7 @@ def test_resume_writes_again_chunks_whose_parts_are_gone(tmp_path: Path, refs) -
         )
         assert outcome == "released"
         assert len(service.chunks(job.job_id)) == 2
-        shutil.rmtree(job_dir(settings, job.job_id) / PARTS)
+        shutil.rmtree(service.files.parts(job.job_id))
 
         Worker(settings, max_jobs=1).run()
         done = service.get(job.job_id)

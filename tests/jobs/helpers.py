@@ -33,12 +33,19 @@ def env_for(settings: Any, **extra: Any) -> dict[str, str]:
 class WorkerProcess:
     """`patientgen worker` in a subprocess, its log in a file."""
 
-    def __init__(self, settings: Any, log: Path, *args: str, **env: Any) -> None:
+    def __init__(
+        self,
+        settings: Any,
+        log: Path,
+        *args: str,
+        environ: dict[str, str] | None = None,
+        **env: Any,
+    ) -> None:
         self.log = log
         self._out = open(log, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [str(SCRIPT), "worker", *args],
-            env=env_for(settings, **env),
+            env={**env_for(settings, **env), **(environ or {})},
             stdout=self._out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

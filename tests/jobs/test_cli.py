@@ -92,7 +92,6 @@ def bad_inputs(jobs, tmp_path):
         (["generate", "--resume", "nope"], "not a job id"),
         (["generate", "--resume", str(p), "--preset", "peacekeeping"], "--preset"),
         (["generate", "--resume", str(unknown)], "not found"),
-        (["generate", "--resume", str(r)], "is running"),
         (["generate", "--preset", "peacekeeping", "--chunk-size", "0"], "--chunk-size"),
     ]
 

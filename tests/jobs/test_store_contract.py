@@ -298,7 +298,7 @@ def test_wait_for_update(service, store):
     job = submit(service)
     assert service.wait_for_update(job.job_id, None, 1).job_id == job.job_id
     t0 = time.monotonic()
-    assert service.wait_for_update(job.job_id, job.updated_at, 0.3) is None
+    assert service.wait_for_update(job.job_id, job.version, 0.3) is None
     assert time.monotonic() - t0 >= 0.25
 
     def later():
@@ -307,7 +307,7 @@ def test_wait_for_update(service, store):
 
     threading.Thread(target=later).start()
     t0 = time.monotonic()
-    seen = service.wait_for_update(job.job_id, job.updated_at, 10)
+    seen = service.wait_for_update(job.job_id, job.version, 10)
     assert seen is not None and seen.status == JobStatus.RUNNING
     assert time.monotonic() - t0 < 2
     with pytest.raises(JobNotFound):
@@ -315,9 +315,9 @@ def test_wait_for_update(service, store):
 
 
 def test_wait_for_work_wakes_on_submit(service, settings):
-    from patientgen.jobs.service import open_store
+    from patientgen.jobs.sql_store import connect
 
-    other = open_store(settings)  # another process's view, like a worker
+    other = connect(settings)  # another process's view, like a worker
     try:
         other.wait_for_work(0.2)  # start listening
         threading.Timer(0.3, lambda: submit(service)).start()

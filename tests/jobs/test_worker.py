@@ -254,7 +254,7 @@ def test_progress_is_reported_per_chunk(service, settings):
             current = service.wait_for_update(job.job_id, since, 10)
             assert current is not None, "no progress update within 10 s"
             seen.append(current)
-            since = current.updated_at
+            since = current.version
             if current.status == JobStatus.COMPLETED:
                 break
     finally:

@@ -121,18 +121,15 @@ async def submit_job(
                 }
             ],
         )
-    if who.max_active_jobs is not None:
-        active = await state.call(state.service.active_count, who.owner)
-        if active >= who.max_active_jobs:
-            raise Problem(
-                429,
-                "too-many-active-jobs",
-                f"This API key already has {active} pending or running jobs "
-                f"(limit {who.max_active_jobs}); wait for one to finish.",
-                headers={"Retry-After": "10"},
-            )
+    # the active-job limit is checked in the insert's transaction; an idempotent repeat
+    # returns its job before any limit
     job, created = await state.call(
-        state.service.submit, scenario, formats, who.owner, idempotency_key=key
+        state.service.submit,
+        scenario,
+        formats,
+        who.owner,
+        idempotency_key=key,
+        max_active_jobs=who.max_active_jobs,
     )
     doc = job_document(job, state.api_prefix)
     return json_response(doc, 202 if created else 200, {"Location": doc["links"]["self"]})
@@ -300,7 +297,7 @@ async def job_events(
                     update = await anyio.to_thread.run_sync(
                         state.service.wait_for_update,
                         job.job_id,
-                        job.updated_at,
+                        job.version,
                         SSE_WAIT_SECONDS,
                         abandon_on_cancel=True,
                         limiter=state.sse_limiter,

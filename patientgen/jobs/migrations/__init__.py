@@ -16,7 +16,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 #: The newest revision (a test checks it equals Alembic's head).
-HEAD = "0002"
+HEAD = "0003"
 FIRST = "0001"
 VERSION_TABLE = "patientgen_schema_version"
 _ADVISORY_KEY = 0x70617469656E74  # "patient"
@@ -114,3 +114,37 @@ def history() -> list[tuple[str, str]]:
 def version_query() -> str:
     """The SQL the stores run to see whether a database is already at head."""
     return f"SELECT version_num FROM {VERSION_TABLE}"
+
+
+def ensure_schema(store: Any) -> None:
+    """Upgrade to head unless the database is there already (cheap check first)."""
+    from patientgen.jobs.model import StoreUnavailable
+
+    if store.schema_version() == HEAD:
+        return
+    try:
+        upgrade(store.url)
+    except Exception as exc:  # sqlalchemy/alembic wrap connection errors in their own types
+        if is_connection_error(exc):
+            raise StoreUnavailable(f"cannot migrate {safe_url(store.url)}: {exc}") from exc
+        raise
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    from patientgen.jobs.dialects import DATABASE_ERRORS
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DATABASE_ERRORS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return type(exc).__name__ == "OperationalError"
+
+
+def safe_url(url: str) -> str:
+    """The URL without a password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+    return url

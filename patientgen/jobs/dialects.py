@@ -1,0 +1,375 @@
+"""What differs between SQLite and PostgreSQL, and nothing else: connections and transactions,
+the database's clock, how values are encoded, and how a process learns that something changed.
+
+The whole exception tree of the job layer's database access is here, in one table
+(`DATABASE_ERRORS`): every driver error that means "the database cannot be reached or is busy"
+becomes `StoreUnavailable` in `Dialect.transaction`, and nowhere else.
+
+- `SqliteDialect`: a bounded pool of connections (`SQLITE_CONNECTIONS`), each opened once and
+  closed with the store, shared by every thread of the process (file descriptors stay flat however
+  many threads come and go). Writes run in `BEGIN IMMEDIATE`. The clock of every lease is the
+  host's boot clock (`CLOCK_BOOTTIME`) with the boot id (see sqlite.sql); change detection is
+  `PRAGMA data_version`.
+- `PostgresDialect`: one psycopg_pool per store (a worker process opens one store, so one pool),
+  the server's now() as the clock, LISTEN/NOTIFY on one extra connection for change detection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from patientgen.jobs._codec import loads
+from patientgen.jobs.model import StoreUnavailable
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+#: Connections of one SQLite store (a process opens one store per role): enough for the API's
+#: store threads to read side by side; writers queue on SQLite's one write lock anyway.
+SQLITE_CONNECTIONS = 4
+JOB_CHANNEL = "patientgen_job"
+WORK_CHANNEL = "patientgen_work"
+
+#: Every driver error that means the database is unreachable, restarting or busy for too long.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    sqlite3.OperationalError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    PoolTimeout,
+)
+
+#: The watcher's connection may also be closed under it by `close()`.
+_WATCH_ERRORS: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, sqlite3.ProgrammingError)
+_SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"
+_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+def load_queries(path: Path, placeholder: Callable[[str], str] | None = None) -> dict[str, str]:
+    """The named queries of one file: `-- name: x` starts query x (comments kept out)."""
+    text = path.read_text()
+    names = list(_NAME.finditer(text))
+    queries: dict[str, str] = {}
+    for here, after in zip(names, [*names[1:], None], strict=True):
+        body = text[here.end() : after.start() if after else len(text)]
+        lines = [ln for ln in body.splitlines() if ln.strip() and not ln.lstrip().startswith("--")]
+        sql = "\n".join(lines).strip().rstrip(";")
+        queries[here.group(1)] = placeholder(sql) if placeholder else sql
+    return queries
+
+
+class Tx(Protocol):
+    """One transaction: run named queries in it."""
+
+    def one(self, query: str, /, **params: Any) -> dict[str, Any] | None: ...
+
+    def all(self, query: str, /, **params: Any) -> list[dict[str, Any]]: ...
+
+    def run(self, query: str, /, **params: Any) -> int: ...
+
+
+class Dialect(Protocol):
+    name: str
+    #: True where a change is announced (NOTIFY); False where it must be polled.
+    notifies: bool
+
+    def transaction(self, write: bool) -> contextlib.AbstractContextManager[Tx]: ...
+
+    def clock(self) -> dict[str, Any]:
+        """The clock parameters every query receives (empty where the server has the clock)."""
+
+    def ts(self, value: datetime | None) -> Any: ...
+
+    def lease_until(self, seconds: float) -> Any:
+        """The lease end a worker's write records where the database has no clock (else None)."""
+
+    def row(self, row: dict[str, Any], timestamps: tuple[str, ...]) -> dict[str, Any]:
+        """A row with its timestamps and JSON decoded into Python values."""
+
+    def change_counter(self) -> int:
+        """A number that changes whenever another connection commits (polling dialects)."""
+
+    def listen(self, timeout: float) -> Iterator[tuple[str, str]]:
+        """Notifications (channel, payload) as they come (notifying dialects); raises
+        StoreUnavailable when the connection is lost."""
+
+    def close(self) -> None: ...
+
+
+# -- SQLite ---------------------------------------------------------------------------------------
+
+
+def boot_clock() -> tuple[float, str]:
+    """(seconds on the host's boot clock, the boot id): the SQLite store's lease clock."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return time.clock_gettime(time.CLOCK_BOOTTIME), boot
+    except (OSError, AttributeError):  # pragma: no cover - not Linux: the monotonic clock
+        return time.monotonic(), "monotonic"
+
+
+class _SqliteTx:
+    def __init__(self, conn: sqlite3.Connection, queries: dict[str, str]) -> None:
+        self.conn = conn
+        self.queries = queries
+
+    def one(self, query: str, /, **params: Any) -> dict[str, Any] | None:
+        # fetchall: a statement with RETURNING is only finished once every row was read
+        rows = self.conn.execute(self.queries[query], params).fetchall()
+        return dict(rows[0]) if rows else None
+
+    def all(self, query: str, /, **params: Any) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute(self.queries[query], params).fetchall()]
+
+    def run(self, query: str, /, **params: Any) -> int:
+        return self.conn.execute(self.queries[query], params).rowcount
+
+
+class SqliteDialect:
+    name = "sqlite"
+    notifies = False
+
+    def __init__(self, path: Path, *, busy_timeout: float = 10.0, size: int = SQLITE_CONNECTIONS):
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self.size = size
+        self.queries = load_queries(SQL_DIR / "sqlite.sql")
+        self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._opened = 0
+        self._lock = threading.Lock()
+        self._closed = False
+        self._watch_conn: sqlite3.Connection | None = None
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
+        return conn
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        if self._closed:
+            raise StoreUnavailable("store is closed")
+        try:
+            conn = self._idle.get_nowait()
+        except queue.Empty:
+            with self._lock:
+                fresh = self._opened < self.size
+                if fresh:
+                    self._opened += 1
+            if fresh:
+                try:
+                    conn = self._open()
+                except BaseException:
+                    with self._lock:
+                        self._opened -= 1
+                    raise
+            else:
+                try:
+                    conn = self._idle.get(timeout=self.busy_timeout)
+                except queue.Empty:
+                    raise StoreUnavailable(
+                        f"SQLite database {self.path}: no connection free"
+                    ) from None
+        try:
+            yield conn
+        finally:
+            if self._closed:
+                conn.close()
+            else:
+                self._idle.put(conn)
+
+    @contextlib.contextmanager
+    def transaction(self, write: bool) -> Iterator[Tx]:
+        with self._connection() as conn:
+            try:
+                if write:
+                    conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield _SqliteTx(conn, self.queries)
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                if write:
+                    conn.execute("COMMIT")
+            except DATABASE_ERRORS as exc:
+                raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
+
+    def clock(self) -> dict[str, Any]:
+        mono, boot = boot_clock()
+        return {"now": self.ts(datetime.now(UTC)), "mono": mono, "boot": boot}
+
+    def ts(self, value: datetime | None) -> str | None:
+        return None if value is None else value.astimezone(UTC).strftime(_SQLITE_TS)
+
+    def row(self, row: dict[str, Any], timestamps: tuple[str, ...]) -> dict[str, Any]:
+        for key in timestamps:
+            text = row.get(key)
+            if text is not None:
+                row[key] = datetime.strptime(text, _SQLITE_TS).replace(tzinfo=UTC)
+        for key in ("config", "progress_details", "output_files", "summary"):
+            if key in row:
+                row[key] = loads(row[key])
+        return row
+
+    def lease_until(self, seconds: float) -> str:
+        """The wall time a lease is shown to end at (informational: leases run on the boot
+        clock)."""
+        return self.ts(datetime.now(UTC) + timedelta(seconds=seconds)) or ""
+
+    def change_counter(self) -> int:
+        """PRAGMA data_version of a connection of its own (it counts the commits of every
+        *other* connection, so it must never write), used by the one watcher thread."""
+        if self._closed:
+            raise StoreUnavailable("store is closed")
+        try:
+            if self._watch_conn is None:
+                self._watch_conn = self._open()
+            return int(self._watch_conn.execute("PRAGMA data_version").fetchone()[0])
+        except _WATCH_ERRORS as exc:
+            raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
+
+    def listen(self, timeout: float) -> Iterator[tuple[str, str]]:  # pragma: no cover
+        raise NotImplementedError("SQLite has no notifications; poll change_counter()")
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                break
+        if self._watch_conn is not None:
+            self._watch_conn.close()
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def _psycopg_placeholders(sql: str) -> str:
+    return _PLACEHOLDER.sub(r"%(\1)s", sql)
+
+
+class _PgTx:
+    def __init__(self, cur: psycopg.Cursor[dict[str, Any]], queries: dict[str, str]) -> None:
+        self.cur = cur
+        self.queries = queries
+
+    def one(self, query: str, /, **params: Any) -> dict[str, Any] | None:
+        self.cur.execute(self.queries[query], params)
+        return self.cur.fetchone()
+
+    def all(self, query: str, /, **params: Any) -> list[dict[str, Any]]:
+        self.cur.execute(self.queries[query], params)
+        return self.cur.fetchall()
+
+    def run(self, query: str, /, **params: Any) -> int:
+        self.cur.execute(self.queries[query], params)
+        return self.cur.rowcount
+
+
+class PostgresDialect:
+    name = "postgresql"
+    notifies = True
+
+    def __init__(self, url: str, *, max_connections: int = 10, timeout: float = 5.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.queries = load_queries(SQL_DIR / "postgres.sql", _psycopg_placeholders)
+        self.pool = ConnectionPool(
+            url,
+            min_size=0,
+            max_size=max_connections,
+            kwargs={
+                "autocommit": False,
+                "connect_timeout": max(1, round(timeout)),
+                "options": "-c timezone=UTC",
+            },
+            configure=lambda conn: set_json_loads(loads, conn),
+            check=ConnectionPool.check_connection,
+            timeout=timeout,
+            max_idle=60,
+            open=False,
+            name="patientgen",
+        )
+        self.pool.open(wait=False)
+        self._closed = False
+        self._listen_conn: psycopg.Connection[Any] | None = None
+
+    @contextlib.contextmanager
+    def transaction(self, write: bool) -> Iterator[Tx]:
+        if self._closed:
+            raise StoreUnavailable("store is closed")
+        try:
+            with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+                yield _PgTx(cur, self.queries)
+        except DATABASE_ERRORS as exc:
+            raise StoreUnavailable(f"PostgreSQL unavailable: {exc}".strip()) from exc
+
+    def clock(self) -> dict[str, Any]:
+        return {}
+
+    def ts(self, value: datetime | None) -> datetime | None:
+        return value
+
+    def row(self, row: dict[str, Any], timestamps: tuple[str, ...]) -> dict[str, Any]:
+        return row
+
+    def lease_until(self, seconds: float) -> None:
+        return None
+
+    def change_counter(self) -> int:  # pragma: no cover
+        raise NotImplementedError("PostgreSQL notifies; use listen()")
+
+    def listen(self, timeout: float) -> Iterator[tuple[str, str]]:
+        try:
+            conn = psycopg.connect(
+                self.url, autocommit=True, connect_timeout=max(1, round(self.timeout))
+            )
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"PostgreSQL unavailable: {exc}") from exc
+        self._listen_conn = conn
+        try:
+            conn.execute(f"LISTEN {JOB_CHANNEL}")
+            conn.execute(f"LISTEN {WORK_CHANNEL}")
+            yield ("", "")  # listening now
+            while not self._closed:
+                for note in conn.notifies(timeout=timeout):
+                    yield note.channel, note.payload
+                yield ("", "")
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"PostgreSQL listener lost its connection: {exc}") from exc
+        finally:
+            self._listen_conn = None
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def close(self) -> None:
+        self._closed = True
+        conn = self._listen_conn
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+        self.pool.close(timeout=2)

@@ -1,0 +1,190 @@
+-- The named queries of the PostgreSQL store: the same names, parameters and columns as
+-- sqlite.sql; `sql_store.py` holds the logic once and looks each query up by name. Parameters are
+-- written :name here and turned into psycopg's %(name)s when the file is read.
+--
+-- Differences from SQLite, each by necessity:
+-- * The clock is the server's now(): every worker on every host sees one clock, so :now, :mono
+--   and :boot, which the SQLite store passes in, are ignored here.
+-- * Native uuid, timestamptz and jsonb columns: text parameters are cast where the type matters.
+-- * Row locks: lock_job is FOR UPDATE, claim and expired skip rows another transaction holds
+--   (FOR UPDATE SKIP LOCKED), and lock_owner takes a transaction-level advisory lock per owner so
+--   that the active-job count and the insert of a submit cannot interleave with another's.
+-- * Waiters are woken by NOTIFY, sent by the trigger jobs_notify (migration 0003) on every change
+--   of a job, not by statements here.
+
+-- name: get_job
+SELECT * FROM jobs WHERE job_id = :job_id::uuid;
+
+-- name: lock_job
+SELECT * FROM jobs WHERE job_id = :job_id::uuid FOR UPDATE;
+
+-- name: lock_owner
+SELECT pg_advisory_xact_lock(hashtextextended('patientgen-owner:' || :owner, 0));
+
+-- name: find_idempotent
+SELECT * FROM jobs WHERE owner = :owner AND idempotency_key = :idempotency_key;
+
+-- name: active_count
+SELECT count(*) AS n FROM jobs WHERE owner = :owner AND status IN ('pending', 'running');
+
+-- name: insert_job
+INSERT INTO jobs (job_id, owner, status, config, max_attempts, idempotency_key, priority)
+VALUES (:job_id::uuid, :owner, :status, :config::jsonb, :max_attempts, :idempotency_key,
+        :priority)
+RETURNING *;
+
+-- name: insert_jobs
+-- :batch is a JSON array of {job_id, owner, config, max_attempts, priority}.
+INSERT INTO jobs (job_id, owner, status, config, max_attempts, priority)
+SELECT d.job_id, d.owner, :status, d.config, d.max_attempts, d.priority
+FROM jsonb_to_recordset(:batch::jsonb)
+     AS d(job_id uuid, owner text, config jsonb, max_attempts integer, priority integer);
+
+-- name: list_jobs
+-- :statuses is a JSON array (NULL: every status); the cursor is (:after_created, :after_id).
+SELECT * FROM jobs
+WHERE (:owner::text IS NULL OR owner = :owner::text)
+  AND (:statuses::jsonb IS NULL OR status IN (SELECT jsonb_array_elements_text(:statuses::jsonb)))
+  AND (:after_created::timestamptz IS NULL
+       OR (created_at, job_id) < (:after_created::timestamptz, :after_id::uuid))
+ORDER BY created_at DESC, job_id DESC
+LIMIT :limit;
+
+-- name: counts
+SELECT status, count(*) AS n FROM jobs GROUP BY status;
+
+-- name: claim
+-- The ORDER BY is exactly the partial index jobs_pending, so a claim is a short index scan.
+WITH next AS (
+    SELECT job_id FROM jobs
+    WHERE status = :from_status AND (:only_id::uuid IS NULL OR job_id = :only_id::uuid)
+    ORDER BY priority DESC, created_at, job_id
+    LIMIT :limit FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs j SET status = :status, attempts = j.attempts + 1, lease_owner = :worker_id,
+       lease_expires_at = now() + make_interval(secs => :lease_seconds),
+       started_at = coalesce(j.started_at, now()), updated_at = now(), version = j.version + 1
+FROM next WHERE j.job_id = next.job_id
+RETURNING j.*;
+
+-- name: heartbeat
+UPDATE jobs SET lease_expires_at = now() + make_interval(secs => :lease_seconds),
+       updated_at = now(), version = version + 1,
+       progress = coalesce(:progress, progress),
+       progress_details = coalesce(:progress_details::jsonb, progress_details)
+WHERE job_id = :job_id::uuid AND status = 'running' AND lease_owner = :worker_id
+RETURNING *;
+
+-- name: save_progress
+-- A chunk's checkpoint: progress only (the lease is the heartbeat's business).
+UPDATE jobs SET updated_at = now(), version = version + 1, progress = :progress,
+       progress_details = :progress_details::jsonb
+WHERE job_id = :job_id::uuid AND status = 'running' AND lease_owner = :worker_id
+RETURNING *;
+
+-- name: record_chunk
+INSERT INTO job_chunks (job_id, chunk, summary, worker_id)
+VALUES (:job_id::uuid, :chunk, :summary::jsonb, :worker_id)
+ON CONFLICT (job_id, chunk) DO UPDATE SET
+    summary = excluded.summary, worker_id = excluded.worker_id, finished_at = excluded.finished_at;
+
+-- name: chunks
+SELECT chunk, summary, worker_id, finished_at FROM job_chunks
+WHERE job_id = :job_id::uuid ORDER BY chunk;
+
+-- name: delete_chunks
+DELETE FROM job_chunks WHERE job_id = :job_id::uuid;
+
+-- name: finish
+-- The one fenced write that ends a run (complete, fail, cancelled, released): the worker must
+-- hold the lease, and a completion never lands once a cancel was asked for (:unless_cancelled).
+UPDATE jobs SET status = :status, lease_owner = NULL, lease_expires_at = NULL,
+       attempts = greatest(attempts - :give_back, 0),
+       progress = coalesce(:progress, progress),
+       completed_at = CASE WHEN :terminal::boolean THEN now() END,
+       updated_at = now(), version = version + 1,
+       output_files = coalesce(:output_files::jsonb, output_files),
+       summary = CASE WHEN :set_summary::boolean THEN :summary::jsonb ELSE summary END,
+       error = :error::text,
+       progress_details = jsonb_set(progress_details, '{phase}', to_jsonb(:phase::text))
+WHERE job_id = :job_id::uuid AND status = 'running' AND lease_owner = :worker_id
+  AND NOT (:unless_cancelled::boolean AND cancel_requested_at IS NOT NULL)
+RETURNING *;
+
+-- name: finish_many
+-- :batch is a JSON array of {job_id, output_files, summary}; completes those still held.
+UPDATE jobs j SET status = :status, lease_owner = NULL, lease_expires_at = NULL, progress = 100,
+       completed_at = now(), updated_at = now(), version = j.version + 1,
+       output_files = d.output_files, summary = d.summary, error = NULL,
+       progress_details = jsonb_set(j.progress_details, '{phase}', to_jsonb(:phase::text))
+FROM jsonb_to_recordset(:batch::jsonb) AS d(job_id uuid, output_files jsonb, summary jsonb)
+WHERE j.job_id = d.job_id AND j.status = 'running' AND j.lease_owner = :worker_id
+  AND j.cancel_requested_at IS NULL
+RETURNING j.job_id;
+
+-- name: delete_chunks_many
+DELETE FROM job_chunks
+WHERE job_id IN (SELECT jsonb_array_elements_text(:job_ids::jsonb)::uuid);
+
+-- name: expired
+SELECT * FROM jobs WHERE status = 'running' AND lease_expires_at < now() FOR UPDATE SKIP LOCKED;
+
+-- name: reap_one
+UPDATE jobs SET status = :status, lease_owner = NULL, lease_expires_at = NULL,
+       error = :error::text, updated_at = now(), version = version + 1,
+       completed_at = CASE WHEN :terminal::boolean THEN now() END,
+       progress_details = jsonb_set(progress_details, '{phase}', to_jsonb(:phase::text))
+WHERE job_id = :job_id::uuid AND status = 'running' AND version = :version
+RETURNING *;
+
+-- name: request_cancel
+-- A pending job ends at once (:status 'cancelled'); a running one keeps its status and its
+-- worker sees cancel_requested_at at its next chunk boundary.
+UPDATE jobs SET status = :status, updated_at = now(), version = version + 1,
+       completed_at = CASE WHEN :terminal::boolean THEN now() ELSE completed_at END,
+       progress_details = CASE WHEN :terminal::boolean
+                               THEN jsonb_set(progress_details, '{phase}', to_jsonb(:phase::text))
+                               ELSE progress_details END,
+       cancel_requested_at = coalesce(cancel_requested_at, now())
+WHERE job_id = :job_id::uuid AND version = :version
+RETURNING *;
+
+-- name: retry
+UPDATE jobs SET status = :status, attempts = 0, error = NULL, progress = 0,
+       progress_details = '{}', started_at = NULL, completed_at = NULL,
+       cancel_requested_at = NULL, output_files = '[]', summary = NULL, updated_at = now(),
+       version = version + 1
+WHERE job_id = :job_id::uuid AND version = :version
+RETURNING *;
+
+-- name: delete_job
+DELETE FROM jobs WHERE job_id = :job_id::uuid AND version = :version;
+
+-- name: insert_key
+INSERT INTO api_keys (key_id, name, secret_sha256, admin, max_patients, max_active_jobs,
+                      created_at)
+VALUES (:key_id, :name, :secret_sha256, :admin, :max_patients, :max_active_jobs,
+        :created_at::timestamptz);
+
+-- name: key_by_hash
+SELECT key_id, name, admin, max_patients, max_active_jobs, created_at, revoked_at
+FROM api_keys WHERE secret_sha256 = :secret_sha256;
+
+-- name: list_keys
+SELECT key_id, name, admin, max_patients, max_active_jobs, created_at, revoked_at
+FROM api_keys ORDER BY created_at;
+
+-- name: revoke_key
+UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE key_id = :key_id
+RETURNING key_id, name, admin, max_patients, max_active_jobs, created_at, revoked_at;
+
+-- name: schema_table
+SELECT to_regclass(:table) AS t;
+
+-- name: versions
+-- :job_ids is a JSON array (used where notifications are not, e.g. while the listener is down).
+SELECT job_id::text AS job_id, version FROM jobs
+WHERE job_id IN (SELECT jsonb_array_elements_text(:job_ids::jsonb)::uuid);
+
+-- name: schema_version
+SELECT version_num FROM patientgen_schema_version;

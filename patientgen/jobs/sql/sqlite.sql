@@ -1,0 +1,190 @@
+-- The named queries of the SQLite store. Every query has the same name, parameters and columns in
+-- postgres.sql; `sql_store.py` holds the logic once and looks each query up by name.
+--
+-- Differences from PostgreSQL, each by necessity:
+-- * The clock. SQLite has no server: the store passes the database clock in as parameters.
+--   :now is the wall time (UTC text, for display and ordering only); every lease is decided on
+--   :mono, the host's boot clock (CLOCK_BOOTTIME: one clock shared by every process of the one
+--   host a SQLite file can live on, never stepped), with :boot, the boot id, so a lease taken
+--   before a reboot is expired by definition.
+-- * Timestamps are fixed-width UTC text ('YYYY-MM-DD HH:MM:SS.ffffff'), JSON is text.
+-- * No row locks: every write runs in BEGIN IMMEDIATE, which takes the database's write lock
+--   first, so "lock" queries are plain reads and the per-owner lock is a no-op.
+-- * No NOTIFY: waiters poll PRAGMA data_version (dialects.py).
+-- * Parameters are :name (sqlite3's own style).
+
+-- name: get_job
+SELECT * FROM jobs WHERE job_id = :job_id;
+
+-- name: lock_job
+-- BEGIN IMMEDIATE already holds the write lock.
+SELECT * FROM jobs WHERE job_id = :job_id;
+
+-- name: lock_owner
+-- BEGIN IMMEDIATE already serialises every writer.
+SELECT 1;
+
+-- name: find_idempotent
+SELECT * FROM jobs WHERE owner = :owner AND idempotency_key = :idempotency_key;
+
+-- name: active_count
+SELECT count(*) AS n FROM jobs WHERE owner = :owner AND status IN ('pending', 'running');
+
+-- name: insert_job
+INSERT INTO jobs (job_id, owner, status, config, created_at, updated_at, max_attempts,
+                  idempotency_key, priority)
+VALUES (:job_id, :owner, :status, :config, :now, :now, :max_attempts, :idempotency_key, :priority)
+RETURNING *;
+
+-- name: insert_jobs
+-- :batch is a JSON array of {job_id, owner, config, max_attempts, priority}.
+INSERT INTO jobs (job_id, owner, status, config, created_at, updated_at, max_attempts, priority)
+SELECT value ->> 'job_id', value ->> 'owner', :status, json(value -> 'config'), :now, :now,
+       value ->> 'max_attempts', value ->> 'priority'
+FROM json_each(:batch);
+
+-- name: list_jobs
+-- :statuses is a JSON array (NULL: every status); the cursor is (:after_created, :after_id).
+SELECT * FROM jobs
+WHERE (:owner IS NULL OR owner = :owner)
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:after_created IS NULL OR (created_at, job_id) < (:after_created, :after_id))
+ORDER BY created_at DESC, job_id DESC
+LIMIT :limit;
+
+-- name: counts
+SELECT status, count(*) AS n FROM jobs GROUP BY status;
+
+-- name: claim
+-- The subquery's ORDER BY is the partial index jobs_pending.
+UPDATE jobs SET status = :status, attempts = attempts + 1, lease_owner = :worker_id,
+       lease_expires_at = :lease_until, lease_deadline = :mono + :lease_seconds,
+       lease_boot = :boot, started_at = coalesce(started_at, :now), updated_at = :now,
+       version = version + 1
+WHERE job_id IN (SELECT job_id FROM jobs
+                 WHERE status = :from_status AND (:only_id IS NULL OR job_id = :only_id)
+                 ORDER BY priority DESC, created_at, job_id
+                 LIMIT :limit)
+RETURNING *;
+
+-- name: heartbeat
+UPDATE jobs SET lease_expires_at = :lease_until, lease_deadline = :mono + :lease_seconds,
+       lease_boot = :boot, updated_at = :now, version = version + 1,
+       progress = coalesce(:progress, progress),
+       progress_details = coalesce(:progress_details, progress_details)
+WHERE job_id = :job_id AND status = 'running' AND lease_owner = :worker_id
+RETURNING *;
+
+-- name: save_progress
+-- A chunk's checkpoint: progress only (the lease is the heartbeat's business).
+UPDATE jobs SET updated_at = :now, version = version + 1, progress = :progress,
+       progress_details = :progress_details
+WHERE job_id = :job_id AND status = 'running' AND lease_owner = :worker_id
+RETURNING *;
+
+-- name: record_chunk
+INSERT INTO job_chunks (job_id, chunk, summary, worker_id, finished_at)
+VALUES (:job_id, :chunk, :summary, :worker_id, :now)
+ON CONFLICT (job_id, chunk) DO UPDATE SET
+    summary = excluded.summary, worker_id = excluded.worker_id, finished_at = excluded.finished_at;
+
+-- name: chunks
+SELECT chunk, summary, worker_id, finished_at FROM job_chunks WHERE job_id = :job_id ORDER BY chunk;
+
+-- name: delete_chunks
+DELETE FROM job_chunks WHERE job_id = :job_id;
+
+-- name: finish
+-- The one fenced write that ends a run (complete, fail, cancelled, released): the worker must
+-- hold the lease, and a completion never lands once a cancel was asked for (:unless_cancelled).
+UPDATE jobs SET status = :status, lease_owner = NULL, lease_expires_at = NULL,
+       lease_deadline = NULL, lease_boot = NULL,
+       attempts = max(attempts - :give_back, 0),
+       progress = coalesce(:progress, progress),
+       completed_at = CASE WHEN :terminal THEN :now END,
+       updated_at = :now, version = version + 1,
+       output_files = coalesce(:output_files, output_files),
+       summary = CASE WHEN :set_summary THEN :summary ELSE summary END,
+       error = :error,
+       progress_details = json_set(progress_details, '$.phase', :phase)
+WHERE job_id = :job_id AND status = 'running' AND lease_owner = :worker_id
+  AND NOT (:unless_cancelled AND cancel_requested_at IS NOT NULL)
+RETURNING *;
+
+-- name: finish_many
+-- :batch is a JSON array of {job_id, output_files, summary}; completes those still held.
+UPDATE jobs SET status = :status, lease_owner = NULL, lease_expires_at = NULL,
+       lease_deadline = NULL, lease_boot = NULL, progress = 100, completed_at = :now,
+       updated_at = :now, version = version + 1, output_files = json(d.value -> 'output_files'),
+       summary = json(d.value -> 'summary'), error = NULL,
+       progress_details = json_set(progress_details, '$.phase', :phase)
+FROM json_each(:batch) AS d
+WHERE jobs.job_id = d.value ->> 'job_id' AND jobs.status = 'running'
+  AND jobs.lease_owner = :worker_id AND jobs.cancel_requested_at IS NULL
+RETURNING jobs.job_id;
+
+-- name: delete_chunks_many
+DELETE FROM job_chunks WHERE job_id IN (SELECT value FROM json_each(:job_ids));
+
+-- name: expired
+-- Running jobs whose lease ran out on the boot clock, or was taken before this boot.
+SELECT * FROM jobs
+WHERE status = 'running' AND (lease_boot IS NOT :boot OR lease_deadline < :mono);
+
+-- name: reap_one
+UPDATE jobs SET status = :status, lease_owner = NULL, lease_expires_at = NULL,
+       lease_deadline = NULL, lease_boot = NULL, error = :error, updated_at = :now,
+       version = version + 1, completed_at = CASE WHEN :terminal THEN :now END,
+       progress_details = json_set(progress_details, '$.phase', :phase)
+WHERE job_id = :job_id AND status = 'running' AND version = :version
+RETURNING *;
+
+-- name: request_cancel
+-- A pending job ends at once (:status 'cancelled'); a running one keeps its status and its
+-- worker sees cancel_requested_at at its next chunk boundary.
+UPDATE jobs SET status = :status, updated_at = :now, version = version + 1,
+       completed_at = CASE WHEN :terminal THEN :now ELSE completed_at END,
+       progress_details = CASE WHEN :terminal
+                               THEN json_set(progress_details, '$.phase', :phase)
+                               ELSE progress_details END,
+       cancel_requested_at = coalesce(cancel_requested_at, :now)
+WHERE job_id = :job_id AND version = :version
+RETURNING *;
+
+-- name: retry
+UPDATE jobs SET status = :status, attempts = 0, error = NULL, progress = 0,
+       progress_details = '{}', started_at = NULL, completed_at = NULL,
+       cancel_requested_at = NULL, output_files = '[]', summary = NULL, updated_at = :now,
+       version = version + 1
+WHERE job_id = :job_id AND version = :version
+RETURNING *;
+
+-- name: delete_job
+DELETE FROM jobs WHERE job_id = :job_id AND version = :version;
+
+-- name: insert_key
+INSERT INTO api_keys (key_id, name, secret_sha256, admin, max_patients, max_active_jobs,
+                      created_at)
+VALUES (:key_id, :name, :secret_sha256, :admin, :max_patients, :max_active_jobs, :created_at);
+
+-- name: key_by_hash
+SELECT key_id, name, admin, max_patients, max_active_jobs, created_at, revoked_at
+FROM api_keys WHERE secret_sha256 = :secret_sha256;
+
+-- name: list_keys
+SELECT key_id, name, admin, max_patients, max_active_jobs, created_at, revoked_at
+FROM api_keys ORDER BY created_at;
+
+-- name: revoke_key
+UPDATE api_keys SET revoked_at = coalesce(revoked_at, :now) WHERE key_id = :key_id
+RETURNING key_id, name, admin, max_patients, max_active_jobs, created_at, revoked_at;
+
+-- name: schema_table
+SELECT name AS t FROM sqlite_master WHERE type = 'table' AND name = :table;
+
+-- name: versions
+-- :job_ids is a JSON array; the poller compares these to what its waiters last saw.
+SELECT job_id, version FROM jobs WHERE job_id IN (SELECT value FROM json_each(:job_ids));
+
+-- name: schema_version
+SELECT version_num FROM patientgen_schema_version;

@@ -1,0 +1,703 @@
+"""The one job store: every piece of a store's logic, written once for SQLite and PostgreSQL.
+
+The SQL lives in `sql/sqlite.sql` and `sql/postgres.sql` as named queries with the same names and
+parameters; what else differs (connections, the clock, encoding, notifications) is in
+`dialects.py`. Here, and only here:
+
+- every status written is the one `model.transition` returns for an action; each UPDATE also
+  checks what makes it safe: the lease holder for a worker's writes (fencing: `LeaseLost`), the
+  row version read under the row lock for a user's or the reaper's;
+- a completion never lands after a cancel was requested (`CancelRequested`: the worker then ends
+  the job cancelled), so a cancel that was accepted always cancels;
+- files of a job are removed only by the `inside` callback of a fenced write, run inside that
+  write's transaction after the write succeeded (the caller passes `JobFiles.detach`, which only
+  renames the folder away): no worker that lost its lease, and no user action that was refused,
+  ever removes a file;
+- a submit's idempotency lookup, active-job count and insert are one transaction, serialised per
+  owner (an idempotent repeat returns its job before any limit is checked);
+- lease times come from the database's one clock (`Dialect.clock`), never from a worker's; waiters
+  compare row versions, never timestamps.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from patientgen.jobs._codec import dumps
+from patientgen.jobs.dialects import (
+    JOB_CHANNEL,
+    WORK_CHANNEL,
+    Dialect,
+    PostgresDialect,
+    SqliteDialect,
+    Tx,
+)
+from patientgen.jobs.model import (
+    TERMINAL_STATUSES,
+    Action,
+    ApiKey,
+    CancelRequested,
+    ChunkRecord,
+    Job,
+    JobNotFound,
+    JobStatus,
+    KeyNotFound,
+    LeaseLost,
+    NewJob,
+    StoreUnavailable,
+    TooManyActiveJobs,
+    lost_worker_error,
+    reap_action,
+    transition,
+    worker_transition,
+)
+from patientgen.jobs.store import Completion, Inside
+
+log = logging.getLogger(__name__)
+
+_JOB_TIMES = (
+    "created_at",
+    "started_at",
+    "updated_at",
+    "completed_at",
+    "lease_expires_at",
+    "cancel_requested_at",
+)
+_KEY_TIMES = ("created_at", "revoked_at")
+_CHUNK_TIMES = ("finished_at",)
+
+#: The phase a job's progress shows after each action that ends a run.
+_PHASE = {
+    Action.COMPLETE: "completed",
+    Action.FAIL: "failed",
+    Action.CANCELLED: "cancelled",
+    Action.RELEASE: "queued",
+    Action.REQUEUE: "queued",
+}
+
+
+class SqlStore:
+    """JobStore on SQLite or PostgreSQL, by its dialect."""
+
+    def __init__(self, url: str, dialect: Dialect, *, poll_interval: float = 0.5) -> None:
+        self.url = url
+        self.dialect = dialect
+        self.poll_interval = poll_interval
+        self._lock = threading.Lock()
+        self._waiters: dict[UUID, set[threading.Event]] = {}
+        self._work = threading.Event()
+        self._watching = threading.Event()  # the watcher sees every change right now
+        self._watcher: threading.Thread | None = None
+        self._closed = False
+
+    # -- rows and transactions -------------------------------------------------------------------
+    def _job(self, row: dict[str, Any]) -> Job:
+        return Job.model_validate(self.dialect.row(row, _JOB_TIMES))
+
+    def _key(self, row: dict[str, Any]) -> ApiKey:
+        return ApiKey.model_validate(self.dialect.row(row, _KEY_TIMES))
+
+    def _read(self) -> Any:
+        return self.dialect.transaction(write=False)
+
+    def _write(self) -> Any:
+        return self.dialect.transaction(write=True)
+
+    def close(self) -> None:
+        self._closed = True
+        self.dialect.close()
+        if self._watcher is not None:
+            self._watcher.join(timeout=2)
+
+    def ping(self) -> None:
+        with self._read() as t:
+            t.one("counts")
+
+    def schema_version(self) -> str | None:
+        from patientgen.jobs.migrations import VERSION_TABLE
+
+        with self._read() as t:
+            if t.one("schema_table", table=VERSION_TABLE) in (None, {"t": None}):
+                return None
+            row = t.one("schema_version")
+        return None if row is None else str(row["version_num"])
+
+    # -- submit and read -------------------------------------------------------------------------
+    def create(self, new: NewJob, max_active: int | None = None) -> tuple[Job, bool]:
+        """Insert a pending job; with an idempotency key the owner used already, the existing job
+        and False (before any limit is checked); TooManyActiveJobs when the owner has
+        `max_active` pending or running jobs. One transaction, serialised per owner."""
+        with self._write() as t:
+            if new.idempotency_key is not None or max_active is not None:
+                t.one("lock_owner", owner=new.owner)
+            if new.idempotency_key is not None:
+                row = t.one("find_idempotent", owner=new.owner, idempotency_key=new.idempotency_key)
+                if row is not None:
+                    return self._job(row), False
+            if max_active is not None:
+                active = int(_row(t.one("active_count", owner=new.owner))["n"])
+                if active >= max_active:
+                    raise TooManyActiveJobs(new.owner, active, max_active)
+            row = t.one(
+                "insert_job",
+                job_id=str(new.job_id),
+                owner=new.owner,
+                status=JobStatus.PENDING.value,
+                config=dumps(new.config),
+                max_attempts=new.max_attempts,
+                idempotency_key=new.idempotency_key,
+                priority=new.priority,
+                **self.dialect.clock(),
+            )
+        return self._job(_row(row)), True
+
+    def create_many(self, news: Sequence[NewJob]) -> int:
+        """Insert many pending jobs (no idempotency keys, no limits) in one statement."""
+        batch = [
+            {
+                "job_id": str(n.job_id),
+                "owner": n.owner,
+                "config": n.config,
+                "max_attempts": n.max_attempts,
+                "priority": n.priority,
+            }
+            for n in news
+        ]
+        with self._write() as t:
+            t.run(
+                "insert_jobs",
+                batch=dumps(batch),
+                status=JobStatus.PENDING.value,
+                **self.dialect.clock(),
+            )
+        return len(news)
+
+    def get(self, job_id: UUID) -> Job:
+        with self._read() as t:
+            row = t.one("get_job", job_id=str(job_id))
+        if row is None:
+            raise JobNotFound(job_id)
+        return self._job(row)
+
+    def list_jobs(
+        self,
+        owner: str | None,
+        statuses: Sequence[JobStatus] | None,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+    ) -> list[Job]:
+        """Newest first (created_at, job_id descending), strictly after the keyset `after`."""
+        with self._read() as t:
+            rows = t.all(
+                "list_jobs",
+                owner=owner,
+                statuses=dumps([JobStatus(s).value for s in statuses]) if statuses else None,
+                after_created=self.dialect.ts(after[0]) if after else None,
+                after_id=str(after[1]) if after else None,
+                limit=limit,
+            )
+        return [self._job(r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        out = {s.value: 0 for s in JobStatus}
+        with self._read() as t:
+            for row in t.all("counts"):
+                out[row["status"]] = int(row["n"])
+        return out
+
+    def active_count(self, owner: str) -> int:
+        with self._read() as t:
+            return int(_row(t.one("active_count", owner=owner))["n"])
+
+    # -- worker side (fenced) --------------------------------------------------------------------
+    def claim(
+        self, worker_id: str, lease_seconds: float, limit: int = 1, job_id: UUID | None = None
+    ) -> list[Job]:
+        """Take up to `limit` pending jobs (highest priority, oldest first) for `worker_id`;
+        with `job_id`, that job only (if pending)."""
+        with self._write() as t:
+            rows = t.all(
+                "claim",
+                status=transition(job_id, JobStatus.PENDING, Action.CLAIM),
+                from_status=JobStatus.PENDING.value,
+                worker_id=worker_id,
+                lease_seconds=lease_seconds,
+                lease_until=self.dialect.lease_until(lease_seconds),
+                only_id=None if job_id is None else str(job_id),
+                limit=limit,
+                **self.dialect.clock(),
+            )
+        jobs = [self._job(r) for r in rows]
+        jobs.sort(key=lambda j: (-j.priority, j.created_at, str(j.job_id)))
+        return jobs
+
+    def _lost(self, t: Tx, job_id: UUID, worker_id: str) -> LeaseLost:
+        """Why a fenced write changed nothing: JobNotFound (raised), CancelRequested (raised)
+        for a completion of a job still held, else the LeaseLost to raise."""
+        row = t.one("get_job", job_id=str(job_id))
+        if row is None:
+            raise JobNotFound(job_id)
+        job = self._job(row)
+        held = job.status == JobStatus.RUNNING and job.lease_owner == worker_id
+        if held and job.cancel_requested_at is not None:
+            raise CancelRequested(job_id)
+        return LeaseLost(job_id, worker_id)
+
+    def _beat(
+        self,
+        t: Tx,
+        job_id: UUID,
+        worker_id: str,
+        lease_seconds: float,
+        progress: int | None,
+        progress_details: dict[str, Any] | None,
+    ) -> Job:
+        row = t.one(
+            "heartbeat",
+            job_id=str(job_id),
+            worker_id=worker_id,
+            lease_seconds=lease_seconds,
+            lease_until=self.dialect.lease_until(lease_seconds),
+            progress=progress,
+            progress_details=None if progress_details is None else dumps(progress_details),
+            **self.dialect.clock(),
+        )
+        if row is None:
+            raise self._lost(t, job_id, worker_id)
+        return self._job(row)
+
+    def heartbeat(
+        self,
+        job_id: UUID,
+        worker_id: str,
+        lease_seconds: float,
+        progress: int | None = None,
+        progress_details: dict[str, Any] | None = None,
+        inside: Inside | None = None,
+    ) -> Job:
+        """Extend the lease (and save progress); return the job (it shows cancel requests).
+        `inside` runs in the same transaction once the lease is confirmed."""
+        with self._write() as t:
+            job = self._beat(t, job_id, worker_id, lease_seconds, progress, progress_details)
+            if inside is not None:
+                inside(job)
+        return job
+
+    def record_chunk(
+        self,
+        job_id: UUID,
+        worker_id: str,
+        chunk: int,
+        summary: dict[str, Any],
+        progress: int,
+        progress_details: dict[str, Any],
+    ) -> Job:
+        """Record a chunk as done with its partial summary, and the job's progress (fenced)."""
+        with self._write() as t:
+            row = t.one(
+                "save_progress",
+                job_id=str(job_id),
+                worker_id=worker_id,
+                progress=progress,
+                progress_details=dumps(progress_details),
+                **self.dialect.clock(),
+            )
+            if row is None:
+                raise self._lost(t, job_id, worker_id)
+            job = self._job(row)
+            t.run(
+                "record_chunk",
+                job_id=str(job_id),
+                chunk=chunk,
+                summary=dumps(summary),
+                worker_id=worker_id,
+                **self.dialect.clock(),
+            )
+        return job
+
+    def chunks(self, job_id: UUID) -> list[ChunkRecord]:
+        with self._read() as t:
+            rows = t.all("chunks", job_id=str(job_id))
+        return [ChunkRecord.model_validate(self.dialect.row(r, _CHUNK_TIMES)) for r in rows]
+
+    def finish(
+        self,
+        job_id: UUID,
+        worker_id: str,
+        action: Action,
+        *,
+        output_files: list[dict[str, Any]] | None = None,
+        summary: dict[str, Any] | None = None,
+        error: str | None = None,
+        inside: Inside | None = None,
+    ) -> Job:
+        """End this worker's run of a job with `action` (complete, fail, cancelled, release):
+        the one fenced write for each. LeaseLost (nothing changes) unless the worker holds the
+        job; CancelRequested for a completion once a cancel was asked for."""
+        status = worker_transition(job_id, action)
+        terminal = status in TERMINAL_STATUSES
+        with self._write() as t:
+            row = t.one(
+                "finish",
+                job_id=str(job_id),
+                worker_id=worker_id,
+                status=status.value,
+                terminal=terminal,
+                give_back=1 if action == Action.RELEASE else 0,
+                progress=100 if action == Action.COMPLETE else None,
+                output_files=None if output_files is None else dumps(output_files),
+                set_summary=action == Action.COMPLETE,
+                summary=None if summary is None else dumps(summary),
+                error=error,
+                phase=_PHASE[action],
+                unless_cancelled=action == Action.COMPLETE,
+                **self.dialect.clock(),
+            )
+            if row is None:
+                raise self._lost(t, job_id, worker_id)
+            if terminal:
+                t.run("delete_chunks", job_id=str(job_id))
+            job = self._job(row)
+            if inside is not None:
+                inside(job)
+        return job
+
+    def complete(
+        self,
+        job_id: UUID,
+        worker_id: str,
+        output_files: list[dict[str, Any]],
+        summary: dict[str, Any] | None,
+    ) -> Job:
+        return self.finish(
+            job_id, worker_id, Action.COMPLETE, output_files=output_files, summary=summary
+        )
+
+    def complete_many(self, worker_id: str, completions: Sequence[Completion]) -> list[UUID]:
+        """Complete many jobs in one transaction; return the ids completed (the others had lost
+        their lease, or were asked to cancel)."""
+        if not completions:
+            return []
+        batch = [{"job_id": str(i), "output_files": f, "summary": s} for i, f, s in completions]
+        with self._write() as t:
+            rows = t.all(
+                "finish_many",
+                batch=dumps(batch),
+                worker_id=worker_id,
+                status=worker_transition(None, Action.COMPLETE).value,
+                phase=_PHASE[Action.COMPLETE],
+                **self.dialect.clock(),
+            )
+            done = [UUID(str(r["job_id"])) for r in rows]
+            if done:
+                t.run("delete_chunks_many", job_ids=dumps([str(i) for i in done]))
+        return done
+
+    def fail(self, job_id: UUID, worker_id: str, error: str, inside: Inside | None = None) -> Job:
+        return self.finish(job_id, worker_id, Action.FAIL, error=error, inside=inside)
+
+    def release(self, job_id: UUID, worker_id: str) -> Job:
+        """Give a running job back to the queue at once (graceful stop); the attempt is not
+        counted, its recorded chunks stay."""
+        return self.finish(job_id, worker_id, Action.RELEASE)
+
+    def mark_cancelled(self, job_id: UUID, worker_id: str, inside: Inside | None = None) -> Job:
+        return self.finish(job_id, worker_id, Action.CANCELLED, inside=inside)
+
+    def reap(
+        self, inside: Callable[[Job, Action], None] | None = None
+    ) -> list[tuple[UUID, JobStatus]]:
+        """Jobs whose lease expired: cancelled when a cancel was requested, else back to pending
+        (attempts left) or failed. `inside(job, action)` runs in the transaction for each."""
+        out: list[tuple[UUID, JobStatus]] = []
+        with self._write() as t:
+            clock = self.dialect.clock()
+            for expired in [self._job(r) for r in t.all("expired", **clock)]:
+                action = reap_action(
+                    expired.attempts, expired.max_attempts, expired.cancel_requested_at is not None
+                )
+                status = worker_transition(expired.job_id, action)
+                terminal = status in TERMINAL_STATUSES
+                row = t.one(
+                    "reap_one",
+                    job_id=str(expired.job_id),
+                    version=expired.version,
+                    status=status.value,
+                    terminal=terminal,
+                    error=(
+                        lost_worker_error(expired.attempts, expired.lease_owner)
+                        if action == Action.FAIL
+                        else None
+                    ),
+                    phase=_PHASE[action],
+                    **clock,
+                )
+                if row is None:
+                    continue
+                if terminal:
+                    t.run("delete_chunks", job_id=str(expired.job_id))
+                if inside is not None:
+                    inside(self._job(row), action)
+                out.append((expired.job_id, status))
+        return out
+
+    # -- user side -------------------------------------------------------------------------------
+    def _locked(self, t: Tx, job_id: UUID) -> Job:
+        row = t.one("lock_job", job_id=str(job_id))
+        if row is None:
+            raise JobNotFound(job_id)
+        return self._job(row)
+
+    def request_cancel(self, job_id: UUID) -> Job:
+        """A pending job is cancelled at once; a running one is asked to stop (its worker ends
+        it cancelled at the next chunk boundary, or before completing)."""
+        with self._write() as t:
+            job = self._locked(t, job_id)
+            status = transition(job_id, job.status, Action.CANCEL)
+            assert status is not None
+            row = t.one(
+                "request_cancel",
+                job_id=str(job_id),
+                version=job.version,
+                status=status.value,
+                terminal=status in TERMINAL_STATUSES,
+                phase=status.value,
+                **self.dialect.clock(),
+            )
+        return self._job(_row(row))
+
+    def retry(self, job_id: UUID) -> Job:
+        with self._write() as t:
+            job = self._locked(t, job_id)
+            status = transition(job_id, job.status, Action.RETRY)
+            assert status is not None
+            row = t.one(
+                "retry",
+                job_id=str(job_id),
+                version=job.version,
+                status=status.value,
+                **self.dialect.clock(),
+            )
+            t.run("delete_chunks", job_id=str(job_id))
+        return self._job(_row(row))
+
+    def if_ended(self, job_id: UUID, inside: Inside) -> bool:
+        """Run `inside(job)` under the job's row lock if it has ended (completed, failed or
+        cancelled: no worker may hold it until a retry, which has to wait for the lock)."""
+        with self._write() as t:
+            job = self._locked(t, job_id)
+            if job.status not in TERMINAL_STATUSES:
+                return False
+            inside(job)
+        return True
+
+    def delete(self, job_id: UUID, inside: Inside | None = None) -> None:
+        """Remove a job that is not running; `inside(job)` runs before the transaction
+        commits (InvalidTransition while it runs)."""
+        with self._write() as t:
+            job = self._locked(t, job_id)
+            transition(job_id, job.status, Action.DELETE)
+            t.run("delete_job", job_id=str(job_id), version=job.version)
+            if inside is not None:
+                inside(job)
+
+    # -- waiting ---------------------------------------------------------------------------------
+    def wait_for_update(self, job_id: UUID, since: int | None, timeout: float) -> Job | None:
+        """The job as soon as its version differs from `since` (at once when since is None);
+        None after `timeout` seconds without a change. JobNotFound when it does not exist."""
+        self._ensure_watcher()
+        event = threading.Event()
+        with self._lock:
+            self._waiters.setdefault(job_id, set()).add(event)
+        deadline = time.monotonic() + timeout
+        try:
+            if since is not None:  # give the watcher a moment; until it is up, the loop polls
+                self._watching.wait(min(timeout, 1.0))
+            while True:
+                job = self.get(job_id)
+                if since is None or job.version != since:
+                    return job
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                # a safety re-check every few seconds; every poll interval while not watching
+                step = 5.0 if self._watching.is_set() else self.poll_interval
+                event.wait(min(left, step))
+                event.clear()
+        finally:
+            with self._lock:
+                waiting = self._waiters.get(job_id)
+                if waiting is not None:
+                    waiting.discard(event)
+                    if not waiting:
+                        del self._waiters[job_id]
+
+    def wait_for_work(self, timeout: float) -> None:
+        """Block until a job may be claimable (a change was seen) or `timeout` passed."""
+        self._ensure_watcher()
+        if self._watching.is_set():
+            self._work.wait(timeout)
+        else:
+            time.sleep(min(timeout, self.poll_interval))
+        self._work.clear()
+
+    def _ensure_watcher(self) -> None:
+        with self._lock:
+            if self._watcher is None or not self._watcher.is_alive():
+                target = self._listen if self.dialect.notifies else self._poll
+                self._watcher = threading.Thread(
+                    target=target, name=f"patientgen-{self.dialect.name}-watcher", daemon=True
+                )
+                self._watcher.start()
+
+    def _wake(self, job_ids: Sequence[UUID] | None) -> None:
+        """Wake the waiters of these jobs (None: everyone, work waiters included)."""
+        if job_ids is None:
+            self._work.set()
+        with self._lock:
+            for job_id in self._waiters if job_ids is None else job_ids:
+                for event in self._waiters.get(job_id, ()):
+                    event.set()
+
+    def _listen(self) -> None:
+        """Notifying dialects: dispatch notifications; reconnect when the connection drops."""
+        while not self._closed:
+            try:
+                for channel, payload in self.dialect.listen(timeout=1.0):
+                    if self._closed:
+                        return
+                    if not self._watching.is_set():
+                        self._watching.set()
+                        self._wake(None)  # anything may have changed while not listening
+                    if channel == WORK_CHANNEL:
+                        self._work.set()
+                    elif channel == JOB_CHANNEL:
+                        self._wake([_uuid_or_nil(payload)])
+            except StoreUnavailable as exc:
+                if not self._closed:
+                    log.warning("%s; reconnecting", exc)
+            self._watching.clear()
+            self._wake(None)
+            if not self._closed:
+                time.sleep(self.poll_interval)
+
+    def _poll(self) -> None:
+        """Polling dialects: a cheap change counter; on a change, the versions of the watched
+        jobs, and only their changed waiters are woken."""
+        seen: dict[UUID, int | None] = {}
+        counter: int | None = None
+        step = min(self.poll_interval, 0.1)
+        while not self._closed:
+            try:
+                now = self.dialect.change_counter()
+                with self._lock:
+                    ids = list(self._waiters)
+                changed = now != counter
+                if changed:
+                    self._work.set()
+                counter = now
+                if ids and (changed or any(i not in seen for i in ids)):
+                    with self._read() as t:
+                        rows = t.all("versions", job_ids=dumps([str(i) for i in ids]))
+                    current = {UUID(str(r["job_id"])): int(r["version"]) for r in rows}
+                    moved = [i for i in ids if seen.get(i, -1) != current.get(i)]
+                    seen = {i: current.get(i) for i in ids}
+                    self._wake(moved)
+                self._watching.set()
+            except StoreUnavailable:
+                self._watching.clear()
+            time.sleep(step)
+
+    # -- API keys --------------------------------------------------------------------------------
+    def insert_key(self, key: ApiKey, secret_sha256: str) -> None:
+        with self._write() as t:
+            t.run(
+                "insert_key",
+                key_id=key.key_id,
+                name=key.name,
+                secret_sha256=secret_sha256,
+                admin=key.admin,
+                max_patients=key.max_patients,
+                max_active_jobs=key.max_active_jobs,
+                created_at=self.dialect.ts(key.created_at),
+            )
+
+    def key_by_hash(self, secret_sha256: str) -> ApiKey | None:
+        with self._read() as t:
+            row = t.one("key_by_hash", secret_sha256=secret_sha256)
+        return None if row is None else self._key(row)
+
+    def list_keys(self) -> list[ApiKey]:
+        with self._read() as t:
+            return [self._key(r) for r in t.all("list_keys")]
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        with self._write() as t:
+            row = t.one("revoke_key", key_id=key_id, **self.dialect.clock())
+        if row is None:
+            raise KeyNotFound(key_id)
+        return self._key(row)
+
+
+def _row(row: dict[str, Any] | None) -> dict[str, Any]:
+    """The row of a statement that always returns one."""
+    if row is None:  # pragma: no cover - the statements guarantee a row
+        raise RuntimeError("expected a row")
+    return row
+
+
+def _uuid_or_nil(text: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        return UUID(int=0)
+
+
+def open_store(
+    url: str,
+    *,
+    max_connections: int = 10,
+    timeout: float = 5.0,
+    poll_interval: float = 0.5,
+) -> SqlStore:
+    """The store a database URL names (not migrated: see `migrations.ensure_schema`)."""
+    from patientgen.jobs.migrations import sqlite_path
+
+    dialect: Dialect
+    if url.startswith("sqlite:///"):
+        path = sqlite_path(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        dialect = SqliteDialect(path)
+    elif url.startswith(("postgresql://", "postgres://")):
+        dialect = PostgresDialect(url, max_connections=max_connections, timeout=timeout)
+    else:
+        raise ValueError(
+            f"unsupported database URL {url!r} (use sqlite:///path or postgresql://...)"
+        )
+    return SqlStore(url, dialect, poll_interval=poll_interval)
+
+
+def connect(settings: Any, *, max_connections: int = 10, migrate: bool = True) -> SqlStore:
+    """The store `settings.database_url` names, its schema upgraded to head first (StoreUnavailable
+    while the database cannot be reached, ValueError for a URL of no known database)."""
+    from patientgen.jobs import migrations
+
+    store = open_store(
+        settings.database_url,
+        max_connections=max_connections,
+        timeout=settings.db_timeout,
+        poll_interval=settings.poll_interval,
+    )
+    if migrate:
+        try:
+            migrations.ensure_schema(store)
+        except BaseException:
+            store.close()
+            raise
+    return store

@@ -1,0 +1,42 @@
+"""A cancel accepted while a job is being finalized cancels it (finding 8 of the hostile review:
+it was answered 200 and the job completed anyway), on SQLite and PostgreSQL.
+
+The cancel arrives at the worst moment: while `bundle.finalize` joins the files, after the last
+chunk boundary. The runner's completion is refused by the store and the job ends cancelled, its
+files removed. The real finalize runs; only the moment of the cancel is arranged.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from patientgen.formats import bundle
+from patientgen.jobs.model import JobStatus
+from patientgen.jobs.runner import run_job
+from patientgen.scenario import Scenario
+
+
+@pytest.mark.parametrize("chunks", [1, 3])
+def test_cancel_during_finalize_cancels(service, settings, monkeypatch, chunks) -> None:
+    job, _ = service.submit(Scenario(name="late", total_patients=5 * chunks, seed=4), ["csv"])
+    real_finalize = bundle.finalize
+    answers = []
+
+    def finalize_with_a_cancel(*args, **kwargs):
+        answers.append(service.cancel(job.job_id))  # a user's cancel, accepted
+        return real_finalize(*args, **kwargs)
+
+    monkeypatch.setattr(bundle, "finalize", finalize_with_a_cancel)
+    (claimed,) = service.store.claim("w", settings.lease_seconds)
+    outcome = run_job(service.store, settings, "w", claimed, threading.Event())
+
+    assert answers and answers[0].status == JobStatus.RUNNING
+    assert answers[0].cancel_requested_at is not None
+    assert outcome == "cancelled"  # RunOutcome.CANCELLED
+    final = service.get(job.job_id)
+    assert final.status == JobStatus.CANCELLED
+    assert final.output_files == [] and final.summary is None
+    assert not service.job_dir(job.job_id).exists()
+    assert service.chunks(job.job_id) == []

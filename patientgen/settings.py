@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     auth: Literal["auto", "required", "off"] = "auto"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    #: Seconds a connection may take to send a complete request head (request line and headers),
+    #: counted from the connection's opening or from the end of its previous response (so it
+    #: also bounds an idle keep-alive connection). Past it the server closes the connection.
+    head_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:

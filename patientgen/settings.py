@@ -41,12 +41,28 @@ class Settings(BaseSettings):
     #: counted from the connection's opening or from the end of its previous response (so it
     #: also bounds an idle keep-alive connection). Past it the server closes the connection.
     head_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
+    #: Host header values the API answers (comma list, any port; `*` allows any, `*.example.org`
+    #: any subdomain). Empty: the loopback names plus `host` when it is not a wildcard address.
+    #: Anything else gets 400 (defence against DNS rebinding).
+    allowed_hosts: str = ""
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'patientgen.db'}"
         return self
+
+    @property
+    def allowed_host_names(self) -> list[str]:
+        """`allowed_hosts` as a list of lower-case names; the default when it is empty."""
+        given = [h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip()]
+        if given:
+            return given
+        names = ["localhost", "127.0.0.1", "::1", "[::1]"]
+        bound = self.host.strip().lower()
+        if bound not in ("", "0.0.0.0", "::", "[::]") and bound not in names:
+            names.append(bound)
+        return names
 
     @property
     def heartbeat_interval(self) -> float:

@@ -20,7 +20,7 @@ from patientgen.api import problems
 from patientgen.api.auth import KeyCache, auth_required
 from patientgen.api.common import json_response, problem_responses
 from patientgen.api.metrics import Metrics
-from patientgen.api.middleware import LatencyMetrics, RequestGuard, SendTimeout
+from patientgen.api.middleware import HostGuard, LatencyMetrics, RequestGuard, SendTimeout
 from patientgen.api.routes import files, health, jobs, presets
 
 API_PREFIX = "/api/v1"
@@ -124,12 +124,20 @@ def create_app(settings: Any, service: Any = None) -> FastAPI:
 
     app.add_middleware(RequestGuard, max_body=MAX_BODY_BYTES, api_prefix=API_PREFIX + "/")
     app.add_middleware(SendTimeout, seconds=SEND_TIMEOUT)
+    app.add_middleware(HostGuard, allowed=_allowed_hosts(settings))
     app.add_middleware(LatencyMetrics, histogram=metrics.request_latency)
     app.router.routes.append(
         _WebMount("/", StaticFiles(directory=WEB_DIR, html=True, check_dir=False), name="web")
     )
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     return app
+
+
+def _allowed_hosts(settings: Any) -> list[str]:
+    names = getattr(settings, "allowed_host_names", None)
+    if names is None:  # settings of another shape: the loopback names only
+        return ["localhost", "127.0.0.1", "::1"]
+    return list(names)
 
 
 class _WebMount(Mount):

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     #: any subdomain). Empty: the loopback names plus `host` when it is not a wildcard address.
     #: Anything else gets 400 (defence against DNS rebinding).
     allowed_hosts: str = ""
+    #: /metrics without an API key even where keys are required (false: it needs a valid key).
+    metrics_public: bool = False
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:

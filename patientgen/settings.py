@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     allowed_hosts: str = ""
     #: /metrics without an API key even where keys are required (false: it needs a valid key).
     metrics_public: bool = False
+    #: Event streams (GET /jobs/{id}/events) one key (or the anonymous caller) may hold open at
+    #: once in one API process; one more answers 429.
+    max_streams_per_key: Annotated[int, Field(ge=1, le=100_000)] = 20
+    #: ZIP downloads (GET /jobs/{id}/archive) one key may hold open at once in one API process.
+    max_archives_per_key: Annotated[int, Field(ge=1, le=10_000)] = 2
+    #: Patients per job the anonymous caller (no key, where keys are optional) may ask for.
+    anonymous_max_patients: Annotated[int, Field(ge=1, le=1_000_000_000)] = 1_000_000
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:

@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 from patientgen.api import problems
 from patientgen.api.auth import KeyCache, auth_required
 from patientgen.api.common import json_response, problem_responses
+from patientgen.api.limits import OwnerSlots
 from patientgen.api.metrics import Metrics
 from patientgen.api.middleware import (
     HostGuard,
@@ -96,6 +97,12 @@ def create_app(settings: Any, service: Any = None) -> FastAPI:
     app.state.api_prefix = API_PREFIX
     app.state.key_cache = KeyCache()
     app.state.sse_limiter = anyio.CapacityLimiter(SSE_THREADS)
+    app.state.stream_slots = OwnerSlots(
+        int(getattr(settings, "max_streams_per_key", 20)), "event streams"
+    )
+    app.state.archive_slots = OwnerSlots(
+        int(getattr(settings, "max_archives_per_key", 2)), "ZIP downloads"
+    )
     store_limiter = anyio.CapacityLimiter(STORE_THREADS)
 
     async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -35,6 +35,8 @@ class Principal:
     admin: bool
     max_patients: int | None = None
     max_active_jobs: int | None = None
+    #: No key was sent (where keys are optional): the owner is LOCAL_OWNER.
+    anonymous: bool = False
 
     @property
     def scope(self) -> str | None:
@@ -101,7 +103,7 @@ async def principal(
     if not secret:
         if state.auth_required:
             raise _unauthorized("An API key is required.")
-        return Principal(owner=LOCAL_OWNER, admin=False)
+        return Principal(owner=LOCAL_OWNER, admin=False, anonymous=True)
     if len(secret) > 200:
         raise _unauthorized("The API key is not valid.")
     key = state.key_cache.get(secret)

@@ -77,6 +77,10 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
         "Too many active jobs",
         "The API key already has its maximum number of pending or running jobs.",
     ),
+    "too-many-streams": (
+        "Too many open streams",
+        "The API key already has its maximum number of open event streams or ZIP downloads.",
+    ),
     "service-unavailable": (
         "Service unavailable",
         "The job store cannot be reached right now; retry after a short while.",

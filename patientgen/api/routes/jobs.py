@@ -19,6 +19,7 @@ from patientgen.api.common import (
     problem_responses,
     status_name,
 )
+from patientgen.api.limits import CappedStreamingResponse
 from patientgen.api.problems import Problem, translate
 from patientgen.api.resolve import derive_seed, resolve_scenario, with_seed
 from patientgen.api.schemas import (
@@ -117,6 +118,22 @@ async def submit_job(
                     "field": "body.scenario.total_patients",
                     "loc": ["body", "scenario", "total_patients"],
                     "message": f"at most {who.max_patients} for this API key",
+                    "type": "less_than_equal",
+                }
+            ],
+        )
+    anonymous_limit = int(getattr(state.settings, "anonymous_max_patients", 1_000_000))
+    if who.anonymous and scenario.total_patients > anonymous_limit:
+        raise Problem(
+            422,
+            "too-many-patients",
+            f"Without an API key a job may ask for at most {anonymous_limit} patients; "
+            f"the scenario asks for {scenario.total_patients}.",
+            errors=[
+                {
+                    "field": "body.scenario.total_patients",
+                    "loc": ["body", "scenario", "total_patients"],
+                    "message": f"at most {anonymous_limit} without an API key",
                     "type": "less_than_equal",
                 }
             ],
@@ -272,7 +289,7 @@ _SSE_EVENT: dict[str, Any] = {
             "Lines starting with `:` are keep-alives.",
             "content": {"text/event-stream": {"schema": _SSE_EVENT}},
         },
-        **problem_responses(401, 404, 422, 503),
+        **problem_responses(401, 404, 422, 429, 503),
     },
 )
 async def job_events(
@@ -318,8 +335,10 @@ async def job_events(
             else:
                 job = update
 
-    return StreamingResponse(
+    return CappedStreamingResponse(
         stream(),
+        slots=state.stream_slots,  # 429 over PATIENTGEN_MAX_STREAMS_PER_KEY open streams
+        owner=who.owner,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -37,12 +37,41 @@ class Settings(BaseSettings):
     auth: Literal["auto", "required", "off"] = "auto"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    #: Seconds a connection may take to send a complete request head (request line and headers),
+    #: counted from the connection's opening or from the end of its previous response (so it
+    #: also bounds an idle keep-alive connection). Past it the server closes the connection.
+    head_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
+    #: Host header values the API answers (comma list, any port; `*` allows any, `*.example.org`
+    #: any subdomain). Empty: the loopback names plus `host` when it is not a wildcard address.
+    #: Anything else gets 400 (defence against DNS rebinding).
+    allowed_hosts: str = ""
+    #: /metrics without an API key even where keys are required (false: it needs a valid key).
+    metrics_public: bool = False
+    #: Event streams (GET /jobs/{id}/events) one key (or the anonymous caller) may hold open at
+    #: once in one API process; one more answers 429.
+    max_streams_per_key: Annotated[int, Field(ge=1, le=100_000)] = 20
+    #: ZIP downloads (GET /jobs/{id}/archive) one key may hold open at once in one API process.
+    max_archives_per_key: Annotated[int, Field(ge=1, le=10_000)] = 2
+    #: Patients per job the anonymous caller (no key, where keys are optional) may ask for.
+    anonymous_max_patients: Annotated[int, Field(ge=1, le=1_000_000_000)] = 1_000_000
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'patientgen.db'}"
         return self
+
+    @property
+    def allowed_host_names(self) -> list[str]:
+        """`allowed_hosts` as a list of lower-case names; the default when it is empty."""
+        given = [h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip()]
+        if given:
+            return given
+        names = ["localhost", "127.0.0.1", "::1", "[::1]"]
+        bound = self.host.strip().lower()
+        if bound not in ("", "0.0.0.0", "::", "[::]") and bound not in names:
+            names.append(bound)
+        return names
 
     @property
     def heartbeat_interval(self) -> float:

@@ -19,8 +19,15 @@ from starlette.staticfiles import StaticFiles
 from patientgen.api import problems
 from patientgen.api.auth import KeyCache, auth_required
 from patientgen.api.common import json_response, problem_responses
+from patientgen.api.limits import OwnerSlots
 from patientgen.api.metrics import Metrics
-from patientgen.api.middleware import LatencyMetrics, RequestGuard, SendTimeout
+from patientgen.api.middleware import (
+    HostGuard,
+    LatencyMetrics,
+    RequestGuard,
+    SecurityHeaders,
+    SendTimeout,
+)
 from patientgen.api.routes import files, health, jobs, presets
 
 API_PREFIX = "/api/v1"
@@ -78,7 +85,7 @@ def create_app(settings: Any, service: Any = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served by docs_page (with a policy of its own)
         redoc_url=None,
         responses=problem_responses(500),
     )
@@ -90,6 +97,12 @@ def create_app(settings: Any, service: Any = None) -> FastAPI:
     app.state.api_prefix = API_PREFIX
     app.state.key_cache = KeyCache()
     app.state.sse_limiter = anyio.CapacityLimiter(SSE_THREADS)
+    app.state.stream_slots = OwnerSlots(
+        int(getattr(settings, "max_streams_per_key", 20)), "event streams"
+    )
+    app.state.archive_slots = OwnerSlots(
+        int(getattr(settings, "max_archives_per_key", 2)), "ZIP downloads"
+    )
     store_limiter = anyio.CapacityLimiter(STORE_THREADS)
 
     async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -121,15 +134,25 @@ def create_app(settings: Any, service: Any = None) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.root_router)
     problems_router(app)
+    docs_page(app)
 
     app.add_middleware(RequestGuard, max_body=MAX_BODY_BYTES, api_prefix=API_PREFIX + "/")
     app.add_middleware(SendTimeout, seconds=SEND_TIMEOUT)
+    app.add_middleware(HostGuard, allowed=_allowed_hosts(settings))
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(LatencyMetrics, histogram=metrics.request_latency)
     app.router.routes.append(
         _WebMount("/", StaticFiles(directory=WEB_DIR, html=True, check_dir=False), name="web")
     )
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     return app
+
+
+def _allowed_hosts(settings: Any) -> list[str]:
+    names = getattr(settings, "allowed_host_names", None)
+    if names is None:  # settings of another shape: the loopback names only
+        return ["localhost", "127.0.0.1", "::1"]
+    return list(names)
 
 
 class _WebMount(Mount):
@@ -176,6 +199,65 @@ def problems_router(app: FastAPI) -> None:
         return json_response(
             {"type": problems.problem_type(slug), "title": found[0], "description": found[1]}
         )
+
+
+def docs_page(app: FastAPI) -> None:
+    """Swagger UI at /api/v1/docs. Its code and styles come from a CDN today, plus one inline
+    script that starts it, so it cannot live under the page's PAGE_CSP; its own policy allows
+    exactly the origins the generated page names and that one script (by its sha256), and
+    inline styles (Swagger UI sets some). Everything else stays as strict as the page's."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    html = get_swagger_ui_html(
+        openapi_url=f"{API_PREFIX}/openapi.json", title=f"{app.title} - Swagger UI"
+    )
+    csp = docs_csp(bytes(html.body).decode())
+
+    @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
+    async def swagger_ui() -> Response:
+        return Response(html.body, media_type="text/html", headers={"Content-Security-Policy": csp})
+
+
+def docs_csp(page: str) -> str:
+    """A policy for an HTML page that loads scripts and styles from other origins and runs
+    inline scripts: those origins, and each inline script by hash."""
+    import base64
+    import hashlib
+    import re
+    from urllib.parse import urlsplit
+
+    def origins(pattern: str) -> list[str]:
+        found = []
+        for url in re.findall(pattern, page):
+            parts = urlsplit(url)
+            if parts.scheme == "https" and parts.netloc:
+                origin = f"https://{parts.netloc}"
+                if origin not in found:
+                    found.append(origin)
+        return found
+
+    scripts = origins(r'<script[^>]*\ssrc="([^"]+)"')
+    styles = origins(r'<link[^>]*rel="stylesheet"[^>]*href="([^"]+)"') + origins(
+        r'<link[^>]*href="([^"]+)"[^>]*rel="stylesheet"'
+    )
+    images = origins(r'<link[^>]*rel="(?:shortcut )?icon"[^>]*href="([^"]+)"')
+    hashes = [
+        "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
+        for body in re.findall(r"<script>(.*?)</script>", page, flags=re.S)
+    ]
+    return "; ".join(
+        [
+            "default-src 'self'",
+            " ".join(["script-src 'self'", *scripts, *hashes]),
+            " ".join(["style-src 'self' 'unsafe-inline'", *styles]),
+            " ".join(["img-src 'self' data:", *images]),
+            "connect-src 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "object-src 'none'",
+        ]
+    )
 
 
 def _version() -> str:

@@ -2,7 +2,8 @@
 
 Whether a key is required is decided once at start-up (`auth_required`). Without a required key an
 anonymous caller acts as owner "local"; a key that is sent is always checked, so a wrong key is a
-401 even where keys are optional.
+401 even where keys are optional. /metrics asks for a key like every other route
+(`metrics_access`) unless the setting `metrics_public` opens it to anyone.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class Principal:
     admin: bool
     max_patients: int | None = None
     max_active_jobs: int | None = None
+    #: No key was sent (where keys are optional): the owner is LOCAL_OWNER.
+    anonymous: bool = False
 
     @property
     def scope(self) -> str | None:
@@ -100,7 +103,7 @@ async def principal(
     if not secret:
         if state.auth_required:
             raise _unauthorized("An API key is required.")
-        return Principal(owner=LOCAL_OWNER, admin=False)
+        return Principal(owner=LOCAL_OWNER, admin=False, anonymous=True)
     if len(secret) > 200:
         raise _unauthorized("The API key is not valid.")
     key = state.key_cache.get(secret)
@@ -115,3 +118,15 @@ async def principal(
         max_patients=key.max_patients,
         max_active_jobs=key.max_active_jobs,
     )
+
+
+async def metrics_access(
+    request: Request,
+    bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    header_key: str | None = Depends(_api_key_header),
+) -> None:
+    """Who may read /metrics: anyone with `metrics_public`, otherwise callers `principal`
+    accepts (any valid key where keys are required)."""
+    if getattr(request.app.state.settings, "metrics_public", False):
+        return
+    await principal(request, bearer, header_key)

@@ -22,7 +22,7 @@ _STATUS_TITLES = {
     415: "Unsupported media type",
     416: "Range not satisfiable",
     422: "Invalid fields (every one listed in `errors`)",
-    429: "Too many active jobs for this key",
+    429: "Too many active jobs, open event streams or ZIP downloads for this key",
     500: "Unexpected error",
     503: "Job store unavailable",
 }

@@ -1,10 +1,18 @@
 """Pure ASGI middleware: bounded request bodies (413), JSON-only bodies (415), slow clients
-bounded, request latency."""
+bounded, request latency, the Host allow-list (400) and security headers.
+
+Invariant of `HostGuard`: a request whose Host header is not on the allow-list never reaches
+anything inside it (routes, auth, the store); it gets a 400 problem and nothing else happens.
+Invariant of `SecurityHeaders`: every HTTP response carries `X-Content-Type-Options: nosniff`;
+every HTML response also a Content-Security-Policy (the strict PAGE_CSP unless the route set a
+policy of its own), `X-Frame-Options: DENY` and `Referrer-Policy: no-referrer`.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import anyio
@@ -29,6 +37,110 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return value
     return None
+
+
+def host_name(value: str) -> str | None:
+    """The host of a Host header value without its port, lower case, IPv6 without brackets;
+    None when it cannot be a host (empty, a port that is not a number)."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return None
+        name, rest = value[1:end], value[end + 1 :]
+        port = rest.removeprefix(":") if rest.startswith(":") else rest
+    elif value.count(":") == 1:
+        name, port = value.split(":")
+    else:
+        name, port = value, ""  # no port (or an unbracketed IPv6 address, kept whole)
+    if port and not port.isdigit():
+        return None
+    name = name.removesuffix(".")
+    return name or None
+
+
+class HostGuard:
+    """Answers 400 `host-not-allowed` to every request whose Host header (any port) is not in
+    `allowed`. Entries are host names or addresses (IPv6 with or without brackets), `*.example.org`
+    for its subdomains, or `*` for anything. A request without a Host header is refused too
+    (unless `*`): a browser always sends one, so DNS rebinding cannot slip through that way."""
+
+    def __init__(self, app: ASGIApp, allowed: Iterable[str]) -> None:
+        self.app = app
+        names = [n.strip().lower() for n in allowed if n.strip()]
+        self.any = "*" in names
+        self.suffixes = tuple(n[1:] for n in names if n.startswith("*."))
+        self.exact = {
+            n.strip("[]").removesuffix(".") for n in names if n != "*" and not n.startswith("*.")
+        }
+
+    def allows(self, header: bytes | None) -> bool:
+        if self.any:
+            return True
+        if header is None:
+            return False
+        name = host_name(header.decode("latin-1"))
+        if name is None:
+            return False
+        return name in self.exact or (bool(self.suffixes) and name.endswith(self.suffixes))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self.allows(_header(scope, b"host")):
+            await self.app(scope, receive, send)
+            return
+        shown = (_header(scope, b"host") or b"").decode("latin-1")[:100]
+        problem = Problem(
+            400,
+            "host-not-allowed",
+            f"This service does not answer for the host {shown!r}; "
+            "allow it in PATIENTGEN_ALLOWED_HOSTS.",
+        )
+        response = problem.response(scope.get("path"))
+
+        async def no_receive() -> Message:
+            return {"type": "http.disconnect"}
+
+        await response(scope, no_receive, send)
+
+
+#: The web page's policy: its own scripts, styles, images and API only; no inline code, no
+#: plugins, never framed, no <base>, forms post only to itself.
+PAGE_CSP = (
+    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
+    "object-src 'none'"
+)
+
+
+class SecurityHeaders:
+    """Adds the headers of the invariant above to each response start (never twice, and never
+    replacing a Content-Security-Policy a route chose, such as the API docs' own)."""
+
+    def __init__(self, app: ASGIApp, csp: str = PAGE_CSP) -> None:
+        self.app = app
+        self.html_headers = [
+            (b"content-security-policy", csp.encode()),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                extra = [(b"x-content-type-options", b"nosniff")]
+                ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if ctype.lower().startswith(b"text/html"):
+                    extra += self.html_headers
+                headers += [(name, value) for name, value in extra if name not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 class RequestGuard:

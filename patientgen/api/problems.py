@@ -39,6 +39,10 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
         "The request is well-formed but some fields are invalid; `errors` lists every one of them.",
     ),
     "malformed-request": ("Malformed request", "The request body or a header cannot be parsed."),
+    "host-not-allowed": (
+        "Host not allowed",
+        "The Host header names no host this service answers for (PATIENTGEN_ALLOWED_HOSTS).",
+    ),
     "unauthorized": (
         "Authentication required",
         "Send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
@@ -73,6 +77,10 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
     "too-many-active-jobs": (
         "Too many active jobs",
         "The API key already has its maximum number of pending or running jobs.",
+    ),
+    "too-many-streams": (
+        "Too many open streams",
+        "The API key already has its maximum number of open event streams or ZIP downloads.",
     ),
     "service-unavailable": (
         "Service unavailable",

@@ -18,6 +18,21 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def _raise_open_files_limit() -> None:
+    """Lift the soft limit of open files to the hard one. Every connection is a file: with the
+    usual soft limit of 1024, about a thousand connections (idle, slow or hostile, until the head
+    timeout closes them) make the server refuse everyone else, /healthz included."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ImportError, ValueError, OSError):  # pragma: no cover - not POSIX, or not allowed
+        pass
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
@@ -63,6 +78,7 @@ def serve(
         typer.echo(f"error: cannot open the job store: {exc}", err=True)
         raise typer.Exit(1) from None
 
+    _raise_open_files_limit()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     pool = None
     try:
@@ -86,7 +102,9 @@ def serve(
             log_level=log_level,
             timeout_graceful_shutdown=5,
             proxy_headers=False,
-            http=bounded_http_protocol(),  # 431 for a request head over 64 KiB
+            # 431 for a request head over 64 KiB; connections whose head does not arrive in
+            # time (slowloris, idle keep-alive) are closed after settings.head_timeout
+            http=bounded_http_protocol(settings.head_timeout),
         )
         # uvicorn handles SIGINT/SIGTERM itself and re-raises the signal once it has shut down;
         # turning SIGTERM into SystemExit then lets the `finally` below stop the workers.

@@ -120,7 +120,8 @@ def test_health_ready_metrics(api_only: Service) -> None:
     for path in ("/readyz", "/api/v1/readyz"):
         response = httpx.get(api_only.url + path)
         assert response.status_code == 200 and response.json()["status"] == "ready"
-    text = httpx.get(api_only.url + "/metrics").text
+    key = {"Authorization": f"Bearer {api_only.keys['alice']}"}
+    text = httpx.get(api_only.url + "/metrics", headers=key).text
     for name in (
         "patientgen_jobs{",
         "patientgen_job_duration_seconds_bucket",

@@ -137,7 +137,8 @@ _FAILED = pytest.StashKey[bool]()
 
 @pytest.fixture
 def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
-    """A fresh page at 1280 px; uncaught page errors fail the test. A failed test leaves a
+    """A fresh page at 1280 px; uncaught page errors and anything the page's Content-Security-
+    Policy refuses fail the test. A failed test leaves a
     screenshot (failed-<test>.png) and the page's console next to the other screenshots."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)  # type: ignore[attr-defined]
     pg = context.new_page()
@@ -161,6 +162,8 @@ def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
     finally:
         context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+    refused = [line for line in console if "Content Security Policy" in line]
+    assert not refused, f"the page breaks its Content-Security-Policy: {refused}"
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from patientgen.api.archive import zip_stream
 from patientgen.api.auth import Principal, principal
 from patientgen.api.common import file_entry, get_job, json_response, problem_responses, status_name
+from patientgen.api.limits import CappedStreamingResponse
 from patientgen.api.problems import Problem
 from patientgen.api.schemas import FileListOut, PatientsPage
 from patientgen.formats.bundle import read_patients
@@ -183,7 +184,7 @@ async def download_file(
             "description": "A ZIP of every output file, streamed as it is written.",
             "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
         },
-        **problem_responses(401, 404, 409, 422, 503),
+        **problem_responses(401, 404, 409, 422, 429, 503),
     },
 )
 async def download_archive(
@@ -199,8 +200,10 @@ async def download_archive(
         if not path.is_file():
             raise Problem(404, "not-found", f"The file {entry['name']!r} is no longer on disk.")
         members.append((str(entry["name"]), path))
-    return StreamingResponse(
+    return CappedStreamingResponse(
         zip_stream(members),
+        slots=state.archive_slots,  # 429 over PATIENTGEN_MAX_ARCHIVES_PER_KEY open downloads
+        owner=who.owner,
         media_type="application/zip",
         headers={
             "Content-Disposition": f'attachment; filename="patientgen-{job.job_id}.zip"',

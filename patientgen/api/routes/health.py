@@ -1,13 +1,18 @@
-"""Liveness, readiness and Prometheus metrics (under /api/v1 and, for probes, at the root)."""
+"""Liveness, readiness and Prometheus metrics (under /api/v1 and, for probes, at the root).
+
+/healthz and /readyz answer without a key; /metrics (job counts, owners' activity) needs one
+wherever keys are required, unless `metrics_public` is set.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from patientgen.api.auth import metrics_access
 from patientgen.api.common import json_response, problem_responses
 from patientgen.api.problems import Problem
 from patientgen.api.schemas import HealthOut
@@ -44,7 +49,8 @@ async def metrics(request: Request) -> Response:
 
 
 _METRICS_DOC: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/plain": {"schema": {"type": "string"}}}}
+    200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+    **problem_responses(401),
 }
 
 for target in (router, root_router):
@@ -66,4 +72,5 @@ for target in (router, root_router):
         summary="Prometheus metrics",
         response_class=Response,
         responses=_METRICS_DOC,
+        dependencies=[Depends(metrics_access)],
     )

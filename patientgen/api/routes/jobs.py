@@ -19,6 +19,7 @@ from patientgen.api.common import (
     problem_responses,
     status_name,
 )
+from patientgen.api.limits import CappedStreamingResponse
 from patientgen.api.problems import Problem, translate
 from patientgen.api.resolve import derive_seed, resolve_scenario, with_seed
 from patientgen.api.schemas import (
@@ -58,6 +59,22 @@ def _check_idempotency_key(value: str | None) -> str | None:
             ],
         )
     return value
+
+
+def _too_many_patients(asked: int, limit: int, whom: str) -> Problem:
+    return Problem(
+        422,
+        "too-many-patients",
+        f"A job may ask for at most {limit} patients {whom}; the scenario asks for {asked}.",
+        errors=[
+            {
+                "field": "body.scenario.total_patients",
+                "loc": ["body", "scenario", "total_patients"],
+                "message": f"at most {limit} {whom}",
+                "type": "less_than_equal",
+            }
+        ],
+    )
 
 
 @router.post(
@@ -107,20 +124,10 @@ async def submit_job(
         seed = derive_seed(who.owner, key, body.model_dump(mode="json", exclude_unset=True))
         scenario = with_seed(scenario, seed)
     if who.max_patients is not None and scenario.total_patients > who.max_patients:
-        raise Problem(
-            422,
-            "too-many-patients",
-            f"This API key may ask for at most {who.max_patients} patients per job; "
-            f"the scenario asks for {scenario.total_patients}.",
-            errors=[
-                {
-                    "field": "body.scenario.total_patients",
-                    "loc": ["body", "scenario", "total_patients"],
-                    "message": f"at most {who.max_patients} for this API key",
-                    "type": "less_than_equal",
-                }
-            ],
-        )
+        raise _too_many_patients(scenario.total_patients, who.max_patients, "for this API key")
+    anonymous_limit = int(getattr(state.settings, "anonymous_max_patients", 1_000_000))
+    if who.anonymous and scenario.total_patients > anonymous_limit:
+        raise _too_many_patients(scenario.total_patients, anonymous_limit, "without an API key")
     # the active-job limit is checked in the insert's transaction; an idempotent repeat
     # returns its job before any limit
     job, created = await state.call(
@@ -269,7 +276,7 @@ _SSE_EVENT: dict[str, Any] = {
             "Lines starting with `:` are keep-alives.",
             "content": {"text/event-stream": {"schema": _SSE_EVENT}},
         },
-        **problem_responses(401, 404, 422, 503),
+        **problem_responses(401, 404, 422, 429, 503),
     },
 )
 async def job_events(
@@ -315,8 +322,10 @@ async def job_events(
             else:
                 job = update
 
-    return StreamingResponse(
+    return CappedStreamingResponse(
         stream(),
+        slots=state.stream_slots,  # 429 over PATIENTGEN_MAX_STREAMS_PER_KEY open streams
+        owner=who.owner,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

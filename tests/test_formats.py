@@ -213,8 +213,10 @@ def test_finalize_is_idempotent(tmp_path, scenario, reference) -> None:
     # a crash half-way through an earlier finalize: one file half-joined, one temp file left
     out.mkdir()
     (out / "patients.json").write_bytes(b"[\n{")
-    (out / "patients.csv.tmp-4242").write_bytes(b"index,")
+    leftover = bundle._tmp_path(out / "patients.csv", bundle._owner_mark(parts))
+    leftover.write_bytes(b"index,")
     first = bundle.finalize(scenario, ALL, parts, out, summaries)
+    assert not leftover.exists()
     assert digests(out) == digests(reference)
     again = bundle.finalize(scenario, ALL, parts, out, summaries)  # parts are gone now
     assert again == first
@@ -240,16 +242,28 @@ def test_missing_parts_without_finished_output_fail(tmp_path, scenario) -> None:
         bundle.finalize(scenario, ALL, tmp_path / "nothing", tmp_path / "out", [{}])
 
 
-def test_only_requested_formats_and_stale_files_removed(tmp_path, scenario) -> None:
+def test_finalize_removes_only_what_the_run_wrote(tmp_path, scenario) -> None:
+    """An output folder may hold anything: files of other formats or of other runs, a user's own
+    files, other writers' temporary files. finalize replaces its own files and removes only the
+    leftovers of its own earlier attempts (issue 9, finding 9)."""
     out = tmp_path / "out"
     run(scenario, ALL, out, [(0, N)])
+    before = digests(out)
+    (out / "patients.json.tmp-4242").write_bytes(b"not mine")
+    (out / "fhir" / "Patient.ndjson.tmp-0123456789abcdef-1-2").write_bytes(b"not mine either")
     files = run(scenario, ["csv", "ndjson"], out, [(0, 50), (50, N)])
     names = {f.name for f in files}
     assert names == {
         "patients.csv", "patients.ndjson", "patients.ndjson.idx", "summary.json", "manifest.json",
     }  # fmt: skip
-    assert set(digests(out)) == names
     assert {f.format for f in files} == {"csv", "ndjson", "index", "summary", "manifest"}
+    after = digests(out)
+    assert set(after) == set(before) | {
+        "patients.json.tmp-4242", "fhir/Patient.ndjson.tmp-0123456789abcdef-1-2",
+    }  # fmt: skip
+    for name in set(before) - names:  # the other formats' files are untouched
+        assert after[name] == before[name], name
+    assert after["manifest.json"] != before["manifest.json"]  # the manifest is this run's
 
 
 def test_write_all_reports_progress(tmp_path, scenario, reference) -> None:

@@ -95,14 +95,14 @@ def _specs(formats: tuple[str, ...]) -> list[_Spec]:
     return specs
 
 
-def _all_names(fmt: str) -> list[str]:
-    """Every final file name a format produces (for clearing stale outputs)."""
-    return {
-        "json": [json_format.FILE],
-        "ndjson": [ndjson_format.FILE, ndjson_format.INDEX_FILE],
-        "csv": [csv_format.FILE],
-        "fhir": list(fhir.FILES.values()),
-    }[fmt]
+def _final_names(formats: tuple[str, ...]) -> list[str]:
+    """Every file finalize writes into the output folder for these formats, manifest last."""
+    names = [spec.name for spec in _specs(formats)]
+    if "ndjson" in formats:
+        names.append(ndjson_format.INDEX_FILE)
+    if "fhir" in formats:
+        names.extend(fhir.FILES[t] for t in fhir.FACILITY_TYPES)
+    return [*names, SUMMARY_FILE, MANIFEST_FILE]
 
 
 def normalize_formats(formats: Iterable[str] | str) -> tuple[str, ...]:
@@ -134,9 +134,20 @@ def _part_path(parts_dir: Path, chunk: int, name: str) -> Path:
     return parts_dir / f"{chunk:06d}.{name.replace('/', '.')}"
 
 
-def _tmp_path(path: Path) -> Path:
-    """A temporary name next to `path`, unique per process and thread (never taken for a part)."""
-    return path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+def _tmp_path(path: Path, owner: str = "") -> Path:
+    """A temporary name next to `path`, unique per process and thread (never taken for a part).
+
+    In an output folder, which may hold anything (`generate --out DIR`), it also carries the
+    writer's `owner` mark (see _owner_mark), so a run removes the leftovers of its own earlier
+    attempts and nothing else.
+    """
+    mark = f"{owner}-" if owner else ""
+    return path.with_name(f"{path.name}.tmp-{mark}{os.getpid()}-{threading.get_ident()}")
+
+
+def _owner_mark(parts_dir: Path) -> str:
+    """The mark of the run whose parts are in parts_dir (a job's parts folder is its own)."""
+    return hashlib.sha256(os.path.abspath(parts_dir).encode()).hexdigest()[:16]
 
 
 def _load_sync_file_range() -> Callable[[int], None] | None:
@@ -358,10 +369,10 @@ class _Sink:
     cost far more than the hashing itself.
     """
 
-    def __init__(self, out_dir: Path, name: str) -> None:
+    def __init__(self, out_dir: Path, name: str, owner: str) -> None:
         self.path = out_dir / name
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = _tmp_path(self.path)
+        self.tmp = _tmp_path(self.path, owner)
         self.file = open(self.tmp, "wb", buffering=0)  # noqa: SIM115
         self.hash = hashlib.sha256()
         self.size = 0
@@ -425,9 +436,9 @@ def _copy_range(source: int, target: int, length: int) -> int:
 
 
 def _write_file(
-    out_dir: Path, name: str, fmt: str, fill: Callable[[_Sink], int | None]
+    out_dir: Path, owner: str, name: str, fmt: str, fill: Callable[[_Sink], int | None]
 ) -> OutputFile:
-    sink = _Sink(out_dir, name)
+    sink = _Sink(out_dir, name, owner)
     try:
         records = fill(sink)
         return sink.commit(name, fmt, records)
@@ -446,7 +457,7 @@ def _writer_of(data: bytes) -> Callable[[_Sink], int]:
     return fill
 
 
-def _join(out_dir: Path, spec: _Spec, parts: list[Path], patients: int) -> OutputFile:
+def _join(out_dir: Path, owner: str, spec: _Spec, parts: list[Path], patients: int) -> OutputFile:
     def fill(sink: _Sink) -> int | None:
         nonempty = [part for part in parts if part.stat().st_size > 0]
         if not nonempty:
@@ -460,10 +471,12 @@ def _join(out_dir: Path, spec: _Spec, parts: list[Path], patients: int) -> Outpu
             sink.write(spec.suffix)
         return sink.lines if spec.records == "lines" else patients
 
-    return _write_file(out_dir, spec.name, spec.format, fill)
+    return _write_file(out_dir, owner, spec.name, spec.format, fill)
 
 
-def _join_index(out_dir: Path, index_parts: list[Path], ndjson_parts: list[Path]) -> OutputFile:
+def _join_index(
+    out_dir: Path, owner: str, index_parts: list[Path], ndjson_parts: list[Path]
+) -> OutputFile:
     def fill(sink: _Sink) -> int:
         base = 0
         records = 0
@@ -476,7 +489,7 @@ def _join_index(out_dir: Path, index_parts: list[Path], ndjson_parts: list[Path]
             base += ndjson_part.stat().st_size
         return records
 
-    return _write_file(out_dir, ndjson_format.INDEX_FILE, "index", fill)
+    return _write_file(out_dir, owner, ndjson_format.INDEX_FILE, "index", fill)
 
 
 def _load_manifest(out_dir: Path) -> dict[str, Any] | None:
@@ -503,18 +516,25 @@ def _finished(
     return [*files, own]
 
 
-def _clear_stale(out_dir: Path, formats: tuple[str, ...]) -> None:
-    """Remove outputs of formats not requested, and temporary files a crash left behind."""
-    for fmt in FORMATS:
-        for name in _all_names(fmt):
-            path = out_dir / name
-            if fmt not in formats:
-                path.unlink(missing_ok=True)
-    for folder in (out_dir, out_dir / fhir.DIRECTORY):
-        if folder.is_dir():
-            for leftover in folder.glob("*.tmp-*"):
-                if leftover.is_file():
-                    leftover.unlink(missing_ok=True)
+def _remove_own_leftovers(out_dir: Path, names: list[str], owner: str) -> None:
+    """Remove the temporary files an earlier, interrupted finalize of this run left in out_dir.
+
+    Only names this run itself would write (a final name of its formats, its owner mark): a
+    user's own files, outputs of other formats or other runs, and other writers' temporary files
+    stay as they are (`generate --out DIR` may point at a folder holding anything).
+    """
+    wanted: dict[Path, list[str]] = {}
+    for name in names:
+        path = out_dir / name
+        wanted.setdefault(path.parent, []).append(f"{path.name}.tmp-{owner}-")
+    for folder, prefixes in wanted.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith(tuple(prefixes)) and entry.is_file(follow_symlinks=False):
+                Path(entry.path).unlink(missing_ok=True)
 
 
 def finalize(
@@ -528,7 +548,9 @@ def finalize(
 
     Writes summary.json and manifest.json (last), then removes parts_dir. Idempotent: calling it
     again after a crash half-way through finishes the job, and calling it after it finished
-    returns the same files.
+    returns the same files. out_dir may hold other files (`generate --out DIR`): finalize
+    replaces only the files of the formats asked for and removes only the temporary files of
+    its own earlier attempts (those that carry parts_dir's mark), never anything else.
     """
     formats = normalize_formats(formats)
     parts_dir = Path(parts_dir)
@@ -558,17 +580,19 @@ def finalize(
                     f"{chunk_summary.get('patients')}"
                 )
     out_dir.mkdir(parents=True, exist_ok=True)
-    _clear_stale(out_dir, formats)
+    owner = _owner_mark(parts_dir)
+    _remove_own_leftovers(out_dir, _final_names(formats), owner)
     merged = summary.merge_summaries(chunk_summaries)
     patients = merged["patients"]
     files: list[OutputFile] = []
     for spec in _specs(formats):
         parts = [_part_path(parts_dir, chunk, spec.name) for chunk in range(n_chunks)]
-        files.append(_join(out_dir, spec, parts, patients))
+        files.append(_join(out_dir, owner, spec, parts, patients))
     if "ndjson" in formats:
         files.append(
             _join_index(
                 out_dir,
+                owner,
                 [_part_path(parts_dir, c, ndjson_format.INDEX_FILE) for c in range(n_chunks)],
                 [_part_path(parts_dir, c, ndjson_format.FILE) for c in range(n_chunks)],
             )
@@ -580,6 +604,7 @@ def finalize(
             files.append(
                 _write_file(
                     out_dir,
+                    owner,
                     fhir.FILES[resource_type],
                     "fhir",
                     _writer_of(data),
@@ -587,13 +612,15 @@ def finalize(
             )
     summary_bytes = orjson.dumps(merged, option=_SUMMARY_OPTIONS) + b"\n"
     files.append(
-        _write_file(out_dir, SUMMARY_FILE, "summary", lambda sink: sink.write(summary_bytes))
+        _write_file(out_dir, owner, SUMMARY_FILE, "summary", lambda sink: sink.write(summary_bytes))
     )
     manifest_bytes = manifest.encode(
         manifest.build(scenario, formats, patients, [f.as_dict() for f in files])
     )
     files.append(
-        _write_file(out_dir, MANIFEST_FILE, "manifest", lambda sink: sink.write(manifest_bytes))
+        _write_file(
+            out_dir, owner, MANIFEST_FILE, "manifest", lambda sink: sink.write(manifest_bytes)
+        )
     )
     _fsync_dir(out_dir)
     shutil.rmtree(parts_dir, ignore_errors=True)

@@ -6,7 +6,9 @@ folder. Each job is timed alone; the figures are medians (and 90th percentiles) 
 after a few warm-up jobs (imports, name pools, calibration: paid once per worker process).
 
 What it measures is the formats layer only (no store, no runner): the per-job file cost a worker
-pays on top of claiming and completing the job.
+pays on top of claiming and completing the job. `fsync` is the time spent waiting in fsync (files
+and folders; it depends on the disk and on whatever else writes to it), `rest` everything else
+(CPU and the other system calls): on a shared machine compare `rest` and the fsync count first.
 
     python bench/small_jobs.py                       # 200 jobs per case, in a temporary folder
     python bench/small_jobs.py --jobs 500 --dir /var/tmp/bench
@@ -33,11 +35,16 @@ CASES: tuple[tuple[str, tuple[str, ...]], ...] = (
 SIZES = (1, 5)
 _fsync = os.fsync
 FSYNCS = [0]
+FSYNC_SECONDS = [0.0]
 
 
 def _counting_fsync(fd: int) -> None:
     FSYNCS[0] += 1
-    _fsync(fd)
+    started = time.perf_counter()
+    try:
+        _fsync(fd)
+    finally:
+        FSYNC_SECONDS[0] += time.perf_counter() - started
 
 
 os.fsync = _counting_fsync  # count the fsyncs of a job (files and folders): they dominate
@@ -63,6 +70,7 @@ def one_job(data: Path, n: int, patients: int, formats: tuple[str, ...]) -> dict
     scenario = scenario_of(n, patients)
     job = data / "jobs" / f"job-{n:07d}"
     parts = job / ".parts"
+    FSYNC_SECONDS[0] = 0.0
     t0 = time.perf_counter()
     summaries = [
         bundle.write_chunk(scenario, formats, parts, i, start, stop)
@@ -73,7 +81,14 @@ def one_job(data: Path, n: int, patients: int, formats: tuple[str, ...]) -> dict
     t2 = time.perf_counter()
     bundle.merge_summaries(summaries)
     t3 = time.perf_counter()
-    return {"write_chunk": t1 - t0, "finalize": t2 - t1, "merge": t3 - t2, "total": t3 - t0}
+    return {
+        "write_chunk": t1 - t0,
+        "finalize": t2 - t1,
+        "merge": t3 - t2,
+        "total": t3 - t0,
+        "fsync": FSYNC_SECONDS[0],
+        "rest": t3 - t0 - FSYNC_SECONDS[0],
+    }
 
 
 def run_case(data: Path, jobs: int, patients: int, formats: tuple[str, ...], base: int) -> None:
@@ -88,8 +103,8 @@ def run_case(data: Path, jobs: int, patients: int, formats: tuple[str, ...], bas
     total = sorted(times["total"])
     p90 = total[int(0.9 * (len(total) - 1))]
     steps = "  ".join(
-        f"{step} {1000 * statistics.median(times[step]):6.2f}"
-        for step in ("write_chunk", "finalize", "merge")
+        f"{step} {1000 * statistics.median(times[step]):5.2f}"
+        for step in ("write_chunk", "finalize", "merge", "fsync", "rest")
     )
     median = statistics.median(total)
     print(

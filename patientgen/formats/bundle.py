@@ -15,13 +15,14 @@ buffered files, and joins copy in fixed-size blocks.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
 import threading
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ DEFAULT_CHUNK_SIZE = 10_000
 SUMMARY_FILE = "summary.json"
 MANIFEST_FILE = manifest.FILE
 PARTS_DIRNAME = ".parts"
+#: Part names of the final files of a one-chunk run, written whole by its only chunk.
+WHOLE_PREFIX = "whole."
 _BLOCK = 1 << 20
 _BUFFER = 1 << 20
 _CSV_BATCH = 256
@@ -55,7 +58,14 @@ class OutputFile:
     records: int | None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # written out: dataclasses.asdict deep-copies recursively, a cost every job pays
+        return {
+            "name": self.name,
+            "format": self.format,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "records": self.records,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,19 +191,43 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class _Parts:
-    """The part files of one chunk: written under temporary names, renamed on commit."""
+_buffers = threading.local()
 
-    def __init__(self, parts_dir: Path, chunk: int, names: list[str]) -> None:
-        self._final = [_part_path(parts_dir, chunk, name) for name in names]
-        self._tmp = [_tmp_path(path) for path in self._final]
+
+def _block_buffer() -> bytearray:
+    """This thread's one copy/hash buffer (a fresh 1 MiB buffer per file costs more than the
+    copying and hashing of a small file)."""
+    buffer: bytearray | None = getattr(_buffers, "buffer", None)
+    if buffer is None:
+        buffer = _buffers.buffer = bytearray(_BLOCK)
+    return buffer
+
+
+class _Batch:
+    """Files written under temporary names and made visible together, in order.
+
+    commit(): flush every file and start the writeback of all of them, then fsync each (the disk
+    writes them at once, so the fsyncs after the first mostly find their data there already),
+    rename each onto its final name in the order they were opened, and fsync each folder once.
+    Nothing is ever visible under a final name before its bytes are on disk. abort() removes every
+    temporary file.
+    """
+
+    def __init__(self, owner: str = "", *, sync_folders: bool = True) -> None:
+        self.owner = owner
+        self.sync_folders = sync_folders
         self.files: list[Any] = []
-        try:
-            for tmp in self._tmp:
-                self.files.append(open(tmp, "wb", buffering=_BUFFER))  # noqa: SIM115
-        except BaseException:
-            self.abort()
-            raise
+        self.tmp: list[Path] = []
+        self.final: list[Path] = []
+
+    def open(self, final: Path, buffering: int = _BUFFER) -> Any:
+        """A new temporary file for `final`, open for writing (and reading back: _digest)."""
+        tmp = _tmp_path(final, self.owner)
+        f = open(tmp, "w+b", buffering=buffering)  # noqa: SIM115
+        self.files.append(f)
+        self.tmp.append(tmp)
+        self.final.append(final)
+        return f
 
     def writeback(self) -> None:
         if _start_writeback is not None:
@@ -204,12 +238,16 @@ class _Parts:
     def commit(self) -> None:
         for f in self.files:
             f.flush()
+            if _start_writeback is not None:
+                _start_writeback(f.fileno())
+        for f in self.files:
             os.fsync(f.fileno())
             f.close()
-        for tmp, final in zip(self._tmp, self._final, strict=True):
+        for tmp, final in zip(self.tmp, self.final, strict=True):
             os.replace(tmp, final)
-        if self._final:
-            _fsync_dir(self._final[0].parent)
+        if self.sync_folders:
+            for folder in dict.fromkeys(path.parent for path in self.final):
+                _fsync_dir(folder)
 
     def abort(self) -> None:
         for f in self.files:
@@ -217,7 +255,7 @@ class _Parts:
             # anyway and remove every temporary file
             with contextlib.suppress(OSError):
                 f.close()
-        for tmp in self._tmp:
+        for tmp in self.tmp:
             tmp.unlink(missing_ok=True)
 
 
@@ -228,15 +266,26 @@ def _chunk_part_names(formats: tuple[str, ...]) -> list[str]:
     return names
 
 
+def _whole_path(parts_dir: Path, name: str) -> Path:
+    """Where the one chunk of a one-chunk run keeps final file `name`, ready to be linked."""
+    return parts_dir / f"{WHOLE_PREFIX}{name.replace('/', '.')}"
+
+
+def _has_whole(parts_dir: Path, formats: tuple[str, ...]) -> bool:
+    return all(_whole_path(parts_dir, name).is_file() for name in _final_names(formats))
+
+
 def missing_chunks(parts_dir: Path, formats: Sequence[str], chunks: Iterable[int]) -> list[int]:
     """The chunks among `chunks` some of whose part files are not in parts_dir (removed after a
     failure that could not be recorded, or written on another host): write them again."""
-    names = _chunk_part_names(normalize_formats(formats))
+    formats = normalize_formats(formats)
+    names = _chunk_part_names(formats)
     parts_dir = Path(parts_dir)
     return sorted(
         chunk
         for chunk in chunks
         if not all(_part_path(parts_dir, chunk, name).is_file() for name in names)
+        and not (chunk == 0 and _has_whole(parts_dir, formats))
     )
 
 
@@ -252,10 +301,16 @@ def write_chunk(
     chunk: int,
     start: int,
     stop: int,
+    *,
+    whole: bool | None = None,
 ) -> dict[str, Any]:
     """Generate patients [start, stop) and write their part files for chunk number `chunk`.
 
     Returns the chunk's summary (JSON-serialisable, see summary.merge_summaries).
+
+    The one chunk of a one-chunk run (chunk 0 covering every patient; `whole=None` decides so,
+    `whole=False` writes ordinary parts) is written as the run's final files, summary and manifest
+    included: finalize then only links them into the output folder instead of copying them.
     """
     from patientgen.generator import generate
 
@@ -265,8 +320,18 @@ def write_chunk(
         raise ValueError(
             f"bad range [{start}, {stop}) for a scenario of {scenario.total_patients} patients"
         )
+    if whole is None:
+        whole = chunk == 0 and start == 0 and stop == scenario.total_patients
+    elif whole and not (chunk == 0 and start == 0 and stop == scenario.total_patients):
+        raise ValueError("only chunk 0 covering every patient can be written whole")
     return write_patients(
-        scenario, formats, parts_dir, chunk, generate(scenario, start, stop), stop - start
+        scenario,
+        formats,
+        parts_dir,
+        chunk,
+        generate(scenario, start, stop),
+        stop - start,
+        whole=whole,
     )
 
 
@@ -277,29 +342,131 @@ def write_patients(
     chunk: int,
     patients: Iterable[Patient],
     expected: int | None = None,
+    *,
+    whole: bool = False,
 ) -> dict[str, Any]:
     """write_chunk for patients given by the caller (write_chunk passes the generator's).
 
     With `expected`, a different number of patients fails the chunk (no part is committed).
+    With `whole`, the patients are the whole run (chunk 0): its final files are written.
     """
     formats = normalize_formats(formats)
     parts_dir = Path(parts_dir)
     parts_dir.mkdir(parents=True, exist_ok=True)
+    if whole and chunk != 0:
+        raise ValueError("only chunk 0 can be written whole")
     names = _chunk_part_names(formats)
-    parts = _Parts(parts_dir, chunk, names)
+    # No fsync of the parts folder: a part is fsynced before it is renamed, so a part name that
+    # survives a crash names a whole part; a name lost in a crash is a missing part, and the
+    # runner writes such a chunk again (missing_chunks).
+    batch = _Batch(sync_folders=False)
     try:
-        files = dict(zip(names, parts.files, strict=True))
+        if whole:
+            files = {name: batch.open(_whole_path(parts_dir, name)) for name in names}
+        else:
+            files = {name: batch.open(_part_path(parts_dir, chunk, name)) for name in names}
         builder = summary.SummaryBuilder(scenario)
-        _write_records(formats, files, patients, builder, parts.writeback)
+        if whole:
+            for spec in _specs(formats):
+                files[spec.name].write(spec.prefix)
+        _write_records(formats, files, patients, builder, batch.writeback)
         if expected is not None and builder.patients != expected:
             raise RuntimeError(
                 f"expected {expected} patients for chunk {chunk}, got {builder.patients}"
             )
-        parts.commit()
+        chunk_summary = builder.to_dict()
+        if whole:
+            _finish_whole(scenario, formats, parts_dir, batch, files, chunk_summary)
+        batch.commit()
     except BaseException:
-        parts.abort()
+        batch.abort()
         raise
-    return builder.to_dict()
+    return chunk_summary
+
+
+def _finish_whole(
+    scenario: Scenario,
+    formats: tuple[str, ...],
+    parts_dir: Path,
+    batch: _Batch,
+    files: dict[str, Any],
+    chunk_summary: dict[str, Any],
+) -> None:
+    """Complete the final files of a one-chunk run: the JSON array's end (or the empty forms),
+    the facility resources, summary.json and manifest.json, each exactly as finalize's join of
+    one ordinary part would write it."""
+    patients = chunk_summary["patients"]
+    for spec in _specs(formats):
+        f = files[spec.name]
+        if spec.prefix and f.tell() == len(spec.prefix):  # no record: the empty form
+            f.seek(0)
+            f.truncate()
+            f.write(spec.empty)
+        elif f.tell() == 0:
+            f.write(spec.empty)
+        else:
+            f.write(spec.suffix)
+    merged = summary.merge_summaries([chunk_summary])
+    extra: list[tuple[str, str, bytes, bool]] = []  # name, format, bytes, count lines
+    if "fhir" in formats:
+        facilities = [(fid, entry["role"]) for fid, entry in merged["facilities"].items()]
+        organizations, locations = fhir.facility_resources(facilities)
+        extra.append((fhir.FILES["Organization"], "fhir", organizations, True))
+        extra.append((fhir.FILES["Location"], "fhir", locations, True))
+    summary_bytes = orjson.dumps(merged, option=_SUMMARY_OPTIONS) + b"\n"
+    extra.append((SUMMARY_FILE, "summary", summary_bytes, False))
+    listed: list[OutputFile] = []
+    for spec in _specs(formats):
+        size, sha, lines = _digest(files[spec.name])
+        records = lines if spec.records == "lines" else patients
+        listed.append(OutputFile(spec.name, spec.format, size, sha, records))
+    if "ndjson" in formats:
+        size, sha, _ = _digest(files[ndjson_format.INDEX_FILE])
+        listed.append(
+            OutputFile(
+                ndjson_format.INDEX_FILE, "index", size, sha, size // ndjson_format.OFFSET_SIZE
+            )
+        )
+    for name, fmt, data, count in extra:
+        _write_raw(batch.open(_whole_path(parts_dir, name), buffering=0), data)
+        records = data.count(b"\n") if count else None
+        listed.append(OutputFile(name, fmt, len(data), hashlib.sha256(data).hexdigest(), records))
+    manifest_bytes = manifest.encode(
+        manifest.build(scenario, formats, patients, [f.as_dict() for f in listed])
+    )
+    _write_raw(batch.open(_whole_path(parts_dir, MANIFEST_FILE), buffering=0), manifest_bytes)
+
+
+def _write_raw(f: Any, data: bytes) -> None:
+    """All of `data` to an unbuffered file (a raw write may write less than it was given)."""
+    view = memoryview(data)
+    while view:
+        view = view[f.write(view) :]
+
+
+def _digest(f: Any) -> tuple[int, str, int]:
+    """Size, sha256 and line count of a file being written (read back from the page cache,
+    through its own descriptor: no open, and the file's offset is left as it is)."""
+    f.flush()
+    fd = f.fileno()
+    size = 0
+    digest = hashlib.sha256()
+    lines = 0
+    buffer = _block_buffer()
+    view = memoryview(buffer)
+    while n := _pread_into(fd, buffer, size):
+        digest.update(view[:n])
+        lines += buffer.count(b"\n", 0, n)
+        size += n
+    return size, digest.hexdigest(), lines
+
+
+def _pread_into(fd: int, buffer: bytearray, offset: int) -> int:
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [buffer], offset)
+    data = os.pread(fd, len(buffer), offset)  # pragma: no cover - no preadv here
+    buffer[: len(data)] = data  # pragma: no cover
+    return len(data)  # pragma: no cover
 
 
 def _write_records(
@@ -362,22 +529,20 @@ def _write_records(
 
 
 class _Sink:
-    """A final file being written: temporary name, running sha256, size and line count.
+    """A final file being written (a temporary file of a _Batch): running sha256, size, lines.
 
     Parts are copied in the kernel (copy_file_range) and hashed from the page cache through one
     reused buffer: on the VMs this runs on, fresh user-space buffers and write() of fresh pages
     cost far more than the hashing itself.
     """
 
-    def __init__(self, out_dir: Path, name: str, owner: str) -> None:
-        self.path = out_dir / name
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = _tmp_path(self.path, owner)
-        self.file = open(self.tmp, "wb", buffering=0)  # noqa: SIM115
+    def __init__(self, batch: _Batch, out_dir: Path, name: str) -> None:
+        path = out_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = batch.open(path, buffering=0)
         self.hash = hashlib.sha256()
         self.size = 0
         self.lines = 0
-        self._buffer = bytearray(_BLOCK)
 
     def write(self, data: bytes) -> None:
         if data:
@@ -389,7 +554,7 @@ class _Sink:
             self.lines += data.count(b"\n")
 
     def copy(self, path: Path) -> None:
-        buffer = self._buffer
+        buffer = _block_buffer()
         view = memoryview(buffer)
         with open(path, "rb", buffering=0) as source:
             length = os.fstat(source.fileno()).st_size
@@ -408,15 +573,8 @@ class _Sink:
                 self.lines += buffer.count(b"\n", 0, n)
             self.size += length
 
-    def commit(self, name: str, fmt: str, records: int | None) -> OutputFile:
-        os.fsync(self.file.fileno())
-        self.file.close()
-        os.replace(self.tmp, self.path)
+    def output(self, name: str, fmt: str, records: int | None) -> OutputFile:
         return OutputFile(name, fmt, self.size, self.hash.hexdigest(), records)
-
-    def abort(self) -> None:
-        self.file.close()
-        self.tmp.unlink(missing_ok=True)
 
 
 def _copy_range(source: int, target: int, length: int) -> int:
@@ -435,61 +593,43 @@ def _copy_range(source: int, target: int, length: int) -> int:
     return copied
 
 
-def _write_file(
-    out_dir: Path, owner: str, name: str, fmt: str, fill: Callable[[_Sink], int | None]
+def _write_data(batch: _Batch, out_dir: Path, name: str, fmt: str, data: bytes) -> OutputFile:
+    sink = _Sink(batch, out_dir, name)
+    sink.write(data)
+    return sink.output(name, fmt, sink.lines if fmt == "fhir" else None)
+
+
+def _join(
+    batch: _Batch, out_dir: Path, spec: _Spec, parts: list[Path], patients: int
 ) -> OutputFile:
-    sink = _Sink(out_dir, name, owner)
-    try:
-        records = fill(sink)
-        return sink.commit(name, fmt, records)
-    except BaseException:
-        sink.abort()
-        raise
-
-
-def _writer_of(data: bytes) -> Callable[[_Sink], int]:
-    """A fill for _write_file that writes `data` and counts its lines."""
-
-    def fill(sink: _Sink) -> int:
-        sink.write(data)
-        return sink.lines
-
-    return fill
-
-
-def _join(out_dir: Path, owner: str, spec: _Spec, parts: list[Path], patients: int) -> OutputFile:
-    def fill(sink: _Sink) -> int | None:
-        nonempty = [part for part in parts if part.stat().st_size > 0]
-        if not nonempty:
-            sink.write(spec.empty)
-        else:
-            sink.write(spec.prefix)
-            for i, part in enumerate(nonempty):
-                if i:
-                    sink.write(spec.separator)
-                sink.copy(part)
-            sink.write(spec.suffix)
-        return sink.lines if spec.records == "lines" else patients
-
-    return _write_file(out_dir, owner, spec.name, spec.format, fill)
+    sink = _Sink(batch, out_dir, spec.name)
+    nonempty = [part for part in parts if part.stat().st_size > 0]
+    if not nonempty:
+        sink.write(spec.empty)
+    else:
+        sink.write(spec.prefix)
+        for i, part in enumerate(nonempty):
+            if i:
+                sink.write(spec.separator)
+            sink.copy(part)
+        sink.write(spec.suffix)
+    return sink.output(spec.name, spec.format, sink.lines if spec.records == "lines" else patients)
 
 
 def _join_index(
-    out_dir: Path, owner: str, index_parts: list[Path], ndjson_parts: list[Path]
+    batch: _Batch, out_dir: Path, index_parts: list[Path], ndjson_parts: list[Path]
 ) -> OutputFile:
-    def fill(sink: _Sink) -> int:
-        base = 0
-        records = 0
-        for index_part, ndjson_part in zip(index_parts, ndjson_parts, strict=True):
-            offsets = ndjson_format.offsets_from_bytes(index_part.read_bytes())
-            if base:
-                offsets = array("Q", [offset + base for offset in offsets])
-            sink.write(ndjson_format.offsets_to_bytes(offsets))
-            records += len(offsets)
-            base += ndjson_part.stat().st_size
-        return records
-
-    return _write_file(out_dir, owner, ndjson_format.INDEX_FILE, "index", fill)
+    sink = _Sink(batch, out_dir, ndjson_format.INDEX_FILE)
+    base = 0
+    records = 0
+    for index_part, ndjson_part in zip(index_parts, ndjson_parts, strict=True):
+        offsets = ndjson_format.offsets_from_bytes(index_part.read_bytes())
+        if base:
+            offsets = array("Q", [offset + base for offset in offsets])
+        sink.write(ndjson_format.offsets_to_bytes(offsets))
+        records += len(offsets)
+        base += ndjson_part.stat().st_size
+    return sink.output(ndjson_format.INDEX_FILE, "index", records)
 
 
 def _load_manifest(out_dir: Path) -> dict[str, Any] | None:
@@ -551,11 +691,24 @@ def finalize(
     returns the same files. out_dir may hold other files (`generate --out DIR`): finalize
     replaces only the files of the formats asked for and removes only the temporary files of
     its own earlier attempts (those that carry parts_dir's mark), never anything else.
+
+    A one-chunk run whose chunk was written whole (see write_chunk) has its final files in
+    parts_dir already: they are hard-linked into out_dir (copied where out_dir is on another
+    filesystem), so its files are written once.
     """
     formats = normalize_formats(formats)
     parts_dir = Path(parts_dir)
     out_dir = Path(out_dir)
     n_chunks = len(chunk_summaries)
+    if n_chunks == 1 and _whole_path(parts_dir, MANIFEST_FILE).is_file():
+        try:
+            return _finalize_whole(scenario, formats, parts_dir, out_dir, chunk_summaries)
+        except FileNotFoundError:  # the parts folder of a finished run, partly removed
+            done = _finished(scenario, formats, out_dir)
+            if done is None:
+                raise
+            shutil.rmtree(parts_dir, ignore_errors=True)
+            return done
     part_names = _chunk_part_names(formats)
     missing = [
         path
@@ -585,46 +738,118 @@ def finalize(
     merged = summary.merge_summaries(chunk_summaries)
     patients = merged["patients"]
     files: list[OutputFile] = []
-    for spec in _specs(formats):
-        parts = [_part_path(parts_dir, chunk, spec.name) for chunk in range(n_chunks)]
-        files.append(_join(out_dir, owner, spec, parts, patients))
-    if "ndjson" in formats:
-        files.append(
-            _join_index(
-                out_dir,
-                owner,
-                [_part_path(parts_dir, c, ndjson_format.INDEX_FILE) for c in range(n_chunks)],
-                [_part_path(parts_dir, c, ndjson_format.FILE) for c in range(n_chunks)],
-            )
-        )
-    if "fhir" in formats:
-        facilities = [(fid, entry["role"]) for fid, entry in merged["facilities"].items()]
-        organizations, locations = fhir.facility_resources(facilities)
-        for resource_type, data in (("Organization", organizations), ("Location", locations)):
+    batch = _Batch(owner)
+    try:
+        for spec in _specs(formats):
+            parts = [_part_path(parts_dir, chunk, spec.name) for chunk in range(n_chunks)]
+            files.append(_join(batch, out_dir, spec, parts, patients))
+        if "ndjson" in formats:
             files.append(
-                _write_file(
+                _join_index(
+                    batch,
                     out_dir,
-                    owner,
-                    fhir.FILES[resource_type],
-                    "fhir",
-                    _writer_of(data),
+                    [_part_path(parts_dir, c, ndjson_format.INDEX_FILE) for c in range(n_chunks)],
+                    [_part_path(parts_dir, c, ndjson_format.FILE) for c in range(n_chunks)],
                 )
             )
-    summary_bytes = orjson.dumps(merged, option=_SUMMARY_OPTIONS) + b"\n"
-    files.append(
-        _write_file(out_dir, owner, SUMMARY_FILE, "summary", lambda sink: sink.write(summary_bytes))
-    )
-    manifest_bytes = manifest.encode(
-        manifest.build(scenario, formats, patients, [f.as_dict() for f in files])
-    )
-    files.append(
-        _write_file(
-            out_dir, owner, MANIFEST_FILE, "manifest", lambda sink: sink.write(manifest_bytes)
+        if "fhir" in formats:
+            facilities = [(fid, entry["role"]) for fid, entry in merged["facilities"].items()]
+            organizations, locations = fhir.facility_resources(facilities)
+            for resource_type, data in (("Organization", organizations), ("Location", locations)):
+                files.append(_write_data(batch, out_dir, fhir.FILES[resource_type], "fhir", data))
+        summary_bytes = orjson.dumps(merged, option=_SUMMARY_OPTIONS) + b"\n"
+        files.append(_write_data(batch, out_dir, SUMMARY_FILE, "summary", summary_bytes))
+        manifest_bytes = manifest.encode(
+            manifest.build(scenario, formats, patients, [f.as_dict() for f in files])
         )
-    )
-    _fsync_dir(out_dir)
+        # opened last, so renamed last: a manifest is never there before every file it lists
+        files.append(_write_data(batch, out_dir, MANIFEST_FILE, "manifest", manifest_bytes))
+        batch.commit()
+    except BaseException:
+        batch.abort()
+        raise
     shutil.rmtree(parts_dir, ignore_errors=True)
     return files
+
+
+def _finalize_whole(
+    scenario: Scenario,
+    formats: tuple[str, ...],
+    parts_dir: Path,
+    out_dir: Path,
+    chunk_summaries: list[dict[str, Any]],
+) -> list[OutputFile]:
+    """finalize of a one-chunk run written whole: link its final files into out_dir."""
+    summary_bytes = _whole_path(parts_dir, SUMMARY_FILE).read_bytes()
+    merged = summary.merge_summaries(chunk_summaries)
+    if orjson.dumps(merged, option=_SUMMARY_OPTIONS) + b"\n" != summary_bytes:
+        raise ValueError("the part files of chunk 0 do not match its summary")
+    manifest_bytes = _whole_path(parts_dir, MANIFEST_FILE).read_bytes()
+    found = orjson.loads(manifest_bytes)
+    if not manifest.matches(found, scenario, formats):
+        raise ValueError("the part files of chunk 0 were written for another input")
+    files = [OutputFile(**entry) for entry in found["files"]]
+    own = OutputFile(
+        MANIFEST_FILE,
+        "manifest",
+        len(manifest_bytes),
+        hashlib.sha256(manifest_bytes).hexdigest(),
+        None,
+    )
+    owner = _owner_mark(parts_dir)
+    names = _final_names(formats)  # the manifest last: never there before what it lists
+    _remove_own_leftovers(out_dir, names, owner)
+    folders = dict.fromkeys((out_dir / name).parent for name in names)
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    try:
+        for name in names:
+            _link(_whole_path(parts_dir, name), out_dir / name, owner)
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+        _copy_whole(parts_dir, out_dir, names, owner)
+    else:
+        for folder in folders:
+            _fsync_dir(folder)
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    return [*files, own]
+
+
+#: link() cannot work here: another filesystem, or one without hard links; copy instead.
+_NO_LINK = frozenset(
+    getattr(errno, name)
+    for name in ("EXDEV", "EPERM", "EMLINK", "ENOTSUP", "EOPNOTSUPP", "ENOSYS")
+    if hasattr(errno, name)
+)
+
+
+def _link(source: Path, target: Path, owner: str) -> None:
+    """Make `target` name the complete, fsynced file `source`, atomically."""
+    try:
+        os.link(source, target)
+        return
+    except FileExistsError:
+        pass
+    tmp = _tmp_path(target, owner)
+    tmp.unlink(missing_ok=True)
+    os.link(source, tmp)
+    os.replace(tmp, target)
+    # rename() onto another name of the same file (an earlier attempt linked it already) does
+    # nothing and leaves the temporary name: remove it
+    tmp.unlink(missing_ok=True)
+
+
+def _copy_whole(parts_dir: Path, out_dir: Path, names: list[str], owner: str) -> None:
+    """The final files of a one-chunk run copied into out_dir (on another filesystem)."""
+    batch = _Batch(owner)
+    try:
+        for name in names:
+            _Sink(batch, out_dir, name).copy(_whole_path(parts_dir, name))
+        batch.commit()
+    except BaseException:
+        batch.abort()
+        raise
 
 
 def merge_summaries(chunk_summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:

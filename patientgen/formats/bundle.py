@@ -8,6 +8,14 @@ renamed, so a leftover temporary file is never taken for a part, and the same ch
 the same bytes. The joined files never depend on the chunking: separators (the JSON array's
 brackets and commas, the CSV header) are written at join time.
 
+The only chunk of a one-chunk run is written whole: its part files are the run's final files
+(summary and manifest included), and finalize hard-links them into the output folder, so a small
+job writes each byte once. Files are written in batches: every file of a batch is fsynced before
+any is renamed, each folder is fsynced once after the renames, and the manifest comes last.
+
+The output folder may hold files that are not the run's (`generate --out DIR`): finalize
+replaces the files of the formats asked for and removes nothing but its own leftovers.
+
 Memory does not grow with the number of patients: patients are streamed from the generator into
 buffered files, and joins copy in fixed-size blocks.
 """

@@ -349,7 +349,7 @@ def test_one_chunk_without_patients_gives_the_empty_forms(tmp_path, scenario) ->
 
 
 def test_one_chunk_run_is_written_once(tmp_path, scenario) -> None:
-    """finalize of a one-chunk run links the chunk's files into place: no byte is copied."""
+    """finalize of a one-chunk run renames the chunk's files into place: no byte is copied."""
     parts, out = tmp_path / "parts", tmp_path / "out"
     s = write_chunk(scenario, ALL, parts, 0, 0, N)
     inodes = {p.name: p.stat().st_ino for p in parts.iterdir()}
@@ -366,24 +366,35 @@ def test_one_chunk_run_is_written_once(tmp_path, scenario) -> None:
 def test_one_chunk_run_resumes_after_a_crash_anywhere(tmp_path, scenario, reference, monkeypatch):
     parts, out = tmp_path / "parts", tmp_path / "out"
     s = write_chunk(scenario, ALL, parts, 0, 0, N)
-    # a crash half-way through the links, with a temporary link of this run left behind
-    real_link = os.link
+    # a crash half-way through the renames, with a temporary file of this run left behind
+    real_move = bundle._move
     calls = []
 
-    def crashing_link(source, target):
+    def crashing_move(source, target):
         calls.append(target)
         if len(calls) == 4:
             raise KeyboardInterrupt("crash")
-        real_link(source, target)
+        real_move(source, target)
 
-    monkeypatch.setattr(os, "link", crashing_link)
+    monkeypatch.setattr(bundle, "_move", crashing_move)
     with pytest.raises(KeyboardInterrupt):
         bundle.finalize(scenario, ALL, parts, out, [s])
-    monkeypatch.setattr(os, "link", real_link)
+    monkeypatch.setattr(bundle, "_move", real_move)
     assert not (out / "manifest.json").exists()
+    assert not (parts / "whole.patients.json").exists()  # moved before the crash
     leftover = bundle._tmp_path(out / "patients.csv", bundle._owner_mark(parts))
-    os.link(parts / "whole.patients.csv", leftover)
+    leftover.write_bytes(b"index,")
     first = bundle.finalize(scenario, ALL, parts, out, [s])
+    assert digests(out) == digests(reference)
+    # a file already moved that is not the run's any more is not taken for it
+    write_chunk(scenario, ALL, parts, 0, 0, N)
+    (parts / "whole.patients.json").unlink()
+    (out / "manifest.json").unlink()
+    (out / "patients.json").write_bytes(b"[]\n")
+    with pytest.raises(FileNotFoundError):
+        bundle.finalize(scenario, ALL, parts, out, [s])
+    write_chunk(scenario, ALL, parts, 0, 0, N)
+    assert bundle.finalize(scenario, ALL, parts, out, [s]) == first
     assert digests(out) == digests(reference)
     # again after it finished, with the parts folder only partly removed
     write_chunk(scenario, ALL, parts, 0, 0, N)
@@ -398,13 +409,13 @@ def test_one_chunk_run_resumes_after_a_crash_anywhere(tmp_path, scenario, refere
     assert digests(out) == digests(reference)
 
 
-def test_one_chunk_run_copies_where_it_cannot_link(tmp_path, scenario, reference, monkeypatch):
+def test_one_chunk_run_copies_where_it_cannot_rename(tmp_path, scenario, reference, monkeypatch):
     import errno
 
-    def no_link(source, target):
+    def elsewhere(source, target):
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
-    monkeypatch.setattr(os, "link", no_link)
+    monkeypatch.setattr(bundle, "_move", elsewhere)
     parts, out = tmp_path / "parts", tmp_path / "out"
     s = write_chunk(scenario, ALL, parts, 0, 0, N)
     files = bundle.finalize(scenario, ALL, parts, out, [s])

@@ -9,7 +9,7 @@ the same bytes. The joined files never depend on the chunking: separators (the J
 brackets and commas, the CSV header) are written at join time.
 
 The only chunk of a one-chunk run is written whole: its part files are the run's final files
-(summary and manifest included), and finalize hard-links them into the output folder, so a small
+(summary and manifest included), and finalize renames them into the output folder, so a small
 job writes each byte once. Files are written in batches: every file of a batch is fsynced before
 any is renamed, each folder is fsynced once after the renames, and the manifest comes last.
 
@@ -275,7 +275,7 @@ def _chunk_part_names(formats: tuple[str, ...]) -> list[str]:
 
 
 def _whole_path(parts_dir: Path, name: str) -> Path:
-    """Where the one chunk of a one-chunk run keeps final file `name`, ready to be linked."""
+    """Where the one chunk of a one-chunk run keeps final file `name`, ready to be moved."""
     return parts_dir / f"{WHOLE_PREFIX}{name.replace('/', '.')}"
 
 
@@ -318,7 +318,7 @@ def write_chunk(
 
     The one chunk of a one-chunk run (chunk 0 covering every patient; `whole=None` decides so,
     `whole=False` writes ordinary parts) is written as the run's final files, summary and manifest
-    included: finalize then only links them into the output folder instead of copying them.
+    included: finalize then only renames them into the output folder instead of copying them.
     """
     from patientgen.generator import generate
 
@@ -701,7 +701,7 @@ def finalize(
     its own earlier attempts (those that carry parts_dir's mark), never anything else.
 
     A one-chunk run whose chunk was written whole (see write_chunk) has its final files in
-    parts_dir already: they are hard-linked into out_dir (copied where out_dir is on another
+    parts_dir already: they are renamed into out_dir (copied where out_dir is on another
     filesystem), so its files are written once.
     """
     formats = normalize_formats(formats)
@@ -787,16 +787,22 @@ def _finalize_whole(
     out_dir: Path,
     chunk_summaries: list[dict[str, Any]],
 ) -> list[OutputFile]:
-    """finalize of a one-chunk run written whole: link its final files into out_dir."""
-    summary_bytes = _whole_path(parts_dir, SUMMARY_FILE).read_bytes()
-    merged = summary.merge_summaries(chunk_summaries)
-    if orjson.dumps(merged, option=_SUMMARY_OPTIONS) + b"\n" != summary_bytes:
-        raise ValueError("the part files of chunk 0 do not match its summary")
+    """finalize of a one-chunk run written whole: move its final files into out_dir.
+
+    Renamed in order, manifest last, then each output folder fsynced once. A crash half-way
+    leaves each file either in parts_dir or in out_dir; the next call moves the rest (a file
+    already moved is recognised by its size and sha256 in the manifest, still in parts_dir).
+    """
     manifest_bytes = _whole_path(parts_dir, MANIFEST_FILE).read_bytes()
     found = orjson.loads(manifest_bytes)
     if not manifest.matches(found, scenario, formats):
         raise ValueError("the part files of chunk 0 were written for another input")
     files = [OutputFile(**entry) for entry in found["files"]]
+    listed = {f.name: f for f in files}
+    merged = summary.merge_summaries(chunk_summaries)
+    summary_bytes = orjson.dumps(merged, option=_SUMMARY_OPTIONS) + b"\n"
+    if hashlib.sha256(summary_bytes).hexdigest() != listed[SUMMARY_FILE].sha256:
+        raise ValueError("the part files of chunk 0 do not match its summary")
     own = OutputFile(
         MANIFEST_FILE,
         "manifest",
@@ -804,19 +810,25 @@ def _finalize_whole(
         hashlib.sha256(manifest_bytes).hexdigest(),
         None,
     )
+    listed[MANIFEST_FILE] = own
     owner = _owner_mark(parts_dir)
     names = _final_names(formats)  # the manifest last: never there before what it lists
     _remove_own_leftovers(out_dir, names, owner)
     folders = dict.fromkeys((out_dir / name).parent for name in names)
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
-    try:
-        for name in names:
-            _link(_whole_path(parts_dir, name), out_dir / name, owner)
-    except OSError as exc:
-        if exc.errno not in _NO_LINK:
-            raise
-        _copy_whole(parts_dir, out_dir, names, owner)
+    for i, name in enumerate(names):
+        target = out_dir / name
+        try:
+            _move(_whole_path(parts_dir, name), target)
+        except FileNotFoundError:
+            if not _is_copy_of(target, listed[name]):
+                raise
+        except OSError as exc:
+            if exc.errno not in _NO_RENAME:
+                raise
+            _copy_whole(parts_dir, out_dir, names[i:], owner)
+            break
     else:
         for folder in folders:
             _fsync_dir(folder)
@@ -824,28 +836,29 @@ def _finalize_whole(
     return [*files, own]
 
 
-#: link() cannot work here: another filesystem, or one without hard links; copy instead.
-_NO_LINK = frozenset(
-    getattr(errno, name)
-    for name in ("EXDEV", "EPERM", "EMLINK", "ENOTSUP", "EOPNOTSUPP", "ENOSYS")
-    if hasattr(errno, name)
-)
+#: rename() cannot move a file there: out_dir is on another filesystem; copy instead.
+_NO_RENAME = frozenset({errno.EXDEV})
 
 
-def _link(source: Path, target: Path, owner: str) -> None:
-    """Make `target` name the complete, fsynced file `source`, atomically."""
+def _move(source: Path, target: Path) -> None:
+    """Rename the complete, fsynced file `source` onto `target` (atomically)."""
+    os.replace(source, target)
+
+
+def _is_copy_of(path: Path, expected: OutputFile) -> bool:
+    """True when `path` holds exactly the bytes `expected` describes."""
     try:
-        os.link(source, target)
-        return
-    except FileExistsError:
-        pass
-    tmp = _tmp_path(target, owner)
-    tmp.unlink(missing_ok=True)
-    os.link(source, tmp)
-    os.replace(tmp, target)
-    # rename() onto another name of the same file (an earlier attempt linked it already) does
-    # nothing and leaves the temporary name: remove it
-    tmp.unlink(missing_ok=True)
+        if path.stat().st_size != expected.bytes:
+            return False
+        digest = hashlib.sha256()
+        buffer = _block_buffer()
+        view = memoryview(buffer)
+        with open(path, "rb", buffering=0) as f:
+            while n := f.readinto(buffer):
+                digest.update(view[:n])
+    except OSError:
+        return False
+    return digest.hexdigest() == expected.sha256
 
 
 def _copy_whole(parts_dir: Path, out_dir: Path, names: list[str], owner: str) -> None:

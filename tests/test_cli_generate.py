@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from formats_support import digests
 
 from patientgen.scenario import PRESETS
@@ -112,3 +113,108 @@ def test_generate_from_scenario_file(tmp_path) -> None:
     assert sorted(digests(tmp_path / "o")) == ["manifest.json", "patients.csv", "summary.json"]
     with open(tmp_path / "o" / "patients.csv", newline="", encoding="utf-8") as f:
         assert len(list(csv.reader(f))) == 51
+
+
+# -- issue 9, finding 9: `generate --out DIR` removes only what the job itself wrote -------------
+
+#: A user's own files in an output folder that look like outputs of formats not asked for (or like
+#: temporary files of a writer): the job must leave every one of them as it was.
+USER_FILES = {
+    "patients.csv": b"my,own,table\r\n1,2,3\r\n",
+    "patients.json": b'["not", "generated"]\n',
+    "fhir/Patient.ndjson": b'{"resourceType": "Patient", "id": "mine"}\n',
+    "fhir/Location.ndjson": b'{"resourceType": "Location", "id": "mine"}\n',
+    "notes.tmp-1": b"a draft\n",
+    "patients.ndjson.tmp-77-1": b"someone else's half file\n",
+}
+GENERATED = {"patients.ndjson", "patients.ndjson.idx", "summary.json", "manifest.json"}
+
+
+def _put_user_files(folder: Path) -> None:
+    for name, data in USER_FILES.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+
+
+def _assert_user_files_kept(folder: Path) -> None:
+    for name, data in USER_FILES.items():
+        assert (folder / name).is_file(), f"{name} was removed"
+        assert (folder / name).read_bytes() == data, f"{name} was changed"
+
+
+def _generate(settings, *args: str, cwd: Path, **env: object) -> subprocess.CompletedProcess[str]:
+    from tests.jobs.helpers import env_for
+
+    return subprocess.run(
+        [str(SCRIPT), "generate", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env_for(settings, **env),
+    )
+
+
+ARGS = ("--preset", "peacekeeping", "--patients", "20", "--format", "ndjson")
+
+
+def test_generate_out_keeps_files_it_did_not_write(settings, tmp_path) -> None:
+    out = tmp_path / "out"
+    _put_user_files(out)
+    result = _generate(settings, *ARGS, "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    _assert_user_files_kept(out)
+    # the job's own files are there, and the same as in a folder of their own
+    clean = _generate(settings, *ARGS, "--out", str(tmp_path / "clean"), cwd=tmp_path)
+    assert clean.returncode == 0, clean.stderr
+    written = digests(out)
+    assert set(written) == GENERATED | set(USER_FILES)
+    assert {name: written[name] for name in GENERATED} == digests(tmp_path / "clean")
+
+
+def _interrupted(settings, out: Path, cwd: Path, chunk_size: int) -> str:
+    """`generate --out out` stopped by Ctrl-C after its first chunk is written; the job id."""
+    import signal
+    import time
+
+    from tests.jobs.helpers import env_for
+
+    proc = subprocess.Popen(
+        [str(SCRIPT), "generate", *ARGS, "--out", str(out)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env_for(settings, chunk_size=chunk_size, chunk_delay=3),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        parts = Path(settings.data_dir) / "jobs"
+        while not [p for p in parts.glob("*/.parts/*") if ".tmp-" not in p.name]:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    return stderr.strip().split()[-1]
+
+
+@pytest.mark.parametrize("chunk_size", [5, 1000], ids=["four-chunks", "one-chunk"])
+def test_resume_into_the_same_out_is_byte_identical(settings, tmp_path, chunk_size) -> None:
+    out = tmp_path / "out"
+    _put_user_files(out)
+    job_id = _interrupted(settings, out, tmp_path, chunk_size)
+    _assert_user_files_kept(out)
+    resumed = _generate(settings, "--resume", job_id, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_user_files_kept(out)
+    reference = _generate(settings, *ARGS, "--out", str(tmp_path / "ref"), cwd=tmp_path)
+    assert reference.returncode == 0, reference.stderr
+    written = digests(out)
+    assert set(written) == GENERATED | set(USER_FILES)
+    assert {name: written[name] for name in GENERATED} == digests(tmp_path / "ref")
+    assert not list((Path(settings.data_dir) / "jobs").glob("*/.parts"))

@@ -213,8 +213,10 @@ def test_finalize_is_idempotent(tmp_path, scenario, reference) -> None:
     # a crash half-way through an earlier finalize: one file half-joined, one temp file left
     out.mkdir()
     (out / "patients.json").write_bytes(b"[\n{")
-    (out / "patients.csv.tmp-4242").write_bytes(b"index,")
+    leftover = bundle._tmp_path(out / "patients.csv", bundle._owner_mark(parts))
+    leftover.write_bytes(b"index,")
     first = bundle.finalize(scenario, ALL, parts, out, summaries)
+    assert not leftover.exists()
     assert digests(out) == digests(reference)
     again = bundle.finalize(scenario, ALL, parts, out, summaries)  # parts are gone now
     assert again == first
@@ -240,16 +242,28 @@ def test_missing_parts_without_finished_output_fail(tmp_path, scenario) -> None:
         bundle.finalize(scenario, ALL, tmp_path / "nothing", tmp_path / "out", [{}])
 
 
-def test_only_requested_formats_and_stale_files_removed(tmp_path, scenario) -> None:
+def test_finalize_removes_only_what_the_run_wrote(tmp_path, scenario) -> None:
+    """An output folder may hold anything: files of other formats or of other runs, a user's own
+    files, other writers' temporary files. finalize replaces its own files and removes only the
+    leftovers of its own earlier attempts (issue 9, finding 9)."""
     out = tmp_path / "out"
     run(scenario, ALL, out, [(0, N)])
+    before = digests(out)
+    (out / "patients.json.tmp-4242").write_bytes(b"not mine")
+    (out / "fhir" / "Patient.ndjson.tmp-0123456789abcdef-1-2").write_bytes(b"not mine either")
     files = run(scenario, ["csv", "ndjson"], out, [(0, 50), (50, N)])
     names = {f.name for f in files}
     assert names == {
         "patients.csv", "patients.ndjson", "patients.ndjson.idx", "summary.json", "manifest.json",
     }  # fmt: skip
-    assert set(digests(out)) == names
     assert {f.format for f in files} == {"csv", "ndjson", "index", "summary", "manifest"}
+    after = digests(out)
+    assert set(after) == set(before) | {
+        "patients.json.tmp-4242", "fhir/Patient.ndjson.tmp-0123456789abcdef-1-2",
+    }  # fmt: skip
+    for name in set(before) - names:  # the other formats' files are untouched
+        assert after[name] == before[name], name
+    assert after["manifest.json"] != before["manifest.json"]  # the manifest is this run's
 
 
 def test_write_all_reports_progress(tmp_path, scenario, reference) -> None:
@@ -298,3 +312,124 @@ def test_bench_smoke(tmp_path) -> None:
     assert rows[0].split()[:3] == ["patients", "format", "patients/s"]
     assert [row.split()[1] for row in rows[1:]] == ["generate", "ndjson"]
     assert list(tmp_path.iterdir()) == []  # the outputs are cleaned up
+
+
+# -- issue 9, finding 8: a one-chunk run writes its files once ----------------------------------
+
+
+@pytest.mark.parametrize("formats", [ALL, ["json"], ["ndjson"], ["csv"], ["fhir"]], ids=str)
+def test_one_chunk_and_chunks_of_two_give_identical_files(tmp_path, scenario, formats) -> None:
+    one = bundle.write_all(scenario, formats, tmp_path / "one", chunk_size=1000)
+    two = bundle.write_all(scenario, formats, tmp_path / "two", chunk_size=2)
+    assert digests(tmp_path / "one") == digests(tmp_path / "two")
+    assert one == two
+    assert {f.name: f.sha256 for f in one} == digests(tmp_path / "one")
+    # and the same as one ordinary (not whole) part joined, as before issue 9
+    parts = tmp_path / "plain.parts"
+    s = write_chunk(scenario, formats, parts, 0, 0, N, whole=False)
+    assert bundle.finalize(scenario, formats, parts, tmp_path / "plain", [s]) == one
+    assert digests(tmp_path / "plain") == digests(tmp_path / "one")
+
+
+def test_tiny_one_chunk_runs_match_the_join(tmp_path) -> None:
+    for n in (1, 2, 5):
+        tiny = Scenario(name="tiny", seed=n, total_patients=n, duration_days=3)
+        bundle.write_all(tiny, ALL, tmp_path / f"one-{n}", chunk_size=1000)
+        bundle.write_all(tiny, ALL, tmp_path / f"each-{n}", chunk_size=1)
+        assert digests(tmp_path / f"one-{n}") == digests(tmp_path / f"each-{n}"), n
+
+
+def test_one_chunk_without_patients_gives_the_empty_forms(tmp_path, scenario) -> None:
+    whole = bundle.write_patients(scenario, ALL, tmp_path / "w", 0, iter([]), whole=True)
+    plain = bundle.write_patients(scenario, ALL, tmp_path / "p", 0, iter([]))
+    a = bundle.finalize(scenario, ALL, tmp_path / "w", tmp_path / "a", [whole])
+    b = bundle.finalize(scenario, ALL, tmp_path / "p", tmp_path / "b", [plain])
+    assert a == b and digests(tmp_path / "a") == digests(tmp_path / "b")
+    assert (tmp_path / "a" / "patients.json").read_bytes() == b"[]\n"
+
+
+def test_one_chunk_run_is_written_once(tmp_path, scenario) -> None:
+    """finalize of a one-chunk run renames the chunk's files into place: no byte is copied."""
+    parts, out = tmp_path / "parts", tmp_path / "out"
+    s = write_chunk(scenario, ALL, parts, 0, 0, N)
+    inodes = {p.name: p.stat().st_ino for p in parts.iterdir()}
+    assert all(name.startswith(bundle.WHOLE_PREFIX) for name in inodes)
+    assert bundle.missing_chunks(parts, ALL, [0]) == []
+    files = bundle.finalize(scenario, ALL, parts, out, [s])
+    for f in files:
+        flat = bundle.WHOLE_PREFIX + f.name.replace("/", ".")
+        assert (out / f.name).stat().st_ino == inodes[flat], f.name
+    assert not parts.exists()
+    assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
+
+
+def test_one_chunk_run_resumes_after_a_crash_anywhere(tmp_path, scenario, reference, monkeypatch):
+    parts, out = tmp_path / "parts", tmp_path / "out"
+    s = write_chunk(scenario, ALL, parts, 0, 0, N)
+    # a crash half-way through the renames, with a temporary file of this run left behind
+    real_move = bundle._move
+    calls = []
+
+    def crashing_move(source, target):
+        calls.append(target)
+        if len(calls) == 4:
+            raise KeyboardInterrupt("crash")
+        real_move(source, target)
+
+    monkeypatch.setattr(bundle, "_move", crashing_move)
+    with pytest.raises(KeyboardInterrupt):
+        bundle.finalize(scenario, ALL, parts, out, [s])
+    monkeypatch.setattr(bundle, "_move", real_move)
+    assert not (out / "manifest.json").exists()
+    assert not (parts / "whole.patients.json").exists()  # moved before the crash
+    leftover = bundle._tmp_path(out / "patients.csv", bundle._owner_mark(parts))
+    leftover.write_bytes(b"index,")
+    first = bundle.finalize(scenario, ALL, parts, out, [s])
+    assert digests(out) == digests(reference)
+    # a file already moved that is not the run's any more is not taken for it
+    write_chunk(scenario, ALL, parts, 0, 0, N)
+    (parts / "whole.patients.json").unlink()
+    (out / "manifest.json").unlink()
+    (out / "patients.json").write_bytes(b"[]\n")
+    with pytest.raises(FileNotFoundError):
+        bundle.finalize(scenario, ALL, parts, out, [s])
+    write_chunk(scenario, ALL, parts, 0, 0, N)
+    assert bundle.finalize(scenario, ALL, parts, out, [s]) == first
+    assert digests(out) == digests(reference)
+    # again after it finished, with the parts folder only partly removed
+    write_chunk(scenario, ALL, parts, 0, 0, N)
+    (parts / "whole.patients.json").unlink()
+    assert bundle.missing_chunks(parts, ALL, [0]) == [0]
+    assert bundle.finalize(scenario, ALL, parts, out, [s]) == first
+    assert not parts.exists()
+    assert digests(out) == digests(reference)
+    # a run that finished once, finalized again from a rewritten chunk: the same files
+    write_chunk(scenario, ALL, parts, 0, 0, N)
+    assert bundle.finalize(scenario, ALL, parts, out, [s]) == first
+    assert digests(out) == digests(reference)
+
+
+def test_one_chunk_run_copies_where_it_cannot_rename(tmp_path, scenario, reference, monkeypatch):
+    import errno
+
+    def elsewhere(source, target):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(bundle, "_move", elsewhere)
+    parts, out = tmp_path / "parts", tmp_path / "out"
+    s = write_chunk(scenario, ALL, parts, 0, 0, N)
+    files = bundle.finalize(scenario, ALL, parts, out, [s])
+    assert digests(out) == digests(reference)
+    assert {f.name: f.sha256 for f in files} == digests(reference)
+    assert not parts.exists()
+
+
+def test_one_chunk_parts_that_do_not_match_the_summary_fail(tmp_path, scenario) -> None:
+    parts = tmp_path / "parts"
+    s = write_chunk(scenario, ALL, parts, 0, 0, N)
+    wrong = {**s, "patients": N + 1}
+    with pytest.raises(ValueError, match="chunk 0"):
+        bundle.finalize(scenario, ALL, parts, tmp_path / "out", [wrong])
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="whole"):
+        write_chunk(scenario, ALL, parts, 1, 0, N, whole=True)

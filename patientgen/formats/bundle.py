@@ -8,6 +8,14 @@ renamed, so a leftover temporary file is never taken for a part, and the same ch
 the same bytes. The joined files never depend on the chunking: separators (the JSON array's
 brackets and commas, the CSV header) are written at join time.
 
+The only chunk of a one-chunk run is written whole: its part files are the run's final files
+(summary and manifest included), and finalize renames them into the output folder, so a small
+job writes each byte once. Files are written in batches: every file of a batch is fsynced before
+any is renamed, each folder is fsynced once after the renames, and the manifest comes last.
+
+The output folder may hold files that are not the run's (`generate --out DIR`): finalize
+replaces the files of the formats asked for and removes nothing but its own leftovers.
+
 Memory does not grow with the number of patients: patients are streamed from the generator into
 buffered files, and joins copy in fixed-size blocks.
 """
@@ -15,13 +23,14 @@ buffered files, and joins copy in fixed-size blocks.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
 import threading
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +47,8 @@ DEFAULT_CHUNK_SIZE = 10_000
 SUMMARY_FILE = "summary.json"
 MANIFEST_FILE = manifest.FILE
 PARTS_DIRNAME = ".parts"
+#: Part names of the final files of a one-chunk run, written whole by its only chunk.
+WHOLE_PREFIX = "whole."
 _BLOCK = 1 << 20
 _BUFFER = 1 << 20
 _CSV_BATCH = 256
@@ -55,7 +66,14 @@ class OutputFile:
     records: int | None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # written out: dataclasses.asdict deep-copies recursively, a cost every job pays
+        return {
+            "name": self.name,
+            "format": self.format,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "records": self.records,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,14 +113,14 @@ def _specs(formats: tuple[str, ...]) -> list[_Spec]:
     return specs
 
 
-def _all_names(fmt: str) -> list[str]:
-    """Every final file name a format produces (for clearing stale outputs)."""
-    return {
-        "json": [json_format.FILE],
-        "ndjson": [ndjson_format.FILE, ndjson_format.INDEX_FILE],
-        "csv": [csv_format.FILE],
-        "fhir": list(fhir.FILES.values()),
-    }[fmt]
+def _final_names(formats: tuple[str, ...]) -> list[str]:
+    """Every file finalize writes into the output folder for these formats, manifest last."""
+    names = [spec.name for spec in _specs(formats)]
+    if "ndjson" in formats:
+        names.append(ndjson_format.INDEX_FILE)
+    if "fhir" in formats:
+        names.extend(fhir.FILES[t] for t in fhir.FACILITY_TYPES)
+    return [*names, SUMMARY_FILE, MANIFEST_FILE]
 
 
 def normalize_formats(formats: Iterable[str] | str) -> tuple[str, ...]:
@@ -134,9 +152,20 @@ def _part_path(parts_dir: Path, chunk: int, name: str) -> Path:
     return parts_dir / f"{chunk:06d}.{name.replace('/', '.')}"
 
 
-def _tmp_path(path: Path) -> Path:
-    """A temporary name next to `path`, unique per process and thread (never taken for a part)."""
-    return path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+def _tmp_path(path: Path, owner: str = "") -> Path:
+    """A temporary name next to `path`, unique per process and thread (never taken for a part).
+
+    In an output folder, which may hold anything (`generate --out DIR`), it also carries the
+    writer's `owner` mark (see _owner_mark), so a run removes the leftovers of its own earlier
+    attempts and nothing else.
+    """
+    mark = f"{owner}-" if owner else ""
+    return path.with_name(f"{path.name}.tmp-{mark}{os.getpid()}-{threading.get_ident()}")
+
+
+def _owner_mark(parts_dir: Path) -> str:
+    """The mark of the run whose parts are in parts_dir (a job's parts folder is its own)."""
+    return hashlib.sha256(os.path.abspath(parts_dir).encode()).hexdigest()[:16]
 
 
 def _load_sync_file_range() -> Callable[[int], None] | None:
@@ -170,19 +199,43 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class _Parts:
-    """The part files of one chunk: written under temporary names, renamed on commit."""
+_buffers = threading.local()
 
-    def __init__(self, parts_dir: Path, chunk: int, names: list[str]) -> None:
-        self._final = [_part_path(parts_dir, chunk, name) for name in names]
-        self._tmp = [_tmp_path(path) for path in self._final]
+
+def _block_buffer() -> bytearray:
+    """This thread's one copy/hash buffer (a fresh 1 MiB buffer per file costs more than the
+    copying and hashing of a small file)."""
+    buffer: bytearray | None = getattr(_buffers, "buffer", None)
+    if buffer is None:
+        buffer = _buffers.buffer = bytearray(_BLOCK)
+    return buffer
+
+
+class _Batch:
+    """Files written under temporary names and made visible together, in order.
+
+    commit(): flush every file and start the writeback of all of them, then fsync each (the disk
+    writes them at once, so the fsyncs after the first mostly find their data there already),
+    rename each onto its final name in the order they were opened, and fsync each folder once.
+    Nothing is ever visible under a final name before its bytes are on disk. abort() removes every
+    temporary file.
+    """
+
+    def __init__(self, owner: str = "", *, sync_folders: bool = True) -> None:
+        self.owner = owner
+        self.sync_folders = sync_folders
         self.files: list[Any] = []
-        try:
-            for tmp in self._tmp:
-                self.files.append(open(tmp, "wb", buffering=_BUFFER))  # noqa: SIM115
-        except BaseException:
-            self.abort()
-            raise
+        self.tmp: list[Path] = []
+        self.final: list[Path] = []
+
+    def open(self, final: Path, buffering: int = _BUFFER) -> Any:
+        """A new temporary file for `final`, open for writing (and reading back: _digest)."""
+        tmp = _tmp_path(final, self.owner)
+        f = open(tmp, "w+b", buffering=buffering)  # noqa: SIM115
+        self.files.append(f)
+        self.tmp.append(tmp)
+        self.final.append(final)
+        return f
 
     def writeback(self) -> None:
         if _start_writeback is not None:
@@ -193,12 +246,16 @@ class _Parts:
     def commit(self) -> None:
         for f in self.files:
             f.flush()
+            if _start_writeback is not None:
+                _start_writeback(f.fileno())
+        for f in self.files:
             os.fsync(f.fileno())
             f.close()
-        for tmp, final in zip(self._tmp, self._final, strict=True):
+        for tmp, final in zip(self.tmp, self.final, strict=True):
             os.replace(tmp, final)
-        if self._final:
-            _fsync_dir(self._final[0].parent)
+        if self.sync_folders:
+            for folder in dict.fromkeys(path.parent for path in self.final):
+                _fsync_dir(folder)
 
     def abort(self) -> None:
         for f in self.files:
@@ -206,7 +263,7 @@ class _Parts:
             # anyway and remove every temporary file
             with contextlib.suppress(OSError):
                 f.close()
-        for tmp in self._tmp:
+        for tmp in self.tmp:
             tmp.unlink(missing_ok=True)
 
 
@@ -217,15 +274,26 @@ def _chunk_part_names(formats: tuple[str, ...]) -> list[str]:
     return names
 
 
+def _whole_path(parts_dir: Path, name: str) -> Path:
+    """Where the one chunk of a one-chunk run keeps final file `name`, ready to be moved."""
+    return parts_dir / f"{WHOLE_PREFIX}{name.replace('/', '.')}"
+
+
+def _has_whole(parts_dir: Path, formats: tuple[str, ...]) -> bool:
+    return all(_whole_path(parts_dir, name).is_file() for name in _final_names(formats))
+
+
 def missing_chunks(parts_dir: Path, formats: Sequence[str], chunks: Iterable[int]) -> list[int]:
     """The chunks among `chunks` some of whose part files are not in parts_dir (removed after a
     failure that could not be recorded, or written on another host): write them again."""
-    names = _chunk_part_names(normalize_formats(formats))
+    formats = normalize_formats(formats)
+    names = _chunk_part_names(formats)
     parts_dir = Path(parts_dir)
     return sorted(
         chunk
         for chunk in chunks
         if not all(_part_path(parts_dir, chunk, name).is_file() for name in names)
+        and not (chunk == 0 and _has_whole(parts_dir, formats))
     )
 
 
@@ -241,10 +309,16 @@ def write_chunk(
     chunk: int,
     start: int,
     stop: int,
+    *,
+    whole: bool | None = None,
 ) -> dict[str, Any]:
     """Generate patients [start, stop) and write their part files for chunk number `chunk`.
 
     Returns the chunk's summary (JSON-serialisable, see summary.merge_summaries).
+
+    The one chunk of a one-chunk run (chunk 0 covering every patient; `whole=None` decides so,
+    `whole=False` writes ordinary parts) is written as the run's final files, summary and manifest
+    included: finalize then only renames them into the output folder instead of copying them.
     """
     from patientgen.generator import generate
 
@@ -254,8 +328,18 @@ def write_chunk(
         raise ValueError(
             f"bad range [{start}, {stop}) for a scenario of {scenario.total_patients} patients"
         )
+    if whole is None:
+        whole = chunk == 0 and start == 0 and stop == scenario.total_patients
+    elif whole and not (chunk == 0 and start == 0 and stop == scenario.total_patients):
+        raise ValueError("only chunk 0 covering every patient can be written whole")
     return write_patients(
-        scenario, formats, parts_dir, chunk, generate(scenario, start, stop), stop - start
+        scenario,
+        formats,
+        parts_dir,
+        chunk,
+        generate(scenario, start, stop),
+        stop - start,
+        whole=whole,
     )
 
 
@@ -266,29 +350,131 @@ def write_patients(
     chunk: int,
     patients: Iterable[Patient],
     expected: int | None = None,
+    *,
+    whole: bool = False,
 ) -> dict[str, Any]:
     """write_chunk for patients given by the caller (write_chunk passes the generator's).
 
     With `expected`, a different number of patients fails the chunk (no part is committed).
+    With `whole`, the patients are the whole run (chunk 0): its final files are written.
     """
     formats = normalize_formats(formats)
     parts_dir = Path(parts_dir)
     parts_dir.mkdir(parents=True, exist_ok=True)
+    if whole and chunk != 0:
+        raise ValueError("only chunk 0 can be written whole")
     names = _chunk_part_names(formats)
-    parts = _Parts(parts_dir, chunk, names)
+    # No fsync of the parts folder: a part is fsynced before it is renamed, so a part name that
+    # survives a crash names a whole part; a name lost in a crash is a missing part, and the
+    # runner writes such a chunk again (missing_chunks).
+    batch = _Batch(sync_folders=False)
     try:
-        files = dict(zip(names, parts.files, strict=True))
+        if whole:
+            files = {name: batch.open(_whole_path(parts_dir, name)) for name in names}
+        else:
+            files = {name: batch.open(_part_path(parts_dir, chunk, name)) for name in names}
         builder = summary.SummaryBuilder(scenario)
-        _write_records(formats, files, patients, builder, parts.writeback)
+        if whole:
+            for spec in _specs(formats):
+                files[spec.name].write(spec.prefix)
+        _write_records(formats, files, patients, builder, batch.writeback)
         if expected is not None and builder.patients != expected:
             raise RuntimeError(
                 f"expected {expected} patients for chunk {chunk}, got {builder.patients}"
             )
-        parts.commit()
+        chunk_summary = builder.to_dict()
+        if whole:
+            _finish_whole(scenario, formats, parts_dir, batch, files, chunk_summary)
+        batch.commit()
     except BaseException:
-        parts.abort()
+        batch.abort()
         raise
-    return builder.to_dict()
+    return chunk_summary
+
+
+def _finish_whole(
+    scenario: Scenario,
+    formats: tuple[str, ...],
+    parts_dir: Path,
+    batch: _Batch,
+    files: dict[str, Any],
+    chunk_summary: dict[str, Any],
+) -> None:
+    """Complete the final files of a one-chunk run: the JSON array's end (or the empty forms),
+    the facility resources, summary.json and manifest.json, each exactly as finalize's join of
+    one ordinary part would write it."""
+    patients = chunk_summary["patients"]
+    for spec in _specs(formats):
+        f = files[spec.name]
+        if spec.prefix and f.tell() == len(spec.prefix):  # no record: the empty form
+            f.seek(0)
+            f.truncate()
+            f.write(spec.empty)
+        elif f.tell() == 0:
+            f.write(spec.empty)
+        else:
+            f.write(spec.suffix)
+    merged = summary.merge_summaries([chunk_summary])
+    extra: list[tuple[str, str, bytes, bool]] = []  # name, format, bytes, count lines
+    if "fhir" in formats:
+        facilities = [(fid, entry["role"]) for fid, entry in merged["facilities"].items()]
+        organizations, locations = fhir.facility_resources(facilities)
+        extra.append((fhir.FILES["Organization"], "fhir", organizations, True))
+        extra.append((fhir.FILES["Location"], "fhir", locations, True))
+    summary_bytes = orjson.dumps(merged, option=_SUMMARY_OPTIONS) + b"\n"
+    extra.append((SUMMARY_FILE, "summary", summary_bytes, False))
+    listed: list[OutputFile] = []
+    for spec in _specs(formats):
+        size, sha, lines = _digest(files[spec.name])
+        records = lines if spec.records == "lines" else patients
+        listed.append(OutputFile(spec.name, spec.format, size, sha, records))
+    if "ndjson" in formats:
+        size, sha, _ = _digest(files[ndjson_format.INDEX_FILE])
+        listed.append(
+            OutputFile(
+                ndjson_format.INDEX_FILE, "index", size, sha, size // ndjson_format.OFFSET_SIZE
+            )
+        )
+    for name, fmt, data, count in extra:
+        _write_raw(batch.open(_whole_path(parts_dir, name), buffering=0), data)
+        records = data.count(b"\n") if count else None
+        listed.append(OutputFile(name, fmt, len(data), hashlib.sha256(data).hexdigest(), records))
+    manifest_bytes = manifest.encode(
+        manifest.build(scenario, formats, patients, [f.as_dict() for f in listed])
+    )
+    _write_raw(batch.open(_whole_path(parts_dir, MANIFEST_FILE), buffering=0), manifest_bytes)
+
+
+def _write_raw(f: Any, data: bytes) -> None:
+    """All of `data` to an unbuffered file (a raw write may write less than it was given)."""
+    view = memoryview(data)
+    while view:
+        view = view[f.write(view) :]
+
+
+def _digest(f: Any) -> tuple[int, str, int]:
+    """Size, sha256 and line count of a file being written (read back from the page cache,
+    through its own descriptor: no open, and the file's offset is left as it is)."""
+    f.flush()
+    fd = f.fileno()
+    size = 0
+    digest = hashlib.sha256()
+    lines = 0
+    buffer = _block_buffer()
+    view = memoryview(buffer)
+    while n := _pread_into(fd, buffer, size):
+        digest.update(view[:n])
+        lines += buffer.count(b"\n", 0, n)
+        size += n
+    return size, digest.hexdigest(), lines
+
+
+def _pread_into(fd: int, buffer: bytearray, offset: int) -> int:
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [buffer], offset)
+    data = os.pread(fd, len(buffer), offset)  # pragma: no cover - no preadv here
+    buffer[: len(data)] = data  # pragma: no cover
+    return len(data)  # pragma: no cover
 
 
 def _write_records(
@@ -351,22 +537,20 @@ def _write_records(
 
 
 class _Sink:
-    """A final file being written: temporary name, running sha256, size and line count.
+    """A final file being written (a temporary file of a _Batch): running sha256, size, lines.
 
     Parts are copied in the kernel (copy_file_range) and hashed from the page cache through one
     reused buffer: on the VMs this runs on, fresh user-space buffers and write() of fresh pages
     cost far more than the hashing itself.
     """
 
-    def __init__(self, out_dir: Path, name: str) -> None:
-        self.path = out_dir / name
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = _tmp_path(self.path)
-        self.file = open(self.tmp, "wb", buffering=0)  # noqa: SIM115
+    def __init__(self, batch: _Batch, out_dir: Path, name: str) -> None:
+        path = out_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = batch.open(path, buffering=0)
         self.hash = hashlib.sha256()
         self.size = 0
         self.lines = 0
-        self._buffer = bytearray(_BLOCK)
 
     def write(self, data: bytes) -> None:
         if data:
@@ -378,7 +562,7 @@ class _Sink:
             self.lines += data.count(b"\n")
 
     def copy(self, path: Path) -> None:
-        buffer = self._buffer
+        buffer = _block_buffer()
         view = memoryview(buffer)
         with open(path, "rb", buffering=0) as source:
             length = os.fstat(source.fileno()).st_size
@@ -397,15 +581,8 @@ class _Sink:
                 self.lines += buffer.count(b"\n", 0, n)
             self.size += length
 
-    def commit(self, name: str, fmt: str, records: int | None) -> OutputFile:
-        os.fsync(self.file.fileno())
-        self.file.close()
-        os.replace(self.tmp, self.path)
+    def output(self, name: str, fmt: str, records: int | None) -> OutputFile:
         return OutputFile(name, fmt, self.size, self.hash.hexdigest(), records)
-
-    def abort(self) -> None:
-        self.file.close()
-        self.tmp.unlink(missing_ok=True)
 
 
 def _copy_range(source: int, target: int, length: int) -> int:
@@ -424,59 +601,43 @@ def _copy_range(source: int, target: int, length: int) -> int:
     return copied
 
 
-def _write_file(
-    out_dir: Path, name: str, fmt: str, fill: Callable[[_Sink], int | None]
+def _write_data(batch: _Batch, out_dir: Path, name: str, fmt: str, data: bytes) -> OutputFile:
+    sink = _Sink(batch, out_dir, name)
+    sink.write(data)
+    return sink.output(name, fmt, sink.lines if fmt == "fhir" else None)
+
+
+def _join(
+    batch: _Batch, out_dir: Path, spec: _Spec, parts: list[Path], patients: int
 ) -> OutputFile:
-    sink = _Sink(out_dir, name)
-    try:
-        records = fill(sink)
-        return sink.commit(name, fmt, records)
-    except BaseException:
-        sink.abort()
-        raise
+    sink = _Sink(batch, out_dir, spec.name)
+    nonempty = [part for part in parts if part.stat().st_size > 0]
+    if not nonempty:
+        sink.write(spec.empty)
+    else:
+        sink.write(spec.prefix)
+        for i, part in enumerate(nonempty):
+            if i:
+                sink.write(spec.separator)
+            sink.copy(part)
+        sink.write(spec.suffix)
+    return sink.output(spec.name, spec.format, sink.lines if spec.records == "lines" else patients)
 
 
-def _writer_of(data: bytes) -> Callable[[_Sink], int]:
-    """A fill for _write_file that writes `data` and counts its lines."""
-
-    def fill(sink: _Sink) -> int:
-        sink.write(data)
-        return sink.lines
-
-    return fill
-
-
-def _join(out_dir: Path, spec: _Spec, parts: list[Path], patients: int) -> OutputFile:
-    def fill(sink: _Sink) -> int | None:
-        nonempty = [part for part in parts if part.stat().st_size > 0]
-        if not nonempty:
-            sink.write(spec.empty)
-        else:
-            sink.write(spec.prefix)
-            for i, part in enumerate(nonempty):
-                if i:
-                    sink.write(spec.separator)
-                sink.copy(part)
-            sink.write(spec.suffix)
-        return sink.lines if spec.records == "lines" else patients
-
-    return _write_file(out_dir, spec.name, spec.format, fill)
-
-
-def _join_index(out_dir: Path, index_parts: list[Path], ndjson_parts: list[Path]) -> OutputFile:
-    def fill(sink: _Sink) -> int:
-        base = 0
-        records = 0
-        for index_part, ndjson_part in zip(index_parts, ndjson_parts, strict=True):
-            offsets = ndjson_format.offsets_from_bytes(index_part.read_bytes())
-            if base:
-                offsets = array("Q", [offset + base for offset in offsets])
-            sink.write(ndjson_format.offsets_to_bytes(offsets))
-            records += len(offsets)
-            base += ndjson_part.stat().st_size
-        return records
-
-    return _write_file(out_dir, ndjson_format.INDEX_FILE, "index", fill)
+def _join_index(
+    batch: _Batch, out_dir: Path, index_parts: list[Path], ndjson_parts: list[Path]
+) -> OutputFile:
+    sink = _Sink(batch, out_dir, ndjson_format.INDEX_FILE)
+    base = 0
+    records = 0
+    for index_part, ndjson_part in zip(index_parts, ndjson_parts, strict=True):
+        offsets = ndjson_format.offsets_from_bytes(index_part.read_bytes())
+        if base:
+            offsets = array("Q", [offset + base for offset in offsets])
+        sink.write(ndjson_format.offsets_to_bytes(offsets))
+        records += len(offsets)
+        base += ndjson_part.stat().st_size
+    return sink.output(ndjson_format.INDEX_FILE, "index", records)
 
 
 def _load_manifest(out_dir: Path) -> dict[str, Any] | None:
@@ -503,18 +664,25 @@ def _finished(
     return [*files, own]
 
 
-def _clear_stale(out_dir: Path, formats: tuple[str, ...]) -> None:
-    """Remove outputs of formats not requested, and temporary files a crash left behind."""
-    for fmt in FORMATS:
-        for name in _all_names(fmt):
-            path = out_dir / name
-            if fmt not in formats:
-                path.unlink(missing_ok=True)
-    for folder in (out_dir, out_dir / fhir.DIRECTORY):
-        if folder.is_dir():
-            for leftover in folder.glob("*.tmp-*"):
-                if leftover.is_file():
-                    leftover.unlink(missing_ok=True)
+def _remove_own_leftovers(out_dir: Path, names: list[str], owner: str) -> None:
+    """Remove the temporary files an earlier, interrupted finalize of this run left in out_dir.
+
+    Only names this run itself would write (a final name of its formats, its owner mark): a
+    user's own files, outputs of other formats or other runs, and other writers' temporary files
+    stay as they are (`generate --out DIR` may point at a folder holding anything).
+    """
+    wanted: dict[Path, list[str]] = {}
+    for name in names:
+        path = out_dir / name
+        wanted.setdefault(path.parent, []).append(f"{path.name}.tmp-{owner}-")
+    for folder, prefixes in wanted.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith(tuple(prefixes)) and entry.is_file(follow_symlinks=False):
+                Path(entry.path).unlink(missing_ok=True)
 
 
 def finalize(
@@ -528,12 +696,27 @@ def finalize(
 
     Writes summary.json and manifest.json (last), then removes parts_dir. Idempotent: calling it
     again after a crash half-way through finishes the job, and calling it after it finished
-    returns the same files.
+    returns the same files. out_dir may hold other files (`generate --out DIR`): finalize
+    replaces only the files of the formats asked for and removes only the temporary files of
+    its own earlier attempts (those that carry parts_dir's mark), never anything else.
+
+    A one-chunk run whose chunk was written whole (see write_chunk) has its final files in
+    parts_dir already: they are renamed into out_dir (copied where out_dir is on another
+    filesystem), so its files are written once.
     """
     formats = normalize_formats(formats)
     parts_dir = Path(parts_dir)
     out_dir = Path(out_dir)
     n_chunks = len(chunk_summaries)
+    if n_chunks == 1 and _whole_path(parts_dir, MANIFEST_FILE).is_file():
+        try:
+            return _finalize_whole(scenario, formats, parts_dir, out_dir, chunk_summaries)
+        except FileNotFoundError:  # the parts folder of a finished run, partly removed
+            done = _finished(scenario, formats, out_dir)
+            if done is None:
+                raise
+            shutil.rmtree(parts_dir, ignore_errors=True)
+            return done
     part_names = _chunk_part_names(formats)
     missing = [
         path
@@ -558,46 +741,136 @@ def finalize(
                     f"{chunk_summary.get('patients')}"
                 )
     out_dir.mkdir(parents=True, exist_ok=True)
-    _clear_stale(out_dir, formats)
+    owner = _owner_mark(parts_dir)
+    _remove_own_leftovers(out_dir, _final_names(formats), owner)
     merged = summary.merge_summaries(chunk_summaries)
     patients = merged["patients"]
     files: list[OutputFile] = []
-    for spec in _specs(formats):
-        parts = [_part_path(parts_dir, chunk, spec.name) for chunk in range(n_chunks)]
-        files.append(_join(out_dir, spec, parts, patients))
-    if "ndjson" in formats:
-        files.append(
-            _join_index(
-                out_dir,
-                [_part_path(parts_dir, c, ndjson_format.INDEX_FILE) for c in range(n_chunks)],
-                [_part_path(parts_dir, c, ndjson_format.FILE) for c in range(n_chunks)],
-            )
-        )
-    if "fhir" in formats:
-        facilities = [(fid, entry["role"]) for fid, entry in merged["facilities"].items()]
-        organizations, locations = fhir.facility_resources(facilities)
-        for resource_type, data in (("Organization", organizations), ("Location", locations)):
+    batch = _Batch(owner)
+    try:
+        for spec in _specs(formats):
+            parts = [_part_path(parts_dir, chunk, spec.name) for chunk in range(n_chunks)]
+            files.append(_join(batch, out_dir, spec, parts, patients))
+        if "ndjson" in formats:
             files.append(
-                _write_file(
+                _join_index(
+                    batch,
                     out_dir,
-                    fhir.FILES[resource_type],
-                    "fhir",
-                    _writer_of(data),
+                    [_part_path(parts_dir, c, ndjson_format.INDEX_FILE) for c in range(n_chunks)],
+                    [_part_path(parts_dir, c, ndjson_format.FILE) for c in range(n_chunks)],
                 )
             )
-    summary_bytes = orjson.dumps(merged, option=_SUMMARY_OPTIONS) + b"\n"
-    files.append(
-        _write_file(out_dir, SUMMARY_FILE, "summary", lambda sink: sink.write(summary_bytes))
-    )
-    manifest_bytes = manifest.encode(
-        manifest.build(scenario, formats, patients, [f.as_dict() for f in files])
-    )
-    files.append(
-        _write_file(out_dir, MANIFEST_FILE, "manifest", lambda sink: sink.write(manifest_bytes))
-    )
-    _fsync_dir(out_dir)
+        if "fhir" in formats:
+            facilities = [(fid, entry["role"]) for fid, entry in merged["facilities"].items()]
+            organizations, locations = fhir.facility_resources(facilities)
+            for resource_type, data in (("Organization", organizations), ("Location", locations)):
+                files.append(_write_data(batch, out_dir, fhir.FILES[resource_type], "fhir", data))
+        summary_bytes = orjson.dumps(merged, option=_SUMMARY_OPTIONS) + b"\n"
+        files.append(_write_data(batch, out_dir, SUMMARY_FILE, "summary", summary_bytes))
+        manifest_bytes = manifest.encode(
+            manifest.build(scenario, formats, patients, [f.as_dict() for f in files])
+        )
+        # opened last, so renamed last: a manifest is never there before every file it lists
+        files.append(_write_data(batch, out_dir, MANIFEST_FILE, "manifest", manifest_bytes))
+        batch.commit()
+    except BaseException:
+        batch.abort()
+        raise
     shutil.rmtree(parts_dir, ignore_errors=True)
     return files
+
+
+def _finalize_whole(
+    scenario: Scenario,
+    formats: tuple[str, ...],
+    parts_dir: Path,
+    out_dir: Path,
+    chunk_summaries: list[dict[str, Any]],
+) -> list[OutputFile]:
+    """finalize of a one-chunk run written whole: move its final files into out_dir.
+
+    Renamed in order, manifest last, then each output folder fsynced once. A crash half-way
+    leaves each file either in parts_dir or in out_dir; the next call moves the rest (a file
+    already moved is recognised by its size and sha256 in the manifest, still in parts_dir).
+    """
+    manifest_bytes = _whole_path(parts_dir, MANIFEST_FILE).read_bytes()
+    found = orjson.loads(manifest_bytes)
+    if not manifest.matches(found, scenario, formats):
+        raise ValueError("the part files of chunk 0 were written for another input")
+    files = [OutputFile(**entry) for entry in found["files"]]
+    listed = {f.name: f for f in files}
+    merged = summary.merge_summaries(chunk_summaries)
+    summary_bytes = orjson.dumps(merged, option=_SUMMARY_OPTIONS) + b"\n"
+    if hashlib.sha256(summary_bytes).hexdigest() != listed[SUMMARY_FILE].sha256:
+        raise ValueError("the part files of chunk 0 do not match its summary")
+    own = OutputFile(
+        MANIFEST_FILE,
+        "manifest",
+        len(manifest_bytes),
+        hashlib.sha256(manifest_bytes).hexdigest(),
+        None,
+    )
+    listed[MANIFEST_FILE] = own
+    owner = _owner_mark(parts_dir)
+    names = _final_names(formats)  # the manifest last: never there before what it lists
+    _remove_own_leftovers(out_dir, names, owner)
+    folders = dict.fromkeys((out_dir / name).parent for name in names)
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        target = out_dir / name
+        try:
+            _move(_whole_path(parts_dir, name), target)
+        except FileNotFoundError:
+            if not _is_copy_of(target, listed[name]):
+                raise
+        except OSError as exc:
+            if exc.errno not in _NO_RENAME:
+                raise
+            _copy_whole(parts_dir, out_dir, names[i:], owner)
+            break
+    else:
+        for folder in folders:
+            _fsync_dir(folder)
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    return [*files, own]
+
+
+#: rename() cannot move a file there: out_dir is on another filesystem; copy instead.
+_NO_RENAME = frozenset({errno.EXDEV})
+
+
+def _move(source: Path, target: Path) -> None:
+    """Rename the complete, fsynced file `source` onto `target` (atomically)."""
+    os.replace(source, target)
+
+
+def _is_copy_of(path: Path, expected: OutputFile) -> bool:
+    """True when `path` holds exactly the bytes `expected` describes."""
+    try:
+        if path.stat().st_size != expected.bytes:
+            return False
+        digest = hashlib.sha256()
+        buffer = _block_buffer()
+        view = memoryview(buffer)
+        with open(path, "rb", buffering=0) as f:
+            while n := f.readinto(buffer):
+                digest.update(view[:n])
+    except OSError:
+        return False
+    return digest.hexdigest() == expected.sha256
+
+
+def _copy_whole(parts_dir: Path, out_dir: Path, names: list[str], owner: str) -> None:
+    """The final files of a one-chunk run copied into out_dir (on another filesystem)."""
+    batch = _Batch(owner)
+    try:
+        for name in names:
+            _Sink(batch, out_dir, name).copy(_whole_path(parts_dir, name))
+        batch.commit()
+    except BaseException:
+        batch.abort()
+        raise
 
 
 def merge_summaries(chunk_summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import shutil
 from pathlib import Path
 
 import orjson
@@ -59,7 +60,7 @@ def test_join_is_byte_identical_for_any_chunking(
     files = run(scenario, ALL, out, ranges, order)
     assert digests(out) == digests(reference), label
     assert {f.name for f in files} == set(digests(reference))
-    assert not (tmp_path / "out.parts").exists()
+    assert (tmp_path / "out.parts").is_dir()  # finalize leaves the parts to its caller
 
 
 def test_files_parse_with_exact_counts(scenario, reference) -> None:
@@ -218,13 +219,14 @@ def test_finalize_is_idempotent(tmp_path, scenario, reference) -> None:
     first = bundle.finalize(scenario, ALL, parts, out, summaries)
     assert not leftover.exists()
     assert digests(out) == digests(reference)
+    assert bundle.finalize(scenario, ALL, parts, out, summaries) == first  # from the parts
+    shutil.rmtree(parts)  # what the caller does once the run is recorded as finished
     again = bundle.finalize(scenario, ALL, parts, out, summaries)  # parts are gone now
     assert again == first
     assert digests(out) == digests(reference)
     # a crash after the manifest, with the parts folder only partly removed
     write_chunk(scenario, ALL, parts, 0, *ranges[0])
     assert bundle.finalize(scenario, ALL, parts, out, summaries) == first
-    assert not parts.exists()
 
 
 def test_parts_that_do_not_match_the_summaries_fail(tmp_path, scenario) -> None:
@@ -348,6 +350,11 @@ def test_one_chunk_without_patients_gives_the_empty_forms(tmp_path, scenario) ->
     assert (tmp_path / "a" / "patients.json").read_bytes() == b"[]\n"
 
 
+def whole_files(parts: Path) -> list[Path]:
+    """The files of a one-chunk run written whole still in the parts folder."""
+    return [p for p in parts.glob(bundle.WHOLE_PREFIX + "*")] if parts.is_dir() else []
+
+
 def test_one_chunk_run_is_written_once(tmp_path, scenario) -> None:
     """finalize of a one-chunk run renames the chunk's files into place: no byte is copied."""
     parts, out = tmp_path / "parts", tmp_path / "out"
@@ -359,7 +366,7 @@ def test_one_chunk_run_is_written_once(tmp_path, scenario) -> None:
     for f in files:
         flat = bundle.WHOLE_PREFIX + f.name.replace("/", ".")
         assert (out / f.name).stat().st_ino == inodes[flat], f.name
-    assert not parts.exists()
+    assert not whole_files(parts)  # every file moved into place
     assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
 
 
@@ -401,7 +408,7 @@ def test_one_chunk_run_resumes_after_a_crash_anywhere(tmp_path, scenario, refere
     (parts / "whole.patients.json").unlink()
     assert bundle.missing_chunks(parts, ALL, [0]) == [0]
     assert bundle.finalize(scenario, ALL, parts, out, [s]) == first
-    assert not parts.exists()
+    assert not whole_files(parts)  # every file moved into place
     assert digests(out) == digests(reference)
     # a run that finished once, finalized again from a rewritten chunk: the same files
     write_chunk(scenario, ALL, parts, 0, 0, N)
@@ -421,7 +428,7 @@ def test_one_chunk_run_copies_where_it_cannot_rename(tmp_path, scenario, referen
     files = bundle.finalize(scenario, ALL, parts, out, [s])
     assert digests(out) == digests(reference)
     assert {f.name: f.sha256 for f in files} == digests(reference)
-    assert not parts.exists()
+    assert whole_files(parts)  # copied, not moved: the caller removes the parts
 
 
 def test_one_chunk_parts_that_do_not_match_the_summary_fail(tmp_path, scenario) -> None:

@@ -2,7 +2,7 @@
 
 A run is split into chunks of patients. `write_chunk` writes each requested format's *part* files
 for one chunk into a parts folder; `finalize` joins the parts in chunk order into the final files,
-writes `summary.json` and `manifest.json` and removes the parts. Chunks can be written in any order,
+writes `summary.json` and `manifest.json`. Chunks can be written in any order,
 by any process, and rewritten after a crash: a part is written under a temporary name, fsynced and
 renamed, so a leftover temporary file is never taken for a part, and the same chunk always gives
 the same bytes. The joined files never depend on the chunking: separators (the JSON array's
@@ -694,11 +694,13 @@ def finalize(
 ) -> list[OutputFile]:
     """Join the parts of chunks 0..len(chunk_summaries)-1 into the final files in out_dir.
 
-    Writes summary.json and manifest.json (last), then removes parts_dir. Idempotent: calling it
-    again after a crash half-way through finishes the job, and calling it after it finished
-    returns the same files. out_dir may hold other files (`generate --out DIR`): finalize
-    replaces only the files of the formats asked for and removes only the temporary files of
-    its own earlier attempts (those that carry parts_dir's mark), never anything else.
+    Writes summary.json and manifest.json (last). parts_dir is left for the caller to remove
+    once the run is recorded as finished (the job layer does it inside its fenced completion,
+    jobs/files.py: a worker that lost its lease must never remove another's parts).
+    Idempotent: calling it again after a crash half-way through finishes the job, and calling
+    it after it finished returns the same files. out_dir may hold other files (`generate --out
+    DIR`): finalize replaces only the files of the formats asked for and removes only the
+    temporary files of its own earlier attempts (those that carry parts_dir's mark).
 
     A one-chunk run whose chunk was written whole (see write_chunk) has its final files in
     parts_dir already: they are renamed into out_dir (copied where out_dir is on another
@@ -715,7 +717,6 @@ def finalize(
             done = _finished(scenario, formats, out_dir)
             if done is None:
                 raise
-            shutil.rmtree(parts_dir, ignore_errors=True)
             return done
     part_names = _chunk_part_names(formats)
     missing = [
@@ -727,7 +728,6 @@ def finalize(
     if missing:
         done = _finished(scenario, formats, out_dir)
         if done is not None:
-            shutil.rmtree(parts_dir, ignore_errors=True)
             return done
         raise FileNotFoundError(f"missing part file {missing[0]} (and {len(missing) - 1} more)")
 
@@ -776,7 +776,6 @@ def finalize(
     except BaseException:
         batch.abort()
         raise
-    shutil.rmtree(parts_dir, ignore_errors=True)
     return files
 
 
@@ -832,7 +831,6 @@ def _finalize_whole(
     else:
         for folder in folders:
             _fsync_dir(folder)
-    shutil.rmtree(parts_dir, ignore_errors=True)
     return [*files, own]
 
 
@@ -899,7 +897,9 @@ def write_all(
         summaries.append(write_chunk(scenario, formats, parts_dir, chunk, start, stop))
         if progress is not None:
             progress(stop, total)
-    return finalize(scenario, formats, parts_dir, out_dir, summaries)
+    files = finalize(scenario, formats, parts_dir, out_dir, summaries)
+    shutil.rmtree(parts_dir, ignore_errors=True)  # in-process run: nobody else holds it
+    return files
 
 
 def iter_index(out_dir: Path) -> Iterator[int]:

@@ -454,15 +454,15 @@ class SqlStore:
             raise JobNotFound(job_id)
         return self._job(row)
 
-    def request_cancel(self, job_id: UUID) -> Job:
-        """A pending job is cancelled at once; a running one is asked to stop (its worker ends
-        it cancelled at the next chunk boundary, or before completing)."""
+    def _user_action(self, job_id: UUID, action: Action) -> Job:
+        """A user's cancel or retry: the row locked, its status moved as the table says (the
+        query of the same name writes it, conditioned on the version read under the lock)."""
         with self._write() as t:
             job = self._locked(t, job_id)
-            status = transition(job_id, job.status, Action.CANCEL)
+            status = transition(job_id, job.status, action)
             assert status is not None
             row = t.one(
-                "request_cancel",
+                action.value,
                 job_id=str(job_id),
                 version=job.version,
                 status=status.value,
@@ -470,22 +470,17 @@ class SqlStore:
                 phase=status.value,
                 **self.dialect.clock(),
             )
+            if action == Action.RETRY:
+                t.run("delete_chunks", job_id=str(job_id))
         return self._job(_row(row))
 
+    def request_cancel(self, job_id: UUID) -> Job:
+        """A pending job is cancelled at once; a running one is asked to stop (its worker ends
+        it cancelled at the next chunk boundary, or before completing)."""
+        return self._user_action(job_id, Action.CANCEL)
+
     def retry(self, job_id: UUID) -> Job:
-        with self._write() as t:
-            job = self._locked(t, job_id)
-            status = transition(job_id, job.status, Action.RETRY)
-            assert status is not None
-            row = t.one(
-                "retry",
-                job_id=str(job_id),
-                version=job.version,
-                status=status.value,
-                **self.dialect.clock(),
-            )
-            t.run("delete_chunks", job_id=str(job_id))
-        return self._job(_row(row))
+        return self._user_action(job_id, Action.RETRY)
 
     def if_ended(self, job_id: UUID, inside: Inside) -> bool:
         """Run `inside(job)` under the job's row lock if it has ended (completed, failed or

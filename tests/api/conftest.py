@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -116,6 +117,18 @@ def postgres_url(request: pytest.FixtureRequest) -> str:
 STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
+def per_store(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    label: str,
+    **options: Any,
+) -> Iterator[Service]:
+    """A started service with keys on the store `request.param` names (a STORES fixture)."""
+    tmp = tmp_path_factory.mktemp(f"{label}-{request.param}")
+    url = postgres_url(request) if request.param == "postgres" else None
+    yield from started_with_keys(make_service(tmp, url, **options))
+
+
 def started_with_keys(svc: Service) -> Iterator[Service]:
     """Start `svc` (which applies the migrations), make its keys, yield it, stop it."""
     with running(svc):
@@ -129,9 +142,7 @@ def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
     """One running service per store for a whole test module, with keys."""
-    tmp = tmp_path_factory.mktemp(f"api-{request.param}")
-    url = postgres_url(request) if request.param == "postgres" else None
-    yield from started_with_keys(make_service(tmp, url, workers=1))
+    yield from per_store(request, tmp_path_factory, "api", workers=1)
 
 
 @pytest.fixture(scope="module")

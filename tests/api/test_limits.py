@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.api.conftest import STORES, Service, make_service, postgres_url, started_with_keys
+from tests.api.conftest import STORES, Service, per_store
 
 BODY = {"preset": "peacekeeping", "overrides": {"total_patients": 5}, "formats": ["ndjson"]}
 
@@ -24,9 +24,7 @@ def pending_only(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
     """No embedded worker: every accepted job stays pending (active)."""
-    tmp = tmp_path_factory.mktemp(f"limits-{request.param}")
-    url = postgres_url(request) if request.param == "postgres" else None
-    yield from started_with_keys(make_service(tmp, url, workers=0))
+    yield from per_store(request, tmp_path_factory, "limits", workers=0)
 
 
 def _new_key(svc: Service, max_active_jobs: int) -> str:

@@ -137,7 +137,7 @@ UPDATE jobs SET status = :status, lease_owner = NULL, lease_expires_at = NULL,
 WHERE job_id = :job_id::uuid AND status = 'running' AND version = :version
 RETURNING *;
 
--- name: request_cancel
+-- name: cancel
 -- A pending job ends at once (:status 'cancelled'); a running one keeps its status and its
 -- worker sees cancel_requested_at at its next chunk boundary.
 UPDATE jobs SET status = :status, updated_at = now(), version = version + 1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -72,14 +73,18 @@ def serve(
         typer.echo(f"error: invalid settings: {exc}", err=True)
         raise typer.Exit(2) from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        service = JobService.open(settings)  # applies migrations
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:  # applies migrations; an unreachable or full database is waited for, as workers do
+        service = JobService.open_when_ready(settings, threading.Event())
+    except ValueError as exc:
+        typer.echo(f"error: cannot open the job store: {exc}", err=True)
+        raise typer.Exit(2) from None
     except Exception as exc:
         typer.echo(f"error: cannot open the job store: {exc}", err=True)
         raise typer.Exit(1) from None
 
     _raise_open_files_limit()
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     pool = None
     try:
         if workers:

@@ -17,6 +17,7 @@ becomes `StoreUnavailable` in `Dialect.transaction`, and nowhere else.
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import re
 import sqlite3
@@ -272,6 +273,11 @@ def _psycopg_placeholders(sql: str) -> str:
     return _PLACEHOLDER.sub(r"%(\1)s", sql)
 
 
+def application_name() -> str:
+    """How this process's connections show in pg_stat_activity."""
+    return f"patientgen-{os.getpid()}"
+
+
 class _PgTx:
     def __init__(self, cur: psycopg.Cursor[dict[str, Any]], queries: dict[str, str]) -> None:
         self.cur = cur
@@ -306,6 +312,7 @@ class PostgresDialect:
                 "autocommit": False,
                 "connect_timeout": max(1, round(timeout)),
                 "options": "-c timezone=UTC",
+                "application_name": application_name(),
             },
             configure=lambda conn: set_json_loads(loads, conn),
             check=ConnectionPool.check_connection,
@@ -346,7 +353,10 @@ class PostgresDialect:
     def listen(self, timeout: float) -> Iterator[tuple[str, str]]:
         try:
             conn = psycopg.connect(
-                self.url, autocommit=True, connect_timeout=max(1, round(self.timeout))
+                self.url,
+                autocommit=True,
+                connect_timeout=max(1, round(self.timeout)),
+                application_name=application_name(),
             )
         except psycopg.Error as exc:
             raise StoreUnavailable(f"PostgreSQL unavailable: {exc}") from exc

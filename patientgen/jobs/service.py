@@ -111,6 +111,17 @@ class JobService:
         settings = settings or get_settings()
         return cls(settings, connect(settings, max_connections=max_connections))
 
+    @classmethod
+    def open_when_ready(cls, settings: Settings, stop: threading.Event) -> JobService:
+        """`open`, retried with a growing pause while the database cannot be reached or has no
+        connection free (as workers do); KeyboardInterrupt if `stop` is set first."""
+        from patientgen.jobs.worker import connect_retrying
+
+        store = connect_retrying(settings, stop, "service", max_connections=10)
+        if store is None:
+            raise KeyboardInterrupt
+        return cls(settings, store)
+
     def close(self) -> None:
         self.store.close()
 

@@ -135,8 +135,8 @@ def reap(store: JobStore, files: JobFiles) -> list[tuple[Any, Any]]:
 def connect_retrying(
     settings: Settings, stop: threading.Event, who: str, max_connections: int
 ) -> JobStore | None:
-    """The store, retried every second while the database cannot be reached or is full (None
-    once `stop` is set)."""
+    """The store, retried with a pause growing to 5 s while the database cannot be reached or
+    has no connection free (None once `stop` is set)."""
     delay = 0.5
     while not stop.is_set():
         try:

@@ -1,0 +1,86 @@
+"""PostgreSQL connections of idle workers, and `serve` against a server with no connection free
+(finding 12 of the hostile review: each idle worker held about 3 connections, and a `serve`
+started while the server was at its connection limit exited 1 instead of waiting as workers do).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import psycopg
+import pytest
+
+from tests.jobs.helpers import WorkerProcess
+from tests.support import wait_until
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+def _connections(server: str, database: str) -> int:
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_an_idle_worker_holds_at_most_two_connections(pg_server, pg_database_factory, tmp_path):
+    from patientgen.jobs.service import JobService
+    from patientgen.settings import Settings
+
+    url = pg_database_factory()
+    database = url.rsplit("/", 1)[1]
+    settings = Settings(database_url=url, data_dir=tmp_path / "data", poll_interval=0.05)
+    JobService.open(settings).close()  # migrated, as `patientgen worker` would
+    with WorkerProcess(settings, tmp_path / "worker.log", "--concurrency", "2") as workers:
+        wait_until(lambda: workers.text().count(" started") >= 2, timeout=30)
+        time.sleep(3)  # idle: a few rounds of polling and reaping
+        held = [_connections(pg_server, database) for _ in range(10) if not time.sleep(0.2)]
+    # one listener and one pooled connection per worker process, nothing for the parent
+    assert max(held) <= 2 * 2, held
+
+
+def test_serve_waits_for_a_connection_instead_of_exiting(pg_server, pg_database_factory, tmp_path):
+    from tests.api.conftest import make_service
+    from tests.support import running
+
+    role = f"patientgen_full_{uuid.uuid4().hex[:8]}"
+    url = pg_database_factory()
+    database = url.rsplit("/", 1)[1]
+    with psycopg.connect(f"{pg_server}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 1')
+        admin.execute(f'ALTER DATABASE "{database}" OWNER TO "{role}"')
+    role_url = url.replace("://", f"://{role}@", 1) if "@" not in url else None
+    if role_url is None:  # a server URL with a user already: swap it
+        scheme, rest = url.split("://", 1)
+        role_url = f"{scheme}://{role}@{rest.split('@', 1)[1]}"
+    try:
+        holder = psycopg.connect(role_url, autocommit=True)  # the role's only connection
+        svc = make_service(tmp_path, role_url, workers=0, auth="off")
+        svc.start_timeout = 4
+        with running(svc):
+            with pytest.raises(RuntimeError, match="did not start"):
+                svc.start()  # serve does not answer while it cannot connect ...
+            assert svc.proc is not None and svc.proc.poll() is None, svc.log.read_text()[-2000:]
+            holder.close()
+            with psycopg.connect(f"{pg_server}/postgres", autocommit=True) as admin:
+                admin.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT -1')
+
+            # ... and comes up by itself once a connection is free
+            def healthy() -> bool:
+                assert svc.proc is not None and svc.proc.poll() is None, svc.log.read_text()
+                try:
+                    return httpx.get(svc.health_url, timeout=1).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_until(healthy, timeout=60, step=0.3)
+            assert "unavailable" in svc.log.read_text()
+    finally:
+        with psycopg.connect(f"{pg_server}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            admin.execute(f'DROP ROLE IF EXISTS "{role}"')

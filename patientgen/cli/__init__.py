@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import typer
+from patientgen.cli.app import app
 
-app = typer.Typer(
-    name="patientgen",
-    help="Generate realistic synthetic military casualties in durable jobs.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+__all__ = ["app", "main"]
 
 
 def _register() -> None:

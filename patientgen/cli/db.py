@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from patientgen.cli import app
-from patientgen.cli.jobs import (
+from patientgen.cli.app import app
+from patientgen.cli.common import (
     EXIT_UNAVAILABLE,
     LENIENT,
     DatabaseOption,

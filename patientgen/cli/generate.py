@@ -13,87 +13,22 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-from patientgen.cli import app
+from patientgen.cli.app import app
+from patientgen.cli.common import (
+    EXIT_FAILED,
+    BadInput,
+    fail,
+    load_scenario,
+    load_settings,
+    open_service,
+    parse_formats,
+    parse_int,
+)
 from patientgen.formats import FORMATS
-
-EXIT_BAD_INPUT = 2
-EXIT_FAILED = 1
-
-
-class BadInput(Exception):
-    """Input the user must fix: reported as one line, exit code 2."""
-
-
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(code)
-
-
-def _int(option: str, text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        return int(text.strip().replace("_", ""))
-    except ValueError:
-        raise BadInput(f"{option}: expected an integer, got {text!r}") from None
-
-
-def validation_line(error: Any) -> str:
-    """A pydantic ValidationError as one line: `field: message; field: message`."""
-    parts = []
-    for item in error.errors(include_url=False):
-        where = ".".join(str(part) for part in item.get("loc", ())) or "scenario"
-        parts.append(f"{where}: {item.get('msg', 'invalid')}")
-    return "; ".join(parts)
-
-
-def load_scenario(
-    preset: str | None, scenario_file: str | None, patients: str | None, seed: str | None
-) -> Any:
-    """The validated Scenario the options describe; BadInput with one line otherwise."""
-    from pydantic import ValidationError
-
-    from patientgen.scenario import PRESETS, Scenario
-
-    n_patients = _int("--patients", patients)
-    n_seed = _int("--seed", seed)
-    if (preset is None) == (scenario_file is None):
-        raise BadInput("give exactly one of --preset NAME or --scenario FILE")
-    if preset is not None:
-        if preset not in PRESETS:
-            raise BadInput(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
-        data: dict[str, Any] = PRESETS[preset].scenario.model_dump()
-    else:
-        path = Path(scenario_file or "")
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise BadInput(f"cannot read scenario file {path}: {exc.strerror or exc}") from None
-        try:
-            data = Scenario.model_validate_json(raw).model_dump()
-        except ValidationError as exc:
-            raise BadInput(f"invalid scenario {path}: {validation_line(exc)}") from None
-    if n_patients is not None:
-        data["total_patients"] = n_patients
-    if n_seed is not None:
-        data["seed"] = n_seed
-    try:
-        return Scenario.model_validate(data)
-    except ValidationError as exc:
-        raise BadInput(f"invalid scenario: {validation_line(exc)}") from None
-
-
-def _parse_formats(text: str) -> tuple[str, ...]:
-    from patientgen.formats.bundle import normalize_formats
-
-    try:
-        return normalize_formats(text)
-    except ValueError as exc:
-        raise BadInput(f"--format: {exc}") from None
 
 
 def _check_out(out: Path) -> None:
@@ -240,16 +175,14 @@ def generate_command(
                 raise BadInput(f"--resume: not a job id: {resume!r}") from None
         else:
             scenario = load_scenario(preset, scenario_file, patients, seed)
-            wanted = _parse_formats(formats if formats is not None else ",".join(FORMATS))
+            wanted = parse_formats(formats if formats is not None else ",".join(FORMATS))
             if out is not None:
                 _check_out(out)
-        size = _int("--chunk-size", chunk_size)
+        size = parse_int("--chunk-size", chunk_size)
         if size is not None and size < 1:
             raise BadInput("--chunk-size: must be at least 1")
     except BadInput as exc:
-        _fail(str(exc))
-
-    from patientgen.cli.jobs import load_settings, open_service
+        fail(str(exc))
 
     settings = load_settings(database_url=database_url, data_dir=data_dir, chunk_size=size)
     with open_service(settings) as service:
@@ -315,10 +248,10 @@ def _run_here(service: Any, job: Any) -> None:
     if outcome is None:  # another worker (a running `serve`) ran it
         outcome = RunOutcome.COMPLETED if job.status == JobStatus.COMPLETED else None
     if outcome == RunOutcome.RELEASED:
-        _fail(f"interrupted; continue with: patientgen generate --resume {job.job_id}", 130)
+        fail(f"interrupted; continue with: patientgen generate --resume {job.job_id}", 130)
     if outcome != RunOutcome.COMPLETED:
         reason = job.error or (outcome or job.status).replace("_", " ")
-        _fail(f"job {job.job_id} {job.status.value}: {reason}", EXIT_FAILED)
+        fail(f"job {job.job_id} {job.status.value}: {reason}", EXIT_FAILED)
     out = service.output_dir(job)
     files = [OutputFile(**f) for f in job.output_files]
     total = job.config["scenario"]["total_patients"]

@@ -7,101 +7,30 @@ A database that cannot be reached exits with code 1.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-from patientgen.cli import app
+from patientgen.cli.app import app
+from patientgen.cli.common import (
+    LENIENT,
+    BadInput,
+    DatabaseOption,
+    DataDirOption,
+    fail,
+    load_scenario,
+    load_settings,
+    no_extra,
+    open_service,
+    parse_formats,
+)
 from patientgen.formats import FORMATS
-
-EXIT_BAD_INPUT = 2
-EXIT_UNAVAILABLE = 1
 
 jobs_app = typer.Typer(help="Submit and manage jobs in the configured store.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
-
-#: Unknown options and extra arguments reach the command, which reports them in one line.
-LENIENT = {"allow_extra_args": True, "ignore_unknown_options": True}
-
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        metavar="URL",
-        help="sqlite:///file.db or postgresql://... (env PATIENTGEN_DATABASE_URL).",
-    ),
-]
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option("--data-dir", metavar="DIR", help="Data folder (env PATIENTGEN_DATA_DIR)."),
-]
-
-
-def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(code)
-
-
-def load_settings(**flags: Any) -> Any:
-    """Settings from env vars and the given flags; a bad value is bad input."""
-    from pydantic import ValidationError
-
-    from patientgen.settings import get_settings
-
-    try:
-        return get_settings(**flags)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
-        fail(f"{where}: {first.get('msg', 'invalid')}")
-
-
-@contextlib.contextmanager
-def open_service(settings: Any) -> Iterator[Any]:
-    """The JobService, with the job layer's errors turned into one-line exits."""
-    from pydantic import ValidationError
-
-    from patientgen.jobs.model import (
-        IdempotencyConflict,
-        InvalidCursor,
-        InvalidTransition,
-        JobNotFound,
-        KeyNotFound,
-        StoreUnavailable,
-    )
-    from patientgen.jobs.service import JobService
-
-    try:
-        service = JobService.open(settings)
-    except StoreUnavailable as exc:
-        fail(str(exc), EXIT_UNAVAILABLE)
-    except ValueError as exc:
-        fail(str(exc))
-    try:
-        yield service
-    except (JobNotFound, KeyNotFound, InvalidTransition, InvalidCursor) as exc:
-        fail(str(exc))
-    except IdempotencyConflict as exc:
-        fail(str(exc))
-    except ValidationError as exc:
-        from patientgen.cli.generate import validation_line
-
-        fail(validation_line(exc))
-    except StoreUnavailable as exc:
-        fail(str(exc), EXIT_UNAVAILABLE)
-    finally:
-        service.close()
-
-
-def no_extra(ctx: typer.Context) -> None:
-    if ctx.args:
-        what = "option" if ctx.args[0].startswith("-") else "argument"
-        fail(f"unexpected {what} {ctx.args[0]!r} (see --help)")
 
 
 def _job_id(text: str | None) -> str:
@@ -137,11 +66,9 @@ def submit(
 ) -> None:
     """Enqueue a job (for workers to run) and print its id."""
     no_extra(ctx)
-    from patientgen.cli.generate import BadInput, _parse_formats, load_scenario
-
     try:
         scenario = load_scenario(preset, scenario_file, patients, seed)
-        wanted = _parse_formats(formats)
+        wanted = parse_formats(formats)
         try:
             prio = int(priority)
         except ValueError:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from patientgen.cli import app
+from patientgen.cli.app import app
 
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from patientgen.cli import app
+from patientgen.cli.app import app
 
 AuthMode = Literal["auto", "required", "off"]
 
@@ -88,9 +88,7 @@ def serve(
     pool = None
     try:
         if workers:
-            from patientgen.jobs.worker import WorkerPool
-
-            pool = WorkerPool(settings, workers)
+            pool = JobService.worker_pool(settings, workers)
             pool.start()
         application = create_app(settings, service)
         store = "PostgreSQL" if settings.database_url.startswith("postgres") else "SQLite"

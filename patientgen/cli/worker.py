@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from patientgen.cli import app
-from patientgen.cli.jobs import LENIENT, DatabaseOption, fail, load_settings, no_extra
+from patientgen.cli.app import app
+from patientgen.cli.common import LENIENT, DatabaseOption, fail, load_settings, no_extra
 
 
 @app.command("worker", context_settings=LENIENT)
@@ -26,8 +26,6 @@ def worker(
     log_level: Annotated[str, typer.Option("--log-level", metavar="LEVEL")] = "info",
 ) -> None:
     """Claim and run jobs; SIGTERM/SIGINT hand the running jobs back and exit 0."""
-    from patientgen.jobs.worker import run_worker
-
     no_extra(ctx)
     try:
         n = int(concurrency)
@@ -55,4 +53,4 @@ def worker(
         fail(str(exc))
     except StoreUnavailable as exc:  # not fatal: the slots keep trying to connect
         logging.getLogger("patientgen.worker").warning("%s; retrying until it is back", exc)
-    raise typer.Exit(run_worker(settings, n))
+    raise typer.Exit(JobService.run_workers(settings, n))

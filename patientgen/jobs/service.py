@@ -255,6 +255,22 @@ class JobService:
         """Where a job's final files are (its folder, or the folder `generate --out` chose)."""
         return self.files.output(job)
 
+    # -- workers (the CLI's worker and serve) ----------------------------------------------------
+    @staticmethod
+    def run_workers(settings: Settings, concurrency: int) -> int:
+        """Run `concurrency` worker slots in this process (or its children) until SIGTERM or
+        SIGINT; the exit code."""
+        from patientgen.jobs.worker import run_worker
+
+        return run_worker(settings, concurrency)
+
+    @staticmethod
+    def worker_pool(settings: Settings, concurrency: int) -> Any:
+        """A WorkerPool of `concurrency` processes (start() / stop()), for `serve`."""
+        from patientgen.jobs.worker import WorkerPool
+
+        return WorkerPool(settings, concurrency)
+
     # -- running a job in this process (the CLI's generate) --------------------------------------
     def resume(self, job_id: UUID | str) -> Job:
         """A job to go on with: one whose process died is reaped once its lease ran out, a failed

@@ -40,3 +40,18 @@ def test_cancel_during_finalize_cancels(service, settings, monkeypatch, chunks) 
     assert final.output_files == [] and final.summary is None
     assert not service.job_dir(job.job_id).exists()
     assert service.chunks(job.job_id) == []
+
+
+def test_a_failed_job_error_names_no_server_path(service, settings, tmp_path) -> None:
+    """Finding 11 (part): a job's `error` is shown to API users; absolute server paths stay out."""
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the output folder should be")
+    job, _ = service.submit(
+        Scenario(name="blocked", total_patients=3, seed=1), ["csv"], output_dir=blocked
+    )
+    (claimed,) = service.store.claim("w", settings.lease_seconds)
+    assert run_job(service.store, settings, "w", claimed, threading.Event()) == "failed"
+    failed = service.get(job.job_id)
+    assert failed.status == JobStatus.FAILED
+    assert failed.error and "not-a-folder" in failed.error, failed.error
+    assert str(tmp_path) not in failed.error and "/tmp" not in failed.error, failed.error

@@ -1,0 +1,13 @@
+"""The one Typer app every command module adds its commands to."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="patientgen",
+    help="Generate realistic synthetic military casualties in durable jobs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)

@@ -1,0 +1,165 @@
+"""What every command of the CLI shares: exits, options, settings, the job service, and turning
+scenario and format options into validated input.
+
+Bad input prints one line on stderr starting with `error:` and exits with code 2, changing nothing;
+a database that cannot be reached exits with code 1. No command module imports another: what two
+commands share lives here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+EXIT_BAD_INPUT = 2
+EXIT_UNAVAILABLE = 1
+EXIT_FAILED = 1
+
+
+class BadInput(Exception):
+    """Input the user must fix: reported as one line, exit code 2."""
+
+
+#: Unknown options and extra arguments reach the command, which reports them in one line.
+LENIENT = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        metavar="URL",
+        help="sqlite:///file.db or postgresql://... (env PATIENTGEN_DATABASE_URL).",
+    ),
+]
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", metavar="DIR", help="Data folder (env PATIENTGEN_DATA_DIR)."),
+]
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def load_settings(**flags: Any) -> Any:
+    """Settings from env vars and the given flags; a bad value is bad input."""
+    from pydantic import ValidationError
+
+    from patientgen.settings import get_settings
+
+    try:
+        return get_settings(**flags)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        fail(f"{where}: {first.get('msg', 'invalid')}")
+
+
+@contextlib.contextmanager
+def open_service(settings: Any) -> Iterator[Any]:
+    """The JobService, with the job layer's errors turned into one-line exits."""
+    from pydantic import ValidationError
+
+    from patientgen.jobs.model import (
+        IdempotencyConflict,
+        InvalidCursor,
+        InvalidTransition,
+        JobNotFound,
+        KeyNotFound,
+        StoreUnavailable,
+    )
+    from patientgen.jobs.service import JobService
+
+    try:
+        service = JobService.open(settings)
+    except StoreUnavailable as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        yield service
+    except (JobNotFound, KeyNotFound, InvalidTransition, InvalidCursor) as exc:
+        fail(str(exc))
+    except IdempotencyConflict as exc:
+        fail(str(exc))
+    except ValidationError as exc:
+        fail(validation_line(exc))
+    except StoreUnavailable as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    finally:
+        service.close()
+
+
+def no_extra(ctx: typer.Context) -> None:
+    if ctx.args:
+        what = "option" if ctx.args[0].startswith("-") else "argument"
+        fail(f"unexpected {what} {ctx.args[0]!r} (see --help)")
+
+
+def parse_int(option: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text.strip().replace("_", ""))
+    except ValueError:
+        raise BadInput(f"{option}: expected an integer, got {text!r}") from None
+
+
+def validation_line(error: Any) -> str:
+    """A pydantic ValidationError as one line: `field: message; field: message`."""
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item.get("loc", ())) or "scenario"
+        parts.append(f"{where}: {item.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def load_scenario(
+    preset: str | None, scenario_file: str | None, patients: str | None, seed: str | None
+) -> Any:
+    """The validated Scenario the options describe; BadInput with one line otherwise."""
+    from pydantic import ValidationError
+
+    from patientgen.scenario import PRESETS, Scenario
+
+    n_patients = parse_int("--patients", patients)
+    n_seed = parse_int("--seed", seed)
+    if (preset is None) == (scenario_file is None):
+        raise BadInput("give exactly one of --preset NAME or --scenario FILE")
+    if preset is not None:
+        if preset not in PRESETS:
+            raise BadInput(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
+        data: dict[str, Any] = PRESETS[preset].scenario.model_dump()
+    else:
+        path = Path(scenario_file or "")
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise BadInput(f"cannot read scenario file {path}: {exc.strerror or exc}") from None
+        try:
+            data = Scenario.model_validate_json(raw).model_dump()
+        except ValidationError as exc:
+            raise BadInput(f"invalid scenario {path}: {validation_line(exc)}") from None
+    if n_patients is not None:
+        data["total_patients"] = n_patients
+    if n_seed is not None:
+        data["seed"] = n_seed
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise BadInput(f"invalid scenario: {validation_line(exc)}") from None
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    from patientgen.formats.bundle import normalize_formats
+
+    try:
+        return normalize_formats(text)
+    except ValueError as exc:
+        raise BadInput(f"--format: {exc}") from None

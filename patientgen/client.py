@@ -26,8 +26,10 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from patientgen.jobs.model import TERMINAL_STATUSES
+
 API_PREFIX = "/api/v1"
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
+TERMINAL = frozenset(s.value for s in TERMINAL_STATUSES)
 
 
 class OutputFile(BaseModel):
@@ -58,6 +60,8 @@ class Job(BaseModel):
     attempts: int = 0
     max_attempts: int = 0
     error: str | None = None
+    #: What the caller may do to the job now ("cancel", "retry", "delete").
+    allowed_actions: list[str] = Field(default_factory=list)
     output_files: list[OutputFile] = Field(default_factory=list)
     summary: dict[str, Any] | None = None
     links: dict[str, str] = Field(default_factory=dict)

@@ -71,7 +71,7 @@ JOB_INTERNALS = (
     [
         ("patientgen.api", JOB_INTERNALS),
         ("patientgen.cli", JOB_INTERNALS),
-        ("patientgen.client", ("patientgen.jobs", "patientgen.api")),
+        ("patientgen.client", (*JOB_INTERNALS, "patientgen.jobs.service", "patientgen.api")),
         ("patientgen.jobs.runner", ("patientgen.jobs.service",)),
         ("patientgen.jobs.worker", ("patientgen.jobs.service",)),
         ("patientgen.jobs", ("fastapi", "starlette", "patientgen.api", "patientgen.cli")),

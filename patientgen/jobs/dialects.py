@@ -40,6 +40,8 @@ SQL_DIR = Path(__file__).resolve().parent / "sql"
 #: Connections of one SQLite store (a process opens one store per role): enough for the API's
 #: store threads to read side by side; writers queue on SQLite's one write lock anyway.
 SQLITE_CONNECTIONS = 4
+#: A pooled PostgreSQL connection that answered this recently is handed out without a check.
+RECENT = 2.0
 JOB_CHANNEL = "patientgen_job"
 WORK_CHANNEL = "patientgen_work"
 
@@ -85,7 +87,11 @@ class Dialect(Protocol):
     #: True where a change is announced (NOTIFY); False where it must be polled.
     notifies: bool
 
-    def transaction(self, write: bool) -> contextlib.AbstractContextManager[Tx]: ...
+    def transaction(
+        self, write: bool, single: bool = False
+    ) -> contextlib.AbstractContextManager[Tx]:
+        """A transaction; `single`: the caller runs one statement in it, which the database may
+        then run on its own (no BEGIN and COMMIT round trips)."""
 
     def clock(self) -> dict[str, Any]:
         """The clock parameters every query receives (empty where the server has the clock)."""
@@ -200,7 +206,7 @@ class SqliteDialect:
                 self._idle.put(conn)
 
     @contextlib.contextmanager
-    def transaction(self, write: bool) -> Iterator[Tx]:
+    def transaction(self, write: bool, single: bool = False) -> Iterator[Tx]:
         with self._connection() as conn:
             try:
                 if write:
@@ -309,29 +315,42 @@ class PostgresDialect:
             min_size=0,
             max_size=max_connections,
             kwargs={
-                "autocommit": False,
+                "autocommit": True,  # transactions are explicit (see transaction)
                 "connect_timeout": max(1, round(timeout)),
                 "options": "-c timezone=UTC",
                 "application_name": application_name(),
             },
             configure=lambda conn: set_json_loads(loads, conn),
-            check=ConnectionPool.check_connection,
+            check=self._check,
             timeout=timeout,
             max_idle=60,
             open=False,
             name="patientgen",
         )
+        self._used: dict[int, float] = {}  # id(connection) -> when it last answered
         self.pool.open(wait=False)
         self._closed = False
         self._listen_conn: psycopg.Connection[Any] | None = None
 
+    def _check(self, conn: psycopg.Connection[Any]) -> None:
+        """Before a pooled connection is handed out: a round trip to check it, unless it
+        answered in the last RECENT seconds (a connection in steady use costs nothing; one that
+        sat idle, maybe across a server restart, is checked and replaced if dead)."""
+        if time.monotonic() - self._used.get(id(conn), float("-inf")) > RECENT:
+            ConnectionPool.check_connection(conn)
+
     @contextlib.contextmanager
-    def transaction(self, write: bool) -> Iterator[Tx]:
+    def transaction(self, write: bool, single: bool = False) -> Iterator[Tx]:
         if self._closed:
             raise StoreUnavailable("store is closed")
         try:
             with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-                yield _PgTx(cur, self.queries)
+                if single:  # autocommit: the one statement is its own transaction
+                    yield _PgTx(cur, self.queries)
+                else:
+                    with conn.transaction():
+                        yield _PgTx(cur, self.queries)
+                self._used[id(conn)] = time.monotonic()
         except DATABASE_ERRORS as exc:
             raise StoreUnavailable(f"PostgreSQL unavailable: {exc}".strip()) from exc
 

@@ -235,7 +235,10 @@ def _recorded(run: _Run, ranges: list[tuple[int, int]], scenario: Any) -> dict[i
     from patientgen.formats import bundle
 
     job, formats = run.job, list(run.job.config["formats"])
-    done = {c.chunk: c.summary for c in run.store.chunks(job.job_id)}
+    # a chunk is recorded together with progress that counts it (retry clears both): a job whose
+    # progress counts no chunk has none to read
+    recorded = bool(job.progress_details.get("chunks_done"))
+    done = {c.chunk: c.summary for c in run.store.chunks(job.job_id)} if recorded else {}
     parts = run.files.parts(job.job_id)
     if not done:
         if parts.exists():  # nothing recorded: whatever lies there is stale

@@ -104,7 +104,12 @@ class SqlStore:
         return ApiKey.model_validate(self.dialect.row(row, _KEY_TIMES))
 
     def _read(self) -> Any:
-        return self.dialect.transaction(write=False)
+        """A read of one statement."""
+        return self.dialect.transaction(write=False, single=True)
+
+    def _write_one(self) -> Any:
+        """A write of one statement (its own transaction)."""
+        return self.dialect.transaction(write=True, single=True)
 
     def _write(self) -> Any:
         return self.dialect.transaction(write=True)
@@ -133,8 +138,9 @@ class SqlStore:
         """Insert a pending job; with an idempotency key the owner used already, the existing job
         and False (before any limit is checked); TooManyActiveJobs when the owner has
         `max_active` pending or running jobs. One transaction, serialised per owner."""
-        with self._write() as t:
-            if new.idempotency_key is not None or max_active is not None:
+        guarded = new.idempotency_key is not None or max_active is not None
+        with self._write() if guarded else self._write_one() as t:
+            if guarded:
                 t.one("lock_owner", owner=new.owner)
             if new.idempotency_key is not None:
                 row = t.one("find_idempotent", owner=new.owner, idempotency_key=new.idempotency_key)
@@ -169,7 +175,7 @@ class SqlStore:
             }
             for n in news
         ]
-        with self._write() as t:
+        with self._write_one() as t:
             t.run(
                 "insert_jobs",
                 batch=dumps(batch),
@@ -221,7 +227,7 @@ class SqlStore:
     ) -> list[Job]:
         """Take up to `limit` pending jobs (highest priority, oldest first) for `worker_id`;
         with `job_id`, that job only (if pending)."""
-        with self._write() as t:
+        with self._write_one() as t:
             rows = t.all(
                 "claim",
                 status=transition(job_id, JobStatus.PENDING, Action.CLAIM),
@@ -283,7 +289,7 @@ class SqlStore:
     ) -> Job:
         """Extend the lease (and save progress); return the job (it shows cancel requests).
         `inside` runs in the same transaction once the lease is confirmed."""
-        with self._write() as t:
+        with self._write() if inside else self._write_one() as t:
             job = self._beat(t, job_id, worker_id, lease_seconds, progress, progress_details)
             if inside is not None:
                 inside(job)

@@ -144,13 +144,9 @@ function progressText(job) {
   return parts.join(" · ");
 }
 
+// What the user may do now comes from the job layer's rules, carried by every job document.
 function actionsFor(job) {
-  const s = job.status;
-  const out = [];
-  if (ACTIVE.has(s) && !job.cancel_requested_at) out.push("cancel");
-  if (s === "failed" || s === "cancelled") out.push("retry");
-  if (s !== "running") out.push("delete");
-  return out;
+  return Array.isArray(job.allowed_actions) ? job.allowed_actions : [];
 }
 
 function progressBar(job, name) {
@@ -356,7 +352,7 @@ function applyEvent(id, ev) {
   if (!known) return;
   const update = {};
   for (const key of ["status", "progress", "progress_details", "error", "started_at", "completed_at",
-    "updated_at", "cancel_requested_at", "attempts", "output_files", "summary"]) {
+    "updated_at", "cancel_requested_at", "attempts", "allowed_actions", "output_files", "summary"]) {
     if (key in payload) update[key] = payload[key];
   }
   if (update.progress_details && known.progress_details) {

@@ -42,6 +42,8 @@ SQL_DIR = Path(__file__).resolve().parent / "sql"
 SQLITE_CONNECTIONS = 4
 #: A pooled PostgreSQL connection that answered this recently is handed out without a check.
 RECENT = 2.0
+#: The pseudo-channel `listen` reports a change of subscription on.
+LISTENING = ""
 JOB_CHANNEL = "patientgen_job"
 WORK_CHANNEL = "patientgen_work"
 
@@ -107,8 +109,12 @@ class Dialect(Protocol):
     def change_counter(self) -> int:
         """A number that changes whenever another connection commits (polling dialects)."""
 
-    def listen(self, timeout: float) -> Iterator[tuple[str, str]]:
-        """Notifications (channel, payload) as they come (notifying dialects); raises
+    def listen(
+        self, timeout: float, channels: Callable[[], frozenset[str]]
+    ) -> Iterator[tuple[str, str]]:
+        """Notifications (channel, payload) as they come (notifying dialects), on the channels
+        `channels()` names (asked again at least every `timeout` seconds); after each change of
+        subscription, (LISTENING, the channels listened to, comma-separated). Raises
         StoreUnavailable when the connection is lost."""
 
     def close(self) -> None: ...
@@ -256,7 +262,9 @@ class SqliteDialect:
         except _WATCH_ERRORS as exc:
             raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
 
-    def listen(self, timeout: float) -> Iterator[tuple[str, str]]:  # pragma: no cover
+    def listen(
+        self, timeout: float, channels: Callable[[], frozenset[str]]
+    ) -> Iterator[tuple[str, str]]:  # pragma: no cover
         raise NotImplementedError("SQLite has no notifications; poll change_counter()")
 
     def close(self) -> None:
@@ -369,7 +377,9 @@ class PostgresDialect:
     def change_counter(self) -> int:  # pragma: no cover
         raise NotImplementedError("PostgreSQL notifies; use listen()")
 
-    def listen(self, timeout: float) -> Iterator[tuple[str, str]]:
+    def listen(
+        self, timeout: float, channels: Callable[[], frozenset[str]]
+    ) -> Iterator[tuple[str, str]]:
         try:
             conn = psycopg.connect(
                 self.url,
@@ -380,14 +390,19 @@ class PostgresDialect:
         except psycopg.Error as exc:
             raise StoreUnavailable(f"PostgreSQL unavailable: {exc}") from exc
         self._listen_conn = conn
+        current: frozenset[str] = frozenset()
         try:
-            conn.execute(f"LISTEN {JOB_CHANNEL}")
-            conn.execute(f"LISTEN {WORK_CHANNEL}")
-            yield ("", "")  # listening now
             while not self._closed:
+                wanted = channels()
+                if wanted != current:
+                    for channel in sorted(wanted - current):
+                        conn.execute(f"LISTEN {channel}")
+                    for channel in sorted(current - wanted):
+                        conn.execute(f"UNLISTEN {channel}")
+                    current = wanted
+                    yield LISTENING, ",".join(sorted(current))
                 for note in conn.notifies(timeout=timeout):
                     yield note.channel, note.payload
-                yield ("", "")
         except psycopg.Error as exc:
             raise StoreUnavailable(f"PostgreSQL listener lost its connection: {exc}") from exc
         finally:

@@ -32,6 +32,7 @@ from uuid import UUID
 from patientgen.jobs._codec import dumps
 from patientgen.jobs.dialects import (
     JOB_CHANNEL,
+    LISTENING,
     WORK_CHANNEL,
     Dialect,
     PostgresDialect,
@@ -92,7 +93,9 @@ class SqlStore:
         self._lock = threading.Lock()
         self._waiters: dict[UUID, set[threading.Event]] = {}
         self._work = threading.Event()
-        self._watching = threading.Event()  # the watcher sees every change right now
+        self._watching = threading.Event()  # the watcher sees new work right now
+        self._jobs_watched = threading.Event()  # ... and every change of a job
+        self._wants_jobs = False  # somebody waited for a job's update: watch the jobs too
         self._watcher: threading.Thread | None = None
         self._closed = False
 
@@ -386,12 +389,14 @@ class SqlStore:
         )
 
     def complete_many(self, worker_id: str, completions: Sequence[Completion]) -> list[UUID]:
-        """Complete many jobs in one transaction; return the ids completed (the others had lost
-        their lease, or were asked to cancel)."""
+        """Complete many jobs in one statement; return the ids completed (the others had lost
+        their lease, or were asked to cancel). The chunk checkpoints of those that had any go
+        in a second statement: if that one is lost, a completed job keeps rows nothing reads
+        (a completed job never resumes; a delete removes them)."""
         if not completions:
             return []
         batch = [{"job_id": str(i), "output_files": f, "summary": s} for i, f, s in completions]
-        with self._write() as t:
+        with self._write_one() as t:
             rows = t.all(
                 "finish_many",
                 batch=dumps(batch),
@@ -400,10 +405,11 @@ class SqlStore:
                 phase=_PHASE[Action.COMPLETE],
                 **self.dialect.clock(),
             )
-            done = [UUID(str(r["job_id"])) for r in rows]
-            if done:
-                t.run("delete_chunks_many", job_ids=dumps([str(i) for i in done]))
-        return done
+        checkpointed = [str(r["job_id"]) for r in rows if r["checkpoints"]]
+        if checkpointed:
+            with self._write_one() as t:
+                t.run("delete_chunks_many", job_ids=dumps(checkpointed))
+        return [UUID(str(r["job_id"])) for r in rows]
 
     def fail(self, job_id: UUID, worker_id: str, error: str, inside: Inside | None = None) -> Job:
         return self.finish(job_id, worker_id, Action.FAIL, error=error, inside=inside)
@@ -512,6 +518,7 @@ class SqlStore:
     def wait_for_update(self, job_id: UUID, since: int | None, timeout: float) -> Job | None:
         """The job as soon as its version differs from `since` (at once when since is None);
         None after `timeout` seconds without a change. JobNotFound when it does not exist."""
+        self._wants_jobs = True
         self._ensure_watcher()
         event = threading.Event()
         with self._lock:
@@ -519,7 +526,7 @@ class SqlStore:
         deadline = time.monotonic() + timeout
         try:
             if since is not None:  # give the watcher a moment; until it is up, the loop polls
-                self._watching.wait(min(timeout, 1.0))
+                self._jobs_watched.wait(min(timeout, 1.0))
             while True:
                 job = self.get(job_id)
                 if since is None or job.version != since:
@@ -528,7 +535,7 @@ class SqlStore:
                 if left <= 0:
                     return None
                 # a safety re-check every few seconds; every poll interval while not watching
-                step = 5.0 if self._watching.is_set() else self.poll_interval
+                step = 5.0 if self._jobs_watched.is_set() else self.poll_interval
                 event.wait(min(left, step))
                 event.clear()
         finally:
@@ -566,17 +573,24 @@ class SqlStore:
                 for event in self._waiters.get(job_id, ()):
                     event.set()
 
+    def _channels(self) -> frozenset[str]:
+        """New work always; the changes of jobs only in a process that waits for them (a worker
+        process would otherwise be woken by every change of every job)."""
+        return frozenset({WORK_CHANNEL, JOB_CHANNEL} if self._wants_jobs else {WORK_CHANNEL})
+
     def _listen(self) -> None:
         """Notifying dialects: dispatch notifications; reconnect when the connection drops."""
         while not self._closed:
             try:
-                for channel, payload in self.dialect.listen(timeout=1.0):
+                for channel, payload in self.dialect.listen(1.0, self._channels):
                     if self._closed:
                         return
-                    if not self._watching.is_set():
+                    if channel == LISTENING:  # (re)subscribed: anything may have changed
                         self._watching.set()
-                        self._wake(None)  # anything may have changed while not listening
-                    if channel == WORK_CHANNEL:
+                        if JOB_CHANNEL in payload.split(","):
+                            self._jobs_watched.set()
+                        self._wake(None)
+                    elif channel == WORK_CHANNEL:
                         self._work.set()
                     elif channel == JOB_CHANNEL:
                         self._wake([_uuid_or_nil(payload)])
@@ -584,6 +598,7 @@ class SqlStore:
                 if not self._closed:
                     log.warning("%s; reconnecting", exc)
             self._watching.clear()
+            self._jobs_watched.clear()
             self._wake(None)
             if not self._closed:
                 time.sleep(self.poll_interval)
@@ -611,8 +626,10 @@ class SqlStore:
                     seen = {i: current.get(i) for i in ids}
                     self._wake(moved)
                 self._watching.set()
+                self._jobs_watched.set()
             except StoreUnavailable:
                 self._watching.clear()
+                self._jobs_watched.clear()
             time.sleep(step)
 
     # -- API keys --------------------------------------------------------------------------------

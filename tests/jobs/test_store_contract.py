@@ -186,9 +186,11 @@ def test_complete_many(service, store):
     jobs = [submit(service) for _ in range(5)]
     claimed = store.claim("w", 30, limit=5)
     assert len(claimed) == 5
+    store.record_chunk(jobs[0].job_id, "w", 0, {"patients": 5}, 40, {"chunks_done": 1})
     done = store.complete_many("w", [(j.job_id, [], None) for j in claimed])
     assert sorted(done) == sorted(j.job_id for j in jobs)
     assert service.counts()["completed"] == 5
+    assert store.chunks(jobs[0].job_id) == []  # checkpoints go with the completion
 
 
 def test_fail_and_retry(service, store):

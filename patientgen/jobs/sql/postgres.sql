@@ -112,7 +112,8 @@ WHERE job_id = :job_id::uuid AND status = 'running' AND lease_owner = :worker_id
 RETURNING *;
 
 -- name: finish_many
--- :batch is a JSON array of {job_id, output_files, summary}; completes those still held.
+-- :batch is a JSON array of {job_id, output_files, summary}; completes those still held, and
+-- says which had recorded chunk checkpoints (a chunk is recorded with progress counting it).
 UPDATE jobs j SET status = :status, lease_owner = NULL, lease_expires_at = NULL, progress = 100,
        completed_at = now(), updated_at = now(), version = j.version + 1,
        output_files = d.output_files, summary = d.summary, error = NULL,
@@ -120,7 +121,7 @@ UPDATE jobs j SET status = :status, lease_owner = NULL, lease_expires_at = NULL,
 FROM jsonb_to_recordset(:batch::jsonb) AS d(job_id uuid, output_files jsonb, summary jsonb)
 WHERE j.job_id = d.job_id AND j.status = 'running' AND j.lease_owner = :worker_id
   AND j.cancel_requested_at IS NULL
-RETURNING j.job_id;
+RETURNING j.job_id, coalesce((j.progress_details ->> 'chunks_done')::integer, 0) > 0 AS checkpoints;
 
 -- name: delete_chunks_many
 DELETE FROM job_chunks

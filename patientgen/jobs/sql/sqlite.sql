@@ -112,7 +112,8 @@ WHERE job_id = :job_id AND status = 'running' AND lease_owner = :worker_id
 RETURNING *;
 
 -- name: finish_many
--- :batch is a JSON array of {job_id, output_files, summary}; completes those still held.
+-- :batch is a JSON array of {job_id, output_files, summary}; completes those still held, and
+-- says which had recorded chunk checkpoints (a chunk is recorded with progress counting it).
 UPDATE jobs SET status = :status, lease_owner = NULL, lease_expires_at = NULL,
        lease_deadline = NULL, lease_boot = NULL, progress = 100, completed_at = :now,
        updated_at = :now, version = version + 1, output_files = json(d.value -> 'output_files'),
@@ -121,7 +122,7 @@ UPDATE jobs SET status = :status, lease_owner = NULL, lease_expires_at = NULL,
 FROM json_each(:batch) AS d
 WHERE jobs.job_id = d.value ->> 'job_id' AND jobs.status = 'running'
   AND jobs.lease_owner = :worker_id AND jobs.cancel_requested_at IS NULL
-RETURNING jobs.job_id;
+RETURNING jobs.job_id, coalesce(json_extract(progress_details, '$.chunks_done'), 0) > 0 AS checkpoints;
 
 -- name: delete_chunks_many
 DELETE FROM job_chunks WHERE job_id IN (SELECT value FROM json_each(:job_ids));

@@ -158,6 +158,15 @@ def _generate(settings, *args: str, cwd: Path, **env: object) -> subprocess.Comp
 ARGS = ("--preset", "peacekeeping", "--patients", "20", "--format", "ndjson")
 
 
+def _assert_same_as_a_clean_run(settings, out: Path, tmp_path: Path) -> None:
+    """`out` holds the user's files and the job's, the latter identical to a clean run's."""
+    reference = _generate(settings, *ARGS, "--out", str(tmp_path / "ref"), cwd=tmp_path)
+    assert reference.returncode == 0, reference.stderr
+    written = digests(out)
+    assert set(written) == GENERATED | set(USER_FILES)
+    assert {name: written[name] for name in GENERATED} == digests(tmp_path / "ref")
+
+
 def test_generate_out_keeps_files_it_did_not_write(settings, tmp_path) -> None:
     out = tmp_path / "out"
     _put_user_files(out)
@@ -165,11 +174,7 @@ def test_generate_out_keeps_files_it_did_not_write(settings, tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     _assert_user_files_kept(out)
     # the job's own files are there, and the same as in a folder of their own
-    clean = _generate(settings, *ARGS, "--out", str(tmp_path / "clean"), cwd=tmp_path)
-    assert clean.returncode == 0, clean.stderr
-    written = digests(out)
-    assert set(written) == GENERATED | set(USER_FILES)
-    assert {name: written[name] for name in GENERATED} == digests(tmp_path / "clean")
+    _assert_same_as_a_clean_run(settings, out, tmp_path)
 
 
 def _interrupted(settings, out: Path, cwd: Path, chunk_size: int) -> str:
@@ -212,9 +217,5 @@ def test_resume_into_the_same_out_is_byte_identical(settings, tmp_path, chunk_si
     resumed = _generate(settings, "--resume", job_id, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     _assert_user_files_kept(out)
-    reference = _generate(settings, *ARGS, "--out", str(tmp_path / "ref"), cwd=tmp_path)
-    assert reference.returncode == 0, reference.stderr
-    written = digests(out)
-    assert set(written) == GENERATED | set(USER_FILES)
-    assert {name: written[name] for name in GENERATED} == digests(tmp_path / "ref")
+    _assert_same_as_a_clean_run(settings, out, tmp_path)
     assert not list((Path(settings.data_dir) / "jobs").glob("*/.parts"))

@@ -22,8 +22,6 @@ parameters; what else differs (connections, the clock, encoding, notifications) 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -31,9 +29,6 @@ from uuid import UUID
 
 from patientgen.jobs._codec import dumps
 from patientgen.jobs.dialects import (
-    JOB_CHANNEL,
-    LISTENING,
-    WORK_CHANNEL,
     Dialect,
     PostgresDialect,
     SqliteDialect,
@@ -51,7 +46,6 @@ from patientgen.jobs.model import (
     KeyNotFound,
     LeaseLost,
     NewJob,
-    StoreUnavailable,
     TooManyActiveJobs,
     lost_worker_error,
     reap_action,
@@ -59,6 +53,7 @@ from patientgen.jobs.model import (
     worker_transition,
 )
 from patientgen.jobs.store import Completion, Inside
+from patientgen.jobs.watch import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +85,7 @@ class SqlStore:
         self.url = url
         self.dialect = dialect
         self.poll_interval = poll_interval
-        self._lock = threading.Lock()
-        self._waiters: dict[UUID, set[threading.Event]] = {}
-        self._work = threading.Event()
-        self._watching = threading.Event()  # the watcher sees new work right now
-        self._jobs_watched = threading.Event()  # ... and every change of a job
-        self._wants_jobs = False  # somebody waited for a job's update: watch the jobs too
-        self._watcher: threading.Thread | None = None
-        self._closed = False
+        self.watcher = Watcher(dialect, self.get, self._versions, poll_interval)
 
     # -- rows and transactions -------------------------------------------------------------------
     def _job(self, row: dict[str, Any]) -> Job:
@@ -118,10 +106,9 @@ class SqlStore:
         return self.dialect.transaction(write=True)
 
     def close(self) -> None:
-        self._closed = True
+        self.watcher.close()
         self.dialect.close()
-        if self._watcher is not None:
-            self._watcher.join(timeout=2)
+        self.watcher.join()
 
     def ping(self) -> None:
         with self._read() as t:
@@ -514,123 +501,21 @@ class SqlStore:
             if inside is not None:
                 inside(job)
 
+    def _versions(self, job_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """The row versions of these jobs (those that exist)."""
+        with self._read() as t:
+            rows = t.all("versions", job_ids=dumps([str(i) for i in job_ids]))
+        return {UUID(str(r["job_id"])): int(r["version"]) for r in rows}
+
     # -- waiting ---------------------------------------------------------------------------------
     def wait_for_update(self, job_id: UUID, since: int | None, timeout: float) -> Job | None:
         """The job as soon as its version differs from `since` (at once when since is None);
         None after `timeout` seconds without a change. JobNotFound when it does not exist."""
-        self._wants_jobs = True
-        self._ensure_watcher()
-        event = threading.Event()
-        with self._lock:
-            self._waiters.setdefault(job_id, set()).add(event)
-        deadline = time.monotonic() + timeout
-        try:
-            if since is not None:  # give the watcher a moment; until it is up, the loop polls
-                self._jobs_watched.wait(min(timeout, 1.0))
-            while True:
-                job = self.get(job_id)
-                if since is None or job.version != since:
-                    return job
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                # a safety re-check every few seconds; every poll interval while not watching
-                step = 5.0 if self._jobs_watched.is_set() else self.poll_interval
-                event.wait(min(left, step))
-                event.clear()
-        finally:
-            with self._lock:
-                waiting = self._waiters.get(job_id)
-                if waiting is not None:
-                    waiting.discard(event)
-                    if not waiting:
-                        del self._waiters[job_id]
+        return self.watcher.wait_for_update(job_id, since, timeout)
 
     def wait_for_work(self, timeout: float) -> None:
         """Block until a job may be claimable (a change was seen) or `timeout` passed."""
-        self._ensure_watcher()
-        if self._watching.is_set():
-            self._work.wait(timeout)
-        else:
-            time.sleep(min(timeout, self.poll_interval))
-        self._work.clear()
-
-    def _ensure_watcher(self) -> None:
-        with self._lock:
-            if self._watcher is None or not self._watcher.is_alive():
-                target = self._listen if self.dialect.notifies else self._poll
-                self._watcher = threading.Thread(
-                    target=target, name=f"patientgen-{self.dialect.name}-watcher", daemon=True
-                )
-                self._watcher.start()
-
-    def _wake(self, job_ids: Sequence[UUID] | None) -> None:
-        """Wake the waiters of these jobs (None: everyone, work waiters included)."""
-        if job_ids is None:
-            self._work.set()
-        with self._lock:
-            for job_id in self._waiters if job_ids is None else job_ids:
-                for event in self._waiters.get(job_id, ()):
-                    event.set()
-
-    def _channels(self) -> frozenset[str]:
-        """New work always; the changes of jobs only in a process that waits for them (a worker
-        process would otherwise be woken by every change of every job)."""
-        return frozenset({WORK_CHANNEL, JOB_CHANNEL} if self._wants_jobs else {WORK_CHANNEL})
-
-    def _listen(self) -> None:
-        """Notifying dialects: dispatch notifications; reconnect when the connection drops."""
-        while not self._closed:
-            try:
-                for channel, payload in self.dialect.listen(1.0, self._channels):
-                    if self._closed:
-                        return
-                    if channel == LISTENING:  # (re)subscribed: anything may have changed
-                        self._watching.set()
-                        if JOB_CHANNEL in payload.split(","):
-                            self._jobs_watched.set()
-                        self._wake(None)
-                    elif channel == WORK_CHANNEL:
-                        self._work.set()
-                    elif channel == JOB_CHANNEL:
-                        self._wake([_uuid_or_nil(payload)])
-            except StoreUnavailable as exc:
-                if not self._closed:
-                    log.warning("%s; reconnecting", exc)
-            self._watching.clear()
-            self._jobs_watched.clear()
-            self._wake(None)
-            if not self._closed:
-                time.sleep(self.poll_interval)
-
-    def _poll(self) -> None:
-        """Polling dialects: a cheap change counter; on a change, the versions of the watched
-        jobs, and only their changed waiters are woken."""
-        seen: dict[UUID, int | None] = {}
-        counter: int | None = None
-        step = min(self.poll_interval, 0.1)
-        while not self._closed:
-            try:
-                now = self.dialect.change_counter()
-                with self._lock:
-                    ids = list(self._waiters)
-                changed = now != counter
-                if changed:
-                    self._work.set()
-                counter = now
-                if ids and (changed or any(i not in seen for i in ids)):
-                    with self._read() as t:
-                        rows = t.all("versions", job_ids=dumps([str(i) for i in ids]))
-                    current = {UUID(str(r["job_id"])): int(r["version"]) for r in rows}
-                    moved = [i for i in ids if seen.get(i, -1) != current.get(i)]
-                    seen = {i: current.get(i) for i in ids}
-                    self._wake(moved)
-                self._watching.set()
-                self._jobs_watched.set()
-            except StoreUnavailable:
-                self._watching.clear()
-                self._jobs_watched.clear()
-            time.sleep(step)
+        self.watcher.wait_for_work(timeout)
 
     # -- API keys --------------------------------------------------------------------------------
     def insert_key(self, key: ApiKey, secret_sha256: str) -> None:
@@ -668,13 +553,6 @@ def _row(row: dict[str, Any] | None) -> dict[str, Any]:
     if row is None:  # pragma: no cover - the statements guarantee a row
         raise RuntimeError("expected a row")
     return row
-
-
-def _uuid_or_nil(text: str) -> UUID:
-    try:
-        return UUID(text)
-    except ValueError:
-        return UUID(int=0)
 
 
 def open_store(

@@ -27,12 +27,7 @@ CHUNK_DELAY = 3.0
 
 @pytest.mark.parametrize(
     ("store", "round_"),
-    [
-        ("sqlite", 0),
-        ("sqlite", 1),
-        pytest.param("postgres", 0, marks=pytest.mark.postgres),
-        pytest.param("postgres", 1, marks=pytest.mark.postgres),
-    ],
+    [("sqlite", 0), pytest.param("postgres", 1, marks=pytest.mark.postgres)],
 )
 def test_stalled_worker_leaves_a_later_completed_run_alone(tmp_path, request, refs, store, round_):
     from patientgen.jobs.service import JobService

@@ -31,7 +31,7 @@ def open_fds(pid: int) -> int:
 
 
 def test_worker_descriptors_stay_flat_over_many_jobs(tmp_path: Path) -> None:
-    jobs = 240
+    jobs = 120
     settings = Settings(
         data_dir=tmp_path / "data",
         database_url=f"sqlite:///{tmp_path / 'jobs.db'}",
@@ -47,9 +47,9 @@ def test_worker_descriptors_stay_flat_over_many_jobs(tmp_path: Path) -> None:
         service.store.create_many(
             [NewJob(job_id=uuid4(), owner="fd", config=config, max_attempts=3) for _ in range(jobs)]
         )
-        with WorkerProcess(settings, tmp_path / "worker.log", chunk_delay=0.08) as worker:
+        with WorkerProcess(settings, tmp_path / "worker.log", chunk_delay=0.06) as worker:
             pid = worker.proc.pid
-            wait_until(lambda: service.counts()["completed"] >= 40, timeout=120)
+            wait_until(lambda: service.counts()["completed"] >= 20, timeout=120)
             early = open_fds(pid)
             wait_until(lambda: service.counts()["completed"] == jobs, timeout=300, step=0.2)
             late = open_fds(pid)
@@ -100,10 +100,10 @@ def test_api_descriptors_stay_flat_over_floods_of_event_streams(tmp_path: Path) 
         assert svc.proc is not None
         before = open_fds(svc.proc.pid)
         counts = []
-        for _ in range(3):
+        for _ in range(2):
             _flood(svc.port, f"/api/v1/jobs/{job['job_id']}/events", 500)
             # the server notices the dropped streams at their next keep-alive or update
-            time.sleep(2.0)
+            time.sleep(1.5)
             counts.append(open_fds(svc.proc.pid))
         with httpx.Client(base_url=svc.api, timeout=10) as client:
             assert client.get(f"/jobs/{job['job_id']}").status_code == 200

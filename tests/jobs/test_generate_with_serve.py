@@ -5,26 +5,14 @@ itself, or follows it to the end while the service's worker runs it."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.api.conftest import make_service
-from tests.support import CLI, running, wait_until
+from tests.support import running, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def _cli(svc, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args],
-        env=svc.env,
-        cwd=svc.data_dir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_generate_follows_a_job_the_service_runs(tmp_path: Path) -> None:
@@ -40,7 +28,7 @@ def test_generate_follows_a_job_the_service_runs(tmp_path: Path) -> None:
     )
     with running(svc):
         svc.start()
-        submitted = _cli(svc, "jobs", "submit", "--preset", "peacekeeping", "--patients", "30")
+        submitted = svc.cli("jobs", "submit", "--preset", "peacekeeping", "--patients", "30")
         assert submitted.returncode == 0, submitted.stderr
         job_id = submitted.stdout.strip()
         settings = Settings(data_dir=svc.data_dir, database_url=svc.database_url)
@@ -48,7 +36,7 @@ def test_generate_follows_a_job_the_service_runs(tmp_path: Path) -> None:
             running_job = wait_until(
                 lambda: (j := service.get(job_id)).status.value == "running" and j, timeout=30
             )
-            resumed = _cli(svc, "generate", "--resume", job_id)
+            resumed = svc.cli("generate", "--resume", job_id)
             assert resumed.returncode == 0, resumed.stderr
             assert "Wrote 30 patients" in resumed.stdout
             done = service.get(job_id)
@@ -56,8 +44,8 @@ def test_generate_follows_a_job_the_service_runs(tmp_path: Path) -> None:
             assert done.attempts == 1 and running_job.lease_owner is not None
 
             # a new job while serve runs: whoever takes it, generate ends with its files
-            fresh = _cli(
-                svc, "generate", "--preset", "urban-assault", "--patients", "12", "--format", "csv"
+            fresh = svc.cli(
+                "generate", "--preset", "urban-assault", "--patients", "12", "--format", "csv"
             )
             assert fresh.returncode == 0, fresh.stderr
             assert "Wrote 12 patients" in fresh.stdout

@@ -19,6 +19,7 @@ import pytest
 from patientgen.jobs.model import JobStatus
 from patientgen.jobs.service import JobService
 from patientgen.scenario import Scenario
+from patientgen.settings import Settings
 from tests.jobs.helpers import WorkerProcess
 from tests.support import wait_until
 
@@ -71,3 +72,41 @@ def test_a_wrong_clock_neither_steals_nor_loses_a_live_job(
             )
         assert done.attempts == 1, (done, holder.text()[-2000:])
         assert "reaper" not in other.text(), other.text()[-2000:]
+
+
+def test_an_event_stream_ends_when_the_worker_clock_is_behind(tmp_path: Path) -> None:
+    """The other half of finding 7: a worker whose clock is ten minutes behind wrote `updated_at`
+    values earlier than the one the stream had seen, and the stream (which waited for a newer
+    one) never sent `end`. Streams now wait for the row's version to change."""
+    import httpx
+
+    from tests.api.conftest import make_service
+    from tests.support import running
+
+    svc = make_service(tmp_path, None, workers=0, auth="off")
+    with running(svc):
+        svc.start()
+        settings = Settings(
+            data_dir=svc.data_dir, database_url=svc.database_url, lease_seconds=4, chunk_size=5
+        )
+        with httpx.Client(base_url=svc.api, timeout=30) as client:
+            job = client.post(
+                "/jobs", json={"preset": "peacekeeping", "overrides": {"total_patients": 20}}
+            ).json()
+            events: list[str] = []
+            deadline = time.monotonic() + 40
+            with (
+                _skewed_worker(settings, tmp_path, "behind", "-10m", chunk_delay=0.3),
+                client.stream(
+                    "GET", f"/jobs/{job['job_id']}/events", timeout=httpx.Timeout(10, read=30)
+                ) as stream,
+            ):
+                for line in stream.iter_lines():
+                    if line.startswith("event:"):
+                        events.append(line.split(":", 1)[1].strip())
+                        if events[-1] == "end":
+                            break
+                    assert time.monotonic() < deadline, f"no end event, only {events}"
+            final = client.get(f"/jobs/{job['job_id']}").json()
+    assert events[-1] == "end" and final["status"] == "completed", (events, final["status"])
+    assert events.count("progress") >= 2  # it saw the job run, not only its start and end

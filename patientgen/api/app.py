@@ -29,6 +29,7 @@ from patientgen.api.middleware import (
     SendTimeout,
 )
 from patientgen.api.routes import files, health, jobs, presets
+from patientgen.settings import Settings
 
 API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 1024 * 1024
@@ -59,7 +60,7 @@ loopback, or always with `--auth required`. Each job belongs to the key that mad
 """
 
 
-def create_app(settings: Any, service: Any = None) -> FastAPI:
+def create_app(settings: Settings, service: Any = None) -> FastAPI:
     """The app. Without `service` it opens one from `settings` at start-up (migrations included)
     and closes it at shutdown; with one, the caller owns it."""
 
@@ -91,18 +92,12 @@ def create_app(settings: Any, service: Any = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.service = service
-    app.state.auth_required = auth_required(
-        str(getattr(settings, "auth", "auto")), str(getattr(settings, "host", "127.0.0.1"))
-    )
+    app.state.auth_required = auth_required(settings.auth, settings.host)
     app.state.api_prefix = API_PREFIX
     app.state.key_cache = KeyCache()
     app.state.sse_limiter = anyio.CapacityLimiter(SSE_THREADS)
-    app.state.stream_slots = OwnerSlots(
-        int(getattr(settings, "max_streams_per_key", 20)), "event streams"
-    )
-    app.state.archive_slots = OwnerSlots(
-        int(getattr(settings, "max_archives_per_key", 2)), "ZIP downloads"
-    )
+    app.state.stream_slots = OwnerSlots(settings.max_streams_per_key, "event streams")
+    app.state.archive_slots = OwnerSlots(settings.max_archives_per_key, "ZIP downloads")
     store_limiter = anyio.CapacityLimiter(STORE_THREADS)
 
     async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -138,7 +133,7 @@ def create_app(settings: Any, service: Any = None) -> FastAPI:
 
     app.add_middleware(RequestGuard, max_body=MAX_BODY_BYTES, api_prefix=API_PREFIX + "/")
     app.add_middleware(SendTimeout, seconds=SEND_TIMEOUT)
-    app.add_middleware(HostGuard, allowed=_allowed_hosts(settings))
+    app.add_middleware(HostGuard, allowed=settings.allowed_host_names)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(LatencyMetrics, histogram=metrics.request_latency)
     app.router.routes.append(
@@ -146,13 +141,6 @@ def create_app(settings: Any, service: Any = None) -> FastAPI:
     )
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     return app
-
-
-def _allowed_hosts(settings: Any) -> list[str]:
-    names = getattr(settings, "allowed_host_names", None)
-    if names is None:  # settings of another shape: the loopback names only
-        return ["localhost", "127.0.0.1", "::1"]
-    return list(names)
 
 
 class _WebMount(Mount):

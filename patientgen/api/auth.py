@@ -127,6 +127,6 @@ async def metrics_access(
 ) -> None:
     """Who may read /metrics: anyone with `metrics_public`, otherwise callers `principal`
     accepts (any valid key where keys are required)."""
-    if getattr(request.app.state.settings, "metrics_public", False):
+    if request.app.state.settings.metrics_public:
         return
     await principal(request, bearer, header_key)

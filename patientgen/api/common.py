@@ -9,7 +9,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from patientgen.api.schemas import ProblemOut
-from patientgen.jobs.model import TERMINAL_STATUSES, allowed_actions
+from patientgen.jobs.model import TERMINAL_STATUSES
 
 TERMINAL = frozenset(s.value for s in TERMINAL_STATUSES)
 
@@ -96,9 +96,7 @@ def job_document(job: Any, prefix: str) -> dict[str, Any]:
         "attempts": int(job.attempts or 0),
         "max_attempts": int(job.max_attempts or 0),
         "error": job.error,
-        "allowed_actions": allowed_actions(
-            status_name(job.status), job.cancel_requested_at is not None
-        ),
+        "allowed_actions": job.allowed_actions,
         "output_files": [file_entry(prefix, job_id, f) for f in (job.output_files or [])],
         "summary": job.summary,
         "links": job_links(prefix, job_id),

@@ -39,6 +39,19 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+async def send_problem(scope: Scope, send: Send, problem: Problem, *, close: bool = False) -> None:
+    """Answer a request with `problem` from a middleware, before anything inside reads its body
+    (`close`: and end the connection, whose unread body would be taken for the next request)."""
+    response = problem.response(scope.get("path"))
+    if close:
+        response.headers["connection"] = "close"
+
+    async def no_receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    await response(scope, no_receive, send)
+
+
 def host_name(value: str) -> str | None:
     """The host of a Host header value without its port, lower case, IPv6 without brackets;
     None when it cannot be a host (empty, a port that is not a number)."""
@@ -95,12 +108,7 @@ class HostGuard:
             f"This service does not answer for the host {shown!r}; "
             "allow it in PATIENTGEN_ALLOWED_HOSTS.",
         )
-        response = problem.response(scope.get("path"))
-
-        async def no_receive() -> Message:
-            return {"type": "http.disconnect"}
-
-        await response(scope, no_receive, send)
+        await send_problem(scope, send, problem)
 
 
 #: The web page's policy: its own scripts, styles, images and API only; no inline code, no
@@ -216,13 +224,7 @@ class RequestGuard:
             )
 
     async def _reject(self, scope: Scope, send: Send, status: int, slug: str, detail: str) -> None:
-        response = Problem(status, slug, detail).response(scope.get("path"))
-        response.headers["connection"] = "close"
-
-        async def no_receive() -> Message:
-            return {"type": "http.disconnect"}
-
-        await response(scope, no_receive, send)
+        await send_problem(scope, send, Problem(status, slug, detail), close=True)
 
 
 class LatencyMetrics:

@@ -187,15 +187,10 @@ def generate_command(
     settings = load_settings(database_url=database_url, data_dir=data_dir, chunk_size=size)
     with open_service(settings) as service:
         if job_id is not None:
-            job = _resumable(service, job_id)
+            job = service.resume(job_id)
         else:
             job, _ = service.submit(scenario, wanted, "local", output_dir=out)
         _run_here(service, job)
-
-
-def _resumable(service: Any, job_id: Any) -> Any:
-    """The job to go on with (see JobService.resume)."""
-    return service.resume(job_id)
 
 
 def _run_here(service: Any, job: Any) -> None:

@@ -691,8 +691,11 @@ def finalize(
     parts_dir: Path,
     out_dir: Path,
     chunk_summaries: list[dict[str, Any]],
+    *,
+    merged: dict[str, Any] | None = None,
 ) -> list[OutputFile]:
     """Join the parts of chunks 0..len(chunk_summaries)-1 into the final files in out_dir.
+    `merged`: merge_summaries(chunk_summaries), when the caller has it already.
 
     Writes summary.json and manifest.json (last). parts_dir is left for the caller to remove
     once the run is recorded as finished (the job layer does it inside its fenced completion,
@@ -712,7 +715,7 @@ def finalize(
     n_chunks = len(chunk_summaries)
     if n_chunks == 1 and _whole_path(parts_dir, MANIFEST_FILE).is_file():
         try:
-            return _finalize_whole(scenario, formats, parts_dir, out_dir, chunk_summaries)
+            return _finalize_whole(scenario, formats, parts_dir, out_dir, chunk_summaries, merged)
         except FileNotFoundError:  # the parts folder of a finished run, partly removed
             done = _finished(scenario, formats, out_dir)
             if done is None:
@@ -743,7 +746,8 @@ def finalize(
     out_dir.mkdir(parents=True, exist_ok=True)
     owner = _owner_mark(parts_dir)
     _remove_own_leftovers(out_dir, _final_names(formats), owner)
-    merged = summary.merge_summaries(chunk_summaries)
+    if merged is None:
+        merged = summary.merge_summaries(chunk_summaries)
     patients = merged["patients"]
     files: list[OutputFile] = []
     batch = _Batch(owner)
@@ -785,6 +789,7 @@ def _finalize_whole(
     parts_dir: Path,
     out_dir: Path,
     chunk_summaries: list[dict[str, Any]],
+    merged: dict[str, Any] | None,
 ) -> list[OutputFile]:
     """finalize of a one-chunk run written whole: move its final files into out_dir.
 
@@ -798,7 +803,8 @@ def _finalize_whole(
         raise ValueError("the part files of chunk 0 were written for another input")
     files = [OutputFile(**entry) for entry in found["files"]]
     listed = {f.name: f for f in files}
-    merged = summary.merge_summaries(chunk_summaries)
+    if merged is None:
+        merged = summary.merge_summaries(chunk_summaries)
     summary_bytes = orjson.dumps(merged, option=_SUMMARY_OPTIONS) + b"\n"
     if hashlib.sha256(summary_bytes).hexdigest() != listed[SUMMARY_FILE].sha256:
         raise ValueError("the part files of chunk 0 do not match its summary")

@@ -17,6 +17,7 @@ becomes `StoreUnavailable` in `Dialect.transaction`, and nowhere else.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 import re
@@ -24,7 +25,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,7 +34,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from patientgen.jobs._codec import loads
+from patientgen.jobs._codec import later, loads, parse_ts, ts, utcnow
 from patientgen.jobs.model import StoreUnavailable
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
@@ -57,7 +58,6 @@ DATABASE_ERRORS: tuple[type[BaseException], ...] = (
 
 #: The watcher's connection may also be closed under it by `close()`.
 _WATCH_ERRORS: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, sqlite3.ProgrammingError)
-_SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 
@@ -123,13 +123,20 @@ class Dialect(Protocol):
 # -- SQLite ---------------------------------------------------------------------------------------
 
 
+@functools.cache
+def boot_id() -> str:
+    """This boot of the host (read once: it cannot change while the process lives)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:  # pragma: no cover - not Linux: the monotonic clock, per process
+        return f"monotonic-{os.getpid()}"
+
+
 def boot_clock() -> tuple[float, str]:
     """(seconds on the host's boot clock, the boot id): the SQLite store's lease clock."""
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        return time.clock_gettime(time.CLOCK_BOOTTIME), boot
-    except (OSError, AttributeError):  # pragma: no cover - not Linux: the monotonic clock
-        return time.monotonic(), "monotonic"
+    if hasattr(time, "CLOCK_BOOTTIME"):
+        return time.clock_gettime(time.CLOCK_BOOTTIME), boot_id()
+    return time.monotonic(), boot_id()  # pragma: no cover - not Linux
 
 
 class _SqliteTx:
@@ -230,16 +237,14 @@ class SqliteDialect:
 
     def clock(self) -> dict[str, Any]:
         mono, boot = boot_clock()
-        return {"now": self.ts(datetime.now(UTC)), "mono": mono, "boot": boot}
+        return {"now": ts(utcnow()), "mono": mono, "boot": boot}
 
     def ts(self, value: datetime | None) -> str | None:
-        return None if value is None else value.astimezone(UTC).strftime(_SQLITE_TS)
+        return None if value is None else ts(value)
 
     def row(self, row: dict[str, Any], timestamps: tuple[str, ...]) -> dict[str, Any]:
         for key in timestamps:
-            text = row.get(key)
-            if text is not None:
-                row[key] = datetime.strptime(text, _SQLITE_TS).replace(tzinfo=UTC)
+            row[key] = parse_ts(row.get(key))
         for key in ("config", "progress_details", "output_files", "summary"):
             if key in row:
                 row[key] = loads(row[key])
@@ -248,7 +253,7 @@ class SqliteDialect:
     def lease_until(self, seconds: float) -> str:
         """The wall time a lease is shown to end at (informational: leases run on the boot
         clock)."""
-        return self.ts(datetime.now(UTC) + timedelta(seconds=seconds)) or ""
+        return ts(later(utcnow(), seconds))
 
     def change_counter(self) -> int:
         """PRAGMA data_version of a connection of its own (it counts the commits of every

@@ -42,6 +42,7 @@ class JobFiles:
 
     def __init__(self, data_dir: Path | str) -> None:
         self.root = Path(data_dir) / "jobs"
+        self._moved = False  # detach moved something that purge has not deleted yet
 
     def folder(self, job_id: UUID) -> Path:
         return self.root / str(job_id)
@@ -65,6 +66,7 @@ class JobFiles:
             trash.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileNotFoundError):
                 os.replace(target, trash / f"{job.job_id}-{uuid.uuid4().hex}")
+                self._moved = True
         out = self.output(job)
         if out != self.folder(job.job_id):
             for name in outputs:
@@ -72,9 +74,12 @@ class JobFiles:
                     (out / name).unlink()
 
     def purge(self) -> None:
-        """Delete what `detach` moved away (call after the transaction committed)."""
-        trash = self.root / TRASH
-        if not trash.is_dir():
+        """Delete what `detach` moved away (call after the transaction committed), with whatever
+        another process that died before its own purge left in the trash. Nothing to do (no
+        system call) when this instance moved nothing."""
+        if not self._moved:
             return
+        self._moved = False
+        trash = self.root / TRASH
         for entry in list(trash.iterdir()):
             shutil.rmtree(entry, ignore_errors=True)

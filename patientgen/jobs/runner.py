@@ -121,9 +121,6 @@ class Heartbeat:
             except (LeaseLost, JobNotFound):
                 self.lost = True
                 return
-            except CancelRequested:
-                self.cancel_requested = True
-                continue
             except StoreUnavailable as exc:
                 log.warning("heartbeat of job %s failed: %s", self.job_id, exc)
                 continue
@@ -323,8 +320,9 @@ def _run(
             percent, details = progress.snapshot()
             store.heartbeat(job.job_id, worker_id, run.settings.lease_seconds, percent, details)
         summaries = [done[i] for i in range(len(ranges))]
+        merged = bundle.merge_summaries(summaries)
         out = run.files.output(job)
-        written = bundle.finalize(scenario, formats, parts, out, summaries)
+        written = bundle.finalize(scenario, formats, parts, out, summaries, merged=merged)
         if out != run.files.folder(job.job_id):
             run.written = [f.name for f in written]
         try:
@@ -333,7 +331,7 @@ def _run(
                 worker_id,
                 Action.COMPLETE,
                 output_files=[f.as_dict() for f in written],
-                summary=bundle.merge_summaries(summaries),
+                summary=merged,
                 # the parts are garbage now; with --out the job's own folder held only them
                 inside=lambda j: run.files.detach(
                     j, Scope.PARTS if out == run.files.folder(j.job_id) else Scope.ALL

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 from patientgen.jobs._codec import utcnow
@@ -46,6 +46,9 @@ from patientgen.jobs.model import (
 )
 from patientgen.jobs.sql_store import connect
 from patientgen.jobs.store import JobStore
+
+if TYPE_CHECKING:
+    from patientgen.jobs.worker import WorkerPool
 from patientgen.scenario import Scenario
 from patientgen.settings import Settings, get_settings
 
@@ -265,7 +268,7 @@ class JobService:
         return run_worker(settings, concurrency)
 
     @staticmethod
-    def worker_pool(settings: Settings, concurrency: int) -> Any:
+    def worker_pool(settings: Settings, concurrency: int) -> WorkerPool:
         """A WorkerPool of `concurrency` processes (start() / stop()), for `serve`."""
         from patientgen.jobs.worker import WorkerPool
 

@@ -12,6 +12,7 @@ update.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -132,7 +133,8 @@ class Watcher:
                     elif channel == WORK_CHANNEL:
                         self._work.set()
                     elif channel == JOB_CHANNEL:
-                        self._wake([_uuid_or_nil(payload)])
+                        with contextlib.suppress(ValueError):  # not a job id: nobody waits
+                            self._wake([UUID(payload)])
             except StoreUnavailable as exc:
                 if not self._closed:
                     log.warning("%s; reconnecting", exc)
@@ -168,10 +170,3 @@ class Watcher:
                 self._watching.clear()
                 self._jobs_watched.clear()
             time.sleep(step)
-
-
-def _uuid_or_nil(text: str) -> UUID:
-    try:
-        return UUID(text)
-    except ValueError:
-        return UUID(int=0)

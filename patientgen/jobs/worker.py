@@ -25,9 +25,10 @@ import socket
 import threading
 import time
 from typing import Any
+from uuid import UUID
 
 from patientgen.jobs.files import JobFiles
-from patientgen.jobs.model import Action, Job, RunOutcome, StoreUnavailable
+from patientgen.jobs.model import Action, Job, JobStatus, RunOutcome, StoreUnavailable
 from patientgen.jobs.runner import run_job
 from patientgen.jobs.sql_store import connect
 from patientgen.jobs.store import JobStore
@@ -116,7 +117,7 @@ class Worker:
                 return
 
 
-def reap(store: JobStore, files: JobFiles) -> list[tuple[Any, Any]]:
+def reap(store: JobStore, files: JobFiles) -> list[tuple[UUID, JobStatus]]:
     """Return jobs whose lease expired to the queue, or end them; a job that ends without
     completing keeps no files (removed inside the reaper's own write)."""
 
@@ -127,8 +128,7 @@ def reap(store: JobStore, files: JobFiles) -> list[tuple[Any, Any]]:
     reaped = store.reap(inside=inside)
     for job_id, status in reaped:
         log.warning("reaper: job %s whose lease expired is now %s", job_id, status.value)
-    if reaped:
-        files.purge()
+    files.purge()
     return reaped
 
 

@@ -125,7 +125,7 @@ async def submit_job(
         scenario = with_seed(scenario, seed)
     if who.max_patients is not None and scenario.total_patients > who.max_patients:
         raise _too_many_patients(scenario.total_patients, who.max_patients, "for this API key")
-    anonymous_limit = int(getattr(state.settings, "anonymous_max_patients", 1_000_000))
+    anonymous_limit = state.settings.anonymous_max_patients
     if who.anonymous and scenario.total_patients > anonymous_limit:
         raise _too_many_patients(scenario.total_patients, anonymous_limit, "without an API key")
     # the active-job limit is checked in the insert's transaction; an idempotent repeat

@@ -151,8 +151,17 @@ def live_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     yield from started_with_keys(make_service(tmp_path_factory.mktemp("api-sqlite"), None))
 
 
+def api_only_with(
+    tmp_path_factory: pytest.TempPathFactory, label: str, auth: str = "required", **env: str
+) -> Iterator[Service]:
+    """An API-only service (no embedded worker: jobs stay pending) on SQLite, with keys, and the
+    settings `env` gives (PATIENTGEN_<NAME> for each name=value)."""
+    extra = {f"PATIENTGEN_{name.upper()}": value for name, value in env.items()}
+    svc = make_service(tmp_path_factory.mktemp(label), None, workers=0, auth=auth, extra_env=extra)
+    yield from started_with_keys(svc)
+
+
 @pytest.fixture(scope="module")
 def api_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """An API-only service (no embedded worker: jobs stay pending) on SQLite."""
-    svc = make_service(tmp_path_factory.mktemp("api-only"), None, workers=0)
-    yield from started_with_keys(svc)
+    yield from api_only_with(tmp_path_factory, "api-only")

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.api.conftest import Service, make_service, started_with_keys
+from tests.api.conftest import Service, api_only_with
 
 PAGE_CSP = (
     "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
@@ -27,13 +27,7 @@ PROBLEM = "application/problem+json"
 
 @pytest.fixture(scope="module")
 def public_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    svc = make_service(
-        tmp_path_factory.mktemp("metrics-public"),
-        None,
-        workers=0,
-        extra_env={"PATIENTGEN_METRICS_PUBLIC": "true"},
-    )
-    yield from started_with_keys(svc)
+    yield from api_only_with(tmp_path_factory, "metrics-public", metrics_public="true")
 
 
 def test_the_page_has_a_strict_policy(api_only: Service) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.api.conftest import Service, make_service, started_with_keys
+from tests.api.conftest import Service, api_only_with
 
 PROBLEM = "application/problem+json"
 TINY_JOB = {"preset": "urban-assault", "overrides": {"total_patients": 3}}
@@ -22,24 +22,14 @@ TINY_JOB = {"preset": "urban-assault", "overrides": {"total_patients": 3}}
 @pytest.fixture(scope="module")
 def listed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """A service whose allow-list names evil.example (and loopback, for the fixture's probes)."""
-    svc = make_service(
-        tmp_path_factory.mktemp("hosts-listed"),
-        None,
-        workers=0,
-        extra_env={"PATIENTGEN_ALLOWED_HOSTS": "127.0.0.1, Evil.Example"},
+    yield from api_only_with(
+        tmp_path_factory, "hosts-listed", allowed_hosts="127.0.0.1, Evil.Example"
     )
-    yield from started_with_keys(svc)
 
 
 @pytest.fixture(scope="module")
 def anything(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    svc = make_service(
-        tmp_path_factory.mktemp("hosts-any"),
-        None,
-        workers=0,
-        extra_env={"PATIENTGEN_ALLOWED_HOSTS": "*"},
-    )
-    yield from started_with_keys(svc)
+    yield from api_only_with(tmp_path_factory, "hosts-any", allowed_hosts="*")
 
 
 def _job_count(svc: Service) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.api.conftest import Service, add_keys, make_service, started_with_keys
+from tests.api.conftest import Service, add_keys, api_only_with, make_service
 from tests.support import running, wait_until
 
 PROBLEM = "application/problem+json"
@@ -31,17 +31,13 @@ ARCHIVE_PATIENTS = 4000
 @pytest.fixture(scope="module")
 def optional_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """Keys optional (--auth off), no worker (jobs stay pending: their streams stay open)."""
-    svc = make_service(
-        tmp_path_factory.mktemp("stream-caps"),
-        None,
-        workers=0,
+    yield from api_only_with(
+        tmp_path_factory,
+        "stream-caps",
         auth="off",
-        extra_env={
-            "PATIENTGEN_MAX_STREAMS_PER_KEY": str(STREAMS),
-            "PATIENTGEN_ANONYMOUS_MAX_PATIENTS": str(ANONYMOUS_MAX),
-        },
+        max_streams_per_key=str(STREAMS),
+        anonymous_max_patients=str(ANONYMOUS_MAX),
     )
-    yield from started_with_keys(svc)
 
 
 def _pending_job(svc: Service, key: str | None) -> str:

@@ -8,7 +8,11 @@ database itself, that every job completed exactly once (attempts == 1, one chunk
 job missing or doubled) and prints:
 - submit rate (jobs/s while submitting) and the latency of submits (p50/p99);
 - the latency of `GET /jobs/{id}` under that load (p50/p99), while submitting and while draining;
-- drain time (from the first submit until the last job completed) and the jobs/s it means.
+- drain time (from the first submit until the last job completed) and the jobs/s it means;
+- CPU per job (ms) of each part on the same machine: the clients (this process), the API, the
+  workers and the PostgreSQL backends of the benchmark's database (read from /proc when every
+  job has finished; Linux only). On a machine of C cores, jobs/s can never exceed
+  C x 1000 / (the sum): it says which part to make cheaper.
 
     .venv/bin/python bench/load.py [--server postgresql://postgres@127.0.0.1:5432] [--jobs 10000]
         [--clients 50] [--workers 4] [--embedded] [--json]
@@ -86,6 +90,7 @@ class Cluster:
         self.tmp = tmp
         self.port = free_port()
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.names: list[str] = []
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PATIENTGEN_")}
         self.env.update(
             {
@@ -103,6 +108,7 @@ class Cluster:
 
     def _spawn(self, name: str, *args: str) -> None:
         log = (self.tmp / f"{name}.log").open("ab")
+        self.names.append(name)
         self.procs.append(
             subprocess.Popen(
                 [*CLI, *args],
@@ -269,6 +275,39 @@ async def run_clients(
     return {"stats": stats, "ids": ids, "submit_seconds": submit_seconds}
 
 
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat(pid: str) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()  # fields from the 3rd on (the name may hold " ")
+
+
+def cpu_seconds(cluster: Cluster) -> dict[str, float]:
+    """CPU time (user + system) so far of the API, the workers and the database's backends."""
+    sessions = {str(p.pid): name for p, name in zip(cluster.procs, cluster.names, strict=True)}
+    out = {"api": 0.0, "workers": 0.0, "postgres": 0.0}
+    with psycopg.connect(f"{cluster.server}/postgres", autocommit=True) as conn:
+        backends = {
+            str(pid)
+            for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s", (cluster.db,)
+            )
+        }
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or (fields := _stat(entry)) is None:
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+        if entry in backends:
+            out["postgres"] += seconds
+        elif (name := sessions.get(fields[3])) is not None:  # the session: spawned with setsid
+            out["api" if name == "serve" else "workers"] += seconds
+    return out
+
+
 def check(cluster: Cluster, ids: list[str], jobs: int) -> dict[str, Any]:
     """Correctness from the database itself."""
     with psycopg.connect(cluster.url) as conn:
@@ -335,9 +374,12 @@ def main() -> int:
         tempfile.TemporaryDirectory(prefix="patientgen-load-") as tmp,
         Cluster(args.server, args.workers, args.embedded, Path(tmp)) as cluster,
     ):
+        before = {"clients": sum(os.times()[:2]), **cpu_seconds(cluster)}
         began = time.perf_counter()
         run = asyncio.run(run_clients(cluster, args.jobs, args.clients, args.timeout, args.poll))
         wall = time.perf_counter() - began
+        after = {"clients": sum(os.times()[:2]), **cpu_seconds(cluster)}
+        cpu = {part: after[part] - before[part] for part in after}
         result = check(cluster, run["ids"], args.jobs)
     stats: Stats = run["stats"]
     gets = stats.get_latency_submitting + stats.get_latency_draining
@@ -355,6 +397,8 @@ def main() -> int:
             "get_requests": len(gets),
             "retries": stats.retries,
             "errors": sorted(set(stats.errors)),
+            "cpu_ms_per_job": {k: round(1000 * v / args.jobs, 2) for k, v in cpu.items()},
+            "cpus": os.cpu_count(),
         }
     )
     if args.json:
@@ -381,6 +425,12 @@ def main() -> int:
                 f"  drain:   {drain:.1f} s from first submit to last completion "
                 f"({args.jobs / drain:,.0f} jobs/s)"
             )
+        per_job = result["cpu_ms_per_job"]
+        print(
+            f"  CPU per job: {sum(per_job.values()):.1f} ms "
+            f"({', '.join(f'{k} {v}' for k, v in per_job.items())}); {result['cpus']} CPUs: "
+            f"at most {result['cpus'] * 1000 / sum(per_job.values()):,.0f} jobs/s"
+        )
         print(
             f"  by status {result['by_status']}, by attempts {result['by_attempts']}, "
             f"outputs holding exactly their patients: {result['outputs_exact']:,}"

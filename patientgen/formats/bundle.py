@@ -32,7 +32,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -228,9 +228,10 @@ class _Batch:
         self.tmp: list[Path] = []
         self.final: list[Path] = []
 
-    def open(self, final: Path, buffering: int = _BUFFER) -> Any:
-        """A new temporary file for `final`, open for writing (and reading back: _digest)."""
-        tmp = _tmp_path(final, self.owner)
+    def open(self, final: Path, buffering: int = _BUFFER, owner: str | None = None) -> Any:
+        """A new temporary file for `final`, open for writing (and reading back: _digest);
+        its name carries `owner` (default: the batch's)."""
+        tmp = _tmp_path(final, self.owner if owner is None else owner)
         f = open(tmp, "w+b", buffering=buffering)  # noqa: SIM115
         self.files.append(f)
         self.tmp.append(tmp)
@@ -243,7 +244,9 @@ class _Batch:
                 f.flush()
                 _start_writeback(f.fileno())
 
-    def commit(self) -> None:
+    def commit(self, folders: Iterable[Path] = ()) -> None:
+        """Make every file visible under its final name; `folders`: more folders to fsync
+        (the parents of folders this batch's files are the first entries of)."""
         for f in self.files:
             f.flush()
             if _start_writeback is not None:
@@ -254,7 +257,7 @@ class _Batch:
         for tmp, final in zip(self.tmp, self.final, strict=True):
             os.replace(tmp, final)
         if self.sync_folders:
-            for folder in dict.fromkeys(path.parent for path in self.final):
+            for folder in dict.fromkeys([*(path.parent for path in self.final), *folders]):
                 _fsync_dir(folder)
 
     def abort(self) -> None:
@@ -370,21 +373,15 @@ def write_patients(
     batch = _Batch(sync_folders=False)
     try:
         if whole:
-            files = {name: batch.open(_whole_path(parts_dir, name)) for name in names}
+            chunk_summary, _, _ = _write_whole(
+                scenario, formats, patients, expected, batch, lambda n: _whole_path(parts_dir, n)
+            )
         else:
             files = {name: batch.open(_part_path(parts_dir, chunk, name)) for name in names}
-        builder = summary.SummaryBuilder(scenario)
-        if whole:
-            for spec in _specs(formats):
-                files[spec.name].write(spec.prefix)
-        _write_records(formats, files, patients, builder, batch.writeback)
-        if expected is not None and builder.patients != expected:
-            raise RuntimeError(
-                f"expected {expected} patients for chunk {chunk}, got {builder.patients}"
-            )
-        chunk_summary = builder.to_dict()
-        if whole:
-            _finish_whole(scenario, formats, parts_dir, batch, files, chunk_summary)
+            builder = summary.SummaryBuilder(scenario)
+            _write_records(formats, files, patients, builder, batch.writeback)
+            _check_count(builder, expected, chunk)
+            chunk_summary = builder.to_dict()
         batch.commit()
     except BaseException:
         batch.abort()
@@ -392,14 +389,90 @@ def write_patients(
     return chunk_summary
 
 
+def _check_count(builder: summary.SummaryBuilder, expected: int | None, chunk: int) -> None:
+    if expected is not None and builder.patients != expected:
+        got = builder.patients
+        raise RuntimeError(f"expected {expected} patients for chunk {chunk}, got {got}")
+
+
+def _write_whole(
+    scenario: Scenario,
+    formats: tuple[str, ...],
+    patients: Iterable[Patient],
+    expected: int | None,
+    batch: _Batch,
+    place: Callable[[str], Path],
+    owner: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], list[OutputFile]]:
+    """The final files of a one-chunk run, opened in `batch` for final names place(name) (its
+    temporary names marked `owner`). Returns the chunk's summary, the run's (merged) summary and
+    the run's files, manifest last."""
+    files = {name: batch.open(place(name), owner=owner) for name in _chunk_part_names(formats)}
+    builder = summary.SummaryBuilder(scenario)
+    for spec in _specs(formats):
+        files[spec.name].write(spec.prefix)
+    _write_records(formats, files, patients, builder, batch.writeback)
+    _check_count(builder, expected, 0)
+    chunk_summary = builder.to_dict()
+    merged, listed = _finish_whole(scenario, formats, batch, files, chunk_summary, place, owner)
+    return chunk_summary, merged, listed
+
+
+class SmallRun(NamedTuple):
+    """A run of one chunk written straight into its output folder by write_runs."""
+
+    scenario: Scenario
+    formats: tuple[str, ...]
+    out_dir: Path
+    #: the run's parts folder (never created): it names the mark of the temporary files, so a
+    #: finalize of a later attempt of the same run removes what an interrupted write_runs left
+    parts_dir: Path
+
+
+def write_runs(runs: Sequence[SmallRun]) -> list[tuple[dict[str, Any], list[OutputFile]]]:
+    """Write several small runs whole, each straight into its output folder (no parts folder):
+    one batch for all of them, so the disk is waited for once per batch rather than per file
+    (flush and writeback of every file, fsyncs, renames in order with each run's manifest
+    last, each folder fsynced once, the output folders' parents included). Returns each run's
+    summary and files. Nothing is renamed unless every run was written: on an error every
+    temporary file is removed and the error raised. The output folders must hold nothing
+    but earlier attempts of the same runs."""
+    from patientgen.generator import generate
+
+    batch = _Batch()
+    results: list[tuple[dict[str, Any], list[OutputFile]]] = []
+    try:
+        for run in runs:
+            formats = normalize_formats(run.formats)
+            out_dir = Path(run.out_dir)
+            for folder in dict.fromkeys((out_dir / name).parent for name in _final_names(formats)):
+                folder.mkdir(parents=True, exist_ok=True)
+            _, merged, listed = _write_whole(
+                run.scenario,
+                formats,
+                generate(run.scenario, 0, run.scenario.total_patients),
+                run.scenario.total_patients,
+                batch,
+                out_dir.joinpath,
+                _owner_mark(run.parts_dir),
+            )
+            results.append((merged, listed))
+        batch.commit(folders=dict.fromkeys(Path(run.out_dir).parent for run in runs))
+    except BaseException:
+        batch.abort()
+        raise
+    return results
+
+
 def _finish_whole(
     scenario: Scenario,
     formats: tuple[str, ...],
-    parts_dir: Path,
     batch: _Batch,
     files: dict[str, Any],
     chunk_summary: dict[str, Any],
-) -> None:
+    place: Callable[[str], Path],
+    owner: str | None,
+) -> tuple[dict[str, Any], list[OutputFile]]:
     """Complete the final files of a one-chunk run: the JSON array's end (or the empty forms),
     the facility resources, summary.json and manifest.json, each exactly as finalize's join of
     one ordinary part would write it."""
@@ -436,13 +509,15 @@ def _finish_whole(
             )
         )
     for name, fmt, data, count in extra:
-        _write_raw(batch.open(_whole_path(parts_dir, name), buffering=0), data)
+        _write_raw(batch.open(place(name), buffering=0, owner=owner), data)
         records = data.count(b"\n") if count else None
         listed.append(OutputFile(name, fmt, len(data), hashlib.sha256(data).hexdigest(), records))
     manifest_bytes = manifest.encode(
         manifest.build(scenario, formats, patients, [f.as_dict() for f in listed])
     )
-    _write_raw(batch.open(_whole_path(parts_dir, MANIFEST_FILE), buffering=0), manifest_bytes)
+    _write_raw(batch.open(place(MANIFEST_FILE), buffering=0, owner=owner), manifest_bytes)
+    sha = hashlib.sha256(manifest_bytes).hexdigest()
+    return merged, [*listed, OutputFile(MANIFEST_FILE, "manifest", len(manifest_bytes), sha, None)]
 
 
 def _write_raw(f: Any, data: bytes) -> None:

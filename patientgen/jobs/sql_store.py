@@ -127,16 +127,14 @@ class SqlStore:
     def create(self, new: NewJob, max_active: int | None = None) -> tuple[Job, bool]:
         """Insert a pending job; with an idempotency key the owner used already, the existing job
         and False (before any limit is checked); TooManyActiveJobs when the owner has
-        `max_active` pending or running jobs. One transaction, serialised per owner."""
-        guarded = new.idempotency_key is not None or max_active is not None
-        with self._write() if guarded else self._write_one() as t:
-            if guarded:
-                t.one("lock_owner", owner=new.owner)
-            if new.idempotency_key is not None:
-                row = t.one("find_idempotent", owner=new.owner, idempotency_key=new.idempotency_key)
-                if row is not None:
-                    return self._job(row), False
+        `max_active` pending or running jobs. One transaction; with a limit, serialised per owner
+        (the count and the insert cannot interleave with another submit's). Without one, the
+        unique index on (owner, idempotency_key) alone decides a race between repeats."""
+        with self._write() if max_active is not None else self._write_one() as t:
             if max_active is not None:
+                t.one("lock_owner", owner=new.owner)
+                if (found := self._find_idempotent(t, new)) is not None:
+                    return found, False
                 active = int(_row(t.one("active_count", owner=new.owner))["n"])
                 if active >= max_active:
                     raise TooManyActiveJobs(new.owner, active, max_active)
@@ -151,7 +149,19 @@ class SqlStore:
                 priority=new.priority,
                 **self.dialect.clock(),
             )
-        return self._job(_row(row)), True
+        if row is not None:
+            return self._job(row), True
+        with self._read() as t:  # a repeat: the insert met the unique index (a committed job)
+            found = self._find_idempotent(t, new)
+        if found is None:  # the job it repeats was deleted since: submit it again
+            return self.create(new, max_active)
+        return found, False
+
+    def _find_idempotent(self, t: Tx, new: NewJob) -> Job | None:
+        if new.idempotency_key is None:
+            return None
+        row = t.one("find_idempotent", owner=new.owner, idempotency_key=new.idempotency_key)
+        return None if row is None else self._job(row)
 
     def create_many(self, news: Sequence[NewJob]) -> int:
         """Insert many pending jobs (no idempotency keys, no limits) in one statement."""
@@ -213,10 +223,16 @@ class SqlStore:
 
     # -- worker side (fenced) --------------------------------------------------------------------
     def claim(
-        self, worker_id: str, lease_seconds: float, limit: int = 1, job_id: UUID | None = None
+        self,
+        worker_id: str,
+        lease_seconds: float,
+        limit: int = 1,
+        job_id: UUID | None = None,
+        max_patients: int | None = None,
     ) -> list[Job]:
         """Take up to `limit` pending jobs (highest priority, oldest first) for `worker_id`;
-        with `job_id`, that job only (if pending)."""
+        with `job_id`, that job only (if pending); with `max_patients`, only jobs never tried
+        before, of one chunk of 1 to `max_patients` patients, written into their own folder."""
         with self._write_one() as t:
             rows = t.all(
                 "claim",
@@ -227,6 +243,7 @@ class SqlStore:
                 lease_until=self.dialect.lease_until(lease_seconds),
                 only_id=None if job_id is None else str(job_id),
                 limit=limit,
+                max_patients=max_patients,
                 **self.dialect.clock(),
             )
         jobs = [self._job(r) for r in rows]

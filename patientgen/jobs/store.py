@@ -58,10 +58,16 @@ class JobStore(Protocol):
 
     # -- worker side (fenced) --------------------------------------------------------------------
     def claim(
-        self, worker_id: str, lease_seconds: float, limit: int = 1, job_id: UUID | None = None
+        self,
+        worker_id: str,
+        lease_seconds: float,
+        limit: int = 1,
+        job_id: UUID | None = None,
+        max_patients: int | None = None,
     ) -> list[Job]:
         """Take up to `limit` pending jobs (highest priority, oldest first) for `worker_id`;
-        with `job_id`, that job only (if pending)."""
+        with `job_id`, that job only (if pending); with `max_patients`, only jobs never tried
+        before, of one chunk of 1 to `max_patients` patients, written into their own folder."""
 
     def heartbeat(
         self,

@@ -3,7 +3,9 @@
 - Each slot is a process with a unique worker id `host-pid-start` (start in microseconds since the
   epoch, so an id is never reused) that loops: reap expired leases (every worker is a reaper),
   claim one job, run it (runner.run_job), or wait for work (LISTEN/NOTIFY on PostgreSQL, a cheap
-  change counter on SQLite).
+  change counter on SQLite). When the job it claimed is small, it claims more small jobs and runs
+  them all as one batch (runner.run_small_jobs); a claim never passes over a job of higher
+  priority than the first of the batch, which is always the queue's next job.
 - SIGTERM/SIGINT: the running job stops at its next chunk boundary and is released at once, so
   another worker continues it without waiting for the lease to expire; the process exits 0.
 - The database going away never kills a worker: it logs, waits and reconnects (a server at its
@@ -29,7 +31,13 @@ from uuid import UUID
 
 from patientgen.jobs.files import JobFiles
 from patientgen.jobs.model import Action, Job, JobStatus, RunOutcome, StoreUnavailable
-from patientgen.jobs.runner import run_job
+from patientgen.jobs.runner import (
+    SMALL_BATCH,
+    SMALL_JOB_PATIENTS,
+    is_small,
+    run_job,
+    run_small_jobs,
+)
 from patientgen.jobs.sql_store import connect
 from patientgen.jobs.store import JobStore
 from patientgen.settings import Settings
@@ -85,17 +93,35 @@ class Worker:
                     if not jobs:
                         store.wait_for_work(min(1.0, self.settings.reap_interval))
                         continue
-                    outcome = run_job(store, self.settings, self.worker_id, jobs[0], self.stop)
-                    ran += 1
-                    self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
-                    if outcome == RunOutcome.UNAVAILABLE:
-                        self._wait_and_release(store, jobs[0].job_id)
+                    left = SMALL_BATCH if self.max_jobs is None else self.max_jobs - ran
+                    outcomes = self._run(store, jobs[0], min(SMALL_BATCH, left))
+                    for job, outcome in outcomes:
+                        ran += 1
+                        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+                        if outcome == RunOutcome.UNAVAILABLE:
+                            self._wait_and_release(store, job.job_id)
                 except StoreUnavailable as exc:
                     log.warning("worker %s: store unavailable (%s)", self.worker_id, exc)
                     self.stop.wait(1.0)
         finally:
             store.close()
             log.info("worker %s stopped", self.worker_id)
+
+    def _run(self, store: JobStore, job: Job, batch: int) -> list[tuple[Job, RunOutcome]]:
+        """Run the claimed `job`; a small one with up to batch-1 more small jobs claimed now."""
+        if not is_small(job, self._files):
+            return [(job, run_job(store, self.settings, self.worker_id, job, self.stop))]
+        jobs = [job]
+        if batch > 1:
+            with contextlib.suppress(StoreUnavailable):  # else the batch is the first job alone
+                jobs += store.claim(
+                    self.worker_id,
+                    self.settings.lease_seconds,
+                    limit=batch - 1,
+                    max_patients=SMALL_JOB_PATIENTS,
+                )
+        outcomes = run_small_jobs(store, self.settings, self.worker_id, jobs, self.stop)
+        return list(zip(jobs, outcomes, strict=True))
 
     def _maybe_reap(self, store: JobStore) -> None:
         now = time.monotonic()

@@ -31,6 +31,7 @@ SELECT count(*) AS n FROM jobs WHERE owner = :owner AND status IN ('pending', 'r
 INSERT INTO jobs (job_id, owner, status, config, max_attempts, idempotency_key, priority)
 VALUES (:job_id::uuid, :owner, :status, :config::jsonb, :max_attempts, :idempotency_key,
         :priority)
+ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING *;
 
 -- name: insert_jobs
@@ -55,9 +56,14 @@ SELECT status, count(*) AS n FROM jobs GROUP BY status;
 
 -- name: claim
 -- The ORDER BY is exactly the partial index jobs_pending, so a claim is a short index scan.
+-- With :max_patients, only small jobs never tried (see sql_store.claim).
 WITH next AS (
     SELECT job_id FROM jobs
     WHERE status = :from_status AND (:only_id::uuid IS NULL OR job_id = :only_id::uuid)
+      AND (:max_patients::integer IS NULL
+           OR (attempts = 0 AND config -> 'output_dir' IS NULL
+               AND (config #>> '{scenario,total_patients}')::integer
+                   BETWEEN 1 AND least(:max_patients::integer, (config ->> 'chunk_size')::integer)))
     ORDER BY priority DESC, created_at, job_id
     LIMIT :limit FOR UPDATE SKIP LOCKED
 )

@@ -34,6 +34,7 @@ SELECT count(*) AS n FROM jobs WHERE owner = :owner AND status IN ('pending', 'r
 INSERT INTO jobs (job_id, owner, status, config, created_at, updated_at, max_attempts,
                   idempotency_key, priority)
 VALUES (:job_id, :owner, :status, :config, :now, :now, :max_attempts, :idempotency_key, :priority)
+ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING *;
 
 -- name: insert_jobs
@@ -57,12 +58,17 @@ SELECT status, count(*) AS n FROM jobs GROUP BY status;
 
 -- name: claim
 -- The subquery's ORDER BY is the partial index jobs_pending.
+-- With :max_patients, only small jobs never tried (see sql_store.claim).
 UPDATE jobs SET status = :status, attempts = attempts + 1, lease_owner = :worker_id,
        lease_expires_at = :lease_until, lease_deadline = :mono + :lease_seconds,
        lease_boot = :boot, started_at = coalesce(started_at, :now), updated_at = :now,
        version = version + 1
 WHERE job_id IN (SELECT job_id FROM jobs
                  WHERE status = :from_status AND (:only_id IS NULL OR job_id = :only_id)
+                   AND (:max_patients IS NULL
+                        OR (attempts = 0 AND config ->> '$.output_dir' IS NULL
+                            AND config ->> '$.scenario.total_patients'
+                                BETWEEN 1 AND min(:max_patients, config ->> '$.chunk_size')))
                  ORDER BY priority DESC, created_at, job_id
                  LIMIT :limit)
 RETURNING *;

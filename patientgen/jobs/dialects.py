@@ -22,12 +22,11 @@ import os
 import queue
 import re
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -74,50 +73,26 @@ def load_queries(path: Path, placeholder: Callable[[str], str] | None = None) ->
     return queries
 
 
-class Tx(Protocol):
-    """One transaction: run named queries in it."""
+class Tx:
+    """One transaction: named queries run in it, by the dialect's `execute` (a SQLite connection's
+    or a psycopg cursor's: both return a cursor)."""
 
-    def one(self, query: str, /, **params: Any) -> dict[str, Any] | None: ...
+    __slots__ = ("_execute", "_queries")
 
-    def all(self, query: str, /, **params: Any) -> list[dict[str, Any]]: ...
+    def __init__(self, execute: Callable[..., Any], queries: dict[str, str]) -> None:
+        self._execute = execute
+        self._queries = queries
 
-    def run(self, query: str, /, **params: Any) -> int: ...
+    def one(self, query: str, /, **params: Any) -> dict[str, Any] | None:
+        # fetchall: a statement with RETURNING is only finished once every row was read
+        rows = self._execute(self._queries[query], params).fetchall()
+        return dict(rows[0]) if rows else None
 
+    def all(self, query: str, /, **params: Any) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._execute(self._queries[query], params).fetchall()]
 
-class Dialect(Protocol):
-    name: str
-    #: True where a change is announced (NOTIFY); False where it must be polled.
-    notifies: bool
-
-    def transaction(
-        self, write: bool, single: bool = False
-    ) -> contextlib.AbstractContextManager[Tx]:
-        """A transaction; `single`: the caller runs one statement in it, which the database may
-        then run on its own (no BEGIN and COMMIT round trips)."""
-
-    def clock(self) -> dict[str, Any]:
-        """The clock parameters every query receives (empty where the server has the clock)."""
-
-    def ts(self, value: datetime | None) -> Any: ...
-
-    def lease_until(self, seconds: float) -> Any:
-        """The lease end a worker's write records where the database has no clock (else None)."""
-
-    def row(self, row: dict[str, Any], timestamps: tuple[str, ...]) -> dict[str, Any]:
-        """A row with its timestamps and JSON decoded into Python values."""
-
-    def change_counter(self) -> int:
-        """A number that changes whenever another connection commits (polling dialects)."""
-
-    def listen(
-        self, timeout: float, channels: Callable[[], frozenset[str]]
-    ) -> Iterator[tuple[str, str]]:
-        """Notifications (channel, payload) as they come (notifying dialects), on the channels
-        `channels()` names (asked again at least every `timeout` seconds); after each change of
-        subscription, (LISTENING, the channels listened to, comma-separated). Raises
-        StoreUnavailable when the connection is lost."""
-
-    def close(self) -> None: ...
+    def run(self, query: str, /, **params: Any) -> int:
+        return int(self._execute(self._queries[query], params).rowcount)
 
 
 # -- SQLite ---------------------------------------------------------------------------------------
@@ -139,24 +114,13 @@ def boot_clock() -> tuple[float, str]:
     return time.monotonic(), boot_id()  # pragma: no cover - not Linux
 
 
-class _SqliteTx:
-    def __init__(self, conn: sqlite3.Connection, queries: dict[str, str]) -> None:
-        self.conn = conn
-        self.queries = queries
-
-    def one(self, query: str, /, **params: Any) -> dict[str, Any] | None:
-        # fetchall: a statement with RETURNING is only finished once every row was read
-        rows = self.conn.execute(self.queries[query], params).fetchall()
-        return dict(rows[0]) if rows else None
-
-    def all(self, query: str, /, **params: Any) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.conn.execute(self.queries[query], params).fetchall()]
-
-    def run(self, query: str, /, **params: Any) -> int:
-        return self.conn.execute(self.queries[query], params).rowcount
-
-
 class SqliteDialect:
+    """Every dialect has: `transaction(write, single)` (a Tx; `single`: the caller runs one
+    statement, which the database may run on its own), `clock()` (the clock parameters every
+    query gets, empty where the server has the clock), `ts`, `lease_until` (the lease end a
+    worker's write records where the database has no clock), `row` (timestamps and JSON
+    decoded), `notifies` with `listen` (NOTIFY) or `change_counter` (polled), `close`."""
+
     name = "sqlite"
     notifies = False
 
@@ -165,9 +129,10 @@ class SqliteDialect:
         self.busy_timeout = busy_timeout
         self.size = size
         self.queries = load_queries(SQL_DIR / "sqlite.sql")
-        self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
-        self._opened = 0
-        self._lock = threading.Lock()
+        # `size` slots, each a connection once first used (None until then)
+        self._idle: queue.LifoQueue[sqlite3.Connection | None] = queue.LifoQueue()
+        for _ in range(size):
+            self._idle.put(None)
         self._closed = False
         self._watch_conn: sqlite3.Connection | None = None
 
@@ -190,26 +155,14 @@ class SqliteDialect:
         if self._closed:
             raise StoreUnavailable("store is closed")
         try:
-            conn = self._idle.get_nowait()
+            conn = self._idle.get(timeout=self.busy_timeout)
         except queue.Empty:
-            with self._lock:
-                fresh = self._opened < self.size
-                if fresh:
-                    self._opened += 1
-            if fresh:
-                try:
-                    conn = self._open()
-                except BaseException:
-                    with self._lock:
-                        self._opened -= 1
-                    raise
-            else:
-                try:
-                    conn = self._idle.get(timeout=self.busy_timeout)
-                except queue.Empty:
-                    raise StoreUnavailable(
-                        f"SQLite database {self.path}: no connection free"
-                    ) from None
+            raise StoreUnavailable(f"SQLite database {self.path}: no connection free") from None
+        try:
+            conn = conn or self._open()
+        except BaseException:
+            self._idle.put(None)
+            raise
         try:
             yield conn
         finally:
@@ -225,7 +178,7 @@ class SqliteDialect:
                 if write:
                     conn.execute("BEGIN IMMEDIATE")
                 try:
-                    yield _SqliteTx(conn, self.queries)
+                    yield Tx(conn.execute, self.queries)
                 except BaseException:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
@@ -274,11 +227,9 @@ class SqliteDialect:
 
     def close(self) -> None:
         self._closed = True
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
-                break
+        while not self._idle.empty():
+            if (conn := self._idle.get_nowait()) is not None:
+                conn.close()
         if self._watch_conn is not None:
             self._watch_conn.close()
 
@@ -297,25 +248,9 @@ def application_name() -> str:
     return f"patientgen-{os.getpid()}"
 
 
-class _PgTx:
-    def __init__(self, cur: psycopg.Cursor[dict[str, Any]], queries: dict[str, str]) -> None:
-        self.cur = cur
-        self.queries = queries
-
-    def one(self, query: str, /, **params: Any) -> dict[str, Any] | None:
-        self.cur.execute(self.queries[query], params)
-        return self.cur.fetchone()
-
-    def all(self, query: str, /, **params: Any) -> list[dict[str, Any]]:
-        self.cur.execute(self.queries[query], params)
-        return self.cur.fetchall()
-
-    def run(self, query: str, /, **params: Any) -> int:
-        self.cur.execute(self.queries[query], params)
-        return self.cur.rowcount
-
-
 class PostgresDialect:
+    """See SqliteDialect for what a dialect has."""
+
     name = "postgresql"
     notifies = True
 
@@ -359,10 +294,10 @@ class PostgresDialect:
         try:
             with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
                 if single:  # autocommit: the one statement is its own transaction
-                    yield _PgTx(cur, self.queries)
+                    yield Tx(cur.execute, self.queries)
                 else:
                     with conn.transaction():
-                        yield _PgTx(cur, self.queries)
+                        yield Tx(cur.execute, self.queries)
                 self._used[id(conn)] = time.monotonic()
         except DATABASE_ERRORS as exc:
             raise StoreUnavailable(f"PostgreSQL unavailable: {exc}".strip()) from exc
@@ -385,6 +320,9 @@ class PostgresDialect:
     def listen(
         self, timeout: float, channels: Callable[[], frozenset[str]]
     ) -> Iterator[tuple[str, str]]:
+        """Notifications (channel, payload) as they come, on the channels `channels()` names
+        (asked again at least every `timeout` s); after each change of subscription, (LISTENING,
+        the channels, comma-separated). StoreUnavailable when the connection is lost."""
         try:
             conn = psycopg.connect(
                 self.url,
@@ -422,3 +360,6 @@ class PostgresDialect:
             with contextlib.suppress(Exception):
                 conn.close()
         self.pool.close(timeout=2)
+
+
+Dialect = SqliteDialect | PostgresDialect

@@ -28,12 +28,7 @@ from typing import Any
 from uuid import UUID
 
 from patientgen.jobs._codec import dumps
-from patientgen.jobs.dialects import (
-    Dialect,
-    PostgresDialect,
-    SqliteDialect,
-    Tx,
-)
+from patientgen.jobs.dialects import Dialect, PostgresDialect, SqliteDialect, Tx
 from patientgen.jobs.model import (
     TERMINAL_STATUSES,
     Action,
@@ -165,16 +160,7 @@ class SqlStore:
 
     def create_many(self, news: Sequence[NewJob]) -> int:
         """Insert many pending jobs (no idempotency keys, no limits) in one statement."""
-        batch = [
-            {
-                "job_id": str(n.job_id),
-                "owner": n.owner,
-                "config": n.config,
-                "max_attempts": n.max_attempts,
-                "priority": n.priority,
-            }
-            for n in news
-        ]
+        batch = [n.model_dump(mode="json", exclude={"idempotency_key"}) for n in news]
         with self._write_one() as t:
             t.run(
                 "insert_jobs",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 from uuid import uuid4
 
@@ -61,21 +62,13 @@ def test_idempotency(service):
 def test_parallel_repeats_of_one_submit_make_one_job(service):
     """Without a limit no lock is taken: the unique index alone decides a race between repeats,
     and every repeat gets the one job."""
-    results: list = []
-    errors: list = []
-
-    def repeat() -> None:
-        try:
-            results.append(service.submit(SCENARIO, ["ndjson"], "alice", idempotency_key="race"))
-        except Exception as exc:  # collected: an exception in a thread fails nothing by itself
-            errors.append(exc)
-
-    threads = [threading.Thread(target=repeat) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    with ThreadPoolExecutor(16) as pool:  # an exception in a thread is raised here
+        results = list(
+            pool.map(
+                lambda _: service.submit(SCENARIO, ["ndjson"], "alice", idempotency_key="race"),
+                range(16),
+            )
+        )
     assert len({job.job_id for job, _ in results}) == 1
     assert sum(created for _, created in results) == 1
     assert service.counts()["pending"] == 1

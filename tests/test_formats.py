@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import orjson
@@ -227,6 +228,41 @@ def test_finalize_is_idempotent(tmp_path, scenario, reference) -> None:
     # a crash after the manifest, with the parts folder only partly removed
     write_chunk(scenario, ALL, parts, 0, *ranges[0])
     assert bundle.finalize(scenario, ALL, parts, out, summaries) == first
+
+
+def test_a_stalled_finalize_leaves_its_successors_files_alone(
+    tmp_path, scenario, reference, monkeypatch
+) -> None:
+    """A worker paused past its lease (attempt 1) wakes inside finalize while the job's new owner
+    (attempt 2) has written its temporary files and not yet renamed them: the stalled one used
+    to remove them as leftovers of its own run, and the owner's join failed."""
+    parts, out = tmp_path / "parts", tmp_path / "out"
+    ranges = bundle.chunk_ranges(N, 40)
+    summaries = [write_chunk(scenario, ALL, parts, i, a, b) for i, (a, b) in enumerate(ranges)]
+    written, resume = threading.Event(), threading.Event()
+    commit = bundle._Batch.commit
+
+    def owner_pauses_before_renaming(self, *args, **kwargs):  # the real commit, paused
+        if threading.current_thread().name == "owner":
+            written.set()
+            resume.wait(60)
+        return commit(self, *args, **kwargs)
+
+    monkeypatch.setattr(bundle._Batch, "commit", owner_pauses_before_renaming)
+    joined: dict = {}
+
+    def owner() -> None:
+        joined["files"] = bundle.finalize(scenario, ALL, parts, out, summaries, attempt=2)
+
+    thread = threading.Thread(target=owner, name="owner")
+    thread.start()
+    assert written.wait(60)
+    bundle.finalize(scenario, ALL, parts, out, summaries, attempt=1)  # the stalled worker
+    resume.set()
+    thread.join(60)
+    assert "files" in joined  # the owner's join did not fail
+    assert digests(out) == digests(reference)
+    assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
 
 
 def test_parts_that_do_not_match_the_summaries_fail(tmp_path, scenario) -> None:

@@ -163,9 +163,11 @@ def _tmp_path(path: Path, owner: str = "") -> Path:
     return path.with_name(f"{path.name}.tmp-{mark}{os.getpid()}-{threading.get_ident()}")
 
 
-def _owner_mark(parts_dir: Path) -> str:
-    """The mark of the run whose parts are in parts_dir (a job's parts folder is its own)."""
-    return hashlib.sha256(os.path.abspath(parts_dir).encode()).hexdigest()[:16]
+def _owner_mark(parts_dir: Path, attempt: int = 0) -> str:
+    """The mark of attempt `attempt` of the run whose parts are in parts_dir (a job's parts
+    folder is its own): `<run>.<attempt>`."""
+    run = hashlib.sha256(os.path.abspath(parts_dir).encode()).hexdigest()[:16]
+    return f"{run}.{attempt}"
 
 
 def _load_sync_file_range() -> Callable[[int], None] | None:
@@ -427,6 +429,8 @@ class SmallRun(NamedTuple):
     #: the run's parts folder (never created): it names the mark of the temporary files, so a
     #: finalize of a later attempt of the same run removes what an interrupted write_runs left
     parts_dir: Path
+    #: the attempt of the run (a job's attempt number)
+    attempt: int = 0
 
 
 def write_runs(runs: Sequence[SmallRun]) -> list[tuple[dict[str, Any], list[OutputFile]]]:
@@ -454,7 +458,7 @@ def write_runs(runs: Sequence[SmallRun]) -> list[tuple[dict[str, Any], list[Outp
                 run.scenario.total_patients,
                 batch,
                 out_dir.joinpath,
-                _owner_mark(run.parts_dir),
+                _owner_mark(run.parts_dir, run.attempt),
             )
             results.append((merged, listed))
         batch.commit(folders=dict.fromkeys(Path(run.out_dir).parent for run in runs))
@@ -740,23 +744,32 @@ def _finished(
 
 
 def _remove_own_leftovers(out_dir: Path, names: list[str], owner: str) -> None:
-    """Remove the temporary files an earlier, interrupted finalize of this run left in out_dir.
+    """Remove the temporary files that earlier, interrupted attempts of this run left in out_dir.
 
-    Only names this run itself would write (a final name of its formats, its owner mark): a
-    user's own files, outputs of other formats or other runs, and other writers' temporary files
-    stay as they are (`generate --out DIR` may point at a folder holding anything).
+    Only names this run itself would write (a final name of its formats, its run mark) of an
+    attempt no later than this one (`owner` is `<run>.<attempt>`): a user's own files, outputs of
+    other formats or other runs, and other writers' temporary files stay as they are (`generate
+    --out DIR` may point at a folder holding anything), and so do those of a later attempt: a
+    worker paused past its lease that wakes inside finalize leaves its successor's files alone.
     """
+    run, _, attempt = owner.rpartition(".")
     wanted: dict[Path, list[str]] = {}
     for name in names:
         path = out_dir / name
-        wanted.setdefault(path.parent, []).append(f"{path.name}.tmp-{owner}-")
+        wanted.setdefault(path.parent, []).append(f"{path.name}.tmp-{run}")
     for folder, prefixes in wanted.items():
         try:
             entries = list(os.scandir(folder))
         except OSError:
             continue
         for entry in entries:
-            if entry.name.startswith(tuple(prefixes)) and entry.is_file(follow_symlinks=False):
+            if not entry.name.startswith(tuple(prefixes)) or not entry.is_file(
+                follow_symlinks=False
+            ):
+                continue
+            rest = entry.name.rpartition(f".tmp-{run}")[2]  # ".<attempt>-pid-thread"
+            theirs = rest[1:].partition("-")[0] if rest.startswith(".") else "0"  # 0: unmarked
+            if theirs.isdigit() and int(theirs) <= int(attempt):
                 Path(entry.path).unlink(missing_ok=True)
 
 
@@ -768,9 +781,12 @@ def finalize(
     chunk_summaries: list[dict[str, Any]],
     *,
     merged: dict[str, Any] | None = None,
+    attempt: int = 0,
 ) -> list[OutputFile]:
     """Join the parts of chunks 0..len(chunk_summaries)-1 into the final files in out_dir.
-    `merged`: merge_summaries(chunk_summaries), when the caller has it already.
+    `merged`: merge_summaries(chunk_summaries), when the caller has it already. `attempt`: which
+    attempt of the run this is (a job's attempt number; it only ever grows): the temporary files
+    of earlier attempts are removed, those of later ones never.
 
     Writes summary.json and manifest.json (last). parts_dir is left for the caller to remove
     once the run is recorded as finished (the job layer does it inside its fenced completion,
@@ -790,7 +806,9 @@ def finalize(
     n_chunks = len(chunk_summaries)
     if n_chunks == 1 and _whole_path(parts_dir, MANIFEST_FILE).is_file():
         try:
-            return _finalize_whole(scenario, formats, parts_dir, out_dir, chunk_summaries, merged)
+            return _finalize_whole(
+                scenario, formats, parts_dir, out_dir, chunk_summaries, merged, attempt
+            )
         except FileNotFoundError:  # the parts folder of a finished run, partly removed
             done = _finished(scenario, formats, out_dir)
             if done is None:
@@ -819,7 +837,7 @@ def finalize(
                     f"{chunk_summary.get('patients')}"
                 )
     out_dir.mkdir(parents=True, exist_ok=True)
-    owner = _owner_mark(parts_dir)
+    owner = _owner_mark(parts_dir, attempt)
     _remove_own_leftovers(out_dir, _final_names(formats), owner)
     if merged is None:
         merged = summary.merge_summaries(chunk_summaries)
@@ -865,6 +883,7 @@ def _finalize_whole(
     out_dir: Path,
     chunk_summaries: list[dict[str, Any]],
     merged: dict[str, Any] | None,
+    attempt: int,
 ) -> list[OutputFile]:
     """finalize of a one-chunk run written whole: move its final files into out_dir.
 
@@ -891,7 +910,7 @@ def _finalize_whole(
         None,
     )
     listed[MANIFEST_FILE] = own
-    owner = _owner_mark(parts_dir)
+    owner = _owner_mark(parts_dir, attempt)
     names = _final_names(formats)  # the manifest last: never there before what it lists
     _remove_own_leftovers(out_dir, names, owner)
     folders = dict.fromkeys((out_dir / name).parent for name in names)

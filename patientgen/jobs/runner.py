@@ -266,6 +266,7 @@ def run_small_jobs(
                     tuple(job.config["formats"]),
                     files.folder(job.job_id),
                     files.parts(job.job_id),
+                    job.attempts,
                 )
                 for job in small
             ]
@@ -440,7 +441,9 @@ def _run(
         summaries = [done[i] for i in range(len(ranges))]
         merged = bundle.merge_summaries(summaries)
         out = run.files.output(job)
-        written = bundle.finalize(scenario, formats, parts, out, summaries, merged=merged)
+        written = bundle.finalize(
+            scenario, formats, parts, out, summaries, merged=merged, attempt=job.attempts
+        )
         if out != run.files.folder(job.job_id):
             run.written = [f.name for f in written]
         try:

@@ -198,7 +198,7 @@ class SqliteDialect:
     def row(self, row: dict[str, Any], timestamps: tuple[str, ...]) -> dict[str, Any]:
         for key in timestamps:
             row[key] = parse_ts(row.get(key))
-        for key in ("config", "progress_details", "output_files", "summary"):
+        for key in ("config", "progress_details", "output_files", "summary", "scenario"):
             if key in row:
                 row[key] = loads(row[key])
         return row

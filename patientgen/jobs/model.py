@@ -125,6 +125,12 @@ class KeyNotFound(JobError, LookupError):
         self.key_id = key_id
 
 
+class ScenarioNotFound(JobError, LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"saved scenario {name!r} not found")
+        self.name = name
+
+
 class Action(StrEnum):
     """What happens to a job; each action moves it along edges of the transition graph."""
 
@@ -299,3 +305,17 @@ class ChunkRecord(BaseModel):
     summary: dict[str, Any]
     worker_id: str
     finished_at: datetime
+
+
+class SavedScenario(BaseModel):
+    """A named scenario kept on the server for its owner; `version` grows with each replacement
+    (1: as first saved). Listings leave `scenario` out (None)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    owner: str
+    name: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    scenario: dict[str, Any] | None = None

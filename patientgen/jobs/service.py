@@ -14,6 +14,7 @@ import base64
 import binascii
 import builtins
 import hashlib
+import re
 import secrets
 import threading
 import time
@@ -41,6 +42,8 @@ from patientgen.jobs.model import (
     LeaseLost,
     NewJob,
     RunOutcome,
+    SavedScenario,
+    ScenarioNotFound,
     StoreUnavailable,
     TooManyActiveJobs,
 )
@@ -65,6 +68,8 @@ __all__ = [
     "JobStatus",
     "KeyNotFound",
     "LeaseLost",
+    "SavedScenario",
+    "ScenarioNotFound",
     "StoreUnavailable",
     "TooManyActiveJobs",
 ]
@@ -236,6 +241,28 @@ class JobService:
         self.store.delete(job.job_id, inside=self.files.detach)
         self.files.purge()
 
+    # -- saved scenarios ---------------------------------------------------------------------
+    def save_scenario(
+        self, name: str, scenario: Scenario | Mapping[str, Any], owner: str = "local"
+    ) -> SavedScenario:
+        """Save (or replace) a named scenario of `owner`, validated first: ValueError for a bad
+        name, pydantic ValidationError for a bad scenario (nothing is saved)."""
+        _check_scenario_name(name)
+        if not isinstance(scenario, Scenario):
+            scenario = Scenario.model_validate(scenario)
+        return self.store.put_scenario(owner, name, scenario.model_dump(mode="json"))
+
+    def scenario(self, name: str, owner: str = "local") -> SavedScenario:
+        """ScenarioNotFound unless `owner` saved a scenario of that name."""
+        return self.store.get_scenario(owner, name)
+
+    def scenarios(self, owner: str = "local") -> builtins.list[SavedScenario]:
+        """The owner's saved scenarios by name (without their content)."""
+        return self.store.list_scenarios(owner)
+
+    def delete_scenario(self, name: str, owner: str = "local") -> None:
+        self.store.delete_scenario(owner, name)
+
     def counts(self) -> dict[str, int]:
         return self.store.counts()
 
@@ -374,3 +401,16 @@ def _uuid(job_id: UUID | str) -> UUID:
         return UUID(str(job_id))
     except ValueError:
         raise JobNotFound(job_id) from None
+
+
+#: A saved scenario's name: 1-100 characters, letters, digits, space, `_ . -`, not starting or
+#: ending with a space.
+SCENARIO_NAME = re.compile(r"[A-Za-z0-9_.-](?:[A-Za-z0-9 _.-]{0,98}[A-Za-z0-9_.-])?")
+
+
+def _check_scenario_name(name: str) -> None:
+    if not SCENARIO_NAME.fullmatch(name):
+        raise ValueError(
+            "a scenario name is 1-100 letters, digits, spaces, '_', '.' or '-' "
+            "(no space at either end)"
+        )

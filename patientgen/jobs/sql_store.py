@@ -41,6 +41,8 @@ from patientgen.jobs.model import (
     KeyNotFound,
     LeaseLost,
     NewJob,
+    SavedScenario,
+    ScenarioNotFound,
     TooManyActiveJobs,
     lost_worker_error,
     reap_action,
@@ -62,6 +64,7 @@ _JOB_TIMES = (
 )
 _KEY_TIMES = ("created_at", "revoked_at")
 _CHUNK_TIMES = ("finished_at",)
+_SCENARIO_TIMES = ("created_at", "updated_at")
 
 #: The phase a job's progress shows after each action that ends a run.
 _PHASE = {
@@ -549,6 +552,39 @@ class SqlStore:
         if row is None:
             raise KeyNotFound(key_id)
         return self._key(row)
+
+    # -- saved scenarios -------------------------------------------------------------------------
+    def _saved(self, row: dict[str, Any]) -> SavedScenario:
+        return SavedScenario.model_validate(self.dialect.row(row, _SCENARIO_TIMES))
+
+    def put_scenario(self, owner: str, name: str, scenario: dict[str, Any]) -> SavedScenario:
+        """Save (or replace: its version grows) the owner's scenario `name`."""
+        with self._write_one() as t:
+            row = t.one(
+                "put_scenario",
+                owner=owner,
+                name=name,
+                scenario=dumps(scenario),
+                **self.dialect.clock(),
+            )
+        return self._saved(_row(row))
+
+    def get_scenario(self, owner: str, name: str) -> SavedScenario:
+        with self._read() as t:
+            row = t.one("get_scenario", owner=owner, name=name)
+        if row is None:
+            raise ScenarioNotFound(name)
+        return self._saved(row)
+
+    def list_scenarios(self, owner: str) -> list[SavedScenario]:
+        """The owner's saved scenarios by name, without their content."""
+        with self._read() as t:
+            return [self._saved(r) for r in t.all("list_scenarios", owner=owner)]
+
+    def delete_scenario(self, owner: str, name: str) -> None:
+        with self._write_one() as t:
+            if not t.run("delete_scenario", owner=owner, name=name):
+                raise ScenarioNotFound(name)
 
 
 def _row(row: dict[str, Any] | None) -> dict[str, Any]:

@@ -13,7 +13,15 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from patientgen.jobs.model import Action, ApiKey, ChunkRecord, Job, JobStatus, NewJob
+from patientgen.jobs.model import (
+    Action,
+    ApiKey,
+    ChunkRecord,
+    Job,
+    JobStatus,
+    NewJob,
+    SavedScenario,
+)
 
 #: (job_id, output_files, summary) of a job a worker finished.
 Completion = tuple[UUID, list[dict[str, Any]], dict[str, Any] | None]
@@ -158,3 +166,15 @@ class JobStore(Protocol):
     def list_keys(self) -> list[ApiKey]: ...
 
     def revoke_key(self, key_id: str) -> ApiKey: ...
+
+    def put_scenario(self, owner: str, name: str, scenario: dict[str, Any]) -> SavedScenario:
+        """Save or replace (version + 1) the owner's scenario `name`."""
+
+    def get_scenario(self, owner: str, name: str) -> SavedScenario:
+        """ScenarioNotFound unless the owner saved one of that name."""
+
+    def list_scenarios(self, owner: str) -> list[SavedScenario]:
+        """By name, without their content."""
+
+    def delete_scenario(self, owner: str, name: str) -> None:
+        """ScenarioNotFound unless the owner saved one of that name."""

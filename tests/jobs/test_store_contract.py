@@ -345,3 +345,48 @@ def test_wait_for_work_wakes_on_submit(service, settings):
         assert len(other.claim("w", 30)) == 1
     finally:
         other.close()
+
+
+# -- saved scenarios (issue 12) ------------------------------------------------------------------
+
+
+def test_saved_scenarios_per_owner(service):
+    from patientgen.jobs.model import ScenarioNotFound
+
+    first = service.save_scenario("Exercise A", {"total_patients": 50, "seed": 3}, "alice")
+    assert (first.name, first.version, first.owner) == ("Exercise A", 1, "alice")
+    assert first.scenario == Scenario(total_patients=50, seed=3).model_dump(mode="json")
+    time.sleep(0.01)
+    again = service.save_scenario("Exercise A", SCENARIO, "alice")  # replaced
+    assert again.version == 2 and again.created_at == first.created_at
+    assert again.updated_at > first.updated_at
+    assert service.scenario("Exercise A", "alice").scenario == SCENARIO.model_dump(mode="json")
+    service.save_scenario("drill-2", SCENARIO, "alice")
+    service.save_scenario("Exercise A", SCENARIO, "bob")  # another owner's, of the same name
+    listed = service.scenarios("alice")
+    assert [(s.name, s.version, s.scenario) for s in listed] == [
+        ("Exercise A", 2, None),
+        ("drill-2", 1, None),
+    ]
+    with pytest.raises(ScenarioNotFound):
+        service.scenario("drill-2", "bob")
+    service.delete_scenario("drill-2", "alice")
+    with pytest.raises(ScenarioNotFound):
+        service.delete_scenario("drill-2", "alice")
+    assert [s.name for s in service.scenarios("alice")] == ["Exercise A"]
+    assert [s.name for s in service.scenarios("bob")] == ["Exercise A"]
+
+
+def test_a_bad_saved_scenario_changes_nothing(service):
+    from pydantic import ValidationError
+
+    service.save_scenario("keep", SCENARIO, "alice")
+    with pytest.raises(ValidationError):
+        service.save_scenario("keep", {"total_patients": -1}, "alice")
+    for bad in ("", " lead", "trail ", "a/b", "x" * 101, "semi;colon"):
+        with pytest.raises(ValueError, match="scenario name"):
+            service.save_scenario(bad, SCENARIO, "alice")
+    (kept,) = service.scenarios("alice")
+    assert kept.version == 1 and service.scenario("keep", "alice").scenario == SCENARIO.model_dump(
+        mode="json"
+    )

@@ -195,3 +195,21 @@ SELECT job_id, version FROM jobs WHERE job_id IN (SELECT value FROM json_each(:j
 
 -- name: schema_version
 SELECT version_num FROM patientgen_schema_version;
+
+-- name: put_scenario
+-- Create or replace; a replacement bumps the version (version 1: just created).
+INSERT INTO scenarios (owner, name, scenario, created_at, updated_at)
+VALUES (:owner, :name, :scenario, :now, :now)
+ON CONFLICT (owner, name) DO UPDATE SET
+    scenario = excluded.scenario, version = scenarios.version + 1, updated_at = excluded.updated_at
+RETURNING *;
+
+-- name: get_scenario
+SELECT * FROM scenarios WHERE owner = :owner AND name = :name;
+
+-- name: list_scenarios
+SELECT owner, name, version, created_at, updated_at FROM scenarios WHERE owner = :owner
+ORDER BY name;
+
+-- name: delete_scenario
+DELETE FROM scenarios WHERE owner = :owner AND name = :name;

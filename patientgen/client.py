@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from uuid import UUID
 
 import httpx
@@ -90,6 +91,38 @@ class PatientPage(BaseModel):
     total: int
     items: list[dict[str, Any]]
     next_offset: int | None = None
+
+
+class SavedScenario(BaseModel):
+    """A scenario kept on the server under a name (`scenario` is None in listings)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    scenario: dict[str, Any] | None = None
+
+
+def _scenario_body(
+    scenario: dict[str, Any] | BaseModel | None,
+    preset: str | None,
+    overrides: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The request fields naming a scenario: a complete one, or a preset with overrides."""
+    body: dict[str, Any] = {}
+    if scenario is not None:
+        body["scenario"] = (
+            scenario.model_dump(mode="json", exclude_unset=True)
+            if isinstance(scenario, BaseModel)
+            else scenario
+        )
+    if preset is not None:
+        body["preset"] = preset
+    if overrides is not None:
+        body["overrides"] = overrides
+    return body
 
 
 class ApiError(Exception):
@@ -199,17 +232,7 @@ class Client:
         idempotency_key: str | None = None,
     ) -> Job:
         """Submit a scenario (dict or `Scenario`), or a preset with overrides."""
-        body: dict[str, Any] = {}
-        if scenario is not None:
-            body["scenario"] = (
-                scenario.model_dump(mode="json", exclude_unset=True)
-                if isinstance(scenario, BaseModel)
-                else scenario
-            )
-        if preset is not None:
-            body["preset"] = preset
-        if overrides is not None:
-            body["overrides"] = overrides
+        body = _scenario_body(scenario, preset, overrides)
         if formats is not None:
             body["formats"] = list(formats)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
@@ -396,11 +419,32 @@ class Client:
         overrides: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The resolved scenario, or ValidationFailed listing every problem."""
-        body: dict[str, Any] = {}
-        if scenario is not None:
-            body["scenario"] = scenario
-        if preset is not None:
-            body["preset"] = preset
-        if overrides is not None:
-            body["overrides"] = overrides
+        body = _scenario_body(scenario, preset, overrides)
         return self._request("POST", "/scenarios/validate", json=body).json()["scenario"]
+
+    # -- saved scenarios -------------------------------------------------------------------------
+    def save_scenario(
+        self,
+        name: str,
+        scenario: dict[str, Any] | BaseModel | None = None,
+        *,
+        preset: str | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> SavedScenario:
+        """Keep a scenario (or a preset with overrides) on the server under `name`, replacing
+        one of that name (its version grows); ValidationFailed lists every problem."""
+        body = _scenario_body(scenario, preset, overrides)
+        response = self._request("PUT", f"/saved-scenarios/{quote(name, safe='')}", json=body)
+        return SavedScenario.model_validate_json(response.content)
+
+    def saved_scenario(self, name: str) -> SavedScenario:
+        response = self._request("GET", f"/saved-scenarios/{quote(name, safe='')}")
+        return SavedScenario.model_validate_json(response.content)
+
+    def saved_scenarios(self) -> builtins.list[SavedScenario]:
+        """Your saved scenarios by name (without their content)."""
+        items = self._request("GET", "/saved-scenarios").json()["items"]
+        return [SavedScenario.model_validate(item) for item in items]
+
+    def delete_scenario(self, name: str) -> None:
+        self._request("DELETE", f"/saved-scenarios/{quote(name, safe='')}")

@@ -23,6 +23,7 @@ from patientgen.jobs.model import (
     InvalidCursor,
     InvalidTransition,
     JobNotFound,
+    ScenarioNotFound,
     StoreUnavailable,
     TooManyActiveJobs,
 )
@@ -214,6 +215,8 @@ def translate(exc: BaseException) -> Problem | None:
         return exc
     if isinstance(exc, JobNotFound):
         return Problem(404, "not-found", "No such job.")
+    if isinstance(exc, ScenarioNotFound):
+        return Problem(404, "not-found", f"No saved scenario {exc.name!r}.")
     if isinstance(exc, IdempotencyConflict):
         return Problem(
             409,
@@ -302,6 +305,7 @@ def install_handlers(app: FastAPI) -> None:
 
     for exc_type in (
         JobNotFound,
+        ScenarioNotFound,
         IdempotencyConflict,
         InvalidTransition,
         InvalidCursor,

@@ -108,6 +108,24 @@ class ValidateRequest(BaseModel):
     )
 
 
+class SaveScenarioRequest(ValidateRequest):
+    """A scenario to keep under a name: a complete `scenario`, or a `preset` with `overrides`."""
+
+
+class SavedScenarioOut(BaseModel):
+    name: str = Field(examples=["Exercise Northern Shield"])
+    version: int = Field(description="1 when first saved; each replacement adds 1.")
+    created_at: datetime
+    updated_at: datetime
+    scenario: dict[str, Any] | None = Field(
+        None, description="The scenario (left out of listings)."
+    )
+
+
+class SavedScenarioListOut(BaseModel):
+    items: list[SavedScenarioOut]
+
+
 class OutputFileOut(BaseModel):
     name: str = Field(examples=["patients.ndjson"])
     format: str = Field(examples=["ndjson"])

@@ -82,3 +82,21 @@ def test_client_errors_carry_problem_details(live_sqlite: Service) -> None:
         assert missing.value.status == 404
     with Client(live_sqlite.url) as anonymous, pytest.raises(Unauthorized):
         anonymous.list()
+
+
+def test_client_saved_scenarios(live_sqlite: Service) -> None:
+    with Client(live_sqlite.url, api_key=live_sqlite.keys["bob"]) as client:
+        saved = client.save_scenario("Exercise Northern Shield", Scenario(total_patients=9, seed=2))
+        assert saved.version == 1 and saved.scenario and saved.scenario["total_patients"] == 9
+        again = client.save_scenario(
+            "Exercise Northern Shield", preset="peacekeeping", overrides={"total_patients": 11}
+        )
+        assert again.version == 2 and again.scenario and again.scenario["total_patients"] == 11
+        assert [s.name for s in client.saved_scenarios()] == ["Exercise Northern Shield"]
+        assert client.saved_scenario("Exercise Northern Shield").scenario == again.scenario
+        with pytest.raises(ValidationFailed):
+            client.save_scenario("Exercise Northern Shield", {"total_patients": -5})
+        client.delete_scenario("Exercise Northern Shield")
+        with pytest.raises(NotFound):
+            client.saved_scenario("Exercise Northern Shield")
+        assert client.saved_scenarios() == []

@@ -94,7 +94,8 @@ def with_links(document: dict[str, Any]) -> dict[str, Any]:
 def config(key: str, seed: str, examples: int) -> str:
     """schemathesis.toml: the key for both security schemes, every check, and 422 as an
     acceptable answer to schema-valid input only where the document cannot say everything
-    (fractions summing to 1, the key's patient limit, what an opaque cursor holds)."""
+    (fractions summing to 1, the key's patient limit, what an opaque cursor holds; a saved
+    scenario is a scenario too)."""
     seed_line = "" if seed == "random" else f"seed = {int(seed)}\n"
     return f"""{seed_line}continue-on-failure = true
 request-timeout = 30
@@ -116,6 +117,10 @@ enabled = true
 [[operations]]
 include-path-regex = "^{PREFIX}/(jobs|scenarios/validate)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "404", "409", "422", "429"]
+
+[[operations]]
+include-path-regex = "^{PREFIX}/saved-scenarios/[{{]name[}}]$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "404", "422"]
 """
 
 

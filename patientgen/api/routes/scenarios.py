@@ -1,0 +1,117 @@
+"""Saved scenarios: named scenarios kept on the server for the caller's API key (its owner)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Path, Request
+from starlette.responses import Response
+
+from patientgen.api.auth import Principal, principal
+from patientgen.api.common import json_response, problem_responses
+from patientgen.api.resolve import resolve_scenario
+from patientgen.api.schemas import (
+    SUBMIT_EXAMPLES,
+    SavedScenarioListOut,
+    SavedScenarioOut,
+    SaveScenarioRequest,
+)
+from patientgen.jobs.model import SavedScenario
+from patientgen.jobs.service import SCENARIO_NAME
+
+router = APIRouter(tags=["scenarios"])
+
+ScenarioName = Annotated[
+    str,
+    Path(
+        description="1-100 letters, digits, spaces, `_`, `.` or `-` (no space at either end).",
+        pattern=f"^{SCENARIO_NAME.pattern}$",
+        examples=["Exercise Northern Shield"],
+    ),
+]
+_SAVE_EXAMPLES = {
+    key: {
+        "summary": value["summary"],
+        "value": {k: v for k, v in value["value"].items() if k != "formats"},
+    }
+    for key, value in SUBMIT_EXAMPLES.items()
+}
+
+
+def _doc(saved: SavedScenario) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "name": saved.name,
+        "version": saved.version,
+        "created_at": saved.created_at,
+        "updated_at": saved.updated_at,
+    }
+    if saved.scenario is not None:
+        doc["scenario"] = saved.scenario
+    return doc
+
+
+@router.get(
+    "/saved-scenarios",
+    response_model=SavedScenarioListOut,
+    summary="List your saved scenarios",
+    responses=problem_responses(401, 503),
+)
+async def list_scenarios(request: Request, who: Principal = Depends(principal)) -> Response:
+    """Your saved scenarios by name, without their content."""
+    state = request.app.state
+    saved = await state.call(state.service.scenarios, who.owner)
+    return json_response({"items": [_doc(s) for s in saved]})
+
+
+@router.get(
+    "/saved-scenarios/{name}",
+    response_model=SavedScenarioOut,
+    summary="Get a saved scenario",
+    responses=problem_responses(401, 404, 422, 503),
+)
+async def read_scenario(
+    request: Request, name: ScenarioName, who: Principal = Depends(principal)
+) -> Response:
+    state = request.app.state
+    return json_response(_doc(await state.call(state.service.scenario, name, who.owner)))
+
+
+@router.put(
+    "/saved-scenarios/{name}",
+    response_model=SavedScenarioOut,
+    status_code=201,
+    summary="Save or replace a scenario",
+    responses={
+        200: {
+            "model": SavedScenarioOut,
+            "description": "An earlier scenario of that name replaced",
+        },
+        **problem_responses(400, 401, 413, 415, 422, 503),
+    },
+)
+async def save_scenario(
+    request: Request,
+    name: ScenarioName,
+    body: Annotated[SaveScenarioRequest, Body(openapi_examples=_SAVE_EXAMPLES)],
+    who: Principal = Depends(principal),
+) -> Response:
+    """Validate the scenario (every problem listed, nothing saved on any) and keep it under
+    `name`: 201 when new, 200 when it replaced one (its `version` grows)."""
+    state = request.app.state
+    scenario, _ = resolve_scenario(body.scenario, body.preset, body.overrides)
+    saved = await state.call(state.service.save_scenario, name, scenario, who.owner)
+    return json_response(_doc(saved), 201 if saved.version == 1 else 200)
+
+
+@router.delete(
+    "/saved-scenarios/{name}",
+    status_code=204,
+    summary="Delete a saved scenario",
+    responses=problem_responses(401, 404, 422, 503),
+)
+async def delete_scenario(
+    request: Request, name: ScenarioName, who: Principal = Depends(principal)
+) -> Response:
+    state = request.app.state
+    await state.call(state.service.delete_scenario, name, who.owner)
+    return Response(status_code=204)

@@ -159,3 +159,63 @@ def test_edge_cases_from_the_factory_validate() -> None:
                 model.model_validate(item)
                 statuses.add(item.get("status"))
     assert {"in-progress", "finished"} <= statuses
+
+
+# -- issue 11: FHIR that validates against the specification's own profiles ---------------------
+
+VS = "http://hl7.org/fhir/StructureDefinition/"
+
+
+def _observations(resources, code: str) -> list[dict]:
+    return [
+        o for o in resources["Observation"] if any(c["code"] == code for c in o["code"]["coding"])
+    ]
+
+
+def test_spo2_carries_2708_6_beside_59408_5_and_claims_the_profile(resources) -> None:
+    """R4's oxygen-saturation profile requires LOINC 2708-6; 59408-5 alone fails it."""
+    spo2 = _observations(resources, "59408-5")
+    assert spo2
+    for o in spo2:
+        found = {(c["system"], c["code"]) for c in o["code"]["coding"]}
+        assert {(codes.LOINC_SYSTEM, "2708-6"), (codes.LOINC_SYSTEM, "59408-5")} <= found
+        assert o["meta"]["profile"] == [VS + "oxygensat"]
+        assert o["valueQuantity"]["code"] == "%"
+
+
+def test_vital_signs_claim_their_r4_profiles(resources) -> None:
+    expected = {
+        "8867-4": "heartrate",
+        "9279-1": "resprate",
+        "8310-5": "bodytemp",
+        "85354-9": "bp",
+        "59408-5": "oxygensat",
+    }
+    for code, profile in expected.items():
+        observations = _observations(resources, code)
+        assert observations, code
+        assert all(o["meta"]["profile"] == [VS + profile] for o in observations), code
+
+
+def test_pain_uses_the_us_core_code(resources) -> None:
+    assert _observations(resources, "72514-3")
+    assert not _observations(resources, "38208-5")
+
+
+def test_triage_is_an_assessment_not_a_procedure(resources) -> None:
+    """The triage Observation is coded with LOINC's acuity assessment, never with SNOMED
+    225390008 "Triage" (a procedure: it stays on the Procedure resources only)."""
+    triage = [
+        o
+        for o in resources["Observation"]
+        if o.get("valueCodeableConcept", {}).get("coding", [{}])[0].get("system")
+        == codes.TRIAGE_SYSTEM
+    ]
+    assert triage
+    for o in triage:
+        assert o["code"]["coding"] == [
+            {"system": codes.LOINC_SYSTEM, "code": "11283-9", "display": codes.LOINC["11283-9"]}
+        ]
+    assert not any(
+        c["code"] == "225390008" for o in resources["Observation"] for c in o["code"]["coding"]
+    )

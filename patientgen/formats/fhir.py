@@ -72,15 +72,16 @@ VITAL_SIGNS = _category("vital-signs", "Vital Signs")
 SURVEY = _category("survey", "Survey")
 CODE_HR = _loinc("8867-4")
 CODE_RR = _loinc("9279-1")
-CODE_SPO2 = _loinc("59408-5")
+# R4's oxygen-saturation profile requires 2708-6; 59408-5 (by pulse oximetry) says how.
+CODE_SPO2 = {"coding": _loinc("2708-6")["coding"] + _loinc("59408-5")["coding"]}
 CODE_TEMP = _loinc("8310-5")
 CODE_BP = _loinc("85354-9")
 CODE_SYS = _loinc("8480-6")
 CODE_DIA = _loinc("8462-4")
 CODE_GCS = _loinc("9269-2")
 CODE_AVPU = _loinc("67775-7")
-CODE_PAIN = _loinc("38208-5")
-CODE_TRIAGE = _snomed("225390008")
+CODE_PAIN = _loinc("72514-3")  # as US Core: 0-10 numeric rating
+CODE_TRIAGE = _loinc("11283-9")  # an assessment (the SNOMED "Triage" concept is a procedure)
 TRIAGE_VALUES = {
     key: {"coding": [{"system": codes.TRIAGE_SYSTEM, "code": key, "display": display}]}
     for key, display in codes.TRIAGE.items()
@@ -121,6 +122,15 @@ ENCOUNTER_DIAGNOSIS = [
     }
 ]
 SEVERITY = {s: {"text": s} for s in ("mild", "moderate", "severe", "critical")}
+#: R4 vital-signs profiles (observation-vitalsigns), claimed by the observations they govern.
+_PROFILE = "http://hl7.org/fhir/StructureDefinition/"
+PROFILES = {
+    "heart_rate": _PROFILE + "heartrate",
+    "respiratory_rate": _PROFILE + "resprate",
+    "spo2": _PROFILE + "oxygensat",
+    "temperature": _PROFILE + "bodytemp",
+    "blood_pressure": _PROFILE + "bp",
+}
 ORG_TYPE = [{"coding": [{"system": _ORG_TYPE, "code": "prov", "display": "Healthcare Provider"}]}]
 
 
@@ -146,10 +156,13 @@ _ENCOUNTER_REF = b',"encounter":{"reference":"%s"}'
 _VALUE = b"%s"  # where a value goes in a template
 
 
-def _obs_template(category: list, code: dict, value: bytes) -> bytes:
+def _obs_template(category: list, code: dict, value: bytes, profile: str | None = None) -> bytes:
     """Template with placeholders (patient id, n, subject, encounter, time, *value's)."""
+    meta = b"" if profile is None else b',"meta":' + _esc(orjson.dumps({"profile": [profile]}))
     return (
-        b'{"resourceType":"Observation","id":"%s-o%d","status":"final","category":'
+        b'{"resourceType":"Observation","id":"%s-o%d"'
+        + meta
+        + b',"status":"final","category":'
         + _esc(orjson.dumps(category))
         + b',"code":'
         + _esc(orjson.dumps(code))
@@ -178,10 +191,14 @@ def _obs_args(context: tuple[bytes, bytes, bytes, bytes], n: int, value: bytes) 
 #: SpO2, temperature, GCS, AVPU, pain, blood pressure (systolic and diastolic components).
 _OBS_VITALS = b"".join(
     (
-        _obs_template(VITAL_SIGNS, CODE_HR, _quantity("beats/minute", "/min")),
-        _obs_template(VITAL_SIGNS, CODE_RR, _quantity("breaths/minute", "/min")),
-        _obs_template(VITAL_SIGNS, CODE_SPO2, _quantity("%", "%")),
-        _obs_template(VITAL_SIGNS, CODE_TEMP, _quantity("Cel", "Cel")),
+        _obs_template(
+            VITAL_SIGNS, CODE_HR, _quantity("beats/minute", "/min"), PROFILES["heart_rate"]
+        ),
+        _obs_template(
+            VITAL_SIGNS, CODE_RR, _quantity("breaths/minute", "/min"), PROFILES["respiratory_rate"]
+        ),
+        _obs_template(VITAL_SIGNS, CODE_SPO2, _quantity("%", "%"), PROFILES["spo2"]),
+        _obs_template(VITAL_SIGNS, CODE_TEMP, _quantity("Cel", "Cel"), PROFILES["temperature"]),
         _obs_template(SURVEY, CODE_GCS, b'"valueInteger":' + _VALUE),
         _obs_template(SURVEY, CODE_AVPU, b'"valueCodeableConcept":' + _VALUE),
         _obs_template(SURVEY, CODE_PAIN, b'"valueInteger":' + _VALUE),
@@ -193,6 +210,7 @@ _OBS_VITALS = b"".join(
             + b","
             + _component(CODE_DIA, "mmHg", "mm[Hg]")
             + b"]",
+            PROFILES["blood_pressure"],
         ),
     )
 )

@@ -164,7 +164,14 @@ LOINC: dict[str, str] = {
     "8462-4": "Diastolic blood pressure",
     "9269-2": "Glasgow coma score total",
     "67775-7": "Level of responsiveness",
-    "38208-5": "Pain severity - Reported",
+    # FHIR output (formats/fhir.py)
+    # R4 oxygen-saturation profile: its required code, written beside 59408-5 (domain.md).
+    "2708-6": "Oxygen saturation in Arterial blood",
+    # US Core's pain severity code (0-10 numeric rating scale), where 38208-5 was used before.
+    "72514-3": "Pain severity - 0-10 verbal numeric rating [Score] - Reported",
+    # The triage category is an assessment, not a procedure: LOINC's acuity assessment, which
+    # emergency-care IGs use for the triage level (e.g. German AKTIN, CTAS examples).
+    "11283-9": "Acuity assessment at First encounter",
 }
 
 #: Vitals field (generator.patient.Vitals) -> LOINC code.
@@ -177,7 +184,7 @@ VITALS_LOINC: dict[str, str] = {
     "temperature_c": "8310-5",
     "gcs": "9269-2",
     "avpu": "67775-7",
-    "pain": "38208-5",
+    "pain": "72514-3",
 }
 
 #: Known wrong pairs seen in another generator: these codes must never be emitted (domain.md).

@@ -219,3 +219,36 @@ def test_triage_is_an_assessment_not_a_procedure(resources) -> None:
     assert not any(
         c["code"] == "225390008" for o in resources["Observation"] for c in o["code"]["coding"]
     )
+
+
+def test_conditions_carry_coded_severity_and_mechanism(resources) -> None:
+    severity_codes = {code for code, _ in codes.SEVERITIES.values()}
+    due_to = "http://hl7.org/fhir/StructureDefinition/condition-dueTo"
+    mechanisms: Counter[str] = Counter()
+    for c in resources["Condition"]:
+        (coding,) = c["severity"]["coding"]
+        assert coding["system"] == codes.SNOMED_SYSTEM and coding["code"] in severity_codes
+        assert c["severity"]["text"] in codes.SEVERITIES
+        for ext in c.get("extension", []):
+            assert ext["url"] == due_to
+            concept = ext["valueCodeableConcept"]
+            for cc in concept.get("coding", []):
+                assert cc["code"] in codes.MECHANISMS
+                mechanisms[cc["code"]] += 1
+            mechanisms[concept["text"]] += 1
+    # explosive and gunshot injuries name their SNOMED event; others their mechanism as text
+    assert mechanisms["242777003"] and mechanisms["218081007"]
+    assert mechanisms["explosive"] and mechanisms["gunshot"]
+
+
+def test_killed_at_the_point_of_injury_have_an_encounter(resources) -> None:
+    kia = [p for p in resources["Patient"] if "deceasedDateTime" in p]
+    with_encounter = {e["subject"]["reference"] for e in resources["Encounter"]}
+    assert kia
+    missing = [p["id"] for p in kia if f"Patient/{p['id']}" not in with_encounter]
+    assert missing == []
+    field = [e for e in resources["Encounter"] if e["class"]["code"] == "FLD"]
+    assert field
+    for e in field:
+        assert e["status"] == "finished" and "location" not in e
+        assert e["hospitalization"]["dischargeDisposition"]["coding"][0]["code"] == "exp"

@@ -93,6 +93,7 @@ AVPU_VALUES = {
 
 _CLASS_EMERGENCY = {"system": _ACT_CODE, "code": "EMER", "display": "emergency"}
 _CLASS_INPATIENT = {"system": _ACT_CODE, "code": "IMP", "display": "inpatient encounter"}
+_CLASS_FIELD = {"system": _ACT_CODE, "code": "FLD", "display": "field"}
 ENCOUNTER_CLASS = {"R1": _CLASS_EMERGENCY, "R2": _CLASS_EMERGENCY}
 DISCHARGE = {
     "evacuated": {
@@ -121,7 +122,12 @@ ENCOUNTER_DIAGNOSIS = [
         ]
     }
 ]
-SEVERITY = {s: {"text": s} for s in ("mild", "moderate", "severe", "critical")}
+SEVERITY = {
+    name: {"coding": [{"system": SNOMED_SYSTEM, "code": code, "display": display}], "text": name}
+    for name, (code, display) in codes.SEVERITIES.items()
+}
+#: R4 core extension: what caused the condition (here the injury's mechanism).
+DUE_TO = "http://hl7.org/fhir/StructureDefinition/condition-dueTo"
 #: R4 vital-signs profiles (observation-vitalsigns), claimed by the observations they govern.
 _PROFILE = "http://hl7.org/fhir/StructureDefinition/"
 PROFILES = {
@@ -289,7 +295,25 @@ def encode(p: Patient) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         at_facility = facility != "POI"
         enc_ref: dict | None = None
         loc_ref: dict | None = None
-        if at_facility:
+        if not at_facility and visit.disposition == "died":
+            # killed at the point of injury: the care given there is a field encounter
+            n_enc += 1
+            enc_ref = {"reference": f"Encounter/{pid}-e{n_enc}"}
+            field: dict = {
+                "resourceType": "Encounter",
+                "id": f"{pid}-e{n_enc}",
+                "status": "finished",
+                "class": _CLASS_FIELD,
+                "subject": subject,
+                "period": {"start": visit.arrived_at, "end": p.outcome_at},
+            }
+            if first_ref is None:
+                first_ref = enc_ref
+            else:
+                field["partOf"] = first_ref
+            field["hospitalization"] = {"dischargeDisposition": DISCHARGE["died"]}
+            encounters.append(dumps(field, option=opt))
+        elif at_facility:
             n_enc += 1
             fid = visit.facility_id
             enc_id = f"{pid}-e{n_enc}"
@@ -386,10 +410,12 @@ def encode(p: Patient) -> tuple[bytes, bytes, bytes, bytes, bytes]:
                 )
 
     conditions: list[bytes] = []
+    due_to = _due_to(p.mechanism, p.mechanism_code)
     for k, c in enumerate(p.conditions, 1):
-        condition: dict = {
-            "resourceType": "Condition",
-            "id": f"{pid}-c{k}",
+        condition: dict = {"resourceType": "Condition", "id": f"{pid}-c{k}"}
+        if due_to is not None:  # the patient was injured: every condition follows from it
+            condition["extension"] = due_to
+        condition |= {
             "clinicalStatus": CLINICAL_ACTIVE,
             "verificationStatus": VERIFICATION_CONFIRMED,
             "category": ENCOUNTER_DIAGNOSIS,
@@ -411,6 +437,21 @@ def encode(p: Patient) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         b"".join(observations),
         b"".join(procedures),
     )
+
+
+@lru_cache(maxsize=256)
+def _due_to_cached(mechanism: str, code: str | None) -> list[dict]:
+    concept: dict = {}
+    if code is not None:
+        concept["coding"] = _snomed(code)["coding"]
+    concept["text"] = mechanism
+    return [{"url": DUE_TO, "valueCodeableConcept": concept}]
+
+
+def _due_to(mechanism: str | None, code: str | None) -> list[dict] | None:
+    """The condition-dueTo extension naming an injury's mechanism (its SNOMED CT event where
+    one fits, always its name as text); None for an illness."""
+    return None if mechanism is None else _due_to_cached(mechanism, code)
 
 
 def _lines(items: list[bytes]) -> bytes:

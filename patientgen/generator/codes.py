@@ -144,11 +144,24 @@ BODY_SITES: dict[str, tuple[str, str]] = {
     "right_lower_limb": ("62175007", "Structure of right lower limb"),  # [VA]
 }
 
+# --- SNOMED CT: severity (qualifier values) ------------------------------------------------------
+#: Condition severity (generator.patient.Severity) -> (SNOMED CT code, display). Mild, moderate and
+#: severe are the three codes of FHIR R4's condition-severity value set; "critical" has no code
+#: there and takes "Life threatening severity", used beside them in several public IGs and
+#: severity value sets (e.g. allergy and adverse-event severity lists).
+SEVERITIES: dict[str, tuple[str, str]] = {
+    "mild": ("255604002", "Mild"),
+    "moderate": ("6736007", "Moderate"),
+    "severe": ("24484000", "Severe"),
+    "critical": ("442452003", "Life threatening severity"),
+}
+
 #: Every SNOMED CT code the project may emit -> display.
 SNOMED: dict[str, str] = {
     **CONDITIONS,
     **PROCEDURES,
     **MECHANISMS,
+    **{code: display for code, display in SEVERITIES.values()},
     **{code: display for code, display in BODY_SITES.values()},
 }
 

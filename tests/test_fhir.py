@@ -122,8 +122,9 @@ def test_only_codes_from_the_code_table(resources) -> None:
 def test_casualty_shape(resources) -> None:
     patients = {p["id"]: p for p in resources["Patient"]}
     for p in patients.values():
-        (identifier,) = p["identifier"]
+        identifier, own = p["identifier"]
         assert identifier["system"].startswith(codes.SERVICE_NUMBER_SYSTEM_PREFIX)
+        assert own == {"use": "secondary", "system": fhir.PATIENT_ID_SYSTEM, "value": p["id"]}
         assert p["name"][0]["family"] and p["gender"] in ("male", "female") and p["birthDate"]
     assert any("deceasedDateTime" in p for p in patients.values())
     encounters = resources["Encounter"]
@@ -150,9 +151,10 @@ def test_edge_cases_from_the_factory_validate() -> None:
     from factories import make_patients
 
     scenario = Scenario(total_patients=40)
+    job = fhir.scope(scenario)
     statuses = set()
     for patient in make_patients(scenario, 0, 40):
-        for resource_type, data in zip(fhir.PATIENT_TYPES, fhir.encode(patient), strict=True):
+        for resource_type, data in zip(fhir.PATIENT_TYPES, fhir.encode(patient, job), strict=True):
             model = get_fhir_model_class(resource_type)
             for line in data.split(b"\n")[:-1]:
                 item = orjson.loads(line)
@@ -252,3 +254,27 @@ def test_killed_at_the_point_of_injury_have_an_encounter(resources) -> None:
     for e in field:
         assert e["status"] == "finished" and "location" not in e
         assert e["hospitalization"]["dischargeDisposition"]["coding"][0]["code"] == "exp"
+
+
+def _patient_ids(tmp: Path, scenario: Scenario) -> list[str]:
+    out = tmp / f"out-{len(list(tmp.iterdir()))}"
+    run(scenario, ["fhir"], out, [(0, scenario.total_patients)])
+    lines = (out / fhir.FILES["Patient"]).read_bytes().splitlines()
+    return [orjson.loads(line)["id"] for line in lines]
+
+
+def test_resource_ids_are_unique_per_scenario_and_stable(tmp_path) -> None:
+    """Two jobs with the same seed but another scenario never share a Patient (or any derived)
+    id, so loading both into one server overwrites nothing; the same scenario and seed give the
+    same ids."""
+    base = PRESETS["urban-assault"].scenario.model_dump()
+    first = Scenario.model_validate({**base, "total_patients": 20, "seed": 7})
+    other = Scenario.model_validate({**base, "total_patients": 20, "seed": 7, "duration_days": 8})
+    other_preset = PRESETS["peacekeeping"].scenario.model_copy(
+        update={"total_patients": 20, "seed": 7}
+    )
+    ids = _patient_ids(tmp_path, first)
+    assert ids == _patient_ids(tmp_path, first)
+    assert not set(ids) & set(_patient_ids(tmp_path, other))
+    assert not set(ids) & set(_patient_ids(tmp_path, other_preset))
+    assert len(set(ids)) == 20

@@ -377,7 +377,7 @@ def write_patients(
         if whole:
             for spec in _specs(formats):
                 files[spec.name].write(spec.prefix)
-        _write_records(formats, files, patients, builder, batch.writeback)
+        _write_records(scenario, formats, files, patients, builder, batch.writeback)
         if expected is not None and builder.patients != expected:
             raise RuntimeError(
                 f"expected {expected} patients for chunk {chunk}, got {builder.patients}"
@@ -478,6 +478,7 @@ def _pread_into(fd: int, buffer: bytearray, offset: int) -> int:
 
 
 def _write_records(
+    scenario: Scenario,
     formats: tuple[str, ...],
     files: dict[str, Any],
     patients: Iterable[Patient],
@@ -496,6 +497,7 @@ def _write_records(
         [files[fhir.FILES[t]].write for t in fhir.PATIENT_TYPES] if "fhir" in formats else None
     )
     fhir_encode = fhir.encode
+    fhir_job = fhir.scope(scenario)
     add = builder.add
     separator = json_format.SEPARATOR
     first = True
@@ -521,7 +523,7 @@ def _write_records(
                 csv_file.write(csv_encoder.drain())
                 pending_csv = 0
         if fhir_writes is not None:
-            for write, data in zip(fhir_writes, fhir_encode(p), strict=True):
+            for write, data in zip(fhir_writes, fhir_encode(p, fhir_job), strict=True):
                 if data:
                     write(data)
         add(p)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
@@ -23,6 +24,7 @@ import orjson
 
 from patientgen.generator import codes
 from patientgen.generator.patient import Patient
+from patientgen.scenario import Scenario
 
 DIRECTORY = "fhir"
 PATIENT_TYPES: tuple[str, ...] = ("Patient", "Encounter", "Condition", "Observation", "Procedure")
@@ -126,6 +128,9 @@ SEVERITY = {
     name: {"coding": [{"system": SNOMED_SYSTEM, "code": code, "display": display}], "text": name}
     for name, (code, display) in codes.SEVERITIES.items()
 }
+#: Identifier system of the FHIR Patient's own id (unique per job, see patient_fhir_id), so a
+#: server that assigns its own ids (transaction bundles) still finds the casualty.
+PATIENT_ID_SYSTEM = "urn:patientgen:patient"
 #: R4 core extension: what caused the condition (here the injury's mechanism).
 DUE_TO = "http://hl7.org/fhir/StructureDefinition/condition-dueTo"
 #: R4 vital-signs profiles (observation-vitalsigns), claimed by the observations they govern.
@@ -253,11 +258,31 @@ def location_ref(facility_id: str) -> dict:
     return {"reference": f"Location/loc-{facility_key(facility_id)}"}
 
 
-def encode(p: Patient) -> tuple[bytes, bytes, bytes, bytes, bytes]:
-    """NDJSON lines of one patient: (Patient, Encounter, Condition, Observation, Procedure)."""
+def scope(scenario: Scenario) -> bytes:
+    """The key of a job's FHIR ids: a digest of its whole scenario, seed included.
+
+    The generator's patient ids depend on (seed, index) only, so two jobs with the same seed would
+    share them; FHIR ids are made unique per scenario (patient_fhir_id) so that loading two jobs
+    into one server overwrites nothing, and stay the same for the same scenario and seed.
+    """
+    canonical = orjson.dumps(scenario.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(canonical, digest_size=16, person=b"patientgen-fhir").digest()
+
+
+def patient_fhir_id(job: bytes, patient_id: str) -> str:
+    """The FHIR id of a patient of the job whose scope() is `job`: a version-4-shaped UUID."""
+    digest = hashlib.blake2b(patient_id.encode(), digest_size=16, key=job).digest()
+    return str(uuid.UUID(bytes=digest, version=4))
+
+
+def encode(p: Patient, job: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """NDJSON lines of one patient: (Patient, Encounter, Condition, Observation, Procedure).
+
+    `job` is the job's scope(scenario): every id derives from it and the patient's id.
+    """
     dumps = orjson.dumps
     opt = OPTIONS
-    pid = p.id
+    pid = patient_fhir_id(job, p.id)
     subject = {"reference": f"Patient/{pid}"}
     pid_b = dumps(pid)[1:-1]
     subject_b = dumps(subject)
@@ -270,7 +295,8 @@ def encode(p: Patient) -> tuple[bytes, bytes, bytes, bytes, bytes]:
                 "use": "official",
                 "system": codes.service_number_system(p.nationality),
                 "value": p.service_number,
-            }
+            },
+            {"use": "secondary", "system": PATIENT_ID_SYSTEM, "value": pid},
         ],
         "name": [{"use": "official", "family": p.family_name, "given": [p.given_name]}],
         "gender": p.gender,

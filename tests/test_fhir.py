@@ -39,11 +39,17 @@ PROJECT_CODES = {
 
 
 @pytest.fixture(scope="module")
-def resources(tmp_path_factory) -> dict[str, list[dict[str, Any]]]:
+def out(tmp_path_factory) -> Path:
+    """Bulk FHIR and transaction bundles of N patients, written in two chunks."""
     base = PRESETS["high-intensity-defence"].scenario.model_dump()
     scenario = Scenario.model_validate({**base, "total_patients": N})
     out = tmp_path_factory.mktemp("fhir") / "out"
-    run(scenario, ["fhir"], out, [(0, 200), (200, N)])
+    run(scenario, ["fhir", "fhir-bundle"], out, [(0, 200), (200, N)])
+    return out
+
+
+@pytest.fixture(scope="module")
+def resources(out) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
     for resource_type in fhir.RESOURCE_TYPES:
         path = out / fhir.FILES[resource_type]
@@ -278,3 +284,122 @@ def test_resource_ids_are_unique_per_scenario_and_stable(tmp_path) -> None:
     assert not set(ids) & set(_patient_ids(tmp_path, other))
     assert not set(ids) & set(_patient_ids(tmp_path, other_preset))
     assert len(set(ids)) == 20
+
+
+# -- transaction bundles (format "fhir-bundle") --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundles(out) -> list[dict[str, Any]]:
+    lines = (out / fhir.BUNDLE_FILE).read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    return [orjson.loads(line) for line in lines[:-1]]
+
+
+def _references(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "reference":
+                yield item
+            else:
+                yield from _references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _references(item)
+
+
+def test_one_transaction_bundle_per_casualty(bundles, resources) -> None:
+    assert len(bundles) == N
+    assert len({b["id"] for b in bundles}) == N
+    facility_kinds = ("Organization", "Location")
+    for b in bundles:
+        assert b["resourceType"] == "Bundle" and b["type"] == "transaction"
+        entries = b["entry"]
+        kinds = [e["resource"]["resourceType"] for e in entries]
+        first = kinds.index("Patient")
+        assert set(kinds[:first]) <= set(facility_kinds) and kinds.count("Patient") == 1
+        full_urls = [e["fullUrl"] for e in entries]
+        assert len(set(full_urls)) == len(full_urls)
+        assert all(url.startswith("urn:uuid:") for url in full_urls)
+        for e in entries:
+            resource, request = e["resource"], e["request"]
+            assert "id" not in resource
+            assert request["method"] == "POST" and request["url"] == resource["resourceType"]
+            if resource["resourceType"] in facility_kinds:
+                (identifier,) = resource["identifier"]
+                assert identifier["system"] == fhir.FACILITY_SYSTEM
+                assert (
+                    request["ifNoneExist"]
+                    == f"identifier={fhir.FACILITY_SYSTEM}|" + (identifier["value"])
+                )
+            else:
+                assert "ifNoneExist" not in request
+        references = list(_references(entries))
+        assert references and set(references) <= set(full_urls)
+        assert len(entries) < fhir.MAX_BUNDLE_ENTRIES
+    assert max(len(b["entry"]) for b in bundles) > 20
+
+
+def test_bundles_hold_exactly_the_bulk_resources(bundles, resources) -> None:
+    """Each bundle's resources are the bulk ones, in the bulk order, without their id and with
+    every reference naming the entry of the resource it names in the bulk output."""
+    by_patient: dict[str, list[dict]] = {}
+    for resource_type in fhir.PATIENT_TYPES:
+        for r in resources[resource_type]:
+            pid = r["id"] if resource_type == "Patient" else r["subject"]["reference"][8:]
+            by_patient.setdefault(pid, []).append(r)
+    facilities = {
+        (r["resourceType"], r["identifier"][0]["value"]): r
+        for t in ("Organization", "Location")
+        for r in resources[t]
+    }
+    for b in bundles:
+        entries = b["entry"]
+        first = next(i for i, e in enumerate(entries) if e["resource"]["resourceType"] == "Patient")
+        pid = entries[first]["fullUrl"].removeprefix("urn:uuid:")
+        bulk = [
+            facilities[e["resource"]["resourceType"], e["resource"]["identifier"][0]["value"]]
+            for e in entries[:first]
+        ] + by_patient[pid]
+        assert len(bulk) == len(entries)
+        urns = {
+            f"{r['resourceType']}/{r['id']}": e["fullUrl"]
+            for r, e in zip(bulk, entries, strict=True)
+        }
+        for r, e in zip(bulk, entries, strict=True):
+            assert e["resource"] == _map_refs({k: v for k, v in r.items() if k != "id"}, urns)
+
+
+def _map_refs(value: Any, urns: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: (urns[v] if k == "reference" else _map_refs(v, urns)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_refs(v, urns) for v in value]
+    return value
+
+
+def test_a_bundle_over_the_entry_limit_fails_its_chunk(tmp_path) -> None:
+    """More than MAX_BUNDLE_ENTRIES entries: BundleTooLarge names the casualty, and the chunk
+    writes no part (never a bundle a server with that limit refuses)."""
+    from factories import make_patients
+
+    from patientgen.formats import bundle
+    from patientgen.generator.patient import Procedure
+
+    scenario = Scenario(total_patients=3)
+    job = fhir.scope(scenario)
+    patients = list(make_patients(scenario, 0, 3))
+    big = patients[1]
+    visit = next(v for v in big.visits if v.facility != "POI")
+    at = visit.arrived_at
+    visit.procedures = [
+        Procedure("36777000", codes.PROCEDURES["36777000"], at)
+        for _ in range(fhir.MAX_BUNDLE_ENTRIES)
+    ]
+    fhir.bundle(patients[0], job)  # the others are fine
+    with pytest.raises(fhir.BundleTooLarge, match=f"casualty {big.id} .* more than 500"):
+        fhir.bundle(big, job)
+    parts = tmp_path / "parts"
+    with pytest.raises(fhir.BundleTooLarge):
+        bundle.write_patients(scenario, ["fhir-bundle"], parts, 0, patients, 3)
+    assert list(parts.iterdir()) == []

@@ -1,7 +1,8 @@
 """FHIR output against an independent validator (issue 11): Medplum's validateResource over the
 R4 StructureDefinitions and the vital-signs profiles, run by tests/fhir-validator/validate.mjs.
 
-Zero errors (and warnings) on 1,000 patients of every preset, validated in one Node process.
+Zero errors (and warnings) on 1,000 patients of every preset, bulk resources and transaction
+bundles alike, validated in one Node process.
 The validator is shown to catch what it must: a test that only ever sees valid input proves
 nothing.
 """
@@ -138,22 +139,27 @@ def test_the_validator_catches_what_it_must() -> None:
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory) -> dict[str, Path]:
-    """1,000 patients of every preset, as bulk FHIR."""
+    """1,000 patients of every preset, as bulk FHIR and as transaction bundles."""
     base = tmp_path_factory.mktemp("validator")
     out: dict[str, Path] = {}
     for name, preset in PRESETS.items():
         scenario = preset.scenario.model_copy(update={"total_patients": PATIENTS})
         out[name] = base / name
-        bundle.write_all(scenario, ["fhir"], out[name], chunk_size=PATIENTS)
+        bundle.write_all(scenario, ["fhir", "fhir-bundle"], out[name], chunk_size=PATIENTS)
     return out
 
 
 def test_every_preset_validates_with_zero_errors(outputs) -> None:
-    paths = [folder / name for folder in outputs.values() for name in fhir.FILES.values()]
+    paths = [
+        folder / name
+        for folder in outputs.values()
+        for name in (*fhir.FILES.values(), fhir.BUNDLE_FILE)
+    ]
     report = validate(paths)
     assert report["errors"] == 0, report["first_errors"]
     assert report["warnings"] == 0, report["warning_kinds"]
-    for resource_type in fhir.RESOURCE_TYPES:
+    assert report["bundles"] == PATIENTS * len(PRESETS)
+    for resource_type in (*fhir.RESOURCE_TYPES, "Bundle"):
         assert report["by_type"].get(resource_type), resource_type
     # every vital-signs observation was checked against its R4 profile
     for profile in ("heartrate", "resprate", "oxygensat", "bodytemp", "bp"):

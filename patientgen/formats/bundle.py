@@ -110,6 +110,8 @@ def _specs(formats: tuple[str, ...]) -> list[_Spec]:
         )
     if "fhir" in formats:
         specs.extend(_Spec(fhir.FILES[t], "fhir", records="lines") for t in fhir.PATIENT_TYPES)
+    if "fhir-bundle" in formats:
+        specs.append(_Spec(fhir.BUNDLE_FILE, "fhir-bundle"))
     return specs
 
 
@@ -498,6 +500,8 @@ def _write_records(
     )
     fhir_encode = fhir.encode
     fhir_job = fhir.scope(scenario)
+    bundle_write = files[fhir.BUNDLE_FILE].write if "fhir-bundle" in formats else None
+    fhir_bundle = fhir.bundle
     add = builder.add
     separator = json_format.SEPARATOR
     first = True
@@ -522,10 +526,14 @@ def _write_records(
                 assert csv_file is not None  # csv_encoder exists only when csv_file does
                 csv_file.write(csv_encoder.drain())
                 pending_csv = 0
-        if fhir_writes is not None:
-            for write, data in zip(fhir_writes, fhir_encode(p, fhir_job), strict=True):
-                if data:
-                    write(data)
+        if fhir_writes is not None or bundle_write is not None:
+            encoded = fhir_encode(p, fhir_job)
+            if fhir_writes is not None:
+                for write, data in zip(fhir_writes, encoded, strict=True):
+                    if data:
+                        write(data)
+            if bundle_write is not None:
+                bundle_write(fhir_bundle(p, fhir_job, encoded))
         add(p)
     if csv_encoder is not None:
         assert csv_file is not None  # as above

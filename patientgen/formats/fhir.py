@@ -1,24 +1,34 @@
-"""FHIR R4 bulk NDJSON: one file per resource type, one resource per line.
+"""FHIR R4: bulk NDJSON (format "fhir": one file per resource type, one resource per line) and
+transaction bundles (format "fhir-bundle": one Bundle per casualty, one per line).
 
-Per patient: a Patient, one Encounter per facility visited (the point of injury is not a facility
-and gets none), a Condition per injury or illness, Observations for the vital signs, GCS, AVPU,
-pain and triage category taken at each place, and a Procedure per intervention. The facilities
-themselves (Organization + Location) are written once when the parts are joined.
+Per patient: a Patient, one Encounter per facility visited (the point of injury is not a
+facility; a casualty killed there gets one field Encounter), a Condition per injury or illness
+(coded severity; the injury mechanism in condition-dueTo), Observations for the vital signs
+(each claiming its R4 vital-signs profile), GCS, AVPU, pain and triage category taken at each
+place, and a Procedure per intervention. The facilities themselves (Organization + Location) are
+written once when the parts are joined, and inside every bundle that needs them.
 
-Resources are built as plain dicts and serialised with orjson: fast, and the key order is the
-insertion order below, so the bytes are stable. Resource ids derive from the patient id
-(`<patient id>-e1`, `-c1`, `-o1`, `-p1` ...) and from the facility id (`org-…`, `loc-…`), so every
-reference resolves inside the output. Codes and displays come only from generator.codes.
+Invariants:
+- Ids are unique per job and stable: the Patient's is a UUID keyed by the digest of the job's
+  whole scenario, seed included (scope, patient_fhir_id), the others derive from it
+  (`<patient>-e1`, `-c1`, `-o1`, `-p1` ...) or from the facility id (`org-…`, `loc-…`), so every
+  reference resolves inside the output and the same scenario and seed give the same bytes.
+- Codes and displays come only from generator.codes.
+- A bundle holds exactly the bulk resources of its casualty (ids left out, references rewritten
+  to its entries' urn:uuid fullUrls) and never more than MAX_BUNDLE_ENTRIES entries.
+
+Resources are built as plain dicts (observations from byte templates) and serialised with
+orjson: fast, and the key order is the insertion order below, so the bytes are stable.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
+from urllib.parse import quote
 
 import orjson
 
@@ -47,6 +57,9 @@ _COND_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 _COND_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 _COND_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 _ORG_TYPE = "http://terminology.hl7.org/CodeSystem/organization-type"
+
+#: Identifier system of the facilities (Organization and Location): the generator's facility id.
+FACILITY_SYSTEM = "urn:patientgen:facility"
 
 ROLE_NAMES = {
     "R1": "Role 1 medical treatment facility",
@@ -271,8 +284,18 @@ def scope(scenario: Scenario) -> bytes:
 
 def patient_fhir_id(job: bytes, patient_id: str) -> str:
     """The FHIR id of a patient of the job whose scope() is `job`: a version-4-shaped UUID."""
-    digest = hashlib.blake2b(patient_id.encode(), digest_size=16, key=job).digest()
-    return str(uuid.UUID(bytes=digest, version=4))
+    return _uuid(job, patient_id.encode())
+
+
+def _uuid(job: bytes, name: bytes) -> str:
+    """A version-4-shaped UUID from blake2b keyed by `job` over `name`: the string
+    uuid.UUID(bytes=digest, version=4) gives, formatted here because that costs a third of a
+    bundle's time."""
+    d = bytearray(hashlib.blake2b(name, digest_size=16, key=job).digest())
+    d[6] = (d[6] & 0x0F) | 0x40  # version 4
+    d[8] = (d[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = d.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def encode(p: Patient, job: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes]:
@@ -499,38 +522,143 @@ def _snomed_bytes(code: str) -> bytes:
     return orjson.dumps(_snomed(code))
 
 
+@lru_cache(maxsize=4096)
+def facility_lines(facility_id: str, role: str) -> tuple[bytes, bytes]:
+    """The (Organization, Location) JSON of one facility, without newline."""
+    key = facility_key(facility_id)
+    name = f"{ROLE_NAMES.get(role, role)} {facility_id}"
+    identifier = [{"system": FACILITY_SYSTEM, "value": facility_id}]
+    organization = {
+        "resourceType": "Organization",
+        "id": f"org-{key}",
+        "identifier": identifier,
+        "active": True,
+        "type": ORG_TYPE,
+        "name": name,
+    }
+    location = {
+        "resourceType": "Location",
+        "id": f"loc-{key}",
+        "identifier": identifier,
+        "status": "active",
+        "name": name,
+        "mode": "instance",
+        "managingOrganization": organization_ref(facility_id),
+    }
+    return orjson.dumps(organization, option=OPTIONS), orjson.dumps(location, option=OPTIONS)
+
+
 def facility_resources(facilities: Iterable[tuple[str, str]]) -> tuple[bytes, bytes]:
     """NDJSON (Organization lines, Location lines) for (facility_id, role) pairs, in that order."""
     organizations: list[bytes] = []
     locations: list[bytes] = []
     for facility_id, role in facilities:
-        key = facility_key(facility_id)
-        name = f"{ROLE_NAMES.get(role, role)} {facility_id}"
-        organizations.append(
-            orjson.dumps(
-                {
-                    "resourceType": "Organization",
-                    "id": f"org-{key}",
-                    "identifier": [{"system": "urn:patientgen:facility", "value": facility_id}],
-                    "active": True,
-                    "type": ORG_TYPE,
-                    "name": name,
-                },
-                option=OPTIONS,
-            )
-        )
-        locations.append(
-            orjson.dumps(
-                {
-                    "resourceType": "Location",
-                    "id": f"loc-{key}",
-                    "identifier": [{"system": "urn:patientgen:facility", "value": facility_id}],
-                    "status": "active",
-                    "name": name,
-                    "mode": "instance",
-                    "managingOrganization": organization_ref(facility_id),
-                },
-                option=OPTIONS,
-            )
-        )
+        organization, location = facility_lines(facility_id, role)
+        organizations.append(organization)
+        locations.append(location)
     return _lines(organizations), _lines(locations)
+
+
+# ----------------------------------------------------------------------------------------------
+# Transaction bundles (format "fhir-bundle")
+#
+# One Bundle of type transaction per casualty, one per line: the facilities the casualty visited
+# (Organization, then Location) as conditional creates (ifNoneExist on their identifier, so
+# loading many bundles creates each facility once), then the Patient, Encounters, Conditions,
+# Observations and Procedures of the bulk output, each POSTed without its id. Every entry has a
+# fullUrl urn:uuid:<uuid> and every reference inside the bundle names one of them; the uuids
+# derive from the bulk ids (unique per job, see scope), the Patient's is its FHIR id. The bytes
+# are exactly the bulk resources' bytes with the id left out and references rewritten, so both
+# formats always say the same thing.
+
+BUNDLE_FILE = "fhir-bundles.ndjson"
+#: A common server limit on the entries of one transaction (issue 11). The generator's
+#: casualties stay far below it (see docs/formats.md); one above it fails its chunk loudly
+#: (BundleTooLarge) rather than writing a bundle such servers refuse.
+MAX_BUNDLE_ENTRIES = 500
+_HEAD = re.compile(rb'\{"resourceType":"([A-Za-z]+)","id":"([A-Za-z0-9\-.]+)",')
+_REFERENCE = re.compile(rb'"reference":"([^"]+)"')
+
+
+class BundleTooLarge(ValueError):
+    """A casualty's transaction bundle would hold more than MAX_BUNDLE_ENTRIES entries."""
+
+
+def _urn(job: bytes, reference: bytes) -> bytes:
+    return b"urn:uuid:" + _uuid(job, reference).encode()
+
+
+@lru_cache(maxsize=4096)
+def _facility_entries(facility_id: str, role: str) -> tuple[bytes, bytes, bytes, bytes]:
+    """(Organization reference, its conditional-create request, Location reference, request)."""
+    condition = f"identifier={FACILITY_SYSTEM}|{quote(facility_id, safe='-._~')}"
+    requests = (
+        orjson.dumps({"method": "POST", "url": kind, "ifNoneExist": condition})
+        for kind in ("Organization", "Location")
+    )
+    org_request, loc_request = requests
+    key = facility_key(facility_id)
+    return (
+        f"Organization/org-{key}".encode(),
+        org_request,
+        f"Location/loc-{key}".encode(),
+        loc_request,
+    )
+
+
+def bundle(p: Patient, job: bytes, encoded: tuple[bytes, ...] | None = None) -> bytes:
+    """One NDJSON line: the transaction Bundle of patient `p` (`encoded`: encode(p, job), when
+    the caller has it already). BundleTooLarge beyond MAX_BUNDLE_ENTRIES entries."""
+    if encoded is None:
+        encoded = encode(p, job)
+    items: list[tuple[bytes, bytes]] = []  # (resource JSON with id, request JSON)
+    seen: set[str] = set()
+    for visit in p.visits:
+        fid = visit.facility_id
+        if visit.facility == "POI" or fid in seen:
+            continue
+        seen.add(fid)
+        org_json, loc_json = facility_lines(fid, visit.facility)
+        _, org_request, _, loc_request = _facility_entries(fid, visit.facility)
+        items.append((org_json, org_request))
+        items.append((loc_json, loc_request))
+    for data in encoded:
+        for line in data.split(NL):
+            if line:
+                items.append((line, b""))
+    if len(items) > MAX_BUNDLE_ENTRIES:
+        raise BundleTooLarge(
+            f"casualty {p.id} (index {p.index}) needs {len(items)} entries in its transaction "
+            f"bundle, more than {MAX_BUNDLE_ENTRIES}"
+        )
+    urns: dict[bytes, bytes] = {}
+    heads: list[tuple[bytes, bytes, int]] = []  # (resource type, its urn, end of its head)
+    for resource, _ in items:
+        match = _HEAD.match(resource)
+        if match is None:  # pragma: no cover - every resource above starts so
+            raise ValueError(f"unexpected resource head: {resource[:80]!r}")
+        kind, rid = match.group(1), match.group(2)
+        reference = kind + b"/" + rid
+        urn = b"urn:uuid:" + rid if kind == b"Patient" else _urn(job, reference)
+        urns[reference] = urn
+        heads.append((kind, urn, match.end()))
+
+    def rewrite(found: re.Match[bytes]) -> bytes:
+        return b'"reference":"' + urns[found.group(1)] + b'"'
+
+    entries: list[bytes] = []
+    for (resource, request), (kind, urn, end) in zip(items, heads, strict=True):
+        body = _REFERENCE.sub(rewrite, b'{"resourceType":"' + kind + b'",' + resource[end:])
+        if not request:
+            request = b'{"method":"POST","url":"' + kind + b'"}'
+        entries.append(
+            b'{"fullUrl":"' + urn + b'","resource":' + body + b',"request":' + request + b"}"
+        )
+    bundle_id = _urn(job, b"Bundle/" + p.id.encode())[9:]
+    return (
+        b'{"resourceType":"Bundle","id":"'
+        + bundle_id
+        + b'","type":"transaction","entry":['
+        + b",".join(entries)
+        + b"]}\n"
+    )

@@ -22,6 +22,7 @@ run: install
 test: install-test
 	sh scripts/ensure-browser.sh
 	sh scripts/ensure-faketime.sh
+	sh scripts/ensure-fhir-validator.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest

@@ -104,6 +104,19 @@ def test_generate_writes_files_and_is_byte_identical_across_runs(tmp_path) -> No
     assert digests(tmp_path / "c")["patients.ndjson"] != a["patients.ndjson"]
 
 
+def test_generate_transaction_bundles(tmp_path) -> None:
+    """`--format fhir-bundle`: one bundle per casualty, the same bytes in one chunk or many."""
+    args = ["--preset", "mass-casualty-drill", "--patients", "60", "--format", "fhir-bundle"]
+    one = cli("generate", *args, "--out", "one", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    many = cli("generate", *args, "--out", "many", "--chunk-size", "7", cwd=tmp_path)
+    assert many.returncode == 0, many.stderr
+    found = digests(tmp_path / "one")
+    assert found == digests(tmp_path / "many")
+    assert set(found) == {"fhir-bundles.ndjson", "summary.json", "manifest.json"}
+    assert (tmp_path / "one" / "fhir-bundles.ndjson").read_bytes().count(b"\n") == 60
+
+
 def test_generate_from_scenario_file(tmp_path) -> None:
     scenario = PRESETS["training-exercise"].scenario.model_dump(mode="json")
     scenario["total_patients"] = 50

@@ -84,6 +84,10 @@ def test_files_parse_with_exact_counts(scenario, reference) -> None:
     assert [r["family_name"] for r in by_column] == [r["family_name"] for r in records]
     assert b"\r\n" in (reference / "patients.csv").read_bytes()[:4096]
 
+    bundles = (reference / "fhir-bundles.ndjson").read_bytes().split(b"\n")
+    assert bundles[-1] == b"" and len(bundles) == N + 1
+    assert all(orjson.loads(line)["type"] == "transaction" for line in bundles[:-1])
+
 
 def test_manifest_lists_every_file_with_digest(reference, scenario) -> None:
     manifest = orjson.loads((reference / "manifest.json").read_bytes())
@@ -95,6 +99,8 @@ def test_manifest_lists_every_file_with_digest(reference, scenario) -> None:
         assert entry["bytes"] == (reference / name).stat().st_size
     assert listed["patients.ndjson"]["records"] == N
     assert listed["patients.csv"]["records"] == N
+    assert listed["fhir-bundles.ndjson"]["records"] == N
+    assert listed["fhir-bundles.ndjson"]["format"] == "fhir-bundle"
     for name, entry in listed.items():
         if name.startswith("fhir/"):
             text = (reference / name).read_bytes()
@@ -355,7 +361,9 @@ def test_bench_smoke(tmp_path) -> None:
 # -- issue 9, finding 8: a one-chunk run writes its files once ----------------------------------
 
 
-@pytest.mark.parametrize("formats", [ALL, ["json"], ["ndjson"], ["csv"], ["fhir"]], ids=str)
+@pytest.mark.parametrize(
+    "formats", [ALL, ["json"], ["ndjson"], ["csv"], ["fhir"], ["fhir-bundle"]], ids=str
+)
 def test_one_chunk_and_chunks_of_two_give_identical_files(tmp_path, scenario, formats) -> None:
     one = bundle.write_all(scenario, formats, tmp_path / "one", chunk_size=1000)
     two = bundle.write_all(scenario, formats, tmp_path / "two", chunk_size=2)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from patientgen.scenario import PRESETS, Scenario
 
-Format = Literal["json", "ndjson", "csv", "fhir"]
+Format = Literal["json", "ndjson", "csv", "fhir", "fhir-bundle"]
 JobStatusName = Literal["pending", "running", "completed", "failed", "cancelled"]
 
 EXAMPLE_SCENARIO: dict[str, Any] = {
@@ -90,8 +90,8 @@ class SubmitRequest(BaseModel):
     formats: list[Format] = Field(
         default_factory=_all_formats,
         min_length=1,
-        max_length=4,
-        description="Output formats; each at most once.",
+        max_length=5,
+        description="Output formats; each at most once (default: all but fhir-bundle).",
         json_schema_extra={"uniqueItems": True},
     )
 

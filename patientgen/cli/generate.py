@@ -28,7 +28,7 @@ from patientgen.cli.common import (
     parse_formats,
     parse_int,
 )
-from patientgen.formats import FORMATS
+from patientgen.formats import DEFAULT_FORMATS, FORMATS
 
 
 def _check_out(out: Path) -> None:
@@ -119,7 +119,12 @@ def generate_command(
     formats: Annotated[
         str | None,
         typer.Option(
-            "--format", metavar="LIST", help=f"Comma-separated formats: {','.join(FORMATS)}."
+            "--format",
+            metavar="LIST",
+            help=(
+                f"Comma-separated formats: {','.join(FORMATS)} "
+                f"(default {','.join(DEFAULT_FORMATS)})."
+            ),
         ),
     ] = None,
     out: Annotated[
@@ -175,7 +180,7 @@ def generate_command(
                 raise BadInput(f"--resume: not a job id: {resume!r}") from None
         else:
             scenario = load_scenario(preset, scenario_file, patients, seed)
-            wanted = parse_formats(formats if formats is not None else ",".join(FORMATS))
+            wanted = parse_formats(formats if formats is not None else ",".join(DEFAULT_FORMATS))
             if out is not None:
                 _check_out(out)
         size = parse_int("--chunk-size", chunk_size)

@@ -27,7 +27,7 @@ from patientgen.cli.common import (
     open_service,
     parse_formats,
 )
-from patientgen.formats import FORMATS
+from patientgen.formats import DEFAULT_FORMATS, FORMATS
 
 jobs_app = typer.Typer(help="Submit and manage jobs in the configured store.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
@@ -57,7 +57,7 @@ def submit(
     seed: Annotated[str | None, typer.Option("--seed", metavar="S")] = None,
     formats: Annotated[
         str, typer.Option("--format", metavar="LIST", help=f"Comma-separated: {','.join(FORMATS)}.")
-    ] = ",".join(FORMATS),
+    ] = ",".join(DEFAULT_FORMATS),
     priority: Annotated[str, typer.Option("--priority", metavar="P")] = "0",
     idempotency_key: Annotated[str | None, typer.Option("--idempotency-key")] = None,
     owner: Annotated[str, typer.Option("--owner", help="Owner of the job.")] = "local",

@@ -110,6 +110,8 @@ def _specs(formats: tuple[str, ...]) -> list[_Spec]:
         )
     if "fhir" in formats:
         specs.extend(_Spec(fhir.FILES[t], "fhir", records="lines") for t in fhir.PATIENT_TYPES)
+    if "fhir-bundle" in formats:
+        specs.append(_Spec(fhir.BUNDLE_FILE, "fhir-bundle"))
     return specs
 
 
@@ -381,7 +383,7 @@ def write_patients(
         else:
             files = {name: batch.open(_part_path(parts_dir, chunk, name)) for name in names}
             builder = summary.SummaryBuilder(scenario)
-            _write_records(formats, files, patients, builder, batch.writeback)
+            _write_records(scenario, formats, files, patients, builder, batch.writeback)
             _check_count(builder, expected, chunk)
             chunk_summary = builder.to_dict()
         batch.commit()
@@ -413,7 +415,7 @@ def _write_whole(
     builder = summary.SummaryBuilder(scenario)
     for spec in _specs(formats):
         files[spec.name].write(spec.prefix)
-    _write_records(formats, files, patients, builder, batch.writeback)
+    _write_records(scenario, formats, files, patients, builder, batch.writeback)
     _check_count(builder, expected, 0)
     chunk_summary = builder.to_dict()
     merged, listed = _finish_whole(scenario, formats, batch, files, chunk_summary, place, owner)
@@ -557,6 +559,7 @@ def _pread_into(fd: int, buffer: bytearray, offset: int) -> int:
 
 
 def _write_records(
+    scenario: Scenario,
     formats: tuple[str, ...],
     files: dict[str, Any],
     patients: Iterable[Patient],
@@ -575,6 +578,9 @@ def _write_records(
         [files[fhir.FILES[t]].write for t in fhir.PATIENT_TYPES] if "fhir" in formats else None
     )
     fhir_encode = fhir.encode
+    fhir_job = fhir.scope(scenario)
+    bundle_write = files[fhir.BUNDLE_FILE].write if "fhir-bundle" in formats else None
+    fhir_bundle = fhir.bundle
     add = builder.add
     separator = json_format.SEPARATOR
     first = True
@@ -599,10 +605,14 @@ def _write_records(
                 assert csv_file is not None  # csv_encoder exists only when csv_file does
                 csv_file.write(csv_encoder.drain())
                 pending_csv = 0
-        if fhir_writes is not None:
-            for write, data in zip(fhir_writes, fhir_encode(p), strict=True):
-                if data:
-                    write(data)
+        if fhir_writes is not None or bundle_write is not None:
+            encoded = fhir_encode(p, fhir_job)
+            if fhir_writes is not None:
+                for write, data in zip(fhir_writes, encoded, strict=True):
+                    if data:
+                        write(data)
+            if bundle_write is not None:
+                bundle_write(fhir_bundle(p, fhir_job, encoded))
         add(p)
     if csv_encoder is not None:
         assert csv_file is not None  # as above

@@ -1,14 +1,24 @@
-"""FHIR R4 bulk NDJSON: one file per resource type, one resource per line.
+"""FHIR R4: bulk NDJSON (format "fhir": one file per resource type, one resource per line) and
+transaction bundles (format "fhir-bundle": one Bundle per casualty, one per line).
 
-Per patient: a Patient, one Encounter per facility visited (the point of injury is not a facility
-and gets none), a Condition per injury or illness, Observations for the vital signs, GCS, AVPU,
-pain and triage category taken at each place, and a Procedure per intervention. The facilities
-themselves (Organization + Location) are written once when the parts are joined.
+Per patient: a Patient, one Encounter per facility visited (the point of injury is not a
+facility; a casualty killed there gets one field Encounter), a Condition per injury or illness
+(coded severity; the injury mechanism in condition-dueTo), Observations for the vital signs
+(each claiming its R4 vital-signs profile), GCS, AVPU, pain and triage category taken at each
+place, and a Procedure per intervention. The facilities themselves (Organization + Location) are
+written once when the parts are joined, and inside every bundle that needs them.
 
-Resources are built as plain dicts and serialised with orjson: fast, and the key order is the
-insertion order below, so the bytes are stable. Resource ids derive from the patient id
-(`<patient id>-e1`, `-c1`, `-o1`, `-p1` ...) and from the facility id (`org-…`, `loc-…`), so every
-reference resolves inside the output. Codes and displays come only from generator.codes.
+Invariants:
+- Ids are unique per job and stable: the Patient's is a UUID keyed by the digest of the job's
+  whole scenario, seed included (scope, patient_fhir_id), the others derive from it
+  (`<patient>-e1`, `-c1`, `-o1`, `-p1` ...) or from the facility id (`org-…`, `loc-…`), so every
+  reference resolves inside the output and the same scenario and seed give the same bytes.
+- Codes and displays come only from generator.codes.
+- A bundle holds exactly the bulk resources of its casualty (ids left out, references rewritten
+  to its entries' urn:uuid fullUrls) and never more than MAX_BUNDLE_ENTRIES entries.
+
+Resources are built as plain dicts (observations from byte templates) and serialised with
+orjson: fast, and the key order is the insertion order below, so the bytes are stable.
 """
 
 from __future__ import annotations
@@ -18,11 +28,13 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
+from urllib.parse import quote
 
 import orjson
 
 from patientgen.generator import codes
 from patientgen.generator.patient import Patient
+from patientgen.scenario import Scenario
 
 DIRECTORY = "fhir"
 PATIENT_TYPES: tuple[str, ...] = ("Patient", "Encounter", "Condition", "Observation", "Procedure")
@@ -45,6 +57,9 @@ _COND_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 _COND_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 _COND_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 _ORG_TYPE = "http://terminology.hl7.org/CodeSystem/organization-type"
+
+#: Identifier system of the facilities (Organization and Location): the generator's facility id.
+FACILITY_SYSTEM = "urn:patientgen:facility"
 
 ROLE_NAMES = {
     "R1": "Role 1 medical treatment facility",
@@ -72,15 +87,16 @@ VITAL_SIGNS = _category("vital-signs", "Vital Signs")
 SURVEY = _category("survey", "Survey")
 CODE_HR = _loinc("8867-4")
 CODE_RR = _loinc("9279-1")
-CODE_SPO2 = _loinc("59408-5")
+# R4's oxygen-saturation profile requires 2708-6; 59408-5 (by pulse oximetry) says how.
+CODE_SPO2 = {"coding": _loinc("2708-6")["coding"] + _loinc("59408-5")["coding"]}
 CODE_TEMP = _loinc("8310-5")
 CODE_BP = _loinc("85354-9")
 CODE_SYS = _loinc("8480-6")
 CODE_DIA = _loinc("8462-4")
 CODE_GCS = _loinc("9269-2")
 CODE_AVPU = _loinc("67775-7")
-CODE_PAIN = _loinc("38208-5")
-CODE_TRIAGE = _snomed("225390008")
+CODE_PAIN = _loinc("72514-3")  # as US Core: 0-10 numeric rating
+CODE_TRIAGE = _loinc("11283-9")  # an assessment (the SNOMED "Triage" concept is a procedure)
 TRIAGE_VALUES = {
     key: {"coding": [{"system": codes.TRIAGE_SYSTEM, "code": key, "display": display}]}
     for key, display in codes.TRIAGE.items()
@@ -92,6 +108,7 @@ AVPU_VALUES = {
 
 _CLASS_EMERGENCY = {"system": _ACT_CODE, "code": "EMER", "display": "emergency"}
 _CLASS_INPATIENT = {"system": _ACT_CODE, "code": "IMP", "display": "inpatient encounter"}
+_CLASS_FIELD = {"system": _ACT_CODE, "code": "FLD", "display": "field"}
 ENCOUNTER_CLASS = {"R1": _CLASS_EMERGENCY, "R2": _CLASS_EMERGENCY}
 DISCHARGE = {
     "evacuated": {
@@ -120,7 +137,24 @@ ENCOUNTER_DIAGNOSIS = [
         ]
     }
 ]
-SEVERITY = {s: {"text": s} for s in ("mild", "moderate", "severe", "critical")}
+SEVERITY = {
+    name: {"coding": [{"system": SNOMED_SYSTEM, "code": code, "display": display}], "text": name}
+    for name, (code, display) in codes.SEVERITIES.items()
+}
+#: Identifier system of the FHIR Patient's own id (unique per job, see patient_fhir_id), so a
+#: server that assigns its own ids (transaction bundles) still finds the casualty.
+PATIENT_ID_SYSTEM = "urn:patientgen:patient"
+#: R4 core extension: what caused the condition (here the injury's mechanism).
+DUE_TO = "http://hl7.org/fhir/StructureDefinition/condition-dueTo"
+#: R4 vital-signs profiles (observation-vitalsigns), claimed by the observations they govern.
+_PROFILE = "http://hl7.org/fhir/StructureDefinition/"
+PROFILES = {
+    "heart_rate": _PROFILE + "heartrate",
+    "respiratory_rate": _PROFILE + "resprate",
+    "spo2": _PROFILE + "oxygensat",
+    "temperature": _PROFILE + "bodytemp",
+    "blood_pressure": _PROFILE + "bp",
+}
 ORG_TYPE = [{"coding": [{"system": _ORG_TYPE, "code": "prov", "display": "Healthcare Provider"}]}]
 
 
@@ -146,10 +180,13 @@ _ENCOUNTER_REF = b',"encounter":{"reference":"%s"}'
 _VALUE = b"%s"  # where a value goes in a template
 
 
-def _obs_template(category: list, code: dict, value: bytes) -> bytes:
+def _obs_template(category: list, code: dict, value: bytes, profile: str | None = None) -> bytes:
     """Template with placeholders (patient id, n, subject, encounter, time, *value's)."""
+    meta = b"" if profile is None else b',"meta":' + _esc(orjson.dumps({"profile": [profile]}))
     return (
-        b'{"resourceType":"Observation","id":"%s-o%d","status":"final","category":'
+        b'{"resourceType":"Observation","id":"%s-o%d"'
+        + meta
+        + b',"status":"final","category":'
         + _esc(orjson.dumps(category))
         + b',"code":'
         + _esc(orjson.dumps(code))
@@ -178,10 +215,14 @@ def _obs_args(context: tuple[bytes, bytes, bytes, bytes], n: int, value: bytes) 
 #: SpO2, temperature, GCS, AVPU, pain, blood pressure (systolic and diastolic components).
 _OBS_VITALS = b"".join(
     (
-        _obs_template(VITAL_SIGNS, CODE_HR, _quantity("beats/minute", "/min")),
-        _obs_template(VITAL_SIGNS, CODE_RR, _quantity("breaths/minute", "/min")),
-        _obs_template(VITAL_SIGNS, CODE_SPO2, _quantity("%", "%")),
-        _obs_template(VITAL_SIGNS, CODE_TEMP, _quantity("Cel", "Cel")),
+        _obs_template(
+            VITAL_SIGNS, CODE_HR, _quantity("beats/minute", "/min"), PROFILES["heart_rate"]
+        ),
+        _obs_template(
+            VITAL_SIGNS, CODE_RR, _quantity("breaths/minute", "/min"), PROFILES["respiratory_rate"]
+        ),
+        _obs_template(VITAL_SIGNS, CODE_SPO2, _quantity("%", "%"), PROFILES["spo2"]),
+        _obs_template(VITAL_SIGNS, CODE_TEMP, _quantity("Cel", "Cel"), PROFILES["temperature"]),
         _obs_template(SURVEY, CODE_GCS, b'"valueInteger":' + _VALUE),
         _obs_template(SURVEY, CODE_AVPU, b'"valueCodeableConcept":' + _VALUE),
         _obs_template(SURVEY, CODE_PAIN, b'"valueInteger":' + _VALUE),
@@ -193,6 +234,7 @@ _OBS_VITALS = b"".join(
             + b","
             + _component(CODE_DIA, "mmHg", "mm[Hg]")
             + b"]",
+            PROFILES["blood_pressure"],
         ),
     )
 )
@@ -229,11 +271,41 @@ def location_ref(facility_id: str) -> dict:
     return {"reference": f"Location/loc-{facility_key(facility_id)}"}
 
 
-def encode(p: Patient) -> tuple[bytes, bytes, bytes, bytes, bytes]:
-    """NDJSON lines of one patient: (Patient, Encounter, Condition, Observation, Procedure)."""
+def scope(scenario: Scenario) -> bytes:
+    """The key of a job's FHIR ids: a digest of its whole scenario, seed included.
+
+    The generator's patient ids depend on (seed, index) only, so two jobs with the same seed would
+    share them; FHIR ids are made unique per scenario (patient_fhir_id) so that loading two jobs
+    into one server overwrites nothing, and stay the same for the same scenario and seed.
+    """
+    canonical = orjson.dumps(scenario.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(canonical, digest_size=16, person=b"patientgen-fhir").digest()
+
+
+def patient_fhir_id(job: bytes, patient_id: str) -> str:
+    """The FHIR id of a patient of the job whose scope() is `job`: a version-4-shaped UUID."""
+    return _uuid(job, patient_id.encode())
+
+
+def _uuid(job: bytes, name: bytes) -> str:
+    """A version-4-shaped UUID from blake2b keyed by `job` over `name`: the string
+    uuid.UUID(bytes=digest, version=4) gives, formatted here because that costs a third of a
+    bundle's time."""
+    d = bytearray(hashlib.blake2b(name, digest_size=16, key=job).digest())
+    d[6] = (d[6] & 0x0F) | 0x40  # version 4
+    d[8] = (d[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = d.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def encode(p: Patient, job: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """NDJSON lines of one patient: (Patient, Encounter, Condition, Observation, Procedure).
+
+    `job` is the job's scope(scenario): every id derives from it and the patient's id.
+    """
     dumps = orjson.dumps
     opt = OPTIONS
-    pid = p.id
+    pid = patient_fhir_id(job, p.id)
     subject = {"reference": f"Patient/{pid}"}
     pid_b = dumps(pid)[1:-1]
     subject_b = dumps(subject)
@@ -246,7 +318,8 @@ def encode(p: Patient) -> tuple[bytes, bytes, bytes, bytes, bytes]:
                 "use": "official",
                 "system": codes.service_number_system(p.nationality),
                 "value": p.service_number,
-            }
+            },
+            {"use": "secondary", "system": PATIENT_ID_SYSTEM, "value": pid},
         ],
         "name": [{"use": "official", "family": p.family_name, "given": [p.given_name]}],
         "gender": p.gender,
@@ -271,7 +344,25 @@ def encode(p: Patient) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         at_facility = facility != "POI"
         enc_ref: dict | None = None
         loc_ref: dict | None = None
-        if at_facility:
+        if not at_facility and visit.disposition == "died":
+            # killed at the point of injury: the care given there is a field encounter
+            n_enc += 1
+            enc_ref = {"reference": f"Encounter/{pid}-e{n_enc}"}
+            field: dict = {
+                "resourceType": "Encounter",
+                "id": f"{pid}-e{n_enc}",
+                "status": "finished",
+                "class": _CLASS_FIELD,
+                "subject": subject,
+                "period": {"start": visit.arrived_at, "end": p.outcome_at},
+            }
+            if first_ref is None:
+                first_ref = enc_ref
+            else:
+                field["partOf"] = first_ref
+            field["hospitalization"] = {"dischargeDisposition": DISCHARGE["died"]}
+            encounters.append(dumps(field, option=opt))
+        elif at_facility:
             n_enc += 1
             fid = visit.facility_id
             enc_id = f"{pid}-e{n_enc}"
@@ -368,10 +459,12 @@ def encode(p: Patient) -> tuple[bytes, bytes, bytes, bytes, bytes]:
                 )
 
     conditions: list[bytes] = []
+    due_to = _due_to(p.mechanism, p.mechanism_code)
     for k, c in enumerate(p.conditions, 1):
-        condition: dict = {
-            "resourceType": "Condition",
-            "id": f"{pid}-c{k}",
+        condition: dict = {"resourceType": "Condition", "id": f"{pid}-c{k}"}
+        if due_to is not None:  # the patient was injured: every condition follows from it
+            condition["extension"] = due_to
+        condition |= {
             "clinicalStatus": CLINICAL_ACTIVE,
             "verificationStatus": VERIFICATION_CONFIRMED,
             "category": ENCOUNTER_DIAGNOSIS,
@@ -395,6 +488,21 @@ def encode(p: Patient) -> tuple[bytes, bytes, bytes, bytes, bytes]:
     )
 
 
+@lru_cache(maxsize=256)
+def _due_to_cached(mechanism: str, code: str | None) -> list[dict]:
+    concept: dict = {}
+    if code is not None:
+        concept["coding"] = _snomed(code)["coding"]
+    concept["text"] = mechanism
+    return [{"url": DUE_TO, "valueCodeableConcept": concept}]
+
+
+def _due_to(mechanism: str | None, code: str | None) -> list[dict] | None:
+    """The condition-dueTo extension naming an injury's mechanism (its SNOMED CT event where
+    one fits, always its name as text); None for an illness."""
+    return None if mechanism is None else _due_to_cached(mechanism, code)
+
+
 def _lines(items: list[bytes]) -> bytes:
     if not items:
         return b""
@@ -414,38 +522,143 @@ def _snomed_bytes(code: str) -> bytes:
     return orjson.dumps(_snomed(code))
 
 
+@lru_cache(maxsize=4096)
+def facility_lines(facility_id: str, role: str) -> tuple[bytes, bytes]:
+    """The (Organization, Location) JSON of one facility, without newline."""
+    key = facility_key(facility_id)
+    name = f"{ROLE_NAMES.get(role, role)} {facility_id}"
+    identifier = [{"system": FACILITY_SYSTEM, "value": facility_id}]
+    organization = {
+        "resourceType": "Organization",
+        "id": f"org-{key}",
+        "identifier": identifier,
+        "active": True,
+        "type": ORG_TYPE,
+        "name": name,
+    }
+    location = {
+        "resourceType": "Location",
+        "id": f"loc-{key}",
+        "identifier": identifier,
+        "status": "active",
+        "name": name,
+        "mode": "instance",
+        "managingOrganization": organization_ref(facility_id),
+    }
+    return orjson.dumps(organization, option=OPTIONS), orjson.dumps(location, option=OPTIONS)
+
+
 def facility_resources(facilities: Iterable[tuple[str, str]]) -> tuple[bytes, bytes]:
     """NDJSON (Organization lines, Location lines) for (facility_id, role) pairs, in that order."""
     organizations: list[bytes] = []
     locations: list[bytes] = []
     for facility_id, role in facilities:
-        key = facility_key(facility_id)
-        name = f"{ROLE_NAMES.get(role, role)} {facility_id}"
-        organizations.append(
-            orjson.dumps(
-                {
-                    "resourceType": "Organization",
-                    "id": f"org-{key}",
-                    "identifier": [{"system": "urn:patientgen:facility", "value": facility_id}],
-                    "active": True,
-                    "type": ORG_TYPE,
-                    "name": name,
-                },
-                option=OPTIONS,
-            )
-        )
-        locations.append(
-            orjson.dumps(
-                {
-                    "resourceType": "Location",
-                    "id": f"loc-{key}",
-                    "identifier": [{"system": "urn:patientgen:facility", "value": facility_id}],
-                    "status": "active",
-                    "name": name,
-                    "mode": "instance",
-                    "managingOrganization": organization_ref(facility_id),
-                },
-                option=OPTIONS,
-            )
-        )
+        organization, location = facility_lines(facility_id, role)
+        organizations.append(organization)
+        locations.append(location)
     return _lines(organizations), _lines(locations)
+
+
+# ----------------------------------------------------------------------------------------------
+# Transaction bundles (format "fhir-bundle")
+#
+# One Bundle of type transaction per casualty, one per line: the facilities the casualty visited
+# (Organization, then Location) as conditional creates (ifNoneExist on their identifier, so
+# loading many bundles creates each facility once), then the Patient, Encounters, Conditions,
+# Observations and Procedures of the bulk output, each POSTed without its id. Every entry has a
+# fullUrl urn:uuid:<uuid> and every reference inside the bundle names one of them; the uuids
+# derive from the bulk ids (unique per job, see scope), the Patient's is its FHIR id. The bytes
+# are exactly the bulk resources' bytes with the id left out and references rewritten, so both
+# formats always say the same thing.
+
+BUNDLE_FILE = "fhir-bundles.ndjson"
+#: A common server limit on the entries of one transaction (issue 11). The generator's
+#: casualties stay far below it (see docs/formats.md); one above it fails its chunk loudly
+#: (BundleTooLarge) rather than writing a bundle such servers refuse.
+MAX_BUNDLE_ENTRIES = 500
+_HEAD = re.compile(rb'\{"resourceType":"([A-Za-z]+)","id":"([A-Za-z0-9\-.]+)",')
+_REFERENCE = re.compile(rb'"reference":"([^"]+)"')
+
+
+class BundleTooLarge(ValueError):
+    """A casualty's transaction bundle would hold more than MAX_BUNDLE_ENTRIES entries."""
+
+
+def _urn(job: bytes, reference: bytes) -> bytes:
+    return b"urn:uuid:" + _uuid(job, reference).encode()
+
+
+@lru_cache(maxsize=4096)
+def _facility_entries(facility_id: str, role: str) -> tuple[bytes, bytes, bytes, bytes]:
+    """(Organization reference, its conditional-create request, Location reference, request)."""
+    condition = f"identifier={FACILITY_SYSTEM}|{quote(facility_id, safe='-._~')}"
+    requests = (
+        orjson.dumps({"method": "POST", "url": kind, "ifNoneExist": condition})
+        for kind in ("Organization", "Location")
+    )
+    org_request, loc_request = requests
+    key = facility_key(facility_id)
+    return (
+        f"Organization/org-{key}".encode(),
+        org_request,
+        f"Location/loc-{key}".encode(),
+        loc_request,
+    )
+
+
+def bundle(p: Patient, job: bytes, encoded: tuple[bytes, ...] | None = None) -> bytes:
+    """One NDJSON line: the transaction Bundle of patient `p` (`encoded`: encode(p, job), when
+    the caller has it already). BundleTooLarge beyond MAX_BUNDLE_ENTRIES entries."""
+    if encoded is None:
+        encoded = encode(p, job)
+    items: list[tuple[bytes, bytes]] = []  # (resource JSON with id, request JSON)
+    seen: set[str] = set()
+    for visit in p.visits:
+        fid = visit.facility_id
+        if visit.facility == "POI" or fid in seen:
+            continue
+        seen.add(fid)
+        org_json, loc_json = facility_lines(fid, visit.facility)
+        _, org_request, _, loc_request = _facility_entries(fid, visit.facility)
+        items.append((org_json, org_request))
+        items.append((loc_json, loc_request))
+    for data in encoded:
+        for line in data.split(NL):
+            if line:
+                items.append((line, b""))
+    if len(items) > MAX_BUNDLE_ENTRIES:
+        raise BundleTooLarge(
+            f"casualty {p.id} (index {p.index}) needs {len(items)} entries in its transaction "
+            f"bundle, more than {MAX_BUNDLE_ENTRIES}"
+        )
+    urns: dict[bytes, bytes] = {}
+    heads: list[tuple[bytes, bytes, int]] = []  # (resource type, its urn, end of its head)
+    for resource, _ in items:
+        match = _HEAD.match(resource)
+        if match is None:  # pragma: no cover - every resource above starts so
+            raise ValueError(f"unexpected resource head: {resource[:80]!r}")
+        kind, rid = match.group(1), match.group(2)
+        reference = kind + b"/" + rid
+        urn = b"urn:uuid:" + rid if kind == b"Patient" else _urn(job, reference)
+        urns[reference] = urn
+        heads.append((kind, urn, match.end()))
+
+    def rewrite(found: re.Match[bytes]) -> bytes:
+        return b'"reference":"' + urns[found.group(1)] + b'"'
+
+    entries: list[bytes] = []
+    for (resource, request), (kind, urn, end) in zip(items, heads, strict=True):
+        body = _REFERENCE.sub(rewrite, b'{"resourceType":"' + kind + b'",' + resource[end:])
+        if not request:
+            request = b'{"method":"POST","url":"' + kind + b'"}'
+        entries.append(
+            b'{"fullUrl":"' + urn + b'","resource":' + body + b',"request":' + request + b"}"
+        )
+    bundle_id = _urn(job, b"Bundle/" + p.id.encode())[9:]
+    return (
+        b'{"resourceType":"Bundle","id":"'
+        + bundle_id
+        + b'","type":"transaction","entry":['
+        + b",".join(entries)
+        + b"]}\n"
+    )

@@ -144,11 +144,24 @@ BODY_SITES: dict[str, tuple[str, str]] = {
     "right_lower_limb": ("62175007", "Structure of right lower limb"),  # [VA]
 }
 
+# --- SNOMED CT: severity (qualifier values) ------------------------------------------------------
+#: Condition severity (generator.patient.Severity) -> (SNOMED CT code, display). Mild, moderate and
+#: severe are the three codes of FHIR R4's condition-severity value set; "critical" has no code
+#: there and takes "Life threatening severity", used beside them in several public IGs and
+#: severity value sets (e.g. allergy and adverse-event severity lists).
+SEVERITIES: dict[str, tuple[str, str]] = {
+    "mild": ("255604002", "Mild"),
+    "moderate": ("6736007", "Moderate"),
+    "severe": ("24484000", "Severe"),
+    "critical": ("442452003", "Life threatening severity"),
+}
+
 #: Every SNOMED CT code the project may emit -> display.
 SNOMED: dict[str, str] = {
     **CONDITIONS,
     **PROCEDURES,
     **MECHANISMS,
+    **{code: display for code, display in SEVERITIES.values()},
     **{code: display for code, display in BODY_SITES.values()},
 }
 
@@ -164,7 +177,14 @@ LOINC: dict[str, str] = {
     "8462-4": "Diastolic blood pressure",
     "9269-2": "Glasgow coma score total",
     "67775-7": "Level of responsiveness",
-    "38208-5": "Pain severity - Reported",
+    # FHIR output (formats/fhir.py)
+    # R4 oxygen-saturation profile: its required code, written beside 59408-5 (domain.md).
+    "2708-6": "Oxygen saturation in Arterial blood",
+    # US Core's pain severity code (0-10 numeric rating scale), where 38208-5 was used before.
+    "72514-3": "Pain severity - 0-10 verbal numeric rating [Score] - Reported",
+    # The triage category is an assessment, not a procedure: LOINC's acuity assessment, which
+    # emergency-care IGs use for the triage level (e.g. German AKTIN, CTAS examples).
+    "11283-9": "Acuity assessment at First encounter",
 }
 
 #: Vitals field (generator.patient.Vitals) -> LOINC code.
@@ -177,7 +197,7 @@ VITALS_LOINC: dict[str, str] = {
     "temperature_c": "8310-5",
     "gcs": "9269-2",
     "avpu": "67775-7",
-    "pain": "38208-5",
+    "pain": "72514-3",
 }
 
 #: Known wrong pairs seen in another generator: these codes must never be emitted (domain.md).

@@ -165,12 +165,12 @@ class JobService:
         IdempotencyConflict. TooManyActiveJobs when the owner already has `max_active_jobs`
         pending or running jobs (checked in the insert's transaction). ValueError for bad
         formats; pydantic ValidationError for a bad scenario dict."""
-        from patientgen.formats import FORMATS
+        from patientgen.formats import DEFAULT_FORMATS
         from patientgen.formats.bundle import normalize_formats
 
         if not isinstance(scenario, Scenario):
             scenario = Scenario.model_validate(scenario)
-        chosen = list(normalize_formats(list(formats) if formats is not None else FORMATS))
+        chosen = list(normalize_formats(list(formats) if formats is not None else DEFAULT_FORMATS))
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
             raise ValueError("idempotency key must be 1 to 200 characters")
         if not -1000 <= priority <= 1000:

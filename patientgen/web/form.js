@@ -14,10 +14,11 @@ export const WARFARE = [
   "conventional", "artillery", "urban", "guerrilla", "drone", "naval", "cbrn", "peacekeeping",
 ];
 export const INJURY = ["disease", "non_battle_injury", "battle_injury"];
-export const FORMATS = ["json", "ndjson", "csv", "fhir"];
+export const FORMATS = ["json", "ndjson", "csv", "fhir", "fhir-bundle"];
 const LABELS = {
   cbrn: "CBRN", non_battle_injury: "Non-battle injury", battle_injury: "Battle injury",
   json: "JSON", ndjson: "NDJSON", csv: "CSV", fhir: "FHIR R4 (NDJSON)",
+  "fhir-bundle": "FHIR R4 transaction bundles",
 };
 export function label(key) {
   if (LABELS[key]) return LABELS[key];

@@ -49,7 +49,7 @@ _FILE_CONTENT: dict[str, Any] = {
 
 def content_type(name: str, fmt: str) -> str:
     suffix = Path(name).suffix.lower()
-    if fmt == "fhir":
+    if fmt in ("fhir", "fhir-bundle"):
         if suffix == ".ndjson":
             return "application/fhir+ndjson"
         if suffix == ".json":

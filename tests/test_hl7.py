@@ -36,7 +36,7 @@ def _messages(p: Patient) -> list[str]:
     return [m.decode() for m in data.split(b"\n") if m]
 
 
-def _parse(text: str):  # noqa: ANN202 - hl7apy's Message
+def _parse(text: str):
     message = parse_message(text, validation_level=VALIDATION_LEVEL.STRICT, find_groups=True)
     message.validate()
     return message
@@ -91,9 +91,7 @@ def test_vitals_and_triage_reach_the_update(patients: list[Patient]) -> None:
     visit = next(v for v in p.visits if v.facility == "R2" and v.vitals)
     assert visit.vitals is not None
     update = next(
-        _parse(t)
-        for t in _messages(p)
-        if "|ADT^A08^" in t and f"|R2^^^{visit.facility_id}|" in t
+        _parse(t) for t in _messages(p) if "|ADT^A08^" in t and f"|R2^^^{visit.facility_id}|" in t
     )
     observations = {obx.obx_3.obx_3_1.value: obx.obx_5.to_er7() for obx in update.obx}
     assert observations["8867-4"] == str(visit.vitals.heart_rate)

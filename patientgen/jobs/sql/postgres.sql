@@ -81,6 +81,13 @@ UPDATE jobs SET lease_expires_at = now() + make_interval(secs => :lease_seconds)
 WHERE job_id = :job_id::uuid AND status = 'running' AND lease_owner = :worker_id
 RETURNING *;
 
+-- name: heartbeat_many
+-- A batch's leases (runner.run_small_jobs); :job_ids is a JSON array.
+UPDATE jobs SET lease_expires_at = now() + make_interval(secs => :lease_seconds),
+       updated_at = now(), version = version + 1
+WHERE job_id IN (SELECT jsonb_array_elements_text(:job_ids::jsonb)::uuid) AND status = 'running'
+  AND lease_owner = :worker_id;
+
 -- name: save_progress
 -- A chunk's checkpoint: progress only (the lease is the heartbeat's business).
 UPDATE jobs SET updated_at = now(), version = version + 1, progress = :progress,

@@ -81,6 +81,13 @@ UPDATE jobs SET lease_expires_at = :lease_until, lease_deadline = :mono + :lease
 WHERE job_id = :job_id AND status = 'running' AND lease_owner = :worker_id
 RETURNING *;
 
+-- name: heartbeat_many
+-- A batch's leases (runner.run_small_jobs); :job_ids is a JSON array.
+UPDATE jobs SET lease_expires_at = :lease_until, lease_deadline = :mono + :lease_seconds,
+       lease_boot = :boot, updated_at = :now, version = version + 1
+WHERE job_id IN (SELECT value FROM json_each(:job_ids)) AND status = 'running'
+  AND lease_owner = :worker_id;
+
 -- name: save_progress
 -- A chunk's checkpoint: progress only (the lease is the heartbeat's business).
 UPDATE jobs SET updated_at = :now, version = version + 1, progress = :progress,

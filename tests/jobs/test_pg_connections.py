@@ -67,6 +67,9 @@ def test_serve_waits_for_a_connection_instead_of_exiting(pg_server, pg_database_
             with pytest.raises(RuntimeError, match="did not start"):
                 svc.start()  # serve does not answer while it cannot connect ...
             assert svc.proc is not None and svc.proc.poll() is None, svc.log.read_text()[-2000:]
+            # it tried and was refused (on a busy machine its start alone may outlast the above)
+            wait_until(lambda: "unavailable" in svc.log.read_text(), timeout=60, step=0.2)
+            assert svc.proc.poll() is None, svc.log.read_text()[-2000:]
             holder.close()
             with psycopg.connect(f"{pg_server}/postgres", autocommit=True) as admin:
                 admin.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT -1')
@@ -80,7 +83,6 @@ def test_serve_waits_for_a_connection_instead_of_exiting(pg_server, pg_database_
                     return False
 
             wait_until(healthy, timeout=60, step=0.3)
-            assert "unavailable" in svc.log.read_text()
     finally:
         with psycopg.connect(f"{pg_server}/postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
 .PHONY: run test install install-test lint format bench bench-queue bench-api bench-load bench-peers bench-faults clean
@@ -22,10 +21,10 @@ install: $(VENV)/bin/python
 install-test: $(VENV)/bin/python
 	$(PIP) install --quiet -e '.[test]'
 
-# make run PORT=8080 (HOST=0.0.0.0 needs API keys: see README)
+# make run PORT=8080 for another port
 run: install
-	@echo "== starting the service on http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
-	$(VENV)/bin/patientgen serve --host $(HOST) --port $(PORT) --workers 1
+	@echo "== starting the service on http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)"
+	$(VENV)/bin/patientgen serve --host 127.0.0.1 --port $(PORT) --workers 1
 
 test: install-test
 	sh scripts/ensure-browser.sh

@@ -29,17 +29,17 @@ export function label(key) {
 // timing.py and injuries.py).
 export const HELP = {
   intensity: {
-    low: "How lethal battle injuries are: about 11 % of battle casualties die (unless Advanced sets the battle case fatality). It does not change how many casualties there are.",
-    medium: "How lethal battle injuries are: about 13 % of battle casualties die (unless Advanced sets the battle case fatality). It does not change how many casualties there are.",
-    high: "How lethal battle injuries are: about 16 % of battle casualties die (unless Advanced sets the battle case fatality). It does not change how many casualties there are.",
-    extreme: "How lethal battle injuries are: about 19 % of battle casualties die (unless Advanced sets the battle case fatality). It does not change how many casualties there are.",
+    low: "Lethality: about 11 % of battle casualties die (unless set under Advanced). Not how many casualties.",
+    medium: "Lethality: about 13 % of battle casualties die (unless set under Advanced). Not how many casualties.",
+    high: "Lethality: about 16 % of battle casualties die (unless set under Advanced). Not how many casualties.",
+    extreme: "Lethality: about 19 % of battle casualties die (unless set under Advanced). Not how many casualties.",
   },
   tempo: {
-    sustained: "How casualties spread over the days: the same number every day.",
-    escalating: "How casualties spread over the days: few at first, rising steadily to about six times as many on the last day.",
-    surge: "How casualties spread over the days: a build-up to a sharp peak about a third of the way in, then a long tail.",
-    declining: "How casualties spread over the days: many at first, falling steadily to a fraction by the last day.",
-    intermittent: "How casualties spread over the days: two busy days in every six, quiet days in between.",
+    sustained: "Over the days: the same number every day.",
+    escalating: "Over the days: few at first, rising steadily to about six times as many on the last day.",
+    surge: "Over the days: a build-up to a sharp peak about a third of the way in, then a long tail.",
+    declining: "Over the days: many at first, falling steadily to a fraction by the last day.",
+    intermittent: "Over the days: two busy days in every six, quiet days in between.",
   },
 };
 export const WARFARE_HELP = {
@@ -500,7 +500,7 @@ export class ScenarioForm {
       ? target.querySelector(":scope > legend")
       : target.querySelector(":scope > label");
     if (own) return `${prefix}${own.firstChild?.textContent?.trim() || own.textContent.trim()}`;
-    return path.join(".");
+    return placeName(path) || path.join(".");
   }
 
   // The element for a loc path: the longest prefix that names something in the form.

@@ -144,6 +144,8 @@ def test_errors_speak_percent_and_labels(page: Any, service: Service) -> None:
     share = float(front.locator('[data-front="share"]').input_value())
     front.locator('[data-front="share"]').fill(str(share + 10))  # fronts sum to 110 %
     front.locator('[data-nation="share"]').first.fill("150")  # a nation above 100 %
+    page.click(".advanced > summary")
+    page.fill("#f-mc-min", "5000")  # more than the largest event
     page.click("#check")
     page.wait_for_selector("#form-errors:not([hidden])")
     errors = page.locator(".field-error:not([hidden])").all_inner_texts()
@@ -152,6 +154,7 @@ def test_errors_speak_percent_and_labels(page: Any, service: Service) -> None:
     assert "105 %" in page.inner_text("#injury-error"), page.inner_text("#injury-error")
     assert "110 %" in page.inner_text("#fronts-error"), page.inner_text("#fronts-error")
     assert "100 %" in text
+    assert "Largest event" in page.inner_text("#form-errors")
     for internal in ("sum to 1", "fronts[]", "injury_mix", "nationalities", "share must"):
         assert internal not in text, (internal, text)
     assert not re.search(r"\b[a-z]+_[a-z_]+\b", text), text

@@ -3,21 +3,28 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
+PORT   ?= 8000
 
 .PHONY: run test install install-test lint format bench bench-queue bench-api bench-load bench-peers bench-faults clean
 
 $(VENV)/bin/python:
+	@echo "== creating the virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
+# Not quiet: the first install takes minutes, and pip says what it fetches and installs.
 install: $(VENV)/bin/python
-	$(PIP) install --quiet -e .
+	@echo "== installing patientgen and its dependencies into $(VENV) (minutes the first time)"
+	$(PIP) install --progress-bar off -e .
+	@echo "== installed"
 
 install-test: $(VENV)/bin/python
 	$(PIP) install --quiet -e '.[test]'
 
+# make run PORT=8080 for another port
 run: install
-	$(VENV)/bin/patientgen serve --host 127.0.0.1 --port 8000 --workers 1
+	@echo "== starting the service on http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)"
+	$(VENV)/bin/patientgen serve --host 127.0.0.1 --port $(PORT) --workers 1
 
 test: install-test
 	sh scripts/ensure-browser.sh

@@ -8,12 +8,14 @@
         client.download(job.job_id, "out/")            # every file into a folder
         client.download(job.job_id, "out/p.csv", name="patients.csv")
 
-Errors raise `ApiError` (subclasses by status), carrying the RFC 9457 problem details.
+Errors raise `ApiError` (subclasses by status), carrying the RFC 9457 problem details; a service
+that cannot be reached at all raises its subclass `ConnectionFailed` (status 0).
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -81,6 +83,16 @@ class JobPage(BaseModel):
 
     items: list[Job]
     next_cursor: str | None = None
+
+
+class Preset(BaseModel):
+    """A built-in preset: its name (as `submit(preset=...)` takes it), what it is, its scenario."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str
+    description: str
+    scenario: dict[str, Any]
 
 
 class PatientPage(BaseModel):
@@ -162,6 +174,23 @@ class Unavailable(ApiError):
     pass
 
 
+class ConnectionFailed(ApiError):
+    """The service did not answer at all (connection refused, name unknown, timed out, cut off):
+    `status` is 0 and `detail` says what happened and where."""
+
+    def __init__(self, base_url: str, exc: httpx.TransportError) -> None:
+        reason = str(exc) or type(exc).__name__
+        super().__init__(
+            0,
+            {
+                "title": "Cannot reach the service",
+                "detail": f"no answer from {base_url} ({reason}); is `patientgen serve` running "
+                "there?",
+            },
+        )
+        self.reason = reason
+
+
 _ERRORS: dict[int, type[ApiError]] = {
     401: Unauthorized,
     404: NotFound,
@@ -216,8 +245,17 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
+    @contextlib.contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """httpx's transport errors (refused, timed out, cut off) become ConnectionFailed."""
+        try:
+            yield
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(self.base_url, exc) from exc
+
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = self._http.request(method, path, **kwargs)
+        with self._reaching():
+            response = self._http.request(method, path, **kwargs)
         _raise_for(response)
         return response
 
@@ -276,12 +314,15 @@ class Client:
 
     def events(self, job_id: UUID | str) -> Iterator[tuple[str, Job]]:
         """(event, job) from the job's event stream until it ends (one connection)."""
-        with self._http.stream(
-            "GET",
-            f"/jobs/{job_id}/events",
-            headers={"Accept": "text/event-stream"},
-            timeout=httpx.Timeout(self._http.timeout.connect, read=60.0),
-        ) as response:
+        with (
+            self._reaching(),
+            self._http.stream(
+                "GET",
+                f"/jobs/{job_id}/events",
+                headers={"Accept": "text/event-stream"},
+                timeout=httpx.Timeout(self._http.timeout.connect, read=60.0),
+            ) as response,
+        ):
             if response.status_code >= 400:
                 response.read()
                 _raise_for(response)
@@ -325,7 +366,7 @@ class Client:
                         return job
                     if deadline is not None and time.monotonic() > deadline:
                         raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
-            except (httpx.TransportError, Unavailable):
+            except (ConnectionFailed, Unavailable):
                 pass
             except ApiError as exc:
                 if exc.status < 500:
@@ -336,7 +377,7 @@ class Client:
             backoff = min(backoff * 2, 5.0)
             try:
                 job = self.get(job_id)
-            except (httpx.TransportError, Unavailable):
+            except (ConnectionFailed, Unavailable):
                 continue  # the service or its database is restarting: keep waiting
             if job.is_terminal:
                 return job
@@ -362,13 +403,17 @@ class Client:
     ) -> builtins.list[Path]:
         """Download one file (`name`) to `dest` (a file path, or a folder to put it in), or every
         output file into the folder `dest` (keeping sub-folders such as fhir/). Checks each file's
-        sha256 against its ETag unless `verify=False`. Returns the paths written."""
+        sha256 against its ETag unless `verify=False`. Returns the paths written. All files means
+        the job's outputs: the offsets index of patients.ndjson (format "index", which only
+        serves reads by position) is fetched only when named."""
         dest = Path(dest)
         if name is not None:
             target = dest / Path(name).name if dest.is_dir() else dest
             return [self._download_one(job_id, name, target, verify)]
         written = []
         for item in self.files(job_id):
+            if item.format == "index":
+                continue
             target = dest.joinpath(*item.name.split("/"))
             if dest.resolve() not in target.resolve().parents:
                 raise ValueError(f"refusing to write outside {dest}: {item.name!r}")
@@ -379,7 +424,7 @@ class Client:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".part")
         digest = hashlib.sha256()
-        with self._http.stream("GET", f"/jobs/{job_id}/files/{name}") as response:
+        with self._reaching(), self._http.stream("GET", f"/jobs/{job_id}/files/{name}") as response:
             if response.status_code >= 400:
                 response.read()
                 _raise_for(response)
@@ -398,7 +443,7 @@ class Client:
         """Download the ZIP of all outputs to `dest`."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with self._http.stream("GET", f"/jobs/{job_id}/archive") as response:
+        with self._reaching(), self._http.stream("GET", f"/jobs/{job_id}/archive") as response:
             if response.status_code >= 400:
                 response.read()
                 _raise_for(response)
@@ -408,8 +453,10 @@ class Client:
         return dest
 
     # -- the rest --------------------------------------------------------------------------------
-    def presets(self) -> builtins.list[dict[str, Any]]:
-        return self._request("GET", "/presets").json()["items"]
+    def presets(self) -> builtins.list[Preset]:
+        """The built-in presets, as `Preset` models."""
+        data = self._request("GET", "/presets").json()
+        return [Preset.model_validate(item) for item in data["items"]]
 
     def validate(
         self,

@@ -190,14 +190,23 @@ def problems_router(app: FastAPI) -> None:
 
 
 def docs_page(app: FastAPI) -> None:
-    """Swagger UI at /api/v1/docs. Its code and styles come from a CDN today, plus one inline
-    script that starts it, so it cannot live under the page's PAGE_CSP; its own policy allows
-    exactly the origins the generated page names and that one script (by its sha256), and
-    inline styles (Swagger UI sets some). Everything else stays as strict as the page's."""
+    """Swagger UI at /api/v1/docs, entirely from this service: its script, styles and icon come
+    from the `fastapi-offline` package (Swagger UI's own files, installed with patientgen) and are
+    served under /api/v1/docs/assets/, so the docs work on a closed network. The page keeps one
+    inline script (FastAPI's, which starts Swagger UI), so it has a policy of its own (docs_csp):
+    that script by its sha256, inline styles (Swagger UI sets some), nothing from elsewhere."""
     from fastapi.openapi.docs import get_swagger_ui_html
 
+    assets = f"{API_PREFIX}/docs/assets"
+    app.mount(assets, StaticFiles(directory=swagger_ui_assets()), name="docs-assets")
     html = get_swagger_ui_html(
-        openapi_url=f"{API_PREFIX}/openapi.json", title=f"{app.title} - Swagger UI"
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        title=f"{app.title} - Swagger UI",
+        swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+        swagger_css_url=f"{assets}/swagger-ui.css",
+        swagger_favicon_url=f"{assets}/favicon.png",
+        # No badge from the public validator service: the docs never reach out.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     csp = docs_csp(bytes(html.body).decode())
 
@@ -206,29 +215,21 @@ def docs_page(app: FastAPI) -> None:
         return Response(html.body, media_type="text/html", headers={"Content-Security-Policy": csp})
 
 
+def swagger_ui_assets() -> Path:
+    """The folder of Swagger UI's files (swagger-ui-bundle.js, swagger-ui.css, favicon.png) as
+    the fastapi-offline package installs them."""
+    import fastapi_offline
+
+    return Path(fastapi_offline.__file__).resolve().parent / "static"
+
+
 def docs_csp(page: str) -> str:
-    """A policy for an HTML page that loads scripts and styles from other origins and runs
-    inline scripts: those origins, and each inline script by hash."""
+    """The docs page's policy: everything from this service only, as on the web page, plus each
+    inline script of `page` by its sha256 and inline styles."""
     import base64
     import hashlib
     import re
-    from urllib.parse import urlsplit
 
-    def origins(pattern: str) -> list[str]:
-        found = []
-        for url in re.findall(pattern, page):
-            parts = urlsplit(url)
-            if parts.scheme == "https" and parts.netloc:
-                origin = f"https://{parts.netloc}"
-                if origin not in found:
-                    found.append(origin)
-        return found
-
-    scripts = origins(r'<script[^>]*\ssrc="([^"]+)"')
-    styles = origins(r'<link[^>]*rel="stylesheet"[^>]*href="([^"]+)"') + origins(
-        r'<link[^>]*href="([^"]+)"[^>]*rel="stylesheet"'
-    )
-    images = origins(r'<link[^>]*rel="(?:shortcut )?icon"[^>]*href="([^"]+)"')
     hashes = [
         "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
         for body in re.findall(r"<script>(.*?)</script>", page, flags=re.S)
@@ -236,9 +237,9 @@ def docs_csp(page: str) -> str:
     return "; ".join(
         [
             "default-src 'self'",
-            " ".join(["script-src 'self'", *scripts, *hashes]),
-            " ".join(["style-src 'self' 'unsafe-inline'", *styles]),
-            " ".join(["img-src 'self' data:", *images]),
+            " ".join(["script-src 'self'", *hashes]),
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data:",
             "connect-src 'self'",
             "frame-ancestors 'none'",
             "base-uri 'none'",

@@ -10,4 +10,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help, as Click writes it: Typer's boxed help shows a type after every flag
+    # (`--json <bool>`, `--help <bool>`), which reads as if the flag took a value.
+    rich_markup_mode=None,
 )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperCommand
 
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 1
@@ -40,6 +41,33 @@ DataDirOption = Annotated[
     Path | None,
     typer.Option("--data-dir", metavar="DIR", help="Data folder (env PATIENTGEN_DATA_DIR)."),
 ]
+
+
+JobIdArgument = Annotated[
+    str,
+    typer.Argument(metavar="JOB_ID", help="The job's id, as `patientgen jobs list` shows it."),
+]
+
+
+class OneLineErrors(TyperCommand):
+    """A command whose missing required argument is reported like all other bad input: one line
+    on stderr and exit code 2 (Click's own answer is a usage block)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except typer.BadParameter as exc:  # Click's MissingParameter is one (Typer bundles Click)
+            if type(exc).__name__ != "MissingParameter":
+                raise
+            param = exc.param
+            name = (param.metavar or (param.name or "").upper()) if param else "an argument"
+            fail(f"missing {name} (see --help)")
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        # Typer writes a required argument as {JOB_ID}; the usual notation is a bare JOB_ID
+        # (optional ones stay in [brackets]).
+        pieces = super().collect_usage_pieces(ctx)
+        return [p[1:-1] if p.startswith("{") and p.endswith("}") else p for p in pieces]
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:

@@ -20,6 +20,8 @@ from patientgen.cli.common import (
     BadInput,
     DatabaseOption,
     DataDirOption,
+    JobIdArgument,
+    OneLineErrors,
     fail,
     load_scenario,
     load_settings,
@@ -140,10 +142,10 @@ def list_jobs(
         print(f"more: --cursor {page.next_cursor}")
 
 
-@jobs_app.command("show", context_settings=LENIENT)
+@jobs_app.command("show", context_settings=LENIENT, cls=OneLineErrors)
 def show(
     ctx: typer.Context,
-    job_id: Annotated[str | None, typer.Argument(metavar="JOB_ID")] = None,
+    job_id: JobIdArgument,
     as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
     database_url: DatabaseOption = None,
     data_dir: DataDirOption = None,
@@ -199,10 +201,10 @@ def _act(action: str, job_id: str | None, database_url: str | None, data_dir: Pa
     print(f"job {jid} is {job.status.value}{note}")
 
 
-@jobs_app.command("cancel", context_settings=LENIENT)
+@jobs_app.command("cancel", context_settings=LENIENT, cls=OneLineErrors)
 def cancel(
     ctx: typer.Context,
-    job_id: Annotated[str | None, typer.Argument(metavar="JOB_ID")] = None,
+    job_id: JobIdArgument,
     database_url: DatabaseOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
@@ -211,10 +213,10 @@ def cancel(
     _act("cancel", job_id, database_url, data_dir)
 
 
-@jobs_app.command("retry", context_settings=LENIENT)
+@jobs_app.command("retry", context_settings=LENIENT, cls=OneLineErrors)
 def retry(
     ctx: typer.Context,
-    job_id: Annotated[str | None, typer.Argument(metavar="JOB_ID")] = None,
+    job_id: JobIdArgument,
     database_url: DatabaseOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
@@ -223,10 +225,10 @@ def retry(
     _act("retry", job_id, database_url, data_dir)
 
 
-@jobs_app.command("delete", context_settings=LENIENT)
+@jobs_app.command("delete", context_settings=LENIENT, cls=OneLineErrors)
 def delete(
     ctx: typer.Context,
-    job_id: Annotated[str | None, typer.Argument(metavar="JOB_ID")] = None,
+    job_id: JobIdArgument,
     database_url: DatabaseOption = None,
     data_dir: DataDirOption = None,
 ) -> None:

@@ -1,7 +1,7 @@
 // patientgen web page: scenario form, live jobs list, job view. Uses only the public HTTP API.
 import {
   api, apiUrl, ApiError, downloadWithKey, getKey, parseJSON, readEvents, setKey,
-  setUnauthorizedHandler,
+  setUnauthorizedHandler, stringifyJSON,
 } from "./api.js";
 import { ScenarioForm, el, label, NATIONS } from "./form.js";
 import { formatNumber } from "./charts.js";
@@ -9,6 +9,9 @@ import { renderSummary } from "./summary.js";
 
 const ACTIVE = new Set(["pending", "running"]);
 const MAX_STREAMS = 4;
+const DRAFT_STORAGE = "patientgen.draft";
+// Below this width the form and the jobs list are shown one at a time (see .home-switch).
+const NARROW = window.matchMedia("(max-width: 999px)");
 const state = {
   jobs: new Map(), // job_id -> job JSON
   order: [], // job ids, newest first
@@ -21,6 +24,7 @@ const state = {
   pollTimer: null,
   morePages: false,
   formTouched: false,
+  presetValue: "", // the preset the form was last filled from
 };
 const $ = (sel) => document.querySelector(sel);
 let form;
@@ -175,12 +179,39 @@ function statusBadge(job) {
 
 // ---------- jobs list ----------
 
+function archiveUrl(job) {
+  return apiUrl(`jobs/${encodeURIComponent(job.job_id)}/archive`);
+}
+
+function useAsNewScenario(job) {
+  const s = scenarioOf(job);
+  $("#preset").value = "";
+  state.presetValue = "";
+  $("#preset-description").textContent = `Copied from job ${job.job_id}.`;
+  form.fill(s, formatsOf(job));
+  state.formTouched = true;
+  saveDraft();
+  showPanel("form");
+  location.hash = "#/";
+  setTimeout(() => $("#f-name").focus(), 0);
+}
+
 function actionButtons(job, where) {
   const name = jobName(job);
   const box = el("div", { class: "job-actions" });
+  // A completed job's first action is its files, then its scenario again; delete comes last.
+  if (job.status === "completed") {
+    const zip = downloadLink(archiveUrl(job), `patientgen-${job.job_id}.zip`, "Download ZIP",
+      `Download all files of ${name} as one ZIP archive`);
+    zip.className = "btn btn-small btn-primary";
+    zip.dataset.action = "download";
+    box.append(zip, el("button", { type: "button", class: "btn btn-small", "data-action": "reuse",
+      "aria-label": `Use ${name} as a new scenario`, text: "Use as a new scenario",
+      onclick: () => useAsNewScenario(job) }));
+  }
   for (const action of actionsFor(job)) {
     box.append(el("button", {
-      type: "button", class: `btn btn-small${action === "delete" ? " btn-danger" : ""}`,
+      type: "button", class: `btn btn-small${action === "delete" ? " btn-danger btn-quiet-danger" : ""}`,
       "data-action": action, "aria-label": `${label(action)} ${name}`, text: label(action),
       onclick: (e) => jobAction(job.job_id, action, e.currentTarget, where),
     }));
@@ -214,6 +245,7 @@ function updateRow(job) {
     fresh.dataset.cancelling = String(Boolean(job.cancel_requested_at));
     old.replaceWith(fresh);
     state.rows.set(job.job_id, fresh);
+    applyFilter();
     if (focusedAction) {
       (fresh.querySelector(`[data-action="${focusedAction}"]`) || fresh.querySelector(".job-name")).focus();
     }
@@ -249,6 +281,29 @@ function renderList() {
   }
   $("#jobs-empty").hidden = wanted.length > 0;
   $("#more-jobs").hidden = !state.nextCursor;
+  applyFilter();
+}
+
+// The name and status filter, over the jobs loaded so far ("Load older jobs" adds more).
+function applyFilter() {
+  const words = $("#jobs-search").value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+  const status = $("#jobs-status").value;
+  let shown = 0;
+  for (const [id, row] of state.rows) {
+    const job = state.jobs.get(id);
+    const name = job ? jobName(job).toLowerCase() : "";
+    const ok = Boolean(job) && (!status || job.status === status) && words.every((w) => name.includes(w));
+    row.hidden = !ok;
+    if (ok) shown += 1;
+  }
+  const total = state.rows.size;
+  const note = $("#jobs-filtered");
+  const filtering = words.length > 0 || Boolean(status);
+  note.hidden = !filtering;
+  note.textContent = filtering
+    ? `${shown} of ${total} loaded job${total === 1 ? "" : "s"} match.${state.nextCursor ? " Older jobs are not searched until loaded." : ""}`
+    : "";
+  $("#jobs-count").textContent = `(${total}${state.nextCursor ? "+" : ""})`;
 }
 
 function storeJob(job) {
@@ -309,11 +364,12 @@ async function refreshJob(id) {
     updateRow(job);
     return job;
   } catch (err) {
-    if (err.status === 404) {
+    // 404: no such job (or another key's); 422: the id in the address is not a job id at all.
+    if (err.status === 404 || err.status === 422) {
       state.jobs.delete(id);
       state.order = state.order.filter((x) => x !== id);
       renderList();
-      if (state.viewJobId === id) renderJobNotFound(id);
+      if (state.viewJobId === id) renderJobNotFound(id, err.status === 422);
     }
     return null;
   }
@@ -460,7 +516,14 @@ async function submitScenario(event) {
     status.textContent = `Started “${jobName(job)}”.`;
     const row = state.rows.get(job.job_id);
     row?.classList.add("just-added");
-    row?.scrollIntoView({ block: "nearest" });
+    if (NARROW.matches) {
+      // One panel at a time: show the jobs, with the new one in view and focused.
+      showPanel("jobs");
+      row?.scrollIntoView({ block: "center" });
+      row?.querySelector(".job-name")?.focus({ preventScroll: true });
+    } else {
+      row?.scrollIntoView({ block: "nearest" });
+    }
   } catch (err) {
     if (err.status === 422 || err.status === 400) {
       const problem = err.problem || {};
@@ -535,6 +598,28 @@ async function applyDefaultPreset() {
   await applyPreset(first.name);
 }
 
+// A preset chosen by the user replaces the form; edits are not thrown away without asking.
+async function choosePreset(event) {
+  const select = event.target;
+  const name = select.value;
+  if (!name) { // "Custom": the form stays as it is
+    state.presetValue = "";
+    $("#preset-description").textContent = "";
+    saveDraft();
+    return;
+  }
+  if (state.formTouched) {
+    const what = select.selectedOptions[0]?.textContent || name;
+    if (!window.confirm(`Replace the scenario you edited with the preset “${what}”? Your changes will be lost.`)) {
+      select.value = state.presetValue;
+      return;
+    }
+  }
+  await applyPreset(name);
+  state.formTouched = false;
+  saveDraft();
+}
+
 async function applyPreset(name) {
   const desc = $("#preset-description");
   if (!name) {
@@ -552,18 +637,23 @@ async function applyPreset(name) {
   }
   if (!preset) return;
   desc.textContent = preset.description || "";
+  state.presetValue = name;
   form.fill(preset.scenario, form.formats());
   $("#submit-status").textContent = "";
 }
 
 // ---------- job view ----------
 
-function renderJobNotFound(id) {
+function renderJobNotFound(id, malformed = false) {
   const view = $("#job-view");
+  delete view.dataset.jobId;
+  view.dataset.status = "not-found";
   view.replaceChildren(
     el("p", {}, el("a", { href: "#/", class: "back", text: "← All jobs" })),
-    el("h1", { id: "job-title", text: "Job not found" }),
-    el("p", { text: `There is no job ${id}, or it belongs to another API key.` }));
+    el("h1", { id: "job-title", tabindex: "-1", text: "Job not found" }),
+    el("p", { text: malformed
+      ? `“${id}” is not a job id: a job id looks like 0b5f3c2e-8d1a-4c7e-9f60-2a4b6c8d0e1f. Check the address.`
+      : `There is no job ${id}, or it belongs to another API key.` }));
 }
 
 function fileUrl(job, name) {
@@ -613,13 +703,8 @@ function scenarioSection(job) {
       ["Formats", formatsOf(job).join(", ") || "–"],
     ]),
     el("div", { class: "row-actions" },
-      el("button", { type: "button", class: "btn", text: "Use as a new scenario", onclick: () => {
-        $("#preset").value = "";
-        $("#preset-description").textContent = `Copied from job ${job.job_id}.`;
-        form.fill(s, formatsOf(job));
-        location.hash = "#/";
-        setTimeout(() => $("#f-name").focus(), 0);
-      } })),
+      el("button", { type: "button", class: "btn", text: "Use as a new scenario",
+        onclick: () => useAsNewScenario(job) })),
     el("details", { class: "raw" }, el("summary", { text: "Scenario as JSON" }),
       el("pre", { tabindex: "0", text: JSON.stringify(s, null, 2) })));
 }
@@ -638,8 +723,28 @@ function timingsSection(job) {
     ], "kv-compact"));
 }
 
+// The offsets index of patients.ndjson (format "index") serves the API's reads by position; it is
+// no output a user wants, so the page does not list it (the ZIP, being the API's, still has it).
+const shownFiles = (job) => (job.output_files || []).filter((f) => f.format !== "index");
+
+function copyButton(text, what) {
+  return el("button", { type: "button", class: "btn btn-small btn-quiet copy", "aria-label": `Copy ${what}`,
+    text: "Copy", onclick: async (e) => {
+      const b = e.currentTarget;
+      try {
+        await navigator.clipboard.writeText(text);
+        b.textContent = "Copied";
+      } catch {
+        b.textContent = "Select and copy";
+        const code = b.previousElementSibling;
+        if (code) getSelection().selectAllChildren(code);
+      }
+      setTimeout(() => { b.textContent = "Copy"; }, 2000);
+    } });
+}
+
 function filesSection(job) {
-  const files = job.output_files || [];
+  const files = shownFiles(job);
   const section = el("section", { class: "panel", "aria-labelledby": "files-h" },
     el("h2", { id: "files-h", text: "Output files" }));
   if (job.status !== "completed") {
@@ -647,18 +752,21 @@ function filesSection(job) {
     return section;
   }
   const total = files.reduce((a, f) => a + (f.bytes || 0), 0);
-  const archiveUrl = apiUrl(`jobs/${encodeURIComponent(job.job_id)}/archive`);
   section.append(el("p", { class: "archive" },
-    downloadLink(archiveUrl, `patientgen-${job.job_id}.zip`, "Download everything as ZIP",
+    downloadLink(archiveUrl(job), `patientgen-${job.job_id}.zip`, "Download everything as ZIP",
       `Download all ${files.length} files as one ZIP archive`),
     el("span", { class: "muted", text: ` (${files.length} files, ${fmtBytes(total)} before compression)` })));
   section.append(el("ul", { class: "files" }, files.map((f) => {
     const base = String(f.name).split("/").pop();
+    const sha = String(f.sha256 || "");
     return el("li", { class: "file", "data-name": f.name },
       downloadLink(fileUrl(job, f.name), base, f.name, `Download ${f.name}, ${fmtBytes(f.bytes)}`),
       el("span", { class: "file-meta", text: [f.format, fmtBytes(f.bytes),
         f.records !== null && f.records !== undefined ? `${formatNumber(f.records)} records` : null].filter(Boolean).join(" · ") }),
-      el("code", { class: "sha", title: "SHA-256", text: `sha256 ${f.sha256}` }));
+      el("span", { class: "sha-box" },
+        el("code", { class: "sha", title: `SHA-256 ${sha}`, "data-sha256": sha,
+          "aria-label": `SHA-256 ${sha}`, text: `sha256 ${sha.slice(0, 12)}…` }),
+        copyButton(sha, `the SHA-256 of ${f.name}`)));
   })));
   return section;
 }
@@ -678,12 +786,12 @@ function renderJobView(job) {
       el("p", { class: "job-progress-text", "data-role": "progress-text", text: progressText(job) }),
       job.error ? el("p", { class: "job-error", text: job.error }) : null,
       actionButtons(job, "view")),
-    el("div", { class: "job-columns" },
-      el("div", { class: "job-col" }, timingsSection(job), filesSection(job)),
-      el("div", { class: "job-col" }, scenarioSection(job))),
     el("section", { class: "panel summary", "aria-labelledby": "summary-h" },
       el("h2", { id: "summary-h", text: "Summary" }),
-      el("div", { class: "charts", id: "charts" })));
+      el("div", { class: "charts", id: "charts" })),
+    el("div", { class: "job-columns" },
+      el("div", { class: "job-col" }, filesSection(job), timingsSection(job)),
+      el("div", { class: "job-col" }, scenarioSection(job))));
   drawCharts(job);
 }
 
@@ -733,7 +841,7 @@ async function showJob(id) {
       const msg = $("#job-loading");
       if (msg && state.viewJobId === id) {
         msg.textContent = getKey() || $("#key-form").hidden
-          ? "The job could not be loaded; try again in a moment."
+          ? "The job could not be loaded (the service did not answer); try again in a moment."
           : "Enter the API key at the top of the page to see this job.";
       }
       return;
@@ -783,21 +891,90 @@ window.addEventListener("resize", () => {
   }, 150);
 });
 
+// ---------- draft and panels ----------
+
+// The form is kept in this browser as the user edits it, so a reload (or a crash) loses nothing.
+function saveDraft() {
+  try {
+    localStorage.setItem(DRAFT_STORAGE, stringifyJSON({
+      version: 1, preset: $("#preset").value, scenario: form.read(), formats: form.formats(),
+    }));
+  } catch {
+    // Storage full or disabled: no draft.
+  }
+}
+let draftTimer;
+function saveDraftSoon() {
+  clearTimeout(draftTimer);
+  draftTimer = setTimeout(saveDraft, 300);
+}
+function loadDraft() {
+  try {
+    const draft = parseJSON(localStorage.getItem(DRAFT_STORAGE) || "null");
+    return draft && draft.version === 1 && draft.scenario && typeof draft.scenario === "object" ? draft : null;
+  } catch {
+    return null;
+  }
+}
+
+// On narrow screens one panel shows at a time; on wide ones both, and this only records the choice.
+function showPanel(which, focus = false) {
+  const home = $("#home-view");
+  home.dataset.show = which;
+  $("#show-form").setAttribute("aria-pressed", String(which === "form"));
+  $("#show-jobs").setAttribute("aria-pressed", String(which === "jobs"));
+  if (focus && NARROW.matches) {
+    (which === "jobs" ? $("#jobs-title") : $("#form-title")).scrollIntoView({ block: "start" });
+  }
+}
+
 async function main() {
   initKeyForm();
   form = new ScenarioForm($("#scenario-form"));
   form.fill({}, ["json", "ndjson", "csv", "fhir"]);
   $("#scenario-form").addEventListener("submit", submitScenario);
   $("#check").addEventListener("click", checkScenario);
-  $("#preset").addEventListener("change", (e) => applyPreset(e.target.value));
+  $("#preset").addEventListener("change", choosePreset);
+  // Enter in a field never sends a job: only the Generate button does.
+  $("#scenario-form").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && e.target instanceof HTMLInputElement &&
+        !["submit", "button", "reset", "image"].includes(e.target.type)) {
+      e.preventDefault();
+    }
+  });
+  $("#jobs-search").addEventListener("input", applyFilter);
+  $("#jobs-status").addEventListener("change", applyFilter);
+  $("#show-form").addEventListener("click", () => showPanel("form", true));
+  $("#show-jobs").addEventListener("click", () => showPanel("jobs", true));
   $("#refresh-jobs").addEventListener("click", () => loadJobs());
   $("#more-jobs").addEventListener("click", () => loadJobs({ more: true }));
   window.addEventListener("hashchange", route);
   route();
   $("#scenario-form").addEventListener("input", (e) => {
-    if (e.isTrusted && e.target.id !== "preset") state.formTouched = true;
+    if (e.isTrusted && e.target.id !== "preset") {
+      state.formTouched = true;
+      saveDraftSoon();
+    }
   });
+  $("#scenario-form").addEventListener("click", (e) => {
+    // Adding or removing fronts and nations edits the form too.
+    if (e.isTrusted && e.target.closest("[data-action], #add-front")) {
+      state.formTouched = true;
+      saveDraftSoon();
+    }
+  });
+  const draft = loadDraft();
+  if (draft) {
+    form.fill(draft.scenario, draft.formats);
+    state.formTouched = true;
+    $("#submit-status").textContent = "Restored the scenario you were editing (kept in this browser).";
+  }
   await Promise.all([loadPresets(), loadJobs()]);
+  if (draft?.preset && state.presets.some((p) => p.name === draft.preset)) {
+    $("#preset").value = draft.preset;
+    state.presetValue = draft.preset;
+    $("#preset-description").textContent = state.presets.find((p) => p.name === draft.preset)?.description || "";
+  }
   await applyDefaultPreset();
   // Jobs made elsewhere (CLI, scripts, another tab) show up without a reload.
   setInterval(() => {

@@ -141,7 +141,9 @@ export function columnChart({ title, description, labels, series, width, height 
 }
 
 // Stacked horizontal bars. rows: [{label, values[]}] aligned with series [{name, color?}].
-export function barChart({ title, description, rows, series, width, valueSuffix = "" }) {
+// normalise: every row spans the full width (each part its share of the row), so small rows stay
+// readable next to big ones; the row's count is written at its end.
+export function barChart({ title, description, rows, series, width, valueSuffix = "", normalise = false, note }) {
   width = Math.max(280, Math.floor(width));
   const rowH = 24;
   const m = { top: 6, bottom: 6, right: 64 };
@@ -152,7 +154,8 @@ export function barChart({ title, description, rows, series, width, valueSuffix 
   const totals = rows.map((r) => r.values.reduce((a, b) => a + (b || 0), 0));
   const max = Math.max(1, ...totals);
   const svg = svgEl("svg", { viewBox: `0 0 ${width} ${height}`, width, height, class: "chart-svg",
-    "data-points": rows.length, "data-total": totals.reduce((a, b) => a + b, 0) });
+    "data-points": rows.length, "data-total": totals.reduce((a, b) => a + b, 0),
+    "data-scale": normalise ? "share" : "count" });
   svg.append(svgEl("title", {}, title));
   rows.forEach((r, i) => {
     const yTop = m.top + i * rowH;
@@ -160,25 +163,30 @@ export function barChart({ title, description, rows, series, width, valueSuffix 
       r.label);
     svg.append(label);
     let acc = 0;
+    const scale = normalise ? Math.max(1, totals[i]) : max;
     r.values.forEach((v, si) => {
       if (!v || v <= 0) return;
-      const x = left + (acc / max) * pw;
-      const w = Math.max(0.5, (v / max) * pw);
+      const x = left + (acc / scale) * pw;
+      const w = Math.max(0.5, (v / scale) * pw);
       const rect = svgEl("rect", { x: x.toFixed(2), y: yTop + 4, width: w.toFixed(2), height: rowH - 8,
         class: `bar s${series[si]?.color ?? si}`, "data-value": v });
-      rect.append(svgEl("title", {}, `${r.label}: ${series[si]?.name ?? ""} ${formatNumber(v)}${valueSuffix}`));
+      const share = normalise ? ` (${Number(((100 * v) / scale).toFixed(1))}\u00a0%)` : "";
+      rect.append(svgEl("title", {}, `${r.label}: ${series[si]?.name ?? ""} ${formatNumber(v)}${valueSuffix}${share}`));
       svg.append(rect);
       acc += v;
     });
-    svg.append(svgEl("text", { x: left + (acc / max) * pw + 4, y: yTop + rowH / 2 + 4, class: "value" },
+    svg.append(svgEl("text", { x: left + (acc / scale) * pw + 4, y: yTop + rowH / 2 + 4, class: "value" },
       `${formatNumber(totals[i])}${valueSuffix}`));
   });
   const headers = ["", ...series.map((s) => s.name)];
   if (series.length > 1) headers.push("Total");
+  const share = (v, i) => (normalise && totals[i] ? ` (${Number(((100 * (v || 0)) / totals[i]).toFixed(1))}\u00a0%)` : "");
   const tableRows = rows.map((r, i) => {
-    const cells = [r.label, ...r.values.map((v) => formatNumber(v || 0))];
+    const cells = [r.label, ...r.values.map((v) => `${formatNumber(v || 0)}${share(v, i)}`)];
     if (series.length > 1) cells.push(formatNumber(totals[i]));
     return cells;
   });
-  return figure(title, description, svg, legendOf(series), tableOf(headers, tableRows));
+  const fig = figure(title, description, svg, legendOf(series), tableOf(headers, tableRows));
+  if (note) fig.querySelector("figcaption").after(h("p", { class: "chart-note", text: note }));
+  return fig;
 }

@@ -26,6 +26,34 @@ export function label(key) {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
+// Help shown under the fields; the figures are the generator's (patientgen/generator/plan.py,
+// timing.py and injuries.py).
+export const HELP = {
+  intensity: {
+    low: "Lethality: about 11 % of battle casualties die (unless set under Advanced). Not how many casualties.",
+    medium: "Lethality: about 13 % of battle casualties die (unless set under Advanced). Not how many casualties.",
+    high: "Lethality: about 16 % of battle casualties die (unless set under Advanced). Not how many casualties.",
+    extreme: "Lethality: about 19 % of battle casualties die (unless set under Advanced). Not how many casualties.",
+  },
+  tempo: {
+    sustained: "Over the days: the same number every day.",
+    escalating: "Over the days: few at first, rising steadily to about six times as many on the last day.",
+    surge: "Over the days: a build-up to a sharp peak about a third of the way in, then a long tail.",
+    declining: "Over the days: many at first, falling steadily to a fraction by the last day.",
+    intermittent: "Over the days: two busy days in every six, quiet days in between.",
+  },
+};
+export const WARFARE_HELP = {
+  conventional: "Combined-arms fighting: mostly blast and fragments, about a quarter gunshot wounds.",
+  artillery: "Shelling and rockets: almost all blast and fragment wounds.",
+  urban: "Fighting in towns: more gunshot wounds, and crush injuries from collapsing buildings.",
+  guerrilla: "Roadside bombs (IEDs) and ambushes: mostly blast, about a quarter gunshot.",
+  drone: "Drone strikes and loitering munitions: almost all blast and fragment wounds.",
+  naval: "At sea: blast, and many burns and blunt injuries from shipboard fires.",
+  cbrn: "Chemical, biological, radiological or nuclear: burns stand for chemical and thermal injury.",
+  peacekeeping: "Patrols and incidents: more gunshot wounds, fewer from blast.",
+};
+
 const TOLERANCE = 1e-6;
 let uid = 0;
 const nextId = (prefix) => `${prefix}-${++uid}`;
@@ -72,6 +100,12 @@ export class ScenarioForm {
     this.base = {};
     this.$ = (sel) => form.querySelector(sel);
     this.buildMix("warfare", WARFARE, this.$("#warfare-fields"));
+    const helpList = this.$("#warfare-help-list");
+    if (helpList) {
+      for (const key of WARFARE) {
+        helpList.append(el("dt", { text: label(key) }), el("dd", { text: WARFARE_HELP[key] }));
+      }
+    }
     this.buildMix("injury_mix", INJURY, this.$("#injury-fields"));
     const formats = this.$("#formats-fields");
     for (const f of FORMATS) {
@@ -327,6 +361,10 @@ export class ScenarioForm {
   // Live sums; returns the problems the server cannot see (duplicate nations in one front).
   update() {
     this.renumber();
+    for (const hint of this.form.querySelectorAll("[data-help]")) {
+      const key = hint.dataset.help;
+      hint.textContent = HELP[key]?.[this.$(`#f-${key}`).value] || "";
+    }
     const sumOf = (inputs) => inputs.reduce((acc, i) => acc + (Number(i.value) || 0), 0);
     const mark = (sumEl, group, total, what) => {
       const ok = Math.abs(total - 100) <= TOLERANCE * 100;
@@ -392,11 +430,11 @@ export class ScenarioForm {
     this.clearErrors();
     const listed = [];
     const orphans = [];
-    const all = (errors || []).map((err) => ({
-      path: normaliseLoc(err.loc ?? err.field ?? err.pointer ?? []),
-      message: String(err.message || err.msg || err.detail || "invalid").replace(/^Value error, /, ""),
-      type: err.type,
-    }));
+    const all = (errors || []).map((err) => {
+      const path = normaliseLoc(err.loc ?? err.field ?? err.pointer ?? []);
+      const raw = String(err.message || err.msg || err.detail || "invalid").replace(/^Value error, /, "");
+      return { path, message: humanMessage(raw, path), type: err.type };
+    });
     // When a front is invalid pydantic also says the tuple of fronts is too short ("not 0"),
     // which only confuses: drop that echo when the real problem is listed.
     const frontProblem = all.some((e) => e.path[0] === "fronts" && e.path.length > 1);
@@ -433,7 +471,7 @@ export class ScenarioForm {
       text: n ? `${n} problem${n === 1 ? "" : "s"} to fix:` : detail || "Invalid scenario." }));
     const ul = el("ul");
     for (const item of listed) {
-      const where = item.target ? this.describe(item.target, item.path) : item.path.join(".") || "request";
+      const where = item.target ? this.describe(item.target, item.path) : placeName(item.path) || "Scenario";
       const li = el("li");
       const focusable = item.control || item.target?.querySelector("input, select, button");
       if (focusable) {
@@ -463,7 +501,7 @@ export class ScenarioForm {
       ? target.querySelector(":scope > legend")
       : target.querySelector(":scope > label");
     if (own) return `${prefix}${own.firstChild?.textContent?.trim() || own.textContent.trim()}`;
-    return path.join(".");
+    return placeName(path) || path.join(".");
   }
 
   // The element for a loc path: the longest prefix that names something in the form.
@@ -477,6 +515,59 @@ export class ScenarioForm {
     }
     return null;
   }
+}
+
+// The API speaks in fractions and field names ("injury_mix must sum to 1, got 1.05",
+// "fronts[].share"); the form speaks in percent and labels. These name what the API names.
+const PLACE_NAMES = {
+  "fronts[].share": "the front shares",
+  "fronts[].nationalities": "the nations' shares",
+  fronts: "fronts",
+  nationalities: "the nations' shares",
+  warfare: "the kinds of fighting",
+  injury_mix: "the injury mix",
+  triage_mix: "the triage mix",
+  "mass_casualty.min_size": "Smallest event",
+  "mass_casualty.max_size": "Largest event",
+  min_size: "Smallest event",
+  max_size: "Largest event",
+  rate_per_day: "Mass-casualty events per day",
+  mass_casualty: "Mass-casualty events",
+  total_patients: "Patients",
+  duration_days: "Days",
+  female_share: "Women",
+  battle_cfr: "Battle case fatality",
+  calibration: "Advanced",
+  transliterate_names: "Latin script for names",
+};
+const PERCENT_FIELDS = new Set(["warfare", "injury_mix", "share", "nationalities", "female_share",
+  "battle_cfr", "triage_mix"]);
+
+const percentText = (x) => `${Number((Number(x) * 100).toPrecision(6))} %`;
+
+export function placeName(path) {
+  const parts = path.map(String);
+  const key = parts.join(".");
+  if (PLACE_NAMES[key]) return PLACE_NAMES[key];
+  const last = parts.filter((p) => !/^\d+$/.test(p)).pop();
+  if (!last) return "";
+  return PLACE_NAMES[last] || label(last);
+}
+
+export function humanMessage(message, path) {
+  let text = message;
+  // "<what> must sum to 1, got 1.05" -> "<what> must add up to 100 %, now 105 %"
+  text = text.replace(/^(\S+) must sum to 1, got ([-+\d.e]+)$/, (_, what, got) =>
+    `${PLACE_NAMES[what] || label(what)} must add up to 100 %, now ${percentText(got)}`);
+  // Bounds of a fraction are shown as percentages where the field is one.
+  if (path.some((p) => PERCENT_FIELDS.has(String(p)))) {
+    text = text.replace(/\b(less than or equal to|greater than or equal to|less than|greater than) ([-+\d.e]+)/g,
+      (_, rel, n) => `${rel} ${percentText(n)}`);
+  }
+  // Any other internal name (snake_case, dotted, or with []) becomes the form's label.
+  text = text.replace(/\b[a-z]+(?:_[a-z]+)*(?:\[\])?(?:\.[a-z]+(?:_[a-z]+)*)+|\b[a-z]+(?:_[a-z]+)+\b/g,
+    (name) => PLACE_NAMES[name] || PLACE_NAMES[name.split(".").pop()] || name.replace(/[_.]|\[\]/g, " "));
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 function errorSlot(target) {

@@ -7,6 +7,7 @@ const OUTCOME_NAMES = {
   EVACUATED_R4: "Evacuated to Role 4",
 };
 const OUTCOME_COLORS = { KIA: 3, DOW: 1, RTD: 2, EVACUATED_R4: 0 };
+const ROLE_NAMES = { R1: "Role 1", R2: "Role 2", R3: "Role 3", R4: "Role 4" };
 const TRIAGE_NAMES = { T1: "T1 Immediate", T2: "T2 Delayed", T3: "T3 Minimal", T4: "T4 Expectant" };
 
 function h(tag, attrs = {}, ...children) {
@@ -37,18 +38,27 @@ function stats(summary) {
   const out = summary.by_outcome || {};
   const deaths = (out.KIA || 0) + (out.DOW || 0);
   const p = summary.time_to_outcome_minutes?.percentiles?.all || {};
+  // The definitions are the ones `patientgen generate` prints with its summary.
   const items = [
     ["Patients", formatNumber(summary.patients ?? 0)],
     ["Deaths", formatNumber(deaths)],
     ["Battle casualties", formatNumber(b.casualties ?? 0)],
-    ["Case fatality (battle)", pct(b.cfr)],
-    ["Killed in action (%KIA)", pct(b.pct_kia)],
-    ["Died of wounds (%DOW)", pct(b.pct_dow)],
+    ["Case fatality (battle)", pct(b.cfr), "cfr",
+      "CFR = (KIA + DOW) / (KIA + WIA): battle casualties who died, of all battle casualties."],
+    ["Killed in action (%KIA)", pct(b.pct_kia), "pct-kia",
+      "%KIA = KIA / (KIA + WIA − RTD): died before reaching care, of those not returned to duty."],
+    ["Died of wounds (%DOW)", pct(b.pct_dow), "pct-dow",
+      "%DOW = DOW / (WIA − RTD): died after reaching care, of the wounded not returned to duty."],
     ["In mass-casualty events", formatNumber(summary.mass_casualty_patients ?? 0)],
     ["Median injury to outcome", p.p50 === null || p.p50 === undefined ? "–" : minutesLabel(Math.round(p.p50))],
   ];
-  return h("dl", { class: "stats" },
-    items.map(([k, v]) => h("div", { class: "stat" }, h("dt", { text: k }), h("dd", { text: v }))));
+  const list = h("dl", { class: "stats" },
+    items.map(([k, v, id, def]) => h("div", { class: "stat" }, h("dt", { text: k }),
+      h("dd", {}, v, def ? h("span", { class: "stat-def", "data-def": id, text: def }) : null))));
+  const legend = h("p", { class: "chart-note stats-legend",
+    text: "KIA killed in action (before reaching care) · WIA wounded in action (reached care) · " +
+      "DOW died of wounds · RTD returned to duty. Battle injuries only." });
+  return [list, legend];
 }
 
 // The cross table of outcome by triage category (summaries written before it existed lack it).
@@ -83,7 +93,11 @@ export function renderSummary(box, summary, scenario) {
     const rows = Object.keys(cross).sort().map((t) => ({
       label: TRIAGE_NAMES[t] || t, values: outcomes.map((o) => cross[t]?.[o] || 0),
     }));
-    charts.push(["half", barChart({ title: "Outcomes by triage category", rows, series: outcomeSeries, width: half })]);
+    // Each category as shares of itself: T3 is many times T1 or T2, which on one count scale
+    // left them a few pixels wide.
+    charts.push(["half", barChart({ title: "Outcomes by triage category", rows, series: outcomeSeries,
+      width: half, normalise: true,
+      note: "Each bar is one category, split by outcome (share of that category); the number is its patients." })]);
   } else {
     const byTriage = summary.by_triage || {};
     const keys = [...new Set([...triages.filter((t) => t in byTriage), ...Object.keys(byTriage).sort()])];
@@ -111,6 +125,21 @@ export function renderSummary(box, summary, scenario) {
     })),
     series: [{ name: "Survived", color: 2 }, { name: "Died", color: 3 }], width: half,
   })]);
+
+  // The chain of care: visits per role of care (Role 1 to Role 4), from the facilities' counts.
+  const roles = {};
+  for (const f of Object.values(summary.facilities || {})) {
+    if (f && f.role) roles[f.role] = (roles[f.role] || 0) + (f.visits || 0);
+  }
+  const roleKeys = Object.keys(roles).sort();
+  if (roleKeys.length) {
+    charts.push(["half", barChart({
+      title: "Load per role of care",
+      note: "Patient visits at the facilities of each role (a patient moved on is counted at each role).",
+      rows: roleKeys.map((r) => ({ label: ROLE_NAMES[r] || r, values: [roles[r]] })),
+      series: [{ name: "Visits", color: 5 }], width: half,
+    })]);
+  }
 
   // Fronts and nations
   charts.push(["half", barChart({
@@ -149,7 +178,7 @@ export function renderSummary(box, summary, scenario) {
     width: full, xTitle: "Time from injury to outcome (bin upper edge)",
   })]);
 
-  box.replaceChildren(stats(summary), ...charts.map(([size, fig]) => {
+  box.replaceChildren(...stats(summary), ...charts.map(([size, fig]) => {
     fig.classList.add(size === "wide" ? "chart-wide" : "chart-half");
     return fig;
   }));

@@ -8,9 +8,19 @@ import zipfile
 
 import pytest
 
-from patientgen.client import ApiError, Client, Conflict, NotFound, Unauthorized, ValidationFailed
+from patientgen.client import (
+    ApiError,
+    Client,
+    Conflict,
+    ConnectionFailed,
+    NotFound,
+    Preset,
+    Unauthorized,
+    ValidationFailed,
+)
 from patientgen.scenario import Scenario
 from tests.api.conftest import Service
+from tests.support import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +41,14 @@ def test_client_round_trip(live_sqlite: Service, tmp_path) -> None:
 
         written = client.download(job.job_id, tmp_path / "all")
         names = {p.relative_to(tmp_path / "all").as_posix() for p in written}
-        assert names == {f.name for f in done.output_files}
+        # every output but the offsets index of patients.ndjson, which the API still lists
+        index = [f.name for f in done.output_files if f.format == "index"]
+        assert index == ["patients.ndjson.idx"]
+        assert names == {f.name for f in done.output_files} - set(index)
+        assert not (tmp_path / "all" / "patients.ndjson.idx").exists()
         for item in done.output_files:
+            if item.format == "index":
+                continue
             data = (tmp_path / "all" / item.name).read_bytes()
             assert hashlib.sha256(data).hexdigest() == item.sha256
         one = client.download(job.job_id, tmp_path / "one.csv", name="patients.csv")
@@ -43,7 +59,7 @@ def test_client_round_trip(live_sqlite: Service, tmp_path) -> None:
 
         archive = client.archive(job.job_id, tmp_path / "all.zip")
         with zipfile.ZipFile(archive) as zf:
-            assert set(zf.namelist()) == names
+            assert set(zf.namelist()) == names | set(index)
 
         again = client.submit(preset="training-exercise", formats=["csv"], idempotency_key="c1")
         same = client.submit(preset="training-exercise", formats=["csv"], idempotency_key="c1")
@@ -65,7 +81,25 @@ def test_client_round_trip(live_sqlite: Service, tmp_path) -> None:
 
         resolved = client.validate(preset="peacekeeping", overrides={"total_patients": 9})
         assert resolved["total_patients"] == 9
-        assert any(p["name"] == "peacekeeping" for p in client.presets())
+        presets = client.presets()
+        assert presets and all(isinstance(p, Preset) for p in presets)
+        peacekeeping = next(p for p in presets if p.name == "peacekeeping")
+        assert peacekeeping.description and peacekeeping.scenario["total_patients"] > 0
+
+
+def test_a_refused_connection_raises_the_clients_own_error(tmp_path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with Client(url, timeout=5) as client:
+        for call in (
+            client.presets,
+            lambda: client.get(uuid.uuid4()),
+            lambda: client.download(uuid.uuid4(), tmp_path, name="patients.csv"),
+            lambda: list(client.events(uuid.uuid4())),
+        ):
+            with pytest.raises(ConnectionFailed) as refused:
+                call()
+            assert isinstance(refused.value, ApiError) and refused.value.status == 0
+            assert url in str(refused.value) and "cannot reach" in str(refused.value).lower()
 
 
 def test_client_errors_carry_problem_details(live_sqlite: Service) -> None:

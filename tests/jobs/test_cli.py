@@ -183,3 +183,32 @@ def test_generate_records_a_resumable_job(settings, service, tmp_path):
     assert (out / "patients.ndjson").is_file() and (out / "manifest.json").is_file()
     again = run("generate", "--resume", job_id)
     assert again.returncode == 0 and "already completed" in again.stderr
+
+
+def test_saved_scenario_commands(cli, service, tmp_path):
+    made = cli("scenario", "save", "Exercise A", "--preset", "peacekeeping", "--patients", "40")
+    assert made.exit_code == 0, made.output
+    assert made.stdout.strip() == "Exercise A: version 1"
+    template = cli("scenario", "template", "--preset", "urban-assault")
+    path = tmp_path / "mine.json"
+    path.write_text(template.stdout)
+    again = cli("scenario", "save", "Exercise A", "--scenario", str(path), "--seed", "9")
+    assert again.exit_code == 0 and again.stdout.strip() == "Exercise A: version 2"
+    listed = cli("scenario", "list", "--json")
+    assert [(s["name"], s["version"]) for s in json.loads(listed.stdout)] == [("Exercise A", 2)]
+    shown = json.loads(cli("scenario", "show", "Exercise A").stdout)
+    assert shown["seed"] == 9 and shown == service.scenario("Exercise A").scenario
+    # bad input: one line, exit 2, nothing saved
+    for args in (
+        ("scenario", "save", "bad/name", "--preset", "peacekeeping"),
+        ("scenario", "save", "Exercise A", "--preset", "nope"),
+        ("scenario", "save", "Exercise A", "--preset", "peacekeeping", "--patients", "-3"),
+        ("scenario", "show", "missing"),
+        ("scenario", "delete", "missing"),
+    ):
+        bad = cli(*args)
+        assert bad.exit_code == 2, (args, bad.output)
+        assert bad.stderr.startswith("error:") and len(bad.stderr.strip().splitlines()) == 1
+    assert service.scenario("Exercise A").version == 2
+    assert cli("scenario", "delete", "Exercise A").exit_code == 0
+    assert service.scenarios() == []

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from patientgen.generator.patient import Patient, Vitals
+from patientgen.scenario import TriageCategory
 
 # --- data -----------------------------------------------------------------------------------------
 #: Adult resting ranges (inclusive) of the signs the generator records: outside any of them, the
@@ -74,6 +75,10 @@ T4_MIN_POI_WAIT = timedelta(minutes=30)
 DISEASE_MAX_TO_R1 = timedelta(hours=24)
 #: The longest plausible strategic aeromedical leg from Role 3 to Role 4 (flight and transfers).
 R4_LEG_MAX = timedelta(hours=24)
+#: Share of deaths before reaching care that were potentially survivable (Eastridge et al., J Trauma
+#: Acute Care Surg 2012: about 24%, mostly haemorrhage). A KIA alive at the medic's triage is
+#: immediate (T1) with this chance, unless the injury score makes them expectant; else expectant.
+KIA_SURVIVABLE = 0.24
 #: Nations without armed forces: they supply no casualties (Iceland has a coast guard only).
 NO_ARMED_FORCES = frozenset(("ISL",))
 DEATHS = frozenset(("KIA", "DOW", "DIED"))
@@ -93,7 +98,7 @@ def all_normal(v: Vitals) -> bool:
     )
 
 
-def retriage(previous: str, v: Vitals) -> str:
+def retriage(previous: TriageCategory, v: Vitals) -> TriageCategory:
     """The triage category on arrival somewhere, from the previous one and the vitals taken there.
 
     A casualty who is hypotensive (SBP < 90) or confused (GCS < 13) is immediate (T1) unless
@@ -111,6 +116,18 @@ def derange(v: Vitals, random: Callable[[], float]) -> None:
     """Give the first vitals of an immediate (T1) casualty the tachycardia of pain and injury when
     every sign happened to fall inside the normal ranges (in place)."""
     v.heart_rate = 101 + int(random() * 25)
+
+
+def triage_first(base: TriageCategory, v: Vitals, random: Callable[[], float]) -> TriageCategory:
+    """The first triage of a casualty (point of injury, or Role 1 for disease), from the category
+    of their injuries and the first vitals: an immediate casualty's vitals are never all normal
+    (`derange`), an unstable one is never minimal. Otherwise the category of the injuries stands
+    (the mix a scenario asks for is the mix of first triages)."""
+    if base == "T1" and all_normal(v):
+        derange(v, random)
+    elif base == "T3" and (v.systolic_bp < T3_MIN_SBP or v.gcs < T3_MIN_GCS):
+        return "T1"
+    return base
 
 
 def can_kill_injury(max_ais: int) -> bool:

@@ -176,24 +176,50 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
     who = _who(plan, r)
     hurt = _hurt(plan, who, r)
     aid, poi_procs, splinted = _first_aid(who, hurt, r)
+    outcome: Outcome
+    outcome_facility: Facility
     if hurt.kia:
-        triage, visits, timeline, died_at = _killed(who, hurt, r, aid, poi_procs)
-        return _record(index, uid, who, hurt, triage, visits, timeline, "KIA", died_at, "POI")
-    timeline = [Event(who.injured_at, "injured", "POI", hurt.mechanism or who.category)]
-    procedures: list[Procedure]
-    if who.is_disease:
-        triage, poi_vitals, procedures, last = hurt.triage, None, [], 0
+        triage, visits, timeline, outcome_at = _killed(who, hurt, r, aid, poi_procs)
+        outcome, outcome_facility = "KIA", "POI"
     else:
-        triage, poi_vitals, procedures, last = _poi(who, hurt, r, aid, poi_procs, timeline)
-    outcome, path, quick = _path(plan, who, hurt, triage, r)
-    visits, outcome_at, outcome_facility, first_triage = _facilities(
-        plan, who, hurt, r, triage, poi_vitals, procedures, last, outcome, path, quick,
-        splinted, timeline,
-    )  # fmt: skip
-    return _record(
-        index, uid, who, hurt, first_triage, visits, timeline, outcome, outcome_at,
+        timeline = [Event(who.injured_at, "injured", "POI", hurt.mechanism or who.category)]
+        procedures: list[Procedure]
+        if who.is_disease:
+            triage, poi_vitals, procedures, last = hurt.triage, None, [], 0
+        else:
+            triage, poi_vitals, procedures, last = _poi(who, hurt, r, aid, poi_procs, timeline)
+        outcome, path, quick = _path(plan, who, hurt, triage, r)
+        visits, outcome_at, outcome_facility, triage = _facilities(
+            plan, who, hurt, r, triage, poi_vitals, procedures, last, outcome, path, quick,
+            splinted, timeline,
+        )  # fmt: skip
+    event = who.event
+    return Patient(
+        index,
+        uid,
+        who.service,
+        who.given,
+        who.family,
+        "female" if who.female else "male",
+        who.birth,
+        who.blood,
+        who.nation,
+        who.front.name,
+        who.category,
+        who.warfare,
+        hurt.mechanism,
+        inj_mechanism_code(hurt.mechanism),
+        who.injured_at,
+        event is not None,
+        event.event_id if event is not None else None,
+        triage,
+        hurt.conditions,
+        visits,
+        timeline,
+        outcome,
+        outcome_at,
         outcome_facility,
-    )  # fmt: skip
+    )
 
 
 def _who(plan: Plan, r: Callable[[], float]) -> _Who:
@@ -508,9 +534,10 @@ def _facilities(
     base, is_disease, battle, front = who.base, who.is_disease, who.battle, who.front
     fts, utc, Ev, Proc, Vis = _fts, UTC, Event, Procedure, Visit  # locals: faster
     mk_vitals = care.vitals
-    max_ais = hurt.max_ais
-    chest, fever, anxious = hurt.chest, hurt.fever, hurt.anxious
+    flags, head_ais, max_ais = hurt.flags, hurt.head_ais, hurt.max_ais
+    chest, fever, anxious, wound = hurt.chest, hurt.fever, hurt.anxious, hurt.wound
     limb_bleed, other_bleed = hurt.limb_bleed, hurt.other_bleed
+    limb_fracture, abdomen = hurt.limb_fracture, hurt.abdomen
     if not is_disease:
         pickup = last + int(exp(plan_log_pickup(triage, battle) + 0.5 * NORMAL[int(r() * 4096)]))
         if triage == "T4" and pickup < last + T4_WAIT:  # the expectant wait for the others
@@ -613,20 +640,47 @@ def _facilities(
             current = retriage(current, vit)
         triaged_at = vit.taken_at
         timeline.append(Ev(triaged_at, "triaged", fac, current))
-        todo = _todo(
-            fac, k, current, vit, hurt, s_now, chest_done, intubated, controlled, antibiotics,
-            splinted, r,
-        )  # fmt: skip
-        if chest:
-            chest_done = True
-        if vit.gcs <= 8:
-            intubated = True
-        if fac in ("R1", "R2") and (limb_bleed or other_bleed):
+        # what is done here, in order (the triage first, at the first facility)
+        todo = []
+        if k == 0:
+            todo.append(TRIAGE)
+        if fac in ("R1", "R2") and not controlled and (limb_bleed or other_bleed):
+            todo.append(HEMORRHAGE_CONTROL)
             controlled = True
-        if hurt.limb_fracture:
+        if vit.gcs <= 8 and not intubated:
+            todo.append(INTUBATION)
+            intubated = True
+        if chest and not chest_done:
+            todo.append(CHEST_DRAIN)
+            chest_done = True
+        if (chest or vit.spo2 < 92 or (flags & RESPIRATORY and max_ais >= 2)) and k == 0:
+            todo.append(OXYGEN)
+        if limb_fracture and not splinted:
+            todo.append(SPLINT)
             splinted = True
-        if fever:
+        if fever and not antibiotics:
+            todo.append(ANTIBIOTICS)
             antibiotics = True
+        if fac == "R1":
+            if flags & MINOR_CUT and current == "T3":
+                todo.append(SUTURE)
+            if wound and current == "T3":
+                todo.append(WOUND_CARE)
+        else:
+            if (s_now >= 0.4 and fac == "R2") or s_now >= 0.7:
+                todo.append(TRANSFUSION)
+            if fac == "R2":
+                if abdomen:
+                    todo.append(LAPAROTOMY)
+                if flags & AMPUTATED:
+                    todo.append(AMPUTATION)
+            if wound and (fac == "R2" or current != "T3"):
+                todo.append(DEBRIDEMENT)
+            if fac == "R3":
+                if head_ais >= 2 or flags & (FRACTURE | SPINE):  # imaging at Role 3
+                    todo.append(CT_SCAN)
+                if head_ais >= 4 and r() < 0.5:
+                    todo.append(CRANIOTOMY)
         gap_lo, gap_span = (180, 420) if fac == "R1" else (1200, 4200)
         t = tri + 60 + int(r() * 240)
         procs = []
@@ -696,102 +750,6 @@ def _facilities(
         if fac != "R1" and gcs_now < 15:
             gcs_now += 1
     return visits, outcome_at, outcome_facility, first_triage
-
-
-def _todo(
-    fac: str,
-    k: int,
-    triage: str,
-    vit: Vitals,
-    hurt: _Hurt,
-    s_now: float,
-    chest_done: bool,
-    intubated: bool,
-    controlled: bool,
-    antibiotics: bool,
-    splinted: bool,
-    r: Callable[[], float],
-) -> list[tuple[str, str]]:
-    """What is done at a facility, in order (the triage first, at the first facility)."""
-    flags, max_ais, head_ais = hurt.flags, hurt.max_ais, hurt.head_ais
-    chest, wound = hurt.chest, hurt.wound
-    todo = []
-    if k == 0:
-        todo.append(TRIAGE)
-    if fac in ("R1", "R2") and not controlled and (hurt.limb_bleed or hurt.other_bleed):
-        todo.append(HEMORRHAGE_CONTROL)
-    if vit.gcs <= 8 and not intubated:
-        todo.append(INTUBATION)
-    if chest and not chest_done:
-        todo.append(CHEST_DRAIN)
-    if (chest or vit.spo2 < 92 or (flags & RESPIRATORY and max_ais >= 2)) and k == 0:
-        todo.append(OXYGEN)
-    if hurt.limb_fracture and not splinted:
-        todo.append(SPLINT)
-    if hurt.fever and not antibiotics:
-        todo.append(ANTIBIOTICS)
-    if fac == "R1":
-        if flags & MINOR_CUT and triage == "T3":
-            todo.append(SUTURE)
-        if wound and triage == "T3":
-            todo.append(WOUND_CARE)
-    else:
-        if (s_now >= 0.4 and fac == "R2") or s_now >= 0.7:
-            todo.append(TRANSFUSION)
-        if fac == "R2":
-            if hurt.abdomen:
-                todo.append(LAPAROTOMY)
-            if flags & AMPUTATED:
-                todo.append(AMPUTATION)
-        if wound and (fac == "R2" or triage != "T3"):
-            todo.append(DEBRIDEMENT)
-        if fac == "R3":
-            if head_ais >= 2 or flags & (FRACTURE | SPINE):  # imaging at Role 3
-                todo.append(CT_SCAN)
-            if head_ais >= 4 and r() < 0.5:
-                todo.append(CRANIOTOMY)
-    return todo
-
-
-def _record(
-    index: int,
-    uid: str,
-    who: _Who,
-    hurt: _Hurt,
-    triage: TriageCategory | None,
-    visits: list[Visit],
-    timeline: list[Event],
-    outcome: Outcome,
-    outcome_at: datetime,
-    outcome_facility: Facility,
-) -> Patient:
-    event = who.event
-    return Patient(
-        index,
-        uid,
-        who.service,
-        who.given,
-        who.family,
-        "female" if who.female else "male",
-        who.birth,
-        who.blood,
-        who.nation,
-        who.front.name,
-        who.category,
-        who.warfare,
-        hurt.mechanism,
-        inj_mechanism_code(hurt.mechanism),
-        who.injured_at,
-        event is not None,
-        event.event_id if event is not None else None,
-        triage,
-        hurt.conditions,
-        visits,
-        timeline,
-        outcome,
-        outcome_at,
-        outcome_facility,
-    )
 
 
 #: Longest time from the last treatment to death of a DOW casualty, by facility (seconds).

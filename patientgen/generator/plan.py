@@ -305,7 +305,8 @@ def _mix_thresholds(
         if level == 3:
             break
         while level < 3 and filled >= goals[level] - 1e-12:
-            thresholds.append(score)
+            # an empty category closes where the previous one did (or below every score)
+            thresholds.append(score if filled > 0 else (thresholds[-1] if thresholds else -1.0))
             level += 1
             filled = 0.0
         if level == 3:

@@ -180,7 +180,8 @@ def _calibration(value: Any) -> list[str]:
     cfr = value.get("battle_cfr")
     if cfr is not None and not _in(cfr, 0.0, 1.0, open_low=True, open_high=True):
         problems.append("calibration.battle_cfr")
-    if "female_share" in value and not _fraction(value["female_share"]):
+    female = value.get("female_share")  # null: each nation's own share
+    if female is not None and not _fraction(female):
         problems.append("calibration.female_share")
     if "evacuation_delays" in value:
         delays = value["evacuation_delays"]

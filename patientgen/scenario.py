@@ -64,11 +64,31 @@ NATO_MEMBERS: dict[str, str] = {
     "USA": "United States",
 }
 
+#: Members without armed forces: they supply no casualties (Iceland has a coast guard, no army).
+NO_ARMED_FORCES: dict[str, str] = {"ISL": "Iceland has no armed forces"}
+
+#: The nations a front may hold: the NATO members with armed forces.
 Nation = Literal[
     "ALB", "BEL", "BGR", "CAN", "HRV", "CZE", "DNK", "EST", "FIN", "FRA", "DEU",
-    "GRC", "HUN", "ISL", "ITA", "LVA", "LTU", "LUX", "MNE", "NLD", "MKD", "NOR",
+    "GRC", "HUN", "ITA", "LVA", "LTU", "LUX", "MNE", "NLD", "MKD", "NOR",
     "POL", "PRT", "ROU", "SVK", "SVN", "ESP", "SWE", "TUR", "GBR", "USA",
 ]  # fmt: skip
+
+#: Share of women among the active-duty personnel of each nation (fractions, rounded): NATO,
+#: Summary of the National Reports of NATO Member and Partner Nations to the NATO Committee on
+#: Gender Perspectives (2019 data; NATO average about 12%, from 0.3% in Turkey to about 20% in
+#: Hungary). Finland and Sweden joined after that report: Finnish figure from the Finnish Defence
+#: Forces (few women among conscripts and staff), Swedish from the Swedish Armed Forces annual
+#: report. Approximate defaults, see docs/clinical-coherence.md; `calibration.female_share`
+#: overrides them with one figure for every nation.
+FEMALE_SHARE: dict[str, float] = {
+    "ALB": 0.15, "BEL": 0.09, "BGR": 0.15, "CAN": 0.16, "HRV": 0.12, "CZE": 0.13,
+    "DNK": 0.07, "EST": 0.11, "FIN": 0.03, "FRA": 0.16, "DEU": 0.12, "GRC": 0.15,
+    "HUN": 0.20, "ITA": 0.06, "LVA": 0.16, "LTU": 0.12, "LUX": 0.07, "MNE": 0.10,
+    "NLD": 0.10, "MKD": 0.10, "NOR": 0.14, "POL": 0.07, "PRT": 0.12, "ROU": 0.07,
+    "SVK": 0.12, "SVN": 0.16, "ESP": 0.13, "SWE": 0.12, "TUR": 0.003, "GBR": 0.11,
+    "USA": 0.17,
+}  # fmt: skip
 
 Intensity = Literal["low", "medium", "high", "extreme"]
 Tempo = Literal["sustained", "escalating", "surge", "declining", "intermittent"]
@@ -147,6 +167,15 @@ class Front(_Strict):
     share: Fraction
     nationalities: Annotated[dict[Nation, Fraction], Field(min_length=1)]
 
+    @field_validator("nationalities", mode="before")
+    @classmethod
+    def _armed_forces_only(cls, value: object) -> object:
+        if isinstance(value, dict):
+            for code, why in NO_ARMED_FORCES.items():
+                if code in value:
+                    raise ValueError(f"{code}: {why}; it supplies no casualties")
+        return value
+
     @field_validator("nationalities")
     @classmethod
     def _nations_sum_to_one(cls, value: dict[str, float]) -> dict[str, float]:
@@ -199,7 +228,9 @@ class EvacuationDelays(_Strict):
     poi_to_role1: Minutes = 45.0
     role1_to_role2: Minutes = 90.0
     role2_to_role3: Minutes = 240.0
-    role3_to_role4: Minutes = 2880.0
+    # the strategic aeromedical leg itself (flight and transfers); the wait for the flight is
+    # spent at Role 3. Bounded to 0.5-2 times this median in generation.
+    role3_to_role4: Minutes = 600.0
 
 
 class Calibration(_Strict):
@@ -207,7 +238,8 @@ class Calibration(_Strict):
 
     triage_mix: TriageMix | None = None
     battle_cfr: Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False)] | None = None
-    female_share: Fraction = 0.12
+    # None: each nation's published share (FEMALE_SHARE); a number: that share for every nation
+    female_share: Fraction | None = None
     evacuation_delays: EvacuationDelays = EvacuationDelays()
 
 
@@ -441,7 +473,7 @@ PRESETS: dict[str, Preset] = {
                 {"name": "East", "share": 0.6,
                  "nationalities": {"POL": 0.3, "USA": 0.3, "DEU": 0.2, "NLD": 0.2}},
                 {"name": "North", "share": 0.25,
-                 "nationalities": {"NOR": 0.3, "SWE": 0.3, "DNK": 0.2, "ISL": 0.2}},
+                 "nationalities": {"NOR": 0.3, "SWE": 0.3, "DNK": 0.2, "FIN": 0.2}},
                 {"name": "South", "share": 0.15,
                  "nationalities": {"GRC": 0.4, "TUR": 0.4, "MKD": 0.2}},
             ],

@@ -164,8 +164,9 @@ def test_holcomb_rates_and_percentiles() -> None:
     merged = summary.merge_summaries([s])
     battle = merged["battle_injury"]
     assert battle["cfr"] == round(14 / 100, 6)
-    assert battle["pct_kia"] == round(10 / 80, 6)
-    assert battle["pct_dow"] == round(4 / 70, 6)
+    # Holcomb's RTD: back to duty within 72 hours (15 here), not every return to duty (20)
+    assert battle["pct_kia"] == round(10 / 85, 6)
+    assert battle["pct_dow"] == round(4 / 75, 6)
     # ten KIA all in the first bin (0-5 min): the median interpolates to 2.5 min
     assert merged["time_to_outcome_minutes"]["percentiles"]["KIA"]["p50"] == 2.5
     assert merged["time_to_outcome_minutes"]["percentiles"]["DOW"]["p50"] is None

@@ -14,6 +14,7 @@ from patientgen.scenario import (
     MAX_PATIENTS,
     MAX_SEED,
     NATO_MEMBERS,
+    NO_ARMED_FORCES,
     PRESETS,
     Scenario,
 )
@@ -97,14 +98,20 @@ def test_unknown_nation_is_rejected() -> None:
     assert any("XXX" in str(e["loc"]) or "XXX" in str(e.get("input")) for e in errors)
 
 
-def test_all_32_nato_members_are_accepted() -> None:
+def test_the_31_nato_members_with_armed_forces_are_accepted() -> None:
     assert len(NATO_MEMBERS) == 32
-    share = 1.0 / 32
-    nations = dict.fromkeys(NATO_MEMBERS, share)
+    armed = [n for n in NATO_MEMBERS if n not in NO_ARMED_FORCES]
+    assert len(armed) == 31
+    nations = dict.fromkeys(armed, 1.0 / 31)
     s = Scenario.model_validate(
         {"fronts": [{"name": "All", "share": 1.0, "nationalities": nations}]}
     )
-    assert set(s.fronts[0].nationalities) == set(NATO_MEMBERS)
+    assert set(s.fronts[0].nationalities) == set(armed)
+
+
+def test_iceland_supplies_no_casualties() -> None:
+    errors = _errors({"fronts": [{"name": "N", "share": 1.0, "nationalities": {"ISL": 1.0}}]})
+    assert any("no armed forces" in e["msg"] for e in errors)
 
 
 def test_bounds() -> None:

@@ -8,8 +8,14 @@ Battle-injury rates follow Holcomb et al., J Trauma 2006;60:397-401 (see domain.
   CFR  = (KIA + DOW) / (KIA + WIA)
   %KIA = KIA / (KIA + WIA - RTD)
   %DOW = DOW / (WIA - RTD)
-with WIA = battle casualties who reached a treatment facility (everyone but the KIA), RTD = those
-of them returned to duty and DOW = those of them who died.
+with WIA = battle casualties who reached a treatment facility (everyone but the KIA), DOW = those
+of them who died, and RTD = those of them "returned to duty" in Holcomb's sense: back to duty
+within 72 hours of wounding (the wounded who were never admitted as seriously hurt). Those who
+return to duty after a longer stay count among the wounded. `rtd` (every return to duty, at any
+time) stays in the counters for reference; the rates use `rtd_within_72h`.
+
+Deaths are KIA, DOW (battle) and DIED (disease or non-battle injury, after reaching care).
+A KIA who died before anyone triaged them counts under triage "none".
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ TIME_BINS: tuple[int, ...] = (
     5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 360, 480, 720, 1080, 1440, 2160, 2880,
     4320, 5760, 7200, 10080, 14400, 20160, 30240, 43200,
 )  # fmt: skip
-OUTCOMES: tuple[str, ...] = ("KIA", "DOW", "RTD", "EVACUATED_R4")
+OUTCOMES: tuple[str, ...] = ("KIA", "DOW", "DIED", "RTD", "EVACUATED_R4")
 PERCENTILES: tuple[tuple[str, float], ...] = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
 _COUNTERS: tuple[str, ...] = (
     "by_category",
@@ -68,15 +74,16 @@ class SummaryBuilder:
         c = self.counters
         _count(c["by_category"], p.category)
         _count(c["by_mechanism"], p.mechanism or "none")
-        _count(c["by_triage"], p.triage)
+        triage = p.triage or "none"
+        _count(c["by_triage"], triage)
         outcome = p.outcome
         _count(c["by_outcome"], outcome)
         _count(c["by_nation"], p.nationality)
         _count(c["by_front"], p.front)
         _count(c["by_last_facility"], p.outcome_facility)
         _count(c["by_warfare"], p.warfare)
-        _count(self.outcome_by_triage.setdefault(p.triage, {}), outcome)
-        died = outcome == "KIA" or outcome == "DOW"
+        _count(self.outcome_by_triage.setdefault(triage, {}), outcome)
+        died = outcome == "KIA" or outcome == "DOW" or outcome == "DIED"
         if died:
             _count(c["deaths_by_category"], p.category)
         if p.mass_casualty:
@@ -209,7 +216,7 @@ def merge_summaries(chunk_summaries: Iterable[dict[str, Any]]) -> dict[str, Any]
             else:
                 mine["visits"] += entry["visits"]
 
-    kia, wia, dow, rtd = battle["kia"], battle["wia"], battle["dow"], battle["rtd"]
+    kia, wia, dow, rtd = battle["kia"], battle["wia"], battle["dow"], battle["rtd_within_72h"]
     all_outcomes = [0] * (len(TIME_BINS) + 1)
     for hist in histograms.values():
         _add_list(all_outcomes, hist)

@@ -7,6 +7,7 @@ copies; shared tuples for codes and displays; cumulative weights looked up with 
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from math import exp, log
 from random import Random
@@ -25,7 +26,6 @@ from patientgen.generator.care import (
     LAPAROTOMY,
     OXYGEN,
     PRESSURE_DRESSING,
-    REHABILITATION,
     SPLINT,
     SUTURE,
     TOURNIQUET,
@@ -34,6 +34,14 @@ from patientgen.generator.care import (
     WOUND_CARE,
 )
 from patientgen.generator.codes import BODY_SITES, CONDITIONS, MECHANISM_CODES
+from patientgen.generator.coherence import (
+    KIA_SURVIVABLE,
+    T4_MIN_POI_WAIT,
+    can_kill_disease,
+    can_kill_injury,
+    retriage,
+    triage_first,
+)
 from patientgen.generator.injuries import (
     AMPUTATION as AMPUTATED,
 )
@@ -61,15 +69,19 @@ from patientgen.generator.patient import (
     Patient,
     Procedure,
     Visit,
+    Vitals,
 )
 from patientgen.generator.plan import (
     BLOOD_GROUPS,
     CATEGORIES,
     DOW_SHARE,
     SLOPE,
+    FrontPlan,
     Plan,
 )
 from patientgen.generator.rng import NORMAL, patient_seed, reseed
+from patientgen.generator.timing import MassCasualtyEvent
+from patientgen.scenario import Category, Nation, TriageCategory
 
 LIMB_SET = frozenset(inj.LIMBS)
 ABDOMEN_SET = frozenset(("abdomen", "pelvis"))
@@ -82,30 +94,138 @@ DAY = 86400
 
 #: Intercept of the mortality curve of disease and non-battle injuries (independent of intensity).
 DNBI_A = -6.0
-# How quickly each triage category is moved on (multiplier of the median delays).
-SPEED = {"T1": 0.7, "T4": 0.7, "T2": 1.0, "T3": 1.3}
+# How quickly each triage category is moved on (multiplier of the median delays): the expectant
+# (T4) go after everyone else, never at the speed of the immediate (T1).
+SPEED = {"T1": 0.7, "T2": 1.0, "T3": 1.3, "T4": 1.6}
+#: The least time an expectant casualty waits at the point of injury after triage (seconds).
+T4_WAIT = int(T4_MIN_POI_WAIT.total_seconds())
 # Where DOW casualties die, by facility (renormalised over the facilities they reach).
 DEATH_WEIGHTS = {"R1": 0.15, "R2": 0.45, "R3": 0.40}
 
 _fts = datetime.fromtimestamp
 
 
+class _Who:
+    """Stage 1: who the casualty is, where and when (no medicine yet)."""
+
+    __slots__ = (
+        "base", "battle", "birth", "blood", "category", "event", "family", "female", "front",
+        "given", "injured_at", "is_disease", "nation", "service", "warfare",
+    )  # fmt: skip
+    base: int  # seconds since the epoch of the injury
+    battle: bool
+    birth: date
+    blood: str
+    category: Category
+    event: MassCasualtyEvent | None
+    family: str
+    female: bool
+    front: FrontPlan
+    given: str
+    injured_at: datetime
+    is_disease: bool
+    nation: Nation
+    service: str
+    warfare: str
+
+
+class _Hurt:
+    """Stage 2: what happened to them: injuries or illness, conditions, severity, fate."""
+
+    __slots__ = (
+        "abdomen", "anxious", "chest", "conditions", "dies", "fever", "flags", "gcs0",
+        "head_ais", "kia", "limb_bleed", "limb_fracture", "max_ais", "mechanism", "other_bleed",
+        "pain0", "shock", "triage", "wound",
+    )  # fmt: skip
+    abdomen: bool
+    anxious: bool
+    chest: bool
+    conditions: list[Condition]
+    dies: bool
+    fever: bool
+    flags: int
+    gcs0: int
+    head_ais: int
+    kia: bool
+    limb_bleed: bool
+    limb_fracture: bool
+    max_ais: int
+    mechanism: str | None
+    other_bleed: bool
+    pain0: int
+    shock: float
+    triage: TriageCategory  # from the injury score alone, before any vitals
+    wound: bool
+
+
 def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
     """Patient `index` of the plan's scenario. `rng` (optional) is a Random to reuse: it is
-    reseeded here, so the result never depends on what it was used for before."""
+    reseeded here, so the result never depends on what it was used for before.
+
+    Made in stages, each drawing from the patient's one stream in a fixed order: who (`_who`),
+    what happened (`_hurt`), then either death at the point of injury (`_killed`) or first aid and
+    triage there (`_first_aid`, `_poi`), the path through the chain (`_path`) and each facility
+    (`_facilities`). The clinical rules of generator.coherence hold by construction.
+    """
     uid, stream_seed = patient_seed(plan.seed, index)
     if rng is None:
         rng = Random(stream_seed)
     else:
         reseed(rng, stream_seed)
     r = rng.random
-    fts, utc, Ev, Proc, Vis, Cond = _fts, UTC, Event, Procedure, Visit, Condition  # locals: faster
-    mk_vitals = care.vitals
+    who = _who(plan, r)
+    hurt = _hurt(plan, who, r)
+    aid, poi_procs, splinted = _first_aid(who, hurt, r)
+    outcome: Outcome
+    outcome_facility: Facility
+    if hurt.kia:
+        triage, visits, timeline, outcome_at = _killed(who, hurt, r, aid, poi_procs)
+        outcome, outcome_facility = "KIA", "POI"
+    else:
+        timeline = [Event(who.injured_at, "injured", "POI", hurt.mechanism or who.category)]
+        procedures: list[Procedure]
+        if who.is_disease:
+            triage, poi_vitals, procedures, last = hurt.triage, None, [], 0
+        else:
+            triage, poi_vitals, procedures, last = _poi(who, hurt, r, aid, poi_procs, timeline)
+        outcome, path, quick = _path(plan, who, hurt, triage, r)
+        visits, outcome_at, outcome_facility, triage = _facilities(
+            plan, who, hurt, r, triage, poi_vitals, procedures, last, outcome, path, quick,
+            splinted, timeline,
+        )  # fmt: skip
+    event = who.event
+    return Patient(
+        index,
+        uid,
+        who.service,
+        who.given,
+        who.family,
+        "female" if who.female else "male",
+        who.birth,
+        who.blood,
+        who.nation,
+        who.front.name,
+        who.category,
+        who.warfare,
+        hurt.mechanism,
+        inj_mechanism_code(hurt.mechanism),
+        who.injured_at,
+        event is not None,
+        event.event_id if event is not None else None,
+        triage,
+        hurt.conditions,
+        visits,
+        timeline,
+        outcome,
+        outcome_at,
+        outcome_facility,
+    )
 
-    # --- who, where, when ---------------------------------------------------------------------
+
+def _who(plan: Plan, r: Callable[[], float]) -> _Who:
+    w = _Who()
     category = CATEGORIES[bisect_right(plan.category_cum, r())]
     battle = category == "battle_injury"
-    is_disease = category == "disease"
     event = None
     if battle and plan.mc_prob > 0.0 and r() < plan.mc_prob:
         event = plan.events[bisect_right(plan.mc_cum, r())]
@@ -120,22 +240,28 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         offset = plan.times.offset(r, battle, warfare if battle else category)
     nation = front.nations[bisect_right(front.nation_cum, r())]
     base = plan.start_ts + offset
-    injured_at = fts(base, utc)
-
-    female = r() < plan.female_share
+    injured_at = _fts(base, UTC)
+    female = r() < plan.female_share[nation]
     age = 18 + int(38.0 * r() ** 2.2)
     birth = date.fromordinal(injured_at.toordinal() - int((age + 0.01 + 0.98 * r()) * 365.2425))
     first_m, first_f, last_m, last_f = plan.name_pools[nation]
     if female:
-        given, family = first_f.pick(r()), last_f.pick(r())
+        w.given, w.family = first_f.pick(r()), last_f.pick(r())
     else:
-        given, family = first_m.pick(r()), last_m.pick(r())
-    service = service_number(nation, r, birth, family)
-    blood = BLOOD_GROUPS[bisect_right(plan.blood_cum, r())]
+        w.given, w.family = first_m.pick(r()), last_m.pick(r())
+    w.service = service_number(nation, r, birth, w.family)
+    w.blood = BLOOD_GROUPS[bisect_right(plan.blood_cum, r())]
+    w.category, w.battle, w.is_disease, w.event = category, battle, category == "disease", event
+    w.front, w.warfare, w.nation, w.base, w.injured_at = front, warfare, nation, base, injured_at
+    w.female, w.birth = female, birth
+    return w
 
-    # --- what happened ------------------------------------------------------------------------
+
+def _hurt(plan: Plan, who: _Who, r: Callable[[], float]) -> _Hurt:
+    h = _Hurt()
+    battle, is_disease, injured_at = who.battle, who.is_disease, who.injured_at
     if battle:
-        mechanism = inj.BATTLE_MECHANISMS[bisect_right(plan.mechanism_cum[warfare], r())]
+        mechanism = inj.BATTLE_MECHANISMS[bisect_right(plan.mechanism_cum[who.warfare], r())]
         injuries = inj.battle_injuries(mechanism, r)
     elif is_disease:
         mechanism = None
@@ -145,21 +271,18 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         injuries = inj.nbi_injuries(mechanism, r)
     iss = inj.iss(injuries)
     score = iss + r()
-    triage = plan.triage(score)
     if battle:
         x = plan.death_a + SLOPE * score
         p_death = 1.0 if x > 30.0 else 1.0 / (1.0 + exp(-x))
     else:  # away from the fighting: a fixed curve, whatever the intensity; DNBI deaths are rare
         x = DNBI_A + SLOPE * score
         p_death = (1.0 if x > 30.0 else 1.0 / (1.0 + exp(-x))) * (0.15 if is_disease else 0.3)
-    dies = r() < p_death
-    kia = dies and battle and r() >= DOW_SHARE
-
     flags = 0
     head_ais = bleed_ais = max_ais = 0
     limb_bleed = other_bleed = abdomen = limb_fracture = False
     conditions = []
     severity = inj.SEVERITY
+    lethal = False
     for template, region, ais in injuries:
         f = template[4]
         flags |= f
@@ -179,18 +302,32 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
             abdomen = True
         if f & FRACTURE and region in LIMB_SET:
             limb_fracture = True
+        if is_disease:
+            lethal = lethal or can_kill_disease(template[0], ais)
         site = SITES[region] if region is not None else NO_SITE
         conditions.append(
-            Cond(template[0], template[1], severity[ais], region, site[0], site[1], injured_at)
+            Condition(template[0], template[1], severity[ais], region, site[0], site[1], injured_at)
         )
+    if not is_disease:
+        lethal = can_kill_injury(max_ais)
+    # only a condition that can kill gives a chance of death (coherence: KIA, DOW, DIED)
+    dies = r() < p_death and lethal
+    kia = dies and battle and r() >= DOW_SHARE
     shock = 0.0
     if bleed_ais:
         shock = 0.28 * (bleed_ais - 2) + 0.012 * (iss - 9)
         shock = 0.0 if shock < 0.0 else 1.0 if shock > 1.0 else shock
-    dow = dies and not kia
-    if shock >= 0.5 or dow:  # those who die of wounds deteriorate into shock before death
+    dow = dies and battle and not kia
+    # Shock is coded for haemorrhage: those who die of bleeding wounds or burns are in shock from
+    # the start; a disease or non-battle death is never coded as shock (coherence rules).
+    coded = shock >= 0.5 and not (dies and not battle)
+    if dow and flags & (BLEED | BURN):
+        coded = True
+        if shock < 0.5:
+            shock = 0.5
+    if coded:
         conditions.append(
-            Cond(
+            Condition(
                 SHOCK[0],
                 SHOCK[1],
                 "critical" if shock >= 0.8 or dow else "severe",
@@ -202,88 +339,129 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         )
     if kia and bleed_ais >= 4:
         conditions.append(
-            Cond(EXSANGUINATION[0], EXSANGUINATION[1], "critical", None, None, None, injured_at)
+            Condition(
+                EXSANGUINATION[0], EXSANGUINATION[1], "critical", None, None, None, injured_at
+            )
         )
-    chest = bool(flags & CHEST)
-    fever = bool(flags & INFECTION)
-    anxious = bool(flags & PSYCH)
-    wound = bool(flags & WOUND)
-    gcs0 = care.base_gcs(head_ais, r)
+    h.mechanism, h.triage, h.flags, h.head_ais, h.max_ais = (
+        mechanism, plan.triage(score), flags, head_ais, max_ais,
+    )  # fmt: skip
+    h.limb_bleed, h.other_bleed, h.abdomen, h.limb_fracture = (
+        limb_bleed, other_bleed, abdomen, limb_fracture,
+    )  # fmt: skip
+    h.conditions, h.shock, h.dies, h.kia = conditions, shock, dies, kia
+    h.chest, h.fever = bool(flags & CHEST), bool(flags & INFECTION)
+    h.anxious, h.wound = bool(flags & PSYCH), bool(flags & WOUND)
+    h.gcs0 = care.base_gcs(head_ais, r)
     if is_disease:
-        pain0 = 1 + int(r() * 3) + (3 if flags & GI else 0)
+        h.pain0 = 1 + int(r() * 3) + (3 if flags & GI else 0)
     else:
-        pain0 = min(10, 2 + int(1.4 * max_ais + r() * 2))
+        h.pain0 = min(10, 2 + int(1.4 * max_ais + r() * 2))
+    return h
 
-    # --- the story: seconds after injury, strictly increasing ----------------------------------
-    timeline = [Ev(injured_at, "injured", "POI", mechanism or category)]
-    visits: list[Visit] = []
-    last = 0
-    poi_procs = []
+
+def _first_aid(
+    who: _Who, hurt: _Hurt, r: Callable[[], float]
+) -> tuple[int, list[tuple[str, str]], bool]:
+    """Self and buddy aid within minutes of wounding: (seconds, procedures, splinted)."""
+    if who.is_disease:
+        return 0, [], False
+    procs = []
     splinted = False
-    if not is_disease:
-        t = 60 + int(r() * 240)  # self/buddy aid within minutes
-        if limb_bleed:
-            poi_procs.append(TOURNIQUET)
-        if other_bleed or (wound and not limb_bleed):
-            poi_procs.append(PRESSURE_DRESSING)
-        if limb_fracture and r() < 0.5:
-            poi_procs.append(SPLINT)
-            splinted = True
-    else:
-        t = 0
+    t = 60 + int(r() * 240)
+    if hurt.limb_bleed:
+        procs.append(TOURNIQUET)
+    if hurt.other_bleed or (hurt.wound and not hurt.limb_bleed):
+        procs.append(PRESSURE_DRESSING)
+    if hurt.limb_fracture and r() < 0.5:
+        procs.append(SPLINT)
+        splinted = True
+    return t, procs, splinted
 
-    if kia:
-        death = int(care.kia_minutes(r) * 60.0)
-        procedures = []
-        for proc in poi_procs:
-            if t >= death:
-                break
-            when = fts(base + t, utc)
-            procedures.append(Proc(proc[0], proc[1], when))
-            timeline.append(Ev(when, "treated", "POI", proc[1]))
-            last = t
-            t += 60 + int(r() * 180)
-        if death <= last:
-            death = last + 30
-        died_at = fts(base + death, utc)
-        timeline.append(Ev(died_at, "died", "POI", None))
-        visits.append(
-            Vis("POI", front.poi_id, injured_at, None, None, None, procedures, "died", None)
-        )
-        return Patient(
-            index,
-            uid,
-            service,
-            given,
-            family,
-            "female" if female else "male",
-            birth,
-            blood,
-            nation,
-            front.name,
-            category,
-            warfare,
-            mechanism,
-            inj_mechanism_code(mechanism),
-            injured_at,
-            event is not None,
-            event.event_id if event is not None else None,
-            triage,
-            conditions,
-            visits,
-            timeline,
-            "KIA",
-            died_at,
-            "POI",
-        )
 
-    # --- path through the chain of care and its end ---------------------------------------------
+def _medic(r: Callable[[], float], after: int) -> int:
+    """When the medic triages at the point of injury: 2 to 10 minutes after buddy aid."""
+    return after + 120 + int(r() * 480)
+
+
+def _killed(
+    who: _Who, hurt: _Hurt, r: Callable[[], float], t: int, poi_procs: list[tuple[str, str]]
+) -> tuple[TriageCategory | None, list[Visit], list[Event], datetime]:
+    """A casualty killed in action: buddy aid until death; triaged only if alive when the medic
+    comes (expectant, or immediate for an attempt that failed), never minimal."""
+    base, injured_at = who.base, who.injured_at
+    timeline = [Event(injured_at, "injured", "POI", hurt.mechanism or who.category)]
+    death = int(care.kia_minutes(r) * 60.0)
+    procedures = []
+    last = 0
+    for proc in poi_procs:
+        if t >= death:
+            break
+        when = _fts(base + t, UTC)
+        procedures.append(Procedure(proc[0], proc[1], when))
+        timeline.append(Event(when, "treated", "POI", proc[1]))
+        last = t
+        t += 60 + int(r() * 180)
+    if death <= last:
+        death = last + 30
+    tri = _medic(r, last if procedures else t)
+    triage: TriageCategory | None = None
+    vit = None
+    if tri < death:
+        # alive when the medic comes: expectant, unless the wounds were potentially survivable
+        # (about 24% of deaths before reaching care, mostly haemorrhage: Eastridge 2012)
+        triage = "T1" if hurt.triage != "T4" and r() < KIA_SURVIVABLE else "T4"
+        at = _fts(base + tri, UTC)
+        vit = care.vitals(
+            r, at, max(hurt.shock, 0.8), hurt.gcs0, hurt.chest, False, False, hurt.pain0
+        )
+        timeline.append(Event(at, "triaged", "POI", triage))
+    died_at = _fts(base + death, UTC)
+    timeline.append(Event(died_at, "died", "POI", None))
+    visit = Visit("POI", who.front.poi_id, injured_at, None, triage, vit, procedures, "died", None)
+    return triage, [visit], timeline, died_at
+
+
+def _poi(
+    who: _Who,
+    hurt: _Hurt,
+    r: Callable[[], float],
+    t: int,
+    poi_procs: list[tuple[str, str]],
+    timeline: list[Event],
+) -> tuple[TriageCategory, Vitals, list[Procedure], int]:
+    """Buddy aid, then the medic's vitals and triage: (triage, vitals, procedures, seconds)."""
+    base = who.base
+    procedures = []
+    last = -1
+    for proc in poi_procs:
+        when = _fts(base + t, UTC)
+        procedures.append(Procedure(proc[0], proc[1], when))
+        timeline.append(Event(when, "treated", "POI", proc[1]))
+        last = t
+        t += 60 + int(r() * 180)
+    tri = _medic(r, last if last >= 0 else t)
+    at = _fts(base + tri, UTC)
+    vit = care.vitals(
+        r, at, hurt.shock, hurt.gcs0, hurt.chest, hurt.fever, hurt.anxious, hurt.pain0
+    )
+    triage = triage_first(hurt.triage, vit, r)
+    timeline.append(Event(at, "triaged", "POI", triage))
+    return triage, vit, procedures, tri
+
+
+def _path(
+    plan: Plan, who: _Who, hurt: _Hurt, triage: str, r: Callable[[], float]
+) -> tuple[Outcome, list[Facility], bool]:
+    """Where the casualty goes and how it ends: (outcome, facilities, quick return to duty)."""
+    battle, is_disease = who.battle, who.is_disease
     outcome: Outcome
     path: list[Facility]
     skip_r1 = False
-    if dies:
-        outcome = "DOW"
-        if triage in ("T1", "T4") and not is_disease:
+    quick = False
+    if hurt.dies:
+        outcome = "DOW" if battle else "DIED"
+        if triage == "T1" and not is_disease:  # flown past Role 1: immediate casualties only
             skip_r1 = r() < (0.5 if battle else 0.25)
         path = ["R2", "R3"] if skip_r1 else ["R1", "R2", "R3"]
         weights = [DEATH_WEIGHTS[f] for f in path]
@@ -292,62 +470,82 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         while k < len(path) - 1 and u >= weights[k]:
             u -= weights[k]
             k += 1
-        path = path[: k + 1]
-        quick = False
-    else:
-        u = r()
-        quick = False
-        if triage == "T3":
-            q = plan.quick_rtd if battle else (0.75 if is_disease else 0.6)
-            if u < q:
-                quick = True
-                outcome = "RTD"
-                path = ["R1"] if r() < 0.6 else ["R1", "R2"]
-            else:
-                v = r()
-                # minimal casualties mostly recover in theatre; a few go home (Role 4)
-                home = 0.15 if (max_ais >= 3 or anxious) else 0.04
-                outcome = "RTD" if v >= home else "EVACUATED_R4"
-                path = (
-                    ["R1", "R2", "R3", "R4"]
-                    if v < home
-                    else (["R1", "R2"] if v < 0.55 else ["R1", "R2", "R3"])
-                )
-        elif triage == "T2":
-            v = r()
-            if is_disease:
-                outcome = "RTD" if v < 0.8 else "EVACUATED_R4"
-                path = (
-                    (["R1", "R2"] if v < 0.5 else ["R1", "R2", "R3"])
-                    if v < 0.8
-                    else (["R1", "R2", "R3", "R4"])
-                )
-            else:
-                outcome = "RTD" if v < 0.35 else "EVACUATED_R4"
-                path = ["R1", "R2", "R3"] if v < 0.35 else ["R1", "R2", "R3", "R4"]
+        return outcome, path[: k + 1], False
+    u = r()
+    if triage == "T3":
+        q = plan.quick_rtd if battle else (0.75 if is_disease else 0.6)
+        if u < q:
+            quick = True
+            outcome = "RTD"
+            path = ["R1"] if r() < 0.6 else ["R1", "R2"]
         else:
-            if not is_disease:
-                skip_r1 = r() < (0.5 if battle else 0.25)
             v = r()
-            outcome = "RTD" if v < 0.15 else "EVACUATED_R4"
-            path = ["R1", "R2", "R3"] if v < 0.15 else ["R1", "R2", "R3", "R4"]
-            if skip_r1:
-                path = path[1:]
+            # minimal casualties mostly recover in theatre; a few go home (Role 4)
+            home = 0.15 if (hurt.max_ais >= 3 or hurt.anxious) else 0.04
+            outcome = "RTD" if v >= home else "EVACUATED_R4"
+            path = (
+                ["R1", "R2", "R3", "R4"]
+                if v < home
+                else (["R1", "R2"] if v < 0.55 else ["R1", "R2", "R3"])
+            )
+    elif triage == "T2":
+        v = r()
+        if is_disease:
+            outcome = "RTD" if v < 0.8 else "EVACUATED_R4"
+            path = (
+                (["R1", "R2"] if v < 0.5 else ["R1", "R2", "R3"])
+                if v < 0.8
+                else (["R1", "R2", "R3", "R4"])
+            )
+        else:
+            outcome = "RTD" if v < 0.35 else "EVACUATED_R4"
+            path = ["R1", "R2", "R3"] if v < 0.35 else ["R1", "R2", "R3", "R4"]
+    else:
+        if not is_disease and triage == "T1":
+            skip_r1 = r() < (0.5 if battle else 0.25)
+        v = r()
+        outcome = "RTD" if v < 0.15 else "EVACUATED_R4"
+        path = ["R1", "R2", "R3"] if v < 0.15 else ["R1", "R2", "R3", "R4"]
+        if skip_r1:
+            path = path[1:]
+    if outcome == "RTD" and hurt.flags & AMPUTATED:  # an amputee goes home, never back to duty
+        outcome, quick = "EVACUATED_R4", False
+        path = ["R2", "R3", "R4"] if path[0] == "R2" else ["R1", "R2", "R3", "R4"]
+    return outcome, path, quick
 
-    # --- point of injury ------------------------------------------------------------------------
-    poi_vitals = None
-    procedures = []
+
+def _facilities(
+    plan: Plan,
+    who: _Who,
+    hurt: _Hurt,
+    r: Callable[[], float],
+    triage: TriageCategory,
+    poi_vitals: Vitals | None,
+    procedures: list[Procedure],
+    last: int,
+    outcome: Outcome,
+    path: list[Facility],
+    quick: bool,
+    splinted: bool,
+    timeline: list[Event],
+) -> tuple[list[Visit], datetime, Facility, TriageCategory]:
+    """Leaving the point of injury and each facility of the path: (visits, outcome time, outcome
+    facility, first triage). Every facility of the theatre triages again on arrival."""
+    base, is_disease, battle, front = who.base, who.is_disease, who.battle, who.front
+    fts, utc, Ev, Proc, Vis = _fts, UTC, Event, Procedure, Visit  # locals: faster
+    mk_vitals = care.vitals
+    flags, head_ais, max_ais = hurt.flags, hurt.head_ais, hurt.max_ais
+    chest, fever, anxious, wound = hurt.chest, hurt.fever, hurt.anxious, hurt.wound
+    limb_bleed, other_bleed = hurt.limb_bleed, hurt.other_bleed
+    limb_fracture, abdomen = hurt.limb_fracture, hurt.abdomen
     if not is_disease:
-        poi_vitals = mk_vitals(r, fts(base + t, utc), shock, gcs0, chest, fever, anxious, pain0)
-        for proc in poi_procs:
-            when = fts(base + t, utc)
-            procedures.append(Proc(proc[0], proc[1], when))
-            timeline.append(Ev(when, "treated", "POI", proc[1]))
-            last = t
-            t += 60 + int(r() * 180)
         pickup = last + int(exp(plan_log_pickup(triage, battle) + 0.5 * NORMAL[int(r() * 4096)]))
-    else:  # from the onset of illness to leaving the unit for Role 1
+        if triage == "T4" and pickup < last + T4_WAIT:  # the expectant wait for the others
+            pickup = last + T4_WAIT + int(r() * 1800)
+    else:  # from the onset of illness to leaving the unit for Role 1: the same day
         pickup = int(exp(LOG_ONSET + 0.8 * NORMAL[int(r() * 4096)]))
+        if pickup > DISEASE_MAX_WAIT:
+            pickup = DISEASE_MAX_WAIT - 6 * HOUR + int(r() * 6 * HOUR)
     if pickup <= last:
         pickup = last + 60
     departed = fts(base + pickup, utc)
@@ -356,57 +554,51 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
     facility_ids = []
     for fac in path:
         if fac == "R4":
-            facility_ids.append(plan.r4_ids[nation])
+            facility_ids.append(plan.r4_ids[who.nation])
         else:
             units = ids[fac]
             facility_ids.append(units[int(r() * len(units))] if len(units) > 1 else units[0])
     timeline.append(Ev(departed, "departed", "POI", facility_ids[0]))
-    visits.append(
+    poi_triage = None if is_disease else triage
+    visits = [
         Vis(
             "POI",
             front.poi_id,
-            injured_at,
+            who.injured_at,
             departed,
-            None,
+            poi_triage,
             poi_vitals,
             procedures,
             "evacuated",
             None,
         )
-    )
+    ]
     last = pickup
 
-    # --- facilities -----------------------------------------------------------------------------
     speed = 1.0 if is_disease else SPEED[triage]
     chest_done = intubated = controlled = antibiotics = False
-    gcs_now = gcs0
-    pain_now = pain0
-    s_now = shock
+    gcs_now = hurt.gcs0
+    pain_now = hurt.pain0
+    s_now = hurt.shock
+    dies = hurt.dies
     n = len(path)
     outcome_at = departed
     outcome_facility = first
+    current: TriageCategory = triage
+    first_triage: TriageCategory = triage
     for k in range(n):
         fac = path[k]
         final = k == n - 1
-        leg = "R2air" if (k == 0 and fac == "R2") else fac
-        factor = 1.0 if fac == "R4" else speed
-        transit = int(exp(plan.log_delay[leg] + 0.45 * NORMAL[int(r() * 4096)]) * factor)
-        if transit < 300:
-            transit = 300
-        arrive = last + transit
-        arrived_at = fts(base + arrive, utc)
-        timeline.append(Ev(arrived_at, "arrived", fac, facility_ids[k]))
-        if fac == "R4":  # definitive care at home: the outcome is the arrival
-            procs = []
-            t = arrive + DAY + int(r() * 2 * DAY)
-            todo = []
-            if flags & (AMPUTATED | FRACTURE | SPINE) or head_ais >= 3:
-                todo.append(REHABILITATION)
-            if wound or flags & BURN:
-                todo.append(WOUND_CARE)
+        if fac == "R4":  # strategic aeromedical evacuation home; the record ends on arrival
+            typical = exp(plan.log_delay["R4"])
+            flight = typical * exp(0.25 * NORMAL[int(r() * 4096)])
+            transit = int(min(max(flight, 0.5 * typical), 2.0 * typical))
+            arrive = last + transit
+            arrived_at = fts(base + arrive, utc)
+            timeline.append(Ev(arrived_at, "arrived", fac, facility_ids[k]))
             vit = mk_vitals(
                 r,
-                fts(base + arrive + 1800, utc),
+                arrived_at,
                 s_now * 0.1,
                 min(15, gcs_now + 1),
                 False,
@@ -414,27 +606,20 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
                 anxious,
                 max(0, pain_now - 2),
             )
-            for proc in todo:
-                when = fts(base + t, utc)
-                procs.append(Proc(proc[0], proc[1], when))
-                timeline.append(Ev(when, "treated", fac, proc[1]))
-                t += DAY + int(r() * DAY)
             visits.append(
-                Vis(
-                    fac,
-                    facility_ids[k],
-                    arrived_at,
-                    None,
-                    triage,
-                    vit,
-                    procs,
-                    "admitted",
-                    transit // 6 / 10,
-                )
-            )
+                Vis(fac, facility_ids[k], arrived_at, None, None, vit, [], "admitted",
+                    transit // 6 / 10)
+            )  # fmt: skip
             outcome_at = arrived_at
             outcome_facility = "R4"
             break
+        leg = "R2air" if (k == 0 and fac == "R2") else fac
+        transit = int(exp(plan.log_delay[leg] + 0.45 * NORMAL[int(r() * 4096)]) * speed)
+        if transit < 300:
+            transit = 300
+        arrive = last + transit
+        arrived_at = fts(base + arrive, utc)
+        timeline.append(Ev(arrived_at, "arrived", fac, facility_ids[k]))
         # vitals and triage on arrival
         dying_here = dies and final
         s_here = 0.8 if dying_here and s_now < 0.8 else s_now
@@ -449,8 +634,13 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
             anxious,
             pain_now,
         )
+        if k == 0 and is_disease:  # sick call: the first triage of a disease casualty
+            current = first_triage = triage_first(current, vit, r)
+        else:
+            current = retriage(current, vit)
         triaged_at = vit.taken_at
-        timeline.append(Ev(triaged_at, "triaged", fac, triage))
+        timeline.append(Ev(triaged_at, "triaged", fac, current))
+        # what is done here, in order (the triage first, at the first facility)
         todo = []
         if k == 0:
             todo.append(TRIAGE)
@@ -472,9 +662,9 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
             todo.append(ANTIBIOTICS)
             antibiotics = True
         if fac == "R1":
-            if flags & MINOR_CUT and triage == "T3":
+            if flags & MINOR_CUT and current == "T3":
                 todo.append(SUTURE)
-            if wound and triage == "T3":
+            if wound and current == "T3":
                 todo.append(WOUND_CARE)
         else:
             if (s_now >= 0.4 and fac == "R2") or s_now >= 0.7:
@@ -484,7 +674,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
                     todo.append(LAPAROTOMY)
                 if flags & AMPUTATED:
                     todo.append(AMPUTATION)
-            if wound and (fac == "R2" or triage != "T3"):
+            if wound and (fac == "R2" or current != "T3"):
                 todo.append(DEBRIDEMENT)
             if fac == "R3":
                 if head_ais >= 2 or flags & (FRACTURE | SPINE):  # imaging at Role 3
@@ -505,25 +695,16 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
             last_proc = t
             t += gap_lo + int(r() * gap_span)
         last = last_proc
+        transit_minutes = transit // 6 / 10
         # how long the stay lasts
-        if final and outcome == "DOW":
-            span = DOW_SPAN[fac]
-            end = last + 600 + int(r() * span)
+        if final and dies:
+            end = last + 600 + int(r() * DOW_SPAN[fac])
             end_at = fts(base + end, utc)
             timeline.append(Ev(end_at, "died", fac, None))
             visits.append(
-                Vis(
-                    fac,
-                    facility_ids[k],
-                    arrived_at,
-                    None,
-                    triage,
-                    vit,
-                    procs,
-                    "died",
-                    transit // 6 / 10,
-                )
-            )
+                Vis(fac, facility_ids[k], arrived_at, None, current, vit, procs, "died",
+                    transit_minutes)
+            )  # fmt: skip
             outcome_at, outcome_facility = end_at, fac
             break
         if final:  # returned to duty
@@ -544,18 +725,9 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
             end_at = fts(base + end, utc)
             timeline.append(Ev(end_at, "returned_to_duty", fac, None))
             visits.append(
-                Vis(
-                    fac,
-                    facility_ids[k],
-                    arrived_at,
-                    None,
-                    triage,
-                    vit,
-                    procs,
-                    "returned_to_duty",
-                    transit // 6 / 10,
-                )
-            )
+                Vis(fac, facility_ids[k], arrived_at, None, current, vit, procs,
+                    "returned_to_duty", transit_minutes)
+            )  # fmt: skip
             outcome_at, outcome_facility = end_at, fac
             break
         median: float = STAY[fac]
@@ -568,50 +740,16 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
             Ev(end_at, "evacuated" if onward == "R4" else "departed", fac, facility_ids[k + 1])
         )
         visits.append(
-            Vis(
-                fac,
-                facility_ids[k],
-                arrived_at,
-                end_at,
-                triage,
-                vit,
-                procs,
-                "evacuated",
-                transit // 6 / 10,
-            )
-        )
+            Vis(fac, facility_ids[k], arrived_at, end_at, current, vit, procs, "evacuated",
+                transit_minutes)
+        )  # fmt: skip
         last = end
         # treatment works: less shock, less pain, a little better GCS further back
         s_now = s_now * (0.8 if fac == "R1" else 0.45)
         pain_now = pain_now - 2 if pain_now > 2 else pain_now
         if fac != "R1" and gcs_now < 15:
             gcs_now += 1
-    return Patient(
-        index,
-        uid,
-        service,
-        given,
-        family,
-        "female" if female else "male",
-        birth,
-        blood,
-        nation,
-        front.name,
-        category,
-        warfare,
-        mechanism,
-        inj_mechanism_code(mechanism),
-        injured_at,
-        event is not None,
-        event.event_id if event is not None else None,
-        triage,
-        conditions,
-        visits,
-        timeline,
-        outcome,
-        outcome_at,
-        outcome_facility,
-    )
+    return visits, outcome_at, outcome_facility, first_triage
 
 
 #: Longest time from the last treatment to death of a DOW casualty, by facility (seconds).
@@ -619,9 +757,11 @@ DOW_SPAN = {"R1": HOUR, "R2": 12 * HOUR, "R3": 5 * DAY}
 #: Median stay before moving on (seconds): Role 1 stabilise and go, Role 2 surgery, Role 3 days.
 STAY = {"R1": 45 * 60, "R2": 5 * HOUR, "R3": 3 * DAY}
 LOG_ONSET = log(4 * HOUR)  # illness: median time from onset to leaving for Role 1
+#: Illness: the longest wait at the unit before leaving for Role 1 (reached within 24 hours).
+DISEASE_MAX_WAIT = 18 * HOUR
 _LOG_PICKUP = {
-    (True, "T1"): log(10 * 60), (True, "T4"): log(10 * 60), (True, "T2"): log(15 * 60),
-    (True, "T3"): log(20 * 60), (False, "T1"): log(15 * 60), (False, "T4"): log(15 * 60),
+    (True, "T1"): log(10 * 60), (True, "T4"): log(60 * 60), (True, "T2"): log(15 * 60),
+    (True, "T3"): log(20 * 60), (False, "T1"): log(15 * 60), (False, "T4"): log(60 * 60),
     (False, "T2"): log(20 * 60), (False, "T3"): log(30 * 60),
 }  # fmt: skip
 

@@ -74,7 +74,10 @@ CONDITIONS: dict[str, str] = {
     "44465007": "Sprain of ankle",  # several IGs/examples ("Sprain of ankle", ICD-10 S93.4)
     "279039007": "Low back pain",  # several examples ("Low back pain (finding)")
     # disease [D] + [IG]
-    "47505003": "Posttraumatic stress disorder",  # [D]
+    "47505003": "Posttraumatic stress disorder",  # [D]; not emitted in theatre (coherence.py)
+    # acute stress reaction (ICD-10 F43.0): the in-theatre diagnosis; [IG] several independent
+    # code lists map 67195008 to "Acute stress disorder" / F43.0
+    "67195008": "Acute stress disorder",
     "54150009": "Upper respiratory infection",  # several examples (ICD-10 J06.9 maps)
     "6142004": "Influenza",  # napkon-pediatrics IG ("Influenza (disorder)"), Synthea tests
     "233604007": "Pneumonia",  # several examples (ICD-10 J18.9 maps)

@@ -246,7 +246,9 @@ DISEASES: tuple[tuple[Template, float], ...] = (
     (_t("34095006", 1, 3, GI), 0.07),  # heat and field conditions
     (_t("128045006", 1, 2, INFECTION), 0.06),
     (_t("68566005", 1, 2, INFECTION), 0.04),
-    (_t("47505003", 2, 3, PSYCH), 0.07),
+    # combat and operational stress: an acute stress reaction in theatre, never PTSD (which needs
+    # symptoms for more than a month after the trauma)
+    (_t("67195008", 1, 3, PSYCH), 0.07),
     (_t("35489007", 1, 3, PSYCH), 0.05),
     (_t("197480006", 1, 2, PSYCH), 0.06),
 )
@@ -283,8 +285,20 @@ def battle_injuries(mechanism: str, random: Callable[[], float]) -> list[Injury]
         region = BATTLE_REGION_KEYS[bisect_right(BATTLE_REGION_CUM, random())]
         templates, cum = tables[GROUP[region]]
         template = templates[bisect_right(cum, random())]
-        out.append((template, region, _ais(template, random)))
+        _add(out, template, region, _ais(template, random))
     return out
+
+
+def _add(out: list[Injury], template: Template, region: str | None, ais: int) -> None:
+    """Append an injury; the same condition twice on one region is one condition, at the worse
+    severity (a record never lists one code twice for a region)."""
+    code = template[0]
+    for k, (other, where, level) in enumerate(out):
+        if other[0] == code and where == region:
+            if ais > level:
+                out[k] = (other, region, ais)
+            return
+    out.append((template, region, ais))
 
 
 def nbi_injuries(mechanism: str, random: Callable[[], float]) -> list[Injury]:
@@ -295,7 +309,7 @@ def nbi_injuries(mechanism: str, random: Callable[[], float]) -> list[Injury]:
         template, region_set = rows[bisect_right(cum, random())]
         keys, rcum = _REGION_SETS[region_set]
         region = keys[bisect_right(rcum, random())] if len(keys) > 1 else keys[0]
-        out.append((template, region, _ais(template, random)))
+        _add(out, template, region, _ais(template, random))
     return out
 
 

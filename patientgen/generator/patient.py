@@ -15,7 +15,12 @@ from datetime import date, datetime
 from typing import Literal
 
 Facility = Literal["POI", "R1", "R2", "R3", "R4"]
-Outcome = Literal["KIA", "DOW", "RTD", "EVACUATED_R4"]
+#: KIA killed in action (battle, at the point of injury); DOW died of wounds (battle, after reaching
+#: a facility); DIED died of disease or non-battle injury at a facility; RTD returned to duty in
+#: theatre; EVACUATED_R4 arrived at the Role 4 hospital of the home nation (the record ends there).
+Outcome = Literal["KIA", "DOW", "DIED", "RTD", "EVACUATED_R4"]
+#: The outcomes that are deaths.
+DEATH_OUTCOMES: frozenset[str] = frozenset(("KIA", "DOW", "DIED"))
 EventKind = Literal[
     "injured", "arrived", "triaged", "treated", "departed", "died", "returned_to_duty", "evacuated"
 ]
@@ -68,7 +73,7 @@ class Visit:
     facility_id: str  # stable id of the unit, e.g. "R2-East-1"; the same across patients
     arrived_at: datetime
     departed_at: datetime | None  # None where the patient's story ends here
-    triage: Literal["T1", "T2", "T3", "T4"] | None  # None at POI
+    triage: Literal["T1", "T2", "T3", "T4"] | None  # None where nobody triaged (see Patient.triage)
     vitals: Vitals | None
     procedures: list[Procedure] = field(default_factory=list)
     disposition: Literal["evacuated", "returned_to_duty", "died", "admitted"] = "evacuated"
@@ -106,10 +111,12 @@ class Patient:
     injured_at: datetime
     mass_casualty: bool
     event_id: str | None  # the mass-casualty event, when mass_casualty
-    triage: Literal["T1", "T2", "T3", "T4"]
+    # the first triage given: at the point of injury (Role 1 for disease); None for a KIA who died
+    # before anyone triaged them. Each facility's own triage is on its Visit.
+    triage: Literal["T1", "T2", "T3", "T4"] | None
     conditions: list[Condition]
     visits: list[Visit]
     timeline: list[Event]
     outcome: Outcome
-    outcome_at: datetime
+    outcome_at: datetime  # the death, the return to duty, or the arrival at Role 4
     outcome_facility: Facility  # where the story ended: POI for KIA, the facility for others

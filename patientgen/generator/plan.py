@@ -12,7 +12,14 @@ schedule, the facility ids of each front, and the calibration constants:
 - the triage thresholds on the same score: ISS-like defaults (T3 < 9, T2 < 16, T1 < 50, T4 above),
   or quantiles of the sample matching calibration.triage_mix when given;
 - the chance that a minimal (T3) battle casualty returns to duty within 72 hours, chosen so that
-  about 18% of battle casualties do (Owens 2008).
+  about 18% of battle casualties do (Owens 2008);
+- the share of women of each nation (scenario.FEMALE_SHARE, or the calibration override);
+- mass-casualty events whose sizes grow with the density of battle casualties (see
+  `MC_REFERENCE_PER_DAY`), so the share of casualties in events does not shrink as the patient
+  count grows.
+
+Only injuries that can kill (generator.coherence: AIS 3 or more) are given a chance of death,
+here in the calibration sample as in generation, so the calibrated case fatality rate holds.
 """
 
 from __future__ import annotations
@@ -20,15 +27,18 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
+from patientgen.generator import care
 from patientgen.generator import injuries as inj
+from patientgen.generator.coherence import KIA_SURVIVABLE, LETHAL_AIS
 from patientgen.generator.names import pools
 from patientgen.generator.rng import cumulative, scenario_stream
 from patientgen.generator.timing import MassCasualtyEvent, TimeTable, mass_casualty_schedule
-from patientgen.scenario import Category, Nation, Scenario, TriageCategory
+from patientgen.scenario import FEMALE_SHARE, Category, Nation, Scenario, TriageCategory
 
 CATEGORIES: tuple[Category, ...] = ("disease", "non_battle_injury", "battle_injury")
 
@@ -53,7 +63,12 @@ RTD_72H = 0.18
 BLOOD_GROUPS = ("O+", "A+", "B+", "AB+", "O-", "A-", "B-", "AB-")
 BLOOD_WEIGHTS = (37.4, 35.7, 8.5, 3.4, 6.6, 6.3, 1.5, 0.6)
 
-CALIBRATION_SAMPLE = 6000
+#: Mass-casualty event sizes (scenario.mass_casualty.min_size/max_size) are those of a scenario
+#: with up to this many battle casualties a day; denser scenarios scale every event in proportion
+#: (more casualties in the same days means bigger incidents, not the same ones diluted).
+MC_REFERENCE_PER_DAY = 50.0
+
+CALIBRATION_SAMPLE = 12000
 #: Seed of the calibration sample: fixed, so calibration never depends on a job's seed.
 CALIBRATION_SEED = 0
 
@@ -91,7 +106,12 @@ class Plan:
         self.start: datetime = scenario.start
         self.start_ts = math.ceil(scenario.start.timestamp())  # whole seconds, never before start
         self.transliterate = scenario.transliterate_names
-        self.female_share = scenario.calibration.female_share
+        override = scenario.calibration.female_share
+        self.female_share: dict[str, float] = {
+            n: (FEMALE_SHARE[n] if override is None else override)
+            for f in scenario.fronts
+            for n in f.nationalities
+        }
         mix = scenario.injury_mix
         self.category_cum = cumulative([mix.disease, mix.non_battle_injury, mix.battle_injury])
         self.fronts = tuple(
@@ -153,6 +173,8 @@ class Plan:
     def _mass_casualty(self, scenario: Scenario) -> None:
         mc = scenario.mass_casualty
         stream = scenario_stream(scenario.seed, "events")
+        battle = scenario.total_patients * scenario.injury_mix.battle_injury
+        scale = max(1.0, battle / scenario.duration_days / MC_REFERENCE_PER_DAY)
         self.events: list[MassCasualtyEvent] = mass_casualty_schedule(
             stream.random,
             mc.rate_per_day,
@@ -163,8 +185,8 @@ class Plan:
             self.front_cum,
             self.warfare_names,
             self.warfare_cum,
+            scale,
         )
-        battle = scenario.total_patients * scenario.injury_mix.battle_injury
         casualties = sum(e.size for e in self.events)
         if self.events and battle >= 1:
             # a battle casualty belongs to an event with this chance; events never take everyone
@@ -211,16 +233,24 @@ def calibrate(
     warfare_cum = cumulative([weight for _, weight in warfare])
     mechanism_cum = {k: cumulative(list(v)) for k, v in inj.WARFARE_MECHANISMS.items()}
     r = scenario_stream(CALIBRATION_SEED, "calibration").random
-    scores = []
+    scores: list[float] = []
+    lethal: list[float] = []  # scores of the casualties whose injuries can kill
+    safe: list[float] = []  # the others: they never die
     for _ in range(CALIBRATION_SAMPLE):
         kind = names[bisect_right(warfare_cum, r())]
         mechanism = inj.BATTLE_MECHANISMS[bisect_right(mechanism_cum[kind], r())]
-        scores.append(inj.iss(inj.battle_injuries(mechanism, r)) + r())
+        injuries = inj.battle_injuries(mechanism, r)
+        score = inj.iss(injuries) + r()
+        scores.append(score)
+        if max(i[2] for i in injuries) >= LETHAL_AIS:
+            lethal.append(score)
+        else:
+            safe.append(score)
     scores.sort()
     lo, hi = -40.0, 20.0
     for _ in range(45):
         mid = (lo + hi) / 2
-        mean = sum(death_probability(mid, s) for s in scores) / len(scores)
+        mean = sum(death_probability(mid, s) for s in lethal) / len(scores)
         if mean < target_cfr:
             lo = mid
         else:
@@ -228,22 +258,65 @@ def calibrate(
     death_a = (lo + hi) / 2
     thresholds = DEFAULT_THRESHOLDS
     if triage_mix is not None:
-        t1, t2, t3, _ = triage_mix
-        n = len(scores)
-
-        def quantile(q: float) -> float:
-            if q <= 0:
-                return -1.0
-            if q >= 1:
-                return 1e9
-            return scores[min(n - 1, int(q * n))]
-
-        thresholds = (quantile(t3), quantile(t3 + t2), quantile(t3 + t2 + t1))
-    minimal_survivors = sum(
-        1.0 - death_probability(death_a, s) for s in scores if s < thresholds[0]
+        thresholds = _mix_thresholds(triage_mix, death_a, lethal, safe, _alive_at_triage(r))
+    minimal_survivors = (
+        sum(1.0 - death_probability(death_a, s) for s in lethal if s < thresholds[0])
+        + sum(1 for s in safe if s < thresholds[0])
     ) / len(scores)
     quick_rtd = min(0.95, RTD_72H / minimal_survivors) if minimal_survivors > 0 else 0.0
     return Calibrated(target_cfr, death_a, thresholds, quick_rtd)
+
+
+def _alive_at_triage(r: Callable[[], float], n: int = 4000) -> float:
+    """Share of the killed in action still alive when first triaged at the point of injury (the
+    timing of build._first_aid and build._medic, without the minutes of buddy aid)."""
+    alive = 0
+    for _ in range(n):
+        death = care.kia_minutes(r) * 60.0
+        alive += death > 60 + int(r() * 240) + 120 + int(r() * 480)
+    return alive / n
+
+
+def _mix_thresholds(
+    mix: tuple[float, float, float, float],
+    death_a: float,
+    lethal: list[float],
+    safe: list[float],
+    alive: float,
+) -> tuple[float, float, float]:
+    """Score thresholds whose expected mix of first triages, among those triaged, is `mix`.
+
+    Who is triaged, and as what, follows generation: a survivor or a casualty who dies of wounds
+    gets the category of their score; a KIA is triaged only if alive when the medic comes
+    (`alive`), then immediate with the chance KIA_SURVIVABLE unless the score says expectant, else
+    expectant. The thresholds are weighted quantiles over the calibration sample.
+    """
+    t1_share, t2_share, t3_share, _ = mix
+    kia = 1.0 - DOW_SHARE
+    rows = sorted(
+        [(s, death_probability(death_a, s) * kia) for s in lethal] + [(s, 0.0) for s in safe]
+    )
+    triaged = sum(1.0 - k + k * alive for _, k in rows)
+    goals = (t3_share * triaged, t2_share * triaged, t1_share * triaged)
+    thresholds: list[float] = []
+    level = 0  # 0: filling T3, 1: T2, 2: T1
+    filled = 0.0
+    for score, k in rows:
+        if level == 3:
+            break
+        while level < 3 and filled >= goals[level] - 1e-12:
+            # an empty category closes where the previous one did (or below every score)
+            thresholds.append(score if filled > 0 else (thresholds[-1] if thresholds else -1.0))
+            level += 1
+            filled = 0.0
+        if level == 3:
+            break
+        filled += 1.0 - k
+        if level == 2:  # KIA with a score below the T4 threshold may be triaged immediate
+            filled += k * alive * KIA_SURVIVABLE
+    while len(thresholds) < 3:
+        thresholds.append(1e9)
+    return thresholds[0], thresholds[1], thresholds[2]
 
 
 @lru_cache(maxsize=16)

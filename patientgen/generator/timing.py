@@ -110,8 +110,13 @@ def mass_casualty_schedule(
     front_cum: list[float],
     warfare_names: list[str],
     warfare_cum: list[float],
+    scale: float = 1.0,
 ) -> list[MassCasualtyEvent]:
-    """The events of a scenario: a Poisson number of them, drawn once from the scenario seed."""
+    """The events of a scenario: a Poisson number of them, drawn once from the scenario seed.
+
+    Each event's size is drawn in [min_size, max_size] and multiplied by `scale` (at least 1: the
+    density of battle casualties relative to the reference of plan.MC_REFERENCE_PER_DAY).
+    """
     expected = rate_per_day * days
     # Poisson by inversion (expected is at most 20 * 365 = 7300, fine in floating point via log)
     count = 0
@@ -133,7 +138,7 @@ def mass_casualty_schedule(
             MassCasualtyEvent(
                 event_id=f"MCE-{k + 1:04d}",
                 offset=table.offset(rng_random, True, warfare),
-                size=min_size + int(rng_random() * (max_size - min_size + 1)),
+                size=round(scale * (min_size + int(rng_random() * (max_size - min_size + 1)))),
                 front=bisect_right(front_cum, rng_random()),
                 warfare=warfare,
             )

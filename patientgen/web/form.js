@@ -4,7 +4,7 @@
 export const NATIONS = {
   ALB: "Albania", BEL: "Belgium", BGR: "Bulgaria", CAN: "Canada", HRV: "Croatia",
   CZE: "Czechia", DNK: "Denmark", EST: "Estonia", FIN: "Finland", FRA: "France",
-  DEU: "Germany", GRC: "Greece", HUN: "Hungary", ISL: "Iceland", ITA: "Italy",
+  DEU: "Germany", GRC: "Greece", HUN: "Hungary", ITA: "Italy",
   LVA: "Latvia", LTU: "Lithuania", LUX: "Luxembourg", MNE: "Montenegro", NLD: "Netherlands",
   MKD: "North Macedonia", NOR: "Norway", POL: "Poland", PRT: "Portugal", ROU: "Romania",
   SVK: "Slovakia", SVN: "Slovenia", ESP: "Spain", SWE: "Sweden", TUR: "Türkiye",
@@ -296,7 +296,7 @@ export class ScenarioForm {
     set("#f-mc-min", mc.min_size ?? 8);
     set("#f-mc-max", mc.max_size ?? 40);
     const cal = s.calibration || {};
-    set("#f-female", toPercent(cal.female_share ?? 0.12));
+    set("#f-female", toPercent(cal.female_share));  // empty: each nation's published share
     set("#f-cfr", cal.battle_cfr === null || cal.battle_cfr === undefined ? "" : toPercent(cal.battle_cfr));
     this.$("#f-translit").checked = Boolean(s.transliterate_names);
     if (formats) {
@@ -345,7 +345,8 @@ export class ScenarioForm {
       max_size: numberOrNull(this.$("#f-mc-max")) ?? 40,
     };
     const cal = { ...(s.calibration || {}) };
-    cal.female_share = this.$("#f-female").value.trim() === "" ? 0.12 : percentOrZero(this.$("#f-female"));
+    if (this.$("#f-female").value.trim() === "") delete cal.female_share;  // per nation
+    else cal.female_share = percentOrZero(this.$("#f-female"));
     const cfr = this.$("#f-cfr").value.trim();
     if (cfr === "") delete cal.battle_cfr;
     else cal.battle_cfr = percentOrZero(this.$("#f-cfr"));

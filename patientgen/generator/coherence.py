@@ -1,0 +1,355 @@
+"""Clinical coherence: the rules a clinician checks on a casualty record, in one place.
+
+Two uses of the same definitions:
+
+- **while a patient is made** (generator/build.py): the data and small functions here decide what
+  may happen (`can_kill`, `DNBI_CAN_KILL`, `retriage`, `derange`, `T4_MIN_POI_WAIT`, ...), so every
+  record is coherent by construction and nothing is patched afterwards;
+- **over finished records** (tests, audits): `RULES` maps each rule's name to a predicate that is
+  True when a record breaks it; `violations(p)` lists the rules one patient breaks and
+  `count_violations(patients)` counts them per rule. The predicates read only the Patient record,
+  never the generator's internals, so they check any record, whoever made it.
+
+Definitions (see docs/clinical-coherence.md for the sources):
+
+- `outcome_at` is the end of the theatre record: the death (KIA at the point of injury, DOW or
+  DIED at a facility), the return to duty, or, for EVACUATED_R4, the **arrival at the Role 4
+  hospital** in the home nation. Definitive care after that arrival is outside the record: the
+  Role 4 visit holds the arrival and the handover vitals taken on arrival, nothing later.
+- The first triage is the one at the point of injury (by the medic, after buddy aid), and
+  `Patient.triage` is that first category. A KIA who dies before the medic reaches them was never
+  triaged and has `triage = None`. A disease casualty has no point of injury: their first triage
+  is at Role 1. Each facility of the theatre (Role 1, 2, 3) triages again on arrival, from the
+  injuries and the vitals taken there; Role 4 does not (the record ends on arrival).
+- Vitals are "all normal" when every sign is inside `NORMAL` (adult resting ranges).
+- An injury "can kill" when its severity is severe or critical (AIS 3 or more); a disease can kill
+  only when it is in `DNBI_CAN_KILL` and severe or critical. Shock and exsanguination are
+  consequences, never causes on their own; psychiatric conditions never kill in this model.
+- DOW (died of wounds) is a battle outcome; a disease or non-battle casualty who dies after
+  reaching care is DIED.
+
+Invariants: the predicates are pure, cheap (one pass over a record) and never raise on a record
+the generator makes; `RULES` keys are stable names (tests and docs use them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+from patientgen.generator.patient import Patient, Vitals
+from patientgen.scenario import TriageCategory
+
+# --- data -----------------------------------------------------------------------------------------
+#: Adult resting ranges (inclusive) of the signs the generator records: outside any of them, the
+#: vitals are not "all normal".
+NORMAL: dict[str, tuple[float, float]] = {
+    "heart_rate": (60, 100),
+    "respiratory_rate": (12, 20),
+    "systolic_bp": (90, 139),
+    "spo2": (95, 100),
+    "temperature_c": (36.0, 37.9),
+    "gcs": (15, 15),
+}
+#: Shock is incompatible with a systolic pressure at or above this and a pulse below SHOCK_HR.
+SHOCK_SBP = 110
+SHOCK_HR = 90
+#: A minimal (T3) casualty is never hypotensive nor confused (SBP and GCS at least these).
+T3_MIN_SBP = 90
+T3_MIN_GCS = 13
+#: Lowest AIS (severity "severe") of an injury that can kill.
+LETHAL_AIS = 3
+LETHAL_SEVERITIES = frozenset(("severe", "critical"))
+#: Diseases that can kill when severe: pneumonia, dehydration (heat illness in field conditions).
+DNBI_CAN_KILL = frozenset(("233604007", "34095006"))
+#: Conditions that are consequences or states, never a cause of death by themselves.
+NOT_A_CAUSE = frozenset(("27942005", "48149007"))  # shock, exsanguination
+PSYCHIATRIC = frozenset(("47505003", "67195008", "35489007", "197480006"))
+SHOCK_CODE = "27942005"
+AMPUTATION_CODE = "262595009"
+PTSD_CODE = "47505003"
+#: An expectant (T4) casualty waits at the point of injury at least this long after being triaged:
+#: those with a chance go first (T4 is moved after T1, T2 and T3).
+T4_MIN_POI_WAIT = timedelta(minutes=30)
+#: A disease casualty reaches Role 1 within this time of the onset (sick call the same day).
+DISEASE_MAX_TO_R1 = timedelta(hours=24)
+#: The longest plausible strategic aeromedical leg from Role 3 to Role 4 (flight and transfers).
+R4_LEG_MAX = timedelta(hours=24)
+#: Share of deaths before reaching care that were potentially survivable (Eastridge et al., J Trauma
+#: Acute Care Surg 2012: about 24%, mostly haemorrhage). A KIA alive at the medic's triage is
+#: immediate (T1) with this chance, unless the injury score makes them expectant; else expectant.
+KIA_SURVIVABLE = 0.24
+#: Nations without armed forces: they supply no casualties (Iceland has a coast guard only).
+NO_ARMED_FORCES = frozenset(("ISL",))
+DEATHS = frozenset(("KIA", "DOW", "DIED"))
+THEATRE = ("R1", "R2", "R3")
+
+
+# --- functions the generator uses -------------------------------------------------------------
+def all_normal(v: Vitals) -> bool:
+    """True when every recorded sign is inside its NORMAL range."""
+    return (
+        60 <= v.heart_rate <= 100
+        and 12 <= v.respiratory_rate <= 20
+        and 90 <= v.systolic_bp <= 139
+        and v.spo2 >= 95
+        and 36.0 <= v.temperature_c <= 37.9
+        and v.gcs == 15
+    )
+
+
+def retriage(previous: TriageCategory, v: Vitals) -> TriageCategory:
+    """The triage category on arrival somewhere, from the previous one and the vitals taken there.
+
+    A casualty who is hypotensive (SBP < 90) or confused (GCS < 13) is immediate (T1) unless
+    expectant; an immediate casualty whose vitals are all normal again (after resuscitation and
+    surgery) is delayed (T2). Everyone else keeps their category.
+    """
+    if previous in ("T2", "T3") and (v.systolic_bp < T3_MIN_SBP or v.gcs < T3_MIN_GCS):
+        return "T1"
+    if previous == "T1" and all_normal(v):
+        return "T2"
+    return previous
+
+
+def derange(v: Vitals, random: Callable[[], float]) -> None:
+    """Give the first vitals of an immediate (T1) casualty the tachycardia of pain and injury when
+    every sign happened to fall inside the normal ranges (in place)."""
+    v.heart_rate = 101 + int(random() * 25)
+
+
+def triage_first(base: TriageCategory, v: Vitals, random: Callable[[], float]) -> TriageCategory:
+    """The first triage of a casualty (point of injury, or Role 1 for disease), from the category
+    of their injuries and the first vitals: an immediate casualty's vitals are never all normal
+    (`derange`), an unstable one is never minimal. Otherwise the category of the injuries stands
+    (the mix a scenario asks for is the mix of first triages)."""
+    if base == "T1" and all_normal(v):
+        derange(v, random)
+    elif base == "T3" and (v.systolic_bp < T3_MIN_SBP or v.gcs < T3_MIN_GCS):
+        return "T1"
+    return base
+
+
+def can_kill_injury(max_ais: int) -> bool:
+    return max_ais >= LETHAL_AIS
+
+
+def can_kill_disease(code: str, ais: int) -> bool:
+    return code in DNBI_CAN_KILL and ais >= LETHAL_AIS
+
+
+# --- the checker -------------------------------------------------------------------------------
+def _times(p: Patient) -> Iterable[datetime]:
+    for e in p.timeline:
+        yield e.at
+    for v in p.visits:
+        yield v.arrived_at
+        if v.departed_at is not None:
+            yield v.departed_at
+        if v.vitals is not None:
+            yield v.vitals.taken_at
+        for proc in v.procedures:
+            yield proc.performed_at
+
+
+def nothing_after_outcome(p: Patient) -> bool:
+    end = p.outcome_at
+    return any(t > end for t in _times(p))
+
+
+def poi_vitals_after_departure(p: Patient) -> bool:
+    poi = p.visits[0]
+    v = poi.vitals
+    return v is not None and poi.departed_at is not None and v.taken_at > poi.departed_at
+
+
+def _poi_triage_event(p: Patient) -> datetime | None:
+    for e in p.timeline:
+        if e.kind == "triaged" and e.facility == "POI":
+            return e.at
+    return None
+
+
+def triage_missing(p: Patient) -> bool:
+    """Injured casualties are triaged at the point of injury (unless dead first), everyone at each
+    theatre facility they reach, with a "triaged" event there."""
+    triaged = {e.facility for e in p.timeline if e.kind == "triaged"}
+    for v in p.visits[1:]:
+        if v.facility in THEATRE and (v.triage is None or v.facility not in triaged):
+            return True
+    if p.category != "disease" and p.outcome != "KIA":
+        return p.visits[0].triage is None or "POI" not in triaged
+    return False
+
+
+def triage_not_received(p: Patient) -> bool:
+    """`Patient.triage` is the first triage given: None when none was (a KIA dead before the medic
+    came), else the category of the first "triaged" event."""
+    first = next((e.detail for e in p.timeline if e.kind == "triaged"), None)
+    return p.triage != first
+
+
+def _triaged_vitals(p: Patient) -> Iterable[tuple[str, Vitals]]:
+    for v in p.visits:
+        if v.triage is not None and v.vitals is not None:
+            yield v.triage, v.vitals
+
+
+def t1_all_normal_vitals(p: Patient) -> bool:
+    return any(t == "T1" and all_normal(v) for t, v in _triaged_vitals(p))
+
+
+def t3_unstable_vitals(p: Patient) -> bool:
+    return any(
+        t == "T3" and (v.systolic_bp < T3_MIN_SBP or v.gcs < T3_MIN_GCS)
+        for t, v in _triaged_vitals(p)
+    )
+
+
+def shock_with_normal_circulation(p: Patient) -> bool:
+    """A Shock condition, and the first vitals taken at or after its onset show SBP >= 110 and
+    HR < 90."""
+    for c in p.conditions:
+        if c.code == SHOCK_CODE:
+            first = None
+            for v in p.visits:
+                if v.vitals is not None and v.vitals.taken_at >= c.onset:
+                    first = v.vitals
+                    break
+            return (
+                first is not None and first.systolic_bp >= SHOCK_SBP and first.heart_rate < SHOCK_HR
+            )
+    return False
+
+
+def _can_kill(p: Patient) -> bool:
+    for c in p.conditions:
+        if c.code in NOT_A_CAUSE or c.code in PSYCHIATRIC or c.severity not in LETHAL_SEVERITIES:
+            continue
+        if c.region is not None or c.code in DNBI_CAN_KILL:
+            return True
+    return False
+
+
+def kia_cannot_kill(p: Patient) -> bool:
+    return p.outcome == "KIA" and not _can_kill(p)
+
+
+def kia_triaged_t3(p: Patient) -> bool:
+    return p.outcome == "KIA" and p.triage == "T3"
+
+
+def dow_cannot_kill(p: Patient) -> bool:
+    return p.outcome == "DOW" and not _can_kill(p)
+
+
+def duplicate_condition(p: Patient) -> bool:
+    seen = {(c.code, c.region) for c in p.conditions}
+    return len(seen) != len(p.conditions)
+
+
+def amputation_returned_to_duty(p: Patient) -> bool:
+    return p.outcome == "RTD" and any(c.code == AMPUTATION_CODE for c in p.conditions)
+
+
+def dnbi_death_without_cause(p: Patient) -> bool:
+    return p.category != "battle_injury" and p.outcome in DEATHS and not _can_kill(p)
+
+
+def dnbi_death_coded_shock(p: Patient) -> bool:
+    return (
+        p.category != "battle_injury"
+        and p.outcome in DEATHS
+        and any(c.code == SHOCK_CODE for c in p.conditions)
+    )
+
+
+def dnbi_death_as_wounds(p: Patient) -> bool:
+    """Died of wounds (DOW) and killed in action (KIA) are battle outcomes."""
+    return p.category != "battle_injury" and p.outcome in ("DOW", "KIA")
+
+
+def disease_late_to_role1(p: Patient) -> bool:
+    if p.category != "disease" or len(p.visits) < 2:
+        return False
+    return p.visits[1].arrived_at - p.injured_at > DISEASE_MAX_TO_R1
+
+
+def t4_moved_at_t1_speed(p: Patient) -> bool:
+    """An expectant casualty leaves the point of injury no sooner than T4_MIN_POI_WAIT after the
+    triage there, and is never flown past Role 1."""
+    poi = p.visits[0]
+    triage = poi.triage if poi.triage is not None else p.triage
+    if triage != "T4" or poi.departed_at is None or p.category == "disease":
+        return False
+    at = _poi_triage_event(p) or p.injured_at
+    if poi.departed_at - at < T4_MIN_POI_WAIT:
+        return True
+    return len(p.visits) > 1 and p.visits[1].facility != "R1"
+
+
+def ptsd_at_point_of_injury(p: Patient) -> bool:
+    """PTSD needs symptoms for more than a month after the trauma: never on the day of it."""
+    return any(
+        c.code == PTSD_CODE and c.onset - p.injured_at < timedelta(days=30) for c in p.conditions
+    )
+
+
+def nation_without_armed_forces(p: Patient) -> bool:
+    return p.nationality in NO_ARMED_FORCES
+
+
+def r4_leg_implausible(p: Patient) -> bool:
+    """The Role 3 -> Role 4 leg (strategic aeromedical evacuation) lasts at most R4_LEG_MAX."""
+    visits = p.visits
+    last = visits[-1]
+    if last.facility != "R4" or len(visits) < 2:
+        return False
+    before = visits[-2].departed_at
+    return before is None or last.arrived_at - before > R4_LEG_MAX
+
+
+Rule = Callable[[Patient], bool]
+
+#: Every rule, by name: predicate(patient) is True when the record breaks the rule.
+RULES: dict[str, Rule] = {
+    "nothing_after_outcome": nothing_after_outcome,
+    "poi_vitals_after_departure": poi_vitals_after_departure,
+    "triage_missing": triage_missing,
+    "triage_not_received": triage_not_received,
+    "t1_all_normal_vitals": t1_all_normal_vitals,
+    "t3_unstable_vitals": t3_unstable_vitals,
+    "shock_with_normal_circulation": shock_with_normal_circulation,
+    "kia_cannot_kill": kia_cannot_kill,
+    "kia_triaged_t3": kia_triaged_t3,
+    "dow_cannot_kill": dow_cannot_kill,
+    "duplicate_condition": duplicate_condition,
+    "amputation_returned_to_duty": amputation_returned_to_duty,
+    "dnbi_death_without_cause": dnbi_death_without_cause,
+    "dnbi_death_coded_shock": dnbi_death_coded_shock,
+    "dnbi_death_as_wounds": dnbi_death_as_wounds,
+    "disease_late_to_role1": disease_late_to_role1,
+    "t4_moved_at_t1_speed": t4_moved_at_t1_speed,
+    "ptsd_at_point_of_injury": ptsd_at_point_of_injury,
+    "nation_without_armed_forces": nation_without_armed_forces,
+    "r4_leg_implausible": r4_leg_implausible,
+}
+
+
+def violations(p: Patient) -> list[str]:
+    """Names of the rules this record breaks (empty when coherent)."""
+    return [name for name, broken in RULES.items() if broken(p)]
+
+
+def count_violations(patients: Iterable[Patient]) -> dict[str, int]:
+    """Number of records breaking each rule (every rule present, zero when none)."""
+    counts = dict.fromkeys(RULES, 0)
+    items = list(RULES.items())
+    for p in patients:
+        for name, broken in items:
+            if broken(p):
+                counts[name] += 1
+    return counts
+
+
+__all__ = ["RULES", "count_violations", "violations"]

@@ -403,3 +403,17 @@ def test_a_bundle_over_the_entry_limit_fails_its_chunk(tmp_path) -> None:
     with pytest.raises(fhir.BundleTooLarge):
         bundle.write_patients(scenario, ["fhir-bundle"], parts, 0, patients, 3)
     assert list(parts.iterdir()) == []
+
+
+def test_every_death_is_deceased() -> None:
+    """Killed in action, died of wounds, and died of disease or a non-battle injury (DIED, which
+    the coherence rules separate from DOW) all mark the Patient deceased at the outcome time."""
+    from patientgen.generator import generate
+
+    scenario = PRESETS["peacekeeping"].scenario.model_copy(
+        update={"total_patients": 240, "seed": 1}
+    )
+    (died,) = [p for p in generate(scenario, 233, 234)]
+    assert died.outcome == "DIED"
+    patient = orjson.loads(fhir.encode(died, fhir.scope(scenario))[0])
+    assert patient["deceasedDateTime"] == died.outcome_at.isoformat().replace("+00:00", "Z")

@@ -33,7 +33,7 @@ from urllib.parse import quote
 import orjson
 
 from patientgen.generator import codes
-from patientgen.generator.patient import Patient
+from patientgen.generator.patient import DEATH_OUTCOMES, Patient
 from patientgen.scenario import Scenario
 
 DIRECTORY = "fhir"
@@ -325,7 +325,7 @@ def encode(p: Patient, job: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         "gender": p.gender,
         "birthDate": p.birth_date,
     }
-    if p.outcome == "KIA" or p.outcome == "DOW":
+    if p.outcome in DEATH_OUTCOMES:  # killed in action, died of wounds, died of disease/injury
         patient["deceasedDateTime"] = p.outcome_at
     patient_line = dumps(patient, option=opt) + NL
 

@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
+# The suite runs in this many processes (pytest-xdist), one test file per process at a time:
+# many tests wait on leases, subprocesses and the network, so 2 processes halve its time here.
+TEST_PROCESSES ?= 2
 PORT   ?= 8000
 
 .PHONY: run test install install-test lint format bench bench-queue bench-api bench-load bench-peers bench-faults clean
@@ -32,7 +35,7 @@ test: install-test
 	sh scripts/ensure-fhir-validator.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile
 
 lint: install-test
 	$(VENV)/bin/ruff check .

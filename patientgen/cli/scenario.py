@@ -14,7 +14,9 @@ one line starting with `error:`, exits with code 2 and saves nothing.
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -106,6 +108,17 @@ def list_saved(
         print(f"{item.name}\tversion {item.version}\t{item.updated_at:%Y-%m-%d %H:%M}")
 
 
+def _on_saved(action: Callable[[Any], Any], database_url: str | None, data_dir: Path | None) -> Any:
+    """action(service) on a saved scenario; an unknown name fails with one line (exit 2)."""
+    from patientgen.jobs.model import ScenarioNotFound
+
+    with open_service(load_settings(database_url=database_url, data_dir=data_dir)) as service:
+        try:
+            return action(service)
+        except ScenarioNotFound as exc:
+            fail(str(exc))
+
+
 @scenario_app.command("show", context_settings=LENIENT)
 def show(
     ctx: typer.Context,
@@ -115,14 +128,8 @@ def show(
     data_dir: DataDirOption = None,
 ) -> None:
     """Print a saved scenario as JSON (ready for --scenario FILE)."""
-    from patientgen.jobs.model import ScenarioNotFound
-
     no_extra(ctx)
-    with open_service(load_settings(database_url=database_url, data_dir=data_dir)) as service:
-        try:
-            saved = service.scenario(name, owner)
-        except ScenarioNotFound as exc:
-            fail(str(exc))
+    saved = _on_saved(lambda service: service.scenario(name, owner), database_url, data_dir)
     print(json.dumps(saved.scenario, indent=2))
 
 
@@ -135,11 +142,5 @@ def delete(
     data_dir: DataDirOption = None,
 ) -> None:
     """Delete a saved scenario."""
-    from patientgen.jobs.model import ScenarioNotFound
-
     no_extra(ctx)
-    with open_service(load_settings(database_url=database_url, data_dir=data_dir)) as service:
-        try:
-            service.delete_scenario(name, owner)
-        except ScenarioNotFound as exc:
-            fail(str(exc))
+    _on_saved(lambda service: service.delete_scenario(name, owner), database_url, data_dir)

@@ -524,8 +524,12 @@ def _finish_whole(
         manifest.build(scenario, formats, patients, [f.as_dict() for f in listed])
     )
     _write_raw(batch.open(place(MANIFEST_FILE), buffering=0, owner=owner), manifest_bytes)
-    sha = hashlib.sha256(manifest_bytes).hexdigest()
-    return merged, [*listed, OutputFile(MANIFEST_FILE, "manifest", len(manifest_bytes), sha, None)]
+    return merged, [*listed, _manifest_entry(manifest_bytes)]
+
+
+def _manifest_entry(data: bytes) -> OutputFile:
+    """The output-list entry of manifest.json holding `data` (it lists every file but itself)."""
+    return OutputFile(MANIFEST_FILE, "manifest", len(data), hashlib.sha256(data).hexdigest(), None)
 
 
 def _write_raw(f: Any, data: bytes) -> None:
@@ -580,7 +584,8 @@ def _write_records(
         [files[fhir.FILES[t]].write for t in fhir.PATIENT_TYPES] if "fhir" in formats else None
     )
     fhir_encode = fhir.encode
-    fhir_job = fhir.scope(scenario)
+    wants_fhir = "fhir" in formats or "fhir-bundle" in formats
+    fhir_job = fhir.scope(scenario) if wants_fhir else b""  # a digest of the whole scenario
     bundle_write = files[fhir.BUNDLE_FILE].write if "fhir-bundle" in formats else None
     fhir_bundle = fhir.bundle
     hl7_write = files[hl7.FILE].write if "hl7" in formats else None
@@ -755,8 +760,7 @@ def _finished(
         if not path.is_file() or path.stat().st_size != f.bytes:
             return None
     data = (out_dir / MANIFEST_FILE).read_bytes()
-    own = OutputFile(MANIFEST_FILE, "manifest", len(data), hashlib.sha256(data).hexdigest(), None)
-    return [*files, own]
+    return [*files, _manifest_entry(data)]
 
 
 def _remove_own_leftovers(out_dir: Path, names: list[str], owner: str) -> None:
@@ -918,14 +922,7 @@ def _finalize_whole(
     summary_bytes = orjson.dumps(merged, option=_SUMMARY_OPTIONS) + b"\n"
     if hashlib.sha256(summary_bytes).hexdigest() != listed[SUMMARY_FILE].sha256:
         raise ValueError("the part files of chunk 0 do not match its summary")
-    own = OutputFile(
-        MANIFEST_FILE,
-        "manifest",
-        len(manifest_bytes),
-        hashlib.sha256(manifest_bytes).hexdigest(),
-        None,
-    )
-    listed[MANIFEST_FILE] = own
+    own = listed[MANIFEST_FILE] = _manifest_entry(manifest_bytes)
     owner = _owner_mark(parts_dir, attempt)
     names = _final_names(formats)  # the manifest last: never there before what it lists
     _remove_own_leftovers(out_dir, names, owner)

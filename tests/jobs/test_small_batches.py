@@ -22,6 +22,11 @@ def _scenario(n: int, seed: int = 3) -> Scenario:
     return Scenario(name="small", total_patients=n, seed=seed)
 
 
+def _batched(caplog) -> int:
+    """How many jobs the runner wrote in a batch (so a test fails if batching silently stops)."""
+    return sum("in a batch" in r.getMessage() for r in caplog.records)
+
+
 def _files(folder: Path) -> dict[str, bytes]:
     return {
         str(path.relative_to(folder)): path.read_bytes()
@@ -43,7 +48,8 @@ def test_claim_of_small_jobs_takes_only_first_attempts_of_one_small_chunk(servic
     assert len(store.claim("w", 60, limit=10)) == 2  # the others are there for a plain claim
 
 
-def test_a_batch_writes_what_one_job_at_a_time_writes(service, store, settings):
+def test_a_batch_writes_what_one_job_at_a_time_writes(service, store, settings, caplog):
+    caplog.set_level(logging.INFO, logger="patientgen.jobs.runner")
     scenarios = [_scenario(n, seed=n) for n in (1, 2, 5)]
     alone = [service.submit(s, FORMATS, "a")[0] for s in scenarios]
     for job in alone:
@@ -52,6 +58,7 @@ def test_a_batch_writes_what_one_job_at_a_time_writes(service, store, settings):
     batched = [service.submit(s, FORMATS, "b")[0] for s in scenarios]
     claimed = store.claim("batch", 60, limit=10)
     assert run_small_jobs(store, settings, "batch", claimed) == [RunOutcome.COMPLETED] * 3
+    assert _batched(caplog) == 3
     files = JobFiles(settings.data_dir)
     for one, many in zip(alone, batched, strict=True):
         one_job, many_job = service.get(one.job_id), service.get(many.job_id)
@@ -63,7 +70,8 @@ def test_a_batch_writes_what_one_job_at_a_time_writes(service, store, settings):
     assert leftovers == []
 
 
-def test_cancel_and_lost_lease_in_a_batch(service, store, settings):
+def test_cancel_and_lost_lease_in_a_batch(service, store, settings, caplog):
+    caplog.set_level(logging.INFO, logger="patientgen.jobs.runner")
     keep, cancel, lost = (service.submit(_scenario(2, seed=i), FORMATS, "a")[0] for i in range(3))
     claimed = store.claim("w", 0.5, limit=3)
     service.cancel(cancel.job_id)
@@ -73,6 +81,7 @@ def test_cancel_and_lost_lease_in_a_batch(service, store, settings):
     wait_until(lambda: store.reap(), timeout=5, step=0.05)
     (taken,) = store.claim("other", 60, job_id=lost.job_id)
     outcomes = run_small_jobs(store, settings, "w", claimed)
+    assert _batched(caplog) == 3
     by_id = dict(zip((j.job_id for j in claimed), outcomes, strict=True))
     assert by_id[keep.job_id] == RunOutcome.COMPLETED
     assert by_id[cancel.job_id] == RunOutcome.CANCELLED
@@ -112,7 +121,7 @@ def test_a_worker_batches_small_jobs_behind_the_queue_head(service, store, setti
     worker = Worker(settings, max_jobs=21)
     worker.run()
     assert worker.outcomes == {RunOutcome.COMPLETED: 21}
-    assert sum("in a batch" in r.getMessage() for r in caplog.records) == 20
+    assert _batched(caplog) == 20
     jobs = [service.get(j.job_id) for j in [big, *small]]
     assert all(j.status == JobStatus.COMPLETED and j.attempts == 1 for j in jobs)
     assert min(j.completed_at for j in jobs[1:]) >= jobs[0].completed_at
@@ -120,7 +129,9 @@ def test_a_worker_batches_small_jobs_behind_the_queue_head(service, store, setti
     assert jobs[5].output_files == [f.as_dict() for f in expected]
 
 
-def test_a_batch_slower_than_its_lease_keeps_its_jobs(service, store, settings, monkeypatch):
+def test_a_batch_slower_than_its_lease_keeps_its_jobs(
+    service, store, settings, monkeypatch, caplog
+):
     """On a busy machine a batch may take longer than a lease: its heartbeat extends every lease
     of the batch, so the reaper takes none of them and each completes at its first attempt."""
     settings = settings.model_copy(update={"lease_seconds": 1.0})  # a heartbeat every 1/3 s
@@ -136,6 +147,7 @@ def test_a_batch_slower_than_its_lease_keeps_its_jobs(service, store, settings, 
         return write_runs(runs)
 
     monkeypatch.setattr(bundle, "write_runs", slow_write_runs)
+    caplog.set_level(logging.INFO, logger="patientgen.jobs.runner")
     assert run_small_jobs(store, settings, "w", claimed) == [RunOutcome.COMPLETED] * 3
-    assert reaped == []
+    assert _batched(caplog) == 3 and reaped == []
     assert all(service.get(j.job_id).attempts == 1 for j in jobs)

@@ -39,15 +39,8 @@ _SAVE_EXAMPLES = {
 
 
 def _doc(saved: SavedScenario) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "name": saved.name,
-        "version": saved.version,
-        "created_at": saved.created_at,
-        "updated_at": saved.updated_at,
-    }
-    if saved.scenario is not None:
-        doc["scenario"] = saved.scenario
-    return doc
+    """The API's view: the owner is the caller; a listing has no `scenario`."""
+    return saved.model_dump(mode="json", exclude={"owner"}, exclude_none=True)
 
 
 @router.get(

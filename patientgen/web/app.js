@@ -6,6 +6,7 @@ import {
 import { ScenarioForm, el, label, NATIONS } from "./form.js";
 import { formatNumber } from "./charts.js";
 import { renderSummary } from "./summary.js";
+import { SavedScenarios } from "./saved.js";
 
 const ACTIVE = new Set(["pending", "running"]);
 const MAX_STREAMS = 4;
@@ -28,6 +29,7 @@ const state = {
 };
 const $ = (sel) => document.querySelector(sel);
 let form;
+let saved;
 
 // ---------- notices and auth ----------
 
@@ -875,6 +877,7 @@ function route() {
 function reloadAll() {
   loadJobs();
   loadPresets().then(applyDefaultPreset);
+  saved.refresh("");  // another key, other saved scenarios
   if (state.viewJobId) refreshJob(state.viewJobId);
 }
 
@@ -932,6 +935,23 @@ async function main() {
   initKeyForm();
   form = new ScenarioForm($("#scenario-form"));
   form.fill({}, ["json", "ndjson", "csv", "fhir"]);
+  saved = new SavedScenarios({
+    form,
+    describe,
+    touched: () => state.formTouched,
+    filled: (what) => {
+      $("#preset").value = "";
+      state.presetValue = "";
+      $("#preset-description").textContent = `From the ${what}.`;
+      $("#submit-status").textContent = "";
+      state.formTouched = false;
+      saveDraft();
+    },
+    showProblems: (problem) => {
+      form.showErrors(problem.errors || [], problem.detail);
+      $("#form-errors").focus();
+    },
+  });
   $("#scenario-form").addEventListener("submit", submitScenario);
   $("#check").addEventListener("click", checkScenario);
   $("#preset").addEventListener("change", choosePreset);
@@ -951,7 +971,8 @@ async function main() {
   window.addEventListener("hashchange", route);
   route();
   $("#scenario-form").addEventListener("input", (e) => {
-    if (e.isTrusted && e.target.id !== "preset") {
+    // The preset and the saved-scenario controls choose a scenario; they do not edit it.
+    if (e.isTrusted && e.target.id !== "preset" && !e.target.closest("#saved-group")) {
       state.formTouched = true;
       saveDraftSoon();
     }
@@ -969,7 +990,7 @@ async function main() {
     state.formTouched = true;
     $("#submit-status").textContent = "Restored the scenario you were editing (kept in this browser).";
   }
-  await Promise.all([loadPresets(), loadJobs()]);
+  await Promise.all([loadPresets(), loadJobs(), saved.refresh()]);
   if (draft?.preset && state.presets.some((p) => p.name === draft.preset)) {
     $("#preset").value = draft.preset;
     state.presetValue = draft.preset;

@@ -512,3 +512,34 @@ class Client:
 
     def delete_scenario(self, name: str) -> None:
         self._request("DELETE", f"/saved-scenarios/{quote(name, safe='')}")
+
+    # -- deliveries ------------------------------------------------------------------------------
+    def push(
+        self,
+        job_id: UUID | str,
+        *,
+        fhir: str | None = None,
+        mllp: tuple[str, int] | None = None,
+        batch: bool = False,
+        bundle_size: int | None = None,
+        authorization: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Queue a delivery of a completed job's casualties to a FHIR server (`fhir`: its base
+        URL) or an MLLP listener (`mllp`: host, port); returns the delivery job, which runs on
+        the service's workers (follow it with `wait`; its summary is the report)."""
+        if (fhir is None) == (mllp is None):
+            raise ValueError("give one target: fhir=URL or mllp=(host, port)")
+        body: dict[str, Any]
+        if fhir is not None:
+            body = {"target": "fhir", "url": fhir, "mode": "batch" if batch else "transaction"}
+            if bundle_size is not None:
+                body["bundle_size"] = bundle_size
+            if authorization is not None:
+                body["authorization"] = authorization
+        else:
+            assert mllp is not None  # one of the two, checked above
+            body = {"target": "mllp", "host": mllp[0], "port": mllp[1]}
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        response = self._request("POST", f"/jobs/{job_id}/push", json=body, headers=headers)
+        return Job.model_validate_json(response.content)

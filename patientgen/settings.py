@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     #: any subdomain). Empty: the loopback names plus `host` when it is not a wildcard address.
     #: Anything else gets 400 (defence against DNS rebinding).
     allowed_hosts: str = ""
+    #: Hosts an API key that is not an admin's may push a job to (comma list; `*.example.org`
+    #: any subdomain, `*` any host). Empty: only admins and the anonymous local caller may push
+    #: (a push makes this server connect where the caller says).
+    push_hosts: str = ""
+    #: A push retries a server error or a lost connection this many times in a row, waiting
+    #: delivery_backoff seconds, then twice that, and so on, before the delivery job fails.
+    delivery_retries: Annotated[int, Field(ge=0, le=20)] = 5
+    delivery_backoff: Annotated[float, Field(ge=0.01, le=60)] = 1.0
     #: /metrics without an API key even where keys are required (false: it needs a valid key).
     metrics_public: bool = False
     #: Event streams (GET /jobs/{id}/events) one key (or the anonymous caller) may hold open at

@@ -9,6 +9,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from patientgen.api.schemas import ProblemOut
+from patientgen.delivery import shown
 from patientgen.jobs.model import TERMINAL_STATUSES
 
 TERMINAL = frozenset(s.value for s in TERMINAL_STATUSES)
@@ -88,7 +89,7 @@ def job_document(job: Any, prefix: str) -> dict[str, Any]:
         "status": status_name(job.status),
         "progress": int(job.progress or 0),
         "progress_details": dict(job.progress_details or {}),
-        "config": job.config,
+        "config": shown(job.config),
         "created_at": job.created_at,
         "started_at": job.started_at,
         "updated_at": job.updated_at,

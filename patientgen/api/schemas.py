@@ -235,3 +235,24 @@ class ProblemOut(BaseModel):
 class HealthOut(BaseModel):
     status: str
     checks: dict[str, Any] | None = None
+
+
+PUSH_EXAMPLES: dict[str, Any] = {
+    "fhir": {
+        "summary": "Load into a FHIR server, 100 resources per transaction",
+        "value": {"target": "fhir", "url": "http://127.0.0.1:8103/fhir/R4", "bundle_size": 100},
+    },
+    "fhir-batch": {
+        "summary": "A server that refuses transactions, with a token",
+        "value": {
+            "target": "fhir",
+            "url": "https://fhir.example.org/R4",
+            "mode": "batch",
+            "authorization": "Bearer <token>",
+        },
+    },
+    "mllp": {
+        "summary": "HL7 v2 ADT messages to a listener",
+        "value": {"target": "mllp", "host": "127.0.0.1", "port": 2575},
+    },
+}

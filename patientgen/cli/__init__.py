@@ -14,6 +14,7 @@ def _register() -> None:
         generate,
         jobs,
         keys,
+        push,
         scenario,
         serve,
         worker,

@@ -559,6 +559,29 @@ def facility_resources(facilities: Iterable[tuple[str, str]]) -> tuple[bytes, by
     return _lines(organizations), _lines(locations)
 
 
+def casualty_resources(p: Patient, job: bytes) -> list[tuple[str, str, bytes]]:
+    """(resource type, id, JSON) of every resource of one casualty in the bulk output, in an
+    order where each resource comes after those it refers to: the facilities it visited
+    (Organization, then Location), then Patient, Encounters, Conditions, Observations and
+    Procedures. The JSON is the bulk output's, byte for byte (what a push to a server sends)."""
+    lines: list[bytes] = []
+    seen: set[str] = set()
+    for visit in p.visits:
+        if visit.facility == "POI" or visit.facility_id in seen:
+            continue
+        seen.add(visit.facility_id)
+        lines.extend(facility_lines(visit.facility_id, visit.facility))
+    for data in encode(p, job):
+        lines.extend(line for line in data.split(NL) if line)
+    out = []
+    for line in lines:
+        match = _HEAD.match(line)
+        if match is None:  # pragma: no cover - every resource above starts so
+            raise ValueError(f"unexpected resource head: {line[:80]!r}")
+        out.append((match.group(1).decode(), match.group(2).decode(), line))
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # Transaction bundles (format "fhir-bundle")
 #

@@ -52,6 +52,7 @@ from patientgen.jobs.sql_store import connect
 from patientgen.jobs.store import JobStore
 
 if TYPE_CHECKING:
+    from patientgen.delivery import FhirDelivery, MllpDelivery
     from patientgen.jobs.worker import WorkerPool
 from patientgen.scenario import Scenario
 from patientgen.settings import Settings, get_settings
@@ -198,6 +199,56 @@ class JobService:
             or job.config["formats"] != chosen
             or job.priority != priority
         ):
+            raise IdempotencyConflict(idempotency_key or "", job.job_id)
+        return job, created
+
+    def push(
+        self,
+        source_id: UUID | str,
+        delivery: Mapping[str, Any] | FhirDelivery | MllpDelivery,
+        owner: str | None = None,
+        *,
+        new_owner: str = "local",
+        idempotency_key: str | None = None,
+        max_active_jobs: int | None = None,
+    ) -> tuple[Job, bool]:
+        """Enqueue a delivery job (jobs/delivery.py): the casualties of the completed job
+        `source_id` (JobNotFound unless `owner` may see it) to a FHIR server or MLLP listener.
+        InvalidTransition unless the source is a completed generation job; pydantic
+        ValidationError for a bad target. Idempotency and limits as for `submit`."""
+        from pydantic import BaseModel
+
+        from patientgen.delivery import DELIVERY
+
+        source = self.get(source_id, owner)
+        if "delivery" in source.config:
+            raise InvalidTransition(
+                source.job_id, source.status.value, "push", "a delivery has no casualties to push"
+            )
+        if source.status != JobStatus.COMPLETED:
+            raise InvalidTransition(
+                source.job_id,
+                source.status.value,
+                "push",
+                f"the job is {source.status.value}; only a completed job's casualties are pushed",
+            )
+        target = DELIVERY.validate_python(
+            delivery.model_dump() if isinstance(delivery, BaseModel) else delivery
+        )
+        config: dict[str, Any] = {
+            "scenario": source.config["scenario"],
+            "formats": [],
+            "delivery": {**target.model_dump(exclude_none=True), "source_job": str(source.job_id)},
+        }
+        new = NewJob(
+            job_id=uuid4(),
+            owner=new_owner,
+            config=config,
+            max_attempts=self.settings.max_attempts,
+            idempotency_key=idempotency_key,
+        )
+        job, created = self.store.create(new, max_active=max_active_jobs)
+        if not created and job.config != config:
             raise IdempotencyConflict(idempotency_key or "", job.job_id)
         return job, created
 

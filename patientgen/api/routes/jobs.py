@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import anyio
@@ -23,12 +25,14 @@ from patientgen.api.limits import CappedStreamingResponse
 from patientgen.api.problems import Problem, translate
 from patientgen.api.resolve import derive_seed, resolve_scenario, with_seed
 from patientgen.api.schemas import (
+    PUSH_EXAMPLES,
     SUBMIT_EXAMPLES,
     JobListOut,
     JobOut,
     JobStatusName,
     SubmitRequest,
 )
+from patientgen.delivery import Delivery, FhirDelivery
 
 router = APIRouter(tags=["jobs"])
 
@@ -135,6 +139,68 @@ async def submit_job(
         scenario,
         formats,
         who.owner,
+        idempotency_key=key,
+        max_active_jobs=who.max_active_jobs,
+    )
+    doc = job_document(job, state.api_prefix)
+    return json_response(doc, 202 if created else 200, {"Location": doc["links"]["self"]})
+
+
+def _may_push_to(request: Request, who: Principal, host: str) -> None:
+    """Admins and the anonymous local caller push anywhere; other keys only to the hosts of
+    PATIENTGEN_PUSH_HOSTS (a push makes this server connect where the caller says)."""
+    if who.admin or who.anonymous:
+        return
+    patterns = [p.strip().lower() for p in request.app.state.settings.push_hosts.split(",")]
+    if any(p and fnmatch.fnmatchcase(host.lower(), p) for p in patterns):
+        return
+    raise Problem(
+        403,
+        "forbidden",
+        f"This API key may not push to {host!r}: an admin can allow it in PATIENTGEN_PUSH_HOSTS.",
+    )
+
+
+@router.post(
+    "/jobs/{job_id}/push",
+    status_code=202,
+    response_model=JobOut,
+    summary="Push a completed job's casualties to a FHIR server or an MLLP listener",
+    responses={
+        200: {"model": JobOut, "description": "The delivery an earlier request with this key made"},
+        **problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
+    },
+)
+async def push_job(
+    request: Request,
+    job_id: UUID,
+    body: Annotated[Delivery, Body(openapi_examples=PUSH_EXAMPLES)],
+    who: Principal = Depends(principal),
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Repeat a request safely: the same key and body give the same delivery.",
+            pattern=IDEMPOTENCY_KEY_PATTERN,
+        ),
+    ] = None,
+) -> Response:
+    """Queue a delivery job: the job's casualties (made again from its scenario and seed, byte
+    for byte its files) as FHIR resources in bundles of PUTs to a FHIR server, or as HL7 v2 ADT
+    messages over MLLP. It runs on a worker like any job: progress and events, cancel, retry,
+    and resumed where it got to after a crash, with no duplicate resource on the server.
+    Its summary reports what was delivered, the rate, and every rejection with what the
+    target said. 409 unless the job is a completed generation job."""
+    state = request.app.state
+    key = _check_idempotency_key(idempotency_key)
+    host = urlsplit(body.url).hostname or "" if isinstance(body, FhirDelivery) else body.host
+    _may_push_to(request, who, host)
+    job, created = await state.call(
+        state.service.push,
+        job_id,
+        body,
+        who.scope,
+        new_owner=who.owner,
         idempotency_key=key,
         max_active_jobs=who.max_active_jobs,
     )

@@ -56,12 +56,12 @@ SELECT status, count(*) AS n FROM jobs GROUP BY status;
 
 -- name: claim
 -- The ORDER BY is exactly the partial index jobs_pending, so a claim is a short index scan.
--- With :max_patients, only small jobs never tried (see sql_store.claim).
+-- With :max_patients, only small generation jobs never tried (see sql_store.claim).
 WITH next AS (
     SELECT job_id FROM jobs
     WHERE status = :from_status AND (:only_id::uuid IS NULL OR job_id = :only_id::uuid)
       AND (:max_patients::integer IS NULL
-           OR (attempts = 0 AND config -> 'output_dir' IS NULL
+           OR (attempts = 0 AND config -> 'output_dir' IS NULL AND config -> 'delivery' IS NULL
                AND (config #>> '{scenario,total_patients}')::integer
                    BETWEEN 1 AND least(:max_patients::integer, (config ->> 'chunk_size')::integer)))
     ORDER BY priority DESC, created_at, job_id

@@ -58,7 +58,7 @@ SELECT status, count(*) AS n FROM jobs GROUP BY status;
 
 -- name: claim
 -- The subquery's ORDER BY is the partial index jobs_pending.
--- With :max_patients, only small jobs never tried (see sql_store.claim).
+-- With :max_patients, only small generation jobs never tried (see sql_store.claim).
 UPDATE jobs SET status = :status, attempts = attempts + 1, lease_owner = :worker_id,
        lease_expires_at = :lease_until, lease_deadline = :mono + :lease_seconds,
        lease_boot = :boot, started_at = coalesce(started_at, :now), updated_at = :now,
@@ -67,6 +67,7 @@ WHERE job_id IN (SELECT job_id FROM jobs
                  WHERE status = :from_status AND (:only_id IS NULL OR job_id = :only_id)
                    AND (:max_patients IS NULL
                         OR (attempts = 0 AND config ->> '$.output_dir' IS NULL
+                            AND config -> '$.delivery' IS NULL
                             AND config ->> '$.scenario.total_patients'
                                 BETWEEN 1 AND min(:max_patients, config ->> '$.chunk_size')))
                  ORDER BY priority DESC, created_at, job_id

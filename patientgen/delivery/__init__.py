@@ -1,0 +1,146 @@
+"""Delivery of a job's casualties into the systems under test: a FHIR server, an MLLP listener.
+
+A target takes items in order and answers, for each group it sent, which items the other side
+refused (`Rejection`). What it cannot get past is raised, and the whole tree is here:
+
+    DeliveryError               the base; its text is the sentence a user reads
+    ├── TargetUnreachable       no connection, or none that lasted, after the retries
+    ├── TargetRefused           the credentials were refused (HTTP 401 or 403)
+    └── TargetFailed            the target kept failing (HTTP 5xx after the retries, an answer
+                                that is not FHIR or HL7, a URL that is no FHIR endpoint)
+
+Targets know nothing of jobs: the job layer (patientgen.jobs.delivery) feeds them, saves where it
+got to, and gives them `pause(seconds)`, which waits for a retry and raises when the job must stop
+(cancelled, worker stopping, lease lost) so no target ever holds a job past its end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class DeliveryError(Exception):
+    """A target could not be delivered to; the message says what happened, where."""
+
+
+class TargetUnreachable(DeliveryError):
+    pass
+
+
+class TargetRefused(DeliveryError):
+    pass
+
+
+class TargetFailed(DeliveryError):
+    pass
+
+
+#: Waits up to `seconds` before a retry; raises when the job must stop meanwhile.
+Pause = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing to deliver: `ref` names it in reports (e.g. "Patient/abc", an HL7 control id),
+    `data` is its bytes (a FHIR resource's JSON, an HL7 message)."""
+
+    ref: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An item the target refused: its ref, the status (HTTP code or HL7 acknowledgement code)
+    and what the target said (an OperationOutcome, or the ACK's text)."""
+
+    ref: str
+    status: str
+    outcome: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ref": self.ref, "status": self.status, "outcome": self.outcome}
+
+
+def describe_outcome(outcome: Any) -> str:
+    """One line of what a target said: an OperationOutcome's issues, or the text."""
+    if isinstance(outcome, dict):
+        texts = [
+            (issue.get("details") or {}).get("text") or issue.get("diagnostics") or ""
+            for issue in outcome.get("issue") or []
+        ]
+        return "; ".join(t for t in texts if t)[:300] or "no details"
+    return str(outcome or "")[:300] or "no details"
+
+
+class Target(Protocol):
+    #: How many items the next `send` may take at most (may shrink as the target asks).
+    group_size: int
+    #: Retries made so far (waits for 429/503, reconnections, resends).
+    retries: int
+
+    def send(self, items: list[Item]) -> list[Rejection]:
+        """Deliver `items` (at most group_size); on return each was accepted or is rejected."""
+
+    def close(self) -> None: ...
+
+
+# ----------------------------------------------------------------------------------------------
+# What a user asks for (the API's body, the CLI's options, a delivery job's config)
+
+
+class FhirDelivery(BaseModel):
+    """Load the casualties into a FHIR R4 server."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: Literal["fhir"]
+    url: str = Field(
+        min_length=8,
+        max_length=2000,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="The server's base URL (http or https), e.g. http://host:8080/fhir/R4.",
+        examples=["http://127.0.0.1:8103/fhir/R4"],
+    )
+    mode: Literal["transaction", "batch"] = Field(
+        "transaction", description="Bundle type: batch for servers that refuse transactions."
+    )
+    bundle_size: int = Field(
+        100, ge=1, le=10_000, description="Resources per bundle at most (halved on 413)."
+    )
+    authorization: str | None = Field(
+        None,
+        max_length=8000,
+        description="The Authorization header to send, e.g. `Bearer <token>`. Kept with the "
+        "delivery job to resume it; never shown in its config.",
+    )
+
+
+class MllpDelivery(BaseModel):
+    """Send the casualties' HL7 v2 ADT messages to a listener over MLLP."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: Literal["mllp"]
+    host: str = Field(
+        min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.\-:\[\]]+$", examples=["127.0.0.1"]
+    )
+    port: int = Field(ge=1, le=65535, examples=[2575])
+
+
+Delivery = Annotated[FhirDelivery | MllpDelivery, Field(discriminator="target")]
+DELIVERY: TypeAdapter[FhirDelivery | MllpDelivery] = TypeAdapter(Delivery)
+#: Config keys never shown back (the API and the CLI print a job's config).
+SECRET_KEYS = frozenset({"authorization"})
+
+
+def shown(config: dict[str, Any]) -> dict[str, Any]:
+    """A job's config as it may be shown: a delivery's secrets replaced by a mark."""
+    delivery = config.get("delivery")
+    if not isinstance(delivery, dict) or not SECRET_KEYS & delivery.keys():
+        return config
+    hidden = {k: ("(hidden)" if k in SECRET_KEYS and v else v) for k, v in delivery.items()}
+    return {**config, "delivery": hidden}

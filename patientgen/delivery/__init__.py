@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 
 class DeliveryError(Exception):
@@ -92,6 +93,15 @@ class Target(Protocol):
 # What a user asks for (the API's body, the CLI's options, a delivery job's config)
 
 
+#: http(s)://host[:port][/path]: a DNS name or IPv4 address, a port 1-65535, a path of URL
+#: characters, no query or fragment (what matches is what is accepted).
+URL_PATTERN = (
+    r"^https?://[A-Za-z0-9][A-Za-z0-9.\-]*"
+    r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
+    r"(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
+)
+
+
 class FhirDelivery(BaseModel):
     """Load the casualties into a FHIR R4 server."""
 
@@ -101,7 +111,7 @@ class FhirDelivery(BaseModel):
     url: str = Field(
         min_length=8,
         max_length=2000,
-        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        pattern=URL_PATTERN,
         description="The server's base URL (http or https), e.g. http://host:8080/fhir/R4.",
         examples=["http://127.0.0.1:8103/fhir/R4"],
     )
@@ -117,6 +127,22 @@ class FhirDelivery(BaseModel):
         description="The Authorization header to send, e.g. `Bearer <token>`. Kept with the "
         "delivery job to resume it; never shown in its config.",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _a_host(cls, url: str) -> str:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises for a port that is no number
+        except ValueError as exc:
+            raise ValueError(f"not a URL: {exc}") from None
+        if not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("a base URL names a host, and has no query or fragment")
+        return url
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
 
 
 class MllpDelivery(BaseModel):

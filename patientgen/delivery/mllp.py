@@ -4,10 +4,11 @@ MLLP frames a message as <VT> message <FS><CR> (0x0B ... 0x1C 0x0D) on a TCP con
 listener answers each with an ACK whose MSA segment says AA/CA (accepted), AE/CE (application
 error) or AR/CR (rejected), and whose MSA-2 echoes the message's control id (MSH-10). A message
 counts as delivered only once its ACK is read; AE/AR are rejections (with the ACK's text), and
-the next message goes on. A connection that breaks, or an ACK that does not come within the
-timeout, is reconnected and the message sent again (the listener may then see it twice: MSH-10
-is the same, as HL7 intends, so it can tell). After `retries` failed tries in a row
-(waiting `backoff` s, then twice that...): TargetUnreachable.
+the next message goes on. The connection is kept for the next message; a listener that closes
+it after each one (many do) costs a new connection, not a retry. A connection that breaks, or an
+ACK that does not come within the timeout, is reconnected and the message sent again (the
+listener may then see it twice: MSH-10 is the same, as HL7 intends, so it can tell). After
+`retries` failed tries in a row (waiting `backoff` s, then twice that...): TargetUnreachable.
 """
 
 from __future__ import annotations
@@ -105,12 +106,15 @@ class MllpTarget:
         expected = control_id(message)
         failures = 0
         while True:
+            reused = self._sock is not None
             try:
                 sock = self._connect()
                 sock.sendall(frame(message))
                 code, acked, text = read_ack(self._read_frame(sock))
             except (OSError, _Broken) as exc:
                 self.close()
+                if reused:  # many listeners close after each message: a new one at once
+                    continue
                 failures += 1
                 if failures > self.max_retries:
                     raise TargetUnreachable(

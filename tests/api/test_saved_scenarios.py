@@ -97,7 +97,7 @@ def test_conditional_saves(alice) -> None:
     for headers in ({"If-Match": "1"}, {"If-None-Match": '"1"'},
                     {"If-Match": '"1"', "If-None-Match": "*"}):  # fmt: skip
         bad = alice.put(url, json={"scenario": {"total_patients": 3}}, headers=headers)
-        assert bad.status_code == 400 and bad.headers["content-type"] == PROBLEM, headers
+        assert bad.status_code == 422 and bad.headers["content-type"] == PROBLEM, headers
     assert alice.get(url).json()["version"] == 2
 
     assert alice.delete(url).status_code == 204

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fnmatch
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 from uuid import UUID
 
 import anyio
@@ -32,7 +31,7 @@ from patientgen.api.schemas import (
     JobStatusName,
     SubmitRequest,
 )
-from patientgen.delivery import Delivery, FhirDelivery
+from patientgen.delivery import Delivery
 
 router = APIRouter(tags=["jobs"])
 
@@ -193,8 +192,7 @@ async def push_job(
     target said. 409 unless the job is a completed generation job."""
     state = request.app.state
     key = _check_idempotency_key(idempotency_key)
-    host = urlsplit(body.url).hostname or "" if isinstance(body, FhirDelivery) else body.host
-    _may_push_to(request, who, host)
+    _may_push_to(request, who, body.host)
     job, created = await state.call(
         state.service.push,
         job_id,

@@ -50,20 +50,26 @@ def _etag(saved: SavedScenario) -> dict[str, str]:
 
 def _expected(if_match: str | None, if_none_match: str | None) -> int | None:
     """The version a conditional save expects (RFC 9110): `If-None-Match: *` 0 (a new name only),
-    `If-Match: "N"` version N; None: save whatever is there."""
+    `If-Match: "N"` version N; None: save whatever is there. The headers' forms are checked by
+    their patterns (422 otherwise)."""
     if if_match is not None and if_none_match is not None:
-        raise Problem(400, "malformed-request", "Send If-Match or If-None-Match, not both.")
+        raise Problem(
+            422,
+            "validation-error",
+            "Send If-Match or If-None-Match, not both.",
+            errors=[
+                {
+                    "field": "header.If-Match",
+                    "loc": ["header", "If-Match"],
+                    "message": "not together with If-None-Match",
+                    "type": "value_error",
+                }
+            ],
+        )
     if if_none_match is not None:
-        if if_none_match.strip() != "*":
-            raise Problem(400, "malformed-request", 'If-None-Match takes only "*" here.')
         return 0
     if if_match is not None:
-        tag = if_match.strip().removeprefix("W/")
-        if len(tag) > 2 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit():
-            return int(tag[1:-1]) or -1  # "0" is no version: never matches
-        raise Problem(
-            400, "malformed-request", 'If-Match takes one ETag of this resource, e.g. "3".'
-        )
+        return int(if_match.strip().removeprefix("W/").strip('"')) or -1  # "0" matches nothing
     return None
 
 
@@ -115,10 +121,16 @@ async def save_scenario(
     who: Principal = Depends(principal),
     if_match: Annotated[
         str | None,
-        Header(description='Replace only this version (the ETag of a GET, e.g. `"3"`).'),
+        Header(
+            description='Replace only this version (the ETag of a GET, e.g. `"3"`).',
+            pattern=r'^\s*(W/)?"[0-9]{1,9}"\s*$',
+        ),
     ] = None,
     if_none_match: Annotated[
-        str | None, Header(description="`*`: save only if no scenario has this name yet.")
+        str | None,
+        Header(
+            description="`*`: save only if no scenario has this name yet.", pattern=r"^\s*\*\s*$"
+        ),
     ] = None,
 ) -> Response:
     """Validate the scenario (every problem listed, nothing saved on any) and keep it under

@@ -1,0 +1,117 @@
+"""POST /jobs/{id}/push through the real service (SQLite and PostgreSQL, one embedded worker) to
+the tests' real FHIR server: the delivery runs as a job, its report is its summary, secrets are
+never shown, bad requests are 422 listing every problem, and keys push only where allowed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.conftest import STORES, Service, per_store
+from tests.test_push import fhir_server, server_counts
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+PROBLEM = "application/problem+json"
+PUSH_ENV = {
+    "PATIENTGEN_PUSH_HOSTS": "127.0.0.1",
+    "PATIENTGEN_DELIVERY_RETRIES": "1",
+    "PATIENTGEN_DELIVERY_BACKOFF": "0.05",
+}
+
+
+@pytest.fixture(scope="module", params=STORES)
+def svc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    # keys that are not an admin's may push to loopback here (PATIENTGEN_PUSH_HOSTS)
+    yield from per_store(request, tmp_path_factory, "push", workers=1, extra_env=PUSH_ENV)
+
+
+def finished(client: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["status"] not in ("pending", "running"):
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def completed(svc: Service) -> Iterator[dict[str, Any]]:
+    with svc.client("alice") as alice:
+        body = {"scenario": {"total_patients": 40, "seed": 4}, "formats": ["fhir"]}
+        job = alice.post("/jobs", json=body).json()
+        yield finished(alice, job["job_id"])
+
+
+def test_push_runs_as_a_job_and_reports(svc: Service, completed: dict[str, Any]) -> None:
+    assert completed["status"] == "completed"
+    with fhir_server("--token", "sesame") as url, svc.client("alice") as alice:
+        body = {"target": "fhir", "url": url, "bundle_size": 50, "authorization": "Bearer sesame"}
+        made = alice.post(
+            f"/jobs/{completed['job_id']}/push", json=body, headers={"Idempotency-Key": "p-1"}
+        )
+        assert made.status_code == 202, made.text
+        delivery = made.json()
+        assert made.headers["location"].endswith(delivery["job_id"])
+        assert delivery["config"]["delivery"]["authorization"] == "(hidden)"
+        assert delivery["config"]["delivery"]["source_job"] == completed["job_id"]
+        again = alice.post(
+            f"/jobs/{completed['job_id']}/push", json=body, headers={"Idempotency-Key": "p-1"}
+        )
+        assert again.status_code == 200 and again.json()["job_id"] == delivery["job_id"]
+        done = finished(alice, delivery["job_id"])
+        assert done["status"] == "completed", done["error"]
+        report = done["summary"]
+        assert report["rejected"] == 0 and report["delivered"] > 0 and report["rate"] > 0
+        assert report["target"]["url"] == url and "authorization" not in report["target"]
+        assert server_counts(url)["Patient"] == 40
+        assert done["output_files"] == []
+        listed = alice.get("/jobs", params={"limit": 200}).json()["items"]
+        assert all(
+            j["config"].get("delivery", {}).get("authorization") in (None, "(hidden)")
+            for j in listed
+        )
+
+
+def test_bad_pushes(svc: Service, completed: dict[str, Any]) -> None:
+    job_url = f"/jobs/{completed['job_id']}/push"
+    with svc.client("alice") as alice:
+        bad = alice.post(
+            job_url,
+            json={"target": "fhir", "url": "ftp://x", "mode": "bulk", "bundle_size": 0},
+        )
+        assert bad.status_code == 422 and bad.headers["content-type"] == PROBLEM
+        fields = {e["field"] for e in bad.json()["errors"]}
+        assert {"body.fhir.url", "body.fhir.mode", "body.fhir.bundle_size"} <= fields, fields
+        port = alice.post(job_url, json={"target": "mllp", "host": "127.0.0.1", "port": 0})
+        assert port.status_code == 422
+        other = alice.post(job_url, json={"target": "sftp", "host": "x"})
+        assert other.status_code == 422
+        missing = alice.post(
+            "/jobs/00000000-0000-4000-8000-000000000000/push",
+            json={"target": "mllp", "host": "127.0.0.1", "port": 2575},
+        )
+        assert missing.status_code == 404
+        # a key that is not an admin's pushes only to the hosts allowed
+        far = alice.post(job_url, json={"target": "mllp", "host": "10.9.8.7", "port": 2575})
+        assert far.status_code == 403 and "PATIENTGEN_PUSH_HOSTS" in far.json()["detail"]
+        made = alice.post(job_url, json={"target": "mllp", "host": "127.0.0.1", "port": 9})
+        assert made.status_code == 202
+        delivery = made.json()["job_id"]
+        # a delivery has no casualties of its own to push
+        nested = alice.post(
+            f"/jobs/{delivery}/push", json={"target": "mllp", "host": "127.0.0.1", "port": 9}
+        )
+        assert nested.status_code == 409 and nested.headers["content-type"] == PROBLEM
+        assert finished(alice, delivery)["status"] == "failed"
+    with svc.client("bob") as bob:  # another key's job is not there for bob
+        hidden = bob.post(job_url, json={"target": "mllp", "host": "127.0.0.1", "port": 2575})
+        assert hidden.status_code == 404
+    with svc.client("root") as root:  # an admin pushes anywhere
+        anywhere = root.post(job_url, json={"target": "mllp", "host": "10.9.8.7", "port": 9})
+        assert anywhere.status_code == 202
+        root.post(f"/jobs/{anywhere.json()['job_id']}/cancel")

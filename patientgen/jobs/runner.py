@@ -308,7 +308,7 @@ def run_small_jobs(
         total = int(job.config["scenario"]["total_patients"])
         log.info("job %s: chunk 0 [0, %d) written by %s in a batch", job.job_id, total, worker_id)
     completions = [
-        (job.job_id, [f.as_dict() for f in listed], merged)
+        (job.job_id, [f.as_dict() for f in bundle.outputs(listed)], merged)
         for job, (merged, listed) in zip(small, written, strict=True)
     ]
     try:
@@ -345,7 +345,7 @@ def _complete_alone(
                 job.job_id,
                 worker_id,
                 Action.COMPLETE,
-                output_files=[f.as_dict() for f in listed],
+                output_files=[f.as_dict() for f in bundle.outputs(listed)],
                 summary=merged,
             )
             return RunOutcome.COMPLETED
@@ -479,7 +479,7 @@ def _run(
                 job.job_id,
                 worker_id,
                 Action.COMPLETE,
-                output_files=[f.as_dict() for f in written],
+                output_files=[f.as_dict() for f in bundle.outputs(written)],
                 summary=merged,
                 # the parts are garbage now; with --out the job's own folder held only them
                 inside=lambda j: run.files.detach(

@@ -33,6 +33,8 @@ from patientgen.jobs.model import TERMINAL_STATUSES
 
 API_PREFIX = "/api/v1"
 TERMINAL = frozenset(s.value for s in TERMINAL_STATUSES)
+#: Formats of the internal indexes an older service still listed among a job's files.
+_INTERNAL_FORMATS = frozenset({"index", "attributes"})
 
 
 class OutputFile(BaseModel):
@@ -404,15 +406,16 @@ class Client:
         """Download one file (`name`) to `dest` (a file path, or a folder to put it in), or every
         output file into the folder `dest` (keeping sub-folders such as fhir/). Checks each file's
         sha256 against its ETag unless `verify=False`. Returns the paths written. All files means
-        the job's outputs: the offsets index of patients.ndjson (format "index", which only
-        serves reads by position) is fetched only when named."""
+        the job's outputs; a service older than this client also listed its internal indexes
+        (formats "index" and "attributes", which only serve the API's reads): those are
+        skipped."""
         dest = Path(dest)
         if name is not None:
             target = dest / Path(name).name if dest.is_dir() else dest
             return [self._download_one(job_id, name, target, verify)]
         written = []
         for item in self.files(job_id):
-            if item.format == "index":
+            if item.format in _INTERNAL_FORMATS:
                 continue
             target = dest.joinpath(*item.name.split("/"))
             if dest.resolve() not in target.resolve().parents:

@@ -300,8 +300,11 @@ def test_finalize_removes_only_what_the_run_wrote(tmp_path, scenario) -> None:
     names = {f.name for f in files}
     assert names == {
         "patients.csv", "patients.ndjson", "patients.ndjson.idx", "summary.json", "manifest.json",
+        "patients.attrs", "patients.attrs.json",
     }  # fmt: skip
-    assert {f.format for f in files} == {"csv", "ndjson", "index", "summary", "manifest"}
+    assert {f.format for f in files} == {
+        "csv", "ndjson", "index", "attributes", "summary", "manifest",
+    }  # fmt: skip
     after = digests(out)
     assert set(after) == set(before) | {
         "patients.json.tmp-4242", "fhir/Patient.ndjson.tmp-0123456789abcdef-1-2",

@@ -1068,3 +1068,28 @@ def read_patients(out_dir: Path, offset: int, limit: int) -> list[bytes]:
         f.seek(first)
         blob = f.read(last - first)
     return blob.split(b"\n")[:-1]
+
+
+def read_records(out_dir: Path, positions: Sequence[int]) -> list[bytes]:
+    """Records at these positions of patients.ndjson (JSON bytes, no newline), in the order
+    given: each read through the offsets index, one pread per record."""
+    out_dir = Path(out_dir)
+    size = ndjson_format.OFFSET_SIZE
+    with (
+        open(out_dir / ndjson_format.INDEX_FILE, "rb", buffering=0) as index,
+        open(out_dir / ndjson_format.FILE, "rb", buffering=0) as data,
+    ):
+        count = os.fstat(index.fileno()).st_size // size
+        end_of_data = os.fstat(data.fileno()).st_size
+        records = []
+        for position in positions:
+            if not 0 <= position < count:
+                raise IndexError(f"no record {position} (the file holds {count})")
+            wanted = 2 if position + 1 < count else 1
+            offsets = ndjson_format.offsets_from_bytes(
+                os.pread(index.fileno(), size * wanted, size * position)
+            )
+            last = offsets[1] if wanted == 2 else end_of_data
+            record = os.pread(data.fileno(), last - offsets[0], offsets[0])
+            records.append(record.rstrip(b"\n"))
+        return records

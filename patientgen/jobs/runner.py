@@ -298,7 +298,10 @@ def run_small_jobs(
             for job in small
         ]
         with BatchHeartbeat(store, small, worker_id, settings):
-            written = bundle.write_runs(runs)
+            # the job lists its outputs, not the internal indexes
+            written = [
+                (merged, bundle.outputs(listed)) for merged, listed in bundle.write_runs(runs)
+            ]
     except Exception:
         log.warning(
             "a batch of %d small jobs failed; running each alone", len(small), exc_info=True
@@ -308,7 +311,7 @@ def run_small_jobs(
         total = int(job.config["scenario"]["total_patients"])
         log.info("job %s: chunk 0 [0, %d) written by %s in a batch", job.job_id, total, worker_id)
     completions = [
-        (job.job_id, [f.as_dict() for f in bundle.outputs(listed)], merged)
+        (job.job_id, [f.as_dict() for f in listed], merged)
         for job, (merged, listed) in zip(small, written, strict=True)
     ]
     try:
@@ -345,7 +348,7 @@ def _complete_alone(
                 job.job_id,
                 worker_id,
                 Action.COMPLETE,
-                output_files=[f.as_dict() for f in bundle.outputs(listed)],
+                output_files=[f.as_dict() for f in listed],
                 summary=merged,
             )
             return RunOutcome.COMPLETED

@@ -41,14 +41,11 @@ def test_client_round_trip(live_sqlite: Service, tmp_path) -> None:
 
         written = client.download(job.job_id, tmp_path / "all")
         names = {p.relative_to(tmp_path / "all").as_posix() for p in written}
-        # every output but the offsets index of patients.ndjson, which the API still lists
-        index = [f.name for f in done.output_files if f.format == "index"]
-        assert index == ["patients.ndjson.idx"]
-        assert names == {f.name for f in done.output_files} - set(index)
+        # every output, and no internal index: the API lists none (issue 12 defect 3)
+        assert names == {f.name for f in done.output_files}
+        assert {f.format for f in done.output_files} == {"ndjson", "csv", "summary", "manifest"}
         assert not (tmp_path / "all" / "patients.ndjson.idx").exists()
         for item in done.output_files:
-            if item.format == "index":
-                continue
             data = (tmp_path / "all" / item.name).read_bytes()
             assert hashlib.sha256(data).hexdigest() == item.sha256
         one = client.download(job.job_id, tmp_path / "one.csv", name="patients.csv")
@@ -59,7 +56,7 @@ def test_client_round_trip(live_sqlite: Service, tmp_path) -> None:
 
         archive = client.archive(job.job_id, tmp_path / "all.zip")
         with zipfile.ZipFile(archive) as zf:
-            assert set(zf.namelist()) == names | set(index)
+            assert set(zf.namelist()) == names  # no internal index in the ZIP either
 
         again = client.submit(preset="training-exercise", formats=["csv"], idempotency_key="c1")
         same = client.submit(preset="training-exercise", formats=["csv"], idempotency_key="c1")

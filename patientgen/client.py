@@ -18,7 +18,7 @@ import builtins
 import contextlib
 import hashlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,24 @@ class PatientPage(BaseModel):
     total: int
     items: list[dict[str, Any]]
     next_offset: int | None = None
+    sort: str = "index"
+
+
+class FacetValue(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    value: str
+    count: int
+
+
+class PatientFacets(BaseModel):
+    """Per filter, the values present in a job's patients and their counts."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    total: int
+    facets: dict[str, list[FacetValue]]
+    sort_keys: list[str]
 
 
 class SavedScenario(BaseModel):
@@ -389,11 +407,36 @@ class Client:
         data = self._request("GET", f"/jobs/{job_id}/files").json()
         return [OutputFile.model_validate(item) for item in data["items"]]
 
-    def patients(self, job_id: UUID | str, offset: int = 0, limit: int = 100) -> PatientPage:
-        response = self._request(
-            "GET", f"/jobs/{job_id}/patients", params={"offset": offset, "limit": limit}
-        )
+    def patients(
+        self,
+        job_id: UUID | str,
+        offset: int = 0,
+        limit: int = 100,
+        *,
+        sort: str | None = None,
+        **filters: str | Iterable[str],
+    ) -> PatientPage:
+        """A page of the job's patients. `filters`: front, nation, category, triage, outcome,
+        facility, each one value or several (any matches); `sort`: a key of
+        `patient_facets(...).sort_keys`, with a leading "-" for descending. `total` counts
+        the patients that match. Unknown values raise ValidationFailed listing each."""
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if sort is not None:
+            params["sort"] = sort
+        for name, values in filters.items():
+            params[name] = [values] if isinstance(values, str) else list(values)
+        response = self._request("GET", f"/jobs/{job_id}/patients", params=params)
         return PatientPage.model_validate_json(response.content)
+
+    def patient(self, job_id: UUID | str, patient_id: UUID | str) -> dict[str, Any]:
+        """One patient of the job by its id (NotFound when the job has none such)."""
+        response = self._request("GET", f"/jobs/{job_id}/patients/{patient_id}")
+        return orjson.loads(response.content)
+
+    def patient_facets(self, job_id: UUID | str) -> PatientFacets:
+        """The filter values present in the job's patients, with their counts."""
+        response = self._request("GET", f"/jobs/{job_id}/patients/facets")
+        return PatientFacets.model_validate_json(response.content)
 
     def download(
         self,

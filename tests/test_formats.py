@@ -92,8 +92,10 @@ def test_files_parse_with_exact_counts(scenario, reference) -> None:
 def test_manifest_lists_every_file_with_digest(reference, scenario) -> None:
     manifest = orjson.loads((reference / "manifest.json").read_bytes())
     found = digests(reference)
-    listed = {f["name"]: f for f in manifest["files"]}
+    listed = {f["name"]: f for f in [*manifest["files"], *manifest["internal_files"]]}
     assert set(listed) | {"manifest.json"} == set(found)
+    internal = {f["name"] for f in manifest["internal_files"]}
+    assert internal == {"patients.ndjson.idx", "patients.attrs", "patients.attrs.json"}
     for name, entry in listed.items():
         assert entry["sha256"] == found[name]
         assert entry["bytes"] == (reference / name).stat().st_size

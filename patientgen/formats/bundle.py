@@ -135,6 +135,16 @@ def outputs(files: Iterable[OutputFile]) -> list[OutputFile]:
     return [f for f in files if f.format not in attributes.INTERNAL_FORMATS]
 
 
+def _manifest_order(files: list[OutputFile]) -> list[OutputFile]:
+    """A run's files in the order its manifest lists them: the outputs (manifest last), then the
+    internal files (so a finished run read back from its manifest compares equal)."""
+    internal = [f for f in files if f.format in attributes.INTERNAL_FORMATS]
+    outputs = [f for f in files if f.format not in attributes.INTERNAL_FORMATS]
+    if outputs and outputs[-1].name == MANIFEST_FILE:
+        return [*outputs[:-1], *internal, outputs[-1]]
+    return [*outputs, *internal]
+
+
 def normalize_formats(formats: Iterable[str] | str) -> tuple[str, ...]:
     """Validated, de-duplicated formats in canonical order; ValueError names the bad ones."""
     if isinstance(formats, str):
@@ -534,7 +544,7 @@ def _finish_whole(
         manifest.build(scenario, formats, patients, [f.as_dict() for f in listed])
     )
     _write_raw(batch.open(place(MANIFEST_FILE), buffering=0, owner=owner), manifest_bytes)
-    return merged, [*listed, _manifest_entry(manifest_bytes)]
+    return merged, _manifest_order([*listed, _manifest_entry(manifest_bytes)])
 
 
 def _manifest_entry(data: bytes) -> OutputFile:
@@ -768,7 +778,7 @@ def _finished(
     found = _load_manifest(out_dir)
     if found is None or not manifest.matches(found, scenario, formats):
         return None
-    files = [OutputFile(**entry) for entry in found["files"]]
+    files = [OutputFile(**entry) for entry in manifest.listed(found)]
     for f in files:
         path = out_dir / f.name
         if not path.is_file() or path.stat().st_size != f.bytes:
@@ -914,7 +924,7 @@ def finalize(
     except BaseException:
         batch.abort()
         raise
-    return files
+    return _manifest_order(files)
 
 
 def _finalize_whole(
@@ -936,7 +946,7 @@ def _finalize_whole(
     found = orjson.loads(manifest_bytes)
     if not manifest.matches(found, scenario, formats):
         raise ValueError("the part files of chunk 0 were written for another input")
-    files = [OutputFile(**entry) for entry in found["files"]]
+    files = [OutputFile(**entry) for entry in manifest.listed(found)]
     listed = {f.name: f for f in files}
     if merged is None:
         merged = summary.merge_summaries(chunk_summaries)

@@ -94,7 +94,8 @@ def test_outputs_leave_out_the_internal_indexes(live_sqlite: Service, job: dict)
         assert listed == in_job == zipped
         assert not listed & INTERNAL
         manifest = orjson.loads(archive.read("manifest.json"))
-        assert {f["name"] for f in manifest["files"]} >= listed - {"manifest.json"}
+        assert {f["name"] for f in manifest["files"]} == listed - {"manifest.json"}
+        assert {f["name"] for f in manifest["internal_files"]} == INTERNAL
         for name in INTERNAL:
             assert client.get(f"/jobs/{job_id}/files/{name}").status_code == 404
 

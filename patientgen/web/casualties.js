@@ -132,7 +132,7 @@ export function casualtyBrowser(job, { announce = () => {}, describe = (e) => St
     const seq = ++state.seq;
     section.setAttribute("aria-busy", "true");
     try {
-      const page = await api(`${base}?${query(state)}`);
+      const { data: page } = await api(`${base}?${query(state)}`);
       if (seq !== state.seq) return; // a newer request won
       state.total = page.total;
       state.items = page.items;
@@ -170,7 +170,7 @@ export function casualtyBrowser(job, { announce = () => {}, describe = (e) => St
     findError.hidden = true;
     findInput.removeAttribute("aria-invalid");
     try {
-      const record = await api(`${base}/${encodeURIComponent(id)}`);
+      const { data: record } = await api(`${base}/${encodeURIComponent(id)}`);
       openCard(record, findInput);
     } catch (err) {
       findError.textContent = err.status === 404 || err.status === 422
@@ -193,7 +193,7 @@ export function casualtyBrowser(job, { announce = () => {}, describe = (e) => St
     renderHead();
     status.textContent = "Loading the casualties…";
     try {
-      const answer = await api(`${base}/facets`);
+      const { data: answer } = await api(`${base}/facets`);
       renderFilters(answer.facets);
       await go(0);
     } catch (err) {

@@ -49,6 +49,7 @@ class CasualtyIndex:
     data: mmap.mmap | bytes
     _columns: dict[str, bytes] = field(default_factory=dict)
     _orders: dict[str, array] = field(default_factory=dict)
+    _facets: dict[str, list[dict[str, Any]]] | None = None
 
     def column(self, name: str) -> bytes:
         """The one-byte codes of field `name`, one per patient."""
@@ -211,7 +212,9 @@ def select(
 
 def facets(index: CasualtyIndex) -> dict[str, list[dict[str, Any]]]:
     """For each field, the values present in the job and how many patients have each (in the
-    field's dictionary order, values with no patient left out)."""
+    field's dictionary order, values with no patient left out). Counted once per index."""
+    if index._facets is not None:
+        return index._facets
     result: dict[str, list[dict[str, Any]]] = {}
     for name in FIELDS:
         column = index.column(name)
@@ -220,6 +223,7 @@ def facets(index: CasualtyIndex) -> dict[str, list[dict[str, Any]]]:
             for code, value in enumerate(index.codes[name])
             if (count := column.count(code))
         ]
+    index._facets = result
     return result
 
 

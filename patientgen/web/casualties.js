@@ -91,12 +91,24 @@ export function casualtyBrowser(job, { announce = () => {}, describe = (e) => St
     el("div", { class: "table-scroll", tabindex: "0", role: "region", "aria-label": "Casualty table (scrolls sideways)" }, table),
     el("div", { class: "pager" }, prev, next), find, dialog);
 
+  // On a phone some columns are hidden (app.css): every sort stays reachable from this menu.
+  const sortSelect = el("select", { id: "casualty-sort", onchange: () => {
+    state.sort = sortSelect.value;
+    go(0);
+  } }, COLUMNS.filter(([, key]) => key).flatMap(([title, key]) => [
+    el("option", { value: key, text: key === "index" ? "File order" : `${title} ↑` }),
+    el("option", { value: `-${key}`, text: key === "index" ? "File order, reversed" : `${title} ↓` })]));
+  const sortField = el("div", { class: "field narrow-only" },
+    el("label", { for: "casualty-sort", text: "Sort by" }), sortSelect);
+
   function renderHead() {
+    sortSelect.value = state.sort;
     head.replaceChildren(...COLUMNS.map(([title, key]) => {
-      if (!key) return el("th", { scope: "col", text: title });
+      if (!key) return el("th", { scope: "col", "data-col": title, text: title });
       const current = state.sort.replace(/^-/, "") === key;
       const descending = current && state.sort.startsWith("-");
-      const th = el("th", { scope: "col", "aria-sort": current ? (descending ? "descending" : "ascending") : "none" },
+      const th = el("th", { scope: "col", "data-col": title,
+        "aria-sort": current ? (descending ? "descending" : "ascending") : "none" },
         el("button", { type: "button", class: "sort", "data-sort": key,
           text: `${title}${current ? (descending ? " ▼" : " ▲") : ""}`,
           onclick: () => {
@@ -158,7 +170,7 @@ export function casualtyBrowser(job, { announce = () => {}, describe = (e) => St
       (facets[field] || []).map((f) => el("option", { value: f.value,
         text: `${valueText(field, f.value)} (${formatNumber(f.count)})` })));
       return el("div", { class: "field" }, el("label", { for: id, text: title }), select);
-    }), el("button", { type: "button", class: "btn btn-quiet", text: "Clear filters", onclick: () => {
+    }), sortField, el("button", { type: "button", class: "btn btn-quiet", text: "Clear filters", onclick: () => {
       state.filters = {};
       for (const s of filters.querySelectorAll("select")) s.value = "";
       go(0);

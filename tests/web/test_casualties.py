@@ -105,6 +105,22 @@ def test_filter_sort_and_page(
     assert shown_indexes(page) == [r["index"] for r in by_time_desc[50:100]]
     page.click("#casualties >> text=Clear filters")
     wait_total(page, 1500)
+
+    # on a phone: who, triage, outcome and where stay in the table; every sort is in a menu
+    page.set_viewport_size({"width": 390, "height": 900})
+    page.select_option("#casualty-sort", "-outcome_at")
+    page.wait_for_selector(
+        'th[aria-sort="descending"] button[data-sort="outcome_at"]', state="attached"
+    )
+    page.wait_for_function("() => !document.querySelector('#casualties[aria-busy]')")
+    by_outcome = sorted(records, key=lambda r: (r["outcome_at"], r["index"]))[::-1]
+    assert shown_indexes(page) == [r["index"] for r in by_outcome[:50]]
+    visible = page.eval_on_selector_all(
+        "#casualties thead th", "ths => ths.filter(t => t.offsetParent).map(t => t.dataset.col)"
+    )
+    assert visible == ["#", "Name", "Triage", "Outcome", "Last facility"]
+    page.select_option("#casualty-sort", "index")
+    page.wait_for_selector('th[aria-sort="ascending"] button[data-sort="index"]', state="attached")
     for width in (1280, 390):
         page.set_viewport_size({"width": width, "height": 900})
         page.locator("#casualties").scroll_into_view_if_needed()

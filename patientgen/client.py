@@ -182,6 +182,11 @@ class Conflict(ApiError):
     pass
 
 
+class PreconditionFailed(Conflict):
+    """A conditional save did not hold (the name is taken, or was replaced since it was read);
+    `problem["current_version"]` is the version there now, if any."""
+
+
 class ValidationFailed(ApiError):
     pass
 
@@ -215,6 +220,7 @@ _ERRORS: dict[int, type[ApiError]] = {
     401: Unauthorized,
     404: NotFound,
     409: Conflict,
+    412: PreconditionFailed,
     422: ValidationFailed,
     429: RateLimited,
     503: Unavailable,
@@ -523,11 +529,22 @@ class Client:
         *,
         preset: str | None = None,
         overrides: dict[str, Any] | None = None,
+        only_new: bool = False,
+        if_version: int | None = None,
     ) -> SavedScenario:
         """Keep a scenario (or a preset with overrides) on the server under `name`, replacing
-        one of that name (its version grows); ValidationFailed lists every problem."""
+        one of that name (its version grows); ValidationFailed lists every problem.
+        `only_new` refuses to replace, `if_version` replaces only that version: both raise
+        PreconditionFailed otherwise, and nothing is saved."""
+        if only_new and if_version is not None:
+            raise ValueError("only_new and if_version exclude each other")
         body = _scenario_body(scenario, preset, overrides)
-        response = self._request("PUT", f"/saved-scenarios/{quote(name, safe='')}", json=body)
+        headers = {"If-None-Match": "*"} if only_new else {}
+        if if_version is not None:
+            headers["If-Match"] = f'"{if_version}"'
+        response = self._request(
+            "PUT", f"/saved-scenarios/{quote(name, safe='')}", json=body, headers=headers
+        )
         return SavedScenario.model_validate_json(response.content)
 
     def saved_scenario(self, name: str) -> SavedScenario:

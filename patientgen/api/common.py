@@ -21,6 +21,7 @@ _STATUS_TITLES = {
     409: "Conflict with the job's state or an earlier request",
     413: "Request body too large",
     415: "Unsupported media type",
+    412: "Precondition failed (If-Match or If-None-Match did not hold)",
     416: "Range not satisfiable",
     422: "Invalid fields (every one listed in `errors`)",
     429: "Too many active jobs, open event streams or ZIP downloads for this key",

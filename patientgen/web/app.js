@@ -7,6 +7,7 @@ import { ScenarioForm, el, label, NATIONS } from "./form.js";
 import { formatNumber } from "./charts.js";
 import { renderSummary } from "./summary.js";
 import { casualtyBrowser } from "./casualties.js";
+import { SavedScenarios } from "./saved.js";
 
 const ACTIVE = new Set(["pending", "running"]);
 const MAX_STREAMS = 4;
@@ -29,6 +30,7 @@ const state = {
 };
 const $ = (sel) => document.querySelector(sel);
 let form;
+let saved;
 
 // ---------- notices and auth ----------
 
@@ -888,6 +890,7 @@ function route() {
 function reloadAll() {
   loadJobs();
   loadPresets().then(applyDefaultPreset);
+  saved.refresh("");  // another key, other saved scenarios
   if (state.viewJobId) refreshJob(state.viewJobId);
 }
 
@@ -945,6 +948,23 @@ async function main() {
   initKeyForm();
   form = new ScenarioForm($("#scenario-form"));
   form.fill({}, ["json", "ndjson", "csv", "fhir"]);
+  saved = new SavedScenarios({
+    form,
+    describe,
+    touched: () => state.formTouched,
+    filled: (what) => {
+      $("#preset").value = "";
+      state.presetValue = "";
+      $("#preset-description").textContent = `From the ${what}.`;
+      $("#submit-status").textContent = "";
+      state.formTouched = false;
+      saveDraft();
+    },
+    showProblems: (problem) => {
+      form.showErrors(problem.errors || [], problem.detail);
+      $("#form-errors").focus();
+    },
+  });
   $("#scenario-form").addEventListener("submit", submitScenario);
   $("#check").addEventListener("click", checkScenario);
   $("#preset").addEventListener("change", choosePreset);
@@ -964,7 +984,8 @@ async function main() {
   window.addEventListener("hashchange", route);
   route();
   $("#scenario-form").addEventListener("input", (e) => {
-    if (e.isTrusted && e.target.id !== "preset") {
+    // The preset and the saved-scenario controls choose a scenario; they do not edit it.
+    if (e.isTrusted && e.target.id !== "preset" && !e.target.closest("#saved-group")) {
       state.formTouched = true;
       saveDraftSoon();
     }
@@ -982,7 +1003,7 @@ async function main() {
     state.formTouched = true;
     $("#submit-status").textContent = "Restored the scenario you were editing (kept in this browser).";
   }
-  await Promise.all([loadPresets(), loadJobs()]);
+  await Promise.all([loadPresets(), loadJobs(), saved.refresh()]);
   if (draft?.preset && state.presets.some((p) => p.name === draft.preset)) {
     $("#preset").value = draft.preset;
     state.presetValue = draft.preset;

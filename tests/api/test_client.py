@@ -14,6 +14,7 @@ from patientgen.client import (
     Conflict,
     ConnectionFailed,
     NotFound,
+    PreconditionFailed,
     Preset,
     Unauthorized,
     ValidationFailed,
@@ -127,6 +128,17 @@ def test_client_saved_scenarios(live_sqlite: Service) -> None:
         assert client.saved_scenario("Exercise Northern Shield").scenario == again.scenario
         with pytest.raises(ValidationFailed):
             client.save_scenario("Exercise Northern Shield", {"total_patients": -5})
+        # conditional saves: a new name only, or only the version read
+        with pytest.raises(PreconditionFailed) as taken:
+            client.save_scenario("Exercise Northern Shield", {"total_patients": 4}, only_new=True)
+        assert taken.value.status == 412 and taken.value.problem["current_version"] == 2
+        with pytest.raises(PreconditionFailed):
+            client.save_scenario("Exercise Northern Shield", {"total_patients": 4}, if_version=1)
+        third = client.save_scenario(
+            "Exercise Northern Shield", {"total_patients": 4}, if_version=2
+        )
+        assert third.version == 3
+        assert client.saved_scenario("Exercise Northern Shield").scenario == third.scenario
         client.delete_scenario("Exercise Northern Shield")
         with pytest.raises(NotFound):
             client.saved_scenario("Exercise Northern Shield")

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from patientgen.cli.app import jobs_app
 from patientgen.cli.common import (
     LENIENT,
     DatabaseOption,
@@ -21,11 +22,11 @@ from patientgen.cli.common import (
     JobIdArgument,
     OneLineErrors,
     fail,
+    job_id_text,
     load_settings,
     no_extra,
     open_service,
 )
-from patientgen.cli.jobs import _job_id, jobs_app
 from patientgen.formats import casualties
 
 FilterOption = Annotated[
@@ -36,7 +37,7 @@ FilterOption = Annotated[
 
 def _folder(job_id: str | None, database_url: str | None, data_dir: Path | None) -> Path:
     """The folder of a completed job's NDJSON output."""
-    jid = _job_id(job_id)
+    jid = job_id_text(job_id)
     settings = load_settings(database_url=database_url, data_dir=data_dir)
     with open_service(settings) as service:
         job = service.get(jid)
@@ -155,6 +156,6 @@ def patient(
     folder = _folder(job_id, database_url, data_dir)
     position = casualties.find(_index(folder), wanted)
     if position is None:
-        fail(f"job {_job_id(job_id)} has no patient {wanted}")
+        fail(f"job {job_id_text(job_id)} has no patient {wanted}")
     record = orjson.loads(read_records(folder, [position])[0])
     sys.stdout.buffer.write(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")

@@ -70,13 +70,13 @@ class CasualtyIndex:
         if key == "index":
             return array("I", range(self.count))
         if key in attributes.TIME_WORDS:
-            words = memoryview(self.data).cast("B").cast("q")
+            words = memoryview(self.data).cast("q")
             times = words[attributes.TIME_WORDS[key] :: attributes.RECORD_SIZE // 8].tolist()
             return array("I", sorted(range(self.count), key=times.__getitem__))
         names = self.codes[key]
-        ranks = sorted(range(len(names)), key=lambda code: (names[code], code))
-        if key != "nation":  # every other field has a meaningful code order (T1 before T2 …)
-            ranks = list(range(len(names)))
+        ranks: Iterable[int] = range(len(names))
+        if key == "nation":  # by alpha-3 code; the other fields' codes are in a meaningful
+            ranks = sorted(ranks, key=names.__getitem__)  # order already (T1 before T2 …)
         column = self.column(key)
         positions = array("I")
         for code in ranks:

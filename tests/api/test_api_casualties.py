@@ -208,3 +208,29 @@ def test_unknown_filters_and_sort_list_every_problem(live_sqlite: Service, job: 
     messages = " ".join(e["message"] for e in problem["errors"])
     for bad in ("'T9'", "'XXX'", "'LOST'", "'-name'"):
         assert bad in messages
+
+
+def test_a_job_without_the_index_still_pages(live_sqlite: Service) -> None:
+    """A job written before the casualty index existed (its files removed here to stand for
+    one): plain pages still work; filters, sorts, facets and lookups say why they cannot."""
+    with live_sqlite.client("alice") as client:
+        body = {"scenario": {"total_patients": 30, "seed": 2}, "formats": ["ndjson"]}
+        job_id = client.post("/jobs", json=body).json()["job_id"]
+        for _ in range(300):
+            if client.get(f"/jobs/{job_id}").json()["status"] == "completed":
+                break
+            time.sleep(0.1)
+        folder = live_sqlite.data_dir / "jobs" / job_id
+        for name in ("patients.attrs", "patients.attrs.json"):
+            (folder / name).unlink()
+        page = client.get(f"/jobs/{job_id}/patients", params={"limit": 10}).json()
+        assert page["total"] == 30 and len(page["items"]) == 10
+        for path, params in [
+            ("/patients", {"triage": "T1"}),
+            ("/patients", {"sort": "-injured_at"}),
+            ("/patients/facets", {}),
+            (f"/patients/{page['items'][0]['id']}", {}),
+        ]:
+            answer = client.get(f"/jobs/{job_id}{path}", params=params)
+            assert answer.status_code == 409, (path, answer.text)
+            assert answer.json()["type"].endswith("/no-casualty-index")

@@ -114,7 +114,8 @@ async def list_patients(
         "facility": facility,
     }
     if sort == "index" and not any(raw.values()):  # the file's order: no attribute index needed
-        total = int(next(e for e in entries(job) if e.get("name") == NDJSON_FILE)["records"])
+        records = next(e for e in entries(job) if e.get("name") == NDJSON_FILE).get("records")
+        total = int(records if records is not None else job.config["scenario"]["total_patients"])
         lines: list[bytes] = []
         if offset < total:
             lines = await anyio.to_thread.run_sync(

@@ -783,7 +783,14 @@ function renderJobView(job) {
     el("p", {}, el("a", { href: "#/", class: "back", text: "← All jobs" })),
     el("div", { class: "job-view-head" },
       el("h1", { id: "job-title", tabindex: "-1", text: name }), statusBadge(job)),
-    el("p", { class: "muted job-id", text: `Job ${job.job_id}` }),
+    el("p", { class: "muted job-id", text: `Job ${job.job_id}` },
+      job.status === "completed" && formatsOf(job).includes("ndjson")
+        ? el("button", { type: "button", class: "linkish to-casualties", text: "Browse the casualties ↓",
+          onclick: () => {
+            $("#casualties")?.scrollIntoView({ block: "start" });
+            $("#casualties-h")?.focus();
+          } })
+        : null),
     el("div", { class: "panel job-progress-panel" },
       progressBar(job, name),
       el("p", { class: "job-progress-text", "data-role": "progress-text", text: progressText(job) }),

@@ -86,7 +86,7 @@ export function casualtyBrowser(job, { announce = () => {}, describe = (e) => St
       el("div", { class: "find-row" }, findInput, el("button", { type: "submit", class: "btn", text: "Open" }))),
     findError);
   const section = el("section", { class: "panel casualties", id: "casualties", "aria-labelledby": "casualties-h" },
-    el("h2", { id: "casualties-h", text: "Casualties" }),
+    el("h2", { id: "casualties-h", tabindex: "-1", text: "Casualties" }),
     filters, status,
     el("div", { class: "table-scroll", tabindex: "0", role: "region", "aria-label": "Casualty table (scrolls sideways)" }, table),
     el("div", { class: "pager" }, prev, next), find, dialog);

@@ -66,6 +66,10 @@ def test_filter_sort_and_page(
     assert shown_indexes(page) == list(range(50))  # the first page only, in file order
     assert "1–50 of 1,500 casualties" in page.inner_text("#casualty-status")
 
+    # the browser sits under the summary: one button near the top takes keyboard users there
+    page.click("button.to-casualties")
+    assert page.evaluate("document.activeElement.id") == "casualties-h"
+
     t1 = [r for r in records if r["triage"] == "T1"]
     assert f"({len(t1):,})" in page.inner_text('#cf-triage option[value="T1"]')  # facet counts
     page.select_option("#cf-triage", "T1")

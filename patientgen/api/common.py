@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from patientgen.api.schemas import ProblemOut
 from patientgen.delivery import shown
+from patientgen.formats.attributes import INTERNAL_FORMATS
 from patientgen.jobs.model import TERMINAL_STATUSES
 
 TERMINAL = frozenset(s.value for s in TERMINAL_STATUSES)
@@ -80,6 +81,17 @@ def file_entry(prefix: str, job_id: str, item: Any) -> dict[str, Any]:
     }
 
 
+def output_entries(job: Any) -> list[Any]:
+    """The job's output files: every file it lists but the internal indexes (a job completed
+    before the runner left them out of its list still has them there)."""
+    return [
+        item
+        for item in job.output_files or []
+        if (item.get("format") if isinstance(item, dict) else getattr(item, "format", None))
+        not in INTERNAL_FORMATS
+    ]
+
+
 def job_document(job: Any, prefix: str) -> dict[str, Any]:
     """A Job as the API shows it: never lease internals, never the idempotency key."""
     job_id = str(job.job_id)
@@ -99,7 +111,7 @@ def job_document(job: Any, prefix: str) -> dict[str, Any]:
         "max_attempts": int(job.max_attempts or 0),
         "error": job.error,
         "allowed_actions": job.allowed_actions,
-        "output_files": [file_entry(prefix, job_id, f) for f in (job.output_files or [])],
+        "output_files": [file_entry(prefix, job_id, f) for f in output_entries(job)],
         "summary": job.summary,
         "links": job_links(prefix, job_id),
     }

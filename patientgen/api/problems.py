@@ -71,6 +71,11 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
         "No NDJSON output",
         "Patients can be paged only for jobs that produced the NDJSON format.",
     ),
+    "no-casualty-index": (
+        "No casualty index",
+        "The job was written before casualties could be filtered, sorted and looked up; "
+        "submit its scenario again to get one (plain paging works without it).",
+    ),
     "payload-too-large": ("Request body too large", "The request body exceeds the size limit."),
     "unsupported-media-type": ("Unsupported media type", "Send the body as application/json."),
     "range-not-satisfiable": (

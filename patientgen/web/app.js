@@ -6,6 +6,7 @@ import {
 import { ScenarioForm, el, label, NATIONS } from "./form.js";
 import { formatNumber } from "./charts.js";
 import { renderSummary } from "./summary.js";
+import { casualtyBrowser } from "./casualties.js";
 import { SavedScenarios } from "./saved.js";
 
 const ACTIVE = new Set(["pending", "running"]);
@@ -725,9 +726,9 @@ function timingsSection(job) {
     ], "kv-compact"));
 }
 
-// The offsets index of patients.ndjson (format "index") serves the API's reads by position; it is
-// no output a user wants, so the page does not list it (the ZIP, being the API's, still has it).
-const shownFiles = (job) => (job.output_files || []).filter((f) => f.format !== "index");
+// The API lists no internal index; a job completed by an older version may still list its offsets
+// index (format "index"), which is no output a user wants.
+const shownFiles = (job) => (job.output_files || []).filter((f) => f.format !== "index" && f.format !== "attributes");
 
 function copyButton(text, what) {
   return el("button", { type: "button", class: "btn btn-small btn-quiet copy", "aria-label": `Copy ${what}`,
@@ -782,7 +783,14 @@ function renderJobView(job) {
     el("p", {}, el("a", { href: "#/", class: "back", text: "← All jobs" })),
     el("div", { class: "job-view-head" },
       el("h1", { id: "job-title", tabindex: "-1", text: name }), statusBadge(job)),
-    el("p", { class: "muted job-id", text: `Job ${job.job_id}` }),
+    el("p", { class: "muted job-id", text: `Job ${job.job_id}` },
+      job.status === "completed" && formatsOf(job).includes("ndjson")
+        ? el("button", { type: "button", class: "linkish to-casualties", text: "Browse the casualties ↓",
+          onclick: () => {
+            $("#casualties")?.scrollIntoView({ block: "start" });
+            $("#casualties-h")?.focus();
+          } })
+        : null),
     el("div", { class: "panel job-progress-panel" },
       progressBar(job, name),
       el("p", { class: "job-progress-text", "data-role": "progress-text", text: progressText(job) }),
@@ -791,10 +799,22 @@ function renderJobView(job) {
     el("section", { class: "panel summary", "aria-labelledby": "summary-h" },
       el("h2", { id: "summary-h", text: "Summary" }),
       el("div", { class: "charts", id: "charts" })),
+    casualtiesSection(job),
     el("div", { class: "job-columns" },
       el("div", { class: "job-col" }, filesSection(job), timingsSection(job)),
       el("div", { class: "job-col" }, scenarioSection(job))));
   drawCharts(job);
+}
+
+// The casualty browser, once the job is completed with NDJSON output (the API pages from it).
+function casualtiesSection(job) {
+  if (job.status !== "completed") return null;
+  if (!formatsOf(job).includes("ndjson")) {
+    return el("section", { class: "panel casualties", "aria-labelledby": "casualties-h" },
+      el("h2", { id: "casualties-h", text: "Casualties" }),
+      el("p", { class: "muted", text: "Browsing the casualties needs the NDJSON format: this job did not write it." }));
+  }
+  return casualtyBrowser(job, { announce, describe });
 }
 
 function drawCharts(job) {

@@ -8,6 +8,7 @@ import { formatNumber } from "./charts.js";
 import { renderSummary } from "./summary.js";
 import { casualtyBrowser } from "./casualties.js";
 import { SavedScenarios } from "./saved.js";
+import { deliveryName, deliveryReport, isDelivery } from "./delivery.js";
 
 const ACTIVE = new Set(["pending", "running"]);
 const MAX_STREAMS = 4;
@@ -133,7 +134,8 @@ const pct = (f) => `${Number((f * 100).toPrecision(6))}\u00a0%`;
 
 const scenarioOf = (job) => job?.config?.scenario || {};
 const formatsOf = (job) => job?.config?.formats || [];
-const jobName = (job) => scenarioOf(job).name || `Job ${String(job.job_id).slice(0, 8)}`;
+const scenarioName = (job) => scenarioOf(job).name || `Job ${String(job.job_id).slice(0, 8)}`;
+const jobName = (job) => (isDelivery(job) ? deliveryName(job, scenarioName(job)) : scenarioName(job));
 
 function progressText(job) {
   const d = job.progress_details || {};
@@ -142,7 +144,7 @@ function progressText(job) {
     parts.push(`${formatNumber(d.patients_done ?? 0)} of ${formatNumber(d.patients_total)} patients`);
   }
   if (job.status === "running") {
-    if (d.rate) parts.push(`${formatNumber(Math.round(d.rate))} patients/s`);
+    if (d.rate) parts.push(`${formatNumber(Math.round(d.rate))} ${d.unit || "patients"}/s`);
     if (d.eta_seconds !== null && d.eta_seconds !== undefined && d.eta_seconds > 0) {
       parts.push(`about ${fmtDuration(d.eta_seconds)} left`);
     }
@@ -823,6 +825,10 @@ function drawCharts(job) {
   if (job.status !== "completed" || !job.summary) {
     box.replaceChildren(el("p", { class: "muted", text: job.status === "completed"
       ? "This job has no summary." : "Charts appear when the job is completed." }));
+    return;
+  }
+  if (isDelivery(job)) {
+    box.replaceChildren(deliveryReport(job));
     return;
   }
   renderSummary(box, job.summary, scenarioOf(job));

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -61,7 +62,7 @@ def _check_idempotency_key(value: str | None) -> str | None:
     return value
 
 
-def _check_formats(formats: list[str], total_patients: int) -> None:
+def _check_formats(formats: Sequence[str], total_patients: int) -> None:
     """422 listing every problem of the formats asked for: repeats, and formats unfit for the
     scenario (formats.bundle.format_problems: cards for too many patients)."""
     from patientgen.formats.bundle import format_problems

@@ -25,7 +25,10 @@ The output folder may hold files that are not the run's (`generate --out DIR`): 
 replaces the files of the formats asked for and removes nothing but its own leftovers.
 
 Memory does not grow with the number of patients: patients are streamed from the generator into
-buffered files, and joins copy in fixed-size blocks.
+buffered files, and joins copy in fixed-size blocks. Two bounded exceptions: a chunk holds its own
+injects and cards until it writes their parts (one chunk's worth), and the cards' PDF is held
+whole while it is rendered (reportlab keeps every page until it saves), which is why a job may
+ask for cards for at most cards.MAX_PATIENTS casualties (format_problems, checked at submit).
 """
 
 from __future__ import annotations

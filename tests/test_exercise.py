@@ -246,6 +246,9 @@ def test_one_card_per_casualty_with_its_triage_colour(job) -> None:
             assert p.service_number in text or p.nationality in text
             assert "MECHANISM" in text and "INJURIES" in text and "SIGNS" in text
             assert "TREATMENT" in text
+            for v in p.visits:  # the role player's vital signs over time, each set with its place
+                if v.vitals is not None:
+                    assert f"{v.vitals.taken_at:%d %b %H:%M}Z {v.facility_id}" in text, p.index
     finally:
         pdf.close()
 

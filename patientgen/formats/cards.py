@@ -38,6 +38,7 @@ import segno
 from reportlab.lib.pagesizes import A5
 from reportlab.lib.units import mm
 from reportlab.lib.utils import simpleSplit
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
 from patientgen.formats import news2
@@ -245,8 +246,9 @@ def _draw(canvas: Canvas, card: dict[str, Any]) -> None:
     canvas.drawRightString(width - _MARGIN, height - BAND_HEIGHT - 5 * mm - QR_SIZE, card["id"])
 
     top = height - BAND_HEIGHT - 2 * mm
+    beside_qr = width - 2 * _MARGIN - QR_SIZE - 3 * mm  # the identity block's width
     canvas.setFont(_BOLD, 12)
-    canvas.drawString(_MARGIN, top - 5 * mm, latin(card["name"]))
+    canvas.drawString(_MARGIN, top - 5 * mm, _fit(latin(card["name"]), _BOLD, 12, beside_qr))
     facts = [
         ("Service no", card["service"]),
         ("Nation", card["nation"]),
@@ -261,7 +263,8 @@ def _draw(canvas: Canvas, card: dict[str, Any]) -> None:
         canvas.setFont(_BOLD, 7.5)
         canvas.drawString(_MARGIN, y, name)
         canvas.setFont(_FONT, 7.5)
-        canvas.drawString(_MARGIN + 17 * mm, y, latin(value))
+        value = _fit(latin(value), _FONT, 7.5, beside_qr - 17 * mm)
+        canvas.drawString(_MARGIN + 17 * mm, y, value)
         y -= 3.6 * mm
 
     cursor = _Cursor(canvas, min(y, height - BAND_HEIGHT - 8 * mm - QR_SIZE))
@@ -286,19 +289,30 @@ def _draw(canvas: Canvas, card: dict[str, Any]) -> None:
     canvas.drawCentredString(width / 2, 6 * mm, "EXERCISE - SYNTHETIC CASUALTY - NOT A REAL PERSON")
 
 
+#: The vital-signs table: (heading, x in mm from the margin); a cell is cut to its column.
 _VITAL_COLUMNS = (
     ("time", 0),
-    ("place", 17),
-    ("HR", 36),
-    ("RR", 44),
-    ("BP", 52),
-    ("SpO2", 64),
-    ("T \u00b0C", 74),
-    ("GCS", 83),
-    ("AVPU", 91),
-    ("pain", 100),
-    ("NEWS2", 109),
+    ("place", 18),
+    ("HR", 42),
+    ("RR", 49),
+    ("BP", 56),
+    ("SpO2", 68),
+    ("T \u00b0C", 77),
+    ("GCS", 86),
+    ("AVPU", 93),
+    ("pain", 102),
+    ("NEWS2", 110),
 )
+_MARK_X = 124  # mm: the `!` of a notable deterioration
+
+
+def _fit(text: str, font: str, size: float, width: float) -> str:
+    """`text` cut (with `..`) to fit `width` points."""
+    if stringWidth(text, font, size) <= width:
+        return text
+    while text and stringWidth(text + "..", font, size) > width:
+        text = text[:-1]
+    return text + ".."
 
 
 def _vitals(cursor: _Cursor, rows: list[list[Any]]) -> None:
@@ -319,11 +333,13 @@ def _vitals(cursor: _Cursor, rows: list[list[Any]]) -> None:
             return
         cursor.y -= size * 1.4
         *values, worse = row
-        for (_, x), value in zip(_VITAL_COLUMNS, values, strict=True):
-            canvas.drawString(_MARGIN + x * mm, cursor.y, latin(str(value)))
+        edges = [x for _, x in _VITAL_COLUMNS[1:]] + [_MARK_X]
+        for (_, x), end, value in zip(_VITAL_COLUMNS, edges, values, strict=True):
+            cell = _fit(latin(str(value)), _FONT, size, (end - x - 1) * mm)
+            canvas.drawString(_MARGIN + x * mm, cursor.y, cell)
         if worse:
             canvas.setFont(_BOLD, size)
-            canvas.drawString(_MARGIN + 118 * mm, cursor.y, "!")
+            canvas.drawString(_MARGIN + _MARK_X * mm, cursor.y, "!")
             canvas.setFont(_FONT, size)
 
 

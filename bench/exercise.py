@@ -51,8 +51,8 @@ def child_render(patients: int) -> None:
     from patientgen.formats import cards
     from patientgen.generator import generate
 
-    records = [cards.record(p) for p in generate(_scenario(patients))]
-    data = cards.render(records)
+    # streamed, as the join streams the cards from the parts
+    data = cards.render(cards.record(p) for p in generate(_scenario(patients)))
     print(len(data))
 
 

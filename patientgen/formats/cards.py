@@ -20,14 +20,13 @@ Chunks: a PDF cannot be joined by concatenation. A chunk writes a compact *part*
 JSON card per line, `record`), and the join renders the whole PDF from the parts in chunk order
 (`render`), one page at a time; a one-chunk run renders its one part the same way, so the bytes
 never depend on the chunking. reportlab keeps every page of a document in memory until it is
-saved (about 2 KB a page), so a job may ask for cards for at most MAX_PATIENTS casualties
+saved (about 10 KB a page), so a job may ask for cards for at most MAX_PATIENTS casualties
 (refused at submit, formats.bundle.format_problems).
 """
 
 from __future__ import annotations
 
 import io
-import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -35,9 +34,10 @@ from typing import Any
 
 import orjson
 import segno
+from PIL import Image
 from reportlab.lib.pagesizes import A5
 from reportlab.lib.units import mm
-from reportlab.lib.utils import simpleSplit
+from reportlab.lib.utils import ImageReader, simpleSplit
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
@@ -344,16 +344,12 @@ def _vitals(cursor: _Cursor, rows: list[list[Any]]) -> None:
 
 
 def _qr(canvas: Canvas, matrix: list[str], x: float, y: float) -> None:
-    """The QR code (qr_rows) as filled runs of dark modules, on white."""
+    """The QR code (qr_rows), quiet zone included, as a small grey-scale image, one pixel a
+    module: a few hundred bytes in the PDF, where drawn modules cost kilobytes of page content
+    (and reportlab holds every page until it saves)."""
     modules = len(matrix) + 2 * QR_BORDER
-    unit = QR_SIZE / modules
-    canvas.setFillColorRGB(1, 1, 1)
-    canvas.rect(x, y, QR_SIZE, QR_SIZE, 0, 1)
-    canvas.setFillColorRGB(0, 0, 0)
-    path = canvas.beginPath()
-    for r, row in enumerate(matrix):
-        top = y + QR_SIZE - (r + QR_BORDER + 1) * unit
-        for run in re.finditer("1+", row):
-            start, stop = run.span()
-            path.rect(x + (start + QR_BORDER) * unit, top, (stop - start) * unit, unit)
-    canvas.drawPath(path, stroke=0, fill=1)
+    blank, quiet = "0" * modules, "0" * QR_BORDER
+    rows = [blank] * QR_BORDER + [quiet + row + quiet for row in matrix] + [blank] * QR_BORDER
+    data = bytes(0 if bit == "1" else 255 for row in rows for bit in row)  # dark modules black
+    image = Image.frombytes("L", (modules, modules), data)
+    canvas.drawImage(ImageReader(image), x, y, QR_SIZE, QR_SIZE)

@@ -62,6 +62,7 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 _DARK_TEXT = frozenset({"T2", "T3"})
 QR_SIZE = 32 * mm
 QR_BORDER = 2  # modules of quiet zone (white) around the code
+_QR_PIXELS = 8  # image pixels a module
 _MARGIN = 8 * mm
 _FOOTER = 12 * mm
 _FONT, _BOLD = "Helvetica", "Helvetica-Bold"
@@ -344,12 +345,14 @@ def _vitals(cursor: _Cursor, rows: list[list[Any]]) -> None:
 
 
 def _qr(canvas: Canvas, matrix: list[str], x: float, y: float) -> None:
-    """The QR code (qr_rows), quiet zone included, as a small grey-scale image, one pixel a
-    module: a few hundred bytes in the PDF, where drawn modules cost kilobytes of page content
+    """The QR code (qr_rows), quiet zone included, as a small grey-scale image: a few hundred
+    bytes in the PDF, where drawn modules cost kilobytes of page content
     (and reportlab holds every page until it saves)."""
     modules = len(matrix) + 2 * QR_BORDER
     blank, quiet = "0" * modules, "0" * QR_BORDER
     rows = [blank] * QR_BORDER + [quiet + row + quiet for row in matrix] + [blank] * QR_BORDER
     data = bytes(0 if bit == "1" else 255 for row in rows for bit in row)  # dark modules black
     image = Image.frombytes("L", (modules, modules), data)
+    # sharp-edged modules even in a viewer that smooths a scaled-up image
+    image = image.resize((modules * _QR_PIXELS,) * 2, Image.Resampling.NEAREST)
     canvas.drawImage(ImageReader(image), x, y, QR_SIZE, QR_SIZE)

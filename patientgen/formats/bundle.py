@@ -720,6 +720,12 @@ def _write_exercise(
     return patients
 
 
+def _lines(path: Path) -> Iterator[bytes]:
+    """The lines of a part, the file opened only when the first is read."""
+    with open(path, "rb") as f:
+        yield from f
+
+
 def _merged_mel_parts(
     stack: contextlib.ExitStack, parts_dir: Path, paths: list[Path]
 ) -> list[Iterable[bytes]]:
@@ -1001,8 +1007,8 @@ def finalize(
             with contextlib.ExitStack() as stack:
                 if fmt == "mel":
                     sources = _merged_mel_parts(stack, parts_dir, paths)
-                else:
-                    sources = [stack.enter_context(open(path, "rb")) for path in paths]
+                else:  # read one after the other: one part open at a time
+                    sources = [_lines(path) for path in paths]
                 records = _write_exercise(fmt, sink.write, sources, patients)
             files.append(sink.output(name, fmt, records))
         summary_bytes = orjson.dumps(merged, option=_SUMMARY_OPTIONS) + b"\n"

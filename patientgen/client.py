@@ -18,7 +18,7 @@ import builtins
 import contextlib
 import hashlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,8 @@ from patientgen.jobs.model import TERMINAL_STATUSES
 
 API_PREFIX = "/api/v1"
 TERMINAL = frozenset(s.value for s in TERMINAL_STATUSES)
+#: Formats of the internal indexes an older service still listed among a job's files.
+_INTERNAL_FORMATS = frozenset({"index", "attributes"})
 
 
 class OutputFile(BaseModel):
@@ -103,6 +105,24 @@ class PatientPage(BaseModel):
     total: int
     items: list[dict[str, Any]]
     next_offset: int | None = None
+    sort: str = "index"
+
+
+class FacetValue(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    value: str
+    count: int
+
+
+class PatientFacets(BaseModel):
+    """Per filter, the values present in a job's patients and their counts."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    total: int
+    facets: dict[str, list[FacetValue]]
+    sort_keys: list[str]
 
 
 class SavedScenario(BaseModel):
@@ -162,6 +182,11 @@ class Conflict(ApiError):
     pass
 
 
+class PreconditionFailed(Conflict):
+    """A conditional save did not hold (the name is taken, or was replaced since it was read);
+    `problem["current_version"]` is the version there now, if any."""
+
+
 class ValidationFailed(ApiError):
     pass
 
@@ -195,6 +220,7 @@ _ERRORS: dict[int, type[ApiError]] = {
     401: Unauthorized,
     404: NotFound,
     409: Conflict,
+    412: PreconditionFailed,
     422: ValidationFailed,
     429: RateLimited,
     503: Unavailable,
@@ -387,11 +413,36 @@ class Client:
         data = self._request("GET", f"/jobs/{job_id}/files").json()
         return [OutputFile.model_validate(item) for item in data["items"]]
 
-    def patients(self, job_id: UUID | str, offset: int = 0, limit: int = 100) -> PatientPage:
-        response = self._request(
-            "GET", f"/jobs/{job_id}/patients", params={"offset": offset, "limit": limit}
-        )
+    def patients(
+        self,
+        job_id: UUID | str,
+        offset: int = 0,
+        limit: int = 100,
+        *,
+        sort: str | None = None,
+        **filters: str | Iterable[str],
+    ) -> PatientPage:
+        """A page of the job's patients. `filters`: front, nation, category, triage, outcome,
+        facility, each one value or several (any matches); `sort`: a key of
+        `patient_facets(...).sort_keys`, with a leading "-" for descending. `total` counts
+        the patients that match. Unknown values raise ValidationFailed listing each."""
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if sort is not None:
+            params["sort"] = sort
+        for name, values in filters.items():
+            params[name] = [values] if isinstance(values, str) else list(values)
+        response = self._request("GET", f"/jobs/{job_id}/patients", params=params)
         return PatientPage.model_validate_json(response.content)
+
+    def patient(self, job_id: UUID | str, patient_id: UUID | str) -> dict[str, Any]:
+        """One patient of the job by its id (NotFound when the job has none such)."""
+        response = self._request("GET", f"/jobs/{job_id}/patients/{patient_id}")
+        return orjson.loads(response.content)
+
+    def patient_facets(self, job_id: UUID | str) -> PatientFacets:
+        """The filter values present in the job's patients, with their counts."""
+        response = self._request("GET", f"/jobs/{job_id}/patients/facets")
+        return PatientFacets.model_validate_json(response.content)
 
     def download(
         self,
@@ -404,15 +455,16 @@ class Client:
         """Download one file (`name`) to `dest` (a file path, or a folder to put it in), or every
         output file into the folder `dest` (keeping sub-folders such as fhir/). Checks each file's
         sha256 against its ETag unless `verify=False`. Returns the paths written. All files means
-        the job's outputs: the offsets index of patients.ndjson (format "index", which only
-        serves reads by position) is fetched only when named."""
+        the job's outputs; a service older than this client also listed its internal indexes
+        (formats "index" and "attributes", which only serve the API's reads): those are
+        skipped."""
         dest = Path(dest)
         if name is not None:
             target = dest / Path(name).name if dest.is_dir() else dest
             return [self._download_one(job_id, name, target, verify)]
         written = []
         for item in self.files(job_id):
-            if item.format == "index":
+            if item.format in _INTERNAL_FORMATS:
                 continue
             target = dest.joinpath(*item.name.split("/"))
             if dest.resolve() not in target.resolve().parents:
@@ -477,11 +529,22 @@ class Client:
         *,
         preset: str | None = None,
         overrides: dict[str, Any] | None = None,
+        only_new: bool = False,
+        if_version: int | None = None,
     ) -> SavedScenario:
         """Keep a scenario (or a preset with overrides) on the server under `name`, replacing
-        one of that name (its version grows); ValidationFailed lists every problem."""
+        one of that name (its version grows); ValidationFailed lists every problem.
+        `only_new` refuses to replace, `if_version` replaces only that version: both raise
+        PreconditionFailed otherwise, and nothing is saved."""
+        if only_new and if_version is not None:
+            raise ValueError("only_new and if_version exclude each other")
         body = _scenario_body(scenario, preset, overrides)
-        response = self._request("PUT", f"/saved-scenarios/{quote(name, safe='')}", json=body)
+        headers = {"If-None-Match": "*"} if only_new else {}
+        if if_version is not None:
+            headers["If-Match"] = f'"{if_version}"'
+        response = self._request(
+            "PUT", f"/saved-scenarios/{quote(name, safe='')}", json=body, headers=headers
+        )
         return SavedScenario.model_validate_json(response.content)
 
     def saved_scenario(self, name: str) -> SavedScenario:

@@ -158,7 +158,10 @@ USER_FILES = {
     "notes.tmp-1": b"a draft\n",
     "patients.ndjson.tmp-77-1": b"someone else's half file\n",
 }
-GENERATED = {"patients.ndjson", "patients.ndjson.idx", "summary.json", "manifest.json"}
+GENERATED = {
+    "patients.ndjson", "patients.ndjson.idx", "patients.attrs", "patients.attrs.json",
+    "summary.json", "manifest.json",
+}  # fmt: skip
 
 
 def _put_user_files(folder: Path) -> None:

@@ -92,8 +92,10 @@ def test_files_parse_with_exact_counts(scenario, reference) -> None:
 def test_manifest_lists_every_file_with_digest(reference, scenario) -> None:
     manifest = orjson.loads((reference / "manifest.json").read_bytes())
     found = digests(reference)
-    listed = {f["name"]: f for f in manifest["files"]}
+    listed = {f["name"]: f for f in [*manifest["files"], *manifest["internal_files"]]}
     assert set(listed) | {"manifest.json"} == set(found)
+    internal = {f["name"] for f in manifest["internal_files"]}
+    assert internal == {"patients.ndjson.idx", "patients.attrs", "patients.attrs.json"}
     for name, entry in listed.items():
         assert entry["sha256"] == found[name]
         assert entry["bytes"] == (reference / name).stat().st_size
@@ -300,8 +302,11 @@ def test_finalize_removes_only_what_the_run_wrote(tmp_path, scenario) -> None:
     names = {f.name for f in files}
     assert names == {
         "patients.csv", "patients.ndjson", "patients.ndjson.idx", "summary.json", "manifest.json",
+        "patients.attrs", "patients.attrs.json",
     }  # fmt: skip
-    assert {f.format for f in files} == {"csv", "ndjson", "index", "summary", "manifest"}
+    assert {f.format for f in files} == {
+        "csv", "ndjson", "index", "attributes", "summary", "manifest",
+    }  # fmt: skip
     after = digests(out)
     assert set(after) == set(before) | {
         "patients.json.tmp-4242", "fhir/Patient.ndjson.tmp-0123456789abcdef-1-2",

@@ -28,7 +28,7 @@ from patientgen.api.middleware import (
     SecurityHeaders,
     SendTimeout,
 )
-from patientgen.api.routes import files, health, jobs, presets, scenarios
+from patientgen.api.routes import files, health, jobs, patients, presets, scenarios
 from patientgen.settings import Settings
 
 API_PREFIX = "/api/v1"
@@ -125,7 +125,8 @@ def create_app(settings: Settings, service: Any = None) -> FastAPI:
     app.state.metrics = metrics
 
     problems.install_handlers(app)
-    for router in (jobs.router, files.router, presets.router, scenarios.router, health.router):
+    routers = (jobs, files, patients, presets, scenarios, health)
+    for router in (module.router for module in routers):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.root_router)
     problems_router(app)

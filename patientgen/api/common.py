@@ -9,6 +9,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from patientgen.api.schemas import ProblemOut
+from patientgen.formats.attributes import INTERNAL_FORMATS
 from patientgen.jobs.model import TERMINAL_STATUSES
 
 TERMINAL = frozenset(s.value for s in TERMINAL_STATUSES)
@@ -20,6 +21,7 @@ _STATUS_TITLES = {
     409: "Conflict with the job's state or an earlier request",
     413: "Request body too large",
     415: "Unsupported media type",
+    412: "Precondition failed (If-Match or If-None-Match did not hold)",
     416: "Range not satisfiable",
     422: "Invalid fields (every one listed in `errors`)",
     429: "Too many active jobs, open event streams or ZIP downloads for this key",
@@ -78,6 +80,17 @@ def file_entry(prefix: str, job_id: str, item: Any) -> dict[str, Any]:
     }
 
 
+def output_entries(job: Any) -> list[Any]:
+    """The job's output files: every file it lists but the internal indexes (a job completed
+    before the runner left them out of its list still has them there)."""
+    return [
+        item
+        for item in job.output_files or []
+        if (item.get("format") if isinstance(item, dict) else getattr(item, "format", None))
+        not in INTERNAL_FORMATS
+    ]
+
+
 def job_document(job: Any, prefix: str) -> dict[str, Any]:
     """A Job as the API shows it: never lease internals, never the idempotency key."""
     job_id = str(job.job_id)
@@ -97,7 +110,7 @@ def job_document(job: Any, prefix: str) -> dict[str, Any]:
         "max_attempts": int(job.max_attempts or 0),
         "error": job.error,
         "allowed_actions": job.allowed_actions,
-        "output_files": [file_entry(prefix, job_id, f) for f in (job.output_files or [])],
+        "output_files": [file_entry(prefix, job_id, f) for f in output_entries(job)],
         "summary": job.summary,
         "links": job_links(prefix, job_id),
     }

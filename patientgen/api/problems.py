@@ -23,6 +23,7 @@ from patientgen.jobs.model import (
     InvalidCursor,
     InvalidTransition,
     JobNotFound,
+    ScenarioChanged,
     ScenarioNotFound,
     StoreUnavailable,
     TooManyActiveJobs,
@@ -60,10 +61,20 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
         "Idempotency key reused",
         "The Idempotency-Key was already used with a different request body.",
     ),
+    "precondition-failed": (
+        "Precondition failed",
+        "The resource is not in the state the request's If-Match or If-None-Match expects; "
+        "`current_version` says what is there now (absent: nothing).",
+    ),
     "not-ready": ("Job not completed", "The job has no output yet; wait until it is completed."),
     "no-ndjson-output": (
         "No NDJSON output",
         "Patients can be paged only for jobs that produced the NDJSON format.",
+    ),
+    "no-casualty-index": (
+        "No casualty index",
+        "The job was written before casualties could be filtered, sorted and looked up; "
+        "submit its scenario again to get one (plain paging works without it).",
     ),
     "payload-too-large": ("Request body too large", "The request body exceeds the size limit."),
     "unsupported-media-type": ("Unsupported media type", "Send the body as application/json."),
@@ -100,6 +111,7 @@ _STATUS_SLUG = {
     409: "invalid-transition",
     413: "payload-too-large",
     415: "unsupported-media-type",
+    412: "precondition-failed",
     416: "range-not-satisfiable",
     422: "validation-error",
     503: "service-unavailable",
@@ -217,6 +229,19 @@ def translate(exc: BaseException) -> Problem | None:
         return Problem(404, "not-found", "No such job.")
     if isinstance(exc, ScenarioNotFound):
         return Problem(404, "not-found", f"No saved scenario {exc.name!r}.")
+    if isinstance(exc, ScenarioChanged):
+        if exc.current is None:
+            return Problem(
+                412, "precondition-failed", f"The saved scenario {exc.name!r} no longer exists."
+            )
+        return Problem(
+            412,
+            "precondition-failed",
+            f"The saved scenario {exc.name!r} exists at version {exc.current.version}; "
+            "nothing was saved.",
+            headers={"ETag": f'"{exc.current.version}"'},
+            current_version=exc.current.version,
+        )
     if isinstance(exc, IdempotencyConflict):
         return Problem(
             409,
@@ -306,6 +331,7 @@ def install_handlers(app: FastAPI) -> None:
     for exc_type in (
         JobNotFound,
         ScenarioNotFound,
+        ScenarioChanged,
         IdempotencyConflict,
         InvalidTransition,
         InvalidCursor,

@@ -195,9 +195,24 @@ class FileListOut(BaseModel):
 class PatientsPage(BaseModel):
     offset: int
     limit: int
-    total: int
+    total: int = Field(description="How many patients match the filters (all: the job's count).")
+    sort: str
     items: list[dict[str, Any]] = Field(description="Patients as in the NDJSON output.")
     next_offset: int | None
+
+
+class FacetValue(BaseModel):
+    value: str
+    count: int
+
+
+class FacetsOut(BaseModel):
+    total: int = Field(description="The job's number of patients.")
+    facets: dict[str, list[FacetValue]] = Field(
+        description="Per filter (front, nation, category, triage, outcome, facility), the values "
+        "present in the job with their numbers of patients."
+    )
+    sort_keys: list[str] = Field(description="Accepted `sort` values (a leading '-': descending).")
 
 
 class PresetOut(BaseModel):

@@ -10,6 +10,7 @@ __all__ = ["app", "main"]
 def _register() -> None:
     # Each module adds its commands to `app`; importing them here keeps registration in one place.
     from patientgen.cli import (  # noqa: F401
+        casualties,
         db,
         generate,
         jobs,

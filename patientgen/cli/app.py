@@ -1,4 +1,5 @@
-"""The one Typer app every command module adds its commands to."""
+"""The one Typer app every command module adds its commands to (and the `jobs` group, which two
+modules fill: jobs.py and casualties.py)."""
 
 from __future__ import annotations
 
@@ -14,3 +15,6 @@ app = typer.Typer(
     # (`--json <bool>`, `--help <bool>`), which reads as if the flag took a value.
     rich_markup_mode=None,
 )
+
+jobs_app = typer.Typer(help="Submit and manage jobs in the configured store.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")

@@ -124,6 +124,18 @@ def open_service(settings: Any) -> Iterator[Any]:
         service.close()
 
 
+def job_id_text(text: str | None) -> str:
+    """A job id given on the command line, normalised (bad input otherwise)."""
+    from uuid import UUID
+
+    if text is None:
+        fail("missing JOB_ID (see `patientgen jobs list`)")
+    try:
+        return str(UUID(text.strip()))
+    except ValueError:
+        fail(f"not a job id: {text!r} (a UUID, as `patientgen jobs list` shows)")
+
+
 def no_extra(ctx: typer.Context) -> None:
     if ctx.args:
         what = "option" if ctx.args[0].startswith("-") else "argument"

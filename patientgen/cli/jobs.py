@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from patientgen.cli.app import app
+from patientgen.cli.app import jobs_app
 from patientgen.cli.common import (
     LENIENT,
     BadInput,
@@ -24,6 +24,7 @@ from patientgen.cli.common import (
     OneLineErrors,
     check_formats,
     fail,
+    job_id_text,
     load_scenario,
     load_settings,
     no_extra,
@@ -31,20 +32,6 @@ from patientgen.cli.common import (
     parse_formats,
 )
 from patientgen.formats import DEFAULT_FORMATS, FORMATS
-
-jobs_app = typer.Typer(help="Submit and manage jobs in the configured store.", no_args_is_help=True)
-app.add_typer(jobs_app, name="jobs")
-
-
-def _job_id(text: str | None) -> str:
-    from uuid import UUID
-
-    if text is None:
-        fail("missing JOB_ID (see `patientgen jobs list`)")
-    try:
-        return str(UUID(text.strip()))
-    except ValueError:
-        fail(f"not a job id: {text!r} (a UUID, as `patientgen jobs list` shows)")
 
 
 def job_json(job: Any) -> str:
@@ -154,7 +141,7 @@ def show(
 ) -> None:
     """Show one job."""
     no_extra(ctx)
-    jid = _job_id(job_id)
+    jid = job_id_text(job_id)
     settings = load_settings(database_url=database_url, data_dir=data_dir)
     with open_service(settings) as service:
         job = service.get(jid)
@@ -191,7 +178,7 @@ def show(
 
 
 def _act(action: str, job_id: str | None, database_url: str | None, data_dir: Path | None) -> None:
-    jid = _job_id(job_id)
+    jid = job_id_text(job_id)
     settings = load_settings(database_url=database_url, data_dir=data_dir)
     with open_service(settings) as service:
         if action == "delete":

@@ -70,12 +70,17 @@ def save(
     scenario_file: Annotated[str | None, typer.Option("--scenario", metavar="FILE")] = None,
     patients: Annotated[str | None, typer.Option("--patients", metavar="N")] = None,
     seed: Annotated[str | None, typer.Option("--seed", metavar="S")] = None,
+    new: Annotated[
+        bool, typer.Option("--new", help="Refuse (exit 2) if NAME is taken, instead of replacing.")
+    ] = False,
     owner: OwnerOption = "local",
     database_url: DatabaseOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Keep a scenario (a preset or a file, with --patients/--seed) under NAME, replacing one of
-    that name; prints its version (1 when new)."""
+    that name (unless --new); prints its version (1 when new)."""
+    from patientgen.jobs.model import ScenarioChanged
+
     no_extra(ctx)
     try:
         scenario = load_scenario(preset, scenario_file, patients, seed)
@@ -83,9 +88,12 @@ def save(
         fail(str(exc))
     with open_service(load_settings(database_url=database_url, data_dir=data_dir)) as service:
         try:
-            saved = service.save_scenario(name, scenario, owner)
+            saved = service.save_scenario(name, scenario, owner, expected=0 if new else None)
         except ValueError as exc:
             fail(str(exc))
+        except ScenarioChanged as exc:
+            version = exc.current.version if exc.current else 0
+            fail(f"a saved scenario {name!r} exists (version {version}); nothing was saved")
     print(f"{saved.name}: version {saved.version}")
 
 

@@ -48,7 +48,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from patientgen.formats import FORMATS, cards, fhir, hl7, manifest, mel, summary
+from patientgen.formats import FORMATS, attributes, cards, fhir, hl7, manifest, mel, summary
 from patientgen.formats import csv as csv_format
 from patientgen.formats import json as json_format
 from patientgen.formats import ndjson as ndjson_format
@@ -120,6 +120,8 @@ def _specs(formats: tuple[str, ...]) -> list[_Spec]:
         )
     if "ndjson" in formats:
         specs.append(_Spec(ndjson_format.FILE, "ndjson"))
+        # internal: the attribute index of patients.ndjson, its records simply concatenated
+        specs.append(_Spec(attributes.FILE, attributes.FORMAT))
     if "csv" in formats:
         specs.append(
             _Spec(csv_format.FILE, "csv", prefix=csv_format.HEADER, empty=csv_format.HEADER)
@@ -137,7 +139,7 @@ def _final_names(formats: tuple[str, ...]) -> list[str]:
     """Every file finalize writes into the output folder for these formats, manifest last."""
     names = [spec.name for spec in _specs(formats)]
     if "ndjson" in formats:
-        names.append(ndjson_format.INDEX_FILE)
+        names.extend((ndjson_format.INDEX_FILE, attributes.DICTIONARY_FILE))
     if "fhir" in formats:
         names.extend(fhir.FILES[t] for t in fhir.FACILITY_TYPES)
     names.extend(_exercise_names(formats))
@@ -158,6 +160,22 @@ def format_problems(total_patients: int, formats: Iterable[str]) -> list[str]:
             f"patients, one PDF page each; the scenario asks for {total_patients:,}"
         )
     return problems
+
+
+def outputs(files: Iterable[OutputFile]) -> list[OutputFile]:
+    """The job's outputs among the files a run wrote: all but the internal indexes
+    (patients.ndjson.idx, patients.attrs and its dictionary), which only serve the API's reads."""
+    return [f for f in files if f.format not in attributes.INTERNAL_FORMATS]
+
+
+def _manifest_order(files: list[OutputFile]) -> list[OutputFile]:
+    """A run's files in the order its manifest lists them: the outputs (manifest last), then the
+    internal files (so a finished run read back from its manifest compares equal)."""
+    internal = [f for f in files if f.format in attributes.INTERNAL_FORMATS]
+    outputs = [f for f in files if f.format not in attributes.INTERNAL_FORMATS]
+    if outputs and outputs[-1].name == MANIFEST_FILE:
+        return [*outputs[:-1], *internal, outputs[-1]]
+    return [*outputs, *internal]
 
 
 def normalize_formats(formats: Iterable[str] | str) -> tuple[str, ...]:
@@ -552,6 +570,8 @@ def _finish_whole(
                 ndjson_format.INDEX_FILE, "index", size, sha, size // ndjson_format.OFFSET_SIZE
             )
         )
+        data = attributes.dictionary_bytes(scenario)
+        extra.insert(0, (attributes.DICTIONARY_FILE, attributes.FORMAT, data, False))
     summary_bytes = orjson.dumps(merged, option=_SUMMARY_OPTIONS) + b"\n"
     for name, fmt, data, count in extra:
         _write_raw(batch.open(place(name), buffering=0, owner=owner), data)
@@ -577,7 +597,7 @@ def _finish_whole(
         manifest.build(scenario, formats, patients, [f.as_dict() for f in listed])
     )
     _write_raw(batch.open(place(MANIFEST_FILE), buffering=0, owner=owner), manifest_bytes)
-    return merged, [*listed, _manifest_entry(manifest_bytes)]
+    return merged, _manifest_order([*listed, _manifest_entry(manifest_bytes)])
 
 
 def _manifest_entry(data: bytes) -> OutputFile:
@@ -633,6 +653,8 @@ def _write_records(
     ndjson_write = files[ndjson_format.FILE].write if "ndjson" in formats else None
     offsets = array("Q")
     position = 0
+    encode_attributes = attributes.Encoder(scenario).encode if ndjson_write is not None else None
+    records: list[bytes] = []
     csv_file = files.get(csv_format.FILE)
     csv_encoder = csv_format.CsvEncoder() if csv_file is not None else None
     fhir_writes = (
@@ -664,6 +686,7 @@ def _write_records(
                 line = record + b"\n"
                 ndjson_write(line)
                 position += len(line)
+                records.append(encode_attributes(p))  # type: ignore[misc]
         first = False
         if csv_encoder is not None:
             csv_encoder.add(p)
@@ -692,6 +715,7 @@ def _write_records(
         csv_file.write(csv_encoder.drain())
     if ndjson_write is not None:
         files[ndjson_format.INDEX_FILE].write(ndjson_format.offsets_to_bytes(offsets))
+        files[attributes.FILE].write(b"".join(records))
     exercise: dict[str, bytes] = {}
     if injects is not None:
         exercise[mel.FILE] = injects.part()
@@ -871,7 +895,7 @@ def _finished(
     found = _load_manifest(out_dir)
     if found is None or not manifest.matches(found, scenario, formats):
         return None
-    files = [OutputFile(**entry) for entry in found["files"]]
+    files = [OutputFile(**entry) for entry in manifest.listed(found)]
     for f in files:
         path = out_dir / f.name
         if not path.is_file() or path.stat().st_size != f.bytes:
@@ -964,15 +988,18 @@ def finalize(
             return done
         raise FileNotFoundError(f"missing part file {missing[0]} (and {len(missing) - 1} more)")
 
-    if "ndjson" in formats:  # the index part counts the chunk's records: it must match
+    if "ndjson" in formats:  # the index parts count the chunk's records: they must match
         for chunk, chunk_summary in enumerate(chunk_summaries):
-            path = _part_path(parts_dir, chunk, ndjson_format.INDEX_FILE)
-            records = path.stat().st_size // ndjson_format.OFFSET_SIZE
-            if records != chunk_summary.get("patients"):
-                raise ValueError(
-                    f"part files of chunk {chunk} hold {records} patients, its summary says "
-                    f"{chunk_summary.get('patients')}"
-                )
+            for name, size in (
+                (ndjson_format.INDEX_FILE, ndjson_format.OFFSET_SIZE),
+                (attributes.FILE, attributes.RECORD_SIZE),
+            ):
+                records = _part_path(parts_dir, chunk, name).stat().st_size // size
+                if records != chunk_summary.get("patients"):
+                    raise ValueError(
+                        f"part files of chunk {chunk} hold {records} patients, its summary "
+                        f"says {chunk_summary.get('patients')}"
+                    )
     out_dir.mkdir(parents=True, exist_ok=True)
     owner = _owner_mark(parts_dir, attempt)
     _remove_own_leftovers(out_dir, _final_names(formats), owner)
@@ -993,6 +1020,10 @@ def finalize(
                     [_part_path(parts_dir, c, ndjson_format.INDEX_FILE) for c in range(n_chunks)],
                     [_part_path(parts_dir, c, ndjson_format.FILE) for c in range(n_chunks)],
                 )
+            )
+            data = attributes.dictionary_bytes(scenario)
+            files.append(
+                _write_data(batch, out_dir, attributes.DICTIONARY_FILE, attributes.FORMAT, data)
             )
         if "fhir" in formats:
             facilities = [(fid, entry["role"]) for fid, entry in merged["facilities"].items()]
@@ -1022,7 +1053,7 @@ def finalize(
     except BaseException:
         batch.abort()
         raise
-    return files
+    return _manifest_order(files)
 
 
 def _finalize_whole(
@@ -1044,7 +1075,7 @@ def _finalize_whole(
     found = orjson.loads(manifest_bytes)
     if not manifest.matches(found, scenario, formats):
         raise ValueError("the part files of chunk 0 were written for another input")
-    files = [OutputFile(**entry) for entry in found["files"]]
+    files = [OutputFile(**entry) for entry in manifest.listed(found)]
     listed = {f.name: f for f in files}
     if merged is None:
         merged = summary.merge_summaries(chunk_summaries)
@@ -1176,3 +1207,28 @@ def read_patients(out_dir: Path, offset: int, limit: int) -> list[bytes]:
         f.seek(first)
         blob = f.read(last - first)
     return blob.split(b"\n")[:-1]
+
+
+def read_records(out_dir: Path, positions: Sequence[int]) -> list[bytes]:
+    """Records at these positions of patients.ndjson (JSON bytes, no newline), in the order
+    given: each read through the offsets index, one pread per record."""
+    out_dir = Path(out_dir)
+    size = ndjson_format.OFFSET_SIZE
+    with (
+        open(out_dir / ndjson_format.INDEX_FILE, "rb", buffering=0) as index,
+        open(out_dir / ndjson_format.FILE, "rb", buffering=0) as data,
+    ):
+        count = os.fstat(index.fileno()).st_size // size
+        end_of_data = os.fstat(data.fileno()).st_size
+        records = []
+        for position in positions:
+            if not 0 <= position < count:
+                raise IndexError(f"no record {position} (the file holds {count})")
+            wanted = 2 if position + 1 < count else 1
+            offsets = ndjson_format.offsets_from_bytes(
+                os.pread(index.fileno(), size * wanted, size * position)
+            )
+            last = offsets[1] if wanted == 2 else end_of_data
+            record = os.pread(data.fileno(), last - offsets[0], offsets[0])
+            records.append(record.rstrip(b"\n"))
+        return records

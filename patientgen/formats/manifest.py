@@ -1,6 +1,8 @@
 """`manifest.json`: what a run produced and from what, with nothing time-dependent in it.
 
-It lists every output file (bytes, sha256, record count) except itself, the scenario, the seed,
+It lists every output file (bytes, sha256, record count) except itself under `files`, the run's
+internal files (the indexes of patients.ndjson, which are no output) under `internal_files`, the
+scenario, the seed,
 the formats, the generator version and the Faker version (names are drawn from Faker's word lists,
 so byte-identical output needs the same Faker release), so two runs of the same input give the
 same manifest.
@@ -14,11 +16,12 @@ from typing import Any
 
 import orjson
 
+from patientgen.formats.attributes import INTERNAL_FORMATS
 from patientgen.generator import GENERATOR_VERSION
 from patientgen.scenario import Scenario
 
 FILE = "manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: internal files listed apart
 OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z
 
 
@@ -31,6 +34,9 @@ def faker_version() -> str:
 def build(
     scenario: Scenario, formats: tuple[str, ...], patients: int, files: list[dict[str, Any]]
 ) -> dict[str, Any]:
+    """The manifest of a run that wrote `files` (each file's dict: name, format, …)."""
+    outputs = [f for f in files if f["format"] not in INTERNAL_FORMATS]
+    internal = [f for f in files if f["format"] in INTERNAL_FORMATS]
     return {
         "manifest_version": MANIFEST_VERSION,
         "generator_version": GENERATOR_VERSION,
@@ -39,8 +45,14 @@ def build(
         "seed": scenario.seed,
         "patients": patients,
         "formats": list(formats),
-        "files": files,
+        "files": outputs,
+        "internal_files": internal,
     }
+
+
+def listed(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every file the manifest lists: outputs, then internal files."""
+    return [*manifest["files"], *manifest.get("internal_files", [])]
 
 
 def encode(manifest: dict[str, Any]) -> bytes:

@@ -131,6 +131,17 @@ class ScenarioNotFound(JobError, LookupError):
         self.name = name
 
 
+class ScenarioChanged(JobError):
+    """A conditional save did not hold: the scenario exists (create only), or it is not the
+    version the caller read (it was replaced or deleted since); `current` is what is there now."""
+
+    def __init__(self, name: str, current: SavedScenario | None) -> None:
+        held = "is gone" if current is None else f"is at version {current.version}"
+        super().__init__(f"saved scenario {name!r} {held}")
+        self.name = name
+        self.current = current
+
+
 class Action(StrEnum):
     """What happens to a job; each action moves it along edges of the transition graph."""
 

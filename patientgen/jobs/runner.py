@@ -298,7 +298,10 @@ def run_small_jobs(
             for job in small
         ]
         with BatchHeartbeat(store, small, worker_id, settings):
-            written = bundle.write_runs(runs)
+            # the job lists its outputs, not the internal indexes
+            written = [
+                (merged, bundle.outputs(listed)) for merged, listed in bundle.write_runs(runs)
+            ]
     except Exception:
         log.warning(
             "a batch of %d small jobs failed; running each alone", len(small), exc_info=True
@@ -479,7 +482,7 @@ def _run(
                 job.job_id,
                 worker_id,
                 Action.COMPLETE,
-                output_files=[f.as_dict() for f in written],
+                output_files=[f.as_dict() for f in bundle.outputs(written)],
                 summary=merged,
                 # the parts are garbage now; with --out the job's own folder held only them
                 inside=lambda j: run.files.detach(

@@ -43,6 +43,7 @@ from patientgen.jobs.model import (
     NewJob,
     RunOutcome,
     SavedScenario,
+    ScenarioChanged,
     ScenarioNotFound,
     StoreUnavailable,
     TooManyActiveJobs,
@@ -69,6 +70,7 @@ __all__ = [
     "KeyNotFound",
     "LeaseLost",
     "SavedScenario",
+    "ScenarioChanged",
     "ScenarioNotFound",
     "StoreUnavailable",
     "TooManyActiveJobs",
@@ -247,14 +249,20 @@ class JobService:
 
     # -- saved scenarios ---------------------------------------------------------------------
     def save_scenario(
-        self, name: str, scenario: Scenario | Mapping[str, Any], owner: str = "local"
+        self,
+        name: str,
+        scenario: Scenario | Mapping[str, Any],
+        owner: str = "local",
+        *,
+        expected: int | None = None,
     ) -> SavedScenario:
         """Save (or replace) a named scenario of `owner`, validated first: ValueError for a bad
-        name, pydantic ValidationError for a bad scenario (nothing is saved)."""
+        name, pydantic ValidationError for a bad scenario (nothing is saved). `expected` 0 saves
+        only a new name, N replaces only version N: ScenarioChanged otherwise (nothing saved)."""
         _check_scenario_name(name)
         if not isinstance(scenario, Scenario):
             scenario = Scenario.model_validate(scenario)
-        return self.store.put_scenario(owner, name, scenario.model_dump(mode="json"))
+        return self.store.put_scenario(owner, name, scenario.model_dump(mode="json"), expected)
 
     def scenario(self, name: str, owner: str = "local") -> SavedScenario:
         """ScenarioNotFound unless `owner` saved a scenario of that name."""

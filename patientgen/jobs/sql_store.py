@@ -42,6 +42,7 @@ from patientgen.jobs.model import (
     LeaseLost,
     NewJob,
     SavedScenario,
+    ScenarioChanged,
     ScenarioNotFound,
     TooManyActiveJobs,
     lost_worker_error,
@@ -569,17 +570,23 @@ class SqlStore:
     def _saved(self, row: dict[str, Any]) -> SavedScenario:
         return SavedScenario.model_validate(self.dialect.row(row, _SCENARIO_TIMES))
 
-    def put_scenario(self, owner: str, name: str, scenario: dict[str, Any]) -> SavedScenario:
-        """Save (or replace: its version grows) the owner's scenario `name`."""
+    def put_scenario(
+        self, owner: str, name: str, scenario: dict[str, Any], expected: int | None = None
+    ) -> SavedScenario:
+        """Save (or replace: its version grows) the owner's scenario `name`; `expected` 0 creates
+        only, N replaces only version N (ScenarioChanged, with what is there now, otherwise)."""
+        params = {"owner": owner, "name": name, "scenario": dumps(scenario)}
         with self._write_one() as t:
-            row = t.one(
-                "put_scenario",
-                owner=owner,
-                name=name,
-                scenario=dumps(scenario),
-                **self.dialect.clock(),
-            )
-        return self._saved(_row(row))
+            if expected:
+                row = t.one("replace_scenario", version=expected, **params, **self.dialect.clock())
+            else:
+                row = t.one(
+                    "put_scenario", only_new=expected == 0, **params, **self.dialect.clock()
+                )
+            if row is None:
+                current = t.one("get_scenario", owner=owner, name=name)
+                raise ScenarioChanged(name, None if current is None else self._saved(current))
+        return self._saved(row)
 
     def get_scenario(self, owner: str, name: str) -> SavedScenario:
         with self._read() as t:

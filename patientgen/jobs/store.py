@@ -170,8 +170,11 @@ class JobStore(Protocol):
 
     def revoke_key(self, key_id: str) -> ApiKey: ...
 
-    def put_scenario(self, owner: str, name: str, scenario: dict[str, Any]) -> SavedScenario:
-        """Save or replace (version + 1) the owner's scenario `name`."""
+    def put_scenario(
+        self, owner: str, name: str, scenario: dict[str, Any], expected: int | None = None
+    ) -> SavedScenario:
+        """Save or replace (version + 1) the owner's scenario `name`. `expected` makes it
+        conditional: 0 creates only, N replaces only version N; ScenarioChanged otherwise."""
 
     def get_scenario(self, owner: str, name: str) -> SavedScenario:
         """ScenarioNotFound unless the owner saved one of that name."""

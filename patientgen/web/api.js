@@ -53,7 +53,7 @@ export function parseJSON(text) {
 }
 
 // JSON.stringify, writing strings marked as big integers as bare numbers.
-export function stringifyJSON(value) {
+export function stringifyJSON(value, space) {
   const marks = [];
   const text = JSON.stringify(value, (key, v) => {
     if (v && typeof v === "object" && v.__bigint !== undefined) {
@@ -61,7 +61,7 @@ export function stringifyJSON(value) {
       return `\u0000big${marks.length - 1}\u0000`;
     }
     return v;
-  });
+  }, space);
   return text.replace(/"\\u0000big(\d+)\\u0000"/g, (_, i) => marks[Number(i)]);
 }
 

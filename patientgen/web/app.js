@@ -6,6 +6,8 @@ import {
 import { ScenarioForm, el, label, NATIONS } from "./form.js";
 import { formatNumber } from "./charts.js";
 import { renderSummary } from "./summary.js";
+import { casualtyBrowser } from "./casualties.js";
+import { SavedScenarios } from "./saved.js";
 
 const ACTIVE = new Set(["pending", "running"]);
 const MAX_STREAMS = 4;
@@ -28,6 +30,7 @@ const state = {
 };
 const $ = (sel) => document.querySelector(sel);
 let form;
+let saved;
 
 // ---------- notices and auth ----------
 
@@ -723,9 +726,9 @@ function timingsSection(job) {
     ], "kv-compact"));
 }
 
-// The offsets index of patients.ndjson (format "index") serves the API's reads by position; it is
-// no output a user wants, so the page does not list it (the ZIP, being the API's, still has it).
-const shownFiles = (job) => (job.output_files || []).filter((f) => f.format !== "index");
+// The API lists no internal index; a job completed by an older version may still list its offsets
+// index (format "index"), which is no output a user wants.
+const shownFiles = (job) => (job.output_files || []).filter((f) => f.format !== "index" && f.format !== "attributes");
 
 function copyButton(text, what) {
   return el("button", { type: "button", class: "btn btn-small btn-quiet copy", "aria-label": `Copy ${what}`,
@@ -780,7 +783,14 @@ function renderJobView(job) {
     el("p", {}, el("a", { href: "#/", class: "back", text: "← All jobs" })),
     el("div", { class: "job-view-head" },
       el("h1", { id: "job-title", tabindex: "-1", text: name }), statusBadge(job)),
-    el("p", { class: "muted job-id", text: `Job ${job.job_id}` }),
+    el("p", { class: "muted job-id", text: `Job ${job.job_id}` },
+      job.status === "completed" && formatsOf(job).includes("ndjson")
+        ? el("button", { type: "button", class: "linkish to-casualties", text: "Browse the casualties ↓",
+          onclick: () => {
+            $("#casualties")?.scrollIntoView({ block: "start" });
+            $("#casualties-h")?.focus();
+          } })
+        : null),
     el("div", { class: "panel job-progress-panel" },
       progressBar(job, name),
       el("p", { class: "job-progress-text", "data-role": "progress-text", text: progressText(job) }),
@@ -789,10 +799,22 @@ function renderJobView(job) {
     el("section", { class: "panel summary", "aria-labelledby": "summary-h" },
       el("h2", { id: "summary-h", text: "Summary" }),
       el("div", { class: "charts", id: "charts" })),
+    casualtiesSection(job),
     el("div", { class: "job-columns" },
       el("div", { class: "job-col" }, filesSection(job), timingsSection(job)),
       el("div", { class: "job-col" }, scenarioSection(job))));
   drawCharts(job);
+}
+
+// The casualty browser, once the job is completed with NDJSON output (the API pages from it).
+function casualtiesSection(job) {
+  if (job.status !== "completed") return null;
+  if (!formatsOf(job).includes("ndjson")) {
+    return el("section", { class: "panel casualties", "aria-labelledby": "casualties-h" },
+      el("h2", { id: "casualties-h", text: "Casualties" }),
+      el("p", { class: "muted", text: "Browsing the casualties needs the NDJSON format: this job did not write it." }));
+  }
+  return casualtyBrowser(job, { announce, describe });
 }
 
 function drawCharts(job) {
@@ -875,6 +897,7 @@ function route() {
 function reloadAll() {
   loadJobs();
   loadPresets().then(applyDefaultPreset);
+  saved.refresh("");  // another key, other saved scenarios
   if (state.viewJobId) refreshJob(state.viewJobId);
 }
 
@@ -932,6 +955,23 @@ async function main() {
   initKeyForm();
   form = new ScenarioForm($("#scenario-form"));
   form.fill({}, ["json", "ndjson", "csv", "fhir"]);
+  saved = new SavedScenarios({
+    form,
+    describe,
+    touched: () => state.formTouched,
+    filled: (what) => {
+      $("#preset").value = "";
+      state.presetValue = "";
+      $("#preset-description").textContent = `From the ${what}.`;
+      $("#submit-status").textContent = "";
+      state.formTouched = false;
+      saveDraft();
+    },
+    showProblems: (problem) => {
+      form.showErrors(problem.errors || [], problem.detail);
+      $("#form-errors").focus();
+    },
+  });
   $("#scenario-form").addEventListener("submit", submitScenario);
   $("#check").addEventListener("click", checkScenario);
   $("#preset").addEventListener("change", choosePreset);
@@ -951,7 +991,8 @@ async function main() {
   window.addEventListener("hashchange", route);
   route();
   $("#scenario-form").addEventListener("input", (e) => {
-    if (e.isTrusted && e.target.id !== "preset") {
+    // The preset and the saved-scenario controls choose a scenario; they do not edit it.
+    if (e.isTrusted && e.target.id !== "preset" && !e.target.closest("#saved-group")) {
       state.formTouched = true;
       saveDraftSoon();
     }
@@ -969,7 +1010,7 @@ async function main() {
     state.formTouched = true;
     $("#submit-status").textContent = "Restored the scenario you were editing (kept in this browser).";
   }
-  await Promise.all([loadPresets(), loadJobs()]);
+  await Promise.all([loadPresets(), loadJobs(), saved.refresh()]);
   if (draft?.preset && state.presets.some((p) => p.name === draft.preset)) {
     $("#preset").value = draft.preset;
     state.presetValue = draft.preset;

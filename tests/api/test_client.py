@@ -6,6 +6,7 @@ import hashlib
 import uuid
 import zipfile
 
+import orjson
 import pytest
 
 from patientgen.client import (
@@ -14,6 +15,7 @@ from patientgen.client import (
     Conflict,
     ConnectionFailed,
     NotFound,
+    PreconditionFailed,
     Preset,
     Unauthorized,
     ValidationFailed,
@@ -41,14 +43,11 @@ def test_client_round_trip(live_sqlite: Service, tmp_path) -> None:
 
         written = client.download(job.job_id, tmp_path / "all")
         names = {p.relative_to(tmp_path / "all").as_posix() for p in written}
-        # every output but the offsets index of patients.ndjson, which the API still lists
-        index = [f.name for f in done.output_files if f.format == "index"]
-        assert index == ["patients.ndjson.idx"]
-        assert names == {f.name for f in done.output_files} - set(index)
+        # every output, and no internal index: the API lists none (issue 12 defect 3)
+        assert names == {f.name for f in done.output_files}
+        assert {f.format for f in done.output_files} == {"ndjson", "csv", "summary", "manifest"}
         assert not (tmp_path / "all" / "patients.ndjson.idx").exists()
         for item in done.output_files:
-            if item.format == "index":
-                continue
             data = (tmp_path / "all" / item.name).read_bytes()
             assert hashlib.sha256(data).hexdigest() == item.sha256
         one = client.download(job.job_id, tmp_path / "one.csv", name="patients.csv")
@@ -57,9 +56,27 @@ def test_client_round_trip(live_sqlite: Service, tmp_path) -> None:
         page = client.patients(job.job_id, offset=10, limit=5)
         assert page.total == 1200 and len(page.items) == 5 and page.next_offset == 15
 
+        # the casualty browser's calls: filters, sort, facets, one casualty by id
+        records = [orjson.loads(line) for line in (tmp_path / "all" / "patients.ndjson").open("rb")]
+        facets = client.patient_facets(job.job_id)
+        assert facets.total == 1200 and "injured_at" in facets.sort_keys
+        assert sum(f.count for f in facets.facets["triage"]) == 1200
+        t1_t2 = [r for r in records if r["triage"] in ("T1", "T2") and r["category"] == "disease"]
+        found = client.patients(
+            job.job_id, limit=1000, triage=["T1", "T2"], category="disease", sort="-index"
+        )
+        assert found.total == len(t1_t2) and found.sort == "-index"
+        assert [r["id"] for r in found.items] == [r["id"] for r in t1_t2[::-1]]
+        assert client.patient(job.job_id, records[345]["id"]) == records[345]
+        with pytest.raises(NotFound):
+            client.patient(job.job_id, uuid.uuid4())
+        with pytest.raises(ValidationFailed) as bad:
+            client.patients(job.job_id, triage="T7", sort="age")
+        assert {e["field"] for e in bad.value.errors} == {"triage", "sort"}
+
         archive = client.archive(job.job_id, tmp_path / "all.zip")
         with zipfile.ZipFile(archive) as zf:
-            assert set(zf.namelist()) == names | set(index)
+            assert set(zf.namelist()) == names  # no internal index in the ZIP either
 
         again = client.submit(preset="training-exercise", formats=["csv"], idempotency_key="c1")
         same = client.submit(preset="training-exercise", formats=["csv"], idempotency_key="c1")
@@ -130,6 +147,17 @@ def test_client_saved_scenarios(live_sqlite: Service) -> None:
         assert client.saved_scenario("Exercise Northern Shield").scenario == again.scenario
         with pytest.raises(ValidationFailed):
             client.save_scenario("Exercise Northern Shield", {"total_patients": -5})
+        # conditional saves: a new name only, or only the version read
+        with pytest.raises(PreconditionFailed) as taken:
+            client.save_scenario("Exercise Northern Shield", {"total_patients": 4}, only_new=True)
+        assert taken.value.status == 412 and taken.value.problem["current_version"] == 2
+        with pytest.raises(PreconditionFailed):
+            client.save_scenario("Exercise Northern Shield", {"total_patients": 4}, if_version=1)
+        third = client.save_scenario(
+            "Exercise Northern Shield", {"total_patients": 4}, if_version=2
+        )
+        assert third.version == 3
+        assert client.saved_scenario("Exercise Northern Shield").scenario == third.scenario
         client.delete_scenario("Exercise Northern Shield")
         with pytest.raises(NotFound):
             client.saved_scenario("Exercise Northern Shield")

@@ -73,3 +73,34 @@ def test_bad_input_is_listed_and_saves_nothing(alice) -> None:
 def test_anonymous_callers_need_a_key(api_only: Service) -> None:
     with api_only.client(None) as anonymous:
         assert anonymous.get("/saved-scenarios").status_code == 401
+
+
+def test_conditional_saves(alice) -> None:
+    """RFC 9110 preconditions: the ETag is the version; If-None-Match: * saves a new name only,
+    If-Match replaces only that version; a failed one is 412 with the version there now, and
+    saves nothing."""
+    url = "/saved-scenarios/cond"
+    made = alice.put(url, json={"scenario": {"total_patients": 5}}, headers={"If-None-Match": "*"})
+    assert made.status_code == 201 and made.headers["etag"] == '"1"'
+    taken = alice.put(url, json={"scenario": {"total_patients": 6}}, headers={"If-None-Match": "*"})
+    assert taken.status_code == 412 and taken.headers["content-type"] == PROBLEM
+    assert taken.json()["current_version"] == 1 and taken.headers["etag"] == '"1"'
+    got = alice.get(url)
+    assert got.headers["etag"] == '"1"' and got.json()["scenario"]["total_patients"] == 5
+
+    replaced = alice.put(url, json={"scenario": {"total_patients": 8}}, headers={"If-Match": '"1"'})
+    assert replaced.status_code == 200 and replaced.json()["version"] == 2
+    stale = alice.put(url, json={"scenario": {"total_patients": 9}}, headers={"If-Match": '"1"'})
+    assert stale.status_code == 412 and stale.json()["current_version"] == 2
+    assert alice.get(url).json()["scenario"]["total_patients"] == 8
+
+    for headers in ({"If-Match": "1"}, {"If-None-Match": '"1"'},
+                    {"If-Match": '"1"', "If-None-Match": "*"}):  # fmt: skip
+        bad = alice.put(url, json={"scenario": {"total_patients": 3}}, headers=headers)
+        assert bad.status_code == 400 and bad.headers["content-type"] == PROBLEM, headers
+    assert alice.get(url).json()["version"] == 2
+
+    assert alice.delete(url).status_code == 204
+    gone = alice.put(url, json={"scenario": {"total_patients": 3}}, headers={"If-Match": '"2"'})
+    assert gone.status_code == 412 and "current_version" not in gone.json()
+    assert alice.get(url).status_code == 404

@@ -36,6 +36,7 @@ JOB_OPERATIONS = [
     ("/jobs/{job_id}/files", "get"),
     ("/jobs/{job_id}/archive", "get"),
     ("/jobs/{job_id}/patients", "get"),
+    ("/jobs/{job_id}/patients/facets", "get"),
 ]
 
 
@@ -73,6 +74,15 @@ def with_links(document: dict[str, Any]) -> dict[str, Any]:
             },
         }
     }
+    paths[PREFIX + "/jobs/{job_id}/patients"]["get"]["responses"]["200"]["links"] = {
+        "patient": {
+            "operationId": operation_id("/jobs/{job_id}/patients/{patient_id}", "get"),
+            "parameters": {
+                "job_id": "$request.path.job_id",
+                "patient_id": "$response.body#/items/0/id",
+            },
+        }
+    }
     paths[PREFIX + "/jobs"]["get"]["responses"]["200"]["links"] = {
         "next_page": {
             "operationId": operation_id("/jobs", "get"),
@@ -95,7 +105,8 @@ def config(key: str, seed: str, examples: int) -> str:
     """schemathesis.toml: the key for both security schemes, every check, and 422 as an
     acceptable answer to schema-valid input only where the document cannot say everything
     (fractions summing to 1, the key's patient limit, what an opaque cursor holds; a saved
-    scenario is a scenario too)."""
+    scenario is a scenario too; the casualty filters take the job's own values, its fronts among
+    them, and comma lists of them, which a string's schema cannot enumerate)."""
     seed_line = "" if seed == "random" else f"seed = {int(seed)}\n"
     return f"""{seed_line}continue-on-failure = true
 request-timeout = 30
@@ -117,6 +128,10 @@ enabled = true
 [[operations]]
 include-path-regex = "^{PREFIX}/(jobs|scenarios/validate)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "404", "409", "422", "429"]
+
+[[operations]]
+include-path-regex = "^{PREFIX}/jobs/[{{]job_id[}}]/patients$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "404", "409", "422"]
 
 [[operations]]
 include-path-regex = "^{PREFIX}/saved-scenarios/[{{]name[}}]$"

@@ -220,6 +220,7 @@ def test_saved_scenario_commands(cli, service, tmp_path):
         ("scenario", "save", "bad/name", "--preset", "peacekeeping"),
         ("scenario", "save", "Exercise A", "--preset", "nope"),
         ("scenario", "save", "Exercise A", "--preset", "peacekeeping", "--patients", "-3"),
+        ("scenario", "save", "Exercise A", "--preset", "peacekeeping", "--new"),
         ("scenario", "show", "missing"),
         ("scenario", "delete", "missing"),
     ):

@@ -126,7 +126,7 @@ def test_a_worker_batches_small_jobs_behind_the_queue_head(service, store, setti
     assert all(j.status == JobStatus.COMPLETED and j.attempts == 1 for j in jobs)
     assert min(j.completed_at for j in jobs[1:]) >= jobs[0].completed_at
     expected = bundle.write_all(_scenario(1, seed=4), ["ndjson"], settings.data_dir / "ref")
-    assert jobs[5].output_files == [f.as_dict() for f in expected]
+    assert jobs[5].output_files == [f.as_dict() for f in bundle.outputs(expected)]
 
 
 def test_a_batch_slower_than_its_lease_keeps_its_jobs(

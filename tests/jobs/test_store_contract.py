@@ -390,3 +390,52 @@ def test_a_bad_saved_scenario_changes_nothing(service):
     assert kept.version == 1 and service.scenario("keep", "alice").scenario == SCENARIO.model_dump(
         mode="json"
     )
+
+
+def test_conditional_saves_replace_only_what_was_read(service):
+    """A new-name-only save never replaces; a replace of version N holds only while N is there,
+    also when two savers race with the same version: one wins, the other changes nothing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from patientgen.jobs.model import ScenarioChanged
+
+    small = Scenario(total_patients=7, seed=1)
+    made = service.save_scenario("drill", small, "alice", expected=0)
+    assert made.version == 1
+    with pytest.raises(ScenarioChanged) as taken:
+        service.save_scenario("drill", SCENARIO, "alice", expected=0)
+    assert taken.value.current is not None and taken.value.current.version == 1
+    assert service.scenario("drill", "alice").scenario == small.model_dump(mode="json")
+    assert service.save_scenario("drill", SCENARIO, "bob", expected=0).version == 1  # bob's own
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(
+            pool.map(
+                lambda n: _try_save(service, Scenario(total_patients=10 + n, seed=1), 1),
+                range(8),
+            )
+        )
+    winners = [o for o in outcomes if not isinstance(o, ScenarioChanged)]
+    assert len(winners) == 1 and winners[0].version == 2
+    assert all(o.current.version == 2 for o in outcomes if isinstance(o, ScenarioChanged))
+    assert service.scenario("drill", "alice").scenario == winners[0].scenario
+
+    with pytest.raises(ScenarioChanged):  # stale
+        service.save_scenario("drill", small, "alice", expected=1)
+    service.delete_scenario("drill", "alice")
+    with pytest.raises(ScenarioChanged) as gone:  # deleted since it was read
+        service.save_scenario("drill", small, "alice", expected=2)
+    assert gone.value.current is None
+    from patientgen.jobs.model import ScenarioNotFound
+
+    with pytest.raises(ScenarioNotFound):
+        service.scenario("drill", "alice")
+
+
+def _try_save(service, scenario, expected):
+    from patientgen.jobs.model import ScenarioChanged
+
+    try:
+        return service.save_scenario("drill", scenario, "alice", expected=expected)
+    except ScenarioChanged as exc:
+        return exc

@@ -210,8 +210,8 @@ def test_job_view_summary_first_compact_files(
     top = "e => e.getBoundingClientRect().top + window.scrollY"
     assert page.eval_on_selector("#summary-h", top) < page.eval_on_selector("#files-h", top)
     assert page.eval_on_selector("#charts figure.chart", top) < 900
-    wanted = [f for f in done_job["output_files"] if f["format"] != "index"]
-    assert len(wanted) < len(done_job["output_files"])  # the API still lists the index
+    wanted = done_job["output_files"]
+    assert {f["format"] for f in wanted} == {"ndjson", "csv", "summary", "manifest"}  # no index
     rows = page.locator("#job-view .file")
     assert rows.evaluate_all("r => r.map(x => x.dataset.name)") == [f["name"] for f in wanted]
     assert "patients.ndjson.idx" not in page.inner_text("#job-view")

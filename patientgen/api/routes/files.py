@@ -1,4 +1,4 @@
-"""Outputs of a job: the file list, single-file downloads (ETag, Range), the ZIP, patient pages.
+"""Outputs of a job: the file list, single-file downloads (ETag, Range), the ZIP.
 
 A file is served only if its name is in the job's `output_files` (so no name from the request ever
 becomes a path by itself), and its resolved path must lie inside the job's folder.
@@ -8,26 +8,28 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 import anyio
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from patientgen.api.archive import zip_stream
 from patientgen.api.auth import Principal, principal
-from patientgen.api.common import file_entry, get_job, json_response, problem_responses, status_name
+from patientgen.api.common import (
+    file_entry,
+    get_job,
+    json_response,
+    output_entries,
+    problem_responses,
+    status_name,
+)
 from patientgen.api.limits import CappedStreamingResponse
 from patientgen.api.problems import Problem
-from patientgen.api.schemas import FileListOut, PatientsPage
-from patientgen.formats.bundle import read_patients
-from patientgen.formats.ndjson import FILE as NDJSON_FILE
+from patientgen.api.schemas import FileListOut
 
 router = APIRouter(tags=["outputs"])
-
-MAX_PAGE = 1000
-
 _JSON_LIKE = {".json": "application/json", ".ndjson": "application/x-ndjson"}
 
 
@@ -66,7 +68,7 @@ def content_type(name: str, fmt: str) -> str:
     return "application/octet-stream"
 
 
-def _completed(job: Any) -> None:
+def completed(job: Any) -> None:
     if status_name(job.status) != "completed":
         raise Problem(
             409,
@@ -75,11 +77,11 @@ def _completed(job: Any) -> None:
         )
 
 
-def _entries(job: Any) -> list[dict[str, Any]]:
-    return [item if isinstance(item, dict) else dict(vars(item)) for item in job.output_files or []]
+def entries(job: Any) -> list[dict[str, Any]]:
+    return [item if isinstance(item, dict) else dict(vars(item)) for item in output_entries(job)]
 
 
-def _out_dir(service: Any, job: Any) -> Path:
+def out_dir(service: Any, job: Any) -> Path:
     """The folder of the job's final files (its own folder unless `generate --out` chose one)."""
     output_dir = getattr(service, "output_dir", None)
     return Path(output_dir(job)) if output_dir is not None else Path(service.job_dir(job.job_id))
@@ -116,7 +118,7 @@ async def list_files(request: Request, job_id: UUID, who: Principal = Depends(pr
     job = await get_job(request, job_id, who.scope)
     prefix = request.app.state.api_prefix
     return json_response(
-        {"items": [file_entry(prefix, str(job.job_id), f) for f in job.output_files or []]}
+        {"items": [file_entry(prefix, str(job.job_id), f) for f in output_entries(job)]}
     )
 
 
@@ -139,10 +141,10 @@ async def download_file(
     `If-None-Match`."""
     state = request.app.state
     job = await get_job(request, job_id, who.scope)
-    entry = next((e for e in _entries(job) if e.get("name") == name), None)
+    entry = next((e for e in entries(job) if e.get("name") == name), None)
     if entry is None:
         raise Problem(404, "not-found", f"The job has no output file {name!r}.")
-    path = _safe_path(_out_dir(state.service, job), name)
+    path = _safe_path(out_dir(state.service, job), name)
     try:
         stat = await anyio.to_thread.run_sync(os.stat, path)
     except OSError:
@@ -197,10 +199,10 @@ async def download_archive(
 ) -> StreamingResponse:
     state = request.app.state
     job = await get_job(request, job_id, who.scope)
-    _completed(job)
-    job_dir = _out_dir(state.service, job)
+    completed(job)
+    job_dir = out_dir(state.service, job)
     members = []
-    for entry in _entries(job):
+    for entry in entries(job):
         path = _safe_path(job_dir, str(entry["name"]))
         if not path.is_file():
             raise Problem(404, "not-found", f"The file {entry['name']!r} is no longer on disk.")
@@ -215,47 +217,3 @@ async def download_archive(
             "Cache-Control": "no-store",
         },
     )
-
-
-@router.get(
-    "/jobs/{job_id}/patients",
-    response_model=PatientsPage,
-    summary="Page through the generated patients",
-    responses=problem_responses(401, 404, 409, 422, 503),
-)
-async def list_patients(
-    request: Request,
-    job_id: UUID,
-    who: Principal = Depends(principal),
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-) -> Response:
-    """Read straight from the NDJSON output at the right place (via its offsets index)."""
-    state = request.app.state
-    job = await get_job(request, job_id, who.scope)
-    _completed(job)
-    formats = (job.config or {}).get("formats") or []
-    entry = next((e for e in _entries(job) if e.get("name") == NDJSON_FILE), None)
-    if "ndjson" not in formats or entry is None:
-        raise Problem(
-            409, "no-ndjson-output", "The job did not produce NDJSON; patients cannot be paged."
-        )
-    total = entry.get("records")
-    if total is None:
-        total = int(((job.config or {}).get("scenario") or {}).get("total_patients") or 0)
-    total = int(total)
-    job_dir = _out_dir(state.service, job)
-    lines: list[bytes] = []
-    if offset < total:
-        lines = await anyio.to_thread.run_sync(
-            read_patients, job_dir, offset, min(limit, total - offset)
-        )
-    next_offset = offset + len(lines) if offset + len(lines) < total else None
-    head = b'{"offset":%d,"limit":%d,"total":%d,"next_offset":%s,"items":[' % (
-        offset,
-        limit,
-        total,
-        b"null" if next_offset is None else str(next_offset).encode(),
-    )
-    body = head + b",".join(line.rstrip(b"\r\n") for line in lines) + b"]}"
-    return Response(body, media_type="application/json")

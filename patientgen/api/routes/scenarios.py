@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi import APIRouter, Body, Depends, Header, Path, Request
 from starlette.responses import Response
 
 from patientgen.api.auth import Principal, principal
 from patientgen.api.common import json_response, problem_responses
+from patientgen.api.problems import Problem
 from patientgen.api.resolve import resolve_scenario
 from patientgen.api.schemas import (
     SUBMIT_EXAMPLES,
@@ -43,6 +44,29 @@ def _doc(saved: SavedScenario) -> dict[str, Any]:
     return saved.model_dump(mode="json", exclude={"owner"}, exclude_none=True)
 
 
+def _etag(saved: SavedScenario) -> dict[str, str]:
+    return {"ETag": f'"{saved.version}"'}
+
+
+def _expected(if_match: str | None, if_none_match: str | None) -> int | None:
+    """The version a conditional save expects (RFC 9110): `If-None-Match: *` 0 (a new name only),
+    `If-Match: "N"` version N; None: save whatever is there."""
+    if if_match is not None and if_none_match is not None:
+        raise Problem(400, "malformed-request", "Send If-Match or If-None-Match, not both.")
+    if if_none_match is not None:
+        if if_none_match.strip() != "*":
+            raise Problem(400, "malformed-request", 'If-None-Match takes only "*" here.')
+        return 0
+    if if_match is not None:
+        tag = if_match.strip().removeprefix("W/")
+        if len(tag) > 2 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit():
+            return int(tag[1:-1]) or -1  # "0" is no version: never matches
+        raise Problem(
+            400, "malformed-request", 'If-Match takes one ETag of this resource, e.g. "3".'
+        )
+    return None
+
+
 @router.get(
     "/saved-scenarios",
     response_model=SavedScenarioListOut,
@@ -65,8 +89,10 @@ async def list_scenarios(request: Request, who: Principal = Depends(principal)) 
 async def read_scenario(
     request: Request, name: ScenarioName, who: Principal = Depends(principal)
 ) -> Response:
+    """The scenario and its version; the `ETag` is the version, for `If-Match` on a replace."""
     state = request.app.state
-    return json_response(_doc(await state.call(state.service.scenario, name, who.owner)))
+    saved = await state.call(state.service.scenario, name, who.owner)
+    return json_response(_doc(saved), headers=_etag(saved))
 
 
 @router.put(
@@ -79,7 +105,7 @@ async def read_scenario(
             "model": SavedScenarioOut,
             "description": "An earlier scenario of that name replaced",
         },
-        **problem_responses(400, 401, 413, 415, 422, 503),
+        **problem_responses(400, 401, 412, 413, 415, 422, 503),
     },
 )
 async def save_scenario(
@@ -87,13 +113,24 @@ async def save_scenario(
     name: ScenarioName,
     body: Annotated[SaveScenarioRequest, Body(openapi_examples=_SAVE_EXAMPLES)],
     who: Principal = Depends(principal),
+    if_match: Annotated[
+        str | None,
+        Header(description='Replace only this version (the ETag of a GET, e.g. `"3"`).'),
+    ] = None,
+    if_none_match: Annotated[
+        str | None, Header(description="`*`: save only if no scenario has this name yet.")
+    ] = None,
 ) -> Response:
     """Validate the scenario (every problem listed, nothing saved on any) and keep it under
-    `name`: 201 when new, 200 when it replaced one (its `version` grows)."""
+    `name`: 201 when new, 200 when it replaced one (its `version` grows). With `If-None-Match: *`
+    or `If-Match` a name taken, or replaced since it was read, gives 412 and saves nothing."""
     state = request.app.state
+    expected = _expected(if_match, if_none_match)
     scenario, _ = resolve_scenario(body.scenario, body.preset, body.overrides)
-    saved = await state.call(state.service.save_scenario, name, scenario, who.owner)
-    return json_response(_doc(saved), 201 if saved.version == 1 else 200)
+    saved = await state.call(
+        state.service.save_scenario, name, scenario, who.owner, expected=expected
+    )
+    return json_response(_doc(saved), 201 if saved.version == 1 else 200, headers=_etag(saved))
 
 
 @router.delete(

@@ -204,10 +204,18 @@ WHERE job_id IN (SELECT jsonb_array_elements_text(:job_ids::jsonb)::uuid);
 SELECT version_num FROM patientgen_schema_version;
 
 -- name: put_scenario
--- Create or replace; a replacement bumps the version (version 1: just created).
+-- Create or replace; a replacement bumps the version (version 1: just created). With :only_new
+-- true an existing scenario is left alone and no row comes back.
 INSERT INTO scenarios (owner, name, scenario) VALUES (:owner, :name, :scenario::jsonb)
 ON CONFLICT (owner, name) DO UPDATE SET
     scenario = excluded.scenario, version = scenarios.version + 1, updated_at = now()
+    WHERE NOT :only_new::boolean
+RETURNING *;
+
+-- name: replace_scenario
+-- Replace only the version the caller read; no row: it is gone or someone replaced it since.
+UPDATE scenarios SET scenario = :scenario::jsonb, version = version + 1, updated_at = now()
+WHERE owner = :owner AND name = :name AND version = :version
 RETURNING *;
 
 -- name: get_scenario

@@ -1,0 +1,114 @@
+"""`patients.attrs`: the attribute index of `patients.ndjson`, internal to the service.
+
+One fixed-width record per patient, in the order of patients.ndjson (record k is patient k), so
+the API filters, sorts, counts and finds casualties without parsing the NDJSON. Written by
+bundle.py next to the offsets index: per chunk a part, joined by plain concatenation.
+
+Invariants:
+- Every code depends on the scenario alone (fronts in the scenario's order, nations in
+  NATO_MEMBERS' fixed order, the other fields in the fixed orders below), never on which
+  patients a chunk holds: the joined file is byte-identical whatever the chunking.
+- The dictionary (`dictionary(scenario)`) maps codes to names; it is written next to the
+  records as `patients.attrs.json` so a reader needs nothing else.
+- Neither file is an output of the job: both are listed with the internal formats
+  (INTERNAL_FORMATS), which the job's file list, its archive and the client leave out.
+
+Record layout (RECORD_SIZE bytes, little-endian; the int64 fields first, so the whole file read
+as int64 gives each time column as a stride):
+    int64 injured_at (microseconds since the Unix epoch, UTC)
+    int64 outcome_at (same)
+    16 bytes patient id (the UUID's bytes)
+    uint8 front, nation, category, triage, outcome, facility; 2 bytes zero
+"""
+
+from __future__ import annotations
+
+import struct
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from patientgen.generator.patient import Patient
+from patientgen.scenario import NATO_MEMBERS, Scenario
+
+FILE = "patients.attrs"
+DICTIONARY_FILE = "patients.attrs.json"
+FORMAT = "attributes"
+#: Formats of files a run writes for the service's own reads, never offered as outputs.
+INTERNAL_FORMATS: frozenset[str] = frozenset({"index", FORMAT})
+VERSION = 1
+
+_RECORD = struct.Struct("<qq16s6B2x")
+RECORD_SIZE = _RECORD.size  # 40
+#: Byte offset of each one-byte code field in a record.
+CODE_OFFSETS: dict[str, int] = {
+    "front": 32,
+    "nation": 33,
+    "category": 34,
+    "triage": 35,
+    "outcome": 36,
+    "facility": 37,
+}
+ID_OFFSET = 16
+#: Index of each time field among a record's int64 words (RECORD_SIZE // 8 words a record).
+TIME_WORDS: dict[str, int] = {"injured_at": 0, "outcome_at": 1}
+
+CATEGORIES: tuple[str, ...] = ("battle_injury", "non_battle_injury", "disease")
+TRIAGES: tuple[str, ...] = ("none", "T1", "T2", "T3", "T4")  # none: died before any triage
+OUTCOMES: tuple[str, ...] = ("KIA", "DOW", "DIED", "RTD", "EVACUATED_R4")
+FACILITIES: tuple[str, ...] = ("POI", "R1", "R2", "R3", "R4")
+NATIONS: tuple[str, ...] = tuple(NATO_MEMBERS)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def dictionary(scenario: Scenario) -> dict[str, list[str]]:
+    """Names of the codes of each field: code k of field f is dictionary[f][k]."""
+    return {
+        "front": [front.name for front in scenario.fronts],
+        "nation": list(NATIONS),
+        "category": list(CATEGORIES),
+        "triage": list(TRIAGES),
+        "outcome": list(OUTCOMES),
+        "facility": list(FACILITIES),
+    }
+
+
+def dictionary_bytes(scenario: Scenario) -> bytes:
+    """The dictionary file's bytes (sorted keys: the same scenario gives the same bytes)."""
+    import orjson
+
+    document: dict[str, Any] = {"version": VERSION, "codes": dictionary(scenario)}
+    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS) + b"\n"
+
+
+def _micros(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+class Encoder:
+    """Turns patients into records for one scenario (code tables built once)."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        codes = dictionary(scenario)
+        self._tables = {
+            field: {name: k for k, name in enumerate(names)} for field, names in codes.items()
+        }
+
+    def encode(self, p: Patient) -> bytes:
+        t = self._tables
+        try:
+            return _RECORD.pack(
+                _micros(p.injured_at),
+                _micros(p.outcome_at),
+                UUID(p.id).bytes,
+                t["front"][p.front],
+                t["nation"][p.nationality],
+                t["category"][p.category],
+                t["triage"][p.triage or "none"],
+                t["outcome"][p.outcome],
+                t["facility"][p.outcome_facility],
+            )
+        except KeyError as exc:  # a value the scenario's dictionary does not know
+            raise ValueError(f"patient {p.index}: no code for {exc.args[0]!r}") from None

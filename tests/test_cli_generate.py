@@ -117,6 +117,24 @@ def test_generate_transaction_bundles(tmp_path) -> None:
     assert (tmp_path / "one" / "fhir-bundles.ndjson").read_bytes().count(b"\n") == 60
 
 
+def test_generate_exercise_package(tmp_path) -> None:
+    """`--format mel,cards`: the inject list and the cards, the same bytes in one chunk or many."""
+    args = ["--preset", "urban-assault", "--patients", "50", "--format", "mel,cards"]
+    one = cli("generate", *args, "--out", "one", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    many = cli("generate", *args, "--out", "many", "--chunk-size", "9", cwd=tmp_path)
+    assert many.returncode == 0, many.stderr
+    found = digests(tmp_path / "one")
+    assert found == digests(tmp_path / "many")
+    assert set(found) == {"mel.csv", "cards.pdf", "summary.json", "manifest.json"}
+    assert (tmp_path / "one" / "cards.pdf").read_bytes().startswith(b"%PDF-")
+    refused = cli("generate", "--preset", "urban-assault", "--patients", "20001", "--format",
+                  "cards", "--out", "big", cwd=tmp_path)  # fmt: skip
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1 and "20,000" in refused.stderr
+    assert not (tmp_path / "big").exists()
+
+
 def test_generate_from_scenario_file(tmp_path) -> None:
     scenario = PRESETS["training-exercise"].scenario.model_dump(mode="json")
     scenario["total_patients"] = 50

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from patientgen.scenario import PRESETS, Scenario
 
-Format = Literal["json", "ndjson", "csv", "fhir", "fhir-bundle", "hl7"]
+Format = Literal["json", "ndjson", "csv", "fhir", "fhir-bundle", "hl7", "mel", "cards"]
 JobStatusName = Literal["pending", "running", "completed", "failed", "cancelled"]
 
 EXAMPLE_SCENARIO: dict[str, Any] = {
@@ -90,8 +90,11 @@ class SubmitRequest(BaseModel):
     formats: list[Format] = Field(
         default_factory=_all_formats,
         min_length=1,
-        max_length=6,
-        description="Output formats; each at most once (default: all but fhir-bundle and hl7).",
+        max_length=8,
+        description=(
+            "Output formats; each at most once (default: json, ndjson, csv, fhir). `mel`: the "
+            "exercise's inject list (CSV); `cards`: casualty cards (PDF, at most 20,000 patients)."
+        ),
         json_schema_extra={"uniqueItems": True},
     )
 

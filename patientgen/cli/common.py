@@ -196,6 +196,15 @@ def load_scenario(
         raise BadInput(f"invalid scenario: {validation_line(exc)}") from None
 
 
+def check_formats(scenario: Any, formats: tuple[str, ...]) -> None:
+    """BadInput when the formats do not fit the scenario (e.g. cards for too many patients)."""
+    from patientgen.formats.bundle import format_problems
+
+    problems = format_problems(scenario.total_patients, formats)
+    if problems:
+        raise BadInput(f"--format: {'; '.join(problems)}")
+
+
 def parse_formats(text: str) -> tuple[str, ...]:
     from patientgen.formats.bundle import normalize_formats
 

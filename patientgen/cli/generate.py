@@ -21,6 +21,7 @@ from patientgen.cli.app import app
 from patientgen.cli.common import (
     EXIT_FAILED,
     BadInput,
+    check_formats,
     fail,
     load_scenario,
     load_settings,
@@ -181,6 +182,7 @@ def generate_command(
         else:
             scenario = load_scenario(preset, scenario_file, patients, seed)
             wanted = parse_formats(formats if formats is not None else ",".join(DEFAULT_FORMATS))
+            check_formats(scenario, wanted)
             if out is not None:
                 _check_out(out)
         size = parse_int("--chunk-size", chunk_size)

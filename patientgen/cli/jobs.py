@@ -22,6 +22,7 @@ from patientgen.cli.common import (
     DataDirOption,
     JobIdArgument,
     OneLineErrors,
+    check_formats,
     fail,
     job_id_text,
     load_scenario,
@@ -58,6 +59,7 @@ def submit(
     try:
         scenario = load_scenario(preset, scenario_file, patients, seed)
         wanted = parse_formats(formats)
+        check_formats(scenario, wanted)
         try:
             prio = int(priority)
         except ValueError:

@@ -8,6 +8,14 @@ renamed, so a leftover temporary file is never taken for a part, and the same ch
 the same bytes. The joined files never depend on the chunking: separators (the JSON array's
 brackets and commas, the CSV header) are written at join time.
 
+The exercise files are not concatenations: the inject list (`mel.csv`) is sorted by exercise
+time across all patients, and a PDF (`cards.pdf`) cannot be joined by appending. Their parts hold
+compact intermediate records instead (formats.mel, formats.cards: sorted injects, one card per
+line), and the join k-way merges the inject parts (streaming, at most _FAN_IN parts open at once,
+larger joins merged in rounds through scratch files) and renders the cards from the card parts.
+A one-chunk run writes its part in memory and converts it the same way, so every chunking gives
+the same bytes.
+
 The only chunk of a one-chunk run is written whole: its part files are the run's final files
 (summary and manifest included), and finalize renames them into the output folder, so a small
 job writes each byte once. Files are written in batches: every file of a batch is fsynced before
@@ -17,7 +25,10 @@ The output folder may hold files that are not the run's (`generate --out DIR`): 
 replaces the files of the formats asked for and removes nothing but its own leftovers.
 
 Memory does not grow with the number of patients: patients are streamed from the generator into
-buffered files, and joins copy in fixed-size blocks.
+buffered files, and joins copy in fixed-size blocks. Two bounded exceptions: a chunk holds its own
+injects and cards until it writes their parts (one chunk's worth), and the cards' PDF is held
+whole while it is rendered (reportlab keeps every page until it saves), which is why a job may
+ask for cards for at most cards.MAX_PATIENTS casualties (format_problems, checked at submit).
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import itertools
 import os
 import shutil
 import threading
@@ -36,7 +48,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from patientgen.formats import FORMATS, attributes, fhir, hl7, manifest, summary
+from patientgen.formats import FORMATS, attributes, cards, fhir, hl7, manifest, mel, summary
 from patientgen.formats import csv as csv_format
 from patientgen.formats import json as json_format
 from patientgen.formats import ndjson as ndjson_format
@@ -52,6 +64,10 @@ WHOLE_PREFIX = "whole."
 _BLOCK = 1 << 20
 _BUFFER = 1 << 20
 _CSV_BATCH = 256
+#: The most inject parts merged at once (each an open file); more are merged in rounds.
+_FAN_IN = 256
+#: The exercise files (format, file), built from intermediate parts rather than concatenated.
+_EXERCISE: tuple[tuple[str, str], ...] = (("mel", mel.FILE), ("cards", cards.FILE))
 _SUMMARY_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
 
 
@@ -126,7 +142,24 @@ def _final_names(formats: tuple[str, ...]) -> list[str]:
         names.extend((ndjson_format.INDEX_FILE, attributes.DICTIONARY_FILE))
     if "fhir" in formats:
         names.extend(fhir.FILES[t] for t in fhir.FACILITY_TYPES)
+    names.extend(_exercise_names(formats))
     return [*names, SUMMARY_FILE, MANIFEST_FILE]
+
+
+def _exercise_names(formats: tuple[str, ...]) -> list[str]:
+    return [name for fmt, name in _EXERCISE if fmt in formats]
+
+
+def format_problems(total_patients: int, formats: Iterable[str]) -> list[str]:
+    """What makes these formats unfit for a job of `total_patients` (empty: nothing); checked at
+    submit, with the scenario."""
+    problems = []
+    if "cards" in formats and total_patients > cards.MAX_PATIENTS:
+        problems.append(
+            f"casualty cards (format 'cards') are made for at most {cards.MAX_PATIENTS:,} "
+            f"patients, one PDF page each; the scenario asks for {total_patients:,}"
+        )
+    return problems
 
 
 def outputs(files: Iterable[OutputFile]) -> list[OutputFile]:
@@ -298,7 +331,7 @@ def _chunk_part_names(formats: tuple[str, ...]) -> list[str]:
     names = [spec.name for spec in _specs(formats)]
     if "ndjson" in formats:
         names.append(ndjson_format.INDEX_FILE)
-    return names
+    return [*names, *_exercise_names(formats)]
 
 
 def _whole_path(parts_dir: Path, name: str) -> Path:
@@ -403,8 +436,10 @@ def write_patients(
         else:
             files = {name: batch.open(_part_path(parts_dir, chunk, name)) for name in names}
             builder = summary.SummaryBuilder(scenario)
-            _write_records(scenario, formats, files, patients, builder, batch.writeback)
+            exercise = _write_records(scenario, formats, files, patients, builder, batch.writeback)
             _check_count(builder, expected, chunk)
+            for name, part in exercise.items():
+                files[name].write(part)
             chunk_summary = builder.to_dict()
         batch.commit()
     except BaseException:
@@ -435,10 +470,12 @@ def _write_whole(
     builder = summary.SummaryBuilder(scenario)
     for spec in _specs(formats):
         files[spec.name].write(spec.prefix)
-    _write_records(scenario, formats, files, patients, builder, batch.writeback)
+    exercise = _write_records(scenario, formats, files, patients, builder, batch.writeback)
     _check_count(builder, expected, 0)
     chunk_summary = builder.to_dict()
-    merged, listed = _finish_whole(scenario, formats, batch, files, chunk_summary, place, owner)
+    merged, listed = _finish_whole(
+        scenario, formats, batch, files, exercise, chunk_summary, place, owner
+    )
     return chunk_summary, merged, listed
 
 
@@ -495,13 +532,14 @@ def _finish_whole(
     formats: tuple[str, ...],
     batch: _Batch,
     files: dict[str, Any],
+    exercise: dict[str, bytes],
     chunk_summary: dict[str, Any],
     place: Callable[[str], Path],
     owner: str | None,
 ) -> tuple[dict[str, Any], list[OutputFile]]:
     """Complete the final files of a one-chunk run: the JSON array's end (or the empty forms),
-    the facility resources, summary.json and manifest.json, each exactly as finalize's join of
-    one ordinary part would write it."""
+    the facility resources, the exercise files from their one part (`exercise`), summary.json
+    and manifest.json, each exactly as finalize's join of one ordinary part would write it."""
     patients = chunk_summary["patients"]
     for spec in _specs(formats):
         f = files[spec.name]
@@ -520,8 +558,6 @@ def _finish_whole(
         organizations, locations = fhir.facility_resources(facilities)
         extra.append((fhir.FILES["Organization"], "fhir", organizations, True))
         extra.append((fhir.FILES["Location"], "fhir", locations, True))
-    summary_bytes = orjson.dumps(merged, option=_SUMMARY_OPTIONS) + b"\n"
-    extra.append((SUMMARY_FILE, "summary", summary_bytes, False))
     listed: list[OutputFile] = []
     for spec in _specs(formats):
         size, sha, lines = _digest(files[spec.name])
@@ -536,10 +572,27 @@ def _finish_whole(
         )
         data = attributes.dictionary_bytes(scenario)
         extra.insert(0, (attributes.DICTIONARY_FILE, attributes.FORMAT, data, False))
+    summary_bytes = orjson.dumps(merged, option=_SUMMARY_OPTIONS) + b"\n"
     for name, fmt, data, count in extra:
         _write_raw(batch.open(place(name), buffering=0, owner=owner), data)
         records = data.count(b"\n") if count else None
         listed.append(OutputFile(name, fmt, len(data), hashlib.sha256(data).hexdigest(), records))
+    for fmt, name in _EXERCISE:
+        if fmt in formats:
+            f = files[name]
+            records = _write_exercise(fmt, f.write, [exercise[name].splitlines()], patients)
+            size, sha, _ = _digest(f)
+            listed.append(OutputFile(name, fmt, size, sha, records))
+    _write_raw(batch.open(place(SUMMARY_FILE), buffering=0, owner=owner), summary_bytes)
+    listed.append(
+        OutputFile(
+            SUMMARY_FILE,
+            "summary",
+            len(summary_bytes),
+            hashlib.sha256(summary_bytes).hexdigest(),
+            None,
+        )
+    )
     manifest_bytes = manifest.encode(
         manifest.build(scenario, formats, patients, [f.as_dict() for f in listed])
     )
@@ -591,7 +644,9 @@ def _write_records(
     patients: Iterable[Patient],
     builder: summary.SummaryBuilder,
     writeback: Callable[[], None],
-) -> None:
+) -> dict[str, bytes]:
+    """Write the records of the streaming formats into `files`; returns the part of each
+    exercise format (written by the caller: as a part, or converted into the final file)."""
     dumps = orjson.dumps
     option = json_format.OPTIONS
     json_write = files[json_format.FILE].write if "json" in formats else None
@@ -612,6 +667,9 @@ def _write_records(
     fhir_bundle = fhir.bundle
     hl7_write = files[hl7.FILE].write if "hl7" in formats else None
     hl7_encode = hl7.encode
+    injects = mel.Collector(scenario) if "mel" in formats else None
+    card_lines: list[bytes] | None = [] if "cards" in formats else None
+    card_encode = cards.encode
     add = builder.add
     separator = json_format.SEPARATOR
     first = True
@@ -647,6 +705,10 @@ def _write_records(
                 bundle_write(fhir_bundle(p, fhir_job, encoded))
         if hl7_write is not None:
             hl7_write(hl7_encode(p))
+        if injects is not None:
+            injects.add(p)
+        if card_lines is not None:
+            card_lines.append(card_encode(p))
         add(p)
     if csv_encoder is not None:
         assert csv_file is not None  # as above
@@ -654,6 +716,61 @@ def _write_records(
     if ndjson_write is not None:
         files[ndjson_format.INDEX_FILE].write(ndjson_format.offsets_to_bytes(offsets))
         files[attributes.FILE].write(b"".join(records))
+    exercise: dict[str, bytes] = {}
+    if injects is not None:
+        exercise[mel.FILE] = injects.part()
+    if card_lines is not None:
+        exercise[cards.FILE] = b"".join(card_lines)
+    return exercise
+
+
+def _write_exercise(
+    fmt: str, write: Callable[[bytes], Any], parts: Sequence[Iterable[bytes]], patients: int
+) -> int:
+    """Write exercise file `fmt` from its parts (each an iterable of its lines, in chunk
+    order); returns its record count (injects, or cards)."""
+    if fmt == "mel":
+        counted = [0]
+
+        def rows() -> Iterator[list[Any]]:
+            for row in mel.merge(mel.read_part(part) for part in parts):
+                counted[0] += 1
+                yield row
+
+        for block in mel.encode(rows()):
+            write(block)
+        return counted[0]
+    write(cards.render(cards.read_part(itertools.chain.from_iterable(parts))))
+    return patients
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    """The lines of a part, the file opened only when the first is read."""
+    with open(path, "rb") as f:
+        yield from f
+
+
+def _merged_mel_parts(
+    stack: contextlib.ExitStack, parts_dir: Path, paths: list[Path]
+) -> list[Iterable[bytes]]:
+    """The inject parts `paths`, open for reading, at most _FAN_IN of them: beyond that, groups
+    of _FAN_IN are merged first into scratch files (temporary names in parts_dir, removed when
+    `stack` closes), round after round."""
+    scratch = 0
+    while len(paths) > _FAN_IN:
+        merged: list[Path] = []
+        for start in range(0, len(paths), _FAN_IN):
+            group = paths[start : start + _FAN_IN]
+            scratch += 1
+            target = _tmp_path(parts_dir / f"mel-merge-{scratch:06d}")
+            stack.callback(target.unlink, missing_ok=True)
+            with contextlib.ExitStack() as inner, open(target, "wb") as out:
+                sources = [inner.enter_context(open(path, "rb")) for path in group]
+                rows = mel.merge(mel.read_part(source) for source in sources)
+                out.writelines(mel.encode_part_rows(rows))
+            merged.append(target)
+        paths = merged
+    return [stack.enter_context(open(path, "rb")) for path in paths]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -913,6 +1030,18 @@ def finalize(
             organizations, locations = fhir.facility_resources(facilities)
             for resource_type, data in (("Organization", organizations), ("Location", locations)):
                 files.append(_write_data(batch, out_dir, fhir.FILES[resource_type], "fhir", data))
+        for fmt, name in _EXERCISE:
+            if fmt not in formats:
+                continue
+            paths = [_part_path(parts_dir, chunk, name) for chunk in range(n_chunks)]
+            sink = _Sink(batch, out_dir, name)
+            with contextlib.ExitStack() as stack:
+                if fmt == "mel":
+                    sources = _merged_mel_parts(stack, parts_dir, paths)
+                else:  # read one after the other: one part open at a time
+                    sources = [_lines(path) for path in paths]
+                records = _write_exercise(fmt, sink.write, sources, patients)
+            files.append(sink.output(name, fmt, records))
         summary_bytes = orjson.dumps(merged, option=_SUMMARY_OPTIONS) + b"\n"
         files.append(_write_data(batch, out_dir, SUMMARY_FILE, "summary", summary_bytes))
         manifest_bytes = manifest.encode(

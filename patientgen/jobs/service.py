@@ -167,13 +167,17 @@ class JobService:
         same request give back the existing job (whatever the limits), with another request
         IdempotencyConflict. TooManyActiveJobs when the owner already has `max_active_jobs`
         pending or running jobs (checked in the insert's transaction). ValueError for bad
-        formats; pydantic ValidationError for a bad scenario dict."""
+        formats (or formats unfit for the scenario: format_problems); pydantic ValidationError
+        for a bad scenario dict."""
         from patientgen.formats import DEFAULT_FORMATS
-        from patientgen.formats.bundle import normalize_formats
+        from patientgen.formats.bundle import format_problems, normalize_formats
 
         if not isinstance(scenario, Scenario):
             scenario = Scenario.model_validate(scenario)
         chosen = list(normalize_formats(list(formats) if formats is not None else DEFAULT_FORMATS))
+        problems = format_problems(scenario.total_patients, chosen)
+        if problems:
+            raise ValueError("; ".join(problems))
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
             raise ValueError("idempotency key must be 1 to 200 characters")
         if not -1000 <= priority <= 1000:

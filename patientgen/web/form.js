@@ -14,11 +14,14 @@ export const WARFARE = [
   "conventional", "artillery", "urban", "guerrilla", "drone", "naval", "cbrn", "peacekeeping",
 ];
 export const INJURY = ["disease", "non_battle_injury", "battle_injury"];
-export const FORMATS = ["json", "ndjson", "csv", "fhir", "fhir-bundle", "hl7"];
+export const FORMATS = ["json", "ndjson", "csv", "fhir", "fhir-bundle", "hl7", "mel", "cards"];
+// Unchecked until asked for: the exercise package (cards are refused above 20,000 patients).
+const ON_REQUEST = ["mel", "cards"];
 const LABELS = {
   cbrn: "CBRN", non_battle_injury: "Non-battle injury", battle_injury: "Battle injury",
   json: "JSON", ndjson: "NDJSON", csv: "CSV", fhir: "FHIR R4 (NDJSON)",
   "fhir-bundle": "FHIR R4 transaction bundles", hl7: "HL7 v2 ADT messages",
+  mel: "Exercise inject list (MEL, CSV)", cards: "Casualty cards (PDF, up to 20,000)",
 };
 export function label(key) {
   if (LABELS[key]) return LABELS[key];
@@ -112,7 +115,7 @@ export class ScenarioForm {
       const id = `format-${f}`;
       formats.append(
         el("div", { class: "check" },
-          el("input", { type: "checkbox", id, name: "formats", value: f, checked: true }),
+          el("input", { type: "checkbox", id, name: "formats", value: f, checked: !ON_REQUEST.includes(f) }),
           el("label", { for: id, text: label(f) })),
       );
     }

@@ -66,7 +66,8 @@ def _batch(rng: random.Random) -> list[dict]:
     large = [
         {
             "scenario": {"name": f"large-{i}", "seed": 200 + i, "total_patients": n},
-            "formats": ["ndjson", "csv"],
+            # the exercise files too: an inject list merged and cards rendered from many parts
+            "formats": ["ndjson", "csv", "mel", "cards"],
         }
         for i, n in enumerate((60, 100, 160))
     ]

@@ -62,6 +62,19 @@ def bad_inputs(jobs, tmp_path):
         (["jobs", "submit", "--scenario", str(tmp_path / "missing.json")], "cannot read"),
         (["jobs", "submit", "--preset", "peacekeeping", "--patients", "many"], "--patients"),
         (["jobs", "submit", "--preset", "peacekeeping", "--format", "xml"], "xml"),
+        (
+            [
+                "jobs",
+                "submit",
+                "--preset",
+                "peacekeeping",
+                "--format",
+                "mel,cards",
+                "--patients",
+                "20001",
+            ],
+            "20,000",
+        ),
         (["jobs", "submit", "--preset", "peacekeeping", "--priority", "high"], "--priority"),
         (["jobs", "submit", "--preset", "peacekeeping", "--priority", "5000"], "--priority"),
         (["jobs", "submit", "--preset", "peacekeeping", "--bogus"], "--bogus"),
@@ -93,6 +106,10 @@ def bad_inputs(jobs, tmp_path):
         (["generate", "--resume", str(p), "--preset", "peacekeeping"], "--preset"),
         (["generate", "--resume", str(unknown)], "not found"),
         (["generate", "--preset", "peacekeeping", "--chunk-size", "0"], "--chunk-size"),
+        (
+            ["generate", "--preset", "peacekeeping", "--format", "cards", "--patients", "20001"],
+            "20,000",
+        ),
     ]
 
 

@@ -42,6 +42,7 @@ _FILE_CONTENT: dict[str, Any] = {
     for media in (
         "application/x-ndjson",
         "text/csv",
+        "application/pdf",
         "application/fhir+ndjson",
         "application/octet-stream",
         "multipart/byteranges",
@@ -60,6 +61,8 @@ def content_type(name: str, fmt: str) -> str:
         return "text/csv; charset=utf-8"
     if fmt == "hl7":
         return "application/hl7-v2; charset=utf-8"
+    if suffix == ".pdf":
+        return "application/pdf"
     if suffix in _JSON_LIKE:
         return _JSON_LIKE[suffix]
     return "application/octet-stream"

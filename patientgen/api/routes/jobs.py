@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Sequence
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -64,6 +65,30 @@ def _check_idempotency_key(value: str | None) -> str | None:
     return value
 
 
+def _check_formats(formats: Sequence[str], total_patients: int) -> None:
+    """422 listing every problem of the formats asked for: repeats, and formats unfit for the
+    scenario (formats.bundle.format_problems: cards for too many patients)."""
+    from patientgen.formats.bundle import format_problems
+
+    messages = ["each format at most once"] if len(set(formats)) != len(formats) else []
+    messages += format_problems(total_patients, formats)
+    if messages:
+        raise Problem(
+            422,
+            "validation-error",
+            "body.formats: " + "; ".join(messages),
+            errors=[
+                {
+                    "field": "body.formats",
+                    "loc": ["body", "formats"],
+                    "message": message,
+                    "type": "value_error",
+                }
+                for message in messages
+            ],
+        )
+
+
 def _too_many_patients(asked: int, limit: int, whom: str) -> Problem:
     return Problem(
         422,
@@ -108,21 +133,8 @@ async def submit_job(
     state = request.app.state
     key = _check_idempotency_key(idempotency_key)
     formats = list(body.formats)
-    if len(set(formats)) != len(formats):
-        raise Problem(
-            422,
-            "validation-error",
-            "body.formats: each format at most once",
-            errors=[
-                {
-                    "field": "body.formats",
-                    "loc": ["body", "formats"],
-                    "message": "each format at most once",
-                    "type": "value_error",
-                }
-            ],
-        )
     scenario, has_seed = resolve_scenario(body.scenario, body.preset, body.overrides)
+    _check_formats(formats, scenario.total_patients)
     if not has_seed:
         seed = derive_seed(who.owner, key, body.model_dump(mode="json", exclude_unset=True))
         scenario = with_seed(scenario, seed)

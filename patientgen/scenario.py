@@ -367,11 +367,7 @@ class Scenario(_Strict):
             except ValidationError as exc:
                 raise ValidationError.from_exception_data(
                     "capacity",
-                    [
-                        {"type": e["type"], "loc": e["loc"], "input": e["input"],
-                         "ctx": e.get("ctx", {})}
-                        for e in exc.errors()
-                    ],  # fmt: skip
+                    [_detail(e) for e in exc.errors()],
                 ) from None
         plan = handler(value)
         fronts = info.data.get("fronts")
@@ -415,6 +411,10 @@ class Scenario(_Strict):
         import orjson
 
         return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+
+
+def _detail(e: Any) -> InitErrorDetails:
+    return {"type": e["type"], "loc": e["loc"], "input": e["input"], "ctx": e.get("ctx", {})}
 
 
 def _problem(loc: tuple[str | int, ...], message: str) -> InitErrorDetails:

@@ -230,7 +230,7 @@ def test_a_phase_file_of_another_scenario_is_not_used(tmp_path, loaded, referenc
 def test_small_batched_runs_write_what_a_job_writes(tmp_path, loaded) -> None:
     small = drill("starved", total_patients=60, name="small chain", seed=5)
     bundle._chains.clear()
-    ((merged, listed),) = bundle.write_runs(
+    ((merged, _files),) = bundle.write_runs(
         [bundle.SmallRun(small, tuple(ALL), tmp_path / "batch", tmp_path / "batch.parts")]
     )
     bundle._chains.clear()

@@ -39,18 +39,18 @@ class FacilityGroup(_Strict):
 
     role: FacilityRole
     count: Annotated[int, Field(ge=1, le=20)] = 1
-    treatment_teams: Annotated[int, Field(ge=1, le=100)]
-    operating_tables: Annotated[int, Field(ge=0, le=100)] = 0
+    treatment_teams: Annotated[int, Field(ge=1, le=5000)]
+    operating_tables: Annotated[int, Field(ge=0, le=5000)] = 0
     #: hours a day the surgical teams operate (24: round the clock, two or more teams)
     table_hours: Annotated[float, Field(gt=0.0, le=24.0, allow_inf_nan=False)] = 24.0
-    icu_beds: Annotated[int, Field(ge=0, le=2000)] = 0
-    holding_beds: Annotated[int, Field(ge=1, le=10000)]
+    icu_beds: Annotated[int, Field(ge=0, le=50000)] = 0
+    holding_beds: Annotated[int, Field(ge=1, le=500000)]
 
 
 class Lift(_Strict):
     """One kind of evacuation asset on a front (ground ambulances or helicopters)."""
 
-    count: Annotated[int, Field(ge=0, le=1000)]
+    count: Annotated[int, Field(ge=0, le=50000)]
     patients_per_lift: Annotated[int, Field(ge=1, le=50)]
     #: from dispatch back to ready for the next lift (out, load, transit, unload, back)
     turnaround_minutes: Annotated[float, Field(gt=0.0, le=24 * 60, allow_inf_nan=False)]
@@ -99,9 +99,9 @@ class MedicalPlan(_Strict):
 
 
 # --- the default ("sized") plan --------------------------------------------------------------
-#: Doctrinal capacity of one unit of each role (docs/care-chain.md gives the sources), for one
-#: "set" of about SET_CASUALTIES_PER_DAY casualties a day on a front.
-DOCTRINE: dict[str, dict[str, float]] = {
+#: Doctrinal minimum of one unit of each role (docs/care-chain.md gives the sources): a sized
+#: plan never has less.
+DOCTRINE: dict[str, dict[str, int]] = {
     "R1": {"count": 4, "treatment_teams": 2, "holding_beds": 10},
     "R2B": {"count": 1, "treatment_teams": 2, "operating_tables": 1, "icu_beds": 2,
             "holding_beds": 20},
@@ -110,47 +110,96 @@ DOCTRINE: dict[str, dict[str, float]] = {
     "R3": {"count": 1, "treatment_teams": 4, "operating_tables": 4, "icu_beds": 12,
            "holding_beds": 100},
 }  # fmt: skip
-GROUND = {"count": 8, "patients_per_lift": 4, "turnaround_minutes": 120.0}
-AIR = {"count": 3, "patients_per_lift": 4, "turnaround_minutes": 90.0}
-SET_CASUALTIES_PER_DAY = 100.0
+#: Planning factors per casualty of a front, measured on the generator's own paths with unlimited
+#: capacity (every preset, 20,000 patients; the largest kept): share reaching the role, hours of
+#: stay there, hours of a treatment team.
+ROLE_LOAD: dict[str, tuple[float, float, float]] = {
+    "R1": (0.95, 5.0, 0.25),
+    "R2": (0.75, 50.0, 0.25),
+    "R3": (0.50, 200.0, 0.20),
+}
+#: Share operated on, and operating-table hours each, by role.
+SURGERY_LOAD: dict[str, tuple[float, float]] = {"R2": (0.45, 1.1), "R3": (0.30, 0.9)}
+#: Share needing an ICU bed, and hours in it, by role.
+ICU_LOAD: dict[str, tuple[float, float]] = {"R2": (0.10, 6.0), "R3": (0.05, 110.0)}
+#: Ground and air legs per casualty.
+GROUND_LEGS = 1.8
+AIR_LEGS = 0.2
+#: Peak load over the mean: the busiest days of a tempo (escalating, surge: about 2x the mean)
+#: and mass-casualty events (tens of casualties within the hour) bring casualties in bursts.
+PEAK = 4.0
+#: Treatment teams are sized for twice that: every casualty needs one on arrival, in bursts.
+TEAM_PEAK = 2.0
+#: Target use of operating tables at the peak (queues grow fast near full use).
+TABLE_USE = 0.8
+GROUND_LIFT, GROUND_TURNAROUND = 4, 120.0
+AIR_LIFT, AIR_TURNAROUND = 4, 90.0
+_MIN_GROUND, _MIN_AIR = 8, 3
+
+
+def _need(
+    per_day: float, share: float, hours: float, units: int, floor: int, peak: float = PEAK
+) -> int:
+    """Servers per unit for `per_day` casualties, `share` of them holding one `hours` each, at
+    `peak` over the mean, split over `units`; never below the doctrinal `floor`."""
+    total = peak * per_day * share * hours / 24.0
+    return max(floor, math.ceil(total / units))
 
 
 def default_plan(
     fronts: list[tuple[str, float]], total_patients: int, duration_days: int
 ) -> MedicalPlan:
-    """The sized plan of a scenario: per front, the doctrinal units of DOCTRINE, their teams,
-    tables, beds and lifts multiplied by the number of sets of SET_CASUALTIES_PER_DAY casualties
-    a day the front receives (at least one). `fronts`: (name, share) in scenario order."""
+    """The sized plan of a scenario (`fronts`: (name, share) in scenario order): per front, the
+    units of DOCTRINE (4 Role 1, a Role 2 Basic and Enhanced, a Role 3), each with the teams,
+    tables, ICU and holding beds its share of the front's casualties needs at PEAK load (stays
+    longer than the scenario count for its length only), and the lifts the legs need."""
+    hours_max = duration_days * 24.0
     plans = []
     for name, share in fronts:
         per_day = total_patients * share / duration_days
-        k = max(1, math.ceil(per_day / SET_CASUALTIES_PER_DAY))
         groups = []
         for role in ROLES:
             d = DOCTRINE[role]
+            record = RECORD_ROLE[role]
+            units = 2 if record == "R2" else d["count"]
+            visits, stay, treat = ROLE_LOAD[record]
+            tables = icu = 0
+            if record in SURGERY_LOAD:
+                s_share, s_hours = SURGERY_LOAD[record]
+                tables = _need(per_day, s_share, s_hours / TABLE_USE, units, d["operating_tables"])
+                i_share, i_hours = ICU_LOAD[record]
+                icu = _need(per_day, i_share, min(i_hours, hours_max), units, d["icu_beds"])
             groups.append(
                 FacilityGroup(
                     role=role,
-                    count=int(d["count"]),
-                    treatment_teams=int(d["treatment_teams"]) * k,
-                    operating_tables=int(d.get("operating_tables", 0)) * k,
-                    icu_beds=int(d.get("icu_beds", 0)) * k,
-                    holding_beds=int(d["holding_beds"]) * k,
+                    count=d["count"],
+                    treatment_teams=_need(
+                        per_day, visits, treat, units, d["treatment_teams"], PEAK * TEAM_PEAK
+                    ),
+                    operating_tables=tables,
+                    icu_beds=icu,
+                    holding_beds=_need(
+                        per_day, visits, min(stay, hours_max), units, d["holding_beds"]
+                    ),
                 )
             )
+        ground_per_day = 24 * 60 / GROUND_TURNAROUND
+        air_per_day = 24 * 60 / AIR_TURNAROUND
         plans.append(
             FrontCare(
                 front=name,
                 facilities=tuple(groups),
                 ground_ambulances=Lift(
-                    count=int(GROUND["count"]) * k,
-                    patients_per_lift=int(GROUND["patients_per_lift"]),
-                    turnaround_minutes=GROUND["turnaround_minutes"],
+                    count=max(
+                        _MIN_GROUND, math.ceil(PEAK * per_day * GROUND_LEGS / ground_per_day)
+                    ),
+                    patients_per_lift=GROUND_LIFT,
+                    turnaround_minutes=GROUND_TURNAROUND,
                 ),
                 helicopters=Lift(
-                    count=int(AIR["count"]) * k,
-                    patients_per_lift=int(AIR["patients_per_lift"]),
-                    turnaround_minutes=AIR["turnaround_minutes"],
+                    count=max(_MIN_AIR, math.ceil(PEAK * per_day * AIR_LEGS / air_per_day)),
+                    patients_per_lift=AIR_LIFT,
+                    turnaround_minutes=AIR_TURNAROUND,
                 ),
             )
         )

@@ -25,9 +25,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import shutil
 import threading
+import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -42,6 +44,8 @@ from patientgen.formats import json as json_format
 from patientgen.formats import ndjson as ndjson_format
 from patientgen.generator.patient import Patient
 from patientgen.scenario import Scenario
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 10_000
 SUMMARY_FILE = "summary.json"
@@ -380,10 +384,17 @@ def care_chain(scenario: Scenario, parts_dir: Path | None) -> Any:
     if result is None and path is not None and path.is_file():
         try:
             result = chainphase.decode(path.read_bytes(), scenario)
+            log.info("care-chain phase read from its checkpoint %s", path.name)
         except ValueError:  # another scenario's: computed again below
             result = None
     if result is None:
+        started = time.perf_counter()
         result = chainphase.run_phase(scenario)
+        log.info(
+            "care-chain phase computed: %d patients in %.2f s",
+            scenario.total_patients,
+            time.perf_counter() - started,
+        )
     if path is not None and not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         batch = _Batch(sync_folders=False)

@@ -2,7 +2,9 @@
 
 A job whose scenario has a medical plan first runs the care-chain simulation of its whole
 casualty stream (phase "simulating"; `formats.bundle.care_chain` checkpoints its result in the
-parts folder, and every chunk reads it). A job is a sequence of chunks of patients. For each chunk not yet recorded as done, the runner has
+parts folder, and every chunk reads it).
+
+A job is a sequence of chunks of patients. For each chunk not yet recorded as done, the runner has
 `formats.bundle.write_chunk` write the chunk's part files (temporary name, fsync, rename), then
 records the chunk as done in the store together with its partial summary (a fenced write: a worker
 that lost its lease cannot record anything). On resume the chunks already done are skipped; since

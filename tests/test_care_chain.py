@@ -237,3 +237,21 @@ def test_small_batched_runs_write_what_a_job_writes(tmp_path, loaded) -> None:
     run(small, ALL, tmp_path / "alone", bundle.chunk_ranges(60, 25))
     assert digests(tmp_path / "batch") == digests(tmp_path / "alone")
     assert "care_chain" in merged
+
+
+def test_the_fast_path_of_a_casualty_that_never_waited_is_apply() -> None:
+    """generator.flow.unqueued (no record) gives exactly apply(...) with no record."""
+    from random import Random
+
+    from patientgen.generator.build import make_patient
+    from patientgen.generator.flow import apply, skeleton, unqueued
+    from patientgen.generator.plan import plan_for
+
+    scenario = drill("sized", total_patients=400)
+    plan = plan_for(scenario)
+    for index in range(400):
+        slow = make_patient(plan, index, Random())
+        fast = make_patient(plan, index, Random())
+        assert orjson.dumps(unqueued(fast)) == orjson.dumps(
+            apply(plan, slow, skeleton(plan, slow), None)
+        ), index

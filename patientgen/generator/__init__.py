@@ -16,7 +16,7 @@ from random import Random
 
 from patientgen.generator.build import make_patient
 from patientgen.generator.chainphase import FlowResult, run_phase, scenario_digest
-from patientgen.generator.flow import apply, skeleton
+from patientgen.generator.flow import apply, skeleton, unqueued
 from patientgen.generator.patient import Patient
 from patientgen.generator.plan import Plan, plan_for
 from patientgen.scenario import Scenario
@@ -78,4 +78,5 @@ def _iterate_chain(plan: Plan, start: int, stop: int, flow: FlowResult) -> Itera
     rng = Random()
     for index in range(start, stop):
         p = make(plan, index, rng)
-        yield apply(plan, p, skeleton(plan, p), records.get(index))
+        rec = records.get(index)
+        yield unqueued(p) if rec is None else apply(plan, p, skeleton(plan, p), rec)

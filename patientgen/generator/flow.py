@@ -181,10 +181,7 @@ def skeleton(plan: Plan, p: Patient) -> Skeleton | None:
         final = v.departed_at is None
         leave = _ts(v.departed_at) if v.departed_at is not None else _ts(p.outcome_at)
         prev_triage = previous.triage or v.triage or "T3"
-        if k == 1:
-            lift = None if disease else (AIR if v.facility == "R2" else GROUND)
-        else:
-            lift = AIR if (v.facility == "R3" and prev_triage == "T1") else GROUND
+        lift = _lift(k, visits, disease)
         stages.append(
             Stage(
                 role=v.facility,
@@ -213,6 +210,59 @@ def skeleton(plan: Plan, p: Patient) -> Skeleton | None:
     return Skeleton(
         p.index, front, origin, battle and severity >= 1 and p.outcome != "KIA", severity, stages
     )
+
+
+def _lift(k: int, visits: list[Visit], disease: bool) -> int | None:
+    """How visit k is reached: none for the sick walking to Role 1, a helicopter from the point
+    of injury past Role 1 and for an immediate casualty to Role 3, else a ground ambulance."""
+    v = visits[k]
+    if k == 1:
+        return None if disease else (AIR if v.facility == "R2" else GROUND)
+    before = visits[k - 1].triage or v.triage or "T3"
+    return AIR if (v.facility == "R3" and before == "T1") else GROUND
+
+
+_NO_TREAT_WAIT = Wait("treatment", 0.0, CAUSES[TEAM])
+_NO_SURGERY_WAIT = Wait("surgery", 0.0, CAUSES[TABLE])
+_NO_ICU_WAIT = Wait("bed", 0.0, CAUSES[ICU])
+_NO_LIFT_WAIT = (Wait("evacuation", 0.0, CAUSES[GROUND]), Wait("evacuation", 0.0, CAUSES[AIR]))
+
+
+def unqueued(p: Patient) -> QueuedPatient:
+    """apply(plan, p, skeleton(plan, p), None), the same record, without the skeleton's times:
+    baseline patient `p` of a scenario with a plan that waited for nothing."""
+    visits = p.visits
+    disease = p.category == "disease"
+    stages = 0  # the visits the simulation saw: 1..stages
+    for k in range(1, len(visits)):
+        if visits[k].facility == "R4" or visits[k - 1].departed_at is None:
+            break
+        stages = k
+    out: list[Visit] = []
+    for k, v in enumerate(visits):
+        listed: list[Wait] = []
+        if 1 <= k <= stages:
+            listed.append(_NO_TREAT_WAIT)
+            if any(x.code in _SURGICAL for x in v.procedures):
+                listed.append(_NO_SURGERY_WAIT)
+            if v.facility in ("R2", "R3") and v.triage == "T1":
+                listed.append(_NO_ICU_WAIT)
+        if k < stages:
+            lift = _lift(k + 1, visits, disease)
+            if lift is not None:
+                listed.append(_NO_LIFT_WAIT[lift])
+        out.append(
+            QueuedVisit(
+                v.facility, v.facility_id, v.arrived_at, v.departed_at, v.triage, v.vitals,
+                v.procedures, v.disposition, v.transit_minutes, listed, None,
+            )
+        )  # fmt: skip
+    return QueuedPatient(
+        p.index, p.id, p.service_number, p.given_name, p.family_name, p.gender, p.birth_date,
+        p.blood_group, p.nationality, p.front, p.category, p.warfare, p.mechanism,
+        p.mechanism_code, p.injured_at, p.mass_casualty, p.event_id, p.triage, p.conditions,
+        out, p.timeline, p.outcome, p.outcome_at, p.outcome_facility, None, False,
+    )  # fmt: skip
 
 
 # --- applying a record ---------------------------------------------------------------------

@@ -50,9 +50,7 @@ DAY = 86400
 HOUR = 3600
 
 # event kinds
-_READY, _FREE, _ARRIVE, _TRIAGED, _TEAM_DONE, _SURGERY, _TABLE_DONE, _LEAVE, _DEATH, _WAKE = range(
-    10
-)
+_FREE, _ARRIVE, _TRIAGED, _TEAM_DONE, _SURGERY, _TABLE_DONE, _LEAVE, _DEATH, _WAKE = range(9)
 
 
 @dataclass
@@ -183,19 +181,31 @@ class Simulation:
 
     # --- the run ------------------------------------------------------------------------------
     def run(self, skeletons: Iterable[Skeleton]) -> None:
-        for sk in skeletons:
-            p = _P(sk, chain_tolerance(self.seed, sk.index))
-            self.patients.append(p)
-            self._at(sk.stages[0].ready, _READY, p)
+        """Every casualty's first request comes from a list sorted by time (a casualty ready at
+        the same second as a scheduled event goes first); the heap holds only what they
+        schedule, so it stays small."""
+        arrivals = sorted(
+            (_P(sk, chain_tolerance(self.seed, sk.index)) for sk in skeletons),
+            key=lambda p: (p.sk.stages[0].ready, p.sk.index),
+        )
+        self.patients = arrivals
         events = self.events
         pop = heapq.heappop
-        while events:
+        n = len(arrivals)
+        i = 0
+        while i < n or events:
+            if i < n and (not events or arrivals[i].sk.stages[0].ready <= events[0][0]):
+                p = arrivals[i]
+                i += 1
+                t = p.sk.stages[0].ready
+                if t >= self.next_hour:
+                    self._sample(t)
+                self._ready(p, t)
+                continue
             t, _, kind, who, arg = pop(events)
             if t >= self.next_hour:
                 self._sample(t)
-            if kind == _READY:
-                self._ready(who, t)
-            elif kind == _FREE:
+            if kind == _FREE:
                 who.free += 1
                 self._dispatch(who, t)
             elif kind == _ARRIVE:

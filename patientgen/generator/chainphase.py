@@ -12,6 +12,7 @@ Invariants: the result, and its bytes, depend only on the scenario (seed include
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from dataclasses import dataclass
 from random import Random
@@ -44,12 +45,20 @@ def run_phase(scenario: Scenario) -> FlowResult:
     plan = plan_for(scenario)
     rng = Random()
     skeletons = []
-    for index in range(scenario.total_patients):
-        sk = skeleton(plan, make_patient(plan, index, rng))
-        if sk is not None:
-            skeletons.append(sk)
-    sim = simulate(plan, skeletons)
-    return FlowResult(scenario_digest(scenario), sim.records(), sim.statistics())
+    # Hundreds of thousands of small objects stay alive through the phase and none is part of a
+    # cycle: the cyclic collector would only walk them again and again (a third of the time).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for index in range(scenario.total_patients):
+            sk = skeleton(plan, make_patient(plan, index, rng))
+            if sk is not None:
+                skeletons.append(sk)
+        sim = simulate(plan, skeletons)
+        return FlowResult(scenario_digest(scenario), sim.records(), sim.statistics())
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def encode(result: FlowResult) -> bytes:

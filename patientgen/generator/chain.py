@@ -99,7 +99,12 @@ class _P:
     icu: Unit | None = None
     icu_since: int = 0
     unit: Unit | None = None
-    rec: Record = field(default_factory=Record)
+    rec: Record | None = None  # made on the first thing to record (most casualties have none)
+
+    def record(self) -> Record:
+        if self.rec is None:
+            self.rec = Record()
+        return self.rec
 
 
 class Simulation:
@@ -170,8 +175,9 @@ class Simulation:
         p.waiting = -1
         if waited > 0:
             k = p.k + 1
-            w = p.rec.waits.setdefault(k, [0, 0, 0, 0])
-            c = p.rec.causes.setdefault(k, [0, 0, 0])
+            rec = p.record()
+            w = rec.waits.setdefault(k, [0, 0, 0, 0])
+            c = rec.causes.setdefault(k, [0, 0, 0])
             w[slot] += waited
             if slot < 3:
                 c[slot] = p.wait_cause
@@ -327,7 +333,7 @@ class Simulation:
         if u.beds <= 0:
             best = max(self.by_role[(p.sk.front, u.role)], key=lambda x: (x.beds, -ord(x.uid[-1])))
             if best.beds > 0:
-                p.rec.diverted[p.k + 1] = best.uid
+                p.record().diverted[p.k + 1] = best.uid
                 u = best
         p.unit = u
         self._at(t + (s.triaged - s.arrive), _TRIAGED, p)
@@ -443,17 +449,13 @@ class Simulation:
         slot = p.waiting
         k = p.k + 1  # the stage whose need was waited for
         place = k - 1 if slot == 0 else k
-        p.rec.death = (place, t, k, slot, p.wait_cause, t - p.wait_since)
+        p.record().death = (place, t, k, slot, p.wait_cause, t - p.wait_since)
         p.waiting = -1
         self._release(p, t)
 
     # --- the result -------------------------------------------------------------------------
     def records(self) -> dict[int, Record]:
-        return {
-            p.sk.index: p.rec
-            for p in self.patients
-            if p.rec.waits or p.rec.diverted or p.rec.death is not None
-        }
+        return {p.sk.index: p.rec for p in self.patients if p.rec is not None}
 
     def statistics(self) -> dict[str, Any]:
         """Facility load per hour, requirements and lift figures (JSON-ready)."""

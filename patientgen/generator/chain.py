@@ -53,7 +53,7 @@ HOUR = 3600
 _FREE, _ARRIVE, _TRIAGED, _TEAM_DONE, _SURGERY, _TABLE_DONE, _LEAVE, _DEATH, _WAKE = range(9)
 
 
-@dataclass
+@dataclass(slots=True)
 class Unit:
     uid: str
     role: str
@@ -72,7 +72,7 @@ class Unit:
     in_use: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class Pool:
     free: int
     per_lift: int
@@ -82,7 +82,7 @@ class Pool:
     wake: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class _P:
     sk: Skeleton
     tolerance: float

@@ -4,7 +4,10 @@ Each measurement runs in a fresh subprocess (so imports, caches and memory never
 the next); the child times `formats.bundle.write_all` for one format, and the parent reads the
 child's peak RSS from `os.wait4`'s resource usage. `generate` is the generator alone (patients
 made and dropped), the baseline every format pays; `all` (not run by default) writes the four
-formats in one pass, as a job with the default formats does. `patients/s` is wall-clock
+formats in one pass, as a job with the default formats does. With a medical plan (issue 10:
+the scenario's sized plan), `chain` writes NDJSON with the care-chain simulation on (the whole
+job: the simulation phase, then the patients), and `phase` is the simulation phase alone (every
+casualty's baseline and skeleton, and the simulation). `patients/s` is wall-clock
 throughput (what a user waits for, disk included); `per CPU s` divides by the child's CPU time,
 which stays meaningful when other processes share the cores.
 
@@ -25,28 +28,38 @@ import tempfile
 import time
 from pathlib import Path
 
-FORMATS = ("generate", "json", "ndjson", "csv", "fhir")
+FORMATS = ("generate", "json", "ndjson", "csv", "fhir", "chain", "phase")
 
 
 def child(fmt: str, size: int, out: str, chunk_size: int) -> None:
     from patientgen.formats import DEFAULT_FORMATS, bundle
     from patientgen.generator import generate
+    from patientgen.generator.chainphase import run_phase
+    from patientgen.generator.plan import plan_for
     from patientgen.scenario import Scenario
 
     scenario = Scenario(name="bench", seed=12345, total_patients=size)
     # warm up the per-process caches (name pools, code tables) outside the timing
     for _ in generate(scenario, 0, 1):
         pass
+    if fmt in ("chain", "phase"):
+        scenario = Scenario.model_validate(
+            {**scenario.model_dump(mode="json"), "capacity": "sized"}
+        )
+        plan_for(scenario)  # the calibration of the plan, as for the others above
     started = time.perf_counter()
     cpu_started = time.process_time()
-    if fmt == "generate":
+    if fmt == "phase":
+        run_phase(scenario)
+        written = 0
+    elif fmt == "generate":
         for _ in generate(scenario, 0, size):
             pass
         written = 0
     else:
         # the default formats, as a job that names none (not the on-request ones: the cards are
         # refused above 20,000 patients; bench/exercise.py measures the exercise package)
-        wanted = list(DEFAULT_FORMATS) if fmt == "all" else [fmt]
+        wanted = list(DEFAULT_FORMATS) if fmt == "all" else ["ndjson" if fmt == "chain" else fmt]
         files = bundle.write_all(scenario, wanted, Path(out), chunk_size=chunk_size)
         written = sum(f.bytes for f in files)
     seconds = time.perf_counter() - started

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -17,11 +17,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails
+
+from patientgen.medical_plan import MedicalPlan, default_plan, front_problems
 
 SUM_TOLERANCE = 1e-6
 MAX_SEED = 2**63 - 1
@@ -291,6 +294,12 @@ class Scenario(_Strict):
     mass_casualty: MassCasualty = MassCasualty()
     calibration: Calibration = Calibration()
     transliterate_names: bool = False  # Latin script for Greek, Bulgarian and Macedonian names
+    # The medical plan (medical_plan.py): "unlimited" (default) keeps infinite capacity and is
+    # left out of every dump, so scenarios without a plan serialise exactly as before; "sized"
+    # is replaced by the default plan of this scenario at validation.
+    capacity: Annotated[
+        Literal["unlimited", "sized"] | MedicalPlan, Field(union_mode="left_to_right")
+    ] = "unlimited"
 
     @field_validator("start", mode="before")
     @classmethod
@@ -345,11 +354,71 @@ class Scenario(_Strict):
             raise ValidationError.from_exception_data("fronts", errors)
         return fronts
 
+    @field_validator("capacity", mode="wrap")
+    @classmethod
+    def _capacity_fits_fronts(
+        cls, value: object, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> Literal["unlimited"] | MedicalPlan:
+        """Every problem of the plan at once: its own, and fronts that differ from the
+        scenario's; "sized" becomes the default plan of the scenario."""
+        if isinstance(value, dict):  # a plan: its own errors only, not the union's
+            try:
+                value = MedicalPlan.model_validate(value)
+            except ValidationError as exc:
+                raise ValidationError.from_exception_data(
+                    "capacity",
+                    [_detail(e) for e in exc.errors()],
+                ) from None
+        plan = handler(value)
+        fronts = info.data.get("fronts")
+        if plan == "unlimited" or fronts is None:
+            return "unlimited" if plan == "unlimited" else plan
+        if plan == "sized":
+            return default_plan(
+                [(f.name, f.share) for f in fronts],
+                int(info.data.get("total_patients", 1000)),
+                int(info.data.get("duration_days", 30)),
+            )
+        errors: list[InitErrorDetails] = []
+        names = [f.name for f in fronts]
+        planned = [f.front for f in plan.fronts]
+        for i, front in enumerate(plan.fronts):
+            for problem in front_problems(front):
+                errors.append(_problem(("fronts", i), problem))
+        for name in sorted({n for n in planned if planned.count(n) > 1}):
+            errors.append(_problem(("fronts",), f"front {name!r} is planned more than once"))
+        for name in [n for n in planned if n not in names]:
+            errors.append(_problem(("fronts",), f"front {name!r} is not a front of the scenario"))
+        for name in [n for n in names if n not in planned]:
+            errors.append(_problem(("fronts",), f"front {name!r} has no medical plan"))
+        if errors:
+            raise ValidationError.from_exception_data("capacity", errors)
+        return plan
+
+    @property
+    def medical_plan(self) -> MedicalPlan | None:
+        """The plan, or None for unlimited capacity."""
+        return self.capacity if isinstance(self.capacity, MedicalPlan) else None
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        data = super().model_dump(**kwargs)
+        if self.capacity == "unlimited":  # not a field of the scenarios made before plans
+            data.pop("capacity", None)
+        return data
+
     def canonical_json(self) -> bytes:
         """The scenario as canonical JSON bytes: stable keys, so equal scenarios hash equal."""
         import orjson
 
         return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+
+
+def _detail(e: Any) -> InitErrorDetails:
+    return {"type": e["type"], "loc": e["loc"], "input": e["input"], "ctx": e.get("ctx", {})}
+
+
+def _problem(loc: tuple[str | int, ...], message: str) -> InitErrorDetails:
+    return {"type": "value_error", "loc": loc, "input": None, "ctx": {"error": ValueError(message)}}
 
 
 class Preset(BaseModel):

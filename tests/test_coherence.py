@@ -12,14 +12,18 @@ import pytest
 
 from patientgen.generator import generate
 from patientgen.generator.coherence import DEATHS, RULES, count_violations, violations
-from patientgen.scenario import PRESETS
+from patientgen.scenario import PRESETS, Scenario
 
 N = 20_000
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
-def test_no_rule_is_broken(preset: str) -> None:
-    scenario = PRESETS[preset].scenario.model_copy(update={"total_patients": N})
+@pytest.mark.parametrize("capacity", ["unlimited", "sized"])
+def test_no_rule_is_broken(preset: str, capacity: str) -> None:
+    """With unlimited capacity, and under the preset's sized medical plan (issue 10: waits,
+    diversions and deaths while waiting keep every record coherent)."""
+    data = PRESETS[preset].scenario.model_dump(mode="json")
+    scenario = Scenario.model_validate({**data, "total_patients": N, "capacity": capacity})
     patients = list(generate(scenario))
     counts = count_violations(patients)
     assert set(counts) == set(RULES)
@@ -29,7 +33,7 @@ def test_no_rule_is_broken(preset: str) -> None:
         for p in patients:
             for name in violations(p):
                 example.setdefault(name, p.index)
-        pytest.fail(f"{preset}: {broken} (first patient per rule: {example})")
+        pytest.fail(f"{preset} {capacity}: {broken} (first patient per rule: {example})")
     # what the rules are for: triage means something, disease rarely kills
     battle_t1 = [p for p in patients if p.category == "battle_injury" and p.triage == "T1"]
     if len(battle_t1) >= 200:

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
+from care_chain_support import drill
 from fhir_validator import validate
 
 from patientgen.formats import bundle, fhir
@@ -146,6 +147,10 @@ def outputs(tmp_path_factory) -> dict[str, Path]:
         scenario = preset.scenario.model_copy(update={"total_patients": PATIENTS})
         out[name] = base / name
         bundle.write_all(scenario, ["fhir", "fhir-bundle"], out[name], chunk_size=PATIENTS)
+    # a scenario with a medical plan (issue 10): waiting-time and death-delay extensions
+    starved = drill("starved", total_patients=PATIENTS)
+    out["starved"] = base / "starved"
+    bundle.write_all(starved, ["fhir", "fhir-bundle"], out["starved"], chunk_size=PATIENTS)
     return out
 
 
@@ -158,7 +163,13 @@ def test_every_preset_validates_with_zero_errors(outputs) -> None:
     report = validate(paths)
     assert report["errors"] == 0, report["first_errors"]
     assert report["warnings"] == 0, report["warning_kinds"]
-    assert report["bundles"] == PATIENTS * len(PRESETS)
+    assert report["bundles"] == PATIENTS * len(outputs)
+    encounters = (outputs["starved"] / fhir.FILES["Encounter"]).read_bytes()
+    assert fhir.WAITING_TIME.encode() in encounters and fhir.DEATH_DELAY.encode() in encounters
+    assert (
+        fhir.WAITING_TIME.encode()
+        not in (outputs["mass-casualty-drill"] / fhir.FILES["Encounter"]).read_bytes()
+    )
     for resource_type in (*fhir.RESOURCE_TYPES, "Bundle"):
         assert report["by_type"].get(resource_type), resource_type
     # every vital-signs observation was checked against its R4 profile

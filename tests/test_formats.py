@@ -353,14 +353,14 @@ def test_bench_smoke(tmp_path) -> None:
 
     bench = Path(__file__).resolve().parent.parent / "bench" / "generation.py"
     result = subprocess.run(
-        [sys.executable, str(bench), "--sizes", "300", "--formats", "generate,ndjson",
+        [sys.executable, str(bench), "--sizes", "300", "--formats", "generate,ndjson,chain,phase",
          "--repeats", "1", "--tmp", str(tmp_path)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     rows = result.stdout.strip().splitlines()
     assert rows[0].split()[:3] == ["patients", "format", "patients/s"]
-    assert [row.split()[1] for row in rows[1:]] == ["generate", "ndjson"]
+    assert [row.split()[1] for row in rows[1:]] == ["generate", "ndjson", "chain", "phase"]
     assert list(tmp_path.iterdir()) == []  # the outputs are cleaned up
 
 

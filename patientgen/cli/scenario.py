@@ -56,7 +56,11 @@ def template(
         scenario = PRESETS[preset].scenario
     else:
         fail(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
-    print(json.dumps(scenario.model_dump(mode="json"), indent=2))
+    # every field, the medical plan too ("unlimited", "sized" or a plan; left out of dumps when
+    # unlimited, so it is named here)
+    data = {**scenario.model_dump(mode="json")}
+    data.setdefault("capacity", "unlimited")
+    print(json.dumps(data, indent=2))
 
 
 OwnerOption = Annotated[str, typer.Option("--owner", help="Whose scenarios.")]

@@ -37,9 +37,11 @@ import contextlib
 import errno
 import hashlib
 import itertools
+import logging
 import os
 import shutil
 import threading
+import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -54,6 +56,8 @@ from patientgen.formats import json as json_format
 from patientgen.formats import ndjson as ndjson_format
 from patientgen.generator.patient import Patient
 from patientgen.scenario import Scenario
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 10_000
 SUMMARY_FILE = "summary.json"
@@ -105,8 +109,15 @@ class _Spec:
     records: str = "patients"  # "patients": one record per patient; "lines": count the lines
 
 
-def _specs(formats: tuple[str, ...]) -> list[_Spec]:
+def _has_chain(scenario: Scenario) -> bool:
+    return scenario.medical_plan is not None
+
+
+def _specs(formats: tuple[str, ...], chain: bool = False) -> list[_Spec]:
+    """How each final file is joined; `chain`: the scenario has a medical plan (the CSV has the
+    columns of the waits)."""
     specs: list[_Spec] = []
+    header = csv_format.CHAIN_HEADER if chain else csv_format.HEADER
     if "json" in formats:
         specs.append(
             _Spec(
@@ -123,9 +134,7 @@ def _specs(formats: tuple[str, ...]) -> list[_Spec]:
         # internal: the attribute index of patients.ndjson, its records simply concatenated
         specs.append(_Spec(attributes.FILE, attributes.FORMAT))
     if "csv" in formats:
-        specs.append(
-            _Spec(csv_format.FILE, "csv", prefix=csv_format.HEADER, empty=csv_format.HEADER)
-        )
+        specs.append(_Spec(csv_format.FILE, "csv", prefix=header, empty=header))
     if "fhir" in formats:
         specs.extend(_Spec(fhir.FILES[t], "fhir", records="lines") for t in fhir.PATIENT_TYPES)
     if "fhir-bundle" in formats:
@@ -392,15 +401,64 @@ def write_chunk(
         whole = chunk == 0 and start == 0 and stop == scenario.total_patients
     elif whole and not (chunk == 0 and start == 0 and stop == scenario.total_patients):
         raise ValueError("only chunk 0 covering every patient can be written whole")
+    flow = care_chain(scenario, parts_dir)
     return write_patients(
         scenario,
         formats,
         parts_dir,
         chunk,
-        generate(scenario, start, stop),
+        generate(scenario, start, stop, flow),
         stop - start,
         whole=whole,
+        chain=None if flow is None or chunk != 0 else flow.statistics,
     )
+
+
+#: The care-chain simulation's result in a parts folder (the job's first phase, see
+#: generator/chainphase.py): one file, written like a part (temporary name, fsync, rename).
+CHAIN_FILE = "care-chain.json"
+_chains: dict[str, Any] = {}  # scenario digest -> FlowResult, the last few of this process
+
+
+def care_chain(scenario: Scenario, parts_dir: Path | None) -> Any:
+    """The care-chain result of the scenario (a generator.chainphase.FlowResult), None without a
+    medical plan. Read from parts_dir when a run computed it there already, else computed and
+    written there (`parts_dir` None: computed only). The same (scenario, seed) always gives the
+    same bytes, so a file written by any worker, before any crash, is the one to read."""
+    from patientgen.generator import chainphase
+
+    if scenario.medical_plan is None:
+        return None
+    digest = chainphase.scenario_digest(scenario)
+    path = Path(parts_dir) / CHAIN_FILE if parts_dir is not None else None
+    result = _chains.get(digest)
+    if result is None and path is not None and path.is_file():
+        try:
+            result = chainphase.decode(path.read_bytes(), scenario)
+            log.info("care-chain phase read from its checkpoint %s", path.name)
+        except ValueError:  # another scenario's: computed again below
+            result = None
+    if result is None:
+        started = time.perf_counter()
+        result = chainphase.run_phase(scenario)
+        log.info(
+            "care-chain phase computed: %d patients in %.2f s",
+            scenario.total_patients,
+            time.perf_counter() - started,
+        )
+    if path is not None and not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        batch = _Batch(sync_folders=False)
+        try:
+            _write_raw(batch.open(path, buffering=0), chainphase.encode(result))
+            batch.commit()
+        except BaseException:
+            batch.abort()
+            raise
+    if len(_chains) >= 2:
+        _chains.pop(next(iter(_chains)))
+    _chains[digest] = result
+    return result
 
 
 def write_patients(
@@ -412,11 +470,14 @@ def write_patients(
     expected: int | None = None,
     *,
     whole: bool = False,
+    chain: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """write_chunk for patients given by the caller (write_chunk passes the generator's).
 
     With `expected`, a different number of patients fails the chunk (no part is committed).
     With `whole`, the patients are the whole run (chunk 0): its final files are written.
+    `chain`: the statistics of the care-chain simulation, given to chunk 0 only (its summary
+    carries them into the merged one).
     """
     formats = normalize_formats(formats)
     parts_dir = Path(parts_dir)
@@ -431,11 +492,17 @@ def write_patients(
     try:
         if whole:
             chunk_summary, _, _ = _write_whole(
-                scenario, formats, patients, expected, batch, lambda n: _whole_path(parts_dir, n)
+                scenario,
+                formats,
+                patients,
+                expected,
+                batch,
+                lambda n: _whole_path(parts_dir, n),
+                chain=chain,
             )
         else:
             files = {name: batch.open(_part_path(parts_dir, chunk, name)) for name in names}
-            builder = summary.SummaryBuilder(scenario)
+            builder = summary.SummaryBuilder(scenario, chain)
             exercise = _write_records(scenario, formats, files, patients, builder, batch.writeback)
             _check_count(builder, expected, chunk)
             for name, part in exercise.items():
@@ -462,13 +529,14 @@ def _write_whole(
     batch: _Batch,
     place: Callable[[str], Path],
     owner: str | None = None,
+    chain: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], list[OutputFile]]:
     """The final files of a one-chunk run, opened in `batch` for final names place(name) (its
     temporary names marked `owner`). Returns the chunk's summary, the run's (merged) summary and
     the run's files, manifest last."""
     files = {name: batch.open(place(name), owner=owner) for name in _chunk_part_names(formats)}
-    builder = summary.SummaryBuilder(scenario)
-    for spec in _specs(formats):
+    builder = summary.SummaryBuilder(scenario, chain)
+    for spec in _specs(formats, _has_chain(scenario)):
         files[spec.name].write(spec.prefix)
     exercise = _write_records(scenario, formats, files, patients, builder, batch.writeback)
     _check_count(builder, expected, 0)
@@ -510,14 +578,16 @@ def write_runs(runs: Sequence[SmallRun]) -> list[tuple[dict[str, Any], list[Outp
             out_dir = Path(run.out_dir)
             for folder in dict.fromkeys((out_dir / name).parent for name in _final_names(formats)):
                 folder.mkdir(parents=True, exist_ok=True)
+            flow = care_chain(run.scenario, None)
             _, merged, listed = _write_whole(
                 run.scenario,
                 formats,
-                generate(run.scenario, 0, run.scenario.total_patients),
+                generate(run.scenario, 0, run.scenario.total_patients, flow),
                 run.scenario.total_patients,
                 batch,
                 out_dir.joinpath,
                 _owner_mark(run.parts_dir, run.attempt),
+                chain=None if flow is None else flow.statistics,
             )
             results.append((merged, listed))
         batch.commit(folders=dict.fromkeys(Path(run.out_dir).parent for run in runs))
@@ -541,7 +611,7 @@ def _finish_whole(
     the facility resources, the exercise files from their one part (`exercise`), summary.json
     and manifest.json, each exactly as finalize's join of one ordinary part would write it."""
     patients = chunk_summary["patients"]
-    for spec in _specs(formats):
+    for spec in _specs(formats, _has_chain(scenario)):
         f = files[spec.name]
         if spec.prefix and f.tell() == len(spec.prefix):  # no record: the empty form
             f.seek(0)
@@ -656,7 +726,8 @@ def _write_records(
     encode_attributes = attributes.Encoder(scenario).encode if ndjson_write is not None else None
     records: list[bytes] = []
     csv_file = files.get(csv_format.FILE)
-    csv_encoder = csv_format.CsvEncoder() if csv_file is not None else None
+    chain = _has_chain(scenario)
+    csv_encoder = csv_format.CsvEncoder(chain) if csv_file is not None else None
     fhir_writes = (
         [files[fhir.FILES[t]].write for t in fhir.PATIENT_TYPES] if "fhir" in formats else None
     )
@@ -1009,7 +1080,7 @@ def finalize(
     files: list[OutputFile] = []
     batch = _Batch(owner)
     try:
-        for spec in _specs(formats):
+        for spec in _specs(formats, _has_chain(scenario)):
             parts = [_part_path(parts_dir, chunk, spec.name) for chunk in range(n_chunks)]
             files.append(_join(batch, out_dir, spec, parts, patients))
         if "ndjson" in formats:

@@ -61,6 +61,22 @@ COLUMNS: tuple[str, ...] = (
     "pain",
 )
 
+#: The columns a scenario with a medical plan adds (after COLUMNS): the total waits of the
+#: casualty by kind (minutes), what was waited for (`kind:facility:what:minutes`, `|`-joined),
+#: the units it was diverted from, and the wait that contributed to its death.
+CHAIN_COLUMNS: tuple[str, ...] = (
+    "wait_evacuation_minutes",
+    "wait_treatment_minutes",
+    "wait_surgery_minutes",
+    "wait_bed_minutes",
+    "waits",
+    "diverted_from",
+    "death_delay_kind",
+    "death_delay_minutes",
+    "death_delay_waited_for",
+    "died_waiting",
+)
+
 LIST_SEPARATOR = "|"
 PATH_SEPARATOR = ">"
 _SEVERITY_RANK: dict[Severity, int] = {"mild": 0, "moderate": 1, "severe": 2, "critical": 3}
@@ -74,14 +90,16 @@ def _ts(value: datetime | None) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def _header() -> bytes:
+def _header(columns: tuple[str, ...]) -> bytes:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow(COLUMNS)
+    csv.writer(buffer, lineterminator="\r\n").writerow(columns)
     return buffer.getvalue().encode("utf-8")
 
 
 #: The header row, written once at the top of the joined file.
-HEADER = _header()
+HEADER = _header(COLUMNS)
+#: The header row of a scenario with a medical plan.
+CHAIN_HEADER = _header(COLUMNS + CHAIN_COLUMNS)
 
 
 def row(p: Patient) -> list[object]:
@@ -148,17 +166,47 @@ def row(p: Patient) -> list[object]:
     ]
 
 
+def chain_row(p: Patient) -> list[object]:
+    """The CHAIN_COLUMNS of a patient of a scenario with a medical plan."""
+    totals = {"evacuation": 0.0, "treatment": 0.0, "surgery": 0.0, "bed": 0.0}
+    listed = []
+    diverted = []
+    for visit in p.visits:
+        for w in getattr(visit, "waits", ()):
+            totals[w.kind] += w.minutes
+            if w.minutes:
+                listed.append(f"{w.kind}:{visit.facility}:{w.waited_for}:{w.minutes}")
+        source = getattr(visit, "diverted_from", None)
+        if source is not None:
+            diverted.append(source)
+    delay = getattr(p, "delay", None)
+    return [
+        *(round(totals[k], 1) for k in ("evacuation", "treatment", "surgery", "bed")),
+        LIST_SEPARATOR.join(listed),
+        LIST_SEPARATOR.join(diverted),
+        delay.kind if delay is not None else None,
+        delay.minutes if delay is not None else None,
+        delay.waited_for if delay is not None else None,
+        "true" if getattr(p, "died_waiting", False) else "false",
+    ]
+
+
 class CsvEncoder:
-    """Collects rows in memory and hands them out as UTF-8 bytes (call `drain` often)."""
+    """Collects rows in memory and hands them out as UTF-8 bytes (call `drain` often).
+    `chain`: the scenario has a medical plan (rows carry CHAIN_COLUMNS too)."""
 
-    __slots__ = ("_buffer", "_writer")
+    __slots__ = ("_buffer", "_chain", "_writer")
 
-    def __init__(self) -> None:
+    def __init__(self, chain: bool = False) -> None:
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer, lineterminator="\r\n")
+        self._chain = chain
 
     def add(self, patient: Patient) -> None:
-        self._writer.writerow(row(patient))
+        if self._chain:
+            self._writer.writerow(row(patient) + chain_row(patient))
+        else:
+            self._writer.writerow(row(patient))
 
     def drain(self) -> bytes:
         data = self._buffer.getvalue().encode("utf-8")

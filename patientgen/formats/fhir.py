@@ -28,6 +28,7 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -146,6 +147,12 @@ SEVERITY = {
 PATIENT_ID_SYSTEM = "urn:patientgen:patient"
 #: R4 core extension: what caused the condition (here the injury's mechanism).
 DUE_TO = "http://hl7.org/fhir/StructureDefinition/condition-dueTo"
+#: Extensions of a scenario with a medical plan (issue 10): on each Encounter, one WAITING_TIME
+#: per wait longer than zero there (kind: evacuation, treatment, surgery or bed; what was waited
+#: for; how long), and on the Encounter where a casualty died, DEATH_DELAY: the wait that
+#: contributed to the death (and whether it died in it). Absent without a plan.
+WAITING_TIME = "urn:patientgen:extension:waiting-time"
+DEATH_DELAY = "urn:patientgen:extension:death-delay"
 #: R4 vital-signs profiles (observation-vitalsigns), claimed by the observations they govern.
 _PROFILE = "http://hl7.org/fhir/StructureDefinition/"
 PROFILES = {
@@ -361,6 +368,9 @@ def encode(p: Patient, job: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes]:
             else:
                 field["partOf"] = first_ref
             field["hospitalization"] = {"dischargeDisposition": DISCHARGE["died"]}
+            waited = _waits(visit, i, last, p)
+            if waited:
+                field["extension"] = waited
             encounters.append(dumps(field, option=opt))
         elif at_facility:
             n_enc += 1
@@ -405,6 +415,9 @@ def encode(p: Patient, job: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes]:
                 {"location": loc_ref, "status": "completed" if end is not None else "active"}
             ]
             encounter["serviceProvider"] = organization_ref(fid)
+            waited = _waits(visit, i, last, p)
+            if waited:
+                encounter["extension"] = waited
             encounters.append(dumps(encounter, option=opt))
             previous_facility = fid
 
@@ -486,6 +499,34 @@ def encode(p: Patient, job: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         b"".join(observations),
         b"".join(procedures),
     )
+
+
+def _wait_extension(url: str, w: Any, died: bool | None = None) -> dict:
+    parts: list[dict] = [
+        {"url": "kind", "valueCode": w.kind},
+        {"url": "waitedFor", "valueString": w.waited_for},
+        {
+            "url": "duration",
+            "valueDuration": {
+                "value": w.minutes,
+                "unit": "min",
+                "system": UCUM_SYSTEM,
+                "code": "min",
+            },
+        },
+    ]
+    if died is not None:
+        parts.append({"url": "diedWaiting", "valueBoolean": died})
+    return {"url": url, "extension": parts}
+
+
+def _waits(visit: Any, i: int, last: int, p: Patient) -> list[dict]:
+    """The waiting-time extensions of one visit's Encounter (empty without a medical plan)."""
+    out = [_wait_extension(WAITING_TIME, w) for w in getattr(visit, "waits", ()) if w.minutes > 0]
+    delay = getattr(p, "delay", None)
+    if i == last and delay is not None and p.outcome in DEATH_OUTCOMES:
+        out.append(_wait_extension(DEATH_DELAY, delay, bool(getattr(p, "died_waiting", False))))
+    return out
 
 
 @lru_cache(maxsize=256)

@@ -16,6 +16,12 @@ time) stays in the counters for reference; the rates use `rtd_within_72h`.
 
 Deaths are KIA, DOW (battle) and DIED (disease or non-battle injury, after reaching care).
 A KIA who died before anyone triaged them counts under triage "none".
+
+A scenario with a medical plan adds `care_chain` (absent otherwise, so summaries without a plan
+are as before): histograms of every wait by kind (WAIT_BINS; a need met at once is a wait of 0)
+with their p50/p90, the deaths, those with a delay cause and those who died waiting; and the
+statistics of the simulation (facility occupancy and queue per hour, operating-table hours, ICU
+bed-days, lifts per day, MEDEVAC precedence met), computed once per job and carried by chunk 0.
 """
 
 from __future__ import annotations
@@ -47,6 +53,11 @@ _COUNTERS: tuple[str, ...] = (
 )
 _BATTLE_COUNTS: tuple[str, ...] = ("casualties", "kia", "wia", "dow", "rtd", "rtd_within_72h")
 _DAY = 86_400.0
+#: Upper edges (minutes) of the wait histogram bins after the first, which holds the waits of 0.
+WAIT_BINS: tuple[int, ...] = (
+    5, 10, 15, 30, 45, 60, 90, 120, 180, 240, 360, 480, 720, 1080, 1440, 2160, 2880, 4320,
+)  # fmt: skip
+WAIT_KINDS: tuple[str, ...] = ("evacuation", "treatment", "surgery", "bed")
 
 
 def _count(counter: dict[str, int], key: str) -> None:
@@ -56,7 +67,12 @@ def _count(counter: dict[str, int], key: str) -> None:
 class SummaryBuilder:
     """Accumulates the summary of a range of patients, one `add` at a time."""
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, chain: dict[str, Any] | None = None) -> None:
+        """`chain`: the care-chain statistics, given to the builder of chunk 0 only."""
+        self._chain = scenario.medical_plan is not None
+        self._chain_stats = chain
+        self.waits = {kind: [0] * (len(WAIT_BINS) + 2) for kind in WAIT_KINDS}
+        self.chain_deaths = [0, 0, 0]  # deaths, with a delay cause, died waiting
         self._start = scenario.start
         self._days = scenario.duration_days
         self.patients = 0
@@ -111,6 +127,8 @@ class SummaryBuilder:
         else:
             self.outside += 1
         facilities = self.facilities
+        if self._chain:
+            self._add_waits(p, died)
         for visit in p.visits:
             if visit.facility == "POI":
                 continue
@@ -120,8 +138,30 @@ class SummaryBuilder:
             else:
                 entry[1] += 1
 
+    def _add_waits(self, p: Patient, died: bool) -> None:
+        for visit in p.visits:
+            for w in getattr(visit, "waits", ()):
+                m = w.minutes
+                self.waits[w.kind][0 if m <= 0 else 1 + bisect_right(WAIT_BINS, m)] += 1
+        if died:
+            c = self.chain_deaths
+            c[0] += 1
+            if getattr(p, "delay", None) is not None:
+                c[1] += 1
+            if getattr(p, "died_waiting", False):
+                c[2] += 1
+
     def to_dict(self) -> dict[str, Any]:
         """The chunk summary: JSON-serialisable, mergeable (merge_summaries)."""
+        extra: dict[str, Any] = {}
+        if self._chain:
+            extra["care_chain"] = {
+                "waits": {k: list(v) for k, v in self.waits.items()},
+                "deaths": self.chain_deaths[0],
+                "deaths_with_delay": self.chain_deaths[1],
+                "died_waiting": self.chain_deaths[2],
+                "simulation": self._chain_stats,
+            }
         return {
             "patients": self.patients,
             **{name: dict(counter) for name, counter in self.counters.items()},
@@ -138,6 +178,7 @@ class SummaryBuilder:
                 fid: {"role": role, "visits": visits}
                 for fid, (role, visits) in sorted(self.facilities.items())
             },
+            **extra,
         }
 
 
@@ -216,6 +257,9 @@ def merge_summaries(chunk_summaries: Iterable[dict[str, Any]]) -> dict[str, Any]
             else:
                 mine["visits"] += entry["visits"]
 
+    chain = _merge_chain(
+        [s["care_chain"] for s in chunk_summaries if "care_chain" in s]  # type: ignore[index]
+    )
     kia, wia, dow, rtd = battle["kia"], battle["wia"], battle["dow"], battle["rtd_within_72h"]
     all_outcomes = [0] * (len(TIME_BINS) + 1)
     for hist in histograms.values():
@@ -244,4 +288,58 @@ def merge_summaries(chunk_summaries: Iterable[dict[str, Any]]) -> dict[str, Any]
         "casualties_per_day": per_day,
         "casualties_outside_period": outside,
         "facilities": dict(sorted(facilities.items())),
+        **({"care_chain": chain} if chain is not None else {}),
     }
+
+
+def _merge_chain(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The merged care_chain block (None when no chunk has one), with p50/p90 of each wait."""
+    if not parts:
+        return None
+    waits = {kind: [0] * (len(WAIT_BINS) + 2) for kind in WAIT_KINDS}
+    deaths = with_delay = died_waiting = 0
+    simulation = None
+    for part in parts:
+        for kind, hist in part["waits"].items():
+            _add_list(waits[kind], hist)
+        deaths += part["deaths"]
+        with_delay += part["deaths_with_delay"]
+        died_waiting += part["died_waiting"]
+        if part.get("simulation") is not None:
+            simulation = part["simulation"]
+    return {
+        "wait_bins_minutes": [0, *WAIT_BINS],
+        "waits": waits,
+        "wait_percentiles_minutes": {kind: _wait_percentiles(h) for kind, h in waits.items()},
+        "deaths": deaths,
+        "deaths_with_delay": with_delay,
+        "died_waiting": died_waiting,
+        "share_of_deaths_with_delay": _ratio(with_delay, deaths),
+        "simulation": simulation,
+    }
+
+
+def _wait_percentiles(histogram: list[int]) -> dict[str, float | None]:
+    """p50 and p90 of a wait histogram (bin 0: no wait; then WAIT_BINS, last open-ended)."""
+    total = sum(histogram)
+    result: dict[str, float | None] = {}
+    for name, q in (("p50", 0.5), ("p90", 0.9)):
+        if total == 0:
+            result[name] = None
+            continue
+        target = q * total
+        if histogram[0] >= target:
+            result[name] = 0.0
+            continue
+        cumulative = histogram[0]
+        value = float(WAIT_BINS[-1])
+        for i in range(1, len(histogram)):
+            count = histogram[i]
+            if count and cumulative + count >= target:
+                lower = float(WAIT_BINS[i - 2]) if i >= 2 else 0.0
+                upper = float(WAIT_BINS[i - 1]) if i - 1 < len(WAIT_BINS) else lower
+                value = lower + (target - cumulative) / count * (upper - lower)
+                break
+            cumulative += count
+        result[name] = round(value, 1)
+    return result

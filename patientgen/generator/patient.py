@@ -120,3 +120,38 @@ class Patient:
     outcome: Outcome
     outcome_at: datetime  # the death, the return to duty, or the arrival at Role 4
     outcome_facility: Facility  # where the story ended: POI for KIA, the facility for others
+
+
+# --- the chain of care under load (scenario.capacity is a medical plan) -------------------------
+WaitKind = Literal["evacuation", "treatment", "surgery", "bed"]
+
+
+@dataclass
+class Wait:
+    """A wait at one place of the chain: for what, how long, and what was waited for
+    ("treatment team", "holding bed", "operating table", "ICU bed", "ground ambulance",
+    "helicopter")."""
+
+    kind: WaitKind
+    minutes: float
+    waited_for: str
+
+
+@dataclass
+class QueuedVisit(Visit):
+    """A Visit of a scenario with a medical plan: every need met there (treatment, surgery, an
+    ICU bed, the lift onwards) with its wait, zero when there was none; `diverted_from` is the
+    unit the casualty was bound for when it was full."""
+
+    waits: list[Wait] = field(default_factory=list)
+    diverted_from: str | None = None
+
+
+@dataclass
+class QueuedPatient(Patient):
+    """A Patient of a scenario with a medical plan. `delay` is the wait that contributed to a
+    death (the longest wait before it, when the casualty died while waiting or after waiting at
+    least generator.flow.CONTRIBUTING_MINUTES); None for the living and deaths without delay."""
+
+    delay: Wait | None = None
+    died_waiting: bool = False

@@ -38,6 +38,7 @@ from patientgen.generator.coherence import KIA_SURVIVABLE, LETHAL_AIS
 from patientgen.generator.names import pools
 from patientgen.generator.rng import cumulative, scenario_stream
 from patientgen.generator.timing import MassCasualtyEvent, TimeTable, mass_casualty_schedule
+from patientgen.medical_plan import RECORD_ROLE, FacilityGroup, MedicalPlan
 from patientgen.scenario import FEMALE_SHARE, Category, Nation, Scenario, TriageCategory
 
 CATEGORIES: tuple[Category, ...] = ("disease", "non_battle_injury", "battle_injury")
@@ -89,6 +90,42 @@ class FrontPlan:
     units: dict[str, tuple[str, ...]]  # role -> ids of that role's units on this front
 
 
+_RECORD_ROLES = ("R1", "R2", "R3")
+#: Units of each role on a front with unlimited capacity (and in the default sized plan).
+_UNITS = {"R1": 4, "R2": 2, "R3": 1}
+
+
+def _ids(role: str, front: str, count: int) -> tuple[str, ...]:
+    return tuple(f"{role}-{slug(front)}-{k}" for k in range(1, count + 1))
+
+
+def _unit_counts(medical: MedicalPlan | None, front: str) -> dict[str, int]:
+    """Units per record role (Role 2 Basic and Enhanced are both R2, Basic numbered first)."""
+    if medical is None:
+        return dict(_UNITS)
+    care = next(c for c in medical.fronts if c.front == front)
+    counts = dict.fromkeys(_RECORD_ROLES, 0)
+    for group in care.facilities:
+        counts[RECORD_ROLE[group.role]] += group.count
+    return counts
+
+
+def unit_specs(medical: MedicalPlan, front: str) -> list[tuple[str, FacilityGroup]]:
+    """(unit id, its group) of every unit of a front, in the order of their ids."""
+    care = next(c for c in medical.fronts if c.front == front)
+    out: list[tuple[str, FacilityGroup]] = []
+    for role in _RECORD_ROLES:
+        k = 0
+        for group_role in ("R1", "R2B", "R2E", "R3"):
+            group = care.group(group_role)
+            if group is None or RECORD_ROLE[group_role] != role:
+                continue
+            for _ in range(group.count):
+                k += 1
+                out.append((f"{role}-{slug(front)}-{k}", group))
+    return out
+
+
 def death_probability(a: float, score: float) -> float:
     x = a + SLOPE * score
     if x > 30:
@@ -114,23 +151,22 @@ class Plan:
         }
         mix = scenario.injury_mix
         self.category_cum = cumulative([mix.disease, mix.non_battle_injury, mix.battle_injury])
+        medical = scenario.medical_plan
+        counts = {f.name: _unit_counts(medical, f.name) for f in scenario.fronts}
         self.fronts = tuple(
             FrontPlan(
                 name=f.name,
                 nations=tuple(f.nationalities),
                 nation_cum=cumulative(list(f.nationalities.values())),
                 poi_id=f"POI-{slug(f.name)}",
-                r1_ids=tuple(f"R1-{slug(f.name)}-{k}" for k in range(1, 5)),
-                r2_ids=tuple(f"R2-{slug(f.name)}-{k}" for k in range(1, 3)),
-                r3_ids=(f"R3-{slug(f.name)}-1",),
-                units={
-                    "R1": tuple(f"R1-{slug(f.name)}-{k}" for k in range(1, 5)),
-                    "R2": tuple(f"R2-{slug(f.name)}-{k}" for k in range(1, 3)),
-                    "R3": (f"R3-{slug(f.name)}-1",),
-                },
+                r1_ids=_ids("R1", f.name, counts[f.name]["R1"]),
+                r2_ids=_ids("R2", f.name, counts[f.name]["R2"]),
+                r3_ids=_ids("R3", f.name, counts[f.name]["R3"]),
+                units={role: _ids(role, f.name, counts[f.name][role]) for role in _RECORD_ROLES},
             )
             for f in scenario.fronts
         )
+        self.front_index = {f.name: k for k, f in enumerate(scenario.fronts)}
         self.front_cum = cumulative([f.share for f in scenario.fronts])
         nations = sorted({n for f in scenario.fronts for n in f.nationalities})
         self.name_pools = {n: pools(n, self.transliterate) for n in nations}

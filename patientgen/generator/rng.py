@@ -9,6 +9,7 @@ from __future__ import annotations
 import _random
 import random
 from hashlib import blake2b
+from math import log
 from statistics import NormalDist
 from struct import Struct
 
@@ -16,6 +17,7 @@ _PAIR = Struct("<QQ")
 _PATIENT = b"pg-patient-v1"
 _EVENTS = b"pg-events-v1"
 _CALIBRATION = b"pg-calib-v1"
+_CHAIN = b"pg-chain-v1"
 
 
 _VARIANT = "89ab"
@@ -77,3 +79,11 @@ def cumulative(weights: list[float] | tuple[float, ...]) -> list[float]:
     for k in range(last_positive, len(out)):
         out[k] = 1.0
     return out
+
+
+def chain_tolerance(seed: int, index: int) -> float:
+    """Patient `index`'s tolerance of waiting in the care-chain simulation: an Exp(1) draw of
+    its own (blake2b of (seed, index)), apart from the patient's stream, which it never moves."""
+    digest = blake2b(_PAIR.pack(seed, index), digest_size=8, person=_CHAIN).digest()
+    u = (int.from_bytes(digest, "little") >> 11) / float(1 << 53)  # [0, 1)
+    return -log(1.0 - u)

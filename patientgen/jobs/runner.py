@@ -1,5 +1,9 @@
 """Runs one claimed job: its chunks, checkpoints, progress, finalize, completion.
 
+A job whose scenario has a medical plan first runs the care-chain simulation of its whole
+casualty stream (phase "simulating"; `formats.bundle.care_chain` checkpoints its result in the
+parts folder, and every chunk reads it).
+
 A job is a sequence of chunks of patients. For each chunk not yet recorded as done, the runner has
 `formats.bundle.write_chunk` write the chunk's part files (temporary name, fsync, rename), then
 records the chunk as done in the store together with its partial summary (a fenced write: a worker
@@ -468,6 +472,14 @@ def _run(
     if run.on_progress is not None:
         run.on_progress(progress.patients_done, progress.patients_total)
     checkpoints = len(ranges) > 1  # one chunk: nothing to resume from, no checkpoint
+    if scenario.medical_plan is not None and len(done) < len(ranges):
+        # phase 1: the care-chain simulation of the whole job, checkpointed in its parts folder
+        # (read there when an earlier attempt computed it; same bytes either way)
+        with progress.lock:
+            progress.phase = "simulating"
+        bundle.care_chain(scenario, parts)
+        with progress.lock:
+            progress.phase = "generating"
     try:
         for index, (start, stop_at) in enumerate(ranges):
             if index in done:

@@ -1,0 +1,517 @@
+"""The care-chain simulation: every casualty of a job through facilities and lifts of finite
+capacity (a discrete-event simulation on a heapq event loop; bench/chain_loop.py says why not
+simpy).
+
+Input: the medical plan of the scenario and the skeletons (generator/flow.py) of every casualty
+who reaches care. Each casualty, stage by stage:
+
+1. waits at the place it leaves for a lift of its front (ground ambulance, or helicopter for the
+   flight from the point of injury past Role 1 and for immediate casualties to Role 3; none for
+   the sick walking to Role 1, none for the strategic flight to Role 4). A free asset takes the
+   first request in priority order and up to `patients_per_lift - 1` more waiting at the same
+   place for the same role, then is away `turnaround_minutes`; helicopters without `night` fly
+   only by day. The casualty then travels its baseline transit.
+2. arrives: a unit without a free holding bed diverts it to the unit of the same role on the
+   front with the most free beds; with none free anywhere it is held where it arrived;
+3. after triage, waits for a holding bed and a treatment team of the unit together (the team is
+   held `treat_s`), then for an operating table (tables work `table_hours` a day from
+   medical_plan.TABLES_OPEN_AT), then, immediate casualties at Role 2/3, for an ICU bed (held
+   until it leaves; a wait in recovery that moves nothing later);
+4. leaves at its baseline time moved by its waits (its bed is held until its lift leaves).
+
+Priority everywhere: triage T1, T2, T3, then T4 (expectant behind everyone: MEDEVAC precedence
+Urgent, Priority, Routine follows the triage), then the time of the request, then the index.
+Waiting kills: a battle casualty with an injury that can kill carries a hazard per hour of
+waiting (HAZARD_PER_HOUR by triage, doubled for a critical injury, halved once operated on) and
+dies when the hazard accumulated over its waits passes its tolerance (rng.chain_tolerance: an
+Exp(1) draw of its own). The dead release their bed and ICU bed at once.
+
+Invariants: the result depends only on the plan, the skeletons and the seed (events at the same
+time run in the order they were scheduled; no clock, no hash of a str); the skeletons are never
+changed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from patientgen.generator.flow import AIR, BED, GROUND, ICU, TABLE, TEAM, Record, Skeleton
+from patientgen.generator.plan import Plan, unit_specs
+from patientgen.generator.rng import chain_tolerance
+from patientgen.medical_plan import NIGHT_END, NIGHT_START, TABLES_OPEN_AT
+
+#: Hazard of death per hour of waiting, by triage rank (T1, T2, T3, T4), for a severe injury.
+HAZARD_PER_HOUR = (0.06, 0.015, 0.0, 0.25)
+DAY = 86400
+HOUR = 3600
+
+# event kinds
+_FREE, _ARRIVE, _TRIAGED, _TEAM_DONE, _SURGERY, _TABLE_DONE, _LEAVE, _DEATH, _WAKE = range(9)
+
+
+@dataclass(slots=True)
+class Unit:
+    uid: str
+    role: str
+    front: int
+    teams: int
+    tables: int
+    hours: float
+    icu: int
+    beds: int
+    care_q: list[Any] = field(default_factory=list)
+    table_q: list[Any] = field(default_factory=list)
+    icu_q: list[Any] = field(default_factory=list)
+    table_wake: bool = False
+    table_seconds: int = 0
+    icu_seconds: int = 0
+    in_use: int = 0
+
+
+@dataclass(slots=True)
+class Pool:
+    free: int
+    per_lift: int
+    turnaround: int
+    night: bool
+    queue: list[Any] = field(default_factory=list)
+    wake: bool = False
+
+
+@dataclass(slots=True)
+class _P:
+    sk: Skeleton
+    tolerance: float
+    k: int = 0  # the stage being worked on (index into sk.stages)
+    shift: int = 0  # seconds added to the baseline so far
+    hazard: float = 0.0
+    token: int = 0
+    dead: bool = False
+    operated: bool = False
+    waiting: int = -1  # wait slot 0..3, -1 when not waiting
+    wait_cause: int = 0
+    wait_since: int = 0
+    bed: Unit | None = None
+    icu: Unit | None = None
+    icu_since: int = 0
+    unit: Unit | None = None
+    rec: Record | None = None  # made on the first thing to record (most casualties have none)
+
+    def record(self) -> Record:
+        if self.rec is None:
+            self.rec = Record()
+        return self.rec
+
+
+class Simulation:
+    """One run over the casualties of a job (see the module docstring)."""
+
+    def __init__(self, plan: Plan) -> None:
+        medical = plan.scenario.medical_plan
+        if medical is None:
+            raise ValueError("the care-chain simulation needs a medical plan")
+        self.seed = plan.seed
+        self.start = plan.start_ts
+        self.hours = plan.scenario.duration_days * 24
+        self.units: dict[str, Unit] = {}
+        self.by_role: dict[tuple[int, str], list[Unit]] = {}
+        self.pools: dict[tuple[int, int], Pool] = {}
+        for care in medical.fronts:
+            front = plan.front_index[care.front]
+            for uid, g in unit_specs(medical, care.front):
+                role = uid.split("-", 1)[0]
+                u = Unit(uid, role, front, g.treatment_teams, g.operating_tables, g.table_hours,
+                         g.icu_beds, g.holding_beds)  # fmt: skip
+                self.units[uid] = u
+                self.by_role.setdefault((front, role), []).append(u)
+            ground, air = care.ground_ambulances, care.helicopters
+            self.pools[(front, GROUND)] = Pool(
+                ground.count, ground.patients_per_lift, int(ground.turnaround_minutes * 60), True
+            )
+            # no helicopter: the flights go by road
+            self.pools[(front, AIR)] = (
+                Pool(air.count, air.patients_per_lift, int(air.turnaround_minutes * 60), air.night)
+                if air.count
+                else self.pools[(front, GROUND)]
+            )
+        self.icu_beds = {uid: u.icu for uid, u in self.units.items()}
+        self.events: list[tuple[int, int, int, Any, int]] = []
+        self.seq = 0
+        self.patients: list[_P] = []
+        # statistics
+        self.lifts: dict[tuple[int, int, int], int] = {}  # (front, mode, day) -> lifts
+        self.precedence = [[0, 0] for _ in range(4)]  # per rank: [requests, within window]
+        self.samples: dict[str, list[list[int]]] = {uid: [[], []] for uid in self.units}
+        self.next_hour = self.start
+
+    # --- plumbing -----------------------------------------------------------------------------
+    def _at(self, t: int, kind: int, who: Any, arg: int = 0) -> None:
+        self.seq += 1
+        heapq.heappush(self.events, (t, self.seq, kind, who, arg))
+
+    def _rate(self, p: _P, rank: int) -> float:
+        if not p.sk.lethal:
+            return 0.0
+        base = HAZARD_PER_HOUR[rank] * (2.0 if p.sk.severity >= 2 else 1.0)
+        return (base * (0.5 if p.operated else 1.0)) / HOUR
+
+    def _wait(self, p: _P, t: int, slot: int, cause: int, rank: int) -> None:
+        p.waiting, p.wait_cause, p.wait_since = slot, cause, t
+        p.token += 1
+        rate = self._rate(p, rank)
+        if rate > 0.0:
+            left = (p.tolerance - p.hazard) / rate
+            self._at(t + max(0, math.ceil(left)), _DEATH, p, p.token)
+
+    def _end_wait(self, p: _P, t: int, rank: int) -> int:
+        waited = t - p.wait_since
+        p.hazard += self._rate(p, rank) * waited
+        p.token += 1
+        slot = p.waiting
+        p.waiting = -1
+        if waited > 0:
+            k = p.k + 1
+            rec = p.record()
+            w = rec.waits.setdefault(k, [0, 0, 0, 0])
+            c = rec.causes.setdefault(k, [0, 0, 0])
+            w[slot] += waited
+            if slot < 3:
+                c[slot] = p.wait_cause
+            if slot < 3:
+                p.shift += waited
+        return waited
+
+    # --- the run ------------------------------------------------------------------------------
+    def run(self, skeletons: Iterable[Skeleton]) -> None:
+        """Every casualty's first request comes from a list sorted by time (a casualty ready at
+        the same second as a scheduled event goes first); the heap holds only what they
+        schedule, so it stays small."""
+        arrivals = sorted(
+            (_P(sk, chain_tolerance(self.seed, sk.index)) for sk in skeletons),
+            key=lambda p: (p.sk.stages[0].ready, p.sk.index),
+        )
+        self.patients = arrivals
+        events = self.events
+        pop = heapq.heappop
+        n = len(arrivals)
+        i = 0
+        while i < n or events:
+            if i < n and (not events or arrivals[i].sk.stages[0].ready <= events[0][0]):
+                p = arrivals[i]
+                i += 1
+                t = p.sk.stages[0].ready
+                if t >= self.next_hour:
+                    self._sample(t)
+                self._ready(p, t)
+                continue
+            t, _, kind, who, arg = pop(events)
+            if t >= self.next_hour:
+                self._sample(t)
+            if kind == _FREE:
+                who.free += 1
+                self._dispatch(who, t)
+            elif kind == _ARRIVE:
+                self._arrive(who, t)
+            elif kind == _TRIAGED:
+                self._triaged(who, t)
+            elif kind == _TEAM_DONE:
+                self._team_done(who, t)
+            elif kind == _SURGERY:
+                self._surgery(who, t)
+            elif kind == _TABLE_DONE:
+                self._table_done(who, t)
+            elif kind == _LEAVE:
+                self._leave(who, t)
+            elif kind == _DEATH:
+                if who.token == arg and not who.dead and who.waiting >= 0:
+                    self._die(who, t)
+            elif kind == _WAKE:
+                if isinstance(who, Pool):
+                    who.wake = False
+                    self._dispatch(who, t)
+                else:
+                    who.table_wake = False
+                    self._tables(who, t)
+        self._sample(self.start + self.hours * HOUR)
+
+    def _sample(self, t: int) -> None:
+        """Occupancy (holding beds in use) and queue (casualties waiting for a team, a table or
+        an ICU bed there) of every unit at each hour mark up to t."""
+        end = self.start + self.hours * HOUR
+        while self.next_hour <= t and self.next_hour < end:
+            for uid, u in self.units.items():
+                occupancy, queue = self.samples[uid]
+                occupancy.append(u.in_use)
+                queue.append(
+                    sum(1 for e in u.care_q if not e[-1].dead)
+                    + sum(1 for e in u.table_q if not e[-1].dead)
+                    + sum(1 for e in u.icu_q if not e[-1].dead)
+                )
+            self.next_hour += HOUR
+
+    # --- lifts ----------------------------------------------------------------------------
+    def _ready(self, p: _P, t: int) -> None:
+        s = p.sk.stages[p.k]
+        if s.lift is None:
+            self._depart(p, t)
+            return
+        pool = self.pools[(p.sk.front, s.lift)]
+        origin = p.unit.uid if p.unit is not None else p.sk.origin
+        heapq.heappush(pool.queue, (s.lift_rank, t, p.sk.index, origin, s.role, p))
+        self._wait(p, t, 0, s.lift, s.lift_rank)
+        self._dispatch(pool, t)
+
+    def _dispatch(self, pool: Pool, t: int) -> None:
+        queue = pool.queue
+        while pool.free > 0 and queue:
+            if not pool.night and _is_night(t):
+                if not pool.wake:
+                    pool.wake = True
+                    self._at(_dawn(t), _WAKE, pool)
+                return
+            head = heapq.heappop(queue)
+            if head[-1].dead:
+                continue
+            riders = [head]
+            others = []
+            scanned = 0
+            while queue and len(riders) < pool.per_lift and scanned < 64:
+                item = heapq.heappop(queue)
+                scanned += 1
+                if item[-1].dead:
+                    continue
+                if item[3] == head[3] and item[4] == head[4]:
+                    riders.append(item)
+                else:
+                    others.append(item)
+            for item in others:
+                heapq.heappush(queue, item)
+            pool.free -= 1
+            self._at(t + pool.turnaround, _FREE, pool)
+            p0 = head[-1]
+            mode = p0.sk.stages[p0.k].lift
+            key = (p0.sk.front, mode, (t - self.start) // DAY)
+            self.lifts[key] = self.lifts.get(key, 0) + 1
+            for item in riders:
+                p = item[-1]
+                rank = item[0]
+                waited = self._end_wait(p, t, rank)
+                window = (2 * HOUR, 4 * HOUR, 24 * HOUR, 24 * HOUR)[rank]
+                self.precedence[rank][0] += 1
+                if waited <= window:
+                    self.precedence[rank][1] += 1
+                self._depart(p, t)
+
+    def _depart(self, p: _P, t: int) -> None:
+        self._release(p, t)
+        s = p.sk.stages[p.k]
+        self._at(t + s.transit, _ARRIVE, p)
+
+    def _release(self, p: _P, t: int) -> None:
+        """Free the holding bed and ICU bed the casualty holds (leaving or dead)."""
+        if p.icu is not None:
+            u = p.icu
+            u.icu += 1
+            u.icu_seconds += t - p.icu_since
+            p.icu = None
+            self._icu_grant(u, t)
+        if p.bed is not None:
+            u = p.bed
+            u.beds += 1
+            u.in_use -= 1
+            p.bed = None
+            self._care(u, t)
+
+    # --- a facility -----------------------------------------------------------------------
+    def _arrive(self, p: _P, t: int) -> None:
+        s = p.sk.stages[p.k]
+        u = self.units[s.unit]
+        if u.beds <= 0:
+            best = max(self.by_role[(p.sk.front, u.role)], key=lambda x: (x.beds, -ord(x.uid[-1])))
+            if best.beds > 0:
+                p.record().diverted[p.k + 1] = best.uid
+                u = best
+        p.unit = u
+        self._at(t + (s.triaged - s.arrive), _TRIAGED, p)
+
+    def _triaged(self, p: _P, t: int) -> None:
+        u = p.unit
+        assert u is not None
+        s = p.sk.stages[p.k]
+        heapq.heappush(u.care_q, (s.rank, t, p.sk.index, p))
+        self._wait(p, t, 1, TEAM if u.beds > 0 else BED, s.rank)
+        self._care(u, t)
+
+    def _care(self, u: Unit, t: int) -> None:
+        q = u.care_q
+        while q and u.teams > 0 and u.beds > 0:
+            p = heapq.heappop(q)[-1]
+            if p.dead:
+                continue
+            s = p.sk.stages[p.k]
+            self._end_wait(p, t, s.rank)
+            u.teams -= 1
+            u.beds -= 1
+            u.in_use += 1
+            p.bed = u
+            self._at(t + s.treat_s, _TEAM_DONE, p)
+        if q and u.beds <= 0:  # who waits now waits for a bed
+            for entry in q:
+                if entry[-1].waiting == 1:
+                    entry[-1].wait_cause = BED
+
+    def _team_done(self, p: _P, t: int) -> None:
+        u = p.unit
+        assert u is not None
+        u.teams += 1
+        self._care(u, t)
+        s = p.sk.stages[p.k]
+        if s.surgery_at is not None:
+            self._at(max(t, s.surgery_at + p.shift), _SURGERY, p)
+        else:
+            self._after_care(p, t)
+
+    def _surgery(self, p: _P, t: int) -> None:
+        u = p.unit
+        assert u is not None
+        s = p.sk.stages[p.k]
+        heapq.heappush(u.table_q, (s.rank, t, p.sk.index, p))
+        self._wait(p, t, 2, TABLE, s.rank)
+        self._tables(u, t)
+
+    def _tables(self, u: Unit, t: int) -> None:
+        q = u.table_q
+        while q and u.tables > 0:
+            if u.hours < 24 and not _tables_open(t, u.hours):
+                if not u.table_wake:
+                    u.table_wake = True
+                    self._at(_opening(t), _WAKE, u)
+                return
+            p = heapq.heappop(q)[-1]
+            if p.dead:
+                continue
+            s = p.sk.stages[p.k]
+            self._end_wait(p, t, s.rank)
+            u.tables -= 1
+            u.table_seconds += s.surgery_s
+            self._at(t + s.surgery_s, _TABLE_DONE, p)
+
+    def _table_done(self, p: _P, t: int) -> None:
+        u = p.unit
+        assert u is not None
+        u.tables += 1
+        p.operated = True
+        self._tables(u, t)
+        self._after_care(p, t)
+
+    def _after_care(self, p: _P, t: int) -> None:
+        s = p.sk.stages[p.k]
+        u = p.unit
+        assert u is not None
+        if s.icu and self.icu_beds[u.uid] > 0:
+            if u.icu > 0 and not u.icu_q:
+                u.icu -= 1
+                p.icu, p.icu_since = u, t
+            else:
+                heapq.heappush(u.icu_q, (s.rank, t, p.sk.index, p))
+                self._wait(p, t, 3, ICU, s.rank)
+        self._at(max(t, s.leave + p.shift), _LEAVE, p)
+
+    def _icu_grant(self, u: Unit, t: int) -> None:
+        q = u.icu_q
+        while q and u.icu > 0:
+            p = heapq.heappop(q)[-1]
+            if p.dead or p.waiting != 3 or p.unit is not u:
+                continue
+            self._end_wait(p, t, p.sk.stages[p.k].rank)
+            u.icu -= 1
+            p.icu, p.icu_since = u, t
+
+    def _leave(self, p: _P, t: int) -> None:
+        if p.dead:
+            return
+        if p.waiting == 3:  # leaves (or ends) before an ICU bed came free
+            self._end_wait(p, t, p.sk.stages[p.k].rank)
+        s = p.sk.stages[p.k]
+        if s.final or p.k + 1 >= len(p.sk.stages):
+            self._release(p, t)
+            return
+        p.k += 1
+        self._ready(p, t)
+
+    def _die(self, p: _P, t: int) -> None:
+        """Died while waiting: where, when, in which wait, for what, for how long."""
+        p.dead = True
+        slot = p.waiting
+        k = p.k + 1  # the stage whose need was waited for
+        place = k - 1 if slot == 0 else k
+        p.record().death = (place, t, k, slot, p.wait_cause, t - p.wait_since)
+        p.waiting = -1
+        self._release(p, t)
+
+    # --- the result -------------------------------------------------------------------------
+    def records(self) -> dict[int, Record]:
+        return {p.sk.index: p.rec for p in self.patients if p.rec is not None}
+
+    def statistics(self) -> dict[str, Any]:
+        """Facility load per hour, requirements and lift figures (JSON-ready)."""
+        days = max(1, self.hours // 24)
+        lifts: dict[str, list[int]] = {}
+        for (front, mode, day), n in sorted(self.lifts.items()):
+            key = "helicopter" if mode == AIR else "ground ambulance"
+            row = lifts.setdefault(key, [0] * days)
+            if 0 <= day < days:
+                row[day] += n
+            del front
+        names = ("T1", "T2", "T3", "T4")
+        return {
+            "hourly": {
+                uid: {"occupancy": s[0], "queue": s[1]} for uid, s in sorted(self.samples.items())
+            },
+            "operating_table_hours": {
+                uid: round(u.table_seconds / HOUR, 1) for uid, u in sorted(self.units.items())
+            },
+            "icu_bed_days": {
+                uid: round(u.icu_seconds / DAY, 2) for uid, u in sorted(self.units.items())
+            },
+            "lifts_per_day": lifts,
+            "lift_precedence_met": {
+                names[r]: {"requests": n, "within_window": ok}
+                for r, (n, ok) in enumerate(self.precedence)
+            },
+        }
+
+
+def _is_night(t: int) -> bool:
+    hour = (t % DAY) // HOUR
+    return hour >= NIGHT_START or hour < NIGHT_END
+
+
+def _dawn(t: int) -> int:
+    day = t - t % DAY
+    dawn = day + NIGHT_END * HOUR
+    return dawn if dawn > t else dawn + DAY
+
+
+def _tables_open(t: int, hours: float) -> bool:
+    into = (t % DAY) - TABLES_OPEN_AT * HOUR
+    if into < 0:
+        into += DAY
+    return into < hours * HOUR
+
+
+def _opening(t: int) -> int:
+    day = t - t % DAY
+    opening = day + TABLES_OPEN_AT * HOUR
+    return opening if opening > t else opening + DAY
+
+
+def simulate(plan: Plan, skeletons: Iterable[Skeleton]) -> Simulation:
+    """Run the simulation of a job over its skeletons (in index order)."""
+    sim = Simulation(plan)
+    sim.run(skeletons)
+    return sim

@@ -1,0 +1,421 @@
+"""A casualty's path as the care-chain simulation sees it, and its result applied to the record.
+
+`skeleton(plan, patient)` reads what the simulation needs from the patient made with unlimited
+capacity (the *baseline*, generator/build.py): for each facility visit, when it was ready to
+leave the previous place, the transit, the triage time, the surgery and its length, whether an
+ICU bed is needed, when it leaves. The simulation (generator/chain.py) runs on the skeletons of
+the whole job and returns, per casualty, a `Record` of its waits, diversions and death. `apply`
+turns the same baseline patient and its record into the final record: every time after a wait is
+moved later by that wait, a diverted visit names its new unit, a death while waiting ends the
+record there.
+
+Invariants:
+- the skeleton is a pure function of the baseline patient (and the plan), so the simulation phase
+  and every chunk of the detail phase see the same one;
+- shifts only ever add time after a point, so the order of a record's times is kept: strictly
+  increasing timelines stay strictly increasing;
+- nothing is drawn from the patient's random stream here: the baseline record is made exactly as
+  with unlimited capacity, then moved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from patientgen.generator.care import AMPUTATION, CRANIOTOMY, DEBRIDEMENT, LAPAROTOMY
+from patientgen.generator.patient import (
+    Event,
+    Outcome,
+    Patient,
+    QueuedPatient,
+    QueuedVisit,
+    Visit,
+    Wait,
+    WaitKind,
+)
+from patientgen.generator.plan import Plan
+
+#: Length of each surgical procedure on the operating table (minutes; docs/care-chain.md).
+SURGERY_MINUTES: dict[str, int] = {
+    LAPAROTOMY[0]: 120,
+    AMPUTATION[0]: 90,
+    CRANIOTOMY[0]: 150,
+    DEBRIDEMENT[0]: 45,
+}
+#: A treatment team is held at least / at most this long per casualty (seconds).
+TREAT_MIN = 10 * 60
+TREAT_MAX = 90 * 60
+#: A wait at least this long before a death is recorded as contributing to it.
+CONTRIBUTING_MINUTES = 30.0
+#: What was waited for, by code (the simulation's records hold the codes).
+CAUSES: tuple[str, ...] = (
+    "ground ambulance",
+    "helicopter",
+    "treatment team",
+    "holding bed",
+    "operating table",
+    "ICU bed",
+)
+GROUND, AIR, TEAM, BED, TABLE, ICU = range(6)
+_KINDS: tuple[WaitKind, ...] = ("evacuation", "treatment", "surgery", "bed")
+RANK = {"T1": 0, "T2": 1, "T3": 2, "T4": 3}
+
+
+@dataclass(slots=True)
+class Stage:
+    """Visit k (k >= 1) of a baseline patient, in epoch seconds."""
+
+    role: str  # R1, R2, R3
+    unit: str
+    ready: int  # the baseline departure from the previous place
+    transit: int
+    arrive: int
+    triaged: int
+    rank: int  # triage at this facility: 0 = T1 ... 3 = T4
+    lift: int | None  # GROUND, AIR, or None (no lift needed for this leg)
+    lift_rank: int  # triage of the leg's precedence (at the place left)
+    surgery_at: int | None  # the first surgical procedure, if any
+    surgery_s: int
+    treat_s: int
+    icu: bool
+    leave: int  # the baseline departure from here, or the end of the record
+    final: bool  # the record ends here (death, return to duty)
+
+
+@dataclass(slots=True)
+class Skeleton:
+    index: int
+    front: int
+    origin: str  # where the first lift picks up: the mass-casualty event, else the casualty
+    lethal: bool  # a battle casualty with an injury that can kill: waiting may kill
+    severity: int  # 1 severe, 2 critical (worst injury)
+    stages: list[Stage]
+
+
+@dataclass(slots=True)
+class Record:
+    """The simulation's result for one casualty (only casualties with something to say)."""
+
+    waits: dict[int, list[int]] = field(default_factory=dict)  # k -> [lift, treat, surgery, icu]
+    causes: dict[int, list[int]] = field(default_factory=dict)  # k -> [lift, treat, surgery]
+    diverted: dict[int, str] = field(default_factory=dict)  # k -> the unit it went to instead
+    # death while waiting: (place k: 0 = point of injury, epoch seconds, stage k of the wait,
+    # wait slot 0..3, cause code, seconds waited)
+    death: tuple[int, int, int, int, int, int] | None = None
+
+    def to_json(self) -> list[object]:
+        return [
+            sorted([k, *w, *self.causes.get(k, [0, 0, 0])] for k, w in self.waits.items()),
+            sorted([k, u] for k, u in self.diverted.items()),
+            list(self.death) if self.death is not None else None,
+        ]
+
+    @classmethod
+    def from_json(cls, data: list[object]) -> Record:
+        waits, diverted, death = data
+        r = cls()
+        for row in waits:  # type: ignore[attr-defined]
+            k = row[0]
+            r.waits[k] = list(row[1:5])
+            r.causes[k] = list(row[5:8])
+        for k, unit in diverted:  # type: ignore[attr-defined]
+            r.diverted[k] = unit
+        if death is not None:
+            r.death = tuple(death)  # type: ignore[arg-type, assignment]
+        return r
+
+
+_SURGICAL = frozenset(SURGERY_MINUTES)
+
+
+def _minutes(seconds: int) -> float:
+    """Seconds as minutes to a tenth (as Visit.transit_minutes)."""
+    return seconds // 6 / 10
+
+
+def _ts(d: datetime) -> int:
+    return int(d.timestamp())
+
+
+def skeleton(plan: Plan, p: Patient) -> Skeleton | None:
+    """What the simulation needs of baseline patient `p`; None for one who never reaches care."""
+    visits = p.visits
+    if len(visits) < 2:
+        return None
+    battle = p.category == "battle_injury"
+    severity = 0
+    for c in p.conditions:
+        if c.region is not None:
+            if c.severity == "critical":
+                severity = 2
+            elif c.severity == "severe" and severity < 1:
+                severity = 1
+    stages: list[Stage] = []
+    previous = visits[0]
+    leave_prev = previous.departed_at
+    disease = p.category == "disease"
+    last = len(visits) - 1
+    for k in range(1, len(visits)):
+        v = visits[k]
+        if v.facility == "R4" or leave_prev is None:
+            break
+        ready = _ts(leave_prev)
+        arrive = _ts(v.arrived_at)
+        triaged = _ts(v.vitals.taken_at) if v.vitals is not None else arrive
+        surgery_at = None
+        surgery_s = 0
+        last_proc = triaged
+        for proc in v.procedures:
+            t = _ts(proc.performed_at)
+            if t > last_proc:
+                last_proc = t
+            if proc.code in _SURGICAL:
+                if surgery_at is None:
+                    surgery_at = t
+                surgery_s += SURGERY_MINUTES[proc.code] * 60
+        until = surgery_at if surgery_at is not None else last_proc + 600
+        treat = min(max(until - triaged, TREAT_MIN), TREAT_MAX)
+        if surgery_at is not None and triaged + treat > surgery_at:
+            treat = max(surgery_at - triaged, 60)
+        final = v.departed_at is None
+        leave = _ts(v.departed_at) if v.departed_at is not None else _ts(p.outcome_at)
+        prev_triage = previous.triage or v.triage or "T3"
+        lift = _lift(k, visits, disease)
+        stages.append(
+            Stage(
+                role=v.facility,
+                unit=v.facility_id,
+                ready=ready,
+                transit=arrive - ready,
+                arrive=arrive,
+                triaged=triaged,
+                rank=RANK[v.triage or "T3"],
+                lift=lift,
+                lift_rank=RANK[prev_triage],
+                surgery_at=surgery_at,
+                surgery_s=surgery_s,
+                treat_s=treat,
+                icu=v.facility in ("R2", "R3") and v.triage == "T1" and k <= last,
+                leave=leave,
+                final=final,
+            )
+        )
+        previous = v
+        leave_prev = v.departed_at
+    if not stages:
+        return None
+    front = plan.front_index[p.front]
+    origin = p.event_id if p.event_id is not None else f"#{p.index}"
+    return Skeleton(
+        p.index, front, origin, battle and severity >= 1 and p.outcome != "KIA", severity, stages
+    )
+
+
+def _lift(k: int, visits: list[Visit], disease: bool) -> int | None:
+    """How visit k is reached: none for the sick walking to Role 1, a helicopter from the point
+    of injury past Role 1 and for an immediate casualty to Role 3, else a ground ambulance."""
+    v = visits[k]
+    if k == 1:
+        return None if disease else (AIR if v.facility == "R2" else GROUND)
+    before = visits[k - 1].triage or v.triage or "T3"
+    return AIR if (v.facility == "R3" and before == "T1") else GROUND
+
+
+_NO_TREAT_WAIT = Wait("treatment", 0.0, CAUSES[TEAM])
+_NO_SURGERY_WAIT = Wait("surgery", 0.0, CAUSES[TABLE])
+_NO_ICU_WAIT = Wait("bed", 0.0, CAUSES[ICU])
+_NO_LIFT_WAIT = (Wait("evacuation", 0.0, CAUSES[GROUND]), Wait("evacuation", 0.0, CAUSES[AIR]))
+
+
+def unqueued(p: Patient) -> QueuedPatient:
+    """apply(plan, p, skeleton(plan, p), None), the same record, without the skeleton's times:
+    baseline patient `p` of a scenario with a plan that waited for nothing."""
+    visits = p.visits
+    disease = p.category == "disease"
+    stages = 0  # the visits the simulation saw: 1..stages
+    for k in range(1, len(visits)):
+        if visits[k].facility == "R4" or visits[k - 1].departed_at is None:
+            break
+        stages = k
+    out: list[Visit] = []
+    for k, v in enumerate(visits):
+        listed: list[Wait] = []
+        if 1 <= k <= stages:
+            listed.append(_NO_TREAT_WAIT)
+            if any(x.code in _SURGICAL for x in v.procedures):
+                listed.append(_NO_SURGERY_WAIT)
+            if v.facility in ("R2", "R3") and v.triage == "T1":
+                listed.append(_NO_ICU_WAIT)
+        if k < stages:
+            lift = _lift(k + 1, visits, disease)
+            if lift is not None:
+                listed.append(_NO_LIFT_WAIT[lift])
+        out.append(
+            QueuedVisit(
+                v.facility, v.facility_id, v.arrived_at, v.departed_at, v.triage, v.vitals,
+                v.procedures, v.disposition, v.transit_minutes, listed, None,
+            )
+        )  # fmt: skip
+    return QueuedPatient(
+        p.index, p.id, p.service_number, p.given_name, p.family_name, p.gender, p.birth_date,
+        p.blood_group, p.nationality, p.front, p.category, p.warfare, p.mechanism,
+        p.mechanism_code, p.injured_at, p.mass_casualty, p.event_id, p.triage, p.conditions,
+        out, p.timeline, p.outcome, p.outcome_at, p.outcome_facility, None, False,
+    )  # fmt: skip
+
+
+# --- applying a record ---------------------------------------------------------------------
+def apply(plan: Plan, p: Patient, sk: Skeleton | None, rec: Record | None) -> QueuedPatient:
+    """The final record of baseline patient `p` under the simulation's record `rec` (None: no
+    wait at all). Every visit becomes a QueuedVisit listing its needs and their waits."""
+    stages = sk.stages if sk is not None else []
+    shifts: list[tuple[int, bool, int]] = []  # (baseline time, inclusive, seconds)
+    waits = rec.waits if rec is not None else {}
+    causes = rec.causes if rec is not None else {}
+    for k, w in waits.items():
+        s = stages[k - 1]
+        if w[0]:
+            shifts.append((s.ready, True, w[0]))
+        if w[1]:
+            shifts.append((s.triaged, False, w[1]))
+        if w[2] and s.surgery_at is not None:
+            shifts.append((s.surgery_at, True, w[2]))
+
+    def move(d: datetime) -> datetime:
+        if not shifts:
+            return d
+        t = _ts(d)
+        add = 0
+        for at, inclusive, seconds in shifts:
+            if t > at or (inclusive and t == at):
+                add += seconds
+        return datetime.fromtimestamp(t + add, UTC) if add else d
+
+    death = rec.death if rec is not None else None
+    cut = len(p.visits) if death is None else death[0] + 1
+    # a death while waiting: nothing the fatal wait would have come before happens (baseline
+    # times from this point on are dropped)
+    drop_at: int | None = None
+    drop_inclusive = True
+    if death is not None:
+        k_wait, slot = death[2], death[3]
+        s = stages[k_wait - 1]
+        if slot == 0:
+            drop_at = s.ready
+        elif slot == 1:
+            drop_at, drop_inclusive = s.triaged, False
+        elif slot == 2:
+            drop_at = s.surgery_at
+
+    def gone(d: datetime) -> bool:
+        if drop_at is None:
+            return False
+        t = _ts(d)
+        return t > drop_at or (drop_inclusive and t == drop_at)
+
+    visits: list[Visit] = []
+    longest: Wait | None = None
+    for k, v in enumerate(p.visits[:cut]):
+        vit = v.vitals
+        if vit is not None and shifts:
+            vit.taken_at = move(vit.taken_at)
+        procs = v.procedures
+        if drop_at is not None:
+            procs = [x for x in procs if not gone(x.performed_at)]
+        if shifts:
+            for proc in procs:
+                proc.performed_at = move(proc.performed_at)
+        listed: list[Wait] = []
+        if 1 <= k <= len(stages):
+            s = stages[k - 1]
+            w = waits.get(k, [0, 0, 0, 0])
+            c = causes.get(k, [0, TEAM, TABLE])
+            listed.append(Wait("treatment", _minutes(w[1]), CAUSES[c[1] or TEAM]))
+            if s.surgery_at is not None:
+                listed.append(Wait("surgery", _minutes(w[2]), CAUSES[TABLE]))
+            if s.icu:
+                listed.append(Wait("bed", _minutes(w[3]), CAUSES[ICU]))
+        if k < len(stages) and stages[k].lift is not None:
+            mode = stages[k].lift or GROUND
+            w = waits.get(k + 1, [0, 0, 0, 0])
+            c = causes.get(k + 1, [mode, 0, 0])
+            listed.append(Wait("evacuation", _minutes(w[0]), CAUSES[c[0] if w[0] else mode]))
+        diverted_from = None
+        unit = v.facility_id
+        if rec is not None and k in rec.diverted:
+            diverted_from, unit = unit, rec.diverted[k]
+        departed = move(v.departed_at) if v.departed_at is not None else None
+        visits.append(
+            QueuedVisit(
+                v.facility, unit, move(v.arrived_at), departed, v.triage, vit, procs,
+                v.disposition, v.transit_minutes, listed, diverted_from,
+            )
+        )  # fmt: skip
+    for vis in visits:
+        for w in vis.waits:  # type: ignore[attr-defined]
+            if w.minutes and (longest is None or w.minutes > longest.minutes):
+                longest = w
+    timeline = [
+        Event(move(e.at), e.kind, e.facility, e.detail) for e in p.timeline if not gone(e.at)
+    ]
+    if rec is not None and rec.diverted:
+        _rename(timeline, p.visits, rec.diverted)
+    outcome: Outcome = p.outcome
+    outcome_at = move(p.outcome_at)
+    outcome_facility = p.outcome_facility
+    delay = None
+    died_waiting = False
+    if death is not None:
+        place, at, k_wait, slot, cause, waited = death
+        last_v = visits[-1]
+        died_at = datetime.fromtimestamp(at, UTC)
+        if slot == 3:  # died waiting for an ICU bed: what came after it did not happen
+            last_v.procedures = [x for x in last_v.procedures if x.performed_at < died_at]
+            timeline = [e for e in timeline if e.at < died_at]
+        while timeline and timeline[-1].kind in ("departed", "evacuated"):
+            timeline.pop()
+        floor = _ts(timeline[-1].at) + 1 if timeline else at
+        if last_v.vitals is not None:
+            floor = max(floor, _ts(last_v.vitals.taken_at) + 60)
+        for x in last_v.procedures:
+            floor = max(floor, _ts(x.performed_at) + 1)
+        if at < floor:
+            died_at = datetime.fromtimestamp(floor, UTC)
+        last_v.departed_at = None
+        last_v.disposition = "died"
+        timeline.append(Event(died_at, "died", last_v.facility, None))
+        outcome = "KIA" if place == 0 else ("DOW" if p.category == "battle_injury" else "DIED")
+        outcome_at, outcome_facility = died_at, last_v.facility
+        kind = _KINDS[slot]
+        # the wait the casualty died in: only the time waited, the later needs are dropped
+        trimmed: list[Wait] = []
+        for w in last_v.waits:  # type: ignore[attr-defined]
+            if w.kind == kind:
+                trimmed.append(Wait(kind, _minutes(waited), CAUSES[cause]))
+                break
+            trimmed.append(w)
+        last_v.waits = trimmed  # type: ignore[attr-defined]
+        delay = Wait(kind, _minutes(waited), CAUSES[cause])
+        died_waiting = True
+    elif outcome in ("DOW", "DIED") and longest is not None:
+        delay = longest if longest.minutes >= CONTRIBUTING_MINUTES else None
+    return QueuedPatient(
+        p.index, p.id, p.service_number, p.given_name, p.family_name, p.gender, p.birth_date,
+        p.blood_group, p.nationality, p.front, p.category, p.warfare, p.mechanism,
+        p.mechanism_code, p.injured_at, p.mass_casualty, p.event_id, p.triage, p.conditions,
+        visits, timeline, outcome, outcome_at, outcome_facility, delay, died_waiting,
+    )  # fmt: skip
+
+
+def _rename(timeline: list[Event], visits: list[Visit], diverted: dict[int, str]) -> None:
+    """Name the unit a diverted casualty went to in the events that name the planned one."""
+    for k, unit in diverted.items():
+        old = visits[k].facility_id
+        facility = visits[k].facility
+        for e in timeline:
+            if e.detail == old and (
+                (e.kind == "arrived" and e.facility == facility)
+                or (e.kind in ("departed", "evacuated") and e.facility == visits[k - 1].facility)
+            ):
+                e.detail = unit

@@ -1,0 +1,54 @@
+"""Medical plans for the care-chain tests: ample (nothing ever waits) and starved, for the
+fronts of a scenario, with the unit counts of unlimited capacity (4 R1, R2B + R2E, 1 R3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from patientgen.scenario import PRESETS, Scenario
+
+
+def front_plan(name: str, size: str) -> dict[str, Any]:
+    if size == "ample":
+        unit = {"treatment_teams": 100, "holding_beds": 5000}
+        surgical = {**unit, "operating_tables": 100, "icu_beds": 1000}
+        facilities = [
+            {"role": "R1", "count": 4, **unit},
+            {"role": "R2B", **surgical},
+            {"role": "R2E", **surgical},
+            {"role": "R3", **surgical},
+        ]
+        lift = {"count": 1000, "patients_per_lift": 4, "turnaround_minutes": 60}
+        return {"front": name, "facilities": facilities, "ground_ambulances": lift,
+                "helicopters": lift}  # fmt: skip
+    facilities = [
+        {"role": "R1", "count": 4, "treatment_teams": 1, "holding_beds": 3},
+        {"role": "R2B", "treatment_teams": 1, "operating_tables": 1, "table_hours": 12,
+         "holding_beds": 4},
+        {"role": "R2E", "treatment_teams": 1, "operating_tables": 1, "icu_beds": 1,
+         "holding_beds": 6},
+        {"role": "R3", "treatment_teams": 1, "operating_tables": 1, "icu_beds": 2,
+         "holding_beds": 10},
+    ]  # fmt: skip
+    return {
+        "front": name,
+        "facilities": facilities,
+        "ground_ambulances": {"count": 2, "patients_per_lift": 2, "turnaround_minutes": 180},
+        "helicopters": {"count": 1, "patients_per_lift": 2, "turnaround_minutes": 120,
+                        "night": False},
+    }  # fmt: skip
+
+
+def with_capacity(scenario: Scenario, size: str, **changes: Any) -> Scenario:
+    """`scenario` (with `changes`) under an "ample" or "starved" plan, or "sized" / "unlimited"."""
+    data = {**scenario.model_dump(mode="json"), **changes}
+    if size in ("ample", "starved"):
+        data["capacity"] = {"fronts": [front_plan(f["name"], size) for f in data["fronts"]]}
+    else:
+        data["capacity"] = size
+    return Scenario.model_validate(data)
+
+
+def drill(size: str, **changes: Any) -> Scenario:
+    """The 2-day mass-casualty drill preset under a plan of `size`."""
+    return with_capacity(PRESETS["mass-casualty-drill"].scenario, size, **changes)

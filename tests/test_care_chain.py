@@ -1,0 +1,257 @@
+"""The chain of care under load (issue 10, items 1-4): the medical plan, the simulation, and the
+records and summaries it explains itself in.
+
+Acceptance: the same 2-day mass-casualty drill with ample and with starved capacity: the starved
+run has longer p90 waits to surgery, a higher DOW rate and deaths with a delay cause; ample
+capacity gives the DOW rate of unlimited capacity within 1 point. Determinism with a plan (1 vs
+many chunks, any order, a resumed run) is here too; the job-level crash/resume is in
+tests/jobs/test_care_chain_jobs.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from care_chain_support import drill
+from formats_support import digests, run
+from pydantic import ValidationError
+
+from patientgen.formats import FORMATS, bundle
+from patientgen.generator import generate
+from patientgen.generator.coherence import count_violations
+from patientgen.generator.patient import QueuedPatient, QueuedVisit
+from patientgen.scenario import PRESETS, Scenario
+
+ALL = list(FORMATS)
+
+
+def _summary(scenario: Scenario, tmp: Path) -> dict:
+    bundle._chains.clear()
+    out = tmp / f"out-{scenario.capacity if isinstance(scenario.capacity, str) else 'plan'}"
+    bundle.write_all(scenario, ["ndjson"], out, chunk_size=400)
+    return orjson.loads((out / "summary.json").read_bytes())
+
+
+@pytest.fixture(scope="module")
+def summaries(tmp_path_factory) -> dict[str, dict]:
+    tmp = tmp_path_factory.mktemp("capacity")
+    return {size: _summary(drill(size), tmp / size) for size in ("unlimited", "ample", "starved")}
+
+
+def test_starved_capacity_waits_longer_and_loses_more_to_delay(summaries) -> None:
+    ample, starved = summaries["ample"]["care_chain"], summaries["starved"]["care_chain"]
+    surgery = "surgery"
+    assert ample["wait_percentiles_minutes"][surgery]["p90"] == 0.0
+    assert starved["wait_percentiles_minutes"][surgery]["p90"] > 60.0
+    assert (
+        starved["wait_percentiles_minutes"]["evacuation"]["p90"]
+        > ample["wait_percentiles_minutes"]["evacuation"]["p90"]
+    )
+    dow = {k: s["battle_injury"]["pct_dow"] for k, s in summaries.items()}
+    assert dow["starved"] > dow["ample"] + 0.02, dow
+    assert starved["deaths_with_delay"] > 0 and starved["died_waiting"] > 0
+    assert ample["deaths_with_delay"] == 0 and ample["died_waiting"] == 0
+    assert starved["share_of_deaths_with_delay"] > 0.05
+
+
+def test_ample_capacity_gives_the_dow_of_unlimited_capacity(summaries) -> None:
+    unlimited = summaries["unlimited"]["battle_injury"]["pct_dow"]
+    ample = summaries["ample"]["battle_injury"]["pct_dow"]
+    assert abs(ample - unlimited) <= 0.01, (ample, unlimited)
+    assert "care_chain" not in summaries["unlimited"]
+
+
+def test_summary_reports_load_and_requirements(summaries) -> None:
+    sim = summaries["starved"]["care_chain"]["simulation"]
+    hours = 2 * 24
+    theatre = {u for u in summaries["starved"]["facilities"] if not u.startswith("R4")}
+    assert set(sim["hourly"]) == theatre  # Role 4 (home nations) is not simulated
+    for load in sim["hourly"].values():
+        assert len(load["occupancy"]) == hours and len(load["queue"]) == hours
+    assert max(max(v["queue"]) for v in sim["hourly"].values()) > 0
+    r3 = next(u for u in sim["hourly"] if u.startswith("R3"))
+    assert max(sim["hourly"][r3]["occupancy"]) <= 10  # the starved R3 has 10 holding beds
+    assert sum(sim["operating_table_hours"].values()) > 0
+    assert sum(sim["icu_bed_days"].values()) > 0
+    assert sum(sum(days) for days in sim["lifts_per_day"].values()) > 0
+    met = sim["lift_precedence_met"]["T1"]
+    assert 0 < met["within_window"] <= met["requests"]
+
+
+def test_records_explain_their_waits_and_deaths() -> None:
+    patients = list(generate(drill("starved")))
+    assert all(isinstance(p, QueuedPatient) for p in patients)
+    reached = [p for p in patients if len(p.visits) > 1]
+    for p in reached:
+        for visit in p.visits[1:]:
+            assert isinstance(visit, QueuedVisit)
+            if visit.facility in ("R1", "R2", "R3"):
+                assert visit.waits and visit.waits[0].kind == "treatment"
+    died_waiting = [p for p in patients if p.died_waiting]
+    assert died_waiting
+    for p in died_waiting:
+        assert p.outcome in ("DOW", "KIA") and p.delay is not None and p.delay.minutes > 0
+        last = p.visits[-1]
+        assert last.disposition == "died" and last.departed_at is None
+        assert last.waits[-1].kind == p.delay.kind  # the wait it died in ends its list
+    # a diverted casualty names the unit it was bound for
+    diverted = [v for p in patients for v in p.visits if getattr(v, "diverted_from", None)]
+    assert all(v.diverted_from != v.facility_id for v in diverted)
+
+
+def test_coherent_under_starved_capacity() -> None:
+    counts = count_violations(generate(drill("starved")))
+    assert {k: n for k, n in counts.items() if n} == {}
+
+
+def test_unlimited_is_the_default_and_leaves_every_dump_as_before() -> None:
+    s = Scenario()
+    assert s.capacity == "unlimited" and s.medical_plan is None
+    assert "capacity" not in s.model_dump() and "capacity" not in s.model_dump(mode="json")
+    assert b"capacity" not in s.canonical_json()
+    assert Scenario.model_validate(s.model_dump(mode="json")) == s
+    # an explicit "unlimited" is the same scenario
+    assert Scenario.model_validate({"capacity": "unlimited"}).canonical_json() == s.canonical_json()
+
+
+def test_sized_gives_a_plan_per_front_scaled_to_the_load() -> None:
+    small = Scenario.model_validate({"capacity": "sized"})
+    assert small.medical_plan is not None
+    assert [c.front for c in small.medical_plan.fronts] == [f.name for f in small.fronts]
+    data = PRESETS["mass-casualty-drill"].scenario.model_dump(mode="json")
+    busy = Scenario.model_validate({**data, "capacity": "sized"})
+    assert busy.medical_plan is not None
+    r3_small = small.medical_plan.fronts[0].group("R3")
+    r3_busy = busy.medical_plan.fronts[0].group("R3")
+    assert r3_small is not None and r3_busy is not None
+    assert r3_busy.operating_tables > r3_small.operating_tables  # 500 a day vs 20 a day
+    # the plan round-trips: the saved job config is the plan itself
+    again = Scenario.model_validate(busy.model_dump(mode="json"))
+    assert again == busy
+
+
+def test_a_bad_plan_lists_every_problem() -> None:
+    bad = {
+        "front": "East",
+        "facilities": [{"role": "R1", "treatment_teams": 1, "holding_beds": 2,
+                        "operating_tables": 1}],
+        "ground_ambulances": {"count": 0, "patients_per_lift": 1, "turnaround_minutes": 5},
+        "helicopters": {"count": 0, "patients_per_lift": 1, "turnaround_minutes": 5},
+    }  # fmt: skip
+    stranger = {**bad, "front": "Nowhere"}
+    with pytest.raises(ValidationError) as caught:
+        Scenario.model_validate({"capacity": {"fronts": [bad, stranger]}})
+    messages = [e["msg"] for e in caught.value.errors()]
+    for expected in (
+        "needs a R3 facility",
+        "needs an R2B or R2E facility",
+        "R1 has no operating table",
+        "needs at least one ground ambulance",
+        "'Nowhere' is not a front of the scenario",
+        "'North' has no medical plan",
+    ):
+        assert any(expected in m for m in messages), (expected, messages)
+    with pytest.raises(ValidationError) as caught:
+        Scenario.model_validate({"capacity": {"fronts": [{**bad, "helicopters": {"count": -1}}]}})
+    fields = {".".join(map(str, e["loc"])) for e in caught.value.errors()}
+    assert "capacity.fronts.0.helicopters.count" in fields
+    assert "capacity.fronts.0.helicopters.patients_per_lift" in fields
+
+
+# --- determinism with a plan ------------------------------------------------------------------
+N = 300
+
+
+@pytest.fixture(scope="module")
+def loaded() -> Scenario:
+    return drill("starved", total_patients=N, name="care chain determinism", seed=11)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, loaded) -> Path:
+    out = tmp_path_factory.mktemp("ref") / "out"
+    run(loaded, ALL, out, [(0, N)])
+    return out
+
+
+@pytest.mark.parametrize(
+    ("label", "ranges", "order"),
+    [
+        ("chunks of 50", bundle.chunk_ranges(N, 50), None),
+        ("chunks of 7, reversed", bundle.chunk_ranges(N, 7), list(range(42, -1, -1))),
+    ],
+)
+def test_one_chunk_and_many_give_identical_files(
+    tmp_path, loaded, reference, label, ranges, order
+) -> None:
+    bundle._chains.clear()  # each run reads or computes the phase itself
+    out = tmp_path / "out"
+    run(loaded, ALL, out, ranges, order)
+    assert digests(out) == digests(reference), label
+    assert (tmp_path / "out.parts" / bundle.CHAIN_FILE).is_file()  # checkpointed once
+
+
+def test_the_phase_file_is_reused_or_recomputed_identically(tmp_path, loaded, reference) -> None:
+    parts = tmp_path / "out.parts"
+    ranges = bundle.chunk_ranges(N, 100)
+    bundle._chains.clear()
+    first = bundle.write_chunk(loaded, ALL, parts, 0, *ranges[0])
+    phase = (parts / bundle.CHAIN_FILE).read_bytes()
+    # a crash: this process forgets everything; the next attempt reads the checkpoint
+    bundle._chains.clear()
+    (parts / bundle.CHAIN_FILE).write_bytes(phase)
+    again = bundle.write_chunk(loaded, ALL, parts, 0, *ranges[0])
+    assert again == first
+    # the checkpoint lost: recomputed to the same bytes
+    bundle._chains.clear()
+    (parts / bundle.CHAIN_FILE).unlink()
+    summaries = [bundle.write_chunk(loaded, ALL, parts, k, *r) for k, r in enumerate(ranges)]
+    assert (parts / bundle.CHAIN_FILE).read_bytes() == phase
+    bundle.finalize(loaded, ALL, parts, tmp_path / "out", summaries)
+    assert digests(tmp_path / "out") == digests(reference)
+
+
+def test_a_phase_file_of_another_scenario_is_not_used(tmp_path, loaded, reference) -> None:
+    other = drill("starved", total_patients=N, name="other", seed=12)
+    parts = tmp_path / "out.parts"
+    bundle._chains.clear()
+    bundle.write_chunk(other, ["ndjson"], tmp_path / "other.parts", 0, 0, 10, whole=False)
+    parts.mkdir()
+    (parts / bundle.CHAIN_FILE).write_bytes(
+        (tmp_path / "other.parts" / bundle.CHAIN_FILE).read_bytes()
+    )
+    bundle._chains.clear()
+    run(loaded, ALL, tmp_path / "out", bundle.chunk_ranges(N, 100))
+    assert digests(tmp_path / "out") == digests(reference)
+
+
+def test_small_batched_runs_write_what_a_job_writes(tmp_path, loaded) -> None:
+    small = drill("starved", total_patients=60, name="small chain", seed=5)
+    bundle._chains.clear()
+    ((merged, _files),) = bundle.write_runs(
+        [bundle.SmallRun(small, tuple(ALL), tmp_path / "batch", tmp_path / "batch.parts")]
+    )
+    bundle._chains.clear()
+    run(small, ALL, tmp_path / "alone", bundle.chunk_ranges(60, 25))
+    assert digests(tmp_path / "batch") == digests(tmp_path / "alone")
+    assert "care_chain" in merged
+
+
+def test_the_fast_path_of_a_casualty_that_never_waited_is_apply() -> None:
+    """generator.flow.unqueued (no record) gives exactly apply(...) with no record."""
+    from random import Random
+
+    from patientgen.generator.build import make_patient
+    from patientgen.generator.flow import apply, skeleton, unqueued
+    from patientgen.generator.plan import plan_for
+
+    scenario = drill("sized", total_patients=400)
+    plan = plan_for(scenario)
+    for index in range(400):
+        slow = make_patient(plan, index, Random())
+        fast = make_patient(plan, index, Random())
+        assert orjson.dumps(unqueued(fast)) == orjson.dumps(
+            apply(plan, slow, skeleton(plan, slow), None)
+        ), index

@@ -282,6 +282,14 @@ def _compiled(nation: str) -> tuple[_Part, ...]:
     return tuple(parts)
 
 
+@cache
+def service_number_draws(nation: str) -> int:
+    """How many numbers `service_number` draws from the stream for `nation` (always the same)."""
+    return sum(
+        1 if kind == 1 else count if kind == 2 else 0 for kind, _, count in _compiled(nation)
+    )
+
+
 def service_number(nation: str, random: Callable[[], float], birth: date, family: str) -> str:
     """A service number in the nation's format, drawn from the patient's stream."""
     parts = _compiled(nation)

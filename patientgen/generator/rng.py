@@ -37,6 +37,12 @@ def patient_seed(seed: int, index: int) -> tuple[str, int]:
     return uid, int.from_bytes(digest[16:], "little")
 
 
+def stream_seed(seed: int, index: int) -> int:
+    """The stream seed of patient `index` alone (patient_seed's second half, without the id)."""
+    digest = blake2b(_PAIR.pack(seed, index), digest_size=32, person=_PATIENT).digest()
+    return int.from_bytes(digest[16:], "little")
+
+
 def patient_stream(seed: int, index: int) -> tuple[str, random.Random]:
     """The id and a fresh private random stream of patient `index`."""
     uid, stream_seed = patient_seed(seed, index)

@@ -42,6 +42,7 @@ from typing import Any
 from patientgen.generator.flow import AIR, BED, GROUND, ICU, TABLE, TEAM, Record, Skeleton
 from patientgen.generator.plan import Plan, unit_specs
 from patientgen.generator.rng import chain_tolerance
+from patientgen.generator.skeletons import SkeletonStore
 from patientgen.medical_plan import NIGHT_END, NIGHT_START, TABLES_OPEN_AT
 
 #: Hazard of death per hour of waiting, by triage rank (T1, T2, T3, T4), for a severe injury.
@@ -101,11 +102,6 @@ class _P:
     unit: Unit | None = None
     rec: Record | None = None  # made on the first thing to record (most casualties have none)
 
-    def record(self) -> Record:
-        if self.rec is None:
-            self.rec = Record()
-        return self.rec
-
 
 class Simulation:
     """One run over the casualties of a job (see the module docstring)."""
@@ -141,7 +137,7 @@ class Simulation:
         self.icu_beds = {uid: u.icu for uid, u in self.units.items()}
         self.events: list[tuple[int, int, int, Any, int]] = []
         self.seq = 0
-        self.patients: list[_P] = []
+        self.recorded: dict[int, Record] = {}  # index -> record, for who has one
         # statistics
         self.lifts: dict[tuple[int, int, int], int] = {}  # (front, mode, day) -> lifts
         self.precedence = [[0, 0] for _ in range(4)]  # per rank: [requests, within window]
@@ -152,6 +148,11 @@ class Simulation:
     def _at(self, t: int, kind: int, who: Any, arg: int = 0) -> None:
         self.seq += 1
         heapq.heappush(self.events, (t, self.seq, kind, who, arg))
+
+    def _record(self, p: _P) -> Record:
+        if p.rec is None:
+            p.rec = self.recorded[p.sk.index] = Record()
+        return p.rec
 
     def _rate(self, p: _P, rank: int) -> float:
         if not p.sk.lethal:
@@ -175,7 +176,7 @@ class Simulation:
         p.waiting = -1
         if waited > 0:
             k = p.k + 1
-            rec = p.record()
+            rec = self._record(p)
             w = rec.waits.setdefault(k, [0, 0, 0, 0])
             c = rec.causes.setdefault(k, [0, 0, 0])
             w[slot] += waited
@@ -186,24 +187,28 @@ class Simulation:
         return waited
 
     # --- the run ------------------------------------------------------------------------------
-    def run(self, skeletons: Iterable[Skeleton]) -> None:
-        """Every casualty's first request comes from a list sorted by time (a casualty ready at
-        the same second as a scheduled event goes first); the heap holds only what they
-        schedule, so it stays small."""
-        arrivals = sorted(
-            (_P(sk, chain_tolerance(self.seed, sk.index)) for sk in skeletons),
-            key=lambda p: (p.sk.stages[0].ready, p.sk.index),
-        )
-        self.patients = arrivals
+    def run(self, skeletons: SkeletonStore | Iterable[Skeleton]) -> None:
+        """Every casualty's first request comes in order of time (a casualty ready at the same
+        second as a scheduled event goes first); the heap holds only what they schedule, so it
+        stays small. A casualty is taken from the store as it enters the chain and kept only
+        while it is in it (its record, if any, stays)."""
+        if not isinstance(skeletons, SkeletonStore):
+            store = SkeletonStore(self.start, list(self.units), [])
+            for sk in skeletons:
+                store.add(sk)
+            skeletons = store
+        store = skeletons
+        seed = self.seed
+        arrivals = store.arrivals()
+        nxt = next(arrivals, None)
         events = self.events
         pop = heapq.heappop
-        n = len(arrivals)
-        i = 0
-        while i < n or events:
-            if i < n and (not events or arrivals[i].sk.stages[0].ready <= events[0][0]):
-                p = arrivals[i]
-                i += 1
-                t = p.sk.stages[0].ready
+        while nxt is not None or events:
+            if nxt is not None and (not events or nxt[0] <= events[0][0]):
+                t, k = nxt
+                nxt = next(arrivals, None)
+                sk = store.get(k)
+                p = _P(sk, chain_tolerance(seed, sk.index))
                 if t >= self.next_hour:
                     self._sample(t)
                 self._ready(p, t)
@@ -333,7 +338,7 @@ class Simulation:
         if u.beds <= 0:
             best = max(self.by_role[(p.sk.front, u.role)], key=lambda x: (x.beds, -ord(x.uid[-1])))
             if best.beds > 0:
-                p.record().diverted[p.k + 1] = best.uid
+                self._record(p).diverted[p.k + 1] = best.uid
                 u = best
         p.unit = u
         self._at(t + (s.triaged - s.arrive), _TRIAGED, p)
@@ -449,13 +454,13 @@ class Simulation:
         slot = p.waiting
         k = p.k + 1  # the stage whose need was waited for
         place = k - 1 if slot == 0 else k
-        p.record().death = (place, t, k, slot, p.wait_cause, t - p.wait_since)
+        self._record(p).death = (place, t, k, slot, p.wait_cause, t - p.wait_since)
         p.waiting = -1
         self._release(p, t)
 
     # --- the result -------------------------------------------------------------------------
     def records(self) -> dict[int, Record]:
-        return {p.sk.index: p.rec for p in self.patients if p.rec is not None}
+        return dict(sorted(self.recorded.items()))
 
     def statistics(self) -> dict[str, Any]:
         """Facility load per hour, requirements and lift figures (JSON-ready)."""
@@ -510,7 +515,7 @@ def _opening(t: int) -> int:
     return opening if opening > t else opening + DAY
 
 
-def simulate(plan: Plan, skeletons: Iterable[Skeleton]) -> Simulation:
+def simulate(plan: Plan, skeletons: SkeletonStore | Iterable[Skeleton]) -> Simulation:
     """Run the simulation of a job over its skeletons (in index order)."""
     sim = Simulation(plan)
     sim.run(skeletons)

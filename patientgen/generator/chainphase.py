@@ -1,10 +1,11 @@
 """The job's first phase when the scenario has a medical plan: the care-chain simulation over
 the whole casualty stream, and its result as bytes (the part file bundle.py checkpoints).
 
-`run_phase(scenario)` makes every casualty once with unlimited capacity (the baseline, from the
-patient's own stream, exactly as the detail phase makes it again), takes its skeleton
-(generator/flow.py), runs the simulation (generator/chain.py) and returns a `FlowResult`: per
-casualty with anything to say, its Record; and the statistics of the run for summary.json.
+`run_phase(scenario)` takes every casualty's skeleton (what flow.skeleton reads of the baseline
+patient made with unlimited capacity) from generator/skeleton_path.py, which draws the patient's
+own stream exactly as build.py does but makes no record, keeps them compactly
+(generator/skeletons.py), runs the simulation (generator/chain.py) and returns a `FlowResult`:
+per casualty with anything to say, its Record; and the statistics of the run for summary.json.
 
 Invariants: the result, and its bytes, depend only on the scenario (seed included); `encode` /
 `decode` round-trip exactly; a result decoded for another scenario is refused (its digest).
@@ -15,15 +16,14 @@ from __future__ import annotations
 import gc
 import hashlib
 from dataclasses import dataclass
-from random import Random
 from typing import Any
 
 import orjson
 
-from patientgen.generator.build import make_patient
 from patientgen.generator.chain import simulate
-from patientgen.generator.flow import Record, skeleton
+from patientgen.generator.flow import Record
 from patientgen.generator.plan import plan_for
+from patientgen.generator.skeleton_path import skeletons
 from patientgen.scenario import Scenario
 
 FORMAT = 1
@@ -43,18 +43,12 @@ def scenario_digest(scenario: Scenario) -> str:
 def run_phase(scenario: Scenario) -> FlowResult:
     """Simulate the chain of care of the whole scenario (needs a medical plan)."""
     plan = plan_for(scenario)
-    rng = Random()
-    skeletons = []
-    # Hundreds of thousands of small objects stay alive through the phase and none is part of a
-    # cycle: the cyclic collector would only walk them again and again (a third of the time).
+    # The casualties in the chain and the records are many small objects, none part of a cycle:
+    # the cyclic collector would only walk them again and again.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        for index in range(scenario.total_patients):
-            sk = skeleton(plan, make_patient(plan, index, rng))
-            if sk is not None:
-                skeletons.append(sk)
-        sim = simulate(plan, skeletons)
+        sim = simulate(plan, skeletons(plan))
         return FlowResult(scenario_digest(scenario), sim.records(), sim.statistics())
     finally:
         if enabled:

@@ -39,7 +39,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from patientgen.generator.flow import AIR, BED, GROUND, ICU, TABLE, TEAM, Record, Skeleton
+from patientgen.generator.flow import AIR, BED, GROUND, ICU, TABLE, TEAM, Record, Skeleton, Stage
 from patientgen.generator.plan import Plan, unit_specs
 from patientgen.generator.rng import chain_tolerance
 from patientgen.generator.skeletons import SkeletonStore
@@ -85,9 +85,17 @@ class Pool:
 
 @dataclass(slots=True)
 class _P:
-    sk: Skeleton
+    index: int
+    front: int
+    lethal: bool
+    severity: int
+    pos: int  # its number in the SkeletonStore
+    n: int  # its number of stages
+    # the stage being worked on; None (dropped) while it only stays, see _after_care
+    s: Stage
     tolerance: float
-    k: int = 0  # the stage being worked on (index into sk.stages)
+    k: int = 0  # the stage being worked on
+    final: bool = False  # s.final, while s is None
     shift: int = 0  # seconds added to the baseline so far
     hazard: float = 0.0
     token: int = 0
@@ -137,6 +145,7 @@ class Simulation:
         self.icu_beds = {uid: u.icu for uid, u in self.units.items()}
         self.events: list[tuple[int, int, int, Any, int]] = []
         self.seq = 0
+        self.store = SkeletonStore(self.start, [], [])
         self.recorded: dict[int, Record] = {}  # index -> record, for who has one
         # statistics
         self.lifts: dict[tuple[int, int, int], int] = {}  # (front, mode, day) -> lifts
@@ -151,13 +160,13 @@ class Simulation:
 
     def _record(self, p: _P) -> Record:
         if p.rec is None:
-            p.rec = self.recorded[p.sk.index] = Record()
+            p.rec = self.recorded[p.index] = Record()
         return p.rec
 
     def _rate(self, p: _P, rank: int) -> float:
-        if not p.sk.lethal:
+        if not p.lethal:
             return 0.0
-        base = HAZARD_PER_HOUR[rank] * (2.0 if p.sk.severity >= 2 else 1.0)
+        base = HAZARD_PER_HOUR[rank] * (2.0 if p.severity >= 2 else 1.0)
         return (base * (0.5 if p.operated else 1.0)) / HOUR
 
     def _wait(self, p: _P, t: int, slot: int, cause: int, rank: int) -> None:
@@ -197,7 +206,7 @@ class Simulation:
             for sk in skeletons:
                 store.add(sk)
             skeletons = store
-        store = skeletons
+        store = self.store = skeletons
         seed = self.seed
         arrivals = store.arrivals()
         nxt = next(arrivals, None)
@@ -207,8 +216,9 @@ class Simulation:
             if nxt is not None and (not events or nxt[0] <= events[0][0]):
                 t, k = nxt
                 nxt = next(arrivals, None)
-                sk = store.get(k)
-                p = _P(sk, chain_tolerance(seed, sk.index))
+                index, front, lethal, severity, n = store.header(k)
+                p = _P(index, front, lethal, severity, k, n, store.stage(k, 0),
+                       chain_tolerance(seed, index))  # fmt: skip
                 if t >= self.next_hour:
                     self._sample(t)
                 self._ready(p, t)
@@ -260,13 +270,13 @@ class Simulation:
 
     # --- lifts ----------------------------------------------------------------------------
     def _ready(self, p: _P, t: int) -> None:
-        s = p.sk.stages[p.k]
+        s = p.s
         if s.lift is None:
             self._depart(p, t)
             return
-        pool = self.pools[(p.sk.front, s.lift)]
-        origin = p.unit.uid if p.unit is not None else p.sk.origin
-        heapq.heappush(pool.queue, (s.lift_rank, t, p.sk.index, origin, s.role, p))
+        pool = self.pools[(p.front, s.lift)]
+        origin = p.unit.uid if p.unit is not None else self.store.origin_of(p.pos)
+        heapq.heappush(pool.queue, (s.lift_rank, t, p.index, origin, s.role, p))
         self._wait(p, t, 0, s.lift, s.lift_rank)
         self._dispatch(pool, t)
 
@@ -298,8 +308,8 @@ class Simulation:
             pool.free -= 1
             self._at(t + pool.turnaround, _FREE, pool)
             p0 = head[-1]
-            mode = p0.sk.stages[p0.k].lift
-            key = (p0.sk.front, mode, (t - self.start) // DAY)
+            mode = p0.s.lift
+            key = (p0.front, mode, (t - self.start) // DAY)
             self.lifts[key] = self.lifts.get(key, 0) + 1
             for item in riders:
                 p = item[-1]
@@ -313,7 +323,7 @@ class Simulation:
 
     def _depart(self, p: _P, t: int) -> None:
         self._release(p, t)
-        s = p.sk.stages[p.k]
+        s = p.s
         self._at(t + s.transit, _ARRIVE, p)
 
     def _release(self, p: _P, t: int) -> None:
@@ -333,10 +343,10 @@ class Simulation:
 
     # --- a facility -----------------------------------------------------------------------
     def _arrive(self, p: _P, t: int) -> None:
-        s = p.sk.stages[p.k]
+        s = p.s
         u = self.units[s.unit]
         if u.beds <= 0:
-            best = max(self.by_role[(p.sk.front, u.role)], key=lambda x: (x.beds, -ord(x.uid[-1])))
+            best = max(self.by_role[(p.front, u.role)], key=lambda x: (x.beds, -ord(x.uid[-1])))
             if best.beds > 0:
                 self._record(p).diverted[p.k + 1] = best.uid
                 u = best
@@ -346,8 +356,8 @@ class Simulation:
     def _triaged(self, p: _P, t: int) -> None:
         u = p.unit
         assert u is not None
-        s = p.sk.stages[p.k]
-        heapq.heappush(u.care_q, (s.rank, t, p.sk.index, p))
+        s = p.s
+        heapq.heappush(u.care_q, (s.rank, t, p.index, p))
         self._wait(p, t, 1, TEAM if u.beds > 0 else BED, s.rank)
         self._care(u, t)
 
@@ -357,7 +367,7 @@ class Simulation:
             p = heapq.heappop(q)[-1]
             if p.dead:
                 continue
-            s = p.sk.stages[p.k]
+            s = p.s
             self._end_wait(p, t, s.rank)
             u.teams -= 1
             u.beds -= 1
@@ -374,7 +384,7 @@ class Simulation:
         assert u is not None
         u.teams += 1
         self._care(u, t)
-        s = p.sk.stages[p.k]
+        s = p.s
         if s.surgery_at is not None:
             self._at(max(t, s.surgery_at + p.shift), _SURGERY, p)
         else:
@@ -383,8 +393,8 @@ class Simulation:
     def _surgery(self, p: _P, t: int) -> None:
         u = p.unit
         assert u is not None
-        s = p.sk.stages[p.k]
-        heapq.heappush(u.table_q, (s.rank, t, p.sk.index, p))
+        s = p.s
+        heapq.heappush(u.table_q, (s.rank, t, p.index, p))
         self._wait(p, t, 2, TABLE, s.rank)
         self._tables(u, t)
 
@@ -399,7 +409,7 @@ class Simulation:
             p = heapq.heappop(q)[-1]
             if p.dead:
                 continue
-            s = p.sk.stages[p.k]
+            s = p.s
             self._end_wait(p, t, s.rank)
             u.tables -= 1
             u.table_seconds += s.surgery_s
@@ -414,7 +424,7 @@ class Simulation:
         self._after_care(p, t)
 
     def _after_care(self, p: _P, t: int) -> None:
-        s = p.sk.stages[p.k]
+        s = p.s
         u = p.unit
         assert u is not None
         if s.icu and self.icu_beds[u.uid] > 0:
@@ -422,9 +432,14 @@ class Simulation:
                 u.icu -= 1
                 p.icu, p.icu_since = u, t
             else:
-                heapq.heappush(u.icu_q, (s.rank, t, p.sk.index, p))
+                heapq.heappush(u.icu_q, (s.rank, t, p.index, p))
                 self._wait(p, t, 3, ICU, s.rank)
         self._at(max(t, s.leave + p.shift), _LEAVE, p)
+        if p.waiting != 3:
+            # it only stays now, often for days: its stage is dropped, only whether the record
+            # ends here is kept (a million casualties stay small: tens of thousands stay at once)
+            p.final = s.final
+            p.s = None  # type: ignore[assignment]
 
     def _icu_grant(self, u: Unit, t: int) -> None:
         q = u.icu_q
@@ -432,7 +447,7 @@ class Simulation:
             p = heapq.heappop(q)[-1]
             if p.dead or p.waiting != 3 or p.unit is not u:
                 continue
-            self._end_wait(p, t, p.sk.stages[p.k].rank)
+            self._end_wait(p, t, p.s.rank)
             u.icu -= 1
             p.icu, p.icu_since = u, t
 
@@ -440,12 +455,13 @@ class Simulation:
         if p.dead:
             return
         if p.waiting == 3:  # leaves (or ends) before an ICU bed came free
-            self._end_wait(p, t, p.sk.stages[p.k].rank)
-        s = p.sk.stages[p.k]
-        if s.final or p.k + 1 >= len(p.sk.stages):
+            self._end_wait(p, t, p.s.rank)
+        final = p.final if p.s is None else p.s.final
+        if final or p.k + 1 >= p.n:
             self._release(p, t)
             return
         p.k += 1
+        p.s = self.store.stage(p.pos, p.k)
         self._ready(p, t)
 
     def _die(self, p: _P, t: int) -> None:

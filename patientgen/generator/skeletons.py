@@ -112,27 +112,34 @@ class SkeletonStore:
 
     def get(self, k: int) -> Skeleton:
         """The k-th skeleton added."""
-        start, units, unpack = self.start, self.units, STAGE.unpack_from
-        stages = []
-        for n in range(self.first[k], self.first[k + 1]):
-            ready, transit, tri, surgery_at, surgery_s, treat_s, leave, unit, flags, lift = unpack(
-                self.stages, n * STAGE.size
-            )
-            ready += start
-            arrive = ready + transit
-            stages.append(
-                Stage(
-                    ROLES[flags & 3], units[unit], ready, transit, arrive, arrive + tri,
-                    flags >> 2 & 3, None if lift < 0 else lift, flags >> 4 & 3,
-                    None if surgery_at < 0 else surgery_at + start, surgery_s, treat_s,
-                    bool(flags & 64), leave + start, bool(flags & 128),
-                )
-            )  # fmt: skip
-        index = self.index[k]
-        o = self.origin[k]
+        index, front, lethal, severity, n = self.header(k)
+        stages = [self.stage(k, j) for j in range(n)]
+        return Skeleton(index, front, self.origin_of(k), lethal, severity, stages)
+
+    def header(self, k: int) -> tuple[int, int, bool, int, int]:
+        """(index, front, lethal, severity, number of stages) of the k-th skeleton."""
         meta = self.meta[k]
-        origin = f"#{index}" if o < 0 else self.origins[o]
-        return Skeleton(index, self.front[k], origin, bool(meta & 4), meta & 3, stages)
+        first = self.first
+        return self.index[k], self.front[k], bool(meta & 4), meta & 3, first[k + 1] - first[k]
+
+    def origin_of(self, k: int) -> str:
+        o = self.origin[k]
+        return f"#{self.index[k]}" if o < 0 else self.origins[o]
+
+    def stage(self, k: int, j: int) -> Stage:
+        """Stage j of the k-th skeleton."""
+        start = self.start
+        ready, transit, tri, surgery_at, surgery_s, treat_s, leave, unit, flags, lift = (
+            STAGE.unpack_from(self.stages, (self.first[k] + j) * STAGE.size)
+        )
+        ready += start
+        arrive = ready + transit
+        return Stage(
+            ROLES[flags & 3], self.units[unit], ready, transit, arrive, arrive + tri,
+            flags >> 2 & 3, None if lift < 0 else lift, flags >> 4 & 3,
+            None if surgery_at < 0 else surgery_at + start, surgery_s, treat_s,
+            bool(flags & 64), leave + start, bool(flags & 128),
+        )  # fmt: skip
 
     def first_ready(self, k: int) -> int:
         """The first stage's ready time of the k-th skeleton (epoch seconds)."""

@@ -93,7 +93,7 @@ class _P:
     n: int  # its number of stages
     # the stage being worked on; None (dropped) while it only stays, see _after_care
     s: Stage
-    tolerance: float
+    tolerance: float  # rng.chain_tolerance, drawn when first needed (-1.0 until then)
     k: int = 0  # the stage being worked on
     final: bool = False  # s.final, while s is None
     shift: int = 0  # seconds added to the baseline so far
@@ -174,6 +174,8 @@ class Simulation:
         p.token += 1
         rate = self._rate(p, rank)
         if rate > 0.0:
+            if p.tolerance < 0.0:  # only who can die of waiting needs one
+                p.tolerance = chain_tolerance(self.seed, p.index)
             left = (p.tolerance - p.hazard) / rate
             self._at(t + max(0, math.ceil(left)), _DEATH, p, p.token)
 
@@ -207,7 +209,6 @@ class Simulation:
                 store.add(sk)
             skeletons = store
         store = self.store = skeletons
-        seed = self.seed
         arrivals = store.arrivals()
         nxt = next(arrivals, None)
         events = self.events
@@ -217,8 +218,7 @@ class Simulation:
                 t, k = nxt
                 nxt = next(arrivals, None)
                 index, front, lethal, severity, n = store.header(k)
-                p = _P(index, front, lethal, severity, k, n, store.stage(k, 0),
-                       chain_tolerance(seed, index))  # fmt: skip
+                p = _P(index, front, lethal, severity, k, n, store.stage(k, 0), -1.0)
                 if t >= self.next_hour:
                     self._sample(t)
                 self._ready(p, t)

@@ -51,7 +51,7 @@ DAY = 86400
 HOUR = 3600
 
 # event kinds
-_FREE, _ARRIVE, _TRIAGED, _TEAM_DONE, _SURGERY, _TABLE_DONE, _LEAVE, _DEATH, _WAKE = range(9)
+_FREE, _ARRIVE, _TRIAGED, _TEAM_DONE, _SURGERY, _TABLE_DONE, _LEAVE, _DEATH, _WAKE, _END = range(10)
 
 
 @dataclass(slots=True)
@@ -95,7 +95,6 @@ class _P:
     s: Stage
     tolerance: float  # rng.chain_tolerance, drawn when first needed (-1.0 until then)
     k: int = 0  # the stage being worked on
-    final: bool = False  # s.final, while s is None
     shift: int = 0  # seconds added to the baseline so far
     hazard: float = 0.0
     token: int = 0
@@ -241,6 +240,8 @@ class Simulation:
                 self._table_done(who, t)
             elif kind == _LEAVE:
                 self._leave(who, t)
+            elif kind == _END:
+                self._give_back(t, *who)
             elif kind == _DEATH:
                 if who.token == arg and not who.dead and who.waiting >= 0:
                     self._die(who, t)
@@ -328,18 +329,20 @@ class Simulation:
 
     def _release(self, p: _P, t: int) -> None:
         """Free the holding bed and ICU bed the casualty holds (leaving or dead)."""
-        if p.icu is not None:
-            u = p.icu
-            u.icu += 1
-            u.icu_seconds += t - p.icu_since
-            p.icu = None
-            self._icu_grant(u, t)
-        if p.bed is not None:
-            u = p.bed
-            u.beds += 1
-            u.in_use -= 1
-            p.bed = None
-            self._care(u, t)
+        bed, icu = p.bed, p.icu
+        p.bed = p.icu = None
+        self._give_back(t, bed, icu, p.icu_since)
+
+    def _give_back(self, t: int, bed: Unit | None, icu: Unit | None, icu_since: int) -> None:
+        """A holding bed and an ICU bed (held since icu_since) free again, and who waited."""
+        if icu is not None:
+            icu.icu += 1
+            icu.icu_seconds += t - icu_since
+            self._icu_grant(icu, t)
+        if bed is not None:
+            bed.beds += 1
+            bed.in_use -= 1
+            self._care(bed, t)
 
     # --- a facility -----------------------------------------------------------------------
     def _arrive(self, p: _P, t: int) -> None:
@@ -434,11 +437,17 @@ class Simulation:
             else:
                 heapq.heappush(u.icu_q, (s.rank, t, p.index, p))
                 self._wait(p, t, 3, ICU, s.rank)
-        self._at(max(t, s.leave + p.shift), _LEAVE, p)
-        if p.waiting != 3:
-            # it only stays now, often for days: its stage is dropped, only whether the record
-            # ends here is kept (a million casualties stay small: tens of thousands stay at once)
-            p.final = s.final
+        leave = max(t, s.leave + p.shift)
+        if p.waiting == 3:
+            self._at(leave, _LEAVE, p)
+        elif s.final or p.k + 1 >= p.n:
+            # its record ends here and it waits for nothing more: all that is left of it is the
+            # beds it gives back when it leaves (days later, for many: a job of a million keeps
+            # tens of thousands of them at once)
+            self._at(leave, _END, (p.bed, p.icu, p.icu_since))
+            p.bed = p.icu = None
+        else:  # it stays, then moves on: its stage is read again then
+            self._at(leave, _LEAVE, p)
             p.s = None  # type: ignore[assignment]
 
     def _icu_grant(self, u: Unit, t: int) -> None:
@@ -456,8 +465,7 @@ class Simulation:
             return
         if p.waiting == 3:  # leaves (or ends) before an ICU bed came free
             self._end_wait(p, t, p.s.rank)
-        final = p.final if p.s is None else p.s.final
-        if final or p.k + 1 >= p.n:
+        if p.s is not None and (p.s.final or p.k + 1 >= p.n):
             self._release(p, t)
             return
         p.k += 1

@@ -7,9 +7,9 @@ made and dropped), the baseline every format pays; `all` (not run by default) wr
 formats in one pass, as a job with the default formats does. With a medical plan (issue 10:
 the scenario's sized plan), `chain` writes NDJSON with the care-chain simulation on (the whole
 job: the simulation phase, then the patients), and `phase` is the simulation phase alone (every
-casualty's skeleton, drawn without making the patient, and the simulation). `patients/s` is wall-clock
-throughput (what a user waits for, disk included); `per CPU s` divides by the child's CPU time,
-which stays meaningful when other processes share the cores.
+casualty's skeleton, drawn without making the patient, and the simulation). `patients/s` is
+wall-clock throughput (what a user waits for, disk included); `per CPU s` divides by the
+child's CPU time, which stays meaningful when other processes share the cores.
 
     python bench/generation.py                       # 10,000 and 100,000 patients
     python bench/generation.py --sizes 10000,100000,1000000 --repeats 3

@@ -3,7 +3,11 @@ capacity (a discrete-event simulation on a heapq event loop; bench/chain_loop.py
 simpy).
 
 Input: the medical plan of the scenario and the skeletons (generator/flow.py) of every casualty
-who reaches care. Each casualty, stage by stage:
+who reaches care, in a SkeletonStore (generator/skeletons.py). A casualty is read from the store
+when it enters the chain, holds only its current stage (none while it merely stays somewhere),
+and is dropped when its record ends (then only the beds it gives back are left in the event
+queue): memory follows the casualties in the chain at once, not the job. Each casualty, stage by
+stage:
 
 1. waits at the place it leaves for a lift of its front (ground ambulance, or helicopter for the
    flight from the point of injury past Role 1 and for immediate casualties to Role 3; none for

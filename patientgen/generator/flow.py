@@ -11,7 +11,8 @@ record there.
 
 Invariants:
 - the skeleton is a pure function of the baseline patient (and the plan), so the simulation phase
-  and every chunk of the detail phase see the same one;
+  and every chunk of the detail phase see the same one (the phase takes it from
+  generator/skeleton_path.py, which gives the same skeleton without making the patient);
 - shifts only ever add time after a point, so the order of a record's times is kept: strictly
   increasing timelines stay strictly increasing;
 - nothing is drawn from the patient's random stream here: the baseline record is made exactly as

@@ -28,7 +28,7 @@ from patientgen.formats import hl7
 from patientgen.jobs.model import JobStatus
 from patientgen.jobs.service import JobService
 from patientgen.settings import Settings
-from tests.support import CLI, free_port, service_env, wait_until
+from tests.support import CLI, delivery_settings, free_port, service_env, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -103,14 +103,7 @@ def listener() -> Iterator[Listener]:
 
 
 def settings_for(folder: Path) -> Settings:
-    return Settings(
-        data_dir=folder,
-        database_url=f"sqlite:///{folder / 'patientgen.db'}",
-        lease_seconds=2,
-        poll_interval=0.1,
-        delivery_retries=2,
-        delivery_backoff=0.05,
-    )
+    return delivery_settings(folder)
 
 
 def make_source(folder: Path, patients: int) -> tuple[str, list[str]]:

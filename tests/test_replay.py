@@ -26,7 +26,7 @@ from patientgen.jobs.service import JobService
 from patientgen.jobs.timeline import Timeline, item_times
 from patientgen.scenario import Scenario
 from patientgen.settings import Settings
-from tests.support import CLI, free_port, service_env, wait_until
+from tests.support import CLI, delivery_settings, free_port, service_env, wait_until
 from tests.test_push_mllp import MESSAGE_TYPES
 
 pytestmark = pytest.mark.timeout(240)
@@ -64,14 +64,7 @@ def arrivals() -> Iterator[tuple[Arrivals, int]]:
 
 
 def settings_for(folder: Path) -> Settings:
-    return Settings(
-        data_dir=folder,
-        database_url=f"sqlite:///{folder / 'patientgen.db'}",
-        lease_seconds=2,
-        poll_interval=0.1,
-        delivery_retries=1,
-        delivery_backoff=0.05,
-    )
+    return delivery_settings(folder, delivery_retries=1)
 
 
 def completed(folder: Path, scenario: dict = SCENARIO) -> str:

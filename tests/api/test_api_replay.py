@@ -280,3 +280,27 @@ def test_bad_times_and_values_list_every_problem(live_sqlite: Service, job: dict
         assert [e["loc"] for e in missing.json()["errors"]] == [["query", "at"]]
         too_many = client.get(f"{base}/tracks", params={"limit": 5001})
         assert too_many.status_code == 422
+
+
+def test_the_python_client(live_sqlite: Service, job: dict) -> None:
+    from patientgen.client import Client, ValidationFailed
+
+    records = job["records"]
+    moment = sorted(_at(r["injured_at"]) for r in records)[1000]
+    active = [r for r in records if _at(r["injured_at"]) < moment <= _at(r["outcome_at"])]
+    t1 = [r for r in records if r["triage"] == "T1" and _at(r["injured_at"]) >= moment]
+    with Client(live_sqlite.url, api_key=live_sqlite.keys["alice"]) as client:
+        page = client.patients(job["id"], injured_before=moment, outcome_after=_iso(moment))
+        assert page.total == len(active)
+        tracks = client.patient_tracks(job["id"], limit=5000, injured_after=moment, triage="T1")
+        assert [t.index for t in tracks.items] == [
+            r["index"] for r in sorted(t1, key=lambda r: (_at(r["injured_at"]), r["index"]))
+        ]
+        counted = client.patient_counters(job["id"], moment, triage=["T1"])
+        mine = [r for r in records if r["triage"] == "T1"]
+        assert {k: v.model_dump() for k, v in counted.counters.items()} == _expected_counters(
+            mine, moment
+        )
+        with pytest.raises(ValidationFailed) as failed:
+            client.patient_tracks(job["id"], injured_before="soon", triage="T7")
+        assert len(failed.value.errors) == 2

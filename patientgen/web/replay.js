@@ -62,7 +62,7 @@ export function replayView(job, { announce = () => {}, describe = (e) => String(
   const counterBody = el("tbody");
   const table = el("table", { class: "replay-counters", id: "replay-counters" },
     el("caption", { text: "Counters at the time shown: casualties there now, and arrivals, deaths and returns to duty so far" }),
-    el("thead", {}, el("tr", {}, ["Place", "There now", "Arrivals", "Deaths", "RTD"].map((h) => el("th", { scope: "col", text: h })))),
+    el("thead", {}, el("tr", {}, ["Place", "Now", "Arrivals", "Deaths", "RTD"].map((h) => el("th", { scope: "col", text: h })))),
     counterBody);
   const load = el("div", { class: "replay-load", id: "replay-load" });
   const legend = el("ul", { class: "replay-legend", "aria-label": "Colours" },
@@ -126,6 +126,7 @@ export function replayView(job, { announce = () => {}, describe = (e) => String(
       s.live = active;
       for (const track of s.live) track.col = column(track, t);
       s.ahead = [];
+      s.aheadPos = 0;
       s.aheadFrom = t;
       s.loadedUntil = t;
       s.aheadNext = 0;
@@ -158,6 +159,7 @@ export function replayView(job, { announce = () => {}, describe = (e) => String(
 
   function fail(err) {
     s.playing = false;
+    section.dataset.state = "paused";
     play.textContent = "Play";
     status.textContent = `The replay could not be loaded: ${describe(err)}`;
     section.removeAttribute("aria-busy");
@@ -173,10 +175,14 @@ export function replayView(job, { announce = () => {}, describe = (e) => String(
   // Moves the playhead from s.t to t (forward): the events in [s.t, t) update the counters.
   function advance(t, wall) {
     const from = s.t;
-    while (s.ahead.length && s.ahead[0].times[0] < t) {
-      const track = s.ahead.shift();
+    while (s.aheadPos < s.ahead.length && s.ahead[s.aheadPos].times[0] < t) {
+      const track = s.ahead[s.aheadPos++];
       track.col = -1;
       s.live.push(track);
+    }
+    if (s.aheadPos > PAGE) { // drop what has gone live (no shift(): it copies the array)
+      s.ahead = s.ahead.slice(s.aheadPos);
+      s.aheadPos = 0;
     }
     const still = [];
     for (const track of s.live) {
@@ -267,6 +273,7 @@ export function replayView(job, { announce = () => {}, describe = (e) => String(
     seek.value = String(t);
     s.t = t;
     s.busy = true; // the loaded casualties and counters are those of another time until reset
+    s.seq += 1; // and whatever is loading for the time before is dropped
     section.setAttribute("aria-busy", "true");
     showTime();
     clearTimeout(seekTimer);
@@ -326,7 +333,7 @@ export function replayView(job, { announce = () => {}, describe = (e) => String(
     if (!s.counters) return;
     const now = here();
     counterBody.replaceChildren(...ROLES.map((role, k) => el("tr", { "data-role": role },
-      el("th", { scope: "row", text: `${role}${role === "POI" ? "" : ` (${ROLE_NAMES[role]})`}` }),
+      el("th", { scope: "row" }, role, el("span", { class: "role-name", text: ` ${ROLE_NAMES[role]}` })),
       el("td", { "data-kind": "here", text: formatNumber(now[k]) }),
       el("td", { "data-kind": "arrivals", text: formatNumber(s.counters[role].arrivals) }),
       el("td", { "data-kind": "deaths", text: formatNumber(s.counters[role].deaths) }),
@@ -443,6 +450,13 @@ export function replayView(job, { announce = () => {}, describe = (e) => String(
       label.textContent = formatNumber(Math.round(v));
       svg.append(label);
     }
+    const days = Math.max(1, Math.ceil(hours / 24));
+    for (const day of [0, Math.floor(days / 2), days - 1]) {
+      const label = attrs(document.createElementNS(svgNS, "text"), { x: x(Math.min(hours - 1, day * 24)), y: height - 6,
+        "text-anchor": day === 0 ? "start" : day === days - 1 ? "end" : "middle", "font-size": 11, fill: "#4a5565" });
+      label.textContent = `Day ${day + 1}`;
+      svg.append(label);
+    }
     const colours = { R1: "#0052cc", R2: "#7a3db8", R3: "#b35900" };
     for (const role of roles) {
       for (const kind of ["occupancy", "queue"]) {
@@ -502,6 +516,18 @@ export function replayView(job, { announce = () => {}, describe = (e) => String(
       return el("div", { class: "field" }, el("label", { for: id, text: title }), select);
     }));
   }
+
+  // Redrawn at the new width (the canvas and the chart are drawn at pixel size).
+  let lastWidth = 0;
+  const resized = new ResizeObserver(() => {
+    const width = section.clientWidth;
+    if (!section.isConnected) { resized.disconnect(); return; }
+    if (width === lastWidth) return;
+    lastWidth = width;
+    paint(performance.now());
+    if (s.span) renderLoad();
+  });
+  resized.observe(section);
 
   (async () => {
     try {

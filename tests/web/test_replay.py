@@ -128,6 +128,16 @@ def test_play_speed_pause_filter_seek_and_end(
     assert shown(page) == expected(records, now)
     assert shown(page)["POI"]["arrivals"] > 0
 
+    for width in (1280, 390):  # mid-exercise, casualties in every column
+        page.set_viewport_size({"width": width, "height": 900})
+        page.wait_for_timeout(200)
+        page.locator("#replay").scroll_into_view_if_needed()
+        page.locator("#replay").screenshot(path=str(screenshots / f"replay-{width}.png"))
+        shot(page, screenshots, "replay-page", width)
+        box = page.locator("#replay-canvas").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width
+    page.set_viewport_size({"width": 1280, "height": 900})
+
     # a filter: the counters of the T1 casualties at the same moment
     page.select_option("#rf-triage", "T1")
     wait_idle(page)
@@ -162,14 +172,8 @@ def test_play_speed_pause_filter_seek_and_end(
 
     # the load chart from summary.care_chain, with its playhead
     assert page.locator("#replay-load polyline").count() >= 6
-    for width in (1280, 390):
-        page.set_viewport_size({"width": width, "height": 900})
-        page.wait_for_timeout(200)
-        page.locator("#replay").scroll_into_view_if_needed()
-        page.locator("#replay").screenshot(path=str(screenshots / f"replay-{width}.png"))
-        shot(page, screenshots, "replay-page", width)
-        box = page.locator("#replay-canvas").bounding_box()
-        assert box["x"] >= 0 and box["x"] + box["width"] <= width
+    page.set_viewport_size({"width": 390, "height": 900})
+    page.locator("#replay").screenshot(path=str(screenshots / f"replay-end-{390}.png"))
 
 
 def check_summary(counters: dict[str, dict[str, int]], summary: dict[str, Any]) -> None:

@@ -20,6 +20,13 @@ before it draws its first frame (patientgen/web/replay.js), in the same order:
 
 Each figure is the median over the runs (each run's calls are cold: the first after the start).
 Prints milliseconds.
+
+`--frames` then plays the replay in Debian's Chromium (headless, through Playwright, as the
+browser tests do) from the start at 100× for 8 s (the whole of a 30-day job) and prints the
+frame intervals (median, p95, worst) and the most casualties on the picture at once: is it
+smooth with this many?
+
+    .venv/bin/python bench/replay.py --patients 20000 --runs 1 --frames
 """
 
 # ruff: noqa: E402  (the path fix below must run before the imports)
@@ -48,6 +55,7 @@ import orjson
 from browser import generate, start_server  # bench/browser.py
 
 PAGE = 2000
+SPEED = 100  # × one exercise hour per second: a 30-day job in about 8 s
 
 
 def _iso(ms: int) -> str:
@@ -100,19 +108,68 @@ def one_run(url: str, job_id: str) -> dict[str, float]:
     return figures
 
 
+FRAMES_JS = """async ([seconds]) => {
+  const times = [];
+  let most = 0;
+  const stop = performance.now() + seconds * 1000;
+  await new Promise((done) => {
+    const tick = (now) => {
+      times.push(now);
+      const cell = document.querySelector('#replay-counters tbody');
+      if (cell) most = Math.max(most, [...cell.querySelectorAll('td[data-kind=here]')]
+        .reduce((n, td) => n + Number(td.textContent.replace(/,/g, '')), 0));
+      if (now < stop) requestAnimationFrame(tick); else done();
+    };
+    requestAnimationFrame(tick);
+  });
+  const gaps = times.slice(1).map((t, i) => t - times[i]).sort((a, b) => a - b);
+  return { gaps, most };
+}"""
+
+
+def frames(url: str, job_id: str, seconds: float = 8) -> None:
+    """Frame intervals of the replay playing at SPEED× in Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = os.environ.get("PATIENTGEN_CHROMIUM", "/usr/bin/chromium")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=chromium, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{url}/#/jobs/{job_id}")
+        page.wait_for_function(
+            "() => document.querySelector('#replay')?.dataset.state === 'paused'"
+            " && !document.querySelector('#replay[aria-busy]')",
+            timeout=60_000,
+        )
+        page.select_option("#replay-speed", str(SPEED))
+        page.click("#replay-play")
+        result = page.evaluate(FRAMES_JS, [seconds])
+        browser.close()
+    gaps = result["gaps"]
+    p95 = gaps[int(len(gaps) * 0.95)]
+    print(f"replay in Chromium at {SPEED}× for {seconds:.0f} s: {len(gaps)} frames, interval "
+          f"median {statistics.median(gaps):.1f} ms, p95 {p95:.1f} ms, worst {gaps[-1]:.1f} ms; "
+          f"most casualties on the picture at once: {result['most']:,}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--frames", action="store_true", help="also time frames in Chromium")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="patientgen-bench-replay-") as tmp:
         data_dir = Path(tmp)
         job_id = generate(data_dir, args.patients)
         runs: list[dict[str, float]] = []
-        for _ in range(args.runs):
+        for run in range(args.runs):
             proc, url = start_server(data_dir)
             try:
                 runs.append(one_run(url, job_id))
+                if args.frames and run == args.runs - 1:
+                    frames(url, job_id)
             finally:
                 proc.terminate()
                 try:

@@ -234,6 +234,7 @@ export function replayView(job, { announce = () => {}, describe = (e) => String(
     play.textContent = "Play";
     section.dataset.state = "paused";
     cancelAnimationFrame(s.raf);
+    s.movers = []; // a still picture has every casualty in its column
     draw(true);
     say();
   }
@@ -379,7 +380,7 @@ export function replayView(job, { announce = () => {}, describe = (e) => String(
       g.fillText(`${ROLES[k]} · ${formatNumber(n)}`, x0 + colW / 2, 17);
       const innerW = colW - 2 * gap;
       const innerH = height - top - gap;
-      let cell = 6;
+      let cell = 9;
       while (cell > 2 && Math.floor(innerW / cell) * Math.floor(innerH / cell) < n) cell -= 1;
       const perRow = Math.max(1, Math.floor(innerW / cell));
       const capacity = perRow * Math.floor(innerH / cell);

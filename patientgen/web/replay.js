@@ -250,7 +250,8 @@ export function replayView(job, { announce = () => {}, describe = (e) => String(
     const elapsed = Math.min(wall - s.lastWall, 250);
     s.lastWall = wall;
     if (!s.busy) {
-      let target = Math.min(s.t + elapsed * s.speed * (HOUR / 1000), s.end);
+      // whole milliseconds: the API's times are epoch milliseconds (floored)
+      let target = Math.min(Math.floor(s.t + elapsed * s.speed * (HOUR / 1000)), s.end);
       const edge = horizon();
       if (target > edge) {
         target = Math.max(s.t, edge);

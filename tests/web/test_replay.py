@@ -160,7 +160,17 @@ def test_play_speed_pause_filter_seek_and_end(
     page.wait_for_selector("#replay[data-state=playing]")
     page.keyboard.press("k")
     wait_idle(page)
+    page.keyboard.press("-")  # speed down and up again
+    assert page.input_value("#replay-speed") == "50"
+    page.keyboard.press("+")
+    assert page.input_value("#replay-speed") == "100"
+    before = at(page)
     page.keyboard.press("ArrowRight")  # an hour on
+    page.wait_for_function(
+        f"() => document.querySelector('#replay').dataset.at === '{before + HOUR_MS}'"
+    )
+    wait_idle(page)
+    assert shown(page) == expected(records, before + HOUR_MS)
     wait_idle(page)
     page.keyboard.press("End")
     page.wait_for_function(f"() => document.querySelector('#replay').dataset.at === '{end}'")

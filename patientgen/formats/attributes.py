@@ -44,6 +44,8 @@ VERSION = 2
 
 _RECORD = struct.Struct("<qq16s6B2xqqqq")
 RECORD_SIZE = _RECORD.size  # 72
+#: Record size of each version a reader accepts (version 1: the same without the arrivals).
+RECORD_SIZES: dict[int, int] = {1: 40, VERSION: RECORD_SIZE}
 #: Byte offset of each one-byte code field in a record.
 CODE_OFFSETS: dict[str, int] = {
     "front": 32,

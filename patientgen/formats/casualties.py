@@ -57,6 +57,11 @@ class IndexMissing(LookupError):
     """The job's folder has no attribute index (a job written before it existed)."""
 
 
+class NoArrivals(LookupError):
+    """The job's attribute index is of version 1, written before it held the arrival times the
+    replay needs (filters, sorts and lookups still work on it)."""
+
+
 @dataclass
 class CasualtyIndex:
     """One job's attribute index, memory-mapped, with its dictionary."""
@@ -64,6 +69,7 @@ class CasualtyIndex:
     count: int
     codes: dict[str, list[str]]
     data: mmap.mmap | bytes
+    record_size: int = attributes.RECORD_SIZE
     _columns: dict[str, bytes] = field(default_factory=dict)
     _orders: dict[str, array] = field(default_factory=dict)
     _facets: dict[str, list[dict[str, Any]]] | None = None
@@ -73,13 +79,13 @@ class CasualtyIndex:
         found = self._columns.get(name)
         if found is None:
             offset = attributes.CODE_OFFSETS[name]
-            found = self._columns[name] = self.data[offset :: attributes.RECORD_SIZE]
+            found = self._columns[name] = self.data[offset :: self.record_size]
         return found
 
     def times(self, word: int) -> list[int]:
         """The int64 word `word` of every record (a time column), in patient order."""
         words = memoryview(self.data).cast("q") if self.count else memoryview(b"").cast("q")
-        return words[word :: attributes.RECORD_SIZE // 8].tolist()
+        return words[word :: self.record_size // 8].tolist()
 
     def order(self, key: str) -> array:
         """Positions of every patient in ascending order of `key` (ties: ascending position)."""
@@ -93,7 +99,7 @@ class CasualtyIndex:
             return array("I", range(self.count))
         if key in attributes.TIME_WORDS:
             words = memoryview(self.data).cast("q")
-            times = words[attributes.TIME_WORDS[key] :: attributes.RECORD_SIZE // 8].tolist()
+            times = words[attributes.TIME_WORDS[key] :: self.record_size // 8].tolist()
             return array("I", sorted(range(self.count), key=times.__getitem__))
         names = self.codes[key]
         ranks: Iterable[int] = range(len(names))
@@ -132,7 +138,8 @@ def open_index(out_dir: Path) -> CasualtyIndex:
             _cache.move_to_end(key)
             return found
     document = orjson.loads((Path(out_dir) / attributes.DICTIONARY_FILE).read_bytes())
-    if document.get("version") != attributes.VERSION:
+    record_size = attributes.RECORD_SIZES.get(document.get("version"))  # type: ignore[arg-type]
+    if record_size is None:
         raise IndexMissing(f"{path}: version {document.get('version')}")
     data: mmap.mmap | bytes = b""
     if stat.st_size:
@@ -141,7 +148,7 @@ def open_index(out_dir: Path) -> CasualtyIndex:
             data = mmap.mmap(fd, stat.st_size, access=mmap.ACCESS_READ)
         finally:
             os.close(fd)
-    index = CasualtyIndex(stat.st_size // attributes.RECORD_SIZE, document["codes"], data)
+    index = CasualtyIndex(stat.st_size // record_size, document["codes"], data, record_size)
     with _cache_lock:
         _cache[key] = index
         while len(_cache) > _CACHED:
@@ -266,10 +273,16 @@ def find(index: CasualtyIndex, patient_id: UUID) -> int | None:
     needle = patient_id.bytes
     start = 0
     while (at := index.data.find(needle, start)) >= 0:
-        if at % attributes.RECORD_SIZE == attributes.ID_OFFSET:
-            return at // attributes.RECORD_SIZE
+        if at % index.record_size == attributes.ID_OFFSET:
+            return at // index.record_size
         start = at + 1
     return None
+
+
+def require_arrivals(index: CasualtyIndex) -> None:
+    """Raises NoArrivals for an index written before it held the arrival times."""
+    if index.record_size != attributes.RECORD_SIZE:
+        raise NoArrivals("the casualty index has no arrival times (version 1)")
 
 
 def span(index: CasualtyIndex) -> tuple[int, int] | None:
@@ -285,13 +298,14 @@ def tracks(index: CasualtyIndex, positions: Iterable[int]) -> list[dict[str, Any
     """Each casualty's path: codes as names, and `times` (epoch milliseconds: injury, arrival
     at R1 … R4 or None where never reached, outcome)."""
     words = memoryview(index.data).cast("q") if index.count else None
-    stride = attributes.RECORD_SIZE // 8
+    require_arrivals(index)
+    stride = index.record_size // 8
     codes = index.codes
     found: list[dict[str, Any]] = []
     for position in positions:
         assert words is not None
         record = words[position * stride : (position + 1) * stride]
-        base = position * attributes.RECORD_SIZE
+        base = position * index.record_size
         arrivals = [record[w] for w in attributes.ARRIVAL_WORDS.values()]
         found.append(
             {
@@ -318,6 +332,7 @@ def counters(
 ) -> dict[str, dict[str, int]]:
     """Per column (ROLES): casualties arrived, died there and returned to duty from there before
     `at` (microseconds), among those matching `filters`. Arrivals at POI are the injured."""
+    require_arrivals(index)
     matches = mask(index, filters)
     every = range(index.count)
     chosen: Iterable[int] = every if matches is None else compress(every, matches)

@@ -304,3 +304,39 @@ def test_the_python_client(live_sqlite: Service, job: dict) -> None:
         with pytest.raises(ValidationFailed) as failed:
             client.patient_tracks(job["id"], injured_before="soon", triage="T7")
         assert len(failed.value.errors) == 2
+
+
+def test_an_index_written_before_the_arrivals(live_sqlite: Service) -> None:
+    """A job whose casualty index is of version 1 (no arrival times; made here from the real one
+    by cutting each record to its first 40 bytes): filters, sorts and lookups still work, the
+    replay's calls say why they cannot."""
+    with live_sqlite.client("alice") as client:
+        body = {"scenario": {"total_patients": 40, "seed": 3}, "formats": ["ndjson"]}
+        job_id = client.post("/jobs", json=body).json()["job_id"]
+        for _ in range(300):
+            if client.get(f"/jobs/{job_id}").json()["status"] == "completed":
+                break
+            time.sleep(0.1)
+        lines = client.get(f"/jobs/{job_id}/files/patients.ndjson").content.splitlines()
+        records = [orjson.loads(x) for x in lines]
+        folder = live_sqlite.data_dir / "jobs" / job_id
+        data = (folder / "patients.attrs").read_bytes()
+        assert len(data) == 72 * 40
+        (folder / "patients.attrs").write_bytes(
+            b"".join(data[k : k + 40] for k in range(0, len(data), 72))
+        )
+        dictionary = orjson.loads((folder / "patients.attrs.json").read_bytes())
+        (folder / "patients.attrs.json").write_bytes(orjson.dumps({**dictionary, "version": 1}))
+        path = f"/jobs/{job_id}/patients"
+        t1 = client.get(path, params={"triage": "T1", "sort": "-injured_at"}).json()
+        assert t1["total"] == sum(1 for r in records if r["triage"] == "T1")
+        found = client.get(f"{path}/{records[-1]['id']}")
+        assert found.status_code == 200 and found.content == lines[-1]
+        moment = _iso(_at(records[0]["injured_at"]))
+        assert client.get(path, params={"injured_after": moment}).json()["total"] == sum(
+            1 for r in records if _at(r["injured_at"]) >= _at(moment)
+        )
+        for tail, params in (("/tracks", {}), ("/counters", {"at": moment})):
+            answer = client.get(f"{path}{tail}", params=params)
+            assert answer.status_code == 409, answer.text
+            assert "predates the replay" in answer.json()["detail"]

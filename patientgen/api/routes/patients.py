@@ -119,6 +119,18 @@ async def _index(job_dir: Path) -> casualties.CasualtyIndex:
         ) from None
 
 
+def _replayable(index: casualties.CasualtyIndex) -> None:
+    try:
+        casualties.require_arrivals(index)
+    except casualties.NoArrivals:
+        raise Problem(
+            409,
+            "no-casualty-index",
+            "The job's casualty index predates the replay (it has no arrival times); submit its "
+            "scenario again to replay it. Its casualties can still be browsed.",
+        ) from None
+
+
 def _page(offset: int, limit: int, total: int, sort: str, lines: list[bytes]) -> Response:
     next_offset = offset + len(lines) if offset + len(lines) < total else None
     head = b'{"offset":%d,"limit":%d,"total":%d,"sort":"%s","next_offset":%s,"items":[' % (
@@ -258,6 +270,7 @@ async def patient_tracks(
     casualty index alone."""
     _, job_dir = await _job_dir(request, job_id, who)
     index = await _index(job_dir)
+    _replayable(index)
     raw = {"front": front, "nation": nation, "category": category, "triage": triage,
            "outcome": outcome, "facility": facility}  # fmt: skip
     filters = {
@@ -312,6 +325,7 @@ async def patient_counters(
     each counting what happened strictly before `at`. From the casualty index alone."""
     _, job_dir = await _job_dir(request, job_id, who)
     index = await _index(job_dir)
+    _replayable(index)
     raw = {"front": front, "nation": nation, "category": category, "triage": triage,
            "outcome": outcome, "facility": facility}  # fmt: skip
     filters = {

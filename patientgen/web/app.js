@@ -793,6 +793,13 @@ function renderJobView(job) {
             $("#casualties")?.scrollIntoView({ block: "start" });
             $("#casualties-h")?.focus();
           } })
+        : null,
+      job.status === "completed" && !isDelivery(job) && formatsOf(job).includes("ndjson")
+        ? el("button", { type: "button", class: "linkish to-casualties to-replay", text: "Watch the replay ↓",
+          onclick: () => {
+            $("#replay")?.scrollIntoView({ block: "start" });
+            $("#replay-h")?.focus();
+          } })
         : null),
     el("div", { class: "panel job-progress-panel" },
       progressBar(job, name),

@@ -278,6 +278,8 @@ def test_bad_times_and_values_list_every_problem(live_sqlite: Service, job: dict
         missing = client.get(f"{base}/counters")
         assert missing.status_code == 422
         assert [e["loc"] for e in missing.json()["errors"]] == [["query", "at"]]
+        blank = client.get(base, params={"injured_before": "", "outcome_after": " "})
+        assert blank.status_code == 200 and blank.json()["total"] == 2500  # blank: not given
         too_many = client.get(f"{base}/tracks", params={"limit": 5001})
         assert too_many.status_code == 422
 

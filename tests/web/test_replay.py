@@ -104,6 +104,8 @@ def test_play_speed_pause_filter_seek_and_end(
     records = job["records"]
     open_page(page, service, f"#/jobs/{job['job_id']}")
     wait_idle(page)
+    page.click("button.to-replay")  # near the top: keyboard users get there in one step
+    assert page.evaluate("document.activeElement.id") == "replay-h"
     start, end = (int(page.get_attribute("#replay", f"data-{k}")) for k in ("start", "end"))
     assert start == min(_ms(r["injured_at"]) for r in records)
     assert end > max(_ms(r["outcome_at"]) for r in records)

@@ -76,11 +76,12 @@ def _micros(name: str, raw: str) -> tuple[int | None, dict[str, Any] | None]:
 
 
 def _bounds(raw: dict[str, str | None]) -> tuple[dict[str, int], list[dict[str, Any]]]:
-    """The given time filters in microseconds, and a problem for each malformed one."""
+    """The given time filters in microseconds, and a problem for each malformed one (a blank
+    one is not given, as a blank filter value is)."""
     bounds: dict[str, int] = {}
     found: list[dict[str, Any]] = []
     for name, value in raw.items():
-        if value is None:
+        if value is None or not value.strip():
             continue
         micros, problem = _micros(name, value)
         if problem is not None:
@@ -196,7 +197,7 @@ async def list_patients(
         "outcome_after": outcome_after,
     }
     bounds, time_problems = _bounds(raw_times)
-    plain = not any(raw.values()) and not any(v is not None for v in raw_times.values())
+    plain = not any(raw.values()) and not any(v and v.strip() for v in raw_times.values())
     if sort == "index" and plain:  # the file's order: no attribute index needed
         records = next(e for e in entries(job) if e.get("name") == NDJSON_FILE).get("records")
         total = int(records if records is not None else job.config["scenario"]["total_patients"])

@@ -29,6 +29,8 @@ const PAGE = 2000;
 const MAX_MOVERS = 300;
 const MOVE_MS = 600; // wall time a dot takes to move to its new column
 const TABLE_EVERY_MS = 250;
+// Without motion the dots change columns at once (no dots in flight).
+const REDUCED_MOTION = window.matchMedia("(prefers-reduced-motion: reduce)");
 
 const timeFmt = new Intl.DateTimeFormat("en-GB", {
   year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZone: "UTC",
@@ -201,7 +203,7 @@ export function replayView(job, { announce = () => {}, describe = (e) => String(
       }
       const col = column(track, t);
       if (track.col !== col) {
-        if (track.col >= 0 && s.movers.length < MAX_MOVERS) s.movers.push({ from: track.col, to: col, triage: track.triage, wall });
+        if (track.col >= 0 && s.movers.length < MAX_MOVERS && !REDUCED_MOTION.matches) s.movers.push({ from: track.col, to: col, triage: track.triage, wall });
         track.col = col;
       }
       still.push(track);

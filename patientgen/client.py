@@ -689,11 +689,15 @@ class Client:
         batch: bool = False,
         bundle_size: int | None = None,
         authorization: str | None = None,
+        speed: float | None = None,
+        start: str = "now",
         idempotency_key: str | None = None,
     ) -> Job:
         """Queue a delivery of a completed job's casualties to a FHIR server (`fhir`: its base
-        URL) or an MLLP listener (`mllp`: host, port); returns the delivery job, which runs on
-        the service's workers (follow it with `wait`; its summary is the report)."""
+        URL) or an MLLP listener (`mllp`: host, port); with `speed`, a replay in exercise time
+        (`speed` exercise seconds a second, the scenario's start at `start`: "now" or an ISO
+        date-time). Returns the delivery job, which runs on the service's workers (follow it with
+        `wait`; its summary is the report)."""
         if (fhir is None) == (mllp is None):
             raise ValueError("give one target: fhir=URL or mllp=(host, port)")
         body: dict[str, Any]
@@ -706,6 +710,8 @@ class Client:
         else:
             assert mllp is not None  # one of the two, checked above
             body = {"target": "mllp", "host": mllp[0], "port": mllp[1]}
+        if speed is not None:
+            body["pace"] = {"speed": speed, "start": start}
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         response = self._request("POST", f"/jobs/{job_id}/push", json=body, headers=headers)
         return Job.model_validate_json(response.content)

@@ -313,6 +313,10 @@ PUSH_EXAMPLES: dict[str, Any] = {
             "authorization": "Bearer <token>",
         },
     },
+    "replay": {
+        "summary": "A replay: ADT messages as they happen, an exercise hour a minute",
+        "value": {"target": "mllp", "host": "127.0.0.1", "port": 2575, "pace": {"speed": 60}},
+    },
     "mllp": {
         "summary": "HL7 v2 ADT messages to a listener",
         "value": {"target": "mllp", "host": "127.0.0.1", "port": 2575},

@@ -142,7 +142,8 @@ function progressText(job) {
   const d = job.progress_details || {};
   const parts = [`${job.progress ?? 0}\u00a0%`];
   if (d.patients_total) {
-    parts.push(`${formatNumber(d.patients_done ?? 0)} of ${formatNumber(d.patients_total)} patients`);
+    const what = d.counted === "items" ? (d.unit || "items") : "patients";  // a replay counts items
+    parts.push(`${formatNumber(d.patients_done ?? 0)} of ${formatNumber(d.patients_total)} ${what}`);
   }
   if (job.status === "running") {
     if (d.rate) parts.push(`${formatNumber(Math.round(d.rate))} ${d.unit || "patients"}/s`);

@@ -198,22 +198,39 @@ async def push_job(
 ) -> Response:
     """Queue a delivery job: the job's casualties (made again from its scenario and seed, byte
     for byte its files) as FHIR resources in bundles of PUTs to a FHIR server, or as HL7 v2 ADT
-    messages over MLLP. It runs on a worker like any job: progress and events, cancel, retry,
-    and resumed where it got to after a crash, with no duplicate resource on the server.
+    messages over MLLP; with `pace`, a replay: each item when it happens in exercise time (at
+    `speed` exercise seconds per second). It runs on a worker like any job: progress and events,
+    cancel, retry, and resumed where it got to after a crash, with no duplicate resource on the
+    server.
     Its summary reports what was delivered, the rate, and every rejection with what the
     target said. 409 unless the job is a completed generation job."""
     state = request.app.state
     key = _check_idempotency_key(idempotency_key)
     _may_push_to(request, who, body.host)
-    job, created = await state.call(
-        state.service.push,
-        job_id,
-        body,
-        who.scope,
-        new_owner=who.owner,
-        idempotency_key=key,
-        max_active_jobs=who.max_active_jobs,
-    )
+    try:
+        job, created = await state.call(
+            state.service.push,
+            job_id,
+            body,
+            who.scope,
+            new_owner=who.owner,
+            idempotency_key=key,
+            max_active_jobs=who.max_active_jobs,
+        )
+    except ValueError as exc:  # a replay of a job too large to replay
+        raise Problem(
+            422,
+            "validation-error",
+            str(exc),
+            errors=[
+                {
+                    "field": f"body.{body.target}.pace",
+                    "loc": ["body", body.target, "pace"],
+                    "message": str(exc),
+                    "type": "value_error",
+                }
+            ],
+        ) from None
     doc = job_document(job, state.api_prefix)
     return json_response(doc, 202 if created else 200, {"Location": doc["links"]["self"]})
 

@@ -125,6 +125,78 @@ class PatientFacets(BaseModel):
     sort_keys: list[str]
 
 
+class TimeSpan(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    start: int  # the first injury, milliseconds since the epoch
+    end: int  # the last outcome
+
+
+class Track(BaseModel):
+    """One casualty's path: `times` are epoch milliseconds of the injury, the arrivals at R1 …
+    R4 (None where never reached) and the outcome."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    index: int
+    front: str
+    nation: str
+    triage: str
+    outcome: str
+    facility: str
+    times: list[int | None]
+
+
+class TracksPage(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    offset: int
+    limit: int
+    total: int
+    next_offset: int | None = None
+    span: TimeSpan | None = None
+    columns: list[str]
+    items: list[Track]
+
+
+class RoleCounters(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    arrivals: int
+    deaths: int
+    rtd: int
+
+
+class PatientCounters(BaseModel):
+    """Arrivals, deaths and returns to duty per column (POI, R1 … R4) before `at`."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    at: int
+    total: int
+    span: TimeSpan | None = None
+    counters: dict[str, RoleCounters]
+
+
+TimeBound = datetime | str | None
+
+
+def _time_params(**bounds: TimeBound) -> dict[str, str]:
+    """The given time filters as RFC 3339 text (an aware datetime, or text passed as is)."""
+    return {
+        name: value.isoformat() if isinstance(value, datetime) else value
+        for name, value in bounds.items()
+        if value is not None
+    }
+
+
+def _filter_params(filters: dict[str, str | Iterable[str]]) -> dict[str, list[str]]:
+    return {
+        name: [values] if isinstance(values, str) else list(values)
+        for name, values in filters.items()
+    }
+
+
 class SavedScenario(BaseModel):
     """A scenario kept on the server under a name (`scenario` is None in listings)."""
 
@@ -420,17 +492,30 @@ class Client:
         limit: int = 100,
         *,
         sort: str | None = None,
+        injured_before: TimeBound = None,
+        injured_after: TimeBound = None,
+        outcome_before: TimeBound = None,
+        outcome_after: TimeBound = None,
         **filters: str | Iterable[str],
     ) -> PatientPage:
         """A page of the job's patients. `filters`: front, nation, category, triage, outcome,
         facility, each one value or several (any matches); `sort`: a key of
-        `patient_facets(...).sort_keys`, with a leading "-" for descending. `total` counts
-        the patients that match. Unknown values raise ValidationFailed listing each."""
+        `patient_facets(...).sort_keys`, with a leading "-" for descending; time filters
+        (aware datetimes or RFC 3339 text): `X_before=T` keeps X < T, `X_after=T` X >= T.
+        `total` counts the patients that match. Unknown values and malformed times raise
+        ValidationFailed listing each."""
         params: dict[str, Any] = {"offset": offset, "limit": limit}
         if sort is not None:
             params["sort"] = sort
-        for name, values in filters.items():
-            params[name] = [values] if isinstance(values, str) else list(values)
+        params.update(_filter_params(filters))
+        params.update(
+            _time_params(
+                injured_before=injured_before,
+                injured_after=injured_after,
+                outcome_before=outcome_before,
+                outcome_after=outcome_after,
+            )
+        )
         response = self._request("GET", f"/jobs/{job_id}/patients", params=params)
         return PatientPage.model_validate_json(response.content)
 
@@ -438,6 +523,41 @@ class Client:
         """One patient of the job by its id (NotFound when the job has none such)."""
         response = self._request("GET", f"/jobs/{job_id}/patients/{patient_id}")
         return orjson.loads(response.content)
+
+    def patient_tracks(
+        self,
+        job_id: UUID | str,
+        offset: int = 0,
+        limit: int = 1000,
+        *,
+        injured_before: TimeBound = None,
+        injured_after: TimeBound = None,
+        outcome_before: TimeBound = None,
+        outcome_after: TimeBound = None,
+        **filters: str | Iterable[str],
+    ) -> TracksPage:
+        """A page (at most 5,000) of the casualties' paths by time of injury, with the same
+        filters as `patients`. Active at T: injured_before=T, outcome_after=T."""
+        params: dict[str, Any] = {"offset": offset, "limit": limit, **_filter_params(filters)}
+        params.update(
+            _time_params(
+                injured_before=injured_before,
+                injured_after=injured_after,
+                outcome_before=outcome_before,
+                outcome_after=outcome_after,
+            )
+        )
+        response = self._request("GET", f"/jobs/{job_id}/patients/tracks", params=params)
+        return TracksPage.model_validate_json(response.content)
+
+    def patient_counters(
+        self, job_id: UUID | str, at: datetime | str, **filters: str | Iterable[str]
+    ) -> PatientCounters:
+        """Arrivals, deaths and returns to duty per column (POI, R1 … R4) before `at`, among
+        the patients matching `filters` (as in `patients`)."""
+        params: dict[str, Any] = {**_time_params(at=at), **_filter_params(filters)}
+        response = self._request("GET", f"/jobs/{job_id}/patients/counters", params=params)
+        return PatientCounters.model_validate_json(response.content)
 
     def patient_facets(self, job_id: UUID | str) -> PatientFacets:
         """The filter values present in the job's patients, with their counts."""
@@ -569,11 +689,15 @@ class Client:
         batch: bool = False,
         bundle_size: int | None = None,
         authorization: str | None = None,
+        speed: float | None = None,
+        start: str = "now",
         idempotency_key: str | None = None,
     ) -> Job:
         """Queue a delivery of a completed job's casualties to a FHIR server (`fhir`: its base
-        URL) or an MLLP listener (`mllp`: host, port); returns the delivery job, which runs on
-        the service's workers (follow it with `wait`; its summary is the report)."""
+        URL) or an MLLP listener (`mllp`: host, port); with `speed`, a replay in exercise time
+        (`speed` exercise seconds a second, the scenario's start at `start`: "now" or an ISO
+        date-time). Returns the delivery job, which runs on the service's workers (follow it with
+        `wait`; its summary is the report)."""
         if (fhir is None) == (mllp is None):
             raise ValueError("give one target: fhir=URL or mllp=(host, port)")
         body: dict[str, Any]
@@ -586,6 +710,8 @@ class Client:
         else:
             assert mllp is not None  # one of the two, checked above
             body = {"target": "mllp", "host": mllp[0], "port": mllp[1]}
+        if speed is not None:
+            body["pace"] = {"speed": speed, "start": start}
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         response = self._request("POST", f"/jobs/{job_id}/push", json=body, headers=headers)
         return Job.model_validate_json(response.content)

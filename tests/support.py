@@ -191,3 +191,16 @@ def key_from(result: subprocess.CompletedProcess[str]) -> str:
     """The key printed by a successful `patientgen keys create` (its last line)."""
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
+
+
+def delivery_settings(folder: Path, **values: Any) -> Any:
+    """Settings of the delivery tests: SQLite in `folder`, short leases, quick retries."""
+    from patientgen.settings import Settings
+
+    defaults: dict[str, Any] = {"lease_seconds": 2, "poll_interval": 0.1,
+                                "delivery_retries": 2, "delivery_backoff": 0.05}  # fmt: skip
+    return Settings(
+        data_dir=folder,
+        database_url=f"sqlite:///{folder / 'patientgen.db'}",
+        **{**defaults, **values},
+    )

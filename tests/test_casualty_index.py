@@ -71,10 +71,15 @@ def test_records_say_what_the_ndjson_says(whole: Path) -> None:
     records = [orjson.loads(line) for line in (whole / "patients.ndjson").read_bytes().splitlines()]
     data = (whole / "patients.attrs").read_bytes()
     codes = orjson.loads((whole / "patients.attrs.json").read_bytes())["codes"]
-    assert len(data) == 40 * len(records)
+    assert len(data) == 72 * len(records)
+    never = -(2**63)
     for k, r in enumerate(records):
-        injured, outcome_at, raw_id, *fields = struct.unpack_from("<qq16s6B2x", data, 40 * k)
+        injured, outcome_at, raw_id, *fields = struct.unpack_from("<qq16s6B2x", data, 72 * k)
         assert injured == _micros(r["injured_at"]) and outcome_at == _micros(r["outcome_at"])
+        arrivals = {v["facility"]: _micros(v["arrived_at"]) for v in r["visits"]}
+        assert list(struct.unpack_from("<4q", data, 72 * k + 40)) == [
+            arrivals.get(role, never) for role in ("R1", "R2", "R3", "R4")
+        ]
         assert uuid.UUID(bytes=raw_id) == uuid.UUID(r["id"])
         names = [codes[f][c] for f, c in zip(casualties.FIELDS, fields, strict=True)]
         assert names == [

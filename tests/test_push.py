@@ -26,7 +26,7 @@ from patientgen.jobs.model import JobStatus
 from patientgen.jobs.service import JobService
 from patientgen.settings import Settings
 from tests.fhir_validator import FOLDER, _node
-from tests.support import CLI, free_port, service_env, wait_until
+from tests.support import CLI, delivery_settings, free_port, service_env, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -59,15 +59,7 @@ def server_stats(url: str) -> dict[str, int]:
 
 
 def settings_for(folder: Path, **values: Any) -> Settings:
-    return Settings(
-        data_dir=folder,
-        database_url=f"sqlite:///{folder / 'patientgen.db'}",
-        lease_seconds=2,
-        poll_interval=0.1,
-        delivery_retries=2,
-        delivery_backoff=0.05,
-        **values,
-    )
+    return delivery_settings(folder, **values)
 
 
 def file_counts(service: JobService, job: Any) -> dict[str, int]:

@@ -198,6 +198,22 @@ def field_errors(errors: list[Any], prefix: tuple[str | int, ...] = ()) -> list[
 MAX_LISTED_ERRORS = 200
 
 
+def field_problem(
+    loc: tuple[str, ...],
+    messages: str | list[str],
+    detail: str | None = None,
+    *,
+    slug: str = "validation-error",
+    kind: str = "value_error",
+) -> Problem:
+    """A 422 about one field (`loc`, e.g. ("body", "formats")), one error per message; the
+    detail is "<field>: <messages>" unless given."""
+    listed = [messages] if isinstance(messages, str) else messages
+    field = ".".join(loc)
+    errors = [{"field": field, "loc": list(loc), "message": m, "type": kind} for m in listed]
+    return Problem(422, slug, detail or f"{field}: " + "; ".join(listed), errors=errors)
+
+
 def invalid_fields_problem(errors: list[dict[str, Any]], detail: str | None = None) -> Problem:
     """The 422 for `field_errors` output: a readable detail and the list (capped, saying so)."""
     if detail is None:

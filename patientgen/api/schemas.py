@@ -215,6 +215,50 @@ class FacetsOut(BaseModel):
     sort_keys: list[str] = Field(description="Accepted `sort` values (a leading '-': descending).")
 
 
+class Span(BaseModel):
+    start: int = Field(description="The first injury of the job, in milliseconds since the epoch.")
+    end: int = Field(description="The last outcome of the job, in milliseconds since the epoch.")
+
+
+class Track(BaseModel):
+    index: int
+    front: str
+    nation: str
+    triage: str = Field(description="First triage; `none` for a casualty killed before any.")
+    outcome: str
+    facility: str = Field(description="Where the story ended (POI for the killed in action).")
+    times: list[int | None] = Field(
+        description="Milliseconds since the epoch: injury, arrival at R1, R2, R3, R4 (null "
+        "where never reached), outcome."
+    )
+
+
+class TracksPage(BaseModel):
+    offset: int
+    limit: int
+    total: int = Field(description="How many casualties match the filters.")
+    next_offset: int | None
+    span: Span | None = Field(description="The job's whole time span (null: no patient).")
+    columns: list[str] = Field(description="The places of `times` after the injury: POI … R4.")
+    items: list[Track]
+
+
+class RoleCounters(BaseModel):
+    arrivals: int
+    deaths: int
+    rtd: int
+
+
+class CountersOut(BaseModel):
+    at: int = Field(description="The moment, in milliseconds since the epoch.")
+    total: int = Field(description="How many casualties match the filters (at any time).")
+    span: Span | None
+    counters: dict[str, RoleCounters] = Field(
+        description="Per column (POI, R1 … R4): arrivals (at POI: the injured), deaths there "
+        "and returns to duty from there, before `at`."
+    )
+
+
 class PresetOut(BaseModel):
     name: str
     description: str
@@ -268,6 +312,10 @@ PUSH_EXAMPLES: dict[str, Any] = {
             "mode": "batch",
             "authorization": "Bearer <token>",
         },
+    },
+    "replay": {
+        "summary": "A replay: ADT messages as they happen, an exercise hour a minute",
+        "value": {"target": "mllp", "host": "127.0.0.1", "port": 2575, "pace": {"speed": 60}},
     },
     "mllp": {
         "summary": "HL7 v2 ADT messages to a listener",

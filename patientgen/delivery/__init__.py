@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 
 class DeliveryError(Exception):
@@ -93,6 +93,25 @@ class Target(Protocol):
 # What a user asks for (the API's body, the CLI's options, a delivery job's config)
 
 
+class Pace(BaseModel):
+    """A replay: each item sent when it happens in exercise time, instead of all at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    speed: float = Field(
+        gt=0,
+        le=1_000_000,
+        description="Exercise seconds per wall-clock second: 1 is real time, 60 an hour a minute.",
+        examples=[60],
+    )
+    start: AwareDatetime | Literal["now"] = Field(
+        "now",
+        description="When the scenario's start happens on the wall clock: `now` (when the "
+        "delivery begins) or a date-time with its offset. A paused replay goes on from where "
+        "its exercise clock stopped.",
+    )
+
+
 #: http(s)://host[:port][/path]: a DNS name or IPv4 address, a port 1-65535, a path of URL
 #: characters, no query or fragment (what matches is what is accepted).
 URL_PATTERN = (
@@ -121,6 +140,7 @@ class FhirDelivery(BaseModel):
     bundle_size: int = Field(
         100, ge=1, le=10_000, description="Resources per bundle at most (halved on 413)."
     )
+    pace: Pace | None = Field(None, description="Replay in exercise time (absent: all at once).")
     authorization: str | None = Field(
         None,
         max_length=8000,
@@ -155,6 +175,7 @@ class MllpDelivery(BaseModel):
         min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.\-:\[\]]+$", examples=["127.0.0.1"]
     )
     port: int = Field(ge=1, le=65535, examples=[2575])
+    pace: Pace | None = Field(None, description="Replay in exercise time (absent: all at once).")
 
 
 Delivery = Annotated[FhirDelivery | MllpDelivery, Field(discriminator="target")]

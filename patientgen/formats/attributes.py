@@ -13,12 +13,16 @@ Invariants:
 - Neither file is an output of the job: both are listed with the internal formats
   (INTERNAL_FORMATS), which the job's file list, its archive and the client leave out.
 
-Record layout (RECORD_SIZE bytes, little-endian; the int64 fields first, so the whole file read
-as int64 gives each time column as a stride):
-    int64 injured_at (microseconds since the Unix epoch, UTC)
+Record layout (RECORD_SIZE bytes, little-endian; every field 8-byte aligned, so the whole file
+read as int64 gives each time column as a stride):
+    int64 injured_at (microseconds since the Unix epoch, UTC; the arrival at the point of injury)
     int64 outcome_at (same)
     16 bytes patient id (the UUID's bytes)
     uint8 front, nation, category, triage, outcome, facility; 2 bytes zero
+    int64 arrival at R1, R2, R3, R4 (same unit; NEVER where the casualty did not get there)
+A casualty visits each role at most once, in the order POI, R1 … R4 (skipping some), and the
+last visit is its outcome facility: the arrival times and outcome_at give its whole path through
+the chain (the replay of the web page is drawn from them alone). Version 2 added the arrivals.
 """
 
 from __future__ import annotations
@@ -36,10 +40,12 @@ DICTIONARY_FILE = "patients.attrs.json"
 FORMAT = "attributes"
 #: Formats of files a run writes for the service's own reads, never offered as outputs.
 INTERNAL_FORMATS: frozenset[str] = frozenset({"index", FORMAT})
-VERSION = 1
+VERSION = 2
 
-_RECORD = struct.Struct("<qq16s6B2x")
-RECORD_SIZE = _RECORD.size  # 40
+_RECORD = struct.Struct("<qq16s6B2xqqqq")
+RECORD_SIZE = _RECORD.size  # 72
+#: Record size of each version a reader accepts (version 1: the same without the arrivals).
+RECORD_SIZES: dict[int, int] = {1: 40, VERSION: RECORD_SIZE}
 #: Byte offset of each one-byte code field in a record.
 CODE_OFFSETS: dict[str, int] = {
     "front": 32,
@@ -52,6 +58,10 @@ CODE_OFFSETS: dict[str, int] = {
 ID_OFFSET = 16
 #: Index of each time field among a record's int64 words (RECORD_SIZE // 8 words a record).
 TIME_WORDS: dict[str, int] = {"injured_at": 0, "outcome_at": 1}
+#: Index of the arrival time at each role after the point of injury among a record's words.
+ARRIVAL_WORDS: dict[str, int] = {"R1": 5, "R2": 6, "R3": 7, "R4": 8}
+#: The arrival time of a role the casualty never reached.
+NEVER = -(2**63)
 
 CATEGORIES: tuple[str, ...] = ("battle_injury", "non_battle_injury", "disease")
 TRIAGES: tuple[str, ...] = ("none", "T1", "T2", "T3", "T4")  # none: died before any triage
@@ -98,6 +108,10 @@ class Encoder:
 
     def encode(self, p: Patient) -> bytes:
         t = self._tables
+        arrivals = dict.fromkeys(ARRIVAL_WORDS, NEVER)
+        for visit in p.visits:
+            if visit.facility in arrivals:
+                arrivals[visit.facility] = _micros(visit.arrived_at)
         try:
             return _RECORD.pack(
                 _micros(p.injured_at),
@@ -109,6 +123,7 @@ class Encoder:
                 t["triage"][p.triage or "none"],
                 t["outcome"][p.outcome],
                 t["facility"][p.outcome_facility],
+                *arrivals.values(),
             )
         except KeyError as exc:  # a value the scenario's dictionary does not know
             raise ValueError(f"patient {p.index}: no code for {exc.args[0]!r}") from None

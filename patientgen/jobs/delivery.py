@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,8 @@ from patientgen.jobs.model import Action, CancelRequested, RunOutcome
 
 #: Rejections listed in progress and summary (all are counted).
 MAX_LISTED = 200
+#: A paced delivery sends items due within this many seconds of each other together.
+GROUP_WINDOW = 0.05
 
 
 @dataclass
@@ -38,6 +40,7 @@ class DeliveryProgress:
 
     patients_total: int
     kind: str
+    counted: str = "patients"  # what patient/patients_total count: "items" in a replay
     patient: int = 0  # the cursor: casualties before it are delivered...
     item: int = 0  # ...and this many items of casualty `patient`
     delivered: int = 0
@@ -87,6 +90,7 @@ class DeliveryProgress:
                 "phase": "delivering",
                 "patients_done": self.patient,
                 "patients_total": self.patients_total,
+                "counted": self.counted,
                 "cursor": [self.patient, self.item],
                 "delivered": self.delivered,
                 "rejected": self.rejected,
@@ -99,15 +103,15 @@ class DeliveryProgress:
             }
 
 
-def items(scenario: Any, kind: str, patient: int, skip: int) -> Iterator[tuple[int, int, Item]]:
-    """(casualty index, item index within it, item) from casualty `patient` on, leaving out the
-    first `skip` items of that one. The order is fixed by (scenario, seed)."""
+def casualty_items(
+    scenario: Any, kind: str, start: int, stop: int | None = None
+) -> Iterator[tuple[int, list[Item]]]:
+    """(casualty index, its items) for casualties start .. stop-1, made from (scenario, seed)."""
     from patientgen.formats import fhir, hl7
     from patientgen.generator import generate
 
     job = fhir.scope(scenario) if kind == "fhir" else b""
-    for offset, p in enumerate(generate(scenario, patient, scenario.total_patients)):
-        index = patient + offset
+    for offset, p in enumerate(generate(scenario, start, stop)):
         if kind == "fhir":
             found = [
                 Item(f"{rtype}/{rid}", data) for rtype, rid, data in fhir.casualty_resources(p, job)
@@ -118,12 +122,55 @@ def items(scenario: Any, kind: str, patient: int, skip: int) -> Iterator[tuple[i
                 for message in hl7.encode(p).split(b"\n")
                 if message
             ]
+        yield start + offset, found
+
+
+def items(scenario: Any, kind: str, patient: int, skip: int) -> Iterator[tuple[int, int, Item]]:
+    """(casualty index, item index within it, item) from casualty `patient` on, leaving out the
+    first `skip` items of that one. The order is fixed by (scenario, seed)."""
+    for index, found in casualty_items(scenario, kind, patient):
         for n, item in enumerate(found):
             if index == patient and n < skip:
                 continue
             yield index, n, item
         if not found:
             yield index, -1, Item("", b"")  # a casualty with nothing to send moves the cursor
+
+
+def paced_groups(
+    timeline: Any,
+    position: int,
+    speed: float,
+    start: str | None,
+    group_size: Callable[[], int],
+    pause: Callable[[float], None],
+) -> Iterator[tuple[list[Item], int]]:
+    """The items of `timeline` from `position` on, each group when its items are due: (group,
+    position after it). Exercise time zero happens at `start` (ISO, or None/"now": now) for a
+    replay from the beginning; a resumed one goes on from its next item now (a pause stops the
+    exercise clock: nothing comes in a burst after it). Items due within GROUP_WINDOW seconds of
+    the first of a group go with it, up to group_size()."""
+    from patientgen.jobs.timeline import due, wall_start
+
+    anchor: tuple[float, int] | None = None
+    if position == 0:
+        anchor = (wall_start(start, time.time()), timeline.start())
+    group: list[Item] = []
+    first_due = 0.0
+    for at, when, item in timeline.items(position):
+        if anchor is None:
+            anchor = (time.time(), when)
+        this_due = due(anchor[0], anchor[1], when, speed)
+        if group and (this_due - first_due > GROUP_WINDOW or len(group) >= group_size()):
+            yield group, at
+            group = []
+        if not group:
+            first_due = this_due
+            wait = this_due - time.time()
+            if wait > 0:
+                pause(wait)
+        group.append(item)
+    yield group, len(timeline)
 
 
 def _control_id(message: bytes) -> str:
@@ -179,19 +226,37 @@ def run_delivery(run: Any, beat: Any, progress: DeliveryProgress) -> RunOutcome:
         if run.on_progress is not None:
             run.on_progress(progress.patient, progress.patients_total)
 
+    kind = "fhir" if config["target"] == "fhir" else "hl7"
     target = open_target(config, pause, settings)
     try:
-        group: list[Item] = []
-        cursor = (progress.patient, progress.item)
-        for index, n, item in items(scenario, config["target"], progress.patient, progress.item):
-            if n >= 0:
-                group.append(item)
-            cursor = (index, n + 1) if n >= 0 else (index + 1, 0)
-            if len(group) >= target.group_size:
-                _deliver(target, group, cursor, progress, save, run, beat)
-                group = []
-        # every casualty's last item moves the cursor to its end; the job ends past the last
-        _deliver(target, group, (scenario.total_patients, 0), progress, save, run, beat)
+        if config.get("pace"):  # a replay: every item when it happens, in exercise time
+            from patientgen.jobs.timeline import Timeline
+
+            timeline = Timeline(scenario, kind)
+            with progress.lock:
+                progress.patients_total, progress.counted = len(timeline), "items"
+            pace = config["pace"]
+            for paced, after in paced_groups(
+                timeline,
+                progress.patient,
+                float(pace["speed"]),
+                pace.get("start"),
+                lambda: target.group_size,
+                pause,
+            ):
+                _deliver(target, paced, (after, 0), progress, save, run, beat)
+        else:
+            group: list[Item] = []
+            cursor = (progress.patient, progress.item)
+            for index, n, item in items(scenario, kind, progress.patient, progress.item):
+                if n >= 0:
+                    group.append(item)
+                cursor = (index, n + 1) if n >= 0 else (index + 1, 0)
+                if len(group) >= target.group_size:
+                    _deliver(target, group, cursor, progress, save, run, beat)
+                    group = []
+            # every casualty's last item moves the cursor to its end; the job ends past the last
+            _deliver(target, group, (scenario.total_patients, 0), progress, save, run, beat)
     finally:
         target.close()
     check_boundary(run, beat)

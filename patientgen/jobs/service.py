@@ -219,7 +219,8 @@ class JobService:
         """Enqueue a delivery job (jobs/delivery.py): the casualties of the completed job
         `source_id` (JobNotFound unless `owner` may see it) to a FHIR server or MLLP listener.
         InvalidTransition unless the source is a completed generation job; pydantic
-        ValidationError for a bad target. Idempotency and limits as for `submit`."""
+        ValidationError for a bad target; ValueError for a replay (`pace`) of a job above
+        timeline.MAX_PATIENTS casualties. Idempotency and limits as for `submit`."""
         from pydantic import BaseModel
 
         from patientgen.delivery import DELIVERY
@@ -239,10 +240,21 @@ class JobService:
         target = DELIVERY.validate_python(
             delivery.model_dump() if isinstance(delivery, BaseModel) else delivery
         )
+        if target.pace is not None:
+            from patientgen.jobs.timeline import MAX_PATIENTS
+
+            count = int(source.config["scenario"]["total_patients"])
+            if count > MAX_PATIENTS:
+                raise ValueError(
+                    f"a replay takes at most {MAX_PATIENTS:,} casualties; the job has {count:,}"
+                )
         config: dict[str, Any] = {
             "scenario": source.config["scenario"],
             "formats": [],
-            "delivery": {**target.model_dump(exclude_none=True), "source_job": str(source.job_id)},
+            "delivery": {
+                **target.model_dump(mode="json", exclude_none=True),
+                "source_job": str(source.job_id),
+            },
         }
         new = NewJob(
             job_id=uuid4(),

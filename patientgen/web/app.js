@@ -7,6 +7,7 @@ import { ScenarioForm, el, label, NATIONS } from "./form.js";
 import { formatNumber } from "./charts.js";
 import { renderSummary } from "./summary.js";
 import { casualtyBrowser } from "./casualties.js";
+import { replayView } from "./replay.js";
 import { SavedScenarios } from "./saved.js";
 import { deliveryName, deliveryReport, isDelivery } from "./delivery.js";
 
@@ -141,7 +142,8 @@ function progressText(job) {
   const d = job.progress_details || {};
   const parts = [`${job.progress ?? 0}\u00a0%`];
   if (d.patients_total) {
-    parts.push(`${formatNumber(d.patients_done ?? 0)} of ${formatNumber(d.patients_total)} patients`);
+    const what = d.counted === "items" ? (d.unit || "items") : "patients";  // a replay counts items
+    parts.push(`${formatNumber(d.patients_done ?? 0)} of ${formatNumber(d.patients_total)} ${what}`);
   }
   if (job.status === "running") {
     if (d.rate) parts.push(`${formatNumber(Math.round(d.rate))} ${d.unit || "patients"}/s`);
@@ -792,6 +794,13 @@ function renderJobView(job) {
             $("#casualties")?.scrollIntoView({ block: "start" });
             $("#casualties-h")?.focus();
           } })
+        : null,
+      job.status === "completed" && !isDelivery(job) && formatsOf(job).includes("ndjson")
+        ? el("button", { type: "button", class: "linkish to-casualties to-replay", text: "Watch the replay ↓",
+          onclick: () => {
+            $("#replay")?.scrollIntoView({ block: "start" });
+            $("#replay-h")?.focus();
+          } })
         : null),
     el("div", { class: "panel job-progress-panel" },
       progressBar(job, name),
@@ -801,11 +810,18 @@ function renderJobView(job) {
     el("section", { class: "panel summary", "aria-labelledby": "summary-h" },
       el("h2", { id: "summary-h", text: "Summary" }),
       el("div", { class: "charts", id: "charts" })),
+    replaySection(job),
     casualtiesSection(job),
     el("div", { class: "job-columns" },
       el("div", { class: "job-col" }, filesSection(job), timingsSection(job)),
       el("div", { class: "job-col" }, scenarioSection(job))));
   drawCharts(job);
+}
+
+// The replay of the chain of care, once the job is completed with NDJSON output (its index).
+function replaySection(job) {
+  if (job.status !== "completed" || isDelivery(job) || !formatsOf(job).includes("ndjson")) return null;
+  return replayView(job, { announce, describe });
 }
 
 // The casualty browser, once the job is completed with NDJSON output (the API pages from it).

@@ -13,7 +13,9 @@ export function deliveryTarget(delivery) {
 }
 
 export function deliveryName(job, sourceName) {
-  return `Push of ${sourceName} to ${deliveryTarget(job.config.delivery)}`;
+  const d = job.config.delivery;
+  const what = d.pace ? `Replay (${d.pace.speed}× exercise time) of` : "Push of";
+  return `${what} ${sourceName} to ${deliveryTarget(d)}`;
 }
 
 function said(outcome) {

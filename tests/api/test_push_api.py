@@ -4,6 +4,7 @@ never shown, bad requests are 422 listing every problem, and keys push only wher
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from tests.api.conftest import STORES, Service, per_store
 from tests.test_push import fhir_server, server_counts
+from tests.test_push_mllp import MESSAGE_TYPES
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 PROBLEM = "application/problem+json"
@@ -115,3 +117,42 @@ def test_bad_pushes(svc: Service, completed: dict[str, Any]) -> None:
         anywhere = root.post(job_url, json={"target": "mllp", "host": "10.9.8.7", "port": 9})
         assert anywhere.status_code == 202
         root.post(f"/jobs/{anywhere.json()['job_id']}/cancel")
+
+
+def test_a_replay_through_the_api(svc: Service, completed: dict[str, Any]) -> None:
+    """pace: the items of the job in exercise-time order, at the speed asked; a job above the
+    replay limit is a 422 naming the field, and nothing is queued."""
+    from hl7apy.mllp import MLLPServer
+
+    from patientgen.jobs.timeline import Timeline
+    from patientgen.scenario import Scenario
+    from tests.test_push_mllp import Listener, _handler  # hl7apy's MLLP server, parsing nothing
+
+    heard = Listener(port=0, parse=False)
+    server = MLLPServer("127.0.0.1", 0, {kind: (_handler(heard),) for kind in MESSAGE_TYPES})
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    timeline = Timeline(Scenario.model_validate(completed["config"]["scenario"]), "hl7")
+    order = [item.ref for _, _, item in timeline.items(0)]
+    speed = min(((timeline.keys[-1] >> 40) - timeline.start()) / 2.0, 1_000_000)  # a few s
+    try:
+        with svc.client("alice") as alice:
+            body = {"target": "mllp", "host": "127.0.0.1", "port": port, "pace": {"speed": speed}}
+            made = alice.post(f"/jobs/{completed['job_id']}/push", json=body)
+            assert made.status_code == 202, made.text
+            done = finished(alice, made.json()["job_id"])
+            assert done["status"] == "completed", done["error"]
+            assert heard.received == order
+            assert done["config"]["delivery"]["pace"] == {"speed": speed, "start": "now"}
+            big = alice.post(
+                "/jobs",
+                json={"scenario": {"total_patients": 20_001, "seed": 2}, "formats": ["csv"]},
+            ).json()
+            assert finished(alice, big["job_id"], timeout=180)["status"] == "completed"
+            refused = alice.post(f"/jobs/{big['job_id']}/push", json=body)
+            assert refused.status_code == 422 and refused.headers["content-type"] == PROBLEM
+            assert refused.json()["errors"][0]["field"] == "body.mllp.pace"
+            assert "at most 20,000 casualties" in refused.json()["detail"]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -106,7 +106,8 @@ def config(key: str, seed: str, examples: int) -> str:
     acceptable answer to schema-valid input only where the document cannot say everything
     (fractions summing to 1, the key's patient limit, what an opaque cursor holds; a saved
     scenario is a scenario too; the casualty filters take the job's own values, its fronts among
-    them, and comma lists of them, which a string's schema cannot enumerate), and 412 where a
+    them, and comma lists of them, which a string's schema cannot enumerate; the replay's
+    times, RFC 3339 with a zone), and 412 where a
     conditional save names a version the fuzzer cannot know."""
     seed_line = "" if seed == "random" else f"seed = {int(seed)}\n"
     return f"""{seed_line}continue-on-failure = true
@@ -131,7 +132,7 @@ include-path-regex = "^{PREFIX}/(jobs|scenarios/validate)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "404", "409", "422", "429"]
 
 [[operations]]
-include-path-regex = "^{PREFIX}/jobs/[{{]job_id[}}]/patients$"
+include-path-regex = "^{PREFIX}/jobs/[{{]job_id[}}]/patients(/tracks|/counters)?$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "404", "409", "422"]
 
 [[operations]]

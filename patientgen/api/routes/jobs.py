@@ -22,7 +22,7 @@ from patientgen.api.common import (
     status_name,
 )
 from patientgen.api.limits import CappedStreamingResponse
-from patientgen.api.problems import Problem, translate
+from patientgen.api.problems import Problem, field_problem, translate
 from patientgen.api.resolve import derive_seed, resolve_scenario, with_seed
 from patientgen.api.schemas import (
     PUSH_EXAMPLES,
@@ -43,24 +43,24 @@ IDEMPOTENCY_KEY_MAX = 200
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]{0,198}[!-~])?$"
 
 JobId = Annotated[UUID, "the job's id"]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Repeat a request safely: the same key and body give the same job.",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+    ),
+]
 
 
 def _check_idempotency_key(value: str | None) -> str | None:
     if value is None:
         return None
     if not value or len(value) > IDEMPOTENCY_KEY_MAX or not value.isprintable():
-        raise Problem(
-            422,
-            "validation-error",
+        raise field_problem(
+            ("header", "Idempotency-Key"),
+            f"must be 1-{IDEMPOTENCY_KEY_MAX} printable characters",
             f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} printable characters.",
-            errors=[
-                {
-                    "field": "header.Idempotency-Key",
-                    "loc": ["header", "Idempotency-Key"],
-                    "message": f"must be 1-{IDEMPOTENCY_KEY_MAX} printable characters",
-                    "type": "value_error",
-                }
-            ],
         )
     return value
 
@@ -73,35 +73,16 @@ def _check_formats(formats: Sequence[str], total_patients: int) -> None:
     messages = ["each format at most once"] if len(set(formats)) != len(formats) else []
     messages += format_problems(total_patients, formats)
     if messages:
-        raise Problem(
-            422,
-            "validation-error",
-            "body.formats: " + "; ".join(messages),
-            errors=[
-                {
-                    "field": "body.formats",
-                    "loc": ["body", "formats"],
-                    "message": message,
-                    "type": "value_error",
-                }
-                for message in messages
-            ],
-        )
+        raise field_problem(("body", "formats"), messages)
 
 
 def _too_many_patients(asked: int, limit: int, whom: str) -> Problem:
-    return Problem(
-        422,
-        "too-many-patients",
+    return field_problem(
+        ("body", "scenario", "total_patients"),
+        f"at most {limit} {whom}",
         f"A job may ask for at most {limit} patients {whom}; the scenario asks for {asked}.",
-        errors=[
-            {
-                "field": "body.scenario.total_patients",
-                "loc": ["body", "scenario", "total_patients"],
-                "message": f"at most {limit} {whom}",
-                "type": "less_than_equal",
-            }
-        ],
+        slug="too-many-patients",
+        kind="less_than_equal",
     )
 
 
@@ -119,14 +100,7 @@ async def submit_job(
     request: Request,
     body: Annotated[SubmitRequest, Body(openapi_examples=SUBMIT_EXAMPLES)],
     who: Principal = Depends(principal),
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Repeat a request safely: the same key and body give the same job.",
-            pattern=IDEMPOTENCY_KEY_PATTERN,
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Validate the scenario and queue a job. Answers 202 with the job and its `Location`; with an
     `Idempotency-Key` already used for the same body, 200 with that earlier job."""
@@ -187,33 +161,31 @@ async def push_job(
     job_id: UUID,
     body: Annotated[Delivery, Body(openapi_examples=PUSH_EXAMPLES)],
     who: Principal = Depends(principal),
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Repeat a request safely: the same key and body give the same delivery.",
-            pattern=IDEMPOTENCY_KEY_PATTERN,
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Queue a delivery job: the job's casualties (made again from its scenario and seed, byte
     for byte its files) as FHIR resources in bundles of PUTs to a FHIR server, or as HL7 v2 ADT
-    messages over MLLP. It runs on a worker like any job: progress and events, cancel, retry,
-    and resumed where it got to after a crash, with no duplicate resource on the server.
+    messages over MLLP; with `pace`, a replay: each item when it happens in exercise time (at
+    `speed` exercise seconds per second). It runs on a worker like any job: progress and events,
+    cancel, retry, and resumed where it got to after a crash, with no duplicate resource on the
+    server.
     Its summary reports what was delivered, the rate, and every rejection with what the
     target said. 409 unless the job is a completed generation job."""
     state = request.app.state
     key = _check_idempotency_key(idempotency_key)
     _may_push_to(request, who, body.host)
-    job, created = await state.call(
-        state.service.push,
-        job_id,
-        body,
-        who.scope,
-        new_owner=who.owner,
-        idempotency_key=key,
-        max_active_jobs=who.max_active_jobs,
-    )
+    try:
+        job, created = await state.call(
+            state.service.push,
+            job_id,
+            body,
+            who.scope,
+            new_owner=who.owner,
+            idempotency_key=key,
+            max_active_jobs=who.max_active_jobs,
+        )
+    except ValueError as exc:  # a replay of a job too large to replay
+        raise field_problem(("body", body.target, "pace"), str(exc), str(exc)) from None
     doc = job_document(job, state.api_prefix)
     return json_response(doc, 202 if created else 200, {"Location": doc["links"]["self"]})
 

@@ -1,14 +1,18 @@
-"""The casualties of a completed job: pages (filtered, sorted), facets, one casualty by id.
+"""The casualties of a completed job: pages (filtered, sorted), facets, one casualty by id, and
+what the replay of the chain of care draws (tracks: each casualty's path in times; counters of
+arrivals, deaths and returns to duty per role before a moment).
 
 Every answer is served from the job's attribute index (formats.attributes, queried through
 formats.casualties) and the offsets index of patients.ndjson: the NDJSON is read only at the
 records of the page, never parsed to filter, count or find. Unknown filter values and sort keys
-are a 422 listing every one of them. A plain page (no filter, file order) works without the
-attribute index, so jobs written before it still page.
+and malformed times are a 422 listing every one of them. Tracks and counters come from the
+attribute index alone (the NDJSON is not read at all). A plain page (no filter, file order)
+works without the attribute index, so jobs written before it still page.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
@@ -21,7 +25,7 @@ from patientgen.api.auth import Principal, principal
 from patientgen.api.common import get_job, json_response, problem_responses
 from patientgen.api.problems import Problem, invalid_fields_problem
 from patientgen.api.routes.files import completed, entries, out_dir
-from patientgen.api.schemas import FacetsOut, PatientsPage
+from patientgen.api.schemas import CountersOut, FacetsOut, PatientsPage, TracksPage
 from patientgen.formats import casualties
 from patientgen.formats.bundle import read_patients, read_records
 from patientgen.formats.ndjson import FILE as NDJSON_FILE
@@ -29,12 +33,67 @@ from patientgen.formats.ndjson import FILE as NDJSON_FILE
 router = APIRouter(tags=["casualties"])
 
 MAX_PAGE = 1000
+MAX_TRACKS = 5000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: `?triage=T1&triage=T2` or `?triage=T1,T2`.
 FilterValues = Annotated[
     list[str] | None,
     Query(description="Repeat the parameter or give a comma list; any of the values matches."),
 ]
+
+
+#: A moment: ISO 8601 / RFC 3339 with a time zone (`2026-03-02T06:00:00Z`).
+TimeBound = Annotated[
+    str | None,
+    Query(description="An RFC 3339 time with its zone, e.g. 2026-03-02T06:00:00Z."),
+]
+_TIME_HELP = {
+    "injured_before": "Only casualties injured before this time (injured_at < T).",
+    "injured_after": "Only casualties injured at or after this time (injured_at >= T).",
+    "outcome_before": "Only casualties whose outcome came before this time (outcome_at < T).",
+    "outcome_after": "Only casualties whose outcome came at or after this time (outcome_at >= T).",
+}
+
+
+def _micros(name: str, raw: str) -> tuple[int | None, dict[str, Any] | None]:
+    """(microseconds since the epoch, None) or (None, the problem with `raw`)."""
+    try:
+        moment = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        why = "not a time" if moment is None else "a time without its zone"
+        return None, {
+            "field": name,
+            "loc": ["query", name],
+            "message": f"{raw!r} is {why}: give an RFC 3339 time with its zone, e.g. "
+            "2026-03-02T06:00:00Z",
+            "type": "datetime_parsing",
+        }
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds, None
+
+
+def _bounds(raw: dict[str, str | None]) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """The given time filters in microseconds, and a problem for each malformed one (a blank
+    one is not given, as a blank filter value is)."""
+    bounds: dict[str, int] = {}
+    found: list[dict[str, Any]] = []
+    for name, value in raw.items():
+        if value is None or not value.strip():
+            continue
+        micros, problem = _micros(name, value)
+        if problem is not None:
+            found.append(problem)
+        elif micros is not None:
+            bounds[name] = micros
+    return bounds, found
+
+
+def _span(index: casualties.CasualtyIndex) -> dict[str, int] | None:
+    found = casualties.span(index)
+    return None if found is None else {"start": found[0] // 1000, "end": found[1] // 1000}
 
 
 async def _job_dir(request: Request, job_id: UUID, who: Principal) -> tuple[Any, Path]:
@@ -58,6 +117,18 @@ async def _index(job_dir: Path) -> casualties.CasualtyIndex:
             "no-casualty-index",
             "The job has no casualty index (it was written by an earlier version); submit its "
             "scenario again to filter, sort or look up its casualties.",
+        ) from None
+
+
+def _replayable(index: casualties.CasualtyIndex) -> None:
+    try:
+        casualties.require_arrivals(index)
+    except casualties.NoArrivals:
+        raise Problem(
+            409,
+            "no-casualty-index",
+            "The job's casualty index predates the replay (it has no arrival times); submit its "
+            "scenario again to replay it. Its casualties can still be browsed.",
         ) from None
 
 
@@ -101,9 +172,15 @@ async def list_patients(
             "descending. Ties keep the file order."
         ),
     ] = "index",
+    injured_before: Annotated[str | None, Query(description=_TIME_HELP["injured_before"])] = None,
+    injured_after: Annotated[str | None, Query(description=_TIME_HELP["injured_after"])] = None,
+    outcome_before: Annotated[str | None, Query(description=_TIME_HELP["outcome_before"])] = None,
+    outcome_after: Annotated[str | None, Query(description=_TIME_HELP["outcome_after"])] = None,
 ) -> Response:
     """`total` is the number of patients that match every filter; several values of one filter
-    match any of them. Records are exactly those of patients.ndjson."""
+    match any of them. Time filters are RFC 3339 times with a zone; `X_before=T` and
+    `X_after=T` split the casualties in two (X < T, X >= T). Records are exactly those of
+    patients.ndjson."""
     job, job_dir = await _job_dir(request, job_id, who)
     raw = {
         "front": front,
@@ -113,7 +190,15 @@ async def list_patients(
         "outcome": outcome,
         "facility": facility,
     }
-    if sort == "index" and not any(raw.values()):  # the file's order: no attribute index needed
+    raw_times = {
+        "injured_before": injured_before,
+        "injured_after": injured_after,
+        "outcome_before": outcome_before,
+        "outcome_after": outcome_after,
+    }
+    bounds, time_problems = _bounds(raw_times)
+    plain = not any(raw.values()) and not any(v and v.strip() for v in raw_times.values())
+    if sort == "index" and plain:  # the file's order: no attribute index needed
         records = next(e for e in entries(job) if e.get("name") == NDJSON_FILE).get("records")
         total = int(records if records is not None else job.config["scenario"]["total_patients"])
         lines: list[bytes] = []
@@ -128,12 +213,12 @@ async def list_patients(
         for name, values in raw.items()
         if values
     }
-    found = casualties.problems(index, filters, sort)
+    found = casualties.problems(index, filters, sort) + time_problems
     if found:
         raise invalid_fields_problem(found)
 
     def read() -> tuple[int, list[bytes]]:
-        total, positions = casualties.select(index, filters, sort, offset, limit)
+        total, positions = casualties.select(index, filters, sort, offset, limit, bounds)
         return total, read_records(job_dir, positions)
 
     total, lines = await anyio.to_thread.run_sync(read)
@@ -156,6 +241,114 @@ async def patient_facets(
     return json_response(
         {"total": index.count, "facets": facets, "sort_keys": list(casualties.SORT_KEYS)}
     )
+
+
+@router.get(
+    "/jobs/{job_id}/patients/tracks",
+    response_model=TracksPage,
+    summary="The casualties' paths through the chain of care, by time of injury (for a replay)",
+    responses=problem_responses(401, 404, 409, 422, 503),
+)
+async def patient_tracks(
+    request: Request,
+    job_id: UUID,
+    who: Principal = Depends(principal),
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_TRACKS)] = 1000,
+    front: FilterValues = None,
+    nation: FilterValues = None,
+    category: FilterValues = None,
+    triage: FilterValues = None,
+    outcome: FilterValues = None,
+    facility: FilterValues = None,
+    injured_before: Annotated[str | None, Query(description=_TIME_HELP["injured_before"])] = None,
+    injured_after: Annotated[str | None, Query(description=_TIME_HELP["injured_after"])] = None,
+    outcome_before: Annotated[str | None, Query(description=_TIME_HELP["outcome_before"])] = None,
+    outcome_after: Annotated[str | None, Query(description=_TIME_HELP["outcome_after"])] = None,
+) -> Response:
+    """Ordered by time of injury (ties: file order). The casualties active at T are
+    `injured_before=T&outcome_after=T`; those still to come, `injured_after=T`. Read from the
+    casualty index alone."""
+    _, job_dir = await _job_dir(request, job_id, who)
+    index = await _index(job_dir)
+    _replayable(index)
+    raw = {"front": front, "nation": nation, "category": category, "triage": triage,
+           "outcome": outcome, "facility": facility}  # fmt: skip
+    filters = {
+        name: casualties.split_values(values, index.codes[name])
+        for name, values in raw.items()
+        if values
+    }
+    times = {"injured_before": injured_before, "injured_after": injured_after,
+             "outcome_before": outcome_before, "outcome_after": outcome_after}  # fmt: skip
+    bounds, time_problems = _bounds(times)
+    found = casualties.problems(index, filters, None) + time_problems
+    if found:
+        raise invalid_fields_problem(found)
+
+    def read() -> dict[str, Any]:
+        total, positions = casualties.select(index, filters, "injured_at", offset, limit, bounds)
+        items = casualties.tracks(index, positions)
+        end = offset + len(items)
+        return {
+            "offset": offset,
+            "limit": limit,
+            "total": total,
+            "next_offset": end if end < total else None,
+            "span": _span(index),
+            "columns": list(casualties.ROLES),
+            "items": items,
+        }
+
+    return json_response(await anyio.to_thread.run_sync(read))
+
+
+@router.get(
+    "/jobs/{job_id}/patients/counters",
+    response_model=CountersOut,
+    summary="Arrivals, deaths and returns to duty per role before a moment (for a replay)",
+    responses=problem_responses(401, 404, 409, 422, 503),
+)
+async def patient_counters(
+    request: Request,
+    job_id: UUID,
+    at: Annotated[str, Query(description="Count what happened before this RFC 3339 time.")],
+    who: Principal = Depends(principal),
+    front: FilterValues = None,
+    nation: FilterValues = None,
+    category: FilterValues = None,
+    triage: FilterValues = None,
+    outcome: FilterValues = None,
+    facility: FilterValues = None,
+) -> Response:
+    """Per column (POI, R1 … R4) among the casualties matching the filters: `arrivals` (at POI:
+    the injured), `deaths` (KIA, DOW, DIED there) and `rtd` (returned to duty from there),
+    each counting what happened strictly before `at`. From the casualty index alone."""
+    _, job_dir = await _job_dir(request, job_id, who)
+    index = await _index(job_dir)
+    _replayable(index)
+    raw = {"front": front, "nation": nation, "category": category, "triage": triage,
+           "outcome": outcome, "facility": facility}  # fmt: skip
+    filters = {
+        name: casualties.split_values(values, index.codes[name])
+        for name, values in raw.items()
+        if values
+    }
+    micros, time_problem = _micros("at", at)
+    found = casualties.problems(index, filters, None) + ([time_problem] if time_problem else [])
+    if found or micros is None:
+        raise invalid_fields_problem(found)
+
+    def count() -> dict[str, Any]:
+        matches = casualties.mask(index, filters)
+        return {
+            "at": micros // 1000,
+            "total": index.count if matches is None else matches.count(1),
+            "span": _span(index),
+            "counters": casualties.counters(index, filters, micros),
+        }
+
+    return json_response(await anyio.to_thread.run_sync(count))
 
 
 @router.get(

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from patientgen.api.auth import Principal, principal
 from patientgen.api.common import json_response, problem_responses
-from patientgen.api.problems import Problem
+from patientgen.api.problems import field_problem
 from patientgen.api.resolve import resolve_scenario
 from patientgen.api.schemas import (
     SUBMIT_EXAMPLES,
@@ -53,18 +53,10 @@ def _expected(if_match: str | None, if_none_match: str | None) -> int | None:
     `If-Match: "N"` version N; None: save whatever is there. The headers' forms are checked by
     their patterns (422 otherwise)."""
     if if_match is not None and if_none_match is not None:
-        raise Problem(
-            422,
-            "validation-error",
+        raise field_problem(
+            ("header", "If-Match"),
+            "not together with If-None-Match",
             "Send If-Match or If-None-Match, not both.",
-            errors=[
-                {
-                    "field": "header.If-Match",
-                    "loc": ["header", "If-Match"],
-                    "message": "not together with If-None-Match",
-                    "type": "value_error",
-                }
-            ],
         )
     if if_none_match is not None:
         return 0

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hl7apy.consts import VALIDATION_LEVEL
@@ -56,9 +57,14 @@ class Listener:
 def _handler(listener: Listener) -> type[AbstractHandler]:
     class Handler(AbstractHandler):
         def reply(self) -> str:
-            if not listener.parse:
-                control_id = control_id_of(self.incoming_message.encode())
+            if not listener.parse:  # only MSH-9 and MSH-10, read from the text
+                data = self.incoming_message.encode()
+                control_id = control_id_of(data)
+                event = data.split(b"\r", 1)[0].split(b"|")[8].split(b"^")[1].decode()
                 with listener.lock:
+                    if event == listener.refuse_event:
+                        listener.refused.append(control_id)
+                        return listener.ack(control_id, "AE", f"{event} refused here (test mode)")
                     listener.received.append(control_id)
                 return listener.ack(control_id, "AA")
             # parsed (hl7apy, tolerant: test_hl7.py validates every message of the format at
@@ -118,20 +124,40 @@ def make_source(folder: Path, patients: int) -> tuple[str, list[str]]:
     return str(job.job_id), ids
 
 
-def test_every_message_acknowledged_and_parsed(tmp_path: Path, listener: Listener) -> None:
-    job_id, expected = make_source(tmp_path, 500)
-    listener.refuse_event = "A08"
-    with JobService.open(settings_for(tmp_path)) as service:
-        delivery, _ = service.push(
-            job_id, {"target": "mllp", "host": "127.0.0.1", "port": listener.port}
-        )
+def push_to(folder: Path, job_id: str, listener: Listener) -> Any:
+    with JobService.open(settings_for(folder)) as service:
+        target = {"target": "mllp", "host": "127.0.0.1", "port": listener.port}
+        delivery, _ = service.push(job_id, target)
         ended, _ = service.run_here(delivery.job_id, threading.Event())
+    return ended
+
+
+def test_every_message_acknowledged_and_parsed(tmp_path: Path, listener: Listener) -> None:
+    """Every message of a 500-patient job parsed by the listener and acknowledged AA, once each,
+    in the file's order."""
+    job_id, expected = make_source(tmp_path, 500)
+    ended = push_to(tmp_path, job_id, listener)
+    assert ended.status == JobStatus.COMPLETED, ended.error
+    assert listener.received == expected and listener.refused == []
+    report = ended.summary
+    assert report["unit"] == "messages" and report["delivered"] == len(expected)
+    assert report["rejected"] == 0 and report["rejections"] == []
+
+
+def test_refused_messages_are_reported_and_the_rest_goes_on(
+    tmp_path: Path, listener: Listener
+) -> None:
+    """A listener answering AE (here to every A08): each such message is a rejection with the
+    ACK's text, and every other message is delivered."""
+    job_id, expected = make_source(tmp_path, 60)
+    listener.refuse_event = "A08"
+    listener.parse = False
+    ended = push_to(tmp_path, job_id, listener)
     assert ended.status == JobStatus.COMPLETED, ended.error
     arrived = listener.received + listener.refused
     assert sorted(arrived) == sorted(expected) and len(set(arrived)) == len(expected)  # all, once
-    assert listener.received == [cid for cid in expected if cid in set(listener.received)]
     report = ended.summary
-    assert report["unit"] == "messages" and report["delivered"] == len(listener.received)
+    assert report["delivered"] == len(listener.received)
     assert report["rejected"] == len(listener.refused) > 0
     first = report["rejections"][0]
     assert first["ref"] == listener.refused[0] and first["status"] == "AE"

@@ -25,6 +25,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 import argparse
 import shutil
+import signal
 import socket
 import socketserver
 import statistics
@@ -93,8 +94,11 @@ def main() -> None:
             fhir_rates, fhir_totals = [], []
             for _ in range(args.runs):
                 port = free_port()
-                proc = subprocess.Popen(
-                    [node(), str(SERVER), "--port", str(port)], stdout=subprocess.PIPE, text=True
+                proc = subprocess.Popen(  # a group: `node` may be a launcher of the real one
+                    [node(), str(SERVER), "--port", str(port)],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    start_new_session=True,
                 )
                 try:
                     assert proc.stdout is not None and proc.stdout.readline().startswith("listen")
@@ -102,7 +106,7 @@ def main() -> None:
                     target = {"target": "fhir", "url": url, "bundle_size": args.bundle_size}
                     report = push_once(service, job_id, target)
                 finally:
-                    proc.kill()
+                    os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
                 fhir_rates.append(report["rate"])
                 fhir_totals.append(report["delivered"])

@@ -9,6 +9,7 @@ Deliveries run as jobs in a real SQLite store, in this process or as the real CL
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -35,18 +36,21 @@ pytestmark = pytest.mark.timeout(300)
 def fhir_server(*options: str) -> Iterator[str]:
     """The test FHIR server on a free loopback port; yields its base URL."""
     port = free_port()
+    # its own process group: the environment's `node` may be a launcher that starts the real one
     proc = subprocess.Popen(
         [_node(), str(FOLDER / "server.mjs"), "--port", str(port), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         assert line.startswith("listening"), (line, proc.stderr.read() if proc.stderr else "")
         yield f"http://127.0.0.1:{port}/fhir/R4"
     finally:
-        proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
 

@@ -34,8 +34,15 @@ from patientgen.cli.common import (
 from patientgen.formats import DEFAULT_FORMATS, FORMATS
 
 
+def job_dict(job: Any) -> dict[str, Any]:
+    """The job as the CLI prints it: as the API shows it, a delivery's secrets hidden."""
+    from patientgen.delivery import shown
+
+    return {**job.model_dump(mode="json"), "config": shown(job.config)}
+
+
 def job_json(job: Any) -> str:
-    return json.dumps(job.model_dump(mode="json"), indent=2, sort_keys=True)
+    return json.dumps(job_dict(job), indent=2, sort_keys=True)
 
 
 @jobs_app.command("submit", context_settings=LENIENT)
@@ -106,7 +113,7 @@ def list_jobs(
         except ValueError as exc:
             fail(str(exc))
     if as_json:
-        items = [j.model_dump(mode="json") for j in page.items]
+        items = [job_dict(j) for j in page.items]
         print(json.dumps({"items": items, "next_cursor": page.next_cursor}, indent=2))
         return
     from rich.console import Console

@@ -230,3 +230,16 @@ def test_saved_scenario_commands(cli, service, tmp_path):
     assert service.scenario("Exercise A").version == 2
     assert cli("scenario", "delete", "Exercise A").exit_code == 0
     assert service.scenarios() == []
+
+
+def test_a_deliverys_credentials_are_never_printed(cli, service, jobs):
+    """`jobs show --json` and `jobs list --json` print a delivery's config with its
+    authorization hidden, as the API does."""
+    target = {"target": "fhir", "url": "http://127.0.0.1:9/fhir", "authorization": "Bearer s3cret"}
+    delivery, _ = service.push(jobs["completed"], target)
+    shown = cli("jobs", "show", str(delivery.job_id), "--json")
+    listed = cli("jobs", "list", "--json")
+    assert shown.exit_code == 0 and listed.exit_code == 0, shown.output
+    for output in (shown.stdout, listed.stdout):
+        assert "s3cret" not in output and "(hidden)" in output
+    assert service.get(delivery.job_id).config["delivery"]["authorization"] == "Bearer s3cret"

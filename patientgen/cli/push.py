@@ -47,6 +47,17 @@ from patientgen.cli.common import (
     validation_line,
 )
 
+#: Options `push` and `replay` share.
+DetachOption = Annotated[
+    bool, typer.Option("--detach", help="Only queue it for the workers of a `serve`.")
+]
+AuthOption = Annotated[
+    str | None,
+    typer.Option(
+        "--auth", metavar="HEADER", help='FHIR: the Authorization header, e.g. "Bearer TOKEN".'
+    ),
+]
+
 
 def _target(
     fhir: str | None, mllp: str | None, batch: bool, bundle_size: str | None, auth: str | None
@@ -89,15 +100,8 @@ def push(
         str | None,
         typer.Option("--bundle-size", metavar="N", help="Resources per bundle (default 100)."),
     ] = None,
-    auth: Annotated[
-        str | None,
-        typer.Option(
-            "--auth", metavar="HEADER", help='The Authorization header, e.g. "Bearer TOKEN".'
-        ),
-    ] = None,
-    detach: Annotated[
-        bool, typer.Option("--detach", help="Only queue it for the workers of a `serve`.")
-    ] = False,
+    auth: AuthOption = None,
+    detach: DetachOption = False,
     database_url: DatabaseOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
@@ -179,18 +183,14 @@ def replay(
             help="now, or when the scenario's start happens (ISO date-time with its offset).",
         ),
     ] = "now",
-    auth: Annotated[
-        str | None, typer.Option("--auth", metavar="HEADER", help="FHIR: the Authorization header.")
-    ] = None,
+    auth: AuthOption = None,
     fmt: Annotated[
         str, typer.Option("--format", metavar="FORMAT", help="stdout: hl7 (default) or fhir.")
     ] = "hl7",
     skip: Annotated[
         str | None, typer.Option("--skip", metavar="N", help="stdout: go on after N items.")
     ] = None,
-    detach: Annotated[
-        bool, typer.Option("--detach", help="Only queue it for the workers of a `serve`.")
-    ] = False,
+    detach: DetachOption = False,
     database_url: DatabaseOption = None,
     data_dir: DataDirOption = None,
 ) -> None:

@@ -491,15 +491,11 @@ def _run(
                 progress.patients_done += stop_at - start
                 progress.generated_here += stop_at - start
             if checkpoints:
-                percent, details = progress.snapshot()
-                current = store.record_chunk(
-                    job.job_id,
-                    worker_id,
-                    index,
-                    summary,
-                    percent,
-                    details,
-                )
+                with progress.save_lock:  # never overwritten by an older heartbeat snapshot
+                    percent, details = progress.snapshot()
+                    current = store.record_chunk(
+                        job.job_id, worker_id, index, summary, percent, details
+                    )
                 if current.cancel_requested_at is not None:
                     beat.cancel_requested = True
             done[index] = summary
@@ -519,8 +515,9 @@ def _run(
         if checkpoints:
             with progress.lock:
                 progress.phase = "finalizing"
-            percent, details = progress.snapshot()
-            store.heartbeat(job.job_id, worker_id, run.settings.lease_seconds, percent, details)
+            with progress.save_lock:
+                percent, details = progress.snapshot()
+                store.heartbeat(job.job_id, worker_id, run.settings.lease_seconds, percent, details)
         summaries = [done[i] for i in range(len(ranges))]
         merged = bundle.merge_summaries(summaries)
         out = run.files.output(job)

@@ -43,17 +43,57 @@ FilterValues = Annotated[
 ]
 
 
-#: A moment: ISO 8601 / RFC 3339 with a time zone (`2026-03-02T06:00:00Z`).
-TimeBound = Annotated[
-    str | None,
-    Query(description="An RFC 3339 time with its zone, e.g. 2026-03-02T06:00:00Z."),
-]
 _TIME_HELP = {
     "injured_before": "Only casualties injured before this time (injured_at < T).",
     "injured_after": "Only casualties injured at or after this time (injured_at >= T).",
     "outcome_before": "Only casualties whose outcome came before this time (outcome_at < T).",
     "outcome_after": "Only casualties whose outcome came at or after this time (outcome_at >= T).",
 }
+RawFilters = dict[str, list[str] | None]
+RawTimes = dict[str, str | None]
+
+
+def casualty_filters(
+    front: FilterValues = None,
+    nation: FilterValues = None,
+    category: FilterValues = None,
+    triage: FilterValues = None,
+    outcome: FilterValues = None,
+    facility: Annotated[
+        list[str] | None,
+        Query(
+            description="The last facility reached (POI for the killed in action). Repeat the "
+            "parameter or give a comma list; any of the values matches."
+        ),
+    ] = None,
+) -> RawFilters:
+    """The attribute filters of every casualty query, as given (checked against the index)."""
+    return {"front": front, "nation": nation, "category": category, "triage": triage,
+            "outcome": outcome, "facility": facility}  # fmt: skip
+
+
+def time_filters(
+    injured_before: Annotated[str | None, Query(description=_TIME_HELP["injured_before"])] = None,
+    injured_after: Annotated[str | None, Query(description=_TIME_HELP["injured_after"])] = None,
+    outcome_before: Annotated[str | None, Query(description=_TIME_HELP["outcome_before"])] = None,
+    outcome_after: Annotated[str | None, Query(description=_TIME_HELP["outcome_after"])] = None,
+) -> RawTimes:
+    """The time filters of the pages and tracks, as given (parsed by `_bounds`)."""
+    return {"injured_before": injured_before, "injured_after": injured_after,
+            "outcome_before": outcome_before, "outcome_after": outcome_after}  # fmt: skip
+
+
+Filters = Annotated[RawFilters, Depends(casualty_filters)]
+Times = Annotated[RawTimes, Depends(time_filters)]
+
+
+def _codes(index: casualties.CasualtyIndex, raw: RawFilters) -> dict[str, Any]:
+    """The given filters as codes of the index (unknown values are left for `problems`)."""
+    return {
+        name: casualties.split_values(values, index.codes[name])
+        for name, values in raw.items()
+        if values
+    }
 
 
 def _micros(name: str, raw: str) -> tuple[int | None, dict[str, Any] | None]:
@@ -153,18 +193,11 @@ def _page(offset: int, limit: int, total: int, sort: str, lines: list[bytes]) ->
 async def list_patients(
     request: Request,
     job_id: UUID,
+    raw: Filters,
+    raw_times: Times,
     who: Principal = Depends(principal),
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-    front: FilterValues = None,
-    nation: FilterValues = None,
-    category: FilterValues = None,
-    triage: FilterValues = None,
-    outcome: FilterValues = None,
-    facility: Annotated[
-        list[str] | None,
-        Query(description="The last facility reached (POI for the killed in action)."),
-    ] = None,
     sort: Annotated[
         str,
         Query(
@@ -172,30 +205,12 @@ async def list_patients(
             "descending. Ties keep the file order."
         ),
     ] = "index",
-    injured_before: Annotated[str | None, Query(description=_TIME_HELP["injured_before"])] = None,
-    injured_after: Annotated[str | None, Query(description=_TIME_HELP["injured_after"])] = None,
-    outcome_before: Annotated[str | None, Query(description=_TIME_HELP["outcome_before"])] = None,
-    outcome_after: Annotated[str | None, Query(description=_TIME_HELP["outcome_after"])] = None,
 ) -> Response:
     """`total` is the number of patients that match every filter; several values of one filter
     match any of them. Time filters are RFC 3339 times with a zone; `X_before=T` and
     `X_after=T` split the casualties in two (X < T, X >= T). Records are exactly those of
     patients.ndjson."""
     job, job_dir = await _job_dir(request, job_id, who)
-    raw = {
-        "front": front,
-        "nation": nation,
-        "category": category,
-        "triage": triage,
-        "outcome": outcome,
-        "facility": facility,
-    }
-    raw_times = {
-        "injured_before": injured_before,
-        "injured_after": injured_after,
-        "outcome_before": outcome_before,
-        "outcome_after": outcome_after,
-    }
     bounds, time_problems = _bounds(raw_times)
     plain = not any(raw.values()) and not any(v and v.strip() for v in raw_times.values())
     if sort == "index" and plain:  # the file's order: no attribute index needed
@@ -208,11 +223,7 @@ async def list_patients(
             )
         return _page(offset, limit, total, sort, lines)
     index = await _index(job_dir)
-    filters = {
-        name: casualties.split_values(values, index.codes[name])
-        for name, values in raw.items()
-        if values
-    }
+    filters = _codes(index, raw)
     found = casualties.problems(index, filters, sort) + time_problems
     if found:
         raise invalid_fields_problem(found)
@@ -252,19 +263,11 @@ async def patient_facets(
 async def patient_tracks(
     request: Request,
     job_id: UUID,
+    raw: Filters,
+    times: Times,
     who: Principal = Depends(principal),
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_TRACKS)] = 1000,
-    front: FilterValues = None,
-    nation: FilterValues = None,
-    category: FilterValues = None,
-    triage: FilterValues = None,
-    outcome: FilterValues = None,
-    facility: FilterValues = None,
-    injured_before: Annotated[str | None, Query(description=_TIME_HELP["injured_before"])] = None,
-    injured_after: Annotated[str | None, Query(description=_TIME_HELP["injured_after"])] = None,
-    outcome_before: Annotated[str | None, Query(description=_TIME_HELP["outcome_before"])] = None,
-    outcome_after: Annotated[str | None, Query(description=_TIME_HELP["outcome_after"])] = None,
 ) -> Response:
     """Ordered by time of injury (ties: file order). The casualties active at T are
     `injured_before=T&outcome_after=T`; those still to come, `injured_after=T`. Read from the
@@ -272,15 +275,7 @@ async def patient_tracks(
     _, job_dir = await _job_dir(request, job_id, who)
     index = await _index(job_dir)
     _replayable(index)
-    raw = {"front": front, "nation": nation, "category": category, "triage": triage,
-           "outcome": outcome, "facility": facility}  # fmt: skip
-    filters = {
-        name: casualties.split_values(values, index.codes[name])
-        for name, values in raw.items()
-        if values
-    }
-    times = {"injured_before": injured_before, "injured_after": injured_after,
-             "outcome_before": outcome_before, "outcome_after": outcome_after}  # fmt: skip
+    filters = _codes(index, raw)
     bounds, time_problems = _bounds(times)
     found = casualties.problems(index, filters, None) + time_problems
     if found:
@@ -312,14 +307,9 @@ async def patient_tracks(
 async def patient_counters(
     request: Request,
     job_id: UUID,
+    raw: Filters,
     at: Annotated[str, Query(description="Count what happened before this RFC 3339 time.")],
     who: Principal = Depends(principal),
-    front: FilterValues = None,
-    nation: FilterValues = None,
-    category: FilterValues = None,
-    triage: FilterValues = None,
-    outcome: FilterValues = None,
-    facility: FilterValues = None,
 ) -> Response:
     """Per column (POI, R1 … R4) among the casualties matching the filters: `arrivals` (at POI:
     the injured), `deaths` (KIA, DOW, DIED there) and `rtd` (returned to duty from there),
@@ -327,13 +317,7 @@ async def patient_counters(
     _, job_dir = await _job_dir(request, job_id, who)
     index = await _index(job_dir)
     _replayable(index)
-    raw = {"front": front, "nation": nation, "category": category, "triage": triage,
-           "outcome": outcome, "facility": facility}  # fmt: skip
-    filters = {
-        name: casualties.split_values(values, index.codes[name])
-        for name, values in raw.items()
-        if values
-    }
+    filters = _codes(index, raw)
     micros, time_problem = _micros("at", at)
     found = casualties.problems(index, filters, None) + ([time_problem] if time_problem else [])
     if found or micros is None:

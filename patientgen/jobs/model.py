@@ -279,6 +279,13 @@ class Job(BaseModel):
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
+    @property
+    def retry_resumes(self) -> bool:
+        """Whether an explicit retry goes on from where the last run stopped. A delivery's does
+        (its cursor and report are kept: what the target acknowledged is not sent again); a
+        generation's starts again (the run that ended left no files to go on from)."""
+        return "delivery" in self.config
+
 
 class NewJob(BaseModel):
     """What a store needs to insert a job."""

@@ -479,6 +479,7 @@ class SqlStore:
             job = self._locked(t, job_id)
             status = transition(job_id, job.status, action)
             assert status is not None
+            extra = {"keep_progress": job.retry_resumes} if action == Action.RETRY else {}
             row = t.one(
                 action.value,
                 job_id=str(job_id),
@@ -486,6 +487,7 @@ class SqlStore:
                 status=status.value,
                 terminal=status in TERMINAL_STATUSES,
                 phase=status.value,
+                **extra,
                 **self.dialect.clock(),
             )
             if action == Action.RETRY:

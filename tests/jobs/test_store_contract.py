@@ -220,6 +220,26 @@ def test_fail_and_retry(service, store):
     assert claimed.attempts == 1
 
 
+def test_retry_keeps_a_deliverys_cursor_and_clears_a_generations_progress(service, store):
+    """A delivery's retry goes on from its cursor (model.Job.retry_resumes); a generation's
+    starts again. Both lose the phase of the run that ended."""
+    source = submit(service)
+    store.claim("w", 30)
+    store.complete(source.job_id, "w", [], {"patients": 12})
+    push = service.push(source.job_id, {"target": "mllp", "host": "127.0.0.1", "port": 2575})[0]
+    details = {"phase": "delivering", "cursor": [4, 1], "delivered": 9, "rejected": 0}
+    other = submit(service)
+    for job in (push, other):
+        (claimed,) = store.claim("w", 30)
+        assert claimed.job_id == job.job_id
+        store.heartbeat(job.job_id, "w", 30, 40, details)
+        store.fail(job.job_id, "w", "TargetUnreachable: gone")
+    resumed, again = service.retry(push.job_id), service.retry(other.job_id)
+    assert resumed.progress == 40 and resumed.status == JobStatus.PENDING
+    assert resumed.progress_details == {"cursor": [4, 1], "delivered": 9, "rejected": 0}
+    assert again.progress == 0 and again.progress_details == {}
+
+
 def test_release_gives_attempt_back(service, store):
     job = submit(service)
     store.claim("w", 30)

@@ -164,8 +164,13 @@ WHERE job_id = :job_id::uuid AND version = :version
 RETURNING *;
 
 -- name: retry
-UPDATE jobs SET status = :status, attempts = 0, error = NULL, progress = 0,
-       progress_details = '{}', started_at = NULL, completed_at = NULL,
+-- :keep_progress (a delivery, model.Job.retry_resumes): its cursor and report stay, without the
+-- phase of the run that ended.
+UPDATE jobs SET status = :status, attempts = 0, error = NULL,
+       progress = CASE WHEN :keep_progress::boolean THEN progress ELSE 0 END,
+       progress_details = CASE WHEN :keep_progress::boolean THEN progress_details - 'phase'
+                               ELSE '{}' END,
+       started_at = NULL, completed_at = NULL,
        cancel_requested_at = NULL, output_files = '[]', summary = NULL, updated_at = now(),
        version = version + 1
 WHERE job_id = :job_id::uuid AND version = :version

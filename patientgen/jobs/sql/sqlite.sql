@@ -167,8 +167,13 @@ WHERE job_id = :job_id AND version = :version
 RETURNING *;
 
 -- name: retry
-UPDATE jobs SET status = :status, attempts = 0, error = NULL, progress = 0,
-       progress_details = '{}', started_at = NULL, completed_at = NULL,
+-- :keep_progress (a delivery, model.Job.retry_resumes): its cursor and report stay, without the
+-- phase of the run that ended. By necessity json_remove where PostgreSQL has jsonb's `-`.
+UPDATE jobs SET status = :status, attempts = 0, error = NULL,
+       progress = CASE WHEN :keep_progress THEN progress ELSE 0 END,
+       progress_details = CASE WHEN :keep_progress THEN json_remove(progress_details, '$.phase')
+                               ELSE '{}' END,
+       started_at = NULL, completed_at = NULL,
        cancel_requested_at = NULL, output_files = '[]', summary = NULL, updated_at = :now,
        version = version + 1
 WHERE job_id = :job_id AND version = :version

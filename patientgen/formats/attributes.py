@@ -28,9 +28,8 @@ the chain (the replay of the web page is drawn from them alone). Version 2 added
 from __future__ import annotations
 
 import struct
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
 
 from patientgen.generator.patient import Patient
 from patientgen.scenario import NATO_MEMBERS, Scenario
@@ -70,6 +69,7 @@ FACILITIES: tuple[str, ...] = ("POI", "R1", "R2", "R3", "R4")
 NATIONS: tuple[str, ...] = tuple(NATO_MEMBERS)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def dictionary(scenario: Scenario) -> dict[str, list[str]]:
@@ -93,8 +93,7 @@ def dictionary_bytes(scenario: Scenario) -> bytes:
 
 
 def _micros(moment: datetime) -> int:
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (moment - _EPOCH) // _MICROSECOND  # exact: integer arithmetic on timedeltas
 
 
 class Encoder:
@@ -116,7 +115,7 @@ class Encoder:
             return _RECORD.pack(
                 _micros(p.injured_at),
                 _micros(p.outcome_at),
-                UUID(p.id).bytes,
+                bytes.fromhex(p.id.replace("-", "")),  # the UUID's bytes, without uuid.UUID
                 t["front"][p.front],
                 t["nation"][p.nationality],
                 t["category"][p.category],

@@ -719,6 +719,7 @@ def _write_records(
     exercise format (written by the caller: as a part, or converted into the final file)."""
     dumps = orjson.dumps
     option = json_format.OPTIONS
+    line_option = option | orjson.OPT_APPEND_NEWLINE
     json_write = files[json_format.FILE].write if "json" in formats else None
     ndjson_write = files[ndjson_format.FILE].write if "ndjson" in formats else None
     offsets = array("Q")
@@ -749,12 +750,13 @@ def _write_records(
         if n % _WRITEBACK_EVERY == 0:
             writeback()
         if json_write is not None or ndjson_write is not None:
-            record = dumps(p, option=option)
             if json_write is not None:
+                record = dumps(p, option=option)
                 json_write(record if first else separator + record)
             if ndjson_write is not None:
                 offsets.append(position)
-                line = record + b"\n"
+                # without JSON, orjson appends the newline itself (no copy of the record)
+                line = dumps(p, option=line_option) if json_write is None else record + b"\n"
                 ndjson_write(line)
                 position += len(line)
                 records.append(encode_attributes(p))  # type: ignore[misc]

@@ -707,6 +707,7 @@ function scenarioSection(job) {
       ["Start", fmtDate(s.start)], ["Days", s.duration_days], ["Intensity", s.intensity], ["Tempo", s.tempo],
       ["Kind of fighting", mixText(s.warfare)], ["Injury mix", mixText(s.injury_mix)], ["Fronts", fronts],
       ["Mass-casualty events", `${mc.rate_per_day ?? "–"} per day, ${mc.min_size ?? "–"}–${mc.max_size ?? "–"} casualties`],
+      ["Chain of care", capacityText(s.capacity)],
       ["Formats", formatsOf(job).join(", ") || "–"],
     ]),
     el("div", { class: "row-actions" },
@@ -714,6 +715,23 @@ function scenarioSection(job) {
         onclick: () => useAsNewScenario(job) })),
     el("details", { class: "raw" }, el("summary", { text: "Scenario as JSON" }),
       el("pre", { tabindex: "0", text: JSON.stringify(s, null, 2) })));
+}
+
+// The medical plan in a line: unlimited, or what the plan holds (scenario.capacity).
+function capacityText(capacity) {
+  if (!capacity || capacity === "unlimited") return "Unlimited capacity";
+  if (capacity === "sized") return "Medical plan sized to the casualties";
+  const fronts = capacity.fronts || [];
+  let units = 0;
+  let ambulances = 0;
+  let helicopters = 0;
+  for (const f of fronts) {
+    for (const g of f.facilities || []) units += g.count || 0;
+    ambulances += f.ground_ambulances?.count || 0;
+    helicopters += f.helicopters?.count || 0;
+  }
+  return `Medical plan: ${formatNumber(units)} medical units, ${formatNumber(ambulances)} ambulances ` +
+    `and ${formatNumber(helicopters)} helicopters on ${fronts.length} front${fronts.length === 1 ? "" : "s"}`;
 }
 
 function timingsSection(job) {

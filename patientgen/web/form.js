@@ -45,6 +45,14 @@ export const HELP = {
     declining: "Over the days: many at first, falling steadily to a fraction by the last day.",
     intermittent: "Over the days: two busy days in every six, quiet days in between.",
   },
+  capacity: {
+    unlimited: "Every facility and lift has room for everyone: nobody waits for care.",
+    sized: "Doctrinal units per front (Role 1 to Role 3, ambulances, helicopters) sized from " +
+      "published planning figures for this scenario's load: casualties wait for teams, " +
+      "tables, beds and lifts, and waiting can kill. See docs/care-chain.md.",
+    custom: "The medical plan of the copied scenario, unit by unit, as it was run. It names " +
+      "the fronts: after renaming, adding or removing a front, choose the sized plan.",
+  },
 };
 export const WARFARE_HELP = {
   conventional: "Combined-arms fighting: mostly blast and fragments, about a quarter gunshot wounds.",
@@ -302,6 +310,11 @@ export class ScenarioForm {
     set("#f-female", toPercent(cal.female_share));  // empty: each nation's published share
     set("#f-cfr", cal.battle_cfr === null || cal.battle_cfr === undefined ? "" : toPercent(cal.battle_cfr));
     this.$("#f-translit").checked = Boolean(s.transliterate_names);
+    // "sized" is replaced by its plan when a job is submitted: a copied job holds the plan itself
+    const plan = s.capacity !== null && typeof s.capacity === "object";
+    const custom = this.$('#f-capacity option[value="custom"]');
+    custom.hidden = custom.disabled = !plan;
+    set("#f-capacity", plan ? "custom" : s.capacity ?? "unlimited");
     if (formats) {
       for (const box of this.form.querySelectorAll('input[name="formats"]')) {
         box.checked = formats.includes(box.value);
@@ -355,6 +368,10 @@ export class ScenarioForm {
     else cal.battle_cfr = percentOrZero(this.$("#f-cfr"));
     s.calibration = cal;
     s.transliterate_names = this.$("#f-translit").checked;
+    const capacity = this.$("#f-capacity").value;
+    if (capacity === "unlimited") delete s.capacity;  // the default, left out as the API does
+    else if (capacity === "sized") s.capacity = "sized";
+    // "custom": the copied plan, kept as it is in the base scenario
     return s;
   }
 
@@ -543,6 +560,7 @@ const PLACE_NAMES = {
   battle_cfr: "Battle case fatality",
   calibration: "Advanced",
   transliterate_names: "Latin script for names",
+  capacity: "Chain of care",
 };
 const PERCENT_FIELDS = new Set(["warfare", "injury_mix", "share", "nationalities", "female_share",
   "battle_cfr", "triage_mix"]);

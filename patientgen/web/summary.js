@@ -3,10 +3,15 @@ import { barChart, columnChart, formatNumber } from "./charts.js";
 import { NATIONS, label } from "./form.js";
 
 const OUTCOME_NAMES = {
-  KIA: "Killed in action", DOW: "Died of wounds", RTD: "Returned to duty",
-  EVACUATED_R4: "Evacuated to Role 4",
+  KIA: "Killed in action", DOW: "Died of wounds", DIED: "Died of disease or non-battle injury",
+  RTD: "Returned to duty", EVACUATED_R4: "Evacuated to Role 4",
 };
-const OUTCOME_COLORS = { KIA: 3, DOW: 1, RTD: 2, EVACUATED_R4: 0 };
+const OUTCOME_COLORS = { KIA: 3, DOW: 1, DIED: 6, RTD: 2, EVACUATED_R4: 0 };
+// The waits of summary.care_chain (patientgen/formats/summary.py), by kind.
+const WAIT_NAMES = {
+  evacuation: "Evacuation (a lift)", treatment: "Treatment (a team and a holding bed)",
+  surgery: "Surgery (an operating table)", bed: "ICU bed",
+};
 const ROLE_NAMES = { R1: "Role 1", R2: "Role 2", R3: "Role 3", R4: "Role 4" };
 const TRIAGE_NAMES = { T1: "T1 Immediate", T2: "T2 Delayed", T3: "T3 Minimal", T4: "T4 Expectant" };
 
@@ -36,7 +41,7 @@ function sortedEntries(counter) {
 function stats(summary) {
   const b = summary.battle_injury || {};
   const out = summary.by_outcome || {};
-  const deaths = (out.KIA || 0) + (out.DOW || 0);
+  const deaths = (out.KIA || 0) + (out.DOW || 0) + (out.DIED || 0);
   const p = summary.time_to_outcome_minutes?.percentiles?.all || {};
   // The definitions are the ones `patientgen generate` prints with its summary.
   const items = [
@@ -178,8 +183,96 @@ export function renderSummary(box, summary, scenario) {
     width: full, xTitle: "Time from injury to outcome (bin upper edge)",
   })]);
 
-  box.replaceChildren(...stats(summary), ...charts.map(([size, fig]) => {
+  const chain = summary.care_chain ? careChain(summary.care_chain, scenario, full, half) : [];
+  box.replaceChildren(...stats(summary), ...chain, ...charts.map(([size, fig]) => {
     fig.classList.add(size === "wide" ? "chart-wide" : "chart-half");
     return fig;
   }));
+}
+
+const minutes = (m) => (m === null || m === undefined ? "–" : minutesLabel(Math.round(m)));
+const max = (values) => values.reduce((a, b) => (b > a ? b : a), 0);
+
+function table(caption, headers, rows, attrs = {}) {
+  return h("table", { class: "chain-table", ...attrs },
+    h("caption", { text: caption }),
+    h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col", text: t })))),
+    h("tbody", {}, rows.map((r) =>
+      h("tr", {}, r.map((c, i) => (i === 0 ? h("th", { scope: "row", text: c }) : h("td", { text: c })))))));
+}
+
+// A table that scrolls sideways on its own (keyboard too) rather than the page.
+function scroll(tableNode) {
+  const name = tableNode.querySelector("caption")?.textContent || "Table";
+  return h("div", { class: "table-scroll", tabindex: "0", role: "region", "aria-label": `${name} (scrolls sideways)` },
+    tableNode);
+}
+
+// The chain of care under the job's medical plan: who died of waiting, how long each need was
+// waited for, what the facilities and lifts carried (summary.care_chain).
+function careChain(chain, scenario, full, half) {
+  const sim = chain.simulation || {};
+  const precedence = sim.lift_precedence_met || {};
+  const met = Object.values(precedence).reduce((a, p) => [a[0] + (p.requests || 0), a[1] + (p.within_window || 0)], [0, 0]);
+  const items = [
+    ["Deaths with a delay cause", `${formatNumber(chain.deaths_with_delay ?? 0)} of ${formatNumber(chain.deaths ?? 0)}`],
+    ["Share of deaths with a delay cause", pct(chain.share_of_deaths_with_delay)],
+    ["Died while waiting", formatNumber(chain.died_waiting ?? 0)],
+    ["Lifts within their MEDEVAC window", met[0] ? pct(met[1] / met[0]) : "–"],
+  ];
+  const heading = h("h3", { class: "chain-title", id: "care-chain-h", text: "Chain of care (medical plan)" });
+  const list = h("dl", { class: "stats chain-stats" },
+    items.map(([k, v]) => h("div", { class: "stat" }, h("dt", { text: k }), h("dd", { text: v }))));
+  const waits = chain.wait_percentiles_minutes || {};
+  const waitTable = table("Waits for each need (a need met at once is a wait of 0)",
+    ["Waited for", "p50", "p90"],
+    Object.keys(WAIT_NAMES).filter((k) => k in waits).map((k) =>
+      [WAIT_NAMES[k], minutes(waits[k].p50), minutes(waits[k].p90)]),
+    { "data-role": "waits" });
+  const names = { T1: "T1 Urgent (2 h)", T2: "T2 Priority (4 h)", T3: "T3 Routine (24 h)", T4: "T4 Routine (24 h)" };
+  const liftTable = table("Lifts by MEDEVAC precedence (window from the request)",
+    ["Triage", "Requests", "Within window"],
+    Object.entries(precedence).map(([t, p]) =>
+      [names[t] || t, formatNumber(p.requests || 0), p.requests ? pct(p.within_window / p.requests) : "–"]),
+    { "data-role": "precedence" });
+  const hourly = sim.hourly || {};
+  const units = Object.keys(hourly).sort();
+  const unitTable = table("Facilities: peak load and requirements",
+    ["Unit", "Peak beds in use", "Peak queue", "Operating-table hours", "ICU bed-days"],
+    units.map((u) => [u, formatNumber(max(hourly[u].occupancy || [])), formatNumber(max(hourly[u].queue || [])),
+      String(sim.operating_table_hours?.[u] ?? 0), String(sim.icu_bed_days?.[u] ?? 0)]),
+    { "data-role": "units" });
+  const out = [heading, list, h("div", { class: "chain-tables" }, scroll(waitTable), scroll(liftTable)),
+    scroll(unitTable)];
+  // Casualties waiting at the facilities, hour by hour (all units together).
+  const hours = max(units.map((u) => (hourly[u].queue || []).length));
+  if (hours) {
+    const queue = Array.from({ length: hours }, (_, i) => units.reduce((a, u) => a + (hourly[u].queue?.[i] || 0), 0));
+    const start = scenario?.start ? new Date(scenario.start) : null;
+    const fig = columnChart({
+      title: "Casualties waiting at the facilities, hour by hour",
+      description: `At most ${formatNumber(max(queue))} waiting at once for a team, a table or an ICU bed`,
+      labels: queue.map((_, i) => String(i)),
+      series: [{ name: "Waiting", values: queue, color: 1 }],
+      width: full, xTitle: start ? `Hour (hour 0 = ${start.toISOString().slice(0, 16).replace("T", " ")} UTC)` : "Hour",
+    });
+    fig.classList.add("chart-wide");
+    out.push(fig);
+  }
+  const lifts = sim.lifts_per_day || {};
+  const kinds = Object.keys(lifts).sort();
+  if (kinds.length) {
+    const days = max(kinds.map((k) => lifts[k].length));
+    const fig = columnChart({
+      title: "Lifts per day",
+      description: "Evacuation lifts flown or driven each day",
+      labels: Array.from({ length: days }, (_, i) => String(i + 1)),
+      series: kinds.map((k, i) => ({ name: label(k), values: lifts[k], color: i + 4 })),
+      width: half, xTitle: "Day",
+    });
+    fig.classList.add(half === full ? "chart-wide" : "chart-half");
+    out.push(fig);
+  }
+  for (const node of out) if (!node.classList.contains("chart-half")) node.classList.add("chain-wide");
+  return out;
 }

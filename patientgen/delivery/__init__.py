@@ -21,7 +21,16 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 
 
 class DeliveryError(Exception):
@@ -148,9 +157,18 @@ class FhirDelivery(BaseModel):
         "delivery job to resume it; never shown in its config.",
     )
 
-    @field_validator("url")
+    @field_validator("url", mode="wrap")
     @classmethod
-    def _a_host(cls, url: str) -> str:
+    def _a_host(cls, value: object, handler: ValidatorFunctionWrapHandler) -> str:
+        try:
+            url: str = handler(value)
+        except ValidationError as exc:  # said in words, not as the pattern itself
+            if any(e["type"] == "string_pattern_mismatch" for e in exc.errors()):
+                raise ValueError(
+                    "not an http or https URL of a host (a DNS name or an IPv4 address), an "
+                    "optional port and a path, e.g. http://fhir.example.org:8080/fhir/R4"
+                ) from None
+            raise
         try:
             parts = urlsplit(url)
             parts.port  # noqa: B018 - raises for a port that is no number

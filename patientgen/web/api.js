@@ -26,6 +26,12 @@ export function setKey(value) {
   }
 }
 
+// A fresh Idempotency-Key for a POST that creates a job (a retried request gets the same job).
+export function newIdempotencyKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 export class ApiError extends Error {
   constructor(status, problem) {
     const p = problem && typeof problem === "object" ? problem : {};

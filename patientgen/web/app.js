@@ -1,6 +1,6 @@
 // patientgen web page: scenario form, live jobs list, job view. Uses only the public HTTP API.
 import {
-  api, apiUrl, ApiError, downloadWithKey, getKey, parseJSON, readEvents, setKey,
+  api, apiUrl, ApiError, downloadWithKey, getKey, newIdempotencyKey, parseJSON, readEvents, setKey,
   setUnauthorizedHandler, stringifyJSON,
 } from "./api.js";
 import { ScenarioForm, el, label, NATIONS } from "./form.js";
@@ -10,6 +10,7 @@ import { casualtyBrowser } from "./casualties.js";
 import { replayView } from "./replay.js";
 import { SavedScenarios } from "./saved.js";
 import { deliveryName, deliveryReport, isDelivery } from "./delivery.js";
+import { pushSection } from "./push.js";
 
 const ACTIVE = new Set(["pending", "running"]);
 const MAX_STREAMS = 4;
@@ -495,11 +496,6 @@ async function jobAction(id, action, button, where) {
 
 // ---------- submitting ----------
 
-function newIdempotencyKey() {
-  if (crypto.randomUUID) return crypto.randomUUID();
-  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 async function submitScenario(event) {
   event.preventDefault();
   const localProblems = form.update();
@@ -830,6 +826,7 @@ function renderJobView(job) {
       el("div", { class: "charts", id: "charts" })),
     replaySection(job),
     casualtiesSection(job),
+    sendSection(job),
     el("div", { class: "job-columns" },
       el("div", { class: "job-col" }, filesSection(job), timingsSection(job)),
       el("div", { class: "job-col" }, scenarioSection(job))));
@@ -840,6 +837,20 @@ function renderJobView(job) {
 function replaySection(job) {
   if (job.status !== "completed" || isDelivery(job) || !formatsOf(job).includes("ndjson")) return null;
   return replayView(job, { announce, describe });
+}
+
+// Sending the casualties to a system under test, once a generation job is completed.
+function sendSection(job) {
+  if (job.status !== "completed" || isDelivery(job)) return null;
+  return pushSection(job, {
+    describe,
+    started: (delivery) => {
+      storeJob(delivery);
+      renderList();
+      ensureStreams();
+      announce(`Started ${jobName(delivery)}.`);
+    },
+  });
 }
 
 // The casualty browser, once the job is completed with NDJSON output (the API pages from it).

@@ -72,9 +72,7 @@ def test_a_sized_plan_from_the_form_and_its_chain_of_care(
     waiting = section.locator("figure.chart", has_text="hour by hour").locator("svg")
     hours = len(next(iter(hourly.values()))["queue"])
     assert int(waiting.get_attribute("data-points")) == hours
-    assert int(waiting.get_attribute("data-total")) == sum(
-        sum(h["queue"]) for h in hourly.values()
-    )
+    assert int(waiting.get_attribute("data-total")) == sum(sum(h["queue"]) for h in hourly.values())
     # Every death counted, DIED included, and named.
     by_outcome = job["summary"]["by_outcome"]
     deaths = sum(by_outcome.get(o, 0) for o in ("KIA", "DOW", "DIED"))

@@ -33,12 +33,12 @@ pytestmark = pytest.mark.timeout(300)
 
 
 @contextmanager
-def fhir_server(*options: str) -> Iterator[str]:
-    """The test FHIR server on a free loopback port; yields its base URL."""
+def fhir_server(*options: str, host: str = "127.0.0.1") -> Iterator[str]:
+    """The test FHIR server on a free loopback port (of `host`); yields its base URL."""
     port = free_port()
     # its own process group: the environment's `node` may be a launcher that starts the real one
     proc = subprocess.Popen(
-        [_node(), str(FOLDER / "server.mjs"), "--port", str(port), *options],
+        [_node(), str(FOLDER / "server.mjs"), "--port", str(port), "--host", host, *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -47,7 +47,7 @@ def fhir_server(*options: str) -> Iterator[str]:
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         assert line.startswith("listening"), (line, proc.stderr.read() if proc.stderr else "")
-        yield f"http://127.0.0.1:{port}/fhir/R4"
+        yield f"http://{f'[{host}]' if ':' in host else host}:{port}/fhir/R4"
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -109,6 +109,16 @@ def test_every_resource_once_and_again_none_twice(source) -> None:
         # the same casualties again: updated in place, nothing new on the server
         again = push_here(folder, job_id, {"target": "fhir", "url": url, "mode": "batch"})
         assert again.status == JobStatus.COMPLETED, again.error
+        assert server_counts(url) == expected
+
+
+def test_a_server_on_an_ipv6_address_loads(source) -> None:
+    """A base URL with an IPv6 literal (http://[::1]:port/...): refused by the URL check before."""
+    folder, job_id, expected = source
+    with fhir_server(host="::1") as url:
+        assert url.startswith("http://[::1]:")
+        done = push_here(folder, job_id, {"target": "fhir", "url": url})
+        assert done.status == JobStatus.COMPLETED, done.error
         assert server_counts(url) == expected
 
 

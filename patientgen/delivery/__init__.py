@@ -16,6 +16,7 @@ got to, and gives them `pause(seconds)`, which waits for a retry and raises when
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
@@ -121,10 +122,11 @@ class Pace(BaseModel):
     )
 
 
-#: http(s)://host[:port][/path]: a DNS name or IPv4 address, a port 1-65535, a path of URL
-#: characters, no query or fragment (what matches is what is accepted).
+#: http(s)://host[:port][/path]: a DNS name, an IPv4 address or an IPv6 one in brackets, a port
+#: 1-65535, a path of URL characters, no query or fragment (what matches is what is accepted,
+#: once a bracketed address is a valid IPv6 address).
 URL_PATTERN = (
-    r"^https?://[A-Za-z0-9][A-Za-z0-9.\-]*"
+    r"^https?://([A-Za-z0-9][A-Za-z0-9.\-]*|\[[0-9A-Fa-f:.]+\])"
     r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
     r"(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
 )
@@ -165,8 +167,9 @@ class FhirDelivery(BaseModel):
         except ValidationError as exc:  # said in words, not as the pattern itself
             if any(e["type"] == "string_pattern_mismatch" for e in exc.errors()):
                 raise ValueError(
-                    "not an http or https URL of a host (a DNS name or an IPv4 address), an "
-                    "optional port and a path, e.g. http://fhir.example.org:8080/fhir/R4"
+                    "not an http or https URL of a host (a DNS name, an IPv4 address or an "
+                    "IPv6 one in brackets), an optional port and a path, e.g. "
+                    "http://fhir.example.org:8080/fhir/R4"
                 ) from None
             raise
         try:
@@ -176,6 +179,11 @@ class FhirDelivery(BaseModel):
             raise ValueError(f"not a URL: {exc}") from None
         if not parts.hostname or parts.query or parts.fragment:
             raise ValueError("a base URL names a host, and has no query or fragment")
+        if "[" in parts.netloc:
+            try:
+                ipaddress.IPv6Address(parts.hostname)
+            except ValueError:
+                raise ValueError(f"{parts.hostname!r} in brackets is no IPv6 address") from None
         return url
 
     @property

@@ -4,8 +4,9 @@
 // against the R4 StructureDefinitions (a resource that fails is refused with 400 and the
 // OperationOutcome). Not part of the product; the tests start it on loopback.
 //
-// Usage: node server.mjs --port N [--token T] [--max-entries N] [--busy-every N]
+// Usage: node server.mjs --port N [--host H] [--token T] [--max-entries N] [--busy-every N]
 //                        [--fail-every N] [--always-500] [--refuse-type TYPE]
+//   --host H           the address to listen on (default 127.0.0.1; ::1 for IPv6 loopback)
 //   --token T          every request needs "Authorization: Bearer T" (else 401)
 //   --max-entries N    a Bundle of more than N entries is refused with 413
 //   --busy-every N     every Nth request is answered 429 with Retry-After: 1
@@ -38,6 +39,7 @@ const option = (name, fallback) => {
   return i >= 0 ? args[i + 1] : fallback;
 };
 const port = Number(option('--port', '0'));
+const host = option('--host', '127.0.0.1');
 const token = option('--token', '');
 const maxEntries = Number(option('--max-entries', '0'));
 const busyEvery = Number(option('--busy-every', '0'));
@@ -146,6 +148,6 @@ const server = createServer(async (req, res) => {
   }
 });
 
-server.listen(port, '127.0.0.1', () => {
+server.listen(port, host, () => {
   process.stdout.write(`listening ${server.address().port}\n`);
 });

@@ -384,6 +384,8 @@ class Client:
         limit: int = 50,
         cursor: str | None = None,
     ) -> JobPage:
+        """One page of jobs, newest first. Their summaries leave out the care chain's per-hour
+        series (`care_chain.simulation.hourly`): `get(job_id)` has the whole summary."""
         params: dict[str, Any] = {"limit": limit}
         if status:
             params["status"] = [status] if isinstance(status, str) else list(status)

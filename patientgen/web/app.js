@@ -877,6 +877,16 @@ function drawCharts(job) {
     return;
   }
   renderSummary(box, job.summary, scenarioOf(job));
+  const simulation = job.summary.care_chain?.simulation;
+  if (simulation && !simulation.hourly) {
+    // a list's copy of the job (GET /jobs leaves the per-hour series out): fetch the whole one
+    const id = job.job_id;
+    api(`jobs/${encodeURIComponent(id)}`).then(({ data }) => {
+      const whole = storeJob(data);
+      const viewed = state.viewJobId === id && $("#job-view").dataset.jobId === id;
+      if (viewed && whole.summary?.care_chain?.simulation?.hourly) drawCharts(whole);
+    }).catch(() => {});  // the charts drawn stay; the hourly ones are missing until a reload
+  }
 }
 
 function updateJobView(job) {

@@ -44,7 +44,10 @@ def test_a_sized_plan_from_the_form_and_its_chain_of_care(
     assert isinstance(plan, dict) and plan["fronts"], "the job did not run with a medical plan"
     chain = job["summary"]["care_chain"]
 
+    page.reload()  # the job as the list has it (without the hourly series), then in whole
+    page.wait_for_selector(f'#jobs-list [data-job-id="{job_id}"]')
     _open_job(page, job_id)
+    page.locator("#charts figure.chart", has_text="hour by hour").wait_for()
     view = page.locator("#job-view")
     assert "Medical plan:" in view.locator(".kv").first.inner_text() or "Medical plan:" in (
         view.inner_text()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     #: A push retries a server error or a lost connection this many times in a row, waiting
     #: delivery_backoff seconds, then twice that, and so on, before the delivery job fails.
     delivery_retries: Annotated[int, Field(ge=0, le=20)] = 5
+    #: The key that seals secrets kept with jobs (a delivery's authorization; delivery/sealed.py):
+    #: a Fernet key (`patientgen keys secret` makes one). Unset: one made once in data_dir. Every
+    #: process of a deployment needs the same: on several hosts, set it on each.
+    secret_key: SecretStr | None = None
     delivery_backoff: Annotated[float, Field(ge=0.01, le=60)] = 1.0
     #: /metrics without an API key even where keys are required (false: it needs a valid key).
     metrics_public: bool = False

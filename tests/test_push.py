@@ -176,7 +176,8 @@ def test_the_right_credentials_load(source) -> None:
         ended = push_here(folder, job_id, target)
         assert ended.status == JobStatus.COMPLETED, ended.error
         assert server_counts(url) == expected
-        assert ended.config["delivery"]["authorization"] == "Bearer sesame"  # kept to resume
+        kept = ended.config["delivery"]["authorization"]  # kept to resume, sealed
+        assert kept.startswith("sealed:v1:") and "sesame" not in kept
 
 
 def test_a_refused_connection_fails_clearly(source) -> None:

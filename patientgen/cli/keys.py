@@ -1,4 +1,5 @@
-"""`patientgen keys create|list|revoke`: API keys (shown once, stored only as a hash)."""
+"""`patientgen keys create|list|revoke`: API keys (shown once, stored only as a hash); `keys
+secret`: a key for PATIENTGEN_SECRET_KEY, which seals the credentials kept with delivery jobs."""
 
 from __future__ import annotations
 
@@ -86,3 +87,12 @@ def revoke(key_id: Annotated[str, typer.Argument(help="The KEY_ID from `keys lis
     finally:
         service.close()
     typer.echo(f"revoked key {key_id}")
+
+
+@keys_app.command("secret")
+def secret() -> None:
+    """Print a new key for PATIENTGEN_SECRET_KEY (it seals a delivery's credentials at rest;
+    every host of a deployment needs the same one). Nothing is stored."""
+    from patientgen.delivery.sealed import new_key
+
+    typer.echo(new_key())

@@ -6,8 +6,9 @@ refused (`Rejection`). What it cannot get past is raised, and the whole tree is 
     DeliveryError               the base; its text is the sentence a user reads
     ├── TargetUnreachable       no connection, or none that lasted, after the retries
     ├── TargetRefused           the credentials were refused (HTTP 401 or 403)
-    └── TargetFailed            the target kept failing (HTTP 5xx after the retries, an answer
-                                that is not FHIR or HL7, a URL that is no FHIR endpoint)
+    ├── TargetFailed            the target kept failing (HTTP 5xx after the retries, an answer
+    │                           that is not FHIR or HL7, a URL that is no FHIR endpoint)
+    └── SecretUnreadable        (sealed.py) the credentials were sealed with another key
 
 Targets know nothing of jobs: the job layer (patientgen.jobs.delivery) feeds them, saves where it
 got to, and gives them `pause(seconds)`, which waits for a retry and raises when the job must stop

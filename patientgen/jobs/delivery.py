@@ -180,7 +180,11 @@ def _control_id(message: bytes) -> str:
 
 
 def open_target(config: dict[str, Any], pause: Any, settings: Any) -> Target:
-    """The target a delivery config names (see JobService.push)."""
+    """The target a delivery config names (see JobService.push), its credentials unsealed
+    (delivery.sealed; SecretUnreadable when this process's key cannot open them)."""
+    from patientgen.delivery.sealed import unseal_delivery
+
+    config = unseal_delivery(config, settings)
     retrying = {"retries": settings.delivery_retries, "backoff": settings.delivery_backoff}
     if config["target"] == "fhir":
         from patientgen.delivery.fhir import FhirTarget

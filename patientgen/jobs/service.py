@@ -224,6 +224,7 @@ class JobService:
         from pydantic import BaseModel
 
         from patientgen.delivery import DELIVERY
+        from patientgen.delivery.sealed import seal_delivery
 
         source = self.get(source_id, owner)
         if "delivery" in source.config:
@@ -248,13 +249,14 @@ class JobService:
                 raise ValueError(
                     f"a replay takes at most {MAX_PATIENTS:,} casualties; the job has {count:,}"
                 )
+        delivery_config = {
+            **target.model_dump(mode="json", exclude_none=True),
+            "source_job": str(source.job_id),
+        }
         config: dict[str, Any] = {
             "scenario": source.config["scenario"],
             "formats": [],
-            "delivery": {
-                **target.model_dump(mode="json", exclude_none=True),
-                "source_job": str(source.job_id),
-            },
+            "delivery": seal_delivery(delivery_config, self.settings),  # credentials at rest
         }
         new = NewJob(
             job_id=uuid4(),
@@ -264,9 +266,18 @@ class JobService:
             idempotency_key=idempotency_key,
         )
         job, created = self.store.create(new, max_active=max_active_jobs)
-        if not created and job.config != config:
+        if not created and self._readable(job.config) != {**config, "delivery": delivery_config}:
             raise IdempotencyConflict(idempotency_key or "", job.job_id)
         return job, created
+
+    def _readable(self, config: dict[str, Any]) -> dict[str, Any]:
+        """A delivery job's config with its secrets unsealed (what a repeat is compared with)."""
+        from patientgen.delivery.sealed import SecretUnreadable, unseal_delivery
+
+        try:
+            return {**config, "delivery": unseal_delivery(config["delivery"], self.settings)}
+        except SecretUnreadable:
+            return config
 
     def get(self, job_id: UUID | str, owner: str | None = None) -> Job:
         job = self.store.get(_uuid(job_id))

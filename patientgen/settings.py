@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     #: A push retries a server error or a lost connection this many times in a row, waiting
     #: delivery_backoff seconds, then twice that, and so on, before the delivery job fails.
     delivery_retries: Annotated[int, Field(ge=0, le=20)] = 5
+    #: PEM file of CA certificates a push trusts besides the system's (a test lab's own CA), for
+    #: https FHIR servers and MLLP over TLS.
+    delivery_ca_file: Path | None = None
     #: The key that seals secrets kept with jobs (a delivery's authorization; delivery/sealed.py):
     #: a Fernet key (`patientgen keys secret` makes one). Unset: one made once in data_dir. Every
     #: process of a deployment needs the same: on several hosts, set it on each.

@@ -9,10 +9,13 @@ ACK once `stop_after` messages were acknowledged, so a test decides exactly what
 
 from __future__ import annotations
 
+import socket
 import socketserver
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from patientgen.delivery.mllp import control_id
 
@@ -60,8 +63,24 @@ class _Handler(socketserver.StreamRequestHandler):
                 self.request.sendall(START + body.encode() + END)
 
 
-def serve_mllp(port: int, acks: Acks) -> Iterator[_Server]:
-    server = _Server(("127.0.0.1", port), _Handler)
+class _TlsServer(_Server):
+    """The same over TLS: each accepted connection wrapped with the server's context."""
+
+    context: ssl.SSLContext
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        return self.context.wrap_socket(sock, server_side=True), address
+
+
+def serve_mllp(port: int, acks: Acks, tls: ssl.SSLContext | None = None) -> Iterator[_Server]:
+    """Listen on 127.0.0.1:`port` (over TLS with the server context `tls`) while iterated."""
+    server: _Server
+    if tls is None:
+        server = _Server(("127.0.0.1", port), _Handler)
+    else:
+        server = _TlsServer(("127.0.0.1", port), _Handler)
+        server.context = tls
     server.acks = acks
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -34,7 +34,8 @@ pytestmark = pytest.mark.timeout(300)
 
 @contextmanager
 def fhir_server(*options: str, host: str = "127.0.0.1") -> Iterator[str]:
-    """The test FHIR server on a free loopback port (of `host`); yields its base URL."""
+    """The test FHIR server on a free loopback port (of `host`); yields its base URL (https
+    when `options` give it --cert and --key)."""
     port = free_port()
     # its own process group: the environment's `node` may be a launcher that starts the real one
     proc = subprocess.Popen(
@@ -47,15 +48,16 @@ def fhir_server(*options: str, host: str = "127.0.0.1") -> Iterator[str]:
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         assert line.startswith("listening"), (line, proc.stderr.read() if proc.stderr else "")
-        yield f"http://{f'[{host}]' if ':' in host else host}:{port}/fhir/R4"
+        scheme = "https" if "--cert" in options else "http"
+        yield f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}/fhir/R4"
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
 
-def server_counts(url: str) -> dict[str, int]:
-    return httpx.get(url.removesuffix("/fhir/R4") + "/_test/counts").json()
+def server_counts(url: str, verify: Any = True) -> dict[str, int]:
+    return httpx.get(url.removesuffix("/fhir/R4") + "/_test/counts", verify=verify).json()
 
 
 def server_stats(url: str) -> dict[str, int]:

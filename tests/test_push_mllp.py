@@ -226,7 +226,7 @@ def test_a_listener_that_is_not_there_fails_clearly(tmp_path: Path) -> None:
 def test_killed_and_run_again_sends_no_acknowledged_message_twice(
     tmp_path: Path, listener: Listener
 ) -> None:
-    job_id, expected = make_source(tmp_path, 300)
+    job_id, expected = make_source(tmp_path, 100)
     listener.check = False
     env = service_env(
         tmp_path,

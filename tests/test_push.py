@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -125,13 +126,19 @@ def test_a_server_on_an_ipv6_address_loads(source) -> None:
 
 
 def test_a_busy_server_and_its_size_limit_are_honoured(source) -> None:
+    """Every 40th request answered 429 with Retry-After: 1 (several in the push), each waited
+    out, and bundles split to the server's 60 entries."""
     folder, job_id, expected = source
-    with fhir_server("--busy-every", "10", "--max-entries", "60") as url:
+    with fhir_server("--busy-every", "40", "--max-entries", "60") as url:
+        started = time.monotonic()
         ended = push_here(folder, job_id, {"target": "fhir", "url": url, "bundle_size": 100})
+        elapsed = time.monotonic() - started
         assert ended.status == JobStatus.COMPLETED, ended.error
         assert server_counts(url) == expected
-        assert ended.summary["retries"] >= 1  # the 429s, waited out (Retry-After: 1)
-        assert server_stats(url)["busy"] >= 1
+        busy = server_stats(url)["busy"]
+        assert busy >= 2
+        assert ended.summary["retries"] >= busy  # each 429 tried again...
+        assert elapsed >= busy * 1.0  # ...after its Retry-After: 1
 
 
 def test_refused_resources_are_each_reported_and_the_rest_loads(source) -> None:

@@ -126,9 +126,9 @@ def test_a_replay_through_the_api(svc: Service, completed: dict[str, Any]) -> No
 
     from patientgen.jobs.timeline import Timeline
     from patientgen.scenario import Scenario
-    from tests.test_push_mllp import Listener, _handler  # hl7apy's MLLP server, parsing nothing
+    from tests.test_push_mllp import Listener, _handler  # hl7apy's MLLP server, checking nothing
 
-    heard = Listener(port=0, parse=False)
+    heard = Listener(port=0, check=False)
     server = MLLPServer("127.0.0.1", 0, {kind: (_handler(heard),) for kind in MESSAGE_TYPES})
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]

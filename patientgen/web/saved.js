@@ -110,8 +110,8 @@ export class SavedScenarios {
       try {
         const { data } = await api(path, { method: "PUT", body, headers });
         this.host.form.clearErrors();
+        await this.refresh(name);  // the list first: the status then describes what is shown
         this.status(data.version === 1 ? `Saved “${name}”.` : `Replaced “${name}” (now version ${data.version}).`);
-        await this.refresh(name);
         return;
       } catch (err) {
         if (err.status === 412 && err.problem?.current_version) {
@@ -138,13 +138,15 @@ export class SavedScenarios {
   async remove() {
     const name = this.selected();
     if (!name || !window.confirm(`Delete the saved scenario “${name}”? Jobs made from it keep their copy.`)) return;
+    let said;
     try {
       await api(`saved-scenarios/${encodeURIComponent(name)}`, { method: "DELETE" });
-      this.status(`Deleted “${name}”.`);
+      said = `Deleted “${name}”.`;
     } catch (err) {
-      this.status(err.status === 404 ? `“${name}” was already deleted.` : `Could not delete “${name}”: ${this.host.describe(err)}`);
+      said = err.status === 404 ? `“${name}” was already deleted.` : `Could not delete “${name}”: ${this.host.describe(err)}`;
     }
-    await this.refresh("");
+    await this.refresh("");  // the list first: the status then describes what is shown
+    this.status(said);
   }
 
   // A scenario file as the CLI and the API take it (`patientgen generate --scenario FILE`).

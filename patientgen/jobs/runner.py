@@ -743,12 +743,25 @@ def help_chunk(
     docstring); False when no job had a chunk free. The helper abandons the chunk (its claim
     released, only its own temporary files removed) when its job left the run it was claimed
     in, was asked to cancel, or the helper's worker is stopping."""
-    from patientgen.formats import bundle
-    from patientgen.scenario import Scenario
-
     claim = store.claim_chunk(worker_id, settings.lease_seconds)
     if claim is None:
         return False
+    write_claimed_chunk(store, settings, worker_id, claim, stop)
+    return True
+
+
+def write_claimed_chunk(
+    store: JobStore,
+    settings: Settings,
+    worker_id: str,
+    claim: ChunkClaim,
+    stop: threading.Event | None = None,
+) -> bool:
+    """A helper writes and records the chunk it claimed; whether it was recorded (else it was
+    abandoned, see help_chunk)."""
+    from patientgen.formats import bundle
+    from patientgen.scenario import Scenario
+
     job = claim.job
     files = JobFiles(settings.data_dir)
     run = _Run(store, files, settings, worker_id, job, stop or threading.Event(), None)
@@ -756,6 +769,7 @@ def help_chunk(
     ranges = bundle.chunk_ranges(
         scenario.total_patients, int(job.config.get("chunk_size") or settings.chunk_size)
     )
+    recorded = False
     try:
         if run.stop.is_set():
             raise Cancel
@@ -777,4 +791,4 @@ def help_chunk(
         log.exception("job %s: helper %s failed on chunk %s", job.job_id, worker_id, claim.chunk)
         with contextlib.suppress(StoreUnavailable):
             store.release_chunk(claim, worker_id)
-    return True
+    return recorded

@@ -10,19 +10,26 @@ running job one at a time.
   nothing left behind.
 - kill -9 of the job's owner: the job is reaped and resumed by a helper, the chunks recorded by
   anyone are kept (those in flight in the dead owner's run are written again), identical files.
+- A helper that writes after the job ended makes no folder and records nothing; with a medical
+  plan, helpers need the owner's care-chain result and the files are identical too; a small job
+  submitted while workers help with a long one runs at their next chunk boundary.
 """
 
 from __future__ import annotations
 
 import re
+import signal
 import sqlite3
 from uuid import UUID
 
 import pytest
+from care_chain_support import drill
 
 from patientgen.formats import bundle
 from patientgen.jobs import migrations
+from patientgen.jobs.files import JobFiles
 from patientgen.jobs.model import JobStatus
+from patientgen.jobs.runner import write_claimed_chunk
 from patientgen.jobs.service import JobService
 from patientgen.scenario import Scenario
 from tests.jobs.helpers import WorkerProcess, digests
@@ -188,4 +195,120 @@ def test_kill9_of_the_owner(big, tmp_path, reference):
             for c in _writes(h.text()[mark:], job.job_id)
         ]
         assert not before & set(again), (before, again)
+        _assert_identical(service, final, reference)
+
+
+def test_a_late_helper_leaves_nothing_once_the_job_ended(service, store, settings):
+    """A helper that claimed a chunk and writes it only after the job ended (cancelled, its
+    folder removed in that write) fails on the missing parts folder: it creates nothing, records
+    nothing, and gives its claim back."""
+    job, _ = service.submit(Scenario(total_patients=15, seed=3), ["ndjson", "csv"], "alice")
+    (job,) = store.claim("owner", 30)
+    files = JobFiles(settings.data_dir)
+    files.parts(job.job_id).mkdir(parents=True)
+    store.open_chunks(job.job_id, "owner", 3)
+    claim = store.claim_chunk("helper", 30)
+    assert claim is not None and claim.chunk == 0
+    service.cancel(job.job_id)
+    store.mark_cancelled(job.job_id, "owner", inside=lambda j: files.detach(j))
+    files.purge()
+    assert not files.folder(job.job_id).exists()
+    assert write_claimed_chunk(store, settings, "helper", claim) is False
+    assert not files.folder(job.job_id).exists()  # no parts folder made again
+    assert [p.name for p in files.root.iterdir() if any(p.iterdir())] == []
+    assert store.chunks(job.job_id) == []
+
+
+def test_a_helper_waits_for_the_flow_result(service, store, settings):
+    """With a medical plan, a chunk needs the care-chain result the owner writes first: a
+    helper never computes or writes it (FileNotFoundError), however early it comes."""
+    scenario = drill("starved", total_patients=30, seed=4)
+    job, _ = service.submit(scenario, ["ndjson"], "alice")
+    parts = JobFiles(settings.data_dir).parts(job.job_id)
+    parts.mkdir(parents=True)
+    with pytest.raises(FileNotFoundError):
+        bundle.write_chunk(scenario, ["ndjson"], parts, 1, 5, 10, create=False)
+    assert list(parts.iterdir()) == []
+    bundle.care_chain(scenario, parts)  # the owner's first phase
+    bundle.write_chunk(scenario, ["ndjson"], parts, 1, 5, 10, create=False)
+    assert (parts / bundle.CHAIN_FILE).is_file()
+
+
+def test_a_job_with_a_medical_plan_on_two_workers(big, tmp_path):
+    scenario = drill("starved", total_patients=6_000, name="chain claims", seed=8)
+    written = bundle.write_all(scenario, FORMATS, tmp_path / "reference", chunk_size=CHUNK)
+    reference = {f.name: f.sha256 for f in written}
+    with JobService.open(big) as service:
+        job, _ = service.submit(scenario, FORMATS, "alice")
+        procs = [WorkerProcess(big, tmp_path / f"w{i}.log") for i in range(2)]
+        try:
+            final = wait_until(lambda: _completed(service, job.job_id), timeout=300, step=0.2)
+        finally:
+            for proc in procs:
+                proc.kill_group()
+                proc.wait()
+        writes = [_writes(proc.text(), job.job_id) for proc in procs]
+        assert sorted(c for w in writes for c in w) == list(range(6))
+        assert all(writes), writes  # both wrote chunks
+        _assert_identical(service, final, reference)
+
+
+def test_pending_jobs_come_before_helping(big, tmp_path):
+    """Two workers on a long job: a small job submitted meanwhile is run at the next chunk
+    boundary, long before the big job ends."""
+    slow = big.model_copy(update={"chunk_delay": 0.5})
+    with JobService.open(slow) as service:
+        huge, _ = service.submit(SCENARIO, FORMATS, "alice")
+        procs = [WorkerProcess(slow, tmp_path / f"w{i}.log") for i in range(2)]
+        try:
+            wait_until(lambda: all(_writes(p.text(), huge.job_id) for p in procs), timeout=60)
+            small, _ = service.submit(Scenario(total_patients=30, seed=1), ["ndjson"], "bob")
+            wait_until(lambda: _completed(service, small.job_id), timeout=30)
+            assert service.get(huge.job_id).status == JobStatus.RUNNING
+            assert len(service.chunks(huge.job_id)) < CHUNKS - 2
+        finally:
+            for proc in procs:
+                proc.kill_group()
+                proc.wait()
+
+
+def test_a_helper_paused_past_its_claim_wakes_after_the_job_completed(big, tmp_path, reference):
+    """SIGSTOP of a helper while it writes a chunk, until its claim expired, the owner wrote
+    that chunk and completed the job; SIGCONT: the helper records nothing, and its files (in
+    the parts folder the completion removed) are nowhere: the job's folder is exactly a clean
+    run's."""
+    slow = big.model_copy(update={"chunk_delay": 0.2})
+    with JobService.open(slow) as service:
+        job, _ = service.submit(SCENARIO, FORMATS, "alice")
+        owner = WorkerProcess(slow, tmp_path / "owner.log")
+        helper = None
+        try:
+            wait_until(lambda: len(service.chunks(job.job_id)) >= 1, timeout=60)
+            helper = WorkerProcess(slow, tmp_path / "helper.log")
+            held = wait_until(
+                lambda: (
+                    (c := _held_by(slow.database_url, job.job_id, helper.proc.pid)) is not None
+                    and (c,)
+                ),
+                timeout=60,
+            )
+            helper.signal(signal.SIGSTOP)
+            final = wait_until(lambda: _completed(service, job.job_id), timeout=300, step=0.2)
+            helper.signal(signal.SIGCONT)
+            wait_until(
+                lambda: (
+                    f"chunk {held[0]} abandoned by helper" in helper.text()
+                    or f"no longer holds chunk {held[0]}" in helper.text()
+                ),
+                timeout=60,
+            )
+        finally:
+            for proc in (owner, helper):
+                if proc is not None:
+                    proc.kill_group()
+                    proc.wait()
+        assert helper is not None
+        assert held[0] in _writes(owner.text(), job.job_id)  # the owner took the chunk over
+        assert held[0] not in _writes(helper.text(), job.job_id)
+        assert service.get(job.job_id).version == final.version  # nothing written after
         _assert_identical(service, final, reference)

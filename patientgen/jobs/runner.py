@@ -657,7 +657,7 @@ def _write_claimed(
     start, stop_at = ranges[index]
     formats = list(job.config["formats"])
     parts = run.files.parts(job.job_id)
-    log.info("job %s: chunk %d claimed by %s", job.job_id, index, run.worker_id)
+    log.info("job %s: claimed chunk %d (%s)", job.job_id, index, run.worker_id)
     with ChunkBeat(run.store, claim, run.worker_id, run.settings):
         summary = bundle.write_chunk(
             scenario, formats, parts, index, start, stop_at, whole=False, create=create
@@ -779,7 +779,7 @@ def write_claimed_chunk(
     except (Cancel, FileNotFoundError) as exc:
         # asked to cancel or stop, or the parts folder went with the job's run
         log.info(
-            "job %s: chunk %s abandoned by helper %s (%r)", job.job_id, claim.chunk, worker_id, exc
+            "job %s: helper %s abandoned chunk %s (%r)", job.job_id, worker_id, claim.chunk, exc
         )
         with contextlib.suppress(StoreUnavailable):
             store.release_chunk(claim, worker_id)

@@ -581,6 +581,8 @@ def _write_alone(
         progress.generated_here += span[1] - span[0]
     _report(run, progress)
     log.info("job %s: chunk 0 [%d, %d) written by %s", job.job_id, *span, run.worker_id)
+    if run.settings.chunk_delay:
+        run.stop.wait(run.settings.chunk_delay)
     return [summary]
 
 

@@ -2,8 +2,11 @@
 
 Only `sql/*.sql` and the migrations contain SQL. Every status written is the one
 `model.transition` returns; every write a worker makes is conditioned on `lease_owner = worker_id`
-and raises `LeaseLost` otherwise (fencing). `inside` callbacks run in the transaction of a write
-that succeeded, before it commits: the only place a job's files are removed (files.py).
+and raises `LeaseLost` otherwise (fencing). A chunk claimed by any worker (`claim_chunk`) is
+recorded only while the claim is still that worker's and the job still runs the attempt it was
+claimed in (`ChunkLost` otherwise); a job leaving `running` drops its claims in that write.
+`inside` callbacks run in the transaction of a write that succeeded, before it commits: the only
+place a job's files are removed (files.py).
 """
 
 from __future__ import annotations

@@ -312,3 +312,34 @@ def test_a_helper_paused_past_its_claim_wakes_after_the_job_completed(big, tmp_p
         assert held[0] not in _writes(helper.text(), job.job_id)
         assert service.get(job.job_id).version == final.version  # nothing written after
         _assert_identical(service, final, reference)
+
+
+def test_cancel_while_helpers_hold_chunks(big, tmp_path):
+    """A cancel while the owner and two helpers write chunks ends the job cancelled; the
+    helpers' chunks in flight are not recorded, and once every worker stopped no file of the
+    job is left anywhere in the data folder."""
+    slow = big.model_copy(update={"chunk_delay": 0.3})
+    with JobService.open(slow) as service:
+        job, _ = service.submit(SCENARIO, FORMATS, "alice")
+        owner = WorkerProcess(slow, tmp_path / "owner.log")
+        helpers: list[WorkerProcess] = []
+        try:
+            wait_until(lambda: len(service.chunks(job.job_id)) >= 1, timeout=60)
+            helpers = [WorkerProcess(slow, tmp_path / f"h{i}.log") for i in range(2)]
+            wait_until(lambda: all(_writes(h.text(), job.job_id) for h in helpers), timeout=60)
+            service.cancel(job.job_id)
+            final = wait_until(
+                lambda: (j := service.get(job.job_id)).status == JobStatus.CANCELLED and j,
+                timeout=60,
+            )
+            for proc in (owner, *helpers):  # graceful stops: each finishes what it writes
+                proc.signal(signal.SIGTERM)
+            assert all(proc.wait(60) == 0 for proc in (owner, *helpers))
+        finally:
+            for proc in (owner, *helpers):
+                proc.kill_group()
+                proc.wait()
+        assert final.attempts == 1 and service.chunks(job.job_id) == []
+        jobs = JobFiles(slow.data_dir).root
+        left = [p for p in jobs.rglob("*") if p.is_file()]
+        assert left == [] and not JobFiles(slow.data_dir).folder(job.job_id).exists()

@@ -263,6 +263,7 @@ def test_a_claim_never_outlives_its_run(service, store, leaves):
         store.fail(job.job_id, "owner", "boom")
         service.retry(job.job_id)
     (again,) = store.claim("owner2", 30)
+    assert again.job_id == job.job_id and again.status == JobStatus.RUNNING
     assert store.claim_chunk("h2", 30) is None  # closed until the new owner opens it
     with pytest.raises(ChunkLost):
         store.record_claimed_chunk(helper, "h", {"patients": 5}, 5)

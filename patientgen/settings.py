@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     poll_interval: Annotated[float, Field(gt=0, le=60)] = 0.5
     #: Seconds to wait for a database connection before reporting the store unavailable.
     db_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
+    #: A worker with no pending job to claim helps with running jobs' chunks (one claim each).
+    help_chunks: bool = True
     #: Test and fault-injection knob: sleep this long after every chunk (0 in production).
     chunk_delay: Annotated[float, Field(ge=0, le=60)] = 0.0
     auth: Literal["auto", "required", "off"] = "auto"

@@ -380,10 +380,16 @@ def write_chunk(
     stop: int,
     *,
     whole: bool | None = None,
+    create: bool = True,
 ) -> dict[str, Any]:
     """Generate patients [start, stop) and write their part files for chunk number `chunk`.
 
     Returns the chunk's summary (JSON-serialisable, see summary.merge_summaries).
+
+    `create` False (a worker helping with another's job): parts_dir, and the care-chain result
+    in it when the scenario has a medical plan, must be there already; nothing creates a folder
+    or the care-chain file (FileNotFoundError instead), so a writer that comes late, after the
+    parts folder was removed, leaves nothing behind.
 
     The one chunk of a one-chunk run (chunk 0 covering every patient; `whole=None` decides so,
     `whole=False` writes ordinary parts) is written as the run's final files, summary and manifest
@@ -401,7 +407,9 @@ def write_chunk(
         whole = chunk == 0 and start == 0 and stop == scenario.total_patients
     elif whole and not (chunk == 0 and start == 0 and stop == scenario.total_patients):
         raise ValueError("only chunk 0 covering every patient can be written whole")
-    flow = care_chain(scenario, parts_dir)
+    if not create and not Path(parts_dir).is_dir():
+        raise FileNotFoundError(f"no parts folder {parts_dir}")
+    flow = care_chain(scenario, parts_dir, create=create)
     return write_patients(
         scenario,
         formats,
@@ -411,6 +419,7 @@ def write_chunk(
         stop - start,
         whole=whole,
         chain=None if flow is None or chunk != 0 else flow.statistics,
+        create=create,
     )
 
 
@@ -420,17 +429,20 @@ CHAIN_FILE = "care-chain.json"
 _chains: dict[str, Any] = {}  # scenario digest -> FlowResult, the last few of this process
 
 
-def care_chain(scenario: Scenario, parts_dir: Path | None) -> Any:
+def care_chain(scenario: Scenario, parts_dir: Path | None, *, create: bool = True) -> Any:
     """The care-chain result of the scenario (a generator.chainphase.FlowResult), None without a
     medical plan. Read from parts_dir when a run computed it there already, else computed and
-    written there (`parts_dir` None: computed only). The same (scenario, seed) always gives the
-    same bytes, so a file written by any worker, before any crash, is the one to read."""
+    written there (`parts_dir` None: computed only; `create` False: FileNotFoundError when it is
+    not there, nothing written). The same (scenario, seed) always gives the same bytes, so a file
+    written by any worker, before any crash, is the one to read."""
     from patientgen.generator import chainphase
 
     if scenario.medical_plan is None:
         return None
     digest = chainphase.scenario_digest(scenario)
     path = Path(parts_dir) / CHAIN_FILE if parts_dir is not None else None
+    if not create and path is not None and not path.is_file():
+        raise FileNotFoundError(f"no care-chain result {path}")
     result = _chains.get(digest)
     if result is None and path is not None and path.is_file():
         try:
@@ -446,7 +458,7 @@ def care_chain(scenario: Scenario, parts_dir: Path | None) -> Any:
             scenario.total_patients,
             time.perf_counter() - started,
         )
-    if path is not None and not path.is_file():
+    if create and path is not None and not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         batch = _Batch(sync_folders=False)
         try:
@@ -471,6 +483,7 @@ def write_patients(
     *,
     whole: bool = False,
     chain: dict[str, Any] | None = None,
+    create: bool = True,
 ) -> dict[str, Any]:
     """write_chunk for patients given by the caller (write_chunk passes the generator's).
 
@@ -481,7 +494,8 @@ def write_patients(
     """
     formats = normalize_formats(formats)
     parts_dir = Path(parts_dir)
-    parts_dir.mkdir(parents=True, exist_ok=True)
+    if create:
+        parts_dir.mkdir(parents=True, exist_ok=True)
     if whole and chunk != 0:
         raise ValueError("only chunk 0 can be written whole")
     names = _chunk_part_names(formats)

@@ -51,6 +51,7 @@ class DeliveryProgress:
     seconds_before: float = 0.0  # spent by earlier runs
     delivered_here: int = 0
     started: float = field(default_factory=time.monotonic)
+    shared: bool = False  # one worker delivers: its snapshot is the whole truth
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     #: Held while a snapshot is taken and written, so saves reach the store in order.
     save_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -101,6 +101,18 @@ class LeaseLost(JobError):
         self.worker_id = worker_id
 
 
+class ChunkLost(JobError):
+    """A worker wrote a chunk it no longer holds: its claim expired and another worker took
+    it, or the job left the run the claim was taken in (it ended, was requeued or released);
+    nothing was recorded."""
+
+    def __init__(self, job_id: object, chunk: int, worker_id: str) -> None:
+        super().__init__(f"job {job_id}: worker {worker_id} no longer holds chunk {chunk}")
+        self.job_id = job_id
+        self.chunk = chunk
+        self.worker_id = worker_id
+
+
 class CancelRequested(JobError):
     """A worker tried to complete a job it holds after a cancel was requested: it ends the job
     cancelled instead (a cancel that was accepted always cancels)."""
@@ -323,6 +335,24 @@ class ChunkRecord(BaseModel):
     summary: dict[str, Any]
     worker_id: str
     finished_at: datetime
+
+
+class ChunkClaim(BaseModel):
+    """A chunk of a running job claimed by one worker (`chunk` None: none was free), with what
+    the job's chunk phase looked like then: its attempt, chunks recorded so far and in all."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job: Job
+    chunk: int | None
+    attempt: int
+    recorded: int
+    chunks_total: int
+
+    @property
+    def finished(self) -> bool:
+        """Every chunk of the job is recorded."""
+        return self.recorded >= self.chunks_total
 
 
 class SavedScenario(BaseModel):

@@ -16,7 +16,12 @@ parameters; what else differs (connections, the clock, encoding, notifications) 
 - a submit's idempotency lookup, active-job count and insert are one transaction, serialised per
   owner (an idempotent repeat returns its job before any limit is checked);
 - lease times come from the database's one clock (`Dialect.clock`), never from a worker's; waiters
-  compare row versions, never timestamps.
+  compare row versions, never timestamps;
+- a running job's chunks are claimed one at a time (`claim_chunk`) by its owner and by helpers,
+  under the job's row lock (SQLite: the write lock), so two workers never hold one chunk; a chunk
+  is recorded (`record_claimed_chunk`) only by the worker whose claim it still is, while the job
+  is running the attempt the claim was taken in, not asked to cancel; every write that takes a
+  job out of `running` deletes its claims and closes its chunk phase in the same transaction.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from patientgen.jobs.model import (
     Action,
     ApiKey,
     CancelRequested,
+    ChunkClaim,
+    ChunkLost,
     ChunkRecord,
     Job,
     JobNotFound,
@@ -260,6 +267,7 @@ class SqlStore:
         lease_seconds: float,
         progress: int | None,
         progress_details: dict[str, Any] | None,
+        keep_counts: bool = False,
     ) -> Job:
         row = t.one(
             "heartbeat",
@@ -269,6 +277,7 @@ class SqlStore:
             lease_until=self.dialect.lease_until(lease_seconds),
             progress=progress,
             progress_details=None if progress_details is None else dumps(progress_details),
+            keep_counts=keep_counts,
             **self.dialect.clock(),
         )
         if row is None:
@@ -283,11 +292,15 @@ class SqlStore:
         progress: int | None = None,
         progress_details: dict[str, Any] | None = None,
         inside: Inside | None = None,
+        keep_counts: bool = False,
     ) -> Job:
         """Extend the lease (and save progress); return the job (it shows cancel requests).
-        `inside` runs in the same transaction once the lease is confirmed."""
+        `inside` runs in the same transaction once the lease is confirmed. `keep_counts`: the
+        stored chunks_done and patients_done stay (every worker's recorded chunks count there)."""
         with self._write() if inside else self._write_one() as t:
-            job = self._beat(t, job_id, worker_id, lease_seconds, progress, progress_details)
+            job = self._beat(
+                t, job_id, worker_id, lease_seconds, progress, progress_details, keep_counts
+            )
             if inside is not None:
                 inside(job)
         return job
@@ -336,6 +349,167 @@ class SqlStore:
             )
         return job
 
+    # -- chunk claims (fenced by the claim and the job's run) ------------------------------------
+    def _close_chunks(self, t: Tx, job_id: UUID) -> None:
+        """The job leaves `running`: its claims and its open chunk phase go (same transaction)."""
+        t.run("delete_chunk_claims", job_id=str(job_id))
+        t.run("delete_chunk_phase", job_id=str(job_id))
+
+    def open_chunks(self, job_id: UUID, worker_id: str, chunks_total: int) -> Job:
+        """The owner opens its job's chunk phase: from now on any worker may claim its chunks
+        (LeaseLost unless `worker_id` holds the job)."""
+        with self._write() as t:
+            job = self._locked(t, job_id)
+            if job.status != JobStatus.RUNNING or job.lease_owner != worker_id:
+                raise LeaseLost(job_id, worker_id)
+            t.run(
+                "open_chunks",
+                job_id=str(job_id),
+                attempt=job.attempts,
+                chunks_total=chunks_total,
+                **self.dialect.clock(),
+            )
+        return job
+
+    def claim_chunk(
+        self, worker_id: str, lease_seconds: float, job_id: UUID | None = None
+    ) -> ChunkClaim | None:
+        """Claim the first chunk no one recorded or holds (a claim whose lease expired is
+        free). With `job_id` (the job's owner): a chunk of that job, or a claim whose `chunk`
+        is None when none is free (LeaseLost unless the worker holds the job and its chunk
+        phase is open). Without (a helper): a chunk of the first job, in the queue's order,
+        whose chunk phase is open and not asked to cancel; None when no such job has one free."""
+        if job_id is not None:
+            with self._write() as t:
+                job = self._locked(t, job_id)
+                phase = t.one("chunk_phase", job_id=str(job_id))
+                held = job.status == JobStatus.RUNNING and job.lease_owner == worker_id
+                if not held or phase is None or int(phase["attempt"]) != job.attempts:
+                    raise LeaseLost(job_id, worker_id)
+                return self._claim_in(t, job, int(phase["chunks_total"]), worker_id, lease_seconds)
+        with self._read() as t:
+            candidates = [UUID(str(r["job_id"])) for r in t.all("open_phases", limit=8)]
+        for candidate in candidates:
+            with self._write() as t:
+                row = t.one("lock_job", job_id=str(candidate))
+                phase = t.one("chunk_phase", job_id=str(candidate))
+                if row is None or phase is None:
+                    continue
+                job = self._job(row)
+                if (
+                    job.status != JobStatus.RUNNING
+                    or job.attempts != int(phase["attempt"])
+                    or job.cancel_requested_at is not None
+                ):
+                    continue
+                claim = self._claim_in(t, job, int(phase["chunks_total"]), worker_id, lease_seconds)
+            if claim.chunk is not None:
+                return claim
+        return None
+
+    def _claim_in(
+        self, t: Tx, job: Job, chunks_total: int, worker_id: str, lease_seconds: float
+    ) -> ChunkClaim:
+        """Claim the first free chunk of `job`, whose row this transaction holds."""
+        job_id = str(job.job_id)
+        recorded = {int(r["chunk"]) for r in t.all("recorded_chunks", job_id=job_id)}
+        clock = self.dialect.clock()
+        held = {
+            int(r["chunk"])
+            for r in t.all("chunk_claims", job_id=job_id, **clock)
+            if not r["expired"]
+        }
+        free = next((c for c in range(chunks_total) if c not in recorded and c not in held), None)
+        if free is not None:
+            t.run(
+                "claim_chunk",
+                job_id=job_id,
+                chunk=free,
+                attempt=job.attempts,
+                worker_id=worker_id,
+                lease_seconds=lease_seconds,
+                lease_until=self.dialect.lease_until(lease_seconds),
+                **clock,
+            )
+        return ChunkClaim(
+            job=job,
+            chunk=free,
+            attempt=job.attempts,
+            recorded=len(recorded),
+            chunks_total=chunks_total,
+        )
+
+    def extend_chunk(self, claim: ChunkClaim, worker_id: str, lease_seconds: float) -> bool:
+        """Extend this worker's claim; False once it is no longer this worker's."""
+        with self._write_one() as t:
+            return bool(
+                t.run(
+                    "extend_chunk",
+                    job_id=str(claim.job.job_id),
+                    chunk=claim.chunk,
+                    worker_id=worker_id,
+                    attempt=claim.attempt,
+                    lease_seconds=lease_seconds,
+                    lease_until=self.dialect.lease_until(lease_seconds),
+                    **self.dialect.clock(),
+                )
+            )
+
+    def release_chunk(self, claim: ChunkClaim, worker_id: str) -> bool:
+        """Give up this worker's claim at once (whether it still held it)."""
+        with self._write_one() as t:
+            return bool(t.run("drop_chunk_claim", **self._claim_key(claim, worker_id)))
+
+    def _claim_key(self, claim: ChunkClaim, worker_id: str) -> dict[str, Any]:
+        return {
+            "job_id": str(claim.job.job_id),
+            "chunk": claim.chunk,
+            "worker_id": worker_id,
+            "attempt": claim.attempt,
+        }
+
+    def record_claimed_chunk(
+        self,
+        claim: ChunkClaim,
+        worker_id: str,
+        summary: dict[str, Any],
+        patients: int,
+        progress_details: dict[str, Any] | None = None,
+    ) -> Job:
+        """Record this worker's claimed chunk as done with its partial summary, and count its
+        `patients` in the job's progress (`progress_details`: the owner's snapshot, whose counts
+        give way to the stored ones). ChunkLost (nothing changes) unless the claim is still
+        this worker's and the job still runs the attempt it was taken in; CancelRequested once
+        a cancel was asked for (the claim stays: release it)."""
+        job_id, chunk = claim.job.job_id, claim.chunk
+        assert chunk is not None
+        with self._write() as t:
+            job = self._locked(t, job_id)
+            if job.status != JobStatus.RUNNING or job.attempts != claim.attempt:
+                raise ChunkLost(job_id, chunk, worker_id)
+            if job.cancel_requested_at is not None:
+                raise CancelRequested(job_id)
+            if not t.run("drop_chunk_claim", **self._claim_key(claim, worker_id)):
+                raise ChunkLost(job_id, chunk, worker_id)
+            total = int(job.config["scenario"]["total_patients"])
+            row = t.one(
+                "count_chunk",
+                job_id=str(job_id),
+                patients=patients,
+                patients_total=max(total, 1),
+                progress_details=None if progress_details is None else dumps(progress_details),
+                **self.dialect.clock(),
+            )
+            t.run(
+                "record_chunk",
+                job_id=str(job_id),
+                chunk=chunk,
+                summary=dumps(summary),
+                worker_id=worker_id,
+                **self.dialect.clock(),
+            )
+        return self._job(_row(row))
+
     def chunks(self, job_id: UUID) -> list[ChunkRecord]:
         with self._read() as t:
             rows = t.all("chunks", job_id=str(job_id))
@@ -376,6 +550,7 @@ class SqlStore:
             )
             if row is None:
                 raise self._lost(t, job_id, worker_id)
+            self._close_chunks(t, job_id)
             if terminal:
                 t.run("delete_chunks", job_id=str(job_id))
             job = self._job(row)
@@ -458,6 +633,7 @@ class SqlStore:
                 )
                 if row is None:
                     continue
+                self._close_chunks(t, expired.job_id)
                 if terminal:
                     t.run("delete_chunks", job_id=str(expired.job_id))
                 if inside is not None:
@@ -492,6 +668,7 @@ class SqlStore:
             )
             if action == Action.RETRY:
                 t.run("delete_chunks", job_id=str(job_id))
+                self._close_chunks(t, job_id)
         return self._job(_row(row))
 
     def request_cancel(self, job_id: UUID) -> Job:

@@ -2,8 +2,11 @@
 
 Only `sql/*.sql` and the migrations contain SQL. Every status written is the one
 `model.transition` returns; every write a worker makes is conditioned on `lease_owner = worker_id`
-and raises `LeaseLost` otherwise (fencing). `inside` callbacks run in the transaction of a write
-that succeeded, before it commits: the only place a job's files are removed (files.py).
+and raises `LeaseLost` otherwise (fencing). A chunk claimed by any worker (`claim_chunk`) is
+recorded only while the claim is still that worker's and the job still runs the attempt it was
+claimed in (`ChunkLost` otherwise); a job leaving `running` drops its claims in that write.
+`inside` callbacks run in the transaction of a write that succeeded, before it commits: the only
+place a job's files are removed (files.py).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from uuid import UUID
 from patientgen.jobs.model import (
     Action,
     ApiKey,
+    ChunkClaim,
     ChunkRecord,
     Job,
     JobStatus,
@@ -85,8 +89,10 @@ class JobStore(Protocol):
         progress: int | None = None,
         progress_details: dict[str, Any] | None = None,
         inside: Inside | None = None,
+        keep_counts: bool = False,
     ) -> Job:
-        """Extend the lease (and save progress); return the job (it shows cancel requests)."""
+        """Extend the lease (and save progress); return the job (it shows cancel requests).
+        `keep_counts`: the stored chunks_done and patients_done stay."""
 
     def heartbeat_many(self, job_ids: Sequence[UUID], worker_id: str, lease_seconds: float) -> int:
         """Extend the leases this worker holds among `job_ids`; how many it holds."""
@@ -100,6 +106,31 @@ class JobStore(Protocol):
         progress: int,
         progress_details: dict[str, Any],
     ) -> Job: ...
+
+    def open_chunks(self, job_id: UUID, worker_id: str, chunks_total: int) -> Job:
+        """The owner opens its job's chunk phase to helpers (LeaseLost unless it holds it)."""
+
+    def claim_chunk(
+        self, worker_id: str, lease_seconds: float, job_id: UUID | None = None
+    ) -> ChunkClaim | None:
+        """Claim the first chunk no one recorded or holds: of `job_id` (its owner; `chunk`
+        None when none is free), or of the first open job in the queue's order (a helper)."""
+
+    def extend_chunk(self, claim: ChunkClaim, worker_id: str, lease_seconds: float) -> bool:
+        """Extend this worker's chunk claim; False once it is not this worker's."""
+
+    def release_chunk(self, claim: ChunkClaim, worker_id: str) -> bool:
+        """Give up this worker's chunk claim at once."""
+
+    def record_claimed_chunk(
+        self,
+        claim: ChunkClaim,
+        worker_id: str,
+        summary: dict[str, Any],
+        patients: int,
+        progress_details: dict[str, Any] | None = None,
+    ) -> Job:
+        """Record the claimed chunk (fenced: ChunkLost, CancelRequested) and count it."""
 
     def chunks(self, job_id: UUID) -> list[ChunkRecord]: ...
 

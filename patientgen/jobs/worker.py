@@ -6,6 +6,10 @@
   change counter on SQLite). When the job it claimed is small, it claims more small jobs and runs
   them all as one batch (runner.run_small_jobs); a claim never passes over a job of higher
   priority than the first of the batch, which is always the queue's next job.
+- A worker that found no pending job helps with running jobs' chunks (runner.help_chunk: one
+  chunk claim at a time, of the first job in the queue's order with a chunk free), then looks
+  for pending jobs again: pending jobs always come first, so a huge job never starves small
+  ones (`help_chunks` False: a worker only ever runs the jobs it claimed).
 - SIGTERM/SIGINT: the running job stops at its next chunk boundary and is released at once, so
   another worker continues it without waiting for the lease to expire; the process exits 0.
 - The database going away never kills a worker: it logs, waits and reconnects (a server at its
@@ -34,6 +38,7 @@ from patientgen.jobs.model import Action, Job, JobStatus, RunOutcome, StoreUnava
 from patientgen.jobs.runner import (
     SMALL_BATCH,
     SMALL_JOB_PATIENTS,
+    help_chunk,
     is_small,
     run_job,
     run_small_jobs,
@@ -91,7 +96,11 @@ class Worker:
                     self._maybe_reap(store)
                     jobs = store.claim(self.worker_id, self.settings.lease_seconds)
                     if not jobs:
-                        store.wait_for_work(min(1.0, self.settings.reap_interval))
+                        if not (
+                            self.settings.help_chunks
+                            and help_chunk(store, self.settings, self.worker_id, self.stop)
+                        ):
+                            store.wait_for_work(min(1.0, self.settings.reap_interval))
                         continue
                     left = SMALL_BATCH if self.max_jobs is None else self.max_jobs - ran
                     outcomes = self._run(store, jobs[0], min(SMALL_BATCH, left))

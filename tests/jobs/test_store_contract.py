@@ -10,6 +10,8 @@ from uuid import uuid4
 import pytest
 
 from patientgen.jobs.model import (
+    CancelRequested,
+    ChunkLost,
     IdempotencyConflict,
     InvalidCursor,
     InvalidTransition,
@@ -174,6 +176,125 @@ def test_fencing_after_takeover(service, store):
     now = store.get(job.job_id)
     assert now.status == JobStatus.RUNNING and now.lease_owner == "new"
     assert [c.chunk for c in store.chunks(job.job_id)] == [0]
+
+
+def _open(service, store, patients=12, owner="owner", lease=30):
+    """A running job of `patients` (chunks of 5) whose owner opened its chunk phase."""
+    job = submit(service, scenario=Scenario(total_patients=patients, seed=7))
+    (job,) = store.claim(owner, lease)
+    chunks = -(-patients // 5)
+    store.open_chunks(job.job_id, owner, chunks)
+    return job, chunks
+
+
+def test_chunk_claims_one_per_chunk_open_phase_only(service, store):
+    job = submit(service)
+    store.claim("owner", 30)
+    assert store.claim_chunk("helper", 30) is None  # phase not open: no helper joins
+    with pytest.raises(LeaseLost):
+        store.claim_chunk("owner", 30, job_id=job.job_id)
+    with pytest.raises(LeaseLost):
+        store.open_chunks(job.job_id, "intruder", 3)
+    store.open_chunks(job.job_id, "owner", 3)
+    mine = store.claim_chunk("owner", 30, job_id=job.job_id)
+    first, second = store.claim_chunk("h1", 30), store.claim_chunk("h2", 30)
+    assert [mine.chunk, first.chunk, second.chunk] == [0, 1, 2]
+    assert store.claim_chunk("h3", 30) is None
+    waiting = store.claim_chunk("owner", 30, job_id=job.job_id)
+    assert waiting.chunk is None and waiting.recorded == 0 and not waiting.finished
+    # any worker's recorded chunk counts in the job's progress; the owner's heartbeat keeps it
+    counted = store.record_claimed_chunk(first, "h1", {"patients": 5}, 5)
+    assert counted.progress_details["chunks_done"] == 1
+    assert counted.progress_details["patients_done"] == 5 and counted.progress == 41
+    beat = store.heartbeat(
+        job.job_id, "owner", 30, None, {"phase": "generating", "chunks_done": 0}, keep_counts=True
+    )
+    assert beat.progress_details == {"phase": "generating", "chunks_done": 1, "patients_done": 5}
+    assert beat.progress == 41
+    store.record_claimed_chunk(mine, "owner", {"patients": 5}, 5)
+    store.record_claimed_chunk(second, "h2", {"patients": 2}, 2)
+    done = store.claim_chunk("owner", 30, job_id=job.job_id)
+    assert done.chunk is None and done.finished and done.recorded == 3
+    assert [(c.chunk, c.worker_id) for c in store.chunks(job.job_id)] == [
+        (0, "owner"),
+        (1, "h1"),
+        (2, "h2"),
+    ]
+    final = store.get(job.job_id)
+    assert final.progress_details["patients_done"] == 12 and final.progress == 99
+
+
+def test_chunk_claim_fencing(service, store):
+    job, _ = _open(service, store, patients=15)
+    slow = store.claim_chunk("slow", 0.1)
+    assert slow.chunk == 0
+    with pytest.raises(ChunkLost):  # another worker's claim
+        store.record_claimed_chunk(slow, "other", {"patients": 5}, 5)
+    time.sleep(0.2)  # the claim's lease runs out on the database's clock
+    taken = store.claim_chunk("fast", 30)
+    assert taken.chunk == 0  # an expired claim is free again
+    assert not store.extend_chunk(slow, "slow", 30)
+    with pytest.raises(ChunkLost):
+        store.record_claimed_chunk(slow, "slow", {"patients": 5}, 5)
+    assert store.extend_chunk(taken, "fast", 30)
+    store.record_claimed_chunk(taken, "fast", {"patients": 5}, 5)
+    # a cancel request: no helper joins, and nothing more is recorded
+    late = store.claim_chunk("h", 30)
+    service.cancel(job.job_id)
+    assert store.claim_chunk("h2", 30) is None
+    with pytest.raises(CancelRequested):
+        store.record_claimed_chunk(late, "h", {"patients": 5}, 5)
+    assert store.release_chunk(late, "h")
+    assert [c.chunk for c in store.chunks(job.job_id)] == [0]
+
+
+@pytest.mark.parametrize("leaves", ["release", "reap", "fail"])
+def test_a_claim_never_outlives_its_run(service, store, leaves):
+    """Every write that takes the job out of running drops its claims and closes its phase:
+    a helper of that run records nothing afterwards, even once the job runs again."""
+    job, _ = _open(service, store, lease=0.1 if leaves == "reap" else 30)
+    helper = store.claim_chunk("h", 30)
+    if leaves == "release":
+        store.release(job.job_id, "owner")
+    elif leaves == "reap":
+        time.sleep(0.2)
+        assert store.reap() == [(job.job_id, JobStatus.PENDING)]
+    else:
+        store.fail(job.job_id, "owner", "boom")
+        service.retry(job.job_id)
+    (again,) = store.claim("owner2", 30)
+    assert again.job_id == job.job_id and again.status == JobStatus.RUNNING
+    assert store.claim_chunk("h2", 30) is None  # closed until the new owner opens it
+    with pytest.raises(ChunkLost):
+        store.record_claimed_chunk(helper, "h", {"patients": 5}, 5)
+    assert not store.extend_chunk(helper, "h", 30)
+    store.open_chunks(job.job_id, "owner2", 3)
+    assert store.claim_chunk("h2", 30).chunk == 0  # the old claim is gone
+    with pytest.raises(ChunkLost):  # same attempt number after a release: still not its run
+        store.record_claimed_chunk(helper, "h", {"patients": 5}, 5)
+    assert store.chunks(job.job_id) == []
+
+
+def test_chunk_claims_are_exclusive_under_threads(service, store):
+    job, chunks = _open(service, store, patients=5 * 40)
+    got: list = []
+    lock = threading.Lock()
+
+    def grab(worker):
+        while (claim := store.claim_chunk(worker, 30)) is not None:
+            store.record_claimed_chunk(claim, worker, {"patients": 5}, 5)
+            with lock:
+                got.append(claim.chunk)
+
+    threads = [threading.Thread(target=grab, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got) == list(range(chunks))
+    final = store.get(job.job_id)
+    assert final.progress_details["chunks_done"] == chunks
+    assert final.progress_details["patients_done"] == 200
 
 
 def test_chunks_and_complete(service, store):

@@ -74,10 +74,17 @@ FROM next WHERE j.job_id = next.job_id
 RETURNING j.*;
 
 -- name: heartbeat
+-- :keep_counts (a job whose chunks any worker records, see count_chunk): the snapshot's
+-- chunks_done and patients_done give way to the stored ones.
 UPDATE jobs SET lease_expires_at = now() + make_interval(secs => :lease_seconds),
        updated_at = now(), version = version + 1,
        progress = coalesce(:progress, progress),
-       progress_details = coalesce(:progress_details::jsonb, progress_details)
+       progress_details = CASE
+           WHEN :keep_counts::boolean AND :progress_details::jsonb IS NOT NULL
+           THEN :progress_details::jsonb || jsonb_build_object(
+               'chunks_done', coalesce((progress_details ->> 'chunks_done')::integer, 0),
+               'patients_done', coalesce((progress_details ->> 'patients_done')::bigint, 0))
+           ELSE coalesce(:progress_details::jsonb, progress_details) END
 WHERE job_id = :job_id::uuid AND status = 'running' AND lease_owner = :worker_id
 RETURNING *;
 
@@ -107,6 +114,71 @@ WHERE job_id = :job_id::uuid ORDER BY chunk;
 
 -- name: delete_chunks
 DELETE FROM job_chunks WHERE job_id = :job_id::uuid;
+
+-- name: open_chunks
+-- The owner opens its running job's chunk phase to helpers (sql_store.open_chunks holds the row).
+INSERT INTO chunk_phases (job_id, attempt, chunks_total)
+VALUES (:job_id::uuid, :attempt, :chunks_total)
+ON CONFLICT (job_id) DO UPDATE SET
+    attempt = excluded.attempt, chunks_total = excluded.chunks_total, opened_at = now();
+
+-- name: chunk_phase
+SELECT attempt, chunks_total FROM chunk_phases WHERE job_id = :job_id::uuid;
+
+-- name: open_phases
+-- Running jobs whose chunk phase is open in their current attempt and that no one asked to
+-- cancel, in the queue's order.
+SELECT j.job_id::text AS job_id FROM chunk_phases p JOIN jobs j ON j.job_id = p.job_id
+WHERE j.status = 'running' AND j.attempts = p.attempt AND j.cancel_requested_at IS NULL
+ORDER BY j.priority DESC, j.created_at, j.job_id
+LIMIT :limit;
+
+-- name: recorded_chunks
+SELECT chunk FROM job_chunks WHERE job_id = :job_id::uuid;
+
+-- name: chunk_claims
+-- Each claim of the job and whether its lease ran out (on the server's clock, as jobs' leases).
+SELECT chunk, worker_id, attempt, lease_expires_at < now() AS expired
+FROM chunk_claims WHERE job_id = :job_id::uuid;
+
+-- name: claim_chunk
+-- Under the job's lock (sql_store.claim_chunk): the chunk is free, or its claim expired.
+INSERT INTO chunk_claims (job_id, chunk, attempt, worker_id, lease_expires_at)
+VALUES (:job_id::uuid, :chunk, :attempt, :worker_id,
+        now() + make_interval(secs => :lease_seconds))
+ON CONFLICT (job_id, chunk) DO UPDATE SET
+    attempt = excluded.attempt, worker_id = excluded.worker_id,
+    lease_expires_at = excluded.lease_expires_at;
+
+-- name: extend_chunk
+UPDATE chunk_claims SET lease_expires_at = now() + make_interval(secs => :lease_seconds)
+WHERE job_id = :job_id::uuid AND chunk = :chunk AND worker_id = :worker_id
+  AND attempt = :attempt;
+
+-- name: drop_chunk_claim
+DELETE FROM chunk_claims
+WHERE job_id = :job_id::uuid AND chunk = :chunk AND worker_id = :worker_id
+  AND attempt = :attempt;
+
+-- name: count_chunk
+-- A chunk recorded by any worker counts in the job's progress (integer division in both);
+-- :progress_details (the owner's snapshot, or NULL) replaces the rest of the details.
+UPDATE jobs SET updated_at = now(), version = version + 1,
+       progress = 99 * (coalesce((progress_details ->> 'patients_done')::bigint, 0) + :patients)
+                  / :patients_total,
+       progress_details = coalesce(:progress_details::jsonb, progress_details)
+                          || jsonb_build_object(
+           'chunks_done', coalesce((progress_details ->> 'chunks_done')::integer, 0) + 1,
+           'patients_done', coalesce((progress_details ->> 'patients_done')::bigint, 0)
+                            + :patients)
+WHERE job_id = :job_id::uuid
+RETURNING *;
+
+-- name: delete_chunk_claims
+DELETE FROM chunk_claims WHERE job_id = :job_id::uuid;
+
+-- name: delete_chunk_phase
+DELETE FROM chunk_phases WHERE job_id = :job_id::uuid;
 
 -- name: finish
 -- The one fenced write that ends a run (complete, fail, cancelled, released): the worker must

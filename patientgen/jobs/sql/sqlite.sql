@@ -75,10 +75,17 @@ WHERE job_id IN (SELECT job_id FROM jobs
 RETURNING *;
 
 -- name: heartbeat
+-- :keep_counts (a job whose chunks any worker records, see count_chunk): the snapshot's
+-- chunks_done and patients_done give way to the stored ones.
 UPDATE jobs SET lease_expires_at = :lease_until, lease_deadline = :mono + :lease_seconds,
        lease_boot = :boot, updated_at = :now, version = version + 1,
        progress = coalesce(:progress, progress),
-       progress_details = coalesce(:progress_details, progress_details)
+       progress_details = CASE
+           WHEN :keep_counts AND :progress_details IS NOT NULL
+           THEN json_set(:progress_details,
+                         '$.chunks_done', coalesce(progress_details ->> '$.chunks_done', 0),
+                         '$.patients_done', coalesce(progress_details ->> '$.patients_done', 0))
+           ELSE coalesce(:progress_details, progress_details) END
 WHERE job_id = :job_id AND status = 'running' AND lease_owner = :worker_id
 RETURNING *;
 
@@ -107,6 +114,70 @@ SELECT chunk, summary, worker_id, finished_at FROM job_chunks WHERE job_id = :jo
 
 -- name: delete_chunks
 DELETE FROM job_chunks WHERE job_id = :job_id;
+
+-- name: open_chunks
+-- The owner opens its running job's chunk phase to helpers (sql_store.open_chunks holds the row).
+INSERT INTO chunk_phases (job_id, attempt, chunks_total, opened_at)
+VALUES (:job_id, :attempt, :chunks_total, :now)
+ON CONFLICT (job_id) DO UPDATE SET
+    attempt = excluded.attempt, chunks_total = excluded.chunks_total, opened_at = excluded.opened_at;
+
+-- name: chunk_phase
+SELECT attempt, chunks_total FROM chunk_phases WHERE job_id = :job_id;
+
+-- name: open_phases
+-- Running jobs whose chunk phase is open in their current attempt and that no one asked to
+-- cancel, in the queue's order.
+SELECT j.job_id FROM chunk_phases p JOIN jobs j ON j.job_id = p.job_id
+WHERE j.status = 'running' AND j.attempts = p.attempt AND j.cancel_requested_at IS NULL
+ORDER BY j.priority DESC, j.created_at, j.job_id
+LIMIT :limit;
+
+-- name: recorded_chunks
+SELECT chunk FROM job_chunks WHERE job_id = :job_id;
+
+-- name: chunk_claims
+-- Each claim of the job and whether its lease ran out (on the boot clock, as jobs' leases).
+SELECT chunk, worker_id, attempt,
+       (lease_boot IS NOT :boot OR lease_deadline < :mono) AS expired
+FROM chunk_claims WHERE job_id = :job_id;
+
+-- name: claim_chunk
+-- Under the job's lock (sql_store.claim_chunk): the chunk is free, or its claim expired.
+INSERT INTO chunk_claims (job_id, chunk, attempt, worker_id, lease_expires_at, lease_deadline,
+                          lease_boot)
+VALUES (:job_id, :chunk, :attempt, :worker_id, :lease_until, :mono + :lease_seconds, :boot)
+ON CONFLICT (job_id, chunk) DO UPDATE SET
+    attempt = excluded.attempt, worker_id = excluded.worker_id,
+    lease_expires_at = excluded.lease_expires_at, lease_deadline = excluded.lease_deadline,
+    lease_boot = excluded.lease_boot;
+
+-- name: extend_chunk
+UPDATE chunk_claims SET lease_expires_at = :lease_until, lease_deadline = :mono + :lease_seconds,
+       lease_boot = :boot
+WHERE job_id = :job_id AND chunk = :chunk AND worker_id = :worker_id AND attempt = :attempt;
+
+-- name: drop_chunk_claim
+DELETE FROM chunk_claims
+WHERE job_id = :job_id AND chunk = :chunk AND worker_id = :worker_id AND attempt = :attempt;
+
+-- name: count_chunk
+-- A chunk recorded by any worker counts in the job's progress (integer division in both);
+-- :progress_details (the owner's snapshot, or NULL) replaces the rest of the details.
+UPDATE jobs SET updated_at = :now, version = version + 1,
+       progress = 99 * (coalesce(progress_details ->> '$.patients_done', 0) + :patients)
+                  / :patients_total,
+       progress_details = json_set(coalesce(:progress_details, progress_details),
+           '$.chunks_done', coalesce(progress_details ->> '$.chunks_done', 0) + 1,
+           '$.patients_done', coalesce(progress_details ->> '$.patients_done', 0) + :patients)
+WHERE job_id = :job_id
+RETURNING *;
+
+-- name: delete_chunk_claims
+DELETE FROM chunk_claims WHERE job_id = :job_id;
+
+-- name: delete_chunk_phase
+DELETE FROM chunk_phases WHERE job_id = :job_id;
 
 -- name: finish
 -- The one fenced write that ends a run (complete, fail, cancelled, released): the worker must

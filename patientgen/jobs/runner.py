@@ -196,62 +196,62 @@ class Heartbeat:
                 self.progress.observe(job.progress_details)
 
 
-class ChunkBeat:
-    """Extends one chunk claim every `settings.heartbeat_interval` seconds while the chunk is
-    written; `lost` once the claim is no longer this worker's."""
+class _Beat:
+    """Calls `beat` every `interval` seconds in a thread of its own while entered; `lost` once
+    it answered False (what it extends is no longer this worker's). A store that does not
+    answer is logged and tried again at the next beat."""
+
+    def __init__(self, beat: Callable[[], object], interval: float, what: str) -> None:
+        self._beat = beat
+        self._interval = interval
+        self._what = what
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat {what}", daemon=True)
+
+    def __enter__(self) -> _Beat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                if self._beat() is False:
+                    self.lost = True
+                    return
+            except StoreUnavailable as exc:
+                log.warning("heartbeat of %s failed: %s", self._what, exc)
+
+
+class ChunkBeat(_Beat):
+    """Extends one chunk claim while the chunk is written; `lost` once the claim is no longer
+    this worker's."""
 
     def __init__(
         self, store: JobStore, claim: ChunkClaim, worker_id: str, settings: Settings
     ) -> None:
-        self._extend = lambda: store.extend_chunk(claim, worker_id, settings.lease_seconds)
-        self._interval = settings.heartbeat_interval
-        self.lost = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="heartbeat-chunk", daemon=True)
-
-    def __enter__(self) -> ChunkBeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                if not self._extend():
-                    self.lost = True
-                    return
-            except StoreUnavailable as exc:
-                log.warning("heartbeat of a chunk claim failed: %s", exc)
+        super().__init__(
+            lambda: store.extend_chunk(claim, worker_id, settings.lease_seconds),
+            settings.heartbeat_interval,
+            "a chunk claim",
+        )
 
 
-class BatchHeartbeat:
-    """Extends the leases of a batch of small jobs every `settings.heartbeat_interval` seconds,
-    in one statement, until the batch is written."""
+class BatchHeartbeat(_Beat):
+    """Extends the leases of a batch of small jobs, in one statement, until the batch is
+    written."""
 
     def __init__(self, store: JobStore, jobs: list[Job], worker_id: str, settings: Settings):
         ids = [job.job_id for job in jobs]
-        self._beat = lambda: store.heartbeat_many(ids, worker_id, settings.lease_seconds)
-        self._interval = settings.heartbeat_interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="heartbeat-batch", daemon=True)
-
-    def __enter__(self) -> BatchHeartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._beat()
-            except StoreUnavailable as exc:
-                log.warning("heartbeat of a batch failed: %s", exc)
+        super().__init__(
+            lambda: store.heartbeat_many(ids, worker_id, settings.lease_seconds),
+            settings.heartbeat_interval,
+            "a batch",
+        )
 
 
 class _Stopped(Exception):

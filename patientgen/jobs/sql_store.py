@@ -317,38 +317,6 @@ class SqlStore:
                 **self.dialect.clock(),
             )
 
-    def record_chunk(
-        self,
-        job_id: UUID,
-        worker_id: str,
-        chunk: int,
-        summary: dict[str, Any],
-        progress: int,
-        progress_details: dict[str, Any],
-    ) -> Job:
-        """Record a chunk as done with its partial summary, and the job's progress (fenced)."""
-        with self._write() as t:
-            row = t.one(
-                "save_progress",
-                job_id=str(job_id),
-                worker_id=worker_id,
-                progress=progress,
-                progress_details=dumps(progress_details),
-                **self.dialect.clock(),
-            )
-            if row is None:
-                raise self._lost(t, job_id, worker_id)
-            job = self._job(row)
-            t.run(
-                "record_chunk",
-                job_id=str(job_id),
-                chunk=chunk,
-                summary=dumps(summary),
-                worker_id=worker_id,
-                **self.dialect.clock(),
-            )
-        return job
-
     # -- chunk claims (fenced by the claim and the job's run) ------------------------------------
     def _close_chunks(self, t: Tx, job_id: UUID) -> None:
         """The job leaves `running`: its claims and its open chunk phase go (same transaction)."""

@@ -97,16 +97,6 @@ class JobStore(Protocol):
     def heartbeat_many(self, job_ids: Sequence[UUID], worker_id: str, lease_seconds: float) -> int:
         """Extend the leases this worker holds among `job_ids`; how many it holds."""
 
-    def record_chunk(
-        self,
-        job_id: UUID,
-        worker_id: str,
-        chunk: int,
-        summary: dict[str, Any],
-        progress: int,
-        progress_details: dict[str, Any],
-    ) -> Job: ...
-
     def open_chunks(self, job_id: UUID, worker_id: str, chunks_total: int) -> Job:
         """The owner opens its job's chunk phase to helpers (LeaseLost unless it holds it)."""
 

@@ -157,14 +157,16 @@ def test_heartbeat_progress_and_fencing(service, store):
 def test_fencing_after_takeover(service, store):
     job = submit(service)
     store.claim("old", 0.2)
-    store.record_chunk(job.job_id, "old", 0, {"patients": 5}, 40, {"phase": "generating"})
+    store.open_chunks(job.job_id, "old", 3)
+    first = store.claim_chunk("old", 30, job_id=job.job_id)
+    store.record_claimed_chunk(first, "old", {"patients": 5}, 5)
     time.sleep(0.3)
     assert store.reap() == [(job.job_id, JobStatus.PENDING)]
     (taken,) = store.claim("new", 30)
     assert taken.attempts == 2
     for late_write in (
         lambda: store.heartbeat(job.job_id, "old", 30),
-        lambda: store.record_chunk(job.job_id, "old", 1, {"patients": 5}, 80, {}),
+        lambda: store.claim_chunk("old", 30, job_id=job.job_id),
         lambda: store.complete(job.job_id, "old", [], None),
         lambda: store.fail(job.job_id, "old", "boom"),
         lambda: store.mark_cancelled(job.job_id, "old"),
@@ -300,8 +302,10 @@ def test_chunk_claims_are_exclusive_under_threads(service, store):
 def test_chunks_and_complete(service, store):
     job = submit(service)
     store.claim("w", 30)
-    store.record_chunk(job.job_id, "w", 1, {"patients": 5}, 40, {"chunks_done": 1})
-    store.record_chunk(job.job_id, "w", 0, {"patients": 5}, 80, {"chunks_done": 2})
+    store.open_chunks(job.job_id, "w", 3)
+    zero, one = (store.claim_chunk("w", 30, job_id=job.job_id) for _ in range(2))
+    store.record_claimed_chunk(one, "w", {"patients": 5}, 5)  # in any order
+    store.record_claimed_chunk(zero, "w", {"patients": 5}, 5)
     chunks = store.chunks(job.job_id)
     assert [(c.chunk, c.summary, c.worker_id) for c in chunks] == [
         (0, {"patients": 5}, "w"),
@@ -323,7 +327,9 @@ def test_complete_many(service, store):
     jobs = [submit(service) for _ in range(5)]
     claimed = store.claim("w", 30, limit=5)
     assert len(claimed) == 5
-    store.record_chunk(jobs[0].job_id, "w", 0, {"patients": 5}, 40, {"chunks_done": 1})
+    store.open_chunks(jobs[0].job_id, "w", 3)
+    checkpoint = store.claim_chunk("w", 30, job_id=jobs[0].job_id)
+    store.record_claimed_chunk(checkpoint, "w", {"patients": 5}, 5)
     done = store.complete_many("w", [(j.job_id, [], None) for j in claimed])
     assert sorted(done) == sorted(j.job_id for j in jobs)
     assert service.counts()["completed"] == 5

@@ -95,13 +95,6 @@ UPDATE jobs SET lease_expires_at = now() + make_interval(secs => :lease_seconds)
 WHERE job_id IN (SELECT jsonb_array_elements_text(:job_ids::jsonb)::uuid) AND status = 'running'
   AND lease_owner = :worker_id;
 
--- name: save_progress
--- A chunk's checkpoint: progress only (the lease is the heartbeat's business).
-UPDATE jobs SET updated_at = now(), version = version + 1, progress = :progress,
-       progress_details = :progress_details::jsonb
-WHERE job_id = :job_id::uuid AND status = 'running' AND lease_owner = :worker_id
-RETURNING *;
-
 -- name: record_chunk
 INSERT INTO job_chunks (job_id, chunk, summary, worker_id)
 VALUES (:job_id::uuid, :chunk, :summary::jsonb, :worker_id)

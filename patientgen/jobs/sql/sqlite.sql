@@ -96,13 +96,6 @@ UPDATE jobs SET lease_expires_at = :lease_until, lease_deadline = :mono + :lease
 WHERE job_id IN (SELECT value FROM json_each(:job_ids)) AND status = 'running'
   AND lease_owner = :worker_id;
 
--- name: save_progress
--- A chunk's checkpoint: progress only (the lease is the heartbeat's business).
-UPDATE jobs SET updated_at = :now, version = version + 1, progress = :progress,
-       progress_details = :progress_details
-WHERE job_id = :job_id AND status = 'running' AND lease_owner = :worker_id
-RETURNING *;
-
 -- name: record_chunk
 INSERT INTO job_chunks (job_id, chunk, summary, worker_id, finished_at)
 VALUES (:job_id, :chunk, :summary, :worker_id, :now)

@@ -197,15 +197,14 @@ class Heartbeat:
 
 
 class _Beat:
-    """Calls `beat` every `interval` seconds in a thread of its own while entered; `lost` once
-    it answered False (what it extends is no longer this worker's). A store that does not
-    answer is logged and tried again at the next beat."""
+    """Calls `beat` every `interval` seconds in a thread of its own while entered, and stops
+    once it answered False (what it extends is no longer this worker's: the fenced write after
+    it says so). A store that does not answer is logged and tried again at the next beat."""
 
     def __init__(self, beat: Callable[[], object], interval: float, what: str) -> None:
         self._beat = beat
         self._interval = interval
         self._what = what
-        self.lost = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat {what}", daemon=True)
 
@@ -221,15 +220,14 @@ class _Beat:
         while not self._stop.wait(self._interval):
             try:
                 if self._beat() is False:
-                    self.lost = True
                     return
             except StoreUnavailable as exc:
                 log.warning("heartbeat of %s failed: %s", self._what, exc)
 
 
 class ChunkBeat(_Beat):
-    """Extends one chunk claim while the chunk is written; `lost` once the claim is no longer
-    this worker's."""
+    """Extends one chunk claim while the chunk is written (until it is no longer this
+    worker's: `record_claimed_chunk` then refuses the chunk with ChunkLost)."""
 
     def __init__(
         self, store: JobStore, claim: ChunkClaim, worker_id: str, settings: Settings

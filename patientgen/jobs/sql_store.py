@@ -349,31 +349,33 @@ class SqlStore:
         whose chunk phase is open and not asked to cancel; None when no such job has one free."""
         if job_id is not None:
             with self._write() as t:
-                job = self._locked(t, job_id)
-                phase = t.one("chunk_phase", job_id=str(job_id))
-                held = job.status == JobStatus.RUNNING and job.lease_owner == worker_id
-                if not held or phase is None or int(phase["attempt"]) != job.attempts:
+                found = self._open_phase(t, job_id)
+                if found is None or found[0].lease_owner != worker_id:
                     raise LeaseLost(job_id, worker_id)
-                return self._claim_in(t, job, int(phase["chunks_total"]), worker_id, lease_seconds)
+                return self._claim_in(t, *found, worker_id, lease_seconds)
         with self._read() as t:
             candidates = [UUID(str(r["job_id"])) for r in t.all("open_phases", limit=8)]
         for candidate in candidates:
             with self._write() as t:
-                row = t.one("lock_job", job_id=str(candidate))
-                phase = t.one("chunk_phase", job_id=str(candidate))
-                if row is None or phase is None:
+                found = self._open_phase(t, candidate)
+                if found is None or found[0].cancel_requested_at is not None:
                     continue
-                job = self._job(row)
-                if (
-                    job.status != JobStatus.RUNNING
-                    or job.attempts != int(phase["attempt"])
-                    or job.cancel_requested_at is not None
-                ):
-                    continue
-                claim = self._claim_in(t, job, int(phase["chunks_total"]), worker_id, lease_seconds)
+                claim = self._claim_in(t, *found, worker_id, lease_seconds)
             if claim.chunk is not None:
                 return claim
         return None
+
+    def _open_phase(self, t: Tx, job_id: UUID) -> tuple[Job, int] | None:
+        """The job (its row locked) and its number of chunks, while it runs the attempt that
+        opened its chunk phase; None otherwise."""
+        row = t.one("lock_job", job_id=str(job_id))
+        phase = t.one("chunk_phase", job_id=str(job_id))
+        if row is None or phase is None:
+            return None
+        job = self._job(row)
+        if job.status != JobStatus.RUNNING or job.attempts != int(phase["attempt"]):
+            return None
+        return job, int(phase["chunks_total"])
 
     def _claim_in(
         self, t: Tx, job: Job, chunks_total: int, worker_id: str, lease_seconds: float

@@ -117,3 +117,15 @@ def test_the_cli_pushes_and_replays_over_tls(lab) -> None:
             )
         assert done.returncode == 0, done.stderr
         assert len(acks.acked) == len(set(acks.acked)) > 15, argv
+
+
+def test_plain_mllp_is_stored_and_keyed_as_before_tls() -> None:
+    """Without TLS, the target dumps without `tls`: the delivery job's stored config and the
+    CLI's idempotency key (a hash of model_dump_json) are those made before TLS existed, so a
+    `patientgen push` interrupted before the upgrade goes on with the same delivery after it."""
+    from patientgen.delivery import DELIVERY
+
+    plain = DELIVERY.validate_python({"target": "mllp", "host": "h", "port": 2575})
+    assert plain.model_dump_json() == '{"target":"mllp","host":"h","port":2575,"pace":null}'
+    tls = DELIVERY.validate_python({"target": "mllp", "host": "h", "port": 2575, "tls": True})
+    assert tls.model_dump(mode="json", exclude_none=True)["tls"] is True

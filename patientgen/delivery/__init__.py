@@ -31,10 +31,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationError,
     ValidatorFunctionWrapHandler,
     field_validator,
+    model_serializer,
 )
 
 
@@ -240,6 +242,15 @@ class MllpDelivery(BaseModel):
         "CAs and PATIENTGEN_DELIVERY_CA_FILE.",
     )
     pace: Pace | None = Field(None, description="Replay in exercise time (absent: all at once).")
+
+    @model_serializer(mode="wrap")
+    def _plain_without_tls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Plain MLLP dumps as it did before TLS existed (no `tls`): the config a delivery job
+        stores and the CLI's idempotency key (a hash of this dump) stay those of before."""
+        data: dict[str, Any] = handler(self)
+        if not self.tls:
+            data.pop("tls", None)
+        return data
 
 
 Delivery = Annotated[FhirDelivery | MllpDelivery, Field(discriminator="target")]

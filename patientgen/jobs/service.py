@@ -253,8 +253,6 @@ class JobService:
             **target.model_dump(mode="json", exclude_none=True),
             "source_job": str(source.job_id),
         }
-        if delivery_config.get("tls") is False:  # plain MLLP: stored as before TLS existed
-            del delivery_config["tls"]
         config: dict[str, Any] = {
             "scenario": source.config["scenario"],
             "formats": [],

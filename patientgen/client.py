@@ -691,17 +691,21 @@ class Client:
         batch: bool = False,
         bundle_size: int | None = None,
         authorization: str | None = None,
+        tls: bool = False,
         speed: float | None = None,
         start: str = "now",
         idempotency_key: str | None = None,
     ) -> Job:
         """Queue a delivery of a completed job's casualties to a FHIR server (`fhir`: its base
-        URL) or an MLLP listener (`mllp`: host, port); with `speed`, a replay in exercise time
+        URL) or an MLLP listener (`mllp`: host, port; `tls`: MLLP over TLS, the listener's
+        certificate checked by the service); with `speed`, a replay in exercise time
         (`speed` exercise seconds a second, the scenario's start at `start`: "now" or an ISO
         date-time). Returns the delivery job, which runs on the service's workers (follow it with
         `wait`; its summary is the report)."""
         if (fhir is None) == (mllp is None):
             raise ValueError("give one target: fhir=URL or mllp=(host, port)")
+        if tls and fhir is not None:
+            raise ValueError("tls goes with mllp (a FHIR server's URL says https)")
         body: dict[str, Any]
         if fhir is not None:
             body = {"target": "fhir", "url": fhir, "mode": "batch" if batch else "transaction"}
@@ -711,7 +715,7 @@ class Client:
                 body["authorization"] = authorization
         else:
             assert mllp is not None  # one of the two, checked above
-            body = {"target": "mllp", "host": mllp[0], "port": mllp[1]}
+            body = {"target": "mllp", "host": mllp[0], "port": mllp[1], "tls": tls}
         if speed is not None:
             body["pace"] = {"speed": speed, "start": start}
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}

@@ -75,8 +75,8 @@ def _target(
         host, sep, port = mllp.rpartition(":")
         if not sep or not host:
             raise BadInput(f"--mllp: expected HOST:PORT, got {mllp!r}")
-        where = {"target": "mllp", "host": host.strip("[]"), "port": parse_int("--mllp", port)}
-        return {**where, "tls": True} if tls else where
+        port_number = parse_int("--mllp", port)
+        return {"target": "mllp", "host": host.strip("[]"), "port": port_number, "tls": tls}
     if tls:
         raise BadInput("--tls goes with --mllp (a FHIR server's URL says https)")
     target: dict[str, Any] = {"target": "fhir", "url": fhir}
@@ -169,8 +169,12 @@ def _replay_target(to: str) -> dict[str, Any]:
         where = urlsplit(to)
         if not where.hostname or where.port is None:
             raise BadInput(f"--to: expected {scheme}://HOST:PORT, got {to!r}")
-        found = {"target": "mllp", "host": where.hostname, "port": where.port}
-        return {**found, "tls": True} if scheme == "mllps" else found
+        return {
+            "target": "mllp",
+            "host": where.hostname,
+            "port": where.port,
+            "tls": scheme == "mllps",
+        }
     raise BadInput(
         f"--to: expected fhir://..., fhirs://..., mllp://HOST:PORT, mllps://HOST:PORT or stdout, "
         f"got {to!r}"

@@ -79,6 +79,28 @@ def test_push_runs_as_a_job_and_reports(svc: Service, completed: dict[str, Any])
         )
 
 
+def test_the_client_pushes_over_tls(svc: Service, completed: dict[str, Any]) -> None:
+    """Client.push(mllp=..., tls=True) reaches the worker: a listener whose certificate the
+    service does not trust (a test CA it was not given) fails the delivery as untrusted, and
+    nothing arrives."""
+    import trustme
+
+    from patientgen.client import Client
+    from tests.mllp_listener import Acks, serve_mllp
+    from tests.support import free_port
+    from tests.test_push_tls import _server_context
+
+    acks, port = Acks(), free_port()
+    for _ in serve_mllp(port, acks, tls=_server_context(trustme.CA())):
+        with Client(svc.url, api_key=svc.keys["alice"]) as client:
+            made = client.push(completed["job_id"], mllp=("127.0.0.1", port), tls=True)
+        with svc.client("alice") as alice:
+            done = finished(alice, str(made.job_id))
+    assert done["config"]["delivery"]["tls"] is True
+    assert done["status"] == "failed" and "not trusted" in done["error"]
+    assert acks.acked == []
+
+
 def test_bad_pushes(svc: Service, completed: dict[str, Any]) -> None:
     job_url = f"/jobs/{completed['job_id']}/push"
     with svc.client("alice") as alice:

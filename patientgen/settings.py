@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,6 +55,7 @@ class Settings(BaseSettings):
     #: A push retries a server error or a lost connection this many times in a row, waiting
     #: delivery_backoff seconds, then twice that, and so on, before the delivery job fails.
     delivery_retries: Annotated[int, Field(ge=0, le=20)] = 5
+    delivery_backoff: Annotated[float, Field(ge=0.01, le=60)] = 1.0
     #: PEM file of CA certificates a push trusts besides the system's (a test lab's own CA), for
     #: https FHIR servers and MLLP over TLS.
     delivery_ca_file: Path | None = None
@@ -61,7 +63,6 @@ class Settings(BaseSettings):
     #: a Fernet key (`patientgen keys secret` makes one). Unset: one made once in data_dir. Every
     #: process of a deployment needs the same: on several hosts, set it on each.
     secret_key: SecretStr | None = None
-    delivery_backoff: Annotated[float, Field(ge=0.01, le=60)] = 1.0
     #: /metrics without an API key even where keys are required (false: it needs a valid key).
     metrics_public: bool = False
     #: Event streams (GET /jobs/{id}/events) one key (or the anonymous caller) may hold open at
@@ -71,6 +72,22 @@ class Settings(BaseSettings):
     max_archives_per_key: Annotated[int, Field(ge=1, le=10_000)] = 2
     #: Patients per job the anonymous caller (no key, where keys are optional) may ask for.
     anonymous_max_patients: Annotated[int, Field(ge=1, le=1_000_000_000)] = 1_000_000
+
+    @field_validator("secret_key")
+    @classmethod
+    def _a_fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """Checked where it is read, not where it is first used (a push would fail with 500)."""
+        if value is not None:
+            try:
+                key = base64.urlsafe_b64decode(value.get_secret_value().strip().encode())
+            except ValueError:
+                key = b""
+            if len(key) != 32:
+                raise ValueError(
+                    "not a Fernet key (32 bytes in URL-safe base64): make one with "
+                    "`patientgen keys secret`"
+                )
+        return value
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:

@@ -80,3 +80,13 @@ def test_a_worker_with_another_key_sends_nothing_and_says_why(tmp_path: Path) ->
             ended, _ = service.run_here(delivery.job_id, threading.Event())
         assert ended.status == JobStatus.COMPLETED, ended.error
         assert server_counts(url)["Patient"] == 20
+
+
+def test_a_malformed_secret_key_is_refused_where_settings_are_read(tmp_path: Path) -> None:
+    """Not at the first push (which answered 500): the setting itself is refused, saying how
+    to make a key."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="patientgen keys secret"):
+        delivery_settings(tmp_path, secret_key=SecretStr("not-a-key"))
+    assert delivery_settings(tmp_path, secret_key=SecretStr(new_key())).secret_key is not None

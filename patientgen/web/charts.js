@@ -63,8 +63,9 @@ function legendOf(series) {
       h("li", {}, h("span", { class: `swatch s${s.color ?? i}`, "aria-hidden": "true" }), s.name)));
 }
 
-function tableOf(headers, rows) {
-  return h("table", {},
+// A data table: a header row, then rows whose first cell heads the row.
+export function tableOf(headers, rows, attrs = {}) {
+  return h("table", attrs,
     h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col", text: t })))),
     h("tbody", {}, rows.map((r) =>
       h("tr", {}, r.map((c, i) => (i === 0 ? h("th", { scope: "row", text: c }) : h("td", { text: c })))))));

@@ -1,5 +1,5 @@
 // Draws a job's summary.json (patientgen/formats/summary.py) as key figures and SVG charts.
-import { barChart, columnChart, formatNumber } from "./charts.js";
+import { barChart, columnChart, formatNumber, tableOf } from "./charts.js";
 import { NATIONS, label } from "./form.js";
 
 const OUTCOME_NAMES = {
@@ -194,11 +194,9 @@ const minutes = (m) => (m === null || m === undefined ? "–" : minutesLabel(Mat
 const max = (values) => values.reduce((a, b) => (b > a ? b : a), 0);
 
 function table(caption, headers, rows, attrs = {}) {
-  return h("table", { class: "chain-table", ...attrs },
-    h("caption", { text: caption }),
-    h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col", text: t })))),
-    h("tbody", {}, rows.map((r) =>
-      h("tr", {}, r.map((c, i) => (i === 0 ? h("th", { scope: "row", text: c }) : h("td", { text: c })))))));
+  const node = tableOf(headers, rows, { class: "chain-table", ...attrs });
+  node.prepend(h("caption", { text: caption }));
+  return node;
 }
 
 // A table that scrolls sideways on its own (keyboard too) rather than the page.
@@ -220,8 +218,8 @@ function careChain(chain, scenario, full, half) {
     ["Died while waiting", formatNumber(chain.died_waiting ?? 0)],
     ["Lifts within their MEDEVAC window", met[0] ? pct(met[1] / met[0]) : "–"],
   ];
-  const heading = h("h3", { class: "chain-title", id: "care-chain-h", text: "Chain of care (medical plan)" });
-  const list = h("dl", { class: "stats chain-stats" },
+  const heading = h("h3", { class: "chain-title chain-wide", id: "care-chain-h", text: "Chain of care (medical plan)" });
+  const list = h("dl", { class: "stats chain-stats chain-wide" },
     items.map(([k, v]) => h("div", { class: "stat" }, h("dt", { text: k }), h("dd", { text: v }))));
   const waits = chain.wait_percentiles_minutes || {};
   const waitTable = table("Waits for each need (a need met at once is a wait of 0)",
@@ -242,8 +240,10 @@ function careChain(chain, scenario, full, half) {
     units.map((u) => [u, formatNumber(max(hourly[u].occupancy || [])), formatNumber(max(hourly[u].queue || [])),
       String(sim.operating_table_hours?.[u] ?? 0), String(sim.icu_bed_days?.[u] ?? 0)]),
     { "data-role": "units" });
-  const out = [heading, list, h("div", { class: "chain-tables" }, scroll(waitTable), scroll(liftTable)),
-    scroll(unitTable)];
+  const unitBox = scroll(unitTable);
+  unitBox.classList.add("chain-wide");
+  const out = [heading, list,
+    h("div", { class: "chain-tables chain-wide" }, scroll(waitTable), scroll(liftTable)), unitBox];
   // Casualties waiting at the facilities, hour by hour (all units together).
   const hours = max(units.map((u) => (hourly[u].queue || []).length));
   if (hours) {
@@ -273,6 +273,5 @@ function careChain(chain, scenario, full, half) {
     fig.classList.add(half === full ? "chart-wide" : "chart-half");
     out.push(fig);
   }
-  for (const node of out) if (!node.classList.contains("chart-half")) node.classList.add("chain-wide");
   return out;
 }

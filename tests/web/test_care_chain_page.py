@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tests.care_chain_support import drill
 from tests.web.conftest import Service
 from tests.web.test_page import WIDTHS, open_page, shot, submit, wait_status
 
@@ -113,3 +114,37 @@ def test_a_job_without_a_plan_shows_no_chain_of_care(page: Any, service: Service
     _open_job(page, job_id)
     assert page.locator("#charts #care-chain-h").count() == 0
     assert "Unlimited capacity" in page.locator("#job-view").inner_text()
+
+
+def _minutes_label(m: float | None) -> str:
+    """summary.js's words for a wait (minutesLabel of the rounded minutes)."""
+    if m is None:
+        return "–"
+    m = round(m)
+    if m < 60:
+        return f"{m} min"
+    if m < 1440:
+        return f"{m / 60:.1f}".rstrip("0").rstrip(".") + " h"
+    return f"{m / 1440:.1f}".rstrip("0").rstrip(".") + " d"
+
+
+def test_a_starved_plan_shows_its_waits(page: Any, service: Service) -> None:
+    """Under a starved plan (tests/care_chain_support.py) casualties wait: each wait's p50 and
+    p90 on the page are the summary's, and so are the deaths with a delay cause."""
+    scenario = drill("starved", total_patients=300).model_dump(mode="json")
+    with service.api() as api:
+        job_id = api.post("/jobs", json={"scenario": scenario, "formats": ["csv"]}).json()["job_id"]
+    open_page(page, service, f"#/jobs/{job_id}")
+    wait_status(page, job_id, "completed", timeout=120_000)
+    page.locator("#charts #care-chain-h").wait_for()
+    chain = _job(service, job_id)["summary"]["care_chain"]
+    waits = chain["wait_percentiles_minutes"]
+    assert any((w["p90"] or 0) > 0 for w in waits.values()), "the starved plan made no one wait"
+    rows = page.locator('#charts table[data-role="waits"] tbody tr')
+    shown = [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())]
+    kinds = ("evacuation", "treatment", "surgery", "bed")
+    assert shown == [
+        [_minutes_label(waits[k]["p50"]), _minutes_label(waits[k]["p90"])] for k in kinds
+    ]
+    stats = page.locator("#charts .chain-stats").inner_text()
+    assert f"{chain['deaths_with_delay']} of {chain['deaths']}" in stats

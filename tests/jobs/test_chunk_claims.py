@@ -17,9 +17,11 @@ running job one at a time.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import sqlite3
+from collections.abc import Iterator
 from uuid import UUID
 
 import pytest
@@ -28,7 +30,7 @@ from care_chain_support import drill
 from patientgen.formats import bundle
 from patientgen.jobs import migrations
 from patientgen.jobs.files import JobFiles
-from patientgen.jobs.model import JobStatus
+from patientgen.jobs.model import Job, JobStatus
 from patientgen.jobs.runner import write_claimed_chunk
 from patientgen.jobs.service import JobService
 from patientgen.scenario import Scenario
@@ -91,6 +93,26 @@ def _completed(service: JobService, job_id: UUID):
     return job.status == JobStatus.COMPLETED and job
 
 
+@contextlib.contextmanager
+def _shared_run(
+    service: JobService, settings, tmp_path, helpers: int
+) -> Iterator[tuple[Job, WorkerProcess, list[WorkerProcess]]]:
+    """The job submitted, its owner (a worker process) past its first recorded chunk, then
+    `helpers` more worker processes; every one of them killed (-9) at the end."""
+    job, _ = service.submit(SCENARIO, FORMATS, "alice")
+    owner = WorkerProcess(settings, tmp_path / "owner.log")
+    started: list[WorkerProcess] = []
+    try:
+        wait_until(lambda: len(service.chunks(job.job_id)) >= 1, timeout=60)
+        assert f"-{owner.proc.pid}-" in str(service.get(job.job_id).lease_owner)
+        started += [WorkerProcess(settings, tmp_path / f"h{i}.log") for i in range(helpers)]
+        yield job, owner, started
+    finally:
+        for proc in (owner, *started):
+            proc.kill_group()
+            proc.wait()
+
+
 def _assert_identical(service: JobService, job, reference: dict[str, str]) -> None:
     """The job's folder holds exactly a clean run's files (no parts folder, no temporary file
     of any worker), and each output file listed has the clean run's sha256."""
@@ -129,13 +151,7 @@ def test_output_identical_for_1_2_4_workers(big, tmp_path, reference, workers):
 def test_kill9_of_a_helper_holding_a_chunk(big, tmp_path, reference):
     slow = big.model_copy(update={"chunk_delay": 0.3})
     with JobService.open(slow) as service:
-        job, _ = service.submit(SCENARIO, FORMATS, "alice")
-        owner = WorkerProcess(slow, tmp_path / "owner.log")
-        helper = None
-        try:
-            wait_until(lambda: len(service.chunks(job.job_id)) >= 1, timeout=60)
-            assert f"-{owner.proc.pid}-" in str(service.get(job.job_id).lease_owner)
-            helper = WorkerProcess(slow, tmp_path / "helper.log")
+        with _shared_run(service, slow, tmp_path, 1) as (job, owner, (helper,)):
             wait_until(lambda: _writes(helper.text(), job.job_id), timeout=60)
 
             def holding() -> tuple[int] | None:  # a chunk after the one(s) it recorded
@@ -149,12 +165,6 @@ def test_kill9_of_a_helper_holding_a_chunk(big, tmp_path, reference):
             # the claim is left behind, unrecorded: the owner takes it over once it expires
             assert held in {c for c, w in _claims(slow.database_url, job.job_id).items()}
             final = wait_until(lambda: _completed(service, job.job_id), timeout=300, step=0.2)
-        finally:
-            for proc in (owner, helper):
-                if proc is not None:
-                    proc.kill_group()
-                    proc.wait()
-        assert helper is not None
         by_helper = _writes(helper.text(), job.job_id)
         by_owner = _writes(owner.text(), job.job_id)
         assert by_helper and held not in by_helper
@@ -168,14 +178,7 @@ def test_kill9_of_a_helper_holding_a_chunk(big, tmp_path, reference):
 def test_kill9_of_the_owner(big, tmp_path, reference):
     slow = big.model_copy(update={"chunk_delay": 0.3})
     with JobService.open(slow) as service:
-        job, _ = service.submit(SCENARIO, FORMATS, "alice")
-        owner = WorkerProcess(slow, tmp_path / "owner.log")
-        helpers: list[WorkerProcess] = []
-        marks: list[int] = []
-        try:
-            wait_until(lambda: len(service.chunks(job.job_id)) >= 1, timeout=60)
-            assert f"-{owner.proc.pid}-" in str(service.get(job.job_id).lease_owner)
-            helpers = [WorkerProcess(slow, tmp_path / f"h{i}.log") for i in range(2)]
+        with _shared_run(service, slow, tmp_path, 2) as (job, owner, helpers):
             wait_until(lambda: any(_writes(h.text(), job.job_id) for h in helpers), timeout=60)
             owner.kill_group()  # kill -9 of the job's owner, its helpers at work
             owner.wait()
@@ -183,10 +186,6 @@ def test_kill9_of_the_owner(big, tmp_path, reference):
             marks = [len(h.text()) for h in helpers]  # what they wrote from now on
             assert 1 <= len(before) < CHUNKS
             final = wait_until(lambda: _completed(service, job.job_id), timeout=300, step=0.2)
-        finally:
-            for proc in (owner, *helpers):
-                proc.kill_group()
-                proc.wait()
         assert final.attempts == 2  # reaped once, resumed by a helper
         # the chunks recorded when the owner died were kept: none was written again
         again = [
@@ -279,12 +278,7 @@ def test_a_helper_paused_past_its_claim_wakes_after_the_job_completed(big, tmp_p
     run's."""
     slow = big.model_copy(update={"chunk_delay": 0.2})
     with JobService.open(slow) as service:
-        job, _ = service.submit(SCENARIO, FORMATS, "alice")
-        owner = WorkerProcess(slow, tmp_path / "owner.log")
-        helper = None
-        try:
-            wait_until(lambda: len(service.chunks(job.job_id)) >= 1, timeout=60)
-            helper = WorkerProcess(slow, tmp_path / "helper.log")
+        with _shared_run(service, slow, tmp_path, 1) as (job, owner, (helper,)):
             held = wait_until(
                 lambda: (
                     (c := _held_by(slow.database_url, job.job_id, helper.proc.pid)) is not None
@@ -302,12 +296,6 @@ def test_a_helper_paused_past_its_claim_wakes_after_the_job_completed(big, tmp_p
                 ),
                 timeout=60,
             )
-        finally:
-            for proc in (owner, helper):
-                if proc is not None:
-                    proc.kill_group()
-                    proc.wait()
-        assert helper is not None
         assert held[0] in _writes(owner.text(), job.job_id)  # the owner took the chunk over
         assert held[0] not in _writes(helper.text(), job.job_id)
         assert service.get(job.job_id).version == final.version  # nothing written after
@@ -320,12 +308,7 @@ def test_cancel_while_helpers_hold_chunks(big, tmp_path):
     job is left anywhere in the data folder."""
     slow = big.model_copy(update={"chunk_delay": 0.3})
     with JobService.open(slow) as service:
-        job, _ = service.submit(SCENARIO, FORMATS, "alice")
-        owner = WorkerProcess(slow, tmp_path / "owner.log")
-        helpers: list[WorkerProcess] = []
-        try:
-            wait_until(lambda: len(service.chunks(job.job_id)) >= 1, timeout=60)
-            helpers = [WorkerProcess(slow, tmp_path / f"h{i}.log") for i in range(2)]
+        with _shared_run(service, slow, tmp_path, 2) as (job, owner, helpers):
             wait_until(lambda: all(_writes(h.text(), job.job_id) for h in helpers), timeout=60)
             service.cancel(job.job_id)
             final = wait_until(
@@ -335,10 +318,6 @@ def test_cancel_while_helpers_hold_chunks(big, tmp_path):
             for proc in (owner, *helpers):  # graceful stops: each finishes what it writes
                 proc.signal(signal.SIGTERM)
             assert all(proc.wait(60) == 0 for proc in (owner, *helpers))
-        finally:
-            for proc in (owner, *helpers):
-                proc.kill_group()
-                proc.wait()
         assert final.attempts == 1 and service.chunks(job.job_id) == []
         jobs = JobFiles(slow.data_dir).root
         left = [p for p in jobs.rglob("*") if p.is_file()]

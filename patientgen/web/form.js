@@ -67,7 +67,7 @@ export const WARFARE_HELP = {
 
 const TOLERANCE = 1e-6;
 let uid = 0;
-const nextId = (prefix) => `${prefix}-${++uid}`;
+export const nextId = (prefix) => `${prefix}-${++uid}`;
 
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);

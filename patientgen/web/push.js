@@ -3,12 +3,10 @@
 // The delivery is a job of its own: it joins the jobs list with its progress and its report.
 // Problems of a 422 are shown at their fields; nothing is sent until the API accepts the request.
 import { api, newIdempotencyKey } from "./api.js";
-import { el } from "./form.js";
-
-let uid = 0;
+import { el, nextId } from "./form.js";
 
 function field(label, input, hint, wide = false) {
-  const id = `push-${input.dataset.name}-${++uid}`;
+  const id = nextId(`push-${input.dataset.name}`);
   input.id = id;
   const error = el("p", { class: "field-error", hidden: true, id: `${id}-error` });
   const described = [hint ? `${id}-hint` : null, error.id].filter(Boolean).join(" ");
@@ -19,7 +17,7 @@ function field(label, input, hint, wide = false) {
 }
 
 function radios(name, legend, options, checked) {
-  const group = `push-${name}-${++uid}`;  // one group per form: several job views may coexist
+  const group = nextId(`push-${name}`);  // one group per form: several job views may coexist
   return el("fieldset", { class: "push-choice" }, el("legend", { text: legend }),
     ...options.map(([value, text]) => {
       const id = `${group}-${value}`;
@@ -95,14 +93,15 @@ export function pushSection(job, { started, describe }) {
       step: "1", value: "100", inputmode: "numeric" }), "Halved by itself when the server says 413."),
     field("Authorization header", input("authorization", { type: "password", autocomplete: "off",
       placeholder: "Bearer …" }), "Optional. Kept with the delivery to resume it, never shown again."));
+  const tlsId = nextId("push-tls");
   const mllp = el("div", { class: "grid-fields", "data-target": "mllp", hidden: true },
     field("Listener host", input("host", { type: "text", autocomplete: "off", spellcheck: "false",
       placeholder: "tracking.example.org" })),
     field("Port", input("port", { type: "number", min: "1", max: "65535", step: "1", value: "2575",
       inputmode: "numeric" })),
     el("div", { class: "field check", "data-push": "tls" },
-      el("input", { type: "checkbox", id: `push-tls-${++uid}`, "data-name": "tls" }),
-      el("label", { for: `push-tls-${uid}`, text: "TLS (the listener's certificate is checked)" })));
+      el("input", { type: "checkbox", id: tlsId, "data-name": "tls" }),
+      el("label", { for: tlsId, text: "TLS (the listener's certificate is checked)" })));
   const pace = el("div", { class: "grid-fields", "data-when": "replay", hidden: true },
     field("Speed", input("speed", { type: "number", min: "0", step: "any", value: "60", inputmode: "decimal" }),
       "Exercise seconds per second: 1 is real time, 60 an hour a minute."),

@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +32,26 @@ from tests.support import wait_until
 ROUNDS = int(os.environ.get("PATIENTGEN_FAULT_ROUNDS", "4"))  # more for a soak run
 SEED = 7
 LEASE_SECONDS = 1.5
+
+
+def _pause_outside_a_write(pid: int, database: Path) -> None:
+    """SIGSTOP the worker's process group where it holds no SQLite write transaction: a process
+    stopped inside one keeps the database's write lock, and no other worker can write at all
+    (a limit of SQLite, in docs/reliability.md). Stopped inside one, it runs on a moment and is
+    stopped again."""
+    for _ in range(50):
+        os.killpg(pid, signal.SIGSTOP)
+        probe = sqlite3.connect(database, timeout=0.2, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:  # locked: the stopped worker holds the write lock
+            os.killpg(pid, signal.SIGCONT)
+            time.sleep(0.01)
+        finally:
+            probe.close()
+    raise AssertionError("the worker never left its write transaction")
 
 
 @pytest.mark.parametrize("round_", range(ROUNDS))
@@ -54,7 +76,7 @@ def test_paused_worker_cannot_touch_a_job_taken_over(tmp_path, refs, round_):
             first.start()
             wait_until(lambda: service.get(job.job_id).status.value == "running", timeout=30)
             time.sleep(rng.uniform(0.0, 1.2))  # somewhere in the job
-            os.killpg(first.pid, signal.SIGSTOP)
+            _pause_outside_a_write(first.pid, tmp_path / "jobs.db")
             paused_at = service.get(job.job_id)
             second.start()
             done = wait_until(

@@ -23,6 +23,19 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./patientgen-data")
     #: `sqlite:///path/to/file.db` or `postgresql://user@host:port/db`. Default: SQLite in data_dir.
     database_url: str = ""
+    #: Where jobs' files are shared: empty keeps them in data_dir; `s3://bucket/prefix` keeps
+    #: them in S3-compatible object storage that every host reads (data_dir is then each
+    #: worker's working folder and each host's read cache; jobs/files.py).
+    storage_url: str = ""
+    #: The S3 server's URL (empty: the AWS endpoint of storage_region), its region and keys
+    #: (empty: boto3's usual sources, such as AWS_ACCESS_KEY_ID or an instance role).
+    storage_endpoint: str = ""
+    storage_region: str = ""
+    storage_access_key: str = ""
+    storage_secret_key: SecretStr | None = None
+    #: With object storage, a download is redirected (307) to a URL presigned for this many
+    #: seconds instead of streamed through the API; 0 streams it.
+    storage_presign_seconds: Annotated[int, Field(ge=0, le=7 * 86400)] = 0
     #: A running job's lease; a worker that stops heartbeating loses its job after this long.
     lease_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     #: Claims of one job before it is failed for good (explicit retry resets the count).
@@ -72,6 +85,15 @@ class Settings(BaseSettings):
     max_archives_per_key: Annotated[int, Field(ge=1, le=10_000)] = 2
     #: Patients per job the anonymous caller (no key, where keys are optional) may ask for.
     anonymous_max_patients: Annotated[int, Field(ge=1, le=1_000_000_000)] = 1_000_000
+
+    @field_validator("storage_url")
+    @classmethod
+    def _an_s3_url(cls, value: str) -> str:
+        if value:
+            from patientgen.jobs.objects import Location
+
+            Location.parse(value)  # StorageUrlError (a ValueError) names what is wrong
+        return value
 
     @field_validator("secret_key")
     @classmethod

@@ -41,12 +41,14 @@ def _folder(job_id: str | None, database_url: str | None, data_dir: Path | None)
     settings = load_settings(database_url=database_url, data_dir=data_dir)
     with open_service(settings) as service:
         job = service.get(jid)
-        folder = service.output_dir(job)
-    if job.status.value != "completed":
-        fail(f"job {jid} is {job.status.value}; its patients exist once it is completed")
-    if "ndjson" not in job.config["formats"]:
-        fail(f"job {jid} did not write NDJSON (--format ndjson); its patients cannot be read")
-    return Path(folder)
+        if job.status.value != "completed":
+            fail(f"job {jid} is {job.status.value}; its patients exist once it is completed")
+        if "ndjson" not in job.config["formats"]:
+            fail(f"job {jid} did not write NDJSON (--format ndjson); its patients cannot be read")
+        try:
+            return Path(service.readable_dir(job))
+        except FileNotFoundError:
+            fail(f"job {jid}: its files are no longer stored")
 
 
 def _index(folder: Path) -> casualties.CasualtyIndex:

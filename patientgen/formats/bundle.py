@@ -213,7 +213,17 @@ def chunk_ranges(total: int, chunk_size: int) -> list[tuple[int, int]]:
 
 
 def _part_path(parts_dir: Path, chunk: int, name: str) -> Path:
-    return parts_dir / f"{chunk:06d}.{name.replace('/', '.')}"
+    return parts_dir / _part_name(chunk, name)
+
+
+def _part_name(chunk: int, name: str) -> str:
+    return f"{chunk:06d}.{name.replace('/', '.')}"
+
+
+def chunk_files(formats: Sequence[str], chunk: int) -> list[str]:
+    """The names of chunk `chunk`'s part files in a parts folder (written by write_chunk with
+    whole=False)."""
+    return [_part_name(chunk, name) for name in _chunk_part_names(normalize_formats(formats))]
 
 
 def _tmp_path(path: Path, owner: str = "") -> Path:

@@ -11,23 +11,54 @@ reaper's conditional write, or a user's delete of a job that is not running. `de
 folder into `jobs/.trash/` (atomic and instant, so the transaction stays short; the row lock, or
 SQLite's write lock, keeps anyone from claiming the job meanwhile) and `purge` deletes the trash
 after the commit. A worker that lost its lease never reaches `detach`.
+
+Storage is one interface, this class, with two implementations. `JobFiles` keeps everything in
+the local data folder (the default). `ObjectFiles` (PATIENTGEN_STORAGE_URL=s3://bucket/prefix)
+keeps a job's shared files in S3-compatible object storage, which every host sees, and uses the
+local folder as a worker's working folder and a read cache:
+- a chunk's part files, and the care-chain result, are sent to the bucket (`share`) before the
+  chunk is recorded, so a worker on any host can join or resume them (`gather` fetches the
+  recorded ones it lacks);
+- the final files are sent (`publish`, manifest last) before the job is completed, so a
+  completed job's files are all in the bucket; each object appears whole or not at all;
+- a reader on any host gets a whole local copy (`readable`, checked against the manifest) or
+  streams one file (`stream`);
+- `detach` also names the job's objects (all, or its parts) for `purge` to delete after the
+  commit, and `sweep` deletes what a process that died between the two left behind: the parts
+  of a job that has ended, every object of a job that ended without completing or is gone. Each
+  of those deletes runs under the job's row lock (`store.if_ended`), so a retry cannot start
+  meanwhile.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
-from patientgen.jobs.model import Job
+import orjson
+
+from patientgen.jobs.model import TERMINAL_STATUSES, Job, JobNotFound, JobStatus
+
+if TYPE_CHECKING:
+    from patientgen.jobs.objects import ObjectStore
+    from patientgen.jobs.store import JobStore
+    from patientgen.settings import Settings
+
+log = logging.getLogger(__name__)
 
 PARTS = ".parts"
 TRASH = ".trash"
+SCRATCH = ".scratch"
+MANIFEST = "manifest.json"
 
 
 class Scope(StrEnum):
@@ -83,3 +114,268 @@ class JobFiles:
         trash = self.root / TRASH
         for entry in list(trash.iterdir()):
             shutil.rmtree(entry, ignore_errors=True)
+
+    # -- sharing between hosts: nothing to do where every worker shares the data folder --------
+    def has_parts(self, job_id: UUID) -> bool:
+        """Whether the job has part files anywhere (a parts folder here)."""
+        return self.parts(job_id).exists()
+
+    def share(self, job_id: UUID, folder: Path, names: Iterable[str]) -> None:
+        """Make these part files (in `folder`) visible to every worker as the job's parts."""
+
+    @contextlib.contextmanager
+    def helping(self, job_id: UUID, needs: Sequence[str]) -> Iterator[Path]:
+        """The folder a worker helping with another's job writes a chunk into, holding the part
+        files `needs` it reads (the care-chain result): here the job's parts folder, which the
+        helper never creates (FileNotFoundError at write when the job's run removed it)."""
+        yield self.parts(job_id)
+
+    def gather(self, job_id: UUID, names: Iterable[str]) -> None:
+        """Bring these part files, where any worker shared them, into the local parts folder."""
+
+    def publish(self, job_id: UUID, names: Iterable[str]) -> None:
+        """Make these final files (in order, manifest last) readable from every host."""
+
+    def readable(self, job: Job) -> Path:
+        """The folder where a completed job's files can be read on this host."""
+        return self.output(job)
+
+    def here(self, job: Job) -> Path | None:
+        """The folder holding the completed job's files on this host, without fetching any;
+        None when they are only in shared storage (read them with `stream`)."""
+        return self.output(job)
+
+    def stream(self, job: Job, name: str, start: int, end: int) -> Iterator[bytes]:
+        """Bytes start..end (inclusive) of a final file read from shared storage (only where
+        `here` is None)."""
+        raise FileNotFoundError(f"job {job.job_id} has no files in shared storage")
+
+    def presigned(self, job: Job, name: str, content_type: str) -> str | None:
+        """A URL the client may download the file from directly; None: served by the API."""
+        return None
+
+    def sweep(self, store: JobStore) -> int:
+        """Delete what a process that died after a removal's commit left behind; how much."""
+        return 0
+
+
+def job_files(settings: Settings) -> JobFiles:
+    """The files of every job, where the settings keep them (see the module docstring)."""
+    if not settings.storage_url:
+        return JobFiles(settings.data_dir)
+    return ObjectFiles(settings.data_dir, _object_store(settings), settings)
+
+
+_stores: dict[tuple[str, ...], ObjectStore] = {}
+_stores_lock = threading.Lock()
+
+
+def _object_store(settings: Settings) -> ObjectStore:
+    """One client per process and storage (boto3's client is thread-safe), its bucket made on
+    first use when missing."""
+    from patientgen.jobs.objects import ObjectStore
+
+    secret = settings.storage_secret_key
+    key = (
+        settings.storage_url,
+        settings.storage_endpoint,
+        settings.storage_region,
+        settings.storage_access_key,
+        secret.get_secret_value() if secret else "",
+    )
+    with _stores_lock:
+        found = _stores.get(key)
+        if found is None:
+            found = ObjectStore(
+                settings.storage_url,
+                endpoint=settings.storage_endpoint,
+                region=settings.storage_region,
+                access_key=settings.storage_access_key,
+                secret_key=key[4],
+            )
+            found.ensure_bucket()
+            _stores[key] = found
+        return found
+
+
+class ObjectFiles(JobFiles):
+    """Job files in S3-compatible object storage, with the local data folder as each worker's
+    working folder and each host's read cache (see the module docstring)."""
+
+    def __init__(self, data_dir: Path | str, objects: ObjectStore, settings: Settings) -> None:
+        super().__init__(data_dir)
+        self.objects = objects
+        self._presign = settings.storage_presign_seconds
+        self._pending: list[str] = []  # prefixes detach named, for purge
+        self._pending_lock = threading.Lock()
+        self._fetch_lock = threading.Lock()
+
+    def _prefix(self, job_id: UUID, scope: Scope = Scope.ALL) -> str:
+        prefix = self.objects.key("jobs", str(job_id)) + "/"
+        return prefix + PARTS + "/" if scope == Scope.PARTS else prefix
+
+    def has_parts(self, job_id: UUID) -> bool:
+        return super().has_parts(job_id) or any(
+            True for _ in self.objects.keys(self._prefix(job_id, Scope.PARTS))
+        )
+
+    def share(self, job_id: UUID, folder: Path, names: Iterable[str]) -> None:
+        prefix = self._prefix(job_id, Scope.PARTS)
+        for name in names:
+            self.objects.upload(folder / name, prefix + name)
+
+    @contextlib.contextmanager
+    def helping(self, job_id: UUID, needs: Sequence[str]) -> Iterator[Path]:
+        """A scratch folder of this helper's own, removed afterwards: its parts are shared
+        through the bucket (a part written after the job ended is an orphan that `sweep`
+        removes). FileNotFoundError when a part file it needs is not in the bucket."""
+        scratch = self.root / SCRATCH / f"{os.getpid()}-{job_id}-{uuid.uuid4().hex}"
+        try:
+            scratch.mkdir(parents=True)
+            for name in needs:
+                if not self.objects.download(
+                    self._prefix(job_id, Scope.PARTS) + name, scratch / name
+                ):
+                    raise FileNotFoundError(f"no part {name} of job {job_id} in object storage")
+            yield scratch
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def gather(self, job_id: UUID, names: Iterable[str]) -> None:
+        parts = self.parts(job_id)
+        for name in names:
+            if not (parts / name).is_file():
+                self.objects.download(self._prefix(job_id, Scope.PARTS) + name, parts / name)
+
+    def publish(self, job_id: UUID, names: Iterable[str]) -> None:
+        folder = self.folder(job_id)
+        for name in names:
+            self.objects.upload(folder / name, self._prefix(job_id) + name)
+
+    def readable(self, job: Job) -> Path:
+        """A whole local copy of the completed job's files (fetched once per host, each file
+        under a temporary name first, checked against the manifest's sizes)."""
+        folder = self.here(job)
+        if folder is not None:
+            return folder
+        folder = self.folder(job.job_id)
+        with self._fetch_lock:
+            if not (folder / MANIFEST).is_file():
+                self._fetch_all(job.job_id, folder)
+        return folder
+
+    def _fetch_all(self, job_id: UUID, folder: Path) -> None:
+        from patientgen.formats import manifest as manifest_format
+
+        prefix = self._prefix(job_id)
+        scratch = self.root / TRASH / f"fetch-{job_id}-{uuid.uuid4().hex}"
+        try:
+            if not self.objects.download(prefix + MANIFEST, scratch / MANIFEST):
+                raise FileNotFoundError(f"no manifest of job {job_id} in object storage")
+            listed = manifest_format.listed(orjson.loads((scratch / MANIFEST).read_bytes()))
+            for entry in listed:
+                name = str(entry["name"])
+                if not self.objects.download(prefix + name, folder / name, int(entry["bytes"])):
+                    raise FileNotFoundError(f"no file {name} of job {job_id} in object storage")
+            os.replace(scratch / MANIFEST, folder / MANIFEST)  # last: the copy is whole
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def here(self, job: Job) -> Path | None:
+        if job.config.get("output_dir"):
+            return self.output(job)
+        folder = self.folder(job.job_id)
+        return folder if (folder / MANIFEST).is_file() else None
+
+    def stream(self, job: Job, name: str, start: int, end: int) -> Iterator[bytes]:
+        return self.objects.stream(self._prefix(job.job_id) + name, start, end)
+
+    def presigned(self, job: Job, name: str, content_type: str) -> str | None:
+        if not self._presign or job.config.get("output_dir"):
+            return None
+        return self.objects.presign(
+            self._prefix(job.job_id) + name, Path(name).name, content_type, self._presign
+        )
+
+    def detach(self, job: Job, scope: Scope = Scope.ALL, outputs: Sequence[str] = ()) -> None:
+        super().detach(job, scope, outputs)
+        with self._pending_lock:
+            self._pending.append(self._prefix(job.job_id, scope))
+
+    def purge(self) -> None:
+        super().purge()
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        for prefix in pending:
+            try:
+                self.objects.remove_prefix(prefix)
+            except Exception:  # left for sweep: the job has ended either way
+                log.warning("could not remove objects under %s", prefix, exc_info=True)
+
+    def sweep(self, store: JobStore) -> int:
+        """One listing of every job's objects, then for each job with something to remove (its
+        parts when it has ended, everything when it ended without completing or is gone) the
+        removal under its row lock."""
+        removed = self._sweep_scratch()
+        root = self.objects.key("jobs") + "/"
+        for job_id, has_parts in self._listed_jobs(root).items():
+            try:
+                job = store.get(job_id)
+            except JobNotFound:  # deleted: nothing of it is anyone's
+                removed += self.objects.remove_prefix(f"{root}{job_id}/")
+                continue
+            if job.status not in TERMINAL_STATUSES or (
+                job.status == JobStatus.COMPLETED and not has_parts
+            ):
+                continue
+            removed += self._sweep_ended(store, job_id, f"{root}{job_id}/")
+        return removed
+
+    def _sweep_scratch(self) -> int:
+        """Remove the scratch folders of helpers on this host whose process is gone."""
+        removed = 0
+        with contextlib.suppress(FileNotFoundError):
+            for entry in (self.root / SCRATCH).iterdir():
+                pid = entry.name.partition("-")[0]
+                if pid.isdigit() and not _alive(int(pid)):
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed += 1
+        return removed
+
+    def _listed_jobs(self, root: str) -> dict[UUID, bool]:
+        """Every job with objects or unfinished uploads under root, and whether it has any that
+        a completed job does not keep (a part, an unfinished upload)."""
+        jobs: dict[UUID, bool] = {}
+        listed = [(key, False) for key in self.objects.keys(root)]
+        listed += [(key, True) for key in self.objects.uploads(root)]
+        for key, unfinished in listed:
+            name, _, rest = key.partition("/")
+            with contextlib.suppress(ValueError):
+                job_id = UUID(name)
+                jobs[job_id] = jobs.get(job_id, False) or unfinished or rest.startswith(PARTS)
+        return jobs
+
+    def _sweep_ended(self, store: JobStore, job_id: UUID, prefix: str) -> int:
+        removed = 0
+
+        def remove(ended: Job) -> None:
+            nonlocal removed
+            if ended.status == JobStatus.COMPLETED:  # its final files stay
+                removed += self.objects.remove_prefix(prefix + PARTS + "/")
+                removed += self.objects.abort_uploads(prefix)
+            else:
+                removed += self.objects.remove_prefix(prefix)
+
+        with contextlib.suppress(JobNotFound):
+            store.if_ended(job_id, remove)
+        return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

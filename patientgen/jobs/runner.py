@@ -21,9 +21,10 @@ files and summary. A job of one chunk has nothing to resume from or share, so it
 checkpoint: it is written and completed.
 
 A helper never creates the parts folder or the care-chain file (only the owner does:
-`write_chunk(create=False)`), so a helper that writes after the job ended (its folder removed)
-fails and leaves nothing behind; it removes only its own temporary files, and abandons its
-chunk (releasing the claim) when the job left the run or was asked to cancel, or its worker stops.
+`write_chunk(create=False)` in the folder `files.helping` gives), so a helper that writes after
+the job ended (its folder removed) fails and leaves nothing behind; it removes only its own
+temporary files, and abandons its chunk (releasing the claim) when the job left the run or was
+asked to cancel, or its worker stops.
 
 Between chunks the runner honours, in this order: a lost lease (stop, touch nothing), a graceful
 stop (release the job at once for another worker), a cancel request (end it cancelled). A cancel
@@ -33,6 +34,12 @@ progress at least every 2 s.
 
 Files are removed only through `JobFiles.detach` passed to the fenced write that ends the run
 (see files.py): a worker paused past its lease that wakes up later removes nothing.
+
+With object storage (files.py `ObjectFiles`) the same steps hold, with three exchanges through
+the bucket: a chunk's part files are shared (`files.share`) before its record, and the
+care-chain result once computed; the owner gathers the recorded parts it lacks (`files.gather`)
+before it resumes or joins; the final files are published (`files.publish`, manifest last)
+before the fenced completion. A helper writes in a scratch folder of its own (`files.helping`).
 
 Small jobs (one chunk of at most SMALL_JOB_PATIENTS patients, first attempt, files in their own
 folder) run in batches (`run_small_jobs`): each job's final files are written straight into its
@@ -54,10 +61,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
 
-from patientgen.jobs.files import JobFiles, Scope
+from patientgen.jobs.files import JobFiles, Scope, job_files
 from patientgen.jobs.model import (
     Action,
     CancelRequested,
@@ -290,7 +298,7 @@ def run_job(
     each chunk. Returns how the run ended."""
     from patientgen.formats import bundle
 
-    files = JobFiles(settings.data_dir)
+    files = job_files(settings)
     run = _Run(store, files, settings, worker_id, job, stop or threading.Event(), on_progress)
     total = int(job.config["scenario"]["total_patients"])
     body: Callable[[], RunOutcome]
@@ -393,7 +401,7 @@ def run_small_jobs(
     from patientgen.formats import bundle
     from patientgen.scenario import Scenario
 
-    files = JobFiles(settings.data_dir)
+    files = job_files(settings)
     outcomes: dict[UUID, RunOutcome] = {}
     small = [job for job in jobs if is_small(job, files)]
     try:
@@ -408,10 +416,11 @@ def run_small_jobs(
             for job in small
         ]
         with BatchHeartbeat(store, small, worker_id, settings):
-            # the job lists its outputs, not the internal indexes
-            written = [
-                (merged, bundle.outputs(listed)) for merged, listed in bundle.write_runs(runs)
-            ]
+            results = bundle.write_runs(runs)
+            for job, (_, listed) in zip(small, results, strict=True):
+                files.publish(job.job_id, [f.name for f in listed])
+        # the job lists its outputs, not the internal indexes
+        written = [(merged, bundle.outputs(listed)) for merged, listed in results]
     except Exception:
         log.warning(
             "a batch of %d small jobs failed; running each alone", len(small), exc_info=True
@@ -501,14 +510,16 @@ def _recorded(
     done = {c.chunk: c.summary for c in run.store.chunks(job.job_id)} if recorded else {}
     parts = run.files.parts(job.job_id)
     if not done:
-        if parts.exists():  # nothing recorded: whatever lies there is stale
+        if run.files.has_parts(job.job_id):  # nothing recorded: whatever lies there is stale
             run.store.heartbeat(
                 job.job_id,
                 run.worker_id,
                 run.settings.lease_seconds,
                 inside=run.detach(Scope.PARTS),
             )
+            run.files.purge()  # before this run shares any part of its own
         return done, []
+    run.files.gather(job.job_id, [n for chunk in done for n in bundle.chunk_files(formats, chunk)])
     lost = bundle.missing_chunks(parts, formats, done)
     joined = len(done) == len(ranges) and bundle.is_finished(
         scenario, formats, run.files.output(job)
@@ -544,7 +555,10 @@ def _run(
         # (read there when an earlier attempt computed it; same bytes either way)
         with progress.lock:
             progress.phase = "simulating"
+        run.files.gather(job.job_id, [bundle.CHAIN_FILE])
         bundle.care_chain(scenario, parts)
+        if len(ranges) > 1:  # helpers read it
+            run.files.share(job.job_id, parts, [bundle.CHAIN_FILE])
         with progress.lock:
             progress.phase = "generating"
     try:
@@ -603,6 +617,7 @@ def _write_shared(
     for index in lost:
         check_boundary(run, beat)
         bundle.write_chunk(scenario, formats, parts, index, *ranges[index], whole=False)
+        run.files.share(job.job_id, parts, bundle.chunk_files(formats, index))
     parts.mkdir(parents=True, exist_ok=True)  # helpers never create it
     check_boundary(run, beat)
     with progress.save_lock:  # the totals are there before any worker's record counts
@@ -645,23 +660,26 @@ def _write_claimed(
     scenario: Any,
     ranges: list[tuple[int, int]],
     progress: Progress | None,
-    create: bool = True,
+    parts: Path | None = None,
 ) -> bool:
-    """Write the claimed chunk and record it (fenced); whether it was recorded. ChunkLost is
-    logged (another worker holds the chunk now, or the job left this run); CancelRequested is
-    raised as Cancel."""
+    """Write the claimed chunk into `parts` (default: the job's parts folder, which the owner
+    may create) and record it (fenced); whether it was recorded. ChunkLost is logged (another
+    worker holds the chunk now, or the job left this run); CancelRequested is raised as
+    Cancel."""
     from patientgen.formats import bundle
 
     job, index = claim.job, claim.chunk
     assert index is not None
     start, stop_at = ranges[index]
     formats = list(job.config["formats"])
-    parts = run.files.parts(job.job_id)
+    own = parts is None
+    folder = run.files.parts(job.job_id) if parts is None else parts
     log.info("job %s: claimed chunk %d (%s)", job.job_id, index, run.worker_id)
     with ChunkBeat(run.store, claim, run.worker_id, run.settings):
         summary = bundle.write_chunk(
-            scenario, formats, parts, index, start, stop_at, whole=False, create=create
+            scenario, formats, folder, index, start, stop_at, whole=False, create=own
         )
+        run.files.share(job.job_id, folder, bundle.chunk_files(formats, index))
     try:
         if progress is None:
             current = run.store.record_claimed_chunk(claim, run.worker_id, summary, stop_at - start)
@@ -712,6 +730,10 @@ def _join_and_complete(
                 details,
                 keep_counts=progress.shared,
             )
+    if len(summaries) > 1:  # the chunks other hosts wrote
+        run.files.gather(
+            job.job_id, [n for i in range(len(summaries)) for n in bundle.chunk_files(formats, i)]
+        )
     merged = bundle.merge_summaries(summaries)
     out = run.files.output(job)
     written = bundle.finalize(
@@ -719,6 +741,8 @@ def _join_and_complete(
     )
     if out != run.files.folder(job.job_id):
         run.written = [f.name for f in written]
+    else:
+        run.files.publish(job.job_id, [f.name for f in written])
     try:
         store.finish(
             job.job_id,
@@ -763,17 +787,19 @@ def write_claimed_chunk(
     from patientgen.scenario import Scenario
 
     job = claim.job
-    files = JobFiles(settings.data_dir)
+    files = job_files(settings)
     run = _Run(store, files, settings, worker_id, job, stop or threading.Event(), None)
     scenario = Scenario.model_validate(job.config["scenario"])
     ranges = bundle.chunk_ranges(
         scenario.total_patients, int(job.config.get("chunk_size") or settings.chunk_size)
     )
+    needs = [bundle.CHAIN_FILE] if scenario.medical_plan is not None else []
     recorded = False
     try:
         if run.stop.is_set():
             raise Cancel
-        recorded = _write_claimed(run, claim, scenario, ranges, None, create=False)
+        with files.helping(job.job_id, needs) as parts:
+            recorded = _write_claimed(run, claim, scenario, ranges, None, parts)
         if recorded and settings.chunk_delay:
             run.stop.wait(settings.chunk_delay)
     except (Cancel, FileNotFoundError) as exc:

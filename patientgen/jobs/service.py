@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 from patientgen.jobs._codec import utcnow
-from patientgen.jobs.files import JobFiles
+from patientgen.jobs.files import JobFiles, job_files
 from patientgen.jobs.model import (
     ACTIVE_STATUSES,
     ApiKey,
@@ -113,7 +113,7 @@ class JobService:
     def __init__(self, settings: Settings, store: JobStore) -> None:
         self.settings = settings
         self.store = store
-        self.files = JobFiles(settings.data_dir)
+        self.files: JobFiles = job_files(settings)
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, max_connections: int = 10) -> JobService:
@@ -370,6 +370,11 @@ class JobService:
     def output_dir(self, job: Job) -> Path:
         """Where a job's final files are (its folder, or the folder `generate --out` chose)."""
         return self.files.output(job)
+
+    def readable_dir(self, job: Job) -> Path:
+        """Where a completed job's files can be read on this host (with object storage, a
+        whole copy fetched the first time; FileNotFoundError when they are no longer stored)."""
+        return self.files.readable(job)
 
     # -- workers (the CLI's worker and serve) ----------------------------------------------------
     @staticmethod

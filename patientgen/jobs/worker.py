@@ -33,7 +33,7 @@ import time
 from typing import Any
 from uuid import UUID
 
-from patientgen.jobs.files import JobFiles
+from patientgen.jobs.files import JobFiles, job_files
 from patientgen.jobs.model import Action, Job, JobStatus, RunOutcome, StoreUnavailable
 from patientgen.jobs.runner import (
     SMALL_BATCH,
@@ -49,6 +49,9 @@ from patientgen.settings import Settings
 
 #: Connections of one worker process's pool: its claim loop and its heartbeat thread.
 WORKER_CONNECTIONS = 2
+#: Seconds between two sweeps of shared storage by one worker (files.JobFiles.sweep: what a
+#: process that died right after ending a job left there); the first reap of a worker sweeps.
+SWEEP_INTERVAL = 60.0
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +76,9 @@ class Worker:
         self.max_jobs = max_jobs
         self.outcomes: dict[str, int] = {}
         self._store: JobStore | None = None
-        self._files = JobFiles(settings.data_dir)
+        self._files = job_files(settings)
         self._last_reap = 0.0
+        self._last_sweep = -SWEEP_INTERVAL  # the first reap sweeps
 
     def _connect(self) -> JobStore | None:
         return connect_retrying(
@@ -138,6 +142,19 @@ class Worker:
             return
         self._last_reap = now
         reap(store, self._files)
+        if now - self._last_sweep >= SWEEP_INTERVAL:
+            self._last_sweep = now
+            try:
+                swept = self._files.sweep(store)
+            except StoreUnavailable:
+                raise
+            except Exception:  # object storage unreachable: the next sweep tries again
+                log.warning(
+                    "worker %s: sweep of shared storage failed", self.worker_id, exc_info=True
+                )
+            else:
+                if swept:
+                    log.info("worker %s: swept %d leftover object(s)", self.worker_id, swept)
 
     def _wait_and_release(self, store: JobStore, job_id: Any) -> None:
         """After losing the database mid-job: once it is back, hand the job back at once (if we

@@ -2,6 +2,10 @@
 
 A file is served only if its name is in the job's `output_files` (so no name from the request ever
 becomes a path by itself), and its resolved path must lie inside the job's folder.
+
+With object storage (jobs/files.py) a file this host has no whole copy of is streamed from the
+bucket (a Range passed on as a ranged GET), or redirected to a presigned URL where the settings
+ask for it; the archive and the patient pages read the host's whole copy, fetched once.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from uuid import UUID
 
 import anyio
 from fastapi import APIRouter, Depends, Request
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from patientgen.api.archive import zip_stream
 from patientgen.api.auth import Principal, principal
@@ -81,10 +85,13 @@ def entries(job: Any) -> list[dict[str, Any]]:
     return [item if isinstance(item, dict) else dict(vars(item)) for item in output_entries(job)]
 
 
-def out_dir(service: Any, job: Any) -> Path:
-    """The folder of the job's final files (its own folder unless `generate --out` chose one)."""
-    output_dir = getattr(service, "output_dir", None)
-    return Path(output_dir(job)) if output_dir is not None else Path(service.job_dir(job.job_id))
+async def readable_dir(service: Any, job: Any) -> Path:
+    """The folder the completed job's files are read from on this host (its own folder unless
+    `generate --out` chose one; with object storage, fetched from the bucket the first time)."""
+    try:
+        return Path(await anyio.to_thread.run_sync(service.readable_dir, job))
+    except FileNotFoundError:
+        raise Problem(404, "not-found", "The job's files are no longer stored.") from None
 
 
 def _safe_path(job_dir: Path, name: str) -> Path:
@@ -144,11 +151,6 @@ async def download_file(
     entry = next((e for e in entries(job) if e.get("name") == name), None)
     if entry is None:
         raise Problem(404, "not-found", f"The job has no output file {name!r}.")
-    path = _safe_path(out_dir(state.service, job), name)
-    try:
-        stat = await anyio.to_thread.run_sync(os.stat, path)
-    except OSError:
-        raise Problem(404, "not-found", f"The file {name!r} is no longer on disk.") from None
     etag = f'"{entry.get("sha256")}"'
     headers = {"ETag": etag, "Cache-Control": "private, max-age=0, must-revalidate"}
     inm = request.headers.get("if-none-match")
@@ -156,6 +158,19 @@ async def download_file(
         inm.strip() == "*" or etag in [t.strip().removeprefix("W/") for t in inm.split(",")]
     ):
         return Response(status_code=304, headers=headers)
+    files = state.service.files
+    media_type = content_type(name, str(entry.get("format")))
+    folder = await anyio.to_thread.run_sync(files.here, job)
+    if folder is None:  # in object storage only
+        url = await anyio.to_thread.run_sync(files.presigned, job, name, media_type)
+        if url is not None:
+            return RedirectResponse(url, status_code=307, headers=headers)
+        return _streamed(request, files, job, name, int(entry["bytes"]), media_type, headers)
+    path = _safe_path(folder, name)
+    try:
+        stat = await anyio.to_thread.run_sync(os.stat, path)
+    except OSError:
+        raise Problem(404, "not-found", f"The file {name!r} is no longer on disk.") from None
     response = _File(
         path,
         media_type=content_type(name, str(entry.get("format"))),
@@ -173,13 +188,55 @@ async def download_file(
         except MalformedRangeHeader:
             response.ignore_range = True
         except RangeNotSatisfiable:
-            raise Problem(
-                416,
-                "range-not-satisfiable",
-                f"The file has {stat.st_size} bytes; the range {http_range!r} lies outside it.",
-                headers={"Content-Range": f"bytes */{stat.st_size}"},
-            ) from None
+            raise _unsatisfiable(stat.st_size, http_range) from None
     return response
+
+
+def _unsatisfiable(size: int, http_range: str) -> Problem:
+    return Problem(
+        416,
+        "range-not-satisfiable",
+        f"The file has {size} bytes; the range {http_range!r} lies outside it.",
+        headers={"Content-Range": f"bytes */{size}"},
+    )
+
+
+def _streamed(
+    request: Request,
+    files: Any,
+    job: Any,
+    name: str,
+    size: int,
+    media_type: str,
+    headers: dict[str, str],
+) -> Response:
+    """A file read from object storage: whole, or the one range asked for (several ranges, or
+    a malformed or stale (If-Range) one, get the whole file, as RFC 9110 allows)."""
+    from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
+
+    start, end, status = 0, size - 1, 200
+    http_range = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    if http_range is not None and (if_range is None or if_range.strip() == headers["ETag"]):
+        try:
+            ranges = FileResponse._parse_range_header(http_range, size)
+        except MalformedRangeHeader:
+            ranges = []
+        except RangeNotSatisfiable:
+            raise _unsatisfiable(size, http_range) from None
+        if len(ranges) == 1:
+            start, end, status = ranges[0][0], ranges[0][1] - 1, 206
+            headers = {**headers, "Content-Range": f"bytes {start}-{end}/{size}"}
+    headers = {
+        **headers,
+        "Accept-Ranges": "bytes",
+        "Content-Length": str(end - start + 1),
+        "Content-Disposition": f'attachment; filename="{Path(name).name}"',
+    }
+    if request.method == "HEAD" or size == 0:
+        return Response(status_code=status, headers=headers, media_type=media_type)
+    body = files.stream(job, name, start, end)
+    return StreamingResponse(body, status_code=status, headers=headers, media_type=media_type)
 
 
 @router.get(
@@ -200,7 +257,7 @@ async def download_archive(
     state = request.app.state
     job = await get_job(request, job_id, who.scope)
     completed(job)
-    job_dir = out_dir(state.service, job)
+    job_dir = await readable_dir(state.service, job)
     members = []
     for entry in entries(job):
         path = _safe_path(job_dir, str(entry["name"]))

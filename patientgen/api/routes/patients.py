@@ -24,7 +24,7 @@ from starlette.responses import Response
 from patientgen.api.auth import Principal, principal
 from patientgen.api.common import get_job, json_response, problem_responses
 from patientgen.api.problems import Problem, invalid_fields_problem
-from patientgen.api.routes.files import completed, entries, out_dir
+from patientgen.api.routes.files import completed, entries, readable_dir
 from patientgen.api.schemas import CountersOut, FacetsOut, PatientsPage, TracksPage
 from patientgen.formats import casualties
 from patientgen.formats.bundle import read_patients, read_records
@@ -145,7 +145,7 @@ async def _job_dir(request: Request, job_id: UUID, who: Principal) -> tuple[Any,
         raise Problem(
             409, "no-ndjson-output", "The job did not produce NDJSON; patients cannot be paged."
         )
-    return job, out_dir(request.app.state.service, job)
+    return job, await readable_dir(request.app.state.service, job)
 
 
 async def _index(job_dir: Path) -> casualties.CasualtyIndex:

@@ -1,0 +1,276 @@
+"""S3-compatible object storage for job files (`PATIENTGEN_STORAGE_URL=s3://bucket/prefix`).
+
+Only files.py uses this module: it is the transport between a worker's local working folder and
+the bucket that every host shares. Keys are `<prefix>jobs/<job_id>/<name>` for a job's final
+files and `<prefix>jobs/<job_id>/.parts/<part>` for its chunk parts and care-chain result.
+
+Invariants:
+- An object appears whole or not at all: a file is sent by one PUT, or above the multipart
+  threshold by a multipart upload that is visible only once completed (boto3's transfer manager),
+  so nothing half-written is ever readable under a final key.
+- A download lands under a temporary name beside its target and is renamed only once complete
+  and of the expected size, so a local copy is either absent or whole.
+- Removal lists a prefix and deletes what it holds in batches of 1,000, and aborts the multipart
+  uploads begun under it (an upload a crashed worker left unfinished is invisible but costs
+  storage until aborted).
+
+The library is boto3 (botocore's client is thread-safe and shared by every thread of a
+process): it speaks every call needed here (multipart upload, ranged GET, prefix listing,
+multipart listing and abort, presigned URLs) against any S3-compatible server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from patientgen.jobs.model import StoreUnavailable
+
+#: Files above this size go up as multipart uploads (parts of this size, 4 at once).
+MULTIPART_BYTES = 64 << 20
+_READ_BLOCK = 1 << 20
+
+
+class StorageUrlError(ValueError):
+    """PATIENTGEN_STORAGE_URL is not `s3://bucket[/prefix]`."""
+
+
+class StorageUnavailable(StoreUnavailable):
+    """The object storage cannot be reached, or answers that it cannot serve now (5xx, SlowDown),
+    after the client's own retries. A StoreUnavailable: the job is left for a later claim, as
+    when the database is away, never failed for it."""
+
+
+#: Error codes of an S3 server that mean "not now" rather than "never".
+_TRANSIENT_CODES = frozenset(
+    {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "RequestTimeTooSkewed"}
+)
+
+
+@contextlib.contextmanager
+def _mapped(what: str) -> Iterator[None]:
+    """The one place botocore's and boto3's errors become ours: a connection that fails or
+    times out, and a server that answers 5xx or SlowDown, raise StorageUnavailable; anything
+    else (a missing bucket, a denied key) propagates as it is."""
+    from boto3.exceptions import S3UploadFailedError
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+    try:
+        yield
+    except (ConnectionError, HTTPClientError) as exc:
+        raise StorageUnavailable(f"object storage unreachable ({what}): {exc}") from exc
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if _status(exc) >= 500 or code in _TRANSIENT_CODES:
+            raise StorageUnavailable(f"object storage unavailable ({what}): {exc}") from exc
+        raise
+    except S3UploadFailedError as exc:  # the transfer manager's wrapping of either of those
+        cause = exc.__context__
+        if isinstance(cause, ConnectionError | HTTPClientError) or (
+            isinstance(cause, ClientError) and _status(cause) >= 500
+        ):
+            raise StorageUnavailable(f"object storage unavailable ({what}): {exc}") from exc
+        raise
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in object storage: a bucket and a key prefix ending in `/` (or empty)."""
+
+    bucket: str
+    prefix: str
+
+    @classmethod
+    def parse(cls, url: str) -> Location:
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+            raise StorageUrlError(
+                f"the storage URL must be s3://bucket or s3://bucket/prefix, got {url!r}"
+            )
+        prefix = parts.path.strip("/")
+        return cls(parts.netloc, f"{prefix}/" if prefix else "")
+
+
+class ObjectStore:
+    """One bucket (and prefix) of an S3-compatible server, for every thread of a process."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        endpoint: str = "",
+        region: str = "",
+        access_key: str = "",
+        secret_key: str = "",
+    ) -> None:
+        import boto3
+        from boto3.s3.transfer import TransferConfig
+        from botocore.config import Config
+
+        self.location = Location.parse(url)
+        self._client: Any = boto3.session.Session().client(
+            "s3",
+            endpoint_url=endpoint or None,
+            region_name=region or None,
+            aws_access_key_id=access_key or None,
+            aws_secret_access_key=secret_key or None,
+            config=Config(
+                retries={"max_attempts": 5, "mode": "standard"},
+                max_pool_connections=16,
+                s3={"addressing_style": "path"} if endpoint else {},
+            ),
+        )
+        self._transfer = TransferConfig(
+            multipart_threshold=MULTIPART_BYTES,
+            multipart_chunksize=MULTIPART_BYTES,
+            max_concurrency=4,
+            use_threads=True,
+        )
+        self._lock = threading.Lock()
+
+    @property
+    def bucket(self) -> str:
+        return self.location.bucket
+
+    def key(self, *names: str) -> str:
+        return self.location.prefix + "/".join(names)
+
+    # -- writing ---------------------------------------------------------------------------
+    def upload(self, path: Path, key: str) -> None:
+        """Send a local file under `key` (whole or not at all, see the module docstring)."""
+        with _mapped(f"upload of {key}"):
+            self._client.upload_file(str(path), self.bucket, key, Config=self._transfer)
+
+    # -- reading ---------------------------------------------------------------------------
+    def size(self, key: str) -> int | None:
+        """The object's size in bytes; None when there is no such object."""
+        from botocore.exceptions import ClientError
+
+        try:
+            with _mapped(f"size of {key}"):
+                head = self._client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _status(exc) == 404:
+                return None
+            raise
+        return int(head["ContentLength"])
+
+    def download(self, key: str, path: Path, expected_size: int | None = None) -> bool:
+        """Copy the object to `path` (temporary name, then rename); False when there is no such
+        object. A copy of another size than `expected_size` is an error, never renamed."""
+        from botocore.exceptions import ClientError
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+        try:
+            with _mapped(f"download of {key}"):
+                self._client.download_file(self.bucket, key, str(tmp), Config=self._transfer)
+        except ClientError as exc:
+            tmp.unlink(missing_ok=True)
+            if _status(exc) == 404:
+                return False
+            raise
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        got = tmp.stat().st_size
+        if expected_size is not None and got != expected_size:
+            tmp.unlink(missing_ok=True)
+            raise OSError(f"object {key} has {got} bytes, {expected_size} expected")
+        os.replace(tmp, path)
+        return True
+
+    def stream(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The object's bytes start..end (inclusive; end None: to its end), in blocks."""
+        http_range = f"bytes={start}-{'' if end is None else end}"
+        with _mapped(f"read of {key}"):
+            body = self._client.get_object(Bucket=self.bucket, Key=key, Range=http_range)["Body"]
+            try:
+                yield from body.iter_chunks(_READ_BLOCK)
+            finally:
+                body.close()
+
+    def presign(self, key: str, filename: str, content_type: str, seconds: int) -> str:
+        """A URL that downloads the object without credentials for `seconds`."""
+        return str(
+            self._client.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self.bucket,
+                    "Key": key,
+                    "ResponseContentDisposition": f'attachment; filename="{filename}"',
+                    "ResponseContentType": content_type,
+                },
+                ExpiresIn=seconds,
+            )
+        )
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        """Every object key under `prefix`, without it."""
+        with _mapped(f"listing of {prefix}"):
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    yield str(item["Key"])[len(prefix) :]
+
+    def uploads(self, prefix: str) -> Iterator[str]:
+        """The keys (without `prefix`) of the multipart uploads begun and not finished under it."""
+        with _mapped(f"uploads under {prefix}"):
+            pages = self._client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                for upload in page.get("Uploads", ()):
+                    yield str(upload["Key"])[len(prefix) :]
+
+    # -- removing --------------------------------------------------------------------------
+    def remove_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix` and abort the multipart uploads begun under it;
+        how many objects and uploads."""
+        keys = [{"Key": prefix + key} for key in self.keys(prefix)]
+        with _mapped(f"removal under {prefix}"):
+            for start in range(0, len(keys), 1000):
+                self._client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": keys[start : start + 1000], "Quiet": True},
+                )
+        return len(keys) + self.abort_uploads(prefix)
+
+    def abort_uploads(self, prefix: str) -> int:
+        """Abort the multipart uploads begun and not finished under `prefix`; how many."""
+        aborted = 0
+        with _mapped(f"aborting uploads under {prefix}"):
+            pages = self._client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                for upload in page.get("Uploads", ()):
+                    self._client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    aborted += 1
+        return aborted
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket when it does not exist (a test server's, or a first start)."""
+        from botocore.exceptions import ClientError
+
+        with self._lock, _mapped(f"bucket {self.bucket}"):
+            try:
+                self._client.head_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                if _status(exc) != 404:
+                    raise
+                self._client.create_bucket(Bucket=self.bucket)
+
+
+def _status(exc: Any) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)

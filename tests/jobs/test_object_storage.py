@@ -1,0 +1,365 @@
+"""Jobs' files in S3-compatible object storage (issue 13, item 2), on a real SQLite file and on
+PostgreSQL, with a real S3 server (tests/s3_server.py) and real worker processes.
+
+"Hosts" here are data folders: each worker process has its own, as a worker on another machine
+would, and they share only the database and the bucket.
+
+- Two hosts write one job's chunks (the second helps): every object of the job is
+  byte-identical to a clean in-process run on the local disk, no part object, unfinished upload
+  or scratch folder is left, and each host wrote chunks.
+- kill -9 of the helper while it holds a chunk: the job completes once, identical.
+- The object store unreachable mid-job (its connections cut and refused for a while): the job
+  is not failed for it; it completes once, identical.
+- A third host that ran nothing serves the job over HTTP: downloads streamed from the bucket
+  (ranges, HEAD, 416), the ZIP and the patient pages from a copy it fetches once; a presigned
+  URL downloads the same bytes.
+- What a crash leaves (the objects of a job that is gone, the parts and unfinished uploads of a
+  completed one) is removed by the sweep, under the job's row lock; a deleted job takes its
+  objects with it, and a completed job's final files are never swept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import subprocess
+import uuid
+import zipfile
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+import orjson
+import pytest
+
+from patientgen.formats import bundle
+from patientgen.jobs.files import ObjectFiles
+from patientgen.jobs.model import JobStatus
+from patientgen.jobs.service import JobService
+from patientgen.scenario import Scenario
+from tests import s3_server
+from tests.jobs.helpers import SCRIPT, WorkerProcess, env_for
+from tests.support import free_port, stop_group, wait_until
+
+pytestmark = pytest.mark.slow
+
+FORMATS = ["ndjson", "csv", "fhir"]
+PATIENTS = 6_000
+CHUNK = 500
+SCENARIO = Scenario(name="object storage", total_patients=PATIENTS, seed=21)
+LEASE = 4.0
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    with s3_server.running(tmp_path_factory.mktemp("s3") / "moto.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict[str, str]:
+    """sha256 of every file of a clean in-process run on the local disk."""
+    out = tmp_path_factory.mktemp("reference")
+    return {f.name: f.sha256 for f in bundle.write_all(SCENARIO, FORMATS, out, chunk_size=CHUNK)}
+
+
+@pytest.fixture
+def bucket() -> str:
+    return f"pg-{uuid.uuid4().hex[:20]}"
+
+
+@pytest.fixture
+def shared(settings, s3, bucket, tmp_path):
+    """Settings of host A on the test's database and bucket (chunks of 500, a 4 s lease)."""
+    return settings.model_copy(
+        update={
+            "chunk_size": CHUNK,
+            "lease_seconds": LEASE,
+            "data_dir": tmp_path / "host-a",
+            **s3_server.storage_env(s3.endpoint, bucket),
+        }
+    )
+
+
+def _host(settings, tmp_path: Path, name: str, **update):
+    return settings.model_copy(update={"data_dir": tmp_path / name, **update})
+
+
+def _storage_env(settings) -> dict[str, str]:
+    """The environment of a process using the settings' object storage."""
+    env = {
+        f"PATIENTGEN_{k.upper()}": str(getattr(settings, k))
+        for k in ("storage_url", "storage_endpoint", "storage_region", "storage_access_key")
+    }
+    env["PATIENTGEN_STORAGE_SECRET_KEY"] = s3_server.SECRET_KEY
+    return env
+
+
+def _worker(settings, log: Path) -> WorkerProcess:
+    return WorkerProcess(settings, log, environ=_storage_env(settings))
+
+
+def _job_objects(settings, job_id: UUID) -> dict[str, str]:
+    """sha256 of each object of the job, by name under the job's prefix."""
+    prefix = f"pg/jobs/{job_id}/"
+    bucket = settings.storage_url.removeprefix("s3://").split("/")[0]
+    found = s3_server.objects(settings.storage_endpoint, bucket, prefix)
+    return {k[len(prefix) :]: hashlib.sha256(v).hexdigest() for k, v in found.items()}
+
+
+def _bucket_of(settings) -> str:
+    return settings.storage_url.removeprefix("s3://").split("/")[0]
+
+
+def _completed(service: JobService, job_id: UUID):
+    job = service.get(job_id)
+    assert job.status not in (JobStatus.FAILED, JobStatus.CANCELLED), job.error
+    return job.status == JobStatus.COMPLETED and job
+
+
+def _finished(service: JobService, settings, job_id: UUID):
+    """The job once completed and its parts removed from the bucket (right after the
+    completion's commit, by the worker that completed it)."""
+    final = wait_until(lambda: _completed(service, job_id), timeout=240, step=0.2)
+    parts = f"pg/jobs/{job_id}/.parts/"
+    wait_until(lambda: not s3_server.keys(settings.storage_endpoint, _bucket_of(settings), parts))
+    return final
+
+
+def _writers(logs: list[WorkerProcess], job_id: UUID) -> list[set[int]]:
+    pattern = rf"job {job_id}: chunk (\d+) \[\d+, \d+\) written"
+    return [{int(m) for m in re.findall(pattern, w.text())} for w in logs]
+
+
+def _assert_clean(settings, job, reference: dict[str, str], *hosts: Path) -> None:
+    """The bucket holds exactly the clean run's files for the job (no part, no unfinished
+    upload), the job lists the same sha256, and no host kept a parts or scratch folder."""
+    assert _job_objects(settings, job.job_id) == reference
+    assert s3_server.uploads(settings.storage_endpoint, _bucket_of(settings)) == []
+    for listed in job.output_files:
+        assert reference[listed["name"]] == listed["sha256"]
+    for host in hosts:
+        jobs = host / "jobs"
+        assert not (jobs / str(job.job_id) / ".parts").exists()
+        assert not any((jobs / ".scratch").glob("*")), list((jobs / ".scratch").glob("*"))
+
+
+def test_two_hosts_write_one_job_identically(shared, tmp_path, reference):
+    host_b = _host(shared, tmp_path, "host-b")
+    with JobService.open(shared) as service:
+        job, _ = service.submit(SCENARIO, FORMATS, "alice")
+        owner = _worker(shared, tmp_path / "a.log")
+        helper = None
+        try:
+            wait_until(lambda: len(service.chunks(job.job_id)) >= 1, timeout=60)
+            helper = _worker(host_b, tmp_path / "b.log")
+            final = _finished(service, shared, job.job_id)
+        finally:
+            for proc in (owner, helper):
+                if proc is not None:
+                    proc.kill_group()
+                    proc.wait()
+        _assert_clean(shared, final, reference, shared.data_dir, host_b.data_dir)
+        a, b = _writers([owner, helper], job.job_id)
+        assert a and b, (a, b)  # both hosts wrote chunks
+        assert a | b == set(range(PATIENTS // CHUNK)) and not a & b
+        assert final.attempts == 1
+        # host B has no copy of the final files: it only helped
+        assert not (host_b.data_dir / "jobs" / str(job.job_id)).exists()
+
+
+def test_kill9_of_a_helper_holding_a_chunk(shared, tmp_path, reference):
+    from tests.jobs.test_chunk_claims import _held_by
+
+    host_b = _host(shared, tmp_path, "host-b")
+    with JobService.open(shared) as service:
+        job, _ = service.submit(SCENARIO, FORMATS, "alice")
+        owner = _worker(shared, tmp_path / "a.log")
+        helper = None
+        try:
+            wait_until(lambda: len(service.chunks(job.job_id)) >= 1, timeout=60)
+            helper = _worker(host_b, tmp_path / "b.log")
+            held = wait_until(
+                lambda: _held_by(shared.database_url, job.job_id, helper.proc.pid), timeout=60
+            )
+            helper.kill_group()
+            final = _finished(service, shared, job.job_id)
+        finally:
+            for proc in (owner, helper):
+                if proc is not None:
+                    proc.kill_group()
+                    proc.wait()
+        _assert_clean(shared, final, reference, shared.data_dir)
+        assert held in _writers([owner], job.job_id)[0]  # written again, by the owner
+        assert final.attempts == 1
+        # the dead helper's scratch folder is its host's to sweep: the next sweep there does
+        ObjectFiles(host_b.data_dir, service.files.objects, host_b).sweep(service.store)  # type: ignore[attr-defined]
+        assert not any((host_b.data_dir / "jobs" / ".scratch").glob("*"))
+
+
+def test_object_store_unreachable_mid_job(shared, s3, tmp_path, reference):
+    gate = s3_server.Gate(s3.port)
+    through_gate = shared.model_copy(update={"storage_endpoint": gate.endpoint})
+    try:
+        with JobService.open(shared) as service:
+            job, _ = service.submit(SCENARIO, FORMATS, "alice")
+            worker = _worker(through_gate, tmp_path / "w.log")
+            try:
+                wait_until(lambda: len(service.chunks(job.job_id)) >= 2, timeout=60)
+                gate.close()
+                wait_until(lambda: "unavailable" in worker.text(), timeout=60, step=0.2)
+                gate.open()
+                final = _finished(service, shared, job.job_id)
+            finally:
+                worker.kill_group()
+                worker.wait()
+            _assert_clean(shared, final, reference, shared.data_dir)
+            assert final.error is None
+    finally:
+        gate.stop()
+
+
+def test_another_host_serves_the_job(shared, tmp_path, reference):
+    with JobService.open(shared) as service:
+        job, _ = service.submit(SCENARIO, FORMATS, "local")  # the caller of --auth off
+        with _worker(shared, tmp_path / "a.log"):
+            final = _finished(service, shared, job.job_id)
+        host_c = _host(shared, tmp_path, "host-c")
+        port = free_port()
+        env = {**env_for(host_c), **_storage_env(host_c)}
+        log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [str(SCRIPT), "serve", "--port", str(port), "--workers", "0", "--auth", "off"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}/api/v1/jobs/{job.job_id}"
+        try:
+            wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), timeout=30)
+            with httpx.Client(timeout=60) as http:
+                _check_downloads(http, base, final, reference)
+                # the ZIP and the patient pages read a whole copy, fetched once
+                archive = http.get(f"{base}/archive")
+                assert archive.status_code == 200
+                with zipfile.ZipFile(io.BytesIO(archive.content)) as z:
+                    for name in z.namelist():
+                        assert hashlib.sha256(z.read(name)).hexdigest() == reference[name]
+                page = http.get(f"{base}/patients", params={"limit": 3, "offset": 10})
+                assert page.status_code == 200, page.text
+                records = host_c.data_dir / "jobs" / str(job.job_id) / "patients.ndjson"
+                lines = records.read_bytes().split(b"\n")[10:13]
+                assert page.json()["items"] == [orjson.loads(line) for line in lines]
+        finally:
+            stop_group(proc)
+            log.close()
+        # a presigned URL (host D: PATIENTGEN_STORAGE_PRESIGN_SECONDS=60) downloads the same
+        # bytes, without credentials
+        host_d = _host(shared, tmp_path, "host-d", storage_presign_seconds=60)
+        presigning = ObjectFiles(host_d.data_dir, service.files.objects, host_d)  # type: ignore[attr-defined]
+        assert presigning.here(final) is None
+        url = presigning.presigned(final, "patients.csv", "text/csv")
+        assert url is not None and "Signature" in url
+        body = httpx.get(url).content
+        assert hashlib.sha256(body).hexdigest() == reference["patients.csv"]
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _check_downloads(http: httpx.Client, base: str, job, reference: dict[str, str]) -> None:
+    """Every output downloaded whole from host C (which has no copy) matches; a range, HEAD and
+    an unsatisfiable range answer as from the local disk."""
+    for listed in job.output_files:
+        got = http.get(f"{base}/files/{listed['name']}")
+        assert got.status_code == 200, got.text
+        assert hashlib.sha256(got.content).hexdigest() == reference[listed["name"]]
+        assert got.headers["etag"] == f'"{listed["sha256"]}"'
+    whole = http.get(f"{base}/files/patients.ndjson").content
+    part = http.get(f"{base}/files/patients.ndjson", headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == whole[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(whole)}"
+    tail = http.get(f"{base}/files/patients.ndjson", headers={"Range": "bytes=-10"})
+    assert tail.status_code == 206 and tail.content == whole[-10:]
+    head = http.head(f"{base}/files/patients.ndjson")
+    assert head.status_code == 200 and head.headers["content-length"] == str(len(whole))
+    outside = http.get(f"{base}/files/patients.ndjson", headers={"Range": f"bytes={len(whole)}-"})
+    assert outside.status_code == 416
+    assert outside.headers["content-range"] == f"bytes */{len(whole)}"
+
+
+def test_sweep_removes_what_a_crash_left(settings, s3, bucket, tmp_path):
+    shared = settings.model_copy(
+        update={"data_dir": tmp_path / "a", **s3_server.storage_env(s3.endpoint, bucket)}
+    )
+    client = s3_server.client_for(s3.endpoint)
+    small = Scenario(name="swept", total_patients=12, seed=2)
+    with JobService.open(shared) as service:
+        files = service.files
+        assert isinstance(files, ObjectFiles)
+        kept, _ = service.submit(small, ["ndjson"], "alice")
+        gone, _ = service.submit(small, ["ndjson"], "alice")
+        from patientgen.jobs.worker import Worker
+
+        Worker(shared, max_jobs=2).run()
+        assert service.get(kept.job_id).status == JobStatus.COMPLETED
+        finals = _job_objects(shared, kept.job_id)
+        assert "patients.ndjson" in finals and "manifest.json" in finals
+        # a delete takes the job's objects with it
+        service.delete(gone.job_id)
+        assert _job_objects(shared, gone.job_id) == {}
+        # leftovers of processes that died after a commit: a part and an unfinished upload of
+        # the completed job, objects of a job that no longer exists
+        orphan = uuid.uuid4()
+        client.put_object(Bucket=bucket, Key=f"pg/jobs/{kept.job_id}/.parts/000000.x", Body=b"x")
+        client.create_multipart_upload(Bucket=bucket, Key=f"pg/jobs/{kept.job_id}/big.ndjson")
+        client.put_object(Bucket=bucket, Key=f"pg/jobs/{orphan}/patients.ndjson", Body=b"y")
+        client.put_object(Bucket=bucket, Key=f"pg/jobs/{orphan}/.parts/000001.y", Body=b"y")
+        assert files.sweep(service.store) == 4
+        assert _job_objects(shared, kept.job_id) == finals  # its final files stay
+        assert _job_objects(shared, orphan) == {}
+        assert s3_server.uploads(s3.endpoint, bucket) == []
+        assert files.sweep(service.store) == 0
+
+
+def test_a_storage_url_that_is_not_s3_is_refused_in_words(tmp_path):
+    from pydantic import ValidationError
+
+    from patientgen.settings import Settings
+
+    for bad in ("http://bucket/prefix", "s3://", "s3://bucket/p?x=1", "bucket"):
+        with pytest.raises(ValidationError, match="must be s3://bucket or s3://bucket/prefix"):
+            Settings(data_dir=tmp_path, storage_url=bad)
+    assert Settings(data_dir=tmp_path, storage_url="s3://b-1/a/b/").storage_url == "s3://b-1/a/b/"
+
+
+def test_an_unreachable_store_is_unavailable_not_an_error(tmp_path):
+    """Refused connections become StorageUnavailable (a StoreUnavailable: the job is left for a
+    later claim), after the client's own retries."""
+    from patientgen.jobs.model import StoreUnavailable
+    from patientgen.jobs.objects import ObjectStore, StorageUnavailable
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    store = ObjectStore(
+        "s3://nowhere/p",
+        endpoint=closed,
+        region=s3_server.REGION,
+        access_key=s3_server.ACCESS_KEY,
+        secret_key=s3_server.SECRET_KEY,
+    )
+    (tmp_path / "f").write_bytes(b"x")
+    for action in (
+        lambda: store.upload(tmp_path / "f", "p/f"),
+        lambda: store.download("p/f", tmp_path / "g"),
+        lambda: list(store.keys("p/")),
+    ):
+        with pytest.raises(StorageUnavailable) as caught:
+            action()
+        assert isinstance(caught.value, StoreUnavailable)
+    assert not (tmp_path / "g").exists() and list(tmp_path.iterdir()) == [tmp_path / "f"]

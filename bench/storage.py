@@ -1,0 +1,174 @@
+"""Object storage: which S3 library, and what a FHIR job costs on object storage vs the local disk.
+
+    .venv/bin/python bench/storage.py [--patients 20000] [--runs 3]
+
+Starts an S3 server on loopback (moto's, as the tests do: tests/s3_server.py) and prints:
+
+1. boto3 against obstore for what the product does with a bucket: send a 128 MiB file, fetch it
+   to disk, and 500 ranged reads of 4 KiB (the patient pages read records so); median of
+   `--runs` each. obstore is installed with `pip install -e '.[bench]'`.
+2. A FHIR job (`--patients`, chunks of 5,000) run by one in-process worker with its files on the
+   local disk, then in the bucket: median seconds of `--runs` each, and their ratio.
+
+moto keeps objects in memory and is written in Python, so it is the slower side of every
+transfer here: the figures compare the two libraries, and the two storages, on the same server;
+a real S3 server would change both columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+# the repository, not bench/ (whose queue.py would shadow the standard library's)
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from tests import s3_server  # noqa: E402
+
+FILE_BYTES = 128 << 20
+RANGES = 500
+
+
+def _median(runs: int, once: Callable[[], float]) -> float:
+    return statistics.median(once() for _ in range(runs))
+
+
+def _libraries(endpoint: str, folder: Path, runs: int) -> None:
+    from patientgen.jobs.objects import ObjectStore
+
+    bucket = f"bench-{uuid.uuid4().hex[:12]}"
+    source = folder / "blob"
+    source.write_bytes(os.urandom(FILE_BYTES))
+    env = s3_server.storage_env(endpoint, bucket)
+    boto = ObjectStore(
+        env["storage_url"],
+        endpoint=endpoint,
+        region=s3_server.REGION,
+        access_key=s3_server.ACCESS_KEY,
+        secret_key=s3_server.SECRET_KEY,
+    )
+    boto.ensure_bucket()
+    offsets = [random.Random(7).randrange(FILE_BYTES - 4096) for _ in range(RANGES)]
+
+    def timed(action: Callable[[], object]) -> float:
+        started = time.perf_counter()
+        action()
+        return time.perf_counter() - started
+
+    rows: list[tuple[str, float, float, float]] = []
+    rows.append(
+        (
+            "boto3",
+            _median(runs, lambda: timed(lambda: boto.upload(source, "pg/blob"))),
+            _median(runs, lambda: timed(lambda: boto.download("pg/blob", folder / "back"))),
+            _median(
+                runs,
+                lambda: timed(
+                    lambda: [b"".join(boto.stream("pg/blob", o, o + 4095)) for o in offsets]
+                ),
+            ),
+        )
+    )
+    try:
+        import obstore
+        from obstore.store import S3Store
+    except ImportError:
+        print("obstore is not installed (pip install -e '.[bench]'): boto3 only")
+    else:
+        store = S3Store(
+            bucket,
+            endpoint=endpoint,
+            region=s3_server.REGION,
+            access_key_id=s3_server.ACCESS_KEY,
+            secret_access_key=s3_server.SECRET_KEY,
+            client_options={"allow_http": True},
+        )
+
+        def put() -> None:
+            with open(source, "rb") as f:
+                obstore.put(store, "pg/blob2", f, chunk_size=64 << 20, max_concurrency=4)
+
+        def get() -> None:
+            with open(folder / "back2", "wb") as f:
+                for block in obstore.get(store, "pg/blob2").stream(1 << 20):
+                    f.write(block)
+
+        def ranged() -> None:
+            for o in offsets:
+                bytes(obstore.get_range(store, "pg/blob2", start=o, end=o + 4096))
+
+        rows.append(
+            (
+                "obstore",
+                _median(runs, lambda: timed(put)),
+                _median(runs, lambda: timed(get)),
+                _median(runs, lambda: timed(ranged)),
+            )
+        )
+    print(f"\n{FILE_BYTES >> 20} MiB file, {RANGES} ranged reads of 4 KiB; median of {runs} runs")
+    print(f"{'library':<10}{'upload s':>10}{'download s':>12}{'ranges s':>10}")
+    for name, up, down, ranges in rows:
+        print(f"{name:<10}{up:>10.2f}{down:>12.2f}{ranges:>10.2f}")
+
+
+def _job_seconds(settings, patients: int) -> float:
+    from patientgen.jobs.model import JobStatus
+    from patientgen.jobs.service import JobService
+    from patientgen.jobs.worker import Worker
+    from patientgen.scenario import Scenario
+
+    scenario = Scenario(name="bench storage", total_patients=patients, seed=5)
+    with JobService.open(settings) as service:
+        job, _ = service.submit(scenario, ["fhir"], "local")
+        started = time.perf_counter()
+        Worker(settings, max_jobs=1).run()
+        seconds = time.perf_counter() - started
+        assert service.get(job.job_id).status == JobStatus.COMPLETED
+    return seconds
+
+
+def _jobs(endpoint: str, folder: Path, patients: int, runs: int) -> None:
+    from patientgen.settings import Settings
+
+    def local() -> float:
+        data = Path(tempfile.mkdtemp(dir=folder))
+        return _job_seconds(Settings(data_dir=data, chunk_size=5_000), patients)
+
+    def objects() -> float:
+        data = Path(tempfile.mkdtemp(dir=folder))
+        bucket = f"bench-{uuid.uuid4().hex[:12]}"
+        settings = Settings(
+            data_dir=data, chunk_size=5_000, **s3_server.storage_env(endpoint, bucket)
+        )
+        return _job_seconds(settings, patients)
+
+    on_disk = _median(runs, local)
+    in_bucket = _median(runs, objects)
+    print(f"\nFHIR job of {patients:,} patients, one worker, median of {runs} runs")
+    print(f"local disk      {on_disk:8.1f} s")
+    print(f"object storage  {in_bucket:8.1f} s   ({in_bucket / on_disk:.2f}x the local disk)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    print(f"CPUs: {os.cpu_count()}")
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
+        folder = Path(tmp)
+        with s3_server.running(folder / "moto.log") as server:
+            _libraries(server.endpoint, folder, args.runs)
+            _jobs(server.endpoint, folder, args.patients, args.runs)
+
+
+if __name__ == "__main__":
+    main()

@@ -44,6 +44,7 @@ SLOW_FILES: dict[str, int] = {
     "tests/hostile/test_schemathesis.py": 36,
     "tests/web/test_page.py": 35,
     "tests/api/test_api_jobs.py": 35,
+    "tests/faults/test_fault_pg_txn_stall.py": 40,
     "tests/faults/test_fault_db_outage.py": 32,
     "tests/web/test_replay.py": 30,
     "tests/api/test_api_restart.py": 30,

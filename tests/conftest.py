@@ -35,7 +35,7 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
 #: order (short in-process tests before the browser tests, which are all here), balances best.
 #: A file missing here only runs later; test_suite_order.py checks that every name exists.
 SLOW_FILES: dict[str, int] = {
-    "tests/jobs/test_chunk_claims.py": 100,
+    "tests/jobs/test_chunk_claims.py": 120,
     "tests/faults/test_fault_kill9.py": 60,
     "tests/test_cli_generate.py": 55,
     "tests/jobs/test_worker.py": 50,

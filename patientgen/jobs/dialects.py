@@ -14,8 +14,9 @@ becomes `StoreUnavailable` in `Dialect.transaction`, and nowhere else.
   the server's now() as the clock, LISTEN/NOTIFY on one extra connection for change detection.
   Every connection it opens (and the migrations', `pg_options`) has a bound on how long it may
   sit idle inside a transaction: past it the server ends the session (its transaction rolled
-  back, its row locks released), and the process, when it runs again, gets
-  `IdleInTransactionSessionTimeout`, which is in `DATABASE_ERRORS`.
+  back, its row locks released), and the process, when it runs again, gets the server's
+  `IdleInTransactionSessionTimeout` or, when it notices the closed socket first, an
+  `OperationalError`: both are in `DATABASE_ERRORS`.
 """
 
 from __future__ import annotations

@@ -72,6 +72,14 @@ def _backend(conn: Any, pid: int) -> tuple[int, str] | None:
     return None if row is None else (int(row[0]), str(row[1]))
 
 
+def _settled(conn: Any, pid: int) -> tuple[int, str] | None:
+    """The worker's backend once it is no longer running a statement ((0, "") outside one)."""
+    found = _backend(conn, pid)
+    if found is None:
+        return (0, "")
+    return None if found[1] == "active" else found
+
+
 def _waits_on_a_lock(conn: Any, pid: int) -> bool:
     row = conn.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
@@ -92,6 +100,11 @@ def _stop_inside_a_locking_transaction(
         time.sleep(0.005)  # a statement in flight finishes: the backend goes idle
         found = _backend(conn, pid)
         seen[found[1] if found else "no transaction"] += 1
+        if found and found[1] == "active":
+            # a stopped process cannot keep a statement of ours running (why no
+            # statement_timeout is set): the server finishes it and the session goes idle
+            found = wait_until(lambda: _settled(conn, pid), timeout=1, step=0.005)
+            seen[f"active, then {found[1] if found[0] else 'no transaction'}"] += 1
         if found and found[1] == "idle in transaction" and _row_locked(conn, job_id):
             return found[0]
         os.killpg(pid, signal.SIGCONT)

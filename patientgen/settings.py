@@ -13,6 +13,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: The default of `Settings.db_idle_in_transaction_timeout`, in seconds.
+IDLE_IN_TRANSACTION_TIMEOUT = 10.0
+
 
 class Settings(BaseSettings):
     """Configuration of one process (API, worker or CLI)."""
@@ -46,6 +49,14 @@ class Settings(BaseSettings):
     poll_interval: Annotated[float, Field(gt=0, le=60)] = 0.5
     #: Seconds to wait for a database connection before reporting the store unavailable.
     db_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
+    #: PostgreSQL: the server ends a session of ours that stays this long idle inside a
+    #: transaction (`idle_in_transaction_session_timeout`, on every connection we open), so a
+    #: process stopped there (SIGSTOP, a frozen VM) cannot keep a job's row lock, and the job,
+    #: from everyone. Our transactions are a few statements with nothing slow between them; keep
+    #: it a few times shorter than the lease. 0: no bound. SQLite has nothing like it.
+    db_idle_in_transaction_timeout: Annotated[float, Field(ge=0, le=3600)] = (
+        IDLE_IN_TRANSACTION_TIMEOUT
+    )
     #: A worker with no pending job to claim helps with running jobs' chunks (one claim each).
     help_chunks: bool = True
     #: Test and fault-injection knob: sleep this long after every chunk (0 in production).

@@ -35,7 +35,7 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
 #: order (short in-process tests before the browser tests, which are all here), balances best.
 #: A file missing here only runs later; test_suite_order.py checks that every name exists.
 SLOW_FILES: dict[str, int] = {
-    "tests/jobs/test_chunk_claims.py": 100,
+    "tests/jobs/test_chunk_claims.py": 120,
     "tests/jobs/test_object_storage.py": 65,
     "tests/faults/test_fault_kill9.py": 60,
     "tests/test_cli_generate.py": 55,
@@ -45,6 +45,7 @@ SLOW_FILES: dict[str, int] = {
     "tests/hostile/test_schemathesis.py": 36,
     "tests/web/test_page.py": 35,
     "tests/api/test_api_jobs.py": 35,
+    "tests/faults/test_fault_pg_txn_stall.py": 40,
     "tests/faults/test_fault_db_outage.py": 32,
     "tests/web/test_replay.py": 30,
     "tests/api/test_api_restart.py": 30,

@@ -54,8 +54,9 @@ def upgrade(
     known = {r for r, _ in migrations.history()}
     if revision != "head" and revision not in known:
         fail(f"unknown revision {revision!r} (known: {', '.join(sorted(known))}, head)")
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
     try:
-        migrations.upgrade(url, revision)
+        migrations.upgrade(url, revision, settings.db_idle_in_transaction_timeout)
         now = migrations.current(url)
     except Exception as exc:
         _unavailable(exc)

@@ -12,6 +12,11 @@ becomes `StoreUnavailable` in `Dialect.transaction`, and nowhere else.
   `PRAGMA data_version`.
 - `PostgresDialect`: one psycopg_pool per store (a worker process opens one store, so one pool),
   the server's now() as the clock, LISTEN/NOTIFY on one extra connection for change detection.
+  Every connection it opens (and the migrations', `pg_options`) has a bound on how long it may
+  sit idle inside a transaction: past it the server ends the session (its transaction rolled
+  back, its row locks released), and the process, when it runs again, gets the server's
+  `IdleInTransactionSessionTimeout` or, when it notices the closed socket first, an
+  `OperationalError`: both are in `DATABASE_ERRORS`.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from patientgen.jobs._codec import later, loads, parse_ts, ts, utcnow
 from patientgen.jobs.model import StoreUnavailable
+from patientgen.settings import IDLE_IN_TRANSACTION_TIMEOUT
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 #: Connections of one SQLite store (a process opens one store per role): enough for the API's
@@ -52,6 +58,9 @@ DATABASE_ERRORS: tuple[type[BaseException], ...] = (
     sqlite3.OperationalError,
     psycopg.OperationalError,
     psycopg.InterfaceError,
+    # the server ended our session, idle in a transaction past idle_in_transaction_session_timeout
+    # (the process was stopped there): the transaction is rolled back, the connection is gone
+    psycopg.errors.IdleInTransactionSessionTimeout,
     PoolTimeout,
 )
 
@@ -248,15 +257,34 @@ def application_name() -> str:
     return f"patientgen-{os.getpid()}"
 
 
+def pg_options(idle_in_transaction_timeout: float) -> str:
+    """The server settings of every PostgreSQL connection we open (libpq `options`): UTC, and the
+    bound on a session idle inside a transaction (`Settings.db_idle_in_transaction_timeout`; 0:
+    none). A process stopped inside a transaction (SIGSTOP, a frozen VM, a stall) would
+    otherwise keep its row locks, and the reaper's SKIP LOCKED would pass over its job for as
+    long as the process lives."""
+    millis = max(0, round(idle_in_transaction_timeout * 1000))
+    return f"-c timezone=UTC -c idle_in_transaction_session_timeout={millis}"
+
+
 class PostgresDialect:
     """See SqliteDialect for what a dialect has."""
 
     name = "postgresql"
     notifies = True
 
-    def __init__(self, url: str, *, max_connections: int = 10, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_connections: int = 10,
+        timeout: float = 5.0,
+        idle_in_transaction_timeout: float = IDLE_IN_TRANSACTION_TIMEOUT,
+    ) -> None:
         self.url = url
         self.timeout = timeout
+        self.idle_in_transaction_timeout = idle_in_transaction_timeout
+        self.options = pg_options(idle_in_transaction_timeout)
         self.queries = load_queries(SQL_DIR / "postgres.sql", _psycopg_placeholders)
         self.pool = ConnectionPool(
             url,
@@ -265,7 +293,7 @@ class PostgresDialect:
             kwargs={
                 "autocommit": True,  # transactions are explicit (see transaction)
                 "connect_timeout": max(1, round(timeout)),
-                "options": "-c timezone=UTC",
+                "options": self.options,
                 "application_name": application_name(),
             },
             configure=lambda conn: set_json_loads(loads, conn),
@@ -291,16 +319,42 @@ class PostgresDialect:
     def transaction(self, write: bool, single: bool = False) -> Iterator[Tx]:
         if self._closed:
             raise StoreUnavailable("store is closed")
+        sent: list[float] = []  # when the last statement answered had been sent
+
+        def execute(query: str, params: dict[str, Any]) -> Any:
+            now = time.monotonic()
+            result = cur.execute(query, params)
+            sent[:] = [now]
+            return result
+
         try:
             with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
                 if single:  # autocommit: the one statement is its own transaction
                     yield Tx(cur.execute, self.queries)
                 else:
                     with conn.transaction():
-                        yield Tx(cur.execute, self.queries)
+                        yield Tx(execute, self.queries)
                 self._used[id(conn)] = time.monotonic()
         except DATABASE_ERRORS as exc:
-            raise StoreUnavailable(f"PostgreSQL unavailable: {exc}".strip()) from exc
+            raise StoreUnavailable(
+                f"PostgreSQL unavailable: {exc}".strip() + self._ended_idle(sent)
+            ) from exc
+
+    def _ended_idle(self, sent: list[float]) -> str:
+        """Why the server may have ended the session: this transaction's last statement answered
+        was sent longer ago than the bound (the process was stopped or stalled inside the
+        transaction, maybe before it had read that answer). The server says so itself
+        (IdleInTransactionSessionTimeout) only when its message is read before the closed socket
+        is noticed; otherwise the driver sees just a closed connection."""
+        bound = self.idle_in_transaction_timeout
+        since = time.monotonic() - sent[0] if sent else 0.0
+        if bound <= 0 or since < bound:
+            return ""
+        return (
+            f" (this transaction sent its last statement {since:.1f} s before, longer than"
+            f" idle_in_transaction_session_timeout, {bound:g} s: the server ends a session idle"
+            " that long in a transaction, rolling it back)"
+        )
 
     def clock(self) -> dict[str, Any]:
         return {}
@@ -329,6 +383,7 @@ class PostgresDialect:
                 autocommit=True,
                 connect_timeout=max(1, round(self.timeout)),
                 application_name=application_name(),
+                options=self.options,
             )
         except psycopg.Error as exc:
             raise StoreUnavailable(f"PostgreSQL unavailable: {exc}") from exc

@@ -59,6 +59,7 @@ from patientgen.jobs.model import (
 )
 from patientgen.jobs.store import Completion, Inside
 from patientgen.jobs.watch import Watcher
+from patientgen.settings import IDLE_IN_TRANSACTION_TIMEOUT
 
 log = logging.getLogger(__name__)
 
@@ -768,8 +769,10 @@ def open_store(
     max_connections: int = 10,
     timeout: float = 5.0,
     poll_interval: float = 0.5,
+    idle_in_transaction_timeout: float = IDLE_IN_TRANSACTION_TIMEOUT,
 ) -> SqlStore:
-    """The store a database URL names (not migrated: see `migrations.ensure_schema`)."""
+    """The store a database URL names (not migrated: see `migrations.ensure_schema`);
+    `idle_in_transaction_timeout`: see `Settings.db_idle_in_transaction_timeout`."""
     from patientgen.jobs.migrations import sqlite_path
 
     dialect: Dialect
@@ -778,7 +781,12 @@ def open_store(
         path.parent.mkdir(parents=True, exist_ok=True)
         dialect = SqliteDialect(path)
     elif url.startswith(("postgresql://", "postgres://")):
-        dialect = PostgresDialect(url, max_connections=max_connections, timeout=timeout)
+        dialect = PostgresDialect(
+            url,
+            max_connections=max_connections,
+            timeout=timeout,
+            idle_in_transaction_timeout=idle_in_transaction_timeout,
+        )
     else:
         raise ValueError(
             f"unsupported database URL {url!r} (use sqlite:///path or postgresql://...)"
@@ -796,6 +804,7 @@ def connect(settings: Any, *, max_connections: int = 10, migrate: bool = True) -
         max_connections=max_connections,
         timeout=settings.db_timeout,
         poll_interval=settings.poll_interval,
+        idle_in_transaction_timeout=settings.db_idle_in_transaction_timeout,
     )
     if migrate:
         try:

@@ -9,7 +9,8 @@ running job one at a time.
   again (by the owner or another helper), the job completes once with identical files and
   nothing left behind.
 - kill -9 of the job's owner: the job is reaped and resumed by a helper, the chunks recorded by
-  anyone are kept (those in flight in the dead owner's run are written again), identical files.
+  anyone are kept (those in flight in the dead owner's run are written again), identical files;
+  the same when the owner dies while it joins the parts (every chunk recorded by it and helpers).
 - A helper that writes after the job ended makes no folder and records nothing; with a medical
   plan, helpers need the owner's care-chain result and the files are identical too; a small job
   submitted while workers help with a long one runs at their next chunk boundary.
@@ -34,6 +35,7 @@ from patientgen.jobs.model import Job, JobStatus
 from patientgen.jobs.runner import write_claimed_chunk
 from patientgen.jobs.service import JobService
 from patientgen.scenario import Scenario
+from tests.faults.support import install_audit, transitions
 from tests.jobs.helpers import WorkerProcess, digests
 from tests.support import wait_until
 
@@ -194,6 +196,51 @@ def test_kill9_of_the_owner(big, tmp_path, reference):
             for c in _writes(h.text()[mark:], job.job_id)
         ]
         assert not before & set(again), (before, again)
+        _assert_identical(service, final, reference)
+
+
+def test_kill9_of_the_owner_while_it_joins(big, tmp_path, reference):
+    """kill -9 of the job's owner in its join phase (every chunk recorded, by the owner and by
+    helpers; the owner has recorded phase `finalizing`, the store's sign that it joins the
+    parts, and its temporary files are there), helpers present: the job is reaped and resumed by
+    a helper, which writes no chunk again and joins the same parts; the job is completed once,
+    byte-identical, and no part folder or temporary file of the dead join is left."""
+    slow = big.model_copy(update={"chunk_delay": 0.2})
+    with JobService.open(slow) as service:
+        install_audit(slow.database_url)
+        with _shared_run(service, slow, tmp_path, 2) as (job, owner, helpers):
+
+            def joining() -> Job | None:
+                now = service.get(job.job_id)
+                phase = now.progress_details.get("phase")
+                return now if phase == "finalizing" and now.status == JobStatus.RUNNING else None
+
+            at = wait_until(joining, timeout=120, step=0.005)
+            folder = service.job_dir(job.job_id)
+            # and the join has begun writing (its temporary files are in the job's folder)
+            wait_until(lambda: any(".tmp-" in p.name for p in folder.iterdir()), step=0.002)
+            owner.kill_group()  # kill -9 of the owner while it joins
+            owner.wait()
+            killed = service.get(job.job_id)
+            left = sorted(p.name for p in folder.iterdir())
+            print("left by the dead join:", left)
+            assert any(".tmp-" in name for name in left)
+            # it died in the join: the job still runs its first attempt, every chunk recorded
+            assert killed.status == JobStatus.RUNNING and killed.attempts == 1, killed
+            assert {c.chunk for c in service.chunks(job.job_id)} == set(range(CHUNKS))
+            writers = {c.worker_id for c in service.chunks(job.job_id)}
+            assert len(writers) > 1 and at.lease_owner in writers  # the owner's and helpers'
+            marks = [len(h.text()) for h in helpers]
+            final = wait_until(lambda: _completed(service, job.job_id), timeout=300, step=0.2)
+        assert final.attempts == 2  # reaped once, resumed by a helper
+        again = [
+            c
+            for h, mark in zip(helpers, marks, strict=True)
+            for c in _writes(h.text()[mark:], job.job_id)
+        ]
+        assert again == []  # every chunk was recorded: none was written again
+        news = [new for _, new in transitions(slow.database_url)[str(job.job_id)]]
+        assert news.count("completed") == 1, news
         _assert_identical(service, final, reference)
 
 

@@ -87,3 +87,49 @@ def test_serve_waits_for_a_connection_instead_of_exiting(pg_server, pg_database_
         with psycopg.connect(f"{pg_server}/postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
             admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_every_connection_bounds_a_transaction_left_idle(pg_database_factory, tmp_path):
+    """Each connection the product opens (the store's pool, its listener, the migrations) has
+    `idle_in_transaction_session_timeout` from the settings (10 s by default); a transaction
+    left idle past it is ended by the server, and the store says so (StoreUnavailable, the one
+    error table) and goes on with a new connection."""
+    from sqlalchemy import text
+
+    from patientgen.jobs import migrations
+    from patientgen.jobs.model import StoreUnavailable
+    from patientgen.jobs.service import JobService
+    from patientgen.settings import Settings
+
+    url = pg_database_factory()
+    assert Settings(database_url=url).db_idle_in_transaction_timeout == 10
+    settings = Settings(
+        database_url=url, data_dir=tmp_path / "data", db_idle_in_transaction_timeout=1
+    )
+    show = "SHOW idle_in_transaction_session_timeout"
+    with migrations._locked_connection(url, 1) as conn:
+        assert conn.execute(text(show)).scalar() == "1s"
+    with JobService.open(settings) as service:
+        dialect = service.store.dialect
+        with dialect.pool.connection() as conn:
+            assert conn.execute(show).fetchone() == ("1s",)
+        listening = dialect.listen(0.1, lambda: frozenset({"patientgen_job"}))
+        next(listening)  # subscribed: its connection is open
+        assert dialect._listen_conn is not None
+        assert dialect._listen_conn.execute(show).fetchone() == ("1s",)
+        listening.close()
+
+        job, _ = service.submit(_tiny(), ["ndjson"], "alice")
+        ended = pytest.raises(StoreUnavailable, match="idle_in_transaction_session_timeout, 1 s")
+        with ended, dialect.transaction(write=True) as t:
+            t.one("lock_job", job_id=str(job.job_id))
+            time.sleep(1.5)  # idle in the transaction, the row locked
+            t.one("get_job", job_id=str(job.job_id))
+        # the row is free again, and the store works on with a new connection
+        assert service.store.request_cancel(job.job_id).status.value == "cancelled"
+
+
+def _tiny():
+    from patientgen.scenario import Scenario
+
+    return Scenario(total_patients=3, seed=1)

@@ -45,10 +45,14 @@ def _config(connection: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _locked_connection(url: str) -> Iterator[Any]:
-    """A SQLAlchemy connection holding the migration lock of this database."""
+def _locked_connection(url: str, idle_in_transaction_timeout: float | None = None) -> Iterator[Any]:
+    """A SQLAlchemy connection holding the migration lock of this database (on PostgreSQL with
+    the bound every connection of ours has: `dialects.pg_options`; default: the setting's)."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import NullPool
+
+    from patientgen.jobs.dialects import pg_options
+    from patientgen.settings import IDLE_IN_TRANSACTION_TIMEOUT
 
     if url.startswith("sqlite:///"):
         path = sqlite_path(url)
@@ -63,7 +67,13 @@ def _locked_connection(url: str) -> Iterator[Any]:
                 engine.dispose()
                 fcntl.flock(lock, fcntl.LOCK_UN)
         return
-    engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
+    if idle_in_transaction_timeout is None:
+        idle_in_transaction_timeout = IDLE_IN_TRANSACTION_TIMEOUT
+    engine = create_engine(
+        sqlalchemy_url(url),
+        poolclass=NullPool,
+        connect_args={"options": pg_options(idle_in_transaction_timeout)},
+    )
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _ADVISORY_KEY})
@@ -78,11 +88,13 @@ def _locked_connection(url: str) -> Iterator[Any]:
         engine.dispose()
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(
+    url: str, revision: str = "head", idle_in_transaction_timeout: float | None = None
+) -> None:
     """Upgrade the database at `url` to `revision` (default head), holding the migration lock."""
     from alembic import command
 
-    with _locked_connection(url) as conn:
+    with _locked_connection(url, idle_in_transaction_timeout) as conn:
         command.upgrade(_config(conn), revision)
         conn.commit()
 
@@ -123,7 +135,8 @@ def ensure_schema(store: Any) -> None:
     if store.schema_version() == HEAD:
         return
     try:
-        upgrade(store.url)
+        bound = getattr(store.dialect, "idle_in_transaction_timeout", None)
+        upgrade(store.url, idle_in_transaction_timeout=bound)
     except Exception as exc:  # sqlalchemy/alembic wrap connection errors in their own types
         if is_connection_error(exc):
             raise StoreUnavailable(f"cannot migrate {safe_url(store.url)}: {exc}") from exc

@@ -37,6 +37,7 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
 SLOW_FILES: dict[str, int] = {
     "tests/jobs/test_chunk_claims.py": 120,
     "tests/jobs/test_object_storage.py": 65,
+    "tests/jobs/test_hosts_netns.py": 40,
     "tests/faults/test_fault_kill9.py": 60,
     "tests/test_cli_generate.py": 55,
     "tests/jobs/test_worker.py": 50,

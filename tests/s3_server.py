@@ -31,15 +31,15 @@ REGION = "us-east-1"
 
 
 class S3Server:
-    """`moto_server` on 127.0.0.1, started and awaited; `stop()` ends it."""
+    """`moto_server` on `host` (127.0.0.1 by default), started and awaited; `stop()` ends it."""
 
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, host: str = "127.0.0.1") -> None:
         self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.endpoint = f"http://{host}:{self.port}"
         self._log = open(log, "wb")  # noqa: SIM115
         script = Path(sys.executable).with_name("moto_server")
         self.proc = subprocess.Popen(
-            [str(script), "-H", "127.0.0.1", "-p", str(self.port)],
+            [str(script), "-H", host, "-p", str(self.port)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
@@ -114,13 +114,16 @@ def client_for(endpoint: str):
 
 
 class Gate:
-    """A TCP relay from 127.0.0.1:<port> to `target_port`; `close()` cuts every connection and
-    refuses new ones until `open()`."""
+    """A TCP relay from host:<port> (127.0.0.1 by default) to target_host:target_port; `close()`
+    cuts every connection and refuses new ones until `open()`."""
 
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
+    def __init__(
+        self, target_port: int, *, target_host: str = "127.0.0.1", host: str = "127.0.0.1"
+    ) -> None:
+        self.target = (target_host, target_port)
+        self.host = host
         self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.endpoint = f"http://{host}:{self.port}"
         self._open = threading.Event()
         self._open.set()
         self._conns: list[socket.socket] = []
@@ -133,7 +136,7 @@ class Gate:
     def _listen(self) -> None:
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        listener.bind((self.host, self.port))
         listener.listen(64)
         listener.settimeout(0.2)  # accept wakes up to see a close
         self._listener = listener
@@ -150,7 +153,7 @@ class Gate:
                 continue
             client.settimeout(None)
             try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+                upstream = socket.create_connection(self.target)
             except OSError:
                 client.close()
                 continue
@@ -194,8 +197,8 @@ def _pump(source: socket.socket, target: socket.socket) -> None:
 
 
 @contextlib.contextmanager
-def running(log: Path) -> Iterator[S3Server]:
-    server = S3Server(log)
+def running(log: Path, host: str = "127.0.0.1") -> Iterator[S3Server]:
+    server = S3Server(log, host)
     try:
         yield server
     finally:

@@ -618,6 +618,13 @@ def _write_shared(
         check_boundary(run, beat)
         bundle.write_chunk(scenario, formats, parts, index, *ranges[index], whole=False)
         run.files.share(job.job_id, parts, bundle.chunk_files(formats, index))
+        log.info(
+            "job %s: chunk %d [%d, %d) written again by %s (its parts were gone)",
+            job.job_id,
+            index,
+            *ranges[index],
+            run.worker_id,
+        )
     parts.mkdir(parents=True, exist_ok=True)  # helpers never create it
     check_boundary(run, beat)
     with progress.save_lock:  # the totals are there before any worker's record counts

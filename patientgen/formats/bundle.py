@@ -220,6 +220,17 @@ def _part_name(chunk: int, name: str) -> str:
     return f"{chunk:06d}.{name.replace('/', '.')}"
 
 
+def concatenations(formats: Sequence[str], chunks: int) -> dict[str, list[str]]:
+    """The final files of a run of `chunks` chunks that are their chunks' part files end to end
+    (no header, separator or footer), each with those parts' names in order: object storage may
+    compose them from the parts without sending their bytes again."""
+    return {
+        spec.name: [_part_name(chunk, spec.name) for chunk in range(chunks)]
+        for spec in _specs(normalize_formats(formats))
+        if not (spec.prefix or spec.separator or spec.suffix or spec.empty)
+    }
+
+
 def chunk_files(formats: Sequence[str], chunk: int) -> list[str]:
     """The names of chunk `chunk`'s part files in a parts folder (written by write_chunk with
     whole=False)."""

@@ -38,7 +38,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,9 +47,14 @@ from uuid import UUID
 import orjson
 
 from patientgen.jobs.model import TERMINAL_STATUSES, Job, JobNotFound, JobStatus
+from patientgen.jobs.objects import (
+    MAX_COMPOSED,
+    MIN_COMPOSED_PART,
+    CompositionRefused,
+    ObjectStore,
+)
 
 if TYPE_CHECKING:
-    from patientgen.jobs.objects import ObjectStore
     from patientgen.jobs.store import JobStore
     from patientgen.settings import Settings
 
@@ -133,8 +138,11 @@ class JobFiles:
     def gather(self, job_id: UUID, names: Iterable[str]) -> None:
         """Bring these part files, where any worker shared them, into the local parts folder."""
 
-    def publish(self, job_id: UUID, names: Iterable[str]) -> None:
-        """Make these final files (in order, manifest last) readable from every host."""
+    def publish(
+        self, job_id: UUID, names: Iterable[str], joined: Mapping[str, Sequence[str]] = {}
+    ) -> None:
+        """Make these final files (in order, manifest last) readable from every host; `joined`:
+        the final files that are part files of the job end to end, with those parts' names."""
 
     def readable(self, job: Job) -> Path:
         """The folder where a completed job's files can be read on this host."""
@@ -173,8 +181,6 @@ _stores_lock = threading.Lock()
 def _object_store(settings: Settings) -> ObjectStore:
     """One client per process and storage (boto3's client is thread-safe), its bucket made on
     first use when missing."""
-    from patientgen.jobs.objects import ObjectStore
-
     secret = settings.storage_secret_key
     key = (
         settings.storage_url,
@@ -247,10 +253,27 @@ class ObjectFiles(JobFiles):
             if not (parts / name).is_file():
                 self.objects.download(self._prefix(job_id, Scope.PARTS) + name, parts / name)
 
-    def publish(self, job_id: UUID, names: Iterable[str]) -> None:
-        folder = self.folder(job_id)
+    def publish(
+        self, job_id: UUID, names: Iterable[str], joined: Mapping[str, Sequence[str]] = {}
+    ) -> None:
+        """A final file that is shared parts end to end is composed from them in the bucket
+        (multipart copies: nothing sent again) where S3's rules allow it: every part but the
+        last at least 5 MiB, at most 10,000 of them; the others are sent."""
+        folder, parts = self.folder(job_id), self.parts(job_id)
         for name in names:
-            self.objects.upload(folder / name, self._prefix(job_id) + name)
+            key = self._prefix(job_id) + name
+            sources = [p for p in joined.get(name, ()) if (parts / p).stat().st_size > 0]
+            sizes = [(parts / p).stat().st_size for p in sources]
+            if (
+                1 < len(sources) <= MAX_COMPOSED
+                and min(sizes[:-1]) >= MIN_COMPOSED_PART
+                and sum(sizes) == (folder / name).stat().st_size
+            ):
+                prefix = self._prefix(job_id, Scope.PARTS)
+                with contextlib.suppress(CompositionRefused):  # sent instead
+                    self.objects.compose(key, [prefix + p for p in sources])
+                    continue
+            self.objects.upload(folder / name, key)
 
     def readable(self, job: Job) -> Path:
         """A whole local copy of the completed job's files (fetched once per host, each file

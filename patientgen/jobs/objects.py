@@ -34,11 +34,19 @@ from patientgen.jobs.model import StoreUnavailable
 
 #: Files above this size go up as multipart uploads (parts of this size, 4 at once).
 MULTIPART_BYTES = 64 << 20
+#: S3's rules for a multipart upload: every part but the last at least 5 MiB, at most 10,000.
+MIN_COMPOSED_PART = 5 << 20
+MAX_COMPOSED = 10_000
 _READ_BLOCK = 1 << 20
 
 
 class StorageUrlError(ValueError):
     """PATIENTGEN_STORAGE_URL is not `s3://bucket[/prefix]`."""
+
+
+class CompositionRefused(Exception):
+    """The server would not compose an object from others (no UploadPartCopy, or a part it
+    finds too small): send the file instead."""
 
 
 class StorageUnavailable(StoreUnavailable):
@@ -146,6 +154,37 @@ class ObjectStore:
         """Send a local file under `key` (whole or not at all, see the module docstring)."""
         with _mapped(f"upload of {key}"):
             self._client.upload_file(str(path), self.bucket, key, Config=self._transfer)
+
+    def compose(self, key: str, sources: list[str]) -> None:
+        """Make `key` the objects `sources` end to end, copied inside the server (a multipart
+        upload of UploadPartCopy parts: visible only once completed, aborted on any error).
+        CompositionRefused when the server refuses it for a reason sending would not have."""
+        from botocore.exceptions import ClientError
+
+        with _mapped(f"composition of {key}"):
+            upload = self._client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+            try:
+                parts = []
+                for number, source in enumerate(sources, start=1):
+                    copied = self._client.upload_part_copy(
+                        Bucket=self.bucket,
+                        Key=key,
+                        UploadId=upload,
+                        PartNumber=number,
+                        CopySource={"Bucket": self.bucket, "Key": source},
+                    )
+                    parts.append({"PartNumber": number, "ETag": copied["CopyPartResult"]["ETag"]})
+                self._client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
+                )
+            except BaseException as exc:
+                with contextlib.suppress(Exception):
+                    self._client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=key, UploadId=upload
+                    )
+                if isinstance(exc, ClientError) and _status(exc) in (400, 403, 404, 501):
+                    raise CompositionRefused(str(exc)) from exc
+                raise
 
     # -- reading ---------------------------------------------------------------------------
     def size(self, key: str) -> int | None:

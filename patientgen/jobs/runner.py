@@ -749,7 +749,8 @@ def _join_and_complete(
     if out != run.files.folder(job.job_id):
         run.written = [f.name for f in written]
     else:
-        run.files.publish(job.job_id, [f.name for f in written])
+        joined = bundle.concatenations(formats, len(summaries)) if len(summaries) > 1 else {}
+        run.files.publish(job.job_id, [f.name for f in written], joined)
     try:
         store.finish(
             job.job_id,

@@ -363,3 +363,36 @@ def test_an_unreachable_store_is_unavailable_not_an_error(tmp_path):
             action()
         assert isinstance(caught.value, StoreUnavailable)
     assert not (tmp_path / "g").exists() and list(tmp_path.iterdir()) == [tmp_path / "f"]
+
+
+def test_big_parts_are_composed_in_the_bucket(settings, s3, bucket, tmp_path):
+    """A final file that is its chunks' parts end to end, every part but the last at least
+    5 MiB, is composed from the shared parts by the server (a multipart upload of copies: its
+    ETag ends in -<parts>); smaller ones are sent; every object equals a clean local run."""
+    scenario = Scenario(name="composed", total_patients=7_000, seed=8)
+    shared = settings.model_copy(
+        update={
+            "chunk_size": 3_000,
+            "data_dir": tmp_path / "a",
+            **s3_server.storage_env(s3.endpoint, bucket),
+        }
+    )
+    reference = {
+        f.name: f.sha256
+        for f in bundle.write_all(scenario, ["fhir", "ndjson"], tmp_path / "ref", chunk_size=3_000)
+    }
+    with JobService.open(shared) as service:
+        job, _ = service.submit(scenario, ["fhir", "ndjson"], "alice")
+        from patientgen.jobs.worker import Worker
+
+        Worker(shared, max_jobs=1).run()
+        assert service.get(job.job_id).status == JobStatus.COMPLETED
+    assert _job_objects(shared, job.job_id) == reference
+    client = s3_server.client_for(s3.endpoint)
+    etags = {
+        name: client.head_object(Bucket=bucket, Key=f"pg/jobs/{job.job_id}/{name}")["ETag"]
+        for name in reference
+    }
+    composed = {name for name, etag in etags.items() if etag.strip('"').endswith("-3")}
+    assert "fhir/Observation.ndjson" in composed, etags
+    assert "patients.ndjson.idx" not in composed and "manifest.json" not in composed

@@ -20,6 +20,7 @@ would, and they share only the database and the bucket.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import re
@@ -145,21 +146,30 @@ def _assert_clean(settings, job, reference: dict[str, str], *hosts: Path) -> Non
         assert not any((jobs / ".scratch").glob("*")), list((jobs / ".scratch").glob("*"))
 
 
-def test_two_hosts_write_one_job_identically(shared, tmp_path, reference):
+@contextlib.contextmanager
+def _two_hosts(service: JobService, shared, tmp_path: Path):
+    """The job submitted, host A's worker (its owner) past its first recorded chunk, then host
+    B's worker; both killed (-9) at the end. Yields the job, both workers and host B's
+    settings."""
     host_b = _host(shared, tmp_path, "host-b")
+    job, _ = service.submit(SCENARIO, FORMATS, "alice")
+    owner = _worker(shared, tmp_path / "a.log")
+    helper = None
+    try:
+        wait_until(lambda: len(service.chunks(job.job_id)) >= 1, timeout=60)
+        helper = _worker(host_b, tmp_path / "b.log")
+        yield job, owner, helper, host_b
+    finally:
+        for proc in (owner, helper):
+            if proc is not None:
+                proc.kill_group()
+                proc.wait()
+
+
+def test_two_hosts_write_one_job_identically(shared, tmp_path, reference):
     with JobService.open(shared) as service:
-        job, _ = service.submit(SCENARIO, FORMATS, "alice")
-        owner = _worker(shared, tmp_path / "a.log")
-        helper = None
-        try:
-            wait_until(lambda: len(service.chunks(job.job_id)) >= 1, timeout=60)
-            helper = _worker(host_b, tmp_path / "b.log")
+        with _two_hosts(service, shared, tmp_path) as (job, owner, helper, host_b):
             final = _finished(service, shared, job.job_id)
-        finally:
-            for proc in (owner, helper):
-                if proc is not None:
-                    proc.kill_group()
-                    proc.wait()
         _assert_clean(shared, final, reference, shared.data_dir, host_b.data_dir)
         a, b = _writers([owner, helper], job.job_id)
         assert a and b, (a, b)  # both hosts wrote chunks
@@ -172,28 +182,18 @@ def test_two_hosts_write_one_job_identically(shared, tmp_path, reference):
 def test_kill9_of_a_helper_holding_a_chunk(shared, tmp_path, reference):
     from tests.jobs.test_chunk_claims import _held_by
 
-    host_b = _host(shared, tmp_path, "host-b")
     with JobService.open(shared) as service:
-        job, _ = service.submit(SCENARIO, FORMATS, "alice")
-        owner = _worker(shared, tmp_path / "a.log")
-        helper = None
-        try:
-            wait_until(lambda: len(service.chunks(job.job_id)) >= 1, timeout=60)
-            helper = _worker(host_b, tmp_path / "b.log")
+        with _two_hosts(service, shared, tmp_path) as (job, owner, helper, host_b):
             held = wait_until(
                 lambda: _held_by(shared.database_url, job.job_id, helper.proc.pid), timeout=60
             )
             helper.kill_group()
             final = _finished(service, shared, job.job_id)
-        finally:
-            for proc in (owner, helper):
-                if proc is not None:
-                    proc.kill_group()
-                    proc.wait()
         _assert_clean(shared, final, reference, shared.data_dir)
         assert held in _writers([owner], job.job_id)[0]  # written again, by the owner
         assert final.attempts == 1
         # the dead helper's scratch folder is its host's to sweep: the next sweep there does
+        assert any((host_b.data_dir / "jobs" / ".scratch").glob("*"))
         ObjectFiles(host_b.data_dir, service.files.objects, host_b).sweep(service.store)  # type: ignore[attr-defined]
         assert not any((host_b.data_dir / "jobs" / ".scratch").glob("*"))
 

@@ -184,18 +184,22 @@ def test_kill9_of_a_helper_holding_a_chunk(shared, tmp_path, reference):
 
     with JobService.open(shared) as service:
         with _two_hosts(service, shared, tmp_path) as (job, owner, helper, host_b):
-            held = wait_until(
-                lambda: _held_by(shared.database_url, job.job_id, helper.proc.pid), timeout=60
-            )
+            scratch = host_b.data_dir / "jobs" / ".scratch"
+
+            def writing() -> int | None:  # its claim taken and its scratch folder made
+                held = _held_by(shared.database_url, job.job_id, helper.proc.pid)
+                return held if held is not None and any(scratch.glob("*")) else None
+
+            held = wait_until(writing, timeout=60)
             helper.kill_group()
             final = _finished(service, shared, job.job_id)
         _assert_clean(shared, final, reference, shared.data_dir)
         assert held in _writers([owner], job.job_id)[0]  # written again, by the owner
         assert final.attempts == 1
         # the dead helper's scratch folder is its host's to sweep: the next sweep there does
-        assert any((host_b.data_dir / "jobs" / ".scratch").glob("*"))
+        assert any(scratch.glob("*"))
         ObjectFiles(host_b.data_dir, service.files.objects, host_b).sweep(service.store)  # type: ignore[attr-defined]
-        assert not any((host_b.data_dir / "jobs" / ".scratch").glob("*"))
+        assert not any(scratch.glob("*"))
 
 
 def test_object_store_unreachable_mid_job(shared, s3, tmp_path, reference):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 
@@ -10,6 +9,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import Service, add_keys, make_service, wait_running
+from tests.support import group_alive
 
 pytestmark = pytest.mark.slow
 
@@ -37,13 +37,9 @@ def test_sigterm_hands_the_job_back(tmp_path) -> None:
         service.proc.send_signal(signal.SIGTERM)
         assert service.proc.wait(timeout=30) == 0
         deadline = time.monotonic() + 15
-        while True:  # the embedded workers are gone too
-            try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
-                break
+        while group_alive(pgid):  # the embedded workers are gone too
             assert time.monotonic() < deadline, "worker processes outlived serve"
-            time.sleep(0.1)
+            time.sleep(0.05)
         service.proc = None
 
         from patientgen.jobs.service import JobService

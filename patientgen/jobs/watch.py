@@ -107,6 +107,10 @@ class Watcher:
             time.sleep(min(timeout, self.poll_interval))
         self._work.clear()
 
+    def wake_work(self) -> None:
+        """End a wait_for_work at once (its caller then looks at its stop flag)."""
+        self._work.set()
+
     def _ensure_watcher(self) -> None:
         with self._lock:
             if self._watcher is None or not self._watcher.is_alive():

@@ -175,7 +175,7 @@ class ServeProcess:
                     return
             except httpx.TransportError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.02)
         raise RuntimeError(f"serve did not start: {self.log.read_text()[-3000:]}")
 
     def stop_serve(self, sig: int = signal.SIGTERM, *, wait_group: bool = False) -> None:

@@ -73,6 +73,19 @@ def pytest_configure(config: pytest.Config) -> None:
     would break `pytest -p no:xdist`."""
     if hasattr(config.option, "loadscopereorder"):
         config.option.loadscopereorder = False
+    if not hasattr(config, "workerinput"):  # once, in the controlling process
+        _compile_package()
+
+
+def _compile_package() -> None:
+    """Write patientgen's bytecode (__pycache__, ignored by git) before any test runs. With
+    PYTHONDONTWRITEBYTECODE set (as in some shells and CI images) no process writes it, and each
+    of the suite's hundreds of `patientgen` subprocesses (serve, its workers, the CLI) compiled
+    the package's sources again, ~0.1 s of CPU each; Python reads the files whatever the variable
+    says, and compiles a module again when its source is newer."""
+    import compileall
+
+    compileall.compile_dir(Path(__file__).resolve().parents[1] / "patientgen", quiet=1)
 
 
 @pytest.hookimpl(trylast=True)

@@ -28,7 +28,7 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
 
 #: The longest test files, in seconds of one process (from `--durations` of a whole run on a
 #: 2-core machine, 2026-12-04, rounded; files of several fast tests not counted). `make test` runs
-#: files whole in 2 processes (`--dist loadfile`), each taking the next file in collection
+#: files whole in 3 processes (`--dist loadfile`), each taking the next file in collection
 #: order; xdist would put the files with the fewest tests last (`--loadscope-reorder`, its
 #: default; pytest_configure turns it off), and those are the long fault, load and fuzzing tests,
 #: which left one process working alone at the end. Longest first, then the rest in their usual

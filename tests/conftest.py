@@ -28,7 +28,7 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
 
 #: The longest test files, in seconds of one process (from `--durations` of a whole run on a
 #: 2-core machine, 2026-12-04, rounded; files of several fast tests not counted). `make test` runs
-#: files whole in 2 processes (`--dist loadfile`), each taking the next file in collection
+#: files whole in 3 processes (`--dist loadfile`), each taking the next file in collection
 #: order; xdist would put the files with the fewest tests last (`--loadscope-reorder`, its
 #: default; pytest_configure turns it off), and those are the long fault, load and fuzzing tests,
 #: which left one process working alone at the end. Longest first, then the rest in their usual
@@ -76,6 +76,19 @@ def pytest_configure(config: pytest.Config) -> None:
     would break `pytest -p no:xdist`."""
     if hasattr(config.option, "loadscopereorder"):
         config.option.loadscopereorder = False
+    if not hasattr(config, "workerinput"):  # once, in the controlling process
+        _compile_package()
+
+
+def _compile_package() -> None:
+    """Write patientgen's bytecode (__pycache__, ignored by git) before any test runs. With
+    PYTHONDONTWRITEBYTECODE set (as in some shells and CI images) no process writes it, and each
+    of the suite's hundreds of `patientgen` subprocesses (serve, its workers, the CLI) compiled
+    the package's sources again, ~0.1 s of CPU each; Python reads the files whatever the variable
+    says, and compiles a module again when its source is newer."""
+    import compileall
+
+    compileall.compile_dir(Path(__file__).resolve().parents[1] / "patientgen", quiet=1)
 
 
 @pytest.hookimpl(trylast=True)

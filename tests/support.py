@@ -94,12 +94,31 @@ def stop_group(
         proc.wait(timeout=10)
     if wait_group:
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(proc.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
+        while time.monotonic() < deadline and group_alive(proc.pid):
+            time.sleep(0.05)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process of the process group `pgid` still runs. A zombie does not count: it has
+    exited, and only waits for its parent to collect it. The group's orphans (serve's
+    multiprocessing resource tracker, for one) are collected by PID 1, which here does so only
+    every 2 s or so; `os.killpg(pgid, 0)` succeeds until then."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():  # no /proc: zombies count as alive
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            # pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses
+            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):  # gone meanwhile
+            continue
+        if int(pgrp) == pgid and state not in ("Z", "X"):
+            return True
+    return False
 
 
 class ServeProcess:
@@ -156,7 +175,7 @@ class ServeProcess:
                     return
             except httpx.TransportError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.02)
         raise RuntimeError(f"serve did not start: {self.log.read_text()[-3000:]}")
 
     def stop_serve(self, sig: int = signal.SIGTERM, *, wait_group: bool = False) -> None:

@@ -215,7 +215,8 @@ def test_killed_mid_way_and_run_again_loads_each_resource_once(tmp_path: Path) -
     )
     with fhir_server() as url:
         argv = [*CLI, "push", str(job.job_id), "--fhir", url, "--bundle-size", "200"]
-        slow = {**env, "PATIENTGEN_CHUNK_DELAY": "0.2"}
+        # a pause after each bundle: the kill lands mid-way (the rest takes seconds even without)
+        slow = {**env, "PATIENTGEN_CHUNK_DELAY": "0.05"}
         proc = subprocess.Popen(argv, env=slow, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             wait_until(lambda: server_counts(url)["Patient"] >= 250, timeout=120)

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from patientgen.api import problems
 from patientgen.api.auth import KeyCache, auth_required
 from patientgen.api.common import json_response, problem_responses
-from patientgen.api.limits import OwnerSlots
+from patientgen.api.limits import OwnerSlots, StreamEnds
 from patientgen.api.metrics import Metrics
 from patientgen.api.middleware import (
     HostGuard,
@@ -97,6 +97,7 @@ def create_app(settings: Settings, service: Any = None) -> FastAPI:
     app.state.key_cache = KeyCache()
     app.state.sse_limiter = anyio.CapacityLimiter(SSE_THREADS)
     app.state.stream_slots = OwnerSlots(settings.max_streams_per_key, "event streams")
+    app.state.stream_ends = StreamEnds()
     app.state.archive_slots = OwnerSlots(settings.max_archives_per_key, "ZIP downloads")
     store_limiter = anyio.CapacityLimiter(STORE_THREADS)
 

@@ -13,9 +13,11 @@ no lock): several API processes each allow the cap.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+import contextlib
+from collections.abc import AsyncIterable, Iterator
 from typing import Any
 
+import anyio
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -23,6 +25,38 @@ from patientgen.api.problems import Problem
 
 #: Seconds a refused client is asked to wait before trying again.
 RETRY_AFTER = 5
+
+
+class StreamEnds:
+    """Ends the event streams when the service shuts down. A stream of a job still running never
+    ends on its own: uvicorn would wait for it the whole graceful-shutdown timeout and then cancel
+    it mid-answer. `close()` (serve calls it as the shutdown begins) cancels every stream's wait
+    for the job's next update, and the stream then ends like a finished answer; clients connect
+    again (the page and `patientgen.client` do, SSE's `retry:` says when). Event loop's thread
+    only, like OwnerSlots."""
+
+    def __init__(self) -> None:
+        self.closing = False
+        self._waits: set[anyio.CancelScope] = set()
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[anyio.CancelScope]:
+        """A cancel scope around one wait of a stream: cancelled by close() (at once when the
+        shutdown has begun); `cancel_called` then tells the stream to end."""
+        scope = anyio.CancelScope()
+        if self.closing:
+            scope.cancel()
+        self._waits.add(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._waits.discard(scope)
+
+    def close(self) -> None:
+        self.closing = True
+        for scope in list(self._waits):
+            scope.cancel()
 
 
 class OwnerSlots:

@@ -6,7 +6,7 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -32,6 +32,24 @@ def _raise_open_files_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     except (ImportError, ValueError, OSError):  # pragma: no cover - not POSIX, or not allowed
         pass
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server that ends the event streams as its shutdown begins (StreamEnds):
+        they would otherwise hold the shutdown for its whole graceful timeout."""
+
+        def __init__(self, config: uvicorn.Config, stream_ends: Any) -> None:
+            super().__init__(config)
+            self.stream_ends = stream_ends
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            self.stream_ends.close()
+            await super().shutdown(sockets)
+
+    return Server
 
 
 @app.command()
@@ -112,7 +130,7 @@ def serve(
         # uvicorn handles SIGINT/SIGTERM itself and re-raises the signal once it has shut down;
         # turning SIGTERM into SystemExit then lets the `finally` below stop the workers.
         signal.signal(signal.SIGTERM, _exit_on_signal)
-        uvicorn.Server(config).run()
+        _server_class()(config, application.state.stream_ends).run()
     finally:
         if pool is not None:
             pool.stop()

@@ -686,6 +686,9 @@ class SqlStore:
         """Block until a job may be claimable (a change was seen) or `timeout` passed."""
         self.watcher.wait_for_work(timeout)
 
+    def wake(self) -> None:
+        self.watcher.wake_work()
+
     # -- API keys --------------------------------------------------------------------------------
     def insert_key(self, key: ApiKey, secret_sha256: str) -> None:
         with self._write() as t:

@@ -182,6 +182,9 @@ class JobStore(Protocol):
     def wait_for_work(self, timeout: float) -> None:
         """Block until a job may be claimable (new or returned job) or `timeout` passed."""
 
+    def wake(self) -> None:
+        """End a wait_for_work at once (a worker told to stop); safe in a signal handler."""
+
     # -- API keys --------------------------------------------------------------------------------
     def insert_key(self, key: ApiKey, secret_sha256: str) -> None: ...
 

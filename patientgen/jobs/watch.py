@@ -49,7 +49,16 @@ class Watcher:
         self._closed = False
 
     def close(self) -> None:
+        """Stop watching; every thread waiting for an update gets None at once (a thread an
+        event stream abandoned at shutdown would otherwise hold the process's exit)."""
         self._closed = True
+        self._wake_all()
+
+    def _wake_all(self) -> None:
+        with self._lock:
+            for waiting in self._waiters.values():
+                for event in waiting:
+                    event.set()
 
     def join(self) -> None:
         if self._watcher is not None:
@@ -57,7 +66,8 @@ class Watcher:
 
     def wait_for_update(self, job_id: UUID, since: int | None, timeout: float) -> Job | None:
         """The job as soon as its version differs from `since` (at once when since is None);
-        None after `timeout` seconds without a change. JobNotFound when it does not exist."""
+        None after `timeout` seconds without a change, or once the store is closed. JobNotFound
+        when it does not exist."""
         self._wants_jobs = True
         self._ensure_watcher()
         event = threading.Event()
@@ -68,6 +78,8 @@ class Watcher:
             if since is not None:  # give the watcher a moment; until it is up, the loop polls
                 self._jobs_watched.wait(min(timeout, 1.0))
             while True:
+                if self._closed:
+                    return None
                 job = self._get(job_id)
                 if since is None or job.version != since:
                     return job
@@ -94,6 +106,10 @@ class Watcher:
         else:
             time.sleep(min(timeout, self.poll_interval))
         self._work.clear()
+
+    def wake_work(self) -> None:
+        """End a wait_for_work at once (its caller then looks at its stop flag)."""
+        self._work.set()
 
     def _ensure_watcher(self) -> None:
         with self._lock:

@@ -85,6 +85,13 @@ class Worker:
             self.settings, self.stop, f"worker {self.worker_id}", WORKER_CONNECTIONS
         )
 
+    def wake(self) -> None:
+        """Cut short the wait for work of `run` (after `stop` was set: it then returns at once
+        instead of after up to a second)."""
+        store = self._store
+        if store is not None:
+            store.wake()
+
     def run(self) -> None:
         log.info("worker %s started", self.worker_id)
         store = self._connect()
@@ -200,10 +207,12 @@ def connect_retrying(
     return None
 
 
-def _install_signal_handlers(stop: threading.Event) -> None:
+def _install_signal_handlers(stop: threading.Event, worker: Worker | None = None) -> None:
     def handler(signum: int, frame: object) -> None:
         log.info("signal %d: stopping at the next chunk boundary", signum)
         stop.set()
+        if worker is not None:
+            worker.wake()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
@@ -215,8 +224,9 @@ def _slot_main(settings_data: dict[str, Any], log_level: int) -> None:
         level=log_level, format="%(asctime)s %(levelname)s %(processName)s %(message)s"
     )
     stop = threading.Event()
-    _install_signal_handlers(stop)
-    Worker(Settings(**settings_data), stop).run()
+    worker = Worker(Settings(**settings_data), stop)
+    _install_signal_handlers(stop, worker)
+    worker.run()
 
 
 class WorkerPool:
@@ -296,10 +306,12 @@ class WorkerPool:
 def run_worker(settings: Settings, concurrency: int = 1) -> int:
     """Run `concurrency` job slots until SIGTERM/SIGINT; returns the exit code (0)."""
     stop = threading.Event()
-    _install_signal_handlers(stop)
     if concurrency == 1:
-        Worker(settings, stop).run()
+        worker = Worker(settings, stop)
+        _install_signal_handlers(stop, worker)
+        worker.run()
         return 0
+    _install_signal_handlers(stop)
     pool = WorkerPool(settings, concurrency)
     pool.start()
     while not stop.wait(0.5):

@@ -249,8 +249,10 @@ export function replayView(job, { announce = () => {}, describe = (e) => String(
   function frame(wall) {
     if (!section.isConnected) { s.playing = false; return; }
     if (!s.playing) return;
-    const elapsed = Math.min(wall - s.lastWall, 250);
-    s.lastWall = wall;
+    // never backwards: a frame's time may precede the performance.now() that start() took, and a
+    // playhead moved back would count the events it passes again
+    const elapsed = Math.max(0, Math.min(wall - s.lastWall, 250));
+    s.lastWall = Math.max(s.lastWall, wall);
     if (!s.busy) {
       // whole milliseconds: the API's times are epoch milliseconds (floored)
       let target = Math.min(Math.floor(s.t + elapsed * s.speed * (HOUR / 1000)), s.end);

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
-import os
 import signal
+import socket
 import time
 
 import httpx
 import pytest
 
 from tests.api.conftest import Service, add_keys, make_service, wait_running
+from tests.support import group_alive
 
 pytestmark = pytest.mark.slow
 
 PROBLEM = "application/problem+json"
 
 
+def _read_to_end(sock: socket.socket) -> bytes:
+    sock.settimeout(30)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
 def test_sigterm_hands_the_job_back(tmp_path) -> None:
-    """SIGTERM to `serve` alone: its workers stop, release the job (pending, no lease), exit."""
+    """SIGTERM to `serve` alone: its workers stop, release the job (pending, no lease), exit.
+    An event stream open on the running job is ended as the shutdown begins (its last chunk
+    sent), instead of holding the shutdown until uvicorn's graceful timeout cuts it off."""
     service = make_service(
         tmp_path,
         None,
@@ -32,18 +43,24 @@ def test_sigterm_hands_the_job_back(tmp_path) -> None:
                 "/jobs", json={"scenario": {"seed": 1, "total_patients": 4000}, "formats": ["csv"]}
             ).json()["job_id"]
             wait_running(client, job_id)
+        stream = socket.create_connection(("127.0.0.1", service.port), timeout=10)
+        stream.sendall(
+            f"GET /api/v1/jobs/{job_id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {service.keys['alice']}\r\n\r\n".encode()
+        )
+        assert stream.recv(64).startswith(b"HTTP/1.1 200 ")
         assert service.proc is not None
         pgid = service.proc.pid
         service.proc.send_signal(signal.SIGTERM)
+        with stream:
+            ended = _read_to_end(stream)
+        assert ended.endswith(b"0\r\n\r\n"), ended[-200:]  # chunked answer's end, not cut
         assert service.proc.wait(timeout=30) == 0
+        assert "graceful shutdown exceeded" not in service.log.read_text()
         deadline = time.monotonic() + 15
-        while True:  # the embedded workers are gone too
-            try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
-                break
+        while group_alive(pgid):  # the embedded workers are gone too
             assert time.monotonic() < deadline, "worker processes outlived serve"
-            time.sleep(0.1)
+            time.sleep(0.05)
         service.proc = None
 
         from patientgen.jobs.service import JobService

@@ -23,7 +23,12 @@ def test_kill_9_and_restart(store: str, request: pytest.FixtureRequest, tmp_path
         tmp_path,
         url,
         workers=1,
-        extra_env={"PATIENTGEN_CHUNK_SIZE": "250", "PATIENTGEN_CHUNK_DELAY": "0.25"},
+        # the restarted worker takes the job back once the killed one's lease ran out
+        extra_env={
+            "PATIENTGEN_CHUNK_SIZE": "250",
+            "PATIENTGEN_CHUNK_DELAY": "0.25",
+            "PATIENTGEN_LEASE_SECONDS": "1.5",
+        },
     )
     service.start()
     try:

@@ -479,6 +479,26 @@ def test_wait_for_update(service, store):
         service.wait_for_update(uuid4(), None, 0.1)
 
 
+def test_closing_the_store_ends_every_wait_for_an_update(service, settings):
+    """A thread waiting for a job's update (an event stream's) gets None once its store is
+    closed, not after its timeout: serve's exit does not wait for it."""
+    from patientgen.jobs.sql_store import connect
+
+    job = submit(service)
+    other = connect(settings)
+    got: list[object] = []
+    waiter = threading.Thread(
+        target=lambda: got.append(other.wait_for_update(job.job_id, job.version, 30))
+    )
+    waiter.start()
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    other.close()
+    waiter.join(10)
+    assert not waiter.is_alive() and got == [None]
+    assert time.monotonic() - t0 < 5
+
+
 def test_wait_for_work_wakes_on_submit(service, settings):
     from patientgen.jobs.sql_store import connect
 

@@ -349,8 +349,12 @@ async def job_events(
                 last = key
             if terminal:
                 return
+            update = None
             try:
-                with anyio.fail_after(SSE_WAIT_SECONDS + 10):
+                with (
+                    state.stream_ends.waiting() as wait,
+                    anyio.fail_after(SSE_WAIT_SECONDS + 10),
+                ):
                     update = await anyio.to_thread.run_sync(
                         state.service.wait_for_update,
                         job.job_id,
@@ -360,12 +364,14 @@ async def job_events(
                         limiter=state.sse_limiter,
                     )
             except TimeoutError:
-                update = None
+                pass
             except Exception as exc:
                 problem = translate(exc) or Problem(
                     500, "internal-error", "The event stream failed."
                 )
                 yield _sse("error", problem.body())
+                return
+            if wait.cancel_called:  # the service shuts down: the client connects again
                 return
             if update is None:
                 yield b": keep-alive\n\n"

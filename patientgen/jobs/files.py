@@ -116,9 +116,15 @@ class JobFiles:
         if not self._moved:
             return
         self._moved = False
-        trash = self.root / TRASH
-        for entry in list(trash.iterdir()):
-            shutil.rmtree(entry, ignore_errors=True)
+        self._empty_trash()
+
+    def _empty_trash(self) -> int:
+        removed = 0
+        with contextlib.suppress(FileNotFoundError):
+            for entry in list((self.root / TRASH).iterdir()):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+        return removed
 
     # -- sharing between hosts: nothing to do where every worker shares the data folder --------
     def has_parts(self, job_id: UUID) -> bool:
@@ -163,8 +169,10 @@ class JobFiles:
         return None
 
     def sweep(self, store: JobStore) -> int:
-        """Delete what a process that died after a removal's commit left behind; how much."""
-        return 0
+        """Delete what a process that died after a removal's commit left behind (here, before
+        its purge: the trash, which only the next purge of a process that moved something would
+        empty otherwise); how much."""
+        return self._empty_trash()
 
 
 def job_files(settings: Settings) -> JobFiles:
@@ -339,7 +347,7 @@ class ObjectFiles(JobFiles):
         """One listing of every job's objects, then for each job with something to remove (its
         parts when it has ended, everything when it ended without completing or is gone) the
         removal under its row lock."""
-        removed = self._sweep_scratch()
+        removed = super().sweep(store) + self._sweep_scratch()
         root = self.objects.key("jobs") + "/"
         for job_id, has_parts in self._listed_jobs(root).items():
             try:

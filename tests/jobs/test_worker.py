@@ -302,3 +302,20 @@ def test_worker_pool_embeds_and_stops_gracefully(service, settings):
         wait_until(lambda: crashed not in pool.pids, timeout=10)
         assert len(pool.pids) == 2
     assert all(service.get(j.job_id).attempts == 1 for j in jobs)
+
+
+def test_a_worker_empties_the_trash_a_killed_process_left(service, settings):
+    """A process killed between a removal's commit and its purge leaves the job's folder in
+    the trash, which only the next purge of a process that moved something would empty (seen
+    left at the end of the kill -9 fault test): a worker empties it when it starts."""
+    from patientgen.jobs.files import TRASH, JobFiles
+
+    done, _ = service.submit(_scenario(10), ["ndjson"], "alice")
+    Worker(settings, max_jobs=1).run()
+    dying = JobFiles(settings.data_dir)  # the killed process: detached, never purged
+    service.store.delete(done.job_id, inside=dying.detach)
+    trash = settings.data_dir / "jobs" / TRASH
+    assert len(list(trash.iterdir())) == 1
+    service.submit(_scenario(3), ["ndjson"], "alice")  # a small job: it moves nothing
+    Worker(settings, max_jobs=1).run()
+    assert list(trash.iterdir()) == []

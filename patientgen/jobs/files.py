@@ -96,18 +96,23 @@ class JobFiles:
         called). `outputs`: final files this run wrote into an --out folder before it learnt it
         must not complete (a completed job's files in an --out folder are the user's: a delete
         leaves them)."""
-        target = self.parts(job.job_id) if scope == Scope.PARTS else self.folder(job.job_id)
-        if target.exists():
-            trash = self.root / TRASH
-            trash.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(target, trash / f"{job.job_id}-{uuid.uuid4().hex}")
-                self._moved = True
+        self._to_trash(
+            self.parts(job.job_id) if scope == Scope.PARTS else self.folder(job.job_id),
+            job.job_id,
+        )
         out = self.output(job)
         if out != self.folder(job.job_id):
             for name in outputs:
                 with contextlib.suppress(OSError):
                     (out / name).unlink()
+
+    def _to_trash(self, target: Path, job_id: UUID) -> None:
+        if target.exists():
+            trash = self.root / TRASH
+            trash.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(target, trash / f"{job_id}-{uuid.uuid4().hex}")
+                self._moved = True
 
     def purge(self) -> None:
         """Delete what `detach` moved away (call after the transaction committed), with whatever
@@ -347,7 +352,7 @@ class ObjectFiles(JobFiles):
         """One listing of every job's objects, then for each job with something to remove (its
         parts when it has ended, everything when it ended without completing or is gone) the
         removal under its row lock."""
-        removed = super().sweep(store) + self._sweep_scratch()
+        removed = self._sweep_scratch() + self._sweep_local(store) + super().sweep(store)
         root = self.objects.key("jobs") + "/"
         for job_id, has_parts in self._listed_jobs(root).items():
             try:
@@ -361,6 +366,43 @@ class ObjectFiles(JobFiles):
                 continue
             removed += self._sweep_ended(store, job_id, f"{root}{job_id}/")
         return removed
+
+    def _sweep_local(self, store: JobStore) -> int:
+        """This host's folders of jobs that are gone or have ended: each host's folder is its
+        own here (a dead owner's working folder, a copy fetched to be read), so no fenced write
+        of another host removes it. A job gone, or ended without completing, loses its folder;
+        a completed one its parts, and its folder unless it holds a whole copy (a manifest).
+        Each under the job's row lock, into the trash (emptied by the caller)."""
+        removed = 0
+        with contextlib.suppress(FileNotFoundError):
+            for entry in list(self.root.iterdir()):
+                try:
+                    job_id = UUID(entry.name)
+                except ValueError:
+                    continue
+                try:
+                    job = store.get(job_id)
+                except JobNotFound:
+                    self._to_trash(entry, job_id)
+                    removed += 1
+                    continue
+                keep = job.status == JobStatus.COMPLETED and (entry / MANIFEST).is_file()
+                if job.status not in TERMINAL_STATUSES or (keep and not (entry / PARTS).exists()):
+                    continue
+                removed += self._detach_here(store, job_id, Scope.PARTS if keep else Scope.ALL)
+        return removed
+
+    def _detach_here(self, store: JobStore, job_id: UUID, scope: Scope) -> int:
+        """This host's files of an ended job (not its objects: those are the object sweep's),
+        under its row lock; 1 when moved to the trash."""
+
+        def detach(ended: Job) -> None:
+            JobFiles.detach(self, ended, scope)
+
+        try:
+            return int(store.if_ended(job_id, detach))
+        except JobNotFound:
+            return 0
 
     def _sweep_scratch(self) -> int:
         """Remove the scratch folders of helpers on this host whose process is gone."""

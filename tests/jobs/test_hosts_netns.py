@@ -32,7 +32,9 @@ import httpx
 import pytest
 
 from patientgen.formats import bundle
+from patientgen.jobs.service import JobService
 from patientgen.scenario import Scenario
+from patientgen.settings import Settings
 from tests import netns, s3_server
 from tests.jobs.helpers import SCRIPT
 from tests.support import free_port, wait_until
@@ -174,6 +176,25 @@ def _run(net, env, tmp_path: Path, url: str, reference, endpoint: str, bucket: s
     stored = s3_server.objects(endpoint, bucket, prefix)
     assert {k[len(prefix) :]: hashlib.sha256(v).hexdigest() for k, v in stored.items()} == reference
     assert s3_server.uploads(endpoint, bucket) == []
+    # the dead owner's working folder on host b is its host's to sweep (no fenced write of
+    # another host removes it); host a, which completed the job, keeps its whole copy
+    dead_owner = tmp_path / "host-b" / "jobs" / job_id
+    assert (dead_owner / ".parts").is_dir()
+    for host in ("b", "a"):
+        settings = Settings(
+            database_url=url,
+            data_dir=tmp_path / f"host-{host}",
+            storage_url=f"s3://{bucket}/pg",
+            storage_endpoint=endpoint,
+            storage_region=s3_server.REGION,
+            storage_access_key=s3_server.ACCESS_KEY,
+            storage_secret_key=s3_server.SECRET_KEY,
+        )
+        with JobService.open(settings) as service:
+            service.files.sweep(service.store)
+    assert not dead_owner.exists()
+    kept = tmp_path / "host-a" / "jobs" / job_id
+    assert (kept / "manifest.json").is_file() and not (kept / ".parts").exists()
 
 
 def _answers(url: str) -> bool:

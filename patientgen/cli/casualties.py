@@ -46,7 +46,7 @@ def _folder(job_id: str | None, database_url: str | None, data_dir: Path | None)
         if "ndjson" not in job.config["formats"]:
             fail(f"job {jid} did not write NDJSON (--format ndjson); its patients cannot be read")
         try:
-            return Path(service.readable_dir(job))
+            return Path(service.readable_dir(job, casualties.FILES))
         except FileNotFoundError:
             fail(f"job {jid}: its files are no longer stored")
 

@@ -35,7 +35,15 @@ from uuid import UUID
 import orjson
 
 from patientgen.formats import attributes
+from patientgen.formats import ndjson as ndjson_format
 
+#: The files of a job the queries here (and the records they page) read.
+FILES: tuple[str, ...] = (
+    attributes.FILE,
+    attributes.DICTIONARY_FILE,
+    ndjson_format.FILE,
+    ndjson_format.INDEX_FILE,
+)
 #: Filterable fields, in the order the API and the page show them.
 FIELDS: tuple[str, ...] = ("front", "nation", "category", "triage", "outcome", "facility")
 #: Sort keys (a leading "-" sorts descending); "index" is the order of the files.

@@ -155,8 +155,9 @@ class JobFiles:
         """Make these final files (in order, manifest last) readable from every host; `joined`:
         the final files that are part files of the job end to end, with those parts' names."""
 
-    def readable(self, job: Job) -> Path:
-        """The folder where a completed job's files can be read on this host."""
+    def readable(self, job: Job, names: Sequence[str] | None = None) -> Path:
+        """The folder where a completed job's files (`names`, default all) can be read on this
+        host."""
         return self.output(job)
 
     def here(self, job: Job) -> Path | None:
@@ -288,34 +289,44 @@ class ObjectFiles(JobFiles):
                     continue
             self.objects.upload(folder / name, key)
 
-    def readable(self, job: Job) -> Path:
-        """A whole local copy of the completed job's files (fetched once per host, each file
-        under a temporary name first, checked against the manifest's sizes)."""
+    def readable(self, job: Job, names: Sequence[str] | None = None) -> Path:
+        """A local copy of the completed job's files `names` (default: all of them, and the
+        manifest last, which marks a whole copy), fetched once per host: each file under a
+        temporary name first, kept only at the size the manifest gives."""
         folder = self.here(job)
         if folder is not None:
             return folder
         folder = self.folder(job.job_id)
         with self._fetch_lock:
-            if not (folder / MANIFEST).is_file():
-                self._fetch_all(job.job_id, folder)
+            if (folder / MANIFEST).is_file():
+                return folder
+            listed = self._listed(job.job_id)
+            wanted = list(listed) if names is None else list(names)
+            for name in wanted:
+                size = listed.get(name)
+                if size is None:
+                    raise FileNotFoundError(f"job {job.job_id} has no file {name}")
+                path = folder / name
+                if path.is_file() and path.stat().st_size == size:
+                    continue
+                if not self.objects.download(self._prefix(job.job_id) + name, path, size):
+                    raise FileNotFoundError(f"no file {name} of job {job.job_id} in the bucket")
+            if names is None:  # last: the copy is whole
+                self.objects.download(self._prefix(job.job_id) + MANIFEST, folder / MANIFEST)
         return folder
 
-    def _fetch_all(self, job_id: UUID, folder: Path) -> None:
+    def _listed(self, job_id: UUID) -> dict[str, int]:
+        """Every file the job's manifest lists (outputs and internal files), with its size."""
         from patientgen.formats import manifest as manifest_format
 
-        prefix = self._prefix(job_id)
-        scratch = self.root / TRASH / f"fetch-{job_id}-{uuid.uuid4().hex}"
+        scratch = self.root / SCRATCH / f"{os.getpid()}-{job_id}-{uuid.uuid4().hex}"
         try:
-            if not self.objects.download(prefix + MANIFEST, scratch / MANIFEST):
-                raise FileNotFoundError(f"no manifest of job {job_id} in object storage")
-            listed = manifest_format.listed(orjson.loads((scratch / MANIFEST).read_bytes()))
-            for entry in listed:
-                name = str(entry["name"])
-                if not self.objects.download(prefix + name, folder / name, int(entry["bytes"])):
-                    raise FileNotFoundError(f"no file {name} of job {job_id} in object storage")
-            os.replace(scratch / MANIFEST, folder / MANIFEST)  # last: the copy is whole
+            if not self.objects.download(self._prefix(job_id) + MANIFEST, scratch / MANIFEST):
+                raise FileNotFoundError(f"no manifest of job {job_id} in the bucket")
+            document = orjson.loads((scratch / MANIFEST).read_bytes())
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+        return {str(e["name"]): int(e["bytes"]) for e in manifest_format.listed(document)}
 
     def here(self, job: Job) -> Path | None:
         if job.config.get("output_dir"):

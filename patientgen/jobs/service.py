@@ -371,10 +371,11 @@ class JobService:
         """Where a job's final files are (its folder, or the folder `generate --out` chose)."""
         return self.files.output(job)
 
-    def readable_dir(self, job: Job) -> Path:
-        """Where a completed job's files can be read on this host (with object storage, a
-        whole copy fetched the first time; FileNotFoundError when they are no longer stored)."""
-        return self.files.readable(job)
+    def readable_dir(self, job: Job, names: Sequence[str] | None = None) -> Path:
+        """Where a completed job's files (`names`, default all) can be read on this host (with
+        object storage, fetched the first time; FileNotFoundError when they are no longer
+        stored)."""
+        return self.files.readable(job, names)
 
     # -- workers (the CLI's worker and serve) ----------------------------------------------------
     @staticmethod

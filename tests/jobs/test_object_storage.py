@@ -34,7 +34,7 @@ import httpx
 import orjson
 import pytest
 
-from patientgen.formats import bundle
+from patientgen.formats import bundle, casualties
 from patientgen.jobs.files import ObjectFiles
 from patientgen.jobs.model import JobStatus
 from patientgen.jobs.service import JobService
@@ -245,17 +245,20 @@ def test_another_host_serves_the_job(shared, tmp_path, reference):
             wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), timeout=30)
             with httpx.Client(timeout=60) as http:
                 _check_downloads(http, base, final, reference)
-                # the ZIP and the patient pages read a whole copy, fetched once
+                # the patient pages read the casualty index and the NDJSON, fetched alone once
+                page = http.get(f"{base}/patients", params={"limit": 3, "offset": 10})
+                assert page.status_code == 200, page.text
+                copy = host_c.data_dir / "jobs" / str(job.job_id)
+                assert sorted(p.name for p in copy.iterdir()) == sorted(casualties.FILES)
+                lines = (copy / "patients.ndjson").read_bytes().split(b"\n")[10:13]
+                assert page.json()["items"] == [orjson.loads(line) for line in lines]
+                # the ZIP reads a whole copy (the manifest last)
                 archive = http.get(f"{base}/archive")
                 assert archive.status_code == 200
                 with zipfile.ZipFile(io.BytesIO(archive.content)) as z:
                     for name in z.namelist():
                         assert hashlib.sha256(z.read(name)).hexdigest() == reference[name]
-                page = http.get(f"{base}/patients", params={"limit": 3, "offset": 10})
-                assert page.status_code == 200, page.text
-                records = host_c.data_dir / "jobs" / str(job.job_id) / "patients.ndjson"
-                lines = records.read_bytes().split(b"\n")[10:13]
-                assert page.json()["items"] == [orjson.loads(line) for line in lines]
+                assert (copy / "manifest.json").is_file()
         finally:
             stop_group(proc)
             log.close()

@@ -11,6 +11,7 @@ ask for it; the archive and the patient pages read the host's whole copy, fetche
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -85,11 +86,12 @@ def entries(job: Any) -> list[dict[str, Any]]:
     return [item if isinstance(item, dict) else dict(vars(item)) for item in output_entries(job)]
 
 
-async def readable_dir(service: Any, job: Any) -> Path:
-    """The folder the completed job's files are read from on this host (its own folder unless
-    `generate --out` chose one; with object storage, fetched from the bucket the first time)."""
+async def readable_dir(service: Any, job: Any, names: Sequence[str] | None = None) -> Path:
+    """The folder the completed job's files (`names`, default all) are read from on this host
+    (its own folder unless `generate --out` chose one; with object storage, fetched from the
+    bucket the first time)."""
     try:
-        return Path(await anyio.to_thread.run_sync(service.readable_dir, job))
+        return Path(await anyio.to_thread.run_sync(service.readable_dir, job, names))
     except FileNotFoundError:
         raise Problem(404, "not-found", "The job's files are no longer stored.") from None
 

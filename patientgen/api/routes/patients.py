@@ -145,7 +145,7 @@ async def _job_dir(request: Request, job_id: UUID, who: Principal) -> tuple[Any,
         raise Problem(
             409, "no-ndjson-output", "The job did not produce NDJSON; patients cannot be paged."
         )
-    return job, await readable_dir(request.app.state.service, job)
+    return job, await readable_dir(request.app.state.service, job, casualties.FILES)
 
 
 async def _index(job_dir: Path) -> casualties.CasualtyIndex:

@@ -241,8 +241,7 @@ class ObjectFiles(JobFiles):
 
     def share(self, job_id: UUID, folder: Path, names: Iterable[str]) -> None:
         prefix = self._prefix(job_id, Scope.PARTS)
-        for name in names:
-            self.objects.upload(folder / name, prefix + name)
+        self.objects.each(lambda name: self.objects.upload(folder / name, prefix + name), names)
 
     @contextlib.contextmanager
     def helping(self, job_id: UUID, needs: Sequence[str]) -> Iterator[Path]:
@@ -262,10 +261,9 @@ class ObjectFiles(JobFiles):
             shutil.rmtree(scratch, ignore_errors=True)
 
     def gather(self, job_id: UUID, names: Iterable[str]) -> None:
-        parts = self.parts(job_id)
-        for name in names:
-            if not (parts / name).is_file():
-                self.objects.download(self._prefix(job_id, Scope.PARTS) + name, parts / name)
+        parts, prefix = self.parts(job_id), self._prefix(job_id, Scope.PARTS)
+        missing = [name for name in names if not (parts / name).is_file()]
+        self.objects.each(lambda name: self.objects.download(prefix + name, parts / name), missing)
 
     def publish(
         self, job_id: UUID, names: Iterable[str], joined: Mapping[str, Sequence[str]] = {}
@@ -274,7 +272,8 @@ class ObjectFiles(JobFiles):
         (multipart copies: nothing sent again) where S3's rules allow it: every part but the
         last at least 5 MiB, at most 10,000 of them; the others are sent."""
         folder, parts = self.folder(job_id), self.parts(job_id)
-        for name in names:
+
+        def put(name: str) -> None:
             key = self._prefix(job_id) + name
             sources = [p for p in joined.get(name, ()) if (parts / p).stat().st_size > 0]
             sizes = [(parts / p).stat().st_size for p in sources]
@@ -286,8 +285,13 @@ class ObjectFiles(JobFiles):
                 prefix = self._prefix(job_id, Scope.PARTS)
                 with contextlib.suppress(CompositionRefused):  # sent instead
                     self.objects.compose(key, [prefix + p for p in sources])
-                    continue
+                    return
             self.objects.upload(folder / name, key)
+
+        names = list(names)
+        self.objects.each(put, [name for name in names if name != MANIFEST])
+        if MANIFEST in names:  # last: a manifest is never there before every file it lists
+            put(MANIFEST)
 
     def readable(self, job: Job, names: Sequence[str] | None = None) -> Path:
         """A local copy of the completed job's files `names` (default: all of them, and the

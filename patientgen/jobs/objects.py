@@ -24,7 +24,8 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ from patientgen.jobs.model import StoreUnavailable
 
 #: Files above this size go up as multipart uploads (parts of this size, 4 at once).
 MULTIPART_BYTES = 64 << 20
+#: Objects sent or fetched at once by one process (ObjectStore.each).
+TRANSFERS = 8
 #: S3's rules for a multipart upload: every part but the last at least 5 MiB, at most 10,000.
 MIN_COMPOSED_PART = 5 << 20
 MAX_COMPOSED = 10_000
@@ -141,6 +144,18 @@ class ObjectStore:
             use_threads=True,
         )
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def each(self, action: Callable[[str], object], names: Iterable[str]) -> None:
+        """`action` on every name, TRANSFERS at a time in threads this store keeps (a request's
+        latency, not the bandwidth, is most of the cost of a small object); the error of the
+        first name that failed is raised (the others' transfers may still finish: each object
+        appears whole or not at all, and holds the same bytes whoever sends it)."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(TRANSFERS, thread_name_prefix="objects")
+            pool = self._pool
+        list(pool.map(action, list(names)))
 
     @property
     def bucket(self) -> str:

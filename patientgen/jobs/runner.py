@@ -566,7 +566,7 @@ def _run(
             summaries = _write_alone(run, beat, progress, scenario, ranges[0])
         else:
             summaries = _write_shared(run, beat, progress, scenario, ranges, lost)
-        return _join_and_complete(run, beat, progress, scenario, summaries)
+        return _join_and_complete(run, beat, progress, scenario, ranges, summaries)
     except Cancel:
         return _end_cancelled(run)
 
@@ -609,23 +609,9 @@ def _write_shared(
     """The owner's chunk phase: write again the recorded chunks whose parts are gone (no one
     else may claim a recorded chunk), open the phase to helpers, claim and write chunks until
     none is free, wait for the others' to be recorded; the summaries of every chunk, in order."""
-    from patientgen.formats import bundle
-
     store, job, worker_id = run.store, run.job, run.worker_id
-    formats = list(job.config["formats"])
-    parts = run.files.parts(job.job_id)
-    for index in lost:
-        check_boundary(run, beat)
-        bundle.write_chunk(scenario, formats, parts, index, *ranges[index], whole=False)
-        run.files.share(job.job_id, parts, bundle.chunk_files(formats, index))
-        log.info(
-            "job %s: chunk %d [%d, %d) written again by %s (its parts were gone)",
-            job.job_id,
-            index,
-            *ranges[index],
-            run.worker_id,
-        )
-    parts.mkdir(parents=True, exist_ok=True)  # helpers never create it
+    _write_again(run, beat, scenario, ranges, lost)
+    run.files.parts(job.job_id).mkdir(parents=True, exist_ok=True)  # helpers never create it
     check_boundary(run, beat)
     with progress.save_lock:  # the totals are there before any worker's record counts
         percent, details = progress.snapshot()
@@ -653,6 +639,29 @@ def _write_shared(
     if missing:  # pragma: no cover - claim_chunk said every chunk was recorded
         raise RuntimeError(f"chunks {missing[:5]} of job {job.job_id} are not recorded")
     return [recorded[i] for i in range(len(ranges))]
+
+
+def _write_again(
+    run: _Run, beat: Heartbeat, scenario: Any, ranges: list[tuple[int, int]], lost: list[int]
+) -> None:
+    """The owner writes again (and shares) recorded chunks whose part files are gone: removed
+    after a failure that could not be recorded, or lost by the shared storage. No one else may
+    claim a recorded chunk; the bytes are the same as the first time."""
+    from patientgen.formats import bundle
+
+    job, formats = run.job, list(run.job.config["formats"])
+    parts = run.files.parts(job.job_id)
+    for index in lost:
+        check_boundary(run, beat)
+        bundle.write_chunk(scenario, formats, parts, index, *ranges[index], whole=False)
+        run.files.share(job.job_id, parts, bundle.chunk_files(formats, index))
+        log.info(
+            "job %s: chunk %d [%d, %d) written again by %s (its parts were gone)",
+            job.job_id,
+            index,
+            *ranges[index],
+            run.worker_id,
+        )
 
 
 def _claim_own(run: _Run) -> ChunkClaim:
@@ -715,9 +724,16 @@ def _write_claimed(
 
 
 def _join_and_complete(
-    run: _Run, beat: Heartbeat, progress: Progress, scenario: Any, summaries: list[dict[str, Any]]
+    run: _Run,
+    beat: Heartbeat,
+    progress: Progress,
+    scenario: Any,
+    ranges: list[tuple[int, int]],
+    summaries: list[dict[str, Any]],
 ) -> RunOutcome:
-    """Join every chunk's parts into the final files and complete the job (fenced, once)."""
+    """Join every chunk's parts into the final files and complete the job (fenced, once). The
+    parts other workers wrote are gathered first; a recorded chunk whose parts are nowhere (the
+    shared storage lost them) is written again, unless the join had finished already."""
     from patientgen.formats import bundle
 
     store, job, worker_id = run.store, run.job, run.worker_id
@@ -737,12 +753,15 @@ def _join_and_complete(
                 details,
                 keep_counts=progress.shared,
             )
+    out = run.files.output(job)
     if len(summaries) > 1:  # the chunks other hosts wrote
         run.files.gather(
             job.job_id, [n for i in range(len(summaries)) for n in bundle.chunk_files(formats, i)]
         )
+        gone = bundle.missing_chunks(parts, formats, range(len(summaries)))
+        if gone and not bundle.is_finished(scenario, formats, out):
+            _write_again(run, beat, scenario, ranges, gone)
     merged = bundle.merge_summaries(summaries)
-    out = run.files.output(job)
     written = bundle.finalize(
         scenario, formats, parts, out, summaries, merged=merged, attempt=job.attempts
     )

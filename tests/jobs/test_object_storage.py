@@ -202,6 +202,26 @@ def test_kill9_of_a_helper_holding_a_chunk(shared, tmp_path, reference):
         assert not any(scratch.glob("*"))
 
 
+def test_parts_the_store_lost_are_written_again(shared, tmp_path, reference):
+    """A chunk recorded by the helper whose part objects then vanish from the bucket (a store
+    that lost them, a lifecycle rule): the owner finds them nowhere at the join, writes that
+    chunk again and completes the job, identical (before, the job failed on the missing part)."""
+    bucket = _bucket_of(shared)
+    with JobService.open(shared) as service:
+        with _two_hosts(service, shared, tmp_path) as (job, owner, helper, _):
+            chunk = min(wait_until(lambda: _writers([helper], job.job_id)[0], timeout=60))
+            parts = f"pg/jobs/{job.job_id}/.parts/{chunk:06d}."
+            lost = s3_server.keys(shared.storage_endpoint, bucket, parts)
+            assert lost
+            s3_server.client_for(shared.storage_endpoint).delete_objects(
+                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in lost]}
+            )
+            final = _finished(service, shared, job.job_id)
+        _assert_clean(shared, final, reference, shared.data_dir)
+        again = rf"job {job.job_id}: chunk {chunk} \[\d+, \d+\) written again"
+        assert re.search(again, owner.text())
+
+
 def test_object_store_unreachable_mid_job(shared, s3, tmp_path, reference):
     gate = s3_server.Gate(s3.port)
     through_gate = shared.model_copy(update={"storage_endpoint": gate.endpoint})

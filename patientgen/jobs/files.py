@@ -21,13 +21,15 @@ local folder as a worker's working folder and a read cache:
   recorded ones it lacks);
 - the final files are sent (`publish`, manifest last) before the job is completed, so a
   completed job's files are all in the bucket; each object appears whole or not at all;
-- a reader on any host gets a whole local copy (`readable`, checked against the manifest) or
-  streams one file (`stream`);
+- a reader on any host gets a local copy of the files it reads (`readable`, each checked
+  against the manifest's size; the manifest last when the copy is whole) or streams one file
+  (`stream`);
 - `detach` also names the job's objects (all, or its parts) for `purge` to delete after the
   commit, and `sweep` deletes what a process that died between the two left behind: the parts
-  of a job that has ended, every object of a job that ended without completing or is gone. Each
-  of those deletes runs under the job's row lock (`store.if_ended`), so a retry cannot start
-  meanwhile.
+  of a job that has ended, every object of a job that ended without completing or is gone, and
+  this host's folders of such jobs (no other host's fenced write reaches them). Each of those
+  deletes runs under the job's row lock (`store.if_ended`), so a retry cannot start meanwhile.
+In both, `sweep` also empties the trash a process killed before its purge left.
 """
 
 from __future__ import annotations

@@ -228,7 +228,7 @@ class ObjectFiles(JobFiles):
         super().__init__(data_dir)
         self.objects = objects
         self._presign = settings.storage_presign_seconds
-        self._pending: list[str] = []  # prefixes detach named, for purge
+        self._pending: list[tuple[UUID, Scope]] = []  # what detach named, for purge
         self._pending_lock = threading.Lock()
         self._fetch_lock = threading.Lock()
 
@@ -353,17 +353,21 @@ class ObjectFiles(JobFiles):
     def detach(self, job: Job, scope: Scope = Scope.ALL, outputs: Sequence[str] = ()) -> None:
         super().detach(job, scope, outputs)
         with self._pending_lock:
-            self._pending.append(self._prefix(job.job_id, scope))
+            self._pending.append((job.job_id, scope))
 
     def purge(self) -> None:
+        """After the commit: the objects `detach` named, and with a job's parts (it completed)
+        the uploads left unfinished under it (a dead owner's composition or multipart send)."""
         super().purge()
         with self._pending_lock:
             pending, self._pending = self._pending, []
-        for prefix in pending:
+        for job_id, scope in pending:
             try:
-                self.objects.remove_prefix(prefix)
+                self.objects.remove_prefix(self._prefix(job_id, scope))
+                if scope == Scope.PARTS:
+                    self.objects.abort_uploads(self._prefix(job_id))
             except Exception:  # left for sweep: the job has ended either way
-                log.warning("could not remove objects under %s", prefix, exc_info=True)
+                log.warning("could not remove objects of job %s", job_id, exc_info=True)
 
     def sweep(self, store: JobStore) -> int:
         """One listing of every job's objects, then for each job with something to remove (its

@@ -202,6 +202,36 @@ def test_kill9_of_a_helper_holding_a_chunk(shared, tmp_path, reference):
         assert not any(scratch.glob("*"))
 
 
+def test_kill9_of_the_owner_while_it_joins(shared, tmp_path, reference):
+    """kill -9 of host A's owner in its join (every chunk recorded, phase `finalizing`): host
+    B's worker takes the job over after the lease, gathers every part from the bucket (its own
+    were in a scratch folder it removed), writes no chunk again, joins and completes the job
+    once, identical, with no part or unfinished upload left."""
+    with JobService.open(shared) as service:
+        with _two_hosts(service, shared, tmp_path) as (job, owner, helper, _):
+
+            def joining():
+                now = service.get(job.job_id)
+                phase = now.progress_details.get("phase")
+                return now if phase == "finalizing" and now.status == JobStatus.RUNNING else None
+
+            wait_until(joining, timeout=120, step=0.005)
+            owner.kill_group()
+            owner.wait()
+            killed = service.get(job.job_id)
+            assert killed.status == JobStatus.RUNNING and killed.attempts == 1, killed
+            mark = len(helper.text())
+            final = _finished(service, shared, job.job_id)
+        _assert_clean(shared, final, reference)
+        assert final.attempts == 2  # reaped once, resumed on host B
+        assert _writers_since(helper, mark, job.job_id) == []  # no chunk written again
+
+
+def _writers_since(worker: WorkerProcess, mark: int, job_id: UUID) -> list[int]:
+    pattern = rf"job {job_id}: chunk (\d+) \[\d+, \d+\) written"
+    return [int(m) for m in re.findall(pattern, worker.text()[mark:])]
+
+
 def test_parts_the_store_lost_are_written_again(shared, tmp_path, reference):
     """A chunk recorded by the helper whose part objects then vanish from the bucket (a store
     that lost them, a lifecycle rule): the owner finds them nowhere at the join, writes that
@@ -423,3 +453,22 @@ def test_big_parts_are_composed_in_the_bucket(settings, s3, bucket, tmp_path):
     composed = {name for name, etag in etags.items() if etag.strip('"').endswith("-3")}
     assert "fhir/Observation.ndjson" in composed, etags
     assert "patients.ndjson.idx" not in composed and "manifest.json" not in composed
+
+
+def test_completion_aborts_what_a_dead_join_left_unfinished(settings, s3, bucket, tmp_path):
+    """An unfinished multipart upload under the job (a dead owner's composition or send of a
+    final file) is aborted right after the completion's commit, with the parts, not only at a
+    later sweep."""
+    shared = settings.model_copy(
+        update={"data_dir": tmp_path / "a", **s3_server.storage_env(s3.endpoint, bucket)}
+    )
+    with JobService.open(shared) as service:
+        job, _ = service.submit(Scenario(name="upload", total_patients=12, seed=4), ["ndjson"], "a")
+        client = s3_server.client_for(s3.endpoint)
+        client.create_multipart_upload(Bucket=bucket, Key=f"pg/jobs/{job.job_id}/patients.ndjson")
+        from patientgen.jobs.worker import Worker
+
+        Worker(shared, max_jobs=1).run()
+        assert service.get(job.job_id).status == JobStatus.COMPLETED
+        assert s3_server.uploads(s3.endpoint, bucket) == []
+        assert not s3_server.keys(s3.endpoint, bucket, f"pg/jobs/{job.job_id}/.parts/")

@@ -37,13 +37,14 @@ import orjson
 from patientgen.formats import attributes
 from patientgen.formats import ndjson as ndjson_format
 
-#: The files of a job the queries here (and the records they page) read.
-FILES: tuple[str, ...] = (
+#: The files of a job the queries here read, and the offsets index that finds each record.
+INDEX_FILES: tuple[str, ...] = (
     attributes.FILE,
     attributes.DICTIONARY_FILE,
-    ndjson_format.FILE,
     ndjson_format.INDEX_FILE,
 )
+#: With the records themselves (patients.ndjson).
+FILES: tuple[str, ...] = (*INDEX_FILES, ndjson_format.FILE)
 #: Filterable fields, in the order the API and the page show them.
 FIELDS: tuple[str, ...] = ("front", "nation", "category", "triage", "outcome", "facility")
 #: Sort keys (a leading "-" sorts descending); "index" is the order of the files.

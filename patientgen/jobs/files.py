@@ -48,6 +48,7 @@ from uuid import UUID
 
 import orjson
 
+from patientgen.formats.ndjson import FILE as NDJSON
 from patientgen.jobs.model import TERMINAL_STATUSES, Job, JobNotFound, JobStatus
 from patientgen.jobs.objects import (
     MAX_COMPOSED,
@@ -57,6 +58,7 @@ from patientgen.jobs.objects import (
 )
 
 if TYPE_CHECKING:
+    from patientgen.formats.bundle import Records
     from patientgen.jobs.store import JobStore
     from patientgen.settings import Settings
 
@@ -174,6 +176,11 @@ class JobFiles:
 
     def presigned(self, job: Job, name: str, content_type: str) -> str | None:
         """A URL the client may download the file from directly; None: served by the API."""
+        return None
+
+    def records(self, job: Job) -> Records | None:
+        """Where the completed job's patients.ndjson is read from, when not from the folder
+        `readable` gives (None)."""
         return None
 
     def sweep(self, store: JobStore) -> int:
@@ -343,6 +350,19 @@ class ObjectFiles(JobFiles):
     def stream(self, job: Job, name: str, start: int, end: int) -> Iterator[bytes]:
         return self.objects.stream(self._prefix(job.job_id) + name, start, end)
 
+    def records(self, job: Job) -> Records | None:
+        """patients.ndjson read from the bucket by ranged GETs (8 at a time), unless this host
+        has it (at the manifest's size), so a page of a big job needs no copy of the file."""
+        local = self.folder(job.job_id) / NDJSON
+        size = next(
+            (int(f["bytes"]) for f in job.output_files or () if f.get("name") == NDJSON), None
+        )
+        if job.config.get("output_dir") or size is None:
+            return None
+        if local.is_file() and local.stat().st_size == size:
+            return None
+        return _ObjectRecords(self.objects, self._prefix(job.job_id) + NDJSON, size)
+
     def presigned(self, job: Job, name: str, content_type: str) -> str | None:
         if not self._presign or job.config.get("output_dir"):
             return None
@@ -463,6 +483,19 @@ class ObjectFiles(JobFiles):
         with contextlib.suppress(JobNotFound):
             store.if_ended(job_id, remove)
         return removed
+
+
+class _ObjectRecords:
+    """patients.ndjson as an object (formats.bundle.Records)."""
+
+    def __init__(self, objects: ObjectStore, key: str, size: int) -> None:
+        self.objects, self.key, self._size = objects, key, size
+
+    def size(self) -> int:
+        return self._size
+
+    def read(self, spans: Sequence[tuple[int, int]]) -> list[bytes]:
+        return self.objects.each(lambda span: self.objects.read(self.key, *span), spans)
 
 
 def _alive(pid: int) -> bool:

@@ -28,13 +28,16 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from patientgen.jobs.model import StoreUnavailable
 
 #: Files above this size go up as multipart uploads (parts of this size, 4 at once).
 MULTIPART_BYTES = 64 << 20
+T = TypeVar("T")
+R = TypeVar("R")
+
 #: Objects sent or fetched at once by one process (ObjectStore.each).
 TRANSFERS = 8
 #: S3's rules for a multipart upload: every part but the last at least 5 MiB, at most 10,000.
@@ -146,16 +149,23 @@ class ObjectStore:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
 
-    def each(self, action: Callable[[str], object], names: Iterable[str]) -> None:
-        """`action` on every name, TRANSFERS at a time in threads this store keeps (a request's
-        latency, not the bandwidth, is most of the cost of a small object); the error of the
-        first name that failed is raised (the others' transfers may still finish: each object
-        appears whole or not at all, and holds the same bytes whoever sends it)."""
+    def each(self, action: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """`action` on every item, TRANSFERS at a time in threads this store keeps (a request's
+        latency, not the bandwidth, is most of the cost of a small object); the results in
+        order, or the error of the first item that failed (the others' transfers may still
+        finish: each object appears whole or not at all, and holds the same bytes whoever
+        sends it)."""
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(TRANSFERS, thread_name_prefix="objects")
             pool = self._pool
-        list(pool.map(action, list(names)))
+        return list(pool.map(action, list(items)))
+
+    def read(self, key: str, offset: int, length: int) -> bytes:
+        """`length` bytes of the object from `offset` (one ranged GET)."""
+        if length <= 0:
+            return b""
+        return b"".join(self.stream(key, offset, offset + length - 1))
 
     @property
     def bucket(self) -> str:

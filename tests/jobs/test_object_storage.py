@@ -295,13 +295,23 @@ def test_another_host_serves_the_job(shared, tmp_path, reference):
             wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), timeout=30)
             with httpx.Client(timeout=60) as http:
                 _check_downloads(http, base, final, reference)
-                # the patient pages read the casualty index and the NDJSON, fetched alone once
+                # the patient pages fetch the casualty index alone, once, and read the records
+                # from the bucket by ranged reads: in file order, sorted, by id
+                lines = shared.data_dir / "jobs" / str(job.job_id) / "patients.ndjson"
+                records = [orjson.loads(x) for x in lines.read_bytes().splitlines()]
                 page = http.get(f"{base}/patients", params={"limit": 3, "offset": 10})
                 assert page.status_code == 200, page.text
+                assert page.json()["items"] == records[10:13]
                 copy = host_c.data_dir / "jobs" / str(job.job_id)
-                assert sorted(p.name for p in copy.iterdir()) == sorted(casualties.FILES)
-                lines = (copy / "patients.ndjson").read_bytes().split(b"\n")[10:13]
-                assert page.json()["items"] == [orjson.loads(line) for line in lines]
+                assert sorted(p.name for p in copy.iterdir()) == sorted(casualties.INDEX_FILES)
+                last = http.get(f"{base}/patients", params={"limit": 5, "offset": PATIENTS - 2})
+                assert last.json()["items"] == records[-2:]
+                newest = http.get(f"{base}/patients", params={"sort": "-index", "limit": 4})
+                assert newest.json()["items"] == records[::-1][:4]
+                one = records[1234]["id"]
+                found = http.get(f"{base}/patients/{one}")
+                assert found.status_code == 200 and found.json() == records[1234]
+                assert sorted(p.name for p in copy.iterdir()) == sorted(casualties.INDEX_FILES)
                 # the ZIP reads a whole copy (the manifest last)
                 archive = http.get(f"{base}/archive")
                 assert archive.status_code == 200

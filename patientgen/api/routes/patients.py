@@ -27,7 +27,7 @@ from patientgen.api.problems import Problem, invalid_fields_problem
 from patientgen.api.routes.files import completed, entries, readable_dir
 from patientgen.api.schemas import CountersOut, FacetsOut, PatientsPage, TracksPage
 from patientgen.formats import casualties
-from patientgen.formats.bundle import read_patients, read_records
+from patientgen.formats.bundle import Records, read_patients, read_records
 from patientgen.formats.ndjson import FILE as NDJSON_FILE
 
 router = APIRouter(tags=["casualties"])
@@ -136,8 +136,11 @@ def _span(index: casualties.CasualtyIndex) -> dict[str, int] | None:
     return None if found is None else {"start": found[0] // 1000, "end": found[1] // 1000}
 
 
-async def _job_dir(request: Request, job_id: UUID, who: Principal) -> tuple[Any, Path]:
-    """The completed job with NDJSON output and the folder of its files."""
+async def _job_dir(
+    request: Request, job_id: UUID, who: Principal
+) -> tuple[Any, Path, Records | None]:
+    """The completed job with NDJSON output, the folder of its casualty index, and where its
+    records are read (None: patients.ndjson in that folder)."""
     job = await get_job(request, job_id, who.scope)
     completed(job)
     formats = (job.config or {}).get("formats") or []
@@ -145,7 +148,10 @@ async def _job_dir(request: Request, job_id: UUID, who: Principal) -> tuple[Any,
         raise Problem(
             409, "no-ndjson-output", "The job did not produce NDJSON; patients cannot be paged."
         )
-    return job, await readable_dir(request.app.state.service, job, casualties.FILES)
+    files = request.app.state.service.files
+    records = await anyio.to_thread.run_sync(files.records, job)
+    wanted = casualties.INDEX_FILES if records is not None else casualties.FILES
+    return job, await readable_dir(request.app.state.service, job, wanted), records
 
 
 async def _index(job_dir: Path) -> casualties.CasualtyIndex:
@@ -210,7 +216,7 @@ async def list_patients(
     match any of them. Time filters are RFC 3339 times with a zone; `X_before=T` and
     `X_after=T` split the casualties in two (X < T, X >= T). Records are exactly those of
     patients.ndjson."""
-    job, job_dir = await _job_dir(request, job_id, who)
+    job, job_dir, source = await _job_dir(request, job_id, who)
     bounds, time_problems = _bounds(raw_times)
     plain = not any(raw.values()) and not any(v and v.strip() for v in raw_times.values())
     if sort == "index" and plain:  # the file's order: no attribute index needed
@@ -219,7 +225,7 @@ async def list_patients(
         lines: list[bytes] = []
         if offset < total:
             lines = await anyio.to_thread.run_sync(
-                read_patients, job_dir, offset, min(limit, total - offset)
+                read_patients, job_dir, offset, min(limit, total - offset), source
             )
         return _page(offset, limit, total, sort, lines)
     index = await _index(job_dir)
@@ -230,7 +236,7 @@ async def list_patients(
 
     def read() -> tuple[int, list[bytes]]:
         total, positions = casualties.select(index, filters, sort, offset, limit, bounds)
-        return total, read_records(job_dir, positions)
+        return total, read_records(job_dir, positions, source)
 
     total, lines = await anyio.to_thread.run_sync(read)
     return _page(offset, limit, total, sort, lines)
@@ -246,7 +252,7 @@ async def patient_facets(
     request: Request, job_id: UUID, who: Principal = Depends(principal)
 ) -> Response:
     """What a casualty browser needs to build its filter menus."""
-    _, job_dir = await _job_dir(request, job_id, who)
+    _, job_dir, _ = await _job_dir(request, job_id, who)
     index = await _index(job_dir)
     facets = await anyio.to_thread.run_sync(casualties.facets, index)
     return json_response(
@@ -272,7 +278,7 @@ async def patient_tracks(
     """Ordered by time of injury (ties: file order). The casualties active at T are
     `injured_before=T&outcome_after=T`; those still to come, `injured_after=T`. Read from the
     casualty index alone."""
-    _, job_dir = await _job_dir(request, job_id, who)
+    _, job_dir, _ = await _job_dir(request, job_id, who)
     index = await _index(job_dir)
     _replayable(index)
     filters = _codes(index, raw)
@@ -314,7 +320,7 @@ async def patient_counters(
     """Per column (POI, R1 … R4) among the casualties matching the filters: `arrivals` (at POI:
     the injured), `deaths` (KIA, DOW, DIED there) and `rtd` (returned to duty from there),
     each counting what happened strictly before `at`. From the casualty index alone."""
-    _, job_dir = await _job_dir(request, job_id, who)
+    _, job_dir, _ = await _job_dir(request, job_id, who)
     index = await _index(job_dir)
     _replayable(index)
     filters = _codes(index, raw)
@@ -350,12 +356,12 @@ async def get_patient(
     request: Request, job_id: UUID, patient_id: UUID, who: Principal = Depends(principal)
 ) -> Response:
     """Found through the attribute index's ids (no scan of the NDJSON)."""
-    _, job_dir = await _job_dir(request, job_id, who)
+    _, job_dir, source = await _job_dir(request, job_id, who)
     index = await _index(job_dir)
 
     def read() -> list[bytes]:
         position = casualties.find(index, patient_id)
-        return [] if position is None else read_records(job_dir, [position])
+        return [] if position is None else read_records(job_dir, [position], source)
 
     lines = await anyio.to_thread.run_sync(read)
     if not lines:

@@ -284,8 +284,9 @@ class ObjectFiles(JobFiles):
 
         def put(name: str) -> None:
             key = self._prefix(job_id) + name
-            sources = [p for p in joined.get(name, ()) if (parts / p).stat().st_size > 0]
-            sizes = [(parts / p).stat().st_size for p in sources]
+            sized = [(p, (parts / p).stat().st_size) for p in joined.get(name, ())]
+            sources = [p for p, size in sized if size > 0]
+            sizes = [size for _, size in sized if size > 0]
             if (
                 1 < len(sources) <= MAX_COMPOSED
                 and min(sizes[:-1]) >= MIN_COMPOSED_PART
@@ -310,6 +311,8 @@ class ObjectFiles(JobFiles):
         if folder is not None:
             return folder
         folder = self.folder(job.job_id)
+        if names is not None and all((folder / name).is_file() for name in names):
+            return folder  # fetched before (a file is only ever renamed there whole)
         with self._fetch_lock:
             if (folder / MANIFEST).is_file():
                 return folder

@@ -90,6 +90,9 @@ async def readable_dir(service: Any, job: Any, names: Sequence[str] | None = Non
     """The folder the completed job's files (`names`, default all) are read from on this host
     (its own folder unless `generate --out` chose one; with object storage, fetched from the
     bucket the first time)."""
+    here = service.files.here(job)  # no thread where nothing is to be fetched
+    if here is not None:
+        return Path(here)
     try:
         return Path(await anyio.to_thread.run_sync(service.readable_dir, job, names))
     except FileNotFoundError:

@@ -149,7 +149,7 @@ async def _job_dir(
             409, "no-ndjson-output", "The job did not produce NDJSON; patients cannot be paged."
         )
     files = request.app.state.service.files
-    records = await anyio.to_thread.run_sync(files.records, job)
+    records = files.records(job)  # a few stat calls at most: no thread
     wanted = casualties.INDEX_FILES if records is not None else casualties.FILES
     return job, await readable_dir(request.app.state.service, job, wanted), records
 

@@ -127,17 +127,25 @@ def _assert_identical(service: JobService, job, reference: dict[str, str]) -> No
     assert others == []
 
 
+def _run_to_completion(
+    service: JobService, settings, tmp_path, job: Job, workers: int
+) -> tuple[Job, list[WorkerProcess]]:
+    """`workers` worker processes run the job until it is completed; then all killed (-9)."""
+    procs = [WorkerProcess(settings, tmp_path / f"w{i}.log") for i in range(workers)]
+    try:
+        final = wait_until(lambda: _completed(service, job.job_id), timeout=300, step=0.2)
+    finally:
+        for proc in procs:
+            proc.kill_group()
+            proc.wait()
+    return final, procs
+
+
 @pytest.mark.parametrize("workers", [1, 2, 4])
 def test_output_identical_for_1_2_4_workers(big, tmp_path, reference, workers):
     with JobService.open(big) as service:
         job, _ = service.submit(SCENARIO, FORMATS, "alice")
-        procs = [WorkerProcess(big, tmp_path / f"w{i}.log") for i in range(workers)]
-        try:
-            final = wait_until(lambda: _completed(service, job.job_id), timeout=300, step=0.2)
-        finally:
-            for proc in procs:
-                proc.kill_group()
-                proc.wait()
+        final, procs = _run_to_completion(service, big, tmp_path, job, workers)
         _assert_identical(service, final, reference)
         assert final.attempts == 1 and final.progress == 100
         writes = {i: _writes(proc.text(), job.job_id) for i, proc in enumerate(procs)}
@@ -286,13 +294,7 @@ def test_a_job_with_a_medical_plan_on_two_workers(big, tmp_path):
     reference = {f.name: f.sha256 for f in written}
     with JobService.open(big) as service:
         job, _ = service.submit(scenario, FORMATS, "alice")
-        procs = [WorkerProcess(big, tmp_path / f"w{i}.log") for i in range(2)]
-        try:
-            final = wait_until(lambda: _completed(service, job.job_id), timeout=300, step=0.2)
-        finally:
-            for proc in procs:
-                proc.kill_group()
-                proc.wait()
+        final, procs = _run_to_completion(service, big, tmp_path, job, 2)
         writes = [_writes(proc.text(), job.job_id) for proc in procs]
         assert sorted(c for w in writes for c in w) == list(range(6))
         assert all(writes), writes  # both wrote chunks

@@ -280,19 +280,8 @@ def test_another_host_serves_the_job(shared, tmp_path, reference):
         with _worker(shared, tmp_path / "a.log"):
             final = _finished(service, shared, job.job_id)
         host_c = _host(shared, tmp_path, "host-c")
-        port = free_port()
-        env = {**env_for(host_c), **_storage_env(host_c)}
-        log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [str(SCRIPT), "serve", "--port", str(port), "--workers", "0", "--auth", "off"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        base = f"http://127.0.0.1:{port}/api/v1/jobs/{job.job_id}"
-        try:
-            wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), timeout=30)
+        with _serving(host_c, tmp_path / "serve-c.log") as api:
+            base = f"{api}/jobs/{job.job_id}"
             with httpx.Client(timeout=60) as http:
                 _check_downloads(http, base, final, reference)
                 # the patient pages fetch the casualty index alone, once, and read the records
@@ -319,18 +308,39 @@ def test_another_host_serves_the_job(shared, tmp_path, reference):
                     for name in z.namelist():
                         assert hashlib.sha256(z.read(name)).hexdigest() == reference[name]
                 assert (copy / "manifest.json").is_file()
-        finally:
-            stop_group(proc)
-            log.close()
-        # a presigned URL (host D: PATIENTGEN_STORAGE_PRESIGN_SECONDS=60) downloads the same
-        # bytes, without credentials
-        host_d = _host(shared, tmp_path, "host-d", storage_presign_seconds=60)
-        presigning = ObjectFiles(host_d.data_dir, service.files.objects, host_d)  # type: ignore[attr-defined]
-        assert presigning.here(final) is None
-        url = presigning.presigned(final, "patients.csv", "text/csv")
-        assert url is not None and "Signature" in url
-        body = httpx.get(url).content
-        assert hashlib.sha256(body).hexdigest() == reference["patients.csv"]
+        # host D, with PATIENTGEN_STORAGE_PRESIGN_SECONDS: a download is redirected (307) to a
+        # presigned URL, which gives the same bytes without credentials
+        host_d = _host(shared, tmp_path, "host-d")
+        presign = {"PATIENTGEN_STORAGE_PRESIGN_SECONDS": "60"}
+        with _serving(host_d, tmp_path / "serve-d.log", presign) as api:
+            sent = httpx.get(f"{api}/jobs/{job.job_id}/files/patients.csv", timeout=30)
+            assert sent.status_code == 307, sent.text
+            url = sent.headers["location"]
+            assert url.startswith(shared.storage_endpoint) and "Signature" in url
+            body = httpx.get(url, timeout=30).content
+            assert hashlib.sha256(body).hexdigest() == reference["patients.csv"]
+        assert not (host_d.data_dir / "jobs" / str(job.job_id)).exists()  # nothing fetched
+
+
+@contextlib.contextmanager
+def _serving(settings, log: Path, extra: dict[str, str] | None = None):
+    """`patientgen serve --workers 0 --auth off` on the settings' data folder and storage; yields
+    its API's base URL."""
+    port = free_port()
+    env = {**env_for(settings), **_storage_env(settings), **(extra or {})}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(SCRIPT), "serve", "--port", str(port), "--workers", "0", "--auth", "off"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), timeout=30)
+        yield f"http://127.0.0.1:{port}/api/v1"
+    finally:
+        stop_group(proc)
 
 
 def _answers(url: str) -> bool:

@@ -94,6 +94,7 @@ def _storage_env(settings) -> dict[str, str]:
         for k in ("storage_url", "storage_endpoint", "storage_region", "storage_access_key")
     }
     env["PATIENTGEN_STORAGE_SECRET_KEY"] = s3_server.SECRET_KEY
+    env["PATIENTGEN_CHUNK_DELAY"] = str(settings.chunk_delay)
     return env
 
 
@@ -237,15 +238,22 @@ def test_parts_the_store_lost_are_written_again(shared, tmp_path, reference):
     that lost them, a lifecycle rule): the owner finds them nowhere at the join, writes that
     chunk again and completes the job, identical (before, the job failed on the missing part)."""
     bucket = _bucket_of(shared)
-    with JobService.open(shared) as service:
-        with _two_hosts(service, shared, tmp_path) as (job, owner, helper, _):
+    client = s3_server.client_for(shared.storage_endpoint)
+    # half a second after each chunk: the parts go well before the owner's join
+    slow = shared.model_copy(update={"chunk_delay": 0.5})
+    with JobService.open(slow) as service:
+        with _two_hosts(service, slow, tmp_path) as (job, owner, helper, _):
             chunk = min(wait_until(lambda: _writers([helper], job.job_id)[0], timeout=60))
             parts = f"pg/jobs/{job.job_id}/.parts/{chunk:06d}."
             lost = s3_server.keys(shared.storage_endpoint, bucket, parts)
             assert lost
-            s3_server.client_for(shared.storage_endpoint).delete_objects(
+            gone = client.delete_objects(
                 Bucket=bucket, Delete={"Objects": [{"Key": k} for k in lost]}
             )
+            assert not gone.get("Errors"), gone
+            # the premise: the owner has not begun joining (it gathers the parts then)
+            now = service.get(job.job_id)
+            assert now.progress_details.get("phase") != "finalizing", now.progress_details
             final = _finished(service, shared, job.job_id)
         _assert_clean(shared, final, reference, shared.data_dir)
         again = rf"job {job.job_id}: chunk {chunk} \[\d+, \d+\) written again"

@@ -288,11 +288,11 @@ def translate(exc: BaseException) -> Problem | None:
                 }
             ],
         )
-    if isinstance(exc, STORE_DOWN):
+    if isinstance(exc, StoreUnavailable):  # the database, or the object storage
         return Problem(
             503,
             "service-unavailable",
-            "The job store is unavailable; retry shortly.",
+            exc.public_detail,
             headers={"Retry-After": "2"},
         )
     return None

@@ -189,6 +189,10 @@ class JobFiles:
         empty otherwise); how much."""
         return self._empty_trash()
 
+    def ready(self) -> str:
+        """Where the files are kept, once that place answers (StoreUnavailable until then)."""
+        return "local"
+
 
 def job_files(settings: Settings) -> JobFiles:
     """The files of every job, where the settings keep them (see the module docstring)."""
@@ -202,8 +206,8 @@ _stores_lock = threading.Lock()
 
 
 def _object_store(settings: Settings) -> ObjectStore:
-    """One client per process and storage (boto3's client is thread-safe), its bucket made on
-    first use when missing."""
+    """One client per process and storage (boto3's client is thread-safe). It asks nothing of
+    the server until it is used, so a process starts while the storage is away."""
     secret = settings.storage_secret_key
     key = (
         settings.storage_url,
@@ -222,7 +226,6 @@ def _object_store(settings: Settings) -> ObjectStore:
                 access_key=settings.storage_access_key,
                 secret_key=key[4],
             )
-            found.ensure_bucket()
             _stores[key] = found
         return found
 
@@ -391,6 +394,10 @@ class ObjectFiles(JobFiles):
                     self.objects.abort_uploads(self._prefix(job_id))
             except Exception:  # left for sweep: the job has ended either way
                 log.warning("could not remove objects of job %s", job_id, exc_info=True)
+
+    def ready(self) -> str:
+        self.objects.ensure_bucket()
+        return "s3"
 
     def sweep(self, store: JobStore) -> int:
         """One listing of every job's objects, then for each job with something to remove (its

@@ -130,6 +130,9 @@ class InvalidCursor(JobError, ValueError):
 class StoreUnavailable(JobError):
     """The database cannot be reached (down, restarting, locked for too long)."""
 
+    #: What the API says of it (503): the store that is away, never the driver's words.
+    public_detail = "The job store is unavailable; retry shortly."
+
 
 class KeyNotFound(JobError, LookupError):
     def __init__(self, key_id: str) -> None:

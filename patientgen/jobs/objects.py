@@ -10,6 +10,8 @@ Invariants:
   so nothing half-written is ever readable under a final key.
 - A download lands under a temporary name beside its target and is renamed only once complete
   and of the expected size, so a local copy is either absent or whole.
+- A process asks nothing of the server before its first use of the bucket (then it checks the
+  bucket once, making it when missing), so it starts while the storage is away.
 - Removal lists a prefix and deletes what it holds in batches of 1,000, and aborts the multipart
   uploads begun under it (an upload a crashed worker left unfinished is invisible but costs
   storage until aborted).
@@ -59,6 +61,8 @@ class StorageUnavailable(StoreUnavailable):
     """The object storage cannot be reached, or answers that it cannot serve now (5xx, SlowDown),
     after the client's own retries. A StoreUnavailable: the job is left for a later claim, as
     when the database is away, never failed for it."""
+
+    public_detail = "The object storage is unavailable; retry shortly."
 
 
 #: Error codes of an S3 server that mean "not now" rather than "never".
@@ -148,6 +152,18 @@ class ObjectStore:
         )
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self._bucket_lock = threading.Lock()
+        self._bucket_seen = False
+
+    @property
+    def _s3(self) -> Any:
+        """The client, once the bucket has been seen (made when missing: a first start, a test
+        server) by this process. Nothing is asked of the server before the first use, so a
+        process starts while the storage is away; until it answers, every use raises
+        StorageUnavailable, and the next use asks again."""
+        if not self._bucket_seen:
+            self.ensure_bucket()
+        return self._client
 
     def each(self, action: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """`action` on every item, TRANSFERS at a time in threads this store keeps (a request's
@@ -178,7 +194,7 @@ class ObjectStore:
     def upload(self, path: Path, key: str) -> None:
         """Send a local file under `key` (whole or not at all, see the module docstring)."""
         with _mapped(f"upload of {key}"):
-            self._client.upload_file(str(path), self.bucket, key, Config=self._transfer)
+            self._s3.upload_file(str(path), self.bucket, key, Config=self._transfer)
 
     def compose(self, key: str, sources: list[str]) -> None:
         """Make `key` the objects `sources` end to end, copied inside the server (a multipart
@@ -187,11 +203,11 @@ class ObjectStore:
         from botocore.exceptions import ClientError
 
         with _mapped(f"composition of {key}"):
-            upload = self._client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+            upload = self._s3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
             try:
                 parts = []
                 for number, source in enumerate(sources, start=1):
-                    copied = self._client.upload_part_copy(
+                    copied = self._s3.upload_part_copy(
                         Bucket=self.bucket,
                         Key=key,
                         UploadId=upload,
@@ -199,14 +215,12 @@ class ObjectStore:
                         CopySource={"Bucket": self.bucket, "Key": source},
                     )
                     parts.append({"PartNumber": number, "ETag": copied["CopyPartResult"]["ETag"]})
-                self._client.complete_multipart_upload(
+                self._s3.complete_multipart_upload(
                     Bucket=self.bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
                 )
             except BaseException as exc:
                 with contextlib.suppress(Exception):
-                    self._client.abort_multipart_upload(
-                        Bucket=self.bucket, Key=key, UploadId=upload
-                    )
+                    self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload)
                 if isinstance(exc, ClientError) and _status(exc) in (400, 403, 404, 501):
                     raise CompositionRefused(str(exc)) from exc
                 raise
@@ -218,7 +232,7 @@ class ObjectStore:
 
         try:
             with _mapped(f"size of {key}"):
-                head = self._client.head_object(Bucket=self.bucket, Key=key)
+                head = self._s3.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if _status(exc) == 404:
                 return None
@@ -234,7 +248,7 @@ class ObjectStore:
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
         try:
             with _mapped(f"download of {key}"):
-                self._client.download_file(self.bucket, key, str(tmp), Config=self._transfer)
+                self._s3.download_file(self.bucket, key, str(tmp), Config=self._transfer)
         except ClientError as exc:
             tmp.unlink(missing_ok=True)
             if _status(exc) == 404:
@@ -254,7 +268,7 @@ class ObjectStore:
         """The object's bytes start..end (inclusive; end None: to its end), in blocks."""
         http_range = f"bytes={start}-{'' if end is None else end}"
         with _mapped(f"read of {key}"):
-            body = self._client.get_object(Bucket=self.bucket, Key=key, Range=http_range)["Body"]
+            body = self._s3.get_object(Bucket=self.bucket, Key=key, Range=http_range)["Body"]
             try:
                 yield from body.iter_chunks(_READ_BLOCK)
             finally:
@@ -263,7 +277,7 @@ class ObjectStore:
     def presign(self, key: str, filename: str, content_type: str, seconds: int) -> str:
         """A URL that downloads the object without credentials for `seconds`."""
         return str(
-            self._client.generate_presigned_url(
+            self._client.generate_presigned_url(  # signed here: no request
                 "get_object",
                 Params={
                     "Bucket": self.bucket,
@@ -278,7 +292,7 @@ class ObjectStore:
     def keys(self, prefix: str) -> Iterator[str]:
         """Every object key under `prefix`, without it."""
         with _mapped(f"listing of {prefix}"):
-            pages = self._client.get_paginator("list_objects_v2").paginate(
+            pages = self._s3.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=prefix
             )
             for page in pages:
@@ -288,7 +302,7 @@ class ObjectStore:
     def uploads(self, prefix: str) -> Iterator[str]:
         """The keys (without `prefix`) of the multipart uploads begun and not finished under it."""
         with _mapped(f"uploads under {prefix}"):
-            pages = self._client.get_paginator("list_multipart_uploads").paginate(
+            pages = self._s3.get_paginator("list_multipart_uploads").paginate(
                 Bucket=self.bucket, Prefix=prefix
             )
             for page in pages:
@@ -302,7 +316,7 @@ class ObjectStore:
         keys = [{"Key": prefix + key} for key in self.keys(prefix)]
         with _mapped(f"removal under {prefix}"):
             for start in range(0, len(keys), 1000):
-                self._client.delete_objects(
+                self._s3.delete_objects(
                     Bucket=self.bucket,
                     Delete={"Objects": keys[start : start + 1000], "Quiet": True},
                 )
@@ -312,28 +326,31 @@ class ObjectStore:
         """Abort the multipart uploads begun and not finished under `prefix`; how many."""
         aborted = 0
         with _mapped(f"aborting uploads under {prefix}"):
-            pages = self._client.get_paginator("list_multipart_uploads").paginate(
+            pages = self._s3.get_paginator("list_multipart_uploads").paginate(
                 Bucket=self.bucket, Prefix=prefix
             )
             for page in pages:
                 for upload in page.get("Uploads", ()):
-                    self._client.abort_multipart_upload(
+                    self._s3.abort_multipart_upload(
                         Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                     )
                     aborted += 1
         return aborted
 
     def ensure_bucket(self) -> None:
-        """Create the bucket when it does not exist (a test server's, or a first start)."""
+        """Ask the server for the bucket, and create it when it does not exist (a test server's,
+        or a first start); StorageUnavailable while the server does not answer. Each call asks
+        (the readiness check uses it); the other calls ask once per process, through `_s3`."""
         from botocore.exceptions import ClientError
 
-        with self._lock, _mapped(f"bucket {self.bucket}"):
+        with self._bucket_lock, _mapped(f"bucket {self.bucket}"):
             try:
                 self._client.head_bucket(Bucket=self.bucket)
             except ClientError as exc:
                 if _status(exc) != 404:
                     raise
                 self._client.create_bucket(Bucket=self.bucket)
+            self._bucket_seen = True
 
 
 def _status(exc: Any) -> int:

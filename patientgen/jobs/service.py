@@ -144,12 +144,19 @@ class JobService:
 
     # -- health ----------------------------------------------------------------------------------
     def ready(self) -> dict[str, Any]:
-        """Raise StoreUnavailable unless the database answers; report the schema revision."""
+        """Raise StoreUnavailable unless the database and the files' storage answer; report the
+        schema revision and where the files are kept."""
         from patientgen.jobs import migrations
 
         self.store.ping()
         revision = self.store.schema_version()
-        return {"database": "ok", "revision": revision, "at_head": revision == migrations.HEAD}
+        storage = self.files.ready()
+        return {
+            "database": "ok",
+            "revision": revision,
+            "at_head": revision == migrations.HEAD,
+            "storage": storage,
+        }
 
     # -- jobs ------------------------------------------------------------------------------------
     def submit(

@@ -10,6 +10,9 @@ would, and they share only the database and the bucket.
 - kill -9 of the helper while it holds a chunk: the job completes once, identical.
 - The object store unreachable mid-job (its connections cut and refused for a while): the job
   is not failed for it; it completes once, identical.
+- serve and a worker started while the object store refuses every connection wait for it, as
+  for the database: /readyz 503 naming the storage, a submit accepted, the job handed back, then
+  completed once, identical, when the store answers.
 - A third host that ran nothing serves the job over HTTP: downloads streamed from the bucket
   (ranges, HEAD, 416), the ZIP and the patient pages from a copy it fetches once; a presigned
   URL downloads the same bytes.
@@ -278,6 +281,48 @@ def test_object_store_unreachable_mid_job(shared, s3, tmp_path, reference):
                 worker.wait()
             _assert_clean(shared, final, reference, shared.data_dir)
             assert final.error is None
+    finally:
+        gate.stop()
+
+
+def test_serve_and_workers_start_while_the_object_store_is_down(shared, s3, tmp_path, reference):
+    """A host started while its object storage is down waits for it, as for the database: serve
+    answers (/readyz 503 naming the storage, submits accepted), a worker claims and hands the
+    job back without failing it, and once the store answers the job completes, identical."""
+    gate = s3_server.Gate(s3.port)
+    gate.close()
+    through_gate = shared.model_copy(update={"storage_endpoint": gate.endpoint})
+    try:
+        with (
+            _serving(through_gate, tmp_path / "serve.log") as api,
+            httpx.Client(timeout=30) as http,
+        ):
+            ready = http.get(api.removesuffix("/api/v1") + "/readyz")
+            assert ready.status_code == 503, ready.text
+            assert ready.headers["content-type"] == "application/problem+json"
+            assert "object storage" in ready.json()["detail"]
+            body = {"scenario": SCENARIO.model_dump(mode="json"), "formats": FORMATS}
+            sent = http.post(f"{api}/jobs", json=body)
+            assert sent.status_code == 202, sent.text
+            job_id = UUID(sent.json()["job_id"])
+            worker = _worker(through_gate, tmp_path / "w.log")
+            try:
+                # the job was claimed, and left to the next claim when its parts could not go
+                left = f"job {job_id}: store unavailable"
+                wait_until(lambda: left in worker.text(), timeout=60, step=0.2)
+                assert worker.proc.poll() is None, worker.text()
+                assert http.get(f"{api}/jobs/{job_id}").json()["status"] in ("pending", "running")
+                gate.open()
+                wait_until(
+                    lambda: http.get(api.removesuffix("/api/v1") + "/readyz").status_code == 200
+                )
+                with JobService.open(shared) as service:
+                    final = _finished(service, shared, job_id)
+            finally:
+                worker.kill_group()
+                worker.wait()
+        _assert_clean(shared, final, reference, shared.data_dir)
+        assert final.error is None
     finally:
         gate.stop()
 

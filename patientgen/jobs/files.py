@@ -80,6 +80,10 @@ class Scope(StrEnum):
 class JobFiles:
     """The files of every job under one data folder."""
 
+    #: Whether sharing a chunk's parts sends them somewhere (worth overlapping with writing the
+    #: next chunk); here they are shared by being where they are.
+    remote = False
+
     def __init__(self, data_dir: Path | str) -> None:
         self.root = Path(data_dir) / "jobs"
         self._moved = False  # detach moved something that purge has not deleted yet
@@ -233,6 +237,8 @@ def _object_store(settings: Settings) -> ObjectStore:
 class ObjectFiles(JobFiles):
     """Job files in S3-compatible object storage, with the local data folder as each worker's
     working folder and each host's read cache (see the module docstring)."""
+
+    remote = True
 
     def __init__(self, data_dir: Path | str, objects: ObjectStore, settings: Settings) -> None:
         super().__init__(data_dir)

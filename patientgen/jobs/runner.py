@@ -40,6 +40,9 @@ the bucket: a chunk's part files are shared (`files.share`) before its record, a
 care-chain result once computed; the owner gathers the recorded parts it lacks (`files.gather`)
 before it resumes or joins; the final files are published (`files.publish`, manifest last)
 before the fenced completion. A helper writes in a scratch folder of its own (`files.helping`).
+The owner sends a chunk's parts, and records the chunk, while it writes the next one (`_Sender`:
+one chunk in flight, still claimed and extended by the owner; its error raised in the owner's
+thread before anything else is sent; the run waits for it whatever ends it).
 
 Small jobs (one chunk of at most SMALL_JOB_PATIENTS patients, first attempt, files in their own
 folder) run in batches (`run_small_jobs`): each job's final files are written straight into its
@@ -60,7 +63,9 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
@@ -619,20 +624,26 @@ def _write_shared(
             job.job_id, worker_id, run.settings.lease_seconds, percent, details, keep_counts=True
         )
     store.open_chunks(job.job_id, worker_id, len(ranges))
-    while True:
-        check_boundary(run, beat)
-        claim = _claim_own(run)
-        if claim.chunk is not None:
-            _write_claimed(run, claim, scenario, ranges, progress)
-            if run.settings.chunk_delay:
-                run.stop.wait(run.settings.chunk_delay)
-            continue
-        progress.observe(claim.job.progress_details)
-        _report(run, progress)
-        if claim.finished:
-            break
-        # the others' chunks: a record bumps the job's version; an expired claim is free again
-        store.wait_for_update(job.job_id, claim.job.version, run.settings.heartbeat_interval)
+    # with object storage a chunk's parts are sent (and the chunk recorded) while the next one
+    # is written: at most one chunk in flight, which is still claimed, and extended, by us
+    with _Sender(run.files.remote) as sender:
+        while True:
+            check_boundary(run, beat)
+            claim = _claim_own(run)
+            if claim.chunk is not None:
+                summary = _write_part(run, claim, scenario, ranges)
+                sender.then(partial(_share_and_record, run, claim, summary, ranges, progress))
+                if run.settings.chunk_delay:
+                    run.stop.wait(run.settings.chunk_delay)
+                continue
+            if sender.wait():  # our own chunk was in flight: see the phase again
+                continue
+            progress.observe(claim.job.progress_details)
+            _report(run, progress)
+            if claim.finished:
+                break
+            # the others' chunks: a record bumps the job's version; an expired claim is free
+            store.wait_for_update(job.job_id, claim.job.version, run.settings.heartbeat_interval)
     check_boundary(run, beat)
     recorded = {c.chunk: c.summary for c in store.chunks(job.job_id)}
     missing = [i for i in range(len(ranges)) if i not in recorded]
@@ -664,6 +675,41 @@ def _write_again(
         )
 
 
+class _Sender:
+    """Runs each chunk's share-and-record after the next chunk is written, in a thread of its
+    own, when `overlap` (object storage: sending is waiting, not computing); at once otherwise.
+    At most one is in flight: `then` first waits for the one before, and its error (Cancel,
+    StoreUnavailable...) is raised there, in the owner's thread, as it would have been had the
+    two run in turn. Leaving the block waits for the one in flight, so nothing of a chunk is
+    still being sent once the owner's run moves on, whatever ended it."""
+
+    def __init__(self, overlap: bool) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="share") if overlap else None
+        self._pending: Future[bool] | None = None
+
+    def then(self, action: Callable[[], bool]) -> None:
+        if self._pool is None:
+            action()
+            return
+        self.wait()
+        self._pending = self._pool.submit(action)
+
+    def wait(self) -> bool:
+        """Wait for the one in flight (its error raised here); whether there was one."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return False
+        pending.result()
+        return True
+
+    def __enter__(self) -> _Sender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
 def _claim_own(run: _Run) -> ChunkClaim:
     claim = run.store.claim_chunk(run.worker_id, run.settings.lease_seconds, job_id=run.job.job_id)
     assert claim is not None  # the owner's claim always says how the phase stands
@@ -682,20 +728,55 @@ def _write_claimed(
     may create) and record it (fenced); whether it was recorded. ChunkLost is logged (another
     worker holds the chunk now, or the job left this run); CancelRequested is raised as
     Cancel."""
+    summary = _write_part(run, claim, scenario, ranges, parts)
+    return _share_and_record(run, claim, summary, ranges, progress, parts)
+
+
+def _write_part(
+    run: _Run,
+    claim: ChunkClaim,
+    scenario: Any,
+    ranges: list[tuple[int, int]],
+    parts: Path | None = None,
+) -> dict[str, Any]:
+    """Write the claimed chunk's part files into `parts` (default: the job's parts folder,
+    which the owner may create), its claim extended meanwhile; its partial summary."""
+    from patientgen.formats import bundle
+
+    job, index = claim.job, claim.chunk
+    assert index is not None
+    log.info("job %s: claimed chunk %d (%s)", job.job_id, index, run.worker_id)
+    folder = run.files.parts(job.job_id) if parts is None else parts
+    with ChunkBeat(run.store, claim, run.worker_id, run.settings):
+        return bundle.write_chunk(
+            scenario,
+            list(job.config["formats"]),
+            folder,
+            index,
+            *ranges[index],
+            whole=False,
+            create=parts is None,
+        )
+
+
+def _share_and_record(
+    run: _Run,
+    claim: ChunkClaim,
+    summary: dict[str, Any],
+    ranges: list[tuple[int, int]],
+    progress: Progress | None,
+    parts: Path | None = None,
+) -> bool:
+    """Share the written chunk's parts (its claim extended meanwhile), then record it: see
+    `_write_claimed`."""
     from patientgen.formats import bundle
 
     job, index = claim.job, claim.chunk
     assert index is not None
     start, stop_at = ranges[index]
-    formats = list(job.config["formats"])
-    own = parts is None
     folder = run.files.parts(job.job_id) if parts is None else parts
-    log.info("job %s: claimed chunk %d (%s)", job.job_id, index, run.worker_id)
     with ChunkBeat(run.store, claim, run.worker_id, run.settings):
-        summary = bundle.write_chunk(
-            scenario, formats, folder, index, start, stop_at, whole=False, create=own
-        )
-        run.files.share(job.job_id, folder, bundle.chunk_files(formats, index))
+        run.files.share(job.job_id, folder, bundle.chunk_files(job.config["formats"], index))
     try:
         if progress is None:
             current = run.store.record_claimed_chunk(claim, run.worker_id, summary, stop_at - start)

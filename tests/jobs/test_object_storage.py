@@ -132,6 +132,20 @@ def _finished(service: JobService, settings, job_id: UUID):
     return final
 
 
+def _overlapped(log: str, job_id: UUID) -> bool:
+    """Whether the owner claimed (and began writing) a chunk while the one before was still
+    being sent to the bucket, not yet recorded: its sending overlaps the next chunk's writing."""
+    lines = log.splitlines()
+
+    def first(text: str) -> int:
+        return next((i for i, line in enumerate(lines) if text in line), len(lines))
+
+    return any(
+        first(f"job {job_id}: claimed chunk {k + 1} ") < first(f"job {job_id}: chunk {k} [")
+        for k in range(PATIENTS // CHUNK - 1)
+    )
+
+
 def _writers(logs: list[WorkerProcess], job_id: UUID) -> list[set[int]]:
     pattern = rf"job {job_id}: chunk (\d+) \[\d+, \d+\) written"
     return [{int(m) for m in re.findall(pattern, w.text())} for w in logs]
@@ -330,8 +344,9 @@ def test_serve_and_workers_start_while_the_object_store_is_down(shared, s3, tmp_
 def test_another_host_serves_the_job(shared, tmp_path, reference):
     with JobService.open(shared) as service:
         job, _ = service.submit(SCENARIO, FORMATS, "local")  # the caller of --auth off
-        with _worker(shared, tmp_path / "a.log"):
+        with _worker(shared, tmp_path / "a.log") as owner:
             final = _finished(service, shared, job.job_id)
+            assert _overlapped(owner.text(), job.job_id)
         host_c = _host(shared, tmp_path, "host-c")
         with _serving(host_c, tmp_path / "serve-c.log") as api:
             base = f"{api}/jobs/{job.job_id}"
@@ -538,6 +553,7 @@ def test_completion_aborts_what_a_dead_join_left_unfinished(settings, s3, bucket
     with JobService.open(shared) as service:
         job, _ = service.submit(Scenario(name="upload", total_patients=12, seed=4), ["ndjson"], "a")
         client = s3_server.client_for(s3.endpoint)
+        client.create_bucket(Bucket=bucket)  # no process has used it yet
         client.create_multipart_upload(Bucket=bucket, Key=f"pg/jobs/{job.job_id}/patients.ndjson")
         from patientgen.jobs.worker import Worker
 

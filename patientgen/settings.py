@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     storage_region: str = ""
     storage_access_key: str = ""
     storage_secret_key: SecretStr | None = None
+    #: With object storage, how long a host keeps its copy of a completed job's files (the
+    #: owner's, or one fetched to be read) after it last wrote or read it: the bucket holds them,
+    #: and the sweep removes copies unread for this long.
+    storage_cache_seconds: Annotated[float, Field(ge=0, le=365 * 86400)] = 3600.0
+    #: Seconds between two sweeps of what crashed processes left, and of idle copies (by every
+    #: worker, and by the API with object storage; jobs/files.py `sweep`).
+    sweep_interval: Annotated[float, Field(gt=0, le=86400)] = 60.0
     #: With object storage, a download is redirected (307) to a URL presigned for this many
     #: seconds instead of streamed through the API; 0 streams it.
     storage_presign_seconds: Annotated[int, Field(ge=0, le=7 * 86400)] = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ from patientgen.api.routes import files, health, jobs, patients, presets, scenar
 from patientgen.settings import Settings
 
 API_PREFIX = "/api/v1"
+log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 #: A store call that takes longer than this answers 503 instead of hanging the request.
 STORE_CALL_TIMEOUT = 20.0
@@ -73,7 +75,11 @@ def create_app(settings: Settings, service: Any = None) -> FastAPI:
             owned = await anyio.to_thread.run_sync(JobService.open, settings)
             app.state.service = owned
         try:
-            yield
+            async with anyio.create_task_group() as tasks:
+                if app.state.service.files.remote:
+                    tasks.start_soon(_sweep_copies, app.state.service, settings.sweep_interval)
+                yield
+                tasks.cancel_scope.cancel()
         finally:
             if owned is not None:
                 with anyio.CancelScope(shield=True):
@@ -153,6 +159,20 @@ class _WebMount(Mount):
         if scope.get("path", "").startswith(API_PREFIX + "/") or scope.get("path") == API_PREFIX:
             return Match.NONE, {}
         return super().matches(scope)
+
+
+async def _sweep_copies(service: Any, interval: float) -> None:
+    """With object storage, this host's copies of jobs' files go once unread for a while
+    (files.ObjectFiles.sweep_copies), whether or not a worker runs here."""
+    while True:
+        try:
+            swept = await anyio.to_thread.run_sync(service.sweep_copies)
+        except Exception:  # the database or the disk away: the next sweep tries again
+            log.warning("sweep of this host's copies failed", exc_info=True)
+        else:
+            if swept:
+                log.info("swept %d copies of jobs' files", swept)
+        await anyio.sleep(interval)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

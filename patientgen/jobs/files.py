@@ -29,6 +29,10 @@ local folder as a worker's working folder and a read cache:
   of a job that has ended, every object of a job that ended without completing or is gone, and
   this host's folders of such jobs (no other host's fenced write reaches them). Each of those
   deletes runs under the job's row lock (`store.if_ended`), so a retry cannot start meanwhile.
+- a host's folder of a completed job (the owner's copy, or files fetched to be read) is a cache
+  of the bucket: `readable` marks it read (`.read`'s time; writing it counts too), and the sweep
+  removes it once unread for `storage_cache_seconds`, so no host's disk grows with the number
+  of jobs. The API sweeps its host's copies too (`sweep_copies`), as workers do.
 In both, `sweep` also empties the trash a process killed before its purge left.
 """
 
@@ -39,6 +43,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
@@ -64,10 +69,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Seconds between two marks of one copy as read by one process (see ObjectFiles._mark_read).
+_MARK_EVERY = 30.0
+
 PARTS = ".parts"
 TRASH = ".trash"
 SCRATCH = ".scratch"
 MANIFEST = "manifest.json"
+#: In a host's copy of a completed job's files (object storage): its time is the last read.
+READ_MARK = ".read"
 
 
 class Scope(StrEnum):
@@ -197,6 +207,11 @@ class JobFiles:
         """Where the files are kept, once that place answers (StoreUnavailable until then)."""
         return "local"
 
+    def sweep_copies(self, store: JobStore) -> int:
+        """Remove this host's copies of the bucket's files that are no longer needed (see
+        ObjectFiles); here the folder is where the files live, not a copy: nothing."""
+        return 0
+
 
 def job_files(settings: Settings) -> JobFiles:
     """The files of every job, where the settings keep them (see the module docstring)."""
@@ -247,6 +262,8 @@ class ObjectFiles(JobFiles):
         self._pending: list[tuple[UUID, Scope]] = []  # what detach named, for purge
         self._pending_lock = threading.Lock()
         self._fetch_lock = threading.Lock()
+        self._keep_seconds = settings.storage_cache_seconds
+        self._marked: dict[UUID, float] = {}  # job -> when this process last marked it read
 
     def _prefix(self, job_id: UUID, scope: Scope = Scope.ALL) -> str:
         prefix = self.objects.key("jobs", str(job_id)) + "/"
@@ -321,9 +338,11 @@ class ObjectFiles(JobFiles):
             return folder
         folder = self.folder(job.job_id)
         if names is not None and all((folder / name).is_file() for name in names):
+            self._mark_read(job.job_id, folder)
             return folder  # fetched before (a file is only ever renamed there whole)
         with self._fetch_lock:
             if (folder / MANIFEST).is_file():
+                self._mark_read(job.job_id, folder)
                 return folder
             listed = self._listed(job.job_id)
             wanted = list(listed) if names is None else list(names)
@@ -338,7 +357,20 @@ class ObjectFiles(JobFiles):
                     raise FileNotFoundError(f"no file {name} of job {job.job_id} in the bucket")
             if names is None:  # last: the copy is whole
                 self.objects.download(self._prefix(job.job_id) + MANIFEST, folder / MANIFEST)
+            self._mark_read(job.job_id, folder, fetched=True)
         return folder
+
+    def _mark_read(self, job_id: UUID, folder: Path, fetched: bool = False) -> None:
+        """Note that this host read the copy now: always after a fetch (the mark says the
+        folder is a copy), else at most every few seconds per process (the mark only has to be
+        much fresher than `storage_cache_seconds`)."""
+        now = time.monotonic()
+        every = min(_MARK_EVERY, self._keep_seconds / 4)
+        if not fetched and now - self._marked.get(job_id, -_MARK_EVERY) < every:
+            return
+        self._marked[job_id] = now
+        with contextlib.suppress(FileNotFoundError):  # swept meanwhile: fetched again next time
+            (folder / READ_MARK).touch()
 
     def _listed(self, job_id: UUID) -> dict[str, int]:
         """Every file the job's manifest lists (outputs and internal files), with its size."""
@@ -357,7 +389,10 @@ class ObjectFiles(JobFiles):
         if job.config.get("output_dir"):
             return self.output(job)
         folder = self.folder(job.job_id)
-        return folder if (folder / MANIFEST).is_file() else None
+        if not (folder / MANIFEST).is_file():
+            return None
+        self._mark_read(job.job_id, folder)
+        return folder
 
     def stream(self, job: Job, name: str, start: int, end: int) -> Iterator[bytes]:
         return self.objects.stream(self._prefix(job.job_id) + name, start, end)
@@ -424,11 +459,17 @@ class ObjectFiles(JobFiles):
             removed += self._sweep_ended(store, job_id, f"{root}{job_id}/")
         return removed
 
+    def sweep_copies(self, store: JobStore) -> int:
+        """This host's folders of jobs that are gone or have ended, and the trash (what the API
+        sweeps; workers sweep the bucket too)."""
+        return self._sweep_local(store) + JobFiles.sweep(self, store)
+
     def _sweep_local(self, store: JobStore) -> int:
         """This host's folders of jobs that are gone or have ended: each host's folder is its
         own here (a dead owner's working folder, a copy fetched to be read), so no fenced write
         of another host removes it. A job gone, or ended without completing, loses its folder;
-        a completed one its parts, and its folder unless it holds a whole copy (a manifest).
+        a completed one its parts, and its folder unless it holds a copy read or written within
+        `storage_cache_seconds`.
         Each under the job's row lock, into the trash (emptied by the caller)."""
         removed = 0
         with contextlib.suppress(FileNotFoundError):
@@ -443,11 +484,24 @@ class ObjectFiles(JobFiles):
                     self._to_trash(entry, job_id)
                     removed += 1
                     continue
-                keep = job.status == JobStatus.COMPLETED and (entry / MANIFEST).is_file()
-                if job.status not in TERMINAL_STATUSES or (keep and not (entry / PARTS).exists()):
+                if job.status not in TERMINAL_STATUSES:
+                    continue  # a working folder
+                keep = job.status == JobStatus.COMPLETED and self._fresh_copy(entry)
+                if keep and not (entry / PARTS).exists():
                     continue
                 removed += self._detach_here(store, job_id, Scope.PARTS if keep else Scope.ALL)
         return removed
+
+    def _fresh_copy(self, folder: Path) -> bool:
+        """Whether `folder` holds a copy (a whole one, with its manifest, or files fetched to be
+        read, with the read mark; not a dead owner's working files) written or read within
+        storage_cache_seconds (its newest time: the folder's, which a file renamed in changes,
+        or the read mark's)."""
+        times = []
+        for path in (folder, folder / READ_MARK, folder / MANIFEST):
+            with contextlib.suppress(FileNotFoundError):
+                times.append(path.stat().st_mtime)
+        return len(times) > 1 and time.time() - max(times) < self._keep_seconds
 
     def _detach_here(self, store: JobStore, job_id: UUID, scope: Scope) -> int:
         """This host's files of an ended job (not its objects: those are the object sweep's),

@@ -158,6 +158,11 @@ class JobService:
             "storage": storage,
         }
 
+    def sweep_copies(self) -> int:
+        """Remove this host's copies of the shared storage's files that are no longer needed
+        (files.JobFiles.sweep_copies; nothing with local storage)."""
+        return self.files.sweep_copies(self.store)
+
     # -- jobs ------------------------------------------------------------------------------------
     def submit(
         self,

@@ -49,9 +49,6 @@ from patientgen.settings import Settings
 
 #: Connections of one worker process's pool: its claim loop and its heartbeat thread.
 WORKER_CONNECTIONS = 2
-#: Seconds between two sweeps of shared storage by one worker (files.JobFiles.sweep: what a
-#: process that died right after ending a job left there); the first reap of a worker sweeps.
-SWEEP_INTERVAL = 60.0
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +75,9 @@ class Worker:
         self._store: JobStore | None = None
         self._files = job_files(settings)
         self._last_reap = 0.0
-        self._last_sweep = -SWEEP_INTERVAL  # the first reap sweeps
+        # every settings.sweep_interval s (files.JobFiles.sweep: what a process that died right
+        # after ending a job left, and idle copies); the first reap of a worker sweeps
+        self._last_sweep: float | None = None
 
     def _connect(self) -> JobStore | None:
         return connect_retrying(
@@ -149,7 +148,7 @@ class Worker:
             return
         self._last_reap = now
         reap(store, self._files)
-        if now - self._last_sweep >= SWEEP_INTERVAL:
+        if self._last_sweep is None or now - self._last_sweep >= self.settings.sweep_interval:
             self._last_sweep = now
             try:
                 swept = self._files.sweep(store)

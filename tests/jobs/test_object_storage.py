@@ -26,8 +26,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
 import re
 import subprocess
+import time
 import uuid
 import zipfile
 from pathlib import Path
@@ -130,6 +132,11 @@ def _finished(service: JobService, settings, job_id: UUID):
     parts = f"pg/jobs/{job_id}/.parts/"
     wait_until(lambda: not s3_server.keys(settings.storage_endpoint, _bucket_of(settings), parts))
     return final
+
+
+def _files_in(folder: Path) -> list[str]:
+    """The files of a host's copy, without its read mark."""
+    return sorted(p.name for p in folder.iterdir() if p.name != ".read")
 
 
 def _overlapped(log: str, job_id: UUID) -> bool:
@@ -360,7 +367,7 @@ def test_another_host_serves_the_job(shared, tmp_path, reference):
                 assert page.status_code == 200, page.text
                 assert page.json()["items"] == records[10:13]
                 copy = host_c.data_dir / "jobs" / str(job.job_id)
-                assert sorted(p.name for p in copy.iterdir()) == sorted(casualties.INDEX_FILES)
+                assert _files_in(copy) == sorted(casualties.INDEX_FILES)
                 last = http.get(f"{base}/patients", params={"limit": 5, "offset": PATIENTS - 2})
                 assert last.json()["items"] == records[-2:]
                 newest = http.get(f"{base}/patients", params={"sort": "-index", "limit": 4})
@@ -368,7 +375,7 @@ def test_another_host_serves_the_job(shared, tmp_path, reference):
                 one = records[1234]["id"]
                 found = http.get(f"{base}/patients/{one}")
                 assert found.status_code == 200 and found.json() == records[1234]
-                assert sorted(p.name for p in copy.iterdir()) == sorted(casualties.INDEX_FILES)
+                assert _files_in(copy) == sorted(casualties.INDEX_FILES)
                 # the ZIP reads a whole copy (the manifest last)
                 archive = http.get(f"{base}/archive")
                 assert archive.status_code == 200
@@ -471,6 +478,72 @@ def test_sweep_removes_what_a_crash_left(settings, s3, bucket, tmp_path):
         assert _job_objects(shared, orphan) == {}
         assert s3_server.uploads(s3.endpoint, bucket) == []
         assert files.sweep(service.store) == 0
+
+
+def test_copies_are_kept_while_read_then_removed(settings, s3, bucket, tmp_path):
+    """A host's folder of a completed job (the owner's working copy, a reader's fetched files)
+    is a cache of the bucket: kept while read, removed by the sweep once unread for
+    storage_cache_seconds (before, the owner's copy was kept forever, and a reader's partial
+    copy removed at the next sweep however recently it was read)."""
+    host_a = settings.model_copy(
+        update={
+            "data_dir": tmp_path / "a",
+            "storage_cache_seconds": 600,
+            **s3_server.storage_env(s3.endpoint, bucket),
+        }
+    )
+    host_c = _host(host_a, tmp_path, "c")
+    small = Scenario(name="cached", total_patients=12, seed=3)
+    with JobService.open(host_a) as service:
+        job, _ = service.submit(small, ["ndjson"], "alice")
+        from patientgen.jobs.worker import Worker
+
+        Worker(host_a, max_jobs=1).run()
+        job = service.get(job.job_id)
+        assert job.status == JobStatus.COMPLETED
+        owner = service.files
+        reader = ObjectFiles(host_c.data_dir, owner.objects, host_c)  # type: ignore[attr-defined]
+        copy = reader.readable(job, casualties.INDEX_FILES)
+        mine = owner.folder(job.job_id)
+        assert mine.is_dir() and copy.is_dir()
+        # read a moment ago: both kept
+        owner.sweep(service.store)
+        reader.sweep(service.store)
+        assert mine.is_dir() and _files_in(copy) == sorted(casualties.INDEX_FILES)
+        # unread for longer than the setting: both removed (the bucket keeps the files)
+        for folder in (mine, copy):
+            for path in (folder, *folder.iterdir()):
+                os.utime(path, (time.time() - 601, time.time() - 601))
+        owner.sweep(service.store)
+        reader.sweep(service.store)
+        assert not mine.exists() and not copy.exists()
+        assert "patients.ndjson" in _job_objects(host_a, job.job_id)
+        # read again: fetched again
+        again = reader.readable(job, casualties.INDEX_FILES)
+        assert _files_in(again) == sorted(casualties.INDEX_FILES)
+
+
+def test_the_api_sweeps_its_copies(settings, s3, bucket, tmp_path):
+    """serve with no worker on its host still removes its idle copies (a host that only reads
+    would otherwise keep a copy of every job ever read), and fetches a job again when asked."""
+    host_a = settings.model_copy(
+        update={"data_dir": tmp_path / "a", **s3_server.storage_env(s3.endpoint, bucket)}
+    )
+    with JobService.open(host_a) as service:
+        job, _ = service.submit(Scenario(name="api copies", total_patients=12, seed=5), ["ndjson"])
+        from patientgen.jobs.worker import Worker
+
+        Worker(host_a, max_jobs=1).run()
+        assert service.get(job.job_id).status == JobStatus.COMPLETED
+    host_c = _host(host_a, tmp_path, "c")
+    quick = {"PATIENTGEN_STORAGE_CACHE_SECONDS": "1", "PATIENTGEN_SWEEP_INTERVAL": "0.5"}
+    copy = host_c.data_dir / "jobs" / str(job.job_id)
+    with _serving(host_c, tmp_path / "serve.log", quick) as api:
+        for _ in range(2):  # fetched, swept once idle, fetched again
+            page = httpx.get(f"{api}/jobs/{job.job_id}/patients", params={"limit": 2}, timeout=30)
+            assert page.status_code == 200 and len(page.json()["items"]) == 2, page.text
+            assert copy.is_dir()
+            wait_until(lambda: not copy.exists(), timeout=30, step=0.2)
 
 
 def test_a_storage_url_that_is_not_s3_is_refused_in_words(tmp_path):

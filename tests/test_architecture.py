@@ -112,3 +112,57 @@ def test_no_import_cycles_at_module_level() -> None:
 
     for name in sorted(graph):
         visit(name, [])
+
+
+BUNDLE = "patientgen.formats.bundle"
+#: The modules of formats.bundle in the order they may import each other: each only those
+#: before it (read, the reader of finished runs, none of them).
+BUNDLE_STAGES = ("layout", "disk", "encode", "exercise", "chain", "write", "join", "run")
+
+
+def test_bundle_modules_import_earlier_stages_only() -> None:
+    for name, path in MODULES.items():
+        if not name.startswith(BUNDLE + "."):
+            continue
+        own = name.rpartition(".")[2]
+        allowed = set(BUNDLE_STAGES[: BUNDLE_STAGES.index(own)]) if own in BUNDLE_STAGES else set()
+        targets = _imports(path)
+        assert BUNDLE not in targets, f"{name} imports its own package"
+        used = {t.rpartition(".")[2] for t in targets if t.startswith(BUNDLE + ".")}
+        assert used <= allowed, f"{name} imports {sorted(used - allowed)}"
+
+
+#: Calls that create, rename or remove a file (the `os` and `shutil` functions, Path methods).
+_OS_FILE_CHANGES = {"replace", "rename", "remove", "unlink", "rmdir", "removedirs", "link"}
+_PATH_FILE_CHANGES = {"unlink", "rename", "rmdir", "touch", "write_bytes", "write_text"}
+
+
+def _file_changes(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Call):
+            continue
+        function = node.func
+        if isinstance(function, ast.Attribute):
+            owner = function.value.id if isinstance(function.value, ast.Name) else None
+            if (
+                owner == "shutil"
+                or (owner == "os" and function.attr in _OS_FILE_CHANGES)
+                or (owner not in ("os", "shutil") and function.attr in _PATH_FILE_CHANGES)
+            ):
+                found.append(f"line {node.lineno}: {ast.unparse(function)}")
+        elif isinstance(function, ast.Name) and function.id == "open":
+            modes = [*node.args[1:2], *(k.value for k in node.keywords if k.arg == "mode")]
+            mode = modes[0].value if modes and isinstance(modes[0], ast.Constant) else "r"
+            if any(c in str(mode) for c in "wax+"):
+                found.append(f"line {node.lineno}: open(..., {mode!r})")
+    return found
+
+
+def test_bundle_changes_files_only_in_disk() -> None:
+    """THE one place output files are written is formats.bundle, and inside it disk.py: every
+    other module decides what is written where, and asks disk.py to do it."""
+    assert _file_changes(MODULES[f"{BUNDLE}.disk"]), "the check finds nothing: is it broken?"
+    for name, path in MODULES.items():
+        if name.startswith(BUNDLE + ".") and name != f"{BUNDLE}.disk":
+            assert _file_changes(path) == [], name

@@ -19,6 +19,7 @@ from formats_support import digests, run
 from pydantic import ValidationError
 
 from patientgen.formats import FORMATS, bundle
+from patientgen.formats.bundle import chain as bundle_chain
 from patientgen.generator import generate
 from patientgen.generator.coherence import count_violations
 from patientgen.generator.patient import QueuedPatient, QueuedVisit
@@ -28,7 +29,7 @@ ALL = list(FORMATS)
 
 
 def _summary(scenario: Scenario, tmp: Path) -> dict:
-    bundle._chains.clear()
+    bundle_chain._chains.clear()
     out = tmp / f"out-{scenario.capacity if isinstance(scenario.capacity, str) else 'plan'}"
     bundle.write_all(scenario, ["ndjson"], out, chunk_size=400)
     return orjson.loads((out / "summary.json").read_bytes())
@@ -186,7 +187,7 @@ def reference(tmp_path_factory, loaded) -> Path:
 def test_one_chunk_and_many_give_identical_files(
     tmp_path, loaded, reference, label, ranges, order
 ) -> None:
-    bundle._chains.clear()  # each run reads or computes the phase itself
+    bundle_chain._chains.clear()  # each run reads or computes the phase itself
     out = tmp_path / "out"
     run(loaded, ALL, out, ranges, order)
     assert digests(out) == digests(reference), label
@@ -196,16 +197,16 @@ def test_one_chunk_and_many_give_identical_files(
 def test_the_phase_file_is_reused_or_recomputed_identically(tmp_path, loaded, reference) -> None:
     parts = tmp_path / "out.parts"
     ranges = bundle.chunk_ranges(N, 100)
-    bundle._chains.clear()
+    bundle_chain._chains.clear()
     first = bundle.write_chunk(loaded, ALL, parts, 0, *ranges[0])
     phase = (parts / bundle.CHAIN_FILE).read_bytes()
     # a crash: this process forgets everything; the next attempt reads the checkpoint
-    bundle._chains.clear()
+    bundle_chain._chains.clear()
     (parts / bundle.CHAIN_FILE).write_bytes(phase)
     again = bundle.write_chunk(loaded, ALL, parts, 0, *ranges[0])
     assert again == first
     # the checkpoint lost: recomputed to the same bytes
-    bundle._chains.clear()
+    bundle_chain._chains.clear()
     (parts / bundle.CHAIN_FILE).unlink()
     summaries = [bundle.write_chunk(loaded, ALL, parts, k, *r) for k, r in enumerate(ranges)]
     assert (parts / bundle.CHAIN_FILE).read_bytes() == phase
@@ -216,24 +217,24 @@ def test_the_phase_file_is_reused_or_recomputed_identically(tmp_path, loaded, re
 def test_a_phase_file_of_another_scenario_is_not_used(tmp_path, loaded, reference) -> None:
     other = drill("starved", total_patients=N, name="other", seed=12)
     parts = tmp_path / "out.parts"
-    bundle._chains.clear()
+    bundle_chain._chains.clear()
     bundle.write_chunk(other, ["ndjson"], tmp_path / "other.parts", 0, 0, 10, whole=False)
     parts.mkdir()
     (parts / bundle.CHAIN_FILE).write_bytes(
         (tmp_path / "other.parts" / bundle.CHAIN_FILE).read_bytes()
     )
-    bundle._chains.clear()
+    bundle_chain._chains.clear()
     run(loaded, ALL, tmp_path / "out", bundle.chunk_ranges(N, 100))
     assert digests(tmp_path / "out") == digests(reference)
 
 
 def test_small_batched_runs_write_what_a_job_writes(tmp_path, loaded) -> None:
     small = drill("starved", total_patients=60, name="small chain", seed=5)
-    bundle._chains.clear()
+    bundle_chain._chains.clear()
     ((merged, _files),) = bundle.write_runs(
         [bundle.SmallRun(small, tuple(ALL), tmp_path / "batch", tmp_path / "batch.parts")]
     )
-    bundle._chains.clear()
+    bundle_chain._chains.clear()
     run(small, ALL, tmp_path / "alone", bundle.chunk_ranges(60, 25))
     assert digests(tmp_path / "batch") == digests(tmp_path / "alone")
     assert "care_chain" in merged

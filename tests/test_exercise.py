@@ -17,6 +17,7 @@ import zxingcpp
 from formats_support import digests, run
 
 from patientgen.formats import bundle, cards, mel, news2
+from patientgen.formats.bundle import exercise as exercise_merge
 from patientgen.generator import generate
 from patientgen.generator.patient import Patient, Vitals
 from patientgen.scenario import PRESETS, Scenario
@@ -174,7 +175,7 @@ def test_byte_identical_for_any_chunking(tmp_path, preset, monkeypatch) -> None:
     run(scenario, FORMATS, tmp_path / "reversed", ranges, list(range(len(ranges)))[::-1])
     assert digests(tmp_path / "reversed") == reference
     # more parts than the merge opens at once: merged in rounds through scratch files
-    monkeypatch.setattr(bundle, "_FAN_IN", 3)
+    monkeypatch.setattr(exercise_merge, "FAN_IN", 3)
     run(scenario, FORMATS, tmp_path / "rounds", bundle.chunk_ranges(N, 4))
     assert digests(tmp_path / "rounds") == reference
     assert not [p for p in (tmp_path / "rounds.parts").iterdir() if ".tmp-" in p.name]

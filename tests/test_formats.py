@@ -16,6 +16,7 @@ from formats_support import digests, run, write_chunk
 
 from patientgen.formats import FORMATS, bundle, summary
 from patientgen.formats import csv as csv_format
+from patientgen.formats.bundle import disk, layout
 from patientgen.generator import generate
 from patientgen.scenario import Scenario
 
@@ -224,7 +225,7 @@ def test_finalize_is_idempotent(tmp_path, scenario, reference) -> None:
     # a crash half-way through an earlier finalize: one file half-joined, one temp file left
     out.mkdir()
     (out / "patients.json").write_bytes(b"[\n{")
-    leftover = bundle._tmp_path(out / "patients.csv", bundle._owner_mark(parts))
+    leftover = layout.tmp_path(out / "patients.csv", layout.owner_mark(parts))
     leftover.write_bytes(b"index,")
     first = bundle.finalize(scenario, ALL, parts, out, summaries)
     assert not leftover.exists()
@@ -249,7 +250,7 @@ def test_a_stalled_finalize_leaves_its_successors_files_alone(
     ranges = bundle.chunk_ranges(N, 40)
     summaries = [write_chunk(scenario, ALL, parts, i, a, b) for i, (a, b) in enumerate(ranges)]
     written, resume = threading.Event(), threading.Event()
-    commit = bundle._Batch.commit
+    commit = disk.Batch.commit
 
     def owner_pauses_before_renaming(self, *args, **kwargs):  # the real commit, paused
         if threading.current_thread().name == "owner":
@@ -257,7 +258,7 @@ def test_a_stalled_finalize_leaves_its_successors_files_alone(
             resume.wait(60)
         return commit(self, *args, **kwargs)
 
-    monkeypatch.setattr(bundle._Batch, "commit", owner_pauses_before_renaming)
+    monkeypatch.setattr(disk.Batch, "commit", owner_pauses_before_renaming)
     joined: dict = {}
 
     def owner() -> None:
@@ -402,7 +403,7 @@ def test_one_chunk_without_patients_gives_the_empty_forms(tmp_path, scenario) ->
 
 def whole_files(parts: Path) -> list[Path]:
     """The files of a one-chunk run written whole still in the parts folder."""
-    return [p for p in parts.glob(bundle.WHOLE_PREFIX + "*")] if parts.is_dir() else []
+    return [p for p in parts.glob(layout.WHOLE_PREFIX + "*")] if parts.is_dir() else []
 
 
 def test_one_chunk_run_is_written_once(tmp_path, scenario) -> None:
@@ -410,11 +411,11 @@ def test_one_chunk_run_is_written_once(tmp_path, scenario) -> None:
     parts, out = tmp_path / "parts", tmp_path / "out"
     s = write_chunk(scenario, ALL, parts, 0, 0, N)
     inodes = {p.name: p.stat().st_ino for p in parts.iterdir()}
-    assert all(name.startswith(bundle.WHOLE_PREFIX) for name in inodes)
+    assert all(name.startswith(layout.WHOLE_PREFIX) for name in inodes)
     assert bundle.missing_chunks(parts, ALL, [0]) == []
     files = bundle.finalize(scenario, ALL, parts, out, [s])
     for f in files:
-        flat = bundle.WHOLE_PREFIX + f.name.replace("/", ".")
+        flat = layout.WHOLE_PREFIX + f.name.replace("/", ".")
         assert (out / f.name).stat().st_ino == inodes[flat], f.name
     assert not whole_files(parts)  # every file moved into place
     assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
@@ -424,7 +425,7 @@ def test_one_chunk_run_resumes_after_a_crash_anywhere(tmp_path, scenario, refere
     parts, out = tmp_path / "parts", tmp_path / "out"
     s = write_chunk(scenario, ALL, parts, 0, 0, N)
     # a crash half-way through the renames, with a temporary file of this run left behind
-    real_move = bundle._move
+    real_move = disk.move
     calls = []
 
     def crashing_move(source, target):
@@ -433,13 +434,13 @@ def test_one_chunk_run_resumes_after_a_crash_anywhere(tmp_path, scenario, refere
             raise KeyboardInterrupt("crash")
         real_move(source, target)
 
-    monkeypatch.setattr(bundle, "_move", crashing_move)
+    monkeypatch.setattr(disk, "move", crashing_move)
     with pytest.raises(KeyboardInterrupt):
         bundle.finalize(scenario, ALL, parts, out, [s])
-    monkeypatch.setattr(bundle, "_move", real_move)
+    monkeypatch.setattr(disk, "move", real_move)
     assert not (out / "manifest.json").exists()
     assert not (parts / "whole.patients.json").exists()  # moved before the crash
-    leftover = bundle._tmp_path(out / "patients.csv", bundle._owner_mark(parts))
+    leftover = layout.tmp_path(out / "patients.csv", layout.owner_mark(parts))
     leftover.write_bytes(b"index,")
     first = bundle.finalize(scenario, ALL, parts, out, [s])
     assert digests(out) == digests(reference)
@@ -472,7 +473,7 @@ def test_one_chunk_run_copies_where_it_cannot_rename(tmp_path, scenario, referen
     def elsewhere(source, target):
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
-    monkeypatch.setattr(bundle, "_move", elsewhere)
+    monkeypatch.setattr(disk, "move", elsewhere)
     parts, out = tmp_path / "parts", tmp_path / "out"
     s = write_chunk(scenario, ALL, parts, 0, 0, N)
     files = bundle.finalize(scenario, ALL, parts, out, [s])

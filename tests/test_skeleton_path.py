@@ -13,6 +13,7 @@ from care_chain_support import drill, with_capacity
 from formats_support import digests, run
 
 from patientgen.formats import FORMATS, bundle
+from patientgen.formats.bundle import chain as bundle_chain
 from patientgen.generator import chainphase
 from patientgen.generator.build import make_patient
 from patientgen.generator.chain import simulate
@@ -92,12 +93,12 @@ def test_a_job_writes_the_files_of_a_phase_made_from_the_baseline_patients(tmp_p
     themselves, given to a job as its checkpoint, give the same files, chunked either way."""
     scenario = drill("starved", total_patients=2000, seed=77)
     formats = [f for f in FORMATS if f != "cards"]
-    bundle._chains.clear()
+    bundle_chain._chains.clear()
     run(scenario, formats, tmp_path / "fast", bundle.chunk_ranges(2000, chunk))
     slow_parts = tmp_path / "slow.parts"
     slow_parts.mkdir()
     (slow_parts / bundle.CHAIN_FILE).write_bytes(_slow_phase(scenario))
-    bundle._chains.clear()
+    bundle_chain._chains.clear()
     run(scenario, formats, tmp_path / "slow", bundle.chunk_ranges(2000, 2000))
     assert digests(tmp_path / "fast") == digests(tmp_path / "slow")
     assert (tmp_path / "fast.parts" / bundle.CHAIN_FILE).read_bytes() == (

@@ -2,7 +2,7 @@
 
 One fixed-width record per patient, in the order of patients.ndjson (record k is patient k), so
 the API filters, sorts, counts and finds casualties without parsing the NDJSON. Written by
-bundle.py next to the offsets index: per chunk a part, joined by plain concatenation.
+formats.bundle next to the offsets index: per chunk a part, joined by plain concatenation.
 
 Invariants:
 - Every code depends on the scenario alone (fronts in the scenario's order, nations in

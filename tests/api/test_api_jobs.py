@@ -141,6 +141,18 @@ def test_download_every_file_and_verify(live: Service, finished_job: dict, tmp_p
             f"/jobs/{job_id}/files/patients.csv", headers={"Range": "bytes=0-9", "If-Range": '"x"'}
         )
         assert stale.status_code == 200 and stale.content == csv
+        # If-Range naming the ETag or the Last-Modified: the range is served, or 416 outside
+        for validator in (etag, part.headers["last-modified"]):
+            current = {"If-Range": validator}
+            url = f"/jobs/{job_id}/files/patients.csv"
+            fresh = client.get(url, headers={**current, "Range": "bytes=0-9"})
+            assert fresh.status_code == 206 and fresh.content == csv[:10]
+            outside = client.get(url, headers={**current, "Range": f"bytes={len(csv)}-"})
+            assert outside.status_code == 416 and outside.headers["content-type"] == PROBLEM
+        malformed = client.get(
+            f"/jobs/{job_id}/files/patients.csv", headers={"Range": "bytes=oops"}
+        )
+        assert malformed.status_code == 200 and malformed.content == csv
 
         # the ZIP holds every file, byte for byte
         archive = client.get(f"/jobs/{job_id}/archive")

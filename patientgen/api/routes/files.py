@@ -108,7 +108,7 @@ def _safe_path(job_dir: Path, name: str) -> Path:
 
 
 class _File(FileResponse):
-    """FileResponse that can be told to ignore a malformed Range header (RFC 9110 allows it)."""
+    """FileResponse that can be told to ignore the Range header (`_honoured_ranges` decides)."""
 
     ignore_range = False
 
@@ -177,33 +177,44 @@ async def download_file(
     except OSError:
         raise Problem(404, "not-found", f"The file {name!r} is no longer on disk.") from None
     response = _File(
-        path,
-        media_type=content_type(name, str(entry.get("format"))),
-        headers=headers,
-        filename=Path(name).name,
-        stat_result=stat,
+        path, media_type=media_type, headers=headers, filename=Path(name).name, stat_result=stat
     )
-    http_range = request.headers.get("range")
-    if_range = request.headers.get("if-range")
-    if http_range is not None and (if_range is None or if_range.strip() == etag):
-        from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
-
-        try:
-            FileResponse._parse_range_header(http_range, stat.st_size)
-        except MalformedRangeHeader:
-            response.ignore_range = True
-        except RangeNotSatisfiable:
-            raise _unsatisfiable(stat.st_size, http_range) from None
+    # Starlette serves the ranges (one: 206, several: multipart/byteranges) and HEAD
+    validators = (etag, response.headers["last-modified"])
+    response.ignore_range = _honoured_ranges(request, stat.st_size, validators) is None
     return response
 
 
-def _unsatisfiable(size: int, http_range: str) -> Problem:
-    return Problem(
-        416,
-        "range-not-satisfiable",
-        f"The file has {size} bytes; the range {http_range!r} lies outside it.",
-        headers={"Content-Range": f"bytes */{size}"},
-    )
+def _honoured_ranges(
+    request: Request, size: int, validators: Sequence[str]
+) -> list[tuple[int, int]] | None:
+    """The byte ranges [start, stop) of a file of `size` bytes that the download serves, or
+    None for the whole file, for a local file and one in object storage alike.
+
+    The whole file: no Range; an If-Range naming none of the file's `validators` (its ETag, and
+    its Last-Modified where the response has one), so the copy the client holds is stale; a
+    malformed Range (ignored, as RFC 9110 allows). A range that lies outside the file is a 416
+    problem with `Content-Range: bytes */size`.
+    """
+    from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
+
+    http_range = request.headers.get("range")
+    if http_range is None:
+        return None
+    if_range = request.headers.get("if-range")
+    if if_range is not None and if_range.strip() not in validators:
+        return None
+    try:
+        return FileResponse._parse_range_header(http_range, size)
+    except MalformedRangeHeader:
+        return None
+    except RangeNotSatisfiable:
+        raise Problem(
+            416,
+            "range-not-satisfiable",
+            f"The file has {size} bytes; the range {http_range!r} lies outside it.",
+            headers={"Content-Range": f"bytes */{size}"},
+        ) from None
 
 
 def _streamed(
@@ -215,23 +226,13 @@ def _streamed(
     media_type: str,
     headers: dict[str, str],
 ) -> Response:
-    """A file read from object storage: whole, or the one range asked for (several ranges, or
-    a malformed or stale (If-Range) one, get the whole file, as RFC 9110 allows)."""
-    from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
-
+    """A file read from object storage: whole, or the one range asked for (several ranges get
+    the whole file, as RFC 9110 allows; which ranges are served: `_honoured_ranges`)."""
     start, end, status = 0, size - 1, 200
-    http_range = request.headers.get("range")
-    if_range = request.headers.get("if-range")
-    if http_range is not None and (if_range is None or if_range.strip() == headers["ETag"]):
-        try:
-            ranges = FileResponse._parse_range_header(http_range, size)
-        except MalformedRangeHeader:
-            ranges = []
-        except RangeNotSatisfiable:
-            raise _unsatisfiable(size, http_range) from None
-        if len(ranges) == 1:
-            start, end, status = ranges[0][0], ranges[0][1] - 1, 206
-            headers = {**headers, "Content-Range": f"bytes {start}-{end}/{size}"}
+    ranges = _honoured_ranges(request, size, (headers["ETag"],))
+    if ranges is not None and len(ranges) == 1:
+        start, end, status = ranges[0][0], ranges[0][1] - 1, 206
+        headers = {**headers, "Content-Range": f"bytes {start}-{end}/{size}"}
     headers = {
         **headers,
         "Accept-Ranges": "bytes",

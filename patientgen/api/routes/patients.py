@@ -12,6 +12,7 @@ works without the attribute index, so jobs written before it still page.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -53,47 +54,81 @@ RawFilters = dict[str, list[str] | None]
 RawTimes = dict[str, str | None]
 
 
-def casualty_filters(
-    front: FilterValues = None,
-    nation: FilterValues = None,
-    category: FilterValues = None,
-    triage: FilterValues = None,
-    outcome: FilterValues = None,
+@dataclass(frozen=True, slots=True)
+class CasualtyFilters:
+    """The attribute filters of every casualty query, as given (query parameters: FastAPI makes
+    them from these fields; checked against the index by `codes`)."""
+
+    front: FilterValues = None
+    nation: FilterValues = None
+    category: FilterValues = None
+    triage: FilterValues = None
+    outcome: FilterValues = None
     facility: Annotated[
         list[str] | None,
         Query(
             description="The last facility reached (POI for the killed in action). Repeat the "
             "parameter or give a comma list; any of the values matches."
         ),
-    ] = None,
-) -> RawFilters:
-    """The attribute filters of every casualty query, as given (checked against the index)."""
-    return {"front": front, "nation": nation, "category": category, "triage": triage,
-            "outcome": outcome, "facility": facility}  # fmt: skip
+    ] = None
+
+    def given(self) -> RawFilters:
+        return {"front": self.front, "nation": self.nation, "category": self.category,
+                "triage": self.triage, "outcome": self.outcome,
+                "facility": self.facility}  # fmt: skip
+
+    def codes(
+        self,
+        index: casualties.CasualtyIndex,
+        sort: str | None,
+        more_problems: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """The given filters as codes of the index; a 422 listing every unknown value, a bad
+        `sort` and `more_problems` (the caller's own parameters) if there is any."""
+        filters = {
+            name: casualties.split_values(values, index.codes[name])
+            for name, values in self.given().items()
+            if values
+        }
+        found = casualties.problems(index, filters, sort) + (more_problems or [])
+        if found:
+            raise invalid_fields_problem(found)
+        return filters
 
 
-def time_filters(
-    injured_before: Annotated[str | None, Query(description=_TIME_HELP["injured_before"])] = None,
-    injured_after: Annotated[str | None, Query(description=_TIME_HELP["injured_after"])] = None,
-    outcome_before: Annotated[str | None, Query(description=_TIME_HELP["outcome_before"])] = None,
-    outcome_after: Annotated[str | None, Query(description=_TIME_HELP["outcome_after"])] = None,
-) -> RawTimes:
-    """The time filters of the pages and tracks, as given (parsed by `_bounds`)."""
-    return {"injured_before": injured_before, "injured_after": injured_after,
-            "outcome_before": outcome_before, "outcome_after": outcome_after}  # fmt: skip
+@dataclass(frozen=True, slots=True)
+class CasualtyQuery(CasualtyFilters):
+    """The attribute filters and the time filters of the pages and the tracks, as given."""
+
+    injured_before: Annotated[str | None, Query(description=_TIME_HELP["injured_before"])] = None
+    injured_after: Annotated[str | None, Query(description=_TIME_HELP["injured_after"])] = None
+    outcome_before: Annotated[str | None, Query(description=_TIME_HELP["outcome_before"])] = None
+    outcome_after: Annotated[str | None, Query(description=_TIME_HELP["outcome_after"])] = None
+
+    def times(self) -> RawTimes:
+        return {"injured_before": self.injured_before, "injured_after": self.injured_after,
+                "outcome_before": self.outcome_before,
+                "outcome_after": self.outcome_after}  # fmt: skip
+
+    def is_plain(self) -> bool:
+        """No filter and no time bound given (a blank value is not given)."""
+        return not any(self.given().values()) and not any(
+            v and v.strip() for v in self.times().values()
+        )
+
+    def resolve(
+        self, index: casualties.CasualtyIndex, sort: str | None
+    ) -> tuple[dict[str, Any], dict[str, int]]:
+        """The filters as codes of the index and the time bounds in microseconds; a 422 listing
+        every problem with either (see `codes`)."""
+        bounds, time_problems = _bounds(self.times())
+        return self.codes(index, sort, time_problems), bounds
 
 
-Filters = Annotated[RawFilters, Depends(casualty_filters)]
-Times = Annotated[RawTimes, Depends(time_filters)]
-
-
-def _codes(index: casualties.CasualtyIndex, raw: RawFilters) -> dict[str, Any]:
-    """The given filters as codes of the index (unknown values are left for `problems`)."""
-    return {
-        name: casualties.split_values(values, index.codes[name])
-        for name, values in raw.items()
-        if values
-    }
+#: The query parameters of the counters (filters only) and of the pages and tracks (filters and
+#: times), one dependency each.
+Filters = Annotated[CasualtyFilters, Depends()]
+FiltersAndTimes = Annotated[CasualtyQuery, Depends()]
 
 
 def _micros(name: str, raw: str) -> tuple[int | None, dict[str, Any] | None]:
@@ -199,8 +234,7 @@ def _page(offset: int, limit: int, total: int, sort: str, lines: list[bytes]) ->
 async def list_patients(
     request: Request,
     job_id: UUID,
-    raw: Filters,
-    raw_times: Times,
+    query: FiltersAndTimes,
     who: Principal = Depends(principal),
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
@@ -217,9 +251,7 @@ async def list_patients(
     `X_after=T` split the casualties in two (X < T, X >= T). Records are exactly those of
     patients.ndjson."""
     job, job_dir, source = await _job_dir(request, job_id, who)
-    bounds, time_problems = _bounds(raw_times)
-    plain = not any(raw.values()) and not any(v and v.strip() for v in raw_times.values())
-    if sort == "index" and plain:  # the file's order: no attribute index needed
+    if sort == "index" and query.is_plain():  # the file's order: no attribute index needed
         records = next(e for e in entries(job) if e.get("name") == NDJSON_FILE).get("records")
         total = int(records if records is not None else job.config["scenario"]["total_patients"])
         lines: list[bytes] = []
@@ -229,10 +261,7 @@ async def list_patients(
             )
         return _page(offset, limit, total, sort, lines)
     index = await _index(job_dir)
-    filters = _codes(index, raw)
-    found = casualties.problems(index, filters, sort) + time_problems
-    if found:
-        raise invalid_fields_problem(found)
+    filters, bounds = query.resolve(index, sort)
 
     def read() -> tuple[int, list[bytes]]:
         total, positions = casualties.select(index, filters, sort, offset, limit, bounds)
@@ -269,8 +298,7 @@ async def patient_facets(
 async def patient_tracks(
     request: Request,
     job_id: UUID,
-    raw: Filters,
-    times: Times,
+    query: FiltersAndTimes,
     who: Principal = Depends(principal),
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_TRACKS)] = 1000,
@@ -281,11 +309,7 @@ async def patient_tracks(
     _, job_dir, _ = await _job_dir(request, job_id, who)
     index = await _index(job_dir)
     _replayable(index)
-    filters = _codes(index, raw)
-    bounds, time_problems = _bounds(times)
-    found = casualties.problems(index, filters, None) + time_problems
-    if found:
-        raise invalid_fields_problem(found)
+    filters, bounds = query.resolve(index, None)
 
     def read() -> dict[str, Any]:
         total, positions = casualties.select(index, filters, "injured_at", offset, limit, bounds)
@@ -313,7 +337,7 @@ async def patient_tracks(
 async def patient_counters(
     request: Request,
     job_id: UUID,
-    raw: Filters,
+    query: Filters,
     at: Annotated[str, Query(description="Count what happened before this RFC 3339 time.")],
     who: Principal = Depends(principal),
 ) -> Response:
@@ -323,11 +347,9 @@ async def patient_counters(
     _, job_dir, _ = await _job_dir(request, job_id, who)
     index = await _index(job_dir)
     _replayable(index)
-    filters = _codes(index, raw)
     micros, time_problem = _micros("at", at)
-    found = casualties.problems(index, filters, None) + ([time_problem] if time_problem else [])
-    if found or micros is None:
-        raise invalid_fields_problem(found)
+    filters = query.codes(index, None, [time_problem] if time_problem else [])
+    assert micros is not None  # else time_problem: a 422 above
 
     def count() -> dict[str, Any]:
         matches = casualties.mask(index, filters)

@@ -5,7 +5,6 @@ through the API and parsed here) and against its summary.json. Screenshots at 12
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -86,16 +85,22 @@ def wait_idle(page: Any) -> None:
 
 
 def play_for(page: Any, seconds: float) -> tuple[int, float]:
-    """Presses Play, lets it run, pauses; (exercise ms advanced, wall seconds it ran)."""
+    """Presses Play, lets it run, pauses; (exercise ms advanced, wall seconds it ran). The wall
+    time is the page's own, between the two presses as the page received them, so a test
+    process slowed by a loaded machine does not count time the page did not see."""
+    page.evaluate(
+        """() => { if (window.__presses) return; window.__presses = [];
+        document.querySelector('#replay-play').addEventListener('click',
+            () => window.__presses.push(performance.now()), {capture: true}); }"""
+    )
     before = at(page)
     page.click("#replay-play")
     page.wait_for_selector("#replay[data-state=playing]")
-    started = time.monotonic()
     page.wait_for_timeout(seconds * 1000)
     page.click("#replay-play")
-    wall = time.monotonic() - started
     wait_idle(page)
-    return at(page) - before, wall
+    pressed = page.evaluate("window.__presses.slice(-2)")
+    return at(page) - before, (pressed[1] - pressed[0]) / 1000
 
 
 def test_play_speed_pause_filter_seek_and_end(

@@ -4,16 +4,23 @@ The stdlib `zipfile` writes into a small unseekable sink (so it uses data descri
 of its own; the sink hands blocks of about 256 KiB through a bounded queue to the async generator
 the response iterates. A slow client therefore slows the writer down (back-pressure) instead of
 filling memory, and a client that goes away stops the writer at its next block.
+
+Every file is opened before the first byte is sent (`open_members`), so a download that has
+begun holds the files as they were then, whole, even if the job's folder is removed meanwhile
+(a delete, or the sweep of an idle copy): an open file outlives its name.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
+import time
 import zipfile
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import anyio
 
@@ -73,19 +80,60 @@ class _Sink:
             self.buffer.clear()
 
 
-def _write_zip(members: Sequence[tuple[str, Path]], sink: _Sink) -> None:
+#: A member of the archive: its name in the ZIP and the file, open for reading.
+Member = tuple[str, BinaryIO]
+
+
+class MissingMember(Exception):
+    """A file of the archive is not there (its name in the archive)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def open_members(files: Sequence[tuple[str, Path]]) -> list[Member]:
+    """Open every file now; MissingMember, with none left open, if one is not a file."""
+    opened: list[Member] = []
+    try:
+        for name, path in files:
+            try:
+                opened.append((name, path.open("rb")))
+            except (FileNotFoundError, IsADirectoryError):
+                raise MissingMember(name) from None
+    except BaseException:
+        _close(opened)
+        raise
+    return opened
+
+
+def _close(members: Sequence[Member]) -> None:
+    for _, source in members:
+        source.close()
+
+
+def _write_zip(members: Sequence[Member], sink: _Sink) -> None:
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        for name, path in members:
-            info = zipfile.ZipInfo.from_file(path, arcname=name)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with path.open("rb") as source, archive.open(info, "w", force_zip64=True) as target:
+        for name, source in members:
+            info = _info(name, os.fstat(source.fileno()))
+            with archive.open(info, "w", force_zip64=True) as target:
                 while block := source.read(BLOCK):
                     target.write(block)
     sink.close()
 
 
-async def zip_stream(members: Sequence[tuple[str, Path]]) -> AsyncIterator[bytes]:
-    """Yield the bytes of a ZIP holding `members` (archive name, file path)."""
+def _info(name: str, stat: os.stat_result) -> zipfile.ZipInfo:
+    """What `ZipInfo.from_file` says of a regular file, from the open file's status."""
+    info = zipfile.ZipInfo(name, time.localtime(stat.st_mtime)[:6])
+    info.external_attr = (stat.st_mode & 0xFFFF) << 16
+    info.file_size = stat.st_size
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
+
+
+async def zip_stream(members: Sequence[Member]) -> AsyncIterator[bytes]:
+    """Yield the bytes of a ZIP holding `members` (from `open_members`; closed once written,
+    or once the client is gone)."""
     blocks: queue.Queue[object] = queue.Queue(maxsize=QUEUE_BLOCKS)
     stop = threading.Event()
     failure: list[BaseException] = []
@@ -98,6 +146,8 @@ async def zip_stream(members: Sequence[tuple[str, Path]]) -> AsyncIterator[bytes
             return
         except BaseException as exc:  # reported to the consumer below
             failure.append(exc)
+        finally:
+            _close(members)
         with contextlib.suppress(_Stopped):
             sink._push(_DONE)
 

@@ -318,3 +318,30 @@ def test_no_path_traversal(live: Service, finished_job: dict, name: str) -> None
         response = client.get(f"/jobs/{job_id}/files/{name}")
         assert response.status_code == 404, response.text
         assert response.headers["content-type"] == PROBLEM
+
+
+def test_an_archive_begun_is_whole_even_if_the_job_is_deleted_meanwhile(live: Service) -> None:
+    """A ZIP download that has begun holds every file of the job, byte for byte, even when the
+    job is deleted (its folder removed) while it streams: the files are opened before the first
+    byte is sent. Before, each file was opened as its turn came and the download broke off."""
+    with live.client("alice") as client:
+        body = {"scenario": {"total_patients": 3000, "seed": 8}, "formats": ["csv", "fhir"]}
+        job_id = client.post("/jobs", json=body).json()["job_id"]
+        assert read_events(client, f"/jobs/{job_id}/events")[-1][1]["status"] == "completed"
+        listed = client.get(f"/jobs/{job_id}/files").json()["items"]
+        bodies = {
+            f["name"]: client.get(f"/jobs/{job_id}/files/{f['name']}").content for f in listed
+        }
+        assert sum(len(b) for b in bodies.values()) > 20 << 20  # far more than the stream buffers
+        received = bytearray()
+        with client.stream("GET", f"/jobs/{job_id}/archive") as archive:
+            assert archive.status_code == 200
+            blocks = archive.iter_bytes()
+            received += next(blocks)
+            assert client.delete(f"/jobs/{job_id}").status_code == 204
+            assert client.get(f"/jobs/{job_id}").status_code == 404
+            for block in blocks:
+                received += block
+    with zipfile.ZipFile(io.BytesIO(bytes(received))) as zf:
+        assert zf.testzip() is None
+        assert {name: zf.read(name) for name in zf.namelist()} == bodies

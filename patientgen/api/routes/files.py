@@ -20,7 +20,7 @@ import anyio
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
-from patientgen.api.archive import zip_stream
+from patientgen.api.archive import MissingMember, open_members, zip_stream
 from patientgen.api.auth import Principal, principal
 from patientgen.api.common import (
     file_entry,
@@ -264,12 +264,11 @@ async def download_archive(
     job = await get_job(request, job_id, who.scope)
     completed(job)
     job_dir = await readable_dir(state.service, job)
-    members = []
-    for entry in entries(job):
-        path = _safe_path(job_dir, str(entry["name"]))
-        if not path.is_file():
-            raise Problem(404, "not-found", f"The file {entry['name']!r} is no longer on disk.")
-        members.append((str(entry["name"]), path))
+    files = [(str(e["name"]), _safe_path(job_dir, str(e["name"]))) for e in entries(job)]
+    try:
+        members = open_members(files)  # all now: the download is whole whatever happens next
+    except MissingMember as gone:
+        raise Problem(404, "not-found", f"The file {gone.name!r} is no longer on disk.") from None
     return CappedStreamingResponse(
         zip_stream(members),
         slots=state.archive_slots,  # 429 over PATIENTGEN_MAX_ARCHIVES_PER_KEY open downloads

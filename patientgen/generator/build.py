@@ -3,13 +3,14 @@
 Kept flat on purpose: this runs once per patient and is the generator's hot path (no pydantic, no
 copies; shared tuples for codes and displays; cumulative weights looked up with bisect).
 
-Each stage that the care-chain phase also needs is split in two: a draw core that draws from the
-stream and computes numbers only (`_where`, `_hurt`, `_medic_triage`, `_stays`; `_first_aid` and
-`_path` make no record anyway), and the records made from its result (`_who`, `_conditions`,
-`_poi`, `_facilities`), which draw nothing more except `_who`'s names, birth date, service number
-and blood group (`WHO_DRAWS` plus the service number's draws). Invariant: every draw of a
-patient's stream is made here, once; generator/skeleton_path.py calls the same cores in the same
-order, so a casualty's skeleton is the one of its patient by construction.
+Every draw of a patient's stream is made here, once, by the stage functions. The stages the
+care-chain phase needs (`_who`, `_hurt`, `_poi`, `_facilities`; `_first_aid` and `_path` make no
+record anyway) also run without records: `records` False (or `timeline` None) makes them draw
+exactly the same numbers in the same order and skip only what makes a record (names, dates,
+conditions, events, procedures, visits). generator/skeleton_path.py calls them so, in
+make_patient's order, and reads the numbers: the care-chain skeleton of a casualty is the one of
+its patient by construction. Invariant: nothing under a `records` branch draws from the stream,
+and nothing is drawn in one mode that is not drawn in the other.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from math import exp, log
 from random import Random
-from typing import Any, Literal
+from typing import Literal
 
 from patientgen.generator import care
 from patientgen.generator import injuries as inj
@@ -69,7 +70,7 @@ from patientgen.generator.injuries import (
     SPINE,
     WOUND,
 )
-from patientgen.generator.names import service_number
+from patientgen.generator.names import service_number, service_number_draws
 from patientgen.generator.patient import (
     Condition,
     Event,
@@ -100,8 +101,7 @@ NO_SITE = (None, None)
 SITES = {k: v for k, v in BODY_SITES.items()}
 HOUR = 3600
 DAY = 86400
-#: The time the draw cores (`_medic_triage`, `_stays`) give every set of vitals: they draw numbers,
-#: and the caller that keeps the vitals as a record sets the time they were taken.
+#: The time of the vitals drawn without records (never read).
 NO_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 #: Intercept of the mortality curve of disease and non-battle injuries (independent of intensity).
@@ -145,13 +145,13 @@ class _Hurt:
     """Stage 2: what happened to them: injuries or illness, conditions, severity, fate."""
 
     __slots__ = (
-        "abdomen", "anxious", "bleed_ais", "chest", "conditions", "dies", "fever", "flags", "gcs0",
-        "head_ais", "kia", "limb_bleed", "limb_fracture", "max_ais", "mechanism", "other_bleed",
+        "abdomen", "anxious", "chest", "conditions", "dies", "fever", "flags", "gcs0",
+        "head_ais", "injuries", "kia", "limb_bleed", "limb_fracture", "max_ais", "mechanism",
+        "other_bleed",
         "pain0", "shock", "triage", "wound",
     )  # fmt: skip
     abdomen: bool
     anxious: bool
-    bleed_ais: int
     chest: bool
     conditions: list[Condition]
     dies: bool
@@ -159,6 +159,7 @@ class _Hurt:
     flags: int
     gcs0: int
     head_ais: int
+    injuries: list[inj.Injury]
     kia: bool
     limb_bleed: bool
     limb_fracture: bool
@@ -187,8 +188,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         reseed(rng, stream_seed)
     r = rng.random
     who = _who(plan, r)
-    hurt, injuries = _hurt(plan, who, r)
-    hurt.conditions = _conditions(who, hurt, injuries)
+    hurt = _hurt(plan, who, r)
     aid, poi_procs, splinted = _first_aid(who, hurt, r)
     outcome: Outcome
     outcome_facility: Facility
@@ -204,8 +204,8 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
             triage, poi_vitals, procedures, last = _poi(who, hurt, r, aid, poi_procs, timeline)
         outcome, path, quick = _path(plan, who, hurt, triage, r)
         visits, outcome_at, outcome_facility, triage = _facilities(
-            plan, who, hurt, r, triage, poi_vitals, procedures, last, path, quick, splinted,
-            timeline,
+            plan, who, hurt, r, triage, poi_vitals, procedures, last, outcome, path, quick,
+            splinted, timeline,
         )  # fmt: skip
     event = who.event
     return Patient(
@@ -236,9 +236,10 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
     )
 
 
-def _where(plan: Plan, r: Callable[[], float]) -> _Who:
-    """The draws of who the casualty is that the chain of care depends on: category, origin,
-    front, kind of fighting, time and nation (the first of `_who`'s, and the skeleton path's)."""
+def _who(plan: Plan, r: Callable[[], float], records: bool = True) -> _Who:
+    """Who the casualty is, where and when. Without `records`, only what the chain of care
+    depends on (category, origin, front, kind of fighting, nation, `base`): the draws of the sex,
+    age, birth date, names, service number and blood group are made and not used."""
     w = _Who()
     category = CATEGORIES[bisect_right(plan.category_cum, r())]
     battle = category == "battle_injury"
@@ -254,23 +255,16 @@ def _where(plan: Plan, r: Callable[[], float]) -> _Who:
         front = plan.fronts[bisect_right(plan.front_cum, r())]
         warfare = plan.warfare_names[bisect_right(plan.warfare_cum, r())]
         offset = plan.times.offset(r, battle, warfare if battle else category)
-    w.category, w.battle, w.is_disease, w.event = category, battle, category == "disease", event
-    w.front, w.warfare = front, warfare
-    w.nation = front.nations[bisect_right(front.nation_cum, r())]
-    w.base = plan.start_ts + offset
-    return w
-
-
-#: How many draws `_who` makes after `_where`'s, besides the service number's: sex, age, birth
-#: date, given and family name, blood group.
-WHO_DRAWS = 6
-
-
-def _who(plan: Plan, r: Callable[[], float]) -> _Who:
-    w = _where(plan, r)
-    nation = w.nation
-    injured_at = w.injured_at = _fts(w.base, UTC)
-    female = w.female = r() < plan.female_share[nation]
+    nation = front.nations[bisect_right(front.nation_cum, r())]
+    base = plan.start_ts + offset
+    if not records:
+        for _ in range(_WHO_DRAWS + service_number_draws(nation)):
+            r()
+        w.category, w.battle, w.is_disease, w.event = category, battle, category == "disease", event
+        w.front, w.warfare, w.nation, w.base = front, warfare, nation, base
+        return w
+    injured_at = _fts(base, UTC)
+    female = r() < plan.female_share[nation]
     age = 18 + int(38.0 * r() ** 2.2)
     birth = date.fromordinal(injured_at.toordinal() - int((age + 0.01 + 0.98 * r()) * 365.2425))
     first_m, first_f, last_m, last_f = plan.name_pools[nation]
@@ -280,15 +274,22 @@ def _who(plan: Plan, r: Callable[[], float]) -> _Who:
         w.given, w.family = first_m.pick(r()), last_m.pick(r())
     w.service = service_number(nation, r, birth, w.family)
     w.blood = BLOOD_GROUPS[bisect_right(plan.blood_cum, r())]
-    w.birth = birth
+    w.category, w.battle, w.is_disease, w.event = category, battle, category == "disease", event
+    w.front, w.warfare, w.nation, w.base, w.injured_at = front, warfare, nation, base, injured_at
+    w.female, w.birth = female, birth
     return w
 
 
-def _hurt(plan: Plan, who: _Who, r: Callable[[], float]) -> tuple[_Hurt, list[inj.Injury]]:
-    """The draws of what happened to the casualty: (everything but the conditions, the injuries
-    or illness). `_conditions` makes the records; the skeleton path reads the injuries' regions."""
+#: The draws of `_who` after the nation's, besides the service number's: sex, age, birth date,
+#: given name, family name, blood group.
+_WHO_DRAWS = 6
+
+
+def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -> _Hurt:
+    """What happened to the casualty; without `records`, no conditions (an empty list)."""
     h = _Hurt()
     battle, is_disease = who.battle, who.is_disease
+    injured_at = who.injured_at if records else NO_TIME
     if battle:
         mechanism = inj.BATTLE_MECHANISMS[bisect_right(plan.mechanism_cum[who.warfare], r())]
         injuries = inj.battle_injuries(mechanism, r)
@@ -309,6 +310,8 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float]) -> tuple[_Hurt, list[in
     flags = 0
     head_ais = bleed_ais = max_ais = 0
     limb_bleed = other_bleed = abdomen = limb_fracture = False
+    conditions = []
+    severity = inj.SEVERITY
     lethal = False
     for template, region, ais in injuries:
         f = template[4]
@@ -331,51 +334,31 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float]) -> tuple[_Hurt, list[in
             limb_fracture = True
         if is_disease:
             lethal = lethal or can_kill_disease(template[0], ais)
+        if records:
+            site = SITES[region] if region is not None else NO_SITE
+            conditions.append(
+                Condition(
+                    template[0], template[1], severity[ais], region, site[0], site[1], injured_at
+                )
+            )
     if not is_disease:
         lethal = can_kill_injury(max_ais)
     # only a condition that can kill gives a chance of death (coherence: KIA, DOW, DIED)
     dies = r() < p_death and lethal
     kia = dies and battle and r() >= DOW_SHARE
-    h.mechanism, h.triage, h.flags, h.head_ais, h.max_ais, h.bleed_ais = (
-        mechanism, plan.triage(score), flags, head_ais, max_ais, bleed_ais,
-    )  # fmt: skip
-    h.limb_bleed, h.other_bleed, h.abdomen, h.limb_fracture = (
-        limb_bleed, other_bleed, abdomen, limb_fracture,
-    )  # fmt: skip
-    h.dies, h.kia = dies, kia
     shock = 0.0
     if bleed_ais:
         shock = 0.28 * (bleed_ais - 2) + 0.012 * (iss - 9)
         shock = 0.0 if shock < 0.0 else 1.0 if shock > 1.0 else shock
-    # those who die of wounds that bleed or burn are in shock from the start
-    if dies and battle and not kia and flags & (BLEED | BURN) and shock < 0.5:
-        shock = 0.5
-    h.shock = shock
-    h.chest, h.fever = bool(flags & CHEST), bool(flags & INFECTION)
-    h.anxious, h.wound = bool(flags & PSYCH), bool(flags & WOUND)
-    h.gcs0 = care.base_gcs(head_ais, r)
-    if is_disease:
-        h.pain0 = 1 + int(r() * 3) + (3 if flags & GI else 0)
-    else:
-        h.pain0 = min(10, 2 + int(1.4 * max_ais + r() * 2))
-    return h, injuries
-
-
-def _conditions(who: _Who, hurt: _Hurt, injuries: list[inj.Injury]) -> list[Condition]:
-    """The conditions of `_hurt`'s draws (no draw): each injury or illness, then shock and
-    exsanguination where they are coded."""
-    at, severity, sites, no_site = who.injured_at, inj.SEVERITY, SITES, NO_SITE
-    conditions = []
-    for template, region, ais in injuries:
-        site = sites[region] if region is not None else no_site
-        conditions.append(
-            Condition(template[0], template[1], severity[ais], region, site[0], site[1], at)
-        )
-    battle, dies, kia, shock = who.battle, hurt.dies, hurt.kia, hurt.shock
     dow = dies and battle and not kia
     # Shock is coded for haemorrhage: those who die of bleeding wounds or burns are in shock from
     # the start; a disease or non-battle death is never coded as shock (coherence rules).
-    if (dow and hurt.flags & (BLEED | BURN)) or (shock >= 0.5 and not (dies and not battle)):
+    coded = shock >= 0.5 and not (dies and not battle)
+    if dow and flags & (BLEED | BURN):
+        coded = True
+        if shock < 0.5:
+            shock = 0.5
+    if coded and records:
         conditions.append(
             Condition(
                 SHOCK[0],
@@ -384,14 +367,30 @@ def _conditions(who: _Who, hurt: _Hurt, injuries: list[inj.Injury]) -> list[Cond
                 None,
                 None,
                 None,
-                at,
+                injured_at,
             )
         )
-    if kia and hurt.bleed_ais >= 4:
+    if kia and bleed_ais >= 4 and records:
         conditions.append(
-            Condition(EXSANGUINATION[0], EXSANGUINATION[1], "critical", None, None, None, at)
+            Condition(
+                EXSANGUINATION[0], EXSANGUINATION[1], "critical", None, None, None, injured_at
+            )
         )
-    return conditions
+    h.mechanism, h.triage, h.flags, h.head_ais, h.max_ais = (
+        mechanism, plan.triage(score), flags, head_ais, max_ais,
+    )  # fmt: skip
+    h.limb_bleed, h.other_bleed, h.abdomen, h.limb_fracture = (
+        limb_bleed, other_bleed, abdomen, limb_fracture,
+    )  # fmt: skip
+    h.conditions, h.shock, h.dies, h.kia, h.injuries = conditions, shock, dies, kia, injuries
+    h.chest, h.fever = bool(flags & CHEST), bool(flags & INFECTION)
+    h.anxious, h.wound = bool(flags & PSYCH), bool(flags & WOUND)
+    h.gcs0 = care.base_gcs(head_ais, r)
+    if is_disease:
+        h.pain0 = 1 + int(r() * 3) + (3 if flags & GI else 0)
+    else:
+        h.pain0 = min(10, 2 + int(1.4 * max_ais + r() * 2))
+    return h
 
 
 def _first_aid(
@@ -456,42 +455,34 @@ def _killed(
     return triage, [visit], timeline, died_at
 
 
-def _medic_triage(
-    hurt: _Hurt, r: Callable[[], float], t: int, poi_procs: list[tuple[str, str]]
-) -> tuple[list[int], int, Vitals, TriageCategory]:
-    """The draws of buddy aid and the medic at the point of injury, from `t` (seconds after the
-    injury): (the time of each procedure, the triage time, vitals at NO_TIME, triage)."""
-    times = []
-    last = -1
-    for _ in poi_procs:
-        times.append(t)
-        last = t
-        t += 60 + int(r() * 180)
-    tri = _medic(r, last if last >= 0 else t)
-    vit = care.vitals(
-        r, NO_TIME, hurt.shock, hurt.gcs0, hurt.chest, hurt.fever, hurt.anxious, hurt.pain0
-    )
-    return times, tri, vit, triage_first(hurt.triage, vit, r)
-
-
 def _poi(
     who: _Who,
     hurt: _Hurt,
     r: Callable[[], float],
     t: int,
     poi_procs: list[tuple[str, str]],
-    timeline: list[Event],
+    timeline: list[Event] | None,
 ) -> tuple[TriageCategory, Vitals, list[Procedure], int]:
-    """Buddy aid, then the medic's vitals and triage: (triage, vitals, procedures, seconds)."""
+    """Buddy aid, then the medic's vitals and triage: (triage, vitals, procedures, seconds).
+    Without a timeline (no records): no procedures, and the vitals' time is NO_TIME."""
     base = who.base
-    times, tri, vit, triage = _medic_triage(hurt, r, t, poi_procs)
     procedures = []
-    for proc, seconds in zip(poi_procs, times, strict=True):
-        when = _fts(base + seconds, UTC)
-        procedures.append(Procedure(proc[0], proc[1], when))
-        timeline.append(Event(when, "treated", "POI", proc[1]))
-    at = vit.taken_at = _fts(base + tri, UTC)
-    timeline.append(Event(at, "triaged", "POI", triage))
+    last = -1
+    for proc in poi_procs:
+        if timeline is not None:
+            when = _fts(base + t, UTC)
+            procedures.append(Procedure(proc[0], proc[1], when))
+            timeline.append(Event(when, "treated", "POI", proc[1]))
+        last = t
+        t += 60 + int(r() * 180)
+    tri = _medic(r, last if last >= 0 else t)
+    at = _fts(base + tri, UTC) if timeline is not None else NO_TIME
+    vit = care.vitals(
+        r, at, hurt.shock, hurt.gcs0, hurt.chest, hurt.fever, hurt.anxious, hurt.pain0
+    )
+    triage = triage_first(hurt.triage, vit, r)
+    if timeline is not None:
+        timeline.append(Event(at, "triaged", "POI", triage))
     return triage, vit, procedures, tri
 
 
@@ -559,41 +550,42 @@ def _path(
     return outcome, path, quick
 
 
-#: One stay at a facility, as `_stays` draws it (seconds from the injury): (transit, arrival,
-#: triage time, vitals, triage there, procedures after the triage, the time of each, end of the
-#: stay: death, return to duty or departure). Role 4's: its arrival is its triage and its end.
-Stay = tuple[int, int, int, Vitals, TriageCategory, list[tuple[str, str]], list[int], int]
-_NOTHING: list[Any] = []  # Role 4's procedures and times (never appended to)
+#: One facility's numbers, drawn without records: (unit id, transit, arrival, triage time, triage
+#: there, procedures after the triage, the time of each, end of the stay), seconds from the injury.
+Stay = tuple[str, int, int, int, TriageCategory, list[tuple[str, str]], list[int], int]
 
 
-def _stays(
+def _facilities(
     plan: Plan,
     who: _Who,
     hurt: _Hurt,
     r: Callable[[], float],
     triage: TriageCategory,
+    poi_vitals: Vitals | None,
+    procedures: list[Procedure],
     last: int,
+    outcome: Outcome,
     path: list[Facility],
     quick: bool,
     splinted: bool,
-    home: bool,
-) -> tuple[int, list[str], list[Stay]]:
-    """The draws of leaving the point of injury and of each facility of the path, in the order of
-    the stream, as numbers: (pickup, unit ids of the theatre's facilities, one Stay a facility).
-    `last` is when the point of injury is done with the casualty. Every facility of the theatre
-    triages again on arrival. `home` False stops before Role 4 (whose draws are the stream's last).
+    timeline: list[Event] | None,
+    stays: list[Stay] | None = None,
+) -> tuple[list[Visit], datetime, Facility, TriageCategory]:
+    """Leaving the point of injury and each facility of the path: (visits, outcome time, outcome
+    facility, first triage). Every facility of the theatre triages again on arrival.
 
-    The one place the chain of care is drawn: `_facilities` makes the records from it, and
-    generator/skeleton_path.py the care-chain simulation's skeletons.
-    """
-    is_disease, dies = who.is_disease, hurt.dies
-    mk_vitals, no_time = care.vitals, NO_TIME
+    Without a timeline (no records): no visit, event or procedure is made and the draws stop
+    before Role 4 (the stream's last); each facility of the theatre appends its Stay to `stays`
+    (then the outcome time returned is NO_TIME)."""
+    base, is_disease, battle, front = who.base, who.is_disease, who.battle, who.front
+    fts, utc, Ev, Proc, Vis = _fts, UTC, Event, Procedure, Visit  # locals: faster
+    mk_vitals = care.vitals
     flags, head_ais, max_ais = hurt.flags, hurt.head_ais, hurt.max_ais
     chest, fever, anxious, wound = hurt.chest, hurt.fever, hurt.anxious, hurt.wound
     limb_bleed, other_bleed = hurt.limb_bleed, hurt.other_bleed
     limb_fracture, abdomen = hurt.limb_fracture, hurt.abdomen
     if not is_disease:
-        pickup = last + int(exp(_LOG_PICKUP[(who.battle, triage)] + 0.5 * NORMAL[int(r() * 4096)]))
+        pickup = last + int(exp(plan_log_pickup(triage, battle) + 0.5 * NORMAL[int(r() * 4096)]))
         if triage == "T4" and pickup < last + T4_WAIT:  # the expectant wait for the others
             pickup = last + T4_WAIT + int(r() * 1800)
     else:  # from the onset of illness to leaving the unit for Role 1: the same day
@@ -602,35 +594,75 @@ def _stays(
             pickup = DISEASE_MAX_WAIT - 6 * HOUR + int(r() * 6 * HOUR)
     if pickup <= last:
         pickup = last + 60
-    ids = who.front.units
+    records = timeline is not None
+    departed = fts(base + pickup, utc) if records else NO_TIME
+    first = path[0]
+    ids = front.units
     facility_ids = []
     for fac in path:
-        if fac != "R4":
+        if fac == "R4":
+            facility_ids.append(plan.r4_ids[who.nation])
+        else:
             units = ids[fac]
             facility_ids.append(units[int(r() * len(units))] if len(units) > 1 else units[0])
+    visits = []
+    if timeline is not None:
+        timeline.append(Ev(departed, "departed", "POI", facility_ids[0]))
+        poi_triage = None if is_disease else triage
+        visits.append(
+            Vis(
+                "POI",
+                front.poi_id,
+                who.injured_at,
+                departed,
+                poi_triage,
+                poi_vitals,
+                procedures,
+                "evacuated",
+                None,
+            )
+        )
     last = pickup
+
     speed = 1.0 if is_disease else SPEED[triage]
     chest_done = intubated = controlled = antibiotics = False
     gcs_now = hurt.gcs0
     pain_now = hurt.pain0
     s_now = hurt.shock
+    dies = hurt.dies
     n = len(path)
-    current = triage
-    stays: list[Stay] = []
+    outcome_at = departed
+    outcome_facility = first
+    current: TriageCategory = triage
+    first_triage: TriageCategory = triage
     for k in range(n):
         fac = path[k]
         final = k == n - 1
         if fac == "R4":  # strategic aeromedical evacuation home; the record ends on arrival
-            if home:
-                typical = exp(plan.log_delay["R4"])
-                flight = typical * exp(0.25 * NORMAL[int(r() * 4096)])
-                transit = int(min(max(flight, 0.5 * typical), 2.0 * typical))
-                arrive = last + transit
-                vit = mk_vitals(
-                    r, no_time, s_now * 0.1, min(15, gcs_now + 1), False, False, anxious,
-                    max(0, pain_now - 2),
-                )  # fmt: skip
-                stays.append((transit, arrive, arrive, vit, current, _NOTHING, _NOTHING, arrive))
+            if timeline is None:
+                break
+            typical = exp(plan.log_delay["R4"])
+            flight = typical * exp(0.25 * NORMAL[int(r() * 4096)])
+            transit = int(min(max(flight, 0.5 * typical), 2.0 * typical))
+            arrive = last + transit
+            arrived_at = fts(base + arrive, utc)
+            timeline.append(Ev(arrived_at, "arrived", fac, facility_ids[k]))
+            vit = mk_vitals(
+                r,
+                arrived_at,
+                s_now * 0.1,
+                min(15, gcs_now + 1),
+                False,
+                False,
+                anxious,
+                max(0, pain_now - 2),
+            )
+            visits.append(
+                Vis(fac, facility_ids[k], arrived_at, None, None, vit, [], "admitted",
+                    transit // 6 / 10)
+            )  # fmt: skip
+            outcome_at = arrived_at
+            outcome_facility = "R4"
             break
         leg = "R2air" if (k == 0 and fac == "R2") else fac
         transit = int(exp(plan.log_delay[leg] + 0.45 * NORMAL[int(r() * 4096)]) * speed)
@@ -638,11 +670,12 @@ def _stays(
             transit = 300
         arrive = last + transit
         # vitals and triage on arrival
-        s_here = 0.8 if dies and final and s_now < 0.8 else s_now
+        dying_here = dies and final
+        s_here = 0.8 if dying_here and s_now < 0.8 else s_now
         tri = arrive + 120 + int(r() * 300)
         vit = mk_vitals(
             r,
-            no_time,
+            fts(base + tri, utc) if records else NO_TIME,
             s_here,
             gcs_now,
             chest and not chest_done,
@@ -650,10 +683,14 @@ def _stays(
             anxious,
             pain_now,
         )
-        # sick call: the first triage of a disease casualty; else triage again on arrival
-        current = triage_first(current, vit, r) if k == 0 and is_disease else retriage(current, vit)
-        # what is done here after the triage, in order
+        if k == 0 and is_disease:  # sick call: the first triage of a disease casualty
+            current = first_triage = triage_first(current, vit, r)
+        else:
+            current = retriage(current, vit)
+        # what is done here, in order (the triage first, at the first facility)
         todo = []
+        if k == 0 and records:
+            todo.append(TRIAGE)
         if fac in ("R1", "R2") and not controlled and (limb_bleed or other_bleed):
             todo.append(HEMORRHAGE_CONTROL)
             controlled = True
@@ -693,12 +730,28 @@ def _stays(
                     todo.append(CRANIOTOMY)
         gap_lo, gap_span = (180, 420) if fac == "R1" else (1200, 4200)
         t = tri + 60 + int(r() * 240)
-        times = []
-        last = tri
-        for _ in todo:
-            times.append(t)
-            last = t
+        procs = []
+        times = []  # without records, of each procedure in todo
+        last_proc = tri
+        if timeline is not None:
+            arrived_at = fts(base + arrive, utc)
+            timeline.append(Ev(arrived_at, "arrived", fac, facility_ids[k]))
+            triaged_at = vit.taken_at
+            timeline.append(Ev(triaged_at, "triaged", fac, current))
+        for proc in todo:
+            if proc is TRIAGE:  # the triage itself: the "triaged" event of the timeline
+                procs.append(Proc(proc[0], proc[1], triaged_at))
+                continue
+            if timeline is not None:
+                when = fts(base + t, utc)
+                procs.append(Proc(proc[0], proc[1], when))
+                timeline.append(Ev(when, "treated", fac, proc[1]))
+            else:
+                times.append(t)
+            last_proc = t
             t += gap_lo + int(r() * gap_span)
+        last = last_proc
+        transit_minutes = transit // 6 / 10
         # how long the stay lasts
         if final and dies:
             end = last + 600 + int(r() * DOW_SPAN[fac])
@@ -722,97 +775,36 @@ def _stays(
             if fac != "R3":
                 median *= speed
             end = last + 300 + int(median * exp(0.4 * NORMAL[int(r() * 4096)]))
-        stays.append((transit, arrive, tri, vit, current, todo, times, end))
+        if timeline is None:
+            stays.append((facility_ids[k], transit, arrive, tri, current, todo, times, end))  # type: ignore[union-attr]
+        else:
+            end_at = fts(base + end, utc)
+            if final:
+                kind: Literal["died", "returned_to_duty"] = "died" if dies else "returned_to_duty"
+                timeline.append(Ev(end_at, kind, fac, None))
+                visits.append(
+                    Vis(fac, facility_ids[k], arrived_at, None, current, vit, procs, kind,
+                        transit_minutes)
+                )  # fmt: skip
+                outcome_at, outcome_facility = end_at, fac
+            else:
+                onward = path[k + 1]
+                timeline.append(
+                    Ev(end_at, "evacuated" if onward == "R4" else "departed", fac,
+                       facility_ids[k + 1])
+                )  # fmt: skip
+                visits.append(
+                    Vis(fac, facility_ids[k], arrived_at, end_at, current, vit, procs,
+                        "evacuated", transit_minutes)
+                )  # fmt: skip
+        if final:
+            break
         last = end
         # treatment works: less shock, less pain, a little better GCS further back
         s_now = s_now * (0.8 if fac == "R1" else 0.45)
         pain_now = pain_now - 2 if pain_now > 2 else pain_now
         if fac != "R1" and gcs_now < 15:
             gcs_now += 1
-    return pickup, facility_ids, stays
-
-
-def _facilities(
-    plan: Plan,
-    who: _Who,
-    hurt: _Hurt,
-    r: Callable[[], float],
-    triage: TriageCategory,
-    poi_vitals: Vitals | None,
-    procedures: list[Procedure],
-    last: int,
-    path: list[Facility],
-    quick: bool,
-    splinted: bool,
-    timeline: list[Event],
-) -> tuple[list[Visit], datetime, Facility, TriageCategory]:
-    """Leaving the point of injury and each facility of the path, as records (the draws are
-    `_stays`'): (visits, outcome time, outcome facility, first triage)."""
-    base, is_disease, front = who.base, who.is_disease, who.front
-    fts, utc, Ev, Proc, Vis = _fts, UTC, Event, Procedure, Visit  # locals: faster
-    pickup, facility_ids, stays = _stays(
-        plan, who, hurt, r, triage, last, path, quick, splinted, True
-    )
-    if path[-1] == "R4":
-        facility_ids.append(plan.r4_ids[who.nation])
-    departed = fts(base + pickup, utc)
-    timeline.append(Ev(departed, "departed", "POI", facility_ids[0]))
-    poi_triage = None if is_disease else triage
-    visits = [
-        Vis(
-            "POI",
-            front.poi_id,
-            who.injured_at,
-            departed,
-            poi_triage,
-            poi_vitals,
-            procedures,
-            "evacuated",
-            None,
-        )
-    ]
-    dies = hurt.dies
-    final = len(stays) - 1
-    outcome_at = departed
-    outcome_facility: Facility = path[0]
-    first_triage = stays[0][4] if is_disease else triage  # a disease's first: at sick call
-    for k, (transit, arrive, tri, vit, current, todo, times, end) in enumerate(stays):
-        fac, unit = path[k], facility_ids[k]
-        arrived_at = fts(base + arrive, utc)
-        timeline.append(Ev(arrived_at, "arrived", fac, unit))
-        if fac == "R4":
-            vit.taken_at = arrived_at
-            visits.append(
-                Vis(fac, unit, arrived_at, None, None, vit, [], "admitted", transit // 6 / 10)
-            )
-            outcome_at, outcome_facility = arrived_at, fac
-            break
-        triaged_at = vit.taken_at = fts(base + tri, utc)
-        timeline.append(Ev(triaged_at, "triaged", fac, current))
-        # the triage first (at the first facility: the "triaged" event), then the rest in order
-        procs = [Proc(TRIAGE[0], TRIAGE[1], triaged_at)] if k == 0 else []
-        for proc, t in zip(todo, times, strict=True):
-            when = fts(base + t, utc)
-            procs.append(Proc(proc[0], proc[1], when))
-            timeline.append(Ev(when, "treated", fac, proc[1]))
-        transit_minutes = transit // 6 / 10
-        end_at = fts(base + end, utc)
-        if k == final:
-            kind: Literal["died", "returned_to_duty"] = "died" if dies else "returned_to_duty"
-            timeline.append(Ev(end_at, kind, fac, None))
-            visits.append(
-                Vis(fac, unit, arrived_at, None, current, vit, procs, kind, transit_minutes)
-            )
-            outcome_at, outcome_facility = end_at, fac
-            break
-        onward = path[k + 1]
-        timeline.append(
-            Ev(end_at, "evacuated" if onward == "R4" else "departed", fac, facility_ids[k + 1])
-        )
-        visits.append(
-            Vis(fac, unit, arrived_at, end_at, current, vit, procs, "evacuated",
-                transit_minutes)
-        )  # fmt: skip
     return visits, outcome_at, outcome_facility, first_triage
 
 
@@ -828,6 +820,11 @@ _LOG_PICKUP = {
     (True, "T3"): log(20 * 60), (False, "T1"): log(15 * 60), (False, "T4"): log(60 * 60),
     (False, "T2"): log(20 * 60), (False, "T3"): log(30 * 60),
 }  # fmt: skip
+
+
+def plan_log_pickup(triage: str, battle: bool) -> float:
+    """Log of the median time at the point of injury before evacuation starts."""
+    return _LOG_PICKUP[(battle, triage)]
 
 
 def inj_mechanism_code(mechanism: str | None) -> str | None:

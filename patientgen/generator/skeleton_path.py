@@ -5,13 +5,12 @@
 building any record: no names, dates, conditions, events or procedures, only the numbers the
 skeleton is made of.
 
-Invariant: every draw is build.py's own. `add` calls build's draw cores in build.make_patient's
-order (`_where`, `_hurt`, `_first_aid`, `_medic_triage`, `_path`, `_stays`: the records are made
-from the same cores, elsewhere in build.py) and in between only moves the stream past what it
-does not need (the names, the birth date, the service number: `WHO_DRAWS` and
-`service_number_draws`), stopping before Role 4 (the stream's last draws). A killed in action
-casualty stops after its injuries: it never reaches care. What flow.skeleton reads of a patient
-is computed here from the cores' numbers; tests/test_skeleton_path.py compares the two on every
+Invariant: every draw is build.py's own. `add` calls build's stage functions in
+build.make_patient's order without records (`_who`, `_hurt`, `_first_aid`, `_poi`, `_path`,
+`_facilities`: see build.py's docstring), which draw exactly what they draw for a patient and
+stop before Role 4 (the stream's last draws); a killed in action casualty stops after its
+injuries: it never reaches care. Nothing here draws. What flow.skeleton reads of a patient is
+computed here from the stages' numbers; tests/test_skeleton_path.py compares the two on every
 casualty of several scenarios, and the whole job's files with reference digests.
 """
 
@@ -20,18 +19,9 @@ from __future__ import annotations
 from random import Random
 
 from patientgen.generator import injuries as inj
-from patientgen.generator.build import (
-    WHO_DRAWS,
-    _first_aid,
-    _hurt,
-    _medic_triage,
-    _path,
-    _stays,
-    _where,
-)
+from patientgen.generator.build import Stay, _facilities, _first_aid, _hurt, _path, _poi, _who
 from patientgen.generator.care import AMPUTATION, CRANIOTOMY, DEBRIDEMENT, LAPAROTOMY
 from patientgen.generator.flow import AIR, GROUND, RANK, SURGERY_MINUTES, TREAT_MAX, TREAT_MIN
-from patientgen.generator.names import service_number_draws
 from patientgen.generator.plan import Plan
 from patientgen.generator.rng import reseed, stream_seed
 from patientgen.generator.skeletons import SkeletonStore
@@ -58,10 +48,8 @@ def add(plan: Plan, index: int, rng: Random, store: SkeletonStore) -> None:
     """Add casualty `index`'s skeleton to `store` (nothing for one who never reaches care)."""
     reseed(rng, stream_seed(plan.seed, index))
     r = rng.random
-    who = _where(plan, r)
-    for _ in range(WHO_DRAWS + service_number_draws(who.nation)):
-        r()
-    hurt, injuries = _hurt(plan, who, r)
+    who = _who(plan, r, False)
+    hurt = _hurt(plan, who, r, False)
     if hurt.kia:
         return  # killed in action: never reaches care
     is_disease = who.is_disease
@@ -69,14 +57,17 @@ def add(plan: Plan, index: int, rng: Random, store: SkeletonStore) -> None:
     if is_disease:
         triage, last = hurt.triage, 0
     else:
-        _, last, _, triage = _medic_triage(hurt, r, t, poi_procs)
-    _, path, quick = _path(plan, who, hurt, triage, r)
-    _, units, stays = _stays(plan, who, hurt, r, triage, last, path, quick, splinted, False)
+        triage, _, _, last = _poi(who, hurt, r, t, poi_procs, None)
+    outcome, path, quick = _path(plan, who, hurt, triage, r)
+    stays: list[Stay] = []
+    _facilities(
+        plan, who, hurt, r, triage, None, [], last, outcome, path, quick, splinted, None, stays
+    )
     # flow.skeleton's stages, in epoch seconds
     base = who.base
     n = len(path)
     previous = None if is_disease else triage  # the triage of the place left
-    for k, (transit, arrive, tri, _, current, todo, times, end) in enumerate(stays):
+    for k, (unit, transit, arrive, tri, current, todo, times, end) in enumerate(stays):
         fac = path[k]
         surgery_at = None
         surgery_s = 0
@@ -96,14 +87,14 @@ def add(plan: Plan, index: int, rng: Random, store: SkeletonStore) -> None:
         if surgery_at is not None and tri + treat > surgery_at:
             treat = max(surgery_at - tri, 60)
         store.add_stage(
-            fac, units[k], base + arrive - transit, transit, tri - arrive, RANK[current],
+            fac, unit, base + arrive - transit, transit, tri - arrive, RANK[current],
             lift, RANK[before], None if surgery_at is None else base + surgery_at, surgery_s,
             treat, fac != "R1" and current == "T1", base + end, k == n - 1,
         )  # fmt: skip
         previous = current
     if stays:
         severity = 0  # 2 critical, 1 severe, of the injuries with a region
-        for _, region, ais in injuries:
+        for _, region, ais in hurt.injuries:
             if region is not None:
                 level = _LEVEL[inj.SEVERITY[ais]]
                 if level > severity:

@@ -551,8 +551,9 @@ def _path(
 
 
 #: One facility's numbers, drawn without records: (unit id, transit, arrival, triage time, triage
-#: there, procedures after the triage, the time of each, end of the stay), seconds from the injury.
-Stay = tuple[str, int, int, int, TriageCategory, list[tuple[str, str]], list[int], int]
+#: there, (procedure, time) of each procedure after the triage, end of the stay), seconds from
+#: the injury.
+Stay = tuple[str, int, int, int, TriageCategory, list[tuple[tuple[str, str], int]], int]
 
 
 def _facilities(
@@ -730,10 +731,11 @@ def _facilities(
                     todo.append(CRANIOTOMY)
         gap_lo, gap_span = (180, 420) if fac == "R1" else (1200, 4200)
         t = tri + 60 + int(r() * 240)
-        procs = []
-        times = []  # without records, of each procedure in todo
         last_proc = tri
-        if timeline is not None:
+        if timeline is None:
+            done = []  # (procedure, time) of each procedure in todo
+        else:
+            procs = []
             arrived_at = fts(base + arrive, utc)
             timeline.append(Ev(arrived_at, "arrived", fac, facility_ids[k]))
             triaged_at = vit.taken_at
@@ -747,11 +749,10 @@ def _facilities(
                 procs.append(Proc(proc[0], proc[1], when))
                 timeline.append(Ev(when, "treated", fac, proc[1]))
             else:
-                times.append(t)
+                done.append((proc, t))
             last_proc = t
             t += gap_lo + int(r() * gap_span)
         last = last_proc
-        transit_minutes = transit // 6 / 10
         # how long the stay lasts
         if final and dies:
             end = last + 600 + int(r() * DOW_SPAN[fac])
@@ -776,9 +777,10 @@ def _facilities(
                 median *= speed
             end = last + 300 + int(median * exp(0.4 * NORMAL[int(r() * 4096)]))
         if timeline is None:
-            stays.append((facility_ids[k], transit, arrive, tri, current, todo, times, end))  # type: ignore[union-attr]
+            stays.append((facility_ids[k], transit, arrive, tri, current, done, end))  # type: ignore[union-attr]
         else:
             end_at = fts(base + end, utc)
+            transit_minutes = transit // 6 / 10
             if final:
                 kind: Literal["died", "returned_to_duty"] = "died" if dies else "returned_to_duty"
                 timeline.append(Ev(end_at, kind, fac, None))

@@ -67,11 +67,11 @@ def add(plan: Plan, index: int, rng: Random, store: SkeletonStore) -> None:
     base = who.base
     n = len(path)
     previous = None if is_disease else triage  # the triage of the place left
-    for k, (unit, transit, arrive, tri, current, todo, times, end) in enumerate(stays):
+    for k, (unit, transit, arrive, tri, current, done, end) in enumerate(stays):
         fac = path[k]
         surgery_at = None
         surgery_s = 0
-        for proc, t in zip(todo, times, strict=True):
+        for proc, t in done:
             seconds = _TABLE.get(proc)
             if seconds is not None:
                 if surgery_at is None:
@@ -82,7 +82,7 @@ def add(plan: Plan, index: int, rng: Random, store: SkeletonStore) -> None:
             lift = None if is_disease else (AIR if fac == "R2" else GROUND)
         else:
             lift = AIR if (fac == "R3" and before == "T1") else GROUND
-        until = surgery_at if surgery_at is not None else (times[-1] if times else tri) + 600
+        until = surgery_at if surgery_at is not None else (done[-1][1] if done else tri) + 600
         treat = min(max(until - tri, TREAT_MIN), TREAT_MAX)
         if surgery_at is not None and tri + treat > surgery_at:
             treat = max(surgery_at - tri, 60)

@@ -147,8 +147,7 @@ class _Hurt:
     __slots__ = (
         "abdomen", "anxious", "chest", "conditions", "dies", "fever", "flags", "gcs0",
         "head_ais", "injuries", "kia", "limb_bleed", "limb_fracture", "max_ais", "mechanism",
-        "other_bleed",
-        "pain0", "shock", "triage", "wound",
+        "other_bleed", "pain0", "shock", "triage", "wound",
     )  # fmt: skip
     abdomen: bool
     anxious: bool

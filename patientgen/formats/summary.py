@@ -60,10 +60,6 @@ WAIT_BINS: tuple[int, ...] = (
 WAIT_KINDS: tuple[str, ...] = ("evacuation", "treatment", "surgery", "bed")
 
 
-def _count(counter: dict[str, int], key: str) -> None:
-    counter[key] = counter.get(key, 0) + 1
-
-
 class SummaryBuilder:
     """Accumulates the summary of a range of patients, one `add` at a time."""
 
@@ -86,29 +82,45 @@ class SummaryBuilder:
         self.outcome_by_triage: dict[str, dict[str, int]] = {}
 
     def add(self, p: Patient) -> None:
+        # counters updated inline, without a helper's call: this runs once per patient
         self.patients += 1
         c = self.counters
-        _count(c["by_category"], p.category)
-        _count(c["by_mechanism"], p.mechanism or "none")
+        category = p.category
+        counter = c["by_category"]
+        counter[category] = counter.get(category, 0) + 1
+        mechanism = p.mechanism or "none"
+        counter = c["by_mechanism"]
+        counter[mechanism] = counter.get(mechanism, 0) + 1
         triage = p.triage or "none"
-        _count(c["by_triage"], triage)
+        counter = c["by_triage"]
+        counter[triage] = counter.get(triage, 0) + 1
         outcome = p.outcome
-        _count(c["by_outcome"], outcome)
-        _count(c["by_nation"], p.nationality)
-        _count(c["by_front"], p.front)
-        _count(c["by_last_facility"], p.outcome_facility)
-        _count(c["by_warfare"], p.warfare)
-        _count(self.outcome_by_triage.setdefault(triage, {}), outcome)
+        counter = c["by_outcome"]
+        counter[outcome] = counter.get(outcome, 0) + 1
+        counter = c["by_nation"]
+        counter[p.nationality] = counter.get(p.nationality, 0) + 1
+        counter = c["by_front"]
+        counter[p.front] = counter.get(p.front, 0) + 1
+        counter = c["by_last_facility"]
+        counter[p.outcome_facility] = counter.get(p.outcome_facility, 0) + 1
+        counter = c["by_warfare"]
+        counter[p.warfare] = counter.get(p.warfare, 0) + 1
+        by_triage = self.outcome_by_triage.get(triage)
+        if by_triage is None:
+            by_triage = self.outcome_by_triage[triage] = {}
+        by_triage[outcome] = by_triage.get(outcome, 0) + 1
         died = outcome == "KIA" or outcome == "DOW" or outcome == "DIED"
         if died:
-            _count(c["deaths_by_category"], p.category)
+            counter = c["deaths_by_category"]
+            counter[category] = counter.get(category, 0) + 1
         if p.mass_casualty:
             self.mass_casualty += 1
-        minutes = (p.outcome_at - p.injured_at).total_seconds() / 60.0
+        injured_at = p.injured_at
+        minutes = (p.outcome_at - injured_at).total_seconds() / 60.0
         hist = self.histograms.get(outcome)
         if hist is not None:
             hist[bisect_right(TIME_BINS, minutes)] += 1
-        if p.category == "battle_injury":
+        if category == "battle_injury":
             b = self.battle
             b["casualties"] += 1
             if outcome == "KIA":
@@ -121,7 +133,7 @@ class SummaryBuilder:
                     b["rtd"] += 1
                     if minutes <= 72 * 60:
                         b["rtd_within_72h"] += 1
-        day = int((p.injured_at - self._start).total_seconds() // _DAY)
+        day = int((injured_at - self._start).total_seconds() // _DAY)
         if 0 <= day < self._days:
             self.per_day[day] += 1
         else:

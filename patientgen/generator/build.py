@@ -2,6 +2,15 @@
 
 Kept flat on purpose: this runs once per patient and is the generator's hot path (no pydantic, no
 copies; shared tuples for codes and displays; cumulative weights looked up with bisect).
+
+Every draw of a patient's stream is made here, once, by the stage functions. The stages the
+care-chain phase needs (`_who`, `_hurt`, `_poi`, `_facilities`; `_first_aid` and `_path` make no
+record anyway) also run without records: `records` False (or `timeline` None) makes them draw
+exactly the same numbers in the same order and skip only what makes a record (names, dates,
+conditions, events, procedures, visits). generator/skeleton_path.py calls them so, in
+make_patient's order, and reads the numbers: the care-chain skeleton of a casualty is the one of
+its patient by construction. Invariant: nothing under a `records` branch draws from the stream,
+and nothing is drawn in one mode that is not drawn in the other.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from math import exp, log
 from random import Random
+from typing import Literal
 
 from patientgen.generator import care
 from patientgen.generator import injuries as inj
@@ -60,7 +70,7 @@ from patientgen.generator.injuries import (
     SPINE,
     WOUND,
 )
-from patientgen.generator.names import service_number
+from patientgen.generator.names import service_number, service_number_draws
 from patientgen.generator.patient import (
     Condition,
     Event,
@@ -91,6 +101,8 @@ NO_SITE = (None, None)
 SITES = {k: v for k, v in BODY_SITES.items()}
 HOUR = 3600
 DAY = 86400
+#: The time of the vitals drawn without records (never read).
+NO_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 #: Intercept of the mortality curve of disease and non-battle injuries (independent of intensity).
 DNBI_A = -6.0
@@ -134,8 +146,8 @@ class _Hurt:
 
     __slots__ = (
         "abdomen", "anxious", "chest", "conditions", "dies", "fever", "flags", "gcs0",
-        "head_ais", "kia", "limb_bleed", "limb_fracture", "max_ais", "mechanism", "other_bleed",
-        "pain0", "shock", "triage", "wound",
+        "head_ais", "injuries", "kia", "limb_bleed", "limb_fracture", "max_ais", "mechanism",
+        "other_bleed", "pain0", "shock", "triage", "wound",
     )  # fmt: skip
     abdomen: bool
     anxious: bool
@@ -146,6 +158,7 @@ class _Hurt:
     flags: int
     gcs0: int
     head_ais: int
+    injuries: list[inj.Injury]
     kia: bool
     limb_bleed: bool
     limb_fracture: bool
@@ -222,7 +235,10 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
     )
 
 
-def _who(plan: Plan, r: Callable[[], float]) -> _Who:
+def _who(plan: Plan, r: Callable[[], float], records: bool = True) -> _Who:
+    """Who the casualty is, where and when. Without `records`, only what the chain of care
+    depends on (category, origin, front, kind of fighting, nation, `base`): the draws of the sex,
+    age, birth date, names, service number and blood group are made and not used."""
     w = _Who()
     category = CATEGORIES[bisect_right(plan.category_cum, r())]
     battle = category == "battle_injury"
@@ -240,6 +256,12 @@ def _who(plan: Plan, r: Callable[[], float]) -> _Who:
         offset = plan.times.offset(r, battle, warfare if battle else category)
     nation = front.nations[bisect_right(front.nation_cum, r())]
     base = plan.start_ts + offset
+    if not records:
+        for _ in range(_WHO_DRAWS + service_number_draws(nation)):
+            r()
+        w.category, w.battle, w.is_disease, w.event = category, battle, category == "disease", event
+        w.front, w.warfare, w.nation, w.base = front, warfare, nation, base
+        return w
     injured_at = _fts(base, UTC)
     female = r() < plan.female_share[nation]
     age = 18 + int(38.0 * r() ** 2.2)
@@ -257,9 +279,16 @@ def _who(plan: Plan, r: Callable[[], float]) -> _Who:
     return w
 
 
-def _hurt(plan: Plan, who: _Who, r: Callable[[], float]) -> _Hurt:
+#: The draws of `_who` after the nation's, besides the service number's: sex, age, birth date,
+#: given name, family name, blood group.
+_WHO_DRAWS = 6
+
+
+def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -> _Hurt:
+    """What happened to the casualty; without `records`, no conditions (an empty list)."""
     h = _Hurt()
-    battle, is_disease, injured_at = who.battle, who.is_disease, who.injured_at
+    battle, is_disease = who.battle, who.is_disease
+    injured_at = who.injured_at if records else NO_TIME
     if battle:
         mechanism = inj.BATTLE_MECHANISMS[bisect_right(plan.mechanism_cum[who.warfare], r())]
         injuries = inj.battle_injuries(mechanism, r)
@@ -304,10 +333,13 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float]) -> _Hurt:
             limb_fracture = True
         if is_disease:
             lethal = lethal or can_kill_disease(template[0], ais)
-        site = SITES[region] if region is not None else NO_SITE
-        conditions.append(
-            Condition(template[0], template[1], severity[ais], region, site[0], site[1], injured_at)
-        )
+        if records:
+            site = SITES[region] if region is not None else NO_SITE
+            conditions.append(
+                Condition(
+                    template[0], template[1], severity[ais], region, site[0], site[1], injured_at
+                )
+            )
     if not is_disease:
         lethal = can_kill_injury(max_ais)
     # only a condition that can kill gives a chance of death (coherence: KIA, DOW, DIED)
@@ -325,7 +357,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float]) -> _Hurt:
         coded = True
         if shock < 0.5:
             shock = 0.5
-    if coded:
+    if coded and records:
         conditions.append(
             Condition(
                 SHOCK[0],
@@ -337,7 +369,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float]) -> _Hurt:
                 injured_at,
             )
         )
-    if kia and bleed_ais >= 4:
+    if kia and bleed_ais >= 4 and records:
         conditions.append(
             Condition(
                 EXSANGUINATION[0], EXSANGUINATION[1], "critical", None, None, None, injured_at
@@ -349,7 +381,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float]) -> _Hurt:
     h.limb_bleed, h.other_bleed, h.abdomen, h.limb_fracture = (
         limb_bleed, other_bleed, abdomen, limb_fracture,
     )  # fmt: skip
-    h.conditions, h.shock, h.dies, h.kia = conditions, shock, dies, kia
+    h.conditions, h.shock, h.dies, h.kia, h.injuries = conditions, shock, dies, kia, injuries
     h.chest, h.fever = bool(flags & CHEST), bool(flags & INFECTION)
     h.anxious, h.wound = bool(flags & PSYCH), bool(flags & WOUND)
     h.gcs0 = care.base_gcs(head_ais, r)
@@ -428,25 +460,28 @@ def _poi(
     r: Callable[[], float],
     t: int,
     poi_procs: list[tuple[str, str]],
-    timeline: list[Event],
+    timeline: list[Event] | None,
 ) -> tuple[TriageCategory, Vitals, list[Procedure], int]:
-    """Buddy aid, then the medic's vitals and triage: (triage, vitals, procedures, seconds)."""
+    """Buddy aid, then the medic's vitals and triage: (triage, vitals, procedures, seconds).
+    Without a timeline (no records): no procedures, and the vitals' time is NO_TIME."""
     base = who.base
     procedures = []
     last = -1
     for proc in poi_procs:
-        when = _fts(base + t, UTC)
-        procedures.append(Procedure(proc[0], proc[1], when))
-        timeline.append(Event(when, "treated", "POI", proc[1]))
+        if timeline is not None:
+            when = _fts(base + t, UTC)
+            procedures.append(Procedure(proc[0], proc[1], when))
+            timeline.append(Event(when, "treated", "POI", proc[1]))
         last = t
         t += 60 + int(r() * 180)
     tri = _medic(r, last if last >= 0 else t)
-    at = _fts(base + tri, UTC)
+    at = _fts(base + tri, UTC) if timeline is not None else NO_TIME
     vit = care.vitals(
         r, at, hurt.shock, hurt.gcs0, hurt.chest, hurt.fever, hurt.anxious, hurt.pain0
     )
     triage = triage_first(hurt.triage, vit, r)
-    timeline.append(Event(at, "triaged", "POI", triage))
+    if timeline is not None:
+        timeline.append(Event(at, "triaged", "POI", triage))
     return triage, vit, procedures, tri
 
 
@@ -514,6 +549,12 @@ def _path(
     return outcome, path, quick
 
 
+#: One facility's numbers, drawn without records: (unit id, transit, arrival, triage time, triage
+#: there, (procedure, time) of each procedure after the triage, end of the stay), seconds from
+#: the injury.
+Stay = tuple[str, int, int, int, TriageCategory, list[tuple[tuple[str, str], int]], int]
+
+
 def _facilities(
     plan: Plan,
     who: _Who,
@@ -527,10 +568,15 @@ def _facilities(
     path: list[Facility],
     quick: bool,
     splinted: bool,
-    timeline: list[Event],
+    timeline: list[Event] | None,
+    stays: list[Stay] | None = None,
 ) -> tuple[list[Visit], datetime, Facility, TriageCategory]:
     """Leaving the point of injury and each facility of the path: (visits, outcome time, outcome
-    facility, first triage). Every facility of the theatre triages again on arrival."""
+    facility, first triage). Every facility of the theatre triages again on arrival.
+
+    Without a timeline (no records): no visit, event or procedure is made and the draws stop
+    before Role 4 (the stream's last); each facility of the theatre appends its Stay to `stays`
+    (then the outcome time returned is NO_TIME)."""
     base, is_disease, battle, front = who.base, who.is_disease, who.battle, who.front
     fts, utc, Ev, Proc, Vis = _fts, UTC, Event, Procedure, Visit  # locals: faster
     mk_vitals = care.vitals
@@ -548,7 +594,8 @@ def _facilities(
             pickup = DISEASE_MAX_WAIT - 6 * HOUR + int(r() * 6 * HOUR)
     if pickup <= last:
         pickup = last + 60
-    departed = fts(base + pickup, utc)
+    records = timeline is not None
+    departed = fts(base + pickup, utc) if records else NO_TIME
     first = path[0]
     ids = front.units
     facility_ids = []
@@ -558,21 +605,23 @@ def _facilities(
         else:
             units = ids[fac]
             facility_ids.append(units[int(r() * len(units))] if len(units) > 1 else units[0])
-    timeline.append(Ev(departed, "departed", "POI", facility_ids[0]))
-    poi_triage = None if is_disease else triage
-    visits = [
-        Vis(
-            "POI",
-            front.poi_id,
-            who.injured_at,
-            departed,
-            poi_triage,
-            poi_vitals,
-            procedures,
-            "evacuated",
-            None,
+    visits = []
+    if timeline is not None:
+        timeline.append(Ev(departed, "departed", "POI", facility_ids[0]))
+        poi_triage = None if is_disease else triage
+        visits.append(
+            Vis(
+                "POI",
+                front.poi_id,
+                who.injured_at,
+                departed,
+                poi_triage,
+                poi_vitals,
+                procedures,
+                "evacuated",
+                None,
+            )
         )
-    ]
     last = pickup
 
     speed = 1.0 if is_disease else SPEED[triage]
@@ -590,6 +639,8 @@ def _facilities(
         fac = path[k]
         final = k == n - 1
         if fac == "R4":  # strategic aeromedical evacuation home; the record ends on arrival
+            if timeline is None:
+                break
             typical = exp(plan.log_delay["R4"])
             flight = typical * exp(0.25 * NORMAL[int(r() * 4096)])
             transit = int(min(max(flight, 0.5 * typical), 2.0 * typical))
@@ -618,15 +669,13 @@ def _facilities(
         if transit < 300:
             transit = 300
         arrive = last + transit
-        arrived_at = fts(base + arrive, utc)
-        timeline.append(Ev(arrived_at, "arrived", fac, facility_ids[k]))
         # vitals and triage on arrival
         dying_here = dies and final
         s_here = 0.8 if dying_here and s_now < 0.8 else s_now
         tri = arrive + 120 + int(r() * 300)
         vit = mk_vitals(
             r,
-            fts(base + tri, utc),
+            fts(base + tri, utc) if records else NO_TIME,
             s_here,
             gcs_now,
             chest and not chest_done,
@@ -638,11 +687,9 @@ def _facilities(
             current = first_triage = triage_first(current, vit, r)
         else:
             current = retriage(current, vit)
-        triaged_at = vit.taken_at
-        timeline.append(Ev(triaged_at, "triaged", fac, current))
         # what is done here, in order (the triage first, at the first facility)
         todo = []
-        if k == 0:
+        if k == 0 and records:
             todo.append(TRIAGE)
         if fac in ("R1", "R2") and not controlled and (limb_bleed or other_bleed):
             todo.append(HEMORRHAGE_CONTROL)
@@ -683,31 +730,32 @@ def _facilities(
                     todo.append(CRANIOTOMY)
         gap_lo, gap_span = (180, 420) if fac == "R1" else (1200, 4200)
         t = tri + 60 + int(r() * 240)
-        procs = []
         last_proc = tri
+        if timeline is None:
+            done = []  # (procedure, time) of each procedure in todo
+        else:
+            procs = []
+            arrived_at = fts(base + arrive, utc)
+            timeline.append(Ev(arrived_at, "arrived", fac, facility_ids[k]))
+            triaged_at = vit.taken_at
+            timeline.append(Ev(triaged_at, "triaged", fac, current))
         for proc in todo:
             if proc is TRIAGE:  # the triage itself: the "triaged" event of the timeline
                 procs.append(Proc(proc[0], proc[1], triaged_at))
                 continue
-            when = fts(base + t, utc)
-            procs.append(Proc(proc[0], proc[1], when))
-            timeline.append(Ev(when, "treated", fac, proc[1]))
+            if timeline is not None:
+                when = fts(base + t, utc)
+                procs.append(Proc(proc[0], proc[1], when))
+                timeline.append(Ev(when, "treated", fac, proc[1]))
+            else:
+                done.append((proc, t))
             last_proc = t
             t += gap_lo + int(r() * gap_span)
         last = last_proc
-        transit_minutes = transit // 6 / 10
         # how long the stay lasts
         if final and dies:
             end = last + 600 + int(r() * DOW_SPAN[fac])
-            end_at = fts(base + end, utc)
-            timeline.append(Ev(end_at, "died", fac, None))
-            visits.append(
-                Vis(fac, facility_ids[k], arrived_at, None, current, vit, procs, "died",
-                    transit_minutes)
-            )  # fmt: skip
-            outcome_at, outcome_facility = end_at, fac
-            break
-        if final:  # returned to duty
+        elif final:  # returned to duty
             if quick:
                 end = arrive + (
                     2 * HOUR + int(r() * 22 * HOUR)
@@ -722,27 +770,36 @@ def _facilities(
                 )
             if end <= last + 300:
                 end = last + 300 + int(r() * 600)
+        else:
+            median: float = STAY[fac]
+            if fac != "R3":
+                median *= speed
+            end = last + 300 + int(median * exp(0.4 * NORMAL[int(r() * 4096)]))
+        if timeline is None:
+            stays.append((facility_ids[k], transit, arrive, tri, current, done, end))  # type: ignore[union-attr]
+        else:
             end_at = fts(base + end, utc)
-            timeline.append(Ev(end_at, "returned_to_duty", fac, None))
-            visits.append(
-                Vis(fac, facility_ids[k], arrived_at, None, current, vit, procs,
-                    "returned_to_duty", transit_minutes)
-            )  # fmt: skip
-            outcome_at, outcome_facility = end_at, fac
+            transit_minutes = transit // 6 / 10
+            if final:
+                kind: Literal["died", "returned_to_duty"] = "died" if dies else "returned_to_duty"
+                timeline.append(Ev(end_at, kind, fac, None))
+                visits.append(
+                    Vis(fac, facility_ids[k], arrived_at, None, current, vit, procs, kind,
+                        transit_minutes)
+                )  # fmt: skip
+                outcome_at, outcome_facility = end_at, fac
+            else:
+                onward = path[k + 1]
+                timeline.append(
+                    Ev(end_at, "evacuated" if onward == "R4" else "departed", fac,
+                       facility_ids[k + 1])
+                )  # fmt: skip
+                visits.append(
+                    Vis(fac, facility_ids[k], arrived_at, end_at, current, vit, procs,
+                        "evacuated", transit_minutes)
+                )  # fmt: skip
+        if final:
             break
-        median: float = STAY[fac]
-        if fac != "R3":
-            median *= speed
-        end = last + 300 + int(median * exp(0.4 * NORMAL[int(r() * 4096)]))
-        end_at = fts(base + end, utc)
-        onward = path[k + 1]
-        timeline.append(
-            Ev(end_at, "evacuated" if onward == "R4" else "departed", fac, facility_ids[k + 1])
-        )
-        visits.append(
-            Vis(fac, facility_ids[k], arrived_at, end_at, current, vit, procs, "evacuated",
-                transit_minutes)
-        )  # fmt: skip
         last = end
         # treatment works: less shock, less pain, a little better GCS further back
         s_now = s_now * (0.8 if fac == "R1" else 0.45)

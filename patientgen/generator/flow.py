@@ -244,8 +244,10 @@ def unqueued(p: Patient) -> QueuedPatient:
         listed: list[Wait] = []
         if 1 <= k <= stages:
             listed.append(_NO_TREAT_WAIT)
-            if any(x.code in _SURGICAL for x in v.procedures):
-                listed.append(_NO_SURGERY_WAIT)
+            for x in v.procedures:  # a loop, not any(generator): once per visit of every patient
+                if x.code in _SURGICAL:
+                    listed.append(_NO_SURGERY_WAIT)
+                    break
             if v.facility in ("R2", "R3") and v.triage == "T1":
                 listed.append(_NO_ICU_WAIT)
         if k < stages:

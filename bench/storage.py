@@ -8,7 +8,10 @@ Starts an S3 server on loopback (moto's, as the tests do: tests/s3_server.py) an
    to disk, and 500 ranged reads of 4 KiB (the patient pages read records so); median of
    `--runs` each. obstore is installed with `pip install -e '.[bench]'`.
 2. A FHIR job (`--patients`, chunks of 5,000) run by one in-process worker with its files on the
-   local disk, then in the bucket: median seconds of `--runs` each, and their ratio.
+   local disk, then in the bucket: median seconds of `--runs` each, and their ratio. With
+   `--link-mbit N` the bucket is reached through a relay (tests/s3_server.py `Gate`) that
+   passes N Mbit/s each way, as a server elsewhere would: the transfers then wait on the link
+   rather than on moto's CPU, which shares these cores. `--only-jobs` skips part 1.
 
 moto keeps objects in memory and is written in Python, so it is the slower side of every
 transfer here: the figures compare the two libraries, and the two storages, on the same server;
@@ -135,7 +138,7 @@ def _job_seconds(settings, patients: int) -> float:
     return seconds
 
 
-def _jobs(endpoint: str, folder: Path, patients: int, runs: int) -> None:
+def _jobs(endpoint: str, folder: Path, patients: int, runs: int, link: str = "") -> None:
     from patientgen.settings import Settings
 
     def local() -> float:
@@ -152,7 +155,7 @@ def _jobs(endpoint: str, folder: Path, patients: int, runs: int) -> None:
 
     on_disk = _median(runs, local)
     in_bucket = _median(runs, objects)
-    print(f"\nFHIR job of {patients:,} patients, one worker, median of {runs} runs")
+    print(f"\nFHIR job of {patients:,} patients, one worker, median of {runs} runs{link}")
     print(f"local disk      {on_disk:8.1f} s")
     print(f"object storage  {in_bucket:8.1f} s   ({in_bucket / on_disk:.2f}x the local disk)")
 
@@ -161,13 +164,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--link-mbit", type=float, default=0, help="reach the bucket at N Mbit/s")
+    parser.add_argument("--only-jobs", action="store_true", help="skip the library comparison")
     args = parser.parse_args()
     print(f"CPUs: {os.cpu_count()}")
     with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
         folder = Path(tmp)
         with s3_server.running(folder / "moto.log") as server:
-            _libraries(server.endpoint, folder, args.runs)
-            _jobs(server.endpoint, folder, args.patients, args.runs)
+            if not args.only_jobs:
+                _libraries(server.endpoint, folder, args.runs)
+            if not args.link_mbit:
+                _jobs(server.endpoint, folder, args.patients, args.runs)
+                return
+            link = s3_server.Gate(server.port, bytes_per_second=args.link_mbit * 1e6 / 8)
+            try:
+                note = f", the bucket through a {args.link_mbit:g} Mbit/s link"
+                _jobs(link.endpoint, folder, args.patients, args.runs, note)
+            finally:
+                link.stop()
 
 
 if __name__ == "__main__":

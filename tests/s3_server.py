@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,13 +114,39 @@ def client_for(endpoint: str):
     )
 
 
+class _Link:
+    """One direction of a link of `rate` bytes a second, shared by every connection through
+    it: each block waits until the blocks before it have gone through."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._free_at = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self, size: int) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._free_at = max(now, self._free_at) + size / self.rate
+            until = self._free_at
+        time.sleep(max(0.0, until - now))
+
+
 class Gate:
     """A TCP relay from host:<port> (127.0.0.1 by default) to target_host:target_port; `close()`
-    cuts every connection and refuses new ones until `open()`."""
+    cuts every connection and refuses new ones until `open()`. With `bytes_per_second`, each
+    direction is a link of that capacity (a server elsewhere, for bench/storage.py)."""
 
     def __init__(
-        self, target_port: int, *, target_host: str = "127.0.0.1", host: str = "127.0.0.1"
+        self,
+        target_port: int,
+        *,
+        target_host: str = "127.0.0.1",
+        host: str = "127.0.0.1",
+        bytes_per_second: float | None = None,
     ) -> None:
+        self.links = (
+            (_Link(bytes_per_second), _Link(bytes_per_second)) if bytes_per_second else (None, None)
+        )
         self.target = (target_host, target_port)
         self.host = host
         self.port = free_port()
@@ -159,8 +186,11 @@ class Gate:
                 continue
             with self._lock:
                 self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+            for a, b, link in (
+                (client, upstream, self.links[0]),
+                (upstream, client, self.links[1]),
+            ):
+                threading.Thread(target=_pump, args=(a, b, link), daemon=True).start()
 
     def close(self) -> None:
         """Refuse new connections (the port is closed) and cut the open ones."""
@@ -187,9 +217,11 @@ class Gate:
         self._open.set()
 
 
-def _pump(source: socket.socket, target: socket.socket) -> None:
+def _pump(source: socket.socket, target: socket.socket, link: _Link | None = None) -> None:
     with contextlib.suppress(OSError):
         while data := source.recv(1 << 16):
+            if link is not None:
+                link.wait(len(data))
             target.sendall(data)
     for conn in (source, target):
         with contextlib.suppress(OSError):

@@ -444,7 +444,7 @@ class ObjectFiles(JobFiles):
         """One listing of every job's objects, then for each job with something to remove (its
         parts when it has ended, everything when it ended without completing or is gone) the
         removal under its row lock."""
-        removed = self._sweep_scratch() + self._sweep_local(store) + super().sweep(store)
+        removed = self._sweep_scratch() + self.sweep_copies(store)
         root = self.objects.key("jobs") + "/"
         for job_id, has_parts in self._listed_jobs(root).items():
             try:

@@ -8,7 +8,9 @@ key, a malformed id) prints one line on stderr and exits with code 2.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,8 +37,9 @@ FilterOption = Annotated[
 ]
 
 
-def _folder(job_id: str | None, database_url: str | None, data_dir: Path | None) -> Path:
-    """The folder of a completed job's NDJSON output."""
+@contextlib.contextmanager
+def _folder(job_id: str | None, database_url: str | None, data_dir: Path | None) -> Iterator[Path]:
+    """The folder of a completed job's NDJSON output, kept there while the block runs."""
     jid = job_id_text(job_id)
     settings = load_settings(database_url=database_url, data_dir=data_dir)
     with open_service(settings) as service:
@@ -45,10 +48,12 @@ def _folder(job_id: str | None, database_url: str | None, data_dir: Path | None)
             fail(f"job {jid} is {job.status.value}; its patients exist once it is completed")
         if "ndjson" not in job.config["formats"]:
             fail(f"job {jid} did not write NDJSON (--format ndjson); its patients cannot be read")
-        try:
-            return Path(service.readable_dir(job, casualties.FILES))
-        except FileNotFoundError:
-            fail(f"job {jid}: its files are no longer stored")
+        with contextlib.ExitStack() as held:
+            try:
+                folder = held.enter_context(service.reading(job, casualties.FILES))
+            except FileNotFoundError:
+                fail(f"job {jid}: its files are no longer stored")
+            yield Path(folder)
 
 
 def _index(folder: Path) -> casualties.CasualtyIndex:
@@ -86,28 +91,28 @@ def patients(
     from patientgen.formats.bundle import read_records
 
     no_extra(ctx)
-    folder = _folder(job_id, database_url, data_dir)
-    index = _index(folder)
-    raw = {"front": front, "nation": nation, "category": category, "triage": triage}
-    raw |= {"outcome": outcome, "facility": facility}
-    filters = {
-        name: casualties.split_values(values, index.codes[name])
-        for name, values in raw.items()
-        if values
-    }
-    problems = casualties.problems(index, filters, sort)
-    if problems:
-        fail("; ".join(f"--{p['field']}: {p['message']}" for p in problems))
-    total, positions = casualties.select(index, filters, sort, offset, limit)
-    records = read_records(folder, positions)
-    if as_json:
-        sys.stdout.buffer.write(b"".join(record + b"\n" for record in records))
-        return
-    _table([orjson.loads(record) for record in records])
-    shown = f"{offset + 1}-{offset + len(records)}" if records else "none"
-    print(f"{shown} of {total:,} matching patients")
-    if offset + len(records) < total:
-        print(f"more: --offset {offset + len(records)}")
+    with _folder(job_id, database_url, data_dir) as folder:
+        index = _index(folder)
+        raw = {"front": front, "nation": nation, "category": category, "triage": triage}
+        raw |= {"outcome": outcome, "facility": facility}
+        filters = {
+            name: casualties.split_values(values, index.codes[name])
+            for name, values in raw.items()
+            if values
+        }
+        problems = casualties.problems(index, filters, sort)
+        if problems:
+            fail("; ".join(f"--{p['field']}: {p['message']}" for p in problems))
+        total, positions = casualties.select(index, filters, sort, offset, limit)
+        records = read_records(folder, positions)
+        if as_json:
+            sys.stdout.buffer.write(b"".join(record + b"\n" for record in records))
+            return
+        _table([orjson.loads(record) for record in records])
+        shown = f"{offset + 1}-{offset + len(records)}" if records else "none"
+        print(f"{shown} of {total:,} matching patients")
+        if offset + len(records) < total:
+            print(f"more: --offset {offset + len(records)}")
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
@@ -155,9 +160,9 @@ def patient(
         wanted = UUID(patient_id.strip())
     except ValueError:
         fail(f"not a patient id: {patient_id!r} (a UUID)")
-    folder = _folder(job_id, database_url, data_dir)
-    position = casualties.find(_index(folder), wanted)
-    if position is None:
-        fail(f"job {job_id_text(job_id)} has no patient {wanted}")
-    record = orjson.loads(read_records(folder, [position])[0])
-    sys.stdout.buffer.write(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+    with _folder(job_id, database_url, data_dir) as folder:
+        position = casualties.find(_index(folder), wanted)
+        if position is None:
+            fail(f"job {job_id_text(job_id)} has no patient {wanted}")
+        record = orjson.loads(read_records(folder, [position])[0])
+        sys.stdout.buffer.write(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")

@@ -21,7 +21,7 @@ local folder as a worker's working folder and a read cache:
   recorded ones it lacks);
 - the final files are sent (`publish`, manifest last) before the job is completed, so a
   completed job's files are all in the bucket; each object appears whole or not at all;
-- a reader on any host gets a local copy of the files it reads (`readable`, each checked
+- a reader on any host gets a local copy of the files it reads (`reading`, each checked
   against the manifest's size; the manifest last when the copy is whole) or streams one file
   (`stream`);
 - `detach` also names the job's objects (all, or its parts) for `purge` to delete after the
@@ -30,22 +30,26 @@ local folder as a worker's working folder and a read cache:
   this host's folders of such jobs (no other host's fenced write reaches them). Each of those
   deletes runs under the job's row lock (`store.if_ended`), so a retry cannot start meanwhile.
 - a host's folder of a completed job (the owner's copy, or files fetched to be read) is a cache
-  of the bucket: `readable` marks it read (`.read`'s time; writing it counts too), and the sweep
+  of the bucket: `reading` marks it read (`.read`'s time; writing it counts too), and the sweep
   removes it once unread for `storage_cache_seconds`, so no host's disk grows with the number
-  of jobs. The API sweeps its host's copies too (`sweep_copies`), as workers do.
+  of jobs. The API sweeps its host's copies too (`sweep_copies`), as workers do. A reader
+  holds the folder while it fetches and reads (a shared `flock` on it), and the sweep moves a
+  copy only under an exclusive one it does not wait for: a copy in use on this host, in any
+  process, is never removed under its reader.
 In both, `sweep` also empties the trash a process killed before its purge left.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -173,15 +177,28 @@ class JobFiles:
         """Make these final files (in order, manifest last) readable from every host; `joined`:
         the final files that are part files of the job end to end, with those parts' names."""
 
-    def readable(self, job: Job, names: Sequence[str] | None = None) -> Path:
-        """The folder where a completed job's files (`names`, default all) can be read on this
-        host."""
-        return self.output(job)
+    #: Whether this host's folders of completed jobs are copies that the sweep removes once
+    #: idle (read them inside `reading`); here they are the files themselves.
+    cached = False
 
-    def here(self, job: Job) -> Path | None:
-        """The folder holding the completed job's files on this host, without fetching any;
-        None when they are only in shared storage (read them with `stream`)."""
-        return self.output(job)
+    @contextlib.contextmanager
+    def reading(self, job: Job, names: Sequence[str] | None = None) -> Iterator[Path]:
+        """The folder where a completed job's files (`names`, default all) can be read on this
+        host, kept there while the block runs (here: until a user deletes the job; a file
+        opened before that reads to its end)."""
+        yield self.output(job)
+
+    @contextlib.contextmanager
+    def reading_here(self, job: Job) -> Iterator[Path | None]:
+        """The folder holding the completed job's files on this host, without fetching any,
+        kept while the block runs; None when they are only in shared storage (read them with
+        `stream`)."""
+        yield self.output(job)
+
+    def readable(self, job: Job, names: Sequence[str] | None = None) -> Path:
+        """`reading`'s folder, not held: for a reader the sweep cannot meet (tests)."""
+        with self.reading(job, names) as folder:
+            return folder
 
     def stream(self, job: Job, name: str, start: int, end: int) -> Iterator[bytes]:
         """Bytes start..end (inclusive) of a final file read from shared storage (only where
@@ -254,6 +271,7 @@ class ObjectFiles(JobFiles):
     working folder and each host's read cache (see the module docstring)."""
 
     remote = True
+    cached = True
 
     def __init__(self, data_dir: Path | str, objects: ObjectStore, settings: Settings) -> None:
         super().__init__(data_dir)
@@ -329,36 +347,99 @@ class ObjectFiles(JobFiles):
         if MANIFEST in names:  # last: a manifest is never there before every file it lists
             put(MANIFEST)
 
-    def readable(self, job: Job, names: Sequence[str] | None = None) -> Path:
+    @contextlib.contextmanager
+    def reading(self, job: Job, names: Sequence[str] | None = None) -> Iterator[Path]:
         """A local copy of the completed job's files `names` (default: all of them, and the
-        manifest last, which marks a whole copy), fetched once per host: each file under a
-        temporary name first, kept only at the size the manifest gives."""
-        folder = self.here(job)
-        if folder is not None:
-            return folder
-        folder = self.folder(job.job_id)
-        if names is not None and all((folder / name).is_file() for name in names):
+        manifest last, which marks a whole copy), fetched once per host (each file under a
+        temporary name first, kept only at the size the manifest gives) and held while the
+        block runs: no sweep on this host removes a copy being fetched or read (`_held`)."""
+        if job.config.get("output_dir"):
+            yield self.output(job)
+            return
+        with self._held(job.job_id) as folder:
+            if not _holds(folder, names):
+                with self._fetch_lock:  # one fetch of a job at a time in this process
+                    if not _holds(folder, names):
+                        self._fetch(job, folder, names)
             self._mark_read(job.job_id, folder)
-            return folder  # fetched before (a file is only ever renamed there whole)
-        with self._fetch_lock:
-            if (folder / MANIFEST).is_file():
+            yield folder
+
+    @contextlib.contextmanager
+    def reading_here(self, job: Job) -> Iterator[Path | None]:
+        if job.config.get("output_dir"):
+            yield self.output(job)
+            return
+        if not (self.folder(job.job_id) / MANIFEST).is_file():
+            yield None
+            return
+        with self._held(job.job_id) as folder:
+            whole = (folder / MANIFEST).is_file()  # else swept meanwhile (the sweep removes
+            if whole:  # the empty folder `_held` made)
                 self._mark_read(job.job_id, folder)
-                return folder
-            listed = self._listed(job.job_id)
-            wanted = list(listed) if names is None else list(names)
-            for name in wanted:
-                size = listed.get(name)
-                if size is None:
-                    raise FileNotFoundError(f"job {job.job_id} has no file {name}")
-                path = folder / name
-                if path.is_file() and path.stat().st_size == size:
-                    continue
-                if not self.objects.download(self._prefix(job.job_id) + name, path, size):
-                    raise FileNotFoundError(f"no file {name} of job {job.job_id} in the bucket")
-            if names is None:  # last: the copy is whole
-                self.objects.download(self._prefix(job.job_id) + MANIFEST, folder / MANIFEST)
-            self._mark_read(job.job_id, folder, fetched=True)
-        return folder
+            yield folder if whole else None
+
+    @contextlib.contextmanager
+    def _held(self, job_id: UUID) -> Iterator[Path]:
+        """The job's folder on this host (made if need be), with a shared lock on it for the
+        block: the sweep moves a copy away only under an
+        exclusive lock it does not wait for (`_unless_held`), so a copy a reader holds stays.
+        A folder moved away between the open and the lock is seen (another directory, or none,
+        at its place) and the lock taken again."""
+        folder = self.folder(job_id)
+        while True:
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            except FileNotFoundError:
+                continue  # moved away after the mkdir
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+                with contextlib.suppress(FileNotFoundError):
+                    if os.stat(folder).st_ino == os.fstat(fd).st_ino:
+                        break
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
+        try:
+            yield folder
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _unless_held(self, folder: Path, remove: Callable[[], None]) -> bool:
+        """Run `remove` (it moves `folder` away) unless a reader holds the folder (`_held`),
+        under an exclusive lock taken without waiting; whether it ran."""
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            return False
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # being read: kept
+            remove()
+            return True
+        finally:
+            os.close(fd)
+
+    def _fetch(self, job: Job, folder: Path, names: Sequence[str] | None) -> None:
+        """Bring the job's files `names` (None: all, and the manifest last) from the bucket into
+        `folder`, those it lacks at the manifest's size."""
+        listed = self._listed(job.job_id)
+        wanted = list(listed) if names is None else list(names)
+        for name in wanted:
+            size = listed.get(name)
+            if size is None:
+                raise FileNotFoundError(f"job {job.job_id} has no file {name}")
+            path = folder / name
+            if path.is_file() and path.stat().st_size == size:
+                continue
+            if not self.objects.download(self._prefix(job.job_id) + name, path, size):
+                raise FileNotFoundError(f"no file {name} of job {job.job_id} in the bucket")
+        if names is None:  # last: the copy is whole
+            self.objects.download(self._prefix(job.job_id) + MANIFEST, folder / MANIFEST)
+        self._mark_read(job.job_id, folder, fetched=True)
 
     def _mark_read(self, job_id: UUID, folder: Path, fetched: bool = False) -> None:
         """Note that this host read the copy now: always after a fetch (the mark says the
@@ -384,15 +465,6 @@ class ObjectFiles(JobFiles):
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return {str(e["name"]): int(e["bytes"]) for e in manifest_format.listed(document)}
-
-    def here(self, job: Job) -> Path | None:
-        if job.config.get("output_dir"):
-            return self.output(job)
-        folder = self.folder(job.job_id)
-        if not (folder / MANIFEST).is_file():
-            return None
-        self._mark_read(job.job_id, folder)
-        return folder
 
     def stream(self, job: Job, name: str, start: int, end: int) -> Iterator[bytes]:
         return self.objects.stream(self._prefix(job.job_id) + name, start, end)
@@ -507,13 +579,21 @@ class ObjectFiles(JobFiles):
         """This host's files of an ended job (not its objects: those are the object sweep's),
         under its row lock; 1 when moved to the trash."""
 
-        def detach(ended: Job) -> None:
-            JobFiles.detach(self, ended, scope)
+        moved = False
 
-        try:
-            return int(store.if_ended(job_id, detach))
-        except JobNotFound:
-            return 0
+        def detach(ended: Job) -> None:
+            nonlocal moved
+            if scope == Scope.PARTS:  # never read: no reader holds it
+                JobFiles.detach(self, ended, scope)
+                moved = True
+            else:
+                moved = self._unless_held(
+                    self.folder(job_id), lambda: JobFiles.detach(self, ended, scope)
+                )
+
+        with contextlib.suppress(JobNotFound):
+            store.if_ended(job_id, detach)
+        return int(moved)
 
     def _sweep_scratch(self) -> int:
         """Remove the scratch folders of helpers on this host whose process is gone."""
@@ -576,3 +656,11 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
+
+
+def _holds(folder: Path, names: Sequence[str] | None) -> bool:
+    """Whether a host's folder of a completed job holds its files `names` (None: all, which
+    only a whole copy, with its manifest, does)."""
+    return (folder / MANIFEST).is_file() or (
+        names is not None and all((folder / name).is_file() for name in names)
+    )

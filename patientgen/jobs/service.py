@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
+import contextlib
 import hashlib
 import re
 import secrets
@@ -383,11 +384,13 @@ class JobService:
         """Where a job's final files are (its folder, or the folder `generate --out` chose)."""
         return self.files.output(job)
 
-    def readable_dir(self, job: Job, names: Sequence[str] | None = None) -> Path:
-        """Where a completed job's files (`names`, default all) can be read on this host (with
-        object storage, fetched the first time; FileNotFoundError when they are no longer
-        stored)."""
-        return self.files.readable(job, names)
+    def reading(
+        self, job: Job, names: Sequence[str] | None = None
+    ) -> contextlib.AbstractContextManager[Path]:
+        """Where a completed job's files (`names`, default all) can be read on this host, kept
+        there while the block runs (with object storage, fetched the first time;
+        FileNotFoundError when they are no longer stored)."""
+        return self.files.reading(job, names)
 
     # -- workers (the CLI's worker and serve) ----------------------------------------------------
     @staticmethod

@@ -523,6 +523,52 @@ def test_copies_are_kept_while_read_then_removed(settings, s3, bucket, tmp_path)
         assert _files_in(again) == sorted(casualties.INDEX_FILES)
 
 
+def test_a_copy_being_fetched_or_read_is_never_swept(settings, s3, bucket, tmp_path, monkeypatch):
+    """The sweep of a host's copies runs in another thread or process than the reader, so it
+    can meet a copy mid-fetch (some files, no manifest or read mark yet: it looked like a dead
+    owner's working folder) or a copy read after being idle for the whole setting. Neither is
+    removed under the reader (before, the API's sweep moved a page's copy away mid-fetch and
+    the page answered 404 "The job's files are no longer stored.")."""
+    host_a = settings.model_copy(
+        update={
+            "data_dir": tmp_path / "a",
+            "storage_cache_seconds": 600,
+            **s3_server.storage_env(s3.endpoint, bucket),
+        }
+    )
+    host_c = _host(host_a, tmp_path, "c")
+    with JobService.open(host_a) as service:
+        job, _ = service.submit(Scenario(name="in use", total_patients=12, seed=4), ["ndjson"])
+        from patientgen.jobs.worker import Worker
+
+        Worker(host_a, max_jobs=1).run()
+        job = service.get(job.job_id)
+        objects = service.files.objects  # type: ignore[attr-defined]
+        reader = ObjectFiles(host_c.data_dir, objects, host_c)
+        download, swept = objects.download, []
+
+        def sweep_after_the_first_file(key: str, path: Path, size: int | None = None) -> bool:
+            got = download(key, path, size)
+            if not swept and path.parent == reader.folder(job.job_id):
+                swept.append(reader.sweep_copies(service.store))
+            return got
+
+        monkeypatch.setattr(objects, "download", sweep_after_the_first_file)
+        with reader.reading(job, casualties.INDEX_FILES) as copy:
+            assert swept == [0] and _files_in(copy) == sorted(casualties.INDEX_FILES)
+            monkeypatch.undo()
+            # idle for longer than the setting, but read now: kept while the reader holds it
+            for path in (copy, *copy.iterdir()):
+                os.utime(path, (time.time() - 601, time.time() - 601))
+            assert reader.sweep_copies(service.store) == 0
+            assert _files_in(copy) == sorted(casualties.INDEX_FILES)
+            assert casualties.open_index(copy) is not None
+        for path in (copy, *copy.iterdir()):
+            os.utime(path, (time.time() - 601, time.time() - 601))
+        assert reader.sweep_copies(service.store) == 2  # moved to the trash, trash emptied
+        assert not copy.exists()
+
+
 def test_the_api_sweeps_its_copies(settings, s3, bucket, tmp_path):
     """serve with no worker on its host still removes its idle copies (a host that only reads
     would otherwise keep a copy of every job ever read), and fetches a job again when asked."""

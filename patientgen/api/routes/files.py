@@ -5,13 +5,16 @@ becomes a path by itself), and its resolved path must lie inside the job's folde
 
 With object storage (jobs/files.py) a file this host has no whole copy of is streamed from the
 bucket (a Range passed on as a ranged GET), or redirected to a presigned URL where the settings
-ask for it; the archive and the patient pages read the host's whole copy, fetched once.
+ask for it; the archive and the patient pages read the host's copy, fetched once. A copy is
+held (jobs/files.py, `reading`) from before it is read until the response is sent, or the
+archive's members are open, so no sweep removes it under the reader.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -86,17 +89,27 @@ def entries(job: Any) -> list[dict[str, Any]]:
     return [item if isinstance(item, dict) else dict(vars(item)) for item in output_entries(job)]
 
 
-async def readable_dir(service: Any, job: Any, names: Sequence[str] | None = None) -> Path:
+@contextlib.asynccontextmanager
+async def reading_dir(
+    service: Any, job: Any, names: Sequence[str] | None = None
+) -> AsyncIterator[Path]:
     """The folder the completed job's files (`names`, default all) are read from on this host
-    (its own folder unless `generate --out` chose one; with object storage, fetched from the
-    bucket the first time)."""
-    here = service.files.here(job)  # no thread where nothing is to be fetched
-    if here is not None:
-        return Path(here)
-    try:
-        return Path(await anyio.to_thread.run_sync(service.readable_dir, job, names))
-    except FileNotFoundError:
-        raise Problem(404, "not-found", "The job's files are no longer stored.") from None
+    (its own folder unless `generate --out` chose one; with object storage, a copy fetched from
+    the bucket the first time), kept there until the block ends."""
+    with contextlib.ExitStack() as held:
+        try:
+            folder = await _enter(held, service.files, service.files.reading(job, names))
+        except FileNotFoundError:
+            raise Problem(404, "not-found", "The job's files are no longer stored.") from None
+        yield Path(folder)
+
+
+async def _enter(held: contextlib.ExitStack, files: Any, manager: Any) -> Any:
+    """`manager` (one of `files`' reading contexts) entered into `held`: in a thread where it may
+    fetch a copy or wait for a sweep's move (object storage), else here (nothing to wait for)."""
+    if not files.cached:
+        return held.enter_context(manager)
+    return await anyio.to_thread.run_sync(held.enter_context, manager)
 
 
 def _safe_path(job_dir: Path, name: str) -> Path:
@@ -108,15 +121,21 @@ def _safe_path(job_dir: Path, name: str) -> Path:
 
 
 class _File(FileResponse):
-    """FileResponse that can be told to ignore the Range header (`_honoured_ranges` decides)."""
+    """FileResponse that can be told to ignore the Range header (`_honoured_ranges` decides),
+    keeping the job's folder held (`held`, from `JobFiles.reading_here`) until it is sent."""
 
     ignore_range = False
+    held: contextlib.ExitStack | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if self.ignore_range:
-            scope = dict(scope)
-            scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"range"]
-        await super().__call__(scope, receive, send)
+        try:
+            if self.ignore_range:
+                scope = dict(scope)
+                scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"range"]
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.held is not None:
+                self.held.close()
 
 
 @router.get(
@@ -165,23 +184,30 @@ async def download_file(
         return Response(status_code=304, headers=headers)
     files = state.service.files
     media_type = content_type(name, str(entry.get("format")))
-    folder = await anyio.to_thread.run_sync(files.here, job)
-    if folder is None:  # in object storage only
-        url = await anyio.to_thread.run_sync(files.presigned, job, name, media_type)
-        if url is not None:
-            return RedirectResponse(url, status_code=307, headers=headers)
-        return _streamed(request, files, job, name, int(entry["bytes"]), media_type, headers)
-    path = _safe_path(folder, name)
+    held = contextlib.ExitStack()  # the folder kept until the response is sent
     try:
-        stat = await anyio.to_thread.run_sync(os.stat, path)
-    except OSError:
-        raise Problem(404, "not-found", f"The file {name!r} is no longer on disk.") from None
-    response = _File(
-        path, media_type=media_type, headers=headers, filename=Path(name).name, stat_result=stat
-    )
-    # Starlette serves the ranges (one: 206, several: multipart/byteranges) and HEAD
-    validators = (etag, response.headers["last-modified"])
-    response.ignore_range = _honoured_ranges(request, stat.st_size, validators) is None
+        folder = await _enter(held, files, files.reading_here(job))
+        if folder is None:  # in object storage only
+            held.close()
+            url = await anyio.to_thread.run_sync(files.presigned, job, name, media_type)
+            if url is not None:
+                return RedirectResponse(url, status_code=307, headers=headers)
+            return _streamed(request, files, job, name, int(entry["bytes"]), media_type, headers)
+        path = _safe_path(folder, name)
+        try:
+            stat = await anyio.to_thread.run_sync(os.stat, path)
+        except OSError:
+            raise Problem(404, "not-found", f"The file {name!r} is no longer on disk.") from None
+        response = _File(
+            path, media_type=media_type, headers=headers, filename=Path(name).name, stat_result=stat
+        )
+        # Starlette serves the ranges (one: 206, several: multipart/byteranges) and HEAD
+        validators = (etag, response.headers["last-modified"])
+        response.ignore_range = _honoured_ranges(request, stat.st_size, validators) is None
+    except BaseException:
+        held.close()
+        raise
+    response.held = held
     return response
 
 
@@ -263,12 +289,14 @@ async def download_archive(
     state = request.app.state
     job = await get_job(request, job_id, who.scope)
     completed(job)
-    job_dir = await readable_dir(state.service, job)
-    files = [(str(e["name"]), _safe_path(job_dir, str(e["name"]))) for e in entries(job)]
-    try:
-        members = open_members(files)  # all now: the download is whole whatever happens next
-    except MissingMember as gone:
-        raise Problem(404, "not-found", f"The file {gone.name!r} is no longer on disk.") from None
+    async with reading_dir(state.service, job) as job_dir:
+        files = [(str(e["name"]), _safe_path(job_dir, str(e["name"]))) for e in entries(job)]
+        try:
+            members = open_members(files)  # all now: the download is whole whatever happens next
+        except MissingMember as gone:
+            raise Problem(
+                404, "not-found", f"The file {gone.name!r} is no longer on disk."
+            ) from None
     return CappedStreamingResponse(
         zip_stream(members),
         slots=state.archive_slots,  # 429 over PATIENTGEN_MAX_ARCHIVES_PER_KEY open downloads

@@ -12,6 +12,8 @@ works without the attribute index, so jobs written before it still page.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +27,7 @@ from starlette.responses import Response
 from patientgen.api.auth import Principal, principal
 from patientgen.api.common import get_job, json_response, problem_responses
 from patientgen.api.problems import Problem, invalid_fields_problem
-from patientgen.api.routes.files import completed, entries, readable_dir
+from patientgen.api.routes.files import completed, entries, reading_dir
 from patientgen.api.schemas import CountersOut, FacetsOut, PatientsPage, TracksPage
 from patientgen.formats import casualties
 from patientgen.formats.bundle import Records, read_patients, read_records
@@ -171,11 +173,12 @@ def _span(index: casualties.CasualtyIndex) -> dict[str, int] | None:
     return None if found is None else {"start": found[0] // 1000, "end": found[1] // 1000}
 
 
-async def _job_dir(
+@contextlib.asynccontextmanager
+async def _casualty_files(
     request: Request, job_id: UUID, who: Principal
-) -> tuple[Any, Path, Records | None]:
-    """The completed job with NDJSON output, the folder of its casualty index, and where its
-    records are read (None: patients.ndjson in that folder)."""
+) -> AsyncIterator[tuple[Any, Path, Records | None]]:
+    """The completed job with NDJSON output, the folder of its casualty index (kept there until
+    the block ends), and where its records are read (None: patients.ndjson in that folder)."""
     job = await get_job(request, job_id, who.scope)
     completed(job)
     formats = (job.config or {}).get("formats") or []
@@ -186,7 +189,8 @@ async def _job_dir(
     files = request.app.state.service.files
     records = files.records(job)  # a few stat calls at most: no thread
     wanted = casualties.INDEX_FILES if records is not None else casualties.FILES
-    return job, await readable_dir(request.app.state.service, job, wanted), records
+    async with reading_dir(request.app.state.service, job, wanted) as job_dir:
+        yield job, job_dir, records
 
 
 async def _index(job_dir: Path) -> casualties.CasualtyIndex:
@@ -250,25 +254,27 @@ async def list_patients(
     match any of them. Time filters are RFC 3339 times with a zone; `X_before=T` and
     `X_after=T` split the casualties in two (X < T, X >= T). Records are exactly those of
     patients.ndjson."""
-    job, job_dir, source = await _job_dir(request, job_id, who)
-    if sort == "index" and query.is_plain():  # the file's order: no attribute index needed
-        records = next(e for e in entries(job) if e.get("name") == NDJSON_FILE).get("records")
-        total = int(records if records is not None else job.config["scenario"]["total_patients"])
-        lines: list[bytes] = []
-        if offset < total:
-            lines = await anyio.to_thread.run_sync(
-                read_patients, job_dir, offset, min(limit, total - offset), source
+    async with _casualty_files(request, job_id, who) as (job, job_dir, source):
+        if sort == "index" and query.is_plain():  # the file's order: no attribute index needed
+            records = next(e for e in entries(job) if e.get("name") == NDJSON_FILE).get("records")
+            total = int(
+                records if records is not None else job.config["scenario"]["total_patients"]
             )
+            lines: list[bytes] = []
+            if offset < total:
+                lines = await anyio.to_thread.run_sync(
+                    read_patients, job_dir, offset, min(limit, total - offset), source
+                )
+            return _page(offset, limit, total, sort, lines)
+        index = await _index(job_dir)
+        filters, bounds = query.resolve(index, sort)
+
+        def read() -> tuple[int, list[bytes]]:
+            total, positions = casualties.select(index, filters, sort, offset, limit, bounds)
+            return total, read_records(job_dir, positions, source)
+
+        total, lines = await anyio.to_thread.run_sync(read)
         return _page(offset, limit, total, sort, lines)
-    index = await _index(job_dir)
-    filters, bounds = query.resolve(index, sort)
-
-    def read() -> tuple[int, list[bytes]]:
-        total, positions = casualties.select(index, filters, sort, offset, limit, bounds)
-        return total, read_records(job_dir, positions, source)
-
-    total, lines = await anyio.to_thread.run_sync(read)
-    return _page(offset, limit, total, sort, lines)
 
 
 @router.get(
@@ -281,12 +287,12 @@ async def patient_facets(
     request: Request, job_id: UUID, who: Principal = Depends(principal)
 ) -> Response:
     """What a casualty browser needs to build its filter menus."""
-    _, job_dir, _ = await _job_dir(request, job_id, who)
-    index = await _index(job_dir)
-    facets = await anyio.to_thread.run_sync(casualties.facets, index)
-    return json_response(
-        {"total": index.count, "facets": facets, "sort_keys": list(casualties.SORT_KEYS)}
-    )
+    async with _casualty_files(request, job_id, who) as (_, job_dir, _):
+        index = await _index(job_dir)
+        facets = await anyio.to_thread.run_sync(casualties.facets, index)
+        return json_response(
+            {"total": index.count, "facets": facets, "sort_keys": list(casualties.SORT_KEYS)}
+        )
 
 
 @router.get(
@@ -306,26 +312,28 @@ async def patient_tracks(
     """Ordered by time of injury (ties: file order). The casualties active at T are
     `injured_before=T&outcome_after=T`; those still to come, `injured_after=T`. Read from the
     casualty index alone."""
-    _, job_dir, _ = await _job_dir(request, job_id, who)
-    index = await _index(job_dir)
-    _replayable(index)
-    filters, bounds = query.resolve(index, None)
+    async with _casualty_files(request, job_id, who) as (_, job_dir, _):
+        index = await _index(job_dir)
+        _replayable(index)
+        filters, bounds = query.resolve(index, None)
 
-    def read() -> dict[str, Any]:
-        total, positions = casualties.select(index, filters, "injured_at", offset, limit, bounds)
-        items = casualties.tracks(index, positions)
-        end = offset + len(items)
-        return {
-            "offset": offset,
-            "limit": limit,
-            "total": total,
-            "next_offset": end if end < total else None,
-            "span": _span(index),
-            "columns": list(casualties.ROLES),
-            "items": items,
-        }
+        def read() -> dict[str, Any]:
+            total, positions = casualties.select(
+                index, filters, "injured_at", offset, limit, bounds
+            )
+            items = casualties.tracks(index, positions)
+            end = offset + len(items)
+            return {
+                "offset": offset,
+                "limit": limit,
+                "total": total,
+                "next_offset": end if end < total else None,
+                "span": _span(index),
+                "columns": list(casualties.ROLES),
+                "items": items,
+            }
 
-    return json_response(await anyio.to_thread.run_sync(read))
+        return json_response(await anyio.to_thread.run_sync(read))
 
 
 @router.get(
@@ -344,23 +352,23 @@ async def patient_counters(
     """Per column (POI, R1 … R4) among the casualties matching the filters: `arrivals` (at POI:
     the injured), `deaths` (KIA, DOW, DIED there) and `rtd` (returned to duty from there),
     each counting what happened strictly before `at`. From the casualty index alone."""
-    _, job_dir, _ = await _job_dir(request, job_id, who)
-    index = await _index(job_dir)
-    _replayable(index)
-    micros, time_problem = _micros("at", at)
-    filters = query.codes(index, None, [time_problem] if time_problem else [])
-    assert micros is not None  # else time_problem: a 422 above
+    async with _casualty_files(request, job_id, who) as (_, job_dir, _):
+        index = await _index(job_dir)
+        _replayable(index)
+        micros, time_problem = _micros("at", at)
+        filters = query.codes(index, None, [time_problem] if time_problem else [])
+        assert micros is not None  # else time_problem: a 422 above
 
-    def count() -> dict[str, Any]:
-        matches = casualties.mask(index, filters)
-        return {
-            "at": micros // 1000,
-            "total": index.count if matches is None else matches.count(1),
-            "span": _span(index),
-            "counters": casualties.counters(index, filters, micros),
-        }
+        def count() -> dict[str, Any]:
+            matches = casualties.mask(index, filters)
+            return {
+                "at": micros // 1000,
+                "total": index.count if matches is None else matches.count(1),
+                "span": _span(index),
+                "counters": casualties.counters(index, filters, micros),
+            }
 
-    return json_response(await anyio.to_thread.run_sync(count))
+        return json_response(await anyio.to_thread.run_sync(count))
 
 
 @router.get(
@@ -378,14 +386,14 @@ async def get_patient(
     request: Request, job_id: UUID, patient_id: UUID, who: Principal = Depends(principal)
 ) -> Response:
     """Found through the attribute index's ids (no scan of the NDJSON)."""
-    _, job_dir, source = await _job_dir(request, job_id, who)
-    index = await _index(job_dir)
+    async with _casualty_files(request, job_id, who) as (_, job_dir, source):
+        index = await _index(job_dir)
 
-    def read() -> list[bytes]:
-        position = casualties.find(index, patient_id)
-        return [] if position is None else read_records(job_dir, [position], source)
+        def read() -> list[bytes]:
+            position = casualties.find(index, patient_id)
+            return [] if position is None else read_records(job_dir, [position], source)
 
-    lines = await anyio.to_thread.run_sync(read)
-    if not lines:
-        raise Problem(404, "not-found", f"The job has no patient {patient_id}.")
-    return Response(lines[0], media_type="application/json")
+        lines = await anyio.to_thread.run_sync(read)
+        if not lines:
+            raise Problem(404, "not-found", f"The job has no patient {patient_id}.")
+        return Response(lines[0], media_type="application/json")

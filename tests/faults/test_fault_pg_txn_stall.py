@@ -45,9 +45,12 @@ ROUNDS = int(os.environ.get("PATIENTGEN_FAULT_ROUNDS", "2"))
 SEED = 25
 LEASE_SECONDS = 3.0
 FORMATS = ["ndjson", "csv"]
-#: How long the test waits for the job to be completed once the worker is stopped: the default
-#: bound (10 s) plus the lease, a reaper period and the rest of the job, with room for a busy
-#: machine; without a bound the job is never completed.
+#: The bound on a session idle in its transaction (PATIENTGEN_DB_IDLE_IN_TRANSACTION_TIMEOUT),
+#: shorter than its 10 s default so the test waits less; still hundreds of times a transaction.
+IDLE_BOUND = 4.0
+#: How long the test waits for the job to be completed once the worker is stopped: the bound
+#: plus the lease, a reaper period and the rest of the job, with room for a busy machine;
+#: without a bound the job is never completed.
 RECOVERY_TIMEOUT = 60
 
 
@@ -127,7 +130,13 @@ def test_a_worker_stopped_holding_the_row_lock_loses_the_job(tmp_path, request, 
     install_audit(url)
     # chunks of 10 patients: the worker spends much of its time in the store's transactions
     settings = Settings(data_dir=data, database_url=url, chunk_size=10, lease_seconds=3)
-    env = make_env(data, url, lease_seconds=LEASE_SECONDS, max_attempts=10)
+    env = make_env(
+        data,
+        url,
+        lease_seconds=LEASE_SECONDS,
+        max_attempts=10,
+        db_idle_in_transaction_timeout=IDLE_BOUND,
+    )
     first = worker(env, tmp_path / "first.log", "first")
     second = worker(env, tmp_path / "second.log", "second")
     with JobService.open(settings) as service, psycopg.connect(url, autocommit=True) as conn:

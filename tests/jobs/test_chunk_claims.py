@@ -2,7 +2,7 @@
 PostgreSQL: `patientgen worker` processes share one data folder; idle ones claim chunks of the
 running job one at a time.
 
-- The files of a 20,000-patient job (chunks of 1,000; NDJSON, CSV, FHIR) are byte-identical
+- The files of a 10,000-patient job (chunks of 500; NDJSON, CSV, FHIR) are byte-identical
   (sha256) to a clean in-process run with 1, 2 and 4 workers, every chunk is written exactly
   once, and with more than one worker more than one process writes chunks.
 - kill -9 of a helper while it holds a chunk: its claim expires, that chunk alone is written
@@ -42,8 +42,8 @@ from tests.support import wait_until
 pytestmark = pytest.mark.slow
 
 FORMATS = ["ndjson", "csv", "fhir"]
-PATIENTS = 20_000
-CHUNK = 1_000
+PATIENTS = 10_000
+CHUNK = 500
 CHUNKS = PATIENTS // CHUNK
 SCENARIO = Scenario(name="chunk claims", total_patients=PATIENTS, seed=13)
 #: Long enough that a busy 2-core machine never loses a live lease; recovery takes about this.
@@ -59,7 +59,7 @@ def reference(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture
 def big(settings):
-    """The test's settings with chunks of 1,000 and a lease a loaded machine keeps."""
+    """The test's settings with chunks of 500 and a lease a loaded machine keeps."""
     return settings.model_copy(update={"chunk_size": CHUNK, "lease_seconds": LEASE})
 
 
@@ -289,7 +289,7 @@ def test_a_helper_waits_for_the_flow_result(service, store, settings):
 
 
 def test_a_job_with_a_medical_plan_on_two_workers(big, tmp_path):
-    scenario = drill("starved", total_patients=6_000, name="chain claims", seed=8)
+    scenario = drill("starved", total_patients=3_000, name="chain claims", seed=8)
     written = bundle.write_all(scenario, FORMATS, tmp_path / "reference", chunk_size=CHUNK)
     reference = {f.name: f.sha256 for f in written}
     with JobService.open(big) as service:

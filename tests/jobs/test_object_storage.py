@@ -51,8 +51,8 @@ from tests.support import free_port, stop_group, wait_until
 pytestmark = pytest.mark.slow
 
 FORMATS = ["ndjson", "csv", "fhir"]
-PATIENTS = 6_000
-CHUNK = 500
+PATIENTS = 3_000
+CHUNK = 250
 SCENARIO = Scenario(name="object storage", total_patients=PATIENTS, seed=21)
 LEASE = 4.0
 
@@ -77,7 +77,7 @@ def bucket() -> str:
 
 @pytest.fixture
 def shared(settings, s3, bucket, tmp_path):
-    """Settings of host A on the test's database and bucket (chunks of 500, a 4 s lease)."""
+    """Settings of host A on the test's database and bucket (chunks of 250, a 4 s lease)."""
     return settings.model_copy(
         update={
             "chunk_size": CHUNK,

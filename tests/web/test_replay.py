@@ -31,11 +31,12 @@ IDLE = (
 
 @pytest.fixture(scope="module")
 def job(service: Service) -> Iterator[dict[str, Any]]:
-    """A completed 2,000-patient job with a medical plan, its records and its summary."""
+    """A completed 2,000-patient job over 10 days with a medical plan, its records and its
+    summary (10 days: played at 100×, its span takes a few seconds)."""
     with service.api() as api:
         body = {"preset": "high-intensity-defence", "formats": ["ndjson"],
                 "overrides": {"total_patients": 2000, "seed": 9, "name": "Replay",
-                              "capacity": "sized"}}  # fmt: skip
+                              "duration_days": 10, "capacity": "sized"}}  # fmt: skip
         submitted = api.post("/jobs", json=body).json()
         done = wait_completed(service, submitted["job_id"], timeout=120)
         lines = api.get(f"/jobs/{done['job_id']}/files/patients.ndjson").content.splitlines()

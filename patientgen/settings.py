@@ -10,7 +10,7 @@ import base64
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import ByteSize, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The default of `Settings.db_idle_in_transaction_timeout`, in seconds.
@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     #: owner's, or one fetched to be read) after it last wrote or read it: the bucket holds them,
     #: and the sweep removes copies unread for this long.
     storage_cache_seconds: Annotated[float, Field(ge=0, le=365 * 86400)] = 3600.0
+    #: With object storage, the most a host's copies of completed jobs' files may take on its
+    #: disk (bytes, or a size such as `50GiB`; 0: no bound but storage_cache_seconds): over it,
+    #: the sweep removes the least recently read copies not being read until they fit. The
+    #: default holds one million-patient FHIR job (about 18 GB) with room to spare; a running
+    #: job's working folder is not a copy and is not counted.
+    storage_cache_bytes: Annotated[ByteSize, Field(ge=0)] = ByteSize(20 * 2**30)
     #: Seconds between two sweeps of what crashed processes left, and of idle copies (by every
     #: worker, and by the API with object storage; jobs/files.py `sweep`).
     sweep_interval: Annotated[float, Field(gt=0, le=86400)] = 60.0

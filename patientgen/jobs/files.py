@@ -32,7 +32,10 @@ local folder as a worker's working folder and a read cache:
 - a host's folder of a completed job (the owner's copy, or files fetched to be read) is a cache
   of the bucket: `reading` marks it read (`.read`'s time; writing it counts too), and the sweep
   removes it once unread for `storage_cache_seconds`, so no host's disk grows with the number
-  of jobs. The API sweeps its host's copies too (`sweep_copies`), as workers do. A reader
+  of jobs; and while this host's copies take more than `storage_cache_bytes`, it removes the
+  least recently read ones until they fit, so reading many big jobs within that time does not
+  fill the disk either (a working folder of a job not completed is no copy: not counted, not
+  removed). The API sweeps its host's copies too (`sweep_copies`), as workers do. A reader
   holds the folder while it fetches and reads (a shared `flock` on it), and the sweep moves a
   copy only under an exclusive one it does not wait for: a copy in use on this host, in any
   process, is never removed under its reader.
@@ -281,6 +284,7 @@ class ObjectFiles(JobFiles):
         self._pending_lock = threading.Lock()
         self._fetch_lock = threading.Lock()
         self._keep_seconds = settings.storage_cache_seconds
+        self._keep_bytes = int(settings.storage_cache_bytes)
         self._marked: dict[UUID, float] = {}  # job -> when this process last marked it read
 
     def _prefix(self, job_id: UUID, scope: Scope = Scope.ALL) -> str:
@@ -541,9 +545,10 @@ class ObjectFiles(JobFiles):
         own here (a dead owner's working folder, a copy fetched to be read), so no fenced write
         of another host removes it. A job gone, or ended without completing, loses its folder;
         a completed one its parts, and its folder unless it holds a copy read or written within
-        `storage_cache_seconds`.
+        `storage_cache_seconds`; then the copies beyond `storage_cache_bytes` (`_trim_copies`).
         Each under the job's row lock, into the trash (emptied by the caller)."""
         removed = 0
+        copies: list[tuple[UUID, Path]] = []  # folders of completed jobs still here
         with contextlib.suppress(FileNotFoundError):
             for entry in list(self.root.iterdir()):
                 try:
@@ -559,9 +564,31 @@ class ObjectFiles(JobFiles):
                 if job.status not in TERMINAL_STATUSES:
                     continue  # a working folder
                 keep = job.status == JobStatus.COMPLETED and self._fresh_copy(entry)
-                if keep and not (entry / PARTS).exists():
-                    continue
-                removed += self._detach_here(store, job_id, Scope.PARTS if keep else Scope.ALL)
+                if not keep or (entry / PARTS).exists():
+                    removed += self._detach_here(store, job_id, Scope.PARTS if keep else Scope.ALL)
+                if job.status == JobStatus.COMPLETED and entry.exists():
+                    copies.append((job_id, entry))
+        return removed + self._trim_copies(store, copies)
+
+    def _trim_copies(self, store: JobStore, copies: Sequence[tuple[UUID, Path]]) -> int:
+        """The rule of `storage_cache_bytes` (0: none): while this host's copies of completed
+        jobs (`copies`) take more bytes than it, remove the least recently read (by the time
+        `_fresh_copy` uses), skipping any a reader holds (it stays, and counts: it is on the
+        disk). A working folder of a job not completed is not a copy: never passed here."""
+        if not self._keep_bytes:
+            return 0
+        sized = [
+            (max(_times(folder), default=0.0), _size(folder), job_id) for job_id, folder in copies
+        ]
+        total = sum(size for _, size, _ in sized)
+        removed = 0
+        for _, size, job_id in sorted(sized, key=lambda copy: copy[0]):
+            if total <= self._keep_bytes:
+                break
+            moved = self._detach_here(store, job_id, Scope.ALL)
+            if moved or not self.folder(job_id).exists():  # or another sweep moved it
+                total -= size
+            removed += moved
         return removed
 
     def _fresh_copy(self, folder: Path) -> bool:
@@ -569,10 +596,7 @@ class ObjectFiles(JobFiles):
         read, with the read mark; not a dead owner's working files) written or read within
         storage_cache_seconds (its newest time: the folder's, which a file renamed in changes,
         or the read mark's)."""
-        times = []
-        for path in (folder, folder / READ_MARK, folder / MANIFEST):
-            with contextlib.suppress(FileNotFoundError):
-                times.append(path.stat().st_mtime)
+        times = _times(folder)
         return len(times) > 1 and time.time() - max(times) < self._keep_seconds
 
     def _detach_here(self, store: JobStore, job_id: UUID, scope: Scope) -> int:
@@ -656,6 +680,26 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
+
+
+def _times(folder: Path) -> list[float]:
+    """The modification times of a host's folder of a job, its read mark and its manifest (those
+    that exist): the newest is when the copy was last written or read."""
+    times = []
+    for path in (folder, folder / READ_MARK, folder / MANIFEST):
+        with contextlib.suppress(FileNotFoundError):
+            times.append(path.stat().st_mtime)
+    return times
+
+
+def _size(folder: Path) -> int:
+    """Bytes of the files under `folder` (a file removed meanwhile counts 0)."""
+    total = 0
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                total += os.stat(os.path.join(parent, name)).st_size
+    return total
 
 
 def _holds(folder: Path, names: Sequence[str] | None) -> bool:

@@ -569,6 +569,83 @@ def test_a_copy_being_fetched_or_read_is_never_swept(settings, s3, bucket, tmp_p
         assert not copy.exists()
 
 
+def _bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _aged(folder: Path, seconds: float) -> None:
+    """Make the copy look last written and read `seconds` ago."""
+    for path in (folder, *folder.iterdir()):
+        os.utime(path, (time.time() - seconds, time.time() - seconds))
+
+
+def test_copies_beyond_the_byte_bound_are_removed_least_recently_read_first(
+    settings, s3, bucket, tmp_path
+):
+    """A host that reads many big jobs within storage_cache_seconds must not fill its disk:
+    once its copies of completed jobs take more than storage_cache_bytes, the sweep removes the
+    least recently read ones until they fit, never one a reader holds (it still counts: it is on
+    the disk), and never a working folder of a job that is not completed (not a copy, and not
+    counted). Under the bound, nothing goes (before, only the time bound removed copies)."""
+    host_a = settings.model_copy(
+        update={
+            "data_dir": tmp_path / "a",
+            "storage_cache_seconds": 600,
+            **s3_server.storage_env(s3.endpoint, bucket),
+        }
+    )
+    small = Scenario(name="bounded", total_patients=12, seed=6)
+    with JobService.open(host_a) as service:
+        ids = [service.submit(small, ["ndjson"], "alice")[0].job_id for _ in range(3)]
+        from patientgen.jobs.worker import Worker
+
+        Worker(host_a, max_jobs=3).run()
+        oldest, _, newest = jobs = [service.get(job_id) for job_id in ids]
+        assert all(job.status == JobStatus.COMPLETED for job in jobs)
+        objects = service.files.objects  # type: ignore[attr-defined]
+
+        def reader_host(bound: int) -> ObjectFiles:
+            host_c = _host(host_a, tmp_path, "c", storage_cache_bytes=bound)
+            return ObjectFiles(host_c.data_dir, objects, host_c)
+
+        copies = {job.job_id: reader_host(0).readable(job) for job in jobs}
+        sizes = [_bytes(folder) for folder in copies.values()]
+        two, one = 2 * max(sizes) + min(sizes) // 2, max(sizes) + min(sizes) // 2
+
+        def age() -> None:  # read within the last 600 s, in the order of `jobs`
+            for seconds, job in zip((300, 200, 100), jobs, strict=True):
+                if copies[job.job_id].is_dir():
+                    _aged(copies[job.job_id], seconds)
+
+        def kept() -> list[bool]:
+            return [copies[job.job_id].is_dir() for job in jobs]
+
+        # three copies within a bound of three: nothing removed
+        age()
+        assert reader_host(sum(sizes)).sweep_copies(service.store) == 0
+        assert kept() == [True, True, True]
+        # a bound of two: the least recently read one that no reader holds goes (the oldest is
+        # held, so the middle one), moved to the trash and the trash emptied
+        reader = reader_host(two)
+        with reader.reading(oldest) as held:
+            age()
+            assert reader.sweep_copies(service.store) == 2
+            assert kept() == [True, False, True]
+            assert _files_in(held) == _files_in(copies[newest.job_id])
+            assert reader.sweep_copies(service.store) == 0  # two fit
+        # a bound of one, and a pending job's working folder far bigger than it on this host:
+        # the working folder is neither counted nor removed; the older copy goes
+        pending, _ = service.submit(small, ["ndjson"], "alice")
+        working = reader.folder(pending.job_id)
+        working.mkdir(parents=True)
+        (working / "big.part").write_bytes(b"x" * (10 * sum(sizes)))
+        age()
+        assert reader_host(one).sweep_copies(service.store) == 2
+        assert kept() == [False, False, True]
+        assert (working / "big.part").is_file()
+        assert reader_host(one).sweep_copies(service.store) == 0
+
+
 def test_the_api_sweeps_its_copies(settings, s3, bucket, tmp_path):
     """serve with no worker on its host still removes its idle copies (a host that only reads
     would otherwise keep a copy of every job ever read), and fetches a job again when asked."""

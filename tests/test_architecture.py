@@ -132,9 +132,13 @@ def test_bundle_modules_import_earlier_stages_only() -> None:
         assert used <= allowed, f"{name} imports {sorted(used - allowed)}"
 
 
-#: Calls that create, rename or remove a file (the `os` and `shutil` functions, Path methods).
-_OS_FILE_CHANGES = {"replace", "rename", "remove", "unlink", "rmdir", "removedirs", "link"}
-_PATH_FILE_CHANGES = {"unlink", "rename", "rmdir", "touch", "write_bytes", "write_text"}
+#: Calls that create, rename or remove a file or folder (the `os` and `shutil` functions, Path
+#: methods).
+_OS_FILE_CHANGES = {
+    *("replace", "rename", "remove", "unlink", "rmdir", "removedirs", "link", "mkdir"),
+    "makedirs",
+}
+_PATH_FILE_CHANGES = {"unlink", "rename", "rmdir", "touch", "write_bytes", "write_text", "mkdir"}
 
 
 def _file_changes(path: Path) -> list[str]:
@@ -165,4 +169,21 @@ def test_bundle_changes_files_only_in_disk() -> None:
     assert _file_changes(MODULES[f"{BUNDLE}.disk"]), "the check finds nothing: is it broken?"
     for name, path in MODULES.items():
         if name.startswith(BUNDLE + ".") and name != f"{BUNDLE}.disk":
+            assert _file_changes(path) == [], name
+
+
+#: The job layer's modules that may change files: files.py owns every job folder; objects.py
+#: writes the downloads files.py asks for; the SQLite database's folder is made where the
+#: database is opened (migrations, sql_store).
+_JOBS_CHANGING_FILES = {f"patientgen.jobs.{m}" for m in ("files", "objects", "migrations")} | {
+    "patientgen.jobs.sql_store"
+}
+
+
+def test_jobs_change_job_files_only_in_files() -> None:
+    """A reader finds where a job's folder is made, written or removed in jobs/files.py alone
+    (the runner, worker, service and store ask it)."""
+    assert _file_changes(MODULES["patientgen.jobs.files"]), "the check finds nothing"
+    for name, path in MODULES.items():
+        if name.startswith("patientgen.jobs.") and name not in _JOBS_CHANGING_FILES:
             assert _file_changes(path) == [], name

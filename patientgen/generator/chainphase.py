@@ -1,5 +1,6 @@
 """The job's first phase when the scenario has a medical plan: the care-chain simulation over
-the whole casualty stream, and its result as bytes (the part file bundle.py checkpoints).
+the whole casualty stream, and its result as bytes (the part file that
+formats/bundle/chain.py checkpoints).
 
 `run_phase(scenario)` takes every casualty's skeleton (what flow.skeleton reads of the baseline
 patient made with unlimited capacity) from generator/skeleton_path.py, which draws the patient's

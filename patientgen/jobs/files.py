@@ -78,6 +78,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between two marks of one copy as read by one process (see ObjectFiles._mark_read).
 _MARK_EVERY = 30.0
+#: How many jobs' last marks a process remembers before it forgets the stale ones.
+_MARKS_KEPT = 1024
 
 PARTS = ".parts"
 TRASH = ".trash"
@@ -110,6 +112,11 @@ class JobFiles:
 
     def parts(self, job_id: UUID) -> Path:
         return self.folder(job_id) / PARTS
+
+    def make_parts(self, job_id: UUID) -> None:
+        """Make the job's parts folder (its owner does, once it holds the job; a helper never
+        does, so a helper late for a job that ended finds none and writes nothing)."""
+        self.parts(job_id).mkdir(parents=True, exist_ok=True)
 
     def output(self, job: Job) -> Path:
         """Where a job's final files are (its folder, or the folder `generate --out` chose)."""
@@ -453,6 +460,8 @@ class ObjectFiles(JobFiles):
         every = min(_MARK_EVERY, self._keep_seconds / 4)
         if not fetched and now - self._marked.get(job_id, -_MARK_EVERY) < every:
             return
+        if len(self._marked) > _MARKS_KEPT:  # forget marks too old to skip the next one
+            self._marked = {k: t for k, t in self._marked.items() if now - t < every}
         self._marked[job_id] = now
         with contextlib.suppress(FileNotFoundError):  # swept meanwhile: fetched again next time
             (folder / READ_MARK).touch()

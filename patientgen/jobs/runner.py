@@ -616,7 +616,7 @@ def _write_shared(
     none is free, wait for the others' to be recorded; the summaries of every chunk, in order."""
     store, job, worker_id = run.store, run.job, run.worker_id
     _write_again(run, beat, scenario, ranges, lost)
-    run.files.parts(job.job_id).mkdir(parents=True, exist_ok=True)  # helpers never create it
+    run.files.make_parts(job.job_id)  # helpers never create it
     check_boundary(run, beat)
     with progress.save_lock:  # the totals are there before any worker's record counts
         percent, details = progress.snapshot()

@@ -54,7 +54,7 @@ def care_chain(scenario: Scenario, parts_dir: Path | None, *, create: bool = Tru
             time.perf_counter() - started,
         )
     if create and path is not None and not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        disk.make_folders([path.parent])
         batch = disk.Batch(sync_folders=False)
         try:
             disk.write_raw(batch.open(path, buffering=0), chainphase.encode(result))

@@ -293,6 +293,12 @@ def write_scratch(stack: contextlib.ExitStack, path: Path, blocks: Iterable[byte
     return target
 
 
+def make_folders(paths: Iterable[Path]) -> None:
+    """Make each folder of `paths` (and its parents) where it is not there yet."""
+    for path in dict.fromkeys(paths):
+        path.mkdir(parents=True, exist_ok=True)
+
+
 def remove_folder(path: Path) -> None:
     """Remove folder `path` and everything in it (nothing when it is not there)."""
     shutil.rmtree(path, ignore_errors=True)

@@ -200,7 +200,7 @@ def finalize(
                         f"part files of chunk {chunk} hold {records} patients, its summary "
                         f"says {chunk_summary.get('patients')}"
                     )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    disk.make_folders([out_dir])
     owner = owner_mark(parts_dir, attempt)
     disk.remove_own_leftovers(out_dir, final_names(formats), owner)
     if merged is None:
@@ -286,9 +286,8 @@ def _finalize_whole(
     owner = owner_mark(parts_dir, attempt)
     names = final_names(formats)  # the manifest last: never there before what it lists
     disk.remove_own_leftovers(out_dir, names, owner)
-    folders = dict.fromkeys((out_dir / name).parent for name in names)
-    for folder in folders:
-        folder.mkdir(parents=True, exist_ok=True)
+    folders = list(dict.fromkeys((out_dir / name).parent for name in names))
+    disk.make_folders(folders)
     for i, name in enumerate(names):
         target = out_dir / name
         try:

@@ -126,7 +126,7 @@ def write_patients(
     formats = normalize_formats(formats)
     parts_dir = Path(parts_dir)
     if create:
-        parts_dir.mkdir(parents=True, exist_ok=True)
+        disk.make_folders([parts_dir])
     if whole and chunk != 0:
         raise ValueError("only chunk 0 can be written whole")
     names = chunk_part_names(formats)
@@ -221,8 +221,7 @@ def write_runs(runs: Sequence[SmallRun]) -> list[tuple[dict[str, Any], list[Outp
         for run in runs:
             formats = normalize_formats(run.formats)
             out_dir = Path(run.out_dir)
-            for folder in dict.fromkeys((out_dir / name).parent for name in final_names(formats)):
-                folder.mkdir(parents=True, exist_ok=True)
+            disk.make_folders((out_dir / name).parent for name in final_names(formats))
             flow = care_chain(run.scenario, None)
             _, merged, listed = _write_whole(
                 run.scenario,

@@ -483,8 +483,9 @@ class ObjectFiles(JobFiles):
         return self.objects.stream(self._prefix(job.job_id) + name, start, end)
 
     def records(self, job: Job) -> Records | None:
-        """patients.ndjson read from the bucket by ranged GETs (8 at a time), unless this host
-        has it (at the manifest's size), so a page of a big job needs no copy of the file."""
+        """patients.ndjson read from the bucket by ranged GETs (records close together share
+        one: ObjectStore.read_spans), unless this host has it (at the manifest's size), so a
+        page of a big job needs no copy of the file."""
         local = self.folder(job.job_id) / NDJSON
         size = next(
             (int(f["bytes"]) for f in job.output_files or () if f.get("name") == NDJSON), None
@@ -678,7 +679,7 @@ class _ObjectRecords:
         return self._size
 
     def read(self, spans: Sequence[tuple[int, int]]) -> list[bytes]:
-        return self.objects.each(lambda span: self.objects.read(self.key, *span), spans)
+        return self.objects.read_spans(self.key, spans)
 
 
 def _alive(pid: int) -> bool:

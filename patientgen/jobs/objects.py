@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +46,11 @@ TRANSFERS = 8
 MIN_COMPOSED_PART = 5 << 20
 MAX_COMPOSED = 10_000
 _READ_BLOCK = 1 << 20
+#: Spans of one object closer than this are read by one ranged GET (ObjectStore.read_spans): a
+#: request's latency costs more than this many bytes more.
+SPAN_GAP = 256 << 10
+#: The most one such GET reads, unless a single span is longer.
+SPAN_READ = 1 << 20
 
 
 class StorageUrlError(ValueError):
@@ -182,6 +187,19 @@ class ObjectStore:
         if length <= 0:
             return b""
         return b"".join(self.stream(key, offset, offset + length - 1))
+
+    def read_spans(self, key: str, spans: Sequence[tuple[int, int]]) -> list[bytes]:
+        """The bytes of the object at each (offset, length), in the order given: spans less
+        than SPAN_GAP apart read by one ranged GET of at most SPAN_READ bytes (unless one span
+        is longer), TRANSFERS GETs at a time."""
+        reads = _nearby(spans)
+        blobs = self.each(lambda r: self.read(key, r.start, r.end - r.start), reads)
+        found: list[bytes] = [b""] * len(spans)
+        for read, blob in zip(reads, blobs, strict=True):
+            for i in read.members:
+                offset, length = spans[i]
+                found[i] = blob[offset - read.start : offset - read.start + length]
+        return found
 
     @property
     def bucket(self) -> str:
@@ -355,3 +373,32 @@ class ObjectStore:
 
 def _status(exc: Any) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+@dataclass
+class _SpanRead:
+    """One ranged GET [start, end) of an object, serving the spans `members` (their indexes)."""
+
+    start: int
+    end: int
+    members: list[int]
+
+
+def _nearby(spans: Sequence[tuple[int, int]]) -> list[_SpanRead]:
+    """The GETs that read `spans`: in file order, each span joins the GET before it when it
+    begins less than SPAN_GAP after that GET's end and the GET stays within SPAN_READ."""
+    reads: list[_SpanRead] = []
+    for i in sorted(range(len(spans)), key=lambda i: spans[i][0]):
+        offset, length = spans[i]
+        last = reads[-1] if reads else None
+        end = offset + length
+        if (
+            last is not None
+            and offset - last.end < SPAN_GAP
+            and max(last.end, end) - last.start <= SPAN_READ
+        ):
+            last.end = max(last.end, end)
+            last.members.append(i)
+        else:
+            reads.append(_SpanRead(offset, end, [i]))
+    return reads

@@ -680,6 +680,49 @@ def test_a_storage_url_that_is_not_s3_is_refused_in_words(tmp_path):
     assert Settings(data_dir=tmp_path, storage_url="s3://b-1/a/b/").storage_url == "s3://b-1/a/b/"
 
 
+def test_ranged_reads_of_nearby_records_share_a_get(s3, bucket, tmp_path, monkeypatch):
+    """A page's records are read from the bucket by ranged GETs; records close together in the
+    file (a filtered page in file order) share one GET, records far apart (a sorted page over a
+    big file) get one each, a GET never grows past its cap, and every record comes back exact,
+    in the order asked (before, one GET per record whatever their places)."""
+    import random
+
+    from patientgen.jobs.files import _ObjectRecords
+    from patientgen.jobs.objects import ObjectStore
+
+    store = ObjectStore(
+        f"s3://{bucket}/r",
+        endpoint=s3.endpoint,
+        region=s3_server.REGION,
+        access_key=s3_server.ACCESS_KEY,
+        secret_key=s3_server.SECRET_KEY,
+    )
+    rng = random.Random(5)
+    body = rng.randbytes(40 << 20)
+    (tmp_path / "blob").write_bytes(body)
+    store.upload(tmp_path / "blob", "r/blob")
+    gets: list[tuple[int, int]] = []
+    read = store.read
+
+    def counted(key: str, offset: int, length: int) -> bytes:
+        gets.append((offset, length))
+        return read(key, offset, length)
+
+    monkeypatch.setattr(store, "read", counted)
+    records = _ObjectRecords(store, "r/blob", len(body))  # patients.ndjson in the bucket
+    near = [(1000 + 700 * i, 650) for i in range(50)]  # 50 records within 35 KB
+    far = [(i * (1 << 20), 600) for i in range(30, 0, -1)]  # 30 records 1 MiB apart, backwards
+    dense = [((20 << 20) + 1000 * i, 1000) for i in range(12_000)]  # 12 MB of records
+    for spans, most in ((near, 1), (far, 30), (dense, 12)):
+        gets.clear()
+        mixed = spans[::2] + spans[1::2]  # any order asked is the order given back
+        got = records.read(mixed)
+        assert got == [body[o : o + n] for o, n in mixed]
+        assert len(gets) <= most, len(gets)
+        assert max(n for _, n in gets) <= (1 << 20)
+    assert records.read([]) == []
+
+
 def test_an_unreachable_store_is_unavailable_not_an_error(tmp_path):
     """Refused connections become StorageUnavailable (a StoreUnavailable: the job is left for a
     later claim), after the client's own retries."""

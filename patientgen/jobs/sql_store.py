@@ -44,6 +44,7 @@ from patientgen.jobs.model import (
     ChunkRecord,
     Job,
     JobNotFound,
+    JobsActive,
     JobStatus,
     KeyNotFound,
     LeaseLost,
@@ -129,6 +130,32 @@ class SqlStore:
                 return None
             row = t.one("schema_version")
         return None if row is None else str(row["version_num"])
+
+    # -- service facts ---------------------------------------------------------------------------
+    def fact(self, name: str) -> str | None:
+        with self._read() as t:
+            row = t.one("fact", name=name)
+        return None if row is None else str(row["value"])
+
+    def record_fact(self, name: str, value: str) -> str:
+        """Insert-if-absent, then read in the same transaction: concurrent first records all
+        return the one that committed first (PostgreSQL: the second insert waits for the first
+        to commit and does nothing; SQLite: BEGIN IMMEDIATE runs them one after the other)."""
+        with self._write() as t:
+            t.run("record_fact", name=name, value=value, **self.dialect.clock())
+            return str(_row(t.one("fact", name=name))["value"])
+
+    def replace_fact_when_idle(self, name: str, value: str) -> str | None:
+        """Replace the fact while no job is pending or running (JobsActive otherwise), with
+        every write to jobs held off until it commits (`lock_jobs`)."""
+        with self._write() as t:
+            t.run("lock_jobs")
+            active = int(_row(t.one("active_jobs"))["n"])
+            if active:
+                raise JobsActive(active)
+            before = t.one("fact", name=name)
+            t.run("put_fact", name=name, value=value, **self.dialect.clock())
+        return None if before is None else str(before["value"])
 
     # -- submit and read -------------------------------------------------------------------------
     def create(self, new: NewJob, max_active: int | None = None) -> tuple[Job, bool]:

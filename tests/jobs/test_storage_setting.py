@@ -14,6 +14,7 @@ that runs or serves jobs checks it at start (SQLite and PostgreSQL).
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -24,7 +25,7 @@ import pytest
 from patientgen.jobs import migrations
 from patientgen.jobs.files import STORAGE_FACT, ensure_same_storage, storage_name
 from patientgen.jobs.model import JobStatus, StorageMismatch
-from patientgen.jobs.sql_store import open_store
+from patientgen.jobs.sql_store import connect, open_store
 from patientgen.scenario import Scenario
 from patientgen.settings import Settings
 from tests import s3_server
@@ -70,7 +71,7 @@ def _s3_env(endpoint: str, storage_url: str) -> dict[str, str]:
 def _record(settings: Settings, storage_url: str = "") -> str:
     """Record the storage of a process with `storage_url` (empty: local), as its first start."""
     ours = settings.model_copy(update={"storage_url": storage_url})
-    store = open_store(settings.database_url)
+    store = connect(settings)
     try:
         return ensure_same_storage(store, ours)
     finally:
@@ -82,7 +83,22 @@ def _recorded(service) -> str | None:
 
 
 def _run(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    """`patientgen ARGS` in its own process group, which is killed whole if it outlives
+    `timeout` (a `serve` that started has worker processes of its own)."""
+    proc = subprocess.Popen(
+        [*CLI, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_group(proc, signal.SIGKILL)
+        out, err = proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def _error_lines(stderr: str) -> list[str]:
@@ -123,7 +139,7 @@ def test_the_endpoint_is_not_compared(settings):
     second = settings.model_copy(
         update={"storage_url": BUCKET_A, "storage_endpoint": "http://two:9000"}
     )
-    store = open_store(settings.database_url)
+    store = connect(settings)
     try:
         assert ensure_same_storage(store, first) == BUCKET_A
         assert ensure_same_storage(store, second) == BUCKET_A
@@ -141,7 +157,7 @@ def test_concurrent_first_recordings_agree(settings):
     lock = threading.Lock()
 
     def first_start(i: int) -> None:
-        store = open_store(settings.database_url)
+        store = connect(settings)
         try:
             barrier.wait()
             got = store.record_fact("race", f"value-{i}")
@@ -156,7 +172,7 @@ def test_concurrent_first_recordings_agree(settings):
     for t in threads:
         t.join(60)
     assert len(results) == n and len(set(results)) == 1
-    store = open_store(settings.database_url)
+    store = connect(settings)
     try:
         assert store.fact("race") == results[0]
     finally:

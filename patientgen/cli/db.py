@@ -4,7 +4,7 @@ storage its jobs' files live in (files.ensure_same_storage)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -86,20 +86,19 @@ def status(
     for rev, doc in migrations.history():
         mark = "*" if rev == now else " "
         print(f" {mark} {rev}  {doc.splitlines()[0] if doc else ''}")
-    print(f"storage: {_recorded_storage(url) if now == migrations.HEAD else 'after an upgrade'}")
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
+    storage = _recorded_storage(settings) if now == migrations.HEAD else "after an upgrade"
+    print(f"storage: {storage}")
 
 
-def _recorded_storage(url: str) -> str:
-    from patientgen.jobs.files import STORAGE_FACT
-    from patientgen.jobs.sql_store import open_store
+def _recorded_storage(settings: Any) -> str:
+    from patientgen.jobs.model import StoreUnavailable
+    from patientgen.jobs.service import JobService
 
-    store = open_store(url)
     try:
-        recorded = store.fact(STORAGE_FACT)
-    except Exception as exc:
-        _unavailable(exc)
-    finally:
-        store.close()
+        recorded = JobService.recorded_storage(settings)
+    except StoreUnavailable as exc:
+        fail(f"cannot reach the database: {str(exc).splitlines()[0]}", EXIT_UNAVAILABLE)
     return recorded or "none recorded (the first worker or serve records its own)"
 
 

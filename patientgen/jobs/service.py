@@ -176,9 +176,15 @@ class JobService:
             "storage": storage,
         }
 
-    def recorded_storage(self) -> str | None:
-        """Where the database records its jobs' files (files.storage_name; None: not yet)."""
-        return self.store.fact(STORAGE_FACT)
+    @staticmethod
+    def recorded_storage(settings: Settings) -> str | None:
+        """Where the database records its jobs' files (files.storage_name; None: not yet), read
+        without migrating it (the schema must be at head); StoreUnavailable while away."""
+        store = connect(settings, max_connections=1, migrate=False)
+        try:
+            return store.fact(STORAGE_FACT)
+        finally:
+            store.close()
 
     def use_storage(self) -> tuple[str | None, str]:
         """Record this process's storage as the database's (files.use_storage): (before, now);

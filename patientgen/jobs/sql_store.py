@@ -21,7 +21,11 @@ parameters; what else differs (connections, the clock, encoding, notifications) 
   under the job's row lock (SQLite: the write lock), so two workers never hold one chunk; a chunk
   is recorded (`record_claimed_chunk`) only by the worker whose claim it still is, while the job
   is running the attempt the claim was taken in, not asked to cancel; every write that takes a
-  job out of `running` deletes its claims and closes its chunk phase in the same transaction.
+  job out of `running` deletes its claims and closes its chunk phase in the same transaction;
+- a service fact (what every process on the database must agree on, such as its storage:
+  files.ensure_same_storage) is recorded only if absent and read back in the same transaction,
+  so concurrent first records agree; it is replaced only while no job is pending or running,
+  with every write to jobs held off until the replacement commits.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ that runs or serves jobs checks it at start (SQLite and PostgreSQL).
 - The same storage starts fine (the endpoint is not compared: hosts may reach one bucket by
   different endpoints); the first process on a database records its own.
 - Concurrent first recordings agree on one value.
+- A worker that waits for the database (connections refused) checks once it answers.
 - `db use-storage` refuses while a job is pending or running, and switches when none is;
   `db status` shows what is recorded.
 - A database upgraded from before the record has none: the first process records its own.
@@ -325,3 +326,28 @@ def test_an_upgraded_database_has_nothing_recorded_until_the_first_process(old_u
         assert store.fact(STORAGE_FACT) == BUCKET_A
     finally:
         store.close()
+
+
+def test_a_worker_that_waits_for_the_database_checks_the_storage_once_it_answers(
+    service, settings, monkeypatch
+):
+    """The database refuses the first two connections (as while it restarts): the worker waits,
+    then meets the recorded bucket and stops before it claims anything."""
+    from patientgen.jobs import worker as worker_module
+    from patientgen.jobs.model import StoreUnavailable
+
+    _record(settings, BUCKET_A)
+    job, _ = service.submit(SCENARIO, ["ndjson"], "local")
+    real_connect = worker_module.connect
+    refusals = [StoreUnavailable("refused"), StoreUnavailable("refused")]
+
+    def connect_after_two_refusals(*args, **kwargs):
+        if refusals:
+            raise refusals.pop()
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(worker_module, "connect", connect_after_two_refusals)
+    with pytest.raises(StorageMismatch):
+        worker_module.Worker(settings, max_jobs=1).run()
+    assert refusals == []
+    _untouched(service, job.job_id)

@@ -239,7 +239,10 @@ def _truncate(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE jobs, job_chunks, chunk_claims, chunk_phases, api_keys, scenarios")
+        conn.execute(
+            "TRUNCATE jobs, job_chunks, chunk_claims, chunk_phases, api_keys, scenarios,"
+            " service_facts"
+        )
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

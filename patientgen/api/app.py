@@ -63,8 +63,9 @@ loopback, or always with `--auth required`. Each job belongs to the key that mad
 
 
 def create_app(settings: Settings, service: Any = None) -> FastAPI:
-    """The app. Without `service` it opens one from `settings` at start-up (migrations included)
-    and closes it at shutdown; with one, the caller owns it."""
+    """The app. Without `service` it opens one from `settings` at start-up (migrations and the
+    storage check included: StorageMismatch stops the start) and closes it at shutdown; with
+    one, the caller owns it (and checked it: `serve` does)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,7 +73,9 @@ def create_app(settings: Settings, service: Any = None) -> FastAPI:
         if app.state.service is None:
             from patientgen.jobs.service import JobService
 
-            owned = await anyio.to_thread.run_sync(JobService.open, settings)
+            owned = await anyio.to_thread.run_sync(
+                functools.partial(JobService.open, settings, check_storage=True)
+            )
             app.state.service = owned
         try:
             async with anyio.create_task_group() as tasks:

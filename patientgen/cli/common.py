@@ -90,8 +90,22 @@ def load_settings(**flags: Any) -> Any:
 
 
 @contextlib.contextmanager
-def open_service(settings: Any) -> Iterator[Any]:
-    """The JobService, with the job layer's errors turned into one-line exits."""
+def storage_checked() -> Iterator[None]:
+    """The one place the storage check's refusals become one line and exit 2: this process's
+    storage is not the database's (StorageMismatch), or a switch would split active jobs
+    between two storages (JobsActive)."""
+    from patientgen.jobs.model import JobsActive, StorageMismatch
+
+    try:
+        yield
+    except (StorageMismatch, JobsActive) as exc:
+        fail(str(exc))
+
+
+@contextlib.contextmanager
+def open_service(settings: Any, *, check_storage: bool = False) -> Iterator[Any]:
+    """The JobService, with the job layer's errors turned into one-line exits; `check_storage`
+    for a command that runs jobs (JobService.open)."""
     from pydantic import ValidationError
 
     from patientgen.jobs.model import (
@@ -105,13 +119,15 @@ def open_service(settings: Any) -> Iterator[Any]:
     from patientgen.jobs.service import JobService
 
     try:
-        service = JobService.open(settings)
+        with storage_checked():
+            service = JobService.open(settings, check_storage=check_storage)
     except StoreUnavailable as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
     except ValueError as exc:
         fail(str(exc))
     try:
-        yield service
+        with storage_checked():
+            yield service
     except (JobNotFound, KeyNotFound, InvalidTransition, InvalidCursor) as exc:
         fail(str(exc))
     except IdempotencyConflict as exc:

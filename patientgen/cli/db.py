@@ -1,9 +1,10 @@
-"""`patientgen db upgrade|status`: the schema of the configured store."""
+"""`patientgen db upgrade|status|use-storage`: the schema of the configured store, and the
+storage its jobs' files live in (files.ensure_same_storage)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -15,9 +16,12 @@ from patientgen.cli.common import (
     fail,
     load_settings,
     no_extra,
+    open_service,
 )
 
-db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Database schema migrations and the storage of its jobs' files.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 
 
@@ -67,7 +71,8 @@ def upgrade(
 def status(
     ctx: typer.Context, database_url: DatabaseOption = None, data_dir: DataDir = None
 ) -> None:
-    """Show the schema revision of the database and whether it is at head."""
+    """Show the schema revision of the database, whether it is at head, and the storage its
+    jobs' files live in."""
     from patientgen.jobs import migrations
 
     no_extra(ctx)
@@ -81,3 +86,39 @@ def status(
     for rev, doc in migrations.history():
         mark = "*" if rev == now else " "
         print(f" {mark} {rev}  {doc.splitlines()[0] if doc else ''}")
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
+    storage = _recorded_storage(settings) if now == migrations.HEAD else "after an upgrade"
+    print(f"storage: {storage}")
+
+
+def _recorded_storage(settings: Any) -> str:
+    from patientgen.jobs.model import StoreUnavailable
+    from patientgen.jobs.service import JobService
+
+    try:
+        recorded = JobService.recorded_storage(settings)
+    except StoreUnavailable as exc:
+        fail(f"cannot reach the database: {str(exc).splitlines()[0]}", EXIT_UNAVAILABLE)
+    return recorded or "none recorded (the first worker or serve records its own)"
+
+
+@db_app.command("use-storage", context_settings=LENIENT)
+def use_storage(
+    ctx: typer.Context, database_url: DatabaseOption = None, data_dir: DataDir = None
+) -> None:
+    """Record this process's storage (PATIENTGEN_STORAGE_URL; unset: each host's data folder) as
+    where the database's jobs keep their files. Refused while a job is pending or running; the
+    files of earlier jobs are not moved (they stay readable only where they were written)."""
+    no_extra(ctx)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
+    with open_service(settings) as service:
+        before, now = service.use_storage()
+    if before == now:
+        print(f"storage: {now} (unchanged)")
+        return
+    print(f"storage: {now} (was {before or 'none recorded'})")
+    if before is not None:
+        print(
+            f"earlier jobs' files stay where they were ({before}): they are not moved, and a"
+            f" process on {now} cannot read them"
+        )

@@ -192,7 +192,7 @@ def generate_command(
         fail(str(exc))
 
     settings = load_settings(database_url=database_url, data_dir=data_dir, chunk_size=size)
-    with open_service(settings) as service:
+    with open_service(settings, check_storage=True) as service:
         if job_id is not None:
             job = service.resume(job_id)
         else:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from patientgen.cli.app import app
+from patientgen.cli.common import storage_checked
 
 AuthMode = Literal["auto", "required", "off"]
 
@@ -73,7 +74,8 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the HTTP API (and the web page at /) with embedded workers. Start-up applies the
-    database migrations; Ctrl-C or SIGTERM shuts down gracefully (workers hand their jobs back)."""
+    database migrations and checks that the storage (PATIENTGEN_STORAGE_URL) is the database's
+    (exit 2 otherwise); Ctrl-C or SIGTERM shuts down gracefully (workers hand their jobs back)."""
     import uvicorn
 
     from patientgen.api import create_app
@@ -93,8 +95,12 @@ def serve(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    try:  # applies migrations; an unreachable or full database is waited for, as workers do
-        service = JobService.open_when_ready(settings, threading.Event())
+    try:  # applies migrations; an unreachable or full database is waited for, as workers do,
+        # and the storage checked once it answers
+        with storage_checked():
+            service = JobService.open_when_ready(settings, threading.Event())
+    except typer.Exit:
+        raise
     except ValueError as exc:
         typer.echo(f"error: cannot open the job store: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 from patientgen.cli.app import app
-from patientgen.cli.common import LENIENT, DatabaseOption, fail, load_settings, no_extra
+from patientgen.cli.common import (
+    LENIENT,
+    DatabaseOption,
+    fail,
+    load_settings,
+    no_extra,
+    storage_checked,
+)
 
 
 @app.command("worker", context_settings=LENIENT)
@@ -25,7 +32,8 @@ def worker(
     data_dir: Annotated[Path | None, typer.Option("--data-dir", metavar="DIR")] = None,
     log_level: Annotated[str, typer.Option("--log-level", metavar="LEVEL")] = "info",
 ) -> None:
-    """Claim and run jobs; SIGTERM/SIGINT hand the running jobs back and exit 0."""
+    """Claim and run jobs; SIGTERM/SIGINT hand the running jobs back and exit 0. Refuses to
+    start (exit 2) when its storage (PATIENTGEN_STORAGE_URL) is not the database's."""
     no_extra(ctx)
     try:
         n = int(concurrency)
@@ -47,10 +55,12 @@ def worker(
     from patientgen.jobs.model import StoreUnavailable
     from patientgen.jobs.service import JobService
 
-    try:  # applies migrations once; a bad URL is bad input
-        JobService.open(settings).close()
-    except ValueError as exc:
-        fail(str(exc))
-    except StoreUnavailable as exc:  # not fatal: the slots keep trying to connect
-        logging.getLogger("patientgen.worker").warning("%s; retrying until it is back", exc)
-    raise typer.Exit(JobService.run_workers(settings, n))
+    with storage_checked():  # another storage than the database's: one line, exit 2
+        try:  # applies migrations once and checks the storage; a bad URL is bad input
+            JobService.open(settings, check_storage=True).close()
+        except ValueError as exc:
+            fail(str(exc))
+        except StoreUnavailable as exc:  # not fatal: checked once it answers
+            logging.getLogger("patientgen.worker").warning("%s; retrying until it is back", exc)
+        code = JobService.run_workers(settings, n)
+    raise typer.Exit(code)

@@ -40,6 +40,14 @@ local folder as a worker's working folder and a read cache:
   copy only under an exclusive one it does not wait for: a copy in use on this host, in any
   process, is never removed under its reader.
 In both, `sweep` also empties the trash a process killed before its purge left.
+
+Every process on one database must use one storage: with another, a worker would write files
+no other host finds and an API would find none of the others'. The database records its jobs'
+storage (the service fact `storage`: `storage_name`, `local` or `s3://bucket/prefix`, never the
+endpoint); every process that runs or serves jobs (workers, `serve`, the API, `generate`) calls
+`ensure_same_storage` once the database answers: the first records its own, any other refuses
+to start (StorageMismatch). `use_storage` (`patientgen db use-storage`) switches while no job is
+pending or running; files already written stay where they are.
 """
 
 from __future__ import annotations
@@ -61,11 +69,12 @@ from uuid import UUID
 import orjson
 
 from patientgen.formats.ndjson import FILE as NDJSON
-from patientgen.jobs.model import TERMINAL_STATUSES, Job, JobNotFound, JobStatus
+from patientgen.jobs.model import TERMINAL_STATUSES, Job, JobNotFound, JobStatus, StorageMismatch
 from patientgen.jobs.objects import (
     MAX_COMPOSED,
     MIN_COMPOSED_PART,
     CompositionRefused,
+    Location,
     ObjectStore,
 )
 
@@ -245,6 +254,40 @@ def job_files(settings: Settings) -> JobFiles:
     if not settings.storage_url:
         return JobFiles(settings.data_dir)
     return ObjectFiles(settings.data_dir, _object_store(settings), settings)
+
+
+#: The service fact (store.record_fact) naming where a database's jobs keep their files.
+STORAGE_FACT = "storage"
+#: The storage name of files in each host's data folder.
+LOCAL = "local"
+
+
+def storage_name(settings: Settings) -> str:
+    """Where these settings keep jobs' files, as the database records it: `local`, or the
+    storage URL normalised (`s3://bucket/prefix`); never the endpoint, since hosts may reach one
+    bucket by different endpoints."""
+    if not settings.storage_url:
+        return LOCAL
+    return Location.parse(settings.storage_url).url
+
+
+def ensure_same_storage(store: JobStore, settings: Settings) -> str:
+    """Record this process's storage if the database has none recorded (the first process on
+    it, or the first since the upgrade that added the record); StorageMismatch when another is
+    recorded. Every process that runs or serves jobs calls it at start. Returns the name."""
+    ours = storage_name(settings)
+    recorded = store.record_fact(STORAGE_FACT, ours)
+    if recorded != ours:
+        raise StorageMismatch(recorded, ours)
+    return ours
+
+
+def use_storage(store: JobStore, settings: Settings) -> tuple[str | None, str]:
+    """Record this process's storage in place of the database's (`patientgen db use-storage`);
+    JobsActive while a job is pending or running. Files already written are not moved. Returns
+    (what was recorded before, what is now)."""
+    ours = storage_name(settings)
+    return store.replace_fact_when_idle(STORAGE_FACT, ours), ours
 
 
 _stores: dict[tuple[str, ...], ObjectStore] = {}

@@ -134,6 +134,43 @@ class StoreUnavailable(JobError):
     public_detail = "The job store is unavailable; retry shortly."
 
 
+class StorageMismatch(JobError):
+    """This process keeps jobs' files elsewhere than the database records for its jobs
+    (`files.ensure_same_storage`): it would write files no other host finds, or read none of
+    theirs. `recorded` and `ours` are storage names (`files.storage_name`)."""
+
+    def __init__(self, recorded: str, ours: str) -> None:
+        super().__init__(
+            f"this database's jobs keep their files in {_storage_words(recorded)}; this process"
+            f" has {_setting_words(ours)}. Set it the same on every host, or run"
+            " 'patientgen db use-storage' to switch (earlier jobs' files are not moved)."
+        )
+        self.recorded = recorded
+        self.ours = ours
+
+
+def _storage_words(name: str) -> str:
+    return "each host's data folder (local)" if name == "local" else name
+
+
+def _setting_words(name: str) -> str:
+    if name == "local":
+        return "PATIENTGEN_STORAGE_URL unset (local files)"
+    return f"PATIENTGEN_STORAGE_URL={name}"
+
+
+class JobsActive(JobError):
+    """A change that would split jobs between two storages, refused while `active` jobs are
+    pending or running."""
+
+    def __init__(self, active: int) -> None:
+        super().__init__(
+            f"cannot switch the storage: {active} job(s) pending or running would be split"
+            " between two storages; wait for them to end (or cancel them) first"
+        )
+        self.active = active
+
+
 class KeyNotFound(JobError, LookupError):
     def __init__(self, key_id: str) -> None:
         super().__init__(f"API key {key_id} not found")

@@ -119,6 +119,12 @@ class Location:
         prefix = parts.path.strip("/")
         return cls(parts.netloc, f"{prefix}/" if prefix else "")
 
+    @property
+    def url(self) -> str:
+        """`s3://bucket/prefix` (no trailing slash; `s3://bucket` without a prefix): the same
+        for every spelling of one location."""
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
 
 class ObjectStore:
     """One bucket (and prefix) of an S3-compatible server, for every thread of a process."""

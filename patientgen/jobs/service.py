@@ -1,8 +1,10 @@
 """JobService: the only API of the job layer (for api/ and cli/).
 
 It opens the store named by `settings.database_url` (SQLite file or PostgreSQL), applies the
-migrations, and offers submit / get / list / cancel / retry / delete / counts, waiting for updates,
-running one job in this process (`run_here`), the folders of jobs, and API keys. Owners: a job
+migrations (and, for a process that runs or serves jobs, checks that it keeps jobs' files in the
+storage the database records: files.ensure_same_storage), and offers submit / get / list /
+cancel / retry / delete / counts, waiting for updates, running one job in this process
+(`run_here`), the folders of jobs, the recorded storage and its switch, and API keys. Owners: a job
 belongs to the key that made it; `owner=None` means an admin who sees everything, and someone
 else's job looks exactly like a missing one. Limits (active jobs per owner) are checked by the
 store in the transaction that inserts the job.
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 from patientgen.jobs._codec import utcnow
-from patientgen.jobs.files import JobFiles, job_files
+from patientgen.jobs.files import STORAGE_FACT, JobFiles, job_files, use_storage
 from patientgen.jobs.model import (
     ACTIVE_STATUSES,
     ApiKey,
@@ -46,6 +48,7 @@ from patientgen.jobs.model import (
     SavedScenario,
     ScenarioChanged,
     ScenarioNotFound,
+    StorageMismatch,
     StoreUnavailable,
     TooManyActiveJobs,
 )
@@ -74,6 +77,7 @@ __all__ = [
     "SavedScenario",
     "ScenarioChanged",
     "ScenarioNotFound",
+    "StorageMismatch",
     "StoreUnavailable",
     "TooManyActiveJobs",
 ]
@@ -117,16 +121,29 @@ class JobService:
         self.files: JobFiles = job_files(settings)
 
     @classmethod
-    def open(cls, settings: Settings | None = None, *, max_connections: int = 10) -> JobService:
+    def open(
+        cls,
+        settings: Settings | None = None,
+        *,
+        max_connections: int = 10,
+        check_storage: bool = False,
+    ) -> JobService:
         """The service on the configured store (migrated to head); StoreUnavailable while the
-        database cannot be reached, ValueError for an unknown database URL."""
+        database cannot be reached, ValueError for an unknown database URL. `check_storage`
+        (a process that runs or serves jobs): StorageMismatch unless this process keeps jobs'
+        files where the database records (files.ensure_same_storage)."""
+        from patientgen.jobs.worker import connect_checked
+
         settings = settings or get_settings()
+        if check_storage:
+            return cls(settings, connect_checked(settings, max_connections))
         return cls(settings, connect(settings, max_connections=max_connections))
 
     @classmethod
     def open_when_ready(cls, settings: Settings, stop: threading.Event) -> JobService:
-        """`open`, retried with a growing pause while the database cannot be reached or has no
-        connection free (as workers do); KeyboardInterrupt if `stop` is set first."""
+        """`open` with the storage checked, retried with a growing pause while the database
+        cannot be reached or has no connection free (as workers do; the storage is checked once
+        it answers); KeyboardInterrupt if `stop` is set first."""
         from patientgen.jobs.worker import connect_retrying
 
         store = connect_retrying(settings, stop, "service", max_connections=10)
@@ -158,6 +175,21 @@ class JobService:
             "at_head": revision == migrations.HEAD,
             "storage": storage,
         }
+
+    @staticmethod
+    def recorded_storage(settings: Settings) -> str | None:
+        """Where the database records its jobs' files (files.storage_name; None: not yet), read
+        without migrating it (the schema must be at head); StoreUnavailable while away."""
+        store = connect(settings, max_connections=1, migrate=False)
+        try:
+            return store.fact(STORAGE_FACT)
+        finally:
+            store.close()
+
+    def use_storage(self) -> tuple[str | None, str]:
+        """Record this process's storage as the database's (files.use_storage): (before, now);
+        JobsActive while a job is pending or running. No file moves."""
+        return use_storage(self.store, self.settings)
 
     def sweep_copies(self) -> int:
         """Remove this host's copies of the shared storage's files that are no longer needed

@@ -21,7 +21,11 @@ parameters; what else differs (connections, the clock, encoding, notifications) 
   under the job's row lock (SQLite: the write lock), so two workers never hold one chunk; a chunk
   is recorded (`record_claimed_chunk`) only by the worker whose claim it still is, while the job
   is running the attempt the claim was taken in, not asked to cancel; every write that takes a
-  job out of `running` deletes its claims and closes its chunk phase in the same transaction.
+  job out of `running` deletes its claims and closes its chunk phase in the same transaction;
+- a service fact (what every process on the database must agree on, such as its storage:
+  files.ensure_same_storage) is recorded only if absent and read back in the same transaction,
+  so concurrent first records agree; it is replaced only while no job is pending or running,
+  with every write to jobs held off until the replacement commits.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from patientgen.jobs.model import (
     ChunkRecord,
     Job,
     JobNotFound,
+    JobsActive,
     JobStatus,
     KeyNotFound,
     LeaseLost,
@@ -129,6 +134,32 @@ class SqlStore:
                 return None
             row = t.one("schema_version")
         return None if row is None else str(row["version_num"])
+
+    # -- service facts ---------------------------------------------------------------------------
+    def fact(self, name: str) -> str | None:
+        with self._read() as t:
+            row = t.one("fact", name=name)
+        return None if row is None else str(row["value"])
+
+    def record_fact(self, name: str, value: str) -> str:
+        """Insert-if-absent, then read in the same transaction: concurrent first records all
+        return the one that committed first (PostgreSQL: the second insert waits for the first
+        to commit and does nothing; SQLite: BEGIN IMMEDIATE runs them one after the other)."""
+        with self._write() as t:
+            t.run("record_fact", name=name, value=value, **self.dialect.clock())
+            return str(_row(t.one("fact", name=name))["value"])
+
+    def replace_fact_when_idle(self, name: str, value: str) -> str | None:
+        """Replace the fact while no job is pending or running (JobsActive otherwise), with
+        every write to jobs held off until it commits (`lock_jobs`)."""
+        with self._write() as t:
+            t.run("lock_jobs")
+            active = int(_row(t.one("active_jobs"))["n"])
+            if active:
+                raise JobsActive(active)
+            before = t.one("fact", name=name)
+            t.run("put_fact", name=name, value=value, **self.dialect.clock())
+        return None if before is None else str(before["value"])
 
     # -- submit and read -------------------------------------------------------------------------
     def create(self, new: NewJob, max_active: int | None = None) -> tuple[Job, bool]:

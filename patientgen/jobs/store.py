@@ -6,7 +6,8 @@ and raises `LeaseLost` otherwise (fencing). A chunk claimed by any worker (`clai
 recorded only while the claim is still that worker's and the job still runs the attempt it was
 claimed in (`ChunkLost` otherwise); a job leaving `running` drops its claims in that write.
 `inside` callbacks run in the transaction of a write that succeeded, before it commits: the only
-place a job's files are removed (files.py).
+place a job's files are removed (files.py). Service facts (`fact`, `record_fact`) are what every
+process on one database must agree on, such as where its jobs' files live (files.py).
 """
 
 from __future__ import annotations
@@ -43,6 +44,19 @@ class JobStore(Protocol):
 
     def schema_version(self) -> str | None:
         """The migration revision the database is at (None when it has no schema yet)."""
+
+    # -- service facts (what every process on the database must agree on) ------------------------
+    def fact(self, name: str) -> str | None:
+        """The value recorded for `name` (None: nothing recorded)."""
+
+    def record_fact(self, name: str, value: str) -> str:
+        """Record `value` unless a value is recorded already; return the recorded one (of
+        concurrent first records, all get the one that won)."""
+
+    def replace_fact_when_idle(self, name: str, value: str) -> str | None:
+        """Record `value` in place of any other, in one transaction that no job is inserted or
+        changes status during; JobsActive (nothing changes) while a job is pending or running.
+        Returns what was recorded before."""
 
     # -- submit and read -------------------------------------------------------------------------
     def create(self, new: NewJob, max_active: int | None = None) -> tuple[Job, bool]:

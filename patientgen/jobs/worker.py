@@ -14,6 +14,10 @@
   another worker continues it without waiting for the lease to expire; the process exits 0.
 - The database going away never kills a worker: it logs, waits and reconnects (a server at its
   connection limit included); the job it held is resumed by whoever claims it next.
+- Once the database answers, and before it claims anything, a worker checks that it keeps jobs'
+  files in the storage the database records (files.ensure_same_storage; the first records its
+  own): with another it stops with StorageMismatch, and a pool's slot that meets it is not
+  restarted.
 - The reaper removes the files of a job it ends (cancelled, or failed for good) only inside its
   own conditional write (files.py); it never touches a job that another worker holds.
 - `WorkerPool` runs N slots as child processes (spawned, since the work is CPU-bound and the
@@ -33,8 +37,15 @@ import time
 from typing import Any
 from uuid import UUID
 
-from patientgen.jobs.files import JobFiles, job_files
-from patientgen.jobs.model import Action, Job, JobStatus, RunOutcome, StoreUnavailable
+from patientgen.jobs.files import JobFiles, ensure_same_storage, job_files
+from patientgen.jobs.model import (
+    Action,
+    Job,
+    JobStatus,
+    RunOutcome,
+    StorageMismatch,
+    StoreUnavailable,
+)
 from patientgen.jobs.runner import (
     SMALL_BATCH,
     SMALL_JOB_PATIENTS,
@@ -49,6 +60,9 @@ from patientgen.settings import Settings
 
 #: Connections of one worker process's pool: its claim loop and its heartbeat thread.
 WORKER_CONNECTIONS = 2
+#: The exit code of a pool's slot that must not be restarted: its storage is not the one the
+#: database records (restarting it would only fail again).
+EXIT_MISCONFIGURED = 2
 
 log = logging.getLogger(__name__)
 
@@ -190,15 +204,28 @@ def reap(store: JobStore, files: JobFiles) -> list[tuple[UUID, JobStatus]]:
     return reaped
 
 
+def connect_checked(settings: Settings, max_connections: int) -> JobStore:
+    """The store, for a process that runs or serves jobs: its storage checked against the one
+    the database records (StorageMismatch; files.ensure_same_storage)."""
+    store = connect(settings, max_connections=max_connections)
+    try:
+        ensure_same_storage(store, settings)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
 def connect_retrying(
     settings: Settings, stop: threading.Event, who: str, max_connections: int
 ) -> JobStore | None:
-    """The store, retried with a pause growing to 5 s while the database cannot be reached or
-    has no connection free (None once `stop` is set)."""
+    """The store (`connect_checked`), retried with a pause growing to 5 s while the database
+    cannot be reached or has no connection free (None once `stop` is set); the storage is
+    checked once it answers."""
     delay = 0.5
     while not stop.is_set():
         try:
-            return connect(settings, max_connections=max_connections)
+            return connect_checked(settings, max_connections)
         except StoreUnavailable as exc:
             log.warning("%s: store unavailable (%s); retrying", who, exc)
             stop.wait(delay)
@@ -225,7 +252,11 @@ def _slot_main(settings_data: dict[str, Any], log_level: int) -> None:
     stop = threading.Event()
     worker = Worker(Settings(**settings_data), stop)
     _install_signal_handlers(stop, worker)
-    worker.run()
+    try:
+        worker.run()
+    except StorageMismatch as exc:  # the storage was switched since the pool started
+        log.error("%s", exc)
+        raise SystemExit(EXIT_MISCONFIGURED) from None
 
 
 class WorkerPool:
@@ -269,8 +300,13 @@ class WorkerPool:
             with self._lock:
                 for i, proc in enumerate(self._procs):
                     # exit code 0: the slot was told to stop (e.g. Ctrl-C reached the whole
-                    # process group); anything else is a crash and the slot is started again
-                    if not proc.is_alive() and proc.exitcode != 0 and not self._stopping.is_set():
+                    # process group); EXIT_MISCONFIGURED: it would only fail again (it logged
+                    # why); anything else is a crash and the slot is started again
+                    if (
+                        not proc.is_alive()
+                        and proc.exitcode not in (0, EXIT_MISCONFIGURED)
+                        and not self._stopping.is_set()
+                    ):
                         log.warning(
                             "worker process %s exited (%s); restarting", proc.pid, proc.exitcode
                         )
@@ -303,7 +339,8 @@ class WorkerPool:
 
 
 def run_worker(settings: Settings, concurrency: int = 1) -> int:
-    """Run `concurrency` job slots until SIGTERM/SIGINT; returns the exit code (0)."""
+    """Run `concurrency` job slots until SIGTERM/SIGINT; returns the exit code (0).
+    StorageMismatch once the database answers, if it records another storage."""
     stop = threading.Event()
     if concurrency == 1:
         worker = Worker(settings, stop)
@@ -311,6 +348,10 @@ def run_worker(settings: Settings, concurrency: int = 1) -> int:
         worker.run()
         return 0
     _install_signal_handlers(stop)
+    checked = connect_retrying(settings, stop, "worker", 1)  # the storage, before any slot
+    if checked is None:
+        return 0
+    checked.close()
     pool = WorkerPool(settings, concurrency)
     pool.start()
     while not stop.wait(0.5):

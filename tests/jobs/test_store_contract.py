@@ -606,3 +606,28 @@ def _try_save(service, scenario, expected):
         return service.save_scenario("drill", scenario, "alice", expected=expected)
     except ScenarioChanged as exc:
         return exc
+
+
+def test_a_fact_is_recorded_once_and_replaced_only_when_no_job_is_active(service, store):
+    from patientgen.jobs.model import JobsActive
+
+    assert store.fact("storage") is None
+    assert store.record_fact("storage", "s3://a/p") == "s3://a/p"
+    assert store.record_fact("storage", "local") == "s3://a/p"  # the first value stays
+    assert store.fact("storage") == "s3://a/p"
+    assert store.fact("other") is None
+
+    job = submit(service)
+    with pytest.raises(JobsActive):
+        store.replace_fact_when_idle("storage", "local")
+    assert store.fact("storage") == "s3://a/p"
+    (running,) = store.claim("w", 60)
+    assert running.job_id == job.job_id
+    with pytest.raises(JobsActive):
+        store.replace_fact_when_idle("storage", "local")
+    store.complete(job.job_id, "w", [], None)
+
+    assert store.replace_fact_when_idle("storage", "local") == "s3://a/p"  # what it was
+    assert store.fact("storage") == "local"
+    assert store.replace_fact_when_idle("new", "x") is None
+    assert store.fact("new") == "x"

@@ -8,7 +8,9 @@
 -- * Native uuid, timestamptz and jsonb columns: text parameters are cast where the type matters.
 -- * Row locks: lock_job is FOR UPDATE, claim and expired skip rows another transaction holds
 --   (FOR UPDATE SKIP LOCKED), and lock_owner takes a transaction-level advisory lock per owner so
---   that the active-job count and the insert of a submit cannot interleave with another's.
+--   that the active-job count and the insert of a submit cannot interleave with another's;
+--   lock_jobs holds off every write to jobs while a service fact that needs no active job
+--   (the storage) is replaced.
 -- * Waiters are woken by NOTIFY, sent by the trigger jobs_notify (migration 0003) on every change
 --   of a job, not by statements here.
 
@@ -297,3 +299,24 @@ ORDER BY name;
 
 -- name: delete_scenario
 DELETE FROM scenarios WHERE owner = :owner AND name = :name;
+
+-- name: fact
+SELECT value FROM service_facts WHERE name = :name;
+
+-- name: record_fact
+-- Only if none is recorded: the first value stays (sql_store.record_fact reads back the winner;
+-- a concurrent insert of the same name waits for the first to commit, then does nothing).
+INSERT INTO service_facts (name, value, recorded_at) VALUES (:name, :value, now())
+ON CONFLICT (name) DO NOTHING;
+
+-- name: put_fact
+INSERT INTO service_facts (name, value, recorded_at) VALUES (:name, :value, now())
+ON CONFLICT (name) DO UPDATE SET value = excluded.value, recorded_at = excluded.recorded_at;
+
+-- name: lock_jobs
+-- No job is inserted or changes status until the transaction ends (SHARE conflicts with every
+-- write to the table, not with reads).
+LOCK TABLE jobs IN SHARE MODE;
+
+-- name: active_jobs
+SELECT count(*) AS n FROM jobs WHERE status IN ('pending', 'running');

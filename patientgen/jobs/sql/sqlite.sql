@@ -298,3 +298,22 @@ ORDER BY name;
 
 -- name: delete_scenario
 DELETE FROM scenarios WHERE owner = :owner AND name = :name;
+
+-- name: fact
+SELECT value FROM service_facts WHERE name = :name;
+
+-- name: record_fact
+-- Only if none is recorded: the first value stays (sql_store.record_fact reads back the winner).
+INSERT INTO service_facts (name, value, recorded_at) VALUES (:name, :value, :now)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: put_fact
+INSERT INTO service_facts (name, value, recorded_at) VALUES (:name, :value, :now)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value, recorded_at = excluded.recorded_at;
+
+-- name: lock_jobs
+-- BEGIN IMMEDIATE already keeps every other writer out until the transaction ends.
+SELECT 1;
+
+-- name: active_jobs
+SELECT count(*) AS n FROM jobs WHERE status IN ('pending', 'running');

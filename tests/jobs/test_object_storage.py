@@ -55,6 +55,10 @@ PATIENTS = 3_000
 CHUNK = 250
 SCENARIO = Scenario(name="object storage", total_patients=PATIENTS, seed=21)
 LEASE = 4.0
+#: Seconds a worker waits after each chunk where a second host must start while the job runs
+#: (a worker process takes a second or two to start on a loaded machine; the owner alone would
+#: otherwise write all the chunks first).
+PACE = 0.3
 
 
 @pytest.fixture(scope="module")
@@ -192,8 +196,9 @@ def _two_hosts(service: JobService, shared, tmp_path: Path):
 
 
 def test_two_hosts_write_one_job_identically(shared, tmp_path, reference):
+    paced = shared.model_copy(update={"chunk_delay": PACE})
     with JobService.open(shared) as service:
-        with _two_hosts(service, shared, tmp_path) as (job, owner, helper, host_b):
+        with _two_hosts(service, paced, tmp_path) as (job, owner, helper, host_b):
             final = _finished(service, shared, job.job_id)
         _assert_clean(shared, final, reference, shared.data_dir, host_b.data_dir)
         a, b = _writers([owner, helper], job.job_id)
@@ -207,8 +212,9 @@ def test_two_hosts_write_one_job_identically(shared, tmp_path, reference):
 def test_kill9_of_a_helper_holding_a_chunk(shared, tmp_path, reference):
     from tests.jobs.test_chunk_claims import _held_by
 
+    paced = shared.model_copy(update={"chunk_delay": PACE})
     with JobService.open(shared) as service:
-        with _two_hosts(service, shared, tmp_path) as (job, owner, helper, host_b):
+        with _two_hosts(service, paced, tmp_path) as (job, owner, helper, host_b):
             scratch = host_b.data_dir / "jobs" / ".scratch"
 
             def writing() -> int | None:  # its claim taken and its scratch folder made

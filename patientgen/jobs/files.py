@@ -233,10 +233,12 @@ class JobFiles:
         `readable` gives (None)."""
         return None
 
-    def sweep(self, store: JobStore) -> int:
+    def sweep(self, store: JobStore, turn: float | None = None) -> int:
         """Delete what a process that died after a removal's commit left behind (here, before
         its purge: the trash, which only the next purge of a process that moved something would
-        empty otherwise); how much."""
+        empty otherwise); how much. `turn` (a worker's periodic sweep): what every process on
+        the database shares is swept only if none did within `turn` seconds (here: nothing is
+        shared)."""
         return self._empty_trash()
 
     def ready(self) -> str:
@@ -256,6 +258,8 @@ def job_files(settings: Settings) -> JobFiles:
     return ObjectFiles(settings.data_dir, _object_store(settings), settings)
 
 
+#: The turn (store.take_turn) of the periodic sweep of the bucket, shared by every process.
+BUCKET_SWEEP = "turn:bucket-sweep"
 #: The service fact (store.record_fact) naming where a database's jobs keep their files.
 STORAGE_FACT = "storage"
 #: The storage name of files in each host's data folder.
@@ -569,11 +573,15 @@ class ObjectFiles(JobFiles):
         self.objects.ensure_bucket()
         return "s3"
 
-    def sweep(self, store: JobStore) -> int:
-        """One listing of every job's objects, then for each job with something to remove (its
-        parts when it has ended, everything when it ended without completing or is gone) the
-        removal under its row lock."""
+    def sweep(self, store: JobStore, turn: float | None = None) -> int:
+        """This host's folders, then the bucket: one listing of every job's objects, and for
+        each job with something to remove (its parts when it has ended, everything when it
+        ended without completing or is gone) the removal under its row lock. With `turn`, the
+        bucket is listed only when no process on the database took that turn within `turn`
+        seconds (store.take_turn): one listing per interval for every host and worker."""
         removed = self._sweep_scratch() + self.sweep_copies(store)
+        if turn is not None and not store.take_turn(BUCKET_SWEEP, turn):
+            return removed
         root = self.objects.key("jobs") + "/"
         for job_id, has_parts in self._listed_jobs(root).items():
             try:

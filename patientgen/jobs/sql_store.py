@@ -161,6 +161,14 @@ class SqlStore:
             t.run("put_fact", name=name, value=value, **self.dialect.clock())
         return None if before is None else str(before["value"])
 
+    def take_turn(self, name: str, every: float) -> bool:
+        """The turn row (a service fact of no value) moves to now only if older than `every`
+        seconds, in one statement: concurrent callers are ordered by its row lock (SQLite: the
+        write lock), and the first one's move makes the others' condition false."""
+        with self._write() as t:
+            taken = t.one("take_turn", name=name, every=every, **self.dialect.clock())
+        return taken is not None
+
     # -- submit and read -------------------------------------------------------------------------
     def create(self, new: NewJob, max_active: int | None = None) -> tuple[Job, bool]:
         """Insert a pending job; with an idempotency key the owner used already, the existing job

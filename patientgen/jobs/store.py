@@ -58,6 +58,12 @@ class JobStore(Protocol):
         changes status during; JobsActive (nothing changes) while a job is pending or running.
         Returns what was recorded before."""
 
+    def take_turn(self, name: str, every: float) -> bool:
+        """Whether the caller takes this interval's turn of the periodic task `name` (one run
+        per `every` seconds is enough, whoever runs it): True when no caller took it within
+        `every` seconds by the database's clock, and taking it starts the next interval; of
+        concurrent callers, one."""
+
     # -- submit and read -------------------------------------------------------------------------
     def create(self, new: NewJob, max_active: int | None = None) -> tuple[Job, bool]:
         """Insert a pending job; with an idempotency key already used by the owner, return the

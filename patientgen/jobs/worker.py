@@ -165,7 +165,7 @@ class Worker:
         if self._last_sweep is None or now - self._last_sweep >= self.settings.sweep_interval:
             self._last_sweep = now
             try:
-                swept = self._files.sweep(store)
+                swept = self._files.sweep(store, turn=self.settings.sweep_interval)
             except StoreUnavailable:
                 raise
             except Exception:  # object storage unreachable: the next sweep tries again

@@ -486,6 +486,37 @@ def test_sweep_removes_what_a_crash_left(settings, s3, bucket, tmp_path):
         assert files.sweep(service.store) == 0
 
 
+def test_the_bucket_is_swept_by_one_process_per_interval(shared, s3, bucket, tmp_path):
+    """Every worker sweeps every SWEEP_INTERVAL, but listing the whole bucket once per interval
+    is enough: a worker's sweep lists it only when no process on the database did within the
+    interval (its own host's folders are swept every time); an explicit sweep lists it now
+    (before, every worker on every host listed every object of the bucket each minute)."""
+    client = s3_server.client_for(s3.endpoint)
+    host_b = _host(shared, tmp_path, "host-b")
+    with JobService.open(shared) as service:
+        here = service.files
+        there = ObjectFiles(host_b.data_dir, here.objects, host_b)  # type: ignore[attr-defined]
+        here.ready()  # the bucket made
+
+        def leftover() -> str:
+            key = f"pg/jobs/{uuid.uuid4()}/patients.ndjson"  # of a job that does not exist
+            client.put_object(Bucket=bucket, Key=key, Body=b"y")
+            return key
+
+        def listed(key: str) -> bool:
+            return key in s3_server.keys(s3.endpoint, bucket, key)
+
+        first = leftover()
+        assert here.sweep(service.store, turn=60) == 1 and not listed(first)
+        second = leftover()
+        assert there.sweep(service.store, turn=60) == 0 and listed(second)  # not its turn
+        assert here.sweep(service.store, turn=60) == 0 and listed(second)
+        time.sleep(0.3)
+        assert there.sweep(service.store, turn=0.2) == 1 and not listed(second)
+        third = leftover()
+        assert here.sweep(service.store) == 1 and not listed(third)  # explicit: now
+
+
 def test_copies_are_kept_while_read_then_removed(settings, s3, bucket, tmp_path):
     """A host's folder of a completed job (the owner's working copy, a reader's fetched files)
     is a cache of the bucket: kept while read, removed by the sweep once unread for

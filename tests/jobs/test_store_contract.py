@@ -631,3 +631,31 @@ def test_a_fact_is_recorded_once_and_replaced_only_when_no_job_is_active(service
     assert store.fact("storage") == "local"
     assert store.replace_fact_when_idle("new", "x") is None
     assert store.fact("new") == "x"
+
+
+def test_a_turn_is_taken_by_one_caller_per_interval(store):
+    """A periodic task that any process may run but one run per interval is enough for (the
+    bucket sweep): take_turn gives the turn to one caller per `every` seconds, by the
+    database's clock, whoever asks and however many ask at once."""
+    import threading
+    import time
+
+    assert store.take_turn("sweep", 60) is True
+    assert store.take_turn("sweep", 60) is False  # taken a moment ago
+    assert store.take_turn("other", 60) is True  # another task's turn is its own
+    time.sleep(0.3)
+    assert store.take_turn("sweep", 0.2) is True  # the last was more than 0.2 s ago
+    assert store.take_turn("sweep", 0.2) is False
+    results: list[bool] = []
+    start = threading.Barrier(8)
+
+    def ask() -> None:
+        start.wait()
+        results.append(store.take_turn("race", 60))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]

@@ -318,5 +318,14 @@ ON CONFLICT (name) DO UPDATE SET value = excluded.value, recorded_at = excluded.
 -- write to the table, not with reads).
 LOCK TABLE jobs IN SHARE MODE;
 
+-- name: take_turn
+-- A row back: the turn is the caller's (nobody took it within :every seconds by the server's
+-- clock); none: not yet. The ON CONFLICT update waits for a concurrent caller's commit, then
+-- sees its new time.
+INSERT INTO service_facts (name, value, recorded_at) VALUES (:name, '', now())
+ON CONFLICT (name) DO UPDATE SET recorded_at = now()
+WHERE service_facts.recorded_at <= now() - :every * interval '1 second'
+RETURNING name;
+
 -- name: active_jobs
 SELECT count(*) AS n FROM jobs WHERE status IN ('pending', 'running');

@@ -315,5 +315,13 @@ ON CONFLICT (name) DO UPDATE SET value = excluded.value, recorded_at = excluded.
 -- BEGIN IMMEDIATE already keeps every other writer out until the transaction ends.
 SELECT 1;
 
+-- name: take_turn
+-- As postgres.sql, on this process's clock (:now) by necessity: SQLite has no server clock. A
+-- turn only paces a periodic task, so a clock that is wrong only makes it run more or less often.
+INSERT INTO service_facts (name, value, recorded_at) VALUES (:name, '', :now)
+ON CONFLICT (name) DO UPDATE SET recorded_at = excluded.recorded_at
+WHERE julianday(service_facts.recorded_at) <= julianday(:now) - :every / 86400.0
+RETURNING name;
+
 -- name: active_jobs
 SELECT count(*) AS n FROM jobs WHERE status IN ('pending', 'running');

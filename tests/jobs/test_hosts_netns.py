@@ -94,6 +94,9 @@ def test_three_hosts_one_host_killed(pg_database_factory, tmp_path):
                     "PATIENTGEN_LEASE_SECONDS": "4",
                     "PATIENTGEN_CHUNK_SIZE": str(CHUNK),
                     "PATIENTGEN_POLL_INTERVAL": "0.1",
+                    # paced chunks: host a's workers start while host b still writes (on a
+                    # loaded machine host b alone wrote every chunk first)
+                    "PATIENTGEN_CHUNK_DELAY": "0.3",
                     "PATIENTGEN_STORAGE_URL": f"s3://{bucket}/pg",
                     "PATIENTGEN_STORAGE_ENDPOINT": s3.endpoint,
                     "PATIENTGEN_STORAGE_REGION": s3_server.REGION,

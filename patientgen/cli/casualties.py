@@ -42,7 +42,7 @@ def _folder(job_id: str | None, database_url: str | None, data_dir: Path | None)
     """The folder of a completed job's NDJSON output, kept there while the block runs."""
     jid = job_id_text(job_id)
     settings = load_settings(database_url=database_url, data_dir=data_dir)
-    with open_service(settings) as service:
+    with open_service(settings, check_storage=True) as service:  # reads where jobs are kept
         job = service.get(jid)
         if job.status.value != "completed":
             fail(f"job {jid} is {job.status.value}; its patients exist once it is completed")

@@ -223,6 +223,22 @@ def test_generate_with_another_storage_exits_2_and_submits_nothing(service, sett
     assert sum(service.counts().values()) == 0
 
 
+def test_reading_casualties_with_another_storage_names_the_mismatch(service, settings):
+    """`jobs patients` on a database whose jobs keep their files in a bucket, from a process
+    with local storage: the one line naming both storages, exit 2 (before: "its files are no
+    longer stored", which sent the user looking for a deleted job)."""
+    from patientgen.jobs.worker import Worker
+
+    job, _ = service.submit(SCENARIO, ["ndjson"], "local")
+    Worker(settings, max_jobs=1).run()  # on local storage, which it records
+    assert service.get(job.job_id).status == JobStatus.COMPLETED
+    service.store.replace_fact_when_idle(STORAGE_FACT, BUCKET_A)  # then switched
+    done = _run(_env(settings), "jobs", "patients", str(job.job_id))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    _the_mismatch_line(done.stderr, BUCKET_A, "unset")
+    assert done.stdout == ""
+
+
 def test_the_first_worker_records_its_storage_and_the_same_storage_runs_jobs(
     service, settings, s3, tmp_path
 ):

@@ -214,11 +214,6 @@ class JobFiles:
         `stream`)."""
         yield self.output(job)
 
-    def readable(self, job: Job, names: Sequence[str] | None = None) -> Path:
-        """`reading`'s folder, not held: for a reader the sweep cannot meet (tests)."""
-        with self.reading(job, names) as folder:
-            return folder
-
     def stream(self, job: Job, name: str, start: int, end: int) -> Iterator[bytes]:
         """Bytes start..end (inclusive) of a final file read from shared storage (only where
         `here` is None)."""
@@ -230,7 +225,7 @@ class JobFiles:
 
     def records(self, job: Job) -> Records | None:
         """Where the completed job's patients.ndjson is read from, when not from the folder
-        `readable` gives (None)."""
+        `reading` gives (None)."""
         return None
 
     def sweep(self, store: JobStore, turn: float | None = None) -> int:
@@ -609,7 +604,7 @@ class ObjectFiles(JobFiles):
         `storage_cache_seconds`; then the copies beyond `storage_cache_bytes` (`_trim_copies`).
         Each under the job's row lock, into the trash (emptied by the caller)."""
         removed = 0
-        copies: list[tuple[UUID, Path]] = []  # folders of completed jobs still here
+        copies: list[tuple[float, UUID, Path]] = []  # completed jobs' folders: (read, id, path)
         with contextlib.suppress(FileNotFoundError):
             for entry in list(self.root.iterdir()):
                 try:
@@ -624,23 +619,22 @@ class ObjectFiles(JobFiles):
                     continue
                 if job.status not in TERMINAL_STATUSES:
                     continue  # a working folder
-                keep = job.status == JobStatus.COMPLETED and self._fresh_copy(entry)
+                times = _times(entry)
+                keep = job.status == JobStatus.COMPLETED and self._fresh_copy(times)
                 if not keep or (entry / PARTS).exists():
                     removed += self._detach_here(store, job_id, Scope.PARTS if keep else Scope.ALL)
                 if job.status == JobStatus.COMPLETED and entry.exists():
-                    copies.append((job_id, entry))
+                    copies.append((max(times, default=0.0), job_id, entry))
         return removed + self._trim_copies(store, copies)
 
-    def _trim_copies(self, store: JobStore, copies: Sequence[tuple[UUID, Path]]) -> int:
+    def _trim_copies(self, store: JobStore, copies: Sequence[tuple[float, UUID, Path]]) -> int:
         """The rule of `storage_cache_bytes` (0: none): while this host's copies of completed
         jobs (`copies`) take more bytes than it, remove the least recently read (by the time
         `_fresh_copy` uses), skipping any a reader holds (it stays, and counts: it is on the
         disk). A working folder of a job not completed is not a copy: never passed here."""
         if not self._keep_bytes:
             return 0
-        sized = [
-            (max(_times(folder), default=0.0), _size(folder), job_id) for job_id, folder in copies
-        ]
+        sized = [(read, _size(folder), job_id) for read, job_id, folder in copies]
         total = sum(size for _, size, _ in sized)
         removed = 0
         for _, size, job_id in sorted(sized, key=lambda copy: copy[0]):
@@ -652,12 +646,11 @@ class ObjectFiles(JobFiles):
             removed += moved
         return removed
 
-    def _fresh_copy(self, folder: Path) -> bool:
-        """Whether `folder` holds a copy (a whole one, with its manifest, or files fetched to be
-        read, with the read mark; not a dead owner's working files) written or read within
-        storage_cache_seconds (its newest time: the folder's, which a file renamed in changes,
-        or the read mark's)."""
-        times = _times(folder)
+    def _fresh_copy(self, times: Sequence[float]) -> bool:
+        """Whether a folder whose `_times` these are holds a copy (a whole one, with its
+        manifest, or files fetched to be read, with the read mark; not a dead owner's working
+        files) written or read within storage_cache_seconds (its newest time: the folder's,
+        which a file renamed in changes, or the read mark's)."""
         return len(times) > 1 and time.time() - max(times) < self._keep_seconds
 
     def _detach_here(self, store: JobStore, job_id: UUID, scope: Scope) -> int:

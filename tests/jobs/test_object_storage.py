@@ -143,6 +143,18 @@ def _files_in(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name != ".read")
 
 
+def _aged(folder: Path, seconds: float) -> None:
+    """Make the copy look last written and read `seconds` ago."""
+    for path in (folder, *folder.iterdir()):
+        os.utime(path, (time.time() - seconds, time.time() - seconds))
+
+
+def _fetched(files: ObjectFiles, job, names=None) -> Path:
+    """A host's copy of the job's files, fetched and then let go (held by no reader)."""
+    with files.reading(job, names) as folder:
+        return folder
+
+
 def _overlapped(log: str, job_id: UUID) -> bool:
     """Whether the owner claimed (and began writing) a chunk while the one before was still
     being sent to the bucket, not yet recorded: its sending overlaps the next chunk's writing."""
@@ -540,7 +552,7 @@ def test_copies_are_kept_while_read_then_removed(settings, s3, bucket, tmp_path)
         assert job.status == JobStatus.COMPLETED
         owner = service.files
         reader = ObjectFiles(host_c.data_dir, owner.objects, host_c)  # type: ignore[attr-defined]
-        copy = reader.readable(job, casualties.INDEX_FILES)
+        copy = _fetched(reader, job, casualties.INDEX_FILES)
         mine = owner.folder(job.job_id)
         assert mine.is_dir() and copy.is_dir()
         # read a moment ago: both kept
@@ -549,14 +561,13 @@ def test_copies_are_kept_while_read_then_removed(settings, s3, bucket, tmp_path)
         assert mine.is_dir() and _files_in(copy) == sorted(casualties.INDEX_FILES)
         # unread for longer than the setting: both removed (the bucket keeps the files)
         for folder in (mine, copy):
-            for path in (folder, *folder.iterdir()):
-                os.utime(path, (time.time() - 601, time.time() - 601))
+            _aged(folder, 601)
         owner.sweep(service.store)
         reader.sweep(service.store)
         assert not mine.exists() and not copy.exists()
         assert "patients.ndjson" in _job_objects(host_a, job.job_id)
         # read again: fetched again
-        again = reader.readable(job, casualties.INDEX_FILES)
+        again = _fetched(reader, job, casualties.INDEX_FILES)
         assert _files_in(again) == sorted(casualties.INDEX_FILES)
 
 
@@ -595,25 +606,17 @@ def test_a_copy_being_fetched_or_read_is_never_swept(settings, s3, bucket, tmp_p
             assert swept == [0] and _files_in(copy) == sorted(casualties.INDEX_FILES)
             monkeypatch.undo()
             # idle for longer than the setting, but read now: kept while the reader holds it
-            for path in (copy, *copy.iterdir()):
-                os.utime(path, (time.time() - 601, time.time() - 601))
+            _aged(copy, 601)
             assert reader.sweep_copies(service.store) == 0
             assert _files_in(copy) == sorted(casualties.INDEX_FILES)
             assert casualties.open_index(copy) is not None
-        for path in (copy, *copy.iterdir()):
-            os.utime(path, (time.time() - 601, time.time() - 601))
+        _aged(copy, 601)
         assert reader.sweep_copies(service.store) == 2  # moved to the trash, trash emptied
         assert not copy.exists()
 
 
 def _bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
-def _aged(folder: Path, seconds: float) -> None:
-    """Make the copy look last written and read `seconds` ago."""
-    for path in (folder, *folder.iterdir()):
-        os.utime(path, (time.time() - seconds, time.time() - seconds))
 
 
 def test_copies_beyond_the_byte_bound_are_removed_least_recently_read_first(
@@ -645,7 +648,7 @@ def test_copies_beyond_the_byte_bound_are_removed_least_recently_read_first(
             host_c = _host(host_a, tmp_path, "c", storage_cache_bytes=bound)
             return ObjectFiles(host_c.data_dir, objects, host_c)
 
-        copies = {job.job_id: reader_host(0).readable(job) for job in jobs}
+        copies = {job.job_id: _fetched(reader_host(0), job) for job in jobs}
         sizes = [_bytes(folder) for folder in copies.values()]
         two, one = 2 * max(sizes) + min(sizes) // 2, max(sizes) + min(sizes) // 2
 

@@ -35,6 +35,7 @@ test: install-test
 	sh scripts/ensure-browser.sh
 	sh scripts/ensure-faketime.sh
 	sh scripts/ensure-fhir-validator.sh
+	sh scripts/ensure-ceph.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile

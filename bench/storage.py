@@ -170,7 +170,7 @@ def main() -> None:
     print(f"CPUs: {os.cpu_count()}")
     with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
         folder = Path(tmp)
-        with s3_server.running(folder / "moto.log") as server:
+        with s3_server.running(folder / "ceph") as server:
             if not args.only_jobs:
                 _libraries(server.endpoint, folder, args.runs)
             if not args.link_mbit:

@@ -1,23 +1,28 @@
 """An S3-compatible server for the object-storage tests, and a gate to cut the network to it.
 
-The server is moto's (`moto[server]`, installed by `make test` from the package index): an S3
-implementation in Python that keeps its objects in memory and speaks the calls the product
-makes (PUT, multipart uploads, ranged GET, listings, batch delete, multipart listing and abort,
-presigned URLs), with S3's own rules where they matter here (a multipart part under 5 MiB is
-refused unless it is the last). No server storing on disk installs from the registries these
-machines reach (MinIO, Garage, SeaweedFS and Zenko CloudServer do not; Ceph's radosgw needs a
-cluster), so an outage is simulated by `Gate`: a TCP relay in front of the server that refuses
-and cuts connections while closed, which is what a client sees of a restarting server.
+The server is Ceph's S3 gateway (radosgw, from Debian's packages: `scripts/ensure-ceph.sh`,
+run by `make test`) in front of a one-node Ceph cluster the tests start in a temporary folder:
+one monitor and one OSD keeping its objects in memory (memstore), no authentication between
+them, each pool one replica. It is a real S3 implementation, with S3's own rules where they
+matter here (a multipart part under 5 MiB is refused unless it is the last; UploadPartCopy,
+ranged GET, listings, batch delete, multipart listing and abort, presigned URLs).
+
+`S3Server.restart()` kills the gateway with SIGKILL and starts it again: the objects and the
+unfinished multipart uploads live in the cluster, so they are still there, as after a real
+restart of the object store. `Gate`, a TCP relay in front of the server that refuses and cuts
+connections while closed, is what a client sees of a server it cannot reach.
 """
 
 from __future__ import annotations
 
 import contextlib
+import shutil
+import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,38 +34,135 @@ from tests.support import free_port, wait_until
 ACCESS_KEY = "testing"
 SECRET_KEY = "testing-secret"
 REGION = "us-east-1"
+CEPH_PROGRAMS = ("monmaptool", "ceph-mon", "ceph-osd", "ceph", "radosgw", "radosgw-admin")
+
+_CONF = """[global]
+fsid = {fsid}
+mon host = v1:127.0.0.1:{mon_port}
+mon initial members = a
+auth cluster required = none
+auth service required = none
+auth client required = none
+ms bind msgr2 = false
+mon allow pool size one = true
+mon warn on pool no redundancy = false
+osd pool default size = 1
+osd pool default min size = 1
+osd pool default pg num = 8
+osd pool default pgp num = 8
+osd pool default pg autoscale mode = off
+osd crush chooseleaf type = 0
+osd objectstore = memstore
+memstore device bytes = 4294967296
+osd max object name len = 460
+osd max object namespace len = 64
+run dir = {folder}/run
+log file = {folder}/log/$name.log
+admin socket = {folder}/run/$name.asok
+pid file = {folder}/run/$name.pid
+mon data = {folder}/mon/$id
+osd data = {folder}/osd/$id
+[client.rgw.a]
+rgw frontends = beast endpoint={host}:{port} tcp_nodelay=1
+"""
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the test process ends, however it ends, so a
+    killed test run leaves no Ceph daemon behind."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class S3Server:
-    """`moto_server` on `host` (127.0.0.1 by default), started and awaited; `stop()` ends it."""
+    """A one-node Ceph cluster in `folder` and its S3 gateway on `host` (127.0.0.1 by default),
+    started and awaited (about 12 s); `restart()` kills and restarts the gateway, `stop()`
+    ends them all."""
 
-    def __init__(self, log: Path, host: str = "127.0.0.1") -> None:
+    def __init__(self, folder: Path, host: str = "127.0.0.1") -> None:
+        missing = [p for p in CEPH_PROGRAMS if shutil.which(p) is None]
+        if missing:
+            raise RuntimeError(
+                f"{', '.join(missing)} not found: the object-storage tests run Ceph's S3 gateway;"
+                " run 'sh scripts/ensure-ceph.sh' as root (make test does)"
+            )
+        self.folder = folder
         self.port = free_port()
         self.endpoint = f"http://{host}:{self.port}"
-        self._log = open(log, "wb")  # noqa: SIM115
-        script = Path(sys.executable).with_name("moto_server")
-        self.proc = subprocess.Popen(
-            [str(script), "-H", host, "-p", str(self.port)],
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._log = open(folder / "daemons.log", "ab")  # noqa: SIM115
+        for sub in ("run", "log", "mon", "osd"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        mon_port, fsid = free_port(), uuid.uuid4()
+        conf = folder / "ceph.conf"
+        conf.write_text(
+            _CONF.format(fsid=fsid, mon_port=mon_port, folder=folder, host=host, port=self.port)
+        )
+        self._conf = ["-c", str(conf)]
+        try:
+            monmap = str(folder / "monmap")
+            address = f"v1:127.0.0.1:{mon_port}"
+            self._run("monmaptool", "--create", "--add", "a", address, "--fsid", str(fsid), monmap)
+            self._run("ceph-mon", "--mkfs", "-i", "a", "--monmap", monmap)
+            self._start("mon", "ceph-mon", "-i", "a")
+            osd_uuid = str(uuid.uuid4())
+            osd = self._run("ceph", "osd", "create", osd_uuid).strip()
+            (folder / "osd" / osd).mkdir()
+            self._run("ceph-osd", "-i", osd, "--mkfs", "--osd-uuid", osd_uuid)
+            self._start("osd", "ceph-osd", "-i", osd)
+            self._start("rgw", "radosgw", "-n", "client.rgw.a")
+            wait_until(self._answers, timeout=90, step=0.1)
+            self._run(
+                "radosgw-admin", "user", "create", "--uid=test", "--display-name=test",
+                f"--access-key={ACCESS_KEY}", f"--secret={SECRET_KEY}",
+            )  # fmt: skip
+        except BaseException:
+            self.stop()
+            raise
+
+    def _run(self, program: str, *args: str) -> str:
+        conf = [] if program == "monmaptool" else self._conf  # it takes no configuration
+        done = subprocess.run([program, *conf, *args], capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"{program} {' '.join(args)}: {done.stderr.strip()[-2000:]}")
+        return done.stdout
+
+    def _start(self, name: str, program: str, *args: str) -> None:
+        self._procs[name] = subprocess.Popen(
+            [program, *self._conf, "-f", *args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
-        wait_until(self._answers, timeout=30, step=0.1)
 
     def _answers(self) -> bool:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"moto_server exited with {self.proc.returncode}")
+        for name, proc in self._procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"Ceph's {name} exited with {proc.returncode}; see {self.folder / 'log'}"
+                )
         try:
             return httpx.get(self.endpoint + "/", timeout=1).status_code < 500
         except httpx.HTTPError:
             return False
 
+    def restart(self, down: float = 0.0) -> None:
+        """Kill the gateway (SIGKILL, as a crash), wait `down` seconds, start it again and wait
+        until it answers. What the cluster holds is kept."""
+        proc = self._procs["rgw"]
+        proc.kill()
+        proc.wait()
+        time.sleep(down)
+        self._start("rgw", "radosgw", "-n", "client.rgw.a")
+        wait_until(self._answers, timeout=60, step=0.05)
+
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        """Kill every daemon: the cluster keeps its objects in memory, nothing to flush."""
+        for proc in self._procs.values():
+            proc.kill()
+            proc.wait()
+        self._procs = {}
         self._log.close()
 
 
@@ -229,8 +331,10 @@ def _pump(source: socket.socket, target: socket.socket, link: _Link | None = Non
 
 
 @contextlib.contextmanager
-def running(log: Path, host: str = "127.0.0.1") -> Iterator[S3Server]:
-    server = S3Server(log, host)
+def running(folder: Path, host: str = "127.0.0.1") -> Iterator[S3Server]:
+    """An S3 server with its cluster in `folder` (made if missing), stopped on leaving."""
+    folder.mkdir(parents=True, exist_ok=True)
+    server = S3Server(folder, host)
     try:
         yield server
     finally:

@@ -1,6 +1,6 @@
 """One job on three hosts (issue 13, item 4): network namespaces made by the test (tests/netns.py),
 joined by a bridge, sharing one PostgreSQL and one S3 server that listen only on the bridge's
-address (PostgreSQL through a relay to the suite's server; the S3 server is moto's,
+address (PostgreSQL through a relay to the suite's server; the S3 server is Ceph's gateway,
 tests/s3_server.py).
 
 Host b runs one worker process, which takes the job; host a runs two, which help; host c runs
@@ -87,7 +87,7 @@ def test_three_hosts_one_host_killed(pg_database_factory, tmp_path):
     with netns.Network.create(["a", "b", "c"]) as net:
         relay = s3_server.Gate(pg.port or 5432, target_host=pg.hostname or "", host=net.gateway)
         try:
-            with s3_server.running(tmp_path / "moto.log", host=net.gateway) as s3:
+            with s3_server.running(tmp_path / "ceph", host=net.gateway) as s3:
                 env = {
                     **{k: v for k, v in os.environ.items() if not k.startswith("PATIENTGEN_")},
                     "PATIENTGEN_DATABASE_URL": _through(url, net.gateway, relay.port),

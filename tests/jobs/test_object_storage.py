@@ -10,6 +10,8 @@ would, and they share only the database and the bucket.
 - kill -9 of the helper while it holds a chunk: the job completes once, identical.
 - The object store unreachable mid-job (its connections cut and refused for a while): the job
   is not failed for it; it completes once, identical.
+- The object store restarted mid-job (its gateway killed -9, its objects kept): the job
+  completes once, identical, and the chunks recorded before the restart are not written again.
 - serve and a worker started while the object store refuses every connection wait for it, as
   for the database: /readyz 503 naming the storage, a submit accepted, the job handed back, then
   completed once, identical, when the store answers.
@@ -63,7 +65,7 @@ PACE = 0.3
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    with s3_server.running(tmp_path_factory.mktemp("s3") / "moto.log") as server:
+    with s3_server.running(tmp_path_factory.mktemp("s3")) as server:
         yield server
 
 
@@ -322,6 +324,30 @@ def test_object_store_unreachable_mid_job(shared, s3, tmp_path, reference):
             assert final.error is None
     finally:
         gate.stop()
+
+
+def test_object_store_restarted_mid_job(shared, s3, tmp_path, reference):
+    """The object store itself restarted mid-job: its gateway killed -9 and started again 3 s
+    later, the objects kept (Ceph keeps them in the cluster, as any real store keeps what it
+    acknowledged). The job completes once, identical, nothing left; the chunks recorded before
+    the restart are not written again (their parts survived it)."""
+    with JobService.open(shared) as service:
+        job, _ = service.submit(SCENARIO, FORMATS, "alice")
+        worker = _worker(shared, tmp_path / "w.log")
+        try:
+            wait_until(lambda: len(service.chunks(job.job_id)) >= 2, timeout=60)
+            before = {c.chunk for c in service.chunks(job.job_id)}
+            assert service.get(job.job_id).status == JobStatus.RUNNING
+            s3.restart(down=3.0)
+            final = _finished(service, shared, job.job_id)
+        finally:
+            worker.kill_group()
+            worker.wait()
+        _assert_clean(shared, final, reference, shared.data_dir)
+        assert final.error is None
+        rewritten = re.findall(r"chunk (\d+) \[\d+, \d+\) written again", worker.text())
+        again = {int(c) for c in rewritten}
+        assert not again & before, (again, before)
 
 
 def test_serve_and_workers_start_while_the_object_store_is_down(shared, s3, tmp_path, reference):

@@ -38,7 +38,7 @@ BUCKET_A = "s3://bucket-a/pg"
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    with s3_server.running(tmp_path_factory.mktemp("s3") / "moto.log") as server:
+    with s3_server.running(tmp_path_factory.mktemp("s3")) as server:
         yield server
 
 

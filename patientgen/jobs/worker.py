@@ -63,6 +63,10 @@ WORKER_CONNECTIONS = 2
 #: The exit code of a pool's slot that must not be restarted: its storage is not the one the
 #: database records (restarting it would only fail again).
 EXIT_MISCONFIGURED = 2
+#: After handing a job back because the database or the object storage could not be reached,
+#: a worker pauses before its next claim: the first pause, and the longest (each outage in a
+#: row doubles it). The job is free meanwhile for a worker that can reach them.
+OUTAGE_PAUSE = (0.5, 5.0)
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +96,7 @@ class Worker:
         # every settings.sweep_interval s (files.JobFiles.sweep: what a process that died right
         # after ending a job left, and idle copies); the first reap of a worker sweeps
         self._last_sweep: float | None = None
+        self._outage_pause = OUTAGE_PAUSE[0]
 
     def _connect(self) -> JobStore | None:
         return connect_retrying(
@@ -133,6 +138,7 @@ class Worker:
                         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
                         if outcome == RunOutcome.UNAVAILABLE:
                             self._wait_and_release(store, job.job_id)
+                    self._pause_after_outage(any(o == RunOutcome.UNAVAILABLE for _, o in outcomes))
                 except StoreUnavailable as exc:
                     log.warning("worker %s: store unavailable (%s)", self.worker_id, exc)
                     self.stop.wait(1.0)
@@ -175,6 +181,15 @@ class Worker:
             else:
                 if swept:
                     log.info("worker %s: swept %d leftover object(s)", self.worker_id, swept)
+
+    def _pause_after_outage(self, outage: bool) -> None:
+        """Pause before the next claim after a job handed back for an outage (OUTAGE_PAUSE),
+        rather than claim it again at once and fail the same way, hundreds of times a second."""
+        if not outage:
+            self._outage_pause = OUTAGE_PAUSE[0]
+            return
+        self.stop.wait(self._outage_pause)
+        self._outage_pause = min(self._outage_pause * 2, OUTAGE_PAUSE[1])
 
     def _wait_and_release(self, store: JobStore, job_id: Any) -> None:
         """After losing the database mid-job: once it is back, hand the job back at once (if we

@@ -376,6 +376,11 @@ def test_serve_and_workers_start_while_the_object_store_is_down(shared, s3, tmp_
                 left = f"job {job_id}: store unavailable"
                 wait_until(lambda: left in worker.text(), timeout=60, step=0.2)
                 assert worker.proc.poll() is None, worker.text()
+                # and it pauses before it claims again (0.5 s, doubling), not at once: over 4 s,
+                # at most 5 tries (29 without the pause, a few ms apart)
+                tried = worker.text().count(left)
+                time.sleep(4)
+                assert worker.text().count(left) - tried <= 4, worker.text()
                 assert http.get(f"{api}/jobs/{job_id}").json()["status"] in ("pending", "running")
                 gate.open()
                 wait_until(

@@ -16,6 +16,7 @@ connections while closed, is what a client sees of a server it cannot reach.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import socket
@@ -91,6 +92,7 @@ class S3Server:
         self.port = free_port()
         self.endpoint = f"http://{host}:{self.port}"
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._http = httpx.Client(timeout=1)  # one TLS context, not one per poll
         self._log = open(folder / "daemons.log", "ab")  # noqa: SIM115
         for sub in ("run", "log", "mon", "osd"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
@@ -143,9 +145,17 @@ class S3Server:
                     f"Ceph's {name} exited with {proc.returncode}; see {self.folder / 'log'}"
                 )
         try:
-            return httpx.get(self.endpoint + "/", timeout=1).status_code < 500
+            return self._http.get(self.endpoint + "/").status_code < 500
         except httpx.HTTPError:
             return False
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds the cluster's running daemons have used (for bench/storage.py)."""
+        total = 0
+        for proc in self._procs.values():
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+        return total / os.sysconf("SC_CLK_TCK")
 
     def restart(self, down: float = 0.0) -> None:
         """Kill the gateway (SIGKILL, as a crash), wait `down` seconds, start it again and wait
@@ -163,6 +173,7 @@ class S3Server:
             proc.kill()
             proc.wait()
         self._procs = {}
+        self._http.close()
         self._log.close()
 
 

@@ -30,6 +30,7 @@ import hashlib
 import io
 import os
 import re
+import signal
 import subprocess
 import time
 import uuid
@@ -192,8 +193,8 @@ def _assert_clean(settings, job, reference: dict[str, str], *hosts: Path) -> Non
 @contextlib.contextmanager
 def _two_hosts(service: JobService, shared, tmp_path: Path):
     """The job submitted, host A's worker (its owner) past its first recorded chunk, then host
-    B's worker; both killed (-9) at the end. Yields the job, both workers and host B's
-    settings."""
+    B's worker, up to its first claim; both killed (-9) at the end. Yields the job, both
+    workers and host B's settings."""
     host_b = _host(shared, tmp_path, "host-b")
     job, _ = service.submit(SCENARIO, FORMATS, "alice")
     owner = _worker(shared, tmp_path / "a.log")
@@ -201,6 +202,15 @@ def _two_hosts(service: JobService, shared, tmp_path: Path):
     try:
         wait_until(lambda: len(service.chunks(job.job_id)) >= 1, timeout=60)
         helper = _worker(host_b, tmp_path / "b.log")
+        # the owner paused from the helper's start to its first claim (at most 2 s, half the
+        # lease): on a loaded machine the owner wrote every chunk before the helper was up
+        wait_until(lambda: " started" in helper.text(), timeout=60, step=0.05)
+        owner.signal(signal.SIGSTOP)
+        try:
+            with contextlib.suppress(AssertionError):
+                wait_until(lambda: "claimed chunk" in helper.text(), timeout=2, step=0.05)
+        finally:
+            owner.signal(signal.SIGCONT)
         yield job, owner, helper, host_b
     finally:
         for proc in (owner, helper):

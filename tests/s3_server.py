@@ -115,7 +115,7 @@ class S3Server:
             self._run("ceph-mon", "--mkfs", "-i", "a", "--monmap", monmap)
             self._start("mon", "ceph-mon", "-i", "a")
             osd_uuid = str(uuid.uuid4())
-            osd = self._run("ceph", "osd", "create", osd_uuid).strip()
+            osd = self._run("ceph", "osd", "create", osd_uuid).strip()  # again: the same OSD
             # placed here, not by the OSD as it starts: its own request could leave before it
             # knew the cluster's id, refused as 'wrong fsid', and the OSD exited (seen under load)
             self._run("ceph", "osd", "crush", "add", f"osd.{osd}", "1.0", "root=default")
@@ -133,11 +133,20 @@ class S3Server:
             raise
 
     def _run(self, program: str, *args: str) -> str:
+        """Run a Ceph command; its output. A command to the monitor (`ceph`, each of them
+        idempotent here) is run again for up to 30 s: a monitor just started may refuse one
+        ("EPERM: problem getting command descriptions"), seen on a loaded machine."""
         conf = [] if program == "monmaptool" else self._conf  # it takes no configuration
-        done = subprocess.run([program, *conf, *args], capture_output=True, text=True, timeout=60)
-        if done.returncode != 0:
-            raise RuntimeError(f"{program} {' '.join(args)}: {done.stderr.strip()[-2000:]}")
-        return done.stdout
+        deadline = time.monotonic() + (30 if program == "ceph" else 0)
+        while True:
+            done = subprocess.run(
+                [program, *conf, *args], capture_output=True, text=True, timeout=60
+            )
+            if done.returncode == 0:
+                return done.stdout
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{program} {' '.join(args)}: {done.stderr.strip()[-2000:]}")
+            time.sleep(0.2)
 
     def _start(self, name: str, program: str, *args: str) -> None:
         self._procs[name] = subprocess.Popen(

@@ -874,7 +874,8 @@ def help_chunk(
     """Claim one chunk of another worker's running job and write and record it (see the module
     docstring); False when no job had a chunk free. The helper abandons the chunk (its claim
     released, only its own temporary files removed) when its job left the run it was claimed
-    in, was asked to cancel, or the helper's worker is stopping."""
+    in, was asked to cancel, or the helper's worker is stopping; StoreUnavailable when it could
+    not reach the database or the object storage (write_claimed_chunk)."""
     claim = store.claim_chunk(worker_id, settings.lease_seconds)
     if claim is None:
         return False
@@ -890,7 +891,8 @@ def write_claimed_chunk(
     stop: threading.Event | None = None,
 ) -> bool:
     """A helper writes and records the chunk it claimed; whether it was recorded (else it was
-    abandoned, see help_chunk)."""
+    abandoned, see help_chunk). StoreUnavailable when the database or the object storage could
+    not be reached, the chunk given back first if the database answers."""
     from patientgen.formats import bundle
     from patientgen.scenario import Scenario
 
@@ -917,10 +919,15 @@ def write_claimed_chunk(
         )
         with contextlib.suppress(StoreUnavailable):
             store.release_chunk(claim, worker_id)
-    except StoreUnavailable as exc:  # the claim expires; whoever claims the chunk next writes it
+    except StoreUnavailable as exc:
+        # given back at once if the database answers (else its claim expires), for a worker
+        # that can reach the store; the caller pauses before it claims again
         log.warning(
             "job %s: store unavailable (%s) helping with chunk %s", job.job_id, exc, claim.chunk
         )
+        with contextlib.suppress(StoreUnavailable):
+            store.release_chunk(claim, worker_id)
+        raise
     except Exception:  # a helper's failure is not the job's: the chunk goes back at once
         log.exception("job %s: helper %s failed on chunk %s", job.job_id, worker_id, claim.chunk)
         with contextlib.suppress(StoreUnavailable):

@@ -12,6 +12,8 @@ would, and they share only the database and the bucket.
   is not failed for it; it completes once, identical.
 - The object store restarted mid-job (its gateway killed -9, its objects kept): the job
   completes once, identical, and the chunks recorded before the restart are not written again.
+- A helper that cannot reach the store gives its chunk back at once and pauses; the owner
+  writes every chunk, identical.
 - serve and a worker started while the object store refuses every connection wait for it, as
   for the database: /readyz 503 naming the storage, a submit accepted, the job handed back, then
   completed once, identical, when the store answers.
@@ -358,6 +360,46 @@ def test_object_store_restarted_mid_job(shared, s3, tmp_path, reference):
         rewritten = re.findall(r"chunk (\d+) \[\d+, \d+\) written again", worker.text())
         again = {int(c) for c in rewritten}
         assert not again & before, (again, before)
+
+
+def test_a_helper_that_cannot_reach_the_store_gives_its_chunks_back(
+    shared, s3, tmp_path, reference
+):
+    """A helper whose own link to the object store is down (the owner's is up) gives back each
+    chunk it claimed as soon as it cannot send it, and pauses before it claims another, instead
+    of taking every free chunk in turn and holding each until its claim expires. The owner
+    writes them all; the job completes once, identical."""
+    from tests.jobs.test_chunk_claims import _held_by
+
+    gate = s3_server.Gate(s3.port)
+    gate.close()
+    cut_off = _host(shared, tmp_path, "host-b", storage_endpoint=gate.endpoint)
+    paced = shared.model_copy(update={"chunk_delay": PACE})
+    failed = "store unavailable"
+    try:
+        with JobService.open(shared) as service:
+            job, _ = service.submit(SCENARIO, FORMATS, "alice")
+            owner = _worker(paced, tmp_path / "a.log")
+            helper = None
+            try:
+                wait_until(lambda: len(service.chunks(job.job_id)) >= 1, timeout=60)
+                helper = _worker(cut_off, tmp_path / "b.log")
+                wait_until(lambda: failed in helper.text(), timeout=60, step=0.05)
+                # its claim gone within the second it pauses (it was held until the lease ran
+                # out, 4 s, while the helper claimed the next chunk at once)
+                url, pid = shared.database_url, helper.proc.pid
+                wait_until(lambda: _held_by(url, job.job_id, pid) is None, timeout=0.9)
+                final = _finished(service, shared, job.job_id)
+            finally:
+                for proc in (owner, helper):
+                    if proc is not None:
+                        proc.kill_group()
+                        proc.wait()
+            _assert_clean(shared, final, reference, shared.data_dir)
+            a, b = _writers([owner, helper], job.job_id)
+            assert a == set(range(PATIENTS // CHUNK)) and not b, (a, b)
+    finally:
+        gate.stop()
 
 
 def test_serve_and_workers_start_while_the_object_store_is_down(shared, s3, tmp_path, reference):

@@ -316,24 +316,37 @@ def test_parts_the_store_lost_are_written_again(shared, tmp_path, reference):
         assert re.search(again, owner.text())
 
 
+def _through_an_outage(shared, worker_settings, tmp_path: Path, reference, outage):
+    """One job run by one worker process (`worker_settings`), `outage(worker)` called once two
+    chunks are recorded: the job completes once, identical, nothing left, without an error.
+    The worker (for its log) and what `outage` returned."""
+    with JobService.open(shared) as service:
+        job, _ = service.submit(SCENARIO, FORMATS, "alice")
+        worker = _worker(worker_settings, tmp_path / "w.log")
+        try:
+            wait_until(lambda: len(service.chunks(job.job_id)) >= 2, timeout=60)
+            assert service.get(job.job_id).status == JobStatus.RUNNING
+            seen = outage(service, job, worker)
+            final = _finished(service, shared, job.job_id)
+        finally:
+            worker.kill_group()
+            worker.wait()
+        _assert_clean(shared, final, reference, shared.data_dir)
+        assert final.error is None
+    return worker, seen
+
+
 def test_object_store_unreachable_mid_job(shared, s3, tmp_path, reference):
     gate = s3_server.Gate(s3.port)
+
+    def outage(service, job, worker) -> None:  # every connection cut and refused for a while
+        gate.close()
+        wait_until(lambda: "unavailable" in worker.text(), timeout=60, step=0.2)
+        gate.open()
+
     through_gate = shared.model_copy(update={"storage_endpoint": gate.endpoint})
     try:
-        with JobService.open(shared) as service:
-            job, _ = service.submit(SCENARIO, FORMATS, "alice")
-            worker = _worker(through_gate, tmp_path / "w.log")
-            try:
-                wait_until(lambda: len(service.chunks(job.job_id)) >= 2, timeout=60)
-                gate.close()
-                wait_until(lambda: "unavailable" in worker.text(), timeout=60, step=0.2)
-                gate.open()
-                final = _finished(service, shared, job.job_id)
-            finally:
-                worker.kill_group()
-                worker.wait()
-            _assert_clean(shared, final, reference, shared.data_dir)
-            assert final.error is None
+        _through_an_outage(shared, through_gate, tmp_path, reference, outage)
     finally:
         gate.stop()
 
@@ -343,23 +356,16 @@ def test_object_store_restarted_mid_job(shared, s3, tmp_path, reference):
     later, the objects kept (Ceph keeps them in the cluster, as any real store keeps what it
     acknowledged). The job completes once, identical, nothing left; the chunks recorded before
     the restart are not written again (their parts survived it)."""
-    with JobService.open(shared) as service:
-        job, _ = service.submit(SCENARIO, FORMATS, "alice")
-        worker = _worker(shared, tmp_path / "w.log")
-        try:
-            wait_until(lambda: len(service.chunks(job.job_id)) >= 2, timeout=60)
-            before = {c.chunk for c in service.chunks(job.job_id)}
-            assert service.get(job.job_id).status == JobStatus.RUNNING
-            s3.restart(down=3.0)
-            final = _finished(service, shared, job.job_id)
-        finally:
-            worker.kill_group()
-            worker.wait()
-        _assert_clean(shared, final, reference, shared.data_dir)
-        assert final.error is None
-        rewritten = re.findall(r"chunk (\d+) \[\d+, \d+\) written again", worker.text())
-        again = {int(c) for c in rewritten}
-        assert not again & before, (again, before)
+
+    def outage(service, job, worker) -> set[int]:
+        recorded = {c.chunk for c in service.chunks(job.job_id)}
+        s3.restart(down=3.0)
+        return recorded
+
+    worker, before = _through_an_outage(shared, shared, tmp_path, reference, outage)
+    rewritten = re.findall(r"chunk (\d+) \[\d+, \d+\) written again", worker.text())
+    again = {int(c) for c in rewritten}
+    assert not again & before, (again, before)
 
 
 def test_a_helper_that_cannot_reach_the_store_gives_its_chunks_back(

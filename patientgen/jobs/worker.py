@@ -63,12 +63,29 @@ WORKER_CONNECTIONS = 2
 #: The exit code of a pool's slot that must not be restarted: its storage is not the one the
 #: database records (restarting it would only fail again).
 EXIT_MISCONFIGURED = 2
-#: After handing a job back because the database or the object storage could not be reached,
-#: a worker pauses before its next claim: the first pause, and the longest (each outage in a
-#: row doubles it). The job is free meanwhile for a worker that can reach them.
-OUTAGE_PAUSE = (0.5, 5.0)
 
 log = logging.getLogger(__name__)
+
+
+class Backoff:
+    """The pauses of a process while the database or the object storage cannot be reached:
+    FIRST seconds, doubling with each failure in a row up to LONGEST; `reset()` once a try
+    went through. Every such wait of a worker (connecting, handing a job or a chunk back,
+    a claim that failed) is one of these, so none retries hundreds of times a second."""
+
+    FIRST = 0.5
+    LONGEST = 5.0
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._next = self.FIRST
+
+    def pause(self) -> None:
+        self._stop.wait(self._next)
+        self._next = min(self._next * 2, self.LONGEST)
+
+    def reset(self) -> None:
+        self._next = self.FIRST
 
 
 def new_worker_id() -> str:
@@ -96,7 +113,7 @@ class Worker:
         # every settings.sweep_interval s (files.JobFiles.sweep: what a process that died right
         # after ending a job left, and idle copies); the first reap of a worker sweeps
         self._last_sweep: float | None = None
-        self._outage_pause = OUTAGE_PAUSE[0]
+        self._backoff = Backoff(self.stop)
 
     def _connect(self) -> JobStore | None:
         return connect_retrying(
@@ -130,6 +147,7 @@ class Worker:
                             and help_chunk(store, self.settings, self.worker_id, self.stop)
                         ):
                             store.wait_for_work(min(1.0, self.settings.reap_interval))
+                        self._backoff.reset()
                         continue
                     left = SMALL_BATCH if self.max_jobs is None else self.max_jobs - ran
                     outcomes = self._run(store, jobs[0], min(SMALL_BATCH, left))
@@ -138,10 +156,14 @@ class Worker:
                         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
                         if outcome == RunOutcome.UNAVAILABLE:
                             self._wait_and_release(store, job.job_id)
-                    self._pause_after_outage(any(o == RunOutcome.UNAVAILABLE for _, o in outcomes))
-                except StoreUnavailable as exc:
+                    # a job handed back for an outage: not claimed again at once, to fail again
+                    if any(o == RunOutcome.UNAVAILABLE for _, o in outcomes):
+                        self._backoff.pause()
+                    else:
+                        self._backoff.reset()
+                except StoreUnavailable as exc:  # a claim, or a helper's chunk (given back)
                     log.warning("worker %s: store unavailable (%s)", self.worker_id, exc)
-                    self.stop.wait(1.0)
+                    self._backoff.pause()
         finally:
             store.close()
             log.info("worker %s stopped", self.worker_id)
@@ -182,24 +204,16 @@ class Worker:
                 if swept:
                     log.info("worker %s: swept %d leftover object(s)", self.worker_id, swept)
 
-    def _pause_after_outage(self, outage: bool) -> None:
-        """Pause before the next claim after a job handed back for an outage (OUTAGE_PAUSE),
-        rather than claim it again at once and fail the same way, hundreds of times a second."""
-        if not outage:
-            self._outage_pause = OUTAGE_PAUSE[0]
-            return
-        self.stop.wait(self._outage_pause)
-        self._outage_pause = min(self._outage_pause * 2, OUTAGE_PAUSE[1])
-
     def _wait_and_release(self, store: JobStore, job_id: Any) -> None:
         """After losing the database mid-job: once it is back, hand the job back at once (if we
         still hold it) instead of letting it wait for its lease to expire."""
+        backoff = Backoff(self.stop)
         while not self.stop.is_set():
             try:
                 store.release(job_id, self.worker_id)
                 return
             except StoreUnavailable:
-                self.stop.wait(1.0)
+                backoff.pause()
             except Exception:  # lease lost or job gone: nothing to hand back
                 return
 
@@ -234,17 +248,16 @@ def connect_checked(settings: Settings, max_connections: int) -> JobStore:
 def connect_retrying(
     settings: Settings, stop: threading.Event, who: str, max_connections: int
 ) -> JobStore | None:
-    """The store (`connect_checked`), retried with a pause growing to 5 s while the database
-    cannot be reached or has no connection free (None once `stop` is set); the storage is
-    checked once it answers."""
-    delay = 0.5
+    """The store (`connect_checked`), retried with a pause (Backoff) while the database cannot
+    be reached or has no connection free (None once `stop` is set); the storage is checked once
+    it answers."""
+    backoff = Backoff(stop)
     while not stop.is_set():
         try:
             return connect_checked(settings, max_connections)
         except StoreUnavailable as exc:
             log.warning("%s: store unavailable (%s); retrying", who, exc)
-            stop.wait(delay)
-            delay = min(delay * 2, 5.0)
+            backoff.pause()
     return None
 
 

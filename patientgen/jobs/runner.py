@@ -917,19 +917,17 @@ def write_claimed_chunk(
         log.info(
             "job %s: helper %s abandoned chunk %s (%r)", job.job_id, worker_id, claim.chunk, exc
         )
-        with contextlib.suppress(StoreUnavailable):
-            store.release_chunk(claim, worker_id)
-    except StoreUnavailable as exc:
-        # given back at once if the database answers (else its claim expires), for a worker
-        # that can reach the store; the caller pauses before it claims again
+    except StoreUnavailable as exc:  # the caller pauses before it claims again
         log.warning(
             "job %s: store unavailable (%s) helping with chunk %s", job.job_id, exc, claim.chunk
         )
-        with contextlib.suppress(StoreUnavailable):
-            store.release_chunk(claim, worker_id)
         raise
-    except Exception:  # a helper's failure is not the job's: the chunk goes back at once
+    except Exception:  # a helper's failure is not the job's
         log.exception("job %s: helper %s failed on chunk %s", job.job_id, worker_id, claim.chunk)
-        with contextlib.suppress(StoreUnavailable):
-            store.release_chunk(claim, worker_id)
+    finally:
+        # a chunk not recorded goes back at once (if the database answers; else its claim
+        # expires), for a worker that can write it; a claim no longer held is left alone
+        if not recorded:
+            with contextlib.suppress(StoreUnavailable):
+                store.release_chunk(claim, worker_id)
     return recorded

@@ -122,7 +122,7 @@ class S3Server:
             (folder / "osd" / osd).mkdir()
             self._run("ceph-osd", "-i", osd, "--mkfs", "--osd-uuid", osd_uuid)
             self._start("osd", "ceph-osd", "-i", osd)
-            self._start("rgw", "radosgw", "-n", "client.rgw.a")
+            self._start_gateway()
             wait_until(self._answers, timeout=90, step=0.1)
             self._run(
                 "radosgw-admin", "user", "create", "--uid=test", "--display-name=test",
@@ -156,6 +156,9 @@ class S3Server:
             preexec_fn=_die_with_parent,
         )
 
+    def _start_gateway(self) -> None:
+        self._start("rgw", "radosgw", "-n", "client.rgw.a")
+
     def _answers(self) -> bool:
         for name, proc in self._procs.items():
             if proc.poll() is not None:
@@ -182,7 +185,7 @@ class S3Server:
         proc.kill()
         proc.wait()
         time.sleep(down)
-        self._start("rgw", "radosgw", "-n", "client.rgw.a")
+        self._start_gateway()
         wait_until(self._answers, timeout=60, step=0.05)
 
     def stop(self) -> None:

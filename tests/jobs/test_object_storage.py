@@ -10,8 +10,9 @@ would, and they share only the database and the bucket.
 - kill -9 of the helper while it holds a chunk: the job completes once, identical.
 - The object store unreachable mid-job (its connections cut and refused for a while): the job
   is not failed for it; it completes once, identical.
-- The object store restarted mid-job (its gateway killed -9, its objects kept): the job
-  completes once, identical, and the chunks recorded before the restart are not written again.
+- The object store restarted mid-job (its gateway killed -9, its objects kept): the chunks
+  host B recorded before it, only in the bucket, are joined without being written again; the
+  job completes once, identical.
 - A helper that cannot reach the store gives its chunk back at once and pauses; the owner
   writes every chunk, identical.
 - serve and a worker started while the object store refuses every connection wait for it, as
@@ -45,7 +46,7 @@ import orjson
 import pytest
 
 from patientgen.formats import bundle, casualties
-from patientgen.jobs.files import ObjectFiles
+from patientgen.jobs.files import ObjectFiles, job_files
 from patientgen.jobs.model import JobStatus
 from patientgen.jobs.service import JobService
 from patientgen.scenario import Scenario
@@ -316,56 +317,53 @@ def test_parts_the_store_lost_are_written_again(shared, tmp_path, reference):
         assert re.search(again, owner.text())
 
 
-def _through_an_outage(shared, worker_settings, tmp_path: Path, reference, outage):
-    """One job run by one worker process (`worker_settings`), `outage(worker)` called once two
-    chunks are recorded: the job completes once, identical, nothing left, without an error.
-    The worker (for its log) and what `outage` returned."""
-    with JobService.open(shared) as service:
-        job, _ = service.submit(SCENARIO, FORMATS, "alice")
-        worker = _worker(worker_settings, tmp_path / "w.log")
-        try:
-            wait_until(lambda: len(service.chunks(job.job_id)) >= 2, timeout=60)
-            assert service.get(job.job_id).status == JobStatus.RUNNING
-            seen = outage(service, job, worker)
-            final = _finished(service, shared, job.job_id)
-        finally:
-            worker.kill_group()
-            worker.wait()
-        _assert_clean(shared, final, reference, shared.data_dir)
-        assert final.error is None
-    return worker, seen
-
-
 def test_object_store_unreachable_mid_job(shared, s3, tmp_path, reference):
     gate = s3_server.Gate(s3.port)
-
-    def outage(service, job, worker) -> None:  # every connection cut and refused for a while
-        gate.close()
-        wait_until(lambda: "unavailable" in worker.text(), timeout=60, step=0.2)
-        gate.open()
-
     through_gate = shared.model_copy(update={"storage_endpoint": gate.endpoint})
     try:
-        _through_an_outage(shared, through_gate, tmp_path, reference, outage)
+        with JobService.open(shared) as service:
+            job, _ = service.submit(SCENARIO, FORMATS, "alice")
+            worker = _worker(through_gate, tmp_path / "w.log")
+            try:
+                wait_until(lambda: len(service.chunks(job.job_id)) >= 2, timeout=60)
+                gate.close()
+                wait_until(lambda: "unavailable" in worker.text(), timeout=60, step=0.2)
+                gate.open()
+                final = _finished(service, shared, job.job_id)
+            finally:
+                worker.kill_group()
+                worker.wait()
+            _assert_clean(shared, final, reference, shared.data_dir)
+            assert final.error is None
     finally:
         gate.stop()
 
 
 def test_object_store_restarted_mid_job(shared, s3, tmp_path, reference):
     """The object store itself restarted mid-job: its gateway killed -9 and started again 3 s
-    later, the objects kept (Ceph keeps them in the cluster, as any real store keeps what it
-    acknowledged). The job completes once, identical, nothing left; the chunks recorded before
-    the restart are not written again (their parts survived it)."""
-
-    def outage(service, job, worker) -> set[int]:
-        recorded = {c.chunk for c in service.chunks(job.job_id)}
-        s3.restart(down=3.0)
-        return recorded
-
-    worker, before = _through_an_outage(shared, shared, tmp_path, reference, outage)
-    rewritten = re.findall(r"chunk (\d+) \[\d+, \d+\) written again", worker.text())
-    again = {int(c) for c in rewritten}
-    assert not again & before, (again, before)
+    later, with chunks still to write. The chunks host B recorded before the restart exist
+    only in the bucket (host A never had their parts), so the owner's join reads them after
+    the restart: none is written again (a store that lost them would make the owner write
+    them again, test_parts_the_store_lost_are_written_again), and the job completes once,
+    identical, nothing left."""
+    paced = shared.model_copy(update={"chunk_delay": PACE})
+    with JobService.open(shared) as service:
+        with _two_hosts(service, paced, tmp_path) as (job, owner, helper, host_b):
+            by_b = wait_until(lambda: _writers([owner, helper], job.job_id)[1], timeout=60)
+            assert service.get(job.job_id).status == JobStatus.RUNNING
+            s3.restart(down=3.0)
+            # nothing can be recorded while the store is down: work was left for after it
+            assert len(service.chunks(job.job_id)) < PATIENTS // CHUNK
+            final = _finished(service, shared, job.job_id)
+        # while the store was down each host handed the job back and the other took it up, so
+        # the host that did not complete it keeps its working parts until its next sweep
+        for host in (shared, host_b):
+            job_files(host).sweep(service.store)
+        _assert_clean(shared, final, reference, shared.data_dir, host_b.data_dir)
+        assert final.error is None
+        logs = owner.text() + helper.text()
+        again = {int(c) for c in re.findall(r"chunk (\d+) \[\d+, \d+\) written again", logs)}
+        assert not again & by_b, (again, by_b)
 
 
 def test_a_helper_that_cannot_reach_the_store_gives_its_chunks_back(
@@ -391,8 +389,9 @@ def test_a_helper_that_cannot_reach_the_store_gives_its_chunks_back(
                 wait_until(lambda: len(service.chunks(job.job_id)) >= 1, timeout=60)
                 helper = _worker(cut_off, tmp_path / "b.log")
                 wait_until(lambda: failed in helper.text(), timeout=60, step=0.05)
-                # its claim gone within the second it pauses (it was held until the lease ran
-                # out, 4 s, while the helper claimed the next chunk at once)
+                # its claim given back, seen while its worker pauses (0.5 s) before the next
+                # claim: before, it was held until the lease ran out (4 s) while the helper
+                # claimed the next chunk at once
                 url, pid = shared.database_url, helper.proc.pid
                 wait_until(lambda: _held_by(url, job.job_id, pid) is None, timeout=0.9)
                 final = _finished(service, shared, job.job_id)

@@ -194,11 +194,11 @@ def _assert_clean(settings, job, reference: dict[str, str], *hosts: Path) -> Non
 
 
 @contextlib.contextmanager
-def _two_hosts(service: JobService, shared, tmp_path: Path):
+def _two_hosts(service: JobService, shared, tmp_path: Path, **host_b_update):
     """The job submitted, host A's worker (its owner) past its first recorded chunk, then host
-    B's worker, up to its first claim; both killed (-9) at the end. Yields the job, both
-    workers and host B's settings."""
-    host_b = _host(shared, tmp_path, "host-b")
+    B's worker (its settings `shared` with `host_b_update`), up to its first claim; both
+    killed (-9) at the end. Yields the job, both workers and host B's settings."""
+    host_b = _host(shared, tmp_path, "host-b", **host_b_update)
     job, _ = service.submit(SCENARIO, FORMATS, "alice")
     owner = _worker(shared, tmp_path / "a.log")
     helper = None
@@ -377,17 +377,12 @@ def test_a_helper_that_cannot_reach_the_store_gives_its_chunks_back(
 
     gate = s3_server.Gate(s3.port)
     gate.close()
-    cut_off = _host(shared, tmp_path, "host-b", storage_endpoint=gate.endpoint)
     paced = shared.model_copy(update={"chunk_delay": PACE})
     failed = "store unavailable"
     try:
         with JobService.open(shared) as service:
-            job, _ = service.submit(SCENARIO, FORMATS, "alice")
-            owner = _worker(paced, tmp_path / "a.log")
-            helper = None
-            try:
-                wait_until(lambda: len(service.chunks(job.job_id)) >= 1, timeout=60)
-                helper = _worker(cut_off, tmp_path / "b.log")
+            cut_off = _two_hosts(service, paced, tmp_path, storage_endpoint=gate.endpoint)
+            with cut_off as (job, owner, helper, _):
                 wait_until(lambda: failed in helper.text(), timeout=60, step=0.05)
                 # its claim given back, seen while its worker pauses (0.5 s) before the next
                 # claim: before, it was held until the lease ran out (4 s) while the helper
@@ -395,11 +390,6 @@ def test_a_helper_that_cannot_reach_the_store_gives_its_chunks_back(
                 url, pid = shared.database_url, helper.proc.pid
                 wait_until(lambda: _held_by(url, job.job_id, pid) is None, timeout=0.9)
                 final = _finished(service, shared, job.job_id)
-            finally:
-                for proc in (owner, helper):
-                    if proc is not None:
-                        proc.kill_group()
-                        proc.wait()
             _assert_clean(shared, final, reference, shared.data_dir)
             a, b = _writers([owner, helper], job.job_id)
             assert a == set(range(PATIENTS // CHUNK)) and not b, (a, b)

@@ -81,12 +81,15 @@ class Stats:
 class Cluster:
     """A fresh database, `patientgen serve` and the workers; everything stopped on exit."""
 
-    def __init__(self, server: str, workers: int, embedded: bool, tmp: Path) -> None:
+    def __init__(
+        self, server: str, workers: int, embedded: bool, tmp: Path, queued: bool = False
+    ) -> None:
         self.server = server.rstrip("/")
         self.db = f"patientgen_load_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         self.url = f"{self.server}/{self.db}"
         self.workers = workers
         self.embedded = embedded
+        self.queued = queued  # the workers start only when start_workers() is called
         self.tmp = tmp
         self.port = free_port()
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -141,10 +144,8 @@ class Cluster:
                 *("serve", "--port", str(self.port), "--workers", embedded),
                 *("--auth", "required", "--log-level", "warning"),
             )
-            if not self.embedded:
-                self._spawn(
-                    "worker", "worker", "--concurrency", str(self.workers), "--log-level", "warning"
-                )
+            if not self.embedded and not self.queued:
+                self.start_workers()
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 if any(p.poll() is not None for p in self.procs):
@@ -157,6 +158,10 @@ class Cluster:
         except BaseException:
             self.__exit__()
             raise
+
+    def start_workers(self) -> None:
+        concurrency = ("--concurrency", str(self.workers))
+        self._spawn("worker", "worker", *concurrency, "--log-level", "warning")
 
     def __exit__(self, *exc: object) -> None:
         for proc in self.procs:
@@ -231,6 +236,7 @@ async def client_loop(
     ids: list[str],
     deadline: float,
     poll: float,
+    follow: bool = True,
 ) -> None:
     async with httpx.AsyncClient(
         base_url=api, headers={"Authorization": f"Bearer {key}"}, timeout=60
@@ -240,7 +246,10 @@ async def client_loop(
             job_id = await submit(http, stats, client, i)
             mine.append(job_id)
             ids.append(job_id)
-            await get(http, stats, random.choice(mine))  # look at one of ours between submits
+            if follow:
+                await get(http, stats, random.choice(mine))  # look at one of ours between submits
+        if not follow:
+            return
         # then follow them, one GET every `poll` seconds, round robin, until all have finished
         pending = collections.deque(mine)
         while pending and time.monotonic() < deadline:
@@ -252,7 +261,7 @@ async def client_loop(
 
 
 async def run_clients(
-    cluster: Cluster, jobs: int, clients: int, timeout: float, poll: float
+    cluster: Cluster, jobs: int, clients: int, timeout: float, poll: float, follow: bool = True
 ) -> dict[str, Any]:
     stats = Stats()
     ids: list[str] = []
@@ -260,7 +269,9 @@ async def run_clients(
     deadline = time.monotonic() + timeout
     began = time.perf_counter()
     tasks = [
-        asyncio.create_task(client_loop(cluster.api, cluster.key, stats, c, n, ids, deadline, poll))
+        asyncio.create_task(
+            client_loop(cluster.api, cluster.key, stats, c, n, ids, deadline, poll, follow)
+        )
         for c, n in enumerate(per_client)
     ]
 
@@ -273,6 +284,34 @@ async def run_clients(
     submit_seconds = await watch_submits()
     await asyncio.gather(*tasks)
     return {"stats": stats, "ids": ids, "submit_seconds": submit_seconds}
+
+
+def drain_queue(cluster: Cluster, timeout: float) -> dict[str, Any]:
+    """--queued: start the workers on the full queue and wait, in the database, until it is empty.
+
+    Nothing but the workers and their database sessions runs meanwhile (one count a 0.1 s), so
+    the time and the CPU are the workers' alone: from their start (their imports included) to the
+    last completion, read from the database's clock."""
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        before = cpu_seconds(cluster)
+        (started,) = conn.execute("SELECT clock_timestamp()").fetchone()  # type: ignore[misc]
+        cluster.start_workers()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            (left,) = conn.execute(  # type: ignore[misc]
+                "SELECT count(*) FROM jobs WHERE status NOT IN ('completed', 'failed', 'cancelled')"
+            ).fetchone()
+            if left == 0:
+                break
+            time.sleep(0.1)
+        after = cpu_seconds(cluster)
+        (last,) = conn.execute("SELECT max(completed_at) FROM jobs").fetchone()  # type: ignore[misc]
+    return {
+        "queue_drain_seconds": (last - started).total_seconds() if last else None,
+        "queue_drain_cpu": {
+            k: after[k] - before[k] for k in ("workers", "workers_system", "postgres")
+        },
+    }
 
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -289,7 +328,7 @@ def _stat(pid: str) -> list[str] | None:
 def cpu_seconds(cluster: Cluster) -> dict[str, float]:
     """CPU time (user + system) so far of the API, the workers and the database's backends."""
     sessions = {str(p.pid): name for p, name in zip(cluster.procs, cluster.names, strict=True)}
-    out = {"api": 0.0, "workers": 0.0, "postgres": 0.0}
+    out = {"api": 0.0, "workers": 0.0, "postgres": 0.0, "workers_system": 0.0}
     with psycopg.connect(f"{cluster.server}/postgres", autocommit=True) as conn:
         backends = {
             str(pid)
@@ -305,6 +344,8 @@ def cpu_seconds(cluster: Cluster) -> dict[str, float]:
             out["postgres"] += seconds
         elif (name := sessions.get(fields[3])) is not None:  # the session: spawned with setsid
             out["api" if name == "serve" else "workers"] += seconds
+            if name != "serve":
+                out["workers_system"] += int(fields[12]) / _TICK
     return out
 
 
@@ -326,6 +367,10 @@ def check(cluster: Cluster, ids: list[str], jobs: int) -> dict[str, Any]:
         (first, last) = conn.execute(  # type: ignore[misc]
             "SELECT min(created_at), max(completed_at) FROM jobs"
         ).fetchone()
+        # jobs completed by one statement share its now(): how many jobs a completion held
+        (statements,) = conn.execute(  # type: ignore[misc]
+            "SELECT count(DISTINCT completed_at) FROM jobs WHERE status = 'completed'"
+        ).fetchone()
     files_ok = 0  # each job's NDJSON holds its patients exactly once
     for job_id in ids:
         path = cluster.tmp / "data" / "jobs" / job_id / "patients.ndjson"
@@ -339,6 +384,9 @@ def check(cluster: Cluster, ids: list[str], jobs: int) -> dict[str, Any]:
         "by_attempts": {str(k): v for k, v in attempts.items()},
         "outputs_exact": files_ok,
         "drain_seconds": (last - first).total_seconds() if first and last else None,
+        "jobs_per_completion": round(by_status.get("completed", 0) / statements, 1)
+        if statements
+        else None,
         "ok": (
             len(ids) == jobs
             and len(set(ids)) == jobs
@@ -367,20 +415,33 @@ def main() -> int:
     parser.add_argument(
         "--poll", type=float, default=0.1, help="pause between a client's GETs once submitted (s)"
     )
+    parser.add_argument(
+        "--queued",
+        action="store_true",
+        help="submit every job first, then start the workers and time how they drain the queue",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = parser.parse_args()
+    if args.queued and args.embedded:
+        parser.error("--queued starts a separate worker: it cannot be used with --embedded")
 
     with (
         tempfile.TemporaryDirectory(prefix="patientgen-load-") as tmp,
-        Cluster(args.server, args.workers, args.embedded, Path(tmp)) as cluster,
+        Cluster(args.server, args.workers, args.embedded, Path(tmp), args.queued) as cluster,
     ):
         before = {"clients": sum(os.times()[:2]), **cpu_seconds(cluster)}
         began = time.perf_counter()
-        run = asyncio.run(run_clients(cluster, args.jobs, args.clients, args.timeout, args.poll))
+        run = asyncio.run(
+            run_clients(
+                cluster, args.jobs, args.clients, args.timeout, args.poll, follow=not args.queued
+            )
+        )
+        queue = drain_queue(cluster, args.timeout) if args.queued else {}
         wall = time.perf_counter() - began
         after = {"clients": sum(os.times()[:2]), **cpu_seconds(cluster)}
         cpu = {part: after[part] - before[part] for part in after}
         result = check(cluster, run["ids"], args.jobs)
+        result.update(queue)
     stats: Stats = run["stats"]
     gets = stats.get_latency_submitting + stats.get_latency_draining
     result.update(
@@ -420,17 +481,30 @@ def main() -> int:
             ms = result[key]
             print(f"  {label:<20} p50 {ms['p50']} ms  p99 {ms['p99']} ms  ({ms['n']:,} requests)")
         drain = result["drain_seconds"]
-        if drain:
+        if args.queued and result["queue_drain_seconds"]:
+            queued = result["queue_drain_seconds"]
+            spent = result["queue_drain_cpu"]
+            print(
+                f"  queue drained by the workers in {queued:.1f} s from their start "
+                f"({args.jobs / queued:,.0f} jobs/s); CPU per job while draining: workers "
+                f"{1000 * spent['workers'] / args.jobs:.2f} ms (in the kernel "
+                f"{1000 * spent['workers_system'] / args.jobs:.2f}), PostgreSQL "
+                f"{1000 * spent['postgres'] / args.jobs:.2f} ms"
+            )
+        elif drain:
             print(
                 f"  drain:   {drain:.1f} s from first submit to last completion "
                 f"({args.jobs / drain:,.0f} jobs/s)"
             )
-        per_job = result["cpu_ms_per_job"]
+        per_job = dict(result["cpu_ms_per_job"])
+        system = per_job.pop("workers_system")  # a part of the workers' figure
         print(
             f"  CPU per job: {sum(per_job.values()):.1f} ms "
-            f"({', '.join(f'{k} {v}' for k, v in per_job.items())}); {result['cpus']} CPUs: "
+            f"({', '.join(f'{k} {v}' for k, v in per_job.items())}; the workers' in the "
+            f"kernel {system}); {result['cpus']} CPUs: "
             f"at most {result['cpus'] * 1000 / sum(per_job.values()):,.0f} jobs/s"
         )
+        print(f"  jobs completed per completing statement: {result['jobs_per_completion']}")
         print(
             f"  by status {result['by_status']}, by attempts {result['by_attempts']}, "
             f"outputs holding exactly their patients: {result['outputs_exact']:,}"

@@ -186,7 +186,7 @@ def ours_process(url: str, n: int, processes: int, batch: int) -> float:
     from patientgen.jobs.sql_store import open_store
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE jobs, job_chunks")
+        conn.execute("TRUNCATE jobs CASCADE")  # and every table that refers to it
     store = open_store(url, max_connections=1)
     jobs = _new_jobs(n)
     for i in range(0, n, 1000):
@@ -385,6 +385,9 @@ def ours_recovery(url: str, lease: float | None, tmp: Path) -> float:
             "PATIENTGEN_DATA_DIR": str(tmp / "data"),
             "PATIENTGEN_CHUNK_SIZE": "1",
             "PATIENTGEN_CHUNK_DELAY": "60",  # the job stays mid-run
+            # the idle worker waits for the job itself, as the peers' do: helping with one of
+            # its chunks would hold it for that chunk's 60 s before it could take the job over
+            "PATIENTGEN_HELP_CHUNKS": "false",
         }
     )
     if lease is not None:

@@ -14,8 +14,14 @@ job missing or doubled) and prints:
   job has finished; Linux only). On a machine of C cores, jobs/s can never exceed
   C x 1000 / (the sum): it says which part to make cheaper.
 
+With --queued the clients only submit (no GETs) and the workers start once every job is in:
+it then also prints how fast the 4 workers drained the full queue, from their start (imports
+included) to the last completion by the database's clock, and their CPU (and kernel CPU) and
+PostgreSQL's per job meanwhile: the workers' throughput alone, without the clients and the API
+sharing the cores.
+
     .venv/bin/python bench/load.py [--server postgresql://postgres@127.0.0.1:5432] [--jobs 10000]
-        [--clients 50] [--workers 4] [--embedded] [--json]
+        [--clients 50] [--workers 4] [--embedded | --queued] [--json]
 
 The server URL names a PostgreSQL server; the benchmark makes a fresh database on it and drops it
 at the end. A submit that fails with a network error or a 5xx is repeated with the same

@@ -514,6 +514,26 @@ def test_wait_for_work_wakes_on_submit(service, settings):
         other.close()
 
 
+def test_wait_for_work_wakes_on_a_batch_insert(service, settings):
+    """One statement inserting many pending jobs wakes a waiting worker (on PostgreSQL by the
+    per-statement insert trigger), and every job it inserted can be claimed."""
+    from patientgen.jobs.model import NewJob
+    from patientgen.jobs.sql_store import connect
+
+    config = {"scenario": SCENARIO.model_dump(mode="json"), "formats": ["ndjson"], "chunk_size": 5}
+    news = [NewJob(job_id=uuid4(), owner="alice", config=config, max_attempts=3) for _ in range(50)]
+    other = connect(settings)
+    try:
+        other.wait_for_work(0.2)  # start listening
+        threading.Timer(0.3, lambda: service.store.create_many(news)).start()
+        t0 = time.monotonic()
+        other.wait_for_work(5)
+        assert time.monotonic() - t0 < 1.5
+        assert {j.job_id for j in other.claim("w", 30, limit=100)} == {n.job_id for n in news}
+    finally:
+        other.close()
+
+
 # -- saved scenarios (issue 12) ------------------------------------------------------------------
 
 

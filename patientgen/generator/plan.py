@@ -95,8 +95,21 @@ _RECORD_ROLES = ("R1", "R2", "R3")
 _UNITS = {"R1": 4, "R2": 2, "R3": 1}
 
 
+@lru_cache(maxsize=256)
 def _ids(role: str, front: str, count: int) -> tuple[str, ...]:
     return tuple(f"{role}-{slug(front)}-{k}" for k in range(1, count + 1))
+
+
+# Tables every plan shares: built once per process (never changed, only searched with bisect).
+_MECHANISM_CUM = {k: cumulative(list(v)) for k, v in inj.WARFARE_MECHANISMS.items()}
+_NBI_NAMES = tuple(inj.NBI_MECHANISMS)
+_NBI_CUM = cumulative(list(inj.NBI_MECHANISMS.values()))
+_BLOOD_CUM = cumulative(list(BLOOD_WEIGHTS))
+
+
+@lru_cache(maxsize=64)
+def _time_table(tempo: str, days: int, start_hour: float) -> TimeTable:
+    return TimeTable.build(tempo, days, start_hour)
 
 
 def _unit_counts(medical: MedicalPlan | None, front: str) -> dict[str, int]:
@@ -174,12 +187,10 @@ class Plan:
         warfare = scenario.warfare.as_dict()
         self.warfare_names = [k for k, w in warfare.items() if w > 0]
         self.warfare_cum = cumulative([warfare[k] for k in self.warfare_names])
-        self.mechanism_cum = {
-            k: cumulative(list(inj.WARFARE_MECHANISMS[k])) for k in inj.WARFARE_MECHANISMS
-        }
-        self.nbi_names = tuple(inj.NBI_MECHANISMS)
-        self.nbi_cum = cumulative(list(inj.NBI_MECHANISMS.values()))
-        self.blood_cum = cumulative(list(BLOOD_WEIGHTS))
+        self.mechanism_cum = _MECHANISM_CUM
+        self.nbi_names = _NBI_NAMES
+        self.nbi_cum = _NBI_CUM
+        self.blood_cum = _BLOOD_CUM
         d = scenario.calibration.evacuation_delays
         self.log_delay = {
             "R1": math.log(d.poi_to_role1 * 60.0),
@@ -190,7 +201,7 @@ class Plan:
             "R2air": math.log(0.6 * (d.poi_to_role1 + d.role1_to_role2) * 60.0),
         }
         start_hour = self.start.hour + self.start.minute / 60.0 + self.start.second / 3600.0
-        self.times = TimeTable.build(scenario.tempo, scenario.duration_days, start_hour)
+        self.times = _time_table(scenario.tempo, scenario.duration_days, start_hour)
         self.end_offset = scenario.duration_days * 86400 - 1
         self._mass_casualty(scenario)
         cal = scenario.calibration

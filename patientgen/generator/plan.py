@@ -372,5 +372,9 @@ def _plan_for(key: bytes) -> Plan:
 
 
 def plan_for(scenario: Scenario) -> Plan:
-    """The plan of a scenario, cached by its canonical JSON (equal scenarios share one plan)."""
+    """The plan of a scenario, cached by its canonical JSON (equal scenarios share one plan).
+
+    The plan is made from the scenario read back from that JSON, never from the object given:
+    a scenario changed with model_copy(update=...) is not validated again, and a plan made from
+    it directly differs (tried: 132 files of scripts/output_digests.py changed)."""
     return _plan_for(scenario.canonical_json())

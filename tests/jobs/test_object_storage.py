@@ -34,6 +34,7 @@ import io
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -491,6 +492,70 @@ def test_another_host_serves_the_job(shared, tmp_path, reference):
             body = httpx.get(url, timeout=30).content
             assert hashlib.sha256(body).hexdigest() == reference["patients.csv"]
         assert not (host_d.data_dir / "jobs" / str(job.job_id)).exists()  # nothing fetched
+
+
+def test_a_download_holds_the_copy_until_its_response_ends(shared, tmp_path, reference):
+    """A download served from a host's copy keeps that copy held (its shared lock) until the
+    last byte is sent, not only while the route runs: a sweep meanwhile leaves the copy, however
+    long it has been idle, and once the response has ended the sweep removes it."""
+    with JobService.open(shared) as service:
+        job, _ = service.submit(SCENARIO, FORMATS, "local")
+        with _worker(shared, tmp_path / "a.log"):
+            final = _finished(service, shared, job.job_id)
+        big = max(final.output_files, key=lambda f: f["bytes"])
+        assert big["bytes"] > 8 << 20  # more than the two sockets buffer: the server waits
+        host_c = _host(shared, tmp_path, "host-c")
+        copy = host_c.data_dir / "jobs" / str(job.job_id)
+        sweeper = ObjectFiles(host_c.data_dir, service.files.objects, host_c)  # type: ignore[attr-defined]
+        idle = host_c.storage_cache_seconds + 1
+
+        def swept() -> bool:
+            if copy.exists():
+                _aged(copy, idle)
+                sweeper.sweep_copies(service.store)
+            return not copy.exists()
+
+        with _serving(host_c, tmp_path / "serve-c.log") as api:
+            base = f"{api}/jobs/{job.job_id}"
+            whole = httpx.get(f"{base}/archive", timeout=60)  # makes a whole copy on host C
+            assert whole.status_code == 200 and (copy / big["name"]).is_file()
+            with _slow_get(f"{base}/files/{big['name']}") as (first, rest):
+                assert first.startswith(b"HTTP/1.1 200"), first[:200]
+                _aged(copy, idle)
+                assert sweeper.sweep_copies(service.store) == 0
+                assert (copy / big["name"]).is_file()
+                body = rest()
+            assert hashlib.sha256(body).hexdigest() == reference[big["name"]]
+            wait_until(swept, timeout=10, step=0.1)  # let go with the response's end
+
+
+@contextlib.contextmanager
+def _slow_get(url: str):
+    """A GET whose reader pauses: yields the first bytes of the response and a function that
+    reads the rest and returns the body. The client's receive buffer is small, so while it
+    pauses the server waits on the socket with its response unfinished."""
+    target = httpx.URL(url)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(60)
+    sock.connect((target.host, target.port))
+    request = (
+        f"GET {target.raw_path.decode()} HTTP/1.1\r\nHost: {target.host}:{target.port}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    sock.sendall(request.encode())
+    first = sock.recv(4096)
+
+    def rest() -> bytes:
+        data = bytearray(first)
+        while chunk := sock.recv(1 << 16):
+            data += chunk
+        return bytes(data).partition(b"\r\n\r\n")[2]  # a Content-Length body, not chunked
+
+    try:
+        yield first, rest
+    finally:
+        sock.close()
 
 
 @contextlib.contextmanager

@@ -255,6 +255,8 @@ def job_files(settings: Settings) -> JobFiles:
 
 #: The turn (store.take_turn) of the periodic sweep of the bucket, shared by every process.
 BUCKET_SWEEP = "turn:bucket-sweep"
+#: Jobs whose status the bucket sweep reads at once (one statement each).
+SWEEP_READ = 1000
 #: The service fact (store.record_fact) naming where a database's jobs keep their files.
 STORAGE_FACT = "storage"
 #: The storage name of files in each host's data folder.
@@ -578,17 +580,16 @@ class ObjectFiles(JobFiles):
         if turn is not None and not store.take_turn(BUCKET_SWEEP, turn):
             return removed
         root = self.objects.key("jobs") + "/"
-        for job_id, has_parts in self._listed_jobs(root).items():
-            try:
-                job = store.get(job_id)
-            except JobNotFound:  # deleted: nothing of it is anyone's
-                removed += self.objects.remove_prefix(f"{root}{job_id}/")
-                continue
-            if job.status not in TERMINAL_STATUSES or (
-                job.status == JobStatus.COMPLETED and not has_parts
-            ):
-                continue
-            removed += self._sweep_ended(store, job_id, f"{root}{job_id}/")
+        listed = list(self._listed_jobs(root).items())
+        for start in range(0, len(listed), SWEEP_READ):  # one read per SWEEP_READ jobs
+            batch = listed[start : start + SWEEP_READ]
+            statuses = store.statuses([job_id for job_id, _ in batch])
+            for job_id, has_parts in batch:
+                status = statuses.get(job_id)
+                if status is None:  # deleted: nothing of it is anyone's
+                    removed += self.objects.remove_prefix(f"{root}{job_id}/")
+                elif status in TERMINAL_STATUSES and (status != JobStatus.COMPLETED or has_parts):
+                    removed += self._sweep_ended(store, job_id, f"{root}{job_id}/")
         return removed
 
     def sweep_copies(self, store: JobStore) -> int:

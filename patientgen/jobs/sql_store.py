@@ -709,6 +709,12 @@ class SqlStore:
             if inside is not None:
                 inside(job)
 
+    def statuses(self, job_ids: Sequence[UUID]) -> dict[UUID, JobStatus]:
+        """The status of each of these jobs that exists, in one read."""
+        with self._read() as t:
+            rows = t.all("statuses", job_ids=dumps([str(i) for i in job_ids]))
+        return {UUID(str(r["job_id"])): JobStatus(r["status"]) for r in rows}
+
     def _versions(self, job_ids: Sequence[UUID]) -> dict[UUID, int]:
         """The row versions of these jobs (those that exist)."""
         with self._read() as t:

@@ -75,6 +75,9 @@ class JobStore(Protocol):
 
     def get(self, job_id: UUID) -> Job: ...
 
+    def statuses(self, job_ids: Sequence[UUID]) -> dict[UUID, JobStatus]:
+        """The status of each of these jobs that exists, in one read."""
+
     def list_jobs(
         self,
         owner: str | None,

@@ -499,6 +499,24 @@ def test_closing_the_store_ends_every_wait_for_an_update(service, settings):
     assert time.monotonic() - t0 < 5
 
 
+def test_statuses_of_many_jobs_in_one_read(service):
+    """The status of each job that exists among those asked for; the others are left out."""
+    pending = submit(service)
+    running = submit(service)
+    ended = submit(service)
+    [claimed] = service.store.claim("w", 30, job_id=running.job_id)
+    assert claimed.job_id == running.job_id
+    service.cancel(ended.job_id, "alice")
+    gone = uuid4()
+    got = service.store.statuses([pending.job_id, running.job_id, ended.job_id, gone])
+    assert got == {
+        pending.job_id: JobStatus.PENDING,
+        running.job_id: JobStatus.RUNNING,
+        ended.job_id: JobStatus.CANCELLED,
+    }
+    assert service.store.statuses([]) == {}
+
+
 def test_wait_for_work_wakes_on_submit(service, settings):
     from patientgen.jobs.sql_store import connect
 

@@ -272,6 +272,11 @@ SELECT to_regclass(:table) AS t;
 SELECT job_id::text AS job_id, version FROM jobs
 WHERE job_id IN (SELECT jsonb_array_elements_text(:job_ids::jsonb)::uuid);
 
+-- name: statuses
+-- :job_ids is a JSON array; the jobs that exist among them (the bucket sweep's one read).
+SELECT job_id::text AS job_id, status FROM jobs
+WHERE job_id IN (SELECT jsonb_array_elements_text(:job_ids::jsonb)::uuid);
+
 -- name: schema_version
 SELECT version_num FROM patientgen_schema_version;
 

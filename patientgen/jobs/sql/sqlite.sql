@@ -270,6 +270,10 @@ SELECT name AS t FROM sqlite_master WHERE type = 'table' AND name = :table;
 -- :job_ids is a JSON array; the poller compares these to what its waiters last saw.
 SELECT job_id, version FROM jobs WHERE job_id IN (SELECT value FROM json_each(:job_ids));
 
+-- name: statuses
+-- :job_ids is a JSON array; the jobs that exist among them (the bucket sweep's one read).
+SELECT job_id, status FROM jobs WHERE job_id IN (SELECT value FROM json_each(:job_ids));
+
 -- name: schema_version
 SELECT version_num FROM patientgen_schema_version;
 

@@ -48,7 +48,7 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize(("status", "action"), itertools.product(JobStatus, Action))
+@pytest.mark.parametrize(("status", "action"), list(itertools.product(JobStatus, Action)))
 def test_every_pair_of_the_table(status: JobStatus, action: Action) -> None:
     if (status, action) in EXPECTED:
         assert transition("j", status, action) == EXPECTED[(status, action)]

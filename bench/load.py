@@ -299,24 +299,23 @@ def drain_queue(cluster: Cluster, timeout: float) -> dict[str, Any]:
     the time and the CPU are the workers' alone: from their start (their imports included) to the
     last completion, read from the database's clock."""
     with psycopg.connect(cluster.url, autocommit=True) as conn:
-        before = cpu_seconds(cluster)
+        before, kernel_before = cpu_seconds(cluster)
         (started,) = conn.execute("SELECT clock_timestamp()").fetchone()  # type: ignore[misc]
         cluster.start_workers()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             (left,) = conn.execute(  # type: ignore[misc]
-                "SELECT count(*) FROM jobs WHERE status NOT IN ('completed', 'failed', 'cancelled')"
+                "SELECT count(*) FROM jobs WHERE status <> ALL(%s)", (sorted(TERMINAL),)
             ).fetchone()
             if left == 0:
                 break
             time.sleep(0.1)
-        after = cpu_seconds(cluster)
+        after, kernel_after = cpu_seconds(cluster)
         (last,) = conn.execute("SELECT max(completed_at) FROM jobs").fetchone()  # type: ignore[misc]
     return {
         "queue_drain_seconds": (last - started).total_seconds() if last else None,
-        "queue_drain_cpu": {
-            k: after[k] - before[k] for k in ("workers", "workers_system", "postgres")
-        },
+        "queue_drain_cpu": {k: after[k] - before[k] for k in ("workers", "postgres")},
+        "queue_drain_workers_kernel": kernel_after - kernel_before,
     }
 
 
@@ -331,10 +330,12 @@ def _stat(pid: str) -> list[str] | None:
     return text[text.rindex(")") + 2 :].split()  # fields from the 3rd on (the name may hold " ")
 
 
-def cpu_seconds(cluster: Cluster) -> dict[str, float]:
-    """CPU time (user + system) so far of the API, the workers and the database's backends."""
+def cpu_seconds(cluster: Cluster) -> tuple[dict[str, float], float]:
+    """CPU time (user + system) so far of the API, the workers and the database's backends, and
+    the part of the workers' spent in the kernel (system time)."""
     sessions = {str(p.pid): name for p, name in zip(cluster.procs, cluster.names, strict=True)}
-    out = {"api": 0.0, "workers": 0.0, "postgres": 0.0, "workers_system": 0.0}
+    out = {"api": 0.0, "workers": 0.0, "postgres": 0.0}
+    workers_kernel = 0.0
     with psycopg.connect(f"{cluster.server}/postgres", autocommit=True) as conn:
         backends = {
             str(pid)
@@ -351,8 +352,8 @@ def cpu_seconds(cluster: Cluster) -> dict[str, float]:
         elif (name := sessions.get(fields[3])) is not None:  # the session: spawned with setsid
             out["api" if name == "serve" else "workers"] += seconds
             if name != "serve":
-                out["workers_system"] += int(fields[12]) / _TICK
-    return out
+                workers_kernel += int(fields[12]) / _TICK
+    return out, workers_kernel
 
 
 def check(cluster: Cluster, ids: list[str], jobs: int) -> dict[str, Any]:
@@ -435,7 +436,8 @@ def main() -> int:
         tempfile.TemporaryDirectory(prefix="patientgen-load-") as tmp,
         Cluster(args.server, args.workers, args.embedded, Path(tmp), args.queued) as cluster,
     ):
-        before = {"clients": sum(os.times()[:2]), **cpu_seconds(cluster)}
+        parts, kernel_before = cpu_seconds(cluster)
+        before = {"clients": sum(os.times()[:2]), **parts}
         began = time.perf_counter()
         run = asyncio.run(
             run_clients(
@@ -444,7 +446,8 @@ def main() -> int:
         )
         queue = drain_queue(cluster, args.timeout) if args.queued else {}
         wall = time.perf_counter() - began
-        after = {"clients": sum(os.times()[:2]), **cpu_seconds(cluster)}
+        parts, kernel_after = cpu_seconds(cluster)
+        after = {"clients": sum(os.times()[:2]), **parts}
         cpu = {part: after[part] - before[part] for part in after}
         result = check(cluster, run["ids"], args.jobs)
         result.update(queue)
@@ -465,6 +468,9 @@ def main() -> int:
             "retries": stats.retries,
             "errors": sorted(set(stats.errors)),
             "cpu_ms_per_job": {k: round(1000 * v / args.jobs, 2) for k, v in cpu.items()},
+            "workers_kernel_ms_per_job": round(
+                1000 * (kernel_after - kernel_before) / args.jobs, 2
+            ),
             "cpus": os.cpu_count(),
         }
     )
@@ -494,7 +500,7 @@ def main() -> int:
                 f"  queue drained by the workers in {queued:.1f} s from their start "
                 f"({args.jobs / queued:,.0f} jobs/s); CPU per job while draining: workers "
                 f"{1000 * spent['workers'] / args.jobs:.2f} ms (in the kernel "
-                f"{1000 * spent['workers_system'] / args.jobs:.2f}), PostgreSQL "
+                f"{1000 * result['queue_drain_workers_kernel'] / args.jobs:.2f}), PostgreSQL "
                 f"{1000 * spent['postgres'] / args.jobs:.2f} ms"
             )
         elif drain:
@@ -502,12 +508,11 @@ def main() -> int:
                 f"  drain:   {drain:.1f} s from first submit to last completion "
                 f"({args.jobs / drain:,.0f} jobs/s)"
             )
-        per_job = dict(result["cpu_ms_per_job"])
-        system = per_job.pop("workers_system")  # a part of the workers' figure
+        per_job = result["cpu_ms_per_job"]
         print(
             f"  CPU per job: {sum(per_job.values()):.1f} ms "
             f"({', '.join(f'{k} {v}' for k, v in per_job.items())}; the workers' in the "
-            f"kernel {system}); {result['cpus']} CPUs: "
+            f"kernel {result['workers_kernel_ms_per_job']}); {result['cpus']} CPUs: "
             f"at most {result['cpus'] * 1000 / sum(per_job.values()):,.0f} jobs/s"
         )
         print(f"  jobs completed per completing statement: {result['jobs_per_completion']}")

@@ -17,8 +17,13 @@ LOAD = Path(__file__).resolve().parents[2] / "bench" / "load.py"
 
 
 @pytest.mark.postgres
-def test_300_jobs_from_20_clients_complete_exactly_once(pg_server: str) -> None:
+@pytest.mark.parametrize("mode", ["while-running", "queued"])
+def test_300_jobs_from_20_clients_complete_exactly_once(pg_server: str, mode: str) -> None:
+    """With --queued every job is submitted before the workers start, and the drain of the full
+    queue is timed from their start: the same checks hold, and the drain figures are there."""
     args = ["--server", pg_server, "--jobs", "300", "--clients", "20", "--workers", "4"]
+    if mode == "queued":
+        args.append("--queued")
     run = subprocess.run(
         [sys.executable, str(LOAD), *args, "--json"],
         capture_output=True,
@@ -34,3 +39,10 @@ def test_300_jobs_from_20_clients_complete_exactly_once(pg_server: str) -> None:
     assert result["outputs_exact"] == 300
     assert result["errors"] == [] and result["retries"] == 0
     assert result["ok"]
+    if mode == "queued":
+        assert result["queue_drain_seconds"] > 0
+        assert set(result["queue_drain_cpu"]) == {"workers", "postgres"}
+        assert 0 <= result["queue_drain_workers_kernel"] <= result["queue_drain_cpu"]["workers"]
+    parts = result["cpu_ms_per_job"]  # parts of one whole: the workers' kernel time is apart
+    assert set(parts) == {"clients", "api", "workers", "postgres"}
+    assert 0 <= result["workers_kernel_ms_per_job"] <= parts["workers"]

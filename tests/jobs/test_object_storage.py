@@ -607,7 +607,14 @@ def _check_downloads(http: httpx.Client, base: str, job, reference: dict[str, st
     assert outside.headers["content-range"] == f"bytes */{len(whole)}"
 
 
-def test_sweep_removes_what_a_crash_left(settings, s3, bucket, tmp_path):
+@pytest.mark.parametrize("read", [1000, 1])
+def test_sweep_removes_what_a_crash_left(settings, s3, bucket, tmp_path, monkeypatch, read):
+    """What processes that died after a commit left in the bucket is removed, a completed job's
+    final files kept. The listed jobs' statuses are read in one statement per files.SWEEP_READ
+    jobs (here also 1, so the two jobs listed fall in two reads), not one read per job."""
+    from patientgen.jobs import files as job_files_module
+
+    monkeypatch.setattr(job_files_module, "SWEEP_READ", read)
     shared = settings.model_copy(
         update={"data_dir": tmp_path / "a", **s3_server.storage_env(s3.endpoint, bucket)}
     )
@@ -634,7 +641,16 @@ def test_sweep_removes_what_a_crash_left(settings, s3, bucket, tmp_path):
         client.create_multipart_upload(Bucket=bucket, Key=f"pg/jobs/{kept.job_id}/big.ndjson")
         client.put_object(Bucket=bucket, Key=f"pg/jobs/{orphan}/patients.ndjson", Body=b"y")
         client.put_object(Bucket=bucket, Key=f"pg/jobs/{orphan}/.parts/000001.y", Body=b"y")
+        reads: list[int] = []  # how many jobs each read of statuses asked for
+        statuses = service.store.statuses
+
+        def counted(job_ids):
+            reads.append(len(job_ids))
+            return statuses(job_ids)
+
+        monkeypatch.setattr(service.store, "statuses", counted)
         assert files.sweep(service.store) == 4
+        assert reads == ([2] if read > 1 else [1, 1])
         assert _job_objects(shared, kept.job_id) == finals  # its final files stay
         assert _job_objects(shared, orphan) == {}
         assert s3_server.uploads(s3.endpoint, bucket) == []

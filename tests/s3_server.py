@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import free_port, wait_until
+from tests.support import free_port, proc_stat, wait_until
 
 ACCESS_KEY = "testing"
 SECRET_KEY = "testing-secret"
@@ -174,8 +174,8 @@ class S3Server:
         """CPU seconds the cluster's running daemons have used (for bench/storage.py)."""
         total = 0
         for proc in self._procs.values():
-            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+            if (fields := proc_stat(proc.pid)) is not None:
+                total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
         return total / os.sysconf("SC_CLK_TCK")
 
     def restart(self, down: float = 0.0) -> None:

@@ -98,6 +98,16 @@ def stop_group(
             time.sleep(0.05)
 
 
+def proc_stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (the state first, utime and
+    stime at 11 and 12); None when the process is gone. The name may hold spaces and
+    parentheses: the fields start after its last ')'."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def group_alive(pgid: int) -> bool:
     """Whether a process of the process group `pgid` still runs. A zombie does not count: it has
     exited, and only waits for its parent to collect it. The group's orphans (serve's
@@ -110,12 +120,11 @@ def group_alive(pgid: int) -> bool:
         except ProcessLookupError:
             return False
         return True
-    for stat in proc.glob("[0-9]*/stat"):
-        try:
-            # pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses
-            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
-        except (OSError, ValueError):  # gone meanwhile
+    for entry in proc.glob("[0-9]*"):
+        fields = proc_stat(entry.name)
+        if fields is None:  # gone meanwhile
             continue
+        state, pgrp = fields[0], fields[2]
         if int(pgrp) == pgid and state not in ("Z", "X"):
             return True
     return False

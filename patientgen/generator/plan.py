@@ -100,15 +100,17 @@ def _ids(role: str, front: str, count: int) -> tuple[str, ...]:
     return tuple(f"{role}-{slug(front)}-{k}" for k in range(1, count + 1))
 
 
-# Tables every plan shares: built once per process (never changed, only searched with bisect).
-_MECHANISM_CUM = {k: cumulative(list(v)) for k, v in inj.WARFARE_MECHANISMS.items()}
+# Tables every plan shares, built once per process: tuples, so no plan can change another's.
+_MECHANISM_CUM = {k: tuple(cumulative(list(v))) for k, v in inj.WARFARE_MECHANISMS.items()}
 _NBI_NAMES = tuple(inj.NBI_MECHANISMS)
-_NBI_CUM = cumulative(list(inj.NBI_MECHANISMS.values()))
-_BLOOD_CUM = cumulative(list(BLOOD_WEIGHTS))
+_NBI_CUM = tuple(cumulative(list(inj.NBI_MECHANISMS.values())))
+_BLOOD_CUM = tuple(cumulative(list(BLOOD_WEIGHTS)))
 
 
 @lru_cache(maxsize=64)
 def _time_table(tempo: str, days: int, start_hour: float) -> TimeTable:
+    """The injury-time tables, shared by the plans of equal (tempo, days, start hour): only
+    searched with bisect, never changed."""
     return TimeTable.build(tempo, days, start_hour)
 
 

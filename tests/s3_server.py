@@ -115,10 +115,10 @@ class S3Server:
             self._run("ceph-mon", "--mkfs", "-i", "a", "--monmap", monmap)
             self._start("mon", "ceph-mon", "-i", "a")
             osd_uuid = str(uuid.uuid4())
-            osd = self._run("ceph", "osd", "create", osd_uuid).strip()  # again: the same OSD
+            osd = self._monitor("osd", "create", osd_uuid).strip()  # again: the same OSD
             # placed here, not by the OSD as it starts: its own request could leave before it
             # knew the cluster's id, refused as 'wrong fsid', and the OSD exited (seen under load)
-            self._run("ceph", "osd", "crush", "add", f"osd.{osd}", "1.0", "root=default")
+            self._monitor("osd", "crush", "add", f"osd.{osd}", "1.0", "root=default")
             (folder / "osd" / osd).mkdir()
             self._run("ceph-osd", "-i", osd, "--mkfs", "--osd-uuid", osd_uuid)
             self._start("osd", "ceph-osd", "-i", osd)
@@ -132,12 +132,16 @@ class S3Server:
             self.stop()
             raise
 
-    def _run(self, program: str, *args: str) -> str:
-        """Run a Ceph command; its output. A command to the monitor (`ceph`, each of them
-        idempotent here) is run again for up to 30 s: a monitor just started may refuse one
-        ("EPERM: problem getting command descriptions"), seen on a loaded machine."""
+    def _monitor(self, *args: str) -> str:
+        """A `ceph` command to the monitor (each one sent here is idempotent), run again for up
+        to 30 s: a monitor just started may refuse one ("EPERM: problem getting command
+        descriptions"), seen on a loaded machine."""
+        return self._run("ceph", *args, retry_for=30.0)
+
+    def _run(self, program: str, *args: str, retry_for: float = 0.0) -> str:
+        """Run a Ceph program; its output. A failure is run again for `retry_for` seconds."""
         conf = [] if program == "monmaptool" else self._conf  # it takes no configuration
-        deadline = time.monotonic() + (30 if program == "ceph" else 0)
+        deadline = time.monotonic() + retry_for
         while True:
             done = subprocess.run(
                 [program, *conf, *args], capture_output=True, text=True, timeout=60

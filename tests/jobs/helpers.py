@@ -23,6 +23,7 @@ def env_for(settings: Any, **extra: Any) -> dict[str, str]:
         "PATIENTGEN_POLL_INTERVAL": str(settings.poll_interval),
         "PATIENTGEN_MAX_ATTEMPTS": str(settings.max_attempts),
         "PATIENTGEN_CHUNK_SIZE": str(settings.chunk_size),
+        "PATIENTGEN_CHUNK_DELAY": str(settings.chunk_delay),
         "NO_COLOR": "1",
         "COLUMNS": "200",
     }

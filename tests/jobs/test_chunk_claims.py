@@ -22,7 +22,7 @@ import contextlib
 import re
 import signal
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from uuid import UUID
 
 import pytest
@@ -128,11 +128,15 @@ def _assert_identical(service: JobService, job, reference: dict[str, str]) -> No
 
 
 def _run_to_completion(
-    service: JobService, settings, tmp_path, job: Job, workers: int
+    service: JobService, settings, tmp_path, submit: Callable[[], Job], workers: int
 ) -> tuple[Job, list[WorkerProcess]]:
-    """`workers` worker processes run the job until it is completed; then all killed (-9)."""
+    """`workers` worker processes, every one started before `submit()` makes the job (else on a
+    loaded machine the first could write every chunk before the others were up), run the job
+    until it is completed; then all killed (-9)."""
     procs = [WorkerProcess(settings, tmp_path / f"w{i}.log") for i in range(workers)]
     try:
+        wait_until(lambda: all(" started" in p.text() for p in procs), timeout=60, step=0.05)
+        job = submit()
         final = wait_until(lambda: _completed(service, job.job_id), timeout=300, step=0.2)
     finally:
         for proc in procs:
@@ -144,11 +148,12 @@ def _run_to_completion(
 @pytest.mark.parametrize("workers", [1, 2, 4])
 def test_output_identical_for_1_2_4_workers(big, tmp_path, reference, workers):
     with JobService.open(big) as service:
-        job, _ = service.submit(SCENARIO, FORMATS, "alice")
-        final, procs = _run_to_completion(service, big, tmp_path, job, workers)
+        final, procs = _run_to_completion(
+            service, big, tmp_path, lambda: service.submit(SCENARIO, FORMATS, "alice")[0], workers
+        )
         _assert_identical(service, final, reference)
         assert final.attempts == 1 and final.progress == 100
-        writes = {i: _writes(proc.text(), job.job_id) for i, proc in enumerate(procs)}
+        writes = {i: _writes(proc.text(), final.job_id) for i, proc in enumerate(procs)}
         # every chunk written exactly once, whoever wrote it
         assert sorted(c for w in writes.values() for c in w) == list(range(CHUNKS))
         writers = [i for i, w in writes.items() if w]
@@ -292,10 +297,14 @@ def test_a_job_with_a_medical_plan_on_two_workers(big, tmp_path):
     scenario = drill("starved", total_patients=3_000, name="chain claims", seed=8)
     written = bundle.write_all(scenario, FORMATS, tmp_path / "reference", chunk_size=CHUNK)
     reference = {f.name: f.sha256 for f in written}
-    with JobService.open(big) as service:
-        job, _ = service.submit(scenario, FORMATS, "alice")
-        final, procs = _run_to_completion(service, big, tmp_path, job, 2)
-        writes = [_writes(proc.text(), job.job_id) for proc in procs]
+    # each chunk takes at least 0.3 s: an idle worker looks for chunks to help with about once
+    # a second, and six chunks of 500 are otherwise written in less
+    paced = big.model_copy(update={"chunk_delay": 0.3})
+    with JobService.open(paced) as service:
+        final, procs = _run_to_completion(
+            service, paced, tmp_path, lambda: service.submit(scenario, FORMATS, "alice")[0], 2
+        )
+        writes = [_writes(proc.text(), final.job_id) for proc in procs]
         assert sorted(c for w in writes for c in w) == list(range(6))
         assert all(writes), writes  # both wrote chunks
         _assert_identical(service, final, reference)

@@ -110,7 +110,6 @@ def _storage_env(settings) -> dict[str, str]:
         for k in ("storage_url", "storage_endpoint", "storage_region", "storage_access_key")
     }
     env["PATIENTGEN_STORAGE_SECRET_KEY"] = s3_server.SECRET_KEY
-    env["PATIENTGEN_CHUNK_DELAY"] = str(settings.chunk_delay)
     return env
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from math import exp, log
 from random import Random
-from typing import Literal
+from typing import Any, Literal
 
 from patientgen.generator import care
 from patientgen.generator import injuries as inj
@@ -574,65 +574,35 @@ def _facilities(
     """Leaving the point of injury and each facility of the path: (visits, outcome time, outcome
     facility, first triage). Every facility of the theatre triages again on arrival.
 
+    At each facility, in the stream's order: the transit there, the vitals and triage on arrival,
+    what is done and when (`_todo`, `_treated`), and how long the stay lasts (`_stay_end`).
+
     Without a timeline (no records): no visit, event or procedure is made and the draws stop
     before Role 4 (the stream's last); each facility of the theatre appends its Stay to `stays`
     (then the outcome time returned is NO_TIME)."""
-    base, is_disease, battle, front = who.base, who.is_disease, who.battle, who.front
-    fts, utc, Ev, Proc, Vis = _fts, UTC, Event, Procedure, Visit  # locals: faster
+    base, is_disease = who.base, who.is_disease
+    fts, utc = _fts, UTC  # locals: faster
     mk_vitals = care.vitals
-    flags, head_ais, max_ais = hurt.flags, hurt.head_ais, hurt.max_ais
-    chest, fever, anxious, wound = hurt.chest, hurt.fever, hurt.anxious, hurt.wound
-    limb_bleed, other_bleed = hurt.limb_bleed, hurt.other_bleed
-    limb_fracture, abdomen = hurt.limb_fracture, hurt.abdomen
-    if not is_disease:
-        pickup = last + int(exp(plan_log_pickup(triage, battle) + 0.5 * NORMAL[int(r() * 4096)]))
-        if triage == "T4" and pickup < last + T4_WAIT:  # the expectant wait for the others
-            pickup = last + T4_WAIT + int(r() * 1800)
-    else:  # from the onset of illness to leaving the unit for Role 1: the same day
-        pickup = int(exp(LOG_ONSET + 0.8 * NORMAL[int(r() * 4096)]))
-        if pickup > DISEASE_MAX_WAIT:
-            pickup = DISEASE_MAX_WAIT - 6 * HOUR + int(r() * 6 * HOUR)
-    if pickup <= last:
-        pickup = last + 60
+    chest, fever, anxious, dies = hurt.chest, hurt.fever, hurt.anxious, hurt.dies
+    pickup = _departure(who, triage, last, r)
     records = timeline is not None
     departed = fts(base + pickup, utc) if records else NO_TIME
-    first = path[0]
-    ids = front.units
-    facility_ids = []
-    for fac in path:
-        if fac == "R4":
-            facility_ids.append(plan.r4_ids[who.nation])
-        else:
-            units = ids[fac]
-            facility_ids.append(units[int(r() * len(units))] if len(units) > 1 else units[0])
+    facility_ids = _units(plan, who, path, r)
     visits = []
     if timeline is not None:
-        timeline.append(Ev(departed, "departed", "POI", facility_ids[0]))
+        timeline.append(Event(departed, "departed", "POI", facility_ids[0]))
         poi_triage = None if is_disease else triage
         visits.append(
-            Vis(
-                "POI",
-                front.poi_id,
-                who.injured_at,
-                departed,
-                poi_triage,
-                poi_vitals,
-                procedures,
-                "evacuated",
-                None,
-            )
-        )
+            Visit("POI", who.front.poi_id, who.injured_at, departed, poi_triage, poi_vitals,
+                  procedures, "evacuated", None)
+        )  # fmt: skip
     last = pickup
-
     speed = 1.0 if is_disease else SPEED[triage]
-    chest_done = intubated = controlled = antibiotics = False
-    gcs_now = hurt.gcs0
-    pain_now = hurt.pain0
-    s_now = hurt.shock
-    dies = hurt.dies
+    once = SPLINTED if splinted else 0  # what is done once (CONTROLLED, ... flags)
+    s_now, gcs_now, pain_now = hurt.shock, hurt.gcs0, hurt.pain0
     n = len(path)
     outcome_at = departed
-    outcome_facility = first
+    outcome_facility = path[0]
     current: TriageCategory = triage
     first_triage: TriageCategory = triage
     for k in range(n):
@@ -641,28 +611,11 @@ def _facilities(
         if fac == "R4":  # strategic aeromedical evacuation home; the record ends on arrival
             if timeline is None:
                 break
-            typical = exp(plan.log_delay["R4"])
-            flight = typical * exp(0.25 * NORMAL[int(r() * 4096)])
-            transit = int(min(max(flight, 0.5 * typical), 2.0 * typical))
-            arrive = last + transit
-            arrived_at = fts(base + arrive, utc)
-            timeline.append(Ev(arrived_at, "arrived", fac, facility_ids[k]))
-            vit = mk_vitals(
-                r,
-                arrived_at,
-                s_now * 0.1,
-                min(15, gcs_now + 1),
-                False,
-                False,
-                anxious,
-                max(0, pain_now - 2),
+            visit = _role4(
+                plan, r, base, last, facility_ids[k], s_now, gcs_now, pain_now, anxious, timeline
             )
-            visits.append(
-                Vis(fac, facility_ids[k], arrived_at, None, None, vit, [], "admitted",
-                    transit // 6 / 10)
-            )  # fmt: skip
-            outcome_at = arrived_at
-            outcome_facility = "R4"
+            visits.append(visit)
+            outcome_at, outcome_facility = visit.arrived_at, "R4"
             break
         leg = "R2air" if (k == 0 and fac == "R2") else fac
         transit = int(exp(plan.log_delay[leg] + 0.45 * NORMAL[int(r() * 4096)]) * speed)
@@ -670,16 +623,15 @@ def _facilities(
             transit = 300
         arrive = last + transit
         # vitals and triage on arrival
-        dying_here = dies and final
-        s_here = 0.8 if dying_here and s_now < 0.8 else s_now
+        s_here = 0.8 if dies and final and s_now < 0.8 else s_now
         tri = arrive + 120 + int(r() * 300)
         vit = mk_vitals(
             r,
             fts(base + tri, utc) if records else NO_TIME,
             s_here,
             gcs_now,
-            chest and not chest_done,
-            fever and (k == 0 or max_ais >= 3),
+            chest and not once & CHEST_DRAINED,
+            fever and (k == 0 or hurt.max_ais >= 3),
             anxious,
             pain_now,
         )
@@ -687,116 +639,39 @@ def _facilities(
             current = first_triage = triage_first(current, vit, r)
         else:
             current = retriage(current, vit)
-        # what is done here, in order (the triage first, at the first facility)
-        todo = []
-        if k == 0 and records:
-            todo.append(TRIAGE)
-        if fac in ("R1", "R2") and not controlled and (limb_bleed or other_bleed):
-            todo.append(HEMORRHAGE_CONTROL)
-            controlled = True
-        if vit.gcs <= 8 and not intubated:
-            todo.append(INTUBATION)
-            intubated = True
-        if chest and not chest_done:
-            todo.append(CHEST_DRAIN)
-            chest_done = True
-        if (chest or vit.spo2 < 92 or (flags & RESPIRATORY and max_ais >= 2)) and k == 0:
-            todo.append(OXYGEN)
-        if limb_fracture and not splinted:
-            todo.append(SPLINT)
-            splinted = True
-        if fever and not antibiotics:
-            todo.append(ANTIBIOTICS)
-            antibiotics = True
-        if fac == "R1":
-            if flags & MINOR_CUT and current == "T3":
-                todo.append(SUTURE)
-            if wound and current == "T3":
-                todo.append(WOUND_CARE)
-        else:
-            if (s_now >= 0.4 and fac == "R2") or s_now >= 0.7:
-                todo.append(TRANSFUSION)
-            if fac == "R2":
-                if abdomen:
-                    todo.append(LAPAROTOMY)
-                if flags & AMPUTATED:
-                    todo.append(AMPUTATION)
-            if wound and (fac == "R2" or current != "T3"):
-                todo.append(DEBRIDEMENT)
-            if fac == "R3":
-                if head_ais >= 2 or flags & (FRACTURE | SPINE):  # imaging at Role 3
-                    todo.append(CT_SCAN)
-                if head_ais >= 4 and r() < 0.5:
-                    todo.append(CRANIOTOMY)
-        gap_lo, gap_span = (180, 420) if fac == "R1" else (1200, 4200)
-        t = tri + 60 + int(r() * 240)
-        last_proc = tri
-        if timeline is None:
-            done = []  # (procedure, time) of each procedure in todo
-        else:
-            procs = []
+        todo: list[tuple[str, str]] = []
+        once = _todo(todo, fac, k == 0, hurt, once, s_now, vit, current, r)
+        treated: list[Any] = []  # Procedures; without records, (procedure, seconds)
+        if timeline is not None:
             arrived_at = fts(base + arrive, utc)
-            timeline.append(Ev(arrived_at, "arrived", fac, facility_ids[k]))
-            triaged_at = vit.taken_at
-            timeline.append(Ev(triaged_at, "triaged", fac, current))
-        for proc in todo:
-            if proc is TRIAGE:  # the triage itself: the "triaged" event of the timeline
-                procs.append(Proc(proc[0], proc[1], triaged_at))
-                continue
-            if timeline is not None:
-                when = fts(base + t, utc)
-                procs.append(Proc(proc[0], proc[1], when))
-                timeline.append(Ev(when, "treated", fac, proc[1]))
-            else:
-                done.append((proc, t))
-            last_proc = t
-            t += gap_lo + int(r() * gap_span)
-        last = last_proc
-        # how long the stay lasts
-        if final and dies:
-            end = last + 600 + int(r() * DOW_SPAN[fac])
-        elif final:  # returned to duty
-            if quick:
-                end = arrive + (
-                    2 * HOUR + int(r() * 22 * HOUR)
-                    if fac == "R1"
-                    else 12 * HOUR + int(r() * 48 * HOUR)
-                )
-                if end > 71 * HOUR:
-                    end = max(71 * HOUR, last + 600)
-            else:
-                end = arrive + (
-                    4 * DAY + int(r() * 6 * DAY) if fac == "R2" else 5 * DAY + int(r() * 15 * DAY)
-                )
-            if end <= last + 300:
-                end = last + 300 + int(r() * 600)
-        else:
-            median: float = STAY[fac]
-            if fac != "R3":
-                median *= speed
-            end = last + 300 + int(median * exp(0.4 * NORMAL[int(r() * 4096)]))
+            timeline.append(Event(arrived_at, "arrived", fac, facility_ids[k]))
+            timeline.append(Event(vit.taken_at, "triaged", fac, current))
+            if k == 0:  # the first facility's triage is a procedure of the record too
+                treated.append(Procedure(TRIAGE[0], TRIAGE[1], vit.taken_at))
+        last = _treated(treated, fac, todo, tri, r, base, timeline)
+        end = _stay_end(fac, final, dies, quick, speed, arrive, last, r)
         if timeline is None:
-            stays.append((facility_ids[k], transit, arrive, tri, current, done, end))  # type: ignore[union-attr]
+            stays.append((facility_ids[k], transit, arrive, tri, current, treated, end))  # type: ignore[union-attr]
         else:
             end_at = fts(base + end, utc)
             transit_minutes = transit // 6 / 10
             if final:
                 kind: Literal["died", "returned_to_duty"] = "died" if dies else "returned_to_duty"
-                timeline.append(Ev(end_at, kind, fac, None))
+                timeline.append(Event(end_at, kind, fac, None))
                 visits.append(
-                    Vis(fac, facility_ids[k], arrived_at, None, current, vit, procs, kind,
-                        transit_minutes)
+                    Visit(fac, facility_ids[k], arrived_at, None, current, vit, treated, kind,
+                          transit_minutes)
                 )  # fmt: skip
                 outcome_at, outcome_facility = end_at, fac
             else:
                 onward = path[k + 1]
                 timeline.append(
-                    Ev(end_at, "evacuated" if onward == "R4" else "departed", fac,
-                       facility_ids[k + 1])
+                    Event(end_at, "evacuated" if onward == "R4" else "departed", fac,
+                          facility_ids[k + 1])
                 )  # fmt: skip
                 visits.append(
-                    Vis(fac, facility_ids[k], arrived_at, end_at, current, vit, procs,
-                        "evacuated", transit_minutes)
+                    Visit(fac, facility_ids[k], arrived_at, end_at, current, vit, treated,
+                          "evacuated", transit_minutes)
                 )  # fmt: skip
         if final:
             break
@@ -807,6 +682,191 @@ def _facilities(
         if fac != "R1" and gcs_now < 15:
             gcs_now += 1
     return visits, outcome_at, outcome_facility, first_triage
+
+
+# What is done once along the chain, whichever facility does it first (the flags of `once`).
+CONTROLLED, INTUBATED, CHEST_DRAINED, SPLINTED, ANTIBIOTICS_GIVEN = 1, 2, 4, 8, 16
+
+
+def _departure(who: _Who, triage: TriageCategory, last: int, r: Callable[[], float]) -> int:
+    """When the casualty leaves the point of injury (seconds from the injury; a disease
+    casualty: from the onset of illness, leaving the unit for Role 1 the same day)."""
+    if not who.is_disease:
+        pickup = last + int(
+            exp(plan_log_pickup(triage, who.battle) + 0.5 * NORMAL[int(r() * 4096)])
+        )
+        if triage == "T4" and pickup < last + T4_WAIT:  # the expectant wait for the others
+            pickup = last + T4_WAIT + int(r() * 1800)
+    else:
+        pickup = int(exp(LOG_ONSET + 0.8 * NORMAL[int(r() * 4096)]))
+        if pickup > DISEASE_MAX_WAIT:
+            pickup = DISEASE_MAX_WAIT - 6 * HOUR + int(r() * 6 * HOUR)
+    return last + 60 if pickup <= last else pickup
+
+
+def _units(plan: Plan, who: _Who, path: list[Facility], r: Callable[[], float]) -> list[str]:
+    """The unit of each facility of the path: one of the front's units of that role (the
+    nation's own Role 4)."""
+    ids = who.front.units
+    facility_ids = []
+    for fac in path:
+        if fac == "R4":
+            facility_ids.append(plan.r4_ids[who.nation])
+        else:
+            units = ids[fac]
+            facility_ids.append(units[int(r() * len(units))] if len(units) > 1 else units[0])
+    return facility_ids
+
+
+def _role4(
+    plan: Plan,
+    r: Callable[[], float],
+    base: int,
+    last: int,
+    unit: str,
+    shock: float,
+    gcs: int,
+    pain: int,
+    anxious: bool,
+    timeline: list[Event],
+) -> Visit:
+    """The strategic flight home and the arrival at Role 4, where the record ends."""
+    typical = exp(plan.log_delay["R4"])
+    flight = typical * exp(0.25 * NORMAL[int(r() * 4096)])
+    transit = int(min(max(flight, 0.5 * typical), 2.0 * typical))
+    arrived_at = _fts(base + last + transit, UTC)
+    timeline.append(Event(arrived_at, "arrived", "R4", unit))
+    vit = care.vitals(
+        r,
+        arrived_at,
+        shock * 0.1,
+        min(15, gcs + 1),
+        False,
+        False,
+        anxious,
+        max(0, pain - 2),
+    )
+    return Visit("R4", unit, arrived_at, None, None, vit, [], "admitted", transit // 6 / 10)
+
+
+def _todo(
+    todo: list[tuple[str, str]],
+    fac: Facility,
+    first: bool,
+    hurt: _Hurt,
+    once: int,
+    shock: float,
+    vit: Vitals,
+    current: TriageCategory,
+    r: Callable[[], float],
+) -> int:
+    """Fills `todo` with what is done at a facility of the theatre after the triage, in order,
+    from the injuries, the vitals taken there, the shock and what is already done (`once`);
+    returns `once` with what it adds."""
+    flags, max_ais = hurt.flags, hurt.max_ais
+    if fac in ("R1", "R2") and not once & CONTROLLED and (hurt.limb_bleed or hurt.other_bleed):
+        todo.append(HEMORRHAGE_CONTROL)
+        once |= CONTROLLED
+    if vit.gcs <= 8 and not once & INTUBATED:
+        todo.append(INTUBATION)
+        once |= INTUBATED
+    chest = hurt.chest
+    if chest and not once & CHEST_DRAINED:
+        todo.append(CHEST_DRAIN)
+        once |= CHEST_DRAINED
+    if (chest or vit.spo2 < 92 or (flags & RESPIRATORY and max_ais >= 2)) and first:
+        todo.append(OXYGEN)
+    if hurt.limb_fracture and not once & SPLINTED:
+        todo.append(SPLINT)
+        once |= SPLINTED
+    if hurt.fever and not once & ANTIBIOTICS_GIVEN:
+        todo.append(ANTIBIOTICS)
+        once |= ANTIBIOTICS_GIVEN
+    wound = hurt.wound
+    if fac == "R1":
+        if flags & MINOR_CUT and current == "T3":
+            todo.append(SUTURE)
+        if wound and current == "T3":
+            todo.append(WOUND_CARE)
+        return once
+    if (shock >= 0.4 and fac == "R2") or shock >= 0.7:
+        todo.append(TRANSFUSION)
+    if fac == "R2":
+        if hurt.abdomen:
+            todo.append(LAPAROTOMY)
+        if flags & AMPUTATED:
+            todo.append(AMPUTATION)
+    if wound and (fac == "R2" or current != "T3"):
+        todo.append(DEBRIDEMENT)
+    if fac == "R3":
+        if hurt.head_ais >= 2 or flags & (FRACTURE | SPINE):  # imaging at Role 3
+            todo.append(CT_SCAN)
+        if hurt.head_ais >= 4 and r() < 0.5:
+            todo.append(CRANIOTOMY)
+    return once
+
+
+def _treated(
+    treated: list[Any],
+    fac: Facility,
+    todo: list[tuple[str, str]],
+    tri: int,
+    r: Callable[[], float],
+    base: int,
+    timeline: list[Event] | None,
+) -> int:
+    """When each procedure of `todo` is done, one after another from the triage at `tri`, at the
+    facility's pace, appended to `treated`: with a timeline, the Procedures and their events;
+    without, the (procedure, seconds) of each. Returns the time of the last (the triage's when
+    there is none)."""
+    gap_lo, gap_span = (180, 420) if fac == "R1" else (1200, 4200)
+    t = tri + 60 + int(r() * 240)
+    last = tri
+    for proc in todo:
+        if timeline is None:
+            treated.append((proc, t))
+        else:
+            when = _fts(base + t, UTC)
+            treated.append(Procedure(proc[0], proc[1], when))
+            timeline.append(Event(when, "treated", fac, proc[1]))
+        last = t
+        t += gap_lo + int(r() * gap_span)
+    return last
+
+
+def _stay_end(
+    fac: Facility,
+    final: bool,
+    dies: bool,
+    quick: bool,
+    speed: float,
+    arrive: int,
+    last: int,
+    r: Callable[[], float],
+) -> int:
+    """When the stay at a facility ends (seconds from the injury): death at the last facility of
+    one who dies, return to duty at the last of one who lives (within 72 hours for a quick
+    return), else departure after the facility's typical stay."""
+    if final and dies:
+        return last + 600 + int(r() * DOW_SPAN[fac])
+    if final:
+        if quick:
+            end = arrive + (
+                2 * HOUR + int(r() * 22 * HOUR) if fac == "R1" else 12 * HOUR + int(r() * 48 * HOUR)
+            )
+            if end > 71 * HOUR:
+                end = max(71 * HOUR, last + 600)
+        else:
+            end = arrive + (
+                4 * DAY + int(r() * 6 * DAY) if fac == "R2" else 5 * DAY + int(r() * 15 * DAY)
+            )
+        if end <= last + 300:
+            end = last + 300 + int(r() * 600)
+        return end
+    median: float = STAY[fac]
+    if fac != "R3":
+        median *= speed
+    return last + 300 + int(median * exp(0.4 * NORMAL[int(r() * 4096)]))
 
 
 #: Longest time from the last treatment to death of a DOW casualty, by facility (seconds).

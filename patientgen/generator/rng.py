@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import _random
 import random
+from collections.abc import Callable
 from hashlib import blake2b
 from math import log
 from statistics import NormalDist
@@ -21,8 +22,6 @@ _CHAIN = b"pg-chain-v1"
 
 
 _VARIANT = "89ab"
-# The C seeding of Mersenne Twister (random.Random's base class), without the Python wrapper.
-_reseed = _random.Random.seed
 
 
 def patient_seed(seed: int, index: int) -> tuple[str, int]:
@@ -49,10 +48,11 @@ def patient_stream(seed: int, index: int) -> tuple[str, random.Random]:
     return uid, random.Random(stream_seed)
 
 
-def reseed(rng: random.Random, stream_seed: int) -> None:
-    """Reset `rng` to the stream of `stream_seed` (same numbers as random.Random(stream_seed)
-    gives from random(); the generator never uses gauss(), whose cache this does not clear)."""
-    _reseed(rng, stream_seed)
+#: reseed(rng, stream_seed) resets `rng` to the stream of `stream_seed` (the same numbers as
+#: random.Random(stream_seed) gives from random(); the generator never uses gauss(), whose cache
+#: this does not clear). It is the C seeding of Mersenne Twister (random.Random's base class)
+#: itself: called once or twice per patient, a Python wrapper around it would be a frame more.
+reseed: Callable[[random.Random, int], None] = _random.Random.seed
 
 
 #: 4096 quantiles of the standard normal: NORMAL[int(random() * 4096)] is a normal deviate,

@@ -34,7 +34,7 @@ from urllib.parse import quote
 import orjson
 
 from patientgen.generator import codes
-from patientgen.generator.patient import DEATH_OUTCOMES, Patient
+from patientgen.generator.patient import DEATH_OUTCOMES, Patient, Visit
 from patientgen.scenario import Scenario
 
 DIRECTORY = "fhir"
@@ -308,7 +308,10 @@ def _uuid(job: bytes, name: bytes) -> str:
 def encode(p: Patient, job: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes]:
     """NDJSON lines of one patient: (Patient, Encounter, Condition, Observation, Procedure).
 
-    `job` is the job's scope(scenario): every id derives from it and the patient's id.
+    `job` is the job's scope(scenario): every id derives from it and the patient's id. Each
+    place the casualty was (the point of injury and each facility) gives, in order: its
+    Encounter (`_field_encounter`, `_encounter`), its Observations (`_observations`) and its
+    Procedures (`_procedures`); the Conditions refer to the first Encounter (`_conditions`).
     """
     dumps = orjson.dumps
     opt = OPTIONS
@@ -316,7 +319,46 @@ def encode(p: Patient, job: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes]:
     subject = {"reference": f"Patient/{pid}"}
     pid_b = dumps(pid)[1:-1]
     subject_b = dumps(subject)
+    encounters: list[bytes] = []
+    observations: list[bytes] = []
+    procedures: list[bytes] = []
+    visits = p.visits
+    first_ref: dict | None = None
+    previous_facility: str | None = None
+    n_obs = n_proc = n_enc = 0
+    for i, visit in enumerate(visits):
+        enc_ref: dict | None = None
+        loc_ref: dict | None = None
+        at_facility = visit.facility != "POI"
+        if at_facility or visit.disposition == "died":
+            n_enc += 1
+            enc_id = f"{pid}-e{n_enc}"
+            enc_ref = {"reference": f"Encounter/{enc_id}"}
+            if at_facility:
+                fid = visit.facility_id
+                loc_ref = location_ref(fid)
+                encounter = _encounter(p, i, enc_id, subject, first_ref, previous_facility, loc_ref)
+                previous_facility = fid
+            else:  # killed at the point of injury: the care given there is a field encounter
+                encounter = _field_encounter(p, i, enc_id, subject, first_ref)
+            if first_ref is None:
+                first_ref = enc_ref
+            encounters.append(dumps(encounter, option=opt))
+        if visit.vitals is not None or visit.triage is not None:
+            n_obs = _observations(observations, visit, n_obs, pid_b, subject_b, enc_ref)
+        if visit.procedures:
+            n_proc = _procedures(procedures, visit, n_proc, pid_b, subject_b, enc_ref, loc_ref)
+    return (
+        _patient(p, pid),
+        _lines(encounters),
+        _lines(_conditions(p, pid, subject, first_ref)),
+        b"".join(observations),
+        b"".join(procedures),
+    )
 
+
+def _patient(p: Patient, pid: str) -> bytes:
+    """The Patient line: the service number and our own id, name, gender, birth, death."""
     patient: dict = {
         "resourceType": "Patient",
         "id": pid,
@@ -334,143 +376,158 @@ def encode(p: Patient, job: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes]:
     }
     if p.outcome in DEATH_OUTCOMES:  # killed in action, died of wounds, died of disease/injury
         patient["deceasedDateTime"] = p.outcome_at
-    patient_line = dumps(patient, option=opt) + NL
+    return orjson.dumps(patient, option=OPTIONS) + NL
 
-    encounters: list[bytes] = []
-    observations: list[bytes] = []
-    procedures: list[bytes] = []
+
+def _field_encounter(
+    p: Patient, i: int, enc_id: str, subject: dict, first_ref: dict | None
+) -> dict:
+    """The field Encounter of a casualty who died at the point of injury (visit i)."""
+    visit = p.visits[i]
+    field: dict = {
+        "resourceType": "Encounter",
+        "id": enc_id,
+        "status": "finished",
+        "class": _CLASS_FIELD,
+        "subject": subject,
+        "period": {"start": visit.arrived_at, "end": p.outcome_at},
+    }
+    if first_ref is not None:
+        field["partOf"] = first_ref
+    field["hospitalization"] = {"dischargeDisposition": DISCHARGE["died"]}
+    waited = _waits(visit, i, len(p.visits) - 1, p)
+    if waited:
+        field["extension"] = waited
+    return field
+
+
+def _encounter(
+    p: Patient,
+    i: int,
+    enc_id: str,
+    subject: dict,
+    first_ref: dict | None,
+    previous_facility: str | None,
+    loc_ref: dict,
+) -> dict:
+    """The Encounter of visit i at a facility: its period (open while the casualty is still
+    there), where it came from and went, its disposition, place, unit and waits."""
     visits = p.visits
-    first_ref: dict | None = None
-    previous_facility: str | None = None
-    n_obs = 0
-    n_proc = 0
-    n_enc = 0
+    visit = visits[i]
     last = len(visits) - 1
-    for i, visit in enumerate(visits):
-        facility = visit.facility
-        at_facility = facility != "POI"
-        enc_ref: dict | None = None
-        loc_ref: dict | None = None
-        if not at_facility and visit.disposition == "died":
-            # killed at the point of injury: the care given there is a field encounter
-            n_enc += 1
-            enc_ref = {"reference": f"Encounter/{pid}-e{n_enc}"}
-            field: dict = {
-                "resourceType": "Encounter",
-                "id": f"{pid}-e{n_enc}",
-                "status": "finished",
-                "class": _CLASS_FIELD,
-                "subject": subject,
-                "period": {"start": visit.arrived_at, "end": p.outcome_at},
-            }
-            if first_ref is None:
-                first_ref = enc_ref
-            else:
-                field["partOf"] = first_ref
-            field["hospitalization"] = {"dischargeDisposition": DISCHARGE["died"]}
-            waited = _waits(visit, i, last, p)
-            if waited:
-                field["extension"] = waited
-            encounters.append(dumps(field, option=opt))
-        elif at_facility:
-            n_enc += 1
-            fid = visit.facility_id
-            enc_id = f"{pid}-e{n_enc}"
-            enc_ref = {"reference": f"Encounter/{enc_id}"}
-            loc_ref = location_ref(fid)
-            disposition = visit.disposition
-            end = visit.departed_at
-            if end is None and disposition != "admitted":
-                end = p.outcome_at
-            encounter: dict = {
-                "resourceType": "Encounter",
-                "id": enc_id,
-                "status": "in-progress" if end is None else "finished",
-                "class": ENCOUNTER_CLASS.get(facility, _CLASS_INPATIENT),
-                "subject": subject,
-                "period": {"start": visit.arrived_at}
-                if end is None
-                else {
-                    "start": visit.arrived_at,
-                    "end": end,
-                },
-            }
-            if first_ref is None:
-                first_ref = enc_ref
-            else:
-                encounter["partOf"] = first_ref
-            hospitalization: dict = {}
-            if previous_facility is not None:
-                hospitalization["origin"] = location_ref(previous_facility)
-            if disposition == "evacuated" and i < last:
-                nxt = visits[i + 1]
-                if nxt.facility != "POI":
-                    hospitalization["destination"] = location_ref(nxt.facility_id)
-            discharge = DISCHARGE.get(disposition)
-            if discharge is not None:
-                hospitalization["dischargeDisposition"] = discharge
-            if hospitalization:
-                encounter["hospitalization"] = hospitalization
-            encounter["location"] = [
-                {"location": loc_ref, "status": "completed" if end is not None else "active"}
-            ]
-            encounter["serviceProvider"] = organization_ref(fid)
-            waited = _waits(visit, i, last, p)
-            if waited:
-                encounter["extension"] = waited
-            encounters.append(dumps(encounter, option=opt))
-            previous_facility = fid
+    fid = visit.facility_id
+    disposition = visit.disposition
+    end = visit.departed_at
+    if end is None and disposition != "admitted":
+        end = p.outcome_at
+    encounter: dict = {
+        "resourceType": "Encounter",
+        "id": enc_id,
+        "status": "in-progress" if end is None else "finished",
+        "class": ENCOUNTER_CLASS.get(visit.facility, _CLASS_INPATIENT),
+        "subject": subject,
+        "period": {"start": visit.arrived_at}
+        if end is None
+        else {"start": visit.arrived_at, "end": end},
+    }
+    if first_ref is not None:
+        encounter["partOf"] = first_ref
+    hospitalization: dict = {}
+    if previous_facility is not None:
+        hospitalization["origin"] = location_ref(previous_facility)
+    if disposition == "evacuated" and i < last:
+        nxt = visits[i + 1]
+        if nxt.facility != "POI":
+            hospitalization["destination"] = location_ref(nxt.facility_id)
+    discharge = DISCHARGE.get(disposition)
+    if discharge is not None:
+        hospitalization["dischargeDisposition"] = discharge
+    if hospitalization:
+        encounter["hospitalization"] = hospitalization
+    encounter["location"] = [
+        {"location": loc_ref, "status": "completed" if end is not None else "active"}
+    ]
+    encounter["serviceProvider"] = organization_ref(fid)
+    waited = _waits(visit, i, last, p)
+    if waited:
+        encounter["extension"] = waited
+    return encounter
 
-        v = visit.vitals
-        if v is not None or visit.triage is not None:
-            context = (
+
+def _observations(
+    out: list[bytes],
+    visit: Visit,
+    n_obs: int,
+    pid_b: bytes,
+    subject_b: bytes,
+    enc_ref: dict | None,
+) -> int:
+    """Appends to `out` the Observations taken at one place (the vital signs, GCS, AVPU and pain
+    as eight, then the triage category); returns the number of the last."""
+    dumps = orjson.dumps
+    v = visit.vitals
+    context = (
+        pid_b,
+        subject_b,
+        (_ENCOUNTER_REF % enc_ref["reference"].encode()) if enc_ref is not None else b"",
+        _ts(v.taken_at if v is not None else visit.arrived_at),
+    )
+    if v is not None:
+        n_obs += 8
+        out.append(
+            _OBS_VITALS
+            % (
+                *_obs_args(context, n_obs - 7, dumps(v.heart_rate)),
+                *_obs_args(context, n_obs - 6, dumps(v.respiratory_rate)),
+                *_obs_args(context, n_obs - 5, dumps(v.spo2)),
+                *_obs_args(context, n_obs - 4, dumps(v.temperature_c)),
+                *_obs_args(context, n_obs - 3, dumps(v.gcs)),
+                *_obs_args(context, n_obs - 2, AVPU_BYTES[v.avpu]),
+                *_obs_args(context, n_obs - 1, dumps(v.pain)),
+                *_obs_args(context, n_obs, dumps(v.systolic_bp)),
+                dumps(v.diastolic_bp),
+            )
+        )
+    if visit.triage is not None:
+        n_obs += 1
+        out.append(_OBS_TRIAGE % _obs_args(context, n_obs, TRIAGE_BYTES[visit.triage]))
+    return n_obs
+
+
+def _procedures(
+    out: list[bytes],
+    visit: Visit,
+    n_proc: int,
+    pid_b: bytes,
+    subject_b: bytes,
+    enc_ref: dict | None,
+    loc_ref: dict | None,
+) -> int:
+    """Appends to `out` a Procedure per intervention at one place; returns the number of the
+    last."""
+    encounter_b = (_ENCOUNTER_REF % enc_ref["reference"].encode()) if enc_ref is not None else b""
+    location_b = (_LOCATION_REF % orjson.dumps(loc_ref)) if loc_ref is not None else b""
+    for proc in visit.procedures:
+        n_proc += 1
+        out.append(
+            _PROCEDURE
+            % (
                 pid_b,
+                n_proc,
+                _snomed_bytes(proc.code),
                 subject_b,
-                (_ENCOUNTER_REF % enc_ref["reference"].encode()) if enc_ref is not None else b"",
-                _ts(v.taken_at if v is not None else visit.arrived_at),
+                encounter_b,
+                _ts(proc.performed_at),
+                location_b,
             )
-            if v is not None:
-                n_obs += 8
-                observations.append(
-                    _OBS_VITALS
-                    % (
-                        *_obs_args(context, n_obs - 7, dumps(v.heart_rate)),
-                        *_obs_args(context, n_obs - 6, dumps(v.respiratory_rate)),
-                        *_obs_args(context, n_obs - 5, dumps(v.spo2)),
-                        *_obs_args(context, n_obs - 4, dumps(v.temperature_c)),
-                        *_obs_args(context, n_obs - 3, dumps(v.gcs)),
-                        *_obs_args(context, n_obs - 2, AVPU_BYTES[v.avpu]),
-                        *_obs_args(context, n_obs - 1, dumps(v.pain)),
-                        *_obs_args(context, n_obs, dumps(v.systolic_bp)),
-                        dumps(v.diastolic_bp),
-                    )
-                )
-            if visit.triage is not None:
-                n_obs += 1
-                observations.append(
-                    _OBS_TRIAGE % _obs_args(context, n_obs, TRIAGE_BYTES[visit.triage])
-                )
+        )
+    return n_proc
 
-        if visit.procedures:
-            encounter_b = (
-                (_ENCOUNTER_REF % enc_ref["reference"].encode()) if enc_ref is not None else b""
-            )
-            location_b = (_LOCATION_REF % dumps(loc_ref)) if loc_ref is not None else b""
-            for proc in visit.procedures:
-                n_proc += 1
-                procedures.append(
-                    _PROCEDURE
-                    % (
-                        pid_b,
-                        n_proc,
-                        _snomed_bytes(proc.code),
-                        subject_b,
-                        encounter_b,
-                        _ts(proc.performed_at),
-                        location_b,
-                    )
-                )
 
+def _conditions(p: Patient, pid: str, subject: dict, first_ref: dict | None) -> list[bytes]:
+    """A Condition per injury or illness (and shock), due to the mechanism of injury, diagnosed
+    at the first Encounter."""
+    dumps = orjson.dumps
     conditions: list[bytes] = []
     due_to = _due_to(p.mechanism, p.mechanism_code)
     for k, c in enumerate(p.conditions, 1):
@@ -490,15 +547,8 @@ def encode(p: Patient, job: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         if first_ref is not None:
             condition["encounter"] = first_ref
         condition["onsetDateTime"] = c.onset
-        conditions.append(dumps(condition, option=opt))
-
-    return (
-        patient_line,
-        _lines(encounters),
-        _lines(conditions),
-        b"".join(observations),
-        b"".join(procedures),
-    )
+        conditions.append(dumps(condition, option=OPTIONS))
+    return conditions
 
 
 def _wait_extension(url: str, w: Any, died: bool | None = None) -> dict:

@@ -56,6 +56,8 @@ HOUR = 3600
 
 # event kinds
 _FREE, _ARRIVE, _TRIAGED, _TEAM_DONE, _SURGERY, _TABLE_DONE, _LEAVE, _DEATH, _WAKE, _END = range(10)
+#: Bits of an event key for the order in which events were scheduled (4 billion a job).
+SEQ_BITS = 32
 
 
 @dataclass(slots=True)
@@ -146,7 +148,11 @@ class Simulation:
                 else self.pools[(front, GROUND)]
             )
         self.icu_beds = {uid: u.icu for uid, u in self.units.items()}
-        self.events: list[tuple[int, int, int, Any, int]] = []
+        # The event queue: a heap of int keys, (t - start) << SEQ_BITS | seq (the order of
+        # (time, order scheduled) in one int, which compares several times faster than a
+        # tuple), and each key's (t, kind, who, arg) in `pending` until it is popped.
+        self.events: list[int] = []
+        self.pending: dict[int, tuple[int, int, Any, int]] = {}
         self.seq = 0
         self.store = SkeletonStore(self.start, [], [])
         self.recorded: dict[int, Record] = {}  # index -> record, for who has one
@@ -159,7 +165,9 @@ class Simulation:
     # --- plumbing -----------------------------------------------------------------------------
     def _at(self, t: int, kind: int, who: Any, arg: int = 0) -> None:
         self.seq += 1
-        heapq.heappush(self.events, (t, self.seq, kind, who, arg))
+        key = (t - self.start) << SEQ_BITS | self.seq
+        self.pending[key] = (t, kind, who, arg)
+        heapq.heappush(self.events, key)
 
     def _record(self, p: _P) -> Record:
         if p.rec is None:
@@ -212,21 +220,27 @@ class Simulation:
                 store.add(sk)
             skeletons = store
         store = self.store = skeletons
+        events = self.events
+        take = self.pending.pop
+        pop = heapq.heappop
+        start = self.start
         arrivals = store.arrivals()
         nxt = next(arrivals, None)
-        events = self.events
-        pop = heapq.heappop
+        # the lowest key of the next arrival's second: below the key of every event then
+        nxt_key = 0 if nxt is None else (nxt[0] - start) << SEQ_BITS
         while nxt is not None or events:
-            if nxt is not None and (not events or nxt[0] <= events[0][0]):
+            if nxt is not None and (not events or nxt_key <= events[0]):
                 t, k = nxt
                 nxt = next(arrivals, None)
+                if nxt is not None:
+                    nxt_key = (nxt[0] - start) << SEQ_BITS
                 index, front, lethal, severity, n = store.header(k)
                 p = _P(index, front, lethal, severity, k, n, store.stage(k, 0), -1.0)
                 if t >= self.next_hour:
                     self._sample(t)
                 self._ready(p, t)
                 continue
-            t, _, kind, who, arg = pop(events)
+            t, kind, who, arg = take(pop(events))
             if t >= self.next_hour:
                 self._sample(t)
             if kind == _FREE:

@@ -13,6 +13,7 @@ For each of the three, on a fresh database of the same server, it measures:
 and prints each figure with our ratio to each peer.
 
     make bench-peers     # or: bench/.venv-peers/bin/python bench/peers.py [options]
+    .venv/bin/python bench/peers.py --only ours      # ours alone: no peer installed or needed
 
 The peers are installed only into bench/.venv-peers (bench/peers-requirements.txt), never into
 the project's environment; run with another interpreter, this script makes that environment
@@ -33,6 +34,7 @@ if os.path.dirname(os.path.abspath(__file__)) in (os.path.abspath(p) for p in sy
 import argparse
 import asyncio
 import contextlib
+import json
 import multiprocessing as mp
 import signal
 import subprocess
@@ -48,15 +50,18 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 VENV = HERE / ".venv-peers"
 REQUIREMENTS = HERE / "peers-requirements.txt"
+#: What is measured, and the distribution each is installed as.
+NAMES = {"ours": "patientgen", "procrastinate": "procrastinate", "pgqueuer": "pgqueuer"}
 
 
-def ensure_environment() -> None:
-    """Run in bench/.venv-peers, making it first when needed."""
+def ensure_environment(peers: set[str]) -> None:
+    """Run in bench/.venv-peers, making it first when needed (with no peer, anywhere this
+    project is installed)."""
+    import importlib
+
     try:
-        import pgqueuer  # noqa: F401
-        import procrastinate  # noqa: F401
-
-        import patientgen  # noqa: F401
+        for module in ("patientgen", *sorted(peers)):
+            importlib.import_module(module)
     except ImportError:
         pass
     else:
@@ -566,15 +571,25 @@ def main() -> int:
     )
     parser.add_argument("--lease", type=float, help="the same lease/heartbeat for all three (s)")
     parser.add_argument("--skip-recovery", action="store_true")
+    parser.add_argument(
+        "--only",
+        default=",".join(NAMES),
+        help="comma-separated: which of ours, procrastinate, pgqueuer to measure (default: all)",
+    )
+    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = parser.parse_args()
     server = args.server.rstrip("/")
+    only = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = sorted(set(only) - set(NAMES))
+    if unknown or not only:
+        parser.error(f"--only: {', '.join(unknown) or 'nothing'} is not one of {', '.join(NAMES)}")
+    ensure_environment({n for n in only if n != "ours"})
 
     from importlib.metadata import version
 
-    names = {"ours": "patientgen", "procrastinate": "procrastinate", "pgqueuer": "pgqueuer"}
     print(
         f"{args.jobs:,} empty jobs, {args.processes} worker processes, PostgreSQL at {server}; "
-        + ", ".join(f"{n} {version(p)}" for n, p in names.items()),
+        + ", ".join(f"{n} {version(NAMES[n])}" for n in only),
         flush=True,
     )
     runners = {
@@ -588,7 +603,8 @@ def main() -> int:
         "pgqueuer": (pgqueuer_enqueue, pgqueuer_process, pgqueuer_recovery, args.batch),
     }
     figures: dict[str, dict[str, float]] = {}
-    for name, (enqueue, process, recover, knob) in runners.items():
+    for name in only:
+        enqueue, process, recover, knob = runners[name]
         with fresh_database(server, name) as url:
             single, batched = enqueue(url, args.single, args.jobs)
             rate = process(url, args.jobs, args.processes, knob)
@@ -611,10 +627,13 @@ def main() -> int:
                     flush=True,
                 )
 
+    if args.json:
+        print(json.dumps(figures))
+    peers = [p for p in ("procrastinate", "pgqueuer") if p in figures]
+    if "ours" not in figures or not peers:
+        return 0
     print()
-    header = f"{'':<26}{'ours':>10}" + "".join(
-        f"{p:>15}{'ours/' + p[:5]:>12}" for p in ("procrastinate", "pgqueuer")
-    )
+    header = f"{'':<26}{'ours':>10}" + "".join(f"{p:>15}{'ours/' + p[:5]:>12}" for p in peers)
     print(header)
     rows = [
         ("enqueue one by one (/s)", "enqueue_single", True),
@@ -627,7 +646,7 @@ def main() -> int:
             continue
         ours = figures["ours"][key]
         line = f"{label:<26}{ours:>10,.1f}"
-        for peer in ("procrastinate", "pgqueuer"):
+        for peer in peers:
             theirs = figures[peer][key]
             ratio = ours / theirs if higher_better else theirs / ours
             line += f"{theirs:>15,.1f}{ratio:>11.2f}x"
@@ -650,5 +669,4 @@ async def _pgqueuer_schema(url: str) -> None:
 
 
 if __name__ == "__main__":
-    ensure_environment()
     sys.exit(main())

@@ -46,3 +46,35 @@ def test_300_jobs_from_20_clients_complete_exactly_once(pg_server: str, mode: st
     parts = result["cpu_ms_per_job"]  # parts of one whole: the workers' kernel time is apart
     assert set(parts) == {"clients", "api", "workers", "postgres"}
     assert 0 <= result["workers_kernel_ms_per_job"] <= parts["workers"]
+
+
+PEERS = LOAD.parent / "peers.py"
+
+
+@pytest.mark.postgres
+def test_the_peers_benchmark_measures_ours_alone(pg_server: str) -> None:
+    """bench/peers.py --only ours runs without the peers installed: each figure is there (the
+    bench itself exits non-zero unless every job ran exactly once and the killed worker's job
+    ran again in the other worker). No figure is compared with a limit."""
+    run = subprocess.run(
+        [sys.executable, str(PEERS), "--server", pg_server, "--only", "ours", "--jobs", "300",
+         "--single", "50", "--processes", "2", "--lease", "2", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-5000:]
+    print(run.stdout)
+    figures = json.loads(run.stdout.strip().splitlines()[-1])
+    assert list(figures) == ["ours"]
+    ours = figures["ours"]
+    assert set(ours) == {"enqueue_single", "enqueue_batch", "process", "recovery"}
+    assert all(value > 0 for value in ours.values())
+    # after a kill -9 the job waits for its lease to run out: never sooner than that
+    assert ours["recovery"] >= 1.0
+
+    wrong = subprocess.run(
+        [sys.executable, str(PEERS), "--only", "ours,celery"], capture_output=True, text=True
+    )
+    assert wrong.returncode == 2
+    assert "--only: celery is not one of ours, procrastinate, pgqueuer" in wrong.stderr

@@ -271,96 +271,17 @@ def unqueued(p: Patient) -> QueuedPatient:
 # --- applying a record ---------------------------------------------------------------------
 def apply(plan: Plan, p: Patient, sk: Skeleton | None, rec: Record | None) -> QueuedPatient:
     """The final record of baseline patient `p` under the simulation's record `rec` (None: no
-    wait at all). Every visit becomes a QueuedVisit listing its needs and their waits."""
+    wait at all). Every visit becomes a QueuedVisit listing its needs and their waits (`_visit`);
+    every time is moved later by the waits before it (`_Moves`); a death while waiting ends the
+    record there (`_died_waiting`)."""
     stages = sk.stages if sk is not None else []
-    shifts: list[tuple[int, bool, int]] = []  # (baseline time, inclusive, seconds)
-    waits = rec.waits if rec is not None else {}
-    causes = rec.causes if rec is not None else {}
-    for k, w in waits.items():
-        s = stages[k - 1]
-        if w[0]:
-            shifts.append((s.ready, True, w[0]))
-        if w[1]:
-            shifts.append((s.triaged, False, w[1]))
-        if w[2] and s.surgery_at is not None:
-            shifts.append((s.surgery_at, True, w[2]))
-
-    def move(d: datetime) -> datetime:
-        if not shifts:
-            return d
-        t = _ts(d)
-        add = 0
-        for at, inclusive, seconds in shifts:
-            if t > at or (inclusive and t == at):
-                add += seconds
-        return datetime.fromtimestamp(t + add, UTC) if add else d
-
+    moves = _Moves(stages, rec)
+    move = moves.move
     death = rec.death if rec is not None else None
     cut = len(p.visits) if death is None else death[0] + 1
-    # a death while waiting: nothing the fatal wait would have come before happens (baseline
-    # times from this point on are dropped)
-    drop_at: int | None = None
-    drop_inclusive = True
-    if death is not None:
-        k_wait, slot = death[2], death[3]
-        s = stages[k_wait - 1]
-        if slot == 0:
-            drop_at = s.ready
-        elif slot == 1:
-            drop_at, drop_inclusive = s.triaged, False
-        elif slot == 2:
-            drop_at = s.surgery_at
-
-    def gone(d: datetime) -> bool:
-        if drop_at is None:
-            return False
-        t = _ts(d)
-        return t > drop_at or (drop_inclusive and t == drop_at)
-
-    visits: list[Visit] = []
-    longest: Wait | None = None
-    for k, v in enumerate(p.visits[:cut]):
-        vit = v.vitals
-        if vit is not None and shifts:
-            vit.taken_at = move(vit.taken_at)
-        procs = v.procedures
-        if drop_at is not None:
-            procs = [x for x in procs if not gone(x.performed_at)]
-        if shifts:
-            for proc in procs:
-                proc.performed_at = move(proc.performed_at)
-        listed: list[Wait] = []
-        if 1 <= k <= len(stages):
-            s = stages[k - 1]
-            w = waits.get(k, [0, 0, 0, 0])
-            c = causes.get(k, [0, TEAM, TABLE])
-            listed.append(Wait("treatment", _minutes(w[1]), CAUSES[c[1] or TEAM]))
-            if s.surgery_at is not None:
-                listed.append(Wait("surgery", _minutes(w[2]), CAUSES[TABLE]))
-            if s.icu:
-                listed.append(Wait("bed", _minutes(w[3]), CAUSES[ICU]))
-        if k < len(stages) and stages[k].lift is not None:
-            mode = stages[k].lift or GROUND
-            w = waits.get(k + 1, [0, 0, 0, 0])
-            c = causes.get(k + 1, [mode, 0, 0])
-            listed.append(Wait("evacuation", _minutes(w[0]), CAUSES[c[0] if w[0] else mode]))
-        diverted_from = None
-        unit = v.facility_id
-        if rec is not None and k in rec.diverted:
-            diverted_from, unit = unit, rec.diverted[k]
-        departed = move(v.departed_at) if v.departed_at is not None else None
-        visits.append(
-            QueuedVisit(
-                v.facility, unit, move(v.arrived_at), departed, v.triage, vit, procs,
-                v.disposition, v.transit_minutes, listed, diverted_from,
-            )
-        )  # fmt: skip
-    for vis in visits:
-        for w in vis.waits:  # type: ignore[attr-defined]
-            if w.minutes and (longest is None or w.minutes > longest.minutes):
-                longest = w
+    visits = [_visit(k, v, stages, rec, moves) for k, v in enumerate(p.visits[:cut])]
     timeline = [
-        Event(move(e.at), e.kind, e.facility, e.detail) for e in p.timeline if not gone(e.at)
+        Event(move(e.at), e.kind, e.facility, e.detail) for e in p.timeline if not moves.gone(e.at)
     ]
     if rec is not None and rec.diverted:
         _rename(timeline, p.visits, rec.diverted)
@@ -368,47 +289,157 @@ def apply(plan: Plan, p: Patient, sk: Skeleton | None, rec: Record | None) -> Qu
     outcome_at = move(p.outcome_at)
     outcome_facility = p.outcome_facility
     delay = None
-    died_waiting = False
     if death is not None:
-        place, at, k_wait, slot, cause, waited = death
-        last_v = visits[-1]
-        died_at = datetime.fromtimestamp(at, UTC)
-        if slot == 3:  # died waiting for an ICU bed: what came after it did not happen
-            last_v.procedures = [x for x in last_v.procedures if x.performed_at < died_at]
-            timeline = [e for e in timeline if e.at < died_at]
-        while timeline and timeline[-1].kind in ("departed", "evacuated"):
-            timeline.pop()
-        floor = _ts(timeline[-1].at) + 1 if timeline else at
-        if last_v.vitals is not None:
-            floor = max(floor, _ts(last_v.vitals.taken_at) + 60)
-        for x in last_v.procedures:
-            floor = max(floor, _ts(x.performed_at) + 1)
-        if at < floor:
-            died_at = datetime.fromtimestamp(floor, UTC)
-        last_v.departed_at = None
-        last_v.disposition = "died"
-        timeline.append(Event(died_at, "died", last_v.facility, None))
+        timeline, delay = _died_waiting(visits, timeline, death)
+        place, last = death[0], visits[-1]
         outcome = "KIA" if place == 0 else ("DOW" if p.category == "battle_injury" else "DIED")
-        outcome_at, outcome_facility = died_at, last_v.facility
-        kind = _KINDS[slot]
-        # the wait the casualty died in: only the time waited, the later needs are dropped
-        trimmed: list[Wait] = []
-        for w in last_v.waits:  # type: ignore[attr-defined]
-            if w.kind == kind:
-                trimmed.append(Wait(kind, _minutes(waited), CAUSES[cause]))
-                break
-            trimmed.append(w)
-        last_v.waits = trimmed  # type: ignore[attr-defined]
-        delay = Wait(kind, _minutes(waited), CAUSES[cause])
-        died_waiting = True
-    elif outcome in ("DOW", "DIED") and longest is not None:
-        delay = longest if longest.minutes >= CONTRIBUTING_MINUTES else None
+        outcome_at, outcome_facility = timeline[-1].at, last.facility
+    elif outcome in ("DOW", "DIED"):
+        longest = _longest(visits)
+        if longest is not None and longest.minutes >= CONTRIBUTING_MINUTES:
+            delay = longest
     return QueuedPatient(
         p.index, p.id, p.service_number, p.given_name, p.family_name, p.gender, p.birth_date,
         p.blood_group, p.nationality, p.front, p.category, p.warfare, p.mechanism,
         p.mechanism_code, p.injured_at, p.mass_casualty, p.event_id, p.triage, p.conditions,
-        visits, timeline, outcome, outcome_at, outcome_facility, delay, died_waiting,
+        visits, timeline, outcome, outcome_at, outcome_facility, delay, death is not None,
     )  # fmt: skip
+
+
+class _Moves:
+    """The times of one record under its waits: each baseline time is moved later by every wait
+    that came before it (`move`); after a death while waiting, nothing the fatal wait came
+    before happens (`gone`: baseline times from that point on are dropped)."""
+
+    __slots__ = ("drop_at", "drop_inclusive", "shifts")
+
+    def __init__(self, stages: list[Stage], rec: Record | None) -> None:
+        self.shifts: list[tuple[int, bool, int]] = []  # (baseline time, inclusive, seconds)
+        if rec is not None:
+            for k, w in rec.waits.items():
+                s = stages[k - 1]
+                if w[0]:
+                    self.shifts.append((s.ready, True, w[0]))
+                if w[1]:
+                    self.shifts.append((s.triaged, False, w[1]))
+                if w[2] and s.surgery_at is not None:
+                    self.shifts.append((s.surgery_at, True, w[2]))
+        self.drop_at: int | None = None
+        self.drop_inclusive = True
+        death = rec.death if rec is not None else None
+        if death is not None:
+            k_wait, slot = death[2], death[3]
+            s = stages[k_wait - 1]
+            if slot == 0:
+                self.drop_at = s.ready
+            elif slot == 1:
+                self.drop_at, self.drop_inclusive = s.triaged, False
+            elif slot == 2:
+                self.drop_at = s.surgery_at
+
+    def move(self, d: datetime) -> datetime:
+        if not self.shifts:
+            return d
+        t = _ts(d)
+        add = 0
+        for at, inclusive, seconds in self.shifts:
+            if t > at or (inclusive and t == at):
+                add += seconds
+        return datetime.fromtimestamp(t + add, UTC) if add else d
+
+    def gone(self, d: datetime) -> bool:
+        if self.drop_at is None:
+            return False
+        t = _ts(d)
+        return t > self.drop_at or (self.drop_inclusive and t == self.drop_at)
+
+
+def _visit(k: int, v: Visit, stages: list[Stage], rec: Record | None, moves: _Moves) -> Visit:
+    """Visit k of the baseline moved (what a death while waiting drops left out), with its
+    waits: for treatment, surgery and an ICU bed where it had those needs, and for the lift
+    that took the casualty on; a diverted visit names the unit it went to."""
+    move = moves.move
+    waits = rec.waits if rec is not None else {}
+    causes = rec.causes if rec is not None else {}
+    vit = v.vitals
+    if vit is not None and moves.shifts:
+        vit.taken_at = move(vit.taken_at)
+    procs = v.procedures
+    if moves.drop_at is not None:
+        procs = [x for x in procs if not moves.gone(x.performed_at)]
+    if moves.shifts:
+        for proc in procs:
+            proc.performed_at = move(proc.performed_at)
+    listed: list[Wait] = []
+    if 1 <= k <= len(stages):
+        s = stages[k - 1]
+        w = waits.get(k, [0, 0, 0, 0])
+        c = causes.get(k, [0, TEAM, TABLE])
+        listed.append(Wait("treatment", _minutes(w[1]), CAUSES[c[1] or TEAM]))
+        if s.surgery_at is not None:
+            listed.append(Wait("surgery", _minutes(w[2]), CAUSES[TABLE]))
+        if s.icu:
+            listed.append(Wait("bed", _minutes(w[3]), CAUSES[ICU]))
+    if k < len(stages) and stages[k].lift is not None:
+        mode = stages[k].lift or GROUND
+        w = waits.get(k + 1, [0, 0, 0, 0])
+        c = causes.get(k + 1, [mode, 0, 0])
+        listed.append(Wait("evacuation", _minutes(w[0]), CAUSES[c[0] if w[0] else mode]))
+    diverted_from = None
+    unit = v.facility_id
+    if rec is not None and k in rec.diverted:
+        diverted_from, unit = unit, rec.diverted[k]
+    departed = move(v.departed_at) if v.departed_at is not None else None
+    return QueuedVisit(
+        v.facility, unit, move(v.arrived_at), departed, v.triage, vit, procs, v.disposition,
+        v.transit_minutes, listed, diverted_from,
+    )  # fmt: skip
+
+
+def _longest(visits: list[Visit]) -> Wait | None:
+    """The longest wait of a record (the first of equals), None when it waited for nothing."""
+    longest: Wait | None = None
+    for vis in visits:
+        for w in vis.waits:  # type: ignore[attr-defined]
+            if w.minutes and (longest is None or w.minutes > longest.minutes):
+                longest = w
+    return longest
+
+
+def _died_waiting(
+    visits: list[Visit], timeline: list[Event], death: tuple[int, int, int, int, int, int]
+) -> tuple[list[Event], Wait]:
+    """End a record with its death while waiting, at the last of `visits` (in place): the
+    timeline without what came after (returned, its last event the death), the visit's waits up
+    to the fatal one, counted only as long as it lasted, which is the delay returned."""
+    _, at, _, slot, cause, waited = death
+    last_v = visits[-1]
+    died_at = datetime.fromtimestamp(at, UTC)
+    if slot == 3:  # died waiting for an ICU bed: what came after it did not happen
+        last_v.procedures = [x for x in last_v.procedures if x.performed_at < died_at]
+        timeline = [e for e in timeline if e.at < died_at]
+    while timeline and timeline[-1].kind in ("departed", "evacuated"):
+        timeline.pop()
+    floor = _ts(timeline[-1].at) + 1 if timeline else at
+    if last_v.vitals is not None:
+        floor = max(floor, _ts(last_v.vitals.taken_at) + 60)
+    for x in last_v.procedures:
+        floor = max(floor, _ts(x.performed_at) + 1)
+    if at < floor:
+        died_at = datetime.fromtimestamp(floor, UTC)
+    last_v.departed_at = None
+    last_v.disposition = "died"
+    timeline.append(Event(died_at, "died", last_v.facility, None))
+    kind = _KINDS[slot]
+    # the wait the casualty died in: only the time waited, the later needs are dropped
+    trimmed: list[Wait] = []
+    for w in last_v.waits:  # type: ignore[attr-defined]
+        if w.kind == kind:
+            trimmed.append(Wait(kind, _minutes(waited), CAUSES[cause]))
+            break
+        trimmed.append(w)
+    last_v.waits = trimmed  # type: ignore[attr-defined]
+    return timeline, Wait(kind, _minutes(waited), CAUSES[cause])
 
 
 def _rename(timeline: list[Event], visits: list[Visit], diverted: dict[int, str]) -> None:

@@ -175,6 +175,35 @@ def finalize(
             if done is None:
                 raise
             return done
+    done = _check_parts(scenario, formats, parts_dir, out_dir, chunk_summaries)
+    if done is not None:
+        return done
+    disk.make_folders([out_dir])
+    owner = owner_mark(parts_dir, attempt)
+    disk.remove_own_leftovers(out_dir, final_names(formats), owner)
+    if merged is None:
+        merged = summary.merge_summaries(chunk_summaries)
+    batch = disk.Batch(owner)
+    try:
+        files = _write_final(batch, scenario, formats, parts_dir, out_dir, n_chunks, merged)
+        batch.commit()
+    except BaseException:
+        batch.abort()
+        raise
+    return manifest_order(files)
+
+
+def _check_parts(
+    scenario: Scenario,
+    formats: tuple[str, ...],
+    parts_dir: Path,
+    out_dir: Path,
+    chunk_summaries: list[dict[str, Any]],
+) -> list[OutputFile] | None:
+    """None when every part file of every chunk is there and the index parts count the
+    patients each chunk's summary says; the final files when some parts are gone because the
+    run was finalized already. Raises FileNotFoundError or ValueError otherwise."""
+    n_chunks = len(chunk_summaries)
     part_names = chunk_part_names(formats)
     missing = [
         path
@@ -187,7 +216,6 @@ def finalize(
         if done is not None:
             return done
         raise FileNotFoundError(f"missing part file {missing[0]} (and {len(missing) - 1} more)")
-
     if "ndjson" in formats:  # the index parts count the chunk's records: they must match
         for chunk, chunk_summary in enumerate(chunk_summaries):
             for name, size in (
@@ -200,60 +228,64 @@ def finalize(
                         f"part files of chunk {chunk} hold {records} patients, its summary "
                         f"says {chunk_summary.get('patients')}"
                     )
-    disk.make_folders([out_dir])
-    owner = owner_mark(parts_dir, attempt)
-    disk.remove_own_leftovers(out_dir, final_names(formats), owner)
-    if merged is None:
-        merged = summary.merge_summaries(chunk_summaries)
+    return None
+
+
+def _write_final(
+    batch: disk.Batch,
+    scenario: Scenario,
+    formats: tuple[str, ...],
+    parts_dir: Path,
+    out_dir: Path,
+    n_chunks: int,
+    merged: dict[str, Any],
+) -> list[OutputFile]:
+    """Every final file of the run into `batch` (committed by the caller): each streaming
+    format's parts joined, the NDJSON index and attribute dictionary, the FHIR facilities, the
+    exercise formats, then summary.json and, opened last so renamed last, manifest.json."""
     patients = merged["patients"]
     files: list[OutputFile] = []
-    batch = disk.Batch(owner)
-    try:
-        for spec in specs(formats, has_chain(scenario)):
-            parts = [part_path(parts_dir, chunk, spec.name) for chunk in range(n_chunks)]
-            files.append(_join(batch, out_dir, spec, parts, patients))
-        if "ndjson" in formats:
-            files.append(
-                _join_index(
-                    batch,
-                    out_dir,
-                    [part_path(parts_dir, c, ndjson_format.INDEX_FILE) for c in range(n_chunks)],
-                    [part_path(parts_dir, c, ndjson_format.FILE) for c in range(n_chunks)],
-                )
+    for spec in specs(formats, has_chain(scenario)):
+        parts = [part_path(parts_dir, chunk, spec.name) for chunk in range(n_chunks)]
+        files.append(_join(batch, out_dir, spec, parts, patients))
+    if "ndjson" in formats:
+        files.append(
+            _join_index(
+                batch,
+                out_dir,
+                [part_path(parts_dir, c, ndjson_format.INDEX_FILE) for c in range(n_chunks)],
+                [part_path(parts_dir, c, ndjson_format.FILE) for c in range(n_chunks)],
             )
-            data = attributes.dictionary_bytes(scenario)
-            files.append(
-                _write_data(batch, out_dir, attributes.DICTIONARY_FILE, attributes.FORMAT, data)
-            )
-        if "fhir" in formats:
-            facilities = [(fid, entry["role"]) for fid, entry in merged["facilities"].items()]
-            organizations, locations = fhir.facility_resources(facilities)
-            for resource_type, data in (("Organization", organizations), ("Location", locations)):
-                files.append(_write_data(batch, out_dir, fhir.FILES[resource_type], "fhir", data))
-        for fmt, name in EXERCISE:
-            if fmt not in formats:
-                continue
-            paths = [part_path(parts_dir, chunk, name) for chunk in range(n_chunks)]
-            sink = disk.Sink(batch, out_dir, name)
-            with contextlib.ExitStack() as stack:
-                if fmt == "mel":
-                    sources = merged_mel_parts(stack, parts_dir, paths)
-                else:  # read one after the other: one part open at a time
-                    sources = [part_lines(path) for path in paths]
-                records = write_exercise(fmt, sink.write, sources, patients)
-            files.append(sink.output(name, fmt, records))
-        summary_bytes = orjson.dumps(merged, option=SUMMARY_OPTIONS) + b"\n"
-        files.append(_write_data(batch, out_dir, SUMMARY_FILE, "summary", summary_bytes))
-        manifest_bytes = manifest.encode(
-            manifest.build(scenario, formats, patients, [f.as_dict() for f in files])
         )
-        # opened last, so renamed last: a manifest is never there before every file it lists
-        files.append(_write_data(batch, out_dir, MANIFEST_FILE, "manifest", manifest_bytes))
-        batch.commit()
-    except BaseException:
-        batch.abort()
-        raise
-    return manifest_order(files)
+        data = attributes.dictionary_bytes(scenario)
+        files.append(
+            _write_data(batch, out_dir, attributes.DICTIONARY_FILE, attributes.FORMAT, data)
+        )
+    if "fhir" in formats:
+        facilities = [(fid, entry["role"]) for fid, entry in merged["facilities"].items()]
+        organizations, locations = fhir.facility_resources(facilities)
+        for resource_type, data in (("Organization", organizations), ("Location", locations)):
+            files.append(_write_data(batch, out_dir, fhir.FILES[resource_type], "fhir", data))
+    for fmt, name in EXERCISE:
+        if fmt not in formats:
+            continue
+        paths = [part_path(parts_dir, chunk, name) for chunk in range(n_chunks)]
+        sink = disk.Sink(batch, out_dir, name)
+        with contextlib.ExitStack() as stack:
+            if fmt == "mel":
+                sources = merged_mel_parts(stack, parts_dir, paths)
+            else:  # read one after the other: one part open at a time
+                sources = [part_lines(path) for path in paths]
+            records = write_exercise(fmt, sink.write, sources, patients)
+        files.append(sink.output(name, fmt, records))
+    summary_bytes = orjson.dumps(merged, option=SUMMARY_OPTIONS) + b"\n"
+    files.append(_write_data(batch, out_dir, SUMMARY_FILE, "summary", summary_bytes))
+    manifest_bytes = manifest.encode(
+        manifest.build(scenario, formats, patients, [f.as_dict() for f in files])
+    )
+    # opened last, so renamed last: a manifest is never there before every file it lists
+    files.append(_write_data(batch, out_dir, MANIFEST_FILE, "manifest", manifest_bytes))
+    return files
 
 
 def _finalize_whole(

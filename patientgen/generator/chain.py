@@ -56,7 +56,8 @@ HOUR = 3600
 
 # event kinds
 _FREE, _ARRIVE, _TRIAGED, _TEAM_DONE, _SURGERY, _TABLE_DONE, _LEAVE, _DEATH, _WAKE, _END = range(10)
-#: Bits of an event key for the order in which events were scheduled (4 billion a job).
+#: Bits of an event key for the order in which events were scheduled: 4 billion a job, where
+#: the largest scenario (scenario.MAX_PATIENTS, about 10 events a casualty) schedules about 10^8.
 SEQ_BITS = 32
 
 

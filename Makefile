@@ -10,7 +10,7 @@ PIP    := $(PY) -m pip
 TEST_PROCESSES ?= 3
 PORT   ?= 8000
 
-.PHONY: run test install install-test lint format bench bench-queue bench-api bench-load bench-peers bench-faults clean
+.PHONY: run test install install-test lint format bench bench-queue bench-api bench-load bench-peers bench-faults bench-instructions clean
 
 $(VENV)/bin/python:
 	@echo "== creating the virtual environment $(VENV)"
@@ -63,6 +63,10 @@ bench-load: install-test
 
 bench-faults: install-test
 	$(PY) bench/faults.py
+
+# Instructions per patient of the hot paths under callgrind (needs valgrind).
+bench-instructions: install-test
+	$(PY) bench/instructions.py
 
 # The peers (procrastinate, pgqueuer) live only in the benchmark's own venv, never in the project's.
 bench-peers: install

@@ -203,8 +203,8 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
             triage, poi_vitals, procedures, last = _poi(who, hurt, r, aid, poi_procs, timeline)
         outcome, path, quick = _path(plan, who, hurt, triage, r)
         visits, outcome_at, outcome_facility, triage = _facilities(
-            plan, who, hurt, r, triage, poi_vitals, procedures, last, outcome, path, quick,
-            splinted, timeline,
+            plan, who, hurt, r, triage, poi_vitals, procedures, last, path, quick, splinted,
+            timeline,
         )  # fmt: skip
     event = who.event
     return Patient(
@@ -564,7 +564,6 @@ def _facilities(
     poi_vitals: Vitals | None,
     procedures: list[Procedure],
     last: int,
-    outcome: Outcome,
     path: list[Facility],
     quick: bool,
     splinted: bool,

@@ -58,11 +58,9 @@ def add(plan: Plan, index: int, rng: Random, store: SkeletonStore) -> None:
         triage, last = hurt.triage, 0
     else:
         triage, _, _, last = _poi(who, hurt, r, t, poi_procs, None)
-    outcome, path, quick = _path(plan, who, hurt, triage, r)
+    _, path, quick = _path(plan, who, hurt, triage, r)
     stays: list[Stay] = []
-    _facilities(
-        plan, who, hurt, r, triage, None, [], last, outcome, path, quick, splinted, None, stays
-    )
+    _facilities(plan, who, hurt, r, triage, None, [], last, path, quick, splinted, None, stays)
     # flow.skeleton's stages, in epoch seconds
     base = who.base
     n = len(path)

@@ -627,18 +627,23 @@ def main() -> int:
                     flush=True,
                 )
 
-    if args.json:
+    peers = [p for p in NAMES if p != "ours" and p in figures]
+    if "ours" in figures and peers:
+        print_ratios(figures, peers, args.processes)
+    if args.json:  # the last line, whatever was measured
         print(json.dumps(figures))
-    peers = [p for p in ("procrastinate", "pgqueuer") if p in figures]
-    if "ours" not in figures or not peers:
-        return 0
+    return 0
+
+
+def print_ratios(figures: dict[str, dict[str, float]], peers: list[str], processes: int) -> None:
+    """The table of our figures against each peer's, with our ratio to each."""
     print()
     header = f"{'':<26}{'ours':>10}" + "".join(f"{p:>15}{'ours/' + p[:5]:>12}" for p in peers)
     print(header)
     rows = [
         ("enqueue one by one (/s)", "enqueue_single", True),
         ("enqueue in batches (/s)", "enqueue_batch", True),
-        (f"process, {args.processes} processes (/s)", "process", True),
+        (f"process, {processes} processes (/s)", "process", True),
         ("run again after kill -9 (s)", "recovery", False),
     ]
     for label, key, higher_better in rows:
@@ -655,7 +660,6 @@ def main() -> int:
         "(ratios: how many times faster we are; for recovery, how many times sooner; "
         "procrastinate's recovery needs its documented stalled-jobs recipe, without it: never)"
     )
-    return 0
 
 
 async def _procrastinate_schema(url: str) -> None:

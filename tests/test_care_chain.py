@@ -256,3 +256,32 @@ def test_the_fast_path_of_a_casualty_that_never_waited_is_apply() -> None:
         assert orjson.dumps(unqueued(fast)) == orjson.dumps(
             apply(plan, slow, skeleton(plan, slow), None)
         ), index
+
+
+def test_the_event_queue_orders_by_time_then_by_scheduling():
+    """The simulation's queue gives events back by time, those of one second in the order they
+    were scheduled (before the scenario's start too, and weeks after it), and an arrival at a
+    second goes before every event of that second and after every earlier one: the order the
+    chain's result depends on, whatever the queue keeps its events as."""
+    import heapq
+
+    from patientgen.generator.chain import Simulation
+    from patientgen.generator.plan import plan_for
+
+    sim = Simulation(plan_for(drill("ample", total_patients=100)))
+    start = sim.start
+    times = [start + 5, start - 3, start + 5, start + 40 * 86400, start, start + 5, start - 3]
+    for n, t in enumerate(times):
+        sim._at(t, n % 10, f"who-{n}", n)
+    popped = [sim.pending[heapq.heappop(sim.events)] for _ in times]
+    expected = sorted(range(len(times)), key=lambda n: (times[n], n))
+    assert [(t, arg) for t, _, _, arg in popped] == [(times[n], n) for n in expected]
+    assert [who for _, _, who, _ in popped] == [f"who-{n}" for n in expected]
+
+    for n, t in enumerate(times):
+        sim._at(t, 0, None, n)
+    keys = {t: [k for k in sim.events if sim.pending[k][0] == t] for t in times}
+    for t in set(times):
+        earlier = [k for s, ks in keys.items() if s < t for k in ks]
+        assert all(sim._arrival_key(t) < k for k in keys[t])
+        assert all(k < sim._arrival_key(t) for k in earlier)

@@ -170,6 +170,12 @@ class Simulation:
         self.pending[key] = (t, kind, who, arg)
         heapq.heappush(self.events, key)
 
+    def _arrival_key(self, t: int) -> int:
+        """The key an arrival at `t` is compared with (no event has it): above every event of
+        an earlier second, below every event of second `t`, so a casualty ready at the same
+        second as a scheduled event goes first."""
+        return (t - self.start) << SEQ_BITS
+
     def _record(self, p: _P) -> Record:
         if p.rec is None:
             p.rec = self.recorded[p.index] = Record()
@@ -224,17 +230,15 @@ class Simulation:
         events = self.events
         take = self.pending.pop
         pop = heapq.heappop
-        start = self.start
         arrivals = store.arrivals()
         nxt = next(arrivals, None)
-        # the lowest key of the next arrival's second: below the key of every event then
-        nxt_key = 0 if nxt is None else (nxt[0] - start) << SEQ_BITS
+        nxt_key = 0 if nxt is None else self._arrival_key(nxt[0])
         while nxt is not None or events:
             if nxt is not None and (not events or nxt_key <= events[0]):
                 t, k = nxt
                 nxt = next(arrivals, None)
                 if nxt is not None:
-                    nxt_key = (nxt[0] - start) << SEQ_BITS
+                    nxt_key = self._arrival_key(nxt[0])
                 index, front, lethal, severity, n = store.header(k)
                 p = _P(index, front, lethal, severity, k, n, store.stage(k, 0), -1.0)
                 if t >= self.next_hour:

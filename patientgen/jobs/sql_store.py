@@ -124,7 +124,7 @@ class SqlStore:
 
     def ping(self) -> None:
         with self._read() as t:
-            t.one("counts")
+            t.one("ping")
 
     def schema_version(self) -> str | None:
         from patientgen.jobs.migrations import VERSION_TABLE

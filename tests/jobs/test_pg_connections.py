@@ -133,3 +133,27 @@ def _tiny():
     from patientgen.scenario import Scenario
 
     return Scenario(total_patients=3, seed=1)
+
+
+def test_readiness_does_not_read_the_jobs_table(pg_database_factory, tmp_path):
+    """`/readyz` (JobService.ready) asks whether the database answers, not how many jobs it holds:
+    it counted every job by status, a parallel scan of the whole table on each probe of a
+    database of a million jobs. Here another session holds the jobs table locked (as a long
+    migration would): readiness still answers."""
+    import threading
+
+    from patientgen.jobs.service import JobService
+    from patientgen.settings import Settings
+
+    url = pg_database_factory()
+    settings = Settings(database_url=url, data_dir=tmp_path / "data")
+    with JobService.open(settings) as service, psycopg.connect(url) as holder:
+        holder.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+        answered: list[dict] = []
+        probe = threading.Thread(target=lambda: answered.append(service.ready()), daemon=True)
+        probe.start()
+        probe.join(timeout=3)
+        in_time = list(answered)
+        holder.rollback()  # let a blocked probe finish before the service closes
+        probe.join(timeout=5)
+    assert in_time and in_time[0]["database"] == "ok", "readiness waited for the jobs table"

@@ -53,6 +53,10 @@ WHERE (:owner IS NULL OR owner = :owner)
 ORDER BY created_at DESC, job_id DESC
 LIMIT :limit;
 
+-- name: ping
+-- Whether the database answers (readiness): no table is read.
+SELECT 1 AS ok;
+
 -- name: counts
 SELECT status, count(*) AS n FROM jobs GROUP BY status;
 

@@ -67,7 +67,8 @@ def ensure_environment(peers: set[str]) -> None:
     else:
         return
     python = VENV / "bin" / "python"
-    if Path(sys.executable).resolve() == python.resolve():
+    # sys.prefix, not the executable: every venv's python links to the same interpreter
+    if Path(sys.prefix).resolve() == VENV.resolve():
         raise SystemExit(f"{VENV} lacks the peers; pip install -r {REQUIREMENTS} there")
     if not python.exists():
         print(f"making {VENV} (procrastinate, pgqueuer and this project)", flush=True)

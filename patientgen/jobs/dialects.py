@@ -28,7 +28,7 @@ import queue
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -84,12 +84,20 @@ def load_queries(path: Path, placeholder: Callable[[str], str] | None = None) ->
 
 class Tx:
     """One transaction: named queries run in it, by the dialect's `execute` (a SQLite connection's
-    or a psycopg cursor's: both return a cursor)."""
+    or a psycopg cursor's: both return a cursor), and rows inserted in bulk by its `insert_rows`
+    (SQLite: executemany of the named INSERT; PostgreSQL: COPY into the columns the named query
+    lists)."""
 
-    __slots__ = ("_execute", "_queries")
+    __slots__ = ("_execute", "_insert_rows", "_queries")
 
-    def __init__(self, execute: Callable[..., Any], queries: dict[str, str]) -> None:
+    def __init__(
+        self,
+        execute: Callable[..., Any],
+        insert_rows: Callable[[str, Sequence[dict[str, Any]]], object],
+        queries: dict[str, str],
+    ) -> None:
         self._execute = execute
+        self._insert_rows = insert_rows
         self._queries = queries
 
     def one(self, query: str, /, **params: Any) -> dict[str, Any] | None:
@@ -102,6 +110,10 @@ class Tx:
 
     def run(self, query: str, /, **params: Any) -> int:
         return int(self._execute(self._queries[query], params).rowcount)
+
+    def insert_rows(self, query: str, rows: Sequence[dict[str, Any]], /) -> None:
+        """Insert these rows (each a dict of the query's parameters) in one go."""
+        self._insert_rows(self._queries[query], rows)
 
 
 # -- SQLite ---------------------------------------------------------------------------------------
@@ -187,7 +199,7 @@ class SqliteDialect:
                 if write:
                     conn.execute("BEGIN IMMEDIATE")
                 try:
-                    yield Tx(conn.execute, self.queries)
+                    yield Tx(conn.execute, conn.executemany, self.queries)
                 except BaseException:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
@@ -250,6 +262,21 @@ _PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 def _psycopg_placeholders(sql: str) -> str:
     return _PLACEHOLDER.sub(r"%(\1)s", sql)
+
+
+_COPY_COLUMNS = re.compile(r"^COPY\s+\w+\s*\(([^)]*)\)", re.IGNORECASE)
+
+
+def _copy(cur: psycopg.Cursor[Any], statement: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Rows into `COPY table (columns) FROM STDIN`: each row's values of those columns, by name
+    (PostgreSQL's bulk path; a COPY of one statement is one transaction in autocommit)."""
+    match = _COPY_COLUMNS.match(statement)
+    if match is None:  # pragma: no cover - a named query that is not a COPY
+        raise ValueError(f"not a COPY with a column list: {statement[:60]}")
+    columns = [c.strip() for c in match.group(1).split(",")]
+    with cur.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
 
 
 def application_name() -> str:
@@ -330,10 +357,10 @@ class PostgresDialect:
         try:
             with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
                 if single:  # autocommit: the one statement is its own transaction
-                    yield Tx(cur.execute, self.queries)
+                    yield Tx(cur.execute, functools.partial(_copy, cur), self.queries)
                 else:
                     with conn.transaction():
-                        yield Tx(execute, self.queries)
+                        yield Tx(execute, functools.partial(_copy, cur), self.queries)
                 self._used[id(conn)] = time.monotonic()
         except DATABASE_ERRORS as exc:
             raise StoreUnavailable(

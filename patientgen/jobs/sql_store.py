@@ -210,15 +210,22 @@ class SqlStore:
         return None if row is None else self._job(row)
 
     def create_many(self, news: Sequence[NewJob]) -> int:
-        """Insert many pending jobs (no idempotency keys, no limits) in one statement."""
-        batch = [n.model_dump(mode="json", exclude={"idempotency_key"}) for n in news]
-        with self._write_one() as t:
-            t.run(
-                "insert_jobs",
-                batch=dumps(batch),
-                status=JobStatus.PENDING.value,
-                **self.dialect.clock(),
-            )
+        """Insert many pending jobs (no idempotency keys, no limits) in one transaction."""
+        pending, clock = JobStatus.PENDING.value, self.dialect.clock()
+        rows = [
+            {
+                "job_id": str(n.job_id),
+                "owner": n.owner,
+                "status": pending,
+                "config": dumps(n.config),
+                "max_attempts": n.max_attempts,
+                "priority": n.priority,
+                **clock,
+            }
+            for n in news
+        ]
+        with self._write_one() as t:  # one statement: a COPY on PostgreSQL
+            t.insert_rows("insert_jobs", rows)
         return len(news)
 
     def get(self, job_id: UUID) -> Job:

@@ -38,11 +38,9 @@ ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHIN
 RETURNING *;
 
 -- name: insert_jobs
--- :batch is a JSON array of {job_id, owner, config, max_attempts, priority}.
+-- Rows in bulk (Tx.insert_rows): this INSERT once per row, in one transaction.
 INSERT INTO jobs (job_id, owner, status, config, created_at, updated_at, max_attempts, priority)
-SELECT value ->> 'job_id', value ->> 'owner', :status, json(value -> 'config'), :now, :now,
-       value ->> 'max_attempts', value ->> 'priority'
-FROM json_each(:batch);
+VALUES (:job_id, :owner, :status, :config, :now, :now, :max_attempts, :priority);
 
 -- name: list_jobs
 -- :statuses is a JSON array (NULL: every status); the cursor is (:after_created, :after_id).

@@ -10,7 +10,10 @@ For each of the three, on a fresh database of the same server, it measures:
   procrastinate never runs such a job again by itself: the measure uses its documented recipe
   (`job_manager.get_stalled_jobs()` then `retry_job()`, here checked every second, default
   heartbeat threshold 30 s); without that extra code the job stays `doing` for ever.
-and prints each figure with our ratio to each peer.
+and prints each figure with our ratio to each peer. With --rounds N the enqueue and process
+measures run N times, the queues taking turns in alternating order (each round on fresh
+databases), and the table gives each figure's median; each round's ratios are printed too, since
+on a noisy machine one run of each can land either way.
 
     make bench-peers     # or: bench/.venv-peers/bin/python bench/peers.py [options]
     .venv/bin/python bench/peers.py --only ours      # ours alone: no peer installed or needed
@@ -37,6 +40,7 @@ import contextlib
 import json
 import multiprocessing as mp
 import signal
+import statistics
 import subprocess
 import tempfile
 import time
@@ -577,6 +581,9 @@ def main() -> int:
         default=",".join(NAMES),
         help="comma-separated: which of ours, procrastinate, pgqueuer to measure (default: all)",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="enqueue and process measured this many times"
+    )
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = parser.parse_args()
     server = args.server.rstrip("/")
@@ -603,37 +610,57 @@ def main() -> int:
         ),
         "pgqueuer": (pgqueuer_enqueue, pgqueuer_process, pgqueuer_recovery, args.batch),
     }
-    figures: dict[str, dict[str, float]] = {}
-    for name in only:
-        enqueue, process, recover, knob = runners[name]
-        with fresh_database(server, name) as url:
-            single, batched = enqueue(url, args.single, args.jobs)
-            rate = process(url, args.jobs, args.processes, knob)
-            figures[name] = {"enqueue_single": single, "enqueue_batch": batched, "process": rate}
+    rounds: list[dict[str, dict[str, float]]] = []
+    for turn in range(max(1, args.rounds)):
+        measured: dict[str, dict[str, float]] = {}
+        for name in only if turn % 2 == 0 else only[::-1]:
+            enqueue, process, _, knob = runners[name]
+            with fresh_database(server, name) as url:
+                single, batched = enqueue(url, args.single, args.jobs)
+                rate = process(url, args.jobs, args.processes, knob)
+            measured[name] = {"enqueue_single": single, "enqueue_batch": batched, "process": rate}
             print(
                 f"  {name:<14} enqueue {single:>8,.0f}/s one by one, {batched:>8,.0f}/s in "
                 f"batches;  process {rate:>8,.0f}/s",
                 flush=True,
             )
-        if not args.skip_recovery:
-            with fresh_database(server, name) as url, tempfile.TemporaryDirectory() as tmp:
-                if name == "procrastinate":
-                    asyncio.run(_procrastinate_schema(url))
-                elif name == "pgqueuer":
-                    asyncio.run(_pgqueuer_schema(url))
-                figures[name]["recovery"] = recover(url, args.lease, Path(tmp))
-                print(
-                    f"  {name:<14} a killed worker's job runs again after "
-                    f"{figures[name]['recovery']:.1f} s",
-                    flush=True,
-                )
+        rounds.append(measured)
+    figures = {
+        name: {key: statistics.median(r[name][key] for r in rounds) for key in rounds[0][name]}
+        for name in only
+    }
+    for name in only if not args.skip_recovery else ():
+        recover = runners[name][2]
+        with fresh_database(server, name) as url, tempfile.TemporaryDirectory() as tmp:
+            if name == "procrastinate":
+                asyncio.run(_procrastinate_schema(url))
+            elif name == "pgqueuer":
+                asyncio.run(_pgqueuer_schema(url))
+            figures[name]["recovery"] = recover(url, args.lease, Path(tmp))
+            print(
+                f"  {name:<14} a killed worker's job runs again after "
+                f"{figures[name]['recovery']:.1f} s",
+                flush=True,
+            )
 
     peers = [p for p in NAMES if p != "ours" and p in figures]
     if "ours" in figures and peers:
         print_ratios(figures, peers, args.processes)
+        if len(rounds) > 1:
+            print_round_ratios(rounds, peers)
     if args.json:  # the last line, whatever was measured
         print(json.dumps(figures))
     return 0
+
+
+def print_round_ratios(rounds: list[dict[str, dict[str, float]]], peers: list[str]) -> None:
+    """Our ratio to each peer within each round (the same machine state for both)."""
+    for peer in peers:
+        for key in ("enqueue_single", "enqueue_batch", "process"):
+            ratios = [r["ours"][key] / r[peer][key] for r in rounds]
+            listed = ", ".join(f"{x:.2f}" for x in ratios)
+            middle = statistics.median(ratios)
+            print(f"  ours/{peer} {key} per round: {listed} (median {middle:.2f})")
 
 
 def print_ratios(figures: dict[str, dict[str, float]], peers: list[str], processes: int) -> None:

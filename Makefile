@@ -53,7 +53,7 @@ bench: install-test
 	$(PY) bench/generation.py
 
 bench-queue: install-test
-	$(PY) bench/queue.py
+	$(PY) bench/queue_throughput.py
 
 bench-api: install-test
 	$(PY) bench/api.py

@@ -9,23 +9,16 @@ figures are the API's and the store's, not the generator's; every request carrie
 SQLite in a temporary folder, and stops it at the end.
 """
 
-# ruff: noqa: E402  (the path fix below must run before the imports)
 from __future__ import annotations
-
-import os
-import sys
-
-# `python bench/api.py` puts bench/ first on the path, where bench/queue.py would shadow the
-# standard library's `queue` (which asyncio and httpx import): leave bench/ out.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 import argparse
 import asyncio
+import os
 import random
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path

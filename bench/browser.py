@@ -18,21 +18,14 @@ Each figure is the median over the runs (cold: the first request of its kind aft
 and, for warm figures, the median of 20 repeats in each run. Prints milliseconds.
 """
 
-# ruff: noqa: E402  (the path fix below must run before the imports)
 from __future__ import annotations
 
-import os
-import sys
-
-# `python bench/browser.py` puts bench/ first on the path, where bench/queue.py would shadow the
-# standard library's `queue`: leave bench/ out.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-
 import argparse
+import os
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path

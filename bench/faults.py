@@ -18,21 +18,16 @@ benchmark creates its own databases and drops them.
 
 from __future__ import annotations
 
-import os
-import sys
-
-# bench/queue.py is named like the stdlib module `queue`: keep this folder off the import path.
-if os.path.dirname(os.path.abspath(__file__)) in (os.path.abspath(p) for p in sys.path[:1]):
-    del sys.path[0]
-
 import argparse
 import contextlib
 import hashlib
+import os
 import shutil
 import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid

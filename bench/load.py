@@ -30,23 +30,18 @@ Idempotency-Key (so a repeat can never make a second job). Exit status 1 when a 
 
 from __future__ import annotations
 
-import os
-import sys
-
-# bench/queue.py is named like the stdlib module `queue`: keep this folder off the import path.
-if os.path.dirname(os.path.abspath(__file__)) in (os.path.abspath(p) for p in sys.path[:1]):
-    del sys.path[0]
-
 import argparse
 import asyncio
 import collections
 import contextlib
 import json
+import os
 import random
 import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid

@@ -27,21 +27,16 @@ dequeue timeout, procrastinate's heartbeat threshold) instead of each one's defa
 
 from __future__ import annotations
 
-import os
-import sys
-
-# bench/queue.py is named like the stdlib module `queue`: keep this folder off the import path.
-if os.path.dirname(os.path.abspath(__file__)) in (os.path.abspath(p) for p in sys.path[:1]):
-    del sys.path[0]
-
 import argparse
 import asyncio
 import contextlib
 import json
 import multiprocessing as mp
+import os
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid

@@ -14,27 +14,22 @@ as a delivery job in this process, the way `patientgen push` does:
 Prints the median and the spread of the runs.
 """
 
-# ruff: noqa: E402  (the path fix below must run before the imports)
 from __future__ import annotations
 
-import os
-import sys
-
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-
 import argparse
+import os
 import shutil
 import signal
 import socket
 import socketserver
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
 
-REPO = Path(_HERE).parent
+REPO = Path(__file__).resolve().parents[1]
 SERVER = REPO / "tests" / "fhir-validator" / "server.mjs"
 
 

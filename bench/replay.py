@@ -29,19 +29,10 @@ smooth with this many?
     .venv/bin/python bench/replay.py --patients 20000 --runs 1 --frames
 """
 
-# ruff: noqa: E402  (the path fix below must run before the imports)
 from __future__ import annotations
 
-import os
-import sys
-
-# `python bench/replay.py` puts bench/ first on the path, where bench/queue.py would shadow the
-# standard library's `queue`: leave bench/ out.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-sys.path.append(_HERE)  # last: for bench/browser.py's helpers only
-
 import argparse
+import os
 import statistics
 import subprocess
 import tempfile

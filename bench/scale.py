@@ -16,19 +16,14 @@ about max(1/N, 1/C) of one worker's time.
 
 from __future__ import annotations
 
-import os
-import sys
-
-# bench/queue.py is named like the stdlib module `queue`: keep this folder off the import path.
-if os.path.dirname(os.path.abspath(__file__)) in (os.path.abspath(p) for p in sys.path[:1]):
-    del sys.path[0]
-
 import argparse
 import contextlib
+import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid

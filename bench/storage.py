@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-# the repository, not bench/ (whose queue.py would shadow the standard library's)
+# the repository first, for the tests' S3 server (tests/s3_server.py)
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from tests import s3_server  # noqa: E402

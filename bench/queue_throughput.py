@@ -8,23 +8,19 @@ For 20,000 empty jobs it measures:
 Every drain checks that each job was completed exactly once (attempts == 1).
 Each figure is the median of --repeat runs, each on a fresh database that is dropped afterwards.
 
-    .venv/bin/python bench/queue.py [--url postgresql://postgres@127.0.0.1:5432] [--jobs 20000]
+    .venv/bin/python bench/queue_throughput.py [--url postgresql://postgres@127.0.0.1:5432]
+        [--jobs 20000]
 
 The URL names the server (PATIENTGEN_BENCH_PG_URL); the benchmark creates its own databases.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
-# This file is named like the stdlib module `queue`: keep its folder off the import path.
-if os.path.dirname(os.path.abspath(__file__)) in (os.path.abspath(p) for p in sys.path[:1]):
-    del sys.path[0]
-
 import argparse
 import multiprocessing as mp
+import os
 import statistics
+import sys
 import time
 import uuid
 from typing import Any

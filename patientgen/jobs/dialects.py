@@ -285,13 +285,15 @@ def application_name() -> str:
 
 
 def pg_options(idle_in_transaction_timeout: float) -> str:
-    """The server settings of every PostgreSQL connection we open (libpq `options`): UTC, and the
-    bound on a session idle inside a transaction (`Settings.db_idle_in_transaction_timeout`; 0:
-    none). A process stopped inside a transaction (SIGSTOP, a frozen VM, a stall) would
-    otherwise keep its row locks, and the reaper's SKIP LOCKED would pass over its job for as
-    long as the process lives."""
+    """The server settings of every PostgreSQL connection we open (libpq `options`): UTC, no JIT,
+    and the bound on a session idle inside a transaction
+    (`Settings.db_idle_in_transaction_timeout`; 0: none). A process stopped inside a transaction
+    (SIGSTOP, a frozen VM, a stall) would otherwise keep its row locks, and the reaper's SKIP
+    LOCKED would pass over its job for as long as the process lives."""
     millis = max(0, round(idle_in_transaction_timeout * 1000))
-    return f"-c timezone=UTC -c idle_in_transaction_session_timeout={millis}"
+    # jit off: every query here is short, and a generic plan whose estimate passes
+    # jit_above_cost (a list of unknown length, say) compiled for 10 ms to run for 0.2 ms
+    return f"-c timezone=UTC -c idle_in_transaction_session_timeout={millis} -c jit=off"
 
 
 class PostgresDialect:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -79,6 +79,10 @@ _JOB_TIMES = (
 _KEY_TIMES = ("created_at", "revoked_at")
 _CHUNK_TIMES = ("finished_at",)
 _SCENARIO_TIMES = ("created_at", "updated_at")
+#: Every status, for a list that filters none (the list queries always name the statuses).
+ALL_STATUSES = frozenset(s.value for s in JobStatus)
+#: The keyset of a first page: it lies after every job (newest first, so it sorts above all).
+_BEFORE_EVERY_JOB = (datetime.max.replace(tzinfo=UTC), UUID(int=(1 << 128) - 1))
 
 #: The phase a job's progress shows after each action that ends a run.
 _PHASE = {
@@ -243,13 +247,15 @@ class SqlStore:
         after: tuple[datetime, UUID] | None,
     ) -> list[Job]:
         """Newest first (created_at, job_id descending), strictly after the keyset `after`."""
+        wanted = {JobStatus(s).value for s in statuses} if statuses else ALL_STATUSES
+        created, job_id = after or _BEFORE_EVERY_JOB
         with self._read() as t:
             rows = t.all(
-                "list_jobs",
+                "list_jobs" if owner is None else "list_owner_jobs",
                 owner=owner,
-                statuses=dumps([JobStatus(s).value for s in statuses]) if statuses else None,
-                after_created=self.dialect.ts(after[0]) if after else None,
-                after_id=str(after[1]) if after else None,
+                statuses=dumps(sorted(wanted)),
+                after_created=self.dialect.ts(created),
+                after_id=str(job_id),
                 limit=limit,
             )
         return [self._job(r) for r in rows]

@@ -7,6 +7,8 @@
 --   and :boot, which the SQLite store passes in, are ignored here.
 -- * Native uuid, timestamptz and jsonb columns: text parameters are cast where the type matters.
 -- * insert_jobs is a COPY (rows written by Tx.insert_rows), where SQLite runs its INSERT per row.
+-- * list_jobs and list_owner_jobs merge one index scan per status (a LATERAL join, which SQLite
+--   does not have): PostgreSQL's btree cannot return status IN (...) ordered by created_at.
 -- * Row locks: lock_job is FOR UPDATE, claim and expired skip rows another transaction holds
 --   (FOR UPDATE SKIP LOCKED), and lock_owner takes a transaction-level advisory lock per owner so
 --   that the active-job count and the insert of a submit cannot interleave with another's;
@@ -43,13 +45,33 @@ RETURNING *;
 COPY jobs (job_id, owner, status, config, max_attempts, priority) FROM STDIN;
 
 -- name: list_jobs
--- :statuses is a JSON array (NULL: every status); the cursor is (:after_created, :after_id).
-SELECT * FROM jobs
-WHERE (:owner::text IS NULL OR owner = :owner::text)
-  AND (:statuses::jsonb IS NULL OR status IN (SELECT jsonb_array_elements_text(:statuses::jsonb)))
-  AND (:after_created::timestamptz IS NULL
-       OR (created_at, job_id) < (:after_created::timestamptz, :after_id::uuid))
-ORDER BY created_at DESC, job_id DESC
+-- A page of every owner's jobs. :statuses is a JSON array of distinct statuses (every status
+-- when the caller filters none); the keyset cursor (:after_created, :after_id) is always given
+-- (the first page's lies after every job). One short scan of jobs_status_created per status,
+-- each at most :limit rows, merged: a page of one status among millions of others reads only the
+-- page. (A single scan ordered by created_at would walk past every job of the other statuses.)
+SELECT j.* FROM jsonb_array_elements_text(:statuses::jsonb) AS s(status)
+CROSS JOIN LATERAL (
+    SELECT * FROM jobs
+    WHERE status = s.status
+      AND (created_at, job_id) < (:after_created::timestamptz, :after_id::uuid)
+    ORDER BY created_at DESC, job_id DESC
+    LIMIT :limit
+) AS j
+ORDER BY j.created_at DESC, j.job_id DESC
+LIMIT :limit;
+
+-- name: list_owner_jobs
+-- A page of one owner's jobs, as list_jobs, from jobs_owner_status_created.
+SELECT j.* FROM jsonb_array_elements_text(:statuses::jsonb) AS s(status)
+CROSS JOIN LATERAL (
+    SELECT * FROM jobs
+    WHERE owner = :owner AND status = s.status
+      AND (created_at, job_id) < (:after_created::timestamptz, :after_id::uuid)
+    ORDER BY created_at DESC, job_id DESC
+    LIMIT :limit
+) AS j
+ORDER BY j.created_at DESC, j.job_id DESC
 LIMIT :limit;
 
 -- name: ping

@@ -43,11 +43,21 @@ INSERT INTO jobs (job_id, owner, status, config, created_at, updated_at, max_att
 VALUES (:job_id, :owner, :status, :config, :now, :now, :max_attempts, :priority);
 
 -- name: list_jobs
--- :statuses is a JSON array (NULL: every status); the cursor is (:after_created, :after_id).
+-- A page of every owner's jobs. :statuses is a JSON array of distinct statuses (every status
+-- when the caller filters none); the keyset cursor (:after_created, :after_id) is always given
+-- (the first page's lies after every job).
 SELECT * FROM jobs
-WHERE (:owner IS NULL OR owner = :owner)
-  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
-  AND (:after_created IS NULL OR (created_at, job_id) < (:after_created, :after_id))
+WHERE status IN (SELECT value FROM json_each(:statuses))
+  AND (created_at, job_id) < (:after_created, :after_id)
+ORDER BY created_at DESC, job_id DESC
+LIMIT :limit;
+
+-- name: list_owner_jobs
+-- A page of one owner's jobs, as list_jobs.
+SELECT * FROM jobs
+WHERE owner = :owner
+  AND status IN (SELECT value FROM json_each(:statuses))
+  AND (created_at, job_id) < (:after_created, :after_id)
 ORDER BY created_at DESC, job_id DESC
 LIMIT :limit;
 

@@ -78,7 +78,7 @@ class Batch:
     commit(): flush every file and start the writeback of all of them, then fsync each (the disk
     writes them at once, so the fsyncs after the first mostly find their data there already),
     rename each onto its final name in the order they were opened, and fsync each folder once.
-    Nothing is ever visible under a final name before its bytes are on  abort() removes every
+    Nothing is ever visible under a final name before its bytes are on disk. abort() removes every
     temporary file.
     """
 

@@ -80,7 +80,7 @@ _KEY_TIMES = ("created_at", "revoked_at")
 _CHUNK_TIMES = ("finished_at",)
 _SCENARIO_TIMES = ("created_at", "updated_at")
 #: Every status, for a list that filters none (the list queries always name the statuses).
-ALL_STATUSES = frozenset(s.value for s in JobStatus)
+_EVERY_STATUS = frozenset(s.value for s in JobStatus)
 #: The keyset of a first page: it lies after every job (newest first, so it sorts above all).
 _BEFORE_EVERY_JOB = (datetime.max.replace(tzinfo=UTC), UUID(int=(1 << 128) - 1))
 
@@ -247,7 +247,7 @@ class SqlStore:
         after: tuple[datetime, UUID] | None,
     ) -> list[Job]:
         """Newest first (created_at, job_id descending), strictly after the keyset `after`."""
-        wanted = {JobStatus(s).value for s in statuses} if statuses else ALL_STATUSES
+        wanted = {JobStatus(s).value for s in statuses} if statuses else _EVERY_STATUS
         created, job_id = after or _BEFORE_EVERY_JOB
         with self._read() as t:
             rows = t.all(

@@ -185,12 +185,21 @@ def assert_output_identical(job: dict[str, Any], data_dir: Path, refs: Reference
     assert on_disk == expected, job["job_id"]
 
 
+#: How long the trash may hold a folder after the commit that moved it there: the process that
+#: committed empties it right after (JobFiles.purge), so a test that saw the commit through the
+#: API can look before the purge has run.
+PURGE_WAIT = 10.0
+
+
 def assert_no_orphans(data_dir: Path, job_ids: set[str]) -> None:
     """No folder of an unknown job, no parts folder, no temporary file under data_dir/jobs, and
-    nothing left in the trash of removed folders."""
+    nothing left in the trash of removed folders once the last commit's purge had its moment."""
     jobs_dir = data_dir / "jobs"
-    folders = {p.name for p in jobs_dir.iterdir()} if jobs_dir.exists() else set()
     trash = jobs_dir / ".trash"
+    deadline = time.monotonic() + PURGE_WAIT
+    while trash.is_dir() and any(trash.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    folders = {p.name for p in jobs_dir.iterdir()} if jobs_dir.exists() else set()
     if ".trash" in folders:
         assert not list(trash.iterdir()), f"left in the trash: {list(trash.iterdir())[:5]}"
         folders.discard(".trash")

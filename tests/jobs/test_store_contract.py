@@ -107,6 +107,63 @@ def test_list_newest_first_with_keyset_pages(service):
         service.list(statuses=["bogus"])
 
 
+def test_pages_of_any_statuses_walk_every_job_once_in_order(service, settings):
+    """Keyset pages for every owner and for one, of one status, of several and of all, at page
+    sizes that split runs of jobs created at the same instant: each job comes once, newest first,
+    ties by job id descending (the list queries differ by dialect: PostgreSQL merges one scan
+    per status)."""
+    from datetime import UTC, datetime, timedelta
+
+    from patientgen.jobs._codec import ts
+
+    statuses = [s.value for s in JobStatus]
+    owners = ["alice", "bob", "carol"]
+    jobs = [submit(service, owner=owners[i % 3]) for i in range(40)]
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    changes = [
+        (statuses[(i * 7) % 5], start + timedelta(seconds=i // 5), str(job.job_id))
+        for i, job in enumerate(jobs)
+    ]  # 8 instants, 5 jobs created at each
+    if settings.database_url.startswith("sqlite"):
+        import sqlite3
+
+        from patientgen.jobs.migrations import sqlite_path
+
+        with sqlite3.connect(sqlite_path(settings.database_url)) as conn:
+            conn.executemany(
+                "UPDATE jobs SET status = ?, created_at = ? WHERE job_id = ?",
+                [(status, ts(at), job_id) for status, at, job_id in changes],
+            )
+    else:
+        import psycopg
+
+        with psycopg.connect(settings.database_url) as conn:
+            conn.cursor().executemany(
+                "UPDATE jobs SET status = %s, created_at = %s WHERE job_id = %s", changes
+            )
+    everything = [service.get(job.job_id) for job in jobs]
+    newest_first = sorted(everything, key=lambda j: (j.created_at, j.job_id), reverse=True)
+    filters = (None, ["completed"], ["completed", "completed"], ["running", "failed"], statuses)
+    for owner in (None, "alice"):
+        for wanted in filters:
+            expected = [
+                j.job_id
+                for j in newest_first
+                if (owner is None or j.owner == owner) and (wanted is None or j.status in wanted)
+            ]
+            assert expected  # every combination has jobs
+            for limit in (1, 3, 7, 50):
+                seen, cursor = [], None
+                while True:
+                    page = service.list(owner, wanted, limit=limit, cursor=cursor)
+                    assert len(page.items) <= limit
+                    seen += [j.job_id for j in page.items]
+                    assert len(seen) <= len(expected), (owner, wanted, limit)  # no job twice
+                    if (cursor := page.next_cursor) is None:
+                        break
+                assert seen == expected, (owner, wanted, limit)
+
+
 def test_claim_order_and_lease(service, store):
     low = submit(service, priority=0)
     high = submit(service, priority=5)

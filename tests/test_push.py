@@ -97,6 +97,28 @@ def push_here(folder: Path, job_id: str, target: dict[str, Any], **values: Any) 
         return ended
 
 
+def test_the_test_server_outlives_a_client_killed_mid_request() -> None:
+    """A push killed mid-request (test_killed_mid_way_...) leaves the test FHIR server a request
+    whose body never ends: the server must go on answering (it exited on the unhandled
+    'aborted' error, and the kill test then failed with "connection refused")."""
+    import socket
+    import struct
+
+    with fhir_server() as url:
+        host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+        sock = socket.create_connection((host, int(port)))
+        head = (
+            "POST /fhir/R4 HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n"
+            "Content-Length: 100000\r\n\r\n"
+        )
+        sock.sendall(head.encode() + b'{"resourceType": "Bundle", "entry": [' + b" " * 1000)
+        time.sleep(0.3)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset, as from a process killed mid-request
+        time.sleep(0.5)
+        assert server_counts(url)["Patient"] == 0
+
+
 def test_every_resource_once_and_again_none_twice(source) -> None:
     folder, job_id, expected = source
     with fhir_server() as url:

@@ -104,7 +104,17 @@ async function counts() {
   return out;
 }
 
-const handler = async (req, res) => {
+// A client that goes away mid-request (a push killed by a test) ends the request's stream with
+// an 'aborted' error: answer nothing to it and go on serving the others (unhandled, the error
+// ended the whole process).
+const handler = (req, res) => {
+  serve(req, res).catch(() => {
+    if (!res.headersSent && !res.destroyed) send(res, 500, outcome('exception', 'request failed'));
+    else res.destroy();
+  });
+};
+
+const serve = async (req, res) => {
   const chunks = [];
   for await (const chunk of req) chunks.push(chunk);
   const url = req.url.replace(/^\/fhir\/R4\/?/, '').replace(/^\//, '');

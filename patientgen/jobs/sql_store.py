@@ -247,18 +247,28 @@ class SqlStore:
         after: tuple[datetime, UUID] | None,
     ) -> list[Job]:
         """Newest first (created_at, job_id descending), strictly after the keyset `after`."""
+        query, params = self.list_query(owner, statuses, limit, after)
+        with self._read() as t:
+            rows = t.all(query, **params)
+        return [self._job(r) for r in rows]
+
+    def list_query(
+        self,
+        owner: str | None,
+        statuses: Sequence[JobStatus] | None,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+    ) -> tuple[str, dict[str, Any]]:
+        """The named query and parameters list_jobs runs (tests read its plan)."""
         wanted = {JobStatus(s).value for s in statuses} if statuses else _EVERY_STATUS
         created, job_id = after or _BEFORE_EVERY_JOB
-        with self._read() as t:
-            rows = t.all(
-                "list_jobs" if owner is None else "list_owner_jobs",
-                owner=owner,
-                statuses=dumps(sorted(wanted)),
-                after_created=self.dialect.ts(created),
-                after_id=str(job_id),
-                limit=limit,
-            )
-        return [self._job(r) for r in rows]
+        return "list_jobs" if owner is None else "list_owner_jobs", {
+            "owner": owner,
+            "statuses": dumps(sorted(wanted)),
+            "after_created": self.dialect.ts(created),
+            "after_id": str(job_id),
+            "limit": limit,
+        }
 
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in JobStatus}

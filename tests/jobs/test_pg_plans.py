@@ -71,17 +71,36 @@ def test_a_page_of_one_status_reads_the_page(pg_database_factory, tmp_path):
         everything = store.list_jobs(None, None, PAGE, None)
         assert len(everything) == PAGE and everything[0].status == JobStatus.COMPLETED
 
-        first_page = {
-            "statuses": '["running"]',
-            "after_created": "infinity",
-            "after_id": "ffffffff-ffff-ffff-ffff-ffffffffffff",
-            "limit": PAGE,
-        }
-        for query, owner in (("list_jobs", None), ("list_owner_jobs", "owner3")):
-            returned, removed, nodes = _read(url, store, query, {**first_page, "owner": owner})
+        running = [JobStatus.RUNNING]
+        for owner in (None, "owner3"):  # the query and parameters list_jobs runs
+            query, params = store.list_query(owner, running, PAGE, None)
+            returned, removed, nodes = _read(url, store, query, params)
             assert returned <= PAGE and removed == 0, (query, returned, removed)
             assert "Seq Scan" not in nodes, (query, nodes)
-        every_status = {**first_page, "statuses": '["cancelled", "completed", "failed",'
-                        ' "pending", "running"]'}  # fmt: skip
-        returned, removed, nodes = _read(url, store, "list_jobs", {**every_status, "owner": None})
+        query, params = store.list_query(None, None, PAGE, None)  # every status
+        returned, removed, nodes = _read(url, store, query, params)
         assert returned <= 5 * PAGE and removed == 0 and "Seq Scan" not in nodes
+        # a page further on: the keyset is an index condition too
+        after = (everything[-1].created_at, everything[-1].job_id)
+        query, params = store.list_query(None, None, PAGE, after)
+        returned, removed, nodes = _read(url, store, query, params)
+        assert returned <= 5 * PAGE and removed == 0 and "Seq Scan" not in nodes
+
+
+def test_a_submit_writes_four_index_entries(pg_database_factory, tmp_path):
+    """The jobs table's indexes after migration 0008 (README: a submit writes four index
+    entries, not six): the key, the pending queue and the two list indexes take a pending job;
+    the idempotency index only a job with a key, jobs_running only a running job."""
+    from patientgen.jobs.service import JobService
+    from patientgen.settings import Settings
+
+    url = pg_database_factory()
+    JobService.open(Settings(database_url=url, data_dir=tmp_path / "data")).close()
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'jobs'"
+        ).fetchall()
+    partial = {name for name, definition in rows if " WHERE " in definition}
+    full = {name for name, _ in rows} - partial
+    assert full == {"jobs_pkey", "jobs_status_created", "jobs_owner_status_created"}
+    assert partial == {"jobs_pending", "jobs_running", "jobs_idempotency"}

@@ -9,8 +9,8 @@ table grew. `jobs_status_created` existed, but that query could not use it. The 
 - `jobs_status_created` (status, created_at DESC, job_id DESC): every owner's jobs (kept), and
 - `jobs_owner_status_created` (owner, status, created_at DESC, job_id DESC): one owner's, which
   also counts an owner's active jobs (the per-key limit), so `jobs_owner_active` goes;
-each scan reads at most a page (0.3-0.5 ms, whatever the table holds). `jobs_created` and
-`jobs_owner_created` go with the old query.
+each scan reads at most a page (0.2-0.5 ms at 300,000 jobs, and no more as the table grows).
+`jobs_created` and `jobs_owner_created` go with the old query.
 
 `jobs_running` (lease_expires_at) WHERE status = 'running' holds only running jobs: the
 reaper's read of expired leases no longer walks the running entries of a full index.

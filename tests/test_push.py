@@ -105,8 +105,8 @@ def test_the_test_server_outlives_a_client_killed_mid_request() -> None:
     import struct
 
     with fhir_server() as url:
-        host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
-        sock = socket.create_connection((host, int(port)))
+        server = httpx.URL(url)
+        sock = socket.create_connection((server.host, server.port))
         head = (
             "POST /fhir/R4 HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n"
             "Content-Length: 100000\r\n\r\n"

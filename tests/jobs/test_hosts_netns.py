@@ -95,8 +95,9 @@ def test_three_hosts_one_host_killed(pg_database_factory, tmp_path):
                     "PATIENTGEN_CHUNK_SIZE": str(CHUNK),
                     "PATIENTGEN_POLL_INTERVAL": "0.1",
                     # paced chunks: host a's workers start while host b still writes (on a
-                    # loaded machine host b alone wrote every chunk first)
-                    "PATIENTGEN_CHUNK_DELAY": "0.3",
+                    # loaded machine host b alone wrote every chunk first; at 0.3 s it had
+                    # written all 12 when host a wrote its first: a claim of b never came)
+                    "PATIENTGEN_CHUNK_DELAY": "1.0",
                     "PATIENTGEN_STORAGE_URL": f"s3://{bucket}/pg",
                     "PATIENTGEN_STORAGE_ENDPOINT": s3.endpoint,
                     "PATIENTGEN_STORAGE_REGION": s3_server.REGION,

@@ -45,7 +45,9 @@ VALUES (:job_id, :owner, :status, :config, :now, :now, :max_attempts, :priority)
 -- name: list_jobs
 -- A page of every owner's jobs. :statuses is a JSON array of distinct statuses (every status
 -- when the caller filters none); the keyset cursor (:after_created, :after_id) is always given
--- (the first page's lies after every job).
+-- (the first page's lies after every job). By necessity one statement, not a LATERAL join as in
+-- postgres.sql (SQLite has none): its planner searches jobs_status_created once per status in
+-- order and stops after the page (migration 0009).
 SELECT * FROM jobs
 WHERE status IN (SELECT value FROM json_each(:statuses))
   AND (created_at, job_id) < (:after_created, :after_id)
@@ -53,7 +55,7 @@ ORDER BY created_at DESC, job_id DESC
 LIMIT :limit;
 
 -- name: list_owner_jobs
--- A page of one owner's jobs, as list_jobs.
+-- A page of one owner's jobs, as list_jobs, from jobs_owner_status_created.
 SELECT * FROM jobs
 WHERE owner = :owner
   AND status IN (SELECT value FROM json_each(:statuses))

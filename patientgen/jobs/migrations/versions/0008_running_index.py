@@ -18,7 +18,8 @@ reaper's read of expired leases no longer walks the running entries of a full in
 A submit now writes four index entries (the key, the pending queue, the two list indexes)
 instead of six, and so does every status change (none is a HOT update).
 
-SQLite keeps its indexes: its list queries are one scan (it has no LATERAL join).
+SQLite keeps its indexes here: its list queries are one scan (it has no LATERAL join); 0009 gives
+it the same two list indexes.
 
 The new indexes are built under a lock that holds off writes to the jobs table while the table
 is read once for each.

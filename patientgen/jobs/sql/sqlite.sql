@@ -31,11 +31,13 @@ SELECT * FROM jobs WHERE owner = :owner AND idempotency_key = :idempotency_key;
 SELECT count(*) AS n FROM jobs WHERE owner = :owner AND status IN ('pending', 'running');
 
 -- name: insert_job
+-- Nothing when the owner used the idempotency key already; else its created_at (the rest of the
+-- row is what was inserted, and the columns' defaults).
 INSERT INTO jobs (job_id, owner, status, config, created_at, updated_at, max_attempts,
                   idempotency_key, priority)
 VALUES (:job_id, :owner, :status, :config, :now, :now, :max_attempts, :idempotency_key, :priority)
 ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING *;
+RETURNING created_at;
 
 -- name: insert_jobs
 -- Rows in bulk (Tx.insert_rows): this INSERT once per row, in one transaction.

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     #: Seconds between two sweeps of what crashed processes left, and of idle copies (by every
     #: worker, and by the API with object storage; jobs/files.py `sweep`).
     sweep_interval: Annotated[float, Field(gt=0, le=86400)] = 60.0
+    #: With object storage, seconds between two listings of every object of the bucket, by one
+    #: process of the deployment, for leftovers no write recorded (a part that a helper stalled
+    #: past its job's end sent late). Each sweep reads the recorded removals instead.
+    storage_listing_interval: Annotated[float, Field(gt=0, le=30 * 86400)] = 86400.0
     #: With object storage, a download is redirected (307) to a URL presigned for this many
     #: seconds instead of streamed through the API; 0 streams it.
     storage_presign_seconds: Annotated[int, Field(ge=0, le=7 * 86400)] = 0

@@ -241,7 +241,7 @@ def _truncate(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "TRUNCATE jobs, job_chunks, chunk_claims, chunk_phases, api_keys, scenarios,"
-            " service_facts"
+            " service_facts, object_removals"
         )
 
 

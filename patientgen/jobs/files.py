@@ -25,7 +25,10 @@ local folder as a worker's working folder and a read cache:
   against the manifest's size; the manifest last when the copy is whole) or streams one file
   (`stream`);
 - `detach` also names the job's objects (all, or its parts) for `purge` to delete after the
-  commit, and `sweep` deletes what a process that died between the two left behind: the parts
+  commit (and the write records the job in the database in its own transaction:
+  `SqlStore.record_removals`), and `sweep` deletes what a process that died between the two
+  left behind, found from those records (the whole bucket is listed only every
+  `storage_listing_interval`, for what no write recorded): the parts
   of a job that has ended, every object of a job that ended without completing or is gone, and
   this host's folders of such jobs (no other host's fenced write reaches them). Each of those
   deletes runs under the job's row lock (`store.if_ended`), so a retry cannot start meanwhile.
@@ -255,8 +258,15 @@ def job_files(settings: Settings) -> JobFiles:
 
 #: The turn (store.take_turn) of the periodic sweep of the bucket, shared by every process.
 BUCKET_SWEEP = "turn:bucket-sweep"
+#: The turn of the listing of every object of the bucket (Settings.storage_listing_interval).
+BUCKET_LISTING = "turn:bucket-listing"
 #: Jobs whose status the bucket sweep reads at once (one statement each).
 SWEEP_READ = 1000
+#: A recorded removal is the sweep's once this many seconds old: the process that made the write
+#: deletes the objects right after its commit, and has had time to.
+REMOVAL_GRACE = 60.0
+#: Batches of recorded removals one sweep handles at most (the rest wait for the next).
+REMOVAL_BATCHES = 20
 #: The service fact (store.record_fact) naming where a database's jobs keep their files.
 STORAGE_FACT = "storage"
 #: The storage name of files in each host's data folder.
@@ -336,6 +346,7 @@ class ObjectFiles(JobFiles):
         self._fetch_lock = threading.Lock()
         self._keep_seconds = settings.storage_cache_seconds
         self._keep_bytes = int(settings.storage_cache_bytes)
+        self._listing_interval = settings.storage_listing_interval
         self._marked: dict[UUID, float] = {}  # job -> when this process last marked it read
 
     def _prefix(self, job_id: UUID, scope: Scope = Scope.ALL) -> str:
@@ -571,18 +582,51 @@ class ObjectFiles(JobFiles):
         return "s3"
 
     def sweep(self, store: JobStore, turn: float | None = None) -> int:
-        """This host's folders, then the bucket: one listing of every job's objects, and for
-        each job with something to remove (its parts when it has ended, everything when it
-        ended without completing or is gone) the removal under its row lock. With `turn`, the
-        bucket is listed only when no process on the database took that turn within `turn`
-        seconds (store.take_turn): one listing per interval for every host and worker."""
+        """This host's folders, then the bucket: the jobs whose removal a write recorded
+        (`store.removals_due`: what a process that died before its purge left), and every
+        `storage_listing_interval` a listing of every job's objects (what no write recorded).
+        For each job with something to remove (its parts when it has ended, everything when it
+        ended without completing or is gone), the removal under its row lock. With `turn`, the
+        bucket is swept only when no process on the database took that turn within `turn`
+        seconds (store.take_turn), and listed only when none did within the listing interval:
+        one sweep per interval, and one listing per listing interval, for every host and
+        worker. Without (an explicit sweep), both now."""
         removed = self._sweep_scratch() + self.sweep_copies(store)
         if turn is not None and not store.take_turn(BUCKET_SWEEP, turn):
             return removed
+        removed += self._sweep_recorded(store)
+        if store.take_turn(BUCKET_LISTING, self._listing_interval if turn is not None else 0):
+            removed += self._sweep_listed(store)
+        return removed
+
+    def _sweep_recorded(self, store: JobStore) -> int:
+        """The recorded removals older than REMOVAL_GRACE, a batch at a time: each job's
+        objects checked (one listing of its own prefix, usually empty), then its record dropped
+        (kept if a removal failed: the sweep raises, and the next one tries again)."""
+        removed = 0
+        for _ in range(REMOVAL_BATCHES):
+            due = store.removals_due(REMOVAL_GRACE, SWEEP_READ)
+            if not due:
+                break
+            removed += self._sweep_jobs(store, [(job_id, True) for job_id, _ in due])
+            store.forget_removals(due)
+            if len(due) < SWEEP_READ:
+                break
+        return removed
+
+    def _sweep_listed(self, store: JobStore) -> int:
+        """One listing of every job's objects; the jobs with any to remove."""
+        listed = list(self._listed_jobs(self.objects.key("jobs") + "/").items())
+        return self._sweep_jobs(store, listed)
+
+    def _sweep_jobs(self, store: JobStore, jobs: Sequence[tuple[UUID, bool]]) -> int:
+        """Remove what these jobs (each with whether it may have parts or unfinished uploads)
+        should not have: everything of a job that is gone or ended without completing, the parts
+        and unfinished uploads of a completed one. One read of statuses per SWEEP_READ jobs."""
+        removed = 0
         root = self.objects.key("jobs") + "/"
-        listed = list(self._listed_jobs(root).items())
-        for start in range(0, len(listed), SWEEP_READ):  # one read per SWEEP_READ jobs
-            batch = listed[start : start + SWEEP_READ]
+        for start in range(0, len(jobs), SWEEP_READ):
+            batch = jobs[start : start + SWEEP_READ]
             statuses = store.statuses([job_id for job_id, _ in batch])
             for job_id, has_parts in batch:
                 status = statuses.get(job_id)

@@ -12,7 +12,9 @@ parameters; what else differs (connections, the clock, encoding, notifications) 
 - files of a job are removed only by the `inside` callback of a fenced write, run inside that
   write's transaction after the write succeeded (the caller passes `JobFiles.detach`, which only
   renames the folder away): no worker that lost its lease, and no user action that was refused,
-  ever removes a file;
+  ever removes a file; with object storage (`record_removals`) that write also records the job
+  (`object_removals`), so the sweep finds what a process that died before deleting the objects
+  left without listing the bucket;
 - a submit's idempotency lookup, active-job count and insert are one transaction, serialised per
   owner (an idempotent repeat returns its job before any limit is checked);
 - lease times come from the database's one clock (`Dialect.clock`), never from a worker's; waiters
@@ -97,10 +99,20 @@ _PHASE = {
 class SqlStore:
     """JobStore on SQLite or PostgreSQL, by its dialect."""
 
-    def __init__(self, url: str, dialect: Dialect, *, poll_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        url: str,
+        dialect: Dialect,
+        *,
+        poll_interval: float = 0.5,
+        record_removals: bool = False,
+    ) -> None:
         self.url = url
         self.dialect = dialect
         self.poll_interval = poll_interval
+        #: Record each job whose files a write's `inside` removed (object storage: the sweep
+        #: reads these instead of listing the bucket; see `removals_due`).
+        self.record_removals = record_removals
         self.watcher = Watcher(dialect, self.get, self._versions, poll_interval)
 
     # -- rows and transactions -------------------------------------------------------------------
@@ -385,6 +397,7 @@ class SqlStore:
             )
             if inside is not None:
                 inside(job)
+                self._removed(t, job_id)
         return job
 
     def heartbeat_many(self, job_ids: Sequence[UUID], worker_id: str, lease_seconds: float) -> int:
@@ -608,6 +621,7 @@ class SqlStore:
             job = self._job(row)
             if inside is not None:
                 inside(job)
+                self._removed(t, job_id)
         return job
 
     def complete(
@@ -690,6 +704,8 @@ class SqlStore:
                     t.run("delete_chunks", job_id=str(expired.job_id))
                 if inside is not None:
                     inside(self._job(row), action)
+                    if terminal:
+                        self._removed(t, expired.job_id)
                 out.append((expired.job_id, status))
         return out
 
@@ -750,6 +766,7 @@ class SqlStore:
             t.run("delete_job", job_id=str(job_id), version=job.version)
             if inside is not None:
                 inside(job)
+                self._removed(t, job_id)
 
     def statuses(self, job_ids: Sequence[UUID]) -> dict[UUID, JobStatus]:
         """The status of each of these jobs that exists, in one read."""
@@ -762,6 +779,26 @@ class SqlStore:
         with self._read() as t:
             rows = t.all("versions", job_ids=dumps([str(i) for i in job_ids]))
         return {UUID(str(r["job_id"])): int(r["version"]) for r in rows}
+
+    # -- what the writes removed (object storage) ------------------------------------------------
+    def _removed(self, t: Tx, job_id: UUID) -> None:
+        """A write's `inside` removed the job's files: recorded in that write's transaction, so
+        no removal is forgotten by a process that dies before deleting the objects."""
+        if self.record_removals:
+            t.run("record_removal", job_id=str(job_id), **self.dialect.clock())
+
+    def removals_due(self, older_than: float, limit: int) -> list[tuple[UUID, str]]:
+        """Up to `limit` jobs recorded more than `older_than` seconds ago, oldest first, each with
+        when it was recorded (to give back to `forget_removals`)."""
+        with self._read() as t:
+            rows = t.all("removals_due", older_than=older_than, limit=limit, **self.dialect.clock())
+        return [(UUID(str(r["job_id"])), str(r["recorded_at"])) for r in rows]
+
+    def forget_removals(self, removals: Sequence[tuple[UUID, str]]) -> None:
+        """Drop these records, as `removals_due` gave them; a job recorded again since stays."""
+        if removals:
+            with self._write_one() as t:
+                t.run("forget_removals", rows=dumps([[str(j), at] for j, at in removals]))
 
     # -- waiting ---------------------------------------------------------------------------------
     def wait_for_update(self, job_id: UUID, since: int | None, timeout: float) -> Job | None:
@@ -896,6 +933,7 @@ def connect(settings: Any, *, max_connections: int = 10, migrate: bool = True) -
         poll_interval=settings.poll_interval,
         idle_in_transaction_timeout=settings.db_idle_in_transaction_timeout,
     )
+    store.record_removals = bool(settings.storage_url)
     if migrate:
         try:
             migrations.ensure_schema(store)

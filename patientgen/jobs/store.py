@@ -198,6 +198,13 @@ class JobStore(Protocol):
 
     def delete(self, job_id: UUID, inside: Inside | None = None) -> None: ...
 
+    # -- what the writes removed (object storage) ------------------------------------------------
+    def removals_due(self, older_than: float, limit: int) -> list[tuple[UUID, str]]:
+        """Jobs whose files a write removed more than `older_than` s ago (object storage)."""
+        ...
+
+    def forget_removals(self, removals: Sequence[tuple[UUID, str]]) -> None: ...
+
     # -- waiting ---------------------------------------------------------------------------------
     def wait_for_update(self, job_id: UUID, since: int | None, timeout: float) -> Job | None:
         """The job once its version differs from `since` (None: at once), else None."""

@@ -657,10 +657,11 @@ def test_sweep_removes_what_a_crash_left(settings, s3, bucket, tmp_path, monkeyp
 
 
 def test_the_bucket_is_swept_by_one_process_per_interval(shared, s3, bucket, tmp_path):
-    """Every worker sweeps every SWEEP_INTERVAL, but listing the whole bucket once per interval
-    is enough: a worker's sweep lists it only when no process on the database did within the
-    interval (its own host's folders are swept every time); an explicit sweep lists it now
-    (before, every worker on every host listed every object of the bucket each minute)."""
+    """Every worker sweeps every SWEEP_INTERVAL, but listing the whole bucket once per listing
+    interval is enough: a worker's sweep lists it only when no process on the database did
+    within that interval (its own host's folders are swept every time); an explicit sweep lists
+    it now (before, every worker on every host listed every object of the bucket each minute)."""
+    shared = shared.model_copy(update={"storage_listing_interval": 0.2})
     client = s3_server.client_for(s3.endpoint)
     host_b = _host(shared, tmp_path, "host-b")
     with JobService.open(shared) as service:
@@ -685,6 +686,48 @@ def test_the_bucket_is_swept_by_one_process_per_interval(shared, s3, bucket, tmp
         assert there.sweep(service.store, turn=0.2) == 1 and not listed(second)
         third = leftover()
         assert here.sweep(service.store) == 1 and not listed(third)  # explicit: now
+
+
+def test_a_crash_before_the_purge_is_swept_from_the_write_s_record(
+    settings, s3, bucket, tmp_path, monkeypatch
+):
+    """A process that dies between a write's commit and its purge leaves the job's objects; the
+    write recorded the job in its own transaction, and the next periodic sweep of any process
+    removes them from that record, without listing the bucket: that happens only every
+    storage_listing_interval (before, every sweep interval listed every object of every job, so
+    a leftover no write recorded went at once too)."""
+    from patientgen.jobs import files as job_files_module
+    from patientgen.jobs.worker import Worker
+
+    monkeypatch.setattr(job_files_module, "REMOVAL_GRACE", 0.0)
+    shared = settings.model_copy(
+        update={"data_dir": tmp_path / "a", **s3_server.storage_env(s3.endpoint, bucket)}
+    )
+    client = s3_server.client_for(s3.endpoint)
+    with JobService.open(shared) as service:
+        files = service.files
+        store = service.store
+        job, _ = service.submit(Scenario(name="recorded", total_patients=12, seed=3), ["ndjson"])
+        Worker(shared, max_jobs=1).run()
+        assert service.get(job.job_id).status == JobStatus.COMPLETED
+        finals = _job_objects(shared, job.job_id)
+        assert "manifest.json" in finals
+        files.sweep(store)  # explicit: the bucket listed now, the listing's turn taken
+        assert store.removals_due(0.0, 10) == []
+
+        store.delete(job.job_id, inside=files.detach)  # ... and the process dies: no purge
+        assert _job_objects(shared, job.job_id) == finals
+        assert [j for j, _ in store.removals_due(0.0, 10)] == [job.job_id]
+        unrecorded = f"pg/jobs/{uuid.uuid4()}/patients.ndjson"  # of a job no write recorded
+        client.put_object(Bucket=bucket, Key=unrecorded, Body=b"y")
+
+        assert files.sweep(store, turn=0.01) >= len(finals)
+        assert _job_objects(shared, job.job_id) == {}
+        assert store.removals_due(0.0, 10) == []
+        assert unrecorded in s3_server.keys(s3.endpoint, bucket, unrecorded)  # not listed
+
+        assert files.sweep(store) == 1  # the listing finds it
+        assert unrecorded not in s3_server.keys(s3.endpoint, bucket, unrecorded)
 
 
 def test_copies_are_kept_while_read_then_removed(settings, s3, bucket, tmp_path):

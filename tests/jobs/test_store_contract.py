@@ -489,6 +489,36 @@ def test_delete(service, store):
         service.get(job.job_id)
 
 
+def test_writes_that_remove_files_record_the_job_when_asked(service, store):
+    """With object storage (`record_removals`), each write whose `inside` removes a job's files
+    records the job in that transaction, for the sweep; without, nothing is recorded. A job
+    recorded again after it was read keeps its record when the read ones are forgotten."""
+    removed: list[str] = []
+    failed, cancelled, completed = (submit(service) for _ in range(3))
+    store.claim("w", 30, limit=3)
+    store.fail(failed.job_id, "w", "x")  # no inside: nothing removed, nothing recorded
+    store.record_removals = True
+    store.mark_cancelled(cancelled.job_id, "w", inside=lambda j: removed.append("cancel"))
+    store.complete(completed.job_id, "w", [], None)  # no inside
+    store.delete(failed.job_id, inside=lambda j: removed.append("delete"))
+    assert removed == ["cancel", "delete"]
+    time.sleep(0.01)  # "older than 0 s" is strict: a record is not due in its own instant
+    due = store.removals_due(0.0, 10)
+    assert {job_id for job_id, _ in due} == {cancelled.job_id, failed.job_id}
+    assert store.removals_due(3600.0, 10) == []  # none is an hour old
+    assert len(store.removals_due(0.0, 1)) == 1
+
+    time.sleep(0.01)  # a later time than the one read
+    store.retry(cancelled.job_id)
+    store.claim("w", 30)
+    store.mark_cancelled(cancelled.job_id, "w", inside=lambda j: None)  # recorded again
+    time.sleep(0.01)
+    store.forget_removals(due)
+    assert [job_id for job_id, _ in store.removals_due(0.0, 10)] == [cancelled.job_id]
+    store.forget_removals(store.removals_due(0.0, 10))
+    assert store.removals_due(0.0, 10) == []
+
+
 def test_counts_and_active(service, store):
     for owner in ("alice", "alice", "bob"):
         submit(service, owner=owner)

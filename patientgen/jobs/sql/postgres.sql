@@ -361,3 +361,24 @@ RETURNING name;
 
 -- name: active_jobs
 SELECT count(*) AS n FROM jobs WHERE status IN ('pending', 'running');
+
+-- name: record_removal
+-- A fenced write removed this job's files: the sweep checks its objects once the write's
+-- process had time to delete them itself (migration 0010). Recorded again, the time moves.
+INSERT INTO object_removals (job_id, recorded_at) VALUES (:job_id::uuid, now())
+ON CONFLICT (job_id) DO UPDATE SET recorded_at = excluded.recorded_at;
+
+-- name: removals_due
+-- The jobs recorded more than :older_than seconds ago, oldest first, with the time recorded
+-- (its text: what forget_removals is given back).
+SELECT job_id::text AS job_id, recorded_at::text AS recorded_at FROM object_removals
+WHERE recorded_at < now() - :older_than * interval '1 second'
+ORDER BY recorded_at, job_id
+LIMIT :limit;
+
+-- name: forget_removals
+-- :rows is a JSON array of [job_id, recorded_at] as removals_due read them: a job recorded
+-- again since keeps its row.
+DELETE FROM object_removals AS r
+USING jsonb_array_elements(:rows::jsonb) AS x(pair)
+WHERE r.job_id = (x.pair ->> 0)::uuid AND r.recorded_at = (x.pair ->> 1)::timestamptz;

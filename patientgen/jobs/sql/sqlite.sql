@@ -345,3 +345,20 @@ RETURNING name;
 
 -- name: active_jobs
 SELECT count(*) AS n FROM jobs WHERE status IN ('pending', 'running');
+
+-- name: record_removal
+-- As postgres.sql, on this process's clock (:now) by necessity: it only paces the sweep.
+INSERT INTO object_removals (job_id, recorded_at) VALUES (:job_id, :now)
+ON CONFLICT (job_id) DO UPDATE SET recorded_at = excluded.recorded_at;
+
+-- name: removals_due
+SELECT job_id, recorded_at FROM object_removals
+WHERE julianday(recorded_at) < julianday(:now) - :older_than / 86400.0
+ORDER BY recorded_at, job_id
+LIMIT :limit;
+
+-- name: forget_removals
+DELETE FROM object_removals
+WHERE (job_id, recorded_at) IN (
+    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:rows)
+);

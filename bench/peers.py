@@ -1,7 +1,10 @@
 """Our job store against its peers, procrastinate and pgqueuer, on the same PostgreSQL.
 
 For each of the three, on a fresh database of the same server, it measures:
-- enqueue: jobs/s inserted one per call (on --single jobs) and in batches of 1,000;
+- enqueue: jobs/s inserted one per call (on --single jobs) and in batches of 1,000. One by one
+  the queues take turns in slices of --slice jobs (each its own database and connection, all
+  open at once), so that a drift of the machine's speed, which on a shared VM moves a single
+  run by tens of percent within seconds, falls on every queue alike;
 - process: jobs/s at which --processes worker processes drain --jobs empty jobs (every job run
   exactly once is checked), ours and pgqueuer claiming in batches of --batch;
 - recovery: the time from a kill -9 of the worker process that runs a job until another, idle,
@@ -13,7 +16,9 @@ For each of the three, on a fresh database of the same server, it measures:
 and prints each figure with our ratio to each peer. With --rounds N the enqueue and process
 measures run N times, the queues taking turns in alternating order (each round on fresh
 databases), and the table gives each figure's median; each round's ratios are printed too, since
-on a noisy machine one run of each can land either way.
+on a noisy machine one run of each can land either way. (Before the one-by-one enqueue took
+turns in slices, each queue's 10,000 ran in one go, and the rounds' ratios to pgqueuer spread
+from 0.75 to 1.16 on this VM; in slices of 250 they spread from 1.05 to 1.12.)
 
     make bench-peers     # or: bench/.venv-peers/bin/python bench/peers.py [options]
     .venv/bin/python bench/peers.py --only ours      # ours alone: no peer installed or needed
@@ -151,22 +156,39 @@ def _new_jobs(n: int) -> list[Any]:
     ]
 
 
-def ours_enqueue(url: str, single: int, batched: int) -> tuple[float, float]:
+@contextlib.contextmanager
+def ours_single(url: str) -> Iterator[Callable[[int], float]]:
+    """A function that enqueues k jobs one by one and returns the seconds it took."""
+    from patientgen.jobs import migrations
+    from patientgen.jobs.sql_store import open_store
+
+    migrations.upgrade(url)
+    store = open_store(url, max_connections=1)
+
+    def enqueue(k: int) -> float:
+        jobs = _new_jobs(k)
+        return timed(lambda: [store.create(job) for job in jobs])
+
+    try:
+        yield enqueue
+    finally:
+        store.close()
+
+
+def ours_batches(url: str, batched: int) -> float:
     from patientgen.jobs import migrations
     from patientgen.jobs.sql_store import open_store
 
     migrations.upgrade(url)
     store = open_store(url, max_connections=1)
     try:
-        jobs = _new_jobs(single)
-        one = timed(lambda: [store.create(job) for job in jobs])
         many = _new_jobs(batched)
         batch = timed(
             lambda: [store.create_many(many[i : i + 1000]) for i in range(0, batched, 1000)]
         )
     finally:
         store.close()
-    return single / one, batched / batch
+    return batched / batch
 
 
 def _ours_drain(url: str, batch: int, ready: Any, go: Any, out: Any) -> None:
@@ -233,21 +255,38 @@ def procrastinate_app(url: str, marker: str | None = None) -> Any:
     return app
 
 
-def procrastinate_enqueue(url: str, single: int, batched: int) -> tuple[float, float]:
-    async def run() -> tuple[float, float]:
+@contextlib.contextmanager
+def procrastinate_single(url: str) -> Iterator[Callable[[int], float]]:
+    loop = asyncio.new_event_loop()
+    app = procrastinate_app(url)
+    opened = app.open_async()
+    loop.run_until_complete(opened.__aenter__())
+
+    async def defer(k: int) -> float:
+        noop = app.tasks["noop"]
+        start = time.perf_counter()
+        for _ in range(k):
+            await noop.defer_async()
+        return time.perf_counter() - start
+
+    try:
+        loop.run_until_complete(app.schema_manager.apply_schema_async())
+        yield lambda k: loop.run_until_complete(defer(k))
+    finally:
+        loop.run_until_complete(opened.__aexit__(None, None, None))
+        loop.close()
+
+
+def procrastinate_batches(url: str, batched: int) -> float:
+    async def run() -> float:
         app = procrastinate_app(url)
         async with app.open_async():
             await app.schema_manager.apply_schema_async()
             noop = app.tasks["noop"]
             start = time.perf_counter()
-            for _ in range(single):
-                await noop.defer_async()
-            one = time.perf_counter() - start
-            start = time.perf_counter()
             for i in range(0, batched, 1000):
                 await noop.batch_defer_async(*([{}] * min(1000, batched - i)))
-            many = time.perf_counter() - start
-        return single / one, batched / many
+            return batched / (time.perf_counter() - start)
 
     return asyncio.run(run())
 
@@ -307,20 +346,38 @@ async def _pgqueuer_queries(url: str) -> Any:
     return Queries(AsyncpgDriver(await asyncpg.connect(url)))
 
 
-def pgqueuer_enqueue(url: str, single: int, batched: int) -> tuple[float, float]:
-    async def run() -> tuple[float, float]:
+@contextlib.contextmanager
+def pgqueuer_single(url: str) -> Iterator[Callable[[int], float]]:
+    import asyncpg
+    from pgqueuer import AsyncpgDriver, Queries
+
+    loop = asyncio.new_event_loop()
+    connection = loop.run_until_complete(asyncpg.connect(url))
+    queries = Queries(AsyncpgDriver(connection))
+
+    async def enqueue(k: int) -> float:
+        start = time.perf_counter()
+        for _ in range(k):
+            await queries.enqueue("noop", None)
+        return time.perf_counter() - start
+
+    try:
+        loop.run_until_complete(queries.install())
+        yield lambda k: loop.run_until_complete(enqueue(k))
+    finally:
+        loop.run_until_complete(connection.close())
+        loop.close()
+
+
+def pgqueuer_batches(url: str, batched: int) -> float:
+    async def run() -> float:
         queries = await _pgqueuer_queries(url)
         await queries.install()
-        start = time.perf_counter()
-        for _ in range(single):
-            await queries.enqueue("noop", None)
-        one = time.perf_counter() - start
         start = time.perf_counter()
         for i in range(0, batched, 1000):
             k = min(1000, batched - i)
             await queries.enqueue(["noop"] * k, [None] * k, [0] * k)
-        many = time.perf_counter() - start
-        return single / one, batched / many
+        return batched / (time.perf_counter() - start)
 
     return asyncio.run(run())
 
@@ -564,6 +621,9 @@ def main() -> int:
     )
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--single", type=int, default=2_000, help="jobs enqueued one per call")
+    parser.add_argument(
+        "--slice", type=int, default=250, help="one-by-one jobs per turn of each queue"
+    )
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--batch", type=int, default=100, help="claim batch (ours, pgqueuer)")
     parser.add_argument(
@@ -596,23 +656,35 @@ def main() -> int:
         flush=True,
     )
     runners = {
-        "ours": (ours_enqueue, ours_process, ours_recovery, args.batch),
+        "ours": (ours_single, ours_batches, ours_process, ours_recovery, args.batch),
         "procrastinate": (
-            procrastinate_enqueue,
+            procrastinate_single,
+            procrastinate_batches,
             procrastinate_process,
             procrastinate_recovery,
             args.concurrency,
         ),
-        "pgqueuer": (pgqueuer_enqueue, pgqueuer_process, pgqueuer_recovery, args.batch),
+        "pgqueuer": (
+            pgqueuer_single,
+            pgqueuer_batches,
+            pgqueuer_process,
+            pgqueuer_recovery,
+            args.batch,
+        ),
     }
     rounds: list[dict[str, dict[str, float]]] = []
     for turn in range(max(1, args.rounds)):
+        order = only if turn % 2 == 0 else only[::-1]
+        singles = enqueue_in_turns(
+            server, {name: runners[name][0] for name in order}, args.single, args.slice
+        )
         measured: dict[str, dict[str, float]] = {}
-        for name in only if turn % 2 == 0 else only[::-1]:
-            enqueue, process, _, knob = runners[name]
+        for name in order:
+            _, batches, process, _, knob = runners[name]
             with fresh_database(server, name) as url:
-                single, batched = enqueue(url, args.single, args.jobs)
+                batched = batches(url, args.jobs)
                 rate = process(url, args.jobs, args.processes, knob)
+            single = singles[name]
             measured[name] = {"enqueue_single": single, "enqueue_batch": batched, "process": rate}
             print(
                 f"  {name:<14} enqueue {single:>8,.0f}/s one by one, {batched:>8,.0f}/s in "
@@ -625,7 +697,7 @@ def main() -> int:
         for name in only
     }
     for name in only if not args.skip_recovery else ():
-        recover = runners[name][2]
+        recover = runners[name][3]
         with fresh_database(server, name) as url, tempfile.TemporaryDirectory() as tmp:
             if name == "procrastinate":
                 asyncio.run(_procrastinate_schema(url))
@@ -646,6 +718,28 @@ def main() -> int:
     if args.json:  # the last line, whatever was measured
         print(json.dumps(figures))
     return 0
+
+
+def enqueue_in_turns(
+    server: str, singles: dict[str, Callable[[str], Any]], n: int, size: int
+) -> dict[str, float]:
+    """Jobs/s of each queue enqueuing n jobs one by one, the queues taking turns in slices of
+    `size` jobs (each on its own fresh database, all open at once; the order of the turns
+    alternates from slice to slice), so that the machine's drift falls on all alike."""
+    seconds = dict.fromkeys(singles, 0.0)
+    with contextlib.ExitStack() as stack:
+        enqueue = {
+            name: stack.enter_context(single(stack.enter_context(fresh_database(server, name))))
+            for name, single in singles.items()
+        }
+        names = list(singles)
+        done = 0
+        while done < n:
+            k = min(size, n - done)
+            for name in names if (done // size) % 2 == 0 else names[::-1]:
+                seconds[name] += enqueue[name](k)
+            done += k
+    return {name: n / spent for name, spent in seconds.items()}
 
 
 def print_round_ratios(rounds: list[dict[str, dict[str, float]]], peers: list[str]) -> None:

@@ -43,7 +43,7 @@ test: install-test
 lint: install-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy patientgen
+	$(VENV)/bin/mypy patientgen bench
 
 format: install-test
 	$(VENV)/bin/ruff format .

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -112,7 +113,7 @@ def one_run(url: str, job_id: str) -> dict[str, float]:
         last = orjson.loads(http.get(base, params={"offset": total - 1, "limit": 1}).content)
         patient_id = last["items"][0]["id"]
         figures["lookup by id (cold)"], _ = timed(http, f"{base}/{patient_id}")
-        warm = {
+        warm: dict[str, tuple[str, dict[str, Any] | None]] = {
             "first page (warm)": (base, {"limit": 50}),
             "filtered + sorted page (warm)": (base, sorted_filter),
             "filtered page (warm)": (base, plain_filter),

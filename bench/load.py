@@ -354,14 +354,14 @@ def cpu_seconds(cluster: Cluster) -> tuple[dict[str, float], float]:
 def check(cluster: Cluster, ids: list[str], jobs: int) -> dict[str, Any]:
     """Correctness from the database itself."""
     with psycopg.connect(cluster.url) as conn:
-        by_status = dict(
+        by_status: dict[str, int] = dict(
             conn.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall()
         )
-        attempts = dict(
+        attempts: dict[int, int] = dict(
             conn.execute("SELECT attempts, count(*) FROM jobs GROUP BY attempts").fetchall()
         )
         (total,) = conn.execute("SELECT count(*) FROM jobs").fetchone()  # type: ignore[misc]
-        patients = dict(
+        patients: dict[str, int] = dict(
             conn.execute(
                 "SELECT job_id::text, (config->'scenario'->>'total_patients')::int FROM jobs"
             ).fetchall()

@@ -323,7 +323,7 @@ def procrastinate_process(url: str, n: int, processes: int, concurrency: int) ->
     vacuum(url)
     elapsed, _ = run_processes(_procrastinate_drain, (url, concurrency), processes)
     with psycopg.connect(url) as conn:
-        rows = dict(
+        rows: dict[str, int] = dict(
             conn.execute(
                 "SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY status"
             ).fetchall()

@@ -20,7 +20,6 @@ import argparse
 import multiprocessing as mp
 import os
 import statistics
-import sys
 import time
 import uuid
 from typing import Any
@@ -136,7 +135,7 @@ def bench_drain(server: str, n: int, processes: int, batch: int) -> float:
         if total != n:
             raise SystemExit(f"drained {total} jobs, expected {n}")
         with psycopg.connect(url) as conn:
-            (completed,) = conn.execute(
+            (completed,) = conn.execute(  # type: ignore[misc]
                 "SELECT count(*) FROM jobs WHERE status = 'completed' AND attempts = 1"
             ).fetchone()
         if completed != n:
@@ -190,4 +189,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

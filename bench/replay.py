@@ -155,11 +155,11 @@ def main() -> None:
         data_dir = Path(tmp)
         job_id = generate(data_dir, args.patients)
         runs: list[dict[str, float]] = []
-        for run in range(args.runs):
+        for turn in range(args.runs):
             proc, url = start_server(data_dir)
             try:
                 runs.append(one_run(url, job_id))
-                if args.frames and run == args.runs - 1:
+                if args.frames and turn == args.runs - 1:
                     frames(url, job_id)
             finally:
                 proc.terminate()

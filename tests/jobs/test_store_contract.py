@@ -49,6 +49,20 @@ def test_submit_and_get(service):
         service.get("not-a-uuid")
 
 
+def test_a_submit_returns_the_job_as_stored(service, store):
+    """create builds the job from what it inserted (it does not read the row back): with an
+    idempotency key, a priority and attempts of its own, it equals the job read afterwards."""
+    job, created = service.submit(
+        SCENARIO, ["ndjson", "csv"], "alice", idempotency_key="k-as-stored", priority=7
+    )
+    assert created and job == service.get(job.job_id)
+    assert (job.idempotency_key, job.priority, job.version) == ("k-as-stored", 7, 0)
+    again, created = service.submit(
+        SCENARIO, ["ndjson", "csv"], "alice", idempotency_key="k-as-stored", priority=7
+    )
+    assert not created and again == job
+
+
 def test_idempotency(service):
     first, created = service.submit(SCENARIO, ["ndjson"], "alice", idempotency_key="k1")
     assert created
@@ -516,6 +530,35 @@ def test_writes_that_remove_files_record_the_job_when_asked(service, store):
     store.forget_removals(due)
     assert [job_id for job_id, _ in store.removals_due(0.0, 10)] == [cancelled.job_id]
     store.forget_removals(store.removals_due(0.0, 10))
+    assert store.removals_due(0.0, 10) == []
+
+
+def test_the_reaper_records_only_the_jobs_it_ends_and_only_when_asked(service, store):
+    """The reaper's `inside` sees every job it takes back, but only one it ends (here cancelled)
+    lost its files: that one is recorded, one back in the queue is not; with `record_removals`
+    off no write records anything, whatever its `inside` removed."""
+    seen: list[tuple[object, object]] = []
+    requeued, ended, unrecorded = (submit(service) for _ in range(3))
+    store.claim("w", 0.1, limit=2)
+    service.cancel(ended.job_id)
+    time.sleep(0.2)
+    store.record_removals = True
+    reaped = dict(store.reap(inside=lambda job, action: seen.append((job.job_id, action))))
+    assert reaped == {requeued.job_id: JobStatus.PENDING, ended.job_id: JobStatus.CANCELLED}
+    assert {job_id for job_id, _ in seen} == {requeued.job_id, ended.job_id}
+    time.sleep(0.01)
+    assert [j for j, _ in store.removals_due(0.0, 10)] == [ended.job_id]
+    store.heartbeat(store.claim("w", 30, job_id=requeued.job_id)[0].job_id, "w", 30,
+                    inside=lambda job: None)  # fmt: skip
+    time.sleep(0.01)
+    assert {j for j, _ in store.removals_due(0.0, 10)} == {ended.job_id, requeued.job_id}
+
+    store.forget_removals(store.removals_due(0.0, 10))
+    store.record_removals = False
+    store.claim("w", 30, job_id=unrecorded.job_id)
+    store.fail(unrecorded.job_id, "w", "x", inside=lambda job: None)
+    store.delete(unrecorded.job_id, inside=lambda job: None)
+    time.sleep(0.01)
     assert store.removals_due(0.0, 10) == []
 
 

@@ -48,7 +48,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -613,6 +613,16 @@ def _peer_recovery(
 # -- main ---------------------------------------------------------------------------------------
 
 
+class Peer(NamedTuple):
+    """How one queue is measured."""
+
+    single: Callable[[str], Any]  # url -> a context giving enqueue(k) -> seconds
+    batches: Callable[[str, int], float]  # url, jobs -> jobs/s in batches of 1,000
+    process: Callable[[str, int, int, int], float]  # url, jobs, processes, knob -> jobs/s
+    recovery: Callable[[str, float | None, Path], float]  # url, lease, tmp -> seconds
+    knob: int  # its claim batch, or its concurrency per process
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -656,34 +666,30 @@ def main() -> int:
         flush=True,
     )
     runners = {
-        "ours": (ours_single, ours_batches, ours_process, ours_recovery, args.batch),
-        "procrastinate": (
+        "ours": Peer(ours_single, ours_batches, ours_process, ours_recovery, args.batch),
+        "procrastinate": Peer(
             procrastinate_single,
             procrastinate_batches,
             procrastinate_process,
             procrastinate_recovery,
             args.concurrency,
         ),
-        "pgqueuer": (
-            pgqueuer_single,
-            pgqueuer_batches,
-            pgqueuer_process,
-            pgqueuer_recovery,
-            args.batch,
+        "pgqueuer": Peer(
+            pgqueuer_single, pgqueuer_batches, pgqueuer_process, pgqueuer_recovery, args.batch
         ),
     }
     rounds: list[dict[str, dict[str, float]]] = []
     for turn in range(max(1, args.rounds)):
         order = only if turn % 2 == 0 else only[::-1]
         singles = enqueue_in_turns(
-            server, {name: runners[name][0] for name in order}, args.single, args.slice
+            server, {name: runners[name].single for name in order}, args.single, args.slice
         )
         measured: dict[str, dict[str, float]] = {}
         for name in order:
-            _, batches, process, _, knob = runners[name]
+            peer = runners[name]
             with fresh_database(server, name) as url:
-                batched = batches(url, args.jobs)
-                rate = process(url, args.jobs, args.processes, knob)
+                batched = peer.batches(url, args.jobs)
+                rate = peer.process(url, args.jobs, args.processes, peer.knob)
             single = singles[name]
             measured[name] = {"enqueue_single": single, "enqueue_batch": batched, "process": rate}
             print(
@@ -697,7 +703,7 @@ def main() -> int:
         for name in only
     }
     for name in only if not args.skip_recovery else ():
-        recover = runners[name][3]
+        recover = runners[name].recovery
         with fresh_database(server, name) as url, tempfile.TemporaryDirectory() as tmp:
             if name == "procrastinate":
                 asyncio.run(_procrastinate_schema(url))

@@ -3,13 +3,15 @@ the database's clock, how values are encoded, and how a process learns that some
 
 The whole exception tree of the job layer's database access is here, in one table
 (`DATABASE_ERRORS`): every driver error that means "the database cannot be reached or is busy"
-becomes `StoreUnavailable` in `Dialect.transaction`, and nowhere else.
+becomes `StoreUnavailable` in `Dialect.transaction` (and in the watcher's `change_counter` and
+`listen`, which use connections of their own), and nowhere else.
 
 - `SqliteDialect`: a bounded pool of connections (`SQLITE_CONNECTIONS`), each opened once and
   closed with the store, shared by every thread of the process (file descriptors stay flat however
-  many threads come and go). Writes run in `BEGIN IMMEDIATE`. The clock of every lease is the
-  host's boot clock (`CLOCK_BOOTTIME`) with the boot id (see sqlite.sql); change detection is
-  `PRAGMA data_version`.
+  many threads come and go). A connection is used by one thread at a time and never closed while
+  a thread uses it: Python's sqlite3 does not guard that, and the process crashes. Writes run in
+  `BEGIN IMMEDIATE`. The clock of every lease is the host's boot clock (`CLOCK_BOOTTIME`) with
+  the boot id (see sqlite.sql); change detection is `PRAGMA data_version`.
 - `PostgresDialect`: one psycopg_pool per store (a worker process opens one store, so one pool),
   the server's now() as the clock, LISTEN/NOTIFY on one extra connection for change detection.
   Every connection it opens (and the migrations', `pg_options`) has a bound on how long it may
@@ -27,6 +29,7 @@ import os
 import queue
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -64,8 +67,6 @@ DATABASE_ERRORS: tuple[type[BaseException], ...] = (
     PoolTimeout,
 )
 
-#: The watcher's connection may also be closed under it by `close()`.
-_WATCH_ERRORS: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, sqlite3.ProgrammingError)
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 
@@ -156,6 +157,8 @@ class SqliteDialect:
             self._idle.put(None)
         self._closed = False
         self._watch_conn: sqlite3.Connection | None = None
+        # held while the watcher's connection is used, opened or closed
+        self._watch_lock = threading.Lock()
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -187,10 +190,9 @@ class SqliteDialect:
         try:
             yield conn
         finally:
-            if self._closed:
-                conn.close()
-            else:
-                self._idle.put(conn)
+            self._idle.put(conn)
+            if self._closed:  # closed while in use: close() could not close this one
+                self._close_idle()
 
     @contextlib.contextmanager
     def transaction(self, write: bool, single: bool = False) -> Iterator[Tx]:
@@ -232,14 +234,15 @@ class SqliteDialect:
     def change_counter(self) -> int:
         """PRAGMA data_version of a connection of its own (it counts the commits of every
         *other* connection, so it must never write), used by the one watcher thread."""
-        if self._closed:
-            raise StoreUnavailable("store is closed")
-        try:
-            if self._watch_conn is None:
-                self._watch_conn = self._open()
-            return int(self._watch_conn.execute("PRAGMA data_version").fetchone()[0])
-        except _WATCH_ERRORS as exc:
-            raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
+        with self._watch_lock:
+            if self._closed:
+                raise StoreUnavailable("store is closed")
+            try:
+                if self._watch_conn is None:
+                    self._watch_conn = self._open()
+                return int(self._watch_conn.execute("PRAGMA data_version").fetchone()[0])
+            except DATABASE_ERRORS as exc:
+                raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
 
     def listen(
         self, timeout: float, channels: Callable[[], frozenset[str]]
@@ -247,12 +250,24 @@ class SqliteDialect:
         raise NotImplementedError("SQLite has no notifications; poll change_counter()")
 
     def close(self) -> None:
+        """Close every connection no thread is using; one in use is closed when its thread is
+        done with it (Python's sqlite3 does not guard a connection closed under a running
+        statement: the process crashes)."""
         self._closed = True
-        while not self._idle.empty():
-            if (conn := self._idle.get_nowait()) is not None:
+        self._close_idle()
+        with self._watch_lock:
+            if self._watch_conn is not None:
+                self._watch_conn.close()
+                self._watch_conn = None
+
+    def _close_idle(self) -> None:
+        while True:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                return
+            if conn is not None:
                 conn.close()
-        if self._watch_conn is not None:
-            self._watch_conn.close()
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------------

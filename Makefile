@@ -8,6 +8,10 @@ PIP    := $(PY) -m pip
 # third process shortens it (the API, web and hostile tests: 290 s in 2 processes, using 0.9 of
 # the 2 cores; 185 s in 3).
 TEST_PROCESSES ?= 3
+# A worker that crashes ends the run (the crashed test named as failed): xdist's replacement of
+# a crashed worker under --dist loadfile can wait forever for work it never hands out (xdist
+# issues 784 and 1323), which ran a CI run into its time limit.
+XDIST_OPTIONS := -n $(TEST_PROCESSES) --dist loadfile --max-worker-restart 0
 PORT   ?= 8000
 
 .PHONY: run test install install-test lint format bench bench-queue bench-api bench-load bench-peers bench-faults bench-instructions clean
@@ -38,7 +42,7 @@ test: install-test
 	sh scripts/ensure-ceph.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile
+	$(PY) -m pytest $(XDIST_OPTIONS)
 
 lint: install-test
 	$(VENV)/bin/ruff check .

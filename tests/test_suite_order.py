@@ -4,6 +4,7 @@ last), and its xdist options (a crashed worker ends the run)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,19 +40,15 @@ def test_a_crashed_worker_ends_the_run_instead_of_hanging(tmp_path: Path) -> Non
             "def test_3():\n    pass\n"
         )
     run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            *_makefile_xdist_options(),
-        ],
+        [sys.executable, "-m", "pytest", "-p", "xdist", "-p", "no:cacheprovider", "-q",
+         *_makefile_xdist_options()],
         cwd=tmp_path,
+        # xdist alone: the suite's other plugins (hypothesis, schemathesis) would load in every
+        # process for nothing
+        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
         capture_output=True,
         text=True,
         timeout=120,
-    )
+    )  # fmt: skip
     assert run.returncode == 1, run.stdout[-2000:]
     assert "crashed while running 'test_b.py::test_2'" in run.stdout

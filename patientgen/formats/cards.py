@@ -30,21 +30,23 @@ import io
 import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import segno
-from PIL import Image
 from reportlab.lib.pagesizes import A5
 from reportlab.lib.units import mm
-from reportlab.lib.utils import ImageReader, simpleSplit
-from reportlab.pdfbase.pdfmetrics import stringWidth
-from reportlab.pdfgen.canvas import Canvas
 
 from patientgen.formats import news2
 from patientgen.generator import codes
 from patientgen.generator.names import transliterate
 from patientgen.generator.patient import Patient
+
+if TYPE_CHECKING:
+    from reportlab.pdfgen.canvas import Canvas
+
+# segno, Pillow and reportlab's canvas and fonts are imported where a card is made or drawn:
+# together they took 80 ms of the start of every process that imports the formats (each CLI
+# command, worker and API), most of which never makes a card.
 
 FILE = "cards.pdf"
 #: The most casualties a job may ask cards for (one page each, held in memory until saved).
@@ -152,6 +154,8 @@ def record(p: Patient) -> dict[str, Any]:
 def qr_rows(text: str) -> list[str]:
     """The QR code of `text` (segno, error correction M), one string of 0/1 per row of modules;
     computed in the chunk, where it costs most of a card's time, so the join only draws."""
+    import segno
+
     return ["".join("1" if module else "0" for module in row) for row in segno.make_qr(
         text, error="m").matrix]  # fmt: skip
 
@@ -169,6 +173,8 @@ def read_part(lines: Iterable[bytes]) -> Iterable[dict[str, Any]]:
 
 def render(cards: Iterable[dict[str, Any]]) -> bytes:
     """The PDF of the cards, one page each, in the order given (a page saying so when empty)."""
+    from reportlab.pdfgen.canvas import Canvas
+
     buffer = io.BytesIO()
     canvas = Canvas(buffer, pagesize=PAGE_SIZE, invariant=1, pageCompression=1)
     canvas.setTitle("Casualty cards (synthetic, for exercises)")
@@ -201,6 +207,8 @@ class _Cursor:
         return not self.full
 
     def line(self, text: str, size: float = 8, font: str = _FONT, indent: float = 0) -> None:
+        from reportlab.lib.utils import simpleSplit
+
         width = PAGE_SIZE[0] - 2 * _MARGIN - indent
         for part in simpleSplit(latin(text), font, size, width):
             if not self.room(size * 1.3):
@@ -309,6 +317,8 @@ _MARK_X = 124  # mm: the `!` of a notable deterioration
 
 def _fit(text: str, font: str, size: float, width: float) -> str:
     """`text` cut (with `..`) to fit `width` points."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
     if stringWidth(text, font, size) <= width:
         return text
     while text and stringWidth(text + "..", font, size) > width:
@@ -348,6 +358,9 @@ def _qr(canvas: Canvas, matrix: list[str], x: float, y: float) -> None:
     """The QR code (qr_rows), quiet zone included, as a small grey-scale image: a few hundred
     bytes in the PDF, where drawn modules cost kilobytes of page content
     (and reportlab holds every page until it saves)."""
+    from PIL import Image
+    from reportlab.lib.utils import ImageReader
+
     modules = len(matrix) + 2 * QR_BORDER
     blank, quiet = "0" * modules, "0" * QR_BORDER
     rows = [blank] * QR_BORDER + [quiet + row + quiet for row in matrix] + [blank] * QR_BORDER

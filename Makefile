@@ -6,7 +6,8 @@ PIP    := $(PY) -m pip
 # The suite runs in this many processes (pytest-xdist), one test file per process at a time:
 # many tests wait on leases, subprocesses, the browser and the network, so even on 2 cores a
 # third process shortens it (the API, web and hostile tests: 290 s in 2 processes, using 0.9 of
-# the 2 cores; 185 s in 3).
+# the 2 cores; 185 s in 3). A fourth does not: the whole suite keeps both cores busy with 3
+# (2026-12-06: 780 s with 3, 845 s with 4).
 TEST_PROCESSES ?= 3
 # A worker that crashes ends the run (the crashed test named as failed): xdist's replacement of
 # a crashed worker under --dist loadfile can wait forever for work it never hands out (xdist

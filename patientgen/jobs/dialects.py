@@ -49,6 +49,8 @@ SQL_DIR = Path(__file__).resolve().parent / "sql"
 #: Connections of one SQLite store (a process opens one store per role): enough for the API's
 #: store threads to read side by side; writers queue on SQLite's one write lock anyway.
 SQLITE_CONNECTIONS = 4
+#: How often a thread waiting for a free SQLite connection looks whether the store was closed.
+_CLOSED_CHECK = 0.1
 #: A pooled PostgreSQL connection that answered this recently is handed out without a check.
 RECENT = 2.0
 #: The pseudo-channel `listen` reports a change of subscription on.
@@ -174,14 +176,23 @@ class SqliteDialect:
             raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
         return conn
 
+    def _take(self) -> sqlite3.Connection | None:
+        """A free slot (None: not opened yet), waiting up to `busy_timeout` for one; a thread
+        that waits when the store closes is told at once, not when its wait ends."""
+        deadline = time.monotonic() + self.busy_timeout
+        while not self._closed:
+            try:
+                return self._idle.get(timeout=min(_CLOSED_CHECK, self.busy_timeout))
+            except queue.Empty:
+                if time.monotonic() >= deadline:
+                    raise StoreUnavailable(
+                        f"SQLite database {self.path}: no connection free"
+                    ) from None
+        raise StoreUnavailable("store is closed")
+
     @contextlib.contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
-        if self._closed:
-            raise StoreUnavailable("store is closed")
-        try:
-            conn = self._idle.get(timeout=self.busy_timeout)
-        except queue.Empty:
-            raise StoreUnavailable(f"SQLite database {self.path}: no connection free") from None
+        conn = self._take()
         try:
             conn = conn or self._open()
         except BaseException:

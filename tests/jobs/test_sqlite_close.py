@@ -16,9 +16,11 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from patientgen.jobs.dialects import SqliteDialect
+from patientgen.jobs.model import StoreUnavailable
 
 #: Each round opens a dialect, starts a thread polling its change counter as the store's watcher
 #: does, and closes the dialect under it. Before the fix, 50 rounds crashed every try.
@@ -103,3 +105,39 @@ def test_a_connection_in_use_at_close_is_closed_when_its_user_is_done(tmp_path: 
     release.set()
     user.join(10)
     assert _descriptors_on(path) == []
+
+
+def test_a_thread_waiting_for_a_connection_is_told_at_close(tmp_path: Path) -> None:
+    """Every connection is in use and one more thread waits for one when the store closes: it
+    gets StoreUnavailable when the store closes, not when its wait (the busy timeout) ends."""
+    dialect = SqliteDialect(tmp_path / "jobs.db", busy_timeout=60.0, size=1)
+    inside, release = threading.Event(), threading.Event()
+    told: list[BaseException] = []
+
+    def hold() -> None:
+        with dialect.transaction(write=False) as t:
+            t.one("ping")
+            inside.set()
+            release.wait(60)
+
+    def wait_for_one() -> None:
+        try:
+            with dialect.transaction(write=False) as t:
+                t.one("ping")
+        except StoreUnavailable as exc:
+            told.append(exc)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert inside.wait(10)
+    waiter = threading.Thread(target=wait_for_one)
+    waiter.start()
+    time.sleep(0.2)  # the waiter is waiting for the one connection
+    dialect.close()
+    waiter.join(20)  # a third of the busy timeout: it must not wait that out
+    alive = waiter.is_alive()
+    release.set()
+    holder.join(10)
+    waiter.join(60)
+    assert not alive, "the waiting thread was not told that the store closed"
+    assert len(told) == 1 and "closed" in str(told[0])

@@ -33,7 +33,7 @@ parameters; what else differs (connections, the clock, encoding, notifications) 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -667,11 +667,10 @@ class SqlStore:
     def mark_cancelled(self, job_id: UUID, worker_id: str, inside: Inside | None = None) -> Job:
         return self.finish(job_id, worker_id, Action.CANCELLED, inside=inside)
 
-    def reap(
-        self, inside: Callable[[Job, Action], None] | None = None
-    ) -> list[tuple[UUID, JobStatus]]:
+    def reap(self, inside: Inside | None = None) -> list[tuple[UUID, JobStatus]]:
         """Jobs whose lease expired: cancelled when a cancel was requested, else back to pending
-        (attempts left) or failed. `inside(job, action)` runs in the transaction for each."""
+        (attempts left) or failed. `inside(job)` (it removes the job's files) runs in the
+        transaction for each job that ends here, never for one back in the queue."""
         out: list[tuple[UUID, JobStatus]] = []
         with self._write() as t:
             clock = self.dialect.clock()
@@ -700,12 +699,8 @@ class SqlStore:
                 self._close_chunks(t, expired.job_id)
                 if terminal:
                     t.run("delete_chunks", job_id=str(expired.job_id))
-                if inside is not None:  # it removes the files of a job that ends here
-                    reaped = self._job(row)
-                    if terminal:
-                        self._remove_files(t, reaped, inside, action)
-                    else:
-                        inside(reaped, action)
+                if terminal and inside is not None:
+                    self._remove_files(t, self._job(row), inside)
                 out.append((expired.job_id, status))
         return out
 
@@ -780,11 +775,11 @@ class SqlStore:
         return {UUID(str(r["job_id"])): int(r["version"]) for r in rows}
 
     # -- what the writes removed (object storage) ------------------------------------------------
-    def _remove_files(self, t: Tx, job: Job, inside: Callable[..., None], *args: Any) -> None:
-        """Run a write's `inside(job, *args)` (it removes the job's files) in the write's
+    def _remove_files(self, t: Tx, job: Job, inside: Inside) -> None:
+        """Run a write's `inside(job)` (it removes the job's files) in the write's
         transaction, and with `record_removals` record the job there too, so that no removal is
         forgotten by a process that dies before deleting the objects."""
-        inside(job, *args)
+        inside(job)
         if self.record_removals:
             t.run("record_removal", job_id=str(job.job_id), **self.dialect.clock())
 

@@ -182,11 +182,9 @@ class JobStore(Protocol):
 
     def mark_cancelled(self, job_id: UUID, worker_id: str, inside: Inside | None = None) -> Job: ...
 
-    def reap(
-        self, inside: Callable[[Job, Action], None] | None = None
-    ) -> list[tuple[UUID, JobStatus]]:
+    def reap(self, inside: Inside | None = None) -> list[tuple[UUID, JobStatus]]:
         """Jobs whose lease expired: back to pending (attempts left), else failed; cancelled when
-        a cancel was requested. Returns what it did."""
+        a cancel was requested; `inside(job)` for each that ends. Returns what it did."""
 
     # -- user side -------------------------------------------------------------------------------
     def request_cancel(self, job_id: UUID) -> Job: ...

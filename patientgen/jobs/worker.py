@@ -39,7 +39,6 @@ from uuid import UUID
 
 from patientgen.jobs.files import JobFiles, ensure_same_storage, job_files
 from patientgen.jobs.model import (
-    Action,
     Job,
     JobStatus,
     RunOutcome,
@@ -221,12 +220,7 @@ class Worker:
 def reap(store: JobStore, files: JobFiles) -> list[tuple[UUID, JobStatus]]:
     """Return jobs whose lease expired to the queue, or end them; a job that ends without
     completing keeps no files (removed inside the reaper's own write)."""
-
-    def inside(job: Job, action: Action) -> None:
-        if action in (Action.CANCELLED, Action.FAIL):
-            files.detach(job)
-
-    reaped = store.reap(inside=inside)
+    reaped = store.reap(inside=files.detach)
     for job_id, status in reaped:
         log.warning("reaper: job %s whose lease expired is now %s", job_id, status.value)
     files.purge()

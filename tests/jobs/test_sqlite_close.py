@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 from patientgen.jobs.dialects import SqliteDialect
@@ -132,7 +131,8 @@ def test_a_thread_waiting_for_a_connection_is_told_at_close(tmp_path: Path) -> N
     assert inside.wait(10)
     waiter = threading.Thread(target=wait_for_one)
     waiter.start()
-    time.sleep(0.2)  # the waiter is waiting for the one connection
+    waiter.join(0.5)  # still there: it waits for the one connection (not told before the close)
+    assert waiter.is_alive() and told == []
     dialect.close()
     waiter.join(20)  # a third of the busy timeout: it must not wait that out
     alive = waiter.is_alive()

@@ -46,6 +46,8 @@ from patientgen.jobs.model import StoreUnavailable
 from patientgen.settings import IDLE_IN_TRANSACTION_TIMEOUT
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
+#: The queries both dialects run as written (each dialect file holds only its own forms).
+COMMON_SQL = SQL_DIR / "common.sql"
 #: Connections of one SQLite store (a process opens one store per role): enough for the API's
 #: store threads to read side by side; writers queue on SQLite's one write lock anyway.
 SQLITE_CONNECTIONS = 4
@@ -72,16 +74,28 @@ DATABASE_ERRORS: tuple[type[BaseException], ...] = (
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 
-def load_queries(path: Path, placeholder: Callable[[str], str] | None = None) -> dict[str, str]:
-    """The named queries of one file: `-- name: x` starts query x (comments kept out)."""
-    text = path.read_text()
-    names = list(_NAME.finditer(text))
+def load_queries(
+    path: Path,
+    placeholder: Callable[[str], str] | None = None,
+    shared: Sequence[Path] = (COMMON_SQL,),
+) -> dict[str, str]:
+    """The named queries of one dialect's file and of the `shared` files (common.sql: the SQL
+    both databases run as written): `-- name: x` starts query x (comments kept out). A name is
+    written once: twice in one file, or in a shared file and the dialect's, is a ValueError."""
     queries: dict[str, str] = {}
-    for here, after in zip(names, [*names[1:], None], strict=True):
-        body = text[here.end() : after.start() if after else len(text)]
-        lines = [ln for ln in body.splitlines() if ln.strip() and not ln.lstrip().startswith("--")]
-        sql = "\n".join(lines).strip().rstrip(";")
-        queries[here.group(1)] = placeholder(sql) if placeholder else sql
+    for source in (*shared, path):
+        text = source.read_text()
+        names = list(_NAME.finditer(text))
+        for here, after in zip(names, [*names[1:], None], strict=True):
+            name = here.group(1)
+            if name in queries:
+                raise ValueError(f"query {name!r} is written twice ({source.name})")
+            body = text[here.end() : after.start() if after else len(text)]
+            lines = [
+                ln for ln in body.splitlines() if ln.strip() and not ln.lstrip().startswith("--")
+            ]
+            sql = "\n".join(lines).strip().rstrip(";")
+            queries[name] = placeholder(sql) if placeholder else sql
     return queries
 
 

@@ -1,7 +1,8 @@
 """The one job store: every piece of a store's logic, written once for SQLite and PostgreSQL.
 
-The SQL lives in `sql/sqlite.sql` and `sql/postgres.sql` as named queries with the same names and
-parameters; what else differs (connections, the clock, encoding, notifications) is in
+The SQL lives in named queries: `sql/common.sql` holds those both databases run as written, and
+`sql/sqlite.sql` and `sql/postgres.sql` each dialect's own form of the others, with the same names
+and parameters; what else differs (connections, the clock, encoding, notifications) is in
 `dialects.py`. Here, and only here:
 
 - every status written is the one `model.transition` returns for an action; each UPDATE also

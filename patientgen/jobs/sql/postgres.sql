@@ -1,6 +1,7 @@
--- The named queries of the PostgreSQL store: the same names, parameters and columns as
--- sqlite.sql; `sql_store.py` holds the logic once and looks each query up by name. Parameters are
--- written :name here and turned into psycopg's %(name)s when the file is read.
+-- The named queries of the PostgreSQL store whose SQL differs from SQLite's: the same names,
+-- parameters and columns as sqlite.sql (the queries both run as written are in common.sql);
+-- `sql_store.py` holds the logic once and looks each query up by name. Parameters are written
+-- :name here and in common.sql, and turned into psycopg's %(name)s when the files are read.
 --
 -- Differences from SQLite, each by necessity:
 -- * The clock is the server's now(): every worker on every host sees one clock, so :now, :mono
@@ -25,12 +26,6 @@ SELECT * FROM jobs WHERE job_id = :job_id::uuid FOR UPDATE;
 
 -- name: lock_owner
 SELECT pg_advisory_xact_lock(hashtextextended('patientgen-owner:' || :owner, 0));
-
--- name: find_idempotent
-SELECT * FROM jobs WHERE owner = :owner AND idempotency_key = :idempotency_key;
-
--- name: active_count
-SELECT count(*) AS n FROM jobs WHERE owner = :owner AND status IN ('pending', 'running');
 
 -- name: insert_job
 -- Nothing when the owner used the idempotency key already; else the one value the database
@@ -75,13 +70,6 @@ CROSS JOIN LATERAL (
 ) AS j
 ORDER BY j.created_at DESC, j.job_id DESC
 LIMIT :limit;
-
--- name: ping
--- Whether the database answers (readiness): no table is read.
-SELECT 1 AS ok;
-
--- name: counts
-SELECT status, count(*) AS n FROM jobs GROUP BY status;
 
 -- name: claim
 -- The ORDER BY is exactly the partial index jobs_pending, so a claim is a short index scan.
@@ -279,14 +267,6 @@ INSERT INTO api_keys (key_id, name, secret_sha256, admin, max_patients, max_acti
 VALUES (:key_id, :name, :secret_sha256, :admin, :max_patients, :max_active_jobs,
         :created_at::timestamptz);
 
--- name: key_by_hash
-SELECT key_id, name, admin, max_patients, max_active_jobs, created_at, revoked_at
-FROM api_keys WHERE secret_sha256 = :secret_sha256;
-
--- name: list_keys
-SELECT key_id, name, admin, max_patients, max_active_jobs, created_at, revoked_at
-FROM api_keys ORDER BY created_at;
-
 -- name: revoke_key
 UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE key_id = :key_id
 RETURNING key_id, name, admin, max_patients, max_active_jobs, created_at, revoked_at;
@@ -304,9 +284,6 @@ WHERE job_id IN (SELECT jsonb_array_elements_text(:job_ids::jsonb)::uuid);
 SELECT job_id::text AS job_id, status FROM jobs
 WHERE job_id IN (SELECT jsonb_array_elements_text(:job_ids::jsonb)::uuid);
 
--- name: schema_version
-SELECT version_num FROM patientgen_schema_version;
-
 -- name: put_scenario
 -- Create or replace; a replacement bumps the version (version 1: just created). With :only_new
 -- true an existing scenario is left alone and no row comes back.
@@ -321,19 +298,6 @@ RETURNING *;
 UPDATE scenarios SET scenario = :scenario::jsonb, version = version + 1, updated_at = now()
 WHERE owner = :owner AND name = :name AND version = :version
 RETURNING *;
-
--- name: get_scenario
-SELECT * FROM scenarios WHERE owner = :owner AND name = :name;
-
--- name: list_scenarios
-SELECT owner, name, version, created_at, updated_at FROM scenarios WHERE owner = :owner
-ORDER BY name;
-
--- name: delete_scenario
-DELETE FROM scenarios WHERE owner = :owner AND name = :name;
-
--- name: fact
-SELECT value FROM service_facts WHERE name = :name;
 
 -- name: record_fact
 -- Only if none is recorded: the first value stays (sql_store.record_fact reads back the winner;
@@ -358,9 +322,6 @@ INSERT INTO service_facts (name, value, recorded_at) VALUES (:name, '', now())
 ON CONFLICT (name) DO UPDATE SET recorded_at = now()
 WHERE service_facts.recorded_at <= now() - :every * interval '1 second'
 RETURNING name;
-
--- name: active_jobs
-SELECT count(*) AS n FROM jobs WHERE status IN ('pending', 'running');
 
 -- name: record_removal
 -- A fenced write removed this job's files: the sweep checks its objects once the write's

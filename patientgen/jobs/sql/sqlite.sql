@@ -1,5 +1,6 @@
--- The named queries of the SQLite store. Every query has the same name, parameters and columns in
--- postgres.sql; `sql_store.py` holds the logic once and looks each query up by name.
+-- The named queries of the SQLite store whose SQL differs from PostgreSQL's: each has the same
+-- name, parameters and columns in postgres.sql (the queries both run as written are in
+-- common.sql); `sql_store.py` holds the logic once and looks each query up by name.
 --
 -- Differences from PostgreSQL, each by necessity:
 -- * The clock. SQLite has no server: the store passes the database clock in as parameters.
@@ -23,12 +24,6 @@ SELECT * FROM jobs WHERE job_id = :job_id;
 -- name: lock_owner
 -- BEGIN IMMEDIATE already serialises every writer.
 SELECT 1;
-
--- name: find_idempotent
-SELECT * FROM jobs WHERE owner = :owner AND idempotency_key = :idempotency_key;
-
--- name: active_count
-SELECT count(*) AS n FROM jobs WHERE owner = :owner AND status IN ('pending', 'running');
 
 -- name: insert_job
 -- Nothing when the owner used the idempotency key already; else its created_at (the rest of the
@@ -64,13 +59,6 @@ WHERE owner = :owner
   AND (created_at, job_id) < (:after_created, :after_id)
 ORDER BY created_at DESC, job_id DESC
 LIMIT :limit;
-
--- name: ping
--- Whether the database answers (readiness): no table is read.
-SELECT 1 AS ok;
-
--- name: counts
-SELECT status, count(*) AS n FROM jobs GROUP BY status;
 
 -- name: claim
 -- The subquery's ORDER BY is the partial index jobs_pending.
@@ -267,14 +255,6 @@ INSERT INTO api_keys (key_id, name, secret_sha256, admin, max_patients, max_acti
                       created_at)
 VALUES (:key_id, :name, :secret_sha256, :admin, :max_patients, :max_active_jobs, :created_at);
 
--- name: key_by_hash
-SELECT key_id, name, admin, max_patients, max_active_jobs, created_at, revoked_at
-FROM api_keys WHERE secret_sha256 = :secret_sha256;
-
--- name: list_keys
-SELECT key_id, name, admin, max_patients, max_active_jobs, created_at, revoked_at
-FROM api_keys ORDER BY created_at;
-
 -- name: revoke_key
 UPDATE api_keys SET revoked_at = coalesce(revoked_at, :now) WHERE key_id = :key_id
 RETURNING key_id, name, admin, max_patients, max_active_jobs, created_at, revoked_at;
@@ -289,9 +269,6 @@ SELECT job_id, version FROM jobs WHERE job_id IN (SELECT value FROM json_each(:j
 -- name: statuses
 -- :job_ids is a JSON array; the jobs that exist among them (the bucket sweep's one read).
 SELECT job_id, status FROM jobs WHERE job_id IN (SELECT value FROM json_each(:job_ids));
-
--- name: schema_version
-SELECT version_num FROM patientgen_schema_version;
 
 -- name: put_scenario
 -- Create or replace; a replacement bumps the version (version 1: just created). With :only_new
@@ -308,19 +285,6 @@ RETURNING *;
 UPDATE scenarios SET scenario = :scenario, version = version + 1, updated_at = :now
 WHERE owner = :owner AND name = :name AND version = :version
 RETURNING *;
-
--- name: get_scenario
-SELECT * FROM scenarios WHERE owner = :owner AND name = :name;
-
--- name: list_scenarios
-SELECT owner, name, version, created_at, updated_at FROM scenarios WHERE owner = :owner
-ORDER BY name;
-
--- name: delete_scenario
-DELETE FROM scenarios WHERE owner = :owner AND name = :name;
-
--- name: fact
-SELECT value FROM service_facts WHERE name = :name;
 
 -- name: record_fact
 -- Only if none is recorded: the first value stays (sql_store.record_fact reads back the winner).
@@ -342,9 +306,6 @@ INSERT INTO service_facts (name, value, recorded_at) VALUES (:name, '', :now)
 ON CONFLICT (name) DO UPDATE SET recorded_at = excluded.recorded_at
 WHERE julianday(service_facts.recorded_at) <= julianday(:now) - :every / 86400.0
 RETURNING name;
-
--- name: active_jobs
-SELECT count(*) AS n FROM jobs WHERE status IN ('pending', 'running');
 
 -- name: record_removal
 -- As postgres.sql, on this process's clock (:now) by necessity: it only paces the sweep.

@@ -32,7 +32,10 @@ Exp(1) draw of its own). The dead release their bed and ICU bed at once.
 
 Invariants: the result depends only on the plan, the skeletons and the seed (events at the same
 time run in the order they were scheduled; no clock, no hash of a str); the skeletons are never
-changed.
+changed. No step walks a queue: what a queue holds is counted as it changes (`Unit.queued`, the
+hourly queue length; `Unit.bed_marks`, whether a wait for a team became a wait for a bed), so
+the work grows with the casualties and the days, however many wait at once
+(tests/test_chain_scaling.py).
 """
 
 from __future__ import annotations
@@ -78,6 +81,11 @@ class Unit:
     table_seconds: int = 0
     icu_seconds: int = 0
     in_use: int = 0
+    #: entries of its three queues whose casualty is alive (the hourly queue length)
+    queued: int = 0
+    #: times a care call ended with casualties queued and no holding bed free: who waited for a
+    #: team across one of them waited for a bed too (see Simulation._cause)
+    bed_marks: int = 0
 
 
 @dataclass(slots=True)
@@ -110,6 +118,9 @@ class _P:
     waiting: int = -1  # wait slot 0..3, -1 when not waiting
     wait_cause: int = 0
     wait_since: int = 0
+    wait_mark: int = 0  # its unit's bed_marks when its wait for care began
+    # the units whose ICU queue still holds an entry of a wait it left (see _leave)
+    left_icu: list[Unit] | None = None
     bed: Unit | None = None
     icu: Unit | None = None
     icu_since: int = 0
@@ -202,6 +213,7 @@ class Simulation:
         p.hazard += self._rate(p, rank) * waited
         p.token += 1
         slot = p.waiting
+        cause = self._cause(p)
         p.waiting = -1
         if waited > 0:
             k = p.k + 1
@@ -210,10 +222,19 @@ class Simulation:
             c = rec.causes.setdefault(k, [0, 0, 0])
             w[slot] += waited
             if slot < 3:
-                c[slot] = p.wait_cause
+                c[slot] = cause
             if slot < 3:
                 p.shift += waited
         return waited
+
+    @staticmethod
+    def _cause(p: _P) -> int:
+        """What the casualty waits for in its current wait: a wait for a treatment team
+        across a moment its unit had casualties queued and no holding bed free (a bed mark since
+        the wait began) was a wait for a bed too."""
+        if p.waiting == 1 and p.wait_cause == TEAM and p.unit.bed_marks != p.wait_mark:  # type: ignore[union-attr]
+            return BED
+        return p.wait_cause
 
     # --- the run ------------------------------------------------------------------------------
     def run(self, skeletons: SkeletonStore | Iterable[Skeleton]) -> None:
@@ -285,11 +306,7 @@ class Simulation:
             for uid, u in self.units.items():
                 occupancy, queue = self.samples[uid]
                 occupancy.append(u.in_use)
-                queue.append(
-                    sum(1 for e in u.care_q if not e[-1].dead)
-                    + sum(1 for e in u.table_q if not e[-1].dead)
-                    + sum(1 for e in u.icu_q if not e[-1].dead)
-                )
+                queue.append(u.queued)
             self.next_hour += HOUR
 
     # --- lifts ----------------------------------------------------------------------------
@@ -384,7 +401,9 @@ class Simulation:
         assert u is not None
         s = p.s
         heapq.heappush(u.care_q, (s.rank, t, p.index, p))
+        u.queued += 1
         self._wait(p, t, 1, TEAM if u.beds > 0 else BED, s.rank)
+        p.wait_mark = u.bed_marks
         self._care(u, t)
 
     def _care(self, u: Unit, t: int) -> None:
@@ -393,6 +412,7 @@ class Simulation:
             p = heapq.heappop(q)[-1]
             if p.dead:
                 continue
+            u.queued -= 1
             s = p.s
             self._end_wait(p, t, s.rank)
             u.teams -= 1
@@ -400,10 +420,8 @@ class Simulation:
             u.in_use += 1
             p.bed = u
             self._at(t + s.treat_s, _TEAM_DONE, p)
-        if q and u.beds <= 0:  # who waits now waits for a bed
-            for entry in q:
-                if entry[-1].waiting == 1:
-                    entry[-1].wait_cause = BED
+        if q and u.beds <= 0:  # who waits now waits for a bed (_cause)
+            u.bed_marks += 1
 
     def _team_done(self, p: _P, t: int) -> None:
         u = p.unit
@@ -421,6 +439,7 @@ class Simulation:
         assert u is not None
         s = p.s
         heapq.heappush(u.table_q, (s.rank, t, p.index, p))
+        u.queued += 1
         self._wait(p, t, 2, TABLE, s.rank)
         self._tables(u, t)
 
@@ -435,6 +454,7 @@ class Simulation:
             p = heapq.heappop(q)[-1]
             if p.dead:
                 continue
+            u.queued -= 1
             s = p.s
             self._end_wait(p, t, s.rank)
             u.tables -= 1
@@ -459,6 +479,7 @@ class Simulation:
                 p.icu, p.icu_since = u, t
             else:
                 heapq.heappush(u.icu_q, (s.rank, t, p.index, p))
+                u.queued += 1
                 self._wait(p, t, 3, ICU, s.rank)
         leave = max(t, s.leave + p.shift)
         if p.waiting == 3:
@@ -477,7 +498,11 @@ class Simulation:
         q = u.icu_q
         while q and u.icu > 0:
             p = heapq.heappop(q)[-1]
-            if p.dead or p.waiting != 3 or p.unit is not u:
+            if p.dead:
+                continue
+            u.queued -= 1
+            if p.waiting != 3 or p.unit is not u:  # it left before a bed came free
+                p.left_icu.remove(u)  # type: ignore[union-attr]
                 continue
             self._end_wait(p, t, p.s.rank)
             u.icu -= 1
@@ -488,6 +513,9 @@ class Simulation:
             return
         if p.waiting == 3:  # leaves (or ends) before an ICU bed came free
             self._end_wait(p, t, p.s.rank)
+            # its entry stays in the queue (and counts as queued) until _icu_grant takes it
+            assert p.unit is not None
+            p.left_icu = [*(p.left_icu or ()), p.unit]
         if p.s is not None and (p.s.final or p.k + 1 >= p.n):
             self._release(p, t)
             return
@@ -498,10 +526,16 @@ class Simulation:
     def _die(self, p: _P, t: int) -> None:
         """Died while waiting: where, when, in which wait, for what, for how long."""
         p.dead = True
+        # its entries in the queues no longer count: the one it waits in, those of waits it left
+        if p.waiting > 0:
+            p.unit.queued -= 1  # type: ignore[union-attr]
+        for u in p.left_icu or ():
+            u.queued -= 1
+        p.left_icu = None
         slot = p.waiting
         k = p.k + 1  # the stage whose need was waited for
         place = k - 1 if slot == 0 else k
-        self._record(p).death = (place, t, k, slot, p.wait_cause, t - p.wait_since)
+        self._record(p).death = (place, t, k, slot, self._cause(p), t - p.wait_since)
         p.waiting = -1
         self._release(p, t)
 

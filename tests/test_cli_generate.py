@@ -89,6 +89,34 @@ def test_out_that_is_a_file_is_bad_input(tmp_path) -> None:
     assert target.read_text() == "x"
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_out_that_cannot_be_made_is_bad_input(tmp_path) -> None:
+    """An --out folder that cannot be made (here under /proc, where mkdir fails whoever runs
+    it) is refused before any job exists: one line, exit 2, no store made. Before, the job was
+    submitted and run, then failed at its join with a traceback, and stayed in the store."""
+    work = tmp_path / "work"
+    work.mkdir()
+    out = Path("/proc") / f"patientgen-{os.getpid()}" / "out"
+    result = cli("generate", "--preset", "peacekeeping", "--patients", "5", "--out", str(out),
+                 cwd=work)  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"error: --out: cannot write to {out}"), lines
+    assert list(work.iterdir()) == []
+
+
+def test_out_check_leaves_no_folder_behind(tmp_path) -> None:
+    """The --out check makes the folder to see that it can, and removes what it made: a run
+    refused afterwards for another reason leaves nothing."""
+    work = tmp_path / "work"
+    work.mkdir()
+    out = tmp_path / "new" / "deeper" / "out"
+    result = cli("generate", "--preset", "peacekeeping", "--chunk-size", "0", "--out", str(out),
+                 cwd=work)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert not (tmp_path / "new").exists()
+
+
 def test_generate_writes_files_and_is_byte_identical_across_runs(tmp_path) -> None:
     args = ["--preset", "urban-assault", "--patients", "400", "--format", "json,ndjson,csv,fhir"]
     first = cli("generate", *args, "--out", "a", cwd=tmp_path)

@@ -5,13 +5,16 @@ bar, so the run is recorded, listed by `patientgen jobs list`, and resumable wit
 `patientgen generate --resume JOB_ID` after Ctrl-C or a crash.
 
 Bad input (unknown preset, both or neither of --preset/--scenario, an unreadable or invalid
-scenario file, a bad format name, out-of-range numbers) prints one line on stderr, exits with
-code 2 and writes nothing.
+scenario file, a bad format name, out-of-range numbers, an --out folder that is a file or cannot
+be made or written) prints one line on stderr, exits with code 2 and writes nothing: no job is
+submitted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,11 +36,28 @@ from patientgen.formats import DEFAULT_FORMATS, FORMATS
 
 
 def _check_out(out: Path) -> None:
+    """That files can be written into `out`, before any job exists: it is made (with the
+    folders above it that are missing) and a file created in it and removed, then every folder
+    this made is removed again, so a refused run leaves nothing behind."""
     for folder in (out, *out.parents):
         if folder.exists():
             if not folder.is_dir():
                 raise BadInput(f"--out: {folder} exists and is not a folder")
-            return
+            break
+    made: list[Path] = []
+    try:
+        for folder in reversed((out, *out.parents)):
+            if not folder.exists():
+                folder.mkdir()
+                made.append(folder)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise BadInput(f"--out: cannot write to {out}: {exc.strerror or exc}") from None
+    finally:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def _size(n: int) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -73,6 +74,36 @@ class OneLineErrors(TyperCommand):
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     raise typer.Exit(code)
+
+
+def folder_problem(path: Path, *, keep: bool) -> str | None:
+    """Why files cannot be written into folder `path` (None when they can): it is made, with the
+    folders above it that are missing, and a file is created in it and removed. Unless `keep`,
+    the folders this made are removed again, so a refused command leaves nothing behind."""
+    made: list[Path] = []
+    try:
+        for folder in reversed((path, *path.parents)):
+            if not folder.exists():
+                folder.mkdir()
+                made.append(folder)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    finally:
+        if not keep:
+            for folder in reversed(made):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+    return None
+
+
+def ready_data_folder(settings: Any) -> None:
+    """The data folder made and writable (PATIENTGEN_DATA_DIR), or one line and exit 2: for a
+    command that keeps a SQLite database or jobs' files there."""
+    problem = folder_problem(settings.data_dir, keep=True)
+    if problem is not None:
+        fail(f"data folder (PATIENTGEN_DATA_DIR): cannot write to {settings.data_dir}: {problem}")
 
 
 def load_settings(**flags: Any) -> Any:

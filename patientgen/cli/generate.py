@@ -12,9 +12,7 @@ submitted.
 
 from __future__ import annotations
 
-import contextlib
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,38 +24,28 @@ from patientgen.cli.common import (
     BadInput,
     check_formats,
     fail,
+    folder_problem,
     load_scenario,
     load_settings,
     open_service,
     parse_formats,
     parse_int,
+    ready_data_folder,
 )
 from patientgen.formats import DEFAULT_FORMATS, FORMATS
 
 
 def _check_out(out: Path) -> None:
-    """That files can be written into `out`, before any job exists: it is made (with the
-    folders above it that are missing) and a file created in it and removed, then every folder
-    this made is removed again, so a refused run leaves nothing behind."""
+    """That files can be written into `out`, before any job exists (common.folder_problem: the
+    folders it makes to see are removed again)."""
     for folder in (out, *out.parents):
         if folder.exists():
             if not folder.is_dir():
                 raise BadInput(f"--out: {folder} exists and is not a folder")
             break
-    made: list[Path] = []
-    try:
-        for folder in reversed((out, *out.parents)):
-            if not folder.exists():
-                folder.mkdir()
-                made.append(folder)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as exc:
-        raise BadInput(f"--out: cannot write to {out}: {exc.strerror or exc}") from None
-    finally:
-        for folder in reversed(made):
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+    problem = folder_problem(out, keep=False)
+    if problem is not None:
+        raise BadInput(f"--out: cannot write to {out}: {problem}")
 
 
 def _size(n: int) -> str:
@@ -212,6 +200,7 @@ def generate_command(
         fail(str(exc))
 
     settings = load_settings(database_url=database_url, data_dir=data_dir, chunk_size=size)
+    ready_data_folder(settings)
     with open_service(settings, check_storage=True) as service:
         if job_id is not None:
             job = service.resume(job_id)

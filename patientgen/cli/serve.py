@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from patientgen.cli.app import app
-from patientgen.cli.common import storage_checked
+from patientgen.cli.common import ready_data_folder, storage_checked
 
 AuthMode = Literal["auto", "required", "off"]
 
@@ -92,7 +92,7 @@ def serve(
     except Exception as exc:
         typer.echo(f"error: invalid settings: {exc}", err=True)
         raise typer.Exit(2) from None
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ready_data_folder(settings)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:  # applies migrations; an unreachable or full database is waited for, as workers do,

@@ -15,6 +15,7 @@ from patientgen.cli.common import (
     fail,
     load_settings,
     no_extra,
+    ready_data_folder,
     storage_checked,
 )
 
@@ -51,6 +52,7 @@ def worker(
     if not isinstance(level, int):
         fail(f"--log-level: unknown level {log_level!r} (debug, info, warning, error)")
     settings = load_settings(database_url=database_url, data_dir=data_dir, lease_seconds=lease)
+    ready_data_folder(settings)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from patientgen.jobs.model import StoreUnavailable
     from patientgen.jobs.service import JobService

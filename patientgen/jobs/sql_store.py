@@ -904,7 +904,12 @@ def open_store(
     dialect: Dialect
     if url.startswith("sqlite:///"):
         path = sqlite_path(url)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(
+                f"cannot make the folder of the SQLite database {path.parent}: {exc.strerror}"
+            ) from None
         dialect = SqliteDialect(path)
     elif url.startswith(("postgresql://", "postgres://")):
         dialect = PostgresDialect(

@@ -300,6 +300,25 @@ class SqliteDialect:
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
+#: Why the last connect to each URL failed (the pool only logs it; PoolTimeout says only that
+#: no connection came): the driver's message on one line, dropped once a connect succeeds.
+_CONNECT_ERRORS: dict[str, str] = {}
+
+
+class _Connection(psycopg.Connection[Any]):
+    """The pool's connections: a failed connect leaves its reason in _CONNECT_ERRORS."""
+
+    @classmethod
+    def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:  # type: ignore[override]
+        try:
+            conn = super().connect(conninfo, **kwargs)
+        except psycopg.Error as exc:
+            _CONNECT_ERRORS[conninfo] = " ".join(str(exc).split())
+            raise
+        _CONNECT_ERRORS.pop(conninfo, None)
+        return conn
+
+
 def _psycopg_placeholders(sql: str) -> str:
     return _PLACEHOLDER.sub(r"%(\1)s", sql)
 
@@ -367,6 +386,7 @@ class PostgresDialect:
             },
             configure=lambda conn: set_json_loads(loads, conn),
             check=self._check,
+            connection_class=_Connection,
             timeout=timeout,
             max_idle=60,
             open=False,
@@ -405,8 +425,11 @@ class PostgresDialect:
                         yield Tx(execute, functools.partial(_copy, cur), self.queries)
                 self._used[id(conn)] = time.monotonic()
         except DATABASE_ERRORS as exc:
+            reason = str(exc)
+            if isinstance(exc, PoolTimeout) and (last := _CONNECT_ERRORS.get(self.url)):
+                reason = f"{last} (no connection within {self.timeout:g} s)"
             raise StoreUnavailable(
-                f"PostgreSQL unavailable: {exc}".strip() + self._ended_idle(sent)
+                f"PostgreSQL unavailable: {reason}".strip() + self._ended_idle(sent)
             ) from exc
 
     def _ended_idle(self, sent: list[float]) -> str:

@@ -1,0 +1,75 @@
+"""What a command says when its environment is wrong, as a user sees it (the console script):
+one line on stderr, saying what is wrong.
+
+- A data folder that cannot be made or written (PATIENTGEN_DATA_DIR) is bad configuration:
+  every command that needs it says so and exits 2, before it opens a store or starts anything.
+  Before, `serve`, `worker`, `generate` and `jobs list` on the SQLite default each printed a
+  Python traceback and exited 1.
+- A PostgreSQL server that refuses the connection: the one line says why (the driver's reason),
+  exit 1. Before, the pool's warnings came first (two lines per attempt) and the last line said
+  only that no connection came within 5 s."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(sys.executable).with_name("patientgen")  # the console script `make test` installs
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["serve", "--port", "PORT", "--workers", "0"],
+        ["worker"],
+        ["generate", "--preset", "peacekeeping", "--patients", "3"],
+        ["jobs", "list"],
+    ],
+    ids=["serve", "worker", "generate", "jobs-list"],
+)
+def test_a_data_folder_that_cannot_be_made_is_one_line_and_exit_2(tmp_path, args) -> None:
+    data = Path("/proc") / f"patientgen-{os.getpid()}" / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PATIENTGEN_")}
+    env.update({"PATIENTGEN_DATA_DIR": str(data), "NO_COLOR": "1", "COLUMNS": "120"})
+    args = [str(_port()) if a == "PORT" else a for a in args]
+    result = subprocess.run(
+        [str(SCRIPT), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert str(data) in lines[0], lines
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_database_that_refuses_says_why_in_one_line(tmp_path) -> None:
+    port = _port()  # nothing listens there once the socket is closed
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PATIENTGEN_")}
+    env.update(
+        {
+            "PATIENTGEN_DATA_DIR": str(tmp_path / "data"),
+            "PATIENTGEN_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/x",
+            "NO_COLOR": "1",
+        }
+    )
+    result = subprocess.run(
+        [str(SCRIPT), "jobs", "list"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1, result.stderr
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: PostgreSQL unavailable: "), lines
+    assert "refused" in lines[0] and str(port) in lines[0], lines

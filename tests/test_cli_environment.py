@@ -3,8 +3,8 @@ one line on stderr, saying what is wrong.
 
 - A data folder that cannot be made or written (PATIENTGEN_DATA_DIR) is bad configuration:
   every command that needs it says so and exits 2, before it opens a store or starts anything.
-  Before, `serve`, `worker`, `generate` and `jobs list` on the SQLite default each printed a
-  Python traceback and exited 1.
+  Before, `serve`, `worker`, `generate`, `jobs list` and `db upgrade` on the SQLite default
+  each printed a Python traceback and exited 1.
 - A PostgreSQL server that refuses the connection: the one line says why (the driver's reason),
   exit 1. Before, the pool's warnings came first (two lines per attempt) and the last line said
   only that no connection came within 5 s."""
@@ -36,8 +36,9 @@ def _port() -> int:
         ["worker"],
         ["generate", "--preset", "peacekeeping", "--patients", "3"],
         ["jobs", "list"],
+        ["db", "upgrade"],
     ],
-    ids=["serve", "worker", "generate", "jobs-list"],
+    ids=["serve", "worker", "generate", "jobs-list", "db-upgrade"],
 )
 def test_a_data_folder_that_cannot_be_made_is_one_line_and_exit_2(tmp_path, args) -> None:
     data = Path("/proc") / f"patientgen-{os.getpid()}" / "data"
@@ -73,3 +74,23 @@ def test_a_database_that_refuses_says_why_in_one_line(tmp_path) -> None:
     assert len(lines) == 1, lines
     assert lines[0].startswith("error: PostgreSQL unavailable: "), lines
     assert "refused" in lines[0] and str(port) in lines[0], lines
+
+
+def test_keys_on_a_database_that_refuses_is_one_line(tmp_path) -> None:
+    """`keys` opens its store its own way: the same one line (the pool's warnings are silenced
+    at the entry point, for every command)."""
+    port = _port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PATIENTGEN_")}
+    env.update(
+        {
+            "PATIENTGEN_DATA_DIR": str(tmp_path / "data"),
+            "PATIENTGEN_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/x",
+        }
+    )
+    result = subprocess.run(
+        [str(SCRIPT), "keys", "list"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1, result.stderr
+    assert len(lines) == 1 and "refused" in lines[0], lines

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from patientgen.cli.app import app
 
 __all__ = ["app", "main"]
@@ -23,6 +25,10 @@ def _register() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. The connection pool's warning for each failed connect is
+    not printed: a command says why the database cannot be reached in its own message (the
+    store's StoreUnavailable carries the driver's reason), as `serve` and `worker` log it while
+    they wait for it."""
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     _register()
     app()

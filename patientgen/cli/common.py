@@ -9,7 +9,6 @@ commands share lives here.
 from __future__ import annotations
 
 import contextlib
-import logging
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -150,9 +149,6 @@ def open_service(settings: Any, *, check_storage: bool = False) -> Iterator[Any]
     )
     from patientgen.jobs.service import JobService
 
-    # a one-off command says why the database cannot be reached in its one error line
-    # (StoreUnavailable carries the driver's reason): the pool's warning per attempt is noise
-    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
         with storage_checked():
             service = JobService.open(settings, check_storage=check_storage)

@@ -37,6 +37,8 @@ def _unavailable(exc: Exception) -> None:
 
     if is_connection_error(exc):
         fail(f"cannot reach the database: {str(exc).splitlines()[0]}", EXIT_UNAVAILABLE)
+    if isinstance(exc, ValueError):  # e.g. the SQLite database's folder cannot be made
+        fail(str(exc))
     raise exc
 
 

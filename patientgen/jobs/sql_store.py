@@ -899,18 +899,11 @@ def open_store(
     """The store a database URL names (not migrated: see `migrations.ensure_schema`);
     `idle_in_transaction_timeout`: see `Settings.db_idle_in_transaction_timeout`;
     `record_removals`: see SqlStore."""
-    from patientgen.jobs.migrations import sqlite_path
+    from patientgen.jobs.migrations import sqlite_file
 
     dialect: Dialect
     if url.startswith("sqlite:///"):
-        path = sqlite_path(url)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ValueError(
-                f"cannot make the folder of the SQLite database {path.parent}: {exc.strerror}"
-            ) from None
-        dialect = SqliteDialect(path)
+        dialect = SqliteDialect(sqlite_file(url))
     elif url.startswith(("postgresql://", "postgres://")):
         dialect = PostgresDialect(
             url,

@@ -34,6 +34,19 @@ def sqlite_path(url: str) -> Path:
     return Path(url[len("sqlite:///") :])
 
 
+def sqlite_file(url: str) -> Path:
+    """The SQLite database's path, its folder made (ValueError, saying which folder and why,
+    when it cannot be)."""
+    path = sqlite_path(url)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(
+            f"cannot make the folder of the SQLite database {path.parent}: {exc.strerror}"
+        ) from None
+    return path
+
+
 def _config(connection: Any) -> Any:
     from alembic.config import Config
 
@@ -55,8 +68,7 @@ def _locked_connection(url: str, idle_in_transaction_timeout: float | None = Non
     from patientgen.settings import IDLE_IN_TRANSACTION_TIMEOUT
 
     if url.startswith("sqlite:///"):
-        path = sqlite_path(url)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_file(url)
         with open(f"{path}.migrate-lock", "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)

@@ -55,7 +55,12 @@ def test_a_data_folder_that_cannot_be_made_is_one_line_and_exit_2(tmp_path, args
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_database_that_refuses_says_why_in_one_line(tmp_path) -> None:
+@pytest.mark.parametrize(
+    "args", [["jobs", "list"], ["keys", "list"]], ids=["jobs-list", "keys-list"]
+)
+def test_a_database_that_refuses_says_why_in_one_line(tmp_path, args) -> None:
+    """`keys` opens its store its own way: the same one line (the pool's warnings are silenced
+    at the entry point, for every command)."""
     port = _port()  # nothing listens there once the socket is closed
     env = {k: v for k, v in os.environ.items() if not k.startswith("PATIENTGEN_")}
     env.update(
@@ -66,31 +71,10 @@ def test_a_database_that_refuses_says_why_in_one_line(tmp_path) -> None:
         }
     )
     result = subprocess.run(
-        [str(SCRIPT), "jobs", "list"], cwd=tmp_path, env=env, capture_output=True, text=True,
-        timeout=60,
-    )  # fmt: skip
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 1, result.stderr
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("error: PostgreSQL unavailable: "), lines
-    assert "refused" in lines[0] and str(port) in lines[0], lines
-
-
-def test_keys_on_a_database_that_refuses_is_one_line(tmp_path) -> None:
-    """`keys` opens its store its own way: the same one line (the pool's warnings are silenced
-    at the entry point, for every command)."""
-    port = _port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PATIENTGEN_")}
-    env.update(
-        {
-            "PATIENTGEN_DATA_DIR": str(tmp_path / "data"),
-            "PATIENTGEN_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/x",
-        }
+        [str(SCRIPT), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )
-    result = subprocess.run(
-        [str(SCRIPT), "keys", "list"], cwd=tmp_path, env=env, capture_output=True, text=True,
-        timeout=60,
-    )  # fmt: skip
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1, result.stderr
-    assert len(lines) == 1 and "refused" in lines[0], lines
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert "PostgreSQL unavailable: " in lines[0], lines
+    assert "refused" in lines[0] and str(port) in lines[0], lines

@@ -14,6 +14,8 @@ becomes `StoreUnavailable` in `Dialect.transaction` (and in the watcher's `chang
   the boot id (see sqlite.sql); change detection is `PRAGMA data_version`.
 - `PostgresDialect`: one psycopg_pool per store (a worker process opens one store, so one pool),
   the server's now() as the clock, LISTEN/NOTIFY on one extra connection for change detection.
+  The pool only logs why a connect failed; its connection class keeps the reason, so the
+  `StoreUnavailable` of a wait that found no connection says why (refused, unknown role, ...).
   Every connection it opens (and the migrations', `pg_options`) has a bound on how long it may
   sit idle inside a transaction: past it the server ends the session (its transaction rolled
   back, its row locks released), and the process, when it runs again, gets the server's

@@ -4,7 +4,7 @@ one line on stderr, saying what is wrong.
 - A data folder that cannot be made or written (PATIENTGEN_DATA_DIR) is bad configuration:
   every command that needs it says so and exits 2, before it opens a store or starts anything.
   Before, `serve`, `worker`, `generate`, `jobs list` and `db upgrade` on the SQLite default
-  each printed a Python traceback and exited 1.
+  each printed a Python traceback and exited 1 (`keys create`: one line, but exit 1).
 - A PostgreSQL server that refuses the connection: the one line says why (the driver's reason),
   exit 1. Before, the pool's warnings came first (two lines per attempt) and the last line said
   only that no connection came within 5 s."""
@@ -37,8 +37,9 @@ def _port() -> int:
         ["generate", "--preset", "peacekeeping", "--patients", "3"],
         ["jobs", "list"],
         ["db", "upgrade"],
+        ["keys", "create", "someone"],
     ],
-    ids=["serve", "worker", "generate", "jobs-list", "db-upgrade"],
+    ids=["serve", "worker", "generate", "jobs-list", "db-upgrade", "keys-create"],
 )
 def test_a_data_folder_that_cannot_be_made_is_one_line_and_exit_2(tmp_path, args) -> None:
     data = Path("/proc") / f"patientgen-{os.getpid()}" / "data"

@@ -8,20 +8,26 @@ from typing import Annotated
 import typer
 
 from patientgen.cli.app import app
+from patientgen.cli.common import EXIT_UNAVAILABLE, fail, load_settings
 
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 
 def _service():
+    """The JobService (closed by the caller); a store that cannot be opened is one line, exit 2
+    for bad configuration (a URL of no known database, a folder that cannot be made) and 1 for
+    a database that cannot be reached, as every other command."""
+    from patientgen.jobs.model import StoreUnavailable
     from patientgen.jobs.service import JobService
-    from patientgen.settings import get_settings
 
+    settings = load_settings()
     try:
-        return JobService.open(get_settings())
-    except Exception as exc:
-        typer.echo(f"error: cannot open the job store: {exc}", err=True)
-        raise typer.Exit(1) from None
+        return JobService.open(settings)
+    except StoreUnavailable as exc:
+        fail(f"cannot open the job store: {exc}", EXIT_UNAVAILABLE)
+    except ValueError as exc:
+        fail(f"cannot open the job store: {exc}")
 
 
 @keys_app.command("create")

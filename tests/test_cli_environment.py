@@ -2,7 +2,8 @@
 one line on stderr, saying what is wrong.
 
 - A data folder that cannot be made or written (PATIENTGEN_DATA_DIR) is bad configuration:
-  every command that needs it says so and exits 2, before it opens a store or starts anything.
+  every command that needs it says so and exits 2, before it opens a store or starts anything
+  (`keys`, `jobs` and `db` on the SQLite default: when they open it).
   Before, `serve`, `worker`, `generate`, `jobs list` and `db upgrade` on the SQLite default
   each printed a Python traceback and exited 1 (`keys create`: one line, but exit 1).
 - A PostgreSQL server that refuses the connection: the one line says why (the driver's reason),
@@ -41,8 +42,15 @@ def _port() -> int:
     ],
     ids=["serve", "worker", "generate", "jobs-list", "db-upgrade", "keys-create"],
 )
-def test_a_data_folder_that_cannot_be_made_is_one_line_and_exit_2(tmp_path, args) -> None:
-    data = Path("/proc") / f"patientgen-{os.getpid()}" / "data"
+@pytest.mark.parametrize("folder", ["cannot-be-made", "cannot-be-written"])
+def test_a_data_folder_that_cannot_be_made_is_one_line_and_exit_2(tmp_path, args, folder) -> None:
+    """Under /proc nobody can make a folder, and /proc/1 (there on every Linux host) exists but
+    takes no file."""
+    data = (
+        Path("/proc") / f"patientgen-{os.getpid()}" / "data"
+        if folder == "cannot-be-made"
+        else Path("/proc/1")
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PATIENTGEN_")}
     env.update({"PATIENTGEN_DATA_DIR": str(data), "NO_COLOR": "1", "COLUMNS": "120"})
     args = [str(_port()) if a == "PORT" else a for a in args]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from patientgen.cli.app import app
 
 __all__ = ["app", "main"]
@@ -25,10 +23,6 @@ def _register() -> None:
 
 
 def main() -> None:
-    """Console-script entry point. The connection pool's warning for each failed connect is
-    not printed: a command says why the database cannot be reached in its own message (the
-    store's StoreUnavailable carries the driver's reason), as `serve` and `worker` log it while
-    they wait for it."""
-    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    """Console-script entry point."""
     _register()
     app()

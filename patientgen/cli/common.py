@@ -9,14 +9,16 @@ commands share lives here.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperCommand
+
+from patientgen.folders import folder_problem
 
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 1
@@ -76,28 +78,6 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     raise typer.Exit(code)
 
 
-def folder_problem(path: Path, *, keep: bool) -> str | None:
-    """Why files cannot be written into folder `path` (None when they can): it is made, with the
-    folders above it that are missing, and a file is created in it and removed. Unless `keep`,
-    the folders this made are removed again, so a refused command leaves nothing behind."""
-    made: list[Path] = []
-    try:
-        for folder in reversed((path, *path.parents)):
-            if not folder.exists():
-                folder.mkdir()
-                made.append(folder)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    finally:
-        if not keep:
-            for folder in reversed(made):
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
-    return None
-
-
 def ready_data_folder(settings: Any) -> None:
     """The data folder made and writable (PATIENTGEN_DATA_DIR), or one line and exit 2: for a
     command that keeps a SQLite database or jobs' files there."""
@@ -149,6 +129,10 @@ def open_service(settings: Any, *, check_storage: bool = False) -> Iterator[Any]
     )
     from patientgen.jobs.service import JobService
 
+    # a one-off command says why the database cannot be reached in its one error line
+    # (StoreUnavailable carries the driver's reason): the pool's warning per attempt is noise
+    # here, where serve and worker keep it in their logs
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
         with storage_checked():
             service = JobService.open(settings, check_storage=check_storage)

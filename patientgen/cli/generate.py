@@ -24,7 +24,6 @@ from patientgen.cli.common import (
     BadInput,
     check_formats,
     fail,
-    folder_problem,
     load_scenario,
     load_settings,
     open_service,
@@ -32,11 +31,12 @@ from patientgen.cli.common import (
     parse_int,
     ready_data_folder,
 )
+from patientgen.folders import folder_problem
 from patientgen.formats import DEFAULT_FORMATS, FORMATS
 
 
 def _check_out(out: Path) -> None:
-    """That files can be written into `out`, before any job exists (common.folder_problem: the
+    """That files can be written into `out`, before any job exists (folders.folder_problem: the
     folders it makes to see are removed again)."""
     for folder in (out, *out.parents):
         if folder.exists():

@@ -8,26 +8,10 @@ from typing import Annotated
 import typer
 
 from patientgen.cli.app import app
-from patientgen.cli.common import EXIT_UNAVAILABLE, fail, load_settings
+from patientgen.cli.common import load_settings, open_service
 
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-
-
-def _service():
-    """The JobService (closed by the caller); a store that cannot be opened is one line, exit 2
-    for bad configuration (a URL of no known database, a folder that cannot be made) and 1 for
-    a database that cannot be reached, as every other command."""
-    from patientgen.jobs.model import StoreUnavailable
-    from patientgen.jobs.service import JobService
-
-    settings = load_settings()
-    try:
-        return JobService.open(settings)
-    except StoreUnavailable as exc:
-        fail(f"cannot open the job store: {exc}", EXIT_UNAVAILABLE)
-    except ValueError as exc:
-        fail(f"cannot open the job store: {exc}")
 
 
 @keys_app.command("create")
@@ -42,11 +26,8 @@ def create(
     ] = None,
 ) -> None:
     """Create a key. The key itself is printed once, alone on the last line."""
-    service = _service()
-    try:
+    with open_service(load_settings()) as service:
         key, secret = service.create_key(name, admin, max_patients, max_active_jobs)
-    finally:
-        service.close()
     limits = []
     if max_patients is not None:
         limits.append(f"max_patients={max_patients}")
@@ -63,11 +44,8 @@ def create(
 @keys_app.command("list")
 def list_keys() -> None:
     """List the keys (never their secrets)."""
-    service = _service()
-    try:
+    with open_service(load_settings()) as service:
         keys = service.list_keys()
-    finally:
-        service.close()
     typer.echo(f"{'KEY_ID':<24} {'NAME':<24} ADMIN  MAX_PATIENTS  MAX_ACTIVE  CREATED  REVOKED")
     for key in keys:
         typer.echo(
@@ -82,16 +60,8 @@ def list_keys() -> None:
 @keys_app.command("revoke")
 def revoke(key_id: Annotated[str, typer.Argument(help="The KEY_ID from `keys list`.")]) -> None:
     """Revoke a key: requests with it get 401 from now on; its jobs stay."""
-    from patientgen.jobs.model import KeyNotFound
-
-    service = _service()
-    try:
+    with open_service(load_settings()) as service:  # an unknown key: one line, exit 2
         service.revoke_key(key_id)
-    except KeyNotFound:
-        typer.echo(f"error: no API key {key_id}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        service.close()
     typer.echo(f"revoked key {key_id}")
 
 

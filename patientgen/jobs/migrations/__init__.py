@@ -35,15 +35,16 @@ def sqlite_path(url: str) -> Path:
 
 
 def sqlite_file(url: str) -> Path:
-    """The SQLite database's path, its folder made (ValueError, saying which folder and why,
-    when it cannot be)."""
+    """The SQLite database's path, its folder made and writable (SQLite writes its journal
+    beside the database); ValueError, saying which folder and why, when it is not."""
+    from patientgen.folders import folder_problem
+
     path = sqlite_path(url)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+    problem = folder_problem(path.parent, keep=True)
+    if problem is not None:
         raise ValueError(
-            f"cannot make the folder of the SQLite database {path.parent}: {exc.strerror}"
-        ) from None
+            f"cannot write to the folder of the SQLite database {path.parent}: {problem}"
+        )
     return path
 
 

@@ -376,7 +376,14 @@ class Client:
         return Job.model_validate_json(response.content)
 
     def get(self, job_id: UUID | str) -> Job:
+        """The job; its summary leaves out the care chain's per-hour series (`summary` has
+        it)."""
         return Job.model_validate_json(self._request("GET", f"/jobs/{job_id}").content)
+
+    def summary(self, job_id: UUID | str) -> dict[str, Any]:
+        """The completed job's whole summary (summary.json), with the care chain's per-hour
+        series (`care_chain.simulation.hourly`). ApiError 409 before the job is completed."""
+        return orjson.loads(self._request("GET", f"/jobs/{job_id}/summary").content)
 
     def list(
         self,
@@ -384,8 +391,7 @@ class Client:
         limit: int = 50,
         cursor: str | None = None,
     ) -> JobPage:
-        """One page of jobs, newest first. Their summaries leave out the care chain's per-hour
-        series (`care_chain.simulation.hourly`): `get(job_id)` has the whole summary."""
+        """One page of jobs, newest first."""
         params: dict[str, Any] = {"limit": limit}
         if status:
             params["status"] = [status] if isinstance(status, str) else list(status)

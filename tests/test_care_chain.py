@@ -285,3 +285,39 @@ def test_the_event_queue_orders_by_time_then_by_scheduling():
         earlier = [k for s, ks in keys.items() if s < t for k in ks]
         assert all(sim._arrival_key(t) < k for k in keys[t])
         assert all(k < sim._arrival_key(t) for k in earlier)
+
+
+def test_only_summary_json_holds_the_hourly_series(tmp_path, loaded) -> None:
+    """The per-hour series (occupancy and queue of every unit for every hour) is megabytes for a
+    long scenario with many units: the summaries the job layer stores in its database (each
+    chunk's, the merged one, a small run's) leave it out; summary.json has it, the same bytes
+    whether the run was one chunk or many, and whether finalize had the phase in memory or
+    read it from the checkpoint."""
+    parts = tmp_path / "out.parts"
+    bundle_chain._chains.clear()
+    summaries = [
+        bundle.write_chunk(loaded, ["ndjson"], parts, k, *r)
+        for k, r in enumerate(bundle.chunk_ranges(N, 100))
+    ]
+    flow = bundle.care_chain(loaded, parts)
+    assert flow.statistics["hourly"]
+    brief = {k: v for k, v in flow.statistics.items() if k != "hourly"}
+    assert summaries[0]["care_chain"]["simulation"] == brief
+    assert all(s["care_chain"]["simulation"] is None for s in summaries[1:])
+    assert bundle.merge_summaries(summaries)["care_chain"]["simulation"] == brief
+    bundle_chain._chains.clear()  # finalize in a process that never ran the phase
+    bundle.finalize(loaded, ["ndjson"], parts, tmp_path / "out", summaries)
+    written = orjson.loads((tmp_path / "out" / "summary.json").read_bytes())
+    assert written["care_chain"]["simulation"] == flow.statistics
+
+    whole = bundle.write_chunk(loaded, ["ndjson"], tmp_path / "one.parts", 0, 0, N)
+    assert whole["care_chain"]["simulation"] == brief
+    bundle.finalize(loaded, ["ndjson"], tmp_path / "one.parts", tmp_path / "one", [whole])
+    ((merged, _files),) = bundle.write_runs(
+        [bundle.SmallRun(loaded, ("ndjson",), tmp_path / "small", tmp_path / "small.parts")]
+    )
+    assert merged["care_chain"]["simulation"] == brief
+    for other in ("one", "small"):
+        assert (tmp_path / other / "summary.json").read_bytes() == (
+            tmp_path / "out" / "summary.json"
+        ).read_bytes()

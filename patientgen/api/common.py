@@ -92,28 +92,10 @@ def output_entries(job: Any) -> list[Any]:
     ]
 
 
-def listed_summary(summary: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A job's summary as a list shows it: without the care chain's per-hour series
-    (care_chain.simulation.hourly: occupancy and queue of every unit for every hour, about 70 kB
-    a month of scenario, which would make a page of 50 jobs megabytes). GET /jobs/{id} and
-    summary.json have the whole summary."""
-    if summary is None:
-        return None
-    chain = summary.get("care_chain")
-    simulation = chain.get("simulation") if isinstance(chain, dict) else None
-    if (
-        not isinstance(chain, dict)
-        or not isinstance(simulation, dict)
-        or "hourly" not in simulation
-    ):
-        return summary
-    brief = {k: v for k, v in simulation.items() if k != "hourly"}
-    return {**summary, "care_chain": {**chain, "simulation": brief}}
-
-
-def job_document(job: Any, prefix: str, *, listed: bool = False) -> dict[str, Any]:
-    """A Job as the API shows it: never lease internals, never the idempotency key. In a list
-    (`listed`), its summary is `listed_summary`'s."""
+def job_document(job: Any, prefix: str) -> dict[str, Any]:
+    """A Job as the API shows it: never lease internals, never the idempotency key. Its summary
+    is the stored one, without the care chain's per-hour series (summary.json, and
+    `GET /jobs/{id}/summary`, have it)."""
     job_id = str(job.job_id)
     return {
         "job_id": job_id,
@@ -132,7 +114,7 @@ def job_document(job: Any, prefix: str, *, listed: bool = False) -> dict[str, An
         "error": job.error,
         "allowed_actions": job.allowed_actions,
         "output_files": [file_entry(prefix, job_id, f) for f in output_entries(job)],
-        "summary": listed_summary(job.summary) if listed else job.summary,
+        "summary": job.summary,
         "links": job_links(prefix, job_id),
     }
 

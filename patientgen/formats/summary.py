@@ -22,6 +22,13 @@ are as before): histograms of every wait by kind (WAIT_BINS; a need met at once 
 with their p50/p90, the deaths, those with a delay cause and those who died waiting; and the
 statistics of the simulation (facility occupancy and queue per hour, operating-table hours, ICU
 bed-days, lifts per day, MEDEVAC precedence met), computed once per job and carried by chunk 0.
+
+The per-hour series (`care_chain.simulation.hourly`: every unit's occupancy and queue for every
+hour) is in summary.json alone. It grows with units times hours, whatever the patient count (a
+year of 20 fronts of 20 units of each role is 42 MB for a job of 1,000 patients), so the
+summaries a job stores in its database (each chunk's, and the merged one in its row) leave it
+out: chunk summaries never have it, and `with_series` puts it back, from the care-chain result,
+when summary.json is written. Every summary.json is thus the same bytes whatever the chunking.
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ _COUNTERS: tuple[str, ...] = (
 )
 _BATTLE_COUNTS: tuple[str, ...] = ("casualties", "kia", "wia", "dow", "rtd", "rtd_within_72h")
 _DAY = 86_400.0
+#: The key of the per-hour series in the simulation's statistics (summary.json only).
+SERIES = "hourly"
 #: Upper edges (minutes) of the wait histogram bins after the first, which holds the waits of 0.
 WAIT_BINS: tuple[int, ...] = (
     5, 10, 15, 30, 45, 60, 90, 120, 180, 240, 360, 480, 720, 1080, 1440, 2160, 2880, 4320,
@@ -64,9 +73,10 @@ class SummaryBuilder:
     """Accumulates the summary of a range of patients, one `add` at a time."""
 
     def __init__(self, scenario: Scenario, chain: dict[str, Any] | None = None) -> None:
-        """`chain`: the care-chain statistics, given to the builder of chunk 0 only."""
+        """`chain`: the care-chain statistics, given to the builder of chunk 0 only (kept
+        without the per-hour series: see the module docstring)."""
         self._chain = scenario.medical_plan is not None
-        self._chain_stats = chain
+        self._chain_stats = None if chain is None else _without(chain, SERIES)
         self.waits = {kind: [0] * (len(WAIT_BINS) + 2) for kind in WAIT_KINDS}
         self.chain_deaths = [0, 0, 0]  # deaths, with a delay cause, died waiting
         self._start = scenario.start
@@ -302,6 +312,22 @@ def merge_summaries(chunk_summaries: Iterable[dict[str, Any]]) -> dict[str, Any]
         "facilities": dict(sorted(facilities.items())),
         **({"care_chain": chain} if chain is not None else {}),
     }
+
+
+def with_series(merged: dict[str, Any], chain: dict[str, Any] | None) -> dict[str, Any]:
+    """The merged summary as summary.json holds it: with the per-hour series of the care-chain
+    statistics `chain` (None without a medical plan) put back into its simulation."""
+    block = merged.get("care_chain")
+    if chain is None or SERIES not in chain or not isinstance(block, dict):
+        return merged
+    simulation = block.get("simulation")
+    if not isinstance(simulation, dict):
+        return merged
+    return {**merged, "care_chain": {**block, "simulation": {**simulation, SERIES: chain[SERIES]}}}
+
+
+def _without(mapping: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k != key}
 
 
 def _merge_chain(parts: list[dict[str, Any]]) -> dict[str, Any] | None:

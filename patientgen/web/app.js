@@ -836,7 +836,7 @@ function renderJobView(job) {
 // The replay of the chain of care, once the job is completed with NDJSON output (its index).
 function replaySection(job) {
   if (job.status !== "completed" || isDelivery(job) || !formatsOf(job).includes("ndjson")) return null;
-  return replayView(job, { announce, describe });
+  return replayView(job, { announce, describe, hourly: () => hourlySeries(job) });
 }
 
 // Sending the casualties to a system under test, once a generation job is completed.
@@ -877,16 +877,29 @@ function drawCharts(job) {
     return;
   }
   renderSummary(box, job.summary, scenarioOf(job));
-  const simulation = job.summary.care_chain?.simulation;
-  if (simulation && !simulation.hourly) {
-    // a list's copy of the job (GET /jobs leaves the per-hour series out): fetch the whole one
-    const id = job.job_id;
-    api(`jobs/${encodeURIComponent(id)}`).then(({ data }) => {
-      const whole = storeJob(data);
-      const viewed = state.viewJobId === id && $("#job-view").dataset.jobId === id;
-      if (viewed && whole.summary?.care_chain?.simulation?.hourly) drawCharts(whole);
-    }).catch(() => {});  // the charts drawn stay; the hourly ones are missing until a reload
+  const id = job.job_id;
+  hourlySeries(job).then((hourly) => {
+    const viewed = state.viewJobId === id && $("#job-view").dataset.jobId === id && box.isConnected;
+    if (!viewed || !hourly) return;
+    const chain = job.summary.care_chain;
+    const whole = { ...job.summary, care_chain: { ...chain, simulation: { ...chain.simulation, hourly } } };
+    renderSummary(box, whole, scenarioOf(job));
+  }).catch(() => {});  // the charts drawn stay; the hourly ones are missing until the next view
+}
+
+// The care chain's per-hour series of a completed job, which its document leaves out: read once
+// from its summary.json (GET /jobs/{id}/summary). Null for a job without a medical plan.
+const series = new Map();
+function hourlySeries(job) {
+  if (job.status !== "completed" || !job.summary?.care_chain?.simulation) return Promise.resolve(null);
+  let found = series.get(job.job_id);
+  if (!found) {
+    found = api(`jobs/${encodeURIComponent(job.job_id)}/summary`)
+      .then(({ data }) => data.care_chain?.simulation?.hourly || null);
+    found.catch(() => series.delete(job.job_id));  // asked again at the next view
+    series.set(job.job_id, found);
   }
+  return found;
 }
 
 function updateJobView(job) {

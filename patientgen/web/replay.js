@@ -36,14 +36,16 @@ const timeFmt = new Intl.DateTimeFormat("en-GB", {
   year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZone: "UTC",
 });
 
-export function replayView(job, { announce = () => {}, describe = (e) => String(e) } = {}) {
+// `hourly`: a promise of the care chain's per-hour series (null without a medical plan).
+export function replayView(job, { announce = () => {}, describe = (e) => String(e),
+  hourly: series = () => Promise.resolve(null) } = {}) {
   const base = `jobs/${encodeURIComponent(job.job_id)}/patients`;
   const scenario = job.config?.scenario || {};
   const startMs = scenario.start ? Date.parse(scenario.start) : null;
   const s = {
     filters: {}, span: null, t: 0, playing: false, speed: 1, seq: 0, busy: true,
     counters: null, live: [], ahead: [], aheadNext: null, aheadLoading: null, movers: [],
-    lastWall: 0, lastTable: 0, raf: 0,
+    lastWall: 0, lastTable: 0, raf: 0, hourly: null, hourlyError: null,
   };
 
   const live = el("p", { class: "visually-hidden", id: "replay-live", "aria-live": "polite" });
@@ -418,7 +420,13 @@ export function replayView(job, { announce = () => {}, describe = (e) => String(
   let playhead = null;
   let loadSpan = null;
   function renderLoad() {
-    const hourly = job.summary?.care_chain?.simulation?.hourly;
+    const hourly = s.hourly;
+    if (s.hourlyError) {
+      load.replaceChildren(el("h3", { text: "Facility load" }),
+        el("p", { class: "muted", id: "replay-load-none", text: `Could not read the facility load: ${describe(s.hourlyError)}` }));
+      playhead = null;
+      return;
+    }
     if (!hourly || startMs === null) {
       load.replaceChildren(el("h3", { text: "Facility load" }),
         el("p", { class: "muted", id: "replay-load-none",
@@ -537,8 +545,10 @@ export function replayView(job, { announce = () => {}, describe = (e) => String(
 
   (async () => {
     try {
-      const [{ data: facets }, { data: first }] = await Promise.all([
-        api(`${base}/facets`), api(`${base}/tracks?limit=1`)]);
+      const [{ data: facets }, { data: first }, hourly] = await Promise.all([
+        api(`${base}/facets`), api(`${base}/tracks?limit=1`),
+        series().catch((err) => { s.hourlyError = err; return null; })]);
+      s.hourly = hourly;
       renderFilters(facets.facets);
       if (!first.span) {
         status.textContent = "This job has no casualties to replay.";

@@ -233,21 +233,25 @@ function careChain(chain, scenario, full, half) {
     Object.entries(precedence).map(([t, p]) =>
       [names[t] || t, formatNumber(p.requests || 0), p.requests ? pct(p.within_window / p.requests) : "–"]),
     { "data-role": "precedence" });
+  // The per-hour series comes from summary.json (GET /jobs/{id}/summary), after the rest: until
+  // then the peaks are shown as pending.
   const hourly = sim.hourly || {};
-  const units = Object.keys(hourly).sort();
+  const units = Object.keys(sim.hourly || sim.operating_table_hours || {}).sort();
+  const peak = (u, kind) => (sim.hourly ? formatNumber(max(hourly[u]?.[kind] || [])) : "…");
   const unitTable = table("Facilities: peak load and requirements",
     ["Unit", "Peak beds in use", "Peak queue", "Operating-table hours", "ICU bed-days"],
-    units.map((u) => [u, formatNumber(max(hourly[u].occupancy || [])), formatNumber(max(hourly[u].queue || [])),
+    units.map((u) => [u, peak(u, "occupancy"), peak(u, "queue"),
       String(sim.operating_table_hours?.[u] ?? 0), String(sim.icu_bed_days?.[u] ?? 0)]),
-    { "data-role": "units" });
+    { "data-role": "units", "data-series": sim.hourly ? "loaded" : "pending" });
   const unitBox = scroll(unitTable);
   unitBox.classList.add("chain-wide");
   const out = [heading, list,
     h("div", { class: "chain-tables chain-wide" }, scroll(waitTable), scroll(liftTable)), unitBox];
   // Casualties waiting at the facilities, hour by hour (all units together).
-  const hours = max(units.map((u) => (hourly[u].queue || []).length));
+  const serial = Object.keys(hourly);
+  const hours = max(serial.map((u) => (hourly[u].queue || []).length));
   if (hours) {
-    const queue = Array.from({ length: hours }, (_, i) => units.reduce((a, u) => a + (hourly[u].queue?.[i] || 0), 0));
+    const queue = Array.from({ length: hours }, (_, i) => serial.reduce((a, u) => a + (hourly[u].queue?.[i] || 0), 0));
     const start = scenario?.start ? new Date(scenario.start) : null;
     const fig = columnChart({
       title: "Casualties waiting at the facilities, hour by hour",

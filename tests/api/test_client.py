@@ -52,6 +52,9 @@ def test_client_round_trip(live_sqlite: Service, tmp_path) -> None:
             assert hashlib.sha256(data).hexdigest() == item.sha256
         one = client.download(job.job_id, tmp_path / "one.csv", name="patients.csv")
         assert one[0].read_bytes() == (tmp_path / "all" / "patients.csv").read_bytes()
+        whole = client.summary(job.job_id)  # summary.json, as the job's summary has no plan here
+        assert whole == orjson.loads((tmp_path / "all" / "summary.json").read_bytes())
+        assert whole == client.get(job.job_id).summary
 
         page = client.patients(job.job_id, offset=10, limit=5)
         assert page.total == 1200 and len(page.items) == 5 and page.next_offset == 15

@@ -3,6 +3,7 @@ head without losing any, and several processes may upgrade at once."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import uuid
@@ -93,3 +94,39 @@ def test_concurrent_upgrades_are_safe(fresh_url):
         t.join()
     assert errors == []
     assert migrations.current(fresh_url) == migrations.HEAD
+
+
+def test_upgrade_takes_the_hourly_series_out_of_stored_summaries(fresh_url, tmp_path):
+    """Revision 0011: the care chain's per-hour series, stored in job and chunk rows before (a
+    42 MB row for a year of 1,200 units), is removed from them; summary.json keeps it."""
+    migrations.upgrade(fresh_url, "0010")
+    (job_id,) = _insert_rev1_jobs(fresh_url, 1)
+    simulation = {"operating_table_hours": {"R2-A-1": 3.5}, "hourly": {"R2-A-1": {"queue": [0, 2]}}}
+    summary = json.dumps({"patients": 3, "care_chain": {"deaths": 1, "simulation": simulation}})
+    plain = json.dumps({"patients": 3})  # a summary without a care chain stays as it was
+    if fresh_url.startswith("sqlite"):
+        with sqlite3.connect(migrations.sqlite_path(fresh_url)) as conn:
+            conn.execute("UPDATE jobs SET summary = ? WHERE job_id = ?", (summary, job_id))
+            conn.executemany(
+                "INSERT INTO job_chunks (job_id, chunk, summary, worker_id, finished_at)"
+                " VALUES (?, ?, ?, 'w', '2026-01-01 00:00:00.000000')",
+                [(job_id, 0, summary), (job_id, 1, plain)],
+            )
+    else:
+        import psycopg
+
+        with psycopg.connect(fresh_url) as conn:
+            conn.execute("UPDATE jobs SET summary = %s::jsonb WHERE job_id = %s", (summary, job_id))
+            for chunk, data in ((0, summary), (1, plain)):
+                conn.execute(
+                    "INSERT INTO job_chunks (job_id, chunk, summary, worker_id)"
+                    " VALUES (%s, %s, %s::jsonb, 'w')",
+                    (job_id, chunk, data),
+                )
+    settings = Settings(database_url=fresh_url, data_dir=tmp_path)
+    brief = {"patients": 3, "care_chain": {"deaths": 1, "simulation": {
+        "operating_table_hours": {"R2-A-1": 3.5}}}}  # fmt: skip
+    with JobService.open(settings) as service:
+        assert service.get(uuid.UUID(job_id)).summary == brief
+        chunks = {c.chunk: c.summary for c in service.store.chunks(uuid.UUID(job_id))}
+    assert chunks == {0: brief, 1: {"patients": 3}}

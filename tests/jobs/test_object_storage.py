@@ -490,6 +490,11 @@ def test_another_host_serves_the_job(shared, tmp_path, reference):
             assert url.startswith(shared.storage_endpoint) and "Signature" in url
             body = httpx.get(url, timeout=30).content
             assert hashlib.sha256(body).hexdigest() == reference["patients.csv"]
+            # the whole summary, which the web page reads, is never redirected: served here
+            summary = httpx.get(f"{api}/jobs/{job.job_id}/summary", timeout=30)
+            assert summary.status_code == 200, summary.text
+            assert hashlib.sha256(summary.content).hexdigest() == reference["summary.json"]
+            assert "content-disposition" not in summary.headers
         assert not (host_d.data_dir / "jobs" / str(job.job_id)).exists()  # nothing fetched
 
 

@@ -23,6 +23,12 @@ def _job(service: Service, job_id: str) -> dict[str, Any]:
         return api.get(f"/jobs/{job_id}").json()
 
 
+def _summary(service: Service, job_id: str) -> dict[str, Any]:
+    """summary.json, with the per-hour series the job document leaves out."""
+    with service.api() as api:
+        return api.get(f"/jobs/{job_id}/summary").json()
+
+
 def _open_job(page: Any, job_id: str) -> None:
     page.click(f'#jobs-list [data-job-id="{job_id}"] .job-name')
     page.wait_for_selector(f'#job-view[data-job-id="{job_id}"] #charts svg.chart-svg')
@@ -45,10 +51,16 @@ def test_a_sized_plan_from_the_form_and_its_chain_of_care(
     assert isinstance(plan, dict) and plan["fronts"], "the job did not run with a medical plan"
     chain = job["summary"]["care_chain"]
 
-    page.reload()  # the job as the list has it (without the hourly series), then in whole
+    assert "hourly" not in chain["simulation"]
+    hourly = _summary(service, job_id)["care_chain"]["simulation"]["hourly"]
+    page.reload()  # the job as the list has it, then its per-hour series from summary.json
     page.wait_for_selector(f'#jobs-list [data-job-id="{job_id}"]')
     _open_job(page, job_id)
     page.locator("#charts figure.chart", has_text="hour by hour").wait_for()
+    page.wait_for_selector('#charts table[data-role="units"][data-series="loaded"]')
+    # the replay's facility load reads the same series
+    page.locator("#replay-load polyline").first.wait_for()
+    assert page.locator("#replay-load-none").count() == 0
     view = page.locator("#job-view")
     assert "Medical plan:" in view.locator(".kv").first.inner_text() or "Medical plan:" in (
         view.inner_text()
@@ -60,7 +72,6 @@ def test_a_sized_plan_from_the_form_and_its_chain_of_care(
     waits = section.locator('table[data-role="waits"] tbody tr')
     assert waits.count() == len(chain["wait_percentiles_minutes"]) == 4
     units = section.locator('table[data-role="units"] tbody tr')
-    hourly = chain["simulation"]["hourly"]
     assert units.count() == len(hourly)
     first = sorted(hourly)[0]
     cells = units.first.locator("th, td").all_inner_texts()

@@ -36,6 +36,7 @@ from patientgen.api.common import (
 from patientgen.api.limits import CappedStreamingResponse
 from patientgen.api.problems import Problem
 from patientgen.api.schemas import FileListOut
+from patientgen.formats.bundle.layout import SUMMARY_FILE
 
 router = APIRouter(tags=["outputs"])
 _JSON_LIKE = {".json": "application/json", ".ndjson": "application/x-ndjson"}
@@ -170,8 +171,39 @@ async def download_file(
 ) -> Response:
     """Streams the file with its content type; supports `Range` (206/416), `If-Range` and
     `If-None-Match`."""
-    state = request.app.state
     job = await get_job(request, job_id, who.scope)
+    return await _serve(request, job, name, download=True)
+
+
+@router.head("/jobs/{job_id}/summary", include_in_schema=False)
+@router.get(
+    "/jobs/{job_id}/summary",
+    summary="Get a job's whole summary (summary.json)",
+    responses={
+        200: {
+            "description": "summary.json; `ETag` is its sha256.",
+            "content": {"application/json": {"schema": {}}},
+        },
+        304: {"description": "Not modified (If-None-Match matched the ETag)."},
+        **problem_responses(401, 404, 409, 422, 503),
+    },
+)
+async def read_summary(
+    request: Request, job_id: UUID, who: Principal = Depends(principal)
+) -> Response:
+    """summary.json of a completed job: its summary with the care chain's per-hour series
+    (`care_chain.simulation.hourly`, every unit's occupancy and queue for every hour), which
+    the job document leaves out. Served by the API itself, never redirected to object storage
+    (the web page reads it), with `ETag` and `If-None-Match`."""
+    job = await get_job(request, job_id, who.scope)
+    completed(job)
+    return await _serve(request, job, SUMMARY_FILE, download=False)
+
+
+async def _serve(request: Request, job: Any, name: str, *, download: bool) -> Response:
+    """The job's output file `name`, from this host's copy, else from object storage. As a
+    `download`: an attachment, redirected to a presigned URL where the settings ask for it."""
+    state = request.app.state
     entry = next((e for e in entries(job) if e.get("name") == name), None)
     if entry is None:
         raise Problem(404, "not-found", f"The job has no output file {name!r}.")
@@ -189,17 +221,24 @@ async def download_file(
         folder = await _enter(held, files, files.reading_here(job))
         if folder is None:  # in object storage only
             held.close()
-            url = await anyio.to_thread.run_sync(files.presigned, job, name, media_type)
+            url = None
+            if download:
+                url = await anyio.to_thread.run_sync(files.presigned, job, name, media_type)
             if url is not None:
                 return RedirectResponse(url, status_code=307, headers=headers)
-            return _streamed(request, files, job, name, int(entry["bytes"]), media_type, headers)
+            size = int(entry["bytes"])
+            return _streamed(request, files, job, name, size, media_type, headers, download)
         path = _safe_path(folder, name)
         try:
             stat = await anyio.to_thread.run_sync(os.stat, path)
         except OSError:
             raise Problem(404, "not-found", f"The file {name!r} is no longer on disk.") from None
         response = _File(
-            path, media_type=media_type, headers=headers, filename=Path(name).name, stat_result=stat
+            path,
+            media_type=media_type,
+            headers=headers,
+            filename=Path(name).name if download else None,
+            stat_result=stat,
         )
         # Starlette serves the ranges (one: 206, several: multipart/byteranges) and HEAD
         validators = (etag, response.headers["last-modified"])
@@ -251,6 +290,7 @@ def _streamed(
     size: int,
     media_type: str,
     headers: dict[str, str],
+    attachment: bool,
 ) -> Response:
     """A file read from object storage: whole, or the one range asked for (several ranges get
     the whole file, as RFC 9110 allows; which ranges are served: `_honoured_ranges`)."""
@@ -263,8 +303,9 @@ def _streamed(
         **headers,
         "Accept-Ranges": "bytes",
         "Content-Length": str(end - start + 1),
-        "Content-Disposition": f'attachment; filename="{Path(name).name}"',
     }
+    if attachment:
+        headers["Content-Disposition"] = f'attachment; filename="{Path(name).name}"'
     if request.method == "HEAD" or size == 0:
         return Response(status_code=status, headers=headers, media_type=media_type)
     body = files.stream(job, name, start, end)

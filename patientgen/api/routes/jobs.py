@@ -207,9 +207,7 @@ async def list_jobs(
         str | None, Query(max_length=500, description="`next_cursor` of the previous page.")
     ] = None,
 ) -> Response:
-    """The caller's jobs (every job for an admin key), newest first, in pages. Each summary
-    leaves out the care chain's per-hour series (`care_chain.simulation.hourly`), which
-    `GET /jobs/{id}` and summary.json have."""
+    """The caller's jobs (every job for an admin key), newest first, in pages."""
     state = request.app.state
     page = await state.call(
         state.service.list,
@@ -220,7 +218,7 @@ async def list_jobs(
     )
     return json_response(
         {
-            "items": [job_document(j, state.api_prefix, listed=True) for j in page.items],
+            "items": [job_document(j, state.api_prefix) for j in page.items],
             "next_cursor": page.next_cursor,
         }
     )

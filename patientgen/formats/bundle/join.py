@@ -27,12 +27,12 @@ import orjson
 from patientgen.formats import attributes, fhir, manifest, summary
 from patientgen.formats import ndjson as ndjson_format
 from patientgen.formats.bundle import disk
+from patientgen.formats.bundle.chain import care_chain
 from patientgen.formats.bundle.exercise import merged_mel_parts, part_lines, write_exercise
 from patientgen.formats.bundle.layout import (
     EXERCISE,
     MANIFEST_FILE,
     SUMMARY_FILE,
-    SUMMARY_OPTIONS,
     OutputFile,
     Spec,
     chunk_part_names,
@@ -44,6 +44,7 @@ from patientgen.formats.bundle.layout import (
     owner_mark,
     part_path,
     specs,
+    summary_bytes,
     whole_path,
 )
 from patientgen.scenario import Scenario
@@ -149,7 +150,9 @@ def finalize(
     attempt of the run this is (a job's attempt number; it only ever grows): the temporary files
     of earlier attempts are removed, those of later ones never.
 
-    Writes summary.json and manifest.json (last). parts_dir is left for the caller to remove
+    Writes summary.json, with the per-hour series of the care-chain result (read from the
+    parts folder's checkpoint, or computed again, when this process does not hold it), and
+    manifest.json (last). parts_dir is left for the caller to remove
     once the run is recorded as finished (the job layer does it inside its fenced completion,
     jobs/files.py: a worker that lost its lease must never remove another's parts).
     Idempotent: calling it again after a crash half-way through finishes the job, and calling
@@ -185,7 +188,8 @@ def finalize(
         merged = summary.merge_summaries(chunk_summaries)
     batch = disk.Batch(owner)
     try:
-        files = _write_final(batch, scenario, formats, parts_dir, out_dir, n_chunks, merged)
+        chain = _chain_statistics(scenario, parts_dir)
+        files = _write_final(batch, scenario, formats, parts_dir, out_dir, n_chunks, merged, chain)
         batch.commit()
     except BaseException:
         batch.abort()
@@ -239,6 +243,7 @@ def _write_final(
     out_dir: Path,
     n_chunks: int,
     merged: dict[str, Any],
+    chain: dict[str, Any] | None,
 ) -> list[OutputFile]:
     """Every final file of the run into `batch` (committed by the caller): each streaming
     format's parts joined, the NDJSON index and attribute dictionary, the FHIR facilities, the
@@ -278,8 +283,8 @@ def _write_final(
                 sources = [part_lines(path) for path in paths]
             records = write_exercise(fmt, sink.write, sources, patients)
         files.append(sink.output(name, fmt, records))
-    summary_bytes = orjson.dumps(merged, option=SUMMARY_OPTIONS) + b"\n"
-    files.append(_write_data(batch, out_dir, SUMMARY_FILE, "summary", summary_bytes))
+    data = summary_bytes(merged, chain)
+    files.append(_write_data(batch, out_dir, SUMMARY_FILE, "summary", data))
     manifest_bytes = manifest.encode(
         manifest.build(scenario, formats, patients, [f.as_dict() for f in files])
     )
@@ -311,8 +316,8 @@ def _finalize_whole(
     listed = {f.name: f for f in files}
     if merged is None:
         merged = summary.merge_summaries(chunk_summaries)
-    summary_bytes = orjson.dumps(merged, option=SUMMARY_OPTIONS) + b"\n"
-    if hashlib.sha256(summary_bytes).hexdigest() != listed[SUMMARY_FILE].sha256:
+    data = summary_bytes(merged, _chain_statistics(scenario, parts_dir))
+    if hashlib.sha256(data).hexdigest() != listed[SUMMARY_FILE].sha256:
         raise ValueError("the part files of chunk 0 do not match its summary")
     own = listed[MANIFEST_FILE] = manifest_entry(manifest_bytes)
     owner = owner_mark(parts_dir, attempt)
@@ -348,6 +353,12 @@ def _copy_whole(parts_dir: Path, out_dir: Path, names: list[str], owner: str) ->
     except BaseException:
         batch.abort()
         raise
+
+
+def _chain_statistics(scenario: Scenario, parts_dir: Path) -> dict[str, Any] | None:
+    """The care-chain statistics of the run (None without a medical plan), for summary.json."""
+    flow = care_chain(scenario, parts_dir)
+    return None if flow is None else flow.statistics
 
 
 def merge_summaries(chunk_summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from patientgen.formats import FORMATS, attributes, cards, fhir, hl7, manifest, mel
+from patientgen.formats import FORMATS, attributes, cards, fhir, hl7, manifest, mel, summary
 from patientgen.formats import csv as csv_format
 from patientgen.formats import json as json_format
 from patientgen.formats import ndjson as ndjson_format
@@ -36,6 +36,12 @@ WHOLE_PREFIX = "whole."
 EXERCISE: tuple[tuple[str, str], ...] = (("mel", mel.FILE), ("cards", cards.FILE))
 #: How summary.json is encoded (the merged summary, see formats.summary).
 SUMMARY_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
+
+
+def summary_bytes(merged: dict[str, Any], chain: dict[str, Any] | None) -> bytes:
+    """summary.json: the merged summary with the per-hour series of the care-chain statistics
+    `chain` (None without a medical plan) put back (formats.summary.with_series)."""
+    return orjson.dumps(summary.with_series(merged, chain), option=SUMMARY_OPTIONS) + b"\n"
 
 
 @dataclass(frozen=True, slots=True)

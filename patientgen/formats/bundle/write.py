@@ -20,8 +20,6 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import orjson
-
 from patientgen.formats import attributes, fhir, manifest, summary
 from patientgen.formats import ndjson as ndjson_format
 from patientgen.formats.bundle import disk
@@ -32,7 +30,6 @@ from patientgen.formats.bundle.layout import (
     EXERCISE,
     MANIFEST_FILE,
     SUMMARY_FILE,
-    SUMMARY_OPTIONS,
     OutputFile,
     chunk_part_names,
     final_names,
@@ -43,6 +40,7 @@ from patientgen.formats.bundle.layout import (
     owner_mark,
     part_path,
     specs,
+    summary_bytes,
     whole_path,
 )
 from patientgen.generator.patient import Patient
@@ -187,7 +185,7 @@ def _write_whole(
     _check_count(builder, expected, 0)
     chunk_summary = builder.to_dict()
     merged, listed = _finish_whole(
-        scenario, formats, batch, files, exercise, chunk_summary, place, owner
+        scenario, formats, batch, files, exercise, chunk_summary, place, owner, chain
     )
     return chunk_summary, merged, listed
 
@@ -250,10 +248,13 @@ def _finish_whole(
     chunk_summary: dict[str, Any],
     place: Callable[[str], Path],
     owner: str | None,
+    chain: dict[str, Any] | None,
 ) -> tuple[dict[str, Any], list[OutputFile]]:
     """Complete the final files of a one-chunk run: the JSON array's end (or the empty forms),
     the facility resources, the exercise files from their one part (`exercise`), summary.json
-    and manifest.json, each exactly as finalize's join of one ordinary part would write it."""
+    (with the per-hour series of the care-chain statistics `chain`) and manifest.json, each
+    exactly as finalize's join of one ordinary part would write it. Returns the merged summary
+    (without the series, as the job stores it) and the files."""
     patients = chunk_summary["patients"]
     for spec in specs(formats, has_chain(scenario)):
         f = files[spec.name]
@@ -286,7 +287,7 @@ def _finish_whole(
         )
         data = attributes.dictionary_bytes(scenario)
         extra.insert(0, (attributes.DICTIONARY_FILE, attributes.FORMAT, data, False))
-    summary_bytes = orjson.dumps(merged, option=SUMMARY_OPTIONS) + b"\n"
+    whole_summary = summary_bytes(merged, chain)
     for name, fmt, data, count in extra:
         disk.write_raw(batch.open(place(name), buffering=0, owner=owner), data)
         records = data.count(b"\n") if count else None
@@ -297,13 +298,13 @@ def _finish_whole(
             records = write_exercise(fmt, f.write, [exercise[name].splitlines()], patients)
             size, sha, _ = disk.digest(f)
             listed.append(OutputFile(name, fmt, size, sha, records))
-    disk.write_raw(batch.open(place(SUMMARY_FILE), buffering=0, owner=owner), summary_bytes)
+    disk.write_raw(batch.open(place(SUMMARY_FILE), buffering=0, owner=owner), whole_summary)
     listed.append(
         OutputFile(
             SUMMARY_FILE,
             "summary",
-            len(summary_bytes),
-            hashlib.sha256(summary_bytes).hexdigest(),
+            len(whole_summary),
+            hashlib.sha256(whole_summary).hexdigest(),
             None,
         )
     )

@@ -321,3 +321,23 @@ def test_only_summary_json_holds_the_hourly_series(tmp_path, loaded) -> None:
         assert (tmp_path / other / "summary.json").read_bytes() == (
             tmp_path / "out" / "summary.json"
         ).read_bytes()
+
+
+def test_summary_json_writes_each_unit_s_series_on_one_line(tmp_path, loaded) -> None:
+    """Indented one number per line, the series of a year of 1,200 units made a 315 MB
+    summary.json (42 MB as compact JSON): each unit's series is one line, the rest indented."""
+    bundle_chain._chains.clear()
+    out = tmp_path / "out"
+    run(loaded, ["ndjson"], out, bundle.chunk_ranges(N, 100))
+    data = (out / "summary.json").read_bytes()
+    whole = orjson.loads(data)
+    hourly = whole["care_chain"]["simulation"]["hourly"]
+    assert len(hourly) > 1
+    brief = dict(whole, care_chain={**whole["care_chain"], "simulation": {
+        k: v for k, v in whole["care_chain"]["simulation"].items() if k != "hourly"}})  # fmt: skip
+    without = orjson.dumps(brief, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+    # the "hourly": { line, one line per unit, the closing brace
+    assert data.count(b"\n") == without.count(b"\n") + len(hourly) + 2
+    for unit, series in hourly.items():
+        line = orjson.dumps(unit) + b": " + orjson.dumps(series, option=orjson.OPT_SORT_KEYS)
+        assert line in data

@@ -38,10 +38,33 @@ EXERCISE: tuple[tuple[str, str], ...] = (("mel", mel.FILE), ("cards", cards.FILE
 SUMMARY_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
 
 
+#: Stands for the per-hour series while the rest of summary.json is encoded (orjson writes the
+#: NUL as \u0000: no other value of a summary can be written so).
+_SERIES_MARK = "\x00series"
+
+
 def summary_bytes(merged: dict[str, Any], chain: dict[str, Any] | None) -> bytes:
-    """summary.json: the merged summary with the per-hour series of the care-chain statistics
-    `chain` (None without a medical plan) put back (formats.summary.with_series)."""
-    return orjson.dumps(summary.with_series(merged, chain), option=SUMMARY_OPTIONS) + b"\n"
+    """summary.json: the merged summary, indented, with the per-hour series of the care-chain
+    statistics `chain` (None without a medical plan) put back (formats.summary.with_series),
+    each unit's series on one line: indented one number per line, a year of 1,200 units made
+    a 315 MB file, 42 MB as compact JSON."""
+    series = None if chain is None else chain.get(summary.SERIES)
+    if not series:
+        return orjson.dumps(summary.with_series(merged, chain), option=SUMMARY_OPTIONS) + b"\n"
+    marked = summary.with_series(merged, {summary.SERIES: _SERIES_MARK})
+    data = orjson.dumps(marked, option=SUMMARY_OPTIONS) + b"\n"
+    mark = orjson.dumps(_SERIES_MARK)
+    at = data.find(mark)
+    if at < 0:  # a summary without the simulation's statistics: nothing to put back
+        return data
+    indent = at - data.rindex(b"\n", 0, at) - 1 - len(orjson.dumps(summary.SERIES) + b": ")
+    inner = b" " * (indent + 2)
+    units = b",\n".join(
+        inner + orjson.dumps(unit) + b": " + orjson.dumps(series[unit], option=orjson.OPT_SORT_KEYS)
+        for unit in sorted(series)
+    )
+    value = b"{\n" + units + b"\n" + b" " * indent + b"}"
+    return data[:at] + value + data[at + len(mark) :]
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,7 +125,26 @@ class _P:
     icu: Unit | None = None
     icu_since: int = 0
     unit: Unit | None = None
-    rec: Record | None = None  # made on the first thing to record (most casualties have none)
+    rec: _Recording | None = None  # made on the first thing to record (most have none)
+
+
+class _Recording:
+    """A casualty's Record while the simulation runs (mutable; frozen by `freeze`)."""
+
+    __slots__ = ("death", "diverted", "waits")
+
+    def __init__(self) -> None:
+        #: k -> [waited for the lift, treatment, surgery, an ICU bed; causes of the first three]
+        self.waits: dict[int, list[int]] = {}
+        self.diverted: dict[int, str] = {}  # k -> the unit it went to instead
+        self.death: tuple[int, int, int, int, int, int] | None = None
+
+    def freeze(self) -> Record:
+        return Record.of(
+            ((k, *w) for k, w in sorted(self.waits.items())),  # type: ignore[misc]
+            tuple(sorted(self.diverted.items())),
+            self.death,
+        )
 
 
 class Simulation:
@@ -167,7 +186,7 @@ class Simulation:
         self.pending: dict[int, tuple[int, int, Any, int]] = {}
         self.seq = 0
         self.store = SkeletonStore(self.start, [], [])
-        self.recorded: dict[int, Record] = {}  # index -> record, for who has one
+        self.recorded: dict[int, _Recording] = {}  # index -> record, for who has one
         # statistics
         self.lifts: dict[tuple[int, int, int], int] = {}  # (front, mode, day) -> lifts
         self.precedence = [[0, 0] for _ in range(4)]  # per rank: [requests, within window]
@@ -187,9 +206,9 @@ class Simulation:
         second as a scheduled event goes first."""
         return (t - self.start) << SEQ_BITS
 
-    def _record(self, p: _P) -> Record:
+    def _record(self, p: _P) -> _Recording:
         if p.rec is None:
-            p.rec = self.recorded[p.index] = Record()
+            p.rec = self.recorded[p.index] = _Recording()
         return p.rec
 
     def _rate(self, p: _P, rank: int) -> float:
@@ -217,12 +236,10 @@ class Simulation:
         p.waiting = -1
         if waited > 0:
             k = p.k + 1
-            rec = self._record(p)
-            w = rec.waits.setdefault(k, [0, 0, 0, 0])
-            c = rec.causes.setdefault(k, [0, 0, 0])
+            w = self._record(p).waits.setdefault(k, [0, 0, 0, 0, 0, 0, 0])
             w[slot] += waited
             if slot < 3:
-                c[slot] = cause
+                w[4 + slot] = cause
             if slot < 3:
                 p.shift += waited
         return waited
@@ -541,7 +558,9 @@ class Simulation:
 
     # --- the result -------------------------------------------------------------------------
     def records(self) -> dict[int, Record]:
-        return dict(sorted(self.recorded.items()))
+        """Every casualty's record, frozen, by index."""
+        recorded = self.recorded
+        return {index: recorded[index].freeze() for index in sorted(recorded)}
 
     def statistics(self) -> dict[str, Any]:
         """Facility load per hour, requirements and lift figures (JSON-ready)."""

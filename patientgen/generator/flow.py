@@ -21,8 +21,10 @@ Invariants:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from struct import Struct
 
 from patientgen.generator.care import AMPUTATION, CRANIOTOMY, DEBRIDEMENT, LAPAROTOMY
 from patientgen.generator.patient import (
@@ -94,37 +96,65 @@ class Skeleton:
     stages: list[Stage]
 
 
-@dataclass(slots=True)
-class Record:
-    """The simulation's result for one casualty (only casualties with something to say)."""
+#: One stage a casualty waited at: (k, seconds waited for the lift there, for treatment, for
+#: surgery, for an ICU bed, then the cause of the lift, treatment and surgery waits).
+Row = tuple[int, int, int, int, int, int, int, int]
+_ROW = Struct("<8q")
 
-    waits: dict[int, list[int]] = field(default_factory=dict)  # k -> [lift, treat, surgery, icu]
-    causes: dict[int, list[int]] = field(default_factory=dict)  # k -> [lift, treat, surgery]
-    diverted: dict[int, str] = field(default_factory=dict)  # k -> the unit it went to instead
+
+@dataclass(slots=True, frozen=True)
+class Record:
+    """The simulation's result for one casualty (only casualties with something to say).
+
+    Compact: every worker that writes a chunk of a job holds the records of the whole job
+    (under a starved plan, nearly one per casualty), so the rows are packed in one bytes object
+    (no tuple nor int object each). The simulation builds each record in a mutable form
+    (chain.py) and freezes it here."""
+
+    rows: bytes = b""  # the Rows, by k, packed (_ROW)
+    diverted: tuple[tuple[int, str], ...] = ()  # (k, the unit it went to instead), by k
     # death while waiting: (place k: 0 = point of injury, epoch seconds, stage k of the wait,
     # wait slot 0..3, cause code, seconds waited)
     death: tuple[int, int, int, int, int, int] | None = None
 
+    @classmethod
+    def of(
+        cls,
+        rows: Iterable[Row],
+        diverted: tuple[tuple[int, str], ...] = (),
+        death: tuple[int, int, int, int, int, int] | None = None,
+    ) -> Record:
+        return cls(b"".join(_ROW.pack(*row) for row in rows), diverted, death)
+
+    def stages(self) -> Iterator[Row]:
+        """The rows, by k."""
+        return _ROW.iter_unpack(self.rows)  # type: ignore[return-value]
+
+    def row(self, k: int) -> Row | None:
+        """The waits at stage k, None where it waited for nothing."""
+        for row in _ROW.iter_unpack(self.rows):
+            if row[0] == k:
+                return row  # type: ignore[return-value]
+        return None
+
+    def diverted_to(self, k: int) -> str | None:
+        """The unit visit k went to instead of the planned one, None where it was not diverted."""
+        for stage, unit in self.diverted:
+            if stage == k:
+                return unit
+        return None
+
     def to_json(self) -> list[object]:
-        return [
-            sorted([k, *w, *self.causes.get(k, [0, 0, 0])] for k, w in self.waits.items()),
-            sorted([k, u] for k, u in self.diverted.items()),
-            list(self.death) if self.death is not None else None,
-        ]
+        return [list(self.stages()), self.diverted, self.death]
 
     @classmethod
     def from_json(cls, data: list[object]) -> Record:
-        waits, diverted, death = data
-        r = cls()
-        for row in waits:  # type: ignore[attr-defined]
-            k = row[0]
-            r.waits[k] = list(row[1:5])
-            r.causes[k] = list(row[5:8])
-        for k, unit in diverted:  # type: ignore[attr-defined]
-            r.diverted[k] = unit
-        if death is not None:
-            r.death = tuple(death)  # type: ignore[arg-type, assignment]
-        return r
+        rows, diverted, death = data
+        return cls.of(
+            rows,  # type: ignore[arg-type]
+            tuple((k, unit) for k, unit in diverted),  # type: ignore[attr-defined]
+            None if death is None else tuple(death),  # type: ignore[arg-type]
+        )
 
 
 _SURGICAL = frozenset(SURGERY_MINUTES)
@@ -316,14 +346,14 @@ class _Moves:
     def __init__(self, stages: list[Stage], rec: Record | None) -> None:
         self.shifts: list[tuple[int, bool, int]] = []  # (baseline time, inclusive, seconds)
         if rec is not None:
-            for k, w in rec.waits.items():
+            for k, lift, treat, surgery, *_ in rec.stages():
                 s = stages[k - 1]
-                if w[0]:
-                    self.shifts.append((s.ready, True, w[0]))
-                if w[1]:
-                    self.shifts.append((s.triaged, False, w[1]))
-                if w[2] and s.surgery_at is not None:
-                    self.shifts.append((s.surgery_at, True, w[2]))
+                if lift:
+                    self.shifts.append((s.ready, True, lift))
+                if treat:
+                    self.shifts.append((s.triaged, False, treat))
+                if surgery and s.surgery_at is not None:
+                    self.shifts.append((s.surgery_at, True, surgery))
         self.drop_at: int | None = None
         self.drop_inclusive = True
         death = rec.death if rec is not None else None
@@ -359,8 +389,6 @@ def _visit(k: int, v: Visit, stages: list[Stage], rec: Record | None, moves: _Mo
     waits: for treatment, surgery and an ICU bed where it had those needs, and for the lift
     that took the casualty on; a diverted visit names the unit it went to."""
     move = moves.move
-    waits = rec.waits if rec is not None else {}
-    causes = rec.causes if rec is not None else {}
     vit = v.vitals
     if vit is not None and moves.shifts:
         vit.taken_at = move(vit.taken_at)
@@ -373,22 +401,24 @@ def _visit(k: int, v: Visit, stages: list[Stage], rec: Record | None, moves: _Mo
     listed: list[Wait] = []
     if 1 <= k <= len(stages):
         s = stages[k - 1]
-        w = waits.get(k, [0, 0, 0, 0])
-        c = causes.get(k, [0, TEAM, TABLE])
-        listed.append(Wait("treatment", _minutes(w[1]), CAUSES[c[1] or TEAM]))
+        row = rec.row(k) if rec is not None else None
+        if row is None:
+            row = (k, 0, 0, 0, 0, 0, TEAM, TABLE)
+        listed.append(Wait("treatment", _minutes(row[2]), CAUSES[row[6] or TEAM]))
         if s.surgery_at is not None:
-            listed.append(Wait("surgery", _minutes(w[2]), CAUSES[TABLE]))
+            listed.append(Wait("surgery", _minutes(row[3]), CAUSES[TABLE]))
         if s.icu:
-            listed.append(Wait("bed", _minutes(w[3]), CAUSES[ICU]))
+            listed.append(Wait("bed", _minutes(row[4]), CAUSES[ICU]))
     if k < len(stages) and stages[k].lift is not None:
         mode = stages[k].lift or GROUND
-        w = waits.get(k + 1, [0, 0, 0, 0])
-        c = causes.get(k + 1, [mode, 0, 0])
-        listed.append(Wait("evacuation", _minutes(w[0]), CAUSES[c[0] if w[0] else mode]))
+        row = rec.row(k + 1) if rec is not None else None
+        lift = row[1] if row is not None else 0
+        listed.append(Wait("evacuation", _minutes(lift), CAUSES[row[5] if row and lift else mode]))
     diverted_from = None
     unit = v.facility_id
-    if rec is not None and k in rec.diverted:
-        diverted_from, unit = unit, rec.diverted[k]
+    diverted = rec.diverted_to(k) if rec is not None else None
+    if diverted is not None:
+        diverted_from, unit = unit, diverted
     departed = move(v.departed_at) if v.departed_at is not None else None
     return QueuedVisit(
         v.facility, unit, move(v.arrived_at), departed, v.triage, vit, procs, v.disposition,
@@ -442,9 +472,11 @@ def _died_waiting(
     return timeline, Wait(kind, _minutes(waited), CAUSES[cause])
 
 
-def _rename(timeline: list[Event], visits: list[Visit], diverted: dict[int, str]) -> None:
+def _rename(
+    timeline: list[Event], visits: list[Visit], diverted: tuple[tuple[int, str], ...]
+) -> None:
     """Name the unit a diverted casualty went to in the events that name the planned one."""
-    for k, unit in diverted.items():
+    for k, unit in diverted:
         old = visits[k].facility_id
         facility = visits[k].facility
         for e in timeline:

@@ -887,18 +887,23 @@ function drawCharts(job) {
   }).catch(() => {});  // the charts drawn stay; the hourly ones are missing until the next view
 }
 
-// The care chain's per-hour series of a completed job, which its document leaves out: read once
-// from its summary.json (GET /jobs/{id}/summary). Null for a job without a medical plan.
+// The care chain's per-hour series of a completed job, which its document leaves out: read
+// from its summary.json (GET /jobs/{id}/summary), kept for the last few jobs viewed (a series
+// can be megabytes). Null for a job without a medical plan.
 const series = new Map();
+const SERIES_KEPT = 3;
 function hourlySeries(job) {
   if (job.status !== "completed" || !job.summary?.care_chain?.simulation) return Promise.resolve(null);
   let found = series.get(job.job_id);
-  if (!found) {
+  if (found) {
+    series.delete(job.job_id);  // the most recent last
+  } else {
     found = api(`jobs/${encodeURIComponent(job.job_id)}/summary`)
       .then(({ data }) => data.care_chain?.simulation?.hourly || null);
-    found.catch(() => series.delete(job.job_id));  // asked again at the next view
-    series.set(job.job_id, found);
+    found.catch(() => { if (series.get(job.job_id) === found) series.delete(job.job_id); });
   }
+  series.set(job.job_id, found);
+  while (series.size > SERIES_KEPT) series.delete(series.keys().next().value);
   return found;
 }
 

@@ -45,7 +45,7 @@ export function replayView(job, { announce = () => {}, describe = (e) => String(
   const s = {
     filters: {}, span: null, t: 0, playing: false, speed: 1, seq: 0, busy: true,
     counters: null, live: [], ahead: [], aheadNext: null, aheadLoading: null, movers: [],
-    lastWall: 0, lastTable: 0, raf: 0, hourly: null, hourlyError: null,
+    lastWall: 0, lastTable: 0, raf: 0, hourly: undefined, hourlyError: null,
   };
 
   const live = el("p", { class: "visually-hidden", id: "replay-live", "aria-live": "polite" });
@@ -421,9 +421,10 @@ export function replayView(job, { announce = () => {}, describe = (e) => String(
   let loadSpan = null;
   function renderLoad() {
     const hourly = s.hourly;
-    if (s.hourlyError) {
+    if (s.hourlyError || hourly === undefined) {
       load.replaceChildren(el("h3", { text: "Facility load" }),
-        el("p", { class: "muted", id: "replay-load-none", text: `Could not read the facility load: ${describe(s.hourlyError)}` }));
+        el("p", { class: "muted", id: s.hourlyError ? "replay-load-none" : "replay-load-wait",
+          text: s.hourlyError ? `Could not read the facility load: ${describe(s.hourlyError)}` : "Reading the facility load…" }));
       playhead = null;
       return;
     }
@@ -545,10 +546,11 @@ export function replayView(job, { announce = () => {}, describe = (e) => String(
 
   (async () => {
     try {
-      const [{ data: facets }, { data: first }, hourly] = await Promise.all([
-        api(`${base}/facets`), api(`${base}/tracks?limit=1`),
-        series().catch((err) => { s.hourlyError = err; return null; })]);
-      s.hourly = hourly;
+      // the per-hour series can be megabytes: the replay starts without waiting for it
+      series().then((hourly) => { s.hourly = hourly; }, (err) => { s.hourlyError = err; })
+        .then(() => { if (s.span) renderLoad(); });
+      const [{ data: facets }, { data: first }] = await Promise.all([
+        api(`${base}/facets`), api(`${base}/tracks?limit=1`)]);
       renderFilters(facets.facets);
       if (!first.span) {
         status.textContent = "This job has no casualties to replay.";

@@ -835,9 +835,13 @@ def _join_and_complete(
                 keep_counts=progress.shared,
             )
     out = run.files.output(job)
-    if len(summaries) > 1:  # the chunks other hosts wrote
+    if len(summaries) > 1:  # the chunks other hosts wrote, and the care-chain result that
+        # summary.json takes its statistics from (a process that took the job over at its join
+        # has neither: the phase did not run here)
+        chain = [bundle.CHAIN_FILE] if scenario.medical_plan is not None else []
         run.files.gather(
-            job.job_id, [n for i in range(len(summaries)) for n in bundle.chunk_files(formats, i)]
+            job.job_id,
+            [*chain, *(n for i in range(len(summaries)) for n in bundle.chunk_files(formats, i))],
         )
         gone = bundle.missing_chunks(parts, formats, range(len(summaries)))
         if gone and not bundle.is_finished(scenario, formats, out):

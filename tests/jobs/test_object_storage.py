@@ -61,6 +61,8 @@ FORMATS = ["ndjson", "csv", "fhir"]
 PATIENTS = 3_000
 CHUNK = 250
 SCENARIO = Scenario(name="object storage", total_patients=PATIENTS, seed=21)
+#: The same with a medical plan: a job whose first phase is the care-chain simulation.
+CHAIN_SCENARIO = Scenario.model_validate({**SCENARIO.model_dump(mode="json"), "capacity": "sized"})
 LEASE = 4.0
 #: Seconds a worker waits after each chunk where a second host must start while the job runs
 #: (a worker process takes a second or two to start on a loaded machine; the owner alone would
@@ -84,6 +86,14 @@ def reference(tmp_path_factory) -> dict[str, str]:
 @pytest.fixture
 def bucket() -> str:
     return f"pg-{uuid.uuid4().hex[:20]}"
+
+
+@pytest.fixture(scope="module")
+def chain_reference(tmp_path_factory) -> dict[str, str]:
+    """As `reference`, for CHAIN_SCENARIO."""
+    out = tmp_path_factory.mktemp("chain-reference")
+    files = bundle.write_all(CHAIN_SCENARIO, FORMATS, out, chunk_size=CHUNK)
+    return {f.name: f.sha256 for f in files}
 
 
 @pytest.fixture
@@ -194,12 +204,14 @@ def _assert_clean(settings, job, reference: dict[str, str], *hosts: Path) -> Non
 
 
 @contextlib.contextmanager
-def _two_hosts(service: JobService, shared, tmp_path: Path, **host_b_update):
-    """The job submitted, host A's worker (its owner) past its first recorded chunk, then host
-    B's worker (its settings `shared` with `host_b_update`), up to its first claim; both
-    killed (-9) at the end. Yields the job, both workers and host B's settings."""
+def _two_hosts(
+    service: JobService, shared, tmp_path: Path, scenario: Scenario = SCENARIO, **host_b_update
+):
+    """The job of `scenario` submitted, host A's worker (its owner) past its first recorded
+    chunk, then host B's worker (its settings `shared` with `host_b_update`), up to its first
+    claim; both killed (-9) at the end. Yields the job, both workers and host B's settings."""
     host_b = _host(shared, tmp_path, "host-b", **host_b_update)
-    job, _ = service.submit(SCENARIO, FORMATS, "alice")
+    job, _ = service.submit(scenario, FORMATS, "alice")
     owner = _worker(shared, tmp_path / "a.log")
     helper = None
     try:
@@ -260,13 +272,16 @@ def test_kill9_of_a_helper_holding_a_chunk(shared, tmp_path, reference):
         assert not any(scratch.glob("*"))
 
 
-def test_kill9_of_the_owner_while_it_joins(shared, tmp_path, reference):
-    """kill -9 of host A's owner in its join (every chunk recorded, phase `finalizing`): host
-    B's worker takes the job over after the lease, gathers every part from the bucket (its own
-    were in a scratch folder it removed), writes no chunk again, joins and completes the job
-    once, identical, with no part or unfinished upload left."""
+def test_kill9_of_the_owner_while_it_joins(shared, tmp_path, chain_reference):
+    """kill -9 of host A's owner in its join (every chunk recorded, phase `finalizing`) of a job
+    with a medical plan, and of host B's helper: a fresh worker on host B takes the job over
+    after the lease, gathers every part and the care-chain result from the bucket, writes no
+    chunk again and does not simulate the chain again (the join reads the simulation's
+    statistics for summary.json: before, a process that had not run the phase computed it
+    again there), joins and completes the job once, identical, with no part or unfinished
+    upload left."""
     with JobService.open(shared) as service:
-        with _two_hosts(service, shared, tmp_path) as (job, owner, helper, _):
+        with _two_hosts(service, shared, tmp_path, CHAIN_SCENARIO) as (job, owner, helper, b):
 
             def joining():
                 now = service.get(job.job_id)
@@ -274,15 +289,22 @@ def test_kill9_of_the_owner_while_it_joins(shared, tmp_path, reference):
                 return now if phase == "finalizing" and now.status == JobStatus.RUNNING else None
 
             wait_until(joining, timeout=120, step=0.005)
-            owner.kill_group()
-            owner.wait()
+            for proc in (owner, helper):
+                proc.kill_group()
+                proc.wait()
             killed = service.get(job.job_id)
             assert killed.status == JobStatus.RUNNING and killed.attempts == 1, killed
-            mark = len(helper.text())
-            final = _finished(service, shared, job.job_id)
-        _assert_clean(shared, final, reference)
+            assert "care-chain phase computed" in owner.text()  # the log names a computation
+            fresh = _worker(b, tmp_path / "c.log")
+            try:
+                final = _finished(service, shared, job.job_id)
+            finally:
+                fresh.kill_group()
+                fresh.wait()
+        _assert_clean(shared, final, chain_reference)
         assert final.attempts == 2  # reaped once, resumed on host B
-        assert _writers_since(helper, mark, job.job_id) == []  # no chunk written again
+        assert _writers_since(fresh, 0, job.job_id) == []  # no chunk written again
+        assert "care-chain phase computed" not in fresh.text(), fresh.text()
 
 
 def _writers_since(worker: WorkerProcess, mark: int, job_id: UUID) -> list[int]:

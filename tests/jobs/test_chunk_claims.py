@@ -135,7 +135,12 @@ def _run_to_completion(
     until it is completed; then all killed (-9)."""
     procs = [WorkerProcess(settings, tmp_path / f"w{i}.log") for i in range(workers)]
     try:
-        wait_until(lambda: all(" started" in p.text() for p in procs), timeout=60, step=0.05)
+        try:
+            wait_until(lambda: all(" started" in p.text() for p in procs), timeout=60, step=0.05)
+        except AssertionError:  # say where each worker was (a CI run once saw one not start)
+            states = [f"worker {i} (exit {p.proc.poll()}): {p.text()[-2000:]!r}" for i, p in
+                      enumerate(procs)]  # fmt: skip
+            raise AssertionError("workers not started in 60 s:\n" + "\n".join(states)) from None
         job = submit()
         final = wait_until(lambda: _completed(service, job.job_id), timeout=300, step=0.2)
     finally:

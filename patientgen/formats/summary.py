@@ -25,7 +25,7 @@ bed-days, lifts per day, MEDEVAC precedence met), computed once per job and carr
 
 The per-hour series (`care_chain.simulation.hourly`: every unit's occupancy and queue for every
 hour) is in summary.json alone. It grows with units times hours, whatever the patient count (a
-year of 20 fronts of 20 units of each role is 42 MB for a job of 1,000 patients), so the
+year of 1,200 units, 20 fronts of 60, is 42 MB for a job of 1,000 patients), so the
 summaries a job stores in its database (each chunk's, and the merged one in its row) leave it
 out: chunk summaries never have it, and `with_series` puts it back, from the care-chain result,
 when summary.json is written. Every summary.json is thus the same bytes whatever the chunking.

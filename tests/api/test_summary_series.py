@@ -2,7 +2,7 @@
 
 Before, the series (occupancy and queue of every unit for every hour) was stored in the job's row
 and in its chunk 0's row, and sent with every `GET /jobs/{id}`: a 1,000-patient job with a
-medical plan of 20 fronts of 20 units each over 365 days made a 42 MB row, each GET of it took
+medical plan of 1,200 units (20 fronts of 60) over 365 days made a 42 MB row, each GET of it took
 0.9 s, and a list page holding it 0.6 s. Now the row, the job document and the list carry the
 summary without it; `GET /jobs/{id}/summary` serves summary.json, which has it.
 Real `serve` on SQLite, real HTTP, the real database file.

@@ -1,11 +1,12 @@
 """Stored summaries lose the care chain's per-hour series, which summary.json keeps.
 
 The series (`care_chain.simulation.hourly`: every unit's occupancy and queue for every hour)
-grows with units times hours, whatever the patient count: a year of 20 fronts of 20 units of
-each role was a 42 MB job row for 1,000 patients (and as much again in its chunk 0's row while
-it ran), read whole by every `GET /jobs/{id}` and every list page holding the job. From this
-revision no summary written to the database has it (formats/summary.py), and this removes it
-from the rows written before; summary.json, in the job's files, is unchanged and keeps it.
+grows with units times hours, whatever the patient count: a year of 1,200 units (20 fronts
+of 20 R1, 20 R2B and 20 R3 units) was a 42 MB job row for 1,000 patients (and as much again in
+its chunk 0's row while it ran), read whole by every `GET /jobs/{id}` and every list page
+holding the job. From this revision no summary written to the database has it
+(formats/summary.py), and this removes it from the rows written before; summary.json, in the
+job's files, keeps it.
 
 Downgrade keeps the rows as they are: an older version shows the summary without the series.
 

@@ -36,7 +36,10 @@ def parse_ts(text: str) -> datetime: ...
 @overload
 def parse_ts(text: None) -> None: ...
 def parse_ts(text: str | None) -> datetime | None:
-    return None if text is None else datetime.strptime(text, _TS).replace(tzinfo=UTC)
+    """A timestamp `ts` wrote (SQLite's text columns). fromisoformat reads that fixed shape,
+    and every fraction strptime's %f would, about six times faster: a job row holds up to six
+    of them, read on every GET, list page, claim and heartbeat."""
+    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def later(now: datetime, seconds: float) -> datetime:

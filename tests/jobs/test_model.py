@@ -84,3 +84,20 @@ def test_reap_decisions() -> None:
     assert reap_action(3, 3, cancel_requested=False) == Action.FAIL
     for action in (Action.CANCELLED, Action.REQUEUE, Action.FAIL):
         assert transition("j", R, action) is not None
+
+
+def test_text_timestamps_read_back_exactly() -> None:
+    """SQLite keeps timestamps as text (`_codec.ts`); `parse_ts` reads each back to the same
+    instant in UTC, whatever its microseconds, and a fraction of fewer digits too."""
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from patientgen.jobs._codec import parse_ts, ts
+
+    rng = random.Random(5)
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    for _ in range(2000):
+        moment = start + timedelta(microseconds=rng.randrange(10**16))
+        assert parse_ts(ts(moment)) == moment
+    assert parse_ts("2026-12-06 21:30:01.5") == datetime(2026, 12, 6, 21, 30, 1, 500000, UTC)
+    assert parse_ts(None) is None

@@ -121,9 +121,10 @@ class Record:
     def of(
         cls,
         rows: Iterable[Row],
-        diverted: tuple[tuple[int, str], ...] = (),
-        death: tuple[int, int, int, int, int, int] | None = None,
+        diverted: tuple[tuple[int, str], ...],
+        death: tuple[int, int, int, int, int, int] | None,
     ) -> Record:
+        """A record of its rows packed (the simulation's and the checkpoint's form alike)."""
         return cls(b"".join(_ROW.pack(*row) for row in rows), diverted, death)
 
     def stages(self) -> Iterator[Row]:

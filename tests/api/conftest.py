@@ -109,6 +109,17 @@ def wait_running(client: httpx.Client, job_id: str, at_least: int = 1) -> dict:
         time.sleep(0.05)
 
 
+def finished(client: httpx.Client, job_id: str, timeout: float = 120) -> dict:
+    """The job once it has ended (completed, failed or cancelled), within `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["status"] not in ("pending", "running"):
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+
+
 def postgres_url(request: pytest.FixtureRequest) -> str:
     """A fresh, empty database on the suite's PostgreSQL server (tests/conftest.py owns it)."""
     return request.getfixturevalue("pg_database_factory")()

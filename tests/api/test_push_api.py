@@ -5,14 +5,12 @@ never shown, bad requests are 422 listing every problem, and keys push only wher
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.api.conftest import STORES, Service, per_store
+from tests.api.conftest import STORES, Service, finished, per_store
 from tests.test_push import fhir_server, server_counts
 from tests.test_push_mllp import MESSAGE_TYPES
 
@@ -29,16 +27,6 @@ PUSH_ENV = {
 def svc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     # keys that are not an admin's may push to loopback here (PATIENTGEN_PUSH_HOSTS)
     yield from per_store(request, tmp_path_factory, "push", workers=1, extra_env=PUSH_ENV)
-
-
-def finished(client: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = client.get(f"/jobs/{job_id}").json()
-        if job["status"] not in ("pending", "running"):
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

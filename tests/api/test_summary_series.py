@@ -13,16 +13,9 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 
-import httpx
 import pytest
 
-from tests.api.conftest import Service
-from tests.support import wait_until
-
-
-def _finished(client: httpx.Client, job_id: str) -> dict:
-    wait_until(lambda: client.get(f"/jobs/{job_id}").json()["status"] == "completed", timeout=90)
-    return client.get(f"/jobs/{job_id}").json()
+from tests.api.conftest import Service, finished
 
 
 @pytest.mark.timeout(120)
@@ -32,7 +25,7 @@ def test_the_series_is_in_summary_json_and_never_in_the_database(live_sqlite: Se
         body = {"scenario": {"total_patients": 1200, "seed": 4, "duration_days": 30,
                              "capacity": "sized"}, "formats": ["csv"]}  # fmt: skip
         job_id = client.post("/jobs", json=body).json()["job_id"]
-        job = _finished(client, job_id)
+        job = finished(client, job_id, timeout=90)
         assert job["status"] == "completed", job["error"]
         brief = job["summary"]["care_chain"]["simulation"]
         assert "hourly" not in brief and brief["operating_table_hours"]

@@ -16,6 +16,7 @@ import sqlite3
 import pytest
 
 from tests.api.conftest import Service, finished
+from tests.api.test_api_jobs import read_events
 
 
 @pytest.mark.timeout(120)
@@ -31,6 +32,10 @@ def test_the_series_is_in_summary_json_and_never_in_the_database(live_sqlite: Se
         assert "hourly" not in brief and brief["operating_table_hours"]
         listed = next(j for j in client.get("/jobs").json()["items"] if j["job_id"] == job_id)
         assert listed["summary"] == job["summary"]
+        # an event stream of the completed job: its one `end` event carries the same summary
+        ((kind, ended),) = read_events(client, f"/jobs/{job_id}/events")
+        assert kind == "end" and ended["summary"] == job["summary"]
+        assert "hourly" not in ended["summary"]["care_chain"]["simulation"]
 
         whole = client.get(f"/jobs/{job_id}/summary")
         assert whole.status_code == 200

@@ -4,12 +4,12 @@ and nothing on the page breaks on a job that has no files or charts."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.api.conftest import finished as api_finished
 from tests.test_push import fhir_server
 
 from .conftest import Service
@@ -19,14 +19,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 
 def finished(service: Service, job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 120
+    """The job once it has ended (tests/api/conftest.py `finished`, through the page's API)."""
     with service.api() as api:
-        while True:
-            job = api.get(f"/jobs/{job_id}").json()
-            if job["status"] not in ("pending", "running"):
-                return job
-            assert time.monotonic() < deadline, job
-            time.sleep(0.2)
+        return api_finished(api, job_id)
 
 
 def test_a_delivery_shows_its_report(page: Any, service: Service, screenshots: Path) -> None:

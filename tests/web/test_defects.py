@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from .conftest import Service
-from .test_page import open_page, shot, submit
+from .test_page import READY_TIMEOUT_MS, open_page, shot, submit
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -110,7 +110,7 @@ def test_edits_are_kept(page: Any, service: Service) -> None:
     # A reload restores the form as it was edited.
     page.wait_for_timeout(500)  # the draft is written 300 ms after the last keystroke
     page.reload()
-    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_selector("body[data-ready=true]", timeout=READY_TIMEOUT_MS)
     assert page.input_value("#f-name") == "My edited scenario"
     assert page.locator("#fronts-list > li").count() == fronts
     assert page.input_value("#f-intensity") == "extreme"

@@ -58,9 +58,15 @@ RECORD_PROGRESS = """
 """
 
 
+#: The page is ready once its presets, jobs and saved scenarios came from the service. Under a
+#: full suite's load on 2 cores that took over the 20 s default twice in CI (test_replay on
+#: 2026-12-05, test_casualties on 2026-12-06) while it takes 1-3 s alone.
+READY_TIMEOUT_MS = 60_000
+
+
 def open_page(page: Any, service: Service, path: str = "") -> None:
     page.goto(service.url + path)
-    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_selector("body[data-ready=true]", timeout=READY_TIMEOUT_MS)
 
 
 def shot(page: Any, folder: Path, name: str, width: int) -> None:

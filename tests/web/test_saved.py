@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from .conftest import Service
-from .test_page import open_page, shot
+from .test_page import READY_TIMEOUT_MS, open_page, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -68,7 +68,7 @@ def test_save_reload_load_and_overwrite(page: Any, service: Service, screenshots
 
     # A reload keeps the list; loading over an edited form asks first, then fills it.
     page.reload()
-    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_selector("body[data-ready=true]", timeout=READY_TIMEOUT_MS)
     page.wait_for_function("() => document.querySelector('#saved-select').options.length > 1")
     page.fill("#f-patients", "12")  # an edit
     page.select_option("#saved-select", "Exercise A")

@@ -59,8 +59,8 @@ RECORD_PROGRESS = """
 
 
 #: The page is ready once its presets, jobs and saved scenarios came from the service. Under a
-#: full suite's load on 2 cores that took over the 20 s default twice in CI (test_replay on
-#: 2026-12-05, test_casualties on 2026-12-06) while it takes 1-3 s alone.
+#: full suite's load on 2 cores that took over the 20 s default twice in fresh-clone runs
+#: (test_replay, stop 22; test_casualties, stop 28) while it takes 1-3 s alone.
 READY_TIMEOUT_MS = 60_000
 
 

@@ -162,7 +162,7 @@ class Simulation:
         self.pools: dict[tuple[int, int], Pool] = {}
         for care in medical.fronts:
             front = plan.front_index[care.front]
-            for uid, g in unit_specs(medical, care.front):
+            for uid, g in unit_specs(medical, care.front, plan.slugs[care.front]):
                 role = uid.split("-", 1)[0]
                 u = Unit(uid, role, front, g.treatment_teams, g.operating_tables, g.table_hours,
                          g.icu_beds, g.holding_beds)  # fmt: skip

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -74,8 +74,28 @@ CALIBRATION_SAMPLE = 12000
 CALIBRATION_SEED = 0
 
 
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-") or "front"
+def front_slugs(names: Sequence[str]) -> dict[str, str]:
+    """The part of each front's facility ids that names the front (`R1-<slug>-1`, `POI-<slug>`):
+    its name's runs of ASCII letters and digits joined by "-" ("front" when it has none).
+
+    Invariant: the slugs of a scenario's fronts are distinct, so no two fronts share a facility
+    id. A front whose slug an earlier front (in the scenario's order) already has gets the first
+    free of `<slug>-2`, `<slug>-3`, ...: "A B" and "A-B" give "A-B" and "A-B-2". The slugs of
+    distinct names that differ in letters or digits are the plain ones, as they always were.
+    (A unit id `<role>-<slug>-<k>` ends in the unit's number, so distinct slugs give distinct
+    ids: `A-B` unit 2 is `R1-A-B-2`, `A-B-2` unit 1 is `R1-A-B-2-1`.)
+    """
+    taken: set[str] = set()
+    out: dict[str, str] = {}
+    for name in names:
+        plain = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-") or "front"
+        found, k = plain, 1
+        while found in taken:
+            k += 1
+            found = f"{plain}-{k}"
+        taken.add(found)
+        out[name] = found
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +116,8 @@ _UNITS = {"R1": 4, "R2": 2, "R3": 1}
 
 
 @lru_cache(maxsize=256)
-def _ids(role: str, front: str, count: int) -> tuple[str, ...]:
-    return tuple(f"{role}-{slug(front)}-{k}" for k in range(1, count + 1))
+def _ids(role: str, slug: str, count: int) -> tuple[str, ...]:
+    return tuple(f"{role}-{slug}-{k}" for k in range(1, count + 1))
 
 
 # Tables every plan shares, built once per process: tuples, so no plan can change another's.
@@ -125,8 +145,9 @@ def _unit_counts(medical: MedicalPlan | None, front: str) -> dict[str, int]:
     return counts
 
 
-def unit_specs(medical: MedicalPlan, front: str) -> list[tuple[str, FacilityGroup]]:
-    """(unit id, its group) of every unit of a front, in the order of their ids."""
+def unit_specs(medical: MedicalPlan, front: str, slug: str) -> list[tuple[str, FacilityGroup]]:
+    """(unit id, its group) of every unit of a front (`slug`: its front_slugs), in the order of
+    their ids."""
     care = next(c for c in medical.fronts if c.front == front)
     out: list[tuple[str, FacilityGroup]] = []
     for role in _RECORD_ROLES:
@@ -137,7 +158,7 @@ def unit_specs(medical: MedicalPlan, front: str) -> list[tuple[str, FacilityGrou
                 continue
             for _ in range(group.count):
                 k += 1
-                out.append((f"{role}-{slug(front)}-{k}", group))
+                out.append((f"{role}-{slug}-{k}", group))
     return out
 
 
@@ -168,16 +189,21 @@ class Plan:
         self.category_cum = cumulative([mix.disease, mix.non_battle_injury, mix.battle_injury])
         medical = scenario.medical_plan
         counts = {f.name: _unit_counts(medical, f.name) for f in scenario.fronts}
+        #: front name -> the front's part of its facility ids (front_slugs: distinct)
+        self.slugs = front_slugs([f.name for f in scenario.fronts])
         self.fronts = tuple(
             FrontPlan(
                 name=f.name,
                 nations=tuple(f.nationalities),
                 nation_cum=cumulative(list(f.nationalities.values())),
-                poi_id=f"POI-{slug(f.name)}",
-                r1_ids=_ids("R1", f.name, counts[f.name]["R1"]),
-                r2_ids=_ids("R2", f.name, counts[f.name]["R2"]),
-                r3_ids=_ids("R3", f.name, counts[f.name]["R3"]),
-                units={role: _ids(role, f.name, counts[f.name][role]) for role in _RECORD_ROLES},
+                poi_id=f"POI-{self.slugs[f.name]}",
+                r1_ids=_ids("R1", self.slugs[f.name], counts[f.name]["R1"]),
+                r2_ids=_ids("R2", self.slugs[f.name], counts[f.name]["R2"]),
+                r3_ids=_ids("R3", self.slugs[f.name], counts[f.name]["R3"]),
+                units={
+                    role: _ids(role, self.slugs[f.name], counts[f.name][role])
+                    for role in _RECORD_ROLES
+                },
             )
             for f in scenario.fronts
         )

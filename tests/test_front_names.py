@@ -1,0 +1,64 @@
+"""Front names: every front's facilities its own.
+
+Facility ids are made from front names (`R1-<front>-1`, `POI-<front>`), keeping only ASCII
+letters and digits. Found by probing the API: fronts named "A B" and "A-B" (or "!!!" and "???",
+or two names in Cyrillic) shared their facility ids, so the care-chain simulation kept one front's
+units under both (a dict by id) and the summary counted both fronts' casualties at one facility.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+
+from patientgen.generator import generate
+from patientgen.generator.chain import Simulation
+from patientgen.generator.plan import plan_for
+from patientgen.scenario import Scenario
+
+
+def _scenario(*names: str, capacity: str = "sized", patients: int = 400) -> Scenario:
+    share = 1.0 / len(names)
+    fronts = [{"name": n, "share": share, "nationalities": {"DEU": 1.0}} for n in names]
+    return Scenario.model_validate(
+        {
+            "name": "names",
+            "seed": 7,
+            "total_patients": patients,
+            "duration_days": 2,
+            "fronts": fronts,
+            "capacity": capacity,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "names",
+    [("A B", "A-B"), ("!!!", "???"), ("Восток", "Север"), ("A B", "A-B", "A-B-2"), ("x", "X ")],
+)
+def test_every_front_has_facilities_of_its_own(names: tuple[str, ...]) -> None:
+    scenario = _scenario(*names)
+    plan = plan_for(scenario)
+    ids = [f.poi_id for f in plan.fronts]
+    for front in plan.fronts:
+        for role_ids in front.units.values():
+            ids.extend(role_ids)
+    assert len(ids) == len(set(ids)), sorted(ids)
+    simulation = Simulation(plan)
+    assert len(simulation.units) == sum(len(u) for f in plan.fronts for u in f.units.values())
+    # each casualty is cared for on its own front only
+    own = {f.name: {f.poi_id, *(i for u in f.units.values() for i in u)} for f in plan.fronts}
+    seen: dict[str, set[str]] = defaultdict(set)
+    for p in generate(scenario):
+        for visit in p.visits:
+            if visit.facility != "R4":
+                assert visit.facility_id in own[p.front], (p.front, visit.facility_id)
+                seen[p.front].add(visit.facility_id)
+    assert all(seen[name] for name in names)
+
+
+def test_ids_of_fronts_whose_names_differ_in_letters_are_unchanged() -> None:
+    plan = plan_for(_scenario("East", "North-West", capacity="unlimited"))
+    assert [f.poi_id for f in plan.fronts] == ["POI-East", "POI-North-West"]
+    assert plan.fronts[1].r1_ids[0] == "R1-North-West-1"

@@ -8,10 +8,12 @@ caller sees all of them at once.
 from __future__ import annotations
 
 import math
+import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -119,6 +121,34 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+#: What a spreadsheet reads, at the start of a cell, as the start of a formula (OWASP's list for
+#: CSV injection; its tab and carriage return are refused as control characters anyway).
+FORMULA_START = ("=", "+", "-", "@")
+#: Unicode categories refused in a name: control characters and the line and paragraph separators.
+_NOT_IN_A_LINE = frozenset({"Cc", "Zl", "Zp"})
+
+
+def _one_line(value: str) -> str:
+    """A name is one line of text: not blank, and no control character (which would break a
+    line of HL7, CSV or the page, or hide what follows it)."""
+    if not value.strip():
+        raise ValueError("must not be blank")
+    for char in value:
+        if unicodedata.category(char) in _NOT_IN_A_LINE:
+            raise ValueError(f"must be one line of text without control characters: {char!r}")
+    return value
+
+
+def _no_formula(value: str) -> str:
+    """A front name is a cell of patients.csv (its `front` column), unquoted by any spreadsheet."""
+    if value.startswith(FORMULA_START):
+        raise ValueError(
+            "must not begin with '=', '+', '-' or '@': a spreadsheet opening patients.csv "
+            "would read the cell as a formula"
+        )
+    return value
+
+
 class InjuryMix(_Strict):
     """Fractions of casualties by category. Default fits an evacuation population (domain.md)."""
 
@@ -166,7 +196,12 @@ DEFAULT_WARFARE = WarfareMix(conventional=0.45, artillery=0.30, drone=0.15, urba
 class Front(_Strict):
     """A front: its share of all casualties and the nations fighting there."""
 
-    name: Annotated[str, Field(min_length=1, max_length=80)]
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=80),
+        AfterValidator(_one_line),
+        AfterValidator(_no_formula),
+    ]
     share: Fraction
     nationalities: Annotated[dict[Nation, Fraction], Field(min_length=1)]
 
@@ -276,7 +311,9 @@ def _front_list_problems(raw: object) -> list[ValueError]:
 class Scenario(_Strict):
     """Everything that determines a generated population; with the seed, it fixes every byte."""
 
-    name: Annotated[str, Field(min_length=1, max_length=120)] = "scenario"
+    name: Annotated[str, Field(min_length=1, max_length=120), AfterValidator(_one_line)] = (
+        "scenario"
+    )
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
     total_patients: Annotated[int, Field(ge=1, le=MAX_PATIENTS)] = 1000
     start: Annotated[AwareDatetime, Field(strict=False)] = DEFAULT_START  # from ISO 8601 text

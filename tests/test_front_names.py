@@ -1,9 +1,11 @@
-"""Front names: every front's facilities its own.
+"""Front and scenario names: what a name may hold, and every front's facilities its own.
 
 Facility ids are made from front names (`R1-<front>-1`, `POI-<front>`), keeping only ASCII
 letters and digits. Found by probing the API: fronts named "A B" and "A-B" (or "!!!" and "???",
 or two names in Cyrillic) shared their facility ids, so the care-chain simulation kept one front's
 units under both (a dict by id) and the summary counted both fronts' casualties at one facility.
+A front named `=HYPERLINK(...)` became a formula cell of patients.csv, and a carriage return in
+a name was accepted.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pytest
+from pydantic import ValidationError
 
 from patientgen.generator import generate
 from patientgen.generator.chain import Simulation
@@ -31,6 +34,12 @@ def _scenario(*names: str, capacity: str = "sized", patients: int = 400) -> Scen
             "capacity": capacity,
         }
     )
+
+
+def _errors(data: dict) -> list[dict]:
+    with pytest.raises(ValidationError) as info:
+        Scenario.model_validate(data)
+    return info.value.errors()
 
 
 @pytest.mark.parametrize(
@@ -62,3 +71,45 @@ def test_ids_of_fronts_whose_names_differ_in_letters_are_unchanged() -> None:
     plan = plan_for(_scenario("East", "North-West", capacity="unlimited"))
     assert [f.poi_id for f in plan.fronts] == ["POI-East", "POI-North-West"]
     assert plan.fronts[1].r1_ids[0] == "R1-North-West-1"
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("", "at least 1 character"),
+        ("   ", "blank"),
+        ("East\r\nMSH|x", "control character"),
+        ("Tab\there", "control character"),
+        ("Line\u2028break", "control character"),
+        ('=HYPERLINK("http://x.example/")', "spreadsheet"),
+        ("+1 Division", "spreadsheet"),
+        ("-North", "spreadsheet"),
+        ("@home", "spreadsheet"),
+    ],
+)
+def test_a_front_name_is_one_line_of_text_no_spreadsheet_reads_as_a_formula(
+    name: str, why: str
+) -> None:
+    errors = _errors({"fronts": [{"name": name, "share": 1.0, "nationalities": {"DEU": 1.0}}]})
+    assert any(why in e["msg"] for e in errors), errors
+
+
+@pytest.mark.parametrize("name", ["", "  ", "Drill\nday 2", "bell\x07"])
+def test_a_scenario_name_is_one_line_of_text(name: str) -> None:
+    errors = _errors({"name": name})
+    assert [e["loc"] for e in errors] == [("name",)], errors
+
+
+def test_every_bad_name_is_reported_at_once() -> None:
+    fronts = [
+        {"name": "=1+1", "share": 0.5, "nationalities": {"DEU": 1.0}},
+        {"name": "a\nb", "share": 0.5, "nationalities": {"DEU": 1.0}},
+    ]
+    errors = _errors({"name": "\t", "fronts": fronts})
+    assert {e["loc"] for e in errors} == {("name",), ("fronts", 0, "name"), ("fronts", 1, "name")}
+
+
+def test_names_people_use_are_accepted() -> None:
+    names = ("Nord-Ost (2. Div)", "Île-de-France", "Восток", "1st Armoured", "Δ", "O'Brien's")
+    assert [f.name for f in _scenario(*names).fronts] == list(names)
+    Scenario(name="Exercise Steadfast Noon — day 2 (draft #3)")

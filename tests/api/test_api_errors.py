@@ -60,9 +60,11 @@ BAD_REQUESTS: list[tuple[str, str, str, dict, int, list[str]]] = [
     ("unknown preset name", "GET", "/presets/nope", {}, 404, []),
     ("validate with bad scenario", "POST", "/scenarios/validate", {"json": {"scenario": {"tempo": 3}}}, 422, ["body.scenario.tempo"]),
     ("NUL character in a name", "POST", "/jobs", {"json": {"scenario": {"name": "a\u0000b"}}}, 422, ["body.scenario.name"]),
-    ("NUL character in a front", "POST", "/jobs", {"json": {"preset": "peacekeeping", "overrides": {"fronts": [dict(GOOD_FRONT, name="\u0000")]}}}, 422, ["body.scenario.fronts.0.name"]),
+    ("NUL character in a front", "POST", "/jobs", {"json": {"preset": "peacekeeping", "overrides": {"fronts": [dict(GOOD_FRONT, name="\u0000")]}}}, 422, ["body.overrides.fronts.0.name"]),
     ("deeply nested JSON", "POST", "/jobs", {"content": b'{"preset": "peacekeeping", "overrides": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5001, "headers": {"content-type": "application/json"}}, 400, []),
     ("body not UTF-8", "POST", "/jobs", {"content": b'{"scenario": {"name": "\xff"}}', "headers": {"content-type": "application/json"}}, 400, []),
+    ("front name a spreadsheet reads as a formula", "POST", "/jobs", {"json": {"preset": "peacekeeping", "overrides": {"fronts": [dict(GOOD_FRONT, name="=HYPERLINK(0)")]}}}, 422, ["body.overrides.fronts.0.name"]),
+    ("line break in a name", "POST", "/jobs", {"json": {"scenario": {"name": "Drill\r\nday 2"}}}, 422, ["body.scenario.name"]),
     ("unknown endpoint", "GET", "/nothing-here", {}, 404, []),
     ("wrong method", "PUT", "/jobs", {"json": {}}, 405, []),
 ]  # fmt: skip

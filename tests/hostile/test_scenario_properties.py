@@ -13,6 +13,7 @@ scenario.py's docstrings) on plain JSON data, without pydantic. Then:
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -48,9 +49,23 @@ WARFARE = (
 INJURY_DEFAULTS = {"disease": 0.52, "non_battle_injury": 0.33, "battle_injury": 0.15}
 TRIAGE = ("T1", "T2", "T3", "T4")
 DELAYS = ("poi_to_role1", "role1_to_role2", "role2_to_role3", "role3_to_role4")
+#: What a spreadsheet reads as the start of a formula: no front name (a cell of patients.csv)
+#: begins so.
+FORMULA = ("=", "+", "-", "@")
 MAX_SEED = 2**63 - 1
 MAX_PATIENTS = 10_000_000
 TOLERANCE = 1e-6
+
+
+def _line(v: Any, longest: int) -> bool:
+    """A name: 1 to `longest` characters, not only spaces, no control character nor line or
+    paragraph separator."""
+    return (
+        isinstance(v, str)
+        and 1 <= len(v) <= longest
+        and bool(v.strip())
+        and not any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in v)
+    )
 
 
 def _is_int(v: Any) -> bool:
@@ -112,8 +127,8 @@ def _front(value: Any, where: str) -> list[str]:
         f"{where}.{k}: unknown" for k in value if k not in ("name", "share", "nationalities")
     ]
     name = value.get("name")
-    if not (isinstance(name, str) and 1 <= len(name) <= 80):
-        problems.append(f"{where}.name")
+    if not (_line(name, 80) and not name.startswith(FORMULA)):
+        problems.append(f"{where}.name")  # also: no spreadsheet formula in patients.csv
     if not _fraction(value.get("share")):
         problems.append(f"{where}.share")
     nations = value.get("nationalities")
@@ -202,7 +217,7 @@ def _calibration(value: Any) -> list[str]:
 def oracle(data: dict[str, Any]) -> list[str]:
     """Every rule a scenario breaks (empty: valid). Absent fields take their defaults."""
     checks: dict[str, Callable[[Any], list[str]]] = {
-        "name": lambda v: [] if isinstance(v, str) and 1 <= len(v) <= 120 else ["name"],
+        "name": lambda v: [] if _line(v, 120) else ["name"],
         "seed": lambda v: [] if _int_in(v, 0, MAX_SEED) else ["seed"],
         "total_patients": lambda v: [] if _int_in(v, 1, MAX_PATIENTS) else ["total_patients"],
         "start": lambda v: [] if _aware_timestamp(v) else ["start"],
@@ -225,7 +240,11 @@ def oracle(data: dict[str, Any]) -> list[str]:
 
 # -- strategies: valid scenarios ------------------------------------------------------------------
 
-names = st.text(min_size=1, max_size=40)
+#: Characters of a one-line name (no control characters, line or paragraph separators).
+LINE = st.characters(exclude_categories=("Cc", "Cs", "Zl", "Zp"))
+names = st.text(LINE, min_size=1, max_size=40).filter(
+    lambda v: bool(v.strip()) and not v.startswith(FORMULA)
+)
 
 
 @st.composite
@@ -289,7 +308,7 @@ def calibration(draw: st.DrawFn) -> dict[str, Any]:
 
 
 FIELDS: dict[str, st.SearchStrategy[Any]] = {
-    "name": st.text(min_size=1, max_size=120),
+    "name": st.text(LINE, min_size=1, max_size=120).filter(lambda v: bool(v.strip())),
     "seed": st.integers(0, MAX_SEED),
     "total_patients": st.integers(1, MAX_PATIENTS),
     "start": starts(),
@@ -369,7 +388,8 @@ def _break_front(data: dict[str, Any], draw: st.DrawFn) -> tuple[Any, ...]:
     how = draw(
         st.sampled_from(
             ["empty", "too_many", "dup", "shares", "nations_empty", "nation", "nations_sum",
-             "extra", "name_long", "name_empty", "share_range", "not_list"]
+             "extra", "name_long", "name_empty", "name_lines", "name_formula", "share_range",
+             "not_list"]
         )
     )  # fmt: skip
     if how == "empty":
@@ -406,6 +426,12 @@ def _break_front(data: dict[str, Any], draw: st.DrawFn) -> tuple[Any, ...]:
         return ("fronts", i, "name")
     elif how == "name_empty":
         items[i]["name"] = ""
+        return ("fronts", i, "name")
+    elif how == "name_lines":
+        items[i]["name"] = draw(st.sampled_from(["a\nb", "  ", "\t", "x\u2028y", "\x00"]))
+        return ("fronts", i, "name")
+    elif how == "name_formula":
+        items[i]["name"] = draw(st.sampled_from(FORMULA)) + items[i]["name"]
         return ("fronts", i, "name")
     elif how == "share_range":
         items[i]["share"] = draw(st.sampled_from([-0.5, 1.5, math.nan]))
@@ -460,6 +486,7 @@ def _break_calibration(data: dict[str, Any], draw: st.DrawFn) -> tuple[Any, ...]
 BREAKERS: dict[str, Callable[[dict[str, Any], st.DrawFn], tuple[Any, ...]]] = {
     "extra field": _set(("colour",), "red"),
     "name empty": _set(("name",), ""),
+    "name not one line": _set(("name",), st.sampled_from(["a\r\nb", " ", "\x07", "a\u2029"])),
     "name too long": _set(("name",), "n" * 121),
     "name type": _set(("name",), st.sampled_from([None, 5, ["a"]])),
     "seed negative": _set(("seed",), st.integers(max_value=-1)),

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.responses import Response
 from starlette.routing import Match, Mount
@@ -29,6 +29,7 @@ from patientgen.api.middleware import (
     SecurityHeaders,
     SendTimeout,
 )
+from patientgen.api.query import known_parameters
 from patientgen.api.routes import files, health, jobs, patients, presets, scenarios
 from patientgen.settings import Settings
 
@@ -137,7 +138,7 @@ def create_app(settings: Settings, service: Any = None) -> FastAPI:
     problems.install_handlers(app)
     routers = (jobs, files, patients, presets, scenarios, health)
     for router in (module.router for module in routers):
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(known_parameters)])
     app.include_router(health.root_router)
     problems_router(app)
     docs_page(app)

@@ -65,6 +65,9 @@ BAD_REQUESTS: list[tuple[str, str, str, dict, int, list[str]]] = [
     ("body not UTF-8", "POST", "/jobs", {"content": b'{"scenario": {"name": "\xff"}}', "headers": {"content-type": "application/json"}}, 400, []),
     ("front name a spreadsheet reads as a formula", "POST", "/jobs", {"json": {"preset": "peacekeeping", "overrides": {"fronts": [dict(GOOD_FRONT, name="=HYPERLINK(0)")]}}}, 422, ["body.overrides.fronts.0.name"]),
     ("line break in a name", "POST", "/jobs", {"json": {"scenario": {"name": "Drill\r\nday 2"}}}, 422, ["body.scenario.name"]),
+    ("misspelt query parameter", "GET", "/jobs", {"params": {"stauts": "running"}}, 422, ["query.stauts"]),
+    ("misspelt casualty filter", "GET", f"/jobs/{uuid.uuid4()}/patients", {"params": {"trige": "T1", "limit": 5}}, 422, ["query.trige"]),
+    ("query parameter where none is taken", "GET", "/presets", {"params": {"name": "peacekeeping"}}, 422, ["query.name"]),
     ("unknown endpoint", "GET", "/nothing-here", {}, 404, []),
     ("wrong method", "PUT", "/jobs", {"json": {}}, 405, []),
 ]  # fmt: skip

@@ -267,8 +267,9 @@ class EvacuationDelays(_Strict):
     role1_to_role2: Minutes = 90.0
     role2_to_role3: Minutes = 240.0
     # the strategic aeromedical leg itself (flight and transfers); the wait for the flight is
-    # spent at Role 3. Bounded to 0.5-2 times this median in generation.
-    role3_to_role4: Minutes = 600.0
+    # spent at Role 3. Bounded to 0.5-2 times this median in generation, so at most 12 hours:
+    # a leg lasts at most 24 hours (the coherence rule r4_leg_implausible).
+    role3_to_role4: Annotated[float, Field(gt=0.0, le=12 * 60, allow_inf_nan=False)] = 600.0
 
 
 class Calibration(_Strict):

@@ -41,3 +41,35 @@ def test_no_rule_is_broken(preset: str, capacity: str) -> None:
         assert dead < 0.25, (preset, dead)
     disease = [p for p in patients if p.category == "disease"]
     assert sum(p.outcome in DEATHS for p in disease) / len(disease) < 0.005
+
+
+#: The longest and shortest evacuation delays validation accepts (minutes).
+_SLOWEST = {"poi_to_role1": 10080.0, "role1_to_role2": 10080.0, "role2_to_role3": 10080.0,
+            "role3_to_role4": 720.0}  # fmt: skip
+_FASTEST = dict.fromkeys(_SLOWEST, 0.01)
+
+
+@pytest.mark.parametrize("delays", [_SLOWEST, _FASTEST], ids=["slowest", "fastest"])
+@pytest.mark.parametrize("capacity", ["unlimited", "sized"])
+def test_no_rule_is_broken_at_the_evacuation_delays_validation_accepts(
+    delays: dict[str, float], capacity: str
+) -> None:
+    """Found by probing: with `poi_to_role1` at 7 days the sick reached Role 1 days after onset
+    (they walk there at sick call), and with `role3_to_role4` at 7 days the strategic flight took
+    up to 14 days, both against the rules; validation accepted both."""
+    data = PRESETS["mass-casualty-drill"].scenario.model_dump(mode="json")
+    calibration = {**data["calibration"], "evacuation_delays": delays}
+    scenario = Scenario.model_validate(
+        {**data, "total_patients": 3000, "capacity": capacity, "calibration": calibration}
+    )
+    broken = {name: n for name, n in count_violations(generate(scenario)).items() if n}
+    assert not broken
+
+
+def test_a_strategic_flight_over_12_hours_at_the_median_is_refused() -> None:
+    """role3_to_role4 is the flight itself (bounded to 0.5-2 times its median, and a leg lasts at
+    most 24 h); the wait for the flight is spent at Role 3."""
+    data = {"calibration": {"evacuation_delays": {"role3_to_role4": 721.0}}}
+    with pytest.raises(ValueError, match="role3_to_role4"):
+        Scenario.model_validate(data)
+    Scenario.model_validate({"calibration": {"evacuation_delays": {"role3_to_role4": 720.0}}})

@@ -620,6 +620,8 @@ def _facilities(
         transit = int(exp(plan.log_delay[leg] + 0.45 * NORMAL[int(r() * 4096)]) * speed)
         if transit < 300:
             transit = 300
+        elif k == 0 and is_disease and transit > DISEASE_MAX_WALK:  # sick call the same day
+            transit = DISEASE_MAX_WALK
         arrive = last + transit
         # vitals and triage on arrival
         s_here = 0.8 if dies and final and s_now < 0.8 else s_now
@@ -875,6 +877,9 @@ STAY = {"R1": 45 * 60, "R2": 5 * HOUR, "R3": 3 * DAY}
 LOG_ONSET = log(4 * HOUR)  # illness: median time from onset to leaving for Role 1
 #: Illness: the longest wait at the unit before leaving for Role 1 (reached within 24 hours).
 DISEASE_MAX_WAIT = 18 * HOUR
+#: Illness: the longest way to Role 1 (the sick go to sick call; `poi_to_role1` is the casualty
+#: evacuation's delay, which a scenario may set to days): with DISEASE_MAX_WAIT, within 24 hours.
+DISEASE_MAX_WALK = 6 * HOUR
 _LOG_PICKUP = {
     (True, "T1"): log(10 * 60), (True, "T4"): log(60 * 60), (True, "T2"): log(15 * 60),
     (True, "T3"): log(20 * 60), (False, "T1"): log(15 * 60), (False, "T4"): log(60 * 60),

@@ -52,6 +52,8 @@ DELAYS = ("poi_to_role1", "role1_to_role2", "role2_to_role3", "role3_to_role4")
 #: What a spreadsheet reads as the start of a formula: no front name (a cell of patients.csv)
 #: begins so.
 FORMULA = ("=", "+", "-", "@")
+#: Minutes: a week between echelons; the strategic flight (role3_to_role4) at most 12 hours.
+LONGEST_DELAY = dict.fromkeys(DELAYS, 7 * 24 * 60) | {"role3_to_role4": 12 * 60}
 MAX_SEED = 2**63 - 1
 MAX_PATIENTS = 10_000_000
 TOLERANCE = 1e-6
@@ -209,7 +211,7 @@ def _calibration(value: Any) -> list[str]:
             problems += [
                 f"calibration.evacuation_delays.{k}"
                 for k in DELAYS
-                if k in delays and not _in(delays[k], 0.0, 7 * 24 * 60, open_low=True)
+                if k in delays and not _in(delays[k], 0.0, LONGEST_DELAY[k], open_low=True)
             ]
     return problems
 
@@ -301,7 +303,7 @@ def calibration(draw: st.DrawFn) -> dict[str, Any]:
         out["female_share"] = draw(st.floats(0.0, 1.0))
     if draw(st.booleans()):
         out["evacuation_delays"] = {
-            k: draw(st.floats(0.0, 10080.0, exclude_min=True))
+            k: draw(st.floats(0.0, LONGEST_DELAY[k], exclude_min=True))
             for k in draw(st.lists(st.sampled_from(DELAYS), unique=True))
         }
     return out
@@ -475,9 +477,11 @@ def _break_calibration(data: dict[str, Any], draw: st.DrawFn) -> tuple[Any, ...]
     elif how == "female":
         cal["female_share"] = draw(st.sampled_from([-0.01, 1.01, math.inf]))
     elif how == "delay":
-        cal["evacuation_delays"] = {
-            draw(st.sampled_from(DELAYS)): draw(st.sampled_from([0, 0.0, -5, 10080.5, math.nan]))
-        }
+        cal["evacuation_delays"] = (
+            {draw(st.sampled_from(DELAYS)): draw(st.sampled_from([0, 0.0, -5, 10080.5, math.nan]))}
+            if draw(st.booleans())
+            else {"role3_to_role4": draw(st.sampled_from([720.5, 1000.0, 10080.0]))}
+        )
     else:
         cal["morale"] = 0.5
     return ("calibration",)

@@ -174,6 +174,25 @@ def test_generate_from_scenario_file(tmp_path) -> None:
         assert len(list(csv.reader(f))) == 51
 
 
+@pytest.mark.parametrize(
+    ("encoding", "bom"),
+    [("utf-8", b"\xef\xbb\xbf"), ("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff")],
+)
+def test_a_scenario_file_with_a_byte_order_mark_is_read(tmp_path, encoding, bom) -> None:
+    """Found by probing: the template saved by Windows Notepad (UTF-8 with a byte order mark) or
+    redirected by Windows PowerShell 5 (UTF-16) was "Invalid JSON at line 1 column 1"."""
+    scenario = PRESETS["training-exercise"].scenario.model_dump(mode="json")
+    scenario["name"] = "Übung Nord"
+    (tmp_path / "s.json").write_bytes(
+        bom + json.dumps(scenario, ensure_ascii=False).encode(encoding)
+    )
+    result = cli("generate", "--scenario", "s.json", "--patients", "5", "--format", "csv",
+                 "--out", "o", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_bytes())
+    assert manifest["scenario"]["name"] == "Übung Nord"
+
+
 # -- issue 9, finding 9: `generate --out DIR` removes only what the job itself wrote -------------
 
 #: A user's own files in an output folder that look like outputs of formats not asked for (or like

@@ -8,6 +8,7 @@ commands share lives here.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import logging
 import sys
@@ -210,9 +211,11 @@ def load_scenario(
     else:
         path = Path(scenario_file or "")
         try:
-            raw = path.read_bytes()
+            raw = json_text(path.read_bytes())
         except OSError as exc:
             raise BadInput(f"cannot read scenario file {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise BadInput(f"invalid scenario {path}: not {exc.encoding} text") from None
         try:
             data = Scenario.model_validate_json(raw).model_dump()
         except ValidationError as exc:
@@ -225,6 +228,25 @@ def load_scenario(
         return Scenario.model_validate(data)
     except ValidationError as exc:
         raise BadInput(f"invalid scenario: {validation_line(exc)}") from None
+
+
+#: Byte order marks a JSON file may begin with, and the encoding each names: the UTF-8 one that
+#: Windows Notepad writes, the UTF-16 ones of Windows PowerShell 5's `>` (RFC 8259 lets a reader
+#: ignore a BOM).
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+def json_text(raw: bytes) -> bytes:
+    """A JSON file's bytes as UTF-8 without a byte order mark (UnicodeDecodeError when the text is
+    not in the encoding its mark names)."""
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            return raw[len(bom) :].decode(encoding).encode()
+    return raw
 
 
 def check_formats(scenario: Any, formats: tuple[str, ...]) -> None:

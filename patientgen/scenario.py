@@ -128,14 +128,21 @@ FORMULA_START = ("=", "+", "-", "@")
 _NOT_IN_A_LINE = frozenset({"Cc", "Zl", "Zp"})
 
 
-def _one_line(value: str) -> str:
-    """A name is one line of text: not blank, and no control character (which would break a
-    line of HL7, CSV or the page, or hide what follows it)."""
+def line_problem(value: str) -> str | None:
+    """What keeps a name from being one line of text (None: nothing): blank, or a control
+    character (which would break a line of HL7, CSV, a table or the page, or hide what follows)."""
     if not value.strip():
-        raise ValueError("must not be blank")
+        return "must not be blank"
     for char in value:
         if unicodedata.category(char) in _NOT_IN_A_LINE:
-            raise ValueError(f"must be one line of text without control characters: {char!r}")
+            return f"must be one line of text without control characters: {char!r}"
+    return None
+
+
+def _one_line(value: str) -> str:
+    problem = line_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 

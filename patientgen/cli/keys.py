@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from patientgen.cli.app import app
-from patientgen.cli.common import load_settings, open_service
+from patientgen.cli.common import fail, load_settings, open_service
 
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -27,7 +27,10 @@ def create(
 ) -> None:
     """Create a key. The key itself is printed once, alone on the last line."""
     with open_service(load_settings()) as service:
-        key, secret = service.create_key(name, admin, max_patients, max_active_jobs)
+        try:
+            key, secret = service.create_key(name, admin, max_patients, max_active_jobs)
+        except ValueError as exc:  # the name or a limit (the service checks them)
+            fail(str(exc))
     limits = []
     if max_patients is not None:
         limits.append(f"max_patients={max_patients}")

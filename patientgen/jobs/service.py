@@ -58,7 +58,7 @@ from patientgen.jobs.store import JobStore
 if TYPE_CHECKING:
     from patientgen.delivery import FhirDelivery, MllpDelivery
     from patientgen.jobs.worker import WorkerPool
-from patientgen.scenario import Scenario
+from patientgen.scenario import Scenario, line_problem
 from patientgen.settings import Settings, get_settings
 
 __all__ = [
@@ -505,6 +505,9 @@ class JobService:
         """A new key and its secret (shown once; only its sha256 is stored)."""
         if not name or len(name) > 100:
             raise ValueError("key name must be 1 to 100 characters")
+        problem = line_problem(name)
+        if problem is not None:
+            raise ValueError(f"key name {problem}")
         for label, value in (("max_patients", max_patients), ("max_active_jobs", max_active_jobs)):
             if value is not None and value < 1:
                 raise ValueError(f"{label} must be at least 1")

@@ -96,6 +96,15 @@ def test_keys_commands(api_only: Service) -> None:
         time.sleep(0.2)
     unknown = api_only.cli("keys", "revoke", "key_nope")
     assert unknown.returncode != 0 and len(unknown.stderr.strip().splitlines()) == 1
+    # found by probing: an empty name ended in a traceback, and a name of two lines was kept
+    # (and broke the table of `keys list`)
+    before = api_only.cli("keys", "list").stdout
+    for bad in ("", "  ", "two\nlines", "tab\there", "k" * 101):
+        refused = api_only.cli("keys", "create", bad)
+        assert refused.returncode == 2, (bad, refused.stderr)
+        assert len(refused.stderr.strip().splitlines()) == 1, (bad, refused.stderr)
+        assert "key name" in refused.stderr and "Traceback" not in refused.stderr
+    assert api_only.cli("keys", "list").stdout == before
 
 
 @pytest.mark.postgres

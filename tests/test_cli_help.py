@@ -79,3 +79,35 @@ def test_make_run_says_what_it_does_and_takes_the_port() -> None:
     assert "echo" in install
     step = next(line for line in install.splitlines() if "install" in line and "-e ." in line)
     assert "--quiet" not in step, step
+
+
+def _run_main(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
+    """`patientgen ARGV` through the console script's entry point: (exit status, stderr)."""
+    from patientgen.cli import main
+
+    monkeypatch.setattr("sys.argv", ["patientgen", *argv])
+    monkeypatch.setenv("NO_COLOR", "1")
+    with pytest.raises(SystemExit) as exited:
+        main()
+    code = exited.value.code
+    return (code if isinstance(code, int) else 1), capsys.readouterr().err
+
+
+def test_every_usage_error_is_one_line_and_exit_2(monkeypatch, capsys) -> None:
+    """Found by probing: an unknown option, a missing argument or an unknown command gave Click's
+    usage block (four lines) for most commands, against the one line of all other bad input."""
+    cases = [[*path, "--no-such-option"] for path in _commands()]
+    cases += [["jobs", "no-such-command"], ["no-such-command"], ["keys", "create"], ["replay"]]
+    failures = []
+    for argv in cases:
+        code, err = _run_main(argv, monkeypatch, capsys)
+        if code != 2 or len(err.strip().splitlines()) != 1 or not err.startswith("error: "):
+            failures.append((argv, code, err))
+    assert not failures, "\n".join(map(str, failures))
+
+
+@pytest.mark.parametrize("group", [[], ["jobs"], ["keys"]])
+def test_a_group_alone_prints_its_help(group: list[str], monkeypatch, capsys) -> None:
+    code, err = _run_main(group, monkeypatch, capsys)
+    assert code == 2 and err.startswith(f"Usage: {' '.join(['patientgen', *group])} ")
+    assert "Commands" in err

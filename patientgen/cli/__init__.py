@@ -25,4 +25,4 @@ def _register() -> None:
 def main() -> None:
     """Console-script entry point."""
     _register()
-    app()
+    app(prog_name="patientgen")

@@ -19,10 +19,10 @@ import typer
 from patientgen.cli.app import jobs_app
 from patientgen.cli.common import (
     LENIENT,
+    BareArgumentUsage,
     DatabaseOption,
     DataDirOption,
     JobIdArgument,
-    OneLineErrors,
     fail,
     job_id_text,
     load_settings,
@@ -63,7 +63,7 @@ def _index(folder: Path) -> casualties.CasualtyIndex:
         fail("the job has no casualty index (written by an earlier version): submit it again")
 
 
-@jobs_app.command("patients", context_settings=LENIENT, cls=OneLineErrors)
+@jobs_app.command("patients", context_settings=LENIENT, cls=BareArgumentUsage)
 def patients(
     ctx: typer.Context,
     job_id: JobIdArgument,
@@ -138,7 +138,7 @@ def _table(rows: list[dict[str, Any]]) -> None:
     Console().print(table)
 
 
-@jobs_app.command("patient", context_settings=LENIENT, cls=OneLineErrors)
+@jobs_app.command("patient", context_settings=LENIENT, cls=BareArgumentUsage)
 def patient(
     ctx: typer.Context,
     job_id: JobIdArgument,

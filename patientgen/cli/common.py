@@ -53,19 +53,9 @@ JobIdArgument = Annotated[
 ]
 
 
-class OneLineErrors(TyperCommand):
-    """A command whose missing required argument is reported like all other bad input: one line
-    on stderr and exit code 2 (Click's own answer is a usage block)."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except typer.BadParameter as exc:  # Click's MissingParameter is one (Typer bundles Click)
-            if type(exc).__name__ != "MissingParameter":
-                raise
-            param = exc.param
-            name = (param.metavar or (param.name or "").upper()) if param else "an argument"
-            fail(f"missing {name} (see --help)")
+class BareArgumentUsage(TyperCommand):
+    """A command whose usage line shows a required argument as `JOB_ID`, not `{JOB_ID}` (its
+    usage errors are one line, as every command's: cli.main)."""
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         # Typer writes a required argument as {JOB_ID}; the usual notation is a bare JOB_ID

@@ -18,10 +18,10 @@ from patientgen.cli.app import jobs_app
 from patientgen.cli.common import (
     LENIENT,
     BadInput,
+    BareArgumentUsage,
     DatabaseOption,
     DataDirOption,
     JobIdArgument,
-    OneLineErrors,
     check_formats,
     fail,
     job_id_text,
@@ -138,7 +138,7 @@ def list_jobs(
         print(f"more: --cursor {page.next_cursor}")
 
 
-@jobs_app.command("show", context_settings=LENIENT, cls=OneLineErrors)
+@jobs_app.command("show", context_settings=LENIENT, cls=BareArgumentUsage)
 def show(
     ctx: typer.Context,
     job_id: JobIdArgument,
@@ -197,7 +197,7 @@ def _act(action: str, job_id: str | None, database_url: str | None, data_dir: Pa
     print(f"job {jid} is {job.status.value}{note}")
 
 
-@jobs_app.command("cancel", context_settings=LENIENT, cls=OneLineErrors)
+@jobs_app.command("cancel", context_settings=LENIENT, cls=BareArgumentUsage)
 def cancel(
     ctx: typer.Context,
     job_id: JobIdArgument,
@@ -209,7 +209,7 @@ def cancel(
     _act("cancel", job_id, database_url, data_dir)
 
 
-@jobs_app.command("retry", context_settings=LENIENT, cls=OneLineErrors)
+@jobs_app.command("retry", context_settings=LENIENT, cls=BareArgumentUsage)
 def retry(
     ctx: typer.Context,
     job_id: JobIdArgument,
@@ -221,7 +221,7 @@ def retry(
     _act("retry", job_id, database_url, data_dir)
 
 
-@jobs_app.command("delete", context_settings=LENIENT, cls=OneLineErrors)
+@jobs_app.command("delete", context_settings=LENIENT, cls=BareArgumentUsage)
 def delete(
     ctx: typer.Context,
     job_id: JobIdArgument,

@@ -13,7 +13,7 @@ from hl7apy.parser import parse_message
 from patientgen.formats import hl7
 from patientgen.generator import generate
 from patientgen.generator.patient import Patient
-from patientgen.scenario import PRESETS
+from patientgen.scenario import PRESETS, Scenario
 
 #: Enough casualties of a busy scenario for every kind of path (RTD, DOW, evacuation home, KIA).
 SCENARIO = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 80, "seed": 20})
@@ -126,3 +126,34 @@ def test_a_job_may_ask_for_hl7_and_gets_it_served_as_hl7(tmp_path) -> None:
     data = (tmp_path / adt.name).read_bytes()
     assert adt.records == data.count(b"\n") == data.count(b"MSH|")
     assert content_type(adt.name, adt.format) == "application/hl7-v2; charset=utf-8"
+
+
+def test_long_front_names_give_valid_facility_namespaces() -> None:
+    """Found by probing: a facility's id (`R1-<front>-<k>`) is the namespace of MSH-4 and PV1-3/6,
+    at most 20 characters in HL7 v2.5.1; a front named "Eastern Front Sector 3" made every
+    message of its casualties invalid at hl7apy's strict level. Ids that fit stay as they are;
+    longer ones are shortened, still one per unit."""
+    data = PRESETS["urban-assault"].scenario.model_dump(mode="json")
+    fronts = [
+        {"name": "Eastern Front Sector 3", "share": 0.5, "nationalities": {"POL": 1.0}},
+        {"name": "Eastern Front Sector 4", "share": 0.5, "nationalities": {"POL": 1.0}},
+    ]
+    scenario = Scenario.model_validate(
+        {**data, "fronts": fronts, "total_patients": 60, "capacity": "sized"}
+    )
+    units: dict[str, set[str]] = {}
+    for p in generate(scenario):
+        for text in _messages(p):
+            message = _parse(text)
+            facility = message.msh.msh_4.value
+            assert len(facility) <= 20, facility
+            place = message.pv1.pv1_3.value.split("^")[3]
+            assert place == facility
+            named = {
+                v.facility_id for v in p.visits if hl7.facility_namespace(v.facility_id) == facility
+            }
+            assert named, (facility, [v.facility_id for v in p.visits])
+            units.setdefault(facility, set()).update(named)
+    assert units and all(len(ids) == 1 for ids in units.values()), units  # one name per unit
+    assert len(units) >= 4
+    assert hl7.facility_namespace("R1-East-1") == "R1-East-1"

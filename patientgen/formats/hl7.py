@@ -27,7 +27,9 @@ job with hl7apy at its strict level.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
+from functools import lru_cache
 from uuid import UUID
 
 from patientgen.generator import codes
@@ -68,9 +70,24 @@ def _ts(value: datetime) -> str:
     return value.strftime("%Y%m%d%H%M%S+0000")
 
 
+#: The longest namespace id (HD.1, of MSH-4 and of a location's facility) HL7 v2.5.1 allows.
+NAMESPACE_LENGTH = 20
+
+
+@lru_cache(maxsize=4096)
+def facility_namespace(facility_id: str) -> str:
+    """The namespace id (HD.1) of a facility: its id when that fits in NAMESPACE_LENGTH; else its
+    first 11 characters, "-" and 8 hex digits of the id's sha256 (one per unit: `R1-<front>-<k>`
+    of a long front name)."""
+    if len(facility_id) <= NAMESPACE_LENGTH:
+        return facility_id
+    digest = hashlib.sha256(facility_id.encode("utf-8")).hexdigest()[:8]
+    return f"{facility_id[: NAMESPACE_LENGTH - 9]}-{digest}"
+
+
 def _location(visit: Visit) -> str:
-    """PL: point of care ^ room ^ bed ^ facility (HD); the facility is the unit's id."""
-    return f"{visit.facility}^^^{_text(visit.facility_id)}"
+    """PL: point of care ^ room ^ bed ^ facility (HD); the facility is the unit's namespace."""
+    return f"{visit.facility}^^^{_text(facility_namespace(visit.facility_id))}"
 
 
 class _Messages:
@@ -105,7 +122,7 @@ class _Messages:
         pid = self.pid if died is None else f"{self.pid}|{_ts(died)}|Y"
         pv1 = self._pv1(visit, prior, at if event == "A03" else None)
         segments = [
-            f"MSH|^~\\&|{SENDING_APPLICATION}|{_text(visit.facility_id)}|"
+            f"MSH|^~\\&|{SENDING_APPLICATION}|{_text(facility_namespace(visit.facility_id))}|"
             f"{RECEIVING_APPLICATION}|THEATRE|{stamp}||ADT^{event}^{structure}|{control}|P|"
             f"{VERSION}",
             f"EVN|{event}|{stamp}",

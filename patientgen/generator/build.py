@@ -515,13 +515,16 @@ def _path(
             path = ["R1"] if r() < 0.6 else ["R1", "R2"]
         else:
             v = r()
-            # minimal casualties mostly recover in theatre; a few go home (Role 4)
-            home = 0.15 if (hurt.max_ais >= 3 or hurt.anxious) else 0.04
+            # minimal casualties mostly recover in theatre; a few go home (Role 4). With only
+            # mild conditions (AIS 1): held at Role 2 at most, and home only from stress
+            # (coherence rules mild_admitted_to_role3, mild_sent_home)
+            mild = hurt.max_ais <= 1
+            home = 0.15 if (hurt.max_ais >= 3 or hurt.anxious) else (0.0 if mild else 0.04)
             outcome = "RTD" if v >= home else "EVACUATED_R4"
             path = (
                 ["R1", "R2", "R3", "R4"]
                 if v < home
-                else (["R1", "R2"] if v < 0.55 else ["R1", "R2", "R3"])
+                else (["R1", "R2"] if v < 0.55 or mild else ["R1", "R2", "R3"])
             )
     elif triage == "T2":
         v = r()

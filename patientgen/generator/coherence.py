@@ -309,6 +309,26 @@ def r4_leg_implausible(p: Patient) -> bool:
     return before is None or last.arrived_at - before > R4_LEG_MAX
 
 
+def _only_mild(p: Patient) -> bool:
+    return bool(p.conditions) and all(c.severity == "mild" for c in p.conditions)
+
+
+def mild_admitted_to_role3(p: Patient) -> bool:
+    """A casualty with only mild conditions (AIS 1) who returns to duty is treated at Role 1 or
+    held at Role 2, never admitted to the theatre hospital (Role 3)."""
+    return p.outcome == "RTD" and _only_mild(p) and any(v.facility == "R3" for v in p.visits)
+
+
+def mild_sent_home(p: Patient) -> bool:
+    """A casualty with only mild conditions is not evacuated home (Role 4), unless the condition
+    is a psychiatric one (mental health evacuations are)."""
+    return (
+        p.outcome == "EVACUATED_R4"
+        and _only_mild(p)
+        and not any(c.code in PSYCHIATRIC for c in p.conditions)
+    )
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -333,6 +353,8 @@ RULES: dict[str, Rule] = {
     "ptsd_at_point_of_injury": ptsd_at_point_of_injury,
     "nation_without_armed_forces": nation_without_armed_forces,
     "r4_leg_implausible": r4_leg_implausible,
+    "mild_admitted_to_role3": mild_admitted_to_role3,
+    "mild_sent_home": mild_sent_home,
 }
 
 

@@ -55,7 +55,7 @@ JobIdArgument = Annotated[
 
 class BareArgumentUsage(TyperCommand):
     """A command whose usage line shows a required argument as `JOB_ID`, not `{JOB_ID}` (its
-    usage errors are one line, as every command's: cli.main)."""
+    usage errors are one line, as every command's: cli/app.OneLineUsageErrors)."""
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         # Typer writes a required argument as {JOB_ID}; the usual notation is a bare JOB_ID

@@ -546,7 +546,9 @@ def _path(
         path = ["R1", "R2", "R3"] if v < 0.15 else ["R1", "R2", "R3", "R4"]
         if skip_r1:
             path = path[1:]
-    if outcome == "RTD" and hurt.flags & AMPUTATED:  # an amputee goes home, never back to duty
+    # an amputee, a casualty operated on the abdomen (laparotomy at Role 2) or one with a severe
+    # brain injury (AIS 4+, craniotomy at Role 3) goes home, never back to duty in theatre
+    if outcome == "RTD" and (hurt.flags & AMPUTATED or hurt.abdomen or hurt.head_ais >= 4):
         outcome, quick = "EVACUATED_R4", False
         path = ["R2", "R3", "R4"] if path[0] == "R2" else ["R1", "R2", "R3", "R4"]
     return outcome, path, quick

@@ -309,6 +309,19 @@ def r4_leg_implausible(p: Patient) -> bool:
     return before is None or last.arrived_at - before > R4_LEG_MAX
 
 
+#: Operations after which nobody returns to duty in theatre: the recovery outlasts any theatre's
+#: holding policy (exploratory laparotomy, craniotomy; amputation has its own rule).
+MAJOR_SURGERY = frozenset(("74770008", "25353009"))
+
+
+def major_surgery_returned_to_duty(p: Patient) -> bool:
+    """A casualty operated on the abdomen or the skull is evacuated home, never returned to duty
+    in theatre."""
+    return p.outcome == "RTD" and any(
+        pr.code in MAJOR_SURGERY for v in p.visits for pr in v.procedures
+    )
+
+
 def _only_mild(p: Patient) -> bool:
     return bool(p.conditions) and all(c.severity == "mild" for c in p.conditions)
 
@@ -353,6 +366,7 @@ RULES: dict[str, Rule] = {
     "ptsd_at_point_of_injury": ptsd_at_point_of_injury,
     "nation_without_armed_forces": nation_without_armed_forces,
     "r4_leg_implausible": r4_leg_implausible,
+    "major_surgery_returned_to_duty": major_surgery_returned_to_duty,
     "mild_admitted_to_role3": mild_admitted_to_role3,
     "mild_sent_home": mild_sent_home,
 }

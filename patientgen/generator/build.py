@@ -94,6 +94,7 @@ from patientgen.generator.timing import MassCasualtyEvent
 from patientgen.scenario import Category, Nation, TriageCategory
 
 LIMB_SET = frozenset(inj.LIMBS)
+_OPEN_FRACTURE = inj.OPEN_FRACTURE[0]  # its SNOMED CT code
 ABDOMEN_SET = frozenset(("abdomen", "pelvis"))
 SHOCK = ("27942005", CONDITIONS["27942005"])
 EXSANGUINATION = ("48149007", CONDITIONS["48149007"])
@@ -546,11 +547,21 @@ def _path(
         path = ["R1", "R2", "R3"] if v < 0.15 else ["R1", "R2", "R3", "R4"]
         if skip_r1:
             path = path[1:]
-    # an amputee, a casualty operated on the abdomen (laparotomy at Role 2) or one with a severe
-    # brain injury (AIS 4+, craniotomy at Role 3) goes home, never back to duty in theatre
-    if outcome == "RTD" and (hurt.flags & AMPUTATED or hurt.abdomen or hurt.head_ais >= 4):
+    if outcome != "RTD":
+        return outcome, path, quick
+    # an amputee, a casualty operated on the abdomen (laparotomy at Role 2), one with a severe
+    # brain injury (AIS 4+, craniotomy at Role 3) or an open fracture goes home, never back to
+    # duty in theatre; a broken limb is X-rayed and cast at Role 2 at least
+    if (
+        hurt.flags & AMPUTATED
+        or hurt.abdomen
+        or hurt.head_ais >= 4
+        or (hurt.limb_fracture and any(t[0] == _OPEN_FRACTURE for t, _, _ in hurt.injuries))
+    ):
         outcome, quick = "EVACUATED_R4", False
         path = ["R2", "R3", "R4"] if path[0] == "R2" else ["R1", "R2", "R3", "R4"]
+    elif hurt.limb_fracture and path == ["R1"]:
+        path = ["R1", "R2"]
     return outcome, path, quick
 
 

@@ -322,6 +322,30 @@ def major_surgery_returned_to_duty(p: Patient) -> bool:
     )
 
 
+#: A broken limb bone (SNOMED CT): open fracture, closed fracture, crush injury.
+OPEN_FRACTURE_CODE = "397181002"
+LIMB_FRACTURES = frozenset((OPEN_FRACTURE_CODE, "423125000", "125665001"))
+
+
+def open_fracture_returned_to_duty(p: Patient) -> bool:
+    """An open fracture (surgical debridement, antibiotics, fixation, months to heal) is
+    evacuated home, never returned to duty in theatre."""
+    return p.outcome == "RTD" and any(c.code == OPEN_FRACTURE_CODE for c in p.conditions)
+
+
+def limb_fracture_returned_from_role1(p: Patient) -> bool:
+    """A broken limb is X-rayed and immobilised at Role 2 at least: Role 1 has no imaging and
+    does not return it to duty."""
+    return (
+        p.outcome == "RTD"
+        and p.outcome_facility == "R1"
+        and any(
+            c.code in LIMB_FRACTURES and c.region is not None and c.region.endswith("_limb")
+            for c in p.conditions
+        )
+    )
+
+
 def _only_mild(p: Patient) -> bool:
     return bool(p.conditions) and all(c.severity == "mild" for c in p.conditions)
 
@@ -367,6 +391,8 @@ RULES: dict[str, Rule] = {
     "nation_without_armed_forces": nation_without_armed_forces,
     "r4_leg_implausible": r4_leg_implausible,
     "major_surgery_returned_to_duty": major_surgery_returned_to_duty,
+    "open_fracture_returned_to_duty": open_fracture_returned_to_duty,
+    "limb_fracture_returned_from_role1": limb_fracture_returned_from_role1,
     "mild_admitted_to_role3": mild_admitted_to_role3,
     "mild_sent_home": mild_sent_home,
 }

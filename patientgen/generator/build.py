@@ -784,7 +784,7 @@ def _todo(
     if fac in ("R1", "R2") and not once & CONTROLLED and (hurt.limb_bleed or hurt.other_bleed):
         todo.append(HEMORRHAGE_CONTROL)
         once |= CONTROLLED
-    if vit.gcs <= 8 and not once & INTUBATED:
+    if vit.gcs <= 8 and not once & INTUBATED and current != "T4":
         todo.append(INTUBATION)
         once |= INTUBATED
     chest = hurt.chest
@@ -805,6 +805,8 @@ def _todo(
             todo.append(SUTURE)
         if wound and current == "T3":
             todo.append(WOUND_CARE)
+        return once
+    if current == "T4":  # expectant: comfort care, no blood, operation nor airway (coherence)
         return once
     if (shock >= 0.4 and fac == "R2") or shock >= 0.7:
         todo.append(TRANSFUSION)

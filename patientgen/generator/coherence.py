@@ -346,6 +346,23 @@ def limb_fracture_returned_from_role1(p: Patient) -> bool:
     )
 
 
+#: What an expectant (T4) casualty is not given where they are triaged T4: blood, an operation,
+#: an airway (intubation, exploratory laparotomy, amputation, debridement, craniotomy).
+INTENSIVE_CARE = frozenset(
+    ("116859006", "112798008", "74770008", "81723002", "36777000", "25353009")
+)
+
+
+def t4_given_intensive_care(p: Patient) -> bool:
+    """A facility that triages a casualty expectant (T4) gives comfort care: given blood or an
+    operation there, the casualty would not be expectant."""
+    return any(
+        v.triage == "T4" and any(pr.code in INTENSIVE_CARE for pr in v.procedures)
+        for v in p.visits
+        if v.facility != "POI"
+    )
+
+
 def _only_mild(p: Patient) -> bool:
     return bool(p.conditions) and all(c.severity == "mild" for c in p.conditions)
 
@@ -393,6 +410,7 @@ RULES: dict[str, Rule] = {
     "major_surgery_returned_to_duty": major_surgery_returned_to_duty,
     "open_fracture_returned_to_duty": open_fracture_returned_to_duty,
     "limb_fracture_returned_from_role1": limb_fracture_returned_from_role1,
+    "t4_given_intensive_care": t4_given_intensive_care,
     "mild_admitted_to_role3": mild_admitted_to_role3,
     "mild_sent_home": mild_sent_home,
 }

@@ -70,6 +70,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
 
+from pydantic import ValidationError
+
 from patientgen.jobs.files import JobFiles, Scope, job_files
 from patientgen.jobs.model import (
     Action,
@@ -91,13 +93,23 @@ log = logging.getLogger(__name__)
 SMALL_JOB_PATIENTS = 100
 SMALL_BATCH = 16
 
-#: An absolute path in an error text (its folders are the server's business, not the user's).
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[^\s'\"/:]+/)+(?=[^\s'\"/:]*)")
+#: An absolute path in an error text (its folders are the server's business, not the user's);
+#: not the path of a URL (after "//" or ":").
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/])/(?:[^\s'\"/:]+/)+(?=[^\s'\"/:]*)")
 
 
 def describe_error(exc: BaseException) -> str:
-    """The job's `error` for an exception: its type and message, paths shown by name only."""
-    return _ABSOLUTE_PATH.sub("", f"{type(exc).__name__}: {exc}")[:2000]
+    """The job's `error` for an exception: its type and message, paths shown by name only. A
+    pydantic ValidationError (a scenario stored before a rule that now refuses it) is each
+    invalid field and its problem, on one line."""
+    if isinstance(exc, ValidationError):
+        problems = exc.errors(include_url=False, include_input=False)
+        text = f"invalid {exc.title}: " + "; ".join(
+            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in problems
+        )
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return _ABSOLUTE_PATH.sub("", text)[:2000]
 
 
 @dataclass

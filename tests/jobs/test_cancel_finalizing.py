@@ -55,3 +55,26 @@ def test_a_failed_job_error_names_no_server_path(service, settings, tmp_path) ->
     assert failed.status == JobStatus.FAILED
     assert failed.error and "not-a-folder" in failed.error, failed.error
     assert str(tmp_path) not in failed.error and "/tmp" not in failed.error, failed.error
+
+
+def test_a_job_error_keeps_urls_and_lists_each_invalid_field() -> None:
+    """Found by probing: a job stored before a validation rule, which the rule now refuses, failed
+    with pydantic's whole text, its URLs cut by the path filter ("https:/value_error"). The error
+    names each invalid field and its problem, one after the other, without URLs; a URL in any
+    other error is kept whole, a server path is still removed."""
+    from pydantic import ValidationError
+
+    from patientgen.jobs.runner import describe_error
+
+    data = {
+        "fronts": [{"name": "=OLD", "share": 1.0, "nationalities": {"POL": 1.0}}],
+        "calibration": {"evacuation_delays": {"role3_to_role4": 5000.0}},
+    }
+    with pytest.raises(ValidationError) as invalid:
+        Scenario.model_validate(data)
+    text = describe_error(invalid.value)
+    assert text.startswith("invalid Scenario: "), text
+    assert "fronts.0.name: " in text and "calibration.evacuation_delays.role3_to_role4: " in text
+    assert "http" not in text and "\n" not in text, text
+    other = describe_error(OSError("see https://example.org/a/b/c for /srv/data/jobs/x.csv"))
+    assert other == "OSError: see https://example.org/a/b/c for x.csv", other

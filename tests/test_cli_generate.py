@@ -300,3 +300,26 @@ def test_resume_into_the_same_out_is_byte_identical(settings, tmp_path, chunk_si
     _assert_user_files_kept(out)
     _assert_same_as_a_clean_run(settings, out, tmp_path)
     assert not list((Path(settings.data_dir) / "jobs").glob("*/.parts"))
+
+
+def test_out_inside_the_data_folder_is_refused(tmp_path) -> None:
+    """Found by probing: `generate --out` naming another job's folder under the data folder
+    overwrote that completed job's files with its own (the job still said completed, its
+    downloads served the other job's patients). A folder inside the data folder is the
+    service's: refused in one line, before any job exists."""
+    first = cli("generate", "--preset", "peacekeeping", "--patients", "5", "--format", "csv",
+                cwd=tmp_path)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    data = tmp_path / "patientgen-data"
+    (folder,) = [p for p in (data / "jobs").iterdir() if not p.name.startswith(".")]
+    before = digests(folder)
+    for out in (folder, data, data / "jobs" / "new"):
+        refused = cli("generate", "--preset", "peacekeeping", "--patients", "7", "--seed", "99",
+                      "--format", "csv", "--out", str(out), cwd=tmp_path)  # fmt: skip
+        assert refused.returncode == 2, (out, refused.stderr)
+        assert refused.stderr.count("\n") == 1 and "data folder" in refused.stderr, refused.stderr
+    assert digests(folder) == before
+    made = [p.name for p in (data / "jobs").iterdir() if not p.name.startswith(".")]
+    assert made == [folder.name]  # no job was made
+    listed = cli("jobs", "list", "--json", cwd=tmp_path)
+    assert len(json.loads(listed.stdout)["items"]) == 1, listed.stdout

@@ -205,7 +205,10 @@ def generate_command(
         if job_id is not None:
             job = service.resume(job_id)
         else:
-            job, _ = service.submit(scenario, wanted, "local", output_dir=out)
+            try:
+                job, _ = service.submit(scenario, wanted, "local", output_dir=out)
+            except ValueError as exc:  # the output folder (the service checks it)
+                fail(f"--out: {exc}")
         _run_here(service, job)
 
 

@@ -212,8 +212,8 @@ class JobService:
         same request give back the existing job (whatever the limits), with another request
         IdempotencyConflict. TooManyActiveJobs when the owner already has `max_active_jobs`
         pending or running jobs (checked in the insert's transaction). ValueError for bad
-        formats (or formats unfit for the scenario: format_problems); pydantic ValidationError
-        for a bad scenario dict."""
+        formats (or formats unfit for the scenario: format_problems) and for an `output_dir`
+        inside the data folder; pydantic ValidationError for a bad scenario dict."""
         from patientgen.formats import DEFAULT_FORMATS
         from patientgen.formats.bundle import format_problems, normalize_formats
 
@@ -233,7 +233,16 @@ class JobService:
             "chunk_size": self.settings.chunk_size,
         }
         if output_dir is not None:
-            config["output_dir"] = str(Path(output_dir).resolve())
+            chosen_dir = Path(output_dir).resolve()
+            data = self.settings.data_dir.resolve()
+            if chosen_dir == data or data in chosen_dir.parents:
+                # the jobs' own folders are there: another job's files would be overwritten
+                raise ValueError(
+                    f"output folder {chosen_dir} is inside the data folder {data} "
+                    "(PATIENTGEN_DATA_DIR), whose jobs' folders are the service's: "
+                    "choose a folder outside it"
+                )
+            config["output_dir"] = str(chosen_dir)
         new = NewJob(
             job_id=uuid4(),
             owner=owner,

@@ -796,7 +796,9 @@ def _todo(
     if hurt.limb_fracture and not once & SPLINTED:
         todo.append(SPLINT)
         once |= SPLINTED
-    if hurt.fever and not once & ANTIBIOTICS_GIVEN:
+    # antibiotics for an infection, and for every open combat wound at the first facility
+    # (TCCC), unless the casualty is expectant there
+    if (hurt.fever or (flags & PENETRATING and current != "T4")) and not once & ANTIBIOTICS_GIVEN:
         todo.append(ANTIBIOTICS)
         once |= ANTIBIOTICS_GIVEN
     wound = hurt.wound

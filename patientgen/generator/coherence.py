@@ -346,6 +346,28 @@ def limb_fracture_returned_from_role1(p: Patient) -> bool:
     )
 
 
+#: Open (penetrating) combat wounds: open wound, foreign body (fragment), bullet wound, gunshot
+#: wound, open fracture.
+OPEN_COMBAT_WOUNDS = frozenset(("125643001", "125670008", "262574004", "283545005", "397181002"))
+ANTIBIOTICS_CODE = "281789004"
+TRIAGE_CODE = "225390008"
+
+
+def open_wound_without_antibiotics(p: Patient) -> bool:
+    """An open combat wound is given antibiotics at the first facility (TCCC: antibiotics for
+    all open combat wounds; JTS: within 3 hours), unless the casualty is expectant there or dies
+    there before any treatment (waiting for a team, under a medical plan)."""
+    if not any(c.code in OPEN_COMBAT_WOUNDS for c in p.conditions):
+        return False
+    theatre = [v for v in p.visits if v.facility in THEATRE]
+    if not theatre or theatre[0].triage == "T4":
+        return False
+    first = theatre[0]
+    if first.disposition == "died" and all(pr.code == TRIAGE_CODE for pr in first.procedures):
+        return False
+    return not any(pr.code == ANTIBIOTICS_CODE for v in theatre for pr in v.procedures)
+
+
 #: What an expectant (T4) casualty is not given where they are triaged T4: blood, an operation,
 #: an airway (intubation, exploratory laparotomy, amputation, debridement, craniotomy).
 INTENSIVE_CARE = frozenset(
@@ -411,6 +433,7 @@ RULES: dict[str, Rule] = {
     "open_fracture_returned_to_duty": open_fracture_returned_to_duty,
     "limb_fracture_returned_from_role1": limb_fracture_returned_from_role1,
     "t4_given_intensive_care": t4_given_intensive_care,
+    "open_wound_without_antibiotics": open_wound_without_antibiotics,
     "mild_admitted_to_role3": mild_admitted_to_role3,
     "mild_sent_home": mild_sent_home,
 }

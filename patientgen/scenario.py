@@ -139,6 +139,16 @@ def line_problem(value: str) -> str | None:
     return None
 
 
+def validation_line(error: ValidationError) -> str:
+    """A pydantic ValidationError as one line: `field: message; field: message` (the CLI's
+    errors, and a job's whose stored scenario a later rule refuses)."""
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item.get("loc", ())) or "scenario"
+        parts.append(f"{where}: {item.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
 def _one_line(value: str) -> str:
     problem = line_problem(value)
     if problem is not None:

@@ -119,6 +119,7 @@ def open_service(settings: Any, *, check_storage: bool = False) -> Iterator[Any]
         StoreUnavailable,
     )
     from patientgen.jobs.service import JobService
+    from patientgen.scenario import validation_line
 
     # a one-off command says why the database cannot be reached in its one error line
     # (StoreUnavailable carries the driver's reason): the pool's warning per attempt is noise
@@ -173,22 +174,13 @@ def parse_int(option: str, text: str | None) -> int | None:
         raise BadInput(f"{option}: expected an integer, got {text!r}") from None
 
 
-def validation_line(error: Any) -> str:
-    """A pydantic ValidationError as one line: `field: message; field: message`."""
-    parts = []
-    for item in error.errors(include_url=False):
-        where = ".".join(str(part) for part in item.get("loc", ())) or "scenario"
-        parts.append(f"{where}: {item.get('msg', 'invalid')}")
-    return "; ".join(parts)
-
-
 def load_scenario(
     preset: str | None, scenario_file: str | None, patients: str | None, seed: str | None
 ) -> Any:
     """The validated Scenario the options describe; BadInput with one line otherwise."""
     from pydantic import ValidationError
 
-    from patientgen.scenario import PRESETS, Scenario
+    from patientgen.scenario import PRESETS, Scenario, validation_line
 
     n_patients = parse_int("--patients", patients)
     n_seed = parse_int("--seed", seed)

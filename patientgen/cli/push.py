@@ -44,8 +44,8 @@ from patientgen.cli.common import (
     no_extra,
     open_service,
     parse_int,
-    validation_line,
 )
+from patientgen.scenario import validation_line
 
 #: Options `push` and `replay` share.
 DetachOption = Annotated[

@@ -103,10 +103,9 @@ def describe_error(exc: BaseException) -> str:
     pydantic ValidationError (a scenario stored before a rule that now refuses it) is each
     invalid field and its problem, on one line."""
     if isinstance(exc, ValidationError):
-        problems = exc.errors(include_url=False, include_input=False)
-        text = f"invalid {exc.title}: " + "; ".join(
-            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in problems
-        )
+        from patientgen.scenario import validation_line
+
+        text = f"invalid {exc.title}: {validation_line(exc)}"
     else:
         text = f"{type(exc).__name__}: {exc}"
     return _ABSOLUTE_PATH.sub("", text)[:2000]

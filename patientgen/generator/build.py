@@ -46,6 +46,7 @@ from patientgen.generator.care import (
 from patientgen.generator.codes import BODY_SITES, CONDITIONS, MECHANISM_CODES
 from patientgen.generator.coherence import (
     KIA_SURVIVABLE,
+    OPEN_FRACTURE_CODE,
     T4_MIN_POI_WAIT,
     can_kill_disease,
     can_kill_injury,
@@ -94,7 +95,6 @@ from patientgen.generator.timing import MassCasualtyEvent
 from patientgen.scenario import Category, Nation, TriageCategory
 
 LIMB_SET = frozenset(inj.LIMBS)
-_OPEN_FRACTURE = inj.OPEN_FRACTURE[0]  # its SNOMED CT code
 ABDOMEN_SET = frozenset(("abdomen", "pelvis"))
 SHOCK = ("27942005", CONDITIONS["27942005"])
 EXSANGUINATION = ("48149007", CONDITIONS["48149007"])
@@ -556,7 +556,7 @@ def _path(
         hurt.flags & AMPUTATED
         or hurt.abdomen
         or hurt.head_ais >= 4
-        or (hurt.limb_fracture and any(t[0] == _OPEN_FRACTURE for t, _, _ in hurt.injuries))
+        or (hurt.limb_fracture and any(t[0] == OPEN_FRACTURE_CODE for t, _, _ in hurt.injuries))
     ):
         outcome, quick = "EVACUATED_R4", False
         path = ["R2", "R3", "R4"] if path[0] == "R2" else ["R1", "R2", "R3", "R4"]

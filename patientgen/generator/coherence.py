@@ -37,6 +37,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
+from patientgen.generator import care
+from patientgen.generator import injuries as inj
 from patientgen.generator.patient import Patient, Vitals
 from patientgen.scenario import TriageCategory
 
@@ -311,7 +313,7 @@ def r4_leg_implausible(p: Patient) -> bool:
 
 #: Operations after which nobody returns to duty in theatre: the recovery outlasts any theatre's
 #: holding policy (exploratory laparotomy, craniotomy; amputation has its own rule).
-MAJOR_SURGERY = frozenset(("74770008", "25353009"))
+MAJOR_SURGERY = frozenset((care.LAPAROTOMY[0], care.CRANIOTOMY[0]))
 
 
 def major_surgery_returned_to_duty(p: Patient) -> bool:
@@ -323,8 +325,8 @@ def major_surgery_returned_to_duty(p: Patient) -> bool:
 
 
 #: A broken limb bone (SNOMED CT): open fracture, closed fracture, crush injury.
-OPEN_FRACTURE_CODE = "397181002"
-LIMB_FRACTURES = frozenset((OPEN_FRACTURE_CODE, "423125000", "125665001"))
+OPEN_FRACTURE_CODE = inj.OPEN_FRACTURE[0]
+LIMB_FRACTURES = frozenset((OPEN_FRACTURE_CODE, inj.CLOSED_FRACTURE[0], inj.CRUSH[0]))
 
 
 def open_fracture_returned_to_duty(p: Patient) -> bool:
@@ -347,10 +349,8 @@ def limb_fracture_returned_from_role1(p: Patient) -> bool:
 
 
 #: Open (penetrating) combat wounds: open wound, foreign body (fragment), bullet wound, gunshot
-#: wound, open fracture.
-OPEN_COMBAT_WOUNDS = frozenset(("125643001", "125670008", "262574004", "283545005", "397181002"))
-ANTIBIOTICS_CODE = "281789004"
-TRIAGE_CODE = "225390008"
+#: wound, open fracture (the injuries' PENETRATING templates).
+OPEN_COMBAT_WOUNDS = frozenset(t[0] for t in inj.TEMPLATES if t[4] & inj.PENETRATING)
 
 
 def open_wound_without_antibiotics(p: Patient) -> bool:
@@ -363,16 +363,18 @@ def open_wound_without_antibiotics(p: Patient) -> bool:
     if not theatre or theatre[0].triage == "T4":
         return False
     first = theatre[0]
-    if first.disposition == "died" and all(pr.code == TRIAGE_CODE for pr in first.procedures):
+    if first.disposition == "died" and all(pr.code == care.TRIAGE[0] for pr in first.procedures):
         return False
-    return not any(pr.code == ANTIBIOTICS_CODE for v in theatre for pr in v.procedures)
+    return not any(pr.code == care.ANTIBIOTICS[0] for v in theatre for pr in v.procedures)
 
 
 #: What an expectant (T4) casualty is not given where they are triaged T4: blood, an operation,
 #: an airway (intubation, exploratory laparotomy, amputation, debridement, craniotomy).
 INTENSIVE_CARE = frozenset(
-    ("116859006", "112798008", "74770008", "81723002", "36777000", "25353009")
-)
+    p[0]
+    for p in (care.TRANSFUSION, care.INTUBATION, care.LAPAROTOMY, care.AMPUTATION,
+              care.DEBRIDEMENT, care.CRANIOTOMY)
+)  # fmt: skip
 
 
 def t4_given_intensive_care(p: Patient) -> bool:

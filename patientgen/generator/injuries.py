@@ -254,6 +254,13 @@ DISEASES: tuple[tuple[Template, float], ...] = (
 )
 DISEASE_TABLE: Table = (tuple(d[0] for d in DISEASES), cumulative([d[1] for d in DISEASES]))
 
+#: Every condition template the tables draw (battle, non-battle, disease).
+TEMPLATES: frozenset[Template] = frozenset(
+    [t for groups in BATTLE_TABLES.values() for table in groups.values() for t in table[0]]
+    + [row[0] for table in NBI_TABLES.values() for row in table[0]]
+    + list(DISEASE_TABLE[0])
+)
+
 #: AIS -> severity label of a condition.
 SEVERITY: tuple[Severity, ...] = (
     "mild", "mild", "moderate", "severe", "severe", "critical", "critical",

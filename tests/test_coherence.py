@@ -8,10 +8,22 @@ disease mortality, mass-casualty share growing with the patient count).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 import pytest
 
-from patientgen.generator import generate
-from patientgen.generator.coherence import DEATHS, RULES, count_violations, violations
+from patientgen.generator import care, generate
+from patientgen.generator.coherence import (
+    DEATHS,
+    INTENSIVE_CARE,
+    LIMB_FRACTURES,
+    OPEN_COMBAT_WOUNDS,
+    OPEN_FRACTURE_CODE,
+    RULES,
+    count_violations,
+    violations,
+)
 from patientgen.scenario import PRESETS, Scenario
 
 N = 20_000
@@ -73,3 +85,91 @@ def test_a_strategic_flight_over_12_hours_at_the_median_is_refused() -> None:
     with pytest.raises(ValueError, match="role3_to_role4"):
         Scenario.model_validate(data)
     Scenario.model_validate({"calibration": {"evacuation_delays": {"role3_to_role4": 720.0}}})
+
+
+def _broken(patients: list, rule: str, find, make) -> None:
+    """Rule `rule` passes the first record `find` accepts and fails a copy that `make` breaks:
+    a rule that never fires would pass every coherence test."""
+    p = next(p for p in patients if find(p))
+    assert rule not in violations(p)
+    bad = copy.deepcopy(p)
+    make(bad)
+    assert rule in violations(bad), (rule, p.index)
+
+
+def _codes(p) -> set[str]:
+    return {pr.code for v in p.visits for pr in v.procedures}
+
+
+def test_each_rule_added_in_1_2_2_fires_on_a_record_that_breaks_it() -> None:
+    """The review of stop 29: the seven rules added in 1.2.2 were only ever seen at zero."""
+    scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
+    patients = list(generate(scenario))
+    theatre = ("R1", "R2", "R3")
+
+    def set_outcome(outcome: str, facility: str | None = None):
+        def make(p) -> None:
+            p.outcome = outcome
+            if facility is not None:
+                p.outcome_facility = facility
+
+        return make
+
+    def only_mild(p) -> None:
+        p.conditions = [dataclasses.replace(c, severity="mild", code="125667009")
+                        for c in p.conditions]  # fmt: skip
+
+    _broken(
+        patients,
+        "major_surgery_returned_to_duty",
+        lambda p: care.LAPAROTOMY[0] in _codes(p),
+        set_outcome("RTD"),
+    )
+    _broken(
+        patients,
+        "open_fracture_returned_to_duty",
+        lambda p: any(c.code == OPEN_FRACTURE_CODE for c in p.conditions),
+        set_outcome("RTD"),
+    )
+    _broken(
+        patients,
+        "limb_fracture_returned_from_role1",
+        lambda p: (
+            p.outcome == "RTD"
+            and p.outcome_facility == "R2"
+            and any(
+                c.code in LIMB_FRACTURES and (c.region or "").endswith("_limb")
+                for c in p.conditions
+            )
+        ),
+        set_outcome("RTD", "R1"),
+    )
+
+    def first_treated(p) -> list:
+        return [v for v in p.visits if v.facility in theatre][:1]
+
+    def t4_there(p) -> None:
+        for v in p.visits:
+            if v.facility in theatre and {pr.code for pr in v.procedures} & INTENSIVE_CARE:
+                v.triage = "T4"
+                return
+
+    _broken(patients, "t4_given_intensive_care",
+            lambda p: any(v.facility in theatre and {pr.code for pr in v.procedures}
+                          & INTENSIVE_CARE for v in p.visits), t4_there)  # fmt: skip
+
+    def no_antibiotics(p) -> None:
+        for v in p.visits:
+            v.procedures = [pr for pr in v.procedures if pr.code != care.ANTIBIOTICS[0]]
+
+    _broken(patients, "open_wound_without_antibiotics",
+            lambda p: any(c.code in OPEN_COMBAT_WOUNDS for c in p.conditions)
+            and first_treated(p) and first_treated(p)[0].triage != "T4"
+            and care.ANTIBIOTICS[0] in _codes(p), no_antibiotics)  # fmt: skip
+    _broken(
+        patients,
+        "mild_admitted_to_role3",
+        lambda p: p.outcome == "RTD" and any(v.facility == "R3" for v in p.visits),
+        only_mild,
+    )
+    _broken(patients, "mild_sent_home", lambda p: p.outcome == "EVACUATED_R4", only_mild)

@@ -159,8 +159,9 @@ def _one_line(value: str) -> str:
 def _no_formula(value: str) -> str:
     """A front name is a cell of patients.csv (its `front` column), unquoted by any spreadsheet."""
     if value.startswith(FORMULA_START):
+        starts = ", ".join(repr(c) for c in FORMULA_START[:-1]) + f" or {FORMULA_START[-1]!r}"
         raise ValueError(
-            "must not begin with '=', '+', '-' or '@': a spreadsheet opening patients.csv "
+            f"must not begin with {starts}: a spreadsheet opening patients.csv "
             "would read the cell as a formula"
         )
     return value

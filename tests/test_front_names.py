@@ -68,9 +68,21 @@ def test_every_front_has_facilities_of_its_own(names: tuple[str, ...]) -> None:
 
 
 def test_ids_of_fronts_whose_names_differ_in_letters_are_unchanged() -> None:
-    plan = plan_for(_scenario("East", "North-West", capacity="unlimited"))
+    plan = plan_for(_scenario("East", "North West", capacity="unlimited"))
     assert [f.poi_id for f in plan.fronts] == ["POI-East", "POI-North-West"]
     assert plan.fronts[1].r1_ids[0] == "R1-North-West-1"
+
+
+@pytest.mark.parametrize(
+    ("names", "r1"),
+    [(("A B", "A-B"), ["R1-A-B-1", "R1-A-B-2-1"]), (("Восток", "Север"), ["R1-front-1",
+                                                                          "R1-front-2-1"])],
+)  # fmt: skip
+def test_the_readme_s_facility_ids(names: tuple[str, ...], r1: list[str]) -> None:
+    """README (scenario fields): a later front whose ids would be another's gets -2, -3, ...;
+    a name without Latin letters or digits is `front`."""
+    plan = plan_for(_scenario(*names, capacity="unlimited"))
+    assert [f.r1_ids[0] for f in plan.fronts] == r1
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from patientgen.jobs.model import (
     InvalidCursor,
     InvalidTransition,
     JobNotFound,
+    OutputReplaced,
     ScenarioChanged,
     ScenarioNotFound,
     StoreUnavailable,
@@ -243,6 +244,8 @@ def translate(exc: BaseException) -> Problem | None:
         return exc
     if isinstance(exc, JobNotFound):
         return Problem(404, "not-found", "No such job.")
+    if isinstance(exc, OutputReplaced):
+        return Problem(404, "not-found", exc.public_detail)
     if isinstance(exc, ScenarioNotFound):
         return Problem(404, "not-found", f"No saved scenario {exc.name!r}.")
     if isinstance(exc, ScenarioChanged):
@@ -346,6 +349,7 @@ def install_handlers(app: FastAPI) -> None:
 
     for exc_type in (
         JobNotFound,
+        OutputReplaced,
         ScenarioNotFound,
         ScenarioChanged,
         IdempotencyConflict,

@@ -40,6 +40,8 @@ FilterOption = Annotated[
 @contextlib.contextmanager
 def _folder(job_id: str | None, database_url: str | None, data_dir: Path | None) -> Iterator[Path]:
     """The folder of a completed job's NDJSON output, kept there while the block runs."""
+    from patientgen.jobs.model import OutputReplaced
+
     jid = job_id_text(job_id)
     settings = load_settings(database_url=database_url, data_dir=data_dir)
     with open_service(settings, check_storage=True) as service:  # reads where jobs are kept
@@ -51,6 +53,8 @@ def _folder(job_id: str | None, database_url: str | None, data_dir: Path | None)
         with contextlib.ExitStack() as held:
             try:
                 folder = held.enter_context(service.reading(job, casualties.FILES))
+            except OutputReplaced as exc:
+                fail(str(exc))
             except FileNotFoundError:
                 fail(f"job {jid}: its files are no longer stored")
             yield Path(folder)

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 import shutil
@@ -72,7 +73,14 @@ from uuid import UUID
 import orjson
 
 from patientgen.formats.ndjson import FILE as NDJSON
-from patientgen.jobs.model import TERMINAL_STATUSES, Job, JobNotFound, JobStatus, StorageMismatch
+from patientgen.jobs.model import (
+    TERMINAL_STATUSES,
+    Job,
+    JobNotFound,
+    JobStatus,
+    OutputReplaced,
+    StorageMismatch,
+)
 from patientgen.jobs.objects import (
     MAX_COMPOSED,
     MIN_COMPOSED_PART,
@@ -134,6 +142,30 @@ class JobFiles:
         """Where a job's final files are (its folder, or the folder `generate --out` chose)."""
         chosen = job.config.get("output_dir")
         return Path(chosen) if chosen else self.folder(job.job_id)
+
+    def _checked_output(self, job: Job) -> Path:
+        """The completed job's output folder, after a check that a `generate --out` folder
+        still holds the job's files: the manifest the job wrote (its sha256) and each output at
+        its recorded size. The user's folder is theirs to name again: a later run may have put
+        its own files there (OutputReplaced). The job's own folder under the data folder is
+        the service's and taken as it is."""
+        out = self.output(job)
+        if out == self.folder(job.job_id):
+            return out
+        recorded = {str(f["name"]): f for f in job.output_files}
+        try:
+            manifest = recorded.get(MANIFEST)
+            whole = all(
+                (out / name).stat().st_size == f["bytes"] for name, f in recorded.items()
+            ) and (
+                manifest is None  # recorded by an early version
+                or hashlib.sha256((out / MANIFEST).read_bytes()).hexdigest() == manifest["sha256"]
+            )
+        except OSError:
+            whole = False
+        if not whole:
+            raise OutputReplaced(job.job_id, str(out))
+        return out
 
     def detach(self, job: Job, scope: Scope = Scope.ALL, outputs: Sequence[str] = ()) -> None:
         """Move the job's files out of the way (see the module docstring for when this may be
@@ -207,15 +239,16 @@ class JobFiles:
     def reading(self, job: Job, names: Sequence[str] | None = None) -> Iterator[Path]:
         """The folder where a completed job's files (`names`, default all) can be read on this
         host, kept there while the block runs (here: until a user deletes the job; a file
-        opened before that reads to its end)."""
-        yield self.output(job)
+        opened before that reads to its end; a `generate --out` folder only while it holds the
+        job's files: OutputReplaced)."""
+        yield self._checked_output(job)
 
     @contextlib.contextmanager
     def reading_here(self, job: Job) -> Iterator[Path | None]:
         """The folder holding the completed job's files on this host, without fetching any,
         kept while the block runs; None when they are only in shared storage (read them with
         `stream`)."""
-        yield self.output(job)
+        yield self._checked_output(job)
 
     def stream(self, job: Job, name: str, start: int, end: int) -> Iterator[bytes]:
         """Bytes start..end (inclusive) of a final file read from shared storage (only where
@@ -420,7 +453,7 @@ class ObjectFiles(JobFiles):
         temporary name first, kept only at the size the manifest gives) and held while the
         block runs: no sweep on this host removes a copy being fetched or read (`_held`)."""
         if job.config.get("output_dir"):
-            yield self.output(job)
+            yield self._checked_output(job)
             return
         with self._held(job.job_id) as folder:
             if not _holds(folder, names):
@@ -433,7 +466,7 @@ class ObjectFiles(JobFiles):
     @contextlib.contextmanager
     def reading_here(self, job: Job) -> Iterator[Path | None]:
         if job.config.get("output_dir"):
-            yield self.output(job)
+            yield self._checked_output(job)
             return
         if not (self.folder(job.job_id) / MANIFEST).is_file():
             yield None

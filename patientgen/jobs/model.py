@@ -159,6 +159,26 @@ def _setting_words(name: str) -> str:
     return f"PATIENTGEN_STORAGE_URL={name}"
 
 
+class OutputReplaced(JobError, FileNotFoundError):
+    """A completed job's `generate --out` folder no longer holds its files: another run wrote
+    its own there (the same folder named again), or someone changed them. Nothing of the job is
+    served then: another run's bytes under this job's name and ETag would be a false answer.
+    A FileNotFoundError, as for files no longer stored; `public_detail` is what the API says
+    (no server path)."""
+
+    public_detail = (
+        "The job's files are no longer stored: another run wrote its own into the job's output "
+        "folder (generate --out), or they were changed there."
+    )
+
+    def __init__(self, job_id: UUID, folder: str) -> None:
+        super().__init__(
+            f"job {job_id}: its output folder {folder} no longer holds its files: another run "
+            "wrote its own there, or they were changed"
+        )
+        self.job_id = job_id
+
+
 class JobsActive(JobError):
     """A change that would split jobs between two storages, refused while `active` jobs are
     pending or running."""

@@ -37,6 +37,7 @@ from patientgen.api.limits import CappedStreamingResponse
 from patientgen.api.problems import Problem
 from patientgen.api.schemas import FileListOut
 from patientgen.formats.bundle.layout import SUMMARY_FILE
+from patientgen.jobs.model import OutputReplaced
 
 router = APIRouter(tags=["outputs"])
 _JSON_LIKE = {".json": "application/json", ".ndjson": "application/x-ndjson"}
@@ -100,6 +101,8 @@ async def reading_dir(
     with contextlib.ExitStack() as held:
         try:
             folder = await _enter(held, service.files, service.files.reading(job, names))
+        except OutputReplaced:
+            raise  # its own answer (api/problems.py)
         except FileNotFoundError:
             raise Problem(404, "not-found", "The job's files are no longer stored.") from None
         yield Path(folder)

@@ -114,9 +114,9 @@ DOCTRINE: dict[str, dict[str, int]] = {
 #: capacity (every preset, 20,000 patients; the largest kept): share reaching the role, hours of
 #: stay there, hours of a treatment team.
 ROLE_LOAD: dict[str, tuple[float, float, float]] = {
-    "R1": (0.95, 5.0, 0.25),
-    "R2": (0.75, 50.0, 0.25),
-    "R3": (0.50, 200.0, 0.20),
+    "R1": (0.99, 6.0, 0.25),
+    "R2": (0.75, 22.0, 0.25),  # Role 2 holds 72 hours at most (generator 1.3.0)
+    "R3": (0.60, 225.0, 0.20),
 }
 #: Share operated on, and operating-table hours each, by role.
 SURGERY_LOAD: dict[str, tuple[float, float]] = {"R2": (0.45, 1.1), "R3": (0.30, 0.9)}

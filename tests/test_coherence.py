@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 
 import pytest
 
@@ -101,8 +102,9 @@ def _codes(p) -> set[str]:
     return {pr.code for v in p.visits for pr in v.procedures}
 
 
-def test_each_rule_added_in_1_2_2_fires_on_a_record_that_breaks_it() -> None:
-    """The review of stop 29: the seven rules added in 1.2.2 were only ever seen at zero."""
+def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
+    """The review of stop 29: the seven rules added in 1.2.2 were only ever seen at zero; so is
+    1.3.0's (held_at_role2_beyond_72h) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -173,3 +175,13 @@ def test_each_rule_added_in_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         only_mild,
     )
     _broken(patients, "mild_sent_home", lambda p: p.outcome == "EVACUATED_R4", only_mild)
+
+    def held_four_days(p) -> None:
+        p.outcome_at = p.visits[-1].arrived_at + datetime.timedelta(days=4)
+
+    _broken(
+        patients,
+        "held_at_role2_beyond_72h",
+        lambda p: p.outcome == "RTD" and p.outcome_facility == "R2",
+        held_four_days,
+    )

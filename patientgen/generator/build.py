@@ -509,33 +509,31 @@ def _path(
         return outcome, path[: k + 1], False
     u = r()
     if triage == "T3":
+        # Minimal casualties mostly recover in theatre: back to duty within 72 hours from Role 1
+        # or Role 2's holding (which keeps no one longer), else after days at Role 3; a few go
+        # home (Role 4). With only mild conditions (AIS 1): back within 72 hours, and home only
+        # from stress (coherence rules held_at_role2_beyond_72h, mild_admitted_to_role3,
+        # mild_sent_home). plan.quick_rtd counts the mild in (plan.calibrate).
         q = plan.quick_rtd if battle else (0.75 if is_disease else 0.6)
-        if u < q:
+        mild = hurt.max_ais <= 1
+        home = 0.0
+        if not (u < q or (mild and not hurt.anxious)):
+            home = 0.15 if (hurt.max_ais >= 3 or hurt.anxious) else 0.04
+        if home and r() < home:
+            outcome = "EVACUATED_R4"
+            path = ["R1", "R2", "R3", "R4"]
+        elif u < q or mild:
             quick = True
             outcome = "RTD"
             path = ["R1"] if r() < 0.6 else ["R1", "R2"]
         else:
-            v = r()
-            # minimal casualties mostly recover in theatre; a few go home (Role 4). With only
-            # mild conditions (AIS 1): held at Role 2 at most, and home only from stress
-            # (coherence rules mild_admitted_to_role3, mild_sent_home)
-            mild = hurt.max_ais <= 1
-            home = 0.15 if (hurt.max_ais >= 3 or hurt.anxious) else (0.0 if mild else 0.04)
-            outcome = "RTD" if v >= home else "EVACUATED_R4"
-            path = (
-                ["R1", "R2", "R3", "R4"]
-                if v < home
-                else (["R1", "R2"] if v < 0.55 or mild else ["R1", "R2", "R3"])
-            )
+            outcome = "RTD"
+            path = ["R1", "R2", "R3"]
     elif triage == "T2":
         v = r()
-        if is_disease:
+        if is_disease:  # admitted for days: at Role 3, as Role 2 holds 72 hours at most
             outcome = "RTD" if v < 0.8 else "EVACUATED_R4"
-            path = (
-                (["R1", "R2"] if v < 0.5 else ["R1", "R2", "R3"])
-                if v < 0.8
-                else (["R1", "R2", "R3", "R4"])
-            )
+            path = ["R1", "R2", "R3"] if v < 0.8 else ["R1", "R2", "R3", "R4"]
         else:
             outcome = "RTD" if v < 0.35 else "EVACUATED_R4"
             path = ["R1", "R2", "R3"] if v < 0.35 else ["R1", "R2", "R3", "R4"]
@@ -867,7 +865,8 @@ def _stay_end(
 ) -> int:
     """When the stay at a facility ends (seconds from the injury): death at the last facility of
     one who dies, return to duty at the last of one who lives (within 72 hours for a quick
-    return), else departure after the facility's typical stay."""
+    return, from Role 1 or 2; else after days at Role 3, the only place that holds a casualty
+    longer), else departure after the facility's typical stay."""
     if final and dies:
         return last + 600 + int(r() * DOW_SPAN[fac])
     if final:
@@ -878,9 +877,7 @@ def _stay_end(
             if end > 71 * HOUR:
                 end = max(71 * HOUR, last + 600)
         else:
-            end = arrive + (
-                4 * DAY + int(r() * 6 * DAY) if fac == "R2" else 5 * DAY + int(r() * 15 * DAY)
-            )
+            end = arrive + 5 * DAY + int(r() * 15 * DAY)
         if end <= last + 300:
             end = last + 300 + int(r() * 600)
         return end

@@ -407,6 +407,23 @@ def mild_sent_home(p: Patient) -> bool:
     )
 
 
+#: Role 2 holds only casualties who can return to duty within 72 hours of arriving (US Army
+#: FM 63-20, the forward support medical company: "patient holding for up to 40 patients able
+#: to return to duty within 72 hours"); a longer stay is the theatre hospital's (Role 3).
+ROLE2_HOLDING = timedelta(hours=72)
+
+
+def held_at_role2_beyond_72h(p: Patient) -> bool:
+    """A casualty who returns to duty from Role 2 does so within 72 hours of arriving there,
+    the time spent waiting there (for a team, a table, a bed: a plan short of them) aside."""
+    if p.outcome != "RTD" or p.outcome_facility != "R2":
+        return False
+    last = p.visits[-1]
+    waited = sum(w.minutes for w in getattr(last, "waits", ()) if w.kind != "evacuation")
+    held = p.outcome_at - last.arrived_at - timedelta(minutes=waited)
+    return last.facility == "R2" and held > ROLE2_HOLDING
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -438,6 +455,7 @@ RULES: dict[str, Rule] = {
     "open_wound_without_antibiotics": open_wound_without_antibiotics,
     "mild_admitted_to_role3": mild_admitted_to_role3,
     "mild_sent_home": mild_sent_home,
+    "held_at_role2_beyond_72h": held_at_role2_beyond_72h,
 }
 
 

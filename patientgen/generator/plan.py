@@ -311,16 +311,20 @@ def calibrate(
     scores: list[float] = []
     lethal: list[float] = []  # scores of the casualties whose injuries can kill
     safe: list[float] = []  # the others: they never die
+    mild: list[float] = []  # those of them with mild injuries only (AIS 1): back within 72 h
     for _ in range(CALIBRATION_SAMPLE):
         kind = names[bisect_right(warfare_cum, r())]
         mechanism = inj.BATTLE_MECHANISMS[bisect_right(mechanism_cum[kind], r())]
         injuries = inj.battle_injuries(mechanism, r)
         score = inj.iss(injuries) + r()
         scores.append(score)
-        if max(i[2] for i in injuries) >= LETHAL_AIS:
+        worst = max(i[2] for i in injuries)
+        if worst >= LETHAL_AIS:
             lethal.append(score)
         else:
             safe.append(score)
+            if worst <= 1:
+                mild.append(score)
     scores.sort()
     lo, hi = -40.0, 20.0
     for _ in range(45):
@@ -338,7 +342,11 @@ def calibrate(
         sum(1.0 - death_probability(death_a, s) for s in lethal if s < thresholds[0])
         + sum(1 for s in safe if s < thresholds[0])
     ) / len(scores)
-    quick_rtd = min(0.95, RTD_72H / minimal_survivors) if minimal_survivors > 0 else 0.0
+    # the minimal with only mild injuries always return within 72 hours (build._path); the
+    # others do at the rate that makes RTD_72H of all
+    always = sum(1 for s in mild if s < thresholds[0]) / len(scores)
+    rest = minimal_survivors - always
+    quick_rtd = min(0.95, max(0.0, (RTD_72H - always) / rest)) if rest > 0 else 0.0
     return Calibrated(target_cfr, death_a, thresholds, quick_rtd)
 
 

@@ -103,8 +103,9 @@ def _codes(p) -> set[str]:
 
 
 def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
-    """The review of stop 29: the seven rules added in 1.2.2 were only ever seen at zero; so is
-    1.3.0's (held_at_role2_beyond_72h) but for this test."""
+    """The review of stop 29: the seven rules added in 1.2.2 were only ever seen at zero; so are
+    1.3.0's (held_at_role2_beyond_72h, penetrating_chest_without_drain,
+    critical_returned_to_duty) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -185,3 +186,22 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         lambda p: p.outcome == "RTD" and p.outcome_facility == "R2",
         held_four_days,
     )
+
+    def no_chest_drain(p) -> None:
+        for v in p.visits:
+            v.procedures = [pr for pr in v.procedures if pr.code != care.CHEST_DRAIN[0]]
+
+    _broken(
+        patients,
+        "penetrating_chest_without_drain",
+        lambda p: any(c.region == "thorax" and c.code in OPEN_COMBAT_WOUNDS
+                      and c.severity in ("severe", "critical") for c in p.conditions)
+        and care.CHEST_DRAIN[0] in _codes(p),
+        no_chest_drain,
+    )  # fmt: skip
+
+    def critical(p) -> None:
+        p.conditions = [dataclasses.replace(p.conditions[0], severity="critical"),
+                        *p.conditions[1:]]  # fmt: skip
+
+    _broken(patients, "critical_returned_to_duty", lambda p: p.outcome == "RTD", critical)

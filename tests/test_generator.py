@@ -15,6 +15,7 @@ import pytest
 from patientgen.generator import GENERATOR_VERSION, generate
 from patientgen.generator.care import ALLOWED_PROCEDURES, avpu
 from patientgen.generator.codes import BODY_SITES
+from patientgen.generator.coherence import OPEN_COMBAT_WOUNDS
 from patientgen.generator.names import pools, transliterate
 from patientgen.generator.patient import Patient
 from patientgen.scenario import FEMALE_SHARE, NATO_MEMBERS, PRESETS, Scenario
@@ -270,8 +271,13 @@ def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) 
                 seen[proc.code] += 1
                 if proc.code == "81723002":
                     assert "262595009" in codes
-                if proc.code == "264957007":
-                    assert codes & {"233645004", "31892009"}
+                if proc.code == "264957007":  # a chest drain: for blood or air in the pleura
+                    assert codes & {"233645004", "31892009"} or any(
+                        c.region == "thorax"
+                        and c.code in OPEN_COMBAT_WOUNDS
+                        and c.severity in ("severe", "critical")
+                        for c in p.conditions
+                    )
                 if proc.code == "25353009":
                     assert any(c.region == "head" for c in p.conditions)
         if "233645004" in codes and p.outcome != "KIA":

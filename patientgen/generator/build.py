@@ -330,6 +330,8 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
                 other_bleed = True
         if region in ABDOMEN_SET and f & (PENETRATING | BLEED) and ais >= 3:
             abdomen = True
+        if f & PENETRATING and ais >= 3 and region == "thorax":
+            flags |= CHEST  # a severe penetrating chest wound: haemo- or pneumothorax, drained
         if f & FRACTURE and region in LIMB_SET:
             limb_fracture = True
         if is_disease:
@@ -363,7 +365,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
             Condition(
                 SHOCK[0],
                 SHOCK[1],
-                "critical" if shock >= 0.8 or dow else "severe",
+                "critical" if shock >= CRITICAL_SHOCK or dow else "severe",
                 None,
                 None,
                 None,
@@ -548,12 +550,15 @@ def _path(
     if outcome != "RTD":
         return outcome, path, quick
     # an amputee, a casualty operated on the abdomen (laparotomy at Role 2), one with a severe
-    # brain injury (AIS 4+, craniotomy at Role 3) or an open fracture goes home, never back to
-    # duty in theatre; a broken limb is X-rayed and cast at Role 2 at least
+    # brain injury (AIS 4+, craniotomy at Role 3), a critical injury or shock (AIS 5+, shock
+    # coded critical: weeks in intensive care) or an open fracture goes home, never back to duty
+    # in theatre; a broken limb is X-rayed and cast at Role 2 at least
     if (
         hurt.flags & AMPUTATED
         or hurt.abdomen
         or hurt.head_ais >= 4
+        or hurt.max_ais >= 5
+        or hurt.shock >= CRITICAL_SHOCK
         or (hurt.limb_fracture and any(t[0] == OPEN_FRACTURE_CODE for t, _, _ in hurt.injuries))
     ):
         outcome, quick = "EVACUATED_R4", False
@@ -887,6 +892,8 @@ def _stay_end(
     return last + 300 + int(median * exp(0.4 * NORMAL[int(r() * 4096)]))
 
 
+#: The shock coded critical (from that level on; below it, severe).
+CRITICAL_SHOCK = 0.8
 #: Longest time from the last treatment to death of a DOW casualty, by facility (seconds).
 DOW_SPAN = {"R1": HOUR, "R2": 12 * HOUR, "R3": 5 * DAY}
 #: Median stay before moving on (seconds): Role 1 stabilise and go, Role 2 surgery, Role 3 days.

@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 
 from patientgen.generator import care
 from patientgen.generator import injuries as inj
-from patientgen.generator.patient import Patient, Vitals
+from patientgen.generator.patient import Patient, Visit, Vitals
 from patientgen.scenario import TriageCategory
 
 # --- data -----------------------------------------------------------------------------------------
@@ -85,6 +85,8 @@ KIA_SURVIVABLE = 0.24
 NO_ARMED_FORCES = frozenset(("ISL",))
 DEATHS = frozenset(("KIA", "DOW", "DIED"))
 THEATRE = ("R1", "R2", "R3")
+#: The severities of AIS 3 and more.
+SEVERE = frozenset({"severe", "critical"})
 
 
 # --- functions the generator uses -------------------------------------------------------------
@@ -353,19 +355,54 @@ def limb_fracture_returned_from_role1(p: Patient) -> bool:
 OPEN_COMBAT_WOUNDS = frozenset(t[0] for t in inj.TEMPLATES if t[4] & inj.PENETRATING)
 
 
+def _treated_in_theatre(p: Patient) -> list[Visit]:
+    """The casualty's Role 1-3 visits, when the first of them treated it: empty when it never
+    reached one, or died at the first before any treatment (waiting for a team, under a
+    medical plan)."""
+    theatre = [v for v in p.visits if v.facility in THEATRE]
+    if theatre:
+        first = theatre[0]
+        if first.disposition == "died" and all(
+            pr.code == care.TRIAGE[0] for pr in first.procedures
+        ):
+            return []
+    return theatre
+
+
+def _given(visits: Iterable[Visit], procedure: tuple[str, str]) -> bool:
+    return any(pr.code == procedure[0] for v in visits for pr in v.procedures)
+
+
 def open_wound_without_antibiotics(p: Patient) -> bool:
     """An open combat wound is given antibiotics at the first facility (TCCC: antibiotics for
     all open combat wounds; JTS: within 3 hours), unless the casualty is expectant there or dies
     there before any treatment (waiting for a team, under a medical plan)."""
     if not any(c.code in OPEN_COMBAT_WOUNDS for c in p.conditions):
         return False
-    theatre = [v for v in p.visits if v.facility in THEATRE]
+    theatre = _treated_in_theatre(p)
     if not theatre or theatre[0].triage == "T4":
         return False
-    first = theatre[0]
-    if first.disposition == "died" and all(pr.code == care.TRIAGE[0] for pr in first.procedures):
+    return not _given(theatre, care.ANTIBIOTICS)
+
+
+def penetrating_chest_without_drain(p: Patient) -> bool:
+    """A severe or critical penetrating wound of the chest (a gunshot, bullet, fragment or open
+    wound of AIS 3 or more: the lung is hurt, and blood or air fills the pleura) is drained
+    (tube thoracostomy, ATLS; Role 1 and on), unless the casualty dies at the first facility
+    before any treatment."""
+    if not any(
+        c.region == "thorax" and c.code in OPEN_COMBAT_WOUNDS and c.severity in SEVERE
+        for c in p.conditions
+    ):
         return False
-    return not any(pr.code == care.ANTIBIOTICS[0] for v in theatre for pr in v.procedures)
+    theatre = _treated_in_theatre(p)
+    return bool(theatre) and not _given(theatre, care.CHEST_DRAIN)
+
+
+def critical_returned_to_duty(p: Patient) -> bool:
+    """A casualty with a critical condition (AIS 5 or 6: survival uncertain; weeks in
+    intensive care) is evacuated home, never returned to duty in theatre."""
+    return p.outcome == "RTD" and any(c.severity == "critical" for c in p.conditions)
 
 
 #: What an expectant (T4) casualty is not given where they are triaged T4: blood, an operation,
@@ -456,6 +493,8 @@ RULES: dict[str, Rule] = {
     "mild_admitted_to_role3": mild_admitted_to_role3,
     "mild_sent_home": mild_sent_home,
     "held_at_role2_beyond_72h": held_at_role2_beyond_72h,
+    "penetrating_chest_without_drain": penetrating_chest_without_drain,
+    "critical_returned_to_duty": critical_returned_to_duty,
 }
 
 

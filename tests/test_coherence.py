@@ -105,7 +105,7 @@ def _codes(p) -> set[str]:
 def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     """The review of stop 29: the seven rules added in 1.2.2 were only ever seen at zero; so are
     1.3.0's (held_at_role2_beyond_72h, penetrating_chest_without_drain,
-    critical_returned_to_duty) but for this test."""
+    critical_returned_to_duty, major_burn_returned_to_duty) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -205,3 +205,9 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
                         *p.conditions[1:]]  # fmt: skip
 
     _broken(patients, "critical_returned_to_duty", lambda p: p.outcome == "RTD", critical)
+
+    def burnt(p) -> None:  # a second-degree burn of 10-19 % of the body surface
+        burn = dataclasses.replace(p.conditions[0], code="403191005", severity="severe")
+        p.conditions = [burn, *p.conditions[1:]]
+
+    _broken(patients, "major_burn_returned_to_duty", lambda p: p.outcome == "RTD", burnt)

@@ -551,14 +551,16 @@ def _path(
         return outcome, path, quick
     # an amputee, a casualty operated on the abdomen (laparotomy at Role 2), one with a severe
     # brain injury (AIS 4+, craniotomy at Role 3), a critical injury or shock (AIS 5+, shock
-    # coded critical: weeks in intensive care) or an open fracture goes home, never back to duty
-    # in theatre; a broken limb is X-rayed and cast at Role 2 at least
+    # coded critical: weeks in intensive care), a major burn (AIS 3+: to a burn centre) or an
+    # open fracture goes home, never back to duty in theatre; a broken limb is X-rayed and cast
+    # at Role 2 at least
     if (
         hurt.flags & AMPUTATED
         or hurt.abdomen
         or hurt.head_ais >= 4
         or hurt.max_ais >= 5
         or hurt.shock >= CRITICAL_SHOCK
+        or (hurt.flags & BURN and any(t[4] & BURN and ais >= 3 for t, _, ais in hurt.injuries))
         or (hurt.limb_fracture and any(t[0] == OPEN_FRACTURE_CODE for t, _, _ in hurt.injuries))
     ):
         outcome, quick = "EVACUATED_R4", False

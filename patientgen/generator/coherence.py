@@ -399,6 +399,20 @@ def penetrating_chest_without_drain(p: Patient) -> bool:
     return bool(theatre) and not _given(theatre, care.CHEST_DRAIN)
 
 
+#: Burns of partial or full thickness (second and third degree): the injuries' BURN | WOUND
+#: templates.
+DEEP_BURNS = frozenset(t[0] for t in inj.TEMPLATES if t[4] & inj.BURN and t[4] & inj.WOUND)
+
+
+def major_burn_returned_to_duty(p: Patient) -> bool:
+    """A major burn (second or third degree of AIS 3 or more: 10 % of the body surface or more,
+    AIS 2005) goes to a burn centre, at Role 4 (the American Burn Association's referral
+    criteria: partial thickness over 10 %, any full thickness), never back to duty in theatre."""
+    return p.outcome == "RTD" and any(
+        c.code in DEEP_BURNS and c.severity in SEVERE for c in p.conditions
+    )
+
+
 def critical_returned_to_duty(p: Patient) -> bool:
     """A casualty with a critical condition (AIS 5 or 6: survival uncertain; weeks in
     intensive care) is evacuated home, never returned to duty in theatre."""
@@ -495,6 +509,7 @@ RULES: dict[str, Rule] = {
     "held_at_role2_beyond_72h": held_at_role2_beyond_72h,
     "penetrating_chest_without_drain": penetrating_chest_without_drain,
     "critical_returned_to_duty": critical_returned_to_duty,
+    "major_burn_returned_to_duty": major_burn_returned_to_duty,
 }
 
 

@@ -17,6 +17,7 @@ import pytest
 from patientgen.generator import care, generate
 from patientgen.generator.coherence import (
     DEATHS,
+    DEEP_BURNS,
     INTENSIVE_CARE,
     LIMB_FRACTURES,
     OPEN_COMBAT_WOUNDS,
@@ -105,7 +106,8 @@ def _codes(p) -> set[str]:
 def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     """The review of stop 29: the seven rules added in 1.2.2 were only ever seen at zero; so are
     1.3.0's (held_at_role2_beyond_72h, penetrating_chest_without_drain,
-    critical_returned_to_duty, major_burn_returned_to_duty) but for this test."""
+    critical_returned_to_duty, major_burn_returned_to_duty, fluid_loss_without_fluids) but
+    for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -211,3 +213,17 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         p.conditions = [burn, *p.conditions[1:]]
 
     _broken(patients, "major_burn_returned_to_duty", lambda p: p.outcome == "RTD", burnt)
+
+    def no_fluids(p) -> None:
+        for v in p.visits:
+            v.procedures = [pr for pr in v.procedures if pr.code != care.IV_FLUIDS[0]]
+
+    _broken(
+        patients,
+        "fluid_loss_without_fluids",
+        lambda p: (
+            any(c.code in DEEP_BURNS and c.severity == "critical" for c in p.conditions)
+            and care.IV_FLUIDS[0] in _codes(p)
+        ),
+        no_fluids,
+    )

@@ -33,6 +33,7 @@ from patientgen.generator.care import (
     DEBRIDEMENT,
     HEMORRHAGE_CONTROL,
     INTUBATION,
+    IV_FLUIDS,
     LAPAROTOMY,
     OXYGEN,
     PRESSURE_DRESSING,
@@ -45,6 +46,7 @@ from patientgen.generator.care import (
 )
 from patientgen.generator.codes import BODY_SITES, CONDITIONS, MECHANISM_CODES
 from patientgen.generator.coherence import (
+    DEHYDRATION_CODE,
     KIA_SURVIVABLE,
     OPEN_FRACTURE_CODE,
     T4_MIN_POI_WAIT,
@@ -146,9 +148,9 @@ class _Hurt:
     """Stage 2: what happened to them: injuries or illness, conditions, severity, fate."""
 
     __slots__ = (
-        "abdomen", "anxious", "chest", "conditions", "dies", "fever", "flags", "gcs0",
-        "head_ais", "injuries", "kia", "limb_bleed", "limb_fracture", "max_ais", "mechanism",
-        "other_bleed", "pain0", "shock", "triage", "wound",
+        "abdomen", "anxious", "chest", "conditions", "dies", "fever", "flags", "fluids",
+        "gcs0", "head_ais", "injuries", "kia", "limb_bleed", "limb_fracture", "max_ais",
+        "mechanism", "other_bleed", "pain0", "shock", "triage", "wound",
     )  # fmt: skip
     abdomen: bool
     anxious: bool
@@ -157,6 +159,7 @@ class _Hurt:
     dies: bool
     fever: bool
     flags: int
+    fluids: bool  # needs intravenous fluids: a burn of 20 % or more, a severe dehydration
     gcs0: int
     head_ais: int
     injuries: list[inj.Injury]
@@ -309,7 +312,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
         p_death = (1.0 if x > 30.0 else 1.0 / (1.0 + exp(-x))) * (0.15 if is_disease else 0.3)
     flags = 0
     head_ais = bleed_ais = max_ais = 0
-    limb_bleed = other_bleed = abdomen = limb_fracture = False
+    limb_bleed = other_bleed = abdomen = limb_fracture = fluids = False
     conditions = []
     severity = inj.SEVERITY
     lethal = False
@@ -332,6 +335,8 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
             abdomen = True
         if f & PENETRATING and ais >= 3 and region == "thorax":
             flags |= CHEST  # a severe penetrating chest wound: haemo- or pneumothorax, drained
+        if (f & BURN and ais >= FLUIDS_BURN_AIS) or (template[0] == DEHYDRATION_CODE and ais >= 3):
+            fluids = True
         if f & FRACTURE and region in LIMB_SET:
             limb_fracture = True
         if is_disease:
@@ -381,8 +386,8 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     h.mechanism, h.triage, h.flags, h.head_ais, h.max_ais = (
         mechanism, plan.triage(score), flags, head_ais, max_ais,
     )  # fmt: skip
-    h.limb_bleed, h.other_bleed, h.abdomen, h.limb_fracture = (
-        limb_bleed, other_bleed, abdomen, limb_fracture,
+    h.limb_bleed, h.other_bleed, h.abdomen, h.limb_fracture, h.fluids = (
+        limb_bleed, other_bleed, abdomen, limb_fracture, fluids,
     )  # fmt: skip
     h.conditions, h.shock, h.dies, h.kia, h.injuries = conditions, shock, dies, kia, injuries
     h.chest, h.fever = bool(flags & CHEST), bool(flags & INFECTION)
@@ -798,6 +803,8 @@ def _todo(
         once |= CHEST_DRAINED
     if (chest or vit.spo2 < 92 or (flags & RESPIRATORY and max_ais >= 2)) and first:
         todo.append(OXYGEN)
+    if hurt.fluids and first and current != "T4":
+        todo.append(IV_FLUIDS)
     if hurt.limb_fracture and not once & SPLINTED:
         todo.append(SPLINT)
         once |= SPLINTED
@@ -896,6 +903,9 @@ def _stay_end(
 
 #: The shock coded critical (from that level on; below it, severe).
 CRITICAL_SHOCK = 0.8
+#: A burn from this AIS on (20 % of the body surface, AIS 2005) is given intravenous fluids at
+#: the first facility (JTS burn care guideline: formal resuscitation from 20 %).
+FLUIDS_BURN_AIS = 4
 #: Longest time from the last treatment to death of a DOW casualty, by facility (seconds).
 DOW_SPAN = {"R1": HOUR, "R2": 12 * HOUR, "R3": 5 * DAY}
 #: Median stay before moving on (seconds): Role 1 stabilise and go, Role 2 surgery, Role 3 days.

@@ -111,6 +111,8 @@ PROCEDURES: dict[str, str] = {
     "77477000": "Computerized axial tomography",  # several examples ("Computerized tomography")
     "225358003": "Wound care",  # several IGs ("Wound care")
     "52052004": "Rehabilitation therapy",  # IG ValueSets ("Rehabilitation therapy")
+    "281800008": "Intravenous fluid replacement",  # IGs ("Intravenous fluid replacement
+    # (procedure)"; an oncology IG's "Hydration")
 }
 
 # --- SNOMED CT: mechanisms (events) -------------------------------------------------------------

@@ -413,6 +413,27 @@ def major_burn_returned_to_duty(p: Patient) -> bool:
     )
 
 
+#: Severe dehydration (heat and field conditions, AIS 3).
+DEHYDRATION_CODE = "34095006"
+
+
+def fluid_loss_without_fluids(p: Patient) -> bool:
+    """A critical burn (AIS 5+: 30 % of the body surface or more; formal resuscitation from 20 %,
+    JTS burn care guideline) or a severe dehydration (WHO plan C) is given intravenous fluids at
+    a theatre facility, unless the casualty is expectant at the first or dies there before any
+    treatment."""
+    if not any(
+        (c.code in DEEP_BURNS and c.severity == "critical")
+        or (c.code == DEHYDRATION_CODE and c.severity in SEVERE)
+        for c in p.conditions
+    ):
+        return False
+    theatre = _treated_in_theatre(p)
+    if not theatre or theatre[0].triage == "T4":
+        return False
+    return not _given(theatre, care.IV_FLUIDS)
+
+
 def critical_returned_to_duty(p: Patient) -> bool:
     """A casualty with a critical condition (AIS 5 or 6: survival uncertain; weeks in
     intensive care) is evacuated home, never returned to duty in theatre."""
@@ -510,6 +531,7 @@ RULES: dict[str, Rule] = {
     "penetrating_chest_without_drain": penetrating_chest_without_drain,
     "critical_returned_to_duty": critical_returned_to_duty,
     "major_burn_returned_to_duty": major_burn_returned_to_duty,
+    "fluid_loss_without_fluids": fluid_loss_without_fluids,
 }
 
 

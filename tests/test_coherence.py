@@ -106,8 +106,8 @@ def _codes(p) -> set[str]:
 def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     """The review of stop 29: the seven rules added in 1.2.2 were only ever seen at zero; so are
     1.3.0's (held_at_role2_beyond_72h, penetrating_chest_without_drain,
-    critical_returned_to_duty, major_burn_returned_to_duty, fluid_loss_without_fluids) but
-    for this test."""
+    critical_returned_to_duty, major_burn_returned_to_duty, fluid_loss_without_fluids,
+    severe_fracture_returned_to_duty) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -213,6 +213,13 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         p.conditions = [burn, *p.conditions[1:]]
 
     _broken(patients, "major_burn_returned_to_duty", lambda p: p.outcome == "RTD", burnt)
+
+    def femur(p) -> None:  # a severe closed fracture of the thigh
+        bone = dataclasses.replace(p.conditions[0], code="423125000", severity="severe",
+                                   region="left_lower_limb")  # fmt: skip
+        p.conditions = [bone, *p.conditions[1:]]
+
+    _broken(patients, "severe_fracture_returned_to_duty", lambda p: p.outcome == "RTD", femur)
 
     def no_fluids(p) -> None:
         for v in p.visits:

@@ -48,6 +48,7 @@ from patientgen.generator.codes import BODY_SITES, CONDITIONS, MECHANISM_CODES
 from patientgen.generator.coherence import (
     DEHYDRATION_CODE,
     KIA_SURVIVABLE,
+    LIMB_FRACTURES,
     OPEN_FRACTURE_CODE,
     T4_MIN_POI_WAIT,
     can_kill_disease,
@@ -97,6 +98,7 @@ from patientgen.generator.timing import MassCasualtyEvent
 from patientgen.scenario import Category, Nation, TriageCategory
 
 LIMB_SET = frozenset(inj.LIMBS)
+LIMB_OR_PELVIS = LIMB_SET | {"pelvis"}
 ABDOMEN_SET = frozenset(("abdomen", "pelvis"))
 SHOCK = ("27942005", CONDITIONS["27942005"])
 EXSANGUINATION = ("48149007", CONDITIONS["48149007"])
@@ -556,9 +558,9 @@ def _path(
         return outcome, path, quick
     # an amputee, a casualty operated on the abdomen (laparotomy at Role 2), one with a severe
     # brain injury (AIS 4+, craniotomy at Role 3), a critical injury or shock (AIS 5+, shock
-    # coded critical: weeks in intensive care), a major burn (AIS 3+: to a burn centre) or an
-    # open fracture goes home, never back to duty in theatre; a broken limb is X-rayed and cast
-    # at Role 2 at least
+    # coded critical: weeks in intensive care), a major burn (AIS 3+: to a burn centre), an
+    # open fracture or a severe one of a limb or the pelvis (months to heal) goes home, never
+    # back to duty in theatre; a broken limb is X-rayed and cast at Role 2 at least
     if (
         hurt.flags & AMPUTATED
         or hurt.abdomen
@@ -567,6 +569,10 @@ def _path(
         or hurt.shock >= CRITICAL_SHOCK
         or (hurt.flags & BURN and any(t[4] & BURN and ais >= 3 for t, _, ais in hurt.injuries))
         or (hurt.limb_fracture and any(t[0] == OPEN_FRACTURE_CODE for t, _, _ in hurt.injuries))
+        or any(
+            t[0] in LIMB_FRACTURES and ais >= 3 and where in LIMB_OR_PELVIS
+            for t, where, ais in hurt.injuries
+        )
     ):
         outcome, quick = "EVACUATED_R4", False
         path = ["R2", "R3", "R4"] if path[0] == "R2" else ["R1", "R2", "R3", "R4"]

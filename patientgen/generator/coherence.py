@@ -350,6 +350,19 @@ def limb_fracture_returned_from_role1(p: Patient) -> bool:
     )
 
 
+def severe_fracture_returned_to_duty(p: Patient) -> bool:
+    """A severe fracture (AIS 3+) of a limb or the pelvis, closed or crushed (a femoral shaft, a
+    comminuted tibia, a pelvic ring: fixation, then months before the bone bears weight) is
+    evacuated home, never returned to duty in theatre, as an open fracture is."""
+    return p.outcome == "RTD" and any(
+        c.code in LIMB_FRACTURES
+        and c.severity in SEVERE
+        and c.region is not None
+        and (c.region.endswith("_limb") or c.region == "pelvis")
+        for c in p.conditions
+    )
+
+
 #: Open (penetrating) combat wounds: open wound, foreign body (fragment), bullet wound, gunshot
 #: wound, open fracture (the injuries' PENETRATING templates).
 OPEN_COMBAT_WOUNDS = frozenset(t[0] for t in inj.TEMPLATES if t[4] & inj.PENETRATING)
@@ -532,6 +545,7 @@ RULES: dict[str, Rule] = {
     "critical_returned_to_duty": critical_returned_to_duty,
     "major_burn_returned_to_duty": major_burn_returned_to_duty,
     "fluid_loss_without_fluids": fluid_loss_without_fluids,
+    "severe_fracture_returned_to_duty": severe_fracture_returned_to_duty,
 }
 
 

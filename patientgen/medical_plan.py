@@ -116,7 +116,7 @@ DOCTRINE: dict[str, dict[str, int]] = {
 ROLE_LOAD: dict[str, tuple[float, float, float]] = {
     "R1": (0.99, 6.0, 0.25),
     "R2": (0.75, 22.0, 0.25),  # Role 2 holds 72 hours at most (generator 1.3.0)
-    "R3": (0.60, 225.0, 0.20),
+    "R3": (0.60, 135.0, 0.20),  # stays of 3-7 days (moderate) or 5-20 (severe)
 }
 #: Share operated on, and operating-table hours each, by role.
 SURGERY_LOAD: dict[str, tuple[float, float]] = {"R2": (0.45, 1.1), "R3": (0.30, 0.9)}

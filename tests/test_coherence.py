@@ -107,7 +107,7 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     """The review of stop 29: the seven rules added in 1.2.2 were only ever seen at zero; so are
     1.3.0's (held_at_role2_beyond_72h, penetrating_chest_without_drain,
     critical_returned_to_duty, major_burn_returned_to_duty, fluid_loss_without_fluids,
-    severe_fracture_returned_to_duty) but for this test."""
+    severe_fracture_returned_to_duty, moderate_held_beyond_a_week) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -220,6 +220,17 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         p.conditions = [bone, *p.conditions[1:]]
 
     _broken(patients, "severe_fracture_returned_to_duty", lambda p: p.outcome == "RTD", femur)
+
+    def held_two_weeks(p) -> None:
+        p.outcome_at = p.visits[-1].arrived_at + datetime.timedelta(days=14)
+
+    _broken(
+        patients,
+        "moderate_held_beyond_a_week",
+        lambda p: p.outcome == "RTD" and p.outcome_facility == "R3"
+        and not any(c.severity in ("severe", "critical") for c in p.conditions),
+        held_two_weeks,
+    )  # fmt: skip
 
     def no_fluids(p) -> None:
         for v in p.visits:

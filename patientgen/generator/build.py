@@ -682,7 +682,7 @@ def _facilities(
             if k == 0:  # the first facility's triage is a procedure of the record too
                 treated.append(Procedure(TRIAGE[0], TRIAGE[1], vit.taken_at))
         last = _treated(treated, fac, todo, tri, r, base, timeline)
-        end = _stay_end(fac, final, dies, quick, speed, arrive, last, r)
+        end = _stay_end(fac, final, dies, quick, speed, arrive, last, hurt.max_ais, r)
         if timeline is None:
             stays.append((facility_ids[k], transit, arrive, tri, current, treated, end))  # type: ignore[union-attr]
         else:
@@ -881,12 +881,14 @@ def _stay_end(
     speed: float,
     arrive: int,
     last: int,
+    max_ais: int,
     r: Callable[[], float],
 ) -> int:
     """When the stay at a facility ends (seconds from the injury): death at the last facility of
     one who dies, return to duty at the last of one who lives (within 72 hours for a quick
     return, from Role 1 or 2; else after days at Role 3, the only place that holds a casualty
-    longer), else departure after the facility's typical stay."""
+    longer: 3 to 7 days for moderate conditions, so never a quick return, and 5 to 20 for severe
+    ones), else departure after the facility's typical stay."""
     if final and dies:
         return last + 600 + int(r() * DOW_SPAN[fac])
     if final:
@@ -896,6 +898,8 @@ def _stay_end(
             )
             if end > 71 * HOUR:
                 end = max(71 * HOUR, last + 600)
+        elif max_ais <= 2:
+            end = arrive + 3 * DAY + int(r() * 4 * DAY)
         else:
             end = arrive + 5 * DAY + int(r() * 15 * DAY)
         if end <= last + 300:

@@ -498,15 +498,35 @@ def mild_sent_home(p: Patient) -> bool:
 ROLE2_HOLDING = timedelta(hours=72)
 
 
-def held_at_role2_beyond_72h(p: Patient) -> bool:
-    """A casualty who returns to duty from Role 2 does so within 72 hours of arriving there,
-    the time spent waiting there (for a team, a table, a bed: a plan short of them) aside."""
-    if p.outcome != "RTD" or p.outcome_facility != "R2":
-        return False
+def _held_at_the_end(p: Patient, facility: str) -> timedelta:
+    """How long a casualty who returns to duty from `facility` was held there: from arriving to
+    the return, the time spent waiting there (for a team, a table, a bed: a plan short of them)
+    aside; zero for any other casualty."""
     last = p.visits[-1]
+    if p.outcome != "RTD" or p.outcome_facility != facility or last.facility != facility:
+        return timedelta(0)
     waited = sum(w.minutes for w in getattr(last, "waits", ()) if w.kind != "evacuation")
-    held = p.outcome_at - last.arrived_at - timedelta(minutes=waited)
-    return last.facility == "R2" and held > ROLE2_HOLDING
+    return p.outcome_at - last.arrived_at - timedelta(minutes=waited)
+
+
+def held_at_role2_beyond_72h(p: Patient) -> bool:
+    """A casualty who returns to duty from Role 2 does so within 72 hours of arriving there
+    (waits aside)."""
+    return _held_at_the_end(p, "R2") > ROLE2_HOLDING
+
+
+#: The longest a casualty whose conditions are at most moderate (AIS 2) is held at Role 3
+#: before returning to duty: a pneumonia, a concussion, a simple fracture is admitted for days,
+#: not weeks.
+MODERATE_HOLDING = timedelta(days=7)
+
+
+def moderate_held_beyond_a_week(p: Patient) -> bool:
+    """A casualty with at most moderate conditions who returns to duty from Role 3 does so
+    within a week of arriving there (waits aside)."""
+    return not any(c.severity in SEVERE for c in p.conditions) and (
+        _held_at_the_end(p, "R3") > MODERATE_HOLDING
+    )
 
 
 Rule = Callable[[Patient], bool]
@@ -546,6 +566,7 @@ RULES: dict[str, Rule] = {
     "major_burn_returned_to_duty": major_burn_returned_to_duty,
     "fluid_loss_without_fluids": fluid_loss_without_fluids,
     "severe_fracture_returned_to_duty": severe_fracture_returned_to_duty,
+    "moderate_held_beyond_a_week": moderate_held_beyond_a_week,
 }
 
 

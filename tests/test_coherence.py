@@ -103,6 +103,34 @@ def _codes(p) -> set[str]:
     return {pr.code for v in p.visits for pr in v.procedures}
 
 
+def without(procedure: tuple[str, str]):
+    """A breaker: the record's visits lose every `procedure`."""
+
+    def make(p) -> None:
+        for v in p.visits:
+            v.procedures = [pr for pr in v.procedures if pr.code != procedure[0]]
+
+    return make
+
+
+def held_for(days: int):
+    """A breaker: the return to duty comes `days` after arriving at the last facility."""
+
+    def make(p) -> None:
+        p.outcome_at = p.visits[-1].arrived_at + datetime.timedelta(days=days)
+
+    return make
+
+
+def first_condition(**changes):
+    """A breaker: the first condition changed (`changes` of its fields)."""
+
+    def make(p) -> None:
+        p.conditions = [dataclasses.replace(p.conditions[0], **changes), *p.conditions[1:]]
+
+    return make
+
+
 def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     """The review of stop 29: the seven rules added in 1.2.2 were only ever seen at zero; so are
     1.3.0's (held_at_role2_beyond_72h, penetrating_chest_without_drain,
@@ -163,14 +191,10 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
             lambda p: any(v.facility in theatre and {pr.code for pr in v.procedures}
                           & INTENSIVE_CARE for v in p.visits), t4_there)  # fmt: skip
 
-    def no_antibiotics(p) -> None:
-        for v in p.visits:
-            v.procedures = [pr for pr in v.procedures if pr.code != care.ANTIBIOTICS[0]]
-
     _broken(patients, "open_wound_without_antibiotics",
             lambda p: any(c.code in OPEN_COMBAT_WOUNDS for c in p.conditions)
             and first_treated(p) and first_treated(p)[0].triage != "T4"
-            and care.ANTIBIOTICS[0] in _codes(p), no_antibiotics)  # fmt: skip
+            and care.ANTIBIOTICS[0] in _codes(p), without(care.ANTIBIOTICS))  # fmt: skip
     _broken(
         patients,
         "mild_admitted_to_role3",
@@ -179,19 +203,12 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     )
     _broken(patients, "mild_sent_home", lambda p: p.outcome == "EVACUATED_R4", only_mild)
 
-    def held_four_days(p) -> None:
-        p.outcome_at = p.visits[-1].arrived_at + datetime.timedelta(days=4)
-
     _broken(
         patients,
         "held_at_role2_beyond_72h",
         lambda p: p.outcome == "RTD" and p.outcome_facility == "R2",
-        held_four_days,
+        held_for(days=4),
     )
-
-    def no_chest_drain(p) -> None:
-        for v in p.visits:
-            v.procedures = [pr for pr in v.procedures if pr.code != care.CHEST_DRAIN[0]]
 
     _broken(
         patients,
@@ -199,42 +216,29 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         lambda p: any(c.region == "thorax" and c.code in OPEN_COMBAT_WOUNDS
                       and c.severity in ("severe", "critical") for c in p.conditions)
         and care.CHEST_DRAIN[0] in _codes(p),
-        no_chest_drain,
+        without(care.CHEST_DRAIN),
     )  # fmt: skip
 
-    def critical(p) -> None:
-        p.conditions = [dataclasses.replace(p.conditions[0], severity="critical"),
-                        *p.conditions[1:]]  # fmt: skip
+    def returned(p) -> bool:
+        return p.outcome == "RTD"
 
-    _broken(patients, "critical_returned_to_duty", lambda p: p.outcome == "RTD", critical)
+    _broken(patients, "critical_returned_to_duty", returned, first_condition(severity="critical"))
 
-    def burnt(p) -> None:  # a second-degree burn of 10-19 % of the body surface
-        burn = dataclasses.replace(p.conditions[0], code="403191005", severity="severe")
-        p.conditions = [burn, *p.conditions[1:]]
+    # a second-degree burn of 10-19 % of the body surface
+    burnt = first_condition(code="403191005", severity="severe")
+    _broken(patients, "major_burn_returned_to_duty", returned, burnt)
 
-    _broken(patients, "major_burn_returned_to_duty", lambda p: p.outcome == "RTD", burnt)
-
-    def femur(p) -> None:  # a severe closed fracture of the thigh
-        bone = dataclasses.replace(p.conditions[0], code="423125000", severity="severe",
-                                   region="left_lower_limb")  # fmt: skip
-        p.conditions = [bone, *p.conditions[1:]]
-
-    _broken(patients, "severe_fracture_returned_to_duty", lambda p: p.outcome == "RTD", femur)
-
-    def held_two_weeks(p) -> None:
-        p.outcome_at = p.visits[-1].arrived_at + datetime.timedelta(days=14)
+    # a severe closed fracture of the thigh
+    femur = first_condition(code="423125000", severity="severe", region="left_lower_limb")
+    _broken(patients, "severe_fracture_returned_to_duty", returned, femur)
 
     _broken(
         patients,
         "moderate_held_beyond_a_week",
         lambda p: p.outcome == "RTD" and p.outcome_facility == "R3"
         and not any(c.severity in ("severe", "critical") for c in p.conditions),
-        held_two_weeks,
+        held_for(days=14),
     )  # fmt: skip
-
-    def no_fluids(p) -> None:
-        for v in p.visits:
-            v.procedures = [pr for pr in v.procedures if pr.code != care.IV_FLUIDS[0]]
 
     _broken(
         patients,
@@ -243,5 +247,5 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
             any(c.code in DEEP_BURNS and c.severity == "critical" for c in p.conditions)
             and care.IV_FLUIDS[0] in _codes(p)
         ),
-        no_fluids,
+        without(care.IV_FLUIDS),
     )

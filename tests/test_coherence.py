@@ -22,6 +22,7 @@ from patientgen.generator.coherence import (
     LIMB_FRACTURES,
     OPEN_COMBAT_WOUNDS,
     OPEN_FRACTURE_CODE,
+    PNEUMONIA_CODE,
     RULES,
     count_violations,
     violations,
@@ -135,7 +136,8 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     """The review of stop 29: the seven rules added in 1.2.2 were only ever seen at zero; so are
     1.3.0's (held_at_role2_beyond_72h, penetrating_chest_without_drain,
     critical_returned_to_duty, major_burn_returned_to_duty, fluid_loss_without_fluids,
-    severe_fracture_returned_to_duty, moderate_held_beyond_a_week) but for this test."""
+    severe_fracture_returned_to_duty, moderate_held_beyond_a_week,
+    severe_pneumonia_breathing_normally) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -249,3 +251,15 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         ),
         without(care.IV_FLUIDS),
     )
+
+    def breathing_normally(p) -> None:  # at the first facility that took vitals
+        first = next(v for v in p.visits if v.facility in theatre and v.vitals)
+        first.vitals = dataclasses.replace(first.vitals, respiratory_rate=16, spo2=98)
+
+    _broken(
+        patients,
+        "severe_pneumonia_breathing_normally",
+        lambda p: any(c.code == PNEUMONIA_CODE and c.severity in ("severe", "critical")
+                      for c in p.conditions),
+        breathing_normally,
+    )  # fmt: skip

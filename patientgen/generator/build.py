@@ -150,12 +150,13 @@ class _Hurt:
     """Stage 2: what happened to them: injuries or illness, conditions, severity, fate."""
 
     __slots__ = (
-        "abdomen", "anxious", "chest", "conditions", "dies", "fever", "flags", "fluids",
-        "gcs0", "head_ais", "injuries", "kia", "limb_bleed", "limb_fracture", "max_ais",
-        "mechanism", "other_bleed", "pain0", "shock", "triage", "wound",
+        "abdomen", "anxious", "breathless", "chest", "conditions", "dies", "fever", "flags",
+        "fluids", "gcs0", "head_ais", "injuries", "kia", "limb_bleed", "limb_fracture",
+        "max_ais", "mechanism", "other_bleed", "pain0", "shock", "triage", "wound",
     )  # fmt: skip
     abdomen: bool
     anxious: bool
+    breathless: bool  # a severe respiratory illness (pneumonia, AIS 3+): fast breathing, hypoxia
     chest: bool
     conditions: list[Condition]
     dies: bool
@@ -393,6 +394,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     )  # fmt: skip
     h.conditions, h.shock, h.dies, h.kia, h.injuries = conditions, shock, dies, kia, injuries
     h.chest, h.fever = bool(flags & CHEST), bool(flags & INFECTION)
+    h.breathless = bool(flags & RESPIRATORY) and max_ais >= 3
     h.anxious, h.wound = bool(flags & PSYCH), bool(flags & WOUND)
     h.gcs0 = care.base_gcs(head_ais, r)
     if is_disease:
@@ -663,7 +665,7 @@ def _facilities(
             fts(base + tri, utc) if records else NO_TIME,
             s_here,
             gcs_now,
-            chest and not once & CHEST_DRAINED,
+            (chest and not once & CHEST_DRAINED) or hurt.breathless,
             fever and (k == 0 or hurt.max_ais >= 3),
             anxious,
             pain_now,

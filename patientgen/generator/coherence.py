@@ -529,6 +529,20 @@ def moderate_held_beyond_a_week(p: Patient) -> bool:
     )
 
 
+#: Pneumonia (the respiratory illness that reaches AIS 3).
+PNEUMONIA_CODE = "233604007"
+
+
+def severe_pneumonia_breathing_normally(p: Patient) -> bool:
+    """A severe pneumonia is breathless where it is first seen: a breathing rate above 20 or a
+    saturation below 95 %, never both normal (NEWS2 scores a rate from 21 breaths a minute and
+    a saturation below 96 %; the criteria of a severe pneumonia, CURB-65's, start at 30)."""
+    if not any(c.code == PNEUMONIA_CODE and c.severity in SEVERE for c in p.conditions):
+        return False
+    first = next((v.vitals for v in p.visits if v.facility in THEATRE and v.vitals), None)
+    return first is not None and first.respiratory_rate <= 20 and first.spo2 >= 95
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -567,6 +581,7 @@ RULES: dict[str, Rule] = {
     "fluid_loss_without_fluids": fluid_loss_without_fluids,
     "severe_fracture_returned_to_duty": severe_fracture_returned_to_duty,
     "moderate_held_beyond_a_week": moderate_held_beyond_a_week,
+    "severe_pneumonia_breathing_normally": severe_pneumonia_breathing_normally,
 }
 
 

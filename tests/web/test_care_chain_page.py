@@ -8,6 +8,8 @@ named it. Real `serve`, real Chromium; every figure shown is compared with the j
 
 from __future__ import annotations
 
+import math
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -128,15 +130,17 @@ def test_a_job_without_a_plan_shows_no_chain_of_care(page: Any, service: Service
 
 
 def _minutes_label(m: float | None) -> str:
-    """summary.js's words for a wait (minutesLabel of the rounded minutes)."""
+    """summary.js's words for a wait (minutesLabel of the rounded minutes), rounded as
+    JavaScript rounds: Math.round and toFixed take a half up (75 min is "1.3 h"), where Python's
+    round and format take it to the even digit ("1.2 h")."""
     if m is None:
         return "–"
-    m = round(m)
-    if m < 60:
-        return f"{m} min"
-    if m < 1440:
-        return f"{m / 60:.1f}".rstrip("0").rstrip(".") + " h"
-    return f"{m / 1440:.1f}".rstrip("0").rstrip(".") + " d"
+    whole = math.floor(m + 0.5)  # Math.round
+    if whole < 60:
+        return f"{whole} min"
+    hours, unit = (whole / 60, " h") if whole < 1440 else (whole / 1440, " d")
+    tenths = Decimal(hours).quantize(Decimal("0.1"), ROUND_HALF_UP)  # toFixed(1) of the double
+    return f"{tenths}".rstrip("0").rstrip(".") + unit
 
 
 def test_a_starved_plan_shows_its_waits(page: Any, service: Service) -> None:

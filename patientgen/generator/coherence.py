@@ -386,16 +386,19 @@ def _given(visits: Iterable[Visit], procedure: tuple[str, str]) -> bool:
     return any(pr.code == procedure[0] for v in visits for pr in v.procedures)
 
 
+def _withheld_unless_expectant(p: Patient, procedure: tuple[str, str]) -> bool:
+    """Whether a casualty treated in theatre, and not expectant at the first facility, went
+    without `procedure` at every theatre facility."""
+    theatre = _treated_in_theatre(p)
+    return bool(theatre) and theatre[0].triage != "T4" and not _given(theatre, procedure)
+
+
 def open_wound_without_antibiotics(p: Patient) -> bool:
     """An open combat wound is given antibiotics at the first facility (TCCC: antibiotics for
     all open combat wounds; JTS: within 3 hours), unless the casualty is expectant there or dies
     there before any treatment (waiting for a team, under a medical plan)."""
-    if not any(c.code in OPEN_COMBAT_WOUNDS for c in p.conditions):
-        return False
-    theatre = _treated_in_theatre(p)
-    if not theatre or theatre[0].triage == "T4":
-        return False
-    return not _given(theatre, care.ANTIBIOTICS)
+    wounded = any(c.code in OPEN_COMBAT_WOUNDS for c in p.conditions)
+    return wounded and _withheld_unless_expectant(p, care.ANTIBIOTICS)
 
 
 def penetrating_chest_without_drain(p: Patient) -> bool:
@@ -435,16 +438,12 @@ def fluid_loss_without_fluids(p: Patient) -> bool:
     JTS burn care guideline) or a severe dehydration (WHO plan C) is given intravenous fluids at
     a theatre facility, unless the casualty is expectant at the first or dies there before any
     treatment."""
-    if not any(
+    lost = any(
         (c.code in DEEP_BURNS and c.severity == "critical")
         or (c.code == DEHYDRATION_CODE and c.severity in SEVERE)
         for c in p.conditions
-    ):
-        return False
-    theatre = _treated_in_theatre(p)
-    if not theatre or theatre[0].triage == "T4":
-        return False
-    return not _given(theatre, care.IV_FLUIDS)
+    )
+    return lost and _withheld_unless_expectant(p, care.IV_FLUIDS)
 
 
 def critical_returned_to_duty(p: Patient) -> bool:

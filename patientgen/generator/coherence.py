@@ -430,7 +430,7 @@ def major_burn_returned_to_duty(p: Patient) -> bool:
 
 
 #: Severe dehydration (heat and field conditions, AIS 3).
-DEHYDRATION_CODE = "34095006"
+DEHYDRATION_CODE = inj.DEHYDRATION[0]
 
 
 def fluid_loss_without_fluids(p: Patient) -> bool:
@@ -529,7 +529,7 @@ def moderate_held_beyond_a_week(p: Patient) -> bool:
 
 
 #: Pneumonia (the respiratory illness that reaches AIS 3).
-PNEUMONIA_CODE = "233604007"
+PNEUMONIA_CODE = inj.PNEUMONIA[0]
 
 
 def severe_pneumonia_breathing_normally(p: Patient) -> bool:

@@ -237,13 +237,16 @@ NBI_TABLES: dict[str, NbiTable] = {
     "blunt": _nbi((CONTUSION, "any", 0.6), (LACERATION, "cut", 0.4)),
 }  # fmt: skip
 
+PNEUMONIA = _t("233604007", 2, 4, INFECTION | RESPIRATORY)
+DEHYDRATION = _t("34095006", 1, 3, GI)
+
 #: Disease (code, display, ais low, ais high, flags) with relative frequency.
 DISEASES: tuple[tuple[Template, float], ...] = (
     (_t("54150009", 1, 2, INFECTION | RESPIRATORY), 0.22),
     (_t("6142004", 1, 2, INFECTION | RESPIRATORY), 0.07),
-    (_t("233604007", 2, 4, INFECTION | RESPIRATORY), 0.03),
+    (PNEUMONIA, 0.03),
     (_t("25374005", 1, 2, GI), 0.18),
-    (_t("34095006", 1, 3, GI), 0.07),  # heat and field conditions
+    (DEHYDRATION, 0.07),  # heat and field conditions
     (_t("128045006", 1, 2, INFECTION), 0.06),
     (_t("68566005", 1, 2, INFECTION), 0.04),
     # combat and operational stress: an acute stress reaction in theatre, never PTSD (which needs

@@ -558,29 +558,38 @@ def _path(
             path = path[1:]
     if outcome != "RTD":
         return outcome, path, quick
-    # an amputee, a casualty operated on the abdomen (laparotomy at Role 2), one with a severe
-    # brain injury (AIS 4+, craniotomy at Role 3), a critical injury or shock (AIS 5+, shock
-    # coded critical: weeks in intensive care), a major burn (AIS 3+: to a burn centre), an
-    # open fracture or a severe one of a limb or the pelvis (months to heal) goes home, never
-    # back to duty in theatre; a broken limb is X-rayed and cast at Role 2 at least
+    # a broken limb is X-rayed and cast at Role 2 at least
+    if _heals_at_home(hurt):
+        outcome, quick = "EVACUATED_R4", False
+        path = ["R2", "R3", "R4"] if path[0] == "R2" else ["R1", "R2", "R3", "R4"]
+    elif hurt.limb_fracture and path == ["R1"]:
+        path = ["R1", "R2"]
+    return outcome, path, quick
+
+
+def _heals_at_home(hurt: _Hurt) -> bool:
+    """Whether the casualty goes home (Role 4), never back to duty in theatre: an amputee, one
+    operated on the abdomen (laparotomy at Role 2), with a severe brain injury (AIS 4+,
+    craniotomy at Role 3), a critical injury or shock (AIS 5+, shock coded critical: weeks in
+    intensive care), a major burn (AIS 3+: to a burn centre), an open fracture, or a severe
+    closed fracture or crush of a limb or the pelvis (months to heal). One pass over the
+    injuries, for a casualty who would otherwise return to duty."""
     if (
         hurt.flags & AMPUTATED
         or hurt.abdomen
         or hurt.head_ais >= 4
         or hurt.max_ais >= 5
         or hurt.shock >= CRITICAL_SHOCK
-        or (hurt.flags & BURN and any(t[4] & BURN and ais >= 3 for t, _, ais in hurt.injuries))
-        or (hurt.limb_fracture and any(t[0] == OPEN_FRACTURE_CODE for t, _, _ in hurt.injuries))
-        or any(
-            t[0] in LIMB_FRACTURES and ais >= 3 and where in LIMB_OR_PELVIS
-            for t, where, ais in hurt.injuries
-        )
     ):
-        outcome, quick = "EVACUATED_R4", False
-        path = ["R2", "R3", "R4"] if path[0] == "R2" else ["R1", "R2", "R3", "R4"]
-    elif hurt.limb_fracture and path == ["R1"]:
-        path = ["R1", "R2"]
-    return outcome, path, quick
+        return True
+    for template, where, ais in hurt.injuries:
+        code = template[0]
+        if code == OPEN_FRACTURE_CODE or (
+            ais >= 3
+            and (template[4] & BURN or (code in LIMB_FRACTURES and where in LIMB_OR_PELVIS))
+        ):
+            return True
+    return False
 
 
 #: One facility's numbers, drawn without records: (unit id, transit, arrival, triage time, triage

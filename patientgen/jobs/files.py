@@ -152,15 +152,11 @@ class JobFiles:
         out = self.output(job)
         if out == self.folder(job.job_id):
             return out
-        recorded = {str(f["name"]): f for f in job.output_files}
+        recorded = {str(f["name"]): f for f in job.output_files}  # the manifest among them
+        wrote = recorded.get(MANIFEST, {}).get("sha256")
         try:
-            manifest = recorded.get(MANIFEST)
-            whole = all(
-                (out / name).stat().st_size == f["bytes"] for name, f in recorded.items()
-            ) and (
-                manifest is None  # recorded by an early version
-                or hashlib.sha256((out / MANIFEST).read_bytes()).hexdigest() == manifest["sha256"]
-            )
+            sized = all((out / name).stat().st_size == f["bytes"] for name, f in recorded.items())
+            whole = sized and hashlib.sha256((out / MANIFEST).read_bytes()).hexdigest() == wrote
         except OSError:
             whole = False
         if not whole:

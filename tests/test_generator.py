@@ -279,7 +279,11 @@ def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) 
                         for c in p.conditions
                     )
                 if proc.code == "281800008":  # IV fluids: a burn of 20 % or more, dehydration
-                    assert codes & {"403191005", "403192003", "34095006"}
+                    assert any(  # of AIS 4+ and 3+: severe or critical
+                        c.code in {"403191005", "403192003", "34095006"}
+                        and c.severity in ("severe", "critical")
+                        for c in p.conditions
+                    )
                 if proc.code == "25353009":
                     assert any(c.region == "head" for c in p.conditions)
         if "233645004" in codes and p.outcome != "KIA":

@@ -137,7 +137,8 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     1.3.0's (held_at_role2_beyond_72h, penetrating_chest_without_drain,
     critical_returned_to_duty, major_burn_returned_to_duty, fluid_loss_without_fluids,
     severe_fracture_returned_to_duty, moderate_held_beyond_a_week,
-    severe_pneumonia_breathing_normally) but for this test."""
+    severe_pneumonia_breathing_normally) and 1.4.0's (pain_without_relief) but for this
+    test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -263,3 +264,12 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
                       for c in p.conditions),
         breathing_normally,
     )  # fmt: skip
+
+    def relieved_at(facility: str):
+        return lambda p: any(
+            v.facility == facility and care.PAIN_RELIEF[0] in {pr.code for pr in v.procedures}
+            for v in p.visits
+        )
+
+    for facility in ("POI", "R1", "R2", "R3"):  # the medic's, and each facility's
+        _broken(patients, "pain_without_relief", relieved_at(facility), without(care.PAIN_RELIEF))

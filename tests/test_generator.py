@@ -13,9 +13,9 @@ import orjson
 import pytest
 
 from patientgen.generator import GENERATOR_VERSION, generate
-from patientgen.generator.care import ALLOWED_PROCEDURES, avpu
+from patientgen.generator.care import ALLOWED_PROCEDURES, PAIN_RELIEF, TRIAGE, avpu
 from patientgen.generator.codes import BODY_SITES
-from patientgen.generator.coherence import OPEN_COMBAT_WOUNDS
+from patientgen.generator.coherence import OPEN_COMBAT_WOUNDS, PAIN_RELIEF_FROM
 from patientgen.generator.names import pools, transliterate
 from patientgen.generator.patient import Patient
 from patientgen.scenario import FEMALE_SHARE, NATO_MEMBERS, PRESETS, Scenario
@@ -297,6 +297,41 @@ def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) 
             assert any(e.kind == "triaged" and e.at == triage[0].performed_at for e in p.timeline)
     for needed in ("20655006", "225390008", "116859006", "36777000", "264957007"):
         assert seen[needed] > 0, needed
+
+
+def test_pain_is_relieved_where_it_is_reported_and_the_relief_works(
+    patients: list[Patient],
+) -> None:
+    """Generator 1.4.0 (found by reading records: no casualty was ever given pain relief; a
+    casualty in pain 9 of 10 went from the point of injury to Role 3 without any): the medic
+    relieves moderate or severe pain after the triage at the point of injury, each facility
+    within a minute of its triage (before the team's work, which it never delays), and the
+    next place's pain is lower."""
+    relieved_at = Counter()
+    for p in patients:
+        for k, v in enumerate(p.visits):
+            relief = [pr for pr in v.procedures if pr.code == PAIN_RELIEF[0]]
+            if v.vitals is None or v.vitals.pain < PAIN_RELIEF_FROM or v.facility == "R4":
+                assert not relief, (p.index, v.facility)  # only for pain
+                continue
+            if v.disposition == "died" and v.facility == "POI":
+                continue
+            assert len(relief) == 1, (p.index, v.facility)
+            given = relief[0].performed_at
+            relieved_at[v.facility] += 1
+            assert given > v.vitals.taken_at
+            if v.facility == "POI":
+                assert given - v.vitals.taken_at <= timedelta(minutes=4)
+                assert v.procedures[-1] is relief[0]  # the medic's, after buddy aid
+            else:
+                assert given - v.vitals.taken_at < timedelta(minutes=1)
+                others = [pr for pr in v.procedures if pr.code not in (PAIN_RELIEF[0], TRIAGE[0])]
+                assert all(pr.performed_at - v.vitals.taken_at >= timedelta(minutes=1)
+                           for pr in others)  # fmt: skip
+            following = p.visits[k + 1].vitals if k + 1 < len(p.visits) else None
+            if following is not None and following.pain:
+                assert following.pain < v.vitals.pain, (p.index, v.facility)
+    assert set(relieved_at) == {"POI", "R1", "R2", "R3"}, relieved_at
 
 
 def test_mass_casualty_events_cluster(scenario: Scenario, patients: list[Patient]) -> None:

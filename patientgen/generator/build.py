@@ -36,6 +36,7 @@ from patientgen.generator.care import (
     IV_FLUIDS,
     LAPAROTOMY,
     OXYGEN,
+    PAIN_RELIEF,
     PRESSURE_DRESSING,
     SPLINT,
     SUTURE,
@@ -50,6 +51,7 @@ from patientgen.generator.coherence import (
     KIA_SURVIVABLE,
     LIMB_FRACTURES,
     OPEN_FRACTURE_CODE,
+    PAIN_RELIEF_FROM,
     T4_MIN_POI_WAIT,
     can_kill_disease,
     can_kill_injury,
@@ -195,7 +197,7 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
     r = rng.random
     who = _who(plan, r)
     hurt = _hurt(plan, who, r)
-    aid, poi_procs, splinted = _first_aid(who, hurt, r)
+    aid, poi_procs, done = _first_aid(who, hurt, r)
     outcome: Outcome
     outcome_facility: Facility
     if hurt.kia:
@@ -207,10 +209,12 @@ def make_patient(plan: Plan, index: int, rng: Random | None = None) -> Patient:
         if who.is_disease:
             triage, poi_vitals, procedures, last = hurt.triage, None, [], 0
         else:
-            triage, poi_vitals, procedures, last = _poi(who, hurt, r, aid, poi_procs, timeline)
+            triage, poi_vitals, procedures, last, done = _poi(
+                who, hurt, r, aid, poi_procs, done, timeline
+            )
         outcome, path, quick = _path(plan, who, hurt, triage, r)
         visits, outcome_at, outcome_facility, triage = _facilities(
-            plan, who, hurt, r, triage, poi_vitals, procedures, last, path, quick, splinted,
+            plan, who, hurt, r, triage, poi_vitals, procedures, last, path, quick, done,
             timeline,
         )  # fmt: skip
     event = who.event
@@ -406,12 +410,13 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
 
 def _first_aid(
     who: _Who, hurt: _Hurt, r: Callable[[], float]
-) -> tuple[int, list[tuple[str, str]], bool]:
-    """Self and buddy aid within minutes of wounding: (seconds, procedures, splinted)."""
+) -> tuple[int, list[tuple[str, str]], int]:
+    """Self and buddy aid within minutes of wounding: (seconds, procedures, what is done of the
+    `once` flags: SPLINTED)."""
     if who.is_disease:
-        return 0, [], False
+        return 0, [], 0
     procs = []
-    splinted = False
+    done = 0
     t = 60 + int(r() * 240)
     if hurt.limb_bleed:
         procs.append(TOURNIQUET)
@@ -419,8 +424,8 @@ def _first_aid(
         procs.append(PRESSURE_DRESSING)
     if hurt.limb_fracture and r() < 0.5:
         procs.append(SPLINT)
-        splinted = True
-    return t, procs, splinted
+        done = SPLINTED
+    return t, procs, done
 
 
 def _medic(r: Callable[[], float], after: int) -> int:
@@ -472,10 +477,13 @@ def _poi(
     r: Callable[[], float],
     t: int,
     poi_procs: list[tuple[str, str]],
+    done: int,
     timeline: list[Event] | None,
-) -> tuple[TriageCategory, Vitals, list[Procedure], int]:
-    """Buddy aid, then the medic's vitals and triage: (triage, vitals, procedures, seconds).
-    Without a timeline (no records): no procedures, and the vitals' time is NO_TIME."""
+) -> tuple[TriageCategory, Vitals, list[Procedure], int, int]:
+    """Buddy aid, then the medic's vitals and triage, and the medic's pain relief for moderate or
+    severe pain (TCCC): (triage, vitals, procedures, seconds of the medic's last act, `done`
+    with RELIEVED when relieved). Without a timeline (no records): no procedures, and the
+    vitals' time is NO_TIME."""
     base = who.base
     procedures = []
     last = -1
@@ -494,7 +502,14 @@ def _poi(
     triage = triage_first(hurt.triage, vit, r)
     if timeline is not None:
         timeline.append(Event(at, "triaged", "POI", triage))
-    return triage, vit, procedures, tri
+    if vit.pain >= PAIN_RELIEF_FROM:
+        tri += 60 + int(r() * 180)
+        done |= RELIEVED
+        if timeline is not None:
+            when = _fts(base + tri, UTC)
+            procedures.append(Procedure(PAIN_RELIEF[0], PAIN_RELIEF[1], when))
+            timeline.append(Event(when, "treated", "POI", PAIN_RELIEF[1]))
+    return triage, vit, procedures, tri, done
 
 
 def _path(
@@ -609,7 +624,7 @@ def _facilities(
     last: int,
     path: list[Facility],
     quick: bool,
-    splinted: bool,
+    done: int,
     timeline: list[Event] | None,
     stays: list[Stay] | None = None,
 ) -> tuple[list[Visit], datetime, Facility, TriageCategory]:
@@ -640,8 +655,10 @@ def _facilities(
         )  # fmt: skip
     last = pickup
     speed = 1.0 if is_disease else SPEED[triage]
-    once = SPLINTED if splinted else 0  # what is done once (CONTROLLED, ... flags)
+    once = done  # what is done once (CONTROLLED, ... flags), from the point of injury on
     s_now, gcs_now, pain_now = hurt.shock, hurt.gcs0, hurt.pain0
+    if once & RELIEVED:  # the medic's analgesia works
+        pain_now -= 2
     n = len(path)
     outcome_at = departed
     outcome_facility = path[0]
@@ -692,7 +709,7 @@ def _facilities(
             timeline.append(Event(vit.taken_at, "triaged", fac, current))
             if k == 0:  # the first facility's triage is a procedure of the record too
                 treated.append(Procedure(TRIAGE[0], TRIAGE[1], vit.taken_at))
-        last = _treated(treated, fac, todo, tri, r, base, timeline)
+        last = _treated(treated, fac, vit.pain >= PAIN_RELIEF_FROM, todo, tri, r, base, timeline)
         end = _stay_end(fac, final, dies, quick, speed, arrive, last, hurt.max_ais, r)
         if timeline is None:
             stays.append((facility_ids[k], transit, arrive, tri, current, treated, end))  # type: ignore[union-attr]
@@ -729,7 +746,8 @@ def _facilities(
 
 
 # What is done once along the chain, whichever facility does it first (the flags of `once`).
-CONTROLLED, INTUBATED, CHEST_DRAINED, SPLINTED, ANTIBIOTICS_GIVEN = 1, 2, 4, 8, 16
+# RELIEVED: pain relief at the point of injury (each facility relieves pain again, as needed).
+CONTROLLED, INTUBATED, CHEST_DRAINED, SPLINTED, ANTIBIOTICS_GIVEN, RELIEVED = 1, 2, 4, 8, 16, 32
 
 
 def _departure(who: _Who, triage: TriageCategory, last: int, r: Callable[[], float]) -> int:
@@ -859,19 +877,26 @@ def _todo(
 def _treated(
     treated: list[Any],
     fac: Facility,
+    relieve: bool,
     todo: list[tuple[str, str]],
     tri: int,
     r: Callable[[], float],
     base: int,
     timeline: list[Event] | None,
 ) -> int:
-    """When each procedure of `todo` is done, one after another from the triage at `tri`, at the
-    facility's pace, appended to `treated`: with a timeline, the Procedures and their events;
-    without, the (procedure, seconds) of each. Returns the time of the last (the triage's when
-    there is none)."""
+    """When each procedure is done, appended to `treated`: with a timeline, the Procedures and
+    their events; without, the (procedure, seconds) of each. Pain relief, when `relieve` (pain
+    of PAIN_RELIEF_FROM or more on arrival, at every place: the last dose has worn off; comfort
+    care of the expectant too), within a minute of the triage at `tri`: it waits for no team;
+    then `todo`, one after another from a few minutes after the triage, at the facility's pace.
+    Returns the time of the last (the triage's when there is none)."""
     gap_lo, gap_span = (180, 420) if fac == "R1" else (1200, 4200)
-    t = tri + 60 + int(r() * 240)
     last = tri
+    if relieve:
+        todo = [PAIN_RELIEF, *todo]
+        t = tri + 15 + int(r() * 45)
+    else:
+        t = tri + 60 + int(r() * 240)
     for proc in todo:
         if timeline is None:
             treated.append((proc, t))
@@ -880,7 +905,10 @@ def _treated(
             treated.append(Procedure(proc[0], proc[1], when))
             timeline.append(Event(when, "treated", fac, proc[1]))
         last = t
-        t += gap_lo + int(r() * gap_span)
+        if proc is PAIN_RELIEF:  # then the team's work, as without it
+            t = tri + 60 + int(r() * 240)
+        else:
+            t += gap_lo + int(r() * gap_span)
     return last
 
 

@@ -113,6 +113,7 @@ PROCEDURES: dict[str, str] = {
     "52052004": "Rehabilitation therapy",  # IG ValueSets ("Rehabilitation therapy")
     "281800008": "Intravenous fluid replacement",  # IGs ("Intravenous fluid replacement
     # (procedure)"; an oncology IG's "Hydration")
+    "278414003": "Pain management",  # IGs ("Pain management (procedure)")
 }
 
 # --- SNOMED CT: mechanisms (events) -------------------------------------------------------------

@@ -542,6 +542,31 @@ def severe_pneumonia_breathing_normally(p: Patient) -> bool:
     return first is not None and first.respiratory_rate <= 20 and first.spo2 >= 95
 
 
+#: Pain of this score or more (0-10 numeric rating scale) is moderate or severe: TCCC treats it
+#: from the point of injury (its analgesia options: the combat wound medication pack, oral
+#: transmucosal fentanyl, ketamine).
+PAIN_RELIEF_FROM = 4
+
+
+def pain_without_relief(p: Patient) -> bool:
+    """A casualty who reports moderate or severe pain (4 of 10 or more) where vitals are taken is
+    given pain relief there: by the medic at the point of injury (one who leaves it alive), on
+    arrival at each theatre facility (the dose of the place before has worn off; an expectant
+    casualty's comfort care is pain relief too), unless the casualty dies there before any
+    treatment (waiting for a team, under a medical plan)."""
+    for v in p.visits:
+        vit = v.vitals
+        if vit is None or vit.pain < PAIN_RELIEF_FROM or v.facility == "R4":
+            continue
+        if v.disposition == "died" and (
+            v.facility == "POI" or all(pr.code == care.TRIAGE[0] for pr in v.procedures)
+        ):
+            continue  # killed in action, or dead waiting for treatment
+        if not any(pr.code == care.PAIN_RELIEF[0] for pr in v.procedures):
+            return True
+    return False
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -581,6 +606,7 @@ RULES: dict[str, Rule] = {
     "severe_fracture_returned_to_duty": severe_fracture_returned_to_duty,
     "moderate_held_beyond_a_week": moderate_held_beyond_a_week,
     "severe_pneumonia_breathing_normally": severe_pneumonia_breathing_normally,
+    "pain_without_relief": pain_without_relief,
 }
 
 

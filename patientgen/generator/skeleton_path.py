@@ -53,14 +53,14 @@ def add(plan: Plan, index: int, rng: Random, store: SkeletonStore) -> None:
     if hurt.kia:
         return  # killed in action: never reaches care
     is_disease = who.is_disease
-    t, poi_procs, splinted = _first_aid(who, hurt, r)
+    t, poi_procs, once = _first_aid(who, hurt, r)
     if is_disease:
         triage, last = hurt.triage, 0
     else:
-        triage, _, _, last = _poi(who, hurt, r, t, poi_procs, None)
+        triage, _, _, last, once = _poi(who, hurt, r, t, poi_procs, once, None)
     _, path, quick = _path(plan, who, hurt, triage, r)
     stays: list[Stay] = []
-    _facilities(plan, who, hurt, r, triage, None, [], last, path, quick, splinted, None, stays)
+    _facilities(plan, who, hurt, r, triage, None, [], last, path, quick, once, None, stays)
     # flow.skeleton's stages, in epoch seconds
     base = who.base
     n = len(path)

@@ -137,8 +137,8 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     1.3.0's (held_at_role2_beyond_72h, penetrating_chest_without_drain,
     critical_returned_to_duty, major_burn_returned_to_duty, fluid_loss_without_fluids,
     severe_fracture_returned_to_duty, moderate_held_beyond_a_week,
-    severe_pneumonia_breathing_normally) and 1.4.0's (pain_without_relief) but for this
-    test."""
+    severe_pneumonia_breathing_normally) and 1.4.0's (pain_without_relief,
+    hypotension_without_resuscitation) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -273,3 +273,21 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
 
     for facility in ("POI", "R1", "R2", "R3"):  # the medic's, and each facility's
         _broken(patients, "pain_without_relief", relieved_at(facility), without(care.PAIN_RELIEF))
+
+    def resuscitated_when_hypotensive(p) -> bool:
+        return any(
+            v.facility in ("R2", "R3") and v.vitals.systolic_bp < 90 and v.triage != "T4"
+            and {pr.code for pr in v.procedures} & {care.TRANSFUSION[0], care.IV_FLUIDS[0]}
+            for v in p.visits
+        )  # fmt: skip
+
+    def no_resuscitation(p) -> None:
+        without(care.TRANSFUSION)(p)
+        without(care.IV_FLUIDS)(p)
+
+    _broken(
+        patients,
+        "hypotension_without_resuscitation",
+        resuscitated_when_hypotensive,
+        no_resuscitation,
+    )

@@ -48,6 +48,7 @@ from patientgen.generator.care import (
 from patientgen.generator.codes import BODY_SITES, CONDITIONS, MECHANISM_CODES
 from patientgen.generator.coherence import (
     DEHYDRATION_CODE,
+    HYPOTENSION_SBP,
     KIA_SURVIVABLE,
     LIMB_FRACTURES,
     OPEN_FRACTURE_CODE,
@@ -859,6 +860,10 @@ def _todo(
         return once
     if (shock >= 0.4 and fac == "R2") or shock >= 0.7:
         todo.append(TRANSFUSION)
+    elif vit.systolic_bp < HYPOTENSION_SBP and not (hurt.fluids and first):
+        # hypotensive beyond the shock carried from the place before (one who dies here arrives
+        # in deeper shock): blood for a bleeding casualty, else intravenous fluids
+        todo.append(TRANSFUSION if hurt.shock > 0.0 else IV_FLUIDS)
     if fac == "R2":
         if hurt.abdomen:
             todo.append(LAPAROTOMY)

@@ -567,6 +567,30 @@ def pain_without_relief(p: Patient) -> bool:
     return False
 
 
+#: Systolic pressure below this is hypotension (ATLS: class III haemorrhage, the trigger of
+#: damage-control resuscitation).
+HYPOTENSION_SBP = 90
+#: What resuscitates at Role 2 and 3: blood (haemorrhage), intravenous fluids (burns, dehydration).
+RESUSCITATION = frozenset((care.TRANSFUSION[0], care.IV_FLUIDS[0]))
+
+
+def hypotension_without_resuscitation(p: Patient) -> bool:
+    """A casualty hypotensive on arrival at Role 2 or 3 (systolic below 90 mmHg), and not
+    expectant there, is given blood or intravenous fluids there, unless dead there before any
+    treatment (waiting for a team, under a medical plan)."""
+    for v in p.visits:
+        vit = v.vitals
+        if v.facility not in ("R2", "R3") or vit is None or vit.systolic_bp >= HYPOTENSION_SBP:
+            continue
+        if v.triage == "T4" or (
+            v.disposition == "died" and all(pr.code == care.TRIAGE[0] for pr in v.procedures)
+        ):
+            continue
+        if not any(pr.code in RESUSCITATION for pr in v.procedures):
+            return True
+    return False
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -607,6 +631,7 @@ RULES: dict[str, Rule] = {
     "moderate_held_beyond_a_week": moderate_held_beyond_a_week,
     "severe_pneumonia_breathing_normally": severe_pneumonia_breathing_normally,
     "pain_without_relief": pain_without_relief,
+    "hypotension_without_resuscitation": hypotension_without_resuscitation,
 }
 
 

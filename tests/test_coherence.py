@@ -18,6 +18,7 @@ from patientgen.generator import care, generate
 from patientgen.generator.coherence import (
     DEATHS,
     DEEP_BURNS,
+    DEHYDRATION_CODE,
     INTENSIVE_CARE,
     LIMB_FRACTURES,
     OPEN_COMBAT_WOUNDS,
@@ -138,7 +139,8 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     critical_returned_to_duty, major_burn_returned_to_duty, fluid_loss_without_fluids,
     severe_fracture_returned_to_duty, moderate_held_beyond_a_week,
     severe_pneumonia_breathing_normally) and 1.4.0's (pain_without_relief,
-    hypotension_without_resuscitation) but for this test."""
+    hypotension_without_resuscitation, antibiotics_for_a_viral_infection,
+    oxygen_without_hypoxaemia, severe_dehydration_with_normal_circulation) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -291,3 +293,31 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         resuscitated_when_hypotensive,
         no_resuscitation,
     )
+
+    def sick_with(code: str):
+        return lambda p: p.category == "disease" and p.conditions[0].code == code
+
+    def given_at_the_first(procedure: tuple[str, str]):
+        def make(p) -> None:
+            first = next(v for v in p.visits if v.facility in theatre)
+            first.procedures.append(dataclasses.replace(first.procedures[0], code=procedure[0]))
+
+        return make
+
+    # an upper respiratory infection, with antibiotics and with oxygen at a normal saturation
+    _broken(patients, "antibiotics_for_a_viral_infection", sick_with("54150009"),
+            given_at_the_first(care.ANTIBIOTICS))  # fmt: skip
+    _broken(patients, "oxygen_without_hypoxaemia", sick_with("54150009"),
+            given_at_the_first(care.OXYGEN))  # fmt: skip
+
+    def circulation_normal(p) -> None:  # at the first facility that took vitals
+        first = next(v for v in p.visits if v.facility in theatre and v.vitals)
+        first.vitals = dataclasses.replace(first.vitals, heart_rate=76, systolic_bp=124)
+
+    _broken(
+        patients,
+        "severe_dehydration_with_normal_circulation",
+        lambda p: any(c.code == DEHYDRATION_CODE and c.severity in ("severe", "critical")
+                      for c in p.conditions),
+        circulation_normal,
+    )  # fmt: skip

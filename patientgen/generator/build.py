@@ -75,6 +75,7 @@ from patientgen.generator.injuries import (
     PSYCH,
     RESPIRATORY,
     SPINE,
+    VIRAL,
     WOUND,
 )
 from patientgen.generator.names import service_number, service_number_draws
@@ -153,16 +154,19 @@ class _Hurt:
     """Stage 2: what happened to them: injuries or illness, conditions, severity, fate."""
 
     __slots__ = (
-        "abdomen", "anxious", "breathless", "chest", "conditions", "dies", "fever", "flags",
-        "fluids", "gcs0", "head_ais", "injuries", "kia", "limb_bleed", "limb_fracture",
-        "max_ais", "mechanism", "other_bleed", "pain0", "shock", "triage", "wound",
+        "abdomen", "anxious", "bacterial", "breathless", "chest", "conditions", "dies", "dry",
+        "fever", "flags", "fluids", "gcs0", "head_ais", "injuries", "kia", "limb_bleed",
+        "limb_fracture", "max_ais", "mechanism", "other_bleed", "pain0", "shock", "triage",
+        "wound",
     )  # fmt: skip
     abdomen: bool
     anxious: bool
+    bacterial: bool  # an infection of bacteria: antibiotics (not a virus's: no antibiotics)
     breathless: bool  # a severe respiratory illness (pneumonia, AIS 3+): fast breathing, hypoxia
     chest: bool
     conditions: list[Condition]
     dies: bool
+    dry: bool  # a severe dehydration: hypovolaemic where first seen, until its fluids
     fever: bool
     flags: int
     fluids: bool  # needs intravenous fluids: a burn of 20 % or more, a severe dehydration
@@ -320,7 +324,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
         p_death = (1.0 if x > 30.0 else 1.0 / (1.0 + exp(-x))) * (0.15 if is_disease else 0.3)
     flags = 0
     head_ais = bleed_ais = max_ais = 0
-    limb_bleed = other_bleed = abdomen = limb_fracture = fluids = False
+    limb_bleed = other_bleed = abdomen = limb_fracture = fluids = dry = bacterial = False
     conditions = []
     severity = inj.SEVERITY
     lethal = False
@@ -343,8 +347,12 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
             abdomen = True
         if f & PENETRATING and ais >= 3 and region == "thorax":
             flags |= CHEST  # a severe penetrating chest wound: haemo- or pneumothorax, drained
-        if (f & BURN and ais >= FLUIDS_BURN_AIS) or (template[0] == DEHYDRATION_CODE and ais >= 3):
+        if f & BURN and ais >= FLUIDS_BURN_AIS:
             fluids = True
+        elif template[0] == DEHYDRATION_CODE and ais >= 3:
+            fluids = dry = True
+        if f & INFECTION and not f & VIRAL:
+            bacterial = True
         if f & FRACTURE and region in LIMB_SET:
             limb_fracture = True
         if is_disease:
@@ -399,6 +407,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     )  # fmt: skip
     h.conditions, h.shock, h.dies, h.kia, h.injuries = conditions, shock, dies, kia, injuries
     h.chest, h.fever = bool(flags & CHEST), bool(flags & INFECTION)
+    h.bacterial, h.dry = bacterial, dry
     h.breathless = bool(flags & RESPIRATORY) and max_ais >= 3
     h.anxious, h.wound = bool(flags & PSYCH), bool(flags & WOUND)
     h.gcs0 = care.base_gcs(head_ais, r)
@@ -686,6 +695,8 @@ def _facilities(
         arrive = last + transit
         # vitals and triage on arrival
         s_here = 0.8 if dies and final and s_now < 0.8 else s_now
+        if k == 0 and hurt.dry and s_here < HYPOVOLAEMIA:  # before its fluids
+            s_here = HYPOVOLAEMIA
         tri = arrive + 120 + int(r() * 300)
         vit = mk_vitals(
             r,
@@ -826,7 +837,7 @@ def _todo(
     """Fills `todo` with what is done at a facility of the theatre after the triage, in order,
     from the injuries, the vitals taken there, the shock and what is already done (`once`);
     returns `once` with what it adds."""
-    flags, max_ais = hurt.flags, hurt.max_ais
+    flags = hurt.flags
     if fac in ("R1", "R2") and not once & CONTROLLED and (hurt.limb_bleed or hurt.other_bleed):
         todo.append(HEMORRHAGE_CONTROL)
         once |= CONTROLLED
@@ -837,16 +848,20 @@ def _todo(
     if chest and not once & CHEST_DRAINED:
         todo.append(CHEST_DRAIN)
         once |= CHEST_DRAINED
-    if (chest or vit.spo2 < 92 or (flags & RESPIRATORY and max_ais >= 2)) and first:
+    # oxygen for the hurt chest, and for the hypoxaemic or breathless only (BTS: to a target
+    # saturation, not for one already in it)
+    if (chest or hurt.breathless or vit.spo2 < 92) and first:
         todo.append(OXYGEN)
     if hurt.fluids and first and current != "T4":
         todo.append(IV_FLUIDS)
     if hurt.limb_fracture and not once & SPLINTED:
         todo.append(SPLINT)
         once |= SPLINTED
-    # antibiotics for an infection, and for every open combat wound at the first facility
-    # (TCCC), unless the casualty is expectant there
-    if (hurt.fever or (flags & PENETRATING and current != "T4")) and not once & ANTIBIOTICS_GIVEN:
+    # antibiotics for an infection of bacteria (not a virus's), and for every open combat wound
+    # at the first facility (TCCC), unless the casualty is expectant there
+    if (
+        hurt.bacterial or (flags & PENETRATING and current != "T4")
+    ) and not once & ANTIBIOTICS_GIVEN:
         todo.append(ANTIBIOTICS)
         once |= ANTIBIOTICS_GIVEN
     wound = hurt.wound
@@ -955,6 +970,9 @@ def _stay_end(
     return last + 300 + int(median * exp(0.4 * NORMAL[int(r() * 4096)]))
 
 
+#: The shock the vitals of a severe dehydration show where it is first seen, before its fluids
+#: (a pulse of 97-110, a systolic pressure of 89-106 mmHg).
+HYPOVOLAEMIA = 0.45
 #: The shock coded critical (from that level on; below it, severe).
 CRITICAL_SHOCK = 0.8
 #: A burn from this AIS on (20 % of the body surface, AIS 2005) is given intravenous fluids at

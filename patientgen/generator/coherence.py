@@ -591,6 +591,51 @@ def hypotension_without_resuscitation(p: Patient) -> bool:
     return False
 
 
+#: Infections of a virus (the injuries' VIRAL templates: an upper respiratory infection,
+#: influenza), and of bacteria (the other INFECTION templates: pneumonia, cellulitis, a urinary
+#: tract infection).
+VIRAL_INFECTIONS = frozenset(t[0] for t in inj.TEMPLATES if t[4] & inj.VIRAL)
+BACTERIAL_INFECTIONS = frozenset(
+    t[0] for t in inj.TEMPLATES if t[4] & inj.INFECTION and not t[4] & inj.VIRAL
+)
+
+
+def antibiotics_for_a_viral_infection(p: Patient) -> bool:
+    """Antibiotics are given for a bacterial infection or an open combat wound, never for a
+    viral infection alone (an upper respiratory infection, influenza: NICE CG69, no antibiotic
+    for a respiratory tract infection that is not a pneumonia)."""
+    if not _given(p.visits, care.ANTIBIOTICS):
+        return False
+    codes = {c.code for c in p.conditions}
+    return not (codes & BACTERIAL_INFECTIONS or codes & OPEN_COMBAT_WOUNDS)
+
+
+def oxygen_without_hypoxaemia(p: Patient) -> bool:
+    """A sick casualty (disease) is given oxygen only where its saturation or breathing rate is
+    outside the normal range on arrival (below 95 %, above 20 a minute): oxygen is given to
+    reach a target saturation (the British Thoracic Society's guideline: 94-98 %), not to one
+    already in it."""
+    if p.category != "disease":
+        return False
+    return any(
+        v.vitals is not None
+        and v.vitals.spo2 >= NORMAL["spo2"][0]
+        and v.vitals.respiratory_rate <= NORMAL["respiratory_rate"][1]
+        and any(pr.code == care.OXYGEN[0] for pr in v.procedures)
+        for v in p.visits
+    )
+
+
+def severe_dehydration_with_normal_circulation(p: Patient) -> bool:
+    """A severe dehydration (WHO: severe, plan C) is hypovolaemic where it is first seen: never a
+    pulse below 90 with a systolic pressure of 110 mmHg or more (the normal circulation
+    shock_with_normal_circulation reads)."""
+    if not any(c.code == DEHYDRATION_CODE and c.severity in SEVERE for c in p.conditions):
+        return False
+    first = next((v.vitals for v in p.visits if v.facility in THEATRE and v.vitals), None)
+    return first is not None and first.heart_rate < SHOCK_HR and first.systolic_bp >= SHOCK_SBP
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -632,6 +677,9 @@ RULES: dict[str, Rule] = {
     "severe_pneumonia_breathing_normally": severe_pneumonia_breathing_normally,
     "pain_without_relief": pain_without_relief,
     "hypotension_without_resuscitation": hypotension_without_resuscitation,
+    "antibiotics_for_a_viral_infection": antibiotics_for_a_viral_infection,
+    "oxygen_without_hypoxaemia": oxygen_without_hypoxaemia,
+    "severe_dehydration_with_normal_circulation": severe_dehydration_with_normal_circulation,
 }
 
 

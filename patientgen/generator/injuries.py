@@ -39,6 +39,7 @@ INFECTION = 1024  # illness: fever, antibiotics
 RESPIRATORY = 2048
 PSYCH = 4096
 GI = 8192
+VIRAL = 16384  # an infection of a virus: no antibiotics
 
 LIMBS = ("left_upper_limb", "right_upper_limb", "left_lower_limb", "right_lower_limb")
 LOWER_LIMBS = ("left_lower_limb", "right_lower_limb")
@@ -242,8 +243,8 @@ DEHYDRATION = _t("34095006", 1, 3, GI)
 
 #: Disease (code, display, ais low, ais high, flags) with relative frequency.
 DISEASES: tuple[tuple[Template, float], ...] = (
-    (_t("54150009", 1, 2, INFECTION | RESPIRATORY), 0.22),
-    (_t("6142004", 1, 2, INFECTION | RESPIRATORY), 0.07),
+    (_t("54150009", 1, 2, INFECTION | RESPIRATORY | VIRAL), 0.22),  # upper respiratory infection
+    (_t("6142004", 1, 2, INFECTION | RESPIRATORY | VIRAL), 0.07),  # influenza
     (PNEUMONIA, 0.03),
     (_t("25374005", 1, 2, GI), 0.18),
     (DEHYDRATION, 0.07),  # heat and field conditions

@@ -140,7 +140,8 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     severe_fracture_returned_to_duty, moderate_held_beyond_a_week,
     severe_pneumonia_breathing_normally) and 1.4.0's (pain_without_relief,
     hypotension_without_resuscitation, antibiotics_for_a_viral_infection,
-    oxygen_without_hypoxaemia, severe_dehydration_with_normal_circulation) but for this test."""
+    oxygen_without_hypoxaemia, severe_dehydration_with_normal_circulation,
+    fracture_not_imaged) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -321,3 +322,12 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
                       for c in p.conditions),
         circulation_normal,
     )  # fmt: skip
+
+    def x_rayed_at_role2(p) -> bool:
+        return any(
+            v.facility == "R2" and v.disposition != "died"
+            and care.X_RAY[0] in {pr.code for pr in v.procedures}
+            for v in p.visits
+        )  # fmt: skip
+
+    _broken(patients, "fracture_not_imaged", x_rayed_at_role2, without(care.X_RAY))

@@ -15,7 +15,7 @@ import pytest
 from patientgen.generator import GENERATOR_VERSION, generate
 from patientgen.generator.care import ALLOWED_PROCEDURES, PAIN_RELIEF, TRIAGE, avpu
 from patientgen.generator.codes import BODY_SITES
-from patientgen.generator.coherence import OPEN_COMBAT_WOUNDS, PAIN_RELIEF_FROM
+from patientgen.generator.coherence import FRACTURES, OPEN_COMBAT_WOUNDS, PAIN_RELIEF_FROM
 from patientgen.generator.names import pools, transliterate
 from patientgen.generator.patient import Patient
 from patientgen.scenario import FEMALE_SHARE, NATO_MEMBERS, PRESETS, Scenario
@@ -290,6 +290,8 @@ def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) 
                     )
                 if proc.code == "25353009":
                     assert any(c.region == "head" for c in p.conditions)
+                if proc.code == "168537006":  # a plain X-ray: of a fracture, at Role 2
+                    assert codes & FRACTURES and v.facility == "R2"
         if "233645004" in codes and p.outcome != "KIA":
             assert any(pr.code == "264957007" for v in p.visits for pr in v.procedures)
         if p.category == "disease":

@@ -44,6 +44,7 @@ from patientgen.generator.care import (
     TRANSFUSION,
     TRIAGE,
     WOUND_CARE,
+    X_RAY,
 )
 from patientgen.generator.codes import BODY_SITES, CONDITIONS, MECHANISM_CODES
 from patientgen.generator.coherence import (
@@ -583,7 +584,7 @@ def _path(
             path = path[1:]
     if outcome != "RTD":
         return outcome, path, quick
-    # a broken limb is X-rayed and cast at Role 2 at least
+    # a broken limb is X-rayed and immobilised at Role 2 at least
     if _heals_at_home(hurt):
         outcome, quick = "EVACUATED_R4", False
         path = ["R2", "R3", "R4"] if path[0] == "R2" else ["R1", "R2", "R3", "R4"]
@@ -886,6 +887,8 @@ def _todo(
             todo.append(AMPUTATION)
     if wound and (fac == "R2" or current != "T3"):
         todo.append(DEBRIDEMENT)
+    if fac == "R2" and flags & FRACTURE:  # Role 1 has no imaging; after the operations
+        todo.append(X_RAY)
     if fac == "R3":
         if hurt.head_ais >= 2 or flags & (FRACTURE | SPINE):  # imaging at Role 3
             todo.append(CT_SCAN)

@@ -114,6 +114,7 @@ PROCEDURES: dict[str, str] = {
     "281800008": "Intravenous fluid replacement",  # IGs ("Intravenous fluid replacement
     # (procedure)"; an oncology IG's "Hydration")
     "278414003": "Pain management",  # IGs ("Pain management (procedure)")
+    "168537006": "Plain X-ray",  # IG ValueSets ("Plain X-ray (procedure)")
 }
 
 # --- SNOMED CT: mechanisms (events) -------------------------------------------------------------

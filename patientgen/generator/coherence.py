@@ -636,6 +636,25 @@ def severe_dehydration_with_normal_circulation(p: Patient) -> bool:
     return first is not None and first.heart_rate < SHOCK_HR and first.systolic_bp >= SHOCK_SBP
 
 
+#: Fractures (the injuries' FRACTURE templates: closed, open, crushed, of the spine), and what
+#: images them.
+FRACTURES = frozenset(t[0] for t in inj.TEMPLATES if t[4] & inj.FRACTURE)
+IMAGING = frozenset((care.X_RAY[0], care.CT_SCAN[0]))
+
+
+def fracture_not_imaged(p: Patient) -> bool:
+    """A fracture is imaged at Role 2, the first facility with imaging (a plain X-ray; Role 1 has
+    none), before the casualty leaves it: unless expectant there or dead there."""
+    if not any(c.code in FRACTURES for c in p.conditions):
+        return False
+    for v in p.visits:
+        if v.facility == "R2":
+            if v.triage == "T4" or v.disposition == "died":
+                return False
+            return not any(pr.code in IMAGING for pr in v.procedures)
+    return False
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -680,6 +699,7 @@ RULES: dict[str, Rule] = {
     "antibiotics_for_a_viral_infection": antibiotics_for_a_viral_infection,
     "oxygen_without_hypoxaemia": oxygen_without_hypoxaemia,
     "severe_dehydration_with_normal_circulation": severe_dehydration_with_normal_circulation,
+    "fracture_not_imaged": fracture_not_imaged,
 }
 
 

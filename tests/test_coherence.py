@@ -141,7 +141,7 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     severe_pneumonia_breathing_normally) and 1.4.0's (pain_without_relief,
     hypotension_without_resuscitation, antibiotics_for_a_viral_infection,
     oxygen_without_hypoxaemia, severe_dehydration_with_normal_circulation,
-    fracture_not_imaged) but for this test."""
+    fracture_not_imaged, minor_condition_sent_home) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -331,3 +331,17 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         )  # fmt: skip
 
     _broken(patients, "fracture_not_imaged", x_rayed_at_role2, without(care.X_RAY))
+
+    # a bruise flown home: heals within days, in theatre
+    bruised = first_condition(code="125667009", severity="moderate")
+
+    def bruised_only(p) -> None:
+        bruised(p)
+        p.conditions = p.conditions[:1]
+
+    _broken(
+        patients,
+        "minor_condition_sent_home",
+        lambda p: p.outcome == "EVACUATED_R4" and p.category != "disease",
+        bruised_only,
+    )

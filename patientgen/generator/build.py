@@ -103,6 +103,7 @@ from patientgen.generator.timing import MassCasualtyEvent
 from patientgen.scenario import Category, Nation, TriageCategory
 
 LIMB_SET = frozenset(inj.LIMBS)
+_HEALS_IN_THEATRE = frozenset(inj.HEALS_IN_THEATRE)
 LIMB_OR_PELVIS = LIMB_SET | {"pelvis"}
 ABDOMEN_SET = frozenset(("abdomen", "pelvis"))
 SHOCK = ("27942005", CONDITIONS["27942005"])
@@ -157,8 +158,8 @@ class _Hurt:
     __slots__ = (
         "abdomen", "anxious", "bacterial", "breathless", "chest", "conditions", "dies", "dry",
         "fever", "flags", "fluids", "gcs0", "head_ais", "injuries", "kia", "limb_bleed",
-        "limb_fracture", "max_ais", "mechanism", "other_bleed", "pain0", "shock", "triage",
-        "wound",
+        "limb_fracture", "max_ais", "mechanism", "minor", "other_bleed", "pain0", "shock",
+        "triage", "wound",
     )  # fmt: skip
     abdomen: bool
     anxious: bool
@@ -179,6 +180,7 @@ class _Hurt:
     limb_fracture: bool
     max_ais: int
     mechanism: str | None
+    minor: bool  # every condition heals within days (injuries.HEALS_IN_THEATRE, AIS 2 at most)
     other_bleed: bool
     pain0: int
     shock: float
@@ -326,6 +328,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     flags = 0
     head_ais = bleed_ais = max_ais = 0
     limb_bleed = other_bleed = abdomen = limb_fracture = fluids = dry = bacterial = False
+    minor = True
     conditions = []
     severity = inj.SEVERITY
     lethal = False
@@ -354,6 +357,8 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
             fluids = dry = True
         if f & INFECTION and not f & VIRAL:
             bacterial = True
+        if ais > 2 or template not in _HEALS_IN_THEATRE:
+            minor = False
         if f & FRACTURE and region in LIMB_SET:
             limb_fracture = True
         if is_disease:
@@ -408,7 +413,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     )  # fmt: skip
     h.conditions, h.shock, h.dies, h.kia, h.injuries = conditions, shock, dies, kia, injuries
     h.chest, h.fever = bool(flags & CHEST), bool(flags & INFECTION)
-    h.bacterial, h.dry = bacterial, dry
+    h.bacterial, h.dry, h.minor = bacterial, dry, minor
     h.breathless = bool(flags & RESPIRATORY) and max_ais >= 3
     h.anxious, h.wound = bool(flags & PSYCH), bool(flags & WOUND)
     h.gcs0 = care.base_gcs(head_ais, r)
@@ -582,6 +587,9 @@ def _path(
         path = ["R1", "R2", "R3"] if v < 0.15 else ["R1", "R2", "R3", "R4"]
         if skip_r1:
             path = path[1:]
+    if outcome == "EVACUATED_R4" and hurt.minor:  # heals within days: in theatre, at Role 3
+        outcome = "RTD"
+        path = path[:-1]
     if outcome != "RTD":
         return outcome, path, quick
     # a broken limb is X-rayed and immobilised at Role 2 at least

@@ -655,6 +655,20 @@ def fracture_not_imaged(p: Patient) -> bool:
     return False
 
 
+#: Conditions that heal within days when at most moderate (injuries.HEALS_IN_THEATRE).
+HEALS_IN_THEATRE = frozenset(t[0] for t in inj.HEALS_IN_THEATRE)
+
+
+def minor_condition_sent_home(p: Patient) -> bool:
+    """A casualty whose conditions all heal within days (a cut, a bruise, a sprain, a cold,
+    gastroenteritis, a moderate dehydration...: injuries.HEALS_IN_THEATRE, at most moderate) is
+    treated in theatre and returns to duty, never evacuated home: the theatre evacuation policy
+    holds every casualty who can return to duty within it (AJP-4.10)."""
+    return p.outcome == "EVACUATED_R4" and all(
+        c.code in HEALS_IN_THEATRE and c.severity not in SEVERE for c in p.conditions
+    )
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -700,6 +714,7 @@ RULES: dict[str, Rule] = {
     "oxygen_without_hypoxaemia": oxygen_without_hypoxaemia,
     "severe_dehydration_with_normal_circulation": severe_dehydration_with_normal_circulation,
     "fracture_not_imaged": fracture_not_imaged,
+    "minor_condition_sent_home": minor_condition_sent_home,
 }
 
 

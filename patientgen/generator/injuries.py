@@ -240,16 +240,21 @@ NBI_TABLES: dict[str, NbiTable] = {
 
 PNEUMONIA = _t("233604007", 2, 4, INFECTION | RESPIRATORY)
 DEHYDRATION = _t("34095006", 1, 3, GI)
+UPPER_RESPIRATORY_INFECTION = _t("54150009", 1, 2, INFECTION | RESPIRATORY | VIRAL)
+INFLUENZA = _t("6142004", 1, 2, INFECTION | RESPIRATORY | VIRAL)
+GASTROENTERITIS = _t("25374005", 1, 2, GI)
+CELLULITIS = _t("128045006", 1, 2, INFECTION)
+URINARY_TRACT_INFECTION = _t("68566005", 1, 2, INFECTION)
 
 #: Disease (code, display, ais low, ais high, flags) with relative frequency.
 DISEASES: tuple[tuple[Template, float], ...] = (
-    (_t("54150009", 1, 2, INFECTION | RESPIRATORY | VIRAL), 0.22),  # upper respiratory infection
-    (_t("6142004", 1, 2, INFECTION | RESPIRATORY | VIRAL), 0.07),  # influenza
+    (UPPER_RESPIRATORY_INFECTION, 0.22),
+    (INFLUENZA, 0.07),
     (PNEUMONIA, 0.03),
-    (_t("25374005", 1, 2, GI), 0.18),
+    (GASTROENTERITIS, 0.18),
     (DEHYDRATION, 0.07),  # heat and field conditions
-    (_t("128045006", 1, 2, INFECTION), 0.06),
-    (_t("68566005", 1, 2, INFECTION), 0.04),
+    (CELLULITIS, 0.06),
+    (URINARY_TRACT_INFECTION, 0.04),
     # combat and operational stress: an acute stress reaction in theatre, never PTSD (which needs
     # symptoms for more than a month after the trauma)
     (_t("67195008", 1, 3, PSYCH), 0.07),
@@ -337,3 +342,14 @@ def iss(injuries: list[Injury]) -> int:
     if top and top[0] >= 6:
         return 75
     return sum(a * a for a in top)
+
+
+#: Conditions that heal within days when at most moderate (AIS 2): a cut, a bruise, a sprain, a
+#: sore back, a first-degree burn, a cold, influenza, gastroenteritis, dehydration, cellulitis, a
+#: urinary tract infection. The theatre's evacuation policy holds a casualty who can return to
+#: duty within it (AJP-4.10): such a casualty is treated in theatre, never flown home.
+HEALS_IN_THEATRE: tuple[Template, ...] = (
+    LACERATION, CONTUSION, CONTUSION_ABDOMEN, SPRAIN_ANKLE, LOW_BACK_PAIN, BURN_1,
+    UPPER_RESPIRATORY_INFECTION, INFLUENZA, GASTROENTERITIS, DEHYDRATION, CELLULITIS,
+    URINARY_TRACT_INFECTION,
+)  # fmt: skip

@@ -141,7 +141,7 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     severe_pneumonia_breathing_normally) and 1.4.0's (pain_without_relief,
     hypotension_without_resuscitation, antibiotics_for_a_viral_infection,
     oxygen_without_hypoxaemia, severe_dehydration_with_normal_circulation,
-    fracture_not_imaged, minor_condition_sent_home) but for this test."""
+    fracture_not_imaged, minor_condition_sent_home, t1_operated_late) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -345,3 +345,19 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         lambda p: p.outcome == "EVACUATED_R4" and p.category != "disease",
         bruised_only,
     )
+
+    def operated_as_t1(p) -> bool:
+        return any(
+            v.facility in ("R2", "R3") and v.triage == "T1"
+            and any(pr.code in care.SURGERY_MINUTES for pr in v.procedures)
+            for v in p.visits
+        )  # fmt: skip
+
+    def operated_two_hours_later(p) -> None:
+        for v in p.visits:
+            if v.facility in ("R2", "R3") and v.triage == "T1":
+                for pr in v.procedures:
+                    if pr.code in care.SURGERY_MINUTES:
+                        pr.performed_at += datetime.timedelta(hours=2)
+
+    _broken(patients, "t1_operated_late", operated_as_t1, operated_two_hours_later)

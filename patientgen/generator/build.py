@@ -919,9 +919,11 @@ def _treated(
     their events; without, the (procedure, seconds) of each. Pain relief, when `relieve` (pain
     of PAIN_RELIEF_FROM or more on arrival, at every place: the last dose has worn off; comfort
     care of the expectant too), within a minute of the triage at `tri`: it waits for no team;
-    then `todo`, one after another from a few minutes after the triage, at the facility's pace.
-    Returns the time of the last (the triage's when there is none)."""
-    gap_lo, gap_span = (180, 420) if fac == "R1" else (1200, 4200)
+    then `todo`, one after another from a few minutes after the triage: resuscitation, imaging
+    and dressings 3 to 10 minutes apart (a trauma team works at once, the 1 of 10-1-2), an
+    operation for about its time on the table (0.75 to 1.25 times care.SURGERY_MINUTES), so the
+    first operation starts within the hour of the triage (the 2 of 10-1-2). Returns the time of
+    the last (the triage's when there is none)."""
     last = tri
     if relieve:
         todo = [PAIN_RELIEF, *todo]
@@ -938,8 +940,10 @@ def _treated(
         last = t
         if proc is PAIN_RELIEF:  # then the team's work, as without it
             t = tri + 60 + int(r() * 240)
+        elif proc in _OPERATING:
+            t += int(_OPERATING[proc] * (0.75 + 0.5 * r()))
         else:
-            t += gap_lo + int(r() * gap_span)
+            t += 180 + int(r() * 420)
     return last
 
 
@@ -981,6 +985,12 @@ def _stay_end(
     return last + 300 + int(median * exp(0.4 * NORMAL[int(r() * 4096)]))
 
 
+#: Seconds on the operating table of each surgical procedure, by its tuple
+#: (care.SURGERY_MINUTES); the other procedures are not surgical.
+_OPERATING = {
+    proc: care.SURGERY_MINUTES[proc[0]] * 60
+    for proc in (LAPAROTOMY, AMPUTATION, CRANIOTOMY, DEBRIDEMENT)
+}
 #: The shock the vitals of a severe dehydration show where it is first seen, before its fluids
 #: (a pulse of 97-110, a systolic pressure of 89-106 mmHg).
 HYPOVOLAEMIA = 0.45

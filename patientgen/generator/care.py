@@ -44,6 +44,14 @@ IV_FLUIDS = ("281800008", PROCEDURES["281800008"])
 PAIN_RELIEF = ("278414003", PROCEDURES["278414003"])
 X_RAY = ("168537006", PROCEDURES["168537006"])
 
+#: Length of each surgical procedure on the operating table (minutes; docs/care-chain.md).
+SURGERY_MINUTES: dict[str, int] = {
+    LAPAROTOMY[0]: 120,
+    AMPUTATION[0]: 90,
+    CRANIOTOMY[0]: 150,
+    DEBRIDEMENT[0]: 45,
+}
+
 # buddy aid (tourniquet, dressing, splint), and the medic's analgesia after triage
 _POI = {TOURNIQUET[0], PRESSURE_DRESSING[0], SPLINT[0], PAIN_RELIEF[0]}
 _R1 = _POI | {

@@ -669,6 +669,31 @@ def minor_condition_sent_home(p: Patient) -> bool:
     )
 
 
+#: The longest from the triage at Role 2 or 3 to the first operation of a casualty immediate
+#: (T1) there, waits for a team or a table aside: damage-control resuscitation and surgery
+#: start at once (10-1-2: surgery within 2 hours of wounding).
+T1_TO_THE_TABLE = timedelta(hours=1)
+SURGICAL = frozenset(care.SURGERY_MINUTES)
+
+
+def t1_operated_late(p: Patient) -> bool:
+    """A casualty immediate (T1) where it is operated on, at Role 2 or 3, is on the table within
+    an hour of that facility's triage, waits for a team or a table (a plan short of them)
+    aside."""
+    for v in p.visits:
+        if v.facility not in ("R2", "R3") or v.triage != "T1" or v.vitals is None:
+            continue
+        first = next((pr.performed_at for pr in v.procedures if pr.code in SURGICAL), None)
+        if first is None:
+            continue
+        waited = sum(
+            w.minutes for w in getattr(v, "waits", ()) if w.kind in ("treatment", "surgery")
+        )
+        if first - v.vitals.taken_at - timedelta(minutes=waited) > T1_TO_THE_TABLE:
+            return True
+    return False
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -715,6 +740,7 @@ RULES: dict[str, Rule] = {
     "severe_dehydration_with_normal_circulation": severe_dehydration_with_normal_circulation,
     "fracture_not_imaged": fracture_not_imaged,
     "minor_condition_sent_home": minor_condition_sent_home,
+    "t1_operated_late": t1_operated_late,
 }
 
 

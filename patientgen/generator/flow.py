@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from struct import Struct
 
-from patientgen.generator.care import AMPUTATION, CRANIOTOMY, DEBRIDEMENT, LAPAROTOMY
+from patientgen.generator.care import SURGERY_MINUTES
 from patientgen.generator.patient import (
     Event,
     Outcome,
@@ -39,13 +39,6 @@ from patientgen.generator.patient import (
 )
 from patientgen.generator.plan import Plan
 
-#: Length of each surgical procedure on the operating table (minutes; docs/care-chain.md).
-SURGERY_MINUTES: dict[str, int] = {
-    LAPAROTOMY[0]: 120,
-    AMPUTATION[0]: 90,
-    CRANIOTOMY[0]: 150,
-    DEBRIDEMENT[0]: 45,
-}
 #: A treatment team is held at least / at most this long per casualty (seconds).
 TREAT_MIN = 10 * 60
 TREAT_MAX = 90 * 60

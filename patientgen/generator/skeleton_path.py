@@ -19,16 +19,20 @@ from __future__ import annotations
 from random import Random
 
 from patientgen.generator import injuries as inj
-from patientgen.generator.build import Stay, _facilities, _first_aid, _hurt, _path, _poi, _who
-from patientgen.generator.care import AMPUTATION, CRANIOTOMY, DEBRIDEMENT, LAPAROTOMY
-from patientgen.generator.flow import AIR, GROUND, RANK, SURGERY_MINUTES, TREAT_MAX, TREAT_MIN
+from patientgen.generator.build import (
+    _OPERATING,
+    Stay,
+    _facilities,
+    _first_aid,
+    _hurt,
+    _path,
+    _poi,
+    _who,
+)
+from patientgen.generator.flow import AIR, GROUND, RANK, TREAT_MAX, TREAT_MIN
 from patientgen.generator.plan import Plan
 from patientgen.generator.rng import reseed, stream_seed
 from patientgen.generator.skeletons import SkeletonStore
-
-#: Seconds on the operating table of each procedure, by the procedure tuple (None: not surgical).
-_TABLE = {proc: SURGERY_MINUTES[proc[0]] * 60 for proc in (LAPAROTOMY, AMPUTATION, CRANIOTOMY,
-                                                            DEBRIDEMENT)}  # fmt: skip
 
 
 def skeletons(plan: Plan) -> SkeletonStore:
@@ -70,7 +74,7 @@ def add(plan: Plan, index: int, rng: Random, store: SkeletonStore) -> None:
         surgery_at = None
         surgery_s = 0
         for proc, t in done:
-            seconds = _TABLE.get(proc)
+            seconds = _OPERATING.get(proc)
             if seconds is not None:
                 if surgery_at is None:
                     surgery_at = t

@@ -25,6 +25,7 @@ from patientgen.generator.coherence import (
     OPEN_FRACTURE_CODE,
     PNEUMONIA_CODE,
     RULES,
+    TENSION_PNEUMOTHORAX_CODE,
     count_violations,
     violations,
 )
@@ -141,7 +142,8 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     severe_pneumonia_breathing_normally) and 1.4.0's (pain_without_relief,
     hypotension_without_resuscitation, antibiotics_for_a_viral_infection,
     oxygen_without_hypoxaemia, severe_dehydration_with_normal_circulation,
-    fracture_not_imaged, minor_condition_sent_home, t1_operated_late) but for this test."""
+    fracture_not_imaged, minor_condition_sent_home, t1_operated_late,
+    tension_pneumothorax_with_normal_circulation) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -361,3 +363,15 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
                         pr.performed_at += datetime.timedelta(hours=2)
 
     _broken(patients, "t1_operated_late", operated_as_t1, operated_two_hours_later)
+
+    def first_circulation_normal(p) -> None:  # where first seen
+        first = next(v for v in p.visits if v.vitals)
+        first.vitals = dataclasses.replace(first.vitals, heart_rate=76, systolic_bp=124)
+
+    _broken(
+        patients,
+        "tension_pneumothorax_with_normal_circulation",
+        lambda p: p.outcome != "KIA" and any(c.code == TENSION_PNEUMOTHORAX_CODE
+                                             for c in p.conditions),
+        first_circulation_normal,
+    )  # fmt: skip

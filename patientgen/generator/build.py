@@ -55,6 +55,7 @@ from patientgen.generator.coherence import (
     OPEN_FRACTURE_CODE,
     PAIN_RELIEF_FROM,
     T4_MIN_POI_WAIT,
+    TENSION_PNEUMOTHORAX_CODE,
     can_kill_disease,
     can_kill_injury,
     retriage,
@@ -159,7 +160,7 @@ class _Hurt:
         "abdomen", "anxious", "bacterial", "breathless", "chest", "conditions", "dies", "dry",
         "fever", "flags", "fluids", "gcs0", "head_ais", "injuries", "kia", "limb_bleed",
         "limb_fracture", "max_ais", "mechanism", "minor", "other_bleed", "pain0", "shock",
-        "triage", "wound",
+        "tension", "triage", "wound",
     )  # fmt: skip
     abdomen: bool
     anxious: bool
@@ -184,6 +185,7 @@ class _Hurt:
     other_bleed: bool
     pain0: int
     shock: float
+    tension: bool  # a tension pneumothorax: obstructive shock in the vitals until drained
     triage: TriageCategory  # from the injury score alone, before any vitals
     wound: bool
 
@@ -329,6 +331,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     head_ais = bleed_ais = max_ais = 0
     limb_bleed = other_bleed = abdomen = limb_fracture = fluids = dry = bacterial = False
     minor = True
+    tension = False
     conditions = []
     severity = inj.SEVERITY
     lethal = False
@@ -359,6 +362,8 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
             bacterial = True
         if ais > 2 or template not in _HEALS_IN_THEATRE:
             minor = False
+        if template[0] == TENSION_PNEUMOTHORAX_CODE:
+            tension = True
         if f & FRACTURE and region in LIMB_SET:
             limb_fracture = True
         if is_disease:
@@ -413,7 +418,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     )  # fmt: skip
     h.conditions, h.shock, h.dies, h.kia, h.injuries = conditions, shock, dies, kia, injuries
     h.chest, h.fever = bool(flags & CHEST), bool(flags & INFECTION)
-    h.bacterial, h.dry, h.minor = bacterial, dry, minor
+    h.bacterial, h.dry, h.minor, h.tension = bacterial, dry, minor, tension
     h.breathless = bool(flags & RESPIRATORY) and max_ais >= 3
     h.anxious, h.wound = bool(flags & PSYCH), bool(flags & WOUND)
     h.gcs0 = care.base_gcs(head_ais, r)
@@ -512,9 +517,10 @@ def _poi(
         t += 60 + int(r() * 180)
     tri = _medic(r, last if last >= 0 else t)
     at = _fts(base + tri, UTC) if timeline is not None else NO_TIME
-    vit = care.vitals(
-        r, at, hurt.shock, hurt.gcs0, hurt.chest, hurt.fever, hurt.anxious, hurt.pain0
-    )
+    shock = hurt.shock
+    if hurt.tension and shock < OBSTRUCTION:
+        shock = OBSTRUCTION
+    vit = care.vitals(r, at, shock, hurt.gcs0, hurt.chest, hurt.fever, hurt.anxious, hurt.pain0)
     triage = triage_first(hurt.triage, vit, r)
     if timeline is not None:
         timeline.append(Event(at, "triaged", "POI", triage))
@@ -706,6 +712,8 @@ def _facilities(
         s_here = 0.8 if dies and final and s_now < 0.8 else s_now
         if k == 0 and hurt.dry and s_here < HYPOVOLAEMIA:  # before its fluids
             s_here = HYPOVOLAEMIA
+        elif hurt.tension and not once & CHEST_DRAINED and s_here < OBSTRUCTION:
+            s_here = OBSTRUCTION
         tri = arrive + 120 + int(r() * 300)
         vit = mk_vitals(
             r,
@@ -994,6 +1002,10 @@ _OPERATING = {
 #: The shock the vitals of a severe dehydration show where it is first seen, before its fluids
 #: (a pulse of 97-110, a systolic pressure of 89-106 mmHg).
 HYPOVOLAEMIA = 0.45
+#: The shock the vitals of a tension pneumothorax show until the chest is drained (obstructive
+#: shock: a pulse of 101-113, a systolic pressure of 87-103 mmHg; lower with the shock of a
+#: bleed).
+OBSTRUCTION = 0.5
 #: The shock coded critical (from that level on; below it, severe).
 CRITICAL_SHOCK = 0.8
 #: A burn from this AIS on (20 % of the body surface, AIS 2005) is given intravenous fluids at

@@ -694,6 +694,20 @@ def t1_operated_late(p: Patient) -> bool:
     return False
 
 
+#: Tension pneumothorax (obstructive shock until the chest is drained).
+TENSION_PNEUMOTHORAX_CODE = inj.TENSION_PNEUMOTHORAX[0]
+
+
+def tension_pneumothorax_with_normal_circulation(p: Patient) -> bool:
+    """A tension pneumothorax is obstructive shock until the chest is drained: where it is first
+    seen, never a pulse below 90 with a systolic pressure of 110 mmHg or more (the normal
+    circulation shock_with_normal_circulation reads; ATLS: tachycardia and hypotension)."""
+    if not any(c.code == TENSION_PNEUMOTHORAX_CODE for c in p.conditions):
+        return False
+    first = next((v.vitals for v in p.visits if v.vitals is not None), None)
+    return first is not None and first.heart_rate < SHOCK_HR and first.systolic_bp >= SHOCK_SBP
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -741,6 +755,7 @@ RULES: dict[str, Rule] = {
     "fracture_not_imaged": fracture_not_imaged,
     "minor_condition_sent_home": minor_condition_sent_home,
     "t1_operated_late": t1_operated_late,
+    "tension_pneumothorax_with_normal_circulation": tension_pneumothorax_with_normal_circulation,
 }
 
 

@@ -134,6 +134,17 @@ def first_condition(**changes):
     return make
 
 
+def first_vitals(places: tuple[str, ...], **changes):
+    """A breaker: the first vitals taken at one of `places` changed (`changes` of their
+    fields)."""
+
+    def make(p) -> None:
+        first = next(v for v in p.visits if v.facility in places and v.vitals)
+        first.vitals = dataclasses.replace(first.vitals, **changes)
+
+    return make
+
+
 def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     """The review of stop 29: the seven rules added in 1.2.2 were only ever seen at zero; so are
     1.3.0's (held_at_role2_beyond_72h, penetrating_chest_without_drain,
@@ -258,16 +269,12 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         without(care.IV_FLUIDS),
     )
 
-    def breathing_normally(p) -> None:  # at the first facility that took vitals
-        first = next(v for v in p.visits if v.facility in theatre and v.vitals)
-        first.vitals = dataclasses.replace(first.vitals, respiratory_rate=16, spo2=98)
-
     _broken(
         patients,
         "severe_pneumonia_breathing_normally",
         lambda p: any(c.code == PNEUMONIA_CODE and c.severity in ("severe", "critical")
                       for c in p.conditions),
-        breathing_normally,
+        first_vitals(theatre, respiratory_rate=16, spo2=98),  # breathing normally
     )  # fmt: skip
 
     def relieved_at(facility: str):
@@ -313,16 +320,12 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     _broken(patients, "oxygen_without_hypoxaemia", sick_with("54150009"),
             given_at_the_first(care.OXYGEN))  # fmt: skip
 
-    def circulation_normal(p) -> None:  # at the first facility that took vitals
-        first = next(v for v in p.visits if v.facility in theatre and v.vitals)
-        first.vitals = dataclasses.replace(first.vitals, heart_rate=76, systolic_bp=124)
-
     _broken(
         patients,
         "severe_dehydration_with_normal_circulation",
         lambda p: any(c.code == DEHYDRATION_CODE and c.severity in ("severe", "critical")
                       for c in p.conditions),
-        circulation_normal,
+        first_vitals(theatre, heart_rate=76, systolic_bp=124),  # a normal circulation
     )  # fmt: skip
 
     def x_rayed_at_role2(p) -> bool:
@@ -364,14 +367,10 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
 
     _broken(patients, "t1_operated_late", operated_as_t1, operated_two_hours_later)
 
-    def first_circulation_normal(p) -> None:  # where first seen
-        first = next(v for v in p.visits if v.vitals)
-        first.vitals = dataclasses.replace(first.vitals, heart_rate=76, systolic_bp=124)
-
     _broken(
         patients,
         "tension_pneumothorax_with_normal_circulation",
         lambda p: p.outcome != "KIA" and any(c.code == TENSION_PNEUMOTHORAX_CODE
                                              for c in p.conditions),
-        first_circulation_normal,
+        first_vitals(("POI", *theatre), heart_rate=76, systolic_bp=124),  # where first seen
     )  # fmt: skip

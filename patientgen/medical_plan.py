@@ -114,9 +114,11 @@ DOCTRINE: dict[str, dict[str, int]] = {
 #: capacity (every preset, 20,000 patients; the largest kept): share reaching the role, hours of
 #: stay there, hours of a treatment team.
 ROLE_LOAD: dict[str, tuple[float, float, float]] = {
-    "R1": (0.99, 6.0, 0.25),
-    "R2": (0.75, 22.0, 0.25),  # Role 2 holds 72 hours at most (generator 1.3.0)
-    "R3": (0.60, 135.0, 0.20),  # stays of 3-7 days (moderate) or 5-20 (severe)
+    "R1": (0.99, 6.0, 0.28),
+    # Role 2 holds 72 hours at most (generator 1.3.0); a trauma team resuscitates, then the
+    # operating table takes over (1.4.0)
+    "R2": (0.75, 22.0, 0.18),
+    "R3": (0.60, 135.0, 0.18),  # stays of 3-7 days (moderate) or 5-20 (severe)
 }
 #: Share operated on, and operating-table hours each, by role.
 SURGERY_LOAD: dict[str, tuple[float, float]] = {"R2": (0.45, 1.1), "R3": (0.30, 0.9)}

@@ -39,6 +39,7 @@ from patientgen.generator.care import (
     PAIN_RELIEF,
     PRESSURE_DRESSING,
     SPLINT,
+    SURGERY_SECONDS,
     SUTURE,
     TOURNIQUET,
     TRANSFUSION,
@@ -948,8 +949,8 @@ def _treated(
         last = t
         if proc is PAIN_RELIEF:  # then the team's work, as without it
             t = tri + 60 + int(r() * 240)
-        elif proc in _OPERATING:
-            t += int(_OPERATING[proc] * (0.75 + 0.5 * r()))
+        elif proc[0] in SURGERY_SECONDS:
+            t += int(SURGERY_SECONDS[proc[0]] * (0.75 + 0.5 * r()))
         else:
             t += 180 + int(r() * 420)
     return last
@@ -993,12 +994,6 @@ def _stay_end(
     return last + 300 + int(median * exp(0.4 * NORMAL[int(r() * 4096)]))
 
 
-#: Seconds on the operating table of each surgical procedure, by its tuple
-#: (care.SURGERY_MINUTES); the other procedures are not surgical.
-_OPERATING = {
-    proc: care.SURGERY_MINUTES[proc[0]] * 60
-    for proc in (LAPAROTOMY, AMPUTATION, CRANIOTOMY, DEBRIDEMENT)
-}
 #: The shock the vitals of a severe dehydration show where it is first seen, before its fluids
 #: (a pulse of 97-110, a systolic pressure of 89-106 mmHg).
 HYPOVOLAEMIA = 0.45

@@ -51,6 +51,8 @@ SURGERY_MINUTES: dict[str, int] = {
     CRANIOTOMY[0]: 150,
     DEBRIDEMENT[0]: 45,
 }
+#: The same in seconds.
+SURGERY_SECONDS: dict[str, int] = {code: minutes * 60 for code, minutes in SURGERY_MINUTES.items()}
 
 # buddy aid (tourniquet, dressing, splint), and the medic's analgesia after triage
 _POI = {TOURNIQUET[0], PRESSURE_DRESSING[0], SPLINT[0], PAIN_RELIEF[0]}

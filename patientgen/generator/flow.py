@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from struct import Struct
 
-from patientgen.generator.care import SURGERY_MINUTES
+from patientgen.generator.care import SURGERY_SECONDS
 from patientgen.generator.patient import (
     Event,
     Outcome,
@@ -151,7 +151,7 @@ class Record:
         )
 
 
-_SURGICAL = frozenset(SURGERY_MINUTES)
+_SURGICAL = frozenset(SURGERY_SECONDS)
 
 
 def _minutes(seconds: int) -> float:
@@ -198,7 +198,7 @@ def skeleton(plan: Plan, p: Patient) -> Skeleton | None:
             if proc.code in _SURGICAL:
                 if surgery_at is None:
                     surgery_at = t
-                surgery_s += SURGERY_MINUTES[proc.code] * 60
+                surgery_s += SURGERY_SECONDS[proc.code]
         until = surgery_at if surgery_at is not None else last_proc + 600
         treat = min(max(until - triaged, TREAT_MIN), TREAT_MAX)
         if surgery_at is not None and triaged + treat > surgery_at:

@@ -20,7 +20,6 @@ from random import Random
 
 from patientgen.generator import injuries as inj
 from patientgen.generator.build import (
-    _OPERATING,
     Stay,
     _facilities,
     _first_aid,
@@ -29,6 +28,7 @@ from patientgen.generator.build import (
     _poi,
     _who,
 )
+from patientgen.generator.care import SURGERY_SECONDS
 from patientgen.generator.flow import AIR, GROUND, RANK, TREAT_MAX, TREAT_MIN
 from patientgen.generator.plan import Plan
 from patientgen.generator.rng import reseed, stream_seed
@@ -74,7 +74,7 @@ def add(plan: Plan, index: int, rng: Random, store: SkeletonStore) -> None:
         surgery_at = None
         surgery_s = 0
         for proc, t in done:
-            seconds = _OPERATING.get(proc)
+            seconds = SURGERY_SECONDS.get(proc[0])
             if seconds is not None:
                 if surgery_at is None:
                     surgery_at = t

@@ -373,13 +373,14 @@ def _treated_in_theatre(p: Patient) -> list[Visit]:
     reached one, or died at the first before any treatment (waiting for a team, under a
     medical plan)."""
     theatre = [v for v in p.visits if v.facility in THEATRE]
-    if theatre:
-        first = theatre[0]
-        if first.disposition == "died" and all(
-            pr.code == care.TRIAGE[0] for pr in first.procedures
-        ):
-            return []
+    if theatre and _dead_before_treatment(theatre[0]):
+        return []
     return theatre
+
+
+def _dead_before_treatment(v: Visit) -> bool:
+    """Whether the casualty died at visit `v` before any treatment there (its triage aside)."""
+    return v.disposition == "died" and all(pr.code == care.TRIAGE[0] for pr in v.procedures)
 
 
 def _given(visits: Iterable[Visit], procedure: tuple[str, str]) -> bool:
@@ -558,9 +559,7 @@ def pain_without_relief(p: Patient) -> bool:
         vit = v.vitals
         if vit is None or vit.pain < PAIN_RELIEF_FROM or v.facility == "R4":
             continue
-        if v.disposition == "died" and (
-            v.facility == "POI" or all(pr.code == care.TRIAGE[0] for pr in v.procedures)
-        ):
+        if v.disposition == "died" and (v.facility == "POI" or _dead_before_treatment(v)):
             continue  # killed in action, or dead waiting for treatment
         if not any(pr.code == care.PAIN_RELIEF[0] for pr in v.procedures):
             return True
@@ -582,19 +581,15 @@ def hypotension_without_resuscitation(p: Patient) -> bool:
         vit = v.vitals
         if v.facility not in ("R2", "R3") or vit is None or vit.systolic_bp >= HYPOTENSION_SBP:
             continue
-        if v.triage == "T4" or (
-            v.disposition == "died" and all(pr.code == care.TRIAGE[0] for pr in v.procedures)
-        ):
+        if v.triage == "T4" or _dead_before_treatment(v):
             continue
         if not any(pr.code in RESUSCITATION for pr in v.procedures):
             return True
     return False
 
 
-#: Infections of a virus (the injuries' VIRAL templates: an upper respiratory infection,
-#: influenza), and of bacteria (the other INFECTION templates: pneumonia, cellulitis, a urinary
-#: tract infection).
-VIRAL_INFECTIONS = frozenset(t[0] for t in inj.TEMPLATES if t[4] & inj.VIRAL)
+#: Infections of bacteria: the injuries' INFECTION templates but the VIRAL ones (pneumonia,
+#: cellulitis, a urinary tract infection; not an upper respiratory infection nor influenza).
 BACTERIAL_INFECTIONS = frozenset(
     t[0] for t in inj.TEMPLATES if t[4] & inj.INFECTION and not t[4] & inj.VIRAL
 )

@@ -201,6 +201,7 @@ def generate_command(
 
     settings = load_settings(database_url=database_url, data_dir=data_dir, chunk_size=size)
     ready_data_folder(settings)
+    earlier = _manifest_in(out) if out is not None else None
     with open_service(settings, check_storage=True) as service:
         if job_id is not None:
             job = service.resume(job_id)
@@ -209,12 +210,24 @@ def generate_command(
                 job, _ = service.submit(scenario, wanted, "local", output_dir=out)
             except ValueError as exc:  # the output folder (the service checks it)
                 fail(f"--out: {exc}")
-        _run_here(service, job)
+        _run_here(service, job, earlier)
 
 
-def _run_here(service: Any, job: Any) -> None:
+def _manifest_in(folder: Path) -> bytes | None:
+    """The manifest an earlier run left in an --out folder, if any."""
+    from patientgen.formats import manifest
+
+    try:
+        return (folder / manifest.FILE).read_bytes()
+    except OSError:
+        return None
+
+
+def _run_here(service: Any, job: Any, earlier: bytes | None = None) -> None:
     """Run `job` in this process with a progress bar (or follow it while a `serve` on the same
-    store runs it); print the result."""
+    store runs it); print the result, and say so when it replaced other files an earlier run
+    left in its --out folder (`earlier`: that run's manifest): a job that wrote them serves
+    nothing from then on."""
     import signal
     import threading
 
@@ -267,6 +280,12 @@ def _run_here(service: Any, job: Any) -> None:
         reason = job.error or (outcome or job.status).replace("_", " ")
         fail(f"job {job.job_id} {job.status.value}: {reason}", EXIT_FAILED)
     out = service.output_dir(job)
+    if earlier is not None and _manifest_in(out) != earlier:
+        err.print(
+            f"replaced the files an earlier run left in {out}: "
+            "the job that wrote them serves nothing from now on",
+            soft_wrap=True,  # one line, the path whole
+        )
     files = [OutputFile(**f) for f in job.output_files]
     total = job.config["scenario"]["total_patients"]
     name = job.config["scenario"]["name"]

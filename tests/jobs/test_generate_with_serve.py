@@ -83,6 +83,10 @@ def test_a_job_whose_out_folder_another_run_rewrote_serves_nothing_false(tmp_pat
                 made = svc.cli("generate", "--preset", "peacekeeping", "--patients", "6", *seed,
                                "--format", "csv,ndjson", "--out", str(out))  # fmt: skip
                 assert made.returncode == 0, made.stderr
+                # the second replaces the first's files and says so; the third writes the same
+                # bytes as the second, which stays readable: nothing to say
+                said = "replaced the files an earlier run left in" in made.stderr
+                assert said == (run == "second"), (run, made.stderr)
                 known = {str(j.job_id) for j in service.list(statuses=["completed"]).items}
                 (ids[run],) = known - set(ids.values())
             recorded = {

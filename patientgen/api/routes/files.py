@@ -213,15 +213,18 @@ async def _serve(request: Request, job: Any, name: str, *, download: bool) -> Re
     etag = f'"{entry.get("sha256")}"'
     headers = {"ETag": etag, "Cache-Control": "private, max-age=0, must-revalidate"}
     inm = request.headers.get("if-none-match")
-    if inm and (
-        inm.strip() == "*" or etag in [t.strip().removeprefix("W/") for t in inm.split(",")]
-    ):
-        return Response(status_code=304, headers=headers)
     files = state.service.files
     media_type = content_type(name, str(entry.get("format")))
     held = contextlib.ExitStack()  # the folder kept until the response is sent
     try:
+        # the folder first: a job whose --out files another run replaced answers 404, never a
+        # 304 that tells the client its copy of bytes the job no longer has is current
         folder = await _enter(held, files, files.reading_here(job))
+        if inm and (
+            inm.strip() == "*" or etag in [t.strip().removeprefix("W/") for t in inm.split(",")]
+        ):
+            held.close()
+            return Response(status_code=304, headers=headers)
         if folder is None:  # in object storage only
             held.close()
             url = None

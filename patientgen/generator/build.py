@@ -72,6 +72,7 @@ from patientgen.generator.injuries import (
     FRACTURE,
     GI,
     HEAD,
+    HEALS,
     INFECTION,
     MINOR_CUT,
     PENETRATING,
@@ -105,7 +106,6 @@ from patientgen.generator.timing import MassCasualtyEvent
 from patientgen.scenario import Category, Nation, TriageCategory
 
 LIMB_SET = frozenset(inj.LIMBS)
-_HEALS_IN_THEATRE = frozenset(inj.HEALS_IN_THEATRE)
 LIMB_OR_PELVIS = LIMB_SET | {"pelvis"}
 ABDOMEN_SET = frozenset(("abdomen", "pelvis"))
 SHOCK = ("27942005", CONDITIONS["27942005"])
@@ -182,7 +182,7 @@ class _Hurt:
     limb_fracture: bool
     max_ais: int
     mechanism: str | None
-    minor: bool  # every condition heals within days (injuries.HEALS_IN_THEATRE, AIS 2 at most)
+    minor: bool  # every condition heals within days (injuries' HEALS templates, AIS 2 at most)
     other_bleed: bool
     pain0: int
     shock: float
@@ -361,7 +361,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
             fluids = dry = True
         if f & INFECTION and not f & VIRAL:
             bacterial = True
-        if ais > 2 or template not in _HEALS_IN_THEATRE:
+        if ais > 2 or not f & HEALS:
             minor = False
         if template[0] == TENSION_PNEUMOTHORAX_CODE:
             tension = True
@@ -949,8 +949,8 @@ def _treated(
         last = t
         if proc is PAIN_RELIEF:  # then the team's work, as without it
             t = tri + 60 + int(r() * 240)
-        elif proc[0] in SURGERY_SECONDS:
-            t += int(SURGERY_SECONDS[proc[0]] * (0.75 + 0.5 * r()))
+        elif (operating := SURGERY_SECONDS.get(proc[0])) is not None:
+            t += int(operating * (0.75 + 0.5 * r()))
         else:
             t += 180 + int(r() * 420)
     return last

@@ -650,13 +650,13 @@ def fracture_not_imaged(p: Patient) -> bool:
     return False
 
 
-#: Conditions that heal within days when at most moderate (injuries.HEALS_IN_THEATRE).
-HEALS_IN_THEATRE = frozenset(t[0] for t in inj.HEALS_IN_THEATRE)
+#: Conditions that heal within days when at most moderate (the injuries' HEALS templates).
+HEALS_IN_THEATRE = frozenset(t[0] for t in inj.TEMPLATES if t[4] & inj.HEALS)
 
 
 def minor_condition_sent_home(p: Patient) -> bool:
     """A casualty whose conditions all heal within days (a cut, a bruise, a sprain, a cold,
-    gastroenteritis, a moderate dehydration...: injuries.HEALS_IN_THEATRE, at most moderate) is
+    gastroenteritis, a moderate dehydration...: the injuries' HEALS templates, at most moderate) is
     treated in theatre and returns to duty, never evacuated home: the theatre evacuation policy
     holds every casualty who can return to duty within it (AJP-4.10)."""
     return p.outcome == "EVACUATED_R4" and all(

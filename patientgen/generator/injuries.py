@@ -40,6 +40,9 @@ RESPIRATORY = 2048
 PSYCH = 4096
 GI = 8192
 VIRAL = 16384  # an infection of a virus: no antibiotics
+# Heals within days when at most moderate (AIS 2): the theatre's evacuation policy holds a
+# casualty who can return to duty within it (AJP-4.10): treated in theatre, never flown home.
+HEALS = 32768
 
 LIMBS = ("left_upper_limb", "right_upper_limb", "left_lower_limb", "right_lower_limb")
 LOWER_LIMBS = ("left_lower_limb", "right_lower_limb")
@@ -93,14 +96,14 @@ FRAGMENT_HEAD = _t("125670008", 2, 5, BLEED | WOUND | PENETRATING | HEAD)
 FRAGMENT_TRUNK = _t("125670008", 2, 4, BLEED | WOUND | PENETRATING)
 FRAGMENT_FACE = _t("125670008", 1, 2, WOUND | PENETRATING)
 FRAGMENT_EYE = _t("125670008", 2, 3, WOUND | PENETRATING)
-LACERATION = _t("312608009", 1, 2, BLEED | MINOR_CUT)
-CONTUSION = _t("125667009", 1, 2)
-CONTUSION_ABDOMEN = _t("125667009", 2, 3, BLEED)
+LACERATION = _t("312608009", 1, 2, BLEED | MINOR_CUT | HEALS)
+CONTUSION = _t("125667009", 1, 2, HEALS)
+CONTUSION_ABDOMEN = _t("125667009", 2, 3, BLEED | HEALS)
 FRACTURE_FACE_RIB = _t("125605004", 2, 3, FRACTURE)
 OPEN_FRACTURE = _t("397181002", 2, 3, BLEED | WOUND | FRACTURE | PENETRATING)
 CLOSED_FRACTURE = _t("423125000", 2, 3, FRACTURE)
 AMPUTATION_LIMB = _t("262595009", 3, 5, BLEED | WOUND | AMPUTATION)
-BURN_1 = _t("403190006", 1, 1, BURN)
+BURN_1 = _t("403190006", 1, 1, BURN | HEALS)
 BURN_2 = _t("403191005", 2, 3, BURN | WOUND)
 BURN_3 = _t("403192003", 3, 5, BURN | WOUND)
 CRUSH = _t("125665001", 2, 4, FRACTURE)
@@ -117,8 +120,8 @@ BULLET_LIMB = _t("262574004", 2, 3, BLEED | WOUND | PENETRATING)
 BULLET_HEAD = _t("262574004", 4, 6, BLEED | WOUND | PENETRATING | HEAD)
 BULLET_TRUNK = _t("262574004", 3, 5, BLEED | WOUND | PENETRATING)
 SPINAL_CORD = _t("1734006", 4, 5, SPINE | FRACTURE)
-SPRAIN_ANKLE = _t("44465007", 1, 1)
-LOW_BACK_PAIN = _t("279039007", 1, 1)
+SPRAIN_ANKLE = _t("44465007", 1, 1, HEALS)
+LOW_BACK_PAIN = _t("279039007", 1, 1, HEALS)
 
 Table = tuple[tuple[Template, ...], list[float]]
 
@@ -239,12 +242,12 @@ NBI_TABLES: dict[str, NbiTable] = {
 }  # fmt: skip
 
 PNEUMONIA = _t("233604007", 2, 4, INFECTION | RESPIRATORY)
-DEHYDRATION = _t("34095006", 1, 3, GI)
-UPPER_RESPIRATORY_INFECTION = _t("54150009", 1, 2, INFECTION | RESPIRATORY | VIRAL)
-INFLUENZA = _t("6142004", 1, 2, INFECTION | RESPIRATORY | VIRAL)
-GASTROENTERITIS = _t("25374005", 1, 2, GI)
-CELLULITIS = _t("128045006", 1, 2, INFECTION)
-URINARY_TRACT_INFECTION = _t("68566005", 1, 2, INFECTION)
+DEHYDRATION = _t("34095006", 1, 3, GI | HEALS)
+UPPER_RESPIRATORY_INFECTION = _t("54150009", 1, 2, INFECTION | RESPIRATORY | VIRAL | HEALS)
+INFLUENZA = _t("6142004", 1, 2, INFECTION | RESPIRATORY | VIRAL | HEALS)
+GASTROENTERITIS = _t("25374005", 1, 2, GI | HEALS)
+CELLULITIS = _t("128045006", 1, 2, INFECTION | HEALS)
+URINARY_TRACT_INFECTION = _t("68566005", 1, 2, INFECTION | HEALS)
 
 #: Disease (code, display, ais low, ais high, flags) with relative frequency.
 DISEASES: tuple[tuple[Template, float], ...] = (
@@ -342,14 +345,3 @@ def iss(injuries: list[Injury]) -> int:
     if top and top[0] >= 6:
         return 75
     return sum(a * a for a in top)
-
-
-#: Conditions that heal within days when at most moderate (AIS 2): a cut, a bruise, a sprain, a
-#: sore back, a first-degree burn, a cold, influenza, gastroenteritis, dehydration, cellulitis, a
-#: urinary tract infection. The theatre's evacuation policy holds a casualty who can return to
-#: duty within it (AJP-4.10): such a casualty is treated in theatre, never flown home.
-HEALS_IN_THEATRE: tuple[Template, ...] = (
-    LACERATION, CONTUSION, CONTUSION_ABDOMEN, SPRAIN_ANKLE, LOW_BACK_PAIN, BURN_1,
-    UPPER_RESPIRATORY_INFECTION, INFLUENZA, GASTROENTERITIS, DEHYDRATION, CELLULITIS,
-    URINARY_TRACT_INFECTION,
-)  # fmt: skip

@@ -374,3 +374,11 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
                                              for c in p.conditions),
         first_vitals(("POI", *theatre), heart_rate=76, systolic_bp=124),  # where first seen
     )  # fmt: skip
+
+    # an older rule, its check now shared with the two above (_circulation_normal)
+    _broken(
+        patients,
+        "shock_with_normal_circulation",
+        lambda p: p.outcome != "KIA" and any(c.code == "27942005" for c in p.conditions),
+        first_vitals(("POI", *theatre), heart_rate=70, systolic_bp=125),
+    )

@@ -220,10 +220,25 @@ def shock_with_normal_circulation(p: Patient) -> bool:
                 if v.vitals is not None and v.vitals.taken_at >= c.onset:
                     first = v.vitals
                     break
-            return (
-                first is not None and first.systolic_bp >= SHOCK_SBP and first.heart_rate < SHOCK_HR
-            )
+            return _circulation_normal(first)
     return False
+
+
+def _circulation_normal(vit: Vitals | None) -> bool:
+    """Vitals that exclude shock: a systolic pressure of SHOCK_SBP or more and a pulse below
+    SHOCK_HR (False without vitals)."""
+    return vit is not None and vit.systolic_bp >= SHOCK_SBP and vit.heart_rate < SHOCK_HR
+
+
+def _first_vitals(p: Patient, places: tuple[str, ...] = ("POI", *THEATRE)) -> Vitals | None:
+    """The first vitals taken at one of `places` (where first seen: the point of injury, else
+    the first theatre facility), None when none were."""
+    return next((v.vitals for v in p.visits if v.facility in places and v.vitals), None)
+
+
+def _has_severe(p: Patient, code: str) -> bool:
+    """Whether condition `code` is among the patient's, severe or critical."""
+    return any(c.code == code and c.severity in SEVERE for c in p.conditions)
 
 
 def _can_kill(p: Patient) -> bool:
@@ -537,9 +552,9 @@ def severe_pneumonia_breathing_normally(p: Patient) -> bool:
     """A severe pneumonia is breathless where it is first seen: a breathing rate above 20 or a
     saturation below 95 %, never both normal (NEWS2 scores a rate from 21 breaths a minute and
     a saturation below 96 %; the criteria of a severe pneumonia, CURB-65's, start at 30)."""
-    if not any(c.code == PNEUMONIA_CODE and c.severity in SEVERE for c in p.conditions):
+    if not _has_severe(p, PNEUMONIA_CODE):
         return False
-    first = next((v.vitals for v in p.visits if v.facility in THEATRE and v.vitals), None)
+    first = _first_vitals(p, THEATRE)
     return first is not None and first.respiratory_rate <= 20 and first.spo2 >= 95
 
 
@@ -625,10 +640,7 @@ def severe_dehydration_with_normal_circulation(p: Patient) -> bool:
     """A severe dehydration (WHO: severe, plan C) is hypovolaemic where it is first seen: never a
     pulse below 90 with a systolic pressure of 110 mmHg or more (the normal circulation
     shock_with_normal_circulation reads)."""
-    if not any(c.code == DEHYDRATION_CODE and c.severity in SEVERE for c in p.conditions):
-        return False
-    first = next((v.vitals for v in p.visits if v.facility in THEATRE and v.vitals), None)
-    return first is not None and first.heart_rate < SHOCK_HR and first.systolic_bp >= SHOCK_SBP
+    return _has_severe(p, DEHYDRATION_CODE) and _circulation_normal(_first_vitals(p, THEATRE))
 
 
 #: Fractures (the injuries' FRACTURE templates: closed, open, crushed, of the spine), and what
@@ -697,10 +709,8 @@ def tension_pneumothorax_with_normal_circulation(p: Patient) -> bool:
     """A tension pneumothorax is obstructive shock until the chest is drained: where it is first
     seen, never a pulse below 90 with a systolic pressure of 110 mmHg or more (the normal
     circulation shock_with_normal_circulation reads; ATLS: tachycardia and hypotension)."""
-    if not any(c.code == TENSION_PNEUMOTHORAX_CODE for c in p.conditions):
-        return False
-    first = next((v.vitals for v in p.visits if v.vitals is not None), None)
-    return first is not None and first.heart_rate < SHOCK_HR and first.systolic_bp >= SHOCK_SBP
+    tension = any(c.code == TENSION_PNEUMOTHORAX_CODE for c in p.conditions)
+    return tension and _circulation_normal(_first_vitals(p))
 
 
 Rule = Callable[[Patient], bool]

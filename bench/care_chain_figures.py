@@ -6,7 +6,15 @@
 2. The 2-day mass-casualty drill under unlimited, ample and starved plans (the tests' plans,
    tests/care_chain_support.py), as summary.json reports it: the DOW rate (`pct_dow`), the p90
    wait to surgery and for a lift, the share of deaths with a delay cause (the table of
-   docs/care-chain.md).
+   docs/care-chain.md), and its starved plan over seeds 1-6 (how much its p90 moves).
+3. 10-1-2 on the records: of the immediate (T1) battle casualties operated on at Role 2 or 3,
+   the share on the table within 2 hours of wounding, by route (flown from the point of injury
+   to Role 2, or taken through Role 1), the median hours from wounding, and the minutes from the
+   triage there to the first operation (docs/care-chain.md, "10-1-2 in the records"; the rule
+   t1_operated_late).
+4. The planning factors of medical_plan.ROLE_LOAD as measured on the generator's own paths with
+   unlimited capacity (every preset; the largest kept): share reaching each role, hours of stay
+   there, hours of a treatment team.
 
 Counts, not times: the figures depend only on the generator, so one run is enough.
 
@@ -26,8 +34,14 @@ import orjson
 # the repository first, for the tests' plans (tests/care_chain_support.py)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import statistics
+from collections import defaultdict
+
 from patientgen.formats import bundle
 from patientgen.generator import GENERATOR_VERSION, generate
+from patientgen.generator.care import SURGERY_MINUTES
+from patientgen.generator.flow import skeleton
+from patientgen.generator.plan import plan_for
 from patientgen.scenario import PRESETS, Scenario
 from tests.care_chain_support import drill
 
@@ -62,6 +76,78 @@ def drill_row(size: str, out: Path) -> str:
     return f"| {size} | {dow:.2%} | {p90('surgery')} | {p90('evacuation')} | {delayed} |"
 
 
+def starved_over_seeds(out: Path) -> str:
+    """The starved drill's p90 wait to surgery and DOW rate over seeds 1-6: their ranges."""
+    waits, dows = [], []
+    for seed in range(1, 7):
+        folder = out / f"seed-{seed}"
+        bundle.write_all(drill("starved").model_copy(update={"seed": seed}), ["ndjson"], folder,
+                         chunk_size=400)  # fmt: skip
+        summary = orjson.loads((folder / "summary.json").read_bytes())
+        waits.append(summary["care_chain"]["wait_percentiles_minutes"]["surgery"]["p90"])
+        dows.append(summary["battle_injury"]["pct_dow"])
+    return (
+        f"starved, seeds 1-6: p90 wait to surgery {min(waits):,.0f}-{max(waits):,.0f} min, "
+        f"DOW {min(dows):.1%}-{max(dows):.1%}"
+    )
+
+
+def ten_one_two(preset: str, patients: int) -> str:
+    """Immediate battle casualties operated on at Role 2 or 3 (unlimited capacity): within 2 h
+    of wounding, overall and by route; median hours from wounding; minutes triage -> table."""
+    data = PRESETS[preset].scenario.model_dump(mode="json")
+    scenario = Scenario.model_validate({**data, "total_patients": patients})
+    hours: dict[str, list[float]] = {"flown to Role 2": [], "through Role 1": []}
+    to_table: list[float] = []
+    for p in generate(scenario):
+        if p.category != "battle_injury" or p.triage != "T1" or p.outcome == "KIA":
+            continue
+        for v in p.visits:
+            operated = [x.performed_at for x in v.procedures if x.code in SURGERY_MINUTES]
+            if v.facility in ("R2", "R3") and operated and v.vitals is not None:
+                route = "through Role 1" if p.visits[1].facility == "R1" else "flown to Role 2"
+                hours[route].append((operated[0] - p.injured_at).total_seconds() / 3600)
+                to_table.append((operated[0] - v.vitals.taken_at).total_seconds() / 60)
+                break
+    every = [h for route in hours.values() for h in route]
+    if not every:
+        return f"  {preset}: no immediate casualty operated on"
+
+    def within(xs: list[float]) -> str:
+        return f"{sum(x <= 2 for x in xs) / len(xs):.0%}" if xs else "—"
+
+    routes = ", ".join(f"{route} {within(xs)} (of {len(xs):,})" for route, xs in hours.items())
+    deciles = statistics.quantiles(to_table, n=10)
+    return (
+        f"  {preset}: {within(every)} within 2 h, median {statistics.median(every):.1f} h; "
+        f"{routes}; triage to table p50 {statistics.median(to_table):.0f} min, "
+        f"p90 {deciles[-1]:.0f}"
+    )
+
+
+def role_load(patients: int) -> dict[str, tuple[float, float, float]]:
+    """ROLE_LOAD measured: per role, the largest over the presets of (share of casualties
+    reaching it, mean hours of stay, mean hours of a treatment team)."""
+    largest: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    for preset in sorted(PRESETS):
+        data = PRESETS[preset].scenario.model_dump(mode="json")
+        scenario = Scenario.model_validate({**data, "total_patients": patients})
+        plan = plan_for(scenario)
+        visits: dict[str, int] = defaultdict(int)
+        stay: dict[str, float] = defaultdict(float)
+        team: dict[str, float] = defaultdict(float)
+        for p in generate(scenario):
+            sk = skeleton(plan, p)
+            for stage in sk.stages if sk is not None else ():
+                visits[stage.role] += 1
+                stay[stage.role] += (stage.leave - stage.arrive) / 3600
+                team[stage.role] += stage.treat_s / 3600
+        for role, n in visits.items():
+            measured = (n / patients, stay[role] / n, team[role] / n)
+            largest[role] = [max(a, b) for a, b in zip(largest[role], measured, strict=True)]
+    return {role: (a, b, c) for role, (a, b, c) in sorted(largest.items())}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=20_000, help="patients a preset")
@@ -81,6 +167,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for size in ("unlimited", "ample", "starved"):
             print(drill_row(size, Path(tmp) / size))
+        print("\n" + starved_over_seeds(Path(tmp)))
+    print("\n10-1-2: immediate battle casualties operated on at Role 2 or 3 (unlimited capacity):")
+    for preset in ("high-intensity-defence", "mass-casualty-drill", "urban-assault"):
+        print(ten_one_two(preset, args.patients))
+    print("\nROLE_LOAD measured (share reaching the role, hours there, hours of a team):")
+    for role, (share, stay, team) in role_load(args.patients).items():
+        print(f"  {role}: ({share:.3f}, {stay:.2f}, {team:.3f})")
 
 
 if __name__ == "__main__":

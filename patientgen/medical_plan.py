@@ -111,10 +111,11 @@ DOCTRINE: dict[str, dict[str, int]] = {
            "holding_beds": 100},
 }  # fmt: skip
 #: Planning factors per casualty of a front, measured on the generator's own paths with unlimited
-#: capacity (every preset, 20,000 patients; the largest kept): share reaching the role, hours of
-#: stay there, hours of a treatment team.
+#: capacity (every preset, 20,000 patients; the largest kept, rounded up; bench/
+#: care_chain_figures.py measures them): share reaching the role, hours of stay there, hours of
+#: a treatment team.
 ROLE_LOAD: dict[str, tuple[float, float, float]] = {
-    "R1": (0.99, 6.0, 0.28),
+    "R1": (0.99, 6.1, 0.28),
     # Role 2 holds 72 hours at most (generator 1.3.0); a trauma team resuscitates, then the
     # operating table takes over (1.4.0)
     "R2": (0.75, 22.0, 0.18),

@@ -525,14 +525,15 @@ def _poi(
     triage = triage_first(hurt.triage, vit, r)
     if timeline is not None:
         timeline.append(Event(at, "triaged", "POI", triage))
+    medic_done = tri
     if vit.pain >= PAIN_RELIEF_FROM:
-        tri += 60 + int(r() * 180)
+        medic_done = tri + 60 + int(r() * 180)
         done |= RELIEVED
         if timeline is not None:
-            when = _fts(base + tri, UTC)
+            when = _fts(base + medic_done, UTC)
             procedures.append(Procedure(PAIN_RELIEF[0], PAIN_RELIEF[1], when))
             timeline.append(Event(when, "treated", "POI", PAIN_RELIEF[1]))
-    return triage, vit, procedures, tri, done
+    return triage, vit, procedures, medic_done, done
 
 
 def _path(

@@ -154,7 +154,8 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     hypotension_without_resuscitation, antibiotics_for_a_viral_infection,
     oxygen_without_hypoxaemia, severe_dehydration_with_normal_circulation,
     fracture_not_imaged, minor_condition_sent_home, t1_operated_late,
-    tension_pneumothorax_with_normal_circulation) but for this test."""
+    tension_pneumothorax_with_normal_circulation) and 1.5.0's
+    (tension_pneumothorax_not_decompressed) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -374,6 +375,29 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
                                              for c in p.conditions),
         first_vitals(("POI", *theatre), heart_rate=76, systolic_bp=124),  # where first seen
     )  # fmt: skip
+
+    # 1.5.0: the medic decompresses a tension pneumothorax at the point of injury
+    _broken(
+        patients,
+        "tension_pneumothorax_not_decompressed",
+        lambda p: p.outcome != "KIA" and care.NEEDLE_DECOMPRESSION[0] in _codes(p),
+        without(care.NEEDLE_DECOMPRESSION),
+    )
+
+    def decompressed_late(p) -> None:
+        poi = p.visits[0]
+        poi.procedures = [
+            dataclasses.replace(pr, performed_at=pr.performed_at + datetime.timedelta(minutes=5))
+            if pr.code == care.NEEDLE_DECOMPRESSION[0] else pr
+            for pr in poi.procedures
+        ]  # fmt: skip
+
+    _broken(
+        patients,
+        "tension_pneumothorax_not_decompressed",
+        lambda p: p.outcome != "KIA" and care.NEEDLE_DECOMPRESSION[0] in _codes(p),
+        decompressed_late,
+    )
 
     # an older rule, its check now shared with the two above (_circulation_normal)
     _broken(

@@ -35,6 +35,7 @@ from patientgen.generator.care import (
     INTUBATION,
     IV_FLUIDS,
     LAPAROTOMY,
+    NEEDLE_DECOMPRESSION,
     OXYGEN,
     PAIN_RELIEF,
     PRESSURE_DRESSING,
@@ -487,6 +488,12 @@ def _killed(
             r, at, max(hurt.shock, 0.8), hurt.gcs0, hurt.chest, False, False, hurt.pain0
         )
         timeline.append(Event(at, "triaged", "POI", triage))
+        if triage == "T1" and hurt.tension:  # the medic decompresses the chest, if in time
+            decompressed = _decompression(r, tri)
+            if decompressed < death:
+                when = _fts(base + decompressed, UTC)
+                procedures.append(Procedure(NEEDLE_DECOMPRESSION[0], NEEDLE_DECOMPRESSION[1], when))
+                timeline.append(Event(when, "treated", "POI", NEEDLE_DECOMPRESSION[1]))
     died_at = _fts(base + death, UTC)
     timeline.append(Event(died_at, "died", "POI", None))
     visit = Visit("POI", who.front.poi_id, injured_at, None, triage, vit, procedures, "died", None)
@@ -502,10 +509,11 @@ def _poi(
     done: int,
     timeline: list[Event] | None,
 ) -> tuple[TriageCategory, Vitals, list[Procedure], int, int]:
-    """Buddy aid, then the medic's vitals and triage, and the medic's pain relief for moderate or
-    severe pain (TCCC): (triage, vitals, procedures, seconds of the medic's last act, `done`
-    with RELIEVED when relieved). Without a timeline (no records): no procedures, and the
-    vitals' time is NO_TIME."""
+    """Buddy aid, then the medic's vitals and triage, a needle decompression of a tension
+    pneumothorax (unless expectant) and pain relief for moderate or severe pain (TCCC, in the
+    order of MARCH: respiration before pain): (triage, vitals, procedures, seconds of the
+    medic's last act, `done` with DECOMPRESSED and RELIEVED when done). Without a timeline (no
+    records): no procedures, and the vitals' time is NO_TIME."""
     base = who.base
     procedures = []
     last = -1
@@ -526,14 +534,27 @@ def _poi(
     if timeline is not None:
         timeline.append(Event(at, "triaged", "POI", triage))
     medic_done = tri
+    if hurt.tension and triage != "T4":
+        medic_done = _decompression(r, tri)
+        done |= DECOMPRESSED
+        if timeline is not None:
+            when = _fts(base + medic_done, UTC)
+            procedures.append(Procedure(NEEDLE_DECOMPRESSION[0], NEEDLE_DECOMPRESSION[1], when))
+            timeline.append(Event(when, "treated", "POI", NEEDLE_DECOMPRESSION[1]))
     if vit.pain >= PAIN_RELIEF_FROM:
-        medic_done = tri + 60 + int(r() * 180)
+        medic_done = medic_done + 60 + int(r() * 180)
         done |= RELIEVED
         if timeline is not None:
             when = _fts(base + medic_done, UTC)
             procedures.append(Procedure(PAIN_RELIEF[0], PAIN_RELIEF[1], when))
             timeline.append(Event(when, "treated", "POI", PAIN_RELIEF[1]))
     return triage, vit, procedures, medic_done, done
+
+
+def _decompression(r: Callable[[], float], triaged: int) -> int:
+    """When the medic decompresses a tension pneumothorax: 30 s to 2 min after the triage
+    (coherence.DECOMPRESSION_WITHIN)."""
+    return triaged + 30 + int(r() * 90)
 
 
 def _path(
@@ -714,7 +735,7 @@ def _facilities(
         s_here = 0.8 if dies and final and s_now < 0.8 else s_now
         if k == 0 and hurt.dry and s_here < HYPOVOLAEMIA:  # before its fluids
             s_here = HYPOVOLAEMIA
-        elif hurt.tension and not once & CHEST_DRAINED and s_here < OBSTRUCTION:
+        elif hurt.tension and not once & (CHEST_DRAINED | DECOMPRESSED) and s_here < OBSTRUCTION:
             s_here = OBSTRUCTION
         tri = arrive + 120 + int(r() * 300)
         vit = mk_vitals(
@@ -777,8 +798,11 @@ def _facilities(
 
 
 # What is done once along the chain, whichever facility does it first (the flags of `once`).
-# RELIEVED: pain relief at the point of injury (each facility relieves pain again, as needed).
-CONTROLLED, INTUBATED, CHEST_DRAINED, SPLINTED, ANTIBIOTICS_GIVEN, RELIEVED = 1, 2, 4, 8, 16, 32
+# RELIEVED: pain relief at the point of injury (each facility relieves pain again, as needed);
+# DECOMPRESSED: a tension pneumothorax decompressed at the point of injury (the obstruction is
+# relieved; the chest is drained at the first facility).
+CONTROLLED, INTUBATED, CHEST_DRAINED, SPLINTED, ANTIBIOTICS_GIVEN = 1, 2, 4, 8, 16
+RELIEVED, DECOMPRESSED = 32, 64
 
 
 def _departure(who: _Who, triage: TriageCategory, last: int, r: Callable[[], float]) -> int:
@@ -998,7 +1022,7 @@ def _stay_end(
 #: The shock the vitals of a severe dehydration show where it is first seen, before its fluids
 #: (a pulse of 97-110, a systolic pressure of 89-106 mmHg).
 HYPOVOLAEMIA = 0.45
-#: The shock the vitals of a tension pneumothorax show until the chest is drained (obstructive
+#: The shock the vitals of a tension pneumothorax show until decompressed or drained (obstructive
 #: shock: a pulse of 101-113, a systolic pressure of 87-103 mmHg; lower with the shock of a
 #: bleed).
 OBSTRUCTION = 0.5

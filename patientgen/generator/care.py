@@ -43,6 +43,7 @@ REHABILITATION = ("52052004", PROCEDURES["52052004"])
 IV_FLUIDS = ("281800008", PROCEDURES["281800008"])
 PAIN_RELIEF = ("278414003", PROCEDURES["278414003"])
 X_RAY = ("168537006", PROCEDURES["168537006"])
+NEEDLE_DECOMPRESSION = ("1290622004", PROCEDURES["1290622004"])
 
 #: Length of each surgical procedure on the operating table (minutes; docs/care-chain.md).
 SURGERY_MINUTES: dict[str, int] = {
@@ -54,8 +55,9 @@ SURGERY_MINUTES: dict[str, int] = {
 #: The same in seconds.
 SURGERY_SECONDS: dict[str, int] = {code: minutes * 60 for code, minutes in SURGERY_MINUTES.items()}
 
-# buddy aid (tourniquet, dressing, splint), and the medic's analgesia after triage
-_POI = {TOURNIQUET[0], PRESSURE_DRESSING[0], SPLINT[0], PAIN_RELIEF[0]}
+# buddy aid (tourniquet, dressing, splint), and the medic's after the triage: a needle
+# decompression of a tension pneumothorax, analgesia
+_POI = {TOURNIQUET[0], PRESSURE_DRESSING[0], SPLINT[0], NEEDLE_DECOMPRESSION[0], PAIN_RELIEF[0]}
 _R1 = _POI | {
     TRIAGE[0], HEMORRHAGE_CONTROL[0], CHEST_DRAIN[0], INTUBATION[0], OXYGEN[0],
     ANTIBIOTICS[0], SUTURE[0], WOUND_CARE[0], IV_FLUIDS[0],

@@ -115,6 +115,10 @@ PROCEDURES: dict[str, str] = {
     # (procedure)"; an oncology IG's "Hydration")
     "278414003": "Pain management",  # IGs ("Pain management (procedure)")
     "168537006": "Plain X-ray",  # IG ValueSets ("Plain X-ray (procedure)")
+    # a trauma-registry IG's breathing intervention (FSH: "Needle chest decompression for tension
+    # pneumothorax (procedure)"); a public terminology browser: international core module, has
+    # focus tension pneumothorax
+    "1290622004": "Needle chest decompression for tension pneumothorax",
 }
 
 # --- SNOMED CT: mechanisms (events) -------------------------------------------------------------

@@ -713,6 +713,31 @@ def tension_pneumothorax_with_normal_circulation(p: Patient) -> bool:
     return tension and _circulation_normal(_first_vitals(p))
 
 
+#: How soon after the triage at the point of injury the medic decompresses a tension pneumothorax.
+DECOMPRESSION_WITHIN = timedelta(minutes=2)
+
+
+def tension_pneumothorax_not_decompressed(p: Patient) -> bool:
+    """A tension pneumothorax found by the medic at the point of injury is decompressed there,
+    within two minutes of the triage, with a needle (TCCC, tactical field care: the medic treats
+    a suspected tension pneumothorax by needle decompression, before the casualty moves; the
+    chest drain follows at the first facility), unless the casualty is expectant or dies before
+    the medic could have done it."""
+    if not any(c.code == TENSION_PNEUMOTHORAX_CODE for c in p.conditions):
+        return False
+    poi = p.visits[0] if p.visits and p.visits[0].facility == "POI" else None
+    if poi is None or poi.triage in (None, "T4") or poi.vitals is None:
+        return False
+    triaged = poi.vitals.taken_at
+    if poi.disposition == "died" and p.outcome_at - triaged <= DECOMPRESSION_WITHIN:
+        return False
+    return not any(
+        pr.code == care.NEEDLE_DECOMPRESSION[0]
+        and timedelta(0) <= pr.performed_at - triaged <= DECOMPRESSION_WITHIN
+        for pr in poi.procedures
+    )
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -761,6 +786,7 @@ RULES: dict[str, Rule] = {
     "minor_condition_sent_home": minor_condition_sent_home,
     "t1_operated_late": t1_operated_late,
     "tension_pneumothorax_with_normal_circulation": tension_pneumothorax_with_normal_circulation,
+    "tension_pneumothorax_not_decompressed": tension_pneumothorax_not_decompressed,
 }
 
 

@@ -256,12 +256,23 @@ def test_kill9_of_a_helper_holding_a_chunk(shared, tmp_path, reference):
         with _two_hosts(service, paced, tmp_path) as (job, owner, helper, host_b):
             scratch = host_b.data_dir / "jobs" / ".scratch"
 
-            def writing() -> int | None:  # its claim taken and its scratch folder made
+            def caught_writing() -> int | None:
+                """The helper stopped (SIGSTOP) while it holds a claim, its scratch folder made,
+                and has not recorded the chunk: the claim is still there once it is stopped. A
+                helper that recorded it between the two looks (its chunk is small: on a loaded
+                machine the kill came after the record, once) goes on, and is caught at a later
+                chunk."""
                 held = _held_by(shared.database_url, job.job_id, helper.proc.pid)
-                return held if held is not None and any(scratch.glob("*")) else None
+                if held is None or not any(scratch.glob("*")):
+                    return None
+                os.killpg(helper.proc.pid, signal.SIGSTOP)
+                if _held_by(shared.database_url, job.job_id, helper.proc.pid) == held:
+                    return held
+                os.killpg(helper.proc.pid, signal.SIGCONT)
+                return None
 
-            held = wait_until(writing, timeout=60)
-            helper.kill_group()
+            held = wait_until(caught_writing, timeout=60)
+            helper.kill_group()  # -9 while it holds chunk `held`, unrecorded
             final = _finished(service, shared, job.job_id)
         _assert_clean(shared, final, reference, shared.data_dir)
         assert held in _writers([owner], job.job_id)[0]  # written again, by the owner

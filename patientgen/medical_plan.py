@@ -115,7 +115,7 @@ DOCTRINE: dict[str, dict[str, int]] = {
 #: care_chain_figures.py measures them): share reaching the role, hours of stay there, hours of
 #: a treatment team.
 ROLE_LOAD: dict[str, tuple[float, float, float]] = {
-    "R1": (0.99, 6.1, 0.28),
+    "R1": (0.99, 6.2, 0.28),  # a concussion rests 24 hours, at Role 1 (1.6.0)
     # Role 2 holds 72 hours at most (generator 1.3.0); a trauma team resuscitates, then the
     # operating table takes over (1.4.0)
     "R2": (0.75, 22.0, 0.18),

@@ -16,6 +16,7 @@ import pytest
 
 from patientgen.generator import care, generate
 from patientgen.generator.coherence import (
+    BRAIN_INJURIES,
     DEATHS,
     DEEP_BURNS,
     DEHYDRATION_CODE,
@@ -25,6 +26,7 @@ from patientgen.generator.coherence import (
     OPEN_FRACTURE_CODE,
     PNEUMONIA_CODE,
     RULES,
+    SURGICAL,
     TENSION_PNEUMOTHORAX_CODE,
     count_violations,
     violations,
@@ -154,8 +156,10 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     hypotension_without_resuscitation, antibiotics_for_a_viral_infection,
     oxygen_without_hypoxaemia, severe_dehydration_with_normal_circulation,
     fracture_not_imaged, minor_condition_sent_home, t1_operated_late,
-    tension_pneumothorax_with_normal_circulation) and 1.5.0's
-    (tension_pneumothorax_not_decompressed) but for this test."""
+    tension_pneumothorax_with_normal_circulation), 1.5.0's
+    (tension_pneumothorax_not_decompressed) and 1.6.0's (role3_operated_before_ct,
+    concussion_returned_within_24h, moderate_brain_injury_returned_to_duty) but for this
+    test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -397,6 +401,56 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         "tension_pneumothorax_not_decompressed",
         lambda p: p.outcome != "KIA" and care.NEEDLE_DECOMPRESSION[0] in _codes(p),
         decompressed_late,
+    )
+
+    # 1.6.0: Role 3 scans before it operates; a brain injury rests, or goes home
+    def scanned_last(p) -> None:
+        r3 = next(v for v in p.visits if v.facility == "R3")
+        late = max(pr.performed_at for pr in r3.procedures) + datetime.timedelta(minutes=5)
+        r3.procedures = [
+            dataclasses.replace(pr, performed_at=late) if pr.code == care.CT_SCAN[0] else pr
+            for pr in r3.procedures
+        ]
+
+    _broken(
+        patients,
+        "role3_operated_before_ct",
+        lambda p: any(
+            v.facility == "R3"
+            and care.CT_SCAN[0] in {pr.code for pr in v.procedures}
+            and {pr.code for pr in v.procedures} & SURGICAL
+            for v in p.visits
+        ),
+        scanned_last,
+    )
+
+    def back_after(hours: int):
+        def make(p) -> None:
+            p.outcome_at = p.injured_at + datetime.timedelta(hours=hours)
+
+        return make
+
+    _broken(
+        patients,
+        "concussion_returned_within_24h",
+        lambda p: p.outcome == "RTD" and any(c.code in BRAIN_INJURIES for c in p.conditions),
+        back_after(20),
+    )
+    _broken(
+        patients,
+        "concussion_returned_within_24h",  # a GCS below 15 is a brain injury too
+        lambda p: (
+            p.outcome == "RTD"
+            and p.visits[0].vitals is not None
+            and p.outcome_at - p.injured_at < datetime.timedelta(hours=20)
+        ),
+        first_vitals(("POI", *theatre), gcs=14),
+    )
+    _broken(
+        patients,
+        "moderate_brain_injury_returned_to_duty",
+        lambda p: p.outcome == "RTD" and any(c.code in BRAIN_INJURIES for c in p.conditions),
+        first_vitals(("POI", *theatre), gcs=12),
     )
 
     # an older rule, its check now shared with the two above (_circulation_normal)

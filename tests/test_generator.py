@@ -15,13 +15,18 @@ import pytest
 from patientgen.generator import GENERATOR_VERSION, generate
 from patientgen.generator.care import (
     ALLOWED_PROCEDURES,
+    CRANIOTOMY,
+    CT_SCAN,
+    IV_FLUIDS,
     NEEDLE_DECOMPRESSION,
     PAIN_RELIEF,
+    TRANSFUSION,
     TRIAGE,
     avpu,
 )
 from patientgen.generator.codes import BODY_SITES
 from patientgen.generator.coherence import (
+    BRAIN_INJURIES,
     FRACTURES,
     OPEN_COMBAT_WOUNDS,
     PAIN_RELIEF_FROM,
@@ -384,6 +389,35 @@ def test_a_tension_pneumothorax_is_decompressed_at_the_point_of_injury(
                 pressures.append(following.vitals.systolic_bp)
     assert decompressed
     assert sum(sbp >= 104 for sbp in pressures) > 0.8 * len(pressures), pressures
+
+
+def test_role3_scans_first_and_a_brain_injury_rests_or_goes_home(
+    patients: list[Patient],
+) -> None:
+    """Generator 1.6.0 (found by reading records): at Role 3 a casualty with a brain injury had
+    a wound debrided, then the CT, then the craniotomy the CT decides; a concussion returned to
+    duty from Role 1 7 hours after the injury; a brain injury with a GCS of 12 returned to duty.
+    Now Role 3 scans after the resuscitation and before any operation, a craniotomy right after
+    the scan; a concussion rests 24 hours; a GCS of 12 or less goes home."""
+    craniotomies = rested = 0
+    for p in patients:
+        for v in p.visits:
+            if v.facility != "R3" or not any(pr.code == CT_SCAN[0] for pr in v.procedures):
+                continue
+            work = [pr.code for pr in v.procedures if pr.code not in (PAIN_RELIEF[0], TRIAGE[0])]
+            k = work.index(CT_SCAN[0])
+            assert set(work[:k]) <= {TRANSFUSION[0], IV_FLUIDS[0]}, (p.index, work)
+            if CRANIOTOMY[0] in work:
+                assert work[k + 1] == CRANIOTOMY[0], (p.index, work)
+                craniotomies += 1
+        if p.outcome != "RTD":
+            continue
+        gcs = [v.vitals.gcs for v in p.visits if v.vitals is not None]
+        assert min(gcs) >= 13, p.index
+        if min(gcs) < 15 or any(c.code in BRAIN_INJURIES for c in p.conditions):
+            assert p.outcome_at - p.injured_at >= timedelta(hours=24), p.index
+            rested += p.outcome_at - p.injured_at < timedelta(hours=72)
+    assert craniotomies and rested, (craniotomies, rested)
 
 
 def test_mass_casualty_events_cluster(scenario: Scenario, patients: list[Patient]) -> None:

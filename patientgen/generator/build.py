@@ -31,6 +31,7 @@ from patientgen.generator.care import (
     CRANIOTOMY,
     CT_SCAN,
     DEBRIDEMENT,
+    GCS_SHOCK_1,
     HEMORRHAGE_CONTROL,
     INTUBATION,
     IV_FLUIDS,
@@ -50,10 +51,13 @@ from patientgen.generator.care import (
 )
 from patientgen.generator.codes import BODY_SITES, CONDITIONS, MECHANISM_CODES
 from patientgen.generator.coherence import (
+    BRAIN_INJURIES,
+    CONCUSSION_REST,
     DEHYDRATION_CODE,
     HYPOTENSION_SBP,
     KIA_SURVIVABLE,
     LIMB_FRACTURES,
+    MODERATE_TBI_GCS,
     OPEN_FRACTURE_CODE,
     PAIN_RELIEF_FROM,
     T4_MIN_POI_WAIT,
@@ -633,7 +637,8 @@ def _path(
 def _heals_at_home(hurt: _Hurt) -> bool:
     """Whether the casualty goes home (Role 4), never back to duty in theatre: an amputee, one
     operated on the abdomen (laparotomy at Role 2), with a severe brain injury (AIS 4+,
-    craniotomy at Role 3), a critical injury or shock (AIS 5+, shock coded critical: weeks in
+    craniotomy at Role 3) or a moderate one (a GCS of 12 or less in the vitals: weeks to
+    months to recover), a critical injury or shock (AIS 5+, shock coded critical: weeks in
     intensive care), a major burn (AIS 3+: to a burn centre), an open fracture, or a severe
     closed fracture or crush of a limb or the pelvis (months to heal). One pass over the
     injuries, for a casualty who would otherwise return to duty."""
@@ -643,6 +648,7 @@ def _heals_at_home(hurt: _Hurt) -> bool:
         or hurt.head_ais >= 4
         or hurt.max_ais >= 5
         or hurt.shock >= CRITICAL_SHOCK
+        or (hurt.gcs0 < 15 and care.gcs_in_shock(hurt.gcs0, hurt.shock) <= MODERATE_TBI_GCS)
     ):
         return True
     for template, where, ais in hurt.injuries:
@@ -762,7 +768,14 @@ def _facilities(
             if k == 0:  # the first facility's triage is a procedure of the record too
                 treated.append(Procedure(TRIAGE[0], TRIAGE[1], vit.taken_at))
         last = _treated(treated, fac, vit.pain >= PAIN_RELIEF_FROM, todo, tri, r, base, timeline)
-        end = _stay_end(fac, final, dies, quick, speed, arrive, last, hurt.max_ais, r)
+        # (head_ais and shock first: most casualties have no brain injury, and this runs for each)
+        rest = (
+            final
+            and quick
+            and (hurt.head_ais > 0 or hurt.shock > GCS_SHOCK_1)
+            and _brain_injured(hurt)
+        )
+        end = _stay_end(fac, final, dies, quick, rest, speed, arrive, last, hurt.max_ais, r)
         if timeline is None:
             stays.append((facility_ids[k], transit, arrive, tri, current, treated, end))  # type: ignore[union-attr]
         else:
@@ -927,15 +940,15 @@ def _todo(
             todo.append(LAPAROTOMY)
         if flags & AMPUTATED:
             todo.append(AMPUTATION)
+    else:  # Role 3 scans first and operates on what the scan shows (a craniotomy first)
+        if hurt.head_ais >= 2 or flags & (FRACTURE | SPINE):
+            todo.append(CT_SCAN)
+        if hurt.head_ais >= 4 and r() < 0.5:
+            todo.append(CRANIOTOMY)
     if wound and (fac == "R2" or current != "T3"):
         todo.append(DEBRIDEMENT)
     if fac == "R2" and flags & FRACTURE:  # Role 1 has no imaging; after the operations
         todo.append(X_RAY)
-    if fac == "R3":
-        if hurt.head_ais >= 2 or flags & (FRACTURE | SPINE):  # imaging at Role 3
-            todo.append(CT_SCAN)
-        if hurt.head_ais >= 4 and r() < 0.5:
-            todo.append(CRANIOTOMY)
     return once
 
 
@@ -981,11 +994,24 @@ def _treated(
     return last
 
 
+def _brain_injured(hurt: _Hurt) -> bool:
+    """A concussion or brain injury, or a GCS below 15 in the vitals (coherence's
+    concussion_returned_within_24h)."""
+    if care.gcs_in_shock(hurt.gcs0, hurt.shock) < 15:
+        return True
+    return any(template[0] in BRAIN_INJURIES for template, _, _ in hurt.injuries)
+
+
+#: The rest after a concussion before the return to duty (seconds from the injury).
+REST = int(CONCUSSION_REST.total_seconds())
+
+
 def _stay_end(
     fac: Facility,
     final: bool,
     dies: bool,
     quick: bool,
+    rest: bool,
     speed: float,
     arrive: int,
     last: int,
@@ -996,7 +1022,8 @@ def _stay_end(
     one who dies, return to duty at the last of one who lives (within 72 hours for a quick
     return, from Role 1 or 2; else after days at Role 3, the only place that holds a casualty
     longer: 3 to 7 days for moderate conditions, so never a quick return, and 5 to 20 for severe
-    ones), else departure after the facility's typical stay."""
+    ones), else departure after the facility's typical stay. A quick return after a brain
+    injury (`rest`) comes 24 hours after the injury at the earliest."""
     if final and dies:
         return last + 600 + int(r() * DOW_SPAN[fac])
     if final:
@@ -1004,6 +1031,8 @@ def _stay_end(
             end = arrive + (
                 2 * HOUR + int(r() * 22 * HOUR) if fac == "R1" else 12 * HOUR + int(r() * 48 * HOUR)
             )
+            if rest and end < REST:  # the concussion's rest: 24.5 to 39 hours
+                end = REST + (end - arrive) // 4
             if end > 71 * HOUR:
                 end = max(71 * HOUR, last + 600)
         elif max_ais <= 2:

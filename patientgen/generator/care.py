@@ -96,6 +96,16 @@ def base_gcs(head_ais: int, random: Callable[[], float]) -> int:
     return lo + int(random() * (hi - lo + 1))
 
 
+#: Shock lowers the GCS: by 2 above the first of these, by 1 above the second.
+GCS_SHOCK_2, GCS_SHOCK_1 = 0.75, 0.55
+
+
+def gcs_in_shock(gcs: int, shock: float) -> int:
+    """The GCS the vitals show in this shock (as `vitals` computes it)."""
+    gcs -= 2 if shock > GCS_SHOCK_2 else 1 if shock > GCS_SHOCK_1 else 0
+    return 3 if gcs < 3 else gcs
+
+
 def vitals(
     random: Callable[[], float],
     taken_at: datetime,
@@ -120,9 +130,9 @@ def vitals(
     if spo2 > 100:
         spo2 = 100
     temp = int(368.0 + random() * 8.0 - 4.0 + (18.0 if fever else 0.0) - 13.0 * shock) / 10
-    if shock > 0.75:
+    if shock > GCS_SHOCK_2:  # gcs_in_shock, inline: the hot path
         gcs -= 2
-    elif shock > 0.55:
+    elif shock > GCS_SHOCK_1:
         gcs -= 1
     if gcs < 3:
         gcs = 3

@@ -738,6 +738,57 @@ def tension_pneumothorax_not_decompressed(p: Patient) -> bool:
     )
 
 
+def role3_operated_before_ct(p: Patient) -> bool:
+    """Role 3 scans on arrival, after the resuscitation, and operates on what the scan shows: a
+    craniotomy is decided on the CT (Brain Trauma Foundation: the surgical management of a
+    brain injury follows its CT findings), a second look at a wound after it. No operation
+    there before the CT of a casualty scanned there."""
+    for v in p.visits:
+        if v.facility != "R3":
+            continue
+        scanned = next((pr.performed_at for pr in v.procedures if pr.code == care.CT_SCAN[0]), None)
+        if scanned is not None and any(
+            pr.code in SURGICAL and pr.performed_at < scanned for pr in v.procedures
+        ):
+            return True
+    return False
+
+
+#: A concussion and a traumatic brain injury (SNOMED CT).
+BRAIN_INJURIES = frozenset((inj.CONCUSSION[0], inj.TBI[0]))
+#: The least time from a concussion to the return to duty (DoD Instruction 6490.11, the
+#: management of concussion in the deployed setting: a mandatory 24-hour recovery period).
+CONCUSSION_REST = timedelta(hours=24)
+
+
+def _brain_injured(p: Patient) -> bool:
+    """A concussion or brain injury among the conditions, or a GCS below 15 in any vitals."""
+    return any(c.code in BRAIN_INJURIES for c in p.conditions) or any(
+        v.vitals is not None and v.vitals.gcs < 15 for v in p.visits
+    )
+
+
+def concussion_returned_within_24h(p: Patient) -> bool:
+    """A casualty with a brain injury (a concussion or worse, or a GCS below 15 where vitals
+    were taken) rests 24 hours before returning to duty (DoD Instruction 6490.11)."""
+    return (
+        p.outcome == "RTD" and p.outcome_at - p.injured_at < CONCUSSION_REST and _brain_injured(p)
+    )
+
+
+#: A GCS of this or less is a moderate (9-12) or severe (3-8) brain injury.
+MODERATE_TBI_GCS = 12
+
+
+def moderate_brain_injury_returned_to_duty(p: Patient) -> bool:
+    """A moderate or severe brain injury (a GCS of 12 or less where vitals were taken) is
+    evacuated home: its recovery takes weeks to months, beyond the theatre's evacuation policy
+    (a concussion, GCS 13-15, returns to duty after its rest)."""
+    return p.outcome == "RTD" and any(
+        v.vitals is not None and v.vitals.gcs <= MODERATE_TBI_GCS for v in p.visits
+    )
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -787,6 +838,9 @@ RULES: dict[str, Rule] = {
     "t1_operated_late": t1_operated_late,
     "tension_pneumothorax_with_normal_circulation": tension_pneumothorax_with_normal_circulation,
     "tension_pneumothorax_not_decompressed": tension_pneumothorax_not_decompressed,
+    "role3_operated_before_ct": role3_operated_before_ct,
+    "concussion_returned_within_24h": concussion_returned_within_24h,
+    "moderate_brain_injury_returned_to_duty": moderate_brain_injury_returned_to_duty,
 }
 
 

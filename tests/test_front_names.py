@@ -1,9 +1,10 @@
 """Front and scenario names: what a name may hold, and every front's facilities its own.
 
-Facility ids are made from front names (`R1-<front>-1`, `POI-<front>`), keeping only ASCII
-letters and digits. Found by probing the API: fronts named "A B" and "A-B" (or "!!!" and "???",
-or two names in Cyrillic) shared their facility ids, so the care-chain simulation kept one front's
-units under both (a dict by id) and the summary counted both fronts' casualties at one facility.
+Facility ids are made from front names (`R1-<front>-1`, `POI-<front>`), written in Latin
+letters, keeping only ASCII letters and digits. Found by probing the API: fronts named "A B" and
+"A-B" (or "!!!" and "???", or two names in Cyrillic) shared their facility ids, so the care-chain
+simulation kept one front's units under both (a dict by id) and the summary counted both fronts'
+casualties at one facility.
 A front named `=HYPERLINK(...)` became a formula cell of patients.csv, and a carriage return in
 a name was accepted.
 """
@@ -75,12 +76,18 @@ def test_ids_of_fronts_whose_names_differ_in_letters_are_unchanged() -> None:
 
 @pytest.mark.parametrize(
     ("names", "r1"),
-    [(("A B", "A-B"), ["R1-A-B-1", "R1-A-B-2-1"]), (("Восток", "Север"), ["R1-front-1",
-                                                                          "R1-front-2-1"])],
-)  # fmt: skip
+    [
+        (("A B", "A-B"), ["R1-A-B-1", "R1-A-B-2-1"]),
+        (("!!!", "???"), ["R1-front-1", "R1-front-2-1"]),
+        (("Восток", "Север", "Süd"), ["R1-Vostok-1", "R1-Sever-1", "R1-Sud-1"]),
+        (("Βορράς", "Łódź", "东线"), ["R1-Vorras-1", "R1-Lodz-1", "R1-DongXian-1"]),
+    ],
+)
 def test_the_readme_s_facility_ids(names: tuple[str, ...], r1: list[str]) -> None:
     """README (scenario fields): a later front whose ids would be another's gets -2, -3, ...;
-    a name without Latin letters or digits is `front`."""
+    a name in another script is written in Latin letters (until generator 1.7.0 two fronts
+    named in Cyrillic had the ids `front` and `front-2`, which said nothing of either); a name
+    without letters or digits is `front`."""
     plan = plan_for(_scenario(*names, capacity="unlimited"))
     assert [f.r1_ids[0] for f in plan.fronts] == r1
 

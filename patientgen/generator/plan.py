@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
+from anyascii import anyascii
+
 from patientgen.generator import care
 from patientgen.generator import injuries as inj
 from patientgen.generator.coherence import KIA_SURVIVABLE, LETHAL_AIS
@@ -76,7 +78,8 @@ CALIBRATION_SEED = 0
 
 def front_slugs(names: Sequence[str]) -> dict[str, str]:
     """The part of each front's facility ids that names the front (`R1-<slug>-1`, `POI-<slug>`):
-    its name's runs of ASCII letters and digits joined by "-" ("front" when it has none).
+    its name in Latin letters (anyascii: "Восток" is "Vostok", "Süd" "Sud", "东线" "DongXian"),
+    runs of ASCII letters and digits joined by "-" ("front" when it has none).
 
     Invariant: the slugs of a scenario's fronts are distinct, so no two fronts share a facility
     id. A front whose slug an earlier front (in the scenario's order) already has gets the first
@@ -88,7 +91,7 @@ def front_slugs(names: Sequence[str]) -> dict[str, str]:
     taken: set[str] = set()
     out: dict[str, str] = {}
     for name in names:
-        plain = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-") or "front"
+        plain = re.sub(r"[^A-Za-z0-9]+", "-", anyascii(name)).strip("-") or "front"
         found, k = plain, 1
         while found in taken:
             k += 1

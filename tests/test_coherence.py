@@ -158,8 +158,8 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     fracture_not_imaged, minor_condition_sent_home, t1_operated_late,
     tension_pneumothorax_with_normal_circulation), 1.5.0's
     (tension_pneumothorax_not_decompressed) and 1.6.0's (role3_operated_before_ct,
-    concussion_returned_within_24h, moderate_brain_injury_returned_to_duty) but for this
-    test."""
+    concussion_returned_within_24h, moderate_brain_injury_returned_to_duty) and 1.7.0's
+    (role1_hypotension_without_fluids) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -451,6 +451,20 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         "moderate_brain_injury_returned_to_duty",
         lambda p: p.outcome == "RTD" and any(c.code in BRAIN_INJURIES for c in p.conditions),
         first_vitals(("POI", *theatre), gcs=12),
+    )
+
+    # 1.7.0: Role 1 resuscitates the hypotensive with fluids
+    _broken(
+        patients,
+        "role1_hypotension_without_fluids",
+        lambda p: any(
+            v.facility == "R1"
+            and v.vitals is not None
+            and v.vitals.systolic_bp < 90
+            and care.IV_FLUIDS[0] in {pr.code for pr in v.procedures}
+            for v in p.visits
+        ),
+        without(care.IV_FLUIDS),
     )
 
     # an older rule, its check now shared with the two above (_circulation_normal)

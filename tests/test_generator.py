@@ -295,15 +295,19 @@ def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) 
                         for c in p.conditions
                     )
                 if proc.code == "281800008":  # IV fluids: a burn of 20 % or more, dehydration,
-                    assert any(  # of AIS 4+ and 3+: severe or critical
-                        c.code in {"403191005", "403192003", "34095006"}
-                        and c.severity in ("severe", "critical")
-                        for c in p.conditions
-                    ) or (  # or hypotension at Role 2 or 3 without the shock of bleeding
-                        v.facility in ("R2", "R3")
-                        and v.vitals.systolic_bp < 90
-                        and SHOCK not in codes
-                    )
+                    assert (
+                        any(  # of AIS 4+ and 3+: severe or critical
+                            c.code in {"403191005", "403192003", "34095006"}
+                            and c.severity in ("severe", "critical")
+                            for c in p.conditions
+                        )
+                        or (  # or hypotension at Role 2 or 3 without the shock of bleeding
+                            v.facility in ("R2", "R3")
+                            and v.vitals.systolic_bp < 90
+                            and SHOCK not in codes
+                        )
+                        or (v.facility == "R1" and v.vitals.systolic_bp < 90)
+                    )  # Role 1: no blood
                 if proc.code == "25353009":
                     assert any(c.region == "head" for c in p.conditions)
                 if proc.code == "168537006":  # a plain X-ray: of a fracture, at Role 2

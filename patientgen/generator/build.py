@@ -908,7 +908,11 @@ def _todo(
     # saturation, not for one already in it)
     if (chest or hurt.breathless or vit.spo2 < 92) and first:
         todo.append(OXYGEN)
-    if hurt.fluids and first and current != "T4":
+    # fluids for a burn or dehydration where first seen, and at Role 1 for the hypotensive (it
+    # has no blood; Role 2 and 3 resuscitate below, with blood for a bleed)
+    if current != "T4" and (
+        (hurt.fluids and first) or (fac == "R1" and vit.systolic_bp < HYPOTENSION_SBP)
+    ):
         todo.append(IV_FLUIDS)
     if hurt.limb_fracture and not once & SPLINTED:
         todo.append(SPLINT)

@@ -592,9 +592,20 @@ def hypotension_without_resuscitation(p: Patient) -> bool:
     """A casualty hypotensive on arrival at Role 2 or 3 (systolic below 90 mmHg), and not
     expectant there, is given blood or intravenous fluids there, unless dead there before any
     treatment (waiting for a team, under a medical plan)."""
+    return _hypotension_unresuscitated(p, ("R2", "R3"))
+
+
+def role1_hypotension_without_fluids(p: Patient) -> bool:
+    """The same at Role 1, which resuscitates with intravenous fluids (TCCC: a casualty in
+    shock is given fluids to a palpable radial pulse, a systolic of about 80-90 mmHg; this
+    model's Role 1 has no blood)."""
+    return _hypotension_unresuscitated(p, ("R1",))
+
+
+def _hypotension_unresuscitated(p: Patient, places: tuple[str, ...]) -> bool:
     for v in p.visits:
         vit = v.vitals
-        if v.facility not in ("R2", "R3") or vit is None or vit.systolic_bp >= HYPOTENSION_SBP:
+        if v.facility not in places or vit is None or vit.systolic_bp >= HYPOTENSION_SBP:
             continue
         if v.triage == "T4" or _dead_before_treatment(v):
             continue
@@ -841,6 +852,7 @@ RULES: dict[str, Rule] = {
     "role3_operated_before_ct": role3_operated_before_ct,
     "concussion_returned_within_24h": concussion_returned_within_24h,
     "moderate_brain_injury_returned_to_duty": moderate_brain_injury_returned_to_duty,
+    "role1_hypotension_without_fluids": role1_hypotension_without_fluids,
 }
 
 

@@ -20,6 +20,7 @@ from patientgen.generator.coherence import (
     DEATHS,
     DEEP_BURNS,
     DEHYDRATION_CODE,
+    DEPRESSION_CODE,
     INTENSIVE_CARE,
     LIMB_FRACTURES,
     OPEN_COMBAT_WOUNDS,
@@ -158,8 +159,9 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     fracture_not_imaged, minor_condition_sent_home, t1_operated_late,
     tension_pneumothorax_with_normal_circulation), 1.5.0's
     (tension_pneumothorax_not_decompressed) and 1.6.0's (role3_operated_before_ct,
-    concussion_returned_within_24h, moderate_brain_injury_returned_to_duty) and 1.7.0's
-    (role1_hypotension_without_fluids) but for this test."""
+    concussion_returned_within_24h, moderate_brain_injury_returned_to_duty), 1.7.0's
+    (role1_hypotension_without_fluids) and 1.8.0's (severe_depression_returned_to_duty) but
+    for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -465,6 +467,16 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
             for v in p.visits
         ),
         without(care.IV_FLUIDS),
+    )
+
+    # 1.8.0: a severe depression goes home
+    _broken(
+        patients,
+        "severe_depression_returned_to_duty",
+        lambda p: any(
+            c.code == DEPRESSION_CODE and c.severity in ("severe", "critical") for c in p.conditions
+        ),
+        set_outcome("RTD", "R3"),
     )
 
     # an older rule, its check now shared with the two above (_circulation_normal)

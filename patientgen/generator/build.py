@@ -54,6 +54,7 @@ from patientgen.generator.coherence import (
     BRAIN_INJURIES,
     CONCUSSION_REST,
     DEHYDRATION_CODE,
+    DEPRESSION_CODE,
     HYPOTENSION_SBP,
     KIA_SURVIVABLE,
     LIMB_FRACTURES,
@@ -640,8 +641,9 @@ def _heals_at_home(hurt: _Hurt) -> bool:
     craniotomy at Role 3) or a moderate one (a GCS of 12 or less in the vitals: weeks to
     months to recover), a critical injury or shock (AIS 5+, shock coded critical: weeks in
     intensive care), a major burn (AIS 3+: to a burn centre), an open fracture, or a severe
-    closed fracture or crush of a limb or the pelvis (months to heal). One pass over the
-    injuries, for a casualty who would otherwise return to duty."""
+    closed fracture or crush of a limb or the pelvis (months to heal), a severe depressive
+    disorder (months to be stable). One pass over the injuries, for a casualty who would
+    otherwise return to duty."""
     if (
         hurt.flags & AMPUTATED
         or hurt.abdomen
@@ -655,7 +657,11 @@ def _heals_at_home(hurt: _Hurt) -> bool:
         code = template[0]
         if code == OPEN_FRACTURE_CODE or (
             ais >= 3
-            and (template[4] & BURN or (code in LIMB_FRACTURES and where in LIMB_OR_PELVIS))
+            and (
+                template[4] & BURN
+                or (code in LIMB_FRACTURES and where in LIMB_OR_PELVIS)
+                or code == DEPRESSION_CODE
+            )
         ):
             return True
     return False

@@ -800,6 +800,21 @@ def moderate_brain_injury_returned_to_duty(p: Patient) -> bool:
     )
 
 
+#: A depressive disorder (SNOMED CT).
+DEPRESSION_CODE = inj.DEPRESSION[0]
+
+
+def severe_depression_returned_to_duty(p: Patient) -> bool:
+    """A severe depressive disorder is evacuated home, never returned to duty in theatre: its
+    treatment takes weeks before it works and months to be stable, and the deployment health
+    standards (DoD Instruction 6490.07) keep a service member under treatment for a
+    psychiatric disorder from deployment until it is stable; mood and anxiety disorders were
+    the commonest diagnoses of the psychiatric aeromedical evacuations out of Iraq and
+    Afghanistan (a tenth of all evacuations), of whom fewer than 5 % returned to theatre. An
+    acute stress reaction, by contrast, is treated forward and returns to duty (BICEPS)."""
+    return p.outcome == "RTD" and _has_severe(p, DEPRESSION_CODE)
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -853,6 +868,7 @@ RULES: dict[str, Rule] = {
     "concussion_returned_within_24h": concussion_returned_within_24h,
     "moderate_brain_injury_returned_to_duty": moderate_brain_injury_returned_to_duty,
     "role1_hypotension_without_fluids": role1_hypotension_without_fluids,
+    "severe_depression_returned_to_duty": severe_depression_returned_to_duty,
 }
 
 

@@ -248,6 +248,7 @@ INFLUENZA = _t("6142004", 1, 2, INFECTION | RESPIRATORY | VIRAL | HEALS)
 GASTROENTERITIS = _t("25374005", 1, 2, GI | HEALS)
 CELLULITIS = _t("128045006", 1, 2, INFECTION | HEALS)
 URINARY_TRACT_INFECTION = _t("68566005", 1, 2, INFECTION | HEALS)
+DEPRESSION = _t("35489007", 1, 3, PSYCH)  # a depressive disorder
 
 #: Disease (code, display, ais low, ais high, flags) with relative frequency.
 DISEASES: tuple[tuple[Template, float], ...] = (
@@ -261,7 +262,7 @@ DISEASES: tuple[tuple[Template, float], ...] = (
     # combat and operational stress: an acute stress reaction in theatre, never PTSD (which needs
     # symptoms for more than a month after the trauma)
     (_t("67195008", 1, 3, PSYCH), 0.07),
-    (_t("35489007", 1, 3, PSYCH), 0.05),
+    (DEPRESSION, 0.05),
     (_t("197480006", 1, 2, PSYCH), 0.06),
 )
 DISEASE_TABLE: Table = (tuple(d[0] for d in DISEASES), cumulative([d[1] for d in DISEASES]))

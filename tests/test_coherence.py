@@ -17,6 +17,7 @@ import pytest
 from patientgen.generator import care, generate
 from patientgen.generator.coherence import (
     BRAIN_INJURIES,
+    CLOSED_FRACTURE_CODE,
     DEATHS,
     DEEP_BURNS,
     DEHYDRATION_CODE,
@@ -160,8 +161,8 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     tension_pneumothorax_with_normal_circulation), 1.5.0's
     (tension_pneumothorax_not_decompressed) and 1.6.0's (role3_operated_before_ct,
     concussion_returned_within_24h, moderate_brain_injury_returned_to_duty), 1.7.0's
-    (role1_hypotension_without_fluids) and 1.8.0's (severe_depression_returned_to_duty) but
-    for this test."""
+    (role1_hypotension_without_fluids), 1.8.0's (severe_depression_returned_to_duty) and
+    1.9.0's (death_from_an_arm_fracture_alone) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -477,6 +478,21 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
             c.code == DEPRESSION_CODE and c.severity in ("severe", "critical") for c in p.conditions
         ),
         set_outcome("RTD", "R3"),
+    )
+
+    # 1.9.0: a closed fracture of an arm kills no one
+    def arm_fractures_only(p) -> None:
+        p.conditions = [
+            dataclasses.replace(c, code=CLOSED_FRACTURE_CODE, region="left_upper_limb")
+            if c.region is not None and c.severity in ("severe", "critical") else c
+            for c in p.conditions
+        ]  # fmt: skip
+
+    _broken(
+        patients,
+        "death_from_an_arm_fracture_alone",
+        lambda p: p.outcome in ("KIA", "DOW"),
+        arm_fractures_only,
     )
 
     # an older rule, its check now shared with the two above (_circulation_normal)

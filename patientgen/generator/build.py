@@ -52,6 +52,7 @@ from patientgen.generator.care import (
 from patientgen.generator.codes import BODY_SITES, CONDITIONS, MECHANISM_CODES
 from patientgen.generator.coherence import (
     BRAIN_INJURIES,
+    CLOSED_FRACTURE_CODE,
     CONCUSSION_REST,
     DEHYDRATION_CODE,
     DEPRESSION_CODE,
@@ -63,6 +64,7 @@ from patientgen.generator.coherence import (
     PAIN_RELIEF_FROM,
     T4_MIN_POI_WAIT,
     TENSION_PNEUMOTHORAX_CODE,
+    UPPER_LIMBS,
     can_kill_disease,
     can_kill_injury,
     retriage,
@@ -335,7 +337,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
         x = DNBI_A + SLOPE * score
         p_death = (1.0 if x > 30.0 else 1.0 / (1.0 + exp(-x))) * (0.15 if is_disease else 0.3)
     flags = 0
-    head_ais = bleed_ais = max_ais = 0
+    head_ais = bleed_ais = max_ais = lethal_ais = 0
     limb_bleed = other_bleed = abdomen = limb_fracture = fluids = dry = bacterial = False
     minor = True
     tension = False
@@ -347,6 +349,9 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
         flags |= f
         if ais > max_ais:
             max_ais = ais
+        # coherence.cannot_kill_alone, inline: the hot path
+        if ais > lethal_ais and not (template[0] == CLOSED_FRACTURE_CODE and region in UPPER_LIMBS):
+            lethal_ais = ais
         if f & HEAD and ais > head_ais:
             head_ais = ais
         if f & BLEED:
@@ -382,8 +387,8 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
                     template[0], template[1], severity[ais], region, site[0], site[1], injured_at
                 )
             )
-    if not is_disease:
-        lethal = can_kill_injury(max_ais)
+    if not is_disease:  # the injuries that can cause a death (not a closed fracture of an arm)
+        lethal = can_kill_injury(lethal_ais)
     # only a condition that can kill gives a chance of death (coherence: KIA, DOW, DIED)
     dies = r() < p_death and lethal
     kia = dies and battle and r() >= DOW_SHARE

@@ -815,6 +815,33 @@ def severe_depression_returned_to_duty(p: Patient) -> bool:
     return p.outcome == "RTD" and _has_severe(p, DEPRESSION_CODE)
 
 
+#: The arms (a closed fracture there is never the cause of a death alone).
+UPPER_LIMBS = frozenset(("left_upper_limb", "right_upper_limb"))
+#: A closed fracture of a bone (SNOMED CT).
+CLOSED_FRACTURE_CODE = inj.CLOSED_FRACTURE[0]
+
+
+def cannot_kill_alone(code: str, region: str | None) -> bool:
+    """Whether an injury cannot cause a death by itself, whatever its severity: a closed
+    fracture of an arm (a humerus at worst: no major vessel torn, no organ; disabling, not
+    lethal)."""
+    return code == CLOSED_FRACTURE_CODE and region in UPPER_LIMBS
+
+
+def death_from_an_arm_fracture_alone(p: Patient) -> bool:
+    """A death (killed in action, died of wounds, died) whose only severe or critical injuries
+    are closed fractures of an arm: no such fracture kills; a death needs an injury that can
+    (of the head, neck, trunk or spine, a burn, a bleeding wound, a crush or a leg's fracture)."""
+    if p.outcome not in DEATHS:
+        return False
+    severe = [
+        c
+        for c in p.conditions
+        if c.region is not None and c.severity in LETHAL_SEVERITIES and c.code not in NOT_A_CAUSE
+    ]
+    return bool(severe) and all(cannot_kill_alone(c.code, c.region) for c in severe)
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -869,6 +896,7 @@ RULES: dict[str, Rule] = {
     "moderate_brain_injury_returned_to_duty": moderate_brain_injury_returned_to_duty,
     "role1_hypotension_without_fluids": role1_hypotension_without_fluids,
     "severe_depression_returned_to_duty": severe_depression_returned_to_duty,
+    "death_from_an_arm_fracture_alone": death_from_an_arm_fracture_alone,
 }
 
 

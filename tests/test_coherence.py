@@ -33,6 +33,7 @@ from patientgen.generator.coherence import (
     count_violations,
     violations,
 )
+from patientgen.generator.patient import Procedure
 from patientgen.scenario import PRESETS, Scenario
 
 N = 20_000
@@ -161,8 +162,9 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     tension_pneumothorax_with_normal_circulation), 1.5.0's
     (tension_pneumothorax_not_decompressed) and 1.6.0's (role3_operated_before_ct,
     concussion_returned_within_24h, moderate_brain_injury_returned_to_duty), 1.7.0's
-    (role1_hypotension_without_fluids), 1.8.0's (severe_depression_returned_to_duty) and
-    1.9.0's (death_from_an_arm_fracture_alone) but for this test."""
+    (role1_hypotension_without_fluids), 1.8.0's (severe_depression_returned_to_duty), 1.9.0's
+    (death_from_an_arm_fracture_alone) and 1.10.0's (eye_injury_not_shielded_and_shipped,
+    severe_eye_injury_returned_to_duty) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -493,6 +495,32 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         "death_from_an_arm_fracture_alone",
         lambda p: p.outcome in ("KIA", "DOW"),
         arm_fractures_only,
+    )
+
+    # 1.10.0: an injured eye is shielded and shipped; a severe one goes home
+    def eye_only(p) -> bool:
+        return {c.region for c in p.conditions if c.region is not None} == {"eye"}
+
+    def padded(p) -> None:
+        poi = p.visits[0]
+        dressing = Procedure(
+            care.PRESSURE_DRESSING[0],
+            care.PRESSURE_DRESSING[1],
+            poi.arrived_at + datetime.timedelta(minutes=2),
+        )
+        poi.procedures = [dressing, *poi.procedures]  # fmt: skip
+
+    _broken(patients, "eye_injury_not_shielded_and_shipped", eye_only, padded)
+    _broken(
+        patients,
+        "severe_eye_injury_returned_to_duty",
+        lambda p: (
+            p.outcome != "KIA"
+            and any(
+                c.region == "eye" and c.severity in ("severe", "critical") for c in p.conditions
+            )
+        ),
+        set_outcome("RTD", "R3"),
     )
 
     # an older rule, its check now shared with the two above (_circulation_normal)

@@ -338,7 +338,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
         p_death = (1.0 if x > 30.0 else 1.0 / (1.0 + exp(-x))) * (0.15 if is_disease else 0.3)
     flags = 0
     head_ais = bleed_ais = max_ais = lethal_ais = 0
-    limb_bleed = other_bleed = abdomen = limb_fracture = fluids = dry = bacterial = False
+    limb_bleed = other_bleed = wound = abdomen = limb_fracture = fluids = dry = bacterial = False
     minor = True
     tension = False
     conditions = []
@@ -360,8 +360,10 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
             if region in LIMB_SET:
                 if ais >= 3 or f & AMPUTATED:
                     limb_bleed = True
-            elif ais >= 2:
+            elif ais >= 2 and region != "eye":  # an eye is shielded, never pressed
                 other_bleed = True
+        if f & WOUND and region != "eye":  # nor dressed, nor operated on before Role 3
+            wound = True
         if region in ABDOMEN_SET and f & (PENETRATING | BLEED) and ais >= 3:
             abdomen = True
         if f & PENETRATING and ais >= 3 and region == "thorax":
@@ -432,7 +434,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     h.chest, h.fever = bool(flags & CHEST), bool(flags & INFECTION)
     h.bacterial, h.dry, h.minor, h.tension = bacterial, dry, minor, tension
     h.breathless = bool(flags & RESPIRATORY) and max_ais >= 3
-    h.anxious, h.wound = bool(flags & PSYCH), bool(flags & WOUND)
+    h.anxious, h.wound = bool(flags & PSYCH), wound
     h.gcs0 = care.base_gcs(head_ais, r)
     if is_disease:
         h.pain0 = 1 + int(r() * 3) + (3 if flags & GI else 0)
@@ -647,8 +649,8 @@ def _heals_at_home(hurt: _Hurt) -> bool:
     months to recover), a critical injury or shock (AIS 5+, shock coded critical: weeks in
     intensive care), a major burn (AIS 3+: to a burn centre), an open fracture, or a severe
     closed fracture or crush of a limb or the pelvis (months to heal), a severe depressive
-    disorder (months to be stable). One pass over the injuries, for a casualty who would
-    otherwise return to duty."""
+    disorder (months to be stable), a severe injury of the eye (to an eye surgeon: the sight).
+    One pass over the injuries, for a casualty who would otherwise return to duty."""
     if (
         hurt.flags & AMPUTATED
         or hurt.abdomen
@@ -666,6 +668,7 @@ def _heals_at_home(hurt: _Hurt) -> bool:
                 template[4] & BURN
                 or (code in LIMB_FRACTURES and where in LIMB_OR_PELVIS)
                 or code == DEPRESSION_CODE
+                or where == "eye"
             )
         ):
             return True

@@ -842,6 +842,34 @@ def death_from_an_arm_fracture_alone(p: Patient) -> bool:
     return bool(severe) and all(cannot_kill_alone(c.code, c.region) for c in severe)
 
 
+#: Pressure on the eye: a pressure dressing, hemorrhage control.
+PRESSURE = frozenset((care.PRESSURE_DRESSING[0], care.HEMORRHAGE_CONTROL[0]))
+
+
+def eye_injury_not_shielded_and_shipped(p: Patient) -> bool:
+    """An injury of the eye alone is shielded and shipped (TCCC and the Joint Trauma System's
+    eye trauma guideline: a rigid eye shield, never a pressure patch; the UK's clinical
+    guidelines for operations: do not put pressure on the eye, do not pad it; to an eye
+    surgeon within 12-24 hours): no pressure dressing nor hemorrhage control, and no operation
+    before Role 3 (Role 2 has no eye surgeon)."""
+    regions = {c.region for c in p.conditions if c.region is not None}
+    if regions != {"eye"}:
+        return False
+    for v in p.visits:
+        for pr in v.procedures:
+            if pr.code in PRESSURE or (pr.code in SURGICAL and v.facility != "R3"):
+                return True
+    return False
+
+
+def severe_eye_injury_returned_to_duty(p: Patient) -> bool:
+    """A severe injury of the eye (an open globe, a penetrating fragment) threatens the sight:
+    evacuated to an eye surgeon and home (Role 4), never returned to duty in theatre."""
+    return p.outcome == "RTD" and any(
+        c.region == "eye" and c.severity in SEVERE for c in p.conditions
+    )
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -897,6 +925,8 @@ RULES: dict[str, Rule] = {
     "role1_hypotension_without_fluids": role1_hypotension_without_fluids,
     "severe_depression_returned_to_duty": severe_depression_returned_to_duty,
     "death_from_an_arm_fracture_alone": death_from_an_arm_fracture_alone,
+    "eye_injury_not_shielded_and_shipped": eye_injury_not_shielded_and_shipped,
+    "severe_eye_injury_returned_to_duty": severe_eye_injury_returned_to_duty,
 }
 
 

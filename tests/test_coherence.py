@@ -523,7 +523,8 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         set_outcome("RTD", "R3"),
     )
 
-    # an older rule, its check now shared with the two above (_circulation_normal)
+    # an older rule, its check shared (_circulation_normal) with
+    # severe_dehydration_with_normal_circulation and tension_pneumothorax_with_normal_circulation
     _broken(
         patients,
         "shock_with_normal_circulation",

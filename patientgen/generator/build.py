@@ -77,6 +77,7 @@ from patientgen.generator.injuries import (
     BLEED,
     BURN,
     CHEST,
+    EYE,
     FRACTURE,
     GI,
     HEAD,
@@ -338,7 +339,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
         p_death = (1.0 if x > 30.0 else 1.0 / (1.0 + exp(-x))) * (0.15 if is_disease else 0.3)
     flags = 0
     head_ais = bleed_ais = max_ais = lethal_ais = 0
-    limb_bleed = other_bleed = wound = abdomen = limb_fracture = fluids = dry = bacterial = False
+    limb_bleed = other_bleed = abdomen = limb_fracture = fluids = dry = bacterial = False
     minor = True
     tension = False
     conditions = []
@@ -360,10 +361,8 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
             if region in LIMB_SET:
                 if ais >= 3 or f & AMPUTATED:
                     limb_bleed = True
-            elif ais >= 2 and region != "eye":  # an eye is shielded, never pressed
+            elif ais >= 2:
                 other_bleed = True
-        if f & WOUND and region != "eye":  # nor dressed, nor operated on before Role 3
-            wound = True
         if region in ABDOMEN_SET and f & (PENETRATING | BLEED) and ais >= 3:
             abdomen = True
         if f & PENETRATING and ais >= 3 and region == "thorax":
@@ -434,7 +433,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     h.chest, h.fever = bool(flags & CHEST), bool(flags & INFECTION)
     h.bacterial, h.dry, h.minor, h.tension = bacterial, dry, minor, tension
     h.breathless = bool(flags & RESPIRATORY) and max_ais >= 3
-    h.anxious, h.wound = bool(flags & PSYCH), wound
+    h.anxious, h.wound = bool(flags & PSYCH), bool(flags & WOUND)
     h.gcs0 = care.base_gcs(head_ais, r)
     if is_disease:
         h.pain0 = 1 + int(r() * 3) + (3 if flags & GI else 0)
@@ -668,7 +667,7 @@ def _heals_at_home(hurt: _Hurt) -> bool:
                 template[4] & BURN
                 or (code in LIMB_FRACTURES and where in LIMB_OR_PELVIS)
                 or code == DEPRESSION_CODE
-                or where == "eye"
+                or template[4] & EYE
             )
         ):
             return True

@@ -43,6 +43,9 @@ VIRAL = 16384  # an infection of a virus: no antibiotics
 # Heals within days when at most moderate (AIS 2): the theatre's evacuation policy holds a
 # casualty who can return to duty within it (AJP-4.10): treated in theatre, never flown home.
 HEALS = 32768
+# An injury of the eye: shielded and shipped to an eye surgeon (never pressed, dressed nor
+# operated on before Role 3, so neither BLEED nor WOUND); a severe one goes home.
+EYE = 65536
 
 LIMBS = ("left_upper_limb", "right_upper_limb", "left_lower_limb", "right_lower_limb")
 LOWER_LIMBS = ("left_lower_limb", "right_lower_limb")
@@ -95,7 +98,10 @@ FRAGMENT_LIMB = _t("125670008", 1, 3, BLEED | WOUND | PENETRATING)
 FRAGMENT_HEAD = _t("125670008", 2, 5, BLEED | WOUND | PENETRATING | HEAD)
 FRAGMENT_TRUNK = _t("125670008", 2, 4, BLEED | WOUND | PENETRATING)
 FRAGMENT_FACE = _t("125670008", 1, 2, WOUND | PENETRATING)
-FRAGMENT_EYE = _t("125670008", 2, 3, WOUND | PENETRATING)
+FRAGMENT_EYE = _t("125670008", 2, 3, PENETRATING | EYE)
+GSW_EYE = _t("283545005", 2, 3, PENETRATING | EYE)
+LACERATION_EYE = _t("312608009", 1, 2, MINOR_CUT | HEALS | EYE)
+BURN_EYE = _t("403191005", 2, 3, BURN | EYE)
 LACERATION = _t("312608009", 1, 2, BLEED | MINOR_CUT | HEALS)
 CONTUSION = _t("125667009", 1, 2, HEALS)
 CONTUSION_ABDOMEN = _t("125667009", 2, 3, BLEED | HEALS)
@@ -139,7 +145,7 @@ BATTLE_TABLES: dict[str, dict[str, Table]] = {
                        (FRAGMENT_HEAD, 0.17), (LACERATION, 0.10)),
         "face": _table((OPEN_WOUND_FACE, 0.30), (LACERATION, 0.25), (FRAGMENT_FACE, 0.25),
                        (FRACTURE_FACE_RIB, 0.10), (BURN_2, 0.10)),
-        "eye": _table((FRAGMENT_EYE, 0.75), (LACERATION, 0.25)),
+        "eye": _table((FRAGMENT_EYE, 0.75), (LACERATION_EYE, 0.25)),
         "ear": _table((OPEN_WOUND_FACE, 0.5), (LACERATION, 0.5)),
         "neck": _table((OPEN_WOUND_TRUNK, 0.40), (FRAGMENT_TRUNK, 0.35), (LACERATION, 0.25)),
         "thorax": _table((OPEN_WOUND_TRUNK, 0.25), (FRAGMENT_TRUNK, 0.25), (HEMOTHORAX, 0.15),
@@ -153,7 +159,7 @@ BATTLE_TABLES: dict[str, dict[str, Table]] = {
     "gunshot": {
         "head": _table((GSW_HEAD, 0.7), (BULLET_HEAD, 0.3)),
         "face": _table((GSW_FACE, 0.8), (FRACTURE_FACE_RIB, 0.2)),
-        "eye": _table((GSW_FACE, 1.0),),
+        "eye": _table((GSW_EYE, 1.0),),
         "ear": _table((GSW_FACE, 0.6), (LACERATION, 0.4)),
         "neck": _table((GSW_TRUNK, 0.75), (BULLET_TRUNK, 0.25)),
         "thorax": _table((GSW_TRUNK, 0.55), (BULLET_TRUNK, 0.15), (HEMOTHORAX, 0.20),
@@ -162,7 +168,7 @@ BATTLE_TABLES: dict[str, dict[str, Table]] = {
         "limb": _table((GSW_LIMB, 0.60), (BULLET_LIMB, 0.15), (OPEN_FRACTURE, 0.25)),
     },
     "burn": {
-        "head": _table(*_BURNS), "face": _table(*_BURNS), "eye": _table((BURN_2, 1.0),),
+        "head": _table(*_BURNS), "face": _table(*_BURNS), "eye": _table((BURN_EYE, 1.0),),
         "ear": _table((BURN_1, 0.5), (BURN_2, 0.5)), "neck": _table(*_BURNS),
         "thorax": _table(*_BURNS), "abdomen": _table(*_BURNS), "limb": _table(*_BURNS),
     },

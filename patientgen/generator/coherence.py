@@ -236,6 +236,11 @@ def _first_vitals(p: Patient, places: tuple[str, ...] = ("POI", *THEATRE)) -> Vi
     return next((v.vitals for v in p.visits if v.facility in places and v.vitals), None)
 
 
+def _has(p: Patient, code: str) -> bool:
+    """Whether condition `code` is among the patient's."""
+    return any(c.code == code for c in p.conditions)
+
+
 def _has_severe(p: Patient, code: str) -> bool:
     """Whether condition `code` is among the patient's, severe or critical."""
     return any(c.code == code and c.severity in SEVERE for c in p.conditions)
@@ -268,7 +273,7 @@ def duplicate_condition(p: Patient) -> bool:
 
 
 def amputation_returned_to_duty(p: Patient) -> bool:
-    return p.outcome == "RTD" and any(c.code == AMPUTATION_CODE for c in p.conditions)
+    return p.outcome == "RTD" and _has(p, AMPUTATION_CODE)
 
 
 def dnbi_death_without_cause(p: Patient) -> bool:
@@ -276,11 +281,7 @@ def dnbi_death_without_cause(p: Patient) -> bool:
 
 
 def dnbi_death_coded_shock(p: Patient) -> bool:
-    return (
-        p.category != "battle_injury"
-        and p.outcome in DEATHS
-        and any(c.code == SHOCK_CODE for c in p.conditions)
-    )
+    return p.category != "battle_injury" and p.outcome in DEATHS and _has(p, SHOCK_CODE)
 
 
 def dnbi_death_as_wounds(p: Patient) -> bool:
@@ -349,7 +350,7 @@ LIMB_FRACTURES = frozenset((OPEN_FRACTURE_CODE, inj.CLOSED_FRACTURE[0], inj.CRUS
 def open_fracture_returned_to_duty(p: Patient) -> bool:
     """An open fracture (surgical debridement, antibiotics, fixation, months to heal) is
     evacuated home, never returned to duty in theatre."""
-    return p.outcome == "RTD" and any(c.code == OPEN_FRACTURE_CODE for c in p.conditions)
+    return p.outcome == "RTD" and _has(p, OPEN_FRACTURE_CODE)
 
 
 def limb_fracture_returned_from_role1(p: Patient) -> bool:
@@ -720,8 +721,7 @@ def tension_pneumothorax_with_normal_circulation(p: Patient) -> bool:
     """A tension pneumothorax is obstructive shock until the chest is drained: where it is first
     seen, never a pulse below 90 with a systolic pressure of 110 mmHg or more (the normal
     circulation shock_with_normal_circulation reads; ATLS: tachycardia and hypotension)."""
-    tension = any(c.code == TENSION_PNEUMOTHORAX_CODE for c in p.conditions)
-    return tension and _circulation_normal(_first_vitals(p))
+    return _has(p, TENSION_PNEUMOTHORAX_CODE) and _circulation_normal(_first_vitals(p))
 
 
 #: How soon after the triage at the point of injury the medic decompresses a tension pneumothorax.
@@ -734,7 +734,7 @@ def tension_pneumothorax_not_decompressed(p: Patient) -> bool:
     a suspected tension pneumothorax by needle decompression, before the casualty moves; the
     chest drain follows at the first facility), unless the casualty is expectant or dies before
     the medic could have done it."""
-    if not any(c.code == TENSION_PNEUMOTHORAX_CODE for c in p.conditions):
+    if not _has(p, TENSION_PNEUMOTHORAX_CODE):
         return False
     poi = p.visits[0] if p.visits and p.visits[0].facility == "POI" else None
     if poi is None or poi.triage in (None, "T4") or poi.vitals is None:

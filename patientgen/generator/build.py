@@ -475,14 +475,12 @@ def _killed(
     base, injured_at = who.base, who.injured_at
     timeline = [Event(injured_at, "injured", "POI", hurt.mechanism or who.category)]
     death = int(care.kia_minutes(r) * 60.0)
-    procedures = []
+    procedures: list[Procedure] = []
     last = 0
     for proc in poi_procs:
         if t >= death:
             break
-        when = _fts(base + t, UTC)
-        procedures.append(Procedure(proc[0], proc[1], when))
-        timeline.append(Event(when, "treated", "POI", proc[1]))
+        _at_poi(procedures, timeline, proc, base + t)
         last = t
         t += 60 + int(r() * 180)
     if death <= last:
@@ -502,9 +500,7 @@ def _killed(
         if triage == "T1" and hurt.tension:  # the medic decompresses the chest, if in time
             decompressed = _decompression(r, tri)
             if decompressed < death:
-                when = _fts(base + decompressed, UTC)
-                procedures.append(Procedure(NEEDLE_DECOMPRESSION[0], NEEDLE_DECOMPRESSION[1], when))
-                timeline.append(Event(when, "treated", "POI", NEEDLE_DECOMPRESSION[1]))
+                _at_poi(procedures, timeline, NEEDLE_DECOMPRESSION, base + decompressed)
     died_at = _fts(base + death, UTC)
     timeline.append(Event(died_at, "died", "POI", None))
     visit = Visit("POI", who.front.poi_id, injured_at, None, triage, vit, procedures, "died", None)
@@ -526,13 +522,11 @@ def _poi(
     medic's last act, `done` with DECOMPRESSED and RELIEVED when done). Without a timeline (no
     records): no procedures, and the vitals' time is NO_TIME."""
     base = who.base
-    procedures = []
+    procedures: list[Procedure] = []
     last = -1
     for proc in poi_procs:
         if timeline is not None:
-            when = _fts(base + t, UTC)
-            procedures.append(Procedure(proc[0], proc[1], when))
-            timeline.append(Event(when, "treated", "POI", proc[1]))
+            _at_poi(procedures, timeline, proc, base + t)
         last = t
         t += 60 + int(r() * 180)
     tri = _medic(r, last if last >= 0 else t)
@@ -549,17 +543,22 @@ def _poi(
         medic_done = _decompression(r, tri)
         done |= DECOMPRESSED
         if timeline is not None:
-            when = _fts(base + medic_done, UTC)
-            procedures.append(Procedure(NEEDLE_DECOMPRESSION[0], NEEDLE_DECOMPRESSION[1], when))
-            timeline.append(Event(when, "treated", "POI", NEEDLE_DECOMPRESSION[1]))
+            _at_poi(procedures, timeline, NEEDLE_DECOMPRESSION, base + medic_done)
     if vit.pain >= PAIN_RELIEF_FROM:
         medic_done = medic_done + 60 + int(r() * 180)
         done |= RELIEVED
         if timeline is not None:
-            when = _fts(base + medic_done, UTC)
-            procedures.append(Procedure(PAIN_RELIEF[0], PAIN_RELIEF[1], when))
-            timeline.append(Event(when, "treated", "POI", PAIN_RELIEF[1]))
+            _at_poi(procedures, timeline, PAIN_RELIEF, base + medic_done)
     return triage, vit, procedures, medic_done, done
+
+
+def _at_poi(
+    procedures: list[Procedure], timeline: list[Event], proc: tuple[str, str], at: int
+) -> None:
+    """Procedure `proc` done at the point of injury at `at` (epoch seconds), and its event."""
+    when = _fts(at, UTC)
+    procedures.append(Procedure(proc[0], proc[1], when))
+    timeline.append(Event(when, "treated", "POI", proc[1]))
 
 
 def _decompression(r: Callable[[], float], triaged: int) -> int:

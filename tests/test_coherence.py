@@ -28,6 +28,7 @@ from patientgen.generator.coherence import (
     OPEN_FRACTURE_CODE,
     PNEUMONIA_CODE,
     RULES,
+    SPINAL_CORD_CODE,
     SURGICAL,
     TENSION_PNEUMOTHORAX_CODE,
     count_violations,
@@ -164,7 +165,8 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     concussion_returned_within_24h, moderate_brain_injury_returned_to_duty), 1.7.0's
     (role1_hypotension_without_fluids), 1.8.0's (severe_depression_returned_to_duty), 1.9.0's
     (death_from_an_arm_fracture_alone) and 1.10.0's (eye_injury_not_shielded_and_shipped,
-    severe_eye_injury_returned_to_duty) but for this test."""
+    severe_eye_injury_returned_to_duty) and 1.12.0's (spinal_cord_injury_returned_to_duty,
+    spinal_injury_not_immobilised) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -521,6 +523,18 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
             )
         ),
         set_outcome("RTD", "R3"),
+    )
+
+    # 1.12.0: a spinal cord injury is immobilised at the point of injury and goes home
+    def spinal(p) -> bool:
+        return any(c.code == SPINAL_CORD_CODE for c in p.conditions)
+
+    _broken(patients, "spinal_cord_injury_returned_to_duty", spinal, set_outcome("RTD", "R3"))
+    _broken(
+        patients,
+        "spinal_injury_not_immobilised",
+        spinal,
+        without(care.SPINAL_IMMOBILISATION),
     )
 
     # an older rule, its check shared (_circulation_normal) with

@@ -40,6 +40,7 @@ from patientgen.generator.care import (
     OXYGEN,
     PAIN_RELIEF,
     PRESSURE_DRESSING,
+    SPINAL_IMMOBILISATION,
     SPLINT,
     SURGERY_SECONDS,
     SUTURE,
@@ -517,8 +518,10 @@ def _poi(
     timeline: list[Event] | None,
 ) -> tuple[TriageCategory, Vitals, list[Procedure], int, int]:
     """Buddy aid, then the medic's vitals and triage, a needle decompression of a tension
-    pneumothorax (unless expectant) and pain relief for moderate or severe pain (TCCC, in the
-    order of MARCH: respiration before pain): (triage, vitals, procedures, seconds of the
+    pneumothorax and a cervical collar on an injured spine (unless expectant), and pain relief
+    for moderate or severe pain (TCCC, in the order of MARCH: respiration before pain; the
+    spine's motion restricted before the casualty is moved): (triage, vitals, procedures,
+    seconds of the
     medic's last act, `done` with DECOMPRESSED and RELIEVED when done). Without a timeline (no
     records): no procedures, and the vitals' time is NO_TIME."""
     base = who.base
@@ -544,6 +547,10 @@ def _poi(
         done |= DECOMPRESSED
         if timeline is not None:
             _at_poi(procedures, timeline, NEEDLE_DECOMPRESSION, base + medic_done)
+    if hurt.flags & SPINE and triage != "T4":  # blunt trauma (falls, crashes): before moving
+        medic_done = medic_done + 30 + int(r() * 120)
+        if timeline is not None:
+            _at_poi(procedures, timeline, SPINAL_IMMOBILISATION, base + medic_done)
     if vit.pain >= PAIN_RELIEF_FROM:
         medic_done = medic_done + 60 + int(r() * 180)
         done |= RELIEVED
@@ -647,10 +654,11 @@ def _heals_at_home(hurt: _Hurt) -> bool:
     months to recover), a critical injury or shock (AIS 5+, shock coded critical: weeks in
     intensive care), a major burn (AIS 3+: to a burn centre), an open fracture, or a severe
     closed fracture or crush of a limb or the pelvis (months to heal), a severe depressive
-    disorder (months to be stable), a severe injury of the eye (to an eye surgeon: the sight).
+    disorder (months to be stable), a severe injury of the eye (to an eye surgeon: the sight),
+    a spinal cord injury (a spinal surgeon, months of rehabilitation).
     One pass over the injuries, for a casualty who would otherwise return to duty."""
     if (
-        hurt.flags & AMPUTATED
+        hurt.flags & (AMPUTATED | SPINE)
         or hurt.abdomen
         or hurt.head_ais >= 4
         or hurt.max_ais >= 5

@@ -44,6 +44,7 @@ IV_FLUIDS = ("281800008", PROCEDURES["281800008"])
 PAIN_RELIEF = ("278414003", PROCEDURES["278414003"])
 X_RAY = ("168537006", PROCEDURES["168537006"])
 NEEDLE_DECOMPRESSION = ("1290622004", PROCEDURES["1290622004"])
+SPINAL_IMMOBILISATION = ("398041008", PROCEDURES["398041008"])
 
 #: Length of each surgical procedure on the operating table (minutes; docs/care-chain.md).
 SURGERY_MINUTES: dict[str, int] = {
@@ -56,8 +57,11 @@ SURGERY_MINUTES: dict[str, int] = {
 SURGERY_SECONDS: dict[str, int] = {code: minutes * 60 for code, minutes in SURGERY_MINUTES.items()}
 
 # buddy aid (tourniquet, dressing, splint), and the medic's after the triage: a needle
-# decompression of a tension pneumothorax, analgesia
-_POI = {TOURNIQUET[0], PRESSURE_DRESSING[0], SPLINT[0], NEEDLE_DECOMPRESSION[0], PAIN_RELIEF[0]}
+# decompression of a tension pneumothorax, a cervical collar on an injured spine, analgesia
+_POI = {
+    TOURNIQUET[0], PRESSURE_DRESSING[0], SPLINT[0], NEEDLE_DECOMPRESSION[0],
+    SPINAL_IMMOBILISATION[0], PAIN_RELIEF[0],
+}  # fmt: skip
 _R1 = _POI | {
     TRIAGE[0], HEMORRHAGE_CONTROL[0], CHEST_DRAIN[0], INTUBATION[0], OXYGEN[0],
     ANTIBIOTICS[0], SUTURE[0], WOUND_CARE[0], IV_FLUIDS[0],

@@ -119,6 +119,10 @@ PROCEDURES: dict[str, str] = {
     # pneumothorax (procedure)"); a public terminology browser: international core module, has
     # focus tension pneumothorax
     "1290622004": "Needle chest decompression for tension pneumothorax",
+    # a trauma-registry IG's cervical spine interventions (FSH ValueSet: "Cervical spine
+    # immobilization"), a clinical-data mapping table and a procedure-name table of other
+    # public projects (each "Cervical Spine Immobilization")
+    "398041008": "Cervical spine immobilization",
 }
 
 # --- SNOMED CT: mechanisms (events) -------------------------------------------------------------

@@ -870,6 +870,42 @@ def severe_eye_injury_returned_to_duty(p: Patient) -> bool:
     )
 
 
+#: A fracture of the vertebral column with a spinal cord injury (SNOMED CT).
+SPINAL_CORD_CODE = inj.SPINAL_CORD[0]
+
+
+def spinal_cord_injury_returned_to_duty(p: Patient) -> bool:
+    """A spinal cord injury is evacuated home, never returned to duty in theatre: even an
+    incomplete one leaves a deficit that takes months of rehabilitation, and the spine is
+    stabilised by a spinal surgeon (the Joint Trauma System's spine injury guideline: evacuated
+    out of theatre for definitive care)."""
+    return p.outcome == "RTD" and _has(p, SPINAL_CORD_CODE)
+
+
+#: How soon after the triage at the point of injury the medic restricts the motion of an
+#: injured spine.
+IMMOBILISATION_WITHIN = timedelta(minutes=5)
+
+
+def spinal_injury_not_immobilised(p: Patient) -> bool:
+    """A spinal cord injury of blunt trauma (a fall, a vehicle crash: the only ones this model
+    makes) is immobilised at the point of injury, with a cervical collar, before the casualty is
+    moved (TCCC, tactical field care: spinal motion restriction for blunt trauma with a
+    suspected spine injury; ATLS: protect the whole spine, the cervical spine first, until an
+    injury is excluded), within five minutes of the medic's triage, unless expectant."""
+    if not _has(p, SPINAL_CORD_CODE):
+        return False
+    poi = p.visits[0] if p.visits and p.visits[0].facility == "POI" else None
+    if poi is None or poi.triage in (None, "T4") or poi.vitals is None:
+        return False
+    triaged = poi.vitals.taken_at
+    return not any(
+        pr.code == care.SPINAL_IMMOBILISATION[0]
+        and timedelta(0) <= pr.performed_at - triaged <= IMMOBILISATION_WITHIN
+        for pr in poi.procedures
+    )
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -927,6 +963,8 @@ RULES: dict[str, Rule] = {
     "death_from_an_arm_fracture_alone": death_from_an_arm_fracture_alone,
     "eye_injury_not_shielded_and_shipped": eye_injury_not_shielded_and_shipped,
     "severe_eye_injury_returned_to_duty": severe_eye_injury_returned_to_duty,
+    "spinal_cord_injury_returned_to_duty": spinal_cord_injury_returned_to_duty,
+    "spinal_injury_not_immobilised": spinal_injury_not_immobilised,
 }
 
 

@@ -165,8 +165,9 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     concussion_returned_within_24h, moderate_brain_injury_returned_to_duty), 1.7.0's
     (role1_hypotension_without_fluids), 1.8.0's (severe_depression_returned_to_duty), 1.9.0's
     (death_from_an_arm_fracture_alone) and 1.10.0's (eye_injury_not_shielded_and_shipped,
-    severe_eye_injury_returned_to_duty) and 1.12.0's (spinal_cord_injury_returned_to_duty,
-    spinal_injury_not_immobilised) but for this test."""
+    severe_eye_injury_returned_to_duty), 1.12.0's (spinal_cord_injury_returned_to_duty,
+    spinal_injury_not_immobilised) and 1.13.0's (role2_debrided_before_xray) but for this
+    test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -536,6 +537,24 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         spinal,
         without(care.SPINAL_IMMOBILISATION),
     )
+
+    # 1.13.0: Role 2 X-rays a fracture before it debrides
+    def imaged_and_debrided_at_role2(p) -> bool:
+        return any(
+            v.facility == "R2"
+            and {care.X_RAY[0], care.DEBRIDEMENT[0]} <= {pr.code for pr in v.procedures}
+            for v in p.visits
+        )
+
+    def imaged_last(p) -> None:
+        r2 = next(v for v in p.visits if v.facility == "R2")
+        late = max(pr.performed_at for pr in r2.procedures) + datetime.timedelta(minutes=5)
+        r2.procedures = [
+            dataclasses.replace(pr, performed_at=late) if pr.code == care.X_RAY[0] else pr
+            for pr in r2.procedures
+        ]
+
+    _broken(patients, "role2_debrided_before_xray", imaged_and_debrided_at_role2, imaged_last)
 
     # an older rule, its check shared (_circulation_normal) with
     # severe_dehydration_with_normal_circulation and tension_pneumothorax_with_normal_circulation

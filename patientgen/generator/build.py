@@ -969,10 +969,12 @@ def _todo(
             todo.append(CT_SCAN)
         if hurt.head_ais >= 4 and r() < 0.5:
             todo.append(CRANIOTOMY)
+    # Role 1 has no imaging; Role 2 X-rays a fracture after the life-saving operations, before
+    # the debridement
+    if fac == "R2" and flags & FRACTURE:
+        todo.append(X_RAY)
     if wound and (fac == "R2" or current != "T3"):
         todo.append(DEBRIDEMENT)
-    if fac == "R2" and flags & FRACTURE:  # Role 1 has no imaging; after the operations
-        todo.append(X_RAY)
     return once
 
 
@@ -991,7 +993,8 @@ def _treated(
     of PAIN_RELIEF_FROM or more on arrival, at every place: the last dose has worn off; comfort
     care of the expectant too), within a minute of the triage at `tri`: it waits for no team;
     then `todo`, one after another from a few minutes after the triage: resuscitation, imaging
-    and dressings 3 to 10 minutes apart (a trauma team works at once, the 1 of 10-1-2), an
+    and dressings 3 to 10 minutes apart (a trauma team works at once, the 1 of 10-1-2; a plain
+    X-ray, a portable film, 1 to 3 minutes before the next), an
     operation for about its time on the table (0.75 to 1.25 times care.SURGERY_MINUTES), so the
     first operation starts within the hour of the triage (the 2 of 10-1-2). Returns the time of
     the last (the triage's when there is none)."""
@@ -1013,6 +1016,8 @@ def _treated(
             t = tri + 60 + int(r() * 240)
         elif (operating := SURGERY_SECONDS.get(proc[0])) is not None:
             t += int(operating * (0.75 + 0.5 * r()))
+        elif proc is X_RAY:  # a portable film in the resuscitation bay
+            t += 60 + int(r() * 120)
         else:
             t += 180 + int(r() * 420)
     return last

@@ -906,6 +906,22 @@ def spinal_injury_not_immobilised(p: Patient) -> bool:
     )
 
 
+def role2_debrided_before_xray(p: Patient) -> bool:
+    """Role 2 X-rays a fracture before it debrides the wound (ATLS: imaging in the
+    resuscitation, before an operation that is not life-saving; the Joint Trauma System's
+    open fracture guideline: the fracture is imaged, then debrided and stabilised): a
+    laparotomy or an amputation for a bleeding casualty may come first, a debridement not."""
+    for v in p.visits:
+        if v.facility != "R2":
+            continue
+        imaged = next((pr.performed_at for pr in v.procedures if pr.code == care.X_RAY[0]), None)
+        if imaged is not None and any(
+            pr.code == care.DEBRIDEMENT[0] and pr.performed_at < imaged for pr in v.procedures
+        ):
+            return True
+    return False
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -965,6 +981,7 @@ RULES: dict[str, Rule] = {
     "severe_eye_injury_returned_to_duty": severe_eye_injury_returned_to_duty,
     "spinal_cord_injury_returned_to_duty": spinal_cord_injury_returned_to_duty,
     "spinal_injury_not_immobilised": spinal_injury_not_immobilised,
+    "role2_debrided_before_xray": role2_debrided_before_xray,
 }
 
 

@@ -166,8 +166,8 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     (role1_hypotension_without_fluids), 1.8.0's (severe_depression_returned_to_duty), 1.9.0's
     (death_from_an_arm_fracture_alone) and 1.10.0's (eye_injury_not_shielded_and_shipped,
     severe_eye_injury_returned_to_duty), 1.12.0's (spinal_cord_injury_returned_to_duty,
-    spinal_injury_not_immobilised) and 1.13.0's (role2_debrided_before_xray) but for this
-    test."""
+    spinal_injury_not_immobilised), 1.13.0's (role2_debrided_before_xray) and 1.14.0's
+    (circulation_after_splint_or_antibiotics) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -555,6 +555,28 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         ]
 
     _broken(patients, "role2_debrided_before_xray", imaged_and_debrided_at_role2, imaged_last)
+
+    # 1.14.0: the circulation before the antibiotics and splints
+    def transfused_and_given_antibiotics(p) -> bool:
+        return any(
+            {care.TRANSFUSION[0], care.ANTIBIOTICS[0]} <= {pr.code for pr in v.procedures}
+            for v in p.visits
+        )
+
+    def transfused_last(p) -> None:
+        v = next(v for v in p.visits if care.TRANSFUSION[0] in {pr.code for pr in v.procedures})
+        late = max(pr.performed_at for pr in v.procedures) + datetime.timedelta(minutes=5)
+        v.procedures = [
+            dataclasses.replace(pr, performed_at=late) if pr.code == care.TRANSFUSION[0] else pr
+            for pr in v.procedures
+        ]
+
+    _broken(
+        patients,
+        "circulation_after_splint_or_antibiotics",
+        transfused_and_given_antibiotics,
+        transfused_last,
+    )
 
     # an older rule, its check shared (_circulation_normal) with
     # severe_dehydration_with_normal_circulation and tension_pneumothorax_with_normal_circulation

@@ -928,12 +928,19 @@ def _todo(
     # saturation, not for one already in it)
     if (chest or hurt.breathless or vit.spo2 < 92) and first:
         todo.append(OXYGEN)
+    # the circulation, before the antibiotics and splints (MARCH-PAWS), unless expectant:
     # fluids for a burn or dehydration where first seen, and at Role 1 for the hypotensive (it
-    # has no blood; Role 2 and 3 resuscitate below, with blood for a bleed)
-    if current != "T4" and (
-        (hurt.fluids and first) or (fac == "R1" and vit.systolic_bp < HYPOTENSION_SBP)
-    ):
-        todo.append(IV_FLUIDS)
+    # has no blood); Role 2 and 3 give blood to a bleeding casualty in shock
+    if current != "T4":
+        if (hurt.fluids and first) or (fac == "R1" and vit.systolic_bp < HYPOTENSION_SBP):
+            todo.append(IV_FLUIDS)
+        if fac != "R1":
+            if (shock >= 0.4 and fac == "R2") or shock >= 0.7:
+                todo.append(TRANSFUSION)
+            elif vit.systolic_bp < HYPOTENSION_SBP and not (hurt.fluids and first):
+                # hypotensive beyond the shock carried from the place before (one who dies here
+                # arrives in deeper shock): blood for a bleeding casualty, else fluids
+                todo.append(TRANSFUSION if hurt.shock > 0.0 else IV_FLUIDS)
     if hurt.limb_fracture and not once & SPLINTED:
         todo.append(SPLINT)
         once |= SPLINTED
@@ -953,12 +960,6 @@ def _todo(
         return once
     if current == "T4":  # expectant: comfort care, no blood, operation nor airway (coherence)
         return once
-    if (shock >= 0.4 and fac == "R2") or shock >= 0.7:
-        todo.append(TRANSFUSION)
-    elif vit.systolic_bp < HYPOTENSION_SBP and not (hurt.fluids and first):
-        # hypotensive beyond the shock carried from the place before (one who dies here arrives
-        # in deeper shock): blood for a bleeding casualty, else intravenous fluids
-        todo.append(TRANSFUSION if hurt.shock > 0.0 else IV_FLUIDS)
     if fac == "R2":
         if hurt.abdomen:
             todo.append(LAPAROTOMY)

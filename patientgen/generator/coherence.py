@@ -922,6 +922,29 @@ def role2_debrided_before_xray(p: Patient) -> bool:
     return False
 
 
+#: Circulation: blood, intravenous fluids.
+CIRCULATION = frozenset((care.TRANSFUSION[0], care.IV_FLUIDS[0]))
+#: What follows the circulation in MARCH-PAWS: antibiotics, the splint.
+AFTER_CIRCULATION = frozenset((care.ANTIBIOTICS[0], care.SPLINT[0]))
+
+
+def circulation_after_splint_or_antibiotics(p: Patient) -> bool:
+    """At a facility, the circulation is restored before the antibiotics and the splints (TCCC's
+    MARCH-PAWS: massive haemorrhage, airway, respiration, circulation, then the pain,
+    antibiotics, wounds and splints; damage-control resuscitation gives blood on arrival): no
+    transfusion nor intravenous fluids after a splint or antibiotics given at the same
+    facility."""
+    for v in p.visits:
+        if v.facility == "POI":
+            continue
+        given = [pr.performed_at for pr in v.procedures if pr.code in AFTER_CIRCULATION]
+        if given and any(
+            pr.code in CIRCULATION and pr.performed_at > min(given) for pr in v.procedures
+        ):
+            return True
+    return False
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -982,6 +1005,7 @@ RULES: dict[str, Rule] = {
     "spinal_cord_injury_returned_to_duty": spinal_cord_injury_returned_to_duty,
     "spinal_injury_not_immobilised": spinal_injury_not_immobilised,
     "role2_debrided_before_xray": role2_debrided_before_xray,
+    "circulation_after_splint_or_antibiotics": circulation_after_splint_or_antibiotics,
 }
 
 

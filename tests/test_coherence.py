@@ -166,8 +166,9 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     (role1_hypotension_without_fluids), 1.8.0's (severe_depression_returned_to_duty), 1.9.0's
     (death_from_an_arm_fracture_alone) and 1.10.0's (eye_injury_not_shielded_and_shipped,
     severe_eye_injury_returned_to_duty), 1.12.0's (spinal_cord_injury_returned_to_duty,
-    spinal_injury_not_immobilised), 1.13.0's (role2_debrided_before_xray) and 1.14.0's
-    (circulation_after_splint_or_antibiotics) but for this test."""
+    spinal_injury_not_immobilised), 1.13.0's (role2_debrided_before_xray), 1.14.0's
+    (circulation_after_splint_or_antibiotics) and 1.15.0's
+    (pressure_dressing_without_an_open_wound, burn_not_dressed) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -576,6 +577,24 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         "circulation_after_splint_or_antibiotics",
         transfused_and_given_antibiotics,
         transfused_last,
+    )
+
+    # 1.15.0: a pressure dressing on an open wound only; a dry dressing on a burn
+    def contusions_only(p) -> None:
+        p.conditions = [dataclasses.replace(c, code="125667009") if c.region is not None else c
+                        for c in p.conditions]  # fmt: skip
+
+    _broken(
+        patients,
+        "pressure_dressing_without_an_open_wound",
+        lambda p: care.PRESSURE_DRESSING[0] in _codes(p),
+        contusions_only,
+    )
+    _broken(
+        patients,
+        "burn_not_dressed",
+        lambda p: p.outcome != "KIA" and care.WOUND_DRESSING[0] in _codes(p),
+        without(care.WOUND_DRESSING),
     )
 
     # an older rule, its check shared (_circulation_normal) with

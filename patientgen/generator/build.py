@@ -48,6 +48,7 @@ from patientgen.generator.care import (
     TRANSFUSION,
     TRIAGE,
     WOUND_CARE,
+    WOUND_DRESSING,
     X_RAY,
 )
 from patientgen.generator.codes import BODY_SITES, CONDITIONS, MECHANISM_CODES
@@ -118,6 +119,9 @@ from patientgen.scenario import Category, Nation, TriageCategory
 LIMB_SET = frozenset(inj.LIMBS)
 LIMB_OR_PELVIS = LIMB_SET | {"pelvis"}
 ABDOMEN_SET = frozenset(("abdomen", "pelvis"))
+#: An injury open to the outside, whose bleeding a dressing can press on (coherence:
+#: pressure_dressing_without_an_open_wound).
+OPEN = WOUND | MINOR_CUT | PENETRATING
 SHOCK = ("27942005", CONDITIONS["27942005"])
 EXSANGUINATION = ("48149007", CONDITIONS["48149007"])
 NO_SITE = (None, None)
@@ -168,15 +172,16 @@ class _Hurt:
     """Stage 2: what happened to them: injuries or illness, conditions, severity, fate."""
 
     __slots__ = (
-        "abdomen", "anxious", "bacterial", "breathless", "chest", "conditions", "dies", "dry",
-        "fever", "flags", "fluids", "gcs0", "head_ais", "injuries", "kia", "limb_bleed",
-        "limb_fracture", "max_ais", "mechanism", "minor", "other_bleed", "pain0", "shock",
-        "tension", "triage", "wound",
+        "abdomen", "anxious", "bacterial", "breathless", "burned", "chest", "conditions",
+        "dies", "dry", "fever", "flags", "fluids", "gcs0", "head_ais", "injuries", "kia",
+        "limb_bleed", "limb_fracture", "max_ais", "mechanism", "minor", "other_bleed", "pain0",
+        "pressed", "shock", "tension", "triage", "wound",
     )  # fmt: skip
     abdomen: bool
     anxious: bool
     bacterial: bool  # an infection of bacteria: antibiotics (not a virus's: no antibiotics)
     breathless: bool  # a severe respiratory illness (pneumonia, AIS 3+): fast breathing, hypoxia
+    burned: bool  # a second or third degree burn: a dry dressing at the point of injury
     chest: bool
     conditions: list[Condition]
     dies: bool
@@ -195,6 +200,9 @@ class _Hurt:
     minor: bool  # every condition heals within days (injuries' HEALS templates, AIS 2 at most)
     other_bleed: bool
     pain0: int
+    # an open wound to press on: a bleeding one outside the limbs, or one on a limb without a
+    # tourniquet (not a burn, a contusion, a crush, a haemothorax: nothing to press on)
+    pressed: bool
     shock: float
     tension: bool  # a tension pneumothorax: obstructive shock in the vitals until drained
     triage: TriageCategory  # from the injury score alone, before any vitals
@@ -341,6 +349,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     flags = 0
     head_ais = bleed_ais = max_ais = lethal_ais = 0
     limb_bleed = other_bleed = abdomen = limb_fracture = fluids = dry = bacterial = False
+    pressed = open_wound = burned = False
     minor = True
     tension = False
     conditions = []
@@ -364,6 +373,13 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
                     limb_bleed = True
             elif ais >= 2:
                 other_bleed = True
+                if f & OPEN:
+                    pressed = True
+        if f & WOUND:
+            if f & BURN:
+                burned = True
+            else:
+                open_wound = True
         if region in ABDOMEN_SET and f & (PENETRATING | BLEED) and ais >= 3:
             abdomen = True
         if f & PENETRATING and ais >= 3 and region == "thorax":
@@ -435,6 +451,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     h.bacterial, h.dry, h.minor, h.tension = bacterial, dry, minor, tension
     h.breathless = bool(flags & RESPIRATORY) and max_ais >= 3
     h.anxious, h.wound = bool(flags & PSYCH), bool(flags & WOUND)
+    h.pressed, h.burned = pressed or (open_wound and not limb_bleed), burned
     h.gcs0 = care.base_gcs(head_ais, r)
     if is_disease:
         h.pain0 = 1 + int(r() * 3) + (3 if flags & GI else 0)
@@ -446,8 +463,9 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
 def _first_aid(
     who: _Who, hurt: _Hurt, r: Callable[[], float]
 ) -> tuple[int, list[tuple[str, str]], int]:
-    """Self and buddy aid within minutes of wounding: (seconds, procedures, what is done of the
-    `once` flags: SPLINTED)."""
+    """Self and buddy aid within minutes of wounding: a tourniquet on a bleeding limb, a
+    pressure dressing on an open wound, a dry dressing on a burn, maybe a splint: (seconds,
+    procedures, what is done of the `once` flags: SPLINTED)."""
     if who.is_disease:
         return 0, [], 0
     procs = []
@@ -455,8 +473,10 @@ def _first_aid(
     t = 60 + int(r() * 240)
     if hurt.limb_bleed:
         procs.append(TOURNIQUET)
-    if hurt.other_bleed or (hurt.wound and not hurt.limb_bleed):
+    if hurt.pressed:
         procs.append(PRESSURE_DRESSING)
+    if hurt.burned:  # a dry, sterile dressing (TCCC)
+        procs.append(WOUND_DRESSING)
     if hurt.limb_fracture and r() < 0.5:
         procs.append(SPLINT)
         done = SPLINTED

@@ -45,6 +45,7 @@ PAIN_RELIEF = ("278414003", PROCEDURES["278414003"])
 X_RAY = ("168537006", PROCEDURES["168537006"])
 NEEDLE_DECOMPRESSION = ("1290622004", PROCEDURES["1290622004"])
 SPINAL_IMMOBILISATION = ("398041008", PROCEDURES["398041008"])
+WOUND_DRESSING = ("182531007", PROCEDURES["182531007"])
 
 #: Length of each surgical procedure on the operating table (minutes; docs/care-chain.md).
 SURGERY_MINUTES: dict[str, int] = {
@@ -56,10 +57,11 @@ SURGERY_MINUTES: dict[str, int] = {
 #: The same in seconds.
 SURGERY_SECONDS: dict[str, int] = {code: minutes * 60 for code, minutes in SURGERY_MINUTES.items()}
 
-# buddy aid (tourniquet, dressing, splint), and the medic's after the triage: a needle
-# decompression of a tension pneumothorax, a cervical collar on an injured spine, analgesia
+# buddy aid (tourniquet, pressure dressing, a dry dressing on a burn, splint), and the medic's
+# after the triage: a needle decompression of a tension pneumothorax, a cervical collar on an
+# injured spine, analgesia
 _POI = {
-    TOURNIQUET[0], PRESSURE_DRESSING[0], SPLINT[0], NEEDLE_DECOMPRESSION[0],
+    TOURNIQUET[0], PRESSURE_DRESSING[0], WOUND_DRESSING[0], SPLINT[0], NEEDLE_DECOMPRESSION[0],
     SPINAL_IMMOBILISATION[0], PAIN_RELIEF[0],
 }  # fmt: skip
 _R1 = _POI | {

@@ -123,6 +123,8 @@ PROCEDURES: dict[str, str] = {
     # immobilization"), a clinical-data mapping table and a procedure-name table of other
     # public projects (each "Cervical Spine Immobilization")
     "398041008": "Cervical spine immobilization",
+    # several IGs (a German research IG's FSH: "Dressing of wound"; others' examples)
+    "182531007": "Dressing of wound",
 }
 
 # --- SNOMED CT: mechanisms (events) -------------------------------------------------------------

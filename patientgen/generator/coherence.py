@@ -945,6 +945,36 @@ def circulation_after_splint_or_antibiotics(p: Patient) -> bool:
     return False
 
 
+#: An open wound, something to press on: a wound, a fragment, a gunshot or bullet wound, a
+#: laceration, an open fracture, an amputation (outside the eye: see the eye's rules).
+OPEN_WOUNDS = frozenset(
+    t[0]
+    for t in inj.TEMPLATES
+    if t[4] & (inj.WOUND | inj.MINOR_CUT | inj.PENETRATING | inj.AMPUTATION) and not t[4] & inj.BURN
+)
+
+
+def pressure_dressing_without_an_open_wound(p: Patient) -> bool:
+    """A pressure dressing stops the bleeding of an open wound by pressing on it (TCCC): none
+    for a casualty without one, such as a burn (covered with a dry dressing instead), a
+    contusion, a crush or a haemothorax (a bleeding inside the trunk no dressing can reach)."""
+    if not any(pr.code == care.PRESSURE_DRESSING[0] for v in p.visits for pr in v.procedures):
+        return False
+    return not any(c.code in OPEN_WOUNDS and c.region != "eye" for c in p.conditions)
+
+
+def burn_not_dressed(p: Patient) -> bool:
+    """A second or third degree burn is covered at the point of injury with a dry, sterile
+    dressing (TCCC, tactical field care: burns), unless killed in action (buddy aid may not have
+    come in time)."""
+    if p.outcome == "KIA" or p.category == "disease":
+        return False
+    if not any(c.code in DEEP_BURNS and c.region != "eye" for c in p.conditions):
+        return False
+    poi = p.visits[0] if p.visits and p.visits[0].facility == "POI" else None
+    return poi is None or not any(pr.code == care.WOUND_DRESSING[0] for pr in poi.procedures)
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -1006,6 +1036,8 @@ RULES: dict[str, Rule] = {
     "spinal_injury_not_immobilised": spinal_injury_not_immobilised,
     "role2_debrided_before_xray": role2_debrided_before_xray,
     "circulation_after_splint_or_antibiotics": circulation_after_splint_or_antibiotics,
+    "pressure_dressing_without_an_open_wound": pressure_dressing_without_an_open_wound,
+    "burn_not_dressed": burn_not_dressed,
 }
 
 

@@ -167,8 +167,9 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     (death_from_an_arm_fracture_alone) and 1.10.0's (eye_injury_not_shielded_and_shipped,
     severe_eye_injury_returned_to_duty), 1.12.0's (spinal_cord_injury_returned_to_duty,
     spinal_injury_not_immobilised), 1.13.0's (role2_debrided_before_xray), 1.14.0's
-    (circulation_after_splint_or_antibiotics) and 1.15.0's
-    (pressure_dressing_without_an_open_wound, burn_not_dressed) but for this test."""
+    (circulation_after_splint_or_antibiotics), 1.15.0's
+    (pressure_dressing_without_an_open_wound, burn_not_dressed) and 1.16.0's
+    (role1_hemorrhage_control_inside_the_trunk) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -595,6 +596,24 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         "burn_not_dressed",
         lambda p: p.outcome != "KIA" and care.WOUND_DRESSING[0] in _codes(p),
         without(care.WOUND_DRESSING),
+    )
+
+    # 1.16.0: Role 1 controls no bleeding inside the trunk
+    def bruised_belly_only(p) -> None:
+        p.conditions = [
+            dataclasses.replace(c, code="125667009", region="abdomen")
+            if c.region is not None else c
+            for c in p.conditions
+        ]  # fmt: skip
+
+    _broken(
+        patients,
+        "role1_hemorrhage_control_inside_the_trunk",
+        lambda p: any(
+            v.facility == "R1" and care.HEMORRHAGE_CONTROL[0] in {pr.code for pr in v.procedures}
+            for v in p.visits
+        ),
+        bruised_belly_only,
     )
 
     # an older rule, its check shared (_circulation_normal) with

@@ -122,6 +122,10 @@ ABDOMEN_SET = frozenset(("abdomen", "pelvis"))
 #: An injury open to the outside, whose bleeding a dressing can press on (coherence:
 #: pressure_dressing_without_an_open_wound).
 OPEN = WOUND | MINOR_CUT | PENETRATING
+#: The bleeding to control (_Hurt.bleed): none; only inside the chest or abdomen (a surgeon's,
+#: Role 2 on: coherence.role1_hemorrhage_control_inside_the_trunk); one Role 1 can reach too (a
+#: limb's, an open wound's, the pelvis's).
+NO_BLEED, INTERNAL, REACHABLE = 0, 1, 2
 SHOCK = ("27942005", CONDITIONS["27942005"])
 EXSANGUINATION = ("48149007", CONDITIONS["48149007"])
 NO_SITE = (None, None)
@@ -172,14 +176,16 @@ class _Hurt:
     """Stage 2: what happened to them: injuries or illness, conditions, severity, fate."""
 
     __slots__ = (
-        "abdomen", "anxious", "bacterial", "breathless", "burned", "chest", "conditions",
-        "dies", "dry", "fever", "flags", "fluids", "gcs0", "head_ais", "injuries", "kia",
-        "limb_bleed", "limb_fracture", "max_ais", "mechanism", "minor", "other_bleed", "pain0",
+        "abdomen", "anxious", "bacterial", "bleed", "breathless", "burned", "chest",
+        "conditions", "dies", "dry", "fever", "flags", "fluids", "gcs0", "head_ais", "injuries",
+        "kia",
+        "limb_bleed", "limb_fracture", "max_ais", "mechanism", "minor", "pain0",
         "pressed", "shock", "tension", "triage", "wound",
     )  # fmt: skip
     abdomen: bool
     anxious: bool
     bacterial: bool  # an infection of bacteria: antibiotics (not a virus's: no antibiotics)
+    bleed: int  # the bleeding to control: NO_BLEED, INTERNAL or REACHABLE
     breathless: bool  # a severe respiratory illness (pneumonia, AIS 3+): fast breathing, hypoxia
     burned: bool  # a second or third degree burn: a dry dressing at the point of injury
     chest: bool
@@ -198,7 +204,6 @@ class _Hurt:
     max_ais: int
     mechanism: str | None
     minor: bool  # every condition heals within days (injuries' HEALS templates, AIS 2 at most)
-    other_bleed: bool
     pain0: int
     # an open wound to press on: a bleeding one outside the limbs, or one on a limb without a
     # tourniquet (not a burn, a contusion, a crush, a haemothorax: nothing to press on)
@@ -348,8 +353,9 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
         p_death = (1.0 if x > 30.0 else 1.0 / (1.0 + exp(-x))) * (0.15 if is_disease else 0.3)
     flags = 0
     head_ais = bleed_ais = max_ais = lethal_ais = 0
-    limb_bleed = other_bleed = abdomen = limb_fracture = fluids = dry = bacterial = False
+    limb_bleed = abdomen = limb_fracture = fluids = dry = bacterial = False
     pressed = open_wound = burned = False
+    bleed = NO_BLEED
     minor = True
     tension = False
     conditions = []
@@ -371,10 +377,15 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
             if region in LIMB_SET:
                 if ais >= 3 or f & AMPUTATED:
                     limb_bleed = True
+                    bleed = REACHABLE
             elif ais >= 2:
-                other_bleed = True
                 if f & OPEN:
                     pressed = True
+                    bleed = REACHABLE
+                elif region == "pelvis":  # a pelvic binder
+                    bleed = REACHABLE
+                elif not bleed:
+                    bleed = INTERNAL
         if f & WOUND:
             if f & BURN:
                 burned = True
@@ -443,8 +454,8 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     h.mechanism, h.triage, h.flags, h.head_ais, h.max_ais = (
         mechanism, plan.triage(score), flags, head_ais, max_ais,
     )  # fmt: skip
-    h.limb_bleed, h.other_bleed, h.abdomen, h.limb_fracture, h.fluids = (
-        limb_bleed, other_bleed, abdomen, limb_fracture, fluids,
+    h.limb_bleed, h.bleed, h.abdomen, h.limb_fracture, h.fluids = (
+        limb_bleed, bleed, abdomen, limb_fracture, fluids,
     )  # fmt: skip
     h.conditions, h.shock, h.dies, h.kia, h.injuries = conditions, shock, dies, kia, injuries
     h.chest, h.fever = bool(flags & CHEST), bool(flags & INFECTION)
@@ -934,7 +945,12 @@ def _todo(
     from the injuries, the vitals taken there, the shock and what is already done (`once`);
     returns `once` with what it adds."""
     flags = hurt.flags
-    if fac in ("R1", "R2") and not once & CONTROLLED and (hurt.limb_bleed or hurt.other_bleed):
+    # Role 1 controls a bleeding it can reach, Role 2 any (its surgeons)
+    if (
+        fac in ("R1", "R2")
+        and not once & CONTROLLED
+        and hurt.bleed >= (REACHABLE if fac == "R1" else INTERNAL)
+    ):
         todo.append(HEMORRHAGE_CONTROL)
         once |= CONTROLLED
     if vit.gcs <= 8 and not once & INTUBATED and current != "T4":

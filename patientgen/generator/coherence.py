@@ -975,6 +975,22 @@ def burn_not_dressed(p: Patient) -> bool:
     return poi is None or not any(pr.code == care.WOUND_DRESSING[0] for pr in poi.procedures)
 
 
+def role1_hemorrhage_control_inside_the_trunk(p: Patient) -> bool:
+    """Role 1 controls a bleeding it can reach: a limb's (a tourniquet converted, a wound
+    packed), an open wound's, a pelvis's (a pelvic binder). A bleeding inside the chest or the
+    abdomen is non-compressible: no hemorrhage control there before a surgeon (Role 2: the
+    laparotomy, the chest drain), only resuscitation and a fast evacuation (TCCC; the Joint
+    Trauma System's damage control resuscitation guideline)."""
+    if not any(
+        v.facility == "R1" and any(pr.code == care.HEMORRHAGE_CONTROL[0] for pr in v.procedures)
+        for v in p.visits
+    ):
+        return False
+    return not any(
+        (c.code in OPEN_WOUNDS and c.region != "eye") or c.region == "pelvis" for c in p.conditions
+    )
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -1038,6 +1054,7 @@ RULES: dict[str, Rule] = {
     "circulation_after_splint_or_antibiotics": circulation_after_splint_or_antibiotics,
     "pressure_dressing_without_an_open_wound": pressure_dressing_without_an_open_wound,
     "burn_not_dressed": burn_not_dressed,
+    "role1_hemorrhage_control_inside_the_trunk": role1_hemorrhage_control_inside_the_trunk,
 }
 
 

@@ -168,8 +168,9 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     severe_eye_injury_returned_to_duty), 1.12.0's (spinal_cord_injury_returned_to_duty,
     spinal_injury_not_immobilised), 1.13.0's (role2_debrided_before_xray), 1.14.0's
     (circulation_after_splint_or_antibiotics), 1.15.0's
-    (pressure_dressing_without_an_open_wound, burn_not_dressed) and 1.16.0's
-    (role1_hemorrhage_control_inside_the_trunk) but for this test."""
+    (pressure_dressing_without_an_open_wound, burn_not_dressed), 1.16.0's
+    (role1_hemorrhage_control_inside_the_trunk) and 1.17.0's (death_from_a_severe_burn_alone)
+    but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -614,6 +615,21 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
             for v in p.visits
         ),
         bruised_belly_only,
+    )
+
+    # 1.17.0: a burn short of critical kills no one
+    def severe_burns_only(p) -> None:
+        p.conditions = [
+            dataclasses.replace(c, code="403192003", severity="severe")
+            if c.region is not None and c.severity in ("severe", "critical") else c
+            for c in p.conditions
+        ]  # fmt: skip
+
+    _broken(
+        patients,
+        "death_from_a_severe_burn_alone",
+        lambda p: p.outcome in ("KIA", "DOW"),
+        severe_burns_only,
     )
 
     # an older rule, its check shared (_circulation_normal) with

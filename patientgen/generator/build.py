@@ -54,6 +54,7 @@ from patientgen.generator.care import (
 from patientgen.generator.codes import BODY_SITES, CONDITIONS, MECHANISM_CODES
 from patientgen.generator.coherence import (
     BRAIN_INJURIES,
+    BURN_LETHAL_AIS,
     CLOSED_FRACTURE_CODE,
     CONCUSSION_REST,
     DEHYDRATION_CODE,
@@ -179,7 +180,7 @@ class _Hurt:
         "abdomen", "anxious", "bacterial", "bleed", "breathless", "burned", "chest",
         "conditions", "dies", "dry", "fever", "flags", "fluids", "gcs0", "head_ais", "injuries",
         "kia",
-        "limb_bleed", "limb_fracture", "max_ais", "mechanism", "minor", "pain0",
+        "lethal", "limb_bleed", "limb_fracture", "max_ais", "mechanism", "minor", "pain0",
         "pressed", "shock", "tension", "triage", "wound",
     )  # fmt: skip
     abdomen: bool
@@ -199,6 +200,7 @@ class _Hurt:
     head_ais: int
     injuries: list[inj.Injury]
     kia: bool
+    lethal: bool  # an injury (or illness) that can cause a death by itself
     limb_bleed: bool
     limb_fracture: bool
     max_ais: int
@@ -366,8 +368,11 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
         flags |= f
         if ais > max_ais:
             max_ais = ais
-        # coherence.cannot_kill_alone, inline: the hot path
-        if ais > lethal_ais and not (template[0] == CLOSED_FRACTURE_CODE and region in UPPER_LIMBS):
+        # coherence.lethal_ais, inline: the hot path
+        if ais > lethal_ais and not (
+            (template[0] == CLOSED_FRACTURE_CODE and region in UPPER_LIMBS)
+            or (f & BURN and ais < BURN_LETHAL_AIS)
+        ):
             lethal_ais = ais
         if f & HEAD and ais > head_ais:
             head_ais = ais
@@ -457,7 +462,9 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     h.limb_bleed, h.bleed, h.abdomen, h.limb_fracture, h.fluids = (
         limb_bleed, bleed, abdomen, limb_fracture, fluids,
     )  # fmt: skip
-    h.conditions, h.shock, h.dies, h.kia, h.injuries = conditions, shock, dies, kia, injuries
+    h.conditions, h.shock, h.dies, h.kia, h.injuries, h.lethal = (
+        conditions, shock, dies, kia, injuries, lethal,
+    )  # fmt: skip
     h.chest, h.fever = bool(flags & CHEST), bool(flags & INFECTION)
     h.bacterial, h.dry, h.minor, h.tension = bacterial, dry, minor, tension
     h.breathless = bool(flags & RESPIRATORY) and max_ais >= 3

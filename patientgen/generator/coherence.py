@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 
 from patientgen.generator import care
 from patientgen.generator import injuries as inj
-from patientgen.generator.patient import Patient, Visit, Vitals
+from patientgen.generator.patient import Condition, Patient, Visit, Vitals
 from patientgen.scenario import TriageCategory
 
 # --- data -----------------------------------------------------------------------------------------
@@ -136,6 +136,20 @@ def triage_first(base: TriageCategory, v: Vitals, random: Callable[[], float]) -
 
 def can_kill_injury(max_ais: int) -> bool:
     return max_ais >= LETHAL_AIS
+
+
+def lethal_ais(injuries: Iterable[inj.Injury]) -> int:
+    """The worst AIS among the injuries that can cause a death by themselves (0 when none): not
+    a closed fracture of an arm (`cannot_kill_alone`), not a burn short of critical
+    (`BURN_LETHAL_AIS`). build._hurt computes the same inline (the hot path)."""
+    worst = 0
+    for template, region, ais in injuries:
+        if ais > worst and not (
+            cannot_kill_alone(template[0], region)
+            or (template[4] & inj.BURN and ais < BURN_LETHAL_AIS)
+        ):
+            worst = ais
+    return worst
 
 
 def can_kill_disease(code: str, ais: int) -> bool:
@@ -244,6 +258,18 @@ def _has(p: Patient, code: str) -> bool:
 def _has_severe(p: Patient, code: str) -> bool:
     """Whether condition `code` is among the patient's, severe or critical."""
     return any(c.code == code and c.severity in SEVERE for c in p.conditions)
+
+
+def injury_can_kill(c: Condition) -> bool:
+    """Whether a condition is an injury that can cause a death by itself: of a body region,
+    severe or critical, neither a closed fracture of an arm nor a burn short of critical (as
+    `lethal_ais` decides on the injuries; flow.skeleton asks it of who may die waiting)."""
+    return (
+        c.region is not None
+        and c.severity in LETHAL_SEVERITIES
+        and not cannot_kill_alone(c.code, c.region)
+        and not burn_cannot_kill(c.code, c.severity)
+    )
 
 
 def _can_kill(p: Patient) -> bool:
@@ -991,6 +1017,38 @@ def role1_hemorrhage_control_inside_the_trunk(p: Patient) -> bool:
     )
 
 
+#: A burn of the skin: first, second or third degree (SNOMED CT).
+BURNS = frozenset((inj.BURN_1[0], inj.BURN_2[0], inj.BURN_3[0]))
+#: A burn kills by itself only from this AIS on: critical, 30 % of the body surface or more.
+BURN_LETHAL_AIS = 5
+
+
+def burn_cannot_kill(code: str, severity: str) -> bool:
+    """Whether an injury is a burn that cannot cause a death in theatre by itself: any but a
+    critical one (AIS 5-6, BURN_LETHAL_AIS)."""
+    return code in BURNS and severity != "critical"
+
+
+def death_from_a_severe_burn_alone(p: Patient) -> bool:
+    """A death (killed in action, died of wounds, died) whose only severe or critical injuries
+    are burns short of critical (AIS 3-4: 10-29 % of the body surface), with nothing else that
+    can kill beside them but a closed fracture of an arm: a young adult survives such a burn
+    (the Baux score, age plus the percentage burned, of 50 or less: a few percent at most), and
+    those who do not die weeks later, of sepsis and organ failure, long after they left the
+    theatre; a burn kills at the point of injury or within days only when critical (with the
+    inhalation injury of a vehicle fire)."""
+    if p.outcome not in DEATHS:
+        return False
+    severe = [
+        c
+        for c in p.conditions
+        if c.region is not None and c.severity in LETHAL_SEVERITIES and c.code not in NOT_A_CAUSE
+    ]
+    return any(c.code in BURNS for c in severe) and all(
+        burn_cannot_kill(c.code, c.severity) or cannot_kill_alone(c.code, c.region) for c in severe
+    )
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -1055,6 +1113,7 @@ RULES: dict[str, Rule] = {
     "pressure_dressing_without_an_open_wound": pressure_dressing_without_an_open_wound,
     "burn_not_dressed": burn_not_dressed,
     "role1_hemorrhage_control_inside_the_trunk": role1_hemorrhage_control_inside_the_trunk,
+    "death_from_a_severe_burn_alone": death_from_a_severe_burn_alone,
 }
 
 

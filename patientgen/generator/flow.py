@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from struct import Struct
 
 from patientgen.generator.care import SURGERY_SECONDS
+from patientgen.generator.coherence import injury_can_kill
 from patientgen.generator.patient import (
     Event,
     Outcome,
@@ -232,9 +233,8 @@ def skeleton(plan: Plan, p: Patient) -> Skeleton | None:
         return None
     front = plan.front_index[p.front]
     origin = p.event_id if p.event_id is not None else f"#{p.index}"
-    return Skeleton(
-        p.index, front, origin, battle and severity >= 1 and p.outcome != "KIA", severity, stages
-    )
+    lethal = battle and p.outcome != "KIA" and any(injury_can_kill(c) for c in p.conditions)
+    return Skeleton(p.index, front, origin, lethal, severity, stages)
 
 
 def _lift(k: int, visits: list[Visit], disease: bool) -> int | None:

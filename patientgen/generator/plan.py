@@ -36,7 +36,7 @@ from anyascii import anyascii
 
 from patientgen.generator import care
 from patientgen.generator import injuries as inj
-from patientgen.generator.coherence import KIA_SURVIVABLE, LETHAL_AIS
+from patientgen.generator.coherence import KIA_SURVIVABLE, LETHAL_AIS, lethal_ais
 from patientgen.generator.names import pools
 from patientgen.generator.rng import cumulative, scenario_stream
 from patientgen.generator.timing import MassCasualtyEvent, TimeTable, mass_casualty_schedule
@@ -321,12 +321,11 @@ def calibrate(
         injuries = inj.battle_injuries(mechanism, r)
         score = inj.iss(injuries) + r()
         scores.append(score)
-        worst = max(i[2] for i in injuries)
-        if worst >= LETHAL_AIS:
+        if lethal_ais(injuries) >= LETHAL_AIS:  # as build._hurt decides who can die
             lethal.append(score)
         else:
             safe.append(score)
-            if worst <= 1:
+            if max(i[2] for i in injuries) <= 1:
                 mild.append(score)
     scores.sort()
     lo, hi = -40.0, 20.0

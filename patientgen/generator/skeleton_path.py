@@ -106,7 +106,7 @@ def add(plan: Plan, index: int, rng: Random, store: SkeletonStore) -> None:
             index,
             plan.front_index[who.front.name],
             event.event_id if event is not None else None,
-            who.battle and severity >= 1,
+            who.battle and hurt.lethal,
             severity,
         )
 

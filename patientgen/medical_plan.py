@@ -115,10 +115,12 @@ DOCTRINE: dict[str, dict[str, int]] = {
 #: care_chain_figures.py measures them): share reaching the role, hours of stay there, hours of
 #: a treatment team.
 ROLE_LOAD: dict[str, tuple[float, float, float]] = {
-    "R1": (0.99, 6.2, 0.28),  # a concussion rests 24 hours, at Role 1 (1.6.0)
+    # a concussion rests 24 hours, at Role 1 (1.6.0); what heals within days returns to duty
+    # from Role 1 or 2 within 72 hours (1.18.0)
+    "R1": (0.99, 6.7, 0.28),
     # Role 2 holds 72 hours at most (generator 1.3.0); a trauma team resuscitates, then the
     # operating table takes over (1.4.0)
-    "R2": (0.75, 22.0, 0.18),
+    "R2": (0.75, 24.5, 0.18),
     "R3": (0.60, 135.0, 0.18),  # stays of 3-7 days (moderate) or 5-20 (severe)
 }
 #: Share operated on, and operating-table hours each, by role.

@@ -22,6 +22,7 @@ from patientgen.generator.coherence import (
     DEEP_BURNS,
     DEHYDRATION_CODE,
     DEPRESSION_CODE,
+    HEALING,
     INTENSIVE_CARE,
     LIMB_FRACTURES,
     OPEN_COMBAT_WOUNDS,
@@ -169,8 +170,8 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     spinal_injury_not_immobilised), 1.13.0's (role2_debrided_before_xray), 1.14.0's
     (circulation_after_splint_or_antibiotics), 1.15.0's
     (pressure_dressing_without_an_open_wound, burn_not_dressed), 1.16.0's
-    (role1_hemorrhage_control_inside_the_trunk) and 1.17.0's (death_from_a_severe_burn_alone)
-    but for this test."""
+    (role1_hemorrhage_control_inside_the_trunk), 1.17.0's (death_from_a_severe_burn_alone) and
+    1.18.0's (minor_admitted_to_role3) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -630,6 +631,23 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         "death_from_a_severe_burn_alone",
         lambda p: p.outcome in ("KIA", "DOW"),
         severe_burns_only,
+    )
+
+    # 1.18.0: what heals within days is not admitted to Role 3
+    def admitted_to_role3(p) -> None:
+        last = p.visits[-1]
+        p.visits[-1] = dataclasses.replace(last, facility="R3", facility_id="R3-City-1")
+        p.outcome_facility = "R3"
+
+    _broken(
+        patients,
+        "minor_admitted_to_role3",
+        lambda p: (
+            p.outcome == "RTD"
+            and bool(p.conditions)
+            and all(c.code in HEALING and c.severity == "moderate" for c in p.conditions)
+        ),
+        admitted_to_role3,
     )
 
     # an older rule, its check shared (_circulation_normal) with

@@ -637,11 +637,13 @@ def _path(
     if triage == "T3":
         # Minimal casualties mostly recover in theatre: back to duty within 72 hours from Role 1
         # or Role 2's holding (which keeps no one longer), else after days at Role 3; a few go
-        # home (Role 4). With only mild conditions (AIS 1): back within 72 hours, and home only
-        # from stress (coherence rules held_at_role2_beyond_72h, mild_admitted_to_role3,
-        # mild_sent_home). plan.quick_rtd counts the mild in (plan.calibrate).
+        # home (Role 4). With only mild conditions (AIS 1), or only conditions that heal within
+        # days (`minor`: a laceration, a contusion, a sprain, none worse than moderate): back
+        # within 72 hours, and home only from stress (coherence rules held_at_role2_beyond_72h,
+        # mild_admitted_to_role3, minor_admitted_to_role3, mild_sent_home). plan.quick_rtd
+        # counts them in (plan.calibrate).
         q = plan.quick_rtd if battle else (0.75 if is_disease else 0.6)
-        mild = hurt.max_ais <= 1
+        mild = hurt.max_ais <= 1 or hurt.minor
         home = 0.0
         if not (u < q or (mild and not hurt.anxious)):
             home = 0.15 if (hurt.max_ais >= 3 or hurt.anxious) else 0.04
@@ -671,9 +673,9 @@ def _path(
         path = ["R1", "R2", "R3"] if v < 0.15 else ["R1", "R2", "R3", "R4"]
         if skip_r1:
             path = path[1:]
-    if outcome == "EVACUATED_R4" and hurt.minor:  # heals within days: in theatre, at Role 3
-        outcome = "RTD"
-        path = path[:-1]
+    if hurt.minor and not quick:  # heals within days: back within 72 hours, Role 2 at most
+        outcome, quick = "RTD", True
+        path = path[: path.index("R2") + 1]
     if outcome != "RTD":
         return outcome, path, quick
     # a broken limb is X-rayed and immobilised at Role 2 at least

@@ -524,6 +524,25 @@ def mild_admitted_to_role3(p: Patient) -> bool:
     return p.outcome == "RTD" and _only_mild(p) and any(v.facility == "R3" for v in p.visits)
 
 
+#: An injury that heals within days when at most moderate (the injuries' HEALS templates: a
+#: laceration, a contusion, a sprain, low back pain, a first degree burn).
+HEALING = frozenset(t[0] for t in inj.TEMPLATES if t[4] & inj.HEALS)
+
+
+def minor_admitted_to_role3(p: Patient) -> bool:
+    """A casualty whose every condition heals within days (a laceration, a contusion, a sprain,
+    low back pain, a first degree burn, none worse than moderate) who returns to duty is
+    treated at Role 1 or held at Role 2 (its holding: up to 72 hours), never admitted to the
+    theatre hospital (Role 3) for days: the evacuation policy keeps Role 3's beds for who needs
+    a hospital (AJP-4.10)."""
+    return (
+        p.outcome == "RTD"
+        and bool(p.conditions)
+        and all(c.code in HEALING and c.severity in ("mild", "moderate") for c in p.conditions)
+        and any(v.facility == "R3" for v in p.visits)
+    )
+
+
 def mild_sent_home(p: Patient) -> bool:
     """A casualty with only mild conditions is not evacuated home (Role 4), unless the condition
     is a psychiatric one (mental health evacuations are)."""
@@ -1114,6 +1133,7 @@ RULES: dict[str, Rule] = {
     "burn_not_dressed": burn_not_dressed,
     "role1_hemorrhage_control_inside_the_trunk": role1_hemorrhage_control_inside_the_trunk,
     "death_from_a_severe_burn_alone": death_from_a_severe_burn_alone,
+    "minor_admitted_to_role3": minor_admitted_to_role3,
 }
 
 

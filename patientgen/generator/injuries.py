@@ -41,7 +41,9 @@ PSYCH = 4096
 GI = 8192
 VIRAL = 16384  # an infection of a virus: no antibiotics
 # Heals within days when at most moderate (AIS 2): the theatre's evacuation policy holds a
-# casualty who can return to duty within it (AJP-4.10): treated in theatre, never flown home.
+# casualty who can return to duty within it (AJP-4.10): treated in theatre, never flown home;
+# one whose every condition is so returns to duty within 72 hours, from Role 1 or Role 2's
+# holding, never admitted to Role 3 (build._path).
 HEALS = 32768
 # An injury of the eye: shielded and shipped to an eye surgeon (never pressed, dressed nor
 # operated on before Role 3, so neither BLEED nor WOUND); a severe one goes home.

@@ -314,7 +314,9 @@ def calibrate(
     scores: list[float] = []
     lethal: list[float] = []  # scores of the casualties whose injuries can kill
     safe: list[float] = []  # the others: they never die
-    mild: list[float] = []  # those of them with mild injuries only (AIS 1): back within 72 h
+    # those of them with mild injuries only (AIS 1), or injuries that heal within days (HEALS,
+    # at most moderate): back within 72 h (build._path)
+    mild: list[float] = []
     for _ in range(CALIBRATION_SAMPLE):
         kind = names[bisect_right(warfare_cum, r())]
         mechanism = inj.BATTLE_MECHANISMS[bisect_right(mechanism_cum[kind], r())]
@@ -325,7 +327,9 @@ def calibrate(
             lethal.append(score)
         else:
             safe.append(score)
-            if max(i[2] for i in injuries) <= 1:
+            if max(i[2] for i in injuries) <= 1 or all(
+                t[4] & inj.HEALS and ais <= 2 for t, _, ais in injuries
+            ):
                 mild.append(score)
     scores.sort()
     lo, hi = -40.0, 20.0
@@ -344,8 +348,8 @@ def calibrate(
         sum(1.0 - death_probability(death_a, s) for s in lethal if s < thresholds[0])
         + sum(1 for s in safe if s < thresholds[0])
     ) / len(scores)
-    # the minimal with only mild injuries always return within 72 hours (build._path); the
-    # others do at the rate that makes RTD_72H of all
+    # the minimal with only mild injuries, or only injuries that heal within days, always return
+    # within 72 hours (build._path); the others do at the rate that makes RTD_72H of all
     always = sum(1 for s in mild if s < thresholds[0]) / len(scores)
     rest = minimal_survivors - always
     quick_rtd = min(0.95, max(0.0, (RTD_72H - always) / rest)) if rest > 0 else 0.0

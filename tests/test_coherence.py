@@ -170,8 +170,9 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     spinal_injury_not_immobilised), 1.13.0's (role2_debrided_before_xray), 1.14.0's
     (circulation_after_splint_or_antibiotics), 1.15.0's
     (pressure_dressing_without_an_open_wound, burn_not_dressed), 1.16.0's
-    (role1_hemorrhage_control_inside_the_trunk), 1.17.0's (death_from_a_severe_burn_alone) and
-    1.18.0's (minor_admitted_to_role3) but for this test."""
+    (role1_hemorrhage_control_inside_the_trunk), 1.17.0's (death_from_a_severe_burn_alone),
+    1.18.0's (minor_admitted_to_role3) and 1.19.0's (open_chest_wound_not_sealed) but for this
+    test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -596,7 +597,10 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     _broken(
         patients,
         "burn_not_dressed",
-        lambda p: p.outcome != "KIA" and care.WOUND_DRESSING[0] in _codes(p),
+        lambda p: (
+            p.outcome != "KIA"
+            and any(c.code in DEEP_BURNS and c.region != "eye" for c in p.conditions)
+        ),
         without(care.WOUND_DRESSING),
     )
 
@@ -648,6 +652,17 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
             and all(c.code in HEALING and c.severity == "moderate" for c in p.conditions)
         ),
         admitted_to_role3,
+    )
+
+    # 1.19.0: an open chest is sealed, not pressed
+    _broken(
+        patients,
+        "open_chest_wound_not_sealed",
+        lambda p: (
+            p.outcome != "KIA"
+            and any(c.region == "thorax" and c.code in OPEN_COMBAT_WOUNDS for c in p.conditions)
+        ),
+        without(care.WOUND_DRESSING),
     )
 
     # an older rule, its check shared (_circulation_normal) with

@@ -177,8 +177,8 @@ class _Hurt:
     """Stage 2: what happened to them: injuries or illness, conditions, severity, fate."""
 
     __slots__ = (
-        "abdomen", "anxious", "bacterial", "bleed", "breathless", "burned", "chest",
-        "conditions", "dies", "dry", "fever", "flags", "fluids", "gcs0", "head_ais", "injuries",
+        "abdomen", "anxious", "bacterial", "bleed", "breathless", "chest", "conditions",
+        "dies", "dressed", "dry", "fever", "flags", "fluids", "gcs0", "head_ais", "injuries",
         "kia",
         "lethal", "limb_bleed", "limb_fracture", "max_ais", "mechanism", "minor", "pain0",
         "pressed", "shock", "tension", "triage", "wound",
@@ -188,10 +188,12 @@ class _Hurt:
     bacterial: bool  # an infection of bacteria: antibiotics (not a virus's: no antibiotics)
     bleed: int  # the bleeding to control: NO_BLEED, INTERNAL or REACHABLE
     breathless: bool  # a severe respiratory illness (pneumonia, AIS 3+): fast breathing, hypoxia
-    burned: bool  # a second or third degree burn: a dry dressing at the point of injury
     chest: bool
     conditions: list[Condition]
     dies: bool
+    # a dressing of wound at the point of injury: a dry one on a second or third degree burn, an
+    # occlusive one (a chest seal) on an open wound of the chest
+    dressed: bool
     dry: bool  # a severe dehydration: hypovolaemic where first seen, until its fluids
     fever: bool
     flags: int
@@ -356,7 +358,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     flags = 0
     head_ais = bleed_ais = max_ais = lethal_ais = 0
     limb_bleed = abdomen = limb_fracture = fluids = dry = bacterial = False
-    pressed = open_wound = burned = False
+    pressed = open_wound = dressed = False
     bleed = NO_BLEED
     minor = True
     tension = False
@@ -385,15 +387,16 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
                     bleed = REACHABLE
             elif ais >= 2:
                 if f & OPEN:
-                    pressed = True
                     bleed = REACHABLE
+                    if not (f & PENETRATING and region == "thorax"):  # sealed, not pressed
+                        pressed = True
                 elif region == "pelvis":  # a pelvic binder
                     bleed = REACHABLE
                 elif not bleed:
                     bleed = INTERNAL
         if f & WOUND:
-            if f & BURN:
-                burned = True
+            if f & BURN or (f & PENETRATING and region == "thorax"):
+                dressed = True
             else:
                 open_wound = True
         if region in ABDOMEN_SET and f & (PENETRATING | BLEED) and ais >= 3:
@@ -469,7 +472,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     h.bacterial, h.dry, h.minor, h.tension = bacterial, dry, minor, tension
     h.breathless = bool(flags & RESPIRATORY) and max_ais >= 3
     h.anxious, h.wound = bool(flags & PSYCH), bool(flags & WOUND)
-    h.pressed, h.burned = pressed or (open_wound and not limb_bleed), burned
+    h.pressed, h.dressed = pressed or (open_wound and not limb_bleed), dressed
     h.gcs0 = care.base_gcs(head_ais, r)
     if is_disease:
         h.pain0 = 1 + int(r() * 3) + (3 if flags & GI else 0)
@@ -482,8 +485,9 @@ def _first_aid(
     who: _Who, hurt: _Hurt, r: Callable[[], float]
 ) -> tuple[int, list[tuple[str, str]], int]:
     """Self and buddy aid within minutes of wounding: a tourniquet on a bleeding limb, a
-    pressure dressing on an open wound, a dry dressing on a burn, maybe a splint: (seconds,
-    procedures, what is done of the `once` flags: SPLINTED)."""
+    pressure dressing on an open wound, a dry dressing on a burn and a chest seal on an open
+    chest (both a dressing of wound in the record), maybe a splint: (seconds, procedures, what
+    is done of the `once` flags: SPLINTED)."""
     if who.is_disease:
         return 0, [], 0
     procs = []
@@ -493,7 +497,7 @@ def _first_aid(
         procs.append(TOURNIQUET)
     if hurt.pressed:
         procs.append(PRESSURE_DRESSING)
-    if hurt.burned:  # a dry, sterile dressing (TCCC)
+    if hurt.dressed:  # a dry, sterile one on a burn, a chest seal on an open chest (TCCC)
         procs.append(WOUND_DRESSING)
     if hurt.limb_fracture and r() < 0.5:
         procs.append(SPLINT)

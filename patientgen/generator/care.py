@@ -57,7 +57,8 @@ SURGERY_MINUTES: dict[str, int] = {
 #: The same in seconds.
 SURGERY_SECONDS: dict[str, int] = {code: minutes * 60 for code, minutes in SURGERY_MINUTES.items()}
 
-# buddy aid (tourniquet, pressure dressing, a dry dressing on a burn, splint), and the medic's
+# buddy aid (tourniquet, pressure dressing, a dressing of wound: a dry one on a burn, a chest
+# seal on an open chest; splint), and the medic's
 # after the triage: a needle decompression of a tension pneumothorax, a cervical collar on an
 # injured spine, analgesia
 _POI = {

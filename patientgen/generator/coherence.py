@@ -1068,6 +1068,19 @@ def death_from_a_severe_burn_alone(p: Patient) -> bool:
     )
 
 
+def open_chest_wound_not_sealed(p: Patient) -> bool:
+    """An open wound of the chest (penetrating) is sealed at the point of injury, not pressed
+    (TCCC, tactical field care: treat every open or sucking chest wound by applying a vented or
+    non-vented chest seal at once), unless killed in action: the record has no code of its own
+    for the seal and shows it as a dressing of wound (SNOMED CT 182531007), an occlusive one."""
+    if p.outcome == "KIA" or not any(
+        c.region == "thorax" and c.code in OPEN_COMBAT_WOUNDS for c in p.conditions
+    ):
+        return False
+    poi = p.visits[0] if p.visits and p.visits[0].facility == "POI" else None
+    return poi is None or not any(pr.code == care.WOUND_DRESSING[0] for pr in poi.procedures)
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -1134,6 +1147,7 @@ RULES: dict[str, Rule] = {
     "role1_hemorrhage_control_inside_the_trunk": role1_hemorrhage_control_inside_the_trunk,
     "death_from_a_severe_burn_alone": death_from_a_severe_burn_alone,
     "minor_admitted_to_role3": minor_admitted_to_role3,
+    "open_chest_wound_not_sealed": open_chest_wound_not_sealed,
 }
 
 

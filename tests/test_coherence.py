@@ -417,13 +417,19 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     )
 
     # 1.6.0: Role 3 scans before it operates; a brain injury rests, or goes home
-    def scanned_last(p) -> None:
-        r3 = next(v for v in p.visits if v.facility == "R3")
-        late = max(pr.performed_at for pr in r3.procedures) + datetime.timedelta(minutes=5)
-        r3.procedures = [
-            dataclasses.replace(pr, performed_at=late) if pr.code == care.CT_SCAN[0] else pr
-            for pr in r3.procedures
-        ]
+    def done_last(procedure: tuple[str, str]):
+        """A breaker: in the first visit that has `procedure`, it comes five minutes after the
+        last of the visit's procedures."""
+
+        def make(p) -> None:
+            v = next(v for v in p.visits if procedure[0] in {pr.code for pr in v.procedures})
+            late = max(pr.performed_at for pr in v.procedures) + datetime.timedelta(minutes=5)
+            v.procedures = [
+                dataclasses.replace(pr, performed_at=late) if pr.code == procedure[0] else pr
+                for pr in v.procedures
+            ]
+
+        return make
 
     _broken(
         patients,
@@ -434,7 +440,7 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
             and {pr.code for pr in v.procedures} & SURGICAL
             for v in p.visits
         ),
-        scanned_last,
+        done_last(care.CT_SCAN),
     )
 
     def back_after(hours: int):
@@ -491,18 +497,23 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     )
 
     # 1.9.0: a closed fracture of an arm kills no one
-    def arm_fractures_only(p) -> None:
-        p.conditions = [
-            dataclasses.replace(c, code=CLOSED_FRACTURE_CODE, region="left_upper_limb")
-            if c.region is not None and c.severity in ("severe", "critical") else c
-            for c in p.conditions
-        ]  # fmt: skip
+    def severe_injuries_become(**changes):
+        """A breaker: every severe or critical injury is changed so."""
+
+        def make(p) -> None:
+            p.conditions = [
+                dataclasses.replace(c, **changes)
+                if c.region is not None and c.severity in ("severe", "critical") else c
+                for c in p.conditions
+            ]  # fmt: skip
+
+        return make
 
     _broken(
         patients,
         "death_from_an_arm_fracture_alone",
         lambda p: p.outcome in ("KIA", "DOW"),
-        arm_fractures_only,
+        severe_injuries_become(code=CLOSED_FRACTURE_CODE, region="left_upper_limb"),
     )
 
     # 1.10.0: an injured eye is shielded and shipped; a severe one goes home
@@ -551,15 +562,9 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
             for v in p.visits
         )
 
-    def imaged_last(p) -> None:
-        r2 = next(v for v in p.visits if v.facility == "R2")
-        late = max(pr.performed_at for pr in r2.procedures) + datetime.timedelta(minutes=5)
-        r2.procedures = [
-            dataclasses.replace(pr, performed_at=late) if pr.code == care.X_RAY[0] else pr
-            for pr in r2.procedures
-        ]
-
-    _broken(patients, "role2_debrided_before_xray", imaged_and_debrided_at_role2, imaged_last)
+    _broken(
+        patients, "role2_debrided_before_xray", imaged_and_debrided_at_role2, done_last(care.X_RAY)
+    )
 
     # 1.14.0: the circulation before the antibiotics and splints
     def transfused_and_given_antibiotics(p) -> bool:
@@ -568,19 +573,11 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
             for v in p.visits
         )
 
-    def transfused_last(p) -> None:
-        v = next(v for v in p.visits if care.TRANSFUSION[0] in {pr.code for pr in v.procedures})
-        late = max(pr.performed_at for pr in v.procedures) + datetime.timedelta(minutes=5)
-        v.procedures = [
-            dataclasses.replace(pr, performed_at=late) if pr.code == care.TRANSFUSION[0] else pr
-            for pr in v.procedures
-        ]
-
     _broken(
         patients,
         "circulation_after_splint_or_antibiotics",
         transfused_and_given_antibiotics,
-        transfused_last,
+        done_last(care.TRANSFUSION),
     )
 
     # 1.15.0: a pressure dressing on an open wound only; a dry dressing on a burn
@@ -623,18 +620,11 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     )
 
     # 1.17.0: a burn short of critical kills no one
-    def severe_burns_only(p) -> None:
-        p.conditions = [
-            dataclasses.replace(c, code="403192003", severity="severe")
-            if c.region is not None and c.severity in ("severe", "critical") else c
-            for c in p.conditions
-        ]  # fmt: skip
-
     _broken(
         patients,
         "death_from_a_severe_burn_alone",
         lambda p: p.outcome in ("KIA", "DOW"),
-        severe_burns_only,
+        severe_injuries_become(code="403192003", severity="severe"),
     )
 
     # 1.18.0: what heals within days is not admitted to Role 3

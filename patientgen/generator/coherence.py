@@ -773,25 +773,41 @@ def tension_pneumothorax_with_normal_circulation(p: Patient) -> bool:
 DECOMPRESSION_WITHIN = timedelta(minutes=2)
 
 
+def _triaged_at_poi(p: Patient) -> Visit | None:
+    """The point of injury's visit when the medic triaged the casualty there, not expectant."""
+    poi = p.visits[0] if p.visits and p.visits[0].facility == "POI" else None
+    if poi is None or poi.triage in (None, "T4") or poi.vitals is None:
+        return None
+    return poi
+
+
+def _done_after_triage(poi: Visit, procedure: tuple[str, str], within: timedelta) -> bool:
+    """Whether `procedure` was done at the point of injury within `within` of the triage."""
+    triaged = poi.vitals.taken_at  # type: ignore[union-attr]
+    return any(
+        pr.code == procedure[0] and timedelta(0) <= pr.performed_at - triaged <= within
+        for pr in poi.procedures
+    )
+
+
+def _dressed_at_poi(p: Patient) -> bool:
+    """Whether a dressing of wound was applied at the point of injury."""
+    poi = p.visits[0] if p.visits and p.visits[0].facility == "POI" else None
+    return poi is not None and any(pr.code == care.WOUND_DRESSING[0] for pr in poi.procedures)
+
+
 def tension_pneumothorax_not_decompressed(p: Patient) -> bool:
     """A tension pneumothorax found by the medic at the point of injury is decompressed there,
     within two minutes of the triage, with a needle (TCCC, tactical field care: the medic treats
     a suspected tension pneumothorax by needle decompression, before the casualty moves; the
     chest drain follows at the first facility), unless the casualty is expectant or dies before
     the medic could have done it."""
-    if not _has(p, TENSION_PNEUMOTHORAX_CODE):
+    poi = _triaged_at_poi(p) if _has(p, TENSION_PNEUMOTHORAX_CODE) else None
+    if poi is None or (
+        poi.disposition == "died" and p.outcome_at - poi.vitals.taken_at <= DECOMPRESSION_WITHIN  # type: ignore[union-attr]
+    ):
         return False
-    poi = p.visits[0] if p.visits and p.visits[0].facility == "POI" else None
-    if poi is None or poi.triage in (None, "T4") or poi.vitals is None:
-        return False
-    triaged = poi.vitals.taken_at
-    if poi.disposition == "died" and p.outcome_at - triaged <= DECOMPRESSION_WITHIN:
-        return False
-    return not any(
-        pr.code == care.NEEDLE_DECOMPRESSION[0]
-        and timedelta(0) <= pr.performed_at - triaged <= DECOMPRESSION_WITHIN
-        for pr in poi.procedures
-    )
+    return not _done_after_triage(poi, care.NEEDLE_DECOMPRESSION, DECOMPRESSION_WITHIN)
 
 
 def role3_operated_before_ct(p: Patient) -> bool:
@@ -873,17 +889,22 @@ def cannot_kill_alone(code: str, region: str | None) -> bool:
     return code == CLOSED_FRACTURE_CODE and region in UPPER_LIMBS
 
 
-def death_from_an_arm_fracture_alone(p: Patient) -> bool:
-    """A death (killed in action, died of wounds, died) whose only severe or critical injuries
-    are closed fractures of an arm: no such fracture kills; a death needs an injury that can
-    (of the head, neck, trunk or spine, a burn, a bleeding wound, a crush or a leg's fracture)."""
+def _severe_injuries_of_the_dead(p: Patient) -> list[Condition]:
+    """The severe or critical injuries of a casualty who died (none of one who lived)."""
     if p.outcome not in DEATHS:
-        return False
-    severe = [
+        return []
+    return [
         c
         for c in p.conditions
         if c.region is not None and c.severity in LETHAL_SEVERITIES and c.code not in NOT_A_CAUSE
     ]
+
+
+def death_from_an_arm_fracture_alone(p: Patient) -> bool:
+    """A death (killed in action, died of wounds, died) whose only severe or critical injuries
+    are closed fractures of an arm: no such fracture kills; a death needs an injury that can
+    (of the head, neck, trunk or spine, a burn, a bleeding wound, a crush or a leg's fracture)."""
+    severe = _severe_injuries_of_the_dead(p)
     return bool(severe) and all(cannot_kill_alone(c.code, c.region) for c in severe)
 
 
@@ -938,16 +959,9 @@ def spinal_injury_not_immobilised(p: Patient) -> bool:
     moved (TCCC, tactical field care: spinal motion restriction for blunt trauma with a
     suspected spine injury; ATLS: protect the whole spine, the cervical spine first, until an
     injury is excluded), within five minutes of the medic's triage, unless expectant."""
-    if not _has(p, SPINAL_CORD_CODE):
-        return False
-    poi = p.visits[0] if p.visits and p.visits[0].facility == "POI" else None
-    if poi is None or poi.triage in (None, "T4") or poi.vitals is None:
-        return False
-    triaged = poi.vitals.taken_at
-    return not any(
-        pr.code == care.SPINAL_IMMOBILISATION[0]
-        and timedelta(0) <= pr.performed_at - triaged <= IMMOBILISATION_WITHIN
-        for pr in poi.procedures
+    poi = _triaged_at_poi(p) if _has(p, SPINAL_CORD_CODE) else None
+    return poi is not None and not _done_after_triage(
+        poi, care.SPINAL_IMMOBILISATION, IMMOBILISATION_WITHIN
     )
 
 
@@ -1014,10 +1028,9 @@ def burn_not_dressed(p: Patient) -> bool:
     come in time)."""
     if p.outcome == "KIA" or p.category == "disease":
         return False
-    if not any(c.code in DEEP_BURNS and c.region != "eye" for c in p.conditions):
-        return False
-    poi = p.visits[0] if p.visits and p.visits[0].facility == "POI" else None
-    return poi is None or not any(pr.code == care.WOUND_DRESSING[0] for pr in poi.procedures)
+    return any(c.code in DEEP_BURNS and c.region != "eye" for c in p.conditions) and not (
+        _dressed_at_poi(p)
+    )
 
 
 def role1_hemorrhage_control_inside_the_trunk(p: Patient) -> bool:
@@ -1056,13 +1069,7 @@ def death_from_a_severe_burn_alone(p: Patient) -> bool:
     those who do not die weeks later, of sepsis and organ failure, long after they left the
     theatre; a burn kills at the point of injury or within days only when critical (with the
     inhalation injury of a vehicle fire)."""
-    if p.outcome not in DEATHS:
-        return False
-    severe = [
-        c
-        for c in p.conditions
-        if c.region is not None and c.severity in LETHAL_SEVERITIES and c.code not in NOT_A_CAUSE
-    ]
+    severe = _severe_injuries_of_the_dead(p)
     return any(c.code in BURNS for c in severe) and all(
         burn_cannot_kill(c.code, c.severity) or cannot_kill_alone(c.code, c.region) for c in severe
     )
@@ -1073,12 +1080,11 @@ def open_chest_wound_not_sealed(p: Patient) -> bool:
     (TCCC, tactical field care: treat every open or sucking chest wound by applying a vented or
     non-vented chest seal at once), unless killed in action: the record has no code of its own
     for the seal and shows it as a dressing of wound (SNOMED CT 182531007), an occlusive one."""
-    if p.outcome == "KIA" or not any(
-        c.region == "thorax" and c.code in OPEN_COMBAT_WOUNDS for c in p.conditions
-    ):
+    if p.outcome == "KIA":
         return False
-    poi = p.visits[0] if p.visits and p.visits[0].facility == "POI" else None
-    return poi is None or not any(pr.code == care.WOUND_DRESSING[0] for pr in poi.procedures)
+    return any(
+        c.region == "thorax" and c.code in OPEN_COMBAT_WOUNDS for c in p.conditions
+    ) and not _dressed_at_poi(p)
 
 
 Rule = Callable[[Patient], bool]

@@ -179,9 +179,8 @@ class _Hurt:
     __slots__ = (
         "abdomen", "anxious", "bacterial", "bleed", "breathless", "chest", "conditions",
         "dies", "dressed", "dry", "fever", "flags", "fluids", "gcs0", "head_ais", "injuries",
-        "kia",
-        "lethal", "limb_bleed", "limb_fracture", "max_ais", "mechanism", "minor", "pain0",
-        "pressed", "shock", "tension", "triage", "wound",
+        "kia", "lethal", "limb_bleed", "limb_fracture", "max_ais", "mechanism", "minor",
+        "pain0", "pressed", "shock", "tension", "triage", "wound",
     )  # fmt: skip
     abdomen: bool
     anxious: bool
@@ -563,9 +562,8 @@ def _poi(
     pneumothorax and a cervical collar on an injured spine (unless expectant), and pain relief
     for moderate or severe pain (TCCC, in the order of MARCH: respiration before pain; the
     spine's motion restricted before the casualty is moved): (triage, vitals, procedures,
-    seconds of the
-    medic's last act, `done` with DECOMPRESSED and RELIEVED when done). Without a timeline (no
-    records): no procedures, and the vitals' time is NO_TIME."""
+    seconds of the medic's last act, `done` with DECOMPRESSED and RELIEVED when done). Without
+    a timeline (no records): no procedures, and the vitals' time is NO_TIME."""
     base = who.base
     procedures: list[Procedure] = []
     last = -1
@@ -1044,10 +1042,10 @@ def _treated(
     care of the expectant too), within a minute of the triage at `tri`: it waits for no team;
     then `todo`, one after another from a few minutes after the triage: resuscitation, imaging
     and dressings 3 to 10 minutes apart (a trauma team works at once, the 1 of 10-1-2; a plain
-    X-ray, a portable film, 1 to 3 minutes before the next), an
-    operation for about its time on the table (0.75 to 1.25 times care.SURGERY_MINUTES), so the
-    first operation starts within the hour of the triage (the 2 of 10-1-2). Returns the time of
-    the last (the triage's when there is none)."""
+    X-ray, a portable film, 1 to 3 minutes before the next), an operation for about its time on
+    the table (0.75 to 1.25 times care.SURGERY_MINUTES), so the first operation starts within
+    the hour of the triage (the 2 of 10-1-2). Returns the time of the last (the triage's when
+    there is none)."""
     last = tri
     if relieve:
         todo = [PAIN_RELIEF, *todo]

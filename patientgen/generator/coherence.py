@@ -524,14 +524,16 @@ def mild_admitted_to_role3(p: Patient) -> bool:
     return p.outcome == "RTD" and _only_mild(p) and any(v.facility == "R3" for v in p.visits)
 
 
-#: An injury that heals within days when at most moderate (the injuries' HEALS templates: a
-#: laceration, a contusion, a sprain, low back pain, a first degree burn).
+#: A condition that heals within days when at most moderate (the HEALS templates: a
+#: laceration, a contusion, a sprain, low back pain, a first degree burn; an upper respiratory
+#: infection, influenza, a gastroenteritis, a cellulitis, a urinary tract infection, a
+#: dehydration).
 HEALING = frozenset(t[0] for t in inj.TEMPLATES if t[4] & inj.HEALS)
 
 
 def minor_admitted_to_role3(p: Patient) -> bool:
-    """A casualty whose every condition heals within days (a laceration, a contusion, a sprain,
-    low back pain, a first degree burn, none worse than moderate) who returns to duty is
+    """A casualty whose every condition heals within days (`HEALING`, none worse than
+    moderate) who returns to duty is
     treated at Role 1 or held at Role 2 (its holding: up to 72 hours), never admitted to the
     theatre hospital (Role 3) for days: the evacuation policy keeps Role 3's beds for who needs
     a hospital (AJP-4.10)."""

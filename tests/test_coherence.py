@@ -171,8 +171,8 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     (circulation_after_splint_or_antibiotics), 1.15.0's
     (pressure_dressing_without_an_open_wound, burn_not_dressed), 1.16.0's
     (role1_hemorrhage_control_inside_the_trunk), 1.17.0's (death_from_a_severe_burn_alone),
-    1.18.0's (minor_admitted_to_role3) and 1.19.0's (open_chest_wound_not_sealed) but for this
-    test."""
+    1.18.0's (minor_admitted_to_role3), 1.19.0's (open_chest_wound_not_sealed) and 1.20.0's
+    (hypoxaemia_without_oxygen) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
     patients = list(generate(scenario))
     theatre = ("R1", "R2", "R3")
@@ -653,6 +653,21 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
             and any(c.region == "thorax" and c.code in OPEN_COMBAT_WOUNDS for c in p.conditions)
         ),
         without(care.WOUND_DRESSING),
+    )
+
+    # 1.20.0: the hypoxaemic get oxygen wherever they are
+    def hypoxaemic_at_role2(p) -> None:
+        r2 = next(v for v in p.visits if v.facility == "R2")
+        r2.vitals = dataclasses.replace(r2.vitals, spo2=88)
+
+    _broken(
+        patients,
+        "hypoxaemia_without_oxygen",
+        lambda p: (
+            any(v.facility == "R2" and v.triage in ("T1", "T2") for v in p.visits)
+            and not _codes(p) & {care.OXYGEN[0], care.INTUBATION[0]}
+        ),
+        hypoxaemic_at_role2,
     )
 
     # an older rule, its check shared (_circulation_normal) with

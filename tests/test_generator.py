@@ -15,10 +15,13 @@ import pytest
 from patientgen.generator import GENERATOR_VERSION, generate
 from patientgen.generator.care import (
     ALLOWED_PROCEDURES,
+    CHEST_DRAIN,
     CRANIOTOMY,
     CT_SCAN,
+    INTUBATION,
     IV_FLUIDS,
     NEEDLE_DECOMPRESSION,
+    OXYGEN,
     PAIN_RELIEF,
     TRANSFUSION,
     TRIAGE,
@@ -410,7 +413,10 @@ def test_role3_scans_first_and_a_brain_injury_rests_or_goes_home(
                 continue
             work = [pr.code for pr in v.procedures if pr.code not in (PAIN_RELIEF[0], TRIAGE[0])]
             k = work.index(CT_SCAN[0])
-            assert set(work[:k]) <= {TRANSFUSION[0], IV_FLUIDS[0]}, (p.index, work)
+            # the resuscitation first (airway, breathing, circulation: 1.20.0 gives oxygen to
+            # the hypoxaemic wherever they are), then the scan
+            resuscitation = {INTUBATION[0], CHEST_DRAIN[0], OXYGEN[0], TRANSFUSION[0], IV_FLUIDS[0]}
+            assert set(work[:k]) <= resuscitation, (p.index, work)
             if CRANIOTOMY[0] in work:
                 assert work[k + 1] == CRANIOTOMY[0], (p.index, work)
                 craniotomies += 1

@@ -60,6 +60,7 @@ from patientgen.generator.coherence import (
     DEHYDRATION_CODE,
     DEPRESSION_CODE,
     HYPOTENSION_SBP,
+    HYPOXAEMIA_SPO2,
     KIA_SURVIVABLE,
     LIMB_FRACTURES,
     MODERATE_TBI_GCS,
@@ -875,9 +876,10 @@ def _facilities(
 # What is done once along the chain, whichever facility does it first (the flags of `once`).
 # RELIEVED: pain relief at the point of injury (each facility relieves pain again, as needed);
 # DECOMPRESSED: a tension pneumothorax decompressed at the point of injury (the obstruction is
-# relieved; the chest is drained at the first facility).
+# relieved; the chest is drained at the first facility); OXYGENATED: on oxygen (or intubated),
+# which goes on through the evacuation.
 CONTROLLED, INTUBATED, CHEST_DRAINED, SPLINTED, ANTIBIOTICS_GIVEN = 1, 2, 4, 8, 16
-RELIEVED, DECOMPRESSED = 32, 64
+RELIEVED, DECOMPRESSED, OXYGENATED = 32, 64, 128
 
 
 def _departure(who: _Who, triage: TriageCategory, last: int, r: Callable[[], float]) -> int:
@@ -966,15 +968,19 @@ def _todo(
         once |= CONTROLLED
     if vit.gcs <= 8 and not once & INTUBATED and current != "T4":
         todo.append(INTUBATION)
-        once |= INTUBATED
+        once |= INTUBATED | OXYGENATED
     chest = hurt.chest
     if chest and not once & CHEST_DRAINED:
         todo.append(CHEST_DRAIN)
         once |= CHEST_DRAINED
     # oxygen for the hurt chest, and for the hypoxaemic or breathless only (BTS: to a target
-    # saturation, not for one already in it)
-    if (chest or hurt.breathless or vit.spo2 < 92) and first:
+    # saturation, not for one already in it), where first seen; and wherever the casualty is
+    # hypoxaemic without it (it goes on through the evacuation once started)
+    if (first and (chest or hurt.breathless or vit.spo2 < HYPOXAEMIA_SPO2)) or (
+        vit.spo2 < HYPOXAEMIA_SPO2 and not once & OXYGENATED
+    ):
         todo.append(OXYGEN)
+        once |= OXYGENATED
     # the circulation, before the antibiotics and splints (MARCH-PAWS), unless expectant:
     # fluids for a burn or dehydration where first seen, and at Role 1 for the hypotensive (it
     # has no blood); Role 2 and 3 give blood to a bleeding casualty in shock

@@ -1089,6 +1089,33 @@ def open_chest_wound_not_sealed(p: Patient) -> bool:
     ) and not _dressed_at_poi(p)
 
 
+#: A saturation below this is hypoxaemia that needs oxygen at once (the British Thoracic
+#: Society's guideline: a target of 94-98 %; TCCC: oxygen for a saturation below 90 %).
+HYPOXAEMIA_SPO2 = 92
+#: What gives a casualty oxygen: oxygen therapy, an endotracheal tube (ventilated with it).
+OXYGENATING = frozenset((care.OXYGEN[0], care.INTUBATION[0]))
+
+
+def hypoxaemia_without_oxygen(p: Patient) -> bool:
+    """A casualty found hypoxaemic at a facility of the theatre (a saturation below 92 %) is
+    given oxygen there, unless it has had it already on the way (oxygen, once started, goes on
+    through the evacuation; an intubated casualty is ventilated with it), is expectant there or
+    died there before any treatment (waiting for a team, under a plan short of them)."""
+    given = False
+    for v in p.visits:
+        if v.facility not in THEATRE or v.vitals is None:
+            continue
+        given = given or any(pr.code in OXYGENATING for pr in v.procedures)
+        if (
+            v.vitals.spo2 < HYPOXAEMIA_SPO2
+            and not given
+            and v.triage != "T4"
+            and not _dead_before_treatment(v)
+        ):
+            return True
+    return False
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -1156,6 +1183,7 @@ RULES: dict[str, Rule] = {
     "death_from_a_severe_burn_alone": death_from_a_severe_burn_alone,
     "minor_admitted_to_role3": minor_admitted_to_role3,
     "open_chest_wound_not_sealed": open_chest_wound_not_sealed,
+    "hypoxaemia_without_oxygen": hypoxaemia_without_oxygen,
 }
 
 

@@ -2,7 +2,7 @@
 
 1. Died of wounds among the battle casualties who were not killed in action, with unlimited
    capacity and under the preset's sized plan, for the two busiest presets (docs/care-chain.md,
-   "The sized plan": "high-intensity defence 2.7 % → 3.0 %, sustained operation 1.6 % → 2.2 %").
+   "The sized plan").
 2. The 2-day mass-casualty drill under unlimited, ample and starved plans (the tests' plans,
    tests/care_chain_support.py), as summary.json reports it: the DOW rate (`pct_dow`), the p90
    wait to surgery and for a lift, the share of deaths with a delay cause (the table of

@@ -165,12 +165,13 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
     (tension_pneumothorax_not_decompressed) and 1.6.0's (role3_operated_before_ct,
     concussion_returned_within_24h, moderate_brain_injury_returned_to_duty), 1.7.0's
     (role1_hypotension_without_fluids), 1.8.0's (severe_depression_returned_to_duty), 1.9.0's
-    (death_from_an_arm_fracture_alone) and 1.10.0's (eye_injury_not_shielded_and_shipped,
+    (a closed fracture of an arm kills no one) and 1.10.0's (eye_injury_not_shielded_and_shipped,
     severe_eye_injury_returned_to_duty), 1.12.0's (spinal_cord_injury_returned_to_duty,
     spinal_injury_not_immobilised), 1.13.0's (role2_debrided_before_xray), 1.14.0's
     (circulation_after_splint_or_antibiotics), 1.15.0's
     (pressure_dressing_without_an_open_wound, burn_not_dressed), 1.16.0's
-    (role1_hemorrhage_control_inside_the_trunk), 1.17.0's (death_from_a_severe_burn_alone),
+    (role1_hemorrhage_control_inside_the_trunk), 1.17.0's (a burn short of critical kills no
+    one),
     1.18.0's (minor_admitted_to_role3), 1.19.0's (open_chest_wound_not_sealed) and 1.20.0's
     (hypoxaemia_without_oxygen) but for this test."""
     scenario = PRESETS["urban-assault"].scenario.model_copy(update={"total_patients": 3000})
@@ -509,12 +510,11 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
 
         return make
 
-    _broken(
-        patients,
-        "death_from_an_arm_fracture_alone",
-        lambda p: p.outcome in ("KIA", "DOW"),
-        severe_injuries_become(code=CLOSED_FRACTURE_CODE, region="left_upper_limb"),
-    )
+    # (checked by kia_cannot_kill, dow_cannot_kill and dnbi_death_without_cause since the
+    # review of stop 33: one definition of an injury that can kill, coherence.injury_can_kill)
+    arm_fractures_only = severe_injuries_become(code=CLOSED_FRACTURE_CODE, region="left_upper_limb")
+    _broken(patients, "kia_cannot_kill", lambda p: p.outcome == "KIA", arm_fractures_only)
+    _broken(patients, "dow_cannot_kill", lambda p: p.outcome == "DOW", arm_fractures_only)
 
     # 1.10.0: an injured eye is shielded and shipped; a severe one goes home
     def eye_only(p) -> bool:
@@ -619,13 +619,10 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         bruised_belly_only,
     )
 
-    # 1.17.0: a burn short of critical kills no one
-    _broken(
-        patients,
-        "death_from_a_severe_burn_alone",
-        lambda p: p.outcome in ("KIA", "DOW"),
-        severe_injuries_become(code="403192003", severity="severe"),
-    )
+    # 1.17.0: a burn short of critical kills no one (checked by the same rules)
+    severe_burns_only = severe_injuries_become(code="403192003", severity="severe")
+    _broken(patients, "kia_cannot_kill", lambda p: p.outcome == "KIA", severe_burns_only)
+    _broken(patients, "dow_cannot_kill", lambda p: p.outcome == "DOW", severe_burns_only)
 
     # 1.18.0: what heals within days is not admitted to Role 3
     def admitted_to_role3(p) -> None:

@@ -64,8 +64,6 @@ LETHAL_AIS = 3
 LETHAL_SEVERITIES = frozenset(("severe", "critical"))
 #: Diseases that can kill when severe: pneumonia, dehydration (heat illness in field conditions).
 DNBI_CAN_KILL = frozenset(("233604007", "34095006"))
-#: Conditions that are consequences or states, never a cause of death by themselves.
-NOT_A_CAUSE = frozenset(("27942005", "48149007"))  # shock, exsanguination
 PSYCHIATRIC = frozenset(("47505003", "67195008", "35489007", "197480006"))
 SHOCK_CODE = "27942005"
 AMPUTATION_CODE = "262595009"
@@ -261,9 +259,10 @@ def _has_severe(p: Patient, code: str) -> bool:
 
 
 def injury_can_kill(c: Condition) -> bool:
-    """Whether a condition is an injury that can cause a death by itself: of a body region,
-    severe or critical, neither a closed fracture of an arm nor a burn short of critical (as
-    `lethal_ais` decides on the injuries; flow.skeleton asks it of who may die waiting)."""
+    """Whether a condition is an injury that can cause a death by itself: of a body region (so
+    not shock nor exsanguination, consequences of one), severe or critical, neither a closed
+    fracture of an arm nor a burn short of critical (as `lethal_ais` decides on the injuries;
+    flow.skeleton asks it of who may die waiting)."""
     return (
         c.region is not None
         and c.severity in LETHAL_SEVERITIES
@@ -273,12 +272,13 @@ def injury_can_kill(c: Condition) -> bool:
 
 
 def _can_kill(p: Patient) -> bool:
-    for c in p.conditions:
-        if c.code in NOT_A_CAUSE or c.code in PSYCHIATRIC or c.severity not in LETHAL_SEVERITIES:
-            continue
-        if c.region is not None or c.code in DNBI_CAN_KILL:
-            return True
-    return False
+    """Whether a condition of the patient can cause a death by itself: an injury that can
+    (`injury_can_kill`: not a closed fracture of an arm, not a burn short of critical), or a
+    severe illness that can (DNBI_CAN_KILL)."""
+    return any(
+        injury_can_kill(c) or (c.code in DNBI_CAN_KILL and c.severity in LETHAL_SEVERITIES)
+        for c in p.conditions
+    )
 
 
 def kia_cannot_kill(p: Patient) -> bool:
@@ -533,10 +533,9 @@ HEALING = frozenset(t[0] for t in inj.TEMPLATES if t[4] & inj.HEALS)
 
 def minor_admitted_to_role3(p: Patient) -> bool:
     """A casualty whose every condition heals within days (`HEALING`, none worse than
-    moderate) who returns to duty is
-    treated at Role 1 or held at Role 2 (its holding: up to 72 hours), never admitted to the
-    theatre hospital (Role 3) for days: the evacuation policy keeps Role 3's beds for who needs
-    a hospital (AJP-4.10)."""
+    moderate) who returns to duty is treated at Role 1 or held at Role 2 (its holding: up to 72
+    hours), never admitted to the theatre hospital (Role 3) for days: the evacuation policy
+    keeps Role 3's beds for who needs a hospital (AJP-4.10)."""
     return (
         p.outcome == "RTD"
         and bool(p.conditions)
@@ -775,9 +774,14 @@ def tension_pneumothorax_with_normal_circulation(p: Patient) -> bool:
 DECOMPRESSION_WITHIN = timedelta(minutes=2)
 
 
+def _poi(p: Patient) -> Visit | None:
+    """The point of injury's visit (none in a record that starts elsewhere)."""
+    return p.visits[0] if p.visits and p.visits[0].facility == "POI" else None
+
+
 def _triaged_at_poi(p: Patient) -> Visit | None:
     """The point of injury's visit when the medic triaged the casualty there, not expectant."""
-    poi = p.visits[0] if p.visits and p.visits[0].facility == "POI" else None
+    poi = _poi(p)
     if poi is None or poi.triage in (None, "T4") or poi.vitals is None:
         return None
     return poi
@@ -794,7 +798,7 @@ def _done_after_triage(poi: Visit, procedure: tuple[str, str], within: timedelta
 
 def _dressed_at_poi(p: Patient) -> bool:
     """Whether a dressing of wound was applied at the point of injury."""
-    poi = p.visits[0] if p.visits and p.visits[0].facility == "POI" else None
+    poi = _poi(p)
     return poi is not None and any(pr.code == care.WOUND_DRESSING[0] for pr in poi.procedures)
 
 
@@ -817,13 +821,17 @@ def role3_operated_before_ct(p: Patient) -> bool:
     craniotomy is decided on the CT (Brain Trauma Foundation: the surgical management of a
     brain injury follows its CT findings), a second look at a wound after it. No operation
     there before the CT of a casualty scanned there."""
+    return _done_before(p, "R3", SURGICAL, care.CT_SCAN)
+
+
+def _done_before(p: Patient, facility: str, done: frozenset[str], first: tuple[str, str]) -> bool:
+    """Whether, at `facility`, a procedure of `done` came before `first`, which was done there
+    (nothing is said of a visit without `first`)."""
     for v in p.visits:
-        if v.facility != "R3":
+        if v.facility != facility:
             continue
-        scanned = next((pr.performed_at for pr in v.procedures if pr.code == care.CT_SCAN[0]), None)
-        if scanned is not None and any(
-            pr.code in SURGICAL and pr.performed_at < scanned for pr in v.procedures
-        ):
+        at = next((pr.performed_at for pr in v.procedures if pr.code == first[0]), None)
+        if at is not None and any(pr.code in done and pr.performed_at < at for pr in v.procedures):
             return True
     return False
 
@@ -887,27 +895,9 @@ CLOSED_FRACTURE_CODE = inj.CLOSED_FRACTURE[0]
 def cannot_kill_alone(code: str, region: str | None) -> bool:
     """Whether an injury cannot cause a death by itself, whatever its severity: a closed
     fracture of an arm (a humerus at worst: no major vessel torn, no organ; disabling, not
-    lethal)."""
+    lethal). A death needs an injury that can (of the head, neck, trunk or spine, a critical
+    burn, a bleeding wound, a crush or a leg's fracture)."""
     return code == CLOSED_FRACTURE_CODE and region in UPPER_LIMBS
-
-
-def _severe_injuries_of_the_dead(p: Patient) -> list[Condition]:
-    """The severe or critical injuries of a casualty who died (none of one who lived)."""
-    if p.outcome not in DEATHS:
-        return []
-    return [
-        c
-        for c in p.conditions
-        if c.region is not None and c.severity in LETHAL_SEVERITIES and c.code not in NOT_A_CAUSE
-    ]
-
-
-def death_from_an_arm_fracture_alone(p: Patient) -> bool:
-    """A death (killed in action, died of wounds, died) whose only severe or critical injuries
-    are closed fractures of an arm: no such fracture kills; a death needs an injury that can
-    (of the head, neck, trunk or spine, a burn, a bleeding wound, a crush or a leg's fracture)."""
-    severe = _severe_injuries_of_the_dead(p)
-    return bool(severe) and all(cannot_kill_alone(c.code, c.region) for c in severe)
 
 
 #: Pressure on the eye: a pressure dressing, hemorrhage control.
@@ -972,15 +962,11 @@ def role2_debrided_before_xray(p: Patient) -> bool:
     resuscitation, before an operation that is not life-saving; the Joint Trauma System's
     open fracture guideline: the fracture is imaged, then debrided and stabilised): a
     laparotomy or an amputation for a bleeding casualty may come first, a debridement not."""
-    for v in p.visits:
-        if v.facility != "R2":
-            continue
-        imaged = next((pr.performed_at for pr in v.procedures if pr.code == care.X_RAY[0]), None)
-        if imaged is not None and any(
-            pr.code == care.DEBRIDEMENT[0] and pr.performed_at < imaged for pr in v.procedures
-        ):
-            return True
-    return False
+    return _done_before(p, "R2", DEBRIDED, care.X_RAY)
+
+
+#: A debridement (the operation `role2_debrided_before_xray` asks to come after the X-ray).
+DEBRIDED = frozenset((care.DEBRIDEMENT[0],))
 
 
 #: Circulation: blood, intravenous fluids.
@@ -1021,7 +1007,12 @@ def pressure_dressing_without_an_open_wound(p: Patient) -> bool:
     contusion, a crush or a haemothorax (a bleeding inside the trunk no dressing can reach)."""
     if not any(pr.code == care.PRESSURE_DRESSING[0] for v in p.visits for pr in v.procedures):
         return False
-    return not any(c.code in OPEN_WOUNDS and c.region != "eye" for c in p.conditions)
+    return not _has_an_open_wound(p)
+
+
+def _has_an_open_wound(p: Patient) -> bool:
+    """Whether the patient has an open wound (OPEN_WOUNDS) outside the eye."""
+    return any(c.code in OPEN_WOUNDS and c.region != "eye" for c in p.conditions)
 
 
 def burn_not_dressed(p: Patient) -> bool:
@@ -1046,9 +1037,7 @@ def role1_hemorrhage_control_inside_the_trunk(p: Patient) -> bool:
         for v in p.visits
     ):
         return False
-    return not any(
-        (c.code in OPEN_WOUNDS and c.region != "eye") or c.region == "pelvis" for c in p.conditions
-    )
+    return not _has_an_open_wound(p) and not any(c.region == "pelvis" for c in p.conditions)
 
 
 #: A burn of the skin: first, second or third degree (SNOMED CT).
@@ -1059,22 +1048,12 @@ BURN_LETHAL_AIS = 5
 
 def burn_cannot_kill(code: str, severity: str) -> bool:
     """Whether an injury is a burn that cannot cause a death in theatre by itself: any but a
-    critical one (AIS 5-6, BURN_LETHAL_AIS)."""
-    return code in BURNS and severity != "critical"
-
-
-def death_from_a_severe_burn_alone(p: Patient) -> bool:
-    """A death (killed in action, died of wounds, died) whose only severe or critical injuries
-    are burns short of critical (AIS 3-4: 10-29 % of the body surface), with nothing else that
-    can kill beside them but a closed fracture of an arm: a young adult survives such a burn
-    (the Baux score, age plus the percentage burned, of 50 or less: a few percent at most), and
-    those who do not die weeks later, of sepsis and organ failure, long after they left the
+    critical one (AIS 5-6, BURN_LETHAL_AIS). A young adult survives a burn of 10-29 % of the
+    body (the Baux score, age plus the percentage burned, of 50 or less: a few percent at
+    most), and those who do not die weeks later, of sepsis and organ failure, long after the
     theatre; a burn kills at the point of injury or within days only when critical (with the
     inhalation injury of a vehicle fire)."""
-    severe = _severe_injuries_of_the_dead(p)
-    return any(c.code in BURNS for c in severe) and all(
-        burn_cannot_kill(c.code, c.severity) or cannot_kill_alone(c.code, c.region) for c in severe
-    )
+    return code in BURNS and severity != "critical"
 
 
 def open_chest_wound_not_sealed(p: Patient) -> bool:
@@ -1170,7 +1149,6 @@ RULES: dict[str, Rule] = {
     "moderate_brain_injury_returned_to_duty": moderate_brain_injury_returned_to_duty,
     "role1_hypotension_without_fluids": role1_hypotension_without_fluids,
     "severe_depression_returned_to_duty": severe_depression_returned_to_duty,
-    "death_from_an_arm_fracture_alone": death_from_an_arm_fracture_alone,
     "eye_injury_not_shielded_and_shipped": eye_injury_not_shielded_and_shipped,
     "severe_eye_injury_returned_to_duty": severe_eye_injury_returned_to_duty,
     "spinal_cord_injury_returned_to_duty": spinal_cord_injury_returned_to_duty,
@@ -1180,7 +1158,6 @@ RULES: dict[str, Rule] = {
     "pressure_dressing_without_an_open_wound": pressure_dressing_without_an_open_wound,
     "burn_not_dressed": burn_not_dressed,
     "role1_hemorrhage_control_inside_the_trunk": role1_hemorrhage_control_inside_the_trunk,
-    "death_from_a_severe_burn_alone": death_from_a_severe_burn_alone,
     "minor_admitted_to_role3": minor_admitted_to_role3,
     "open_chest_wound_not_sealed": open_chest_wound_not_sealed,
     "hypoxaemia_without_oxygen": hypoxaemia_without_oxygen,

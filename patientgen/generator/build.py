@@ -409,7 +409,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
             fluids = dry = True
         if f & INFECTION and not f & VIRAL:
             bacterial = True
-        if ais > 2 or not f & HEALS:
+        if ais > 2 or not f & HEALS:  # injuries.heals_within_days, inline: the hot path
             minor = False
         if template[0] == TENSION_PNEUMOTHORAX_CODE:
             tension = True

@@ -58,9 +58,8 @@ SURGERY_MINUTES: dict[str, int] = {
 SURGERY_SECONDS: dict[str, int] = {code: minutes * 60 for code, minutes in SURGERY_MINUTES.items()}
 
 # buddy aid (tourniquet, pressure dressing, a dressing of wound: a dry one on a burn, a chest
-# seal on an open chest; splint), and the medic's
-# after the triage: a needle decompression of a tension pneumothorax, a cervical collar on an
-# injured spine, analgesia
+# seal on an open chest; splint), and the medic's after the triage: a needle decompression of a
+# tension pneumothorax, a cervical collar on an injured spine, analgesia
 _POI = {
     TOURNIQUET[0], PRESSURE_DRESSING[0], WOUND_DRESSING[0], SPLINT[0], NEEDLE_DECOMPRESSION[0],
     SPINAL_IMMOBILISATION[0], PAIN_RELIEF[0],

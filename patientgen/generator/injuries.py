@@ -354,3 +354,10 @@ def iss(injuries: list[Injury]) -> int:
     if top and top[0] >= 6:
         return 75
     return sum(a * a for a in top)
+
+
+def heals_within_days(injuries: list[Injury]) -> bool:
+    """Whether every injury (or illness) heals within days: a HEALS template at most moderate
+    (AIS 2). Such a casualty returns to duty within 72 hours (build._path; build._hurt computes
+    the same inline as `minor`, the hot path)."""
+    return all(t[4] & HEALS and ais <= 2 for t, _, ais in injuries)

@@ -327,9 +327,7 @@ def calibrate(
             lethal.append(score)
         else:
             safe.append(score)
-            if max(i[2] for i in injuries) <= 1 or all(
-                t[4] & inj.HEALS and ais <= 2 for t, _, ais in injuries
-            ):
+            if max(i[2] for i in injuries) <= 1 or inj.heals_within_days(injuries):
                 mild.append(score)
     scores.sort()
     lo, hi = -40.0, 20.0

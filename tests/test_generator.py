@@ -23,16 +23,21 @@ from patientgen.generator.care import (
     NEEDLE_DECOMPRESSION,
     OXYGEN,
     PAIN_RELIEF,
+    SPINAL_IMMOBILISATION,
     TRANSFUSION,
     TRIAGE,
+    WOUND_DRESSING,
     avpu,
 )
 from patientgen.generator.codes import BODY_SITES
 from patientgen.generator.coherence import (
     BRAIN_INJURIES,
+    DEEP_BURNS,
     FRACTURES,
+    HYPOXAEMIA_SPO2,
     OPEN_COMBAT_WOUNDS,
     PAIN_RELIEF_FROM,
+    SPINAL_CORD_CODE,
     TENSION_PNEUMOTHORAX_CODE,
 )
 from patientgen.generator.names import pools, transliterate
@@ -277,6 +282,17 @@ def test_vitals_follow_the_injuries(patients: list[Patient]) -> None:
     assert mean([v.systolic_bp for v in shocked]) < mean([v.systolic_bp for v in others]) - 20
 
 
+def hurt_chest(p: Patient, codes: set[str]) -> bool:
+    """Blood or air in the pleura: a tension pneumothorax, a haemothorax, or a severe or critical
+    penetrating wound of the thorax (build._hurt's CHEST)."""
+    return bool(codes & {"233645004", "31892009"}) or any(
+        c.region == "thorax"
+        and c.code in OPEN_COMBAT_WOUNDS
+        and c.severity in ("severe", "critical")
+        for c in p.conditions
+    )
+
+
 def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) -> None:
     seen = Counter()
     for p in patients:
@@ -291,12 +307,7 @@ def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) 
                 if proc.code == "81723002":
                     assert "262595009" in codes
                 if proc.code == "264957007":  # a chest drain: for blood or air in the pleura
-                    assert codes & {"233645004", "31892009"} or any(
-                        c.region == "thorax"
-                        and c.code in OPEN_COMBAT_WOUNDS
-                        and c.severity in ("severe", "critical")
-                        for c in p.conditions
-                    )
+                    assert hurt_chest(p, codes)
                 if proc.code == "281800008":  # IV fluids: a burn of 20 % or more, dehydration,
                     assert (
                         any(  # of AIS 4+ and 3+: severe or critical
@@ -315,6 +326,25 @@ def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) 
                     assert any(c.region == "head" for c in p.conditions)
                 if proc.code == "168537006":  # a plain X-ray: of a fracture, at Role 2
                     assert codes & FRACTURES and v.facility == "R2"
+                # the procedures of 1.12.0-1.20.0 are given to whom they are for, not to all
+                # (the coherence rules ask only that whom they are for has them)
+                if proc.code == SPINAL_IMMOBILISATION[0]:  # a cord injury (falls, crashes)
+                    assert SPINAL_CORD_CODE in codes, p.index
+                if proc.code == WOUND_DRESSING[0]:  # a burn's dry dressing, a chest seal
+                    assert any(
+                        (c.code in DEEP_BURNS and c.region != "eye")
+                        or (c.code in OPEN_COMBAT_WOUNDS and c.region == "thorax")
+                        for c in p.conditions
+                    ), p.index
+                if proc.code == OXYGEN[0]:  # hypoxaemic there (1.20.0); where first seen,
+                    # a hurt chest or a severe pneumonia too
+                    breathless = any(
+                        c.code == "233604007" and c.severity in ("severe", "critical")
+                        for c in p.conditions
+                    )
+                    assert v.vitals.spo2 < HYPOXAEMIA_SPO2 or (
+                        v is p.visits[1] and (hurt_chest(p, codes) or breathless)
+                    ), p.index
         if "233645004" in codes and p.outcome != "KIA":
             assert any(pr.code == "264957007" for v in p.visits for pr in v.procedures)
         if p.category == "disease":
@@ -324,8 +354,9 @@ def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) 
             triage = [pr for pr in first.procedures if pr.code == "225390008"]
             assert len(triage) == 1
             assert any(e.kind == "triaged" and e.at == triage[0].performed_at for e in p.timeline)
-    for needed in ("20655006", "225390008", "116859006", "36777000", "264957007"):
-        assert seen[needed] > 0, needed
+    needed = ("20655006", "225390008", "116859006", "36777000", "264957007", WOUND_DRESSING[0])
+    for code in (*needed, OXYGEN[0]):
+        assert seen[code] > 0, code
 
 
 def test_pain_is_relieved_where_it_is_reported_and_the_relief_works(

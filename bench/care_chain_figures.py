@@ -15,6 +15,9 @@
 4. The planning factors of medical_plan.ROLE_LOAD as measured on the generator's own paths with
    unlimited capacity (every preset; the largest kept): share reaching each role, hours of stay
    there, hours of a treatment team.
+5. The return to duty within 72 hours of the injury, by category (high-intensity defence,
+   unlimited capacity): the battle casualties' is calibrated to Owens' 18 %
+   (tests/test_calibration.py), the others' follow (docs/clinical-coherence.md, 1.18.0).
 
 Counts, not times: the figures depend only on the generator, so one run is enough.
 
@@ -125,6 +128,18 @@ def ten_one_two(preset: str, patients: int) -> str:
     )
 
 
+def returned_within_72h(preset: str, patients: int) -> str:
+    """Share of each category back to duty within 72 hours of the injury (unlimited capacity)."""
+    data = PRESETS[preset].scenario.model_dump(mode="json")
+    scenario = Scenario.model_validate({**data, "total_patients": patients})
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # category -> [back, all]
+    for p in generate(scenario):
+        counts[p.category][1] += 1
+        if p.outcome == "RTD" and (p.outcome_at - p.injured_at).total_seconds() <= 72 * 3600:
+            counts[p.category][0] += 1
+    return ", ".join(f"{c} {back / n:.1%}" for c, (back, n) in sorted(counts.items()))
+
+
 def role_load(patients: int) -> dict[str, tuple[float, float, float]]:
     """ROLE_LOAD measured: per role, the largest over the presets of (share of casualties
     reaching it, mean hours of stay, mean hours of a treatment team)."""
@@ -174,6 +189,8 @@ def main() -> None:
     print("\nROLE_LOAD measured (share reaching the role, hours there, hours of a team):")
     for role, (share, stay, team) in role_load(args.patients).items():
         print(f"  {role}: ({share:.3f}, {stay:.2f}, {team:.3f})")
+    print("\nBack to duty within 72 hours of the injury (high-intensity-defence, unlimited):")
+    print("  " + returned_within_72h("high-intensity-defence", args.patients))
 
 
 if __name__ == "__main__":

@@ -378,6 +378,8 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
             lethal_ais = ais
         if f & HEAD and ais > head_ais:
             head_ais = ais
+        # an open wound of the chest: sealed, not pressed; drained when severe
+        open_chest = f & PENETRATING and region == "thorax"
         if f & BLEED:
             if ais > bleed_ais:
                 bleed_ais = ais
@@ -388,20 +390,20 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
             elif ais >= 2:
                 if f & OPEN:
                     bleed = REACHABLE
-                    if not (f & PENETRATING and region == "thorax"):  # sealed, not pressed
+                    if not open_chest:
                         pressed = True
                 elif region == "pelvis":  # a pelvic binder
                     bleed = REACHABLE
                 elif not bleed:
                     bleed = INTERNAL
         if f & WOUND:
-            if f & BURN or (f & PENETRATING and region == "thorax"):
+            if f & BURN or open_chest:
                 dressed = True
             else:
                 open_wound = True
         if region in ABDOMEN_SET and f & (PENETRATING | BLEED) and ais >= 3:
             abdomen = True
-        if f & PENETRATING and ais >= 3 and region == "thorax":
+        if open_chest and ais >= 3:
             flags |= CHEST  # a severe penetrating chest wound: haemo- or pneumothorax, drained
         if f & BURN and ais >= FLUIDS_BURN_AIS:
             fluids = True

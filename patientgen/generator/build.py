@@ -648,14 +648,14 @@ def _path(
         # mild_admitted_to_role3, minor_admitted_to_role3, mild_sent_home). plan.quick_rtd
         # counts them in (plan.calibrate).
         q = plan.quick_rtd if battle else (0.75 if is_disease else 0.6)
-        mild = hurt.max_ais <= 1 or hurt.minor
+        back_soon = hurt.max_ais <= 1 or hurt.minor  # mild, or heals within days
         home = 0.0
-        if not (u < q or (mild and not hurt.anxious)):
+        if not (u < q or (back_soon and not hurt.anxious)):
             home = 0.15 if (hurt.max_ais >= 3 or hurt.anxious) else 0.04
         if home and r() < home:
             outcome = "EVACUATED_R4"
             path = ["R1", "R2", "R3", "R4"]
-        elif u < q or mild:
+        elif u < q or back_soon:
             quick = True
             outcome = "RTD"
             path = ["R1"] if r() < 0.6 else ["R1", "R2"]

@@ -88,7 +88,10 @@ def test_records_explain_their_waits_and_deaths() -> None:
     for p in reached:
         for visit in p.visits[1:]:
             assert isinstance(visit, QueuedVisit)
-            if visit.facility in ("R1", "R2", "R3"):
+            if visit.triage == "T3":
+                # walking wounded, seen in the minimal area: no team, no bed, no lift onward
+                assert all(w.kind == "surgery" for w in visit.waits), visit.waits
+            elif visit.facility in ("R1", "R2", "R3"):
                 assert visit.waits and visit.waits[0].kind == "treatment"
     died_waiting = [p for p in patients if p.died_waiting]
     assert died_waiting

@@ -13,6 +13,7 @@ import dataclasses
 import datetime
 
 import pytest
+from care_chain_support import drill
 
 from patientgen.generator import care, generate
 from patientgen.generator.coherence import (
@@ -35,7 +36,7 @@ from patientgen.generator.coherence import (
     count_violations,
     violations,
 )
-from patientgen.generator.patient import Procedure
+from patientgen.generator.patient import Procedure, Wait
 from patientgen.scenario import PRESETS, Scenario
 
 N = 20_000
@@ -675,3 +676,28 @@ def test_each_rule_added_since_1_2_2_fires_on_a_record_that_breaks_it() -> None:
         lambda p: p.outcome != "KIA" and any(c.code == "27942005" for c in p.conditions),
         first_vitals(("POI", *theatre), heart_rate=70, systolic_bp=125),
     )
+
+
+def test_a_minimal_casualty_waiting_for_a_team_or_an_ambulance_breaks_the_rule() -> None:
+    """1.21.0: under a starved plan the minimal (T3) waited days for an ambulance at the point of
+    injury and for a treatment team at Role 1 (a sick soldier 35 days, in a 2-day drill). They
+    are walking wounded now; the rule fires on a record that has one wait for them again."""
+    patients = [p for p in generate(drill("starved")) if len(p.visits) > 2]
+
+    def minimal_at(facility: str):
+        return lambda p: any(v.triage == "T3" and v.facility == facility for v in p.visits)
+
+    def waits_at(facility: str, wait: Wait):
+        def make(p) -> None:
+            v = next(v for v in p.visits if v.triage == "T3" and v.facility == facility)
+            v.waits = [wait, *v.waits]
+
+        return make
+
+    rule = "minimal_queued_for_a_team_or_ambulance"
+    team, bed = Wait("treatment", 45.0, "treatment team"), Wait("treatment", 45.0, "holding bed")
+    lift = Wait("evacuation", 90.0, "ground ambulance")
+    _broken(patients, rule, minimal_at("R1"), waits_at("R1", team))
+    _broken(patients, rule, minimal_at("R2"), waits_at("R2", bed))
+    _broken(patients, rule, minimal_at("POI"), waits_at("POI", lift))
+    _broken(patients, rule, minimal_at("R3"), waits_at("R3", team))

@@ -11,16 +11,19 @@ stage:
 
 1. waits at the place it leaves for a lift of its front (ground ambulance, or helicopter for the
    flight from the point of injury past Role 1 and for immediate casualties to Role 3; none for
-   the sick walking to Role 1, none for the strategic flight to Role 4). A free asset takes the
-   first request in priority order and up to `patients_per_lift - 1` more waiting at the same
-   place for the same role, then is away `turnaround_minutes`; helicopters without `night` fly
-   only by day. The casualty then travels its baseline transit.
-2. arrives: a unit without a free holding bed diverts it to the unit of the same role on the
-   front with the most free beds; with none free anywhere it is held where it arrived;
+   the sick walking to Role 1 and for the walking wounded, minimal where they leave
+   (flow.MINIMAL), none for the strategic flight to Role 4). A free asset takes the first
+   request in priority order and up to `patients_per_lift - 1` more waiting at the same place
+   for the same role, then is away `turnaround_minutes`; helicopters without `night` fly only
+   by day. The casualty then travels its baseline transit.
+2. arrives: a unit without a free holding bed diverts it (unless minimal) to the unit of the
+   same role on the front with the most free beds; with none free anywhere it is held where it
+   arrived;
 3. after triage, waits for a holding bed and a treatment team of the unit together (the team is
-   held `treat_s`), then for an operating table (tables work `table_hours` a day from
-   medical_plan.TABLES_OPEN_AT), then, immediate casualties at Role 2/3, for an ICU bed (held
-   until it leaves; a wait in recovery that moves nothing later);
+   held `treat_s`; the minimal need neither: the medics of the minimal area see them), then for
+   an operating table (tables work `table_hours` a day from medical_plan.TABLES_OPEN_AT), then,
+   immediate casualties at Role 2/3, for an ICU bed (held until it leaves; a wait in recovery
+   that moves nothing later);
 4. leaves at its baseline time moved by its waits (its bed is held until its lift leaves).
 
 Priority everywhere: triage T1, T2, T3, then T4 (expectant behind everyone: MEDEVAC precedence
@@ -46,7 +49,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from patientgen.generator.flow import AIR, BED, GROUND, ICU, TABLE, TEAM, Record, Skeleton, Stage
+from patientgen.generator.flow import (
+    AIR,
+    BED,
+    GROUND,
+    ICU,
+    MINIMAL,
+    TABLE,
+    TEAM,
+    Record,
+    Skeleton,
+    Stage,
+)
 from patientgen.generator.plan import Plan, unit_specs
 from patientgen.generator.rng import chain_tolerance
 from patientgen.generator.skeletons import SkeletonStore
@@ -405,7 +419,7 @@ class Simulation:
     def _arrive(self, p: _P, t: int) -> None:
         s = p.s
         u = self.units[s.unit]
-        if u.beds <= 0:
+        if u.beds <= 0 and s.rank != MINIMAL:
             best = max(self.by_role[(p.front, u.role)], key=lambda x: (x.beds, -ord(x.uid[-1])))
             if best.beds > 0:
                 self._record(p).diverted[p.k + 1] = best.uid
@@ -417,6 +431,9 @@ class Simulation:
         u = p.unit
         assert u is not None
         s = p.s
+        if s.rank == MINIMAL:  # walking wounded, seen in the minimal area: no team, no bed
+            self._at(t + s.treat_s, _TEAM_DONE, p)
+            return
         heapq.heappush(u.care_q, (s.rank, t, p.index, p))
         u.queued += 1
         self._wait(p, t, 1, TEAM if u.beds > 0 else BED, s.rank)
@@ -443,9 +460,10 @@ class Simulation:
     def _team_done(self, p: _P, t: int) -> None:
         u = p.unit
         assert u is not None
-        u.teams += 1
-        self._care(u, t)
         s = p.s
+        if s.rank != MINIMAL:  # the minimal held no team (_triaged)
+            u.teams += 1
+            self._care(u, t)
         if s.surgery_at is not None:
             self._at(max(t, s.surgery_at + p.shift), _SURGERY, p)
         else:

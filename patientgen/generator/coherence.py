@@ -1095,6 +1095,21 @@ def hypoxaemia_without_oxygen(p: Patient) -> bool:
     return False
 
 
+def minimal_queued_for_a_team_or_ambulance(p: Patient) -> bool:
+    """A minimal (T3) casualty is walking wounded, treated on an ambulatory basis by minimally
+    trained staff (flow.MINIMAL has the sources): it leaves a place where it was triaged
+    minimal on foot or by a vehicle of opportunity, never waiting for an ambulance or a
+    helicopter, and is seen, ambulatory, by the medics of the minimal area, never waiting for a
+    treatment team or a holding bed. A plan's record lists what each visit waited
+    for, 0 minutes included."""
+    for v in p.visits:
+        if v.triage == "T3":
+            for w in getattr(v, "waits", ()):
+                if w.kind == "evacuation" or w.kind == "treatment":
+                    return True
+    return False
+
+
 Rule = Callable[[Patient], bool]
 
 #: Every rule, by name: predicate(patient) is True when the record breaks the rule.
@@ -1161,6 +1176,7 @@ RULES: dict[str, Rule] = {
     "minor_admitted_to_role3": minor_admitted_to_role3,
     "open_chest_wound_not_sealed": open_chest_wound_not_sealed,
     "hypoxaemia_without_oxygen": hypoxaemia_without_oxygen,
+    "minimal_queued_for_a_team_or_ambulance": minimal_queued_for_a_team_or_ambulance,
 }
 
 

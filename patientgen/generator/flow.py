@@ -57,6 +57,13 @@ CAUSES: tuple[str, ...] = (
 GROUND, AIR, TEAM, BED, TABLE, ICU = range(6)
 _KINDS: tuple[WaitKind, ...] = ("evacuation", "treatment", "surgery", "bed")
 RANK = {"T1": 0, "T2": 1, "T3": 2, "T4": 3}
+#: The minimal (T3) are walking wounded (the triage sieve sorts who can walk as minimal; they
+#: are "managed by minimally trained staff", domain.md; their "minor professional treatment
+#: ... can be done on an outpatient or ambulatory basis", the US Navy's Hospital Corpsman
+#: manual, NAVEDTRA 14295): leaving a place where they were triaged minimal they walk or ride a
+#: vehicle of opportunity (no lift), and wherever they are the medics of the minimal area see
+#: them, ambulatory (no treatment team, no holding bed).
+MINIMAL = RANK["T3"]
 
 
 @dataclass(slots=True)
@@ -238,12 +245,15 @@ def skeleton(plan: Plan, p: Patient) -> Skeleton | None:
 
 
 def _lift(k: int, visits: list[Visit], disease: bool) -> int | None:
-    """How visit k is reached: none for the sick walking to Role 1, a helicopter from the point
-    of injury past Role 1 and for an immediate casualty to Role 3, else a ground ambulance."""
+    """How visit k is reached: none for the sick walking to Role 1 and for the walking wounded
+    (minimal where they leave: MINIMAL), a helicopter from the point of injury past Role 1 and
+    for an immediate casualty to Role 3, else a ground ambulance."""
     v = visits[k]
-    if k == 1:
-        return None if disease else (AIR if v.facility == "R2" else GROUND)
     before = visits[k - 1].triage or v.triage or "T3"
+    if (k == 1 and disease) or before == "T3":
+        return None
+    if k == 1:
+        return AIR if v.facility == "R2" else GROUND
     return AIR if (v.facility == "R3" and before == "T1") else GROUND
 
 
@@ -267,7 +277,8 @@ def unqueued(p: Patient) -> QueuedPatient:
     for k, v in enumerate(visits):
         listed: list[Wait] = []
         if 1 <= k <= stages:
-            listed.append(_NO_TREAT_WAIT)
+            if v.triage != "T3":  # MINIMAL: no team, no bed
+                listed.append(_NO_TREAT_WAIT)
             for x in v.procedures:  # a loop, not any(generator): once per visit of every patient
                 if x.code in _SURGICAL:
                     listed.append(_NO_SURGERY_WAIT)
@@ -398,7 +409,8 @@ def _visit(k: int, v: Visit, stages: list[Stage], rec: Record | None, moves: _Mo
         row = rec.row(k) if rec is not None else None
         if row is None:
             row = (k, 0, 0, 0, 0, 0, TEAM, TABLE)
-        listed.append(Wait("treatment", _minutes(row[2]), CAUSES[row[6] or TEAM]))
+        if s.rank != MINIMAL:
+            listed.append(Wait("treatment", _minutes(row[2]), CAUSES[row[6] or TEAM]))
         if s.surgery_at is not None:
             listed.append(Wait("surgery", _minutes(row[3]), CAUSES[TABLE]))
         if s.icu:

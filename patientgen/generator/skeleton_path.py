@@ -80,8 +80,10 @@ def add(plan: Plan, index: int, rng: Random, store: SkeletonStore) -> None:
                     surgery_at = t
                 surgery_s += seconds
         before = previous or current
-        if k == 0:
-            lift = None if is_disease else (AIR if fac == "R2" else GROUND)
+        if (k == 0 and is_disease) or before == "T3":  # flow._lift
+            lift = None
+        elif k == 0:
+            lift = AIR if fac == "R2" else GROUND
         else:
             lift = AIR if (fac == "R3" and before == "T1") else GROUND
         until = surgery_at if surgery_at is not None else (done[-1][1] if done else tri) + 600

@@ -701,3 +701,30 @@ def test_a_minimal_casualty_waiting_for_a_team_or_an_ambulance_breaks_the_rule()
     _broken(patients, rule, minimal_at("R2"), waits_at("R2", bed))
     _broken(patients, rule, minimal_at("POI"), waits_at("POI", lift))
     _broken(patients, rule, minimal_at("R3"), waits_at("R3", team))
+
+
+def test_a_complete_cord_injury_with_normal_circulation_breaks_the_rule() -> None:
+    """1.22.0: a complete spinal cord injury shows its neurogenic shock where first seen
+    (hypotension without tachycardia); before, it changed no vital sign."""
+    data = PRESETS["peacekeeping"].scenario.model_dump(mode="json")
+    scenario = Scenario.model_validate({**data, "total_patients": 6000})
+    patients = list(generate(scenario))
+
+    def complete(p) -> bool:
+        return p.outcome != "KIA" and any(
+            c.code == SPINAL_CORD_CODE and c.severity == "critical" for c in p.conditions
+        )
+
+    rule = "complete_cord_injury_without_neurogenic_shock"
+    first = ("POI", "R1", "R2", "R3")
+    _broken(patients, rule, complete, first_vitals(first, systolic_bp=124, diastolic_bp=78))
+    _broken(patients, rule, complete, first_vitals(first, heart_rate=112))
+    # bradycardia where nothing bleeds (most of them), the tachycardia of a bleeding one blunted
+    pulses = [
+        next(v.vitals for v in p.visits if v.vitals).heart_rate for p in patients if complete(p)
+    ]
+    assert pulses and max(pulses) <= 95 and sum(hr < 60 for hr in pulses) > len(pulses) / 2
+    # its hypotension gets fluids, not blood, where the cord injury is the only injury
+    alone = [p for p in patients if complete(p) and len(p.conditions) == 1]
+    given = [pr.code for p in alone for v in p.visits for pr in v.procedures]
+    assert alone and care.IV_FLUIDS[0] in given and care.TRANSFUSION[0] not in given

@@ -28,6 +28,7 @@ from patientgen.generator.care import (
     AMPUTATION,
     ANTIBIOTICS,
     CHEST_DRAIN,
+    COMPLETE_CORD_AIS,
     CRANIOTOMY,
     CT_SCAN,
     DEBRIDEMENT,
@@ -181,7 +182,7 @@ class _Hurt:
         "abdomen", "anxious", "bacterial", "bleed", "breathless", "chest", "conditions",
         "dies", "dressed", "dry", "fever", "flags", "fluids", "gcs0", "head_ais", "injuries",
         "kia", "lethal", "limb_bleed", "limb_fracture", "max_ais", "mechanism", "minor",
-        "pain0", "pressed", "shock", "tension", "triage", "wound",
+        "neurogenic", "pain0", "pressed", "shock", "tension", "triage", "wound",
     )  # fmt: skip
     abdomen: bool
     anxious: bool
@@ -208,6 +209,8 @@ class _Hurt:
     max_ais: int
     mechanism: str | None
     minor: bool  # every condition heals within days (injuries' HEALS templates, AIS 2 at most)
+    # a complete spinal cord injury (AIS 5): neurogenic shock until Role 3 (care.neurogenic)
+    neurogenic: bool
     pain0: int
     # an open wound to press on: a bleeding one outside the limbs, or one on a limb without a
     # tourniquet (not a burn, a contusion, a crush, a haemothorax: nothing to press on)
@@ -472,6 +475,9 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     )  # fmt: skip
     h.chest, h.fever = bool(flags & CHEST), bool(flags & INFECTION)
     h.bacterial, h.dry, h.minor, h.tension = bacterial, dry, minor, tension
+    h.neurogenic = bool(flags & SPINE) and any(
+        t[4] & SPINE and ais >= COMPLETE_CORD_AIS for t, _, ais in injuries
+    )
     h.breathless = bool(flags & RESPIRATORY) and max_ais >= 3
     h.anxious, h.wound = bool(flags & PSYCH), bool(flags & WOUND)
     h.pressed, h.dressed = pressed or (open_wound and not limb_bleed), dressed
@@ -581,6 +587,8 @@ def _poi(
     if hurt.tension and shock < OBSTRUCTION:
         shock = OBSTRUCTION
     vit = care.vitals(r, at, shock, hurt.gcs0, hurt.chest, hurt.fever, hurt.anxious, hurt.pain0)
+    if hurt.neurogenic:
+        care.neurogenic(vit, shock)
     triage = triage_first(hurt.triage, vit, r)
     if timeline is not None:
         timeline.append(Event(at, "triaged", "POI", triage))
@@ -819,6 +827,8 @@ def _facilities(
             anxious,
             pain_now,
         )
+        if hurt.neurogenic and fac != "R3":  # Role 3's intensive care keeps its pressure up
+            care.neurogenic(vit, s_here)
         if k == 0 and is_disease:  # sick call: the first triage of a disease casualty
             current = first_triage = triage_first(current, vit, r)
         else:

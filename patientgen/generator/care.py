@@ -156,6 +156,26 @@ def vitals(
     return Vitals(taken_at, hr, rr, sbp, dbp, spo2, temp, gcs, responsiveness, pain)
 
 
+#: The AIS of a complete spinal cord injury (an incomplete one is 4).
+COMPLETE_CORD_AIS = 5
+
+
+def neurogenic(v: Vitals, shock: float) -> None:
+    """Bend vital signs into the neurogenic shock of a complete spinal cord injury (in place,
+    drawing nothing: the values drawn are folded into the range, so the stream stays as it was):
+    the sympathetic outflow below the injury is lost, so the pressure falls (systolic 70-87
+    mmHg) and the pulse does not rise: bradycardia (44-59 a minute) with no bleeding, a pulse of
+    95 at most with one (the injury blunts the tachycardia of a haemorrhagic shock). ATLS: the
+    classic picture of neurogenic shock is hypotension without tachycardia."""
+    if shock <= 0.0:
+        v.heart_rate = 44 + v.heart_rate % 16
+    elif v.heart_rate > 95:
+        v.heart_rate = 95
+    if v.systolic_bp >= 88:
+        v.systolic_bp = 70 + v.systolic_bp % 18
+        v.diastolic_bp = v.systolic_bp * 11 // 20 + v.diastolic_bp % 5
+
+
 def kia_minutes(random: Callable[[], float]) -> float:
     """Minutes from wounding to death of a KIA casualty (Webster: 67.7% / 91.4% / 99% at
     10 / 60 / 120 min)."""

@@ -957,6 +957,26 @@ def spinal_injury_not_immobilised(p: Patient) -> bool:
     )
 
 
+#: Neurogenic shock where first seen: a systolic pressure below this, a pulse below the next.
+NEUROGENIC_MAX_SBP, NEUROGENIC_MAX_HR = 90, 100
+
+
+def complete_cord_injury_without_neurogenic_shock(p: Patient) -> bool:
+    """A complete spinal cord injury (critical: AIS 5) shows the neurogenic shock where it is
+    first seen, not killed in action: hypotension (a systolic pressure below 90 mmHg) without
+    tachycardia (a pulse below 100), the sympathetic tone below the injury being lost (ATLS).
+    Before generator 1.22.0 the cord injury changed no vital sign, and an immediate casualty
+    whose signs happened to be normal was given the tachycardia of pain and injury."""
+    if p.outcome == "KIA" or not any(
+        c.code == SPINAL_CORD_CODE and c.severity == "critical" for c in p.conditions
+    ):
+        return False
+    first = _first_vitals(p)
+    return first is not None and not (
+        first.systolic_bp < NEUROGENIC_MAX_SBP and first.heart_rate < NEUROGENIC_MAX_HR
+    )
+
+
 def role2_debrided_before_xray(p: Patient) -> bool:
     """Role 2 X-rays a fracture before it debrides the wound (ATLS: imaging in the
     resuscitation, before an operation that is not life-saving; the Joint Trauma System's
@@ -1177,6 +1197,7 @@ RULES: dict[str, Rule] = {
     "open_chest_wound_not_sealed": open_chest_wound_not_sealed,
     "hypoxaemia_without_oxygen": hypoxaemia_without_oxygen,
     "minimal_queued_for_a_team_or_ambulance": minimal_queued_for_a_team_or_ambulance,
+    "complete_cord_injury_without_neurogenic_shock": complete_cord_injury_without_neurogenic_shock,
 }
 
 

@@ -728,3 +728,16 @@ def test_a_complete_cord_injury_with_normal_circulation_breaks_the_rule() -> Non
     alone = [p for p in patients if complete(p) and len(p.conditions) == 1]
     given = [pr.code for p in alone for v in p.visits for pr in v.procedures]
     assert alone and care.IV_FLUIDS[0] in given and care.TRANSFUSION[0] not in given
+
+
+def test_a_pneumonia_not_x_rayed_at_role2_breaks_the_rule() -> None:
+    """1.23.0: a severe pneumonia spent a week at Role 3 and never had a chest radiograph."""
+    data = PRESETS["peacekeeping"].scenario.model_dump(mode="json")
+    patients = list(generate(Scenario.model_validate({**data, "total_patients": 4000})))
+
+    def pneumonia_at_role2(p) -> bool:
+        return any(c.code == PNEUMONIA_CODE for c in p.conditions) and any(
+            v.facility == "R2" for v in p.visits
+        )
+
+    _broken(patients, "pneumonia_not_imaged", pneumonia_at_role2, without(care.X_RAY))

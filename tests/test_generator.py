@@ -37,6 +37,7 @@ from patientgen.generator.coherence import (
     HYPOXAEMIA_SPO2,
     OPEN_COMBAT_WOUNDS,
     PAIN_RELIEF_FROM,
+    PNEUMONIA_CODE,
     SPINAL_CORD_CODE,
     TENSION_PNEUMOTHORAX_CODE,
 )
@@ -324,8 +325,10 @@ def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) 
                     )  # Role 1: no blood
                 if proc.code == "25353009":
                     assert any(c.region == "head" for c in p.conditions)
-                if proc.code == "168537006":  # a plain X-ray: of a fracture, at Role 2
-                    assert codes & FRACTURES and v.facility == "R2"
+                if proc.code == "168537006":  # a plain X-ray, at Role 2: of a fracture, or
+                    # the chest of a pneumonia (1.23.0)
+                    assert codes & FRACTURES or PNEUMONIA_CODE in codes, p.index
+                    assert v.facility == "R2"
                 # the procedures of 1.12.0-1.20.0 are given to whom they are for, not to all
                 # (the coherence rules ask only that whom they are for has them)
                 if proc.code == SPINAL_IMMOBILISATION[0]:  # a cord injury (falls, crashes)

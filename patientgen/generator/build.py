@@ -1036,8 +1036,9 @@ def _todo(
         if hurt.head_ais >= 4 and r() < 0.5:
             todo.append(CRANIOTOMY)
     # Role 1 has no imaging; Role 2 X-rays a fracture after the life-saving operations, before
-    # the debridement
-    if fac == "R2" and flags & FRACTURE:
+    # the debridement, and the chest of a pneumonia (a bacterial infection of the lungs: the
+    # radiograph confirms it)
+    if fac == "R2" and (flags & FRACTURE or (hurt.bacterial and flags & RESPIRATORY)):
         todo.append(X_RAY)
     if wound and (fac == "R2" or current != "T3"):
         todo.append(DEBRIDEMENT)

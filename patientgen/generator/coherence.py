@@ -957,6 +957,16 @@ def spinal_injury_not_immobilised(p: Patient) -> bool:
     )
 
 
+def pneumonia_not_imaged(p: Patient) -> bool:
+    """A pneumonia is confirmed by a chest radiograph (the IDSA/ATS guideline on
+    community-acquired pneumonia: a demonstrable infiltrate by chest radiograph): one taken
+    to Role 2, the first facility with imaging (Role 1 has none), is X-rayed there."""
+    if not _has(p, PNEUMONIA_CODE):
+        return False
+    r2 = next((v for v in p.visits if v.facility == "R2"), None)
+    return r2 is not None and not any(pr.code == care.X_RAY[0] for pr in r2.procedures)
+
+
 #: Neurogenic shock where first seen: a systolic pressure below this, a pulse below the next.
 NEUROGENIC_MAX_SBP, NEUROGENIC_MAX_HR = 90, 100
 
@@ -1198,6 +1208,7 @@ RULES: dict[str, Rule] = {
     "hypoxaemia_without_oxygen": hypoxaemia_without_oxygen,
     "minimal_queued_for_a_team_or_ambulance": minimal_queued_for_a_team_or_ambulance,
     "complete_cord_injury_without_neurogenic_shock": complete_cord_injury_without_neurogenic_shock,
+    "pneumonia_not_imaged": pneumonia_not_imaged,
 }
 
 

@@ -26,6 +26,7 @@ from patientgen.generator.coherence import (
     HEALING,
     INTENSIVE_CARE,
     LIMB_FRACTURES,
+    MENTAL_DISORDERS,
     OPEN_COMBAT_WOUNDS,
     OPEN_FRACTURE_CODE,
     PNEUMONIA_CODE,
@@ -741,3 +742,15 @@ def test_a_pneumonia_not_x_rayed_at_role2_breaks_the_rule() -> None:
         )
 
     _broken(patients, "pneumonia_not_imaged", pneumonia_at_role2, without(care.X_RAY))
+
+
+def test_a_mental_disorder_not_assessed_breaks_the_rule() -> None:
+    """1.24.0: an acute stress disorder, an anxiety or a depression was triaged at sick call and
+    nothing more, a severe depression flown home without ever being assessed."""
+    data = PRESETS["peacekeeping"].scenario.model_dump(mode="json")
+    patients = list(generate(Scenario.model_validate({**data, "total_patients": 2000})))
+
+    def mental(p) -> bool:
+        return any(c.code in MENTAL_DISORDERS for c in p.conditions)
+
+    _broken(patients, "mental_disorder_not_assessed", mental, without(care.PSYCHIATRIC_EVALUATION))

@@ -23,6 +23,7 @@ from patientgen.generator.care import (
     NEEDLE_DECOMPRESSION,
     OXYGEN,
     PAIN_RELIEF,
+    PSYCHIATRIC_EVALUATION,
     SPINAL_IMMOBILISATION,
     TRANSFUSION,
     TRIAGE,
@@ -35,6 +36,7 @@ from patientgen.generator.coherence import (
     DEEP_BURNS,
     FRACTURES,
     HYPOXAEMIA_SPO2,
+    MENTAL_DISORDERS,
     OPEN_COMBAT_WOUNDS,
     PAIN_RELIEF_FROM,
     PNEUMONIA_CODE,
@@ -298,6 +300,7 @@ def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) 
     seen = Counter()
     for p in patients:
         codes = {c.code for c in p.conditions}
+        first_facility = next((v for v in p.visits if v.facility != "POI"), None)
         for v in p.visits:
             for proc in v.procedures:
                 assert proc.code in ALLOWED_PROCEDURES[v.facility], (v.facility, proc.code)
@@ -331,6 +334,9 @@ def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) 
                     assert v.facility == "R2"
                 # the procedures of 1.12.0-1.20.0 are given to whom they are for, not to all
                 # (the coherence rules ask only that whom they are for has them)
+                if proc.code == PSYCHIATRIC_EVALUATION[0]:  # a mental disorder, where first
+                    # seen (1.24.0)
+                    assert codes & MENTAL_DISORDERS and v is first_facility, p.index
                 if proc.code == SPINAL_IMMOBILISATION[0]:  # a cord injury (falls, crashes)
                     assert SPINAL_CORD_CODE in codes, p.index
                 if proc.code == WOUND_DRESSING[0]:  # a burn's dry dressing, a chest seal
@@ -358,7 +364,7 @@ def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) 
             assert len(triage) == 1
             assert any(e.kind == "triaged" and e.at == triage[0].performed_at for e in p.timeline)
     needed = ("20655006", "225390008", "116859006", "36777000", "264957007", WOUND_DRESSING[0])
-    for code in (*needed, OXYGEN[0]):
+    for code in (*needed, OXYGEN[0], PSYCHIATRIC_EVALUATION[0]):
         assert seen[code] > 0, code
 
 

@@ -41,6 +41,7 @@ from patientgen.generator.care import (
     OXYGEN,
     PAIN_RELIEF,
     PRESSURE_DRESSING,
+    PSYCHIATRIC_EVALUATION,
     SPINAL_IMMOBILISATION,
     SPLINT,
     SURGERY_SECONDS,
@@ -1017,6 +1018,10 @@ def _todo(
         todo.append(ANTIBIOTICS)
         once |= ANTIBIOTICS_GIVEN
     wound = hurt.wound
+    # a mental disorder (an acute stress disorder, an anxiety, a depression) is assessed where it
+    # is first seen: the medical officer's psychiatric interview and evaluation, after the body
+    if first and hurt.anxious:
+        todo.append(PSYCHIATRIC_EVALUATION)
     if fac == "R1":
         if flags & MINOR_CUT and current == "T3":
             todo.append(SUTURE)

@@ -125,6 +125,9 @@ PROCEDURES: dict[str, str] = {
     "398041008": "Cervical spine immobilization",
     # several IGs (a German research IG's FSH: "Dressing of wound"; others' examples)
     "182531007": "Dressing of wound",
+    # HL7's International Patient Summary IG, its value set of the SNOMED IPS free set
+    # (procedures, SNOMED CT 2022-07-31): "Psychiatric interview and evaluation"
+    "10197000": "Psychiatric interview and evaluation",
 }
 
 # --- SNOMED CT: mechanisms (events) -------------------------------------------------------------

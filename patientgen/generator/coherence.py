@@ -967,6 +967,24 @@ def pneumonia_not_imaged(p: Patient) -> bool:
     return r2 is not None and not any(pr.code == care.X_RAY[0] for pr in r2.procedures)
 
 
+#: The mental disorders of the model (an acute stress disorder, an anxiety, a depression).
+MENTAL_DISORDERS = frozenset(t[0] for t in inj.TEMPLATES if t[4] & inj.PSYCH)
+
+
+def mental_disorder_not_assessed(p: Patient) -> bool:
+    """A mental disorder (an acute stress disorder, an anxiety disorder, a depressive disorder)
+    is assessed where it is first seen (the first facility: the sick call at Role 1), with a
+    psychiatric interview and evaluation: the medical officer's, before any decision to keep
+    the soldier forward, to hold or to evacuate (combat and operational stress control: the
+    reaction is assessed, then rest, reassurance and the expectation of a return)."""
+    if not any(c.code in MENTAL_DISORDERS for c in p.conditions):
+        return False
+    first = next((v for v in p.visits if v.facility in THEATRE), None)
+    return first is not None and not any(
+        pr.code == care.PSYCHIATRIC_EVALUATION[0] for pr in first.procedures
+    )
+
+
 #: Neurogenic shock where first seen: a systolic pressure below this, a pulse below the next.
 NEUROGENIC_MAX_SBP, NEUROGENIC_MAX_HR = 90, 100
 
@@ -1209,6 +1227,7 @@ RULES: dict[str, Rule] = {
     "minimal_queued_for_a_team_or_ambulance": minimal_queued_for_a_team_or_ambulance,
     "complete_cord_injury_without_neurogenic_shock": complete_cord_injury_without_neurogenic_shock,
     "pneumonia_not_imaged": pneumonia_not_imaged,
+    "mental_disorder_not_assessed": mental_disorder_not_assessed,
 }
 
 

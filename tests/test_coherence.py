@@ -754,3 +754,21 @@ def test_a_mental_disorder_not_assessed_breaks_the_rule() -> None:
         return any(c.code in MENTAL_DISORDERS for c in p.conditions)
 
     _broken(patients, "mental_disorder_not_assessed", mental, without(care.PSYCHIATRIC_EVALUATION))
+
+
+def test_a_disease_casualty_immediate_with_stable_signs_breaks_the_rule() -> None:
+    """1.25.0: a severe pneumonia was triaged immediate at sick call by its score alone, at a
+    breathing rate of 21 and a saturation of 92 %; now it shows the respiratory failure that
+    makes it immediate."""
+    data = PRESETS["peacekeeping"].scenario.model_dump(mode="json")
+    patients = list(generate(Scenario.model_validate({**data, "total_patients": 6000})))
+
+    def immediate_disease(p) -> bool:
+        return p.category == "disease" and p.triage == "T1"
+
+    stable = first_vitals(
+        ("R1",), respiratory_rate=21, spo2=92, heart_rate=88, systolic_bp=124, gcs=15
+    )
+    _broken(patients, "disease_immediate_with_stable_signs", immediate_disease, stable)
+    failing = [p for p in patients if immediate_disease(p)]
+    assert failing and all(p.visits[1].vitals.respiratory_rate >= 30 for p in failing)

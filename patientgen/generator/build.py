@@ -42,6 +42,7 @@ from patientgen.generator.care import (
     PAIN_RELIEF,
     PRESSURE_DRESSING,
     PSYCHIATRIC_EVALUATION,
+    RESPIRATORY_FAILURE_AIS,
     SPINAL_IMMOBILISATION,
     SPLINT,
     SURGERY_SECONDS,
@@ -181,9 +182,10 @@ class _Hurt:
 
     __slots__ = (
         "abdomen", "anxious", "bacterial", "bleed", "breathless", "chest", "conditions",
-        "dies", "dressed", "dry", "fever", "flags", "fluids", "gcs0", "head_ais", "injuries",
-        "kia", "lethal", "limb_bleed", "limb_fracture", "max_ais", "mechanism", "minor",
-        "neurogenic", "pain0", "pressed", "shock", "tension", "triage", "wound",
+        "dies", "dressed", "dry", "failing", "fever", "flags", "fluids", "gcs0", "head_ais",
+        "injuries", "kia", "lethal", "limb_bleed", "limb_fracture", "max_ais", "mechanism",
+        "minor", "neurogenic", "pain0", "pressed", "shock", "signs", "tension", "triage",
+        "wound",
     )  # fmt: skip
     abdomen: bool
     anxious: bool
@@ -212,6 +214,9 @@ class _Hurt:
     minor: bool  # every condition heals within days (injuries' HEALS templates, AIS 2 at most)
     # a complete spinal cord injury (AIS 5): neurogenic shock until Role 3 (care.neurogenic)
     neurogenic: bool
+    # a pneumonia of AIS 4: respiratory failure where first seen (care.respiratory_failure)
+    failing: bool
+    signs: bool  # neurogenic or failing: vital signs the draws alone do not make
     pain0: int
     # an open wound to press on: a bleeding one outside the limbs, or one on a limb without a
     # tourniquet (not a burn, a contusion, a crush, a haemothorax: nothing to press on)
@@ -480,6 +485,8 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
         t[4] & SPINE and ais >= COMPLETE_CORD_AIS for t, _, ais in injuries
     )
     h.breathless = bool(flags & RESPIRATORY) and max_ais >= 3
+    h.failing = h.breathless and max_ais >= RESPIRATORY_FAILURE_AIS
+    h.signs = h.neurogenic or h.failing
     h.anxious, h.wound = bool(flags & PSYCH), bool(flags & WOUND)
     h.pressed, h.dressed = pressed or (open_wound and not limb_bleed), dressed
     h.gcs0 = care.base_gcs(head_ais, r)
@@ -828,8 +835,11 @@ def _facilities(
             anxious,
             pain_now,
         )
-        if hurt.neurogenic and fac != "R3":  # Role 3's intensive care keeps its pressure up
-            care.neurogenic(vit, s_here)
+        if hurt.signs:
+            if hurt.neurogenic and fac != "R3":  # Role 3's intensive care keeps it up
+                care.neurogenic(vit, s_here)
+            if hurt.failing and k == 0:  # before its oxygen
+                care.respiratory_failure(vit)
         if k == 0 and is_disease:  # sick call: the first triage of a disease casualty
             current = first_triage = triage_first(current, vit, r)
         else:

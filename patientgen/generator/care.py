@@ -177,6 +177,20 @@ def neurogenic(v: Vitals, shock: float) -> None:
         v.diastolic_bp = v.systolic_bp * 11 // 20 + v.diastolic_bp % 5
 
 
+#: The AIS of a pneumonia in respiratory failure (a severe community-acquired pneumonia).
+RESPIRATORY_FAILURE_AIS = 4
+
+
+def respiratory_failure(v: Vitals) -> None:
+    """Bend vital signs into the respiratory failure of a severe pneumonia where it is first
+    seen, before its oxygen (in place, drawing nothing, as `neurogenic`): a breathing rate of
+    30-38 a minute (IDSA/ATS: a rate of 30 or more is a criterion of severe community-acquired
+    pneumonia; the triage sieve makes it immediate) and a saturation of 84-89 % on air."""
+    v.respiratory_rate = 30 + v.respiratory_rate % 9
+    if v.spo2 >= 90:
+        v.spo2 = 84 + v.spo2 % 6
+
+
 def kia_minutes(random: Callable[[], float]) -> float:
     """Minutes from wounding to death of a KIA casualty (Webster: 67.7% / 91.4% / 99% at
     10 / 60 / 120 min)."""

@@ -985,6 +985,23 @@ def mental_disorder_not_assessed(p: Patient) -> bool:
     )
 
 
+def disease_immediate_with_stable_signs(p: Patient) -> bool:
+    """A disease casualty is immediate (T1) at its first triage only with the signs of a threat
+    to life there, as the triage sieve reads them: a breathing rate of 30 or more, a pulse above
+    120, a systolic pressure below 90 mmHg, a saturation below 90 % or a GCS below 13. Its score
+    alone (a severe pneumonia's) does not make it immediate."""
+    if p.category != "disease" or p.triage != "T1":
+        return False
+    first = _first_vitals(p, THEATRE)
+    return first is not None and not (
+        first.respiratory_rate >= 30
+        or first.heart_rate > 120
+        or first.systolic_bp < 90
+        or first.spo2 < 90
+        or first.gcs < 13
+    )
+
+
 #: Neurogenic shock where first seen: a systolic pressure below this, a pulse below the next.
 NEUROGENIC_MAX_SBP, NEUROGENIC_MAX_HR = 90, 100
 
@@ -1228,6 +1245,7 @@ RULES: dict[str, Rule] = {
     "complete_cord_injury_without_neurogenic_shock": complete_cord_injury_without_neurogenic_shock,
     "pneumonia_not_imaged": pneumonia_not_imaged,
     "mental_disorder_not_assessed": mental_disorder_not_assessed,
+    "disease_immediate_with_stable_signs": disease_immediate_with_stable_signs,
 }
 
 

@@ -19,6 +19,7 @@ from patientgen.generator import care, generate
 from patientgen.generator.coherence import (
     BRAIN_INJURIES,
     CLOSED_FRACTURE_CODE,
+    CRUSHED_MUSCLE,
     DEATHS,
     DEEP_BURNS,
     DEHYDRATION_CODE,
@@ -772,3 +773,18 @@ def test_a_disease_casualty_immediate_with_stable_signs_breaks_the_rule() -> Non
     _broken(patients, "disease_immediate_with_stable_signs", immediate_disease, stable)
     failing = [p for p in patients if immediate_disease(p)]
     assert failing and all(p.visits[1].vitals.respiratory_rate >= 30 for p in failing)
+
+
+def test_a_severe_crush_without_fluids_breaks_the_rule() -> None:
+    """1.26.0: a severe crush of a leg was splinted and scanned, never given fluids against the
+    crush syndrome."""
+    data = PRESETS["mass-casualty-drill"].scenario.model_dump(mode="json")
+    patients = list(generate(Scenario.model_validate({**data, "total_patients": 3000})))
+
+    def crushed(p) -> bool:
+        return any(
+            c.code == "125665001" and c.severity in ("severe", "critical")
+            and c.region in CRUSHED_MUSCLE for c in p.conditions
+        ) and any(v.facility != "POI" for v in p.visits)  # fmt: skip
+
+    _broken(patients, "severe_crush_without_fluids", crushed, without(care.IV_FLUIDS))

@@ -33,6 +33,7 @@ from patientgen.generator.care import (
 from patientgen.generator.codes import BODY_SITES
 from patientgen.generator.coherence import (
     BRAIN_INJURIES,
+    CRUSHED_MUSCLE,
     DEEP_BURNS,
     FRACTURES,
     HYPOXAEMIA_SPO2,
@@ -313,9 +314,12 @@ def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) 
                 if proc.code == "264957007":  # a chest drain: for blood or air in the pleura
                     assert hurt_chest(p, codes)
                 if proc.code == "281800008":  # IV fluids: a burn of 20 % or more, dehydration,
-                    assert (
+                    assert (  # a crush of a limb or the pelvis (1.26.0)
                         any(  # of AIS 4+ and 3+: severe or critical
-                            c.code in {"403191005", "403192003", "34095006"}
+                            (
+                                c.code in {"403191005", "403192003", "34095006"}
+                                or (c.code == "125665001" and c.region in CRUSHED_MUSCLE)
+                            )
                             and c.severity in ("severe", "critical")
                             for c in p.conditions
                         )

@@ -122,6 +122,7 @@ from patientgen.generator.timing import MassCasualtyEvent
 from patientgen.scenario import Category, Nation, TriageCategory
 
 LIMB_SET = frozenset(inj.LIMBS)
+CRUSH_CODE = inj.CRUSH[0]
 LIMB_OR_PELVIS = LIMB_SET | {"pelvis"}
 ABDOMEN_SET = frozenset(("abdomen", "pelvis"))
 #: An injury open to the outside, whose bleeding a dressing can press on (coherence:
@@ -201,7 +202,9 @@ class _Hurt:
     dry: bool  # a severe dehydration: hypovolaemic where first seen, until its fluids
     fever: bool
     flags: int
-    fluids: bool  # needs intravenous fluids: a burn of 20 % or more, a severe dehydration
+    # needs intravenous fluids where first seen: a burn of 20 % or more, a severe dehydration, a
+    # severe crush of a limb or the pelvis
+    fluids: bool
     gcs0: int
     head_ais: int
     injuries: list[inj.Injury]
@@ -418,6 +421,8 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
             fluids = True
         elif template[0] == DEHYDRATION_CODE and ais >= 3:
             fluids = dry = True
+        elif template[0] == CRUSH_CODE and ais >= 3 and region in LIMB_OR_PELVIS:
+            fluids = True  # its muscle: crush syndrome, unless fluids come first
         if f & INFECTION and not f & VIRAL:
             bacterial = True
         if ais > 2 or not f & HEALS:  # injuries.heals_within_days, inline: the hot path

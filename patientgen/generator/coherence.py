@@ -489,6 +489,26 @@ def fluid_loss_without_fluids(p: Patient) -> bool:
     return lost and _withheld_unless_expectant(p, care.IV_FLUIDS)
 
 
+#: Where a crushed muscle mass makes a crush syndrome (the limbs and the pelvis).
+CRUSHED_MUSCLE = frozenset((*inj.LIMBS, "pelvis"))
+
+
+def severe_crush_without_fluids(p: Patient) -> bool:
+    """A severe crush of a limb or the pelvis (AIS 3+) is given intravenous fluids where first
+    seen, against the crush syndrome (the myoglobin and potassium of the crushed muscle: Sever
+    and Vanholder, the International Society of Nephrology's recommendations for crush victims,
+    Nephrol Dial Transplant 2012: fluids as early as possible), unless the casualty is expectant
+    at the first facility or dies there before any treatment."""
+    crushed = any(
+        c.code == inj.CRUSH[0] and c.severity in SEVERE and c.region in CRUSHED_MUSCLE
+        for c in p.conditions
+    )
+    if not crushed:
+        return False
+    theatre = _treated_in_theatre(p)
+    return bool(theatre) and theatre[0].triage != "T4" and not _given(theatre[:1], care.IV_FLUIDS)
+
+
 def critical_returned_to_duty(p: Patient) -> bool:
     """A casualty with a critical condition (AIS 5 or 6: survival uncertain; weeks in
     intensive care) is evacuated home, never returned to duty in theatre."""
@@ -1246,6 +1266,7 @@ RULES: dict[str, Rule] = {
     "pneumonia_not_imaged": pneumonia_not_imaged,
     "mental_disorder_not_assessed": mental_disorder_not_assessed,
     "disease_immediate_with_stable_signs": disease_immediate_with_stable_signs,
+    "severe_crush_without_fluids": severe_crush_without_fluids,
 }
 
 

@@ -788,3 +788,22 @@ def test_a_severe_crush_without_fluids_breaks_the_rule() -> None:
         ) and any(v.facility != "POI" for v in p.visits)  # fmt: skip
 
     _broken(patients, "severe_crush_without_fluids", crushed, without(care.IV_FLUIDS))
+
+
+def test_a_severe_limb_fracture_not_reduced_breaks_the_rule() -> None:
+    """1.27.0: a severe closed fracture of a femur was splinted, X-rayed and scanned and flown
+    home three days later, never reduced; an open one was debrided and never reduced."""
+    data = PRESETS["mass-casualty-drill"].scenario.model_dump(mode="json")
+    patients = list(generate(Scenario.model_validate({**data, "total_patients": 3000})))
+
+    def severe_at_role2(code: str):
+        def find(p) -> bool:
+            return any(
+                c.code == code and c.severity in ("severe", "critical") for c in p.conditions
+            ) and any(v.facility == "R2" and v.disposition != "died" for v in p.visits)
+
+        return find
+
+    rule = "severe_limb_fracture_not_reduced"
+    _broken(patients, rule, severe_at_role2(OPEN_FRACTURE_CODE), without(care.OPEN_REDUCTION))
+    _broken(patients, rule, severe_at_role2(CLOSED_FRACTURE_CODE), without(care.CLOSED_REDUCTION))

@@ -16,11 +16,13 @@ from patientgen.generator import GENERATOR_VERSION, generate
 from patientgen.generator.care import (
     ALLOWED_PROCEDURES,
     CHEST_DRAIN,
+    CLOSED_REDUCTION,
     CRANIOTOMY,
     CT_SCAN,
     INTUBATION,
     IV_FLUIDS,
     NEEDLE_DECOMPRESSION,
+    OPEN_REDUCTION,
     OXYGEN,
     PAIN_RELIEF,
     PSYCHIATRIC_EVALUATION,
@@ -338,6 +340,15 @@ def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) 
                     assert v.facility == "R2"
                 # the procedures of 1.12.0-1.20.0 are given to whom they are for, not to all
                 # (the coherence rules ask only that whom they are for has them)
+                if proc.code in (OPEN_REDUCTION[0], CLOSED_REDUCTION[0]):  # 1.27.0: at Role 2,
+                    # of a severe fracture of a limb of its kind
+                    kind = "397181002" if proc.code == OPEN_REDUCTION[0] else "423125000"
+                    assert v.facility == "R2" and any(
+                        c.code == kind
+                        and c.severity in ("severe", "critical")
+                        and c.region in LIMBS
+                        for c in p.conditions
+                    ), p.index
                 if proc.code == PSYCHIATRIC_EVALUATION[0]:  # a mental disorder, where first
                     # seen (1.24.0)
                     assert codes & MENTAL_DISORDERS and v is first_facility, p.index
@@ -368,7 +379,7 @@ def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) 
             assert len(triage) == 1
             assert any(e.kind == "triaged" and e.at == triage[0].performed_at for e in p.timeline)
     needed = ("20655006", "225390008", "116859006", "36777000", "264957007", WOUND_DRESSING[0])
-    for code in (*needed, OXYGEN[0], PSYCHIATRIC_EVALUATION[0]):
+    for code in (*needed, OXYGEN[0], PSYCHIATRIC_EVALUATION[0], OPEN_REDUCTION[0]):
         assert seen[code] > 0, code
 
 

@@ -28,6 +28,7 @@ from patientgen.generator.care import (
     AMPUTATION,
     ANTIBIOTICS,
     CHEST_DRAIN,
+    CLOSED_REDUCTION,
     COMPLETE_CORD_AIS,
     CRANIOTOMY,
     CT_SCAN,
@@ -38,6 +39,7 @@ from patientgen.generator.care import (
     IV_FLUIDS,
     LAPAROTOMY,
     NEEDLE_DECOMPRESSION,
+    OPEN_REDUCTION,
     OXYGEN,
     PAIN_RELIEF,
     PRESSURE_DRESSING,
@@ -185,8 +187,8 @@ class _Hurt:
         "abdomen", "anxious", "bacterial", "bleed", "breathless", "chest", "conditions",
         "dies", "dressed", "dry", "failing", "fever", "flags", "fluids", "gcs0", "head_ais",
         "injuries", "kia", "lethal", "limb_bleed", "limb_fracture", "max_ais", "mechanism",
-        "minor", "neurogenic", "pain0", "pressed", "shock", "signs", "tension", "triage",
-        "wound",
+        "minor", "neurogenic", "pain0", "pressed", "reduce", "shock", "signs", "tension",
+        "triage", "wound",
     )  # fmt: skip
     abdomen: bool
     anxious: bool
@@ -220,6 +222,7 @@ class _Hurt:
     # a pneumonia of AIS 4: respiratory failure where first seen (care.respiratory_failure)
     failing: bool
     signs: bool  # neurogenic or failing: vital signs the draws alone do not make
+    reduce: int  # REDUCE_OPEN | REDUCE_CLOSED: a severe fracture of a limb to reduce at Role 2
     pain0: int
     # an open wound to press on: a bleeding one outside the limbs, or one on a limb without a
     # tourniquet (not a burn, a contusion, a crush, a haemothorax: nothing to press on)
@@ -374,6 +377,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     bleed = NO_BLEED
     minor = True
     tension = False
+    reduce = 0
     conditions = []
     severity = inj.SEVERITY
     lethal = False
@@ -431,6 +435,11 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
             tension = True
         if f & FRACTURE and region in LIMB_SET:
             limb_fracture = True
+            if ais >= 3:  # a severe one is reduced at Role 2 (_todo)
+                if template[0] == OPEN_FRACTURE_CODE:
+                    reduce |= REDUCE_OPEN
+                elif template[0] == CLOSED_FRACTURE_CODE:
+                    reduce |= REDUCE_CLOSED
         if is_disease:
             lethal = lethal or can_kill_disease(template[0], ais)
         if records:
@@ -485,7 +494,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
         conditions, shock, dies, kia, injuries, lethal,
     )  # fmt: skip
     h.chest, h.fever = bool(flags & CHEST), bool(flags & INFECTION)
-    h.bacterial, h.dry, h.minor, h.tension = bacterial, dry, minor, tension
+    h.bacterial, h.dry, h.minor, h.tension, h.reduce = bacterial, dry, minor, tension, reduce
     h.neurogenic = bool(flags & SPINE) and any(
         t[4] & SPINE and ais >= COMPLETE_CORD_AIS for t, _, ais in injuries
     )
@@ -907,6 +916,8 @@ def _facilities(
 # relieved; the chest is drained at the first facility); OXYGENATED: on oxygen (or intubated),
 # which goes on through the evacuation.
 CONTROLLED, INTUBATED, CHEST_DRAINED, SPLINTED, ANTIBIOTICS_GIVEN = 1, 2, 4, 8, 16
+#: The severe fractures of a limb a casualty has (_Hurt.reduce).
+REDUCE_OPEN, REDUCE_CLOSED = 1, 2
 RELIEVED, DECOMPRESSED, OXYGENATED = 32, 64, 128
 
 
@@ -1062,6 +1073,13 @@ def _todo(
         todo.append(X_RAY)
     if wound and (fac == "R2" or current != "T3"):
         todo.append(DEBRIDEMENT)
+    # a severe fracture of a limb is reduced and held at Role 2, an open one at the end of its
+    # debridement (damage control orthopaedics: it is fixed definitively at home)
+    if fac == "R2" and hurt.reduce:
+        if hurt.reduce & REDUCE_OPEN:
+            todo.append(OPEN_REDUCTION)
+        if hurt.reduce & REDUCE_CLOSED:
+            todo.append(CLOSED_REDUCTION)
     return once
 
 

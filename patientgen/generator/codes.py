@@ -128,6 +128,9 @@ PROCEDURES: dict[str, str] = {
     # HL7's International Patient Summary IG, its value set of the SNOMED IPS free set
     # (procedures, SNOMED CT 2022-07-31): "Psychiatric interview and evaluation"
     "10197000": "Psychiatric interview and evaluation",
+    # the same value set: the reduction of a closed and of an open fracture
+    "122470005": "Reduction of closed fracture",
+    "122471009": "Reduction of open fracture",
 }
 
 # --- SNOMED CT: mechanisms (events) -------------------------------------------------------------

@@ -509,6 +509,29 @@ def severe_crush_without_fluids(p: Patient) -> bool:
     return bool(theatre) and theatre[0].triage != "T4" and not _given(theatre[:1], care.IV_FLUIDS)
 
 
+def severe_limb_fracture_not_reduced(p: Patient) -> bool:
+    """A severe (AIS 3+) fracture of a limb taken to Role 2 is reduced there (damage control
+    orthopaedics: reduced and held, an open one at the end of its debridement, fixed for good at
+    home), unless the casualty is expectant there or dies there: a reduction of an open
+    fracture for an open one, of a closed fracture for a closed one."""
+    kinds = {
+        c.code
+        for c in p.conditions
+        if c.code in (OPEN_FRACTURE_CODE, CLOSED_FRACTURE_CODE)
+        and c.severity in SEVERE
+        and c.region in inj.LIMBS
+    }
+    if not kinds:
+        return False
+    r2 = next((v for v in p.visits if v.facility == "R2"), None)
+    if r2 is None or r2.triage == "T4" or r2.disposition == "died":
+        return False
+    done = {pr.code for pr in r2.procedures}
+    return (OPEN_FRACTURE_CODE in kinds and care.OPEN_REDUCTION[0] not in done) or (
+        CLOSED_FRACTURE_CODE in kinds and care.CLOSED_REDUCTION[0] not in done
+    )
+
+
 def critical_returned_to_duty(p: Patient) -> bool:
     """A casualty with a critical condition (AIS 5 or 6: survival uncertain; weeks in
     intensive care) is evacuated home, never returned to duty in theatre."""
@@ -1267,6 +1290,7 @@ RULES: dict[str, Rule] = {
     "mental_disorder_not_assessed": mental_disorder_not_assessed,
     "disease_immediate_with_stable_signs": disease_immediate_with_stable_signs,
     "severe_crush_without_fluids": severe_crush_without_fluids,
+    "severe_limb_fracture_not_reduced": severe_limb_fracture_not_reduced,
 }
 
 

@@ -30,6 +30,7 @@ from patientgen.generator.coherence import (
     MENTAL_DISORDERS,
     OPEN_COMBAT_WOUNDS,
     OPEN_FRACTURE_CODE,
+    PENETRATING_EYE,
     PNEUMONIA_CODE,
     RULES,
     SPINAL_CORD_CODE,
@@ -807,3 +808,20 @@ def test_a_severe_limb_fracture_not_reduced_breaks_the_rule() -> None:
     rule = "severe_limb_fracture_not_reduced"
     _broken(patients, rule, severe_at_role2(OPEN_FRACTURE_CODE), without(care.OPEN_REDUCTION))
     _broken(patients, rule, severe_at_role2(CLOSED_FRACTURE_CODE), without(care.CLOSED_REDUCTION))
+
+
+def test_an_open_globe_not_repaired_breaks_the_rule() -> None:
+    """1.28.0: a severe fragment wound of the eye was shielded and shipped to Role 3 (since
+    1.10.0), and nothing was done there: no scan, no repair."""
+    data = PRESETS["mass-casualty-drill"].scenario.model_dump(mode="json")
+    patients = list(generate(Scenario.model_validate({**data, "total_patients": 3000})))
+
+    def open_globe_at_role3(p) -> bool:
+        return any(
+            c.region == "eye" and c.severity == "severe" and c.code in PENETRATING_EYE
+            for c in p.conditions
+        ) and any(v.facility == "R3" and v.disposition != "died" for v in p.visits)
+
+    rule = "open_globe_not_repaired"
+    _broken(patients, rule, open_globe_at_role3, without(care.EYE_SURGERY))
+    _broken(patients, rule, open_globe_at_role3, without(care.CT_SCAN))

@@ -19,6 +19,7 @@ from patientgen.generator.care import (
     CLOSED_REDUCTION,
     CRANIOTOMY,
     CT_SCAN,
+    EYE_SURGERY,
     INTUBATION,
     IV_FLUIDS,
     NEEDLE_DECOMPRESSION,
@@ -42,6 +43,7 @@ from patientgen.generator.coherence import (
     MENTAL_DISORDERS,
     OPEN_COMBAT_WOUNDS,
     PAIN_RELIEF_FROM,
+    PENETRATING_EYE,
     PNEUMONIA_CODE,
     SPINAL_CORD_CODE,
     TENSION_PNEUMOTHORAX_CODE,
@@ -347,6 +349,12 @@ def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) 
                         c.code == kind
                         and c.severity in ("severe", "critical")
                         and c.region in LIMBS
+                        for c in p.conditions
+                    ), p.index
+                if proc.code == EYE_SURGERY[0]:  # 1.28.0: an open globe, at Role 3, scanned
+                    assert v.facility == "R3" and CT_SCAN[0] in {x.code for x in v.procedures}
+                    assert any(
+                        c.region == "eye" and c.severity == "severe" and c.code in PENETRATING_EYE
                         for c in p.conditions
                     ), p.index
                 if proc.code == PSYCHIATRIC_EVALUATION[0]:  # a mental disorder, where first

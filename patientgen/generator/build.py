@@ -33,6 +33,7 @@ from patientgen.generator.care import (
     CRANIOTOMY,
     CT_SCAN,
     DEBRIDEMENT,
+    EYE_SURGERY,
     GCS_SHOCK_1,
     HEMORRHAGE_CONTROL,
     INTUBATION,
@@ -187,8 +188,8 @@ class _Hurt:
         "abdomen", "anxious", "bacterial", "bleed", "breathless", "chest", "conditions",
         "dies", "dressed", "dry", "failing", "fever", "flags", "fluids", "gcs0", "head_ais",
         "injuries", "kia", "lethal", "limb_bleed", "limb_fracture", "max_ais", "mechanism",
-        "minor", "neurogenic", "pain0", "pressed", "reduce", "shock", "signs", "tension",
-        "triage", "wound",
+        "minor", "neurogenic", "open_globe", "pain0", "pressed", "reduce", "shock", "signs",
+        "tension", "triage", "wound",
     )  # fmt: skip
     abdomen: bool
     anxious: bool
@@ -223,6 +224,7 @@ class _Hurt:
     failing: bool
     signs: bool  # neurogenic or failing: vital signs the draws alone do not make
     reduce: int  # REDUCE_OPEN | REDUCE_CLOSED: a severe fracture of a limb to reduce at Role 2
+    open_globe: bool  # a severe penetrating injury of the eye: Role 3 scans and repairs it
     pain0: int
     # an open wound to press on: a bleeding one outside the limbs, or one on a limb without a
     # tourniquet (not a burn, a contusion, a crush, a haemothorax: nothing to press on)
@@ -376,7 +378,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     pressed = open_wound = dressed = False
     bleed = NO_BLEED
     minor = True
-    tension = False
+    tension = open_globe = False
     reduce = 0
     conditions = []
     severity = inj.SEVERITY
@@ -433,6 +435,8 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
             minor = False
         if template[0] == TENSION_PNEUMOTHORAX_CODE:
             tension = True
+        if f & EYE and f & PENETRATING and ais >= 3:
+            open_globe = True  # scanned and repaired by Role 3's eye surgeon (_todo)
         if f & FRACTURE and region in LIMB_SET:
             limb_fracture = True
             if ais >= 3:  # a severe one is reduced at Role 2 (_todo)
@@ -495,6 +499,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     )  # fmt: skip
     h.chest, h.fever = bool(flags & CHEST), bool(flags & INFECTION)
     h.bacterial, h.dry, h.minor, h.tension, h.reduce = bacterial, dry, minor, tension, reduce
+    h.open_globe = open_globe
     h.neurogenic = bool(flags & SPINE) and any(
         t[4] & SPINE and ais >= COMPLETE_CORD_AIS for t, _, ais in injuries
     )
@@ -1062,10 +1067,12 @@ def _todo(
         if flags & AMPUTATED:
             todo.append(AMPUTATION)
     else:  # Role 3 scans first and operates on what the scan shows (a craniotomy first)
-        if hurt.head_ais >= 2 or flags & (FRACTURE | SPINE):
+        if hurt.head_ais >= 2 or flags & (FRACTURE | SPINE) or hurt.open_globe:
             todo.append(CT_SCAN)
         if hurt.head_ais >= 4 and r() < 0.5:
             todo.append(CRANIOTOMY)
+        if hurt.open_globe:  # its eye surgeon (Role 2 has none: coherence)
+            todo.append(EYE_SURGERY)
     # Role 1 has no imaging; Role 2 X-rays a fracture after the life-saving operations, before
     # the debridement, and the chest of a pneumonia (a bacterial infection of the lungs: the
     # radiograph confirms it)

@@ -49,6 +49,7 @@ WOUND_DRESSING = ("182531007", PROCEDURES["182531007"])
 PSYCHIATRIC_EVALUATION = ("10197000", PROCEDURES["10197000"])
 CLOSED_REDUCTION = ("122470005", PROCEDURES["122470005"])
 OPEN_REDUCTION = ("122471009", PROCEDURES["122471009"])
+EYE_SURGERY = ("373353005", PROCEDURES["373353005"])
 
 #: Length of each surgical procedure on the operating table (minutes; docs/care-chain.md).
 SURGERY_MINUTES: dict[str, int] = {
@@ -56,6 +57,7 @@ SURGERY_MINUTES: dict[str, int] = {
     AMPUTATION[0]: 90,
     CRANIOTOMY[0]: 150,
     DEBRIDEMENT[0]: 45,
+    EYE_SURGERY[0]: 90,  # the primary repair of an open globe
 }
 #: The same in seconds.
 SURGERY_SECONDS: dict[str, int] = {code: minutes * 60 for code, minutes in SURGERY_MINUTES.items()}
@@ -75,7 +77,7 @@ _R2 = _R1 | {
     TRANSFUSION[0], LAPAROTOMY[0], AMPUTATION[0], DEBRIDEMENT[0], X_RAY[0], CLOSED_REDUCTION[0],
     OPEN_REDUCTION[0],
 }  # fmt: skip
-_R3 = _R2 | {CRANIOTOMY[0], CT_SCAN[0]}
+_R3 = _R2 | {CRANIOTOMY[0], CT_SCAN[0], EYE_SURGERY[0]}
 _R4 = {REHABILITATION[0], WOUND_CARE[0], DEBRIDEMENT[0], ANTIBIOTICS[0]}
 
 #: What each place of the chain of care can do (SNOMED procedure codes).

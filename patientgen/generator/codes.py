@@ -131,6 +131,8 @@ PROCEDURES: dict[str, str] = {
     # the same value set: the reduction of a closed and of an open fracture
     "122470005": "Reduction of closed fracture",
     "122471009": "Reduction of open fracture",
+    # the same value set: an operation on the globe (an open globe's repair)
+    "373353005": "Surgical procedure on eye proper",
 }
 
 # --- SNOMED CT: mechanisms (events) -------------------------------------------------------------

@@ -971,6 +971,27 @@ def severe_eye_injury_returned_to_duty(p: Patient) -> bool:
     )
 
 
+#: A penetrating injury of the eye: a fragment, a gunshot wound (an open globe when severe).
+PENETRATING_EYE = frozenset(t[0] for t in (inj.FRAGMENT_EYE, inj.GSW_EYE))
+
+
+def open_globe_not_repaired(p: Patient) -> bool:
+    """A severe penetrating injury of the eye (an open globe) taken to Role 3 is scanned and
+    repaired there by its eye surgeon (the Joint Trauma System's eye trauma guideline: a CT of
+    the orbits for a foreign body, and the primary repair of the globe within 24 hours), unless
+    the casualty is expectant there or dies there."""
+    if not any(
+        c.region == "eye" and c.code in PENETRATING_EYE and c.severity in SEVERE
+        for c in p.conditions
+    ):
+        return False
+    r3 = next((v for v in p.visits if v.facility == "R3"), None)
+    if r3 is None or r3.triage == "T4" or r3.disposition == "died":
+        return False
+    done = {pr.code for pr in r3.procedures}
+    return care.EYE_SURGERY[0] not in done or care.CT_SCAN[0] not in done
+
+
 #: A fracture of the vertebral column with a spinal cord injury (SNOMED CT).
 SPINAL_CORD_CODE = inj.SPINAL_CORD[0]
 
@@ -1291,6 +1312,7 @@ RULES: dict[str, Rule] = {
     "disease_immediate_with_stable_signs": disease_immediate_with_stable_signs,
     "severe_crush_without_fluids": severe_crush_without_fluids,
     "severe_limb_fracture_not_reduced": severe_limb_fracture_not_reduced,
+    "open_globe_not_repaired": open_globe_not_repaired,
 }
 
 

@@ -825,3 +825,17 @@ def test_an_open_globe_not_repaired_breaks_the_rule() -> None:
     rule = "open_globe_not_repaired"
     _broken(patients, rule, open_globe_at_role3, without(care.EYE_SURGERY))
     _broken(patients, rule, open_globe_at_role3, without(care.CT_SCAN))
+
+
+def test_a_penetrating_chest_wound_not_x_rayed_breaks_the_rule() -> None:
+    """1.29.0: an open wound of the thorax was sealed, debrided at Role 2 and returned to duty
+    from Role 3 without a chest film."""
+    data = PRESETS["mass-casualty-drill"].scenario.model_dump(mode="json")
+    patients = list(generate(Scenario.model_validate({**data, "total_patients": 3000})))
+
+    def chest_wound_at_role2(p) -> bool:
+        return any(
+            c.region == "thorax" and c.code in OPEN_COMBAT_WOUNDS for c in p.conditions
+        ) and any(v.facility == "R2" and v.disposition != "died" for v in p.visits)
+
+    _broken(patients, "penetrating_chest_not_imaged", chest_wound_at_role2, without(care.X_RAY))

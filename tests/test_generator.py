@@ -337,8 +337,15 @@ def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) 
                 if proc.code == "25353009":
                     assert any(c.region == "head" for c in p.conditions)
                 if proc.code == "168537006":  # a plain X-ray, at Role 2: of a fracture, or
-                    # the chest of a pneumonia (1.23.0)
-                    assert codes & FRACTURES or PNEUMONIA_CODE in codes, p.index
+                    # the chest of a pneumonia (1.23.0) or of a penetrating wound (1.29.0)
+                    assert (
+                        codes & FRACTURES
+                        or PNEUMONIA_CODE in codes
+                        or any(
+                            c.region == "thorax" and c.code in OPEN_COMBAT_WOUNDS
+                            for c in p.conditions
+                        )
+                    ), p.index
                     assert v.facility == "R2"
                 # the procedures of 1.12.0-1.20.0 are given to whom they are for, not to all
                 # (the coherence rules ask only that whom they are for has them)

@@ -185,7 +185,8 @@ class _Hurt:
     """Stage 2: what happened to them: injuries or illness, conditions, severity, fate."""
 
     __slots__ = (
-        "abdomen", "anxious", "bacterial", "bleed", "breathless", "chest", "conditions",
+        "abdomen", "anxious", "bacterial", "bleed", "breathless", "chest", "chest_film",
+        "conditions",
         "dies", "dressed", "dry", "failing", "fever", "flags", "fluids", "gcs0", "head_ais",
         "injuries", "kia", "lethal", "limb_bleed", "limb_fracture", "max_ais", "mechanism",
         "minor", "neurogenic", "open_globe", "pain0", "pressed", "reduce", "shock", "signs",
@@ -225,6 +226,7 @@ class _Hurt:
     signs: bool  # neurogenic or failing: vital signs the draws alone do not make
     reduce: int  # REDUCE_OPEN | REDUCE_CLOSED: a severe fracture of a limb to reduce at Role 2
     open_globe: bool  # a severe penetrating injury of the eye: Role 3 scans and repairs it
+    chest_film: bool  # a penetrating wound of the thorax: Role 2 X-rays the chest
     pain0: int
     # an open wound to press on: a bleeding one outside the limbs, or one on a limb without a
     # tourniquet (not a burn, a contusion, a crush, a haemothorax: nothing to press on)
@@ -378,7 +380,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     pressed = open_wound = dressed = False
     bleed = NO_BLEED
     minor = True
-    tension = open_globe = False
+    tension = open_globe = chest_film = False
     reduce = 0
     conditions = []
     severity = inj.SEVERITY
@@ -421,8 +423,10 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
                 open_wound = True
         if region in ABDOMEN_SET and f & (PENETRATING | BLEED) and ais >= 3:
             abdomen = True
-        if open_chest and ais >= 3:
-            flags |= CHEST  # a severe penetrating chest wound: haemo- or pneumothorax, drained
+        if open_chest:
+            chest_film = True  # X-rayed at Role 2 (_todo)
+            if ais >= 3:
+                flags |= CHEST  # a severe penetrating chest wound: haemo- or pneumothorax, drained
         if f & BURN and ais >= FLUIDS_BURN_AIS:
             fluids = True
         elif template[0] == DEHYDRATION_CODE and ais >= 3:
@@ -499,7 +503,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     )  # fmt: skip
     h.chest, h.fever = bool(flags & CHEST), bool(flags & INFECTION)
     h.bacterial, h.dry, h.minor, h.tension, h.reduce = bacterial, dry, minor, tension, reduce
-    h.open_globe = open_globe
+    h.open_globe, h.chest_film = open_globe, chest_film
     h.neurogenic = bool(flags & SPINE) and any(
         t[4] & SPINE and ais >= COMPLETE_CORD_AIS for t, _, ais in injuries
     )
@@ -1074,9 +1078,11 @@ def _todo(
         if hurt.open_globe:  # its eye surgeon (Role 2 has none: coherence)
             todo.append(EYE_SURGERY)
     # Role 1 has no imaging; Role 2 X-rays a fracture after the life-saving operations, before
-    # the debridement, and the chest of a pneumonia (a bacterial infection of the lungs: the
-    # radiograph confirms it)
-    if fac == "R2" and (flags & FRACTURE or (hurt.bacterial and flags & RESPIRATORY)):
+    # the debridement, the chest of a pneumonia (a bacterial infection of the lungs: the
+    # radiograph confirms it) and of a penetrating wound of the thorax (its air or blood)
+    if fac == "R2" and (
+        flags & FRACTURE or hurt.chest_film or (hurt.bacterial and flags & RESPIRATORY)
+    ):
         todo.append(X_RAY)
     if wound and (fac == "R2" or current != "T3"):
         todo.append(DEBRIDEMENT)

@@ -1066,6 +1066,19 @@ def disease_immediate_with_stable_signs(p: Patient) -> bool:
     )
 
 
+def penetrating_chest_not_imaged(p: Patient) -> bool:
+    """A penetrating wound of the thorax (an open wound, a fragment, a gunshot or bullet wound)
+    taken to Role 2 is X-rayed there, the first facility with imaging (ATLS: a chest radiograph
+    in the primary survey of chest trauma, for the pneumothorax or haemothorax it may hide),
+    unless the casualty is expectant there or dies there."""
+    if not any(c.region == "thorax" and c.code in OPEN_COMBAT_WOUNDS for c in p.conditions):
+        return False
+    r2 = next((v for v in p.visits if v.facility == "R2"), None)
+    if r2 is None or r2.triage == "T4" or r2.disposition == "died":
+        return False
+    return not any(pr.code == care.X_RAY[0] for pr in r2.procedures)
+
+
 #: Neurogenic shock where first seen: a systolic pressure below this, a pulse below the next.
 NEUROGENIC_MAX_SBP, NEUROGENIC_MAX_HR = 90, 100
 
@@ -1313,6 +1326,7 @@ RULES: dict[str, Rule] = {
     "severe_crush_without_fluids": severe_crush_without_fluids,
     "severe_limb_fracture_not_reduced": severe_limb_fracture_not_reduced,
     "open_globe_not_repaired": open_globe_not_repaired,
+    "penetrating_chest_not_imaged": penetrating_chest_not_imaged,
 }
 
 

@@ -186,11 +186,10 @@ class _Hurt:
 
     __slots__ = (
         "abdomen", "anxious", "bacterial", "bleed", "breathless", "chest", "chest_film",
-        "conditions",
-        "dies", "dressed", "dry", "failing", "fever", "flags", "fluids", "gcs0", "head_ais",
-        "injuries", "kia", "lethal", "limb_bleed", "limb_fracture", "max_ais", "mechanism",
-        "minor", "neurogenic", "open_globe", "pain0", "pressed", "reduce", "shock", "signs",
-        "tension", "triage", "wound",
+        "conditions", "dies", "dressed", "dry", "failing", "fever", "flags", "fluids", "gcs0",
+        "head_ais", "injuries", "kia", "lethal", "limb_bleed", "limb_fracture", "max_ais",
+        "mechanism", "minor", "neurogenic", "open_globe", "pain0", "pressed", "reduce", "shock",
+        "signs", "tension", "triage", "wound",
     )  # fmt: skip
     abdomen: bool
     anxious: bool
@@ -925,9 +924,9 @@ def _facilities(
 # relieved; the chest is drained at the first facility); OXYGENATED: on oxygen (or intubated),
 # which goes on through the evacuation.
 CONTROLLED, INTUBATED, CHEST_DRAINED, SPLINTED, ANTIBIOTICS_GIVEN = 1, 2, 4, 8, 16
+RELIEVED, DECOMPRESSED, OXYGENATED = 32, 64, 128
 #: The severe fractures of a limb a casualty has (_Hurt.reduce).
 REDUCE_OPEN, REDUCE_CLOSED = 1, 2
-RELIEVED, DECOMPRESSED, OXYGENATED = 32, 64, 128
 
 
 def _departure(who: _Who, triage: TriageCategory, last: int, r: Callable[[], float]) -> int:

@@ -79,6 +79,15 @@ def test_summary_reports_load_and_requirements(summaries) -> None:
     assert sum(sum(days) for days in sim["lifts_per_day"].values()) > 0
     met = sim["lift_precedence_met"]["T1"]
     assert 0 < met["within_window"] <= met["requests"]
+    # past its window a request for a ground ambulance goes by a vehicle of the unit's own
+    casevac = sum(m["by_vehicle_of_opportunity"] for m in sim["lift_precedence_met"].values())
+    assert (
+        0
+        < casevac
+        <= sum(m["requests"] - m["within_window"] for m in sim["lift_precedence_met"].values())
+    )
+    ample = summaries["ample"]["care_chain"]["simulation"]["lift_precedence_met"]
+    assert all(m["by_vehicle_of_opportunity"] == 0 for m in ample.values())
 
 
 def test_records_explain_their_waits_and_deaths() -> None:

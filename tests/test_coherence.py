@@ -839,3 +839,38 @@ def test_a_penetrating_chest_wound_not_x_rayed_breaks_the_rule() -> None:
         ) and any(v.facility == "R2" and v.disposition != "died" for v in p.visits)
 
     _broken(patients, "penetrating_chest_not_imaged", chest_wound_at_role2, without(care.X_RAY))
+
+
+def test_a_ground_lift_waited_for_beyond_its_window_breaks_the_rule() -> None:
+    """1.30.0: under the tests' starved plan a delayed (T2) casualty waited up to 6 days at the
+    point of injury for a ground ambulance; past its precedence window a vehicle of the unit's
+    own takes it now."""
+    patients = list(generate(drill("starved")))
+
+    def waited_for_an_ambulance(p) -> bool:
+        return any(
+            w.kind == "evacuation" and w.waited_for == "ground ambulance" and w.minutes > 0
+            for v in p.visits
+            for w in v.waits
+        )
+
+    def days_longer(p) -> None:
+        for v in p.visits:
+            v.waits = [
+                dataclasses.replace(w, minutes=w.minutes + 2880.0)
+                if w.kind == "evacuation" and w.waited_for == "ground ambulance"
+                else w
+                for w in v.waits
+            ]
+
+    rule = "ground_lift_beyond_precedence_window"
+    _broken(patients, rule, waited_for_an_ambulance, days_longer)
+    casevac = [
+        (v.triage, w.minutes)
+        for p in patients
+        for v in p.visits
+        for w in v.waits
+        if w.waited_for == "vehicle of opportunity"
+    ]
+    windows = {"T1": 120.0, "T2": 240.0, "T3": 1440.0, "T4": 1440.0}
+    assert casevac and all(minutes == windows[triage] for triage, minutes in casevac), casevac[:5]

@@ -52,6 +52,7 @@ from typing import Any
 from patientgen.generator.flow import (
     AIR,
     BED,
+    CASEVAC,
     GROUND,
     ICU,
     MINIMAL,
@@ -73,6 +74,10 @@ HOUR = 3600
 
 # event kinds
 _FREE, _ARRIVE, _TRIAGED, _TEAM_DONE, _SURGERY, _TABLE_DONE, _LEAVE, _DEATH, _WAKE, _END = range(10)
+_WINDOW = 10
+#: MEDEVAC precedence by triage rank (T1 Urgent, T2 Priority, T3 and T4 Routine): the window
+#: within which a lift should come (seconds).
+WINDOW = (2 * HOUR, 4 * HOUR, 24 * HOUR, 24 * HOUR)
 #: Bits of an event key for the order in which events were scheduled: 4 billion a job, where
 #: the largest scenario (scenario.MAX_PATIENTS, about 10 events a casualty) schedules about 10^8.
 SEQ_BITS = 32
@@ -204,6 +209,7 @@ class Simulation:
         # statistics
         self.lifts: dict[tuple[int, int, int], int] = {}  # (front, mode, day) -> lifts
         self.precedence = [[0, 0] for _ in range(4)]  # per rank: [requests, within window]
+        self.casevac = [0, 0, 0, 0]  # per rank: requests taken by a vehicle of opportunity
         self.samples: dict[str, list[list[int]]] = {uid: [[], []] for uid in self.units}
         self.next_hour = self.start
 
@@ -320,6 +326,9 @@ class Simulation:
             elif kind == _DEATH:
                 if who.token == arg and not who.dead and who.waiting >= 0:
                     self._die(who, t)
+            elif kind == _WINDOW:
+                if who.token == arg and not who.dead and who.waiting == 0:
+                    self._casevac(who, t)
             elif kind == _WAKE:
                 if isinstance(who, Pool):
                     who.wake = False
@@ -348,9 +357,22 @@ class Simulation:
             return
         pool = self.pools[(p.front, s.lift)]
         origin = p.unit.uid if p.unit is not None else self.store.origin_of(p.pos)
-        heapq.heappush(pool.queue, (s.lift_rank, t, p.index, origin, s.role, p))
         self._wait(p, t, 0, s.lift, s.lift_rank)
+        heapq.heappush(pool.queue, (s.lift_rank, t, p.index, origin, s.role, p.token, p))
+        if s.lift == GROUND:  # by road, a vehicle of the unit's own takes it when none came
+            self._at(t + WINDOW[s.lift_rank], _WINDOW, p, p.token)
         self._dispatch(pool, t)
+
+    def _casevac(self, p: _P, t: int) -> None:
+        """No ground ambulance came within the request's precedence window: the unit takes the
+        casualty in a vehicle of its own (CASEVAC), at once, on its baseline transit; its
+        entry left in the ambulances' queue is stale (its token) and skipped there."""
+        rank = p.s.lift_rank
+        p.wait_cause = CASEVAC
+        self._end_wait(p, t, rank)
+        self.precedence[rank][0] += 1
+        self.casevac[rank] += 1
+        self._depart(p, t)
 
     def _dispatch(self, pool: Pool, t: int) -> None:
         queue = pool.queue
@@ -361,7 +383,7 @@ class Simulation:
                     self._at(_dawn(t), _WAKE, pool)
                 return
             head = heapq.heappop(queue)
-            if head[-1].dead:
+            if head[-1].dead or head[-1].token != head[5]:  # dead, or gone by CASEVAC
                 continue
             riders = [head]
             others = []
@@ -369,7 +391,7 @@ class Simulation:
             while queue and len(riders) < pool.per_lift and scanned < 64:
                 item = heapq.heappop(queue)
                 scanned += 1
-                if item[-1].dead:
+                if item[-1].dead or item[-1].token != item[5]:
                     continue
                 if item[3] == head[3] and item[4] == head[4]:
                     riders.append(item)
@@ -387,9 +409,8 @@ class Simulation:
                 p = item[-1]
                 rank = item[0]
                 waited = self._end_wait(p, t, rank)
-                window = (2 * HOUR, 4 * HOUR, 24 * HOUR, 24 * HOUR)[rank]
                 self.precedence[rank][0] += 1
-                if waited <= window:
+                if waited <= WINDOW[rank]:
                     self.precedence[rank][1] += 1
                 self._depart(p, t)
 
@@ -603,7 +624,11 @@ class Simulation:
             },
             "lifts_per_day": lifts,
             "lift_precedence_met": {
-                names[r]: {"requests": n, "within_window": ok}
+                names[r]: {
+                    "requests": n,
+                    "within_window": ok,
+                    "by_vehicle_of_opportunity": self.casevac[r],
+                }
                 for r, (n, ok) in enumerate(self.precedence)
             },
         }

@@ -1079,6 +1079,33 @@ def penetrating_chest_not_imaged(p: Patient) -> bool:
     return not any(pr.code == care.X_RAY[0] for pr in r2.procedures)
 
 
+#: MEDEVAC precedence by the triage of the place left: the longest wait for a ground ambulance
+#: (Urgent 2 h, Priority 4 h, Routine 24 h) before a vehicle of the unit's own takes the
+#: casualty (CASEVAC; generator/chain.py `WINDOW`).
+PRECEDENCE_WINDOW = {
+    "T1": timedelta(hours=2), "T2": timedelta(hours=4), "T3": timedelta(hours=24),
+    "T4": timedelta(hours=24),
+}  # fmt: skip
+
+
+def ground_lift_beyond_precedence_window(p: Patient) -> bool:
+    """Under a medical plan, a casualty waits for a ground ambulance no longer than its
+    request's precedence window (by the triage of the place it leaves; NATO and US MEDEVAC
+    precedence: Urgent within 2 hours, Priority within 4, Routine within 24): past it, the unit
+    takes it in a vehicle of its own (CASEVAC), and the wait ends there, recorded as ended by
+    a vehicle of opportunity."""
+    for v in p.visits:
+        window = PRECEDENCE_WINDOW[v.triage or "T3"]
+        for w in getattr(v, "waits", ()):
+            if (
+                w.kind == "evacuation"
+                and w.waited_for == "ground ambulance"
+                and timedelta(minutes=w.minutes) > window
+            ):
+                return True
+    return False
+
+
 #: Neurogenic shock where first seen: a systolic pressure below this, a pulse below the next.
 NEUROGENIC_MAX_SBP, NEUROGENIC_MAX_HR = 90, 100
 
@@ -1327,6 +1354,7 @@ RULES: dict[str, Rule] = {
     "severe_limb_fracture_not_reduced": severe_limb_fracture_not_reduced,
     "open_globe_not_repaired": open_globe_not_repaired,
     "penetrating_chest_not_imaged": penetrating_chest_not_imaged,
+    "ground_lift_beyond_precedence_window": ground_lift_beyond_precedence_window,
 }
 
 

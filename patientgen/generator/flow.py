@@ -53,8 +53,11 @@ CAUSES: tuple[str, ...] = (
     "holding bed",
     "operating table",
     "ICU bed",
+    # the wait for a ground ambulance that ended when the precedence window passed: taken by a
+    # vehicle of opportunity (CASEVAC, chain.py)
+    "vehicle of opportunity",
 )
-GROUND, AIR, TEAM, BED, TABLE, ICU = range(6)
+GROUND, AIR, TEAM, BED, TABLE, ICU, CASEVAC = range(7)
 _KINDS: tuple[WaitKind, ...] = ("evacuation", "treatment", "surgery", "bed")
 RANK = {"T1": 0, "T2": 1, "T3": 2, "T4": 3}
 #: The minimal (T3) are walking wounded (the triage sieve sorts who can walk as minimal; they

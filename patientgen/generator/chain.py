@@ -15,7 +15,9 @@ stage:
    (flow.MINIMAL), none for the strategic flight to Role 4). A free asset takes the first
    request in priority order and up to `patients_per_lift - 1` more waiting at the same place
    for the same role, then is away `turnaround_minutes`; helicopters without `night` fly only
-   by day. The casualty then travels its baseline transit.
+   by day. A request for a ground ambulance waits no longer than its precedence window
+   (WINDOW): then the unit's own vehicle takes the casualty (CASEVAC, `_casevac`). The casualty
+   then travels its baseline transit.
 2. arrives: a unit without a free holding bed diverts it (unless minimal) to the unit of the
    same role on the front with the most free beds; with none free anywhere it is held where it
    arrived;

@@ -228,10 +228,12 @@ function careChain(chain, scenario, full, half) {
       [WAIT_NAMES[k], minutes(waits[k].p50), minutes(waits[k].p90)]),
     { "data-role": "waits" });
   const names = { T1: "T1 Urgent (2 h)", T2: "T2 Priority (4 h)", T3: "T3 Routine (24 h)", T4: "T4 Routine (24 h)" };
-  const liftTable = table("Lifts by MEDEVAC precedence (window from the request)",
-    ["Triage", "Requests", "Within window"],
+  // past its window a request for a ground ambulance goes by a vehicle of the unit's own (CASEVAC)
+  const liftTable = table("Lifts by MEDEVAC precedence (window from the request; past it, by the unit's own vehicle)",
+    ["Triage", "Requests", "Within window", "By own vehicle"],
     Object.entries(precedence).map(([t, p]) =>
-      [names[t] || t, formatNumber(p.requests || 0), p.requests ? pct(p.within_window / p.requests) : "–"]),
+      [names[t] || t, formatNumber(p.requests || 0), p.requests ? pct(p.within_window / p.requests) : "–",
+        formatNumber(p.by_vehicle_of_opportunity || 0)]),
     { "data-role": "precedence" });
   // The per-hour series comes from summary.json (GET /jobs/{id}/summary), after the rest: until
   // then the peaks are shown as pending.

@@ -73,6 +73,15 @@ def test_a_sized_plan_from_the_form_and_its_chain_of_care(
     assert f"{chain['deaths_with_delay']} of {chain['deaths']}" in stats
     waits = section.locator('table[data-role="waits"] tbody tr')
     assert waits.count() == len(chain["wait_percentiles_minutes"]) == 4
+    # each triage's lift requests, and those a vehicle of the unit's own took (1.30.0)
+    lifts = section.locator('table[data-role="precedence"] tbody tr')
+    precedence = chain["simulation"]["lift_precedence_met"]
+    assert lifts.count() == len(precedence) == 4
+    for k, met in enumerate(precedence.values()):
+        cells = lifts.nth(k).locator("th, td").all_inner_texts()
+        assert cells[1] == f"{met['requests']:,}" and cells[3] == str(
+            met["by_vehicle_of_opportunity"]
+        ), cells
     units = section.locator('table[data-role="units"] tbody tr')
     assert units.count() == len(hourly)
     first = sorted(hourly)[0]

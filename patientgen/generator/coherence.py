@@ -425,6 +425,22 @@ def _dead_before_treatment(v: Visit) -> bool:
     return v.disposition == "died" and all(pr.code == care.TRIAGE[0] for pr in v.procedures)
 
 
+def _cared_for_at(p: Patient, facility: str) -> Visit | None:
+    """The casualty's first visit to `facility` when that facility gave it its care there: None
+    when it never got there, or was expectant there, or died there (before the care a rule asks
+    of it, under a plan's waits)."""
+    v = next((v for v in p.visits if v.facility == facility), None)
+    if v is None or v.triage == "T4" or v.disposition == "died":
+        return None
+    return v
+
+
+def _done_at(v: Visit | None, procedure: tuple[str, str]) -> bool:
+    """Whether visit `v` (None: a facility not reached) records `procedure`; True for None, so
+    a rule on a visit not made holds."""
+    return v is None or any(pr.code == procedure[0] for pr in v.procedures)
+
+
 def _given(visits: Iterable[Visit], procedure: tuple[str, str]) -> bool:
     return any(pr.code == procedure[0] for v in visits for pr in v.procedures)
 
@@ -523,12 +539,9 @@ def severe_limb_fracture_not_reduced(p: Patient) -> bool:
     }
     if not kinds:
         return False
-    r2 = next((v for v in p.visits if v.facility == "R2"), None)
-    if r2 is None or r2.triage == "T4" or r2.disposition == "died":
-        return False
-    done = {pr.code for pr in r2.procedures}
-    return (OPEN_FRACTURE_CODE in kinds and care.OPEN_REDUCTION[0] not in done) or (
-        CLOSED_FRACTURE_CODE in kinds and care.CLOSED_REDUCTION[0] not in done
+    r2 = _cared_for_at(p, "R2")
+    return (OPEN_FRACTURE_CODE in kinds and not _done_at(r2, care.OPEN_REDUCTION)) or (
+        CLOSED_FRACTURE_CODE in kinds and not _done_at(r2, care.CLOSED_REDUCTION)
     )
 
 
@@ -985,11 +998,8 @@ def open_globe_not_repaired(p: Patient) -> bool:
         for c in p.conditions
     ):
         return False
-    r3 = next((v for v in p.visits if v.facility == "R3"), None)
-    if r3 is None or r3.triage == "T4" or r3.disposition == "died":
-        return False
-    done = {pr.code for pr in r3.procedures}
-    return care.EYE_SURGERY[0] not in done or care.CT_SCAN[0] not in done
+    r3 = _cared_for_at(p, "R3")
+    return not (_done_at(r3, care.EYE_SURGERY) and _done_at(r3, care.CT_SCAN))
 
 
 #: A fracture of the vertebral column with a spinal cord injury (SNOMED CT).
@@ -1024,11 +1034,9 @@ def spinal_injury_not_immobilised(p: Patient) -> bool:
 def pneumonia_not_imaged(p: Patient) -> bool:
     """A pneumonia is confirmed by a chest radiograph (the IDSA/ATS guideline on
     community-acquired pneumonia: a demonstrable infiltrate by chest radiograph): one taken
-    to Role 2, the first facility with imaging (Role 1 has none), is X-rayed there."""
-    if not _has(p, PNEUMONIA_CODE):
-        return False
-    r2 = next((v for v in p.visits if v.facility == "R2"), None)
-    return r2 is not None and not any(pr.code == care.X_RAY[0] for pr in r2.procedures)
+    to Role 2, the first facility with imaging (Role 1 has none), is X-rayed there, unless
+    expectant there or dying there."""
+    return _has(p, PNEUMONIA_CODE) and not _done_at(_cared_for_at(p, "R2"), care.X_RAY)
 
 
 #: The mental disorders of the model (an acute stress disorder, an anxiety, a depression).
@@ -1071,12 +1079,8 @@ def penetrating_chest_not_imaged(p: Patient) -> bool:
     taken to Role 2 is X-rayed there, the first facility with imaging (ATLS: a chest radiograph
     in the primary survey of chest trauma, for the pneumothorax or haemothorax it may hide),
     unless the casualty is expectant there or dies there."""
-    if not any(c.region == "thorax" and c.code in OPEN_COMBAT_WOUNDS for c in p.conditions):
-        return False
-    r2 = next((v for v in p.visits if v.facility == "R2"), None)
-    if r2 is None or r2.triage == "T4" or r2.disposition == "died":
-        return False
-    return not any(pr.code == care.X_RAY[0] for pr in r2.procedures)
+    wounded = any(c.region == "thorax" and c.code in OPEN_COMBAT_WOUNDS for c in p.conditions)
+    return wounded and not _done_at(_cared_for_at(p, "R2"), care.X_RAY)
 
 
 #: MEDEVAC precedence by the triage of the place left: the longest wait for a ground ambulance

@@ -19,7 +19,6 @@ from patientgen.generator import care, generate
 from patientgen.generator.coherence import (
     BRAIN_INJURIES,
     CLOSED_FRACTURE_CODE,
-    CRUSHED_MUSCLE,
     DEATHS,
     DEEP_BURNS,
     DEHYDRATION_CODE,
@@ -27,6 +26,7 @@ from patientgen.generator.coherence import (
     HEALING,
     INTENSIVE_CARE,
     LIMB_FRACTURES,
+    LIMB_OR_PELVIS,
     MENTAL_DISORDERS,
     OPEN_COMBAT_WOUNDS,
     OPEN_FRACTURE_CODE,
@@ -785,7 +785,7 @@ def test_a_severe_crush_without_fluids_breaks_the_rule() -> None:
     def crushed(p) -> bool:
         return any(
             c.code == "125665001" and c.severity in ("severe", "critical")
-            and c.region in CRUSHED_MUSCLE for c in p.conditions
+            and c.region in LIMB_OR_PELVIS for c in p.conditions
         ) and any(v.facility != "POI" for v in p.visits)  # fmt: skip
 
     _broken(patients, "severe_crush_without_fluids", crushed, without(care.IV_FLUIDS))

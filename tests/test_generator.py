@@ -36,10 +36,10 @@ from patientgen.generator.care import (
 from patientgen.generator.codes import BODY_SITES
 from patientgen.generator.coherence import (
     BRAIN_INJURIES,
-    CRUSHED_MUSCLE,
     DEEP_BURNS,
     FRACTURES,
     HYPOXAEMIA_SPO2,
+    LIMB_OR_PELVIS,
     MENTAL_DISORDERS,
     OPEN_COMBAT_WOUNDS,
     PAIN_RELIEF_FROM,
@@ -322,7 +322,7 @@ def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) 
                         any(  # of AIS 4+ and 3+: severe or critical
                             (
                                 c.code in {"403191005", "403192003", "34095006"}
-                                or (c.code == "125665001" and c.region in CRUSHED_MUSCLE)
+                                or (c.code == "125665001" and c.region in LIMB_OR_PELVIS)
                             )
                             and c.severity in ("severe", "critical")
                             for c in p.conditions

@@ -69,6 +69,7 @@ from patientgen.generator.coherence import (
     HYPOXAEMIA_SPO2,
     KIA_SURVIVABLE,
     LIMB_FRACTURES,
+    LIMB_OR_PELVIS,
     MODERATE_TBI_GCS,
     OPEN_FRACTURE_CODE,
     PAIN_RELIEF_FROM,
@@ -126,7 +127,6 @@ from patientgen.scenario import Category, Nation, TriageCategory
 
 LIMB_SET = frozenset(inj.LIMBS)
 CRUSH_CODE = inj.CRUSH[0]
-LIMB_OR_PELVIS = LIMB_SET | {"pelvis"}
 ABDOMEN_SET = frozenset(("abdomen", "pelvis"))
 #: An injury open to the outside, whose bleeding a dressing can press on (coherence:
 #: pressure_dressing_without_an_open_wound).

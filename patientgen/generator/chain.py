@@ -51,6 +51,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from patientgen.generator.coherence import PRECEDENCE_WINDOW
 from patientgen.generator.flow import (
     AIR,
     BED,
@@ -78,8 +79,8 @@ HOUR = 3600
 _FREE, _ARRIVE, _TRIAGED, _TEAM_DONE, _SURGERY, _TABLE_DONE, _LEAVE, _DEATH, _WAKE, _END = range(10)
 _WINDOW = 10
 #: MEDEVAC precedence by triage rank (T1 Urgent, T2 Priority, T3 and T4 Routine): the window
-#: within which a lift should come (seconds).
-WINDOW = (2 * HOUR, 4 * HOUR, 24 * HOUR, 24 * HOUR)
+#: within which a lift should come, in seconds (coherence.PRECEDENCE_WINDOW, by rank).
+WINDOW = tuple(int(PRECEDENCE_WINDOW[t].total_seconds()) for t in ("T1", "T2", "T3", "T4"))
 #: Bits of an event key for the order in which events were scheduled: 4 billion a job, where
 #: the largest scenario (scenario.MAX_PATIENTS, about 10 events a casualty) schedules about 10^8.
 SEQ_BITS = 32

@@ -505,8 +505,9 @@ def fluid_loss_without_fluids(p: Patient) -> bool:
     return lost and _withheld_unless_expectant(p, care.IV_FLUIDS)
 
 
-#: Where a crushed muscle mass makes a crush syndrome (the limbs and the pelvis).
-CRUSHED_MUSCLE = frozenset((*inj.LIMBS, "pelvis"))
+#: The limbs and the pelvis: where a crushed muscle mass makes a crush syndrome, where a severe
+#: fracture takes months to heal (build._heals_at_home).
+LIMB_OR_PELVIS = frozenset((*inj.LIMBS, "pelvis"))
 
 
 def severe_crush_without_fluids(p: Patient) -> bool:
@@ -516,7 +517,7 @@ def severe_crush_without_fluids(p: Patient) -> bool:
     Nephrol Dial Transplant 2012: fluids as early as possible), unless the casualty is expectant
     at the first facility or dies there before any treatment."""
     crushed = any(
-        c.code == inj.CRUSH[0] and c.severity in SEVERE and c.region in CRUSHED_MUSCLE
+        c.code == inj.CRUSH[0] and c.severity in SEVERE and c.region in LIMB_OR_PELVIS
         for c in p.conditions
     )
     if not crushed:
@@ -1085,7 +1086,7 @@ def penetrating_chest_not_imaged(p: Patient) -> bool:
 
 #: MEDEVAC precedence by the triage of the place left: the longest wait for a ground ambulance
 #: (Urgent 2 h, Priority 4 h, Routine 24 h) before a vehicle of the unit's own takes the
-#: casualty (CASEVAC; generator/chain.py `WINDOW`).
+#: casualty (CASEVAC; generator/chain.py's `WINDOW` is this table, by rank).
 PRECEDENCE_WINDOW = {
     "T1": timedelta(hours=2), "T2": timedelta(hours=4), "T3": timedelta(hours=24),
     "T4": timedelta(hours=24),

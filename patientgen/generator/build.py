@@ -189,7 +189,7 @@ class _Hurt:
         "conditions", "dies", "dressed", "dry", "failing", "fever", "flags", "fluids", "gcs0",
         "head_ais", "injuries", "kia", "lethal", "limb_bleed", "limb_fracture", "max_ais",
         "mechanism", "minor", "neurogenic", "open_globe", "pain0", "pressed", "reduce", "shock",
-        "signs", "tension", "triage", "wound",
+        "tension", "triage", "wound",
     )  # fmt: skip
     abdomen: bool
     anxious: bool
@@ -222,7 +222,6 @@ class _Hurt:
     neurogenic: bool
     # a pneumonia of AIS 4: respiratory failure where first seen (care.respiratory_failure)
     failing: bool
-    signs: bool  # neurogenic or failing: vital signs the draws alone do not make
     reduce: int  # REDUCE_OPEN | REDUCE_CLOSED: a severe fracture of a limb to reduce at Role 2
     open_globe: bool  # a severe penetrating injury of the eye: Role 3 scans and repairs it
     chest_film: bool  # a penetrating wound of the thorax: Role 2 X-rays the chest
@@ -508,7 +507,6 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     )
     h.breathless = bool(flags & RESPIRATORY) and max_ais >= 3
     h.failing = h.breathless and max_ais >= RESPIRATORY_FAILURE_AIS
-    h.signs = h.neurogenic or h.failing
     h.anxious, h.wound = bool(flags & PSYCH), bool(flags & WOUND)
     h.pressed, h.dressed = pressed or (open_wound and not limb_bleed), dressed
     h.gcs0 = care.base_gcs(head_ais, r)
@@ -857,11 +855,10 @@ def _facilities(
             anxious,
             pain_now,
         )
-        if hurt.signs:
-            if hurt.neurogenic and fac != "R3":  # Role 3's intensive care keeps it up
-                care.neurogenic(vit, s_here)
-            if hurt.failing and k == 0:  # before its oxygen
-                care.respiratory_failure(vit)
+        if hurt.neurogenic and fac != "R3":  # Role 3's intensive care keeps it up
+            care.neurogenic(vit, s_here)
+        if hurt.failing and k == 0:  # before its oxygen
+            care.respiratory_failure(vit)
         if k == 0 and is_disease:  # sick call: the first triage of a disease casualty
             current = first_triage = triage_first(current, vit, r)
         else:

@@ -22,7 +22,10 @@ from patientgen.formats import FORMATS, bundle
 from patientgen.formats.bundle import chain as bundle_chain
 from patientgen.generator import generate
 from patientgen.generator.coherence import count_violations
+from patientgen.generator.flow import MINIMAL
 from patientgen.generator.patient import QueuedPatient, QueuedVisit
+from patientgen.generator.plan import plan_for
+from patientgen.generator.skeleton_path import skeletons
 from patientgen.scenario import PRESETS, Scenario
 
 ALL = list(FORMATS)
@@ -377,3 +380,33 @@ def test_a_decoded_care_chain_result_is_compact() -> None:
     assert len(decoded.records) > 1000
     assert held / len(decoded.records) < 300, held / len(decoded.records)
     assert chainphase.encode(decoded) == data
+
+
+def test_the_simulation_holds_no_team_bed_or_lift_for_the_minimal() -> None:
+    """1.21.0, at the simulation's own level (the records' rule reads only what a visit lists,
+    and a wait the simulation made would still move the times of a visit that lists none):
+    under the starved plan no stage of a minimal casualty waits for a team or a bed, and no
+    leg leaving a place where it was minimal has a lift or waits for one."""
+    scenario = drill("starved")
+    store = skeletons(plan_for(scenario))
+    position = {store.index[k]: k for k in range(len(store))}
+    minimal_stages = minimal_legs = 0
+    for k in range(len(store)):
+        for j in range(store.header(k)[4]):
+            s = store.stage(k, j)
+            minimal_stages += s.rank == MINIMAL
+            if s.lift_rank == MINIMAL:
+                assert s.lift is None, (store.index[k], j)
+                minimal_legs += 1
+    assert minimal_stages and minimal_legs
+    waited = 0
+    for index, record in bundle_chain.care_chain(scenario, None).records.items():
+        k = position[index]
+        for row in record.stages():
+            s = store.stage(k, row[0] - 1)  # a row's k counts the stages from 1
+            if s.rank == MINIMAL:
+                assert row[2] == 0, (index, row)  # no wait for a team or a bed
+            if s.lift_rank == MINIMAL:
+                assert row[1] == 0, (index, row)  # no wait for a lift
+            waited += row[1] + row[2] > 0
+    assert waited  # the starved plan keeps the others waiting

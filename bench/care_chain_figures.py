@@ -18,6 +18,9 @@
 5. The return to duty within 72 hours of the injury, by category (high-intensity defence,
    unlimited capacity): the battle casualties' is calibrated to Owens' 18 %
    (tests/test_calibration.py), the others' follow (docs/clinical-coherence.md, 1.18.0).
+6. Who the simulation moves under each preset's sized plan: the share of the casualties with
+   a record (a wait, a diversion, a death while waiting) and how many chunks of 1,000 hold one
+   (README "Measured figures": what a job that makes its patients once would have to redo).
 
 Counts, not times: the figures depend only on the generator, so one run is enough.
 
@@ -43,6 +46,7 @@ from collections import defaultdict
 from patientgen.formats import bundle
 from patientgen.generator import GENERATOR_VERSION, generate
 from patientgen.generator.care import SURGERY_MINUTES
+from patientgen.generator.chainphase import run_phase
 from patientgen.generator.flow import skeleton
 from patientgen.generator.plan import plan_for
 from patientgen.scenario import PRESETS, Scenario
@@ -191,6 +195,22 @@ def main() -> None:
         print(f"  {role}: ({share:.3f}, {stay:.2f}, {team:.3f})")
     print("\nBack to duty within 72 hours of the injury (high-intensity-defence, unlimited):")
     print("  " + returned_within_72h("high-intensity-defence", args.patients))
+    print("\nCasualties the simulation moves under the sized plan (chunks of 1,000 holding one):")
+    for preset in PRESETS:
+        print("  " + moved(preset, args.patients))
+
+
+def moved(preset: str, patients: int, chunk: int = 1000) -> str:
+    """The share of the casualties the simulation gives a record, and the chunks they are in."""
+    data = PRESETS[preset].scenario.model_dump(mode="json")
+    scenario = Scenario.model_validate({**data, "total_patients": patients, "capacity": "sized"})
+    records = run_phase(scenario).records
+    chunks = {index // chunk for index in records}
+    total = -(-patients // chunk)
+    return (
+        f"{preset}: {len(records):,} ({len(records) / patients:.1%}), "
+        f"in {len(chunks)} of {total} chunks"
+    )
 
 
 if __name__ == "__main__":

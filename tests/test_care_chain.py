@@ -25,7 +25,7 @@ from patientgen.generator import generate
 from patientgen.generator.coherence import count_violations
 from patientgen.generator.flow import MINIMAL
 from patientgen.generator.patient import QueuedPatient, QueuedVisit
-from patientgen.generator.plan import plan_for
+from patientgen.generator.plan import AIR_SHARE, plan_for
 from patientgen.generator.skeleton_path import skeletons
 from patientgen.scenario import PRESETS, Scenario
 
@@ -423,3 +423,45 @@ def test_the_simulation_holds_no_team_bed_or_lift_for_the_minimal() -> None:
                 assert row[1] == 0, (index, row)  # no wait for a lift
             waited += row[1] + row[2] > 0
     assert waited  # the starved plan keeps the others waiting
+
+
+def test_a_flight_that_did_not_come_goes_by_road_on_the_road_s_time() -> None:
+    """1.31.0: past its precedence window a casualty waiting for a helicopter leaves by road.
+    From the point of injury to Role 2 the road takes the plan's delays through Role 1 whole
+    (the flight took plan.AIR_SHARE of them), in the simulation and in the record alike: the
+    visit's transit is the baseline's divided by AIR_SHARE, its arrival that much after the
+    departure, and everything after it later than the baseline by the wait and the longer road;
+    from Role 2 to Role 3 the plan has one delay whatever the mode, the transit stays."""
+    starved = {p.index: p for p in generate(drill("starved"))}
+    baseline = {p.index: p for p in generate(drill("unlimited"))}
+    road = {"R2": 0, "R3": 0}
+    for index, p in starved.items():
+        for k, v in enumerate(p.visits[:-1]):
+            lift = [w for w in v.waits if w.kind == "evacuation"]
+            if not lift or lift[0].waited_for != "vehicle of opportunity":
+                continue
+            nxt, before = p.visits[k + 1], baseline[index].visits[k + 1]
+            if nxt.facility == "R2" and k == 0 and before.transit_minutes is not None:
+                assert nxt.transit_minutes is not None
+                expected = before.transit_minutes / AIR_SHARE
+                assert abs(nxt.transit_minutes - expected) <= 0.2, (index, nxt.transit_minutes)
+                took = (nxt.arrived_at - v.departed_at).total_seconds() / 60
+                assert abs(took - nxt.transit_minutes) < 1.0, (index, took)
+                road["R2"] += 1
+            elif nxt.facility == "R3" and v.triage == "T1":
+                assert nxt.transit_minutes == before.transit_minutes, index
+                road["R3"] += 1
+    assert road["R2"] and road["R3"], road
+    # the simulation moved them on the same road: a death while waiting for treatment comes its
+    # wait after the triage where it died, as the record has the triage (a simulation that kept
+    # the flight's time would have triaged them earlier than their records say)
+    after_road = 0
+    for p in starved.values():
+        if p.died_waiting and p.delay is not None and p.delay.kind == "treatment":
+            triaged = p.visits[-1].vitals.taken_at
+            waited = (p.outcome_at - triaged).total_seconds() / 60
+            assert abs(waited - p.delay.minutes) <= 1.0, (p.index, waited, p.delay)
+            after_road += len(p.visits) == 2 and any(
+                w.waited_for == "vehicle of opportunity" for w in p.visits[0].waits
+            )
+    assert after_road, "no death waiting at Role 2 after the road"

@@ -874,3 +874,28 @@ def test_a_ground_lift_waited_for_beyond_its_window_breaks_the_rule() -> None:
     ]
     windows = {"T1": 120.0, "T2": 240.0, "T3": 1440.0, "T4": 1440.0}
     assert casevac and all(minutes == windows[triage] for triage, minutes in casevac), casevac[:5]
+
+
+def test_a_flight_waited_for_beyond_its_window_breaks_the_rule() -> None:
+    """1.31.0: under the tests' starved plan (one helicopter a front, by day) an immediate
+    casualty waited up to 46 hours at the point of injury for the helicopter; past the
+    request's precedence window the unit sends it by road now."""
+    patients = list(generate(drill("starved")))
+
+    def flown(p) -> bool:
+        return any(
+            w.kind == "evacuation" and w.waited_for == "helicopter" and w.minutes > 0
+            for v in p.visits
+            for w in v.waits
+        )
+
+    def hours_longer(p) -> None:
+        for v in p.visits:
+            v.waits = [
+                dataclasses.replace(w, minutes=w.minutes + 600.0)
+                if w.kind == "evacuation" and w.waited_for == "helicopter"
+                else w
+                for w in v.waits
+            ]
+
+    _broken(patients, "air_lift_beyond_precedence_window", flown, hours_longer)

@@ -15,9 +15,10 @@ stage:
    (flow.MINIMAL), none for the strategic flight to Role 4). A free asset takes the first
    request in priority order and up to `patients_per_lift - 1` more waiting at the same place
    for the same role, then is away `turnaround_minutes`; helicopters without `night` fly only
-   by day. A request for a ground ambulance waits no longer than its precedence window
-   (WINDOW): then the unit's own vehicle takes the casualty (CASEVAC, `_casevac`). The casualty
-   then travels its baseline transit.
+   by day. A request for a lift waits no longer than its precedence window (WINDOW): then the
+   unit's own vehicle takes the casualty by road (CASEVAC, `_casevac`). The casualty then
+   travels its baseline transit, or the leg's transit by road (flow.road_transit) when a
+   vehicle of its unit took it instead of a helicopter.
 2. arrives: a unit without a free holding bed diverts it (unless minimal) to the unit of the
    same role on the front with the most free beds; with none free anywhere it is held where it
    arrived;
@@ -64,6 +65,7 @@ from patientgen.generator.flow import (
     Record,
     Skeleton,
     Stage,
+    road_transit,
 )
 from patientgen.generator.plan import Plan, unit_specs
 from patientgen.generator.rng import chain_tolerance
@@ -362,20 +364,25 @@ class Simulation:
         origin = p.unit.uid if p.unit is not None else self.store.origin_of(p.pos)
         self._wait(p, t, 0, s.lift, s.lift_rank)
         heapq.heappush(pool.queue, (s.lift_rank, t, p.index, origin, s.role, p.token, p))
-        if s.lift == GROUND:  # by road, a vehicle of the unit's own takes it when none came
-            self._at(t + WINDOW[s.lift_rank], _WINDOW, p, p.token)
+        # past the request's precedence window a vehicle of the unit's own takes it by road
+        self._at(t + WINDOW[s.lift_rank], _WINDOW, p, p.token)
         self._dispatch(pool, t)
 
     def _casevac(self, p: _P, t: int) -> None:
-        """No ground ambulance came within the request's precedence window: the unit takes the
-        casualty in a vehicle of its own (CASEVAC), at once, on its baseline transit; its
-        entry left in the ambulances' queue is stale (its token) and skipped there."""
-        rank = p.s.lift_rank
+        """No ground ambulance nor helicopter came within the request's precedence window: the
+        unit takes the casualty by road in a vehicle of its own (CASEVAC), at once, on the
+        leg's transit by road (flow.road_transit: longer than the flight from the point of
+        injury to Role 2), which moves the rest of its record later; its entry left in the
+        lift's queue is stale (its token) and skipped there."""
+        s = p.s
+        rank = s.lift_rank
         p.wait_cause = CASEVAC
         self._end_wait(p, t, rank)
         self.precedence[rank][0] += 1
         self.casevac[rank] += 1
-        self._depart(p, t)
+        extra = road_transit(s) - s.transit
+        p.shift += extra
+        self._depart(p, t, extra)
 
     def _dispatch(self, pool: Pool, t: int) -> None:
         queue = pool.queue
@@ -417,10 +424,10 @@ class Simulation:
                     self.precedence[rank][1] += 1
                 self._depart(p, t)
 
-    def _depart(self, p: _P, t: int) -> None:
+    def _depart(self, p: _P, t: int, extra: int = 0) -> None:
+        """Leave on the leg's transit (`extra` seconds more by road instead of a flight)."""
         self._release(p, t)
-        s = p.s
-        self._at(t + s.transit, _ARRIVE, p)
+        self._at(t + p.s.transit + extra, _ARRIVE, p)
 
     def _release(self, p: _P, t: int) -> None:
         """Free the holding bed and ICU bed the casualty holds (leaving or dead)."""

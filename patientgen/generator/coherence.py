@@ -1111,6 +1111,24 @@ def ground_lift_beyond_precedence_window(p: Patient) -> bool:
     return False
 
 
+def air_lift_beyond_precedence_window(p: Patient) -> bool:
+    """Under a medical plan, a casualty waits for a helicopter no longer than its request's
+    precedence window either (as `ground_lift_beyond_precedence_window`): past it, nobody
+    leaves an immediate casualty at the point of injury or at Role 2 for hours more waiting for
+    the next flight; the unit sends it by road, and the wait ends there, recorded as ended by
+    a vehicle of opportunity."""
+    for v in p.visits:
+        window = PRECEDENCE_WINDOW[v.triage or "T3"]
+        for w in getattr(v, "waits", ()):
+            if (
+                w.kind == "evacuation"
+                and w.waited_for == "helicopter"
+                and timedelta(minutes=w.minutes) > window
+            ):
+                return True
+    return False
+
+
 #: Neurogenic shock where first seen: a systolic pressure below this, a pulse below the next.
 NEUROGENIC_MAX_SBP, NEUROGENIC_MAX_HR = 90, 100
 
@@ -1360,6 +1378,7 @@ RULES: dict[str, Rule] = {
     "open_globe_not_repaired": open_globe_not_repaired,
     "penetrating_chest_not_imaged": penetrating_chest_not_imaged,
     "ground_lift_beyond_precedence_window": ground_lift_beyond_precedence_window,
+    "air_lift_beyond_precedence_window": air_lift_beyond_precedence_window,
 }
 
 

@@ -38,7 +38,7 @@ from patientgen.generator.patient import (
     Wait,
     WaitKind,
 )
-from patientgen.generator.plan import Plan
+from patientgen.generator.plan import AIR_SHARE, Plan
 
 #: A treatment team is held at least / at most this long per casualty (seconds).
 TREAT_MIN = 10 * 60
@@ -53,8 +53,8 @@ CAUSES: tuple[str, ...] = (
     "holding bed",
     "operating table",
     "ICU bed",
-    # the wait for a ground ambulance that ended when the precedence window passed: taken by a
-    # vehicle of opportunity (CASEVAC, chain.py)
+    # the wait for a lift that ended when the precedence window passed: taken by road in a
+    # vehicle of opportunity (CASEVAC, chain.py; `road_transit`)
     "vehicle of opportunity",
 )
 GROUND, AIR, TEAM, BED, TABLE, ICU, CASEVAC = range(7)
@@ -98,6 +98,16 @@ class Skeleton:
     lethal: bool  # a battle casualty with an injury that can kill: waiting may kill
     severity: int  # 1 severe, 2 critical (worst injury)
     stages: list[Stage]
+
+
+def road_transit(s: Stage) -> int:
+    """The transit of stage `s` by road, as when no lift came within its precedence window
+    (CASEVAC): the flight from the point of injury straight to Role 2 took plan.AIR_SHARE of the
+    road's delays through Role 1, so by road it takes them whole; every other leg keeps its
+    transit (the plan has one delay from Role 2 to Role 3, whatever the mode)."""
+    if s.lift == AIR and s.role == "R2":
+        return int(s.transit / AIR_SHARE)
+    return s.transit
 
 
 #: One stage a casualty waited at: (k, seconds waited for the lift there, for treatment, for
@@ -354,10 +364,12 @@ class _Moves:
     def __init__(self, stages: list[Stage], rec: Record | None) -> None:
         self.shifts: list[tuple[int, bool, int]] = []  # (baseline time, inclusive, seconds)
         if rec is not None:
-            for k, lift, treat, surgery, *_ in rec.stages():
+            for k, lift, treat, surgery, _, lift_cause, *_ in rec.stages():
                 s = stages[k - 1]
                 if lift:
                     self.shifts.append((s.ready, True, lift))
+                if lift_cause == CASEVAC and s.lift == AIR:  # by road: what follows, later
+                    self.shifts.append((s.ready, False, road_transit(s) - s.transit))
                 if treat:
                     self.shifts.append((s.triaged, False, treat))
                 if surgery and s.surgery_at is not None:
@@ -407,11 +419,14 @@ def _visit(k: int, v: Visit, stages: list[Stage], rec: Record | None, moves: _Mo
         for proc in procs:
             proc.performed_at = move(proc.performed_at)
     listed: list[Wait] = []
+    transit_minutes = v.transit_minutes
     if 1 <= k <= len(stages):
         s = stages[k - 1]
         row = rec.row(k) if rec is not None else None
         if row is None:
             row = (k, 0, 0, 0, 0, 0, TEAM, TABLE)
+        elif row[5] == CASEVAC and s.lift == AIR:
+            transit_minutes = _minutes(road_transit(s))
         if s.rank != MINIMAL:
             listed.append(Wait("treatment", _minutes(row[2]), CAUSES[row[6] or TEAM]))
         if s.surgery_at is not None:
@@ -431,7 +446,7 @@ def _visit(k: int, v: Visit, stages: list[Stage], rec: Record | None, moves: _Mo
     departed = move(v.departed_at) if v.departed_at is not None else None
     return QueuedVisit(
         v.facility, unit, move(v.arrived_at), departed, v.triage, vit, procs, v.disposition,
-        v.transit_minutes, listed, diverted_from,
+        transit_minutes, listed, diverted_from,
     )  # fmt: skip
 
 

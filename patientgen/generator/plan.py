@@ -58,6 +58,10 @@ SLOPE = 0.2
 #: Share of battle deaths that happen after reaching a facility (DOW); the rest are KIA.
 #: Eastridge 2012: 87.3% of combat deaths happened before reaching a treatment facility.
 DOW_SHARE = 0.13
+#: A flight from the point of injury straight to Role 2 takes this share of the road's delays
+#: through Role 1 (poi_to_role1 + role1_to_role2); by road (flow.road_transit) the leg takes them
+#: whole.
+AIR_SHARE = 0.6
 
 #: Target share of battle casualties back to duty within 72 hours (Owens 2008: 18%).
 RTD_72H = 0.18
@@ -229,7 +233,7 @@ class Plan:
             "R3": math.log(d.role2_to_role3 * 60.0),
             "R4": math.log(d.role3_to_role4 * 60.0),
             # severe casualties flown from the point of injury straight to Role 2
-            "R2air": math.log(0.6 * (d.poi_to_role1 + d.role1_to_role2) * 60.0),
+            "R2air": math.log(AIR_SHARE * (d.poi_to_role1 + d.role1_to_role2) * 60.0),
         }
         start_hour = self.start.hour + self.start.minute / 60.0 + self.start.second / 3600.0
         self.times = _time_table(scenario.tempo, scenario.duration_days, start_hour)

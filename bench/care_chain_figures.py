@@ -14,7 +14,9 @@
    t1_operated_late).
 4. The planning factors of medical_plan.ROLE_LOAD as measured on the generator's own paths with
    unlimited capacity (every preset; the largest kept): share reaching each role, hours of stay
-   there, hours of a treatment team.
+   there, hours of a treatment team; of the stages that hold a team and a bed (not the
+   minimal's: walking wounded, they hold neither since generator 1.21.0), and their product
+   per casualty (the bed-hours the plan sizes its holding beds for).
 5. The return to duty within 72 hours of the injury, by category (high-intensity defence,
    unlimited capacity): the battle casualties' is calibrated to Owens' 18 %
    (tests/test_calibration.py), the others' follow (docs/clinical-coherence.md, 1.18.0).
@@ -47,8 +49,9 @@ from patientgen.formats import bundle
 from patientgen.generator import GENERATOR_VERSION, generate
 from patientgen.generator.care import SURGERY_MINUTES
 from patientgen.generator.chainphase import run_phase
-from patientgen.generator.flow import skeleton
+from patientgen.generator.flow import MINIMAL, skeleton
 from patientgen.generator.plan import plan_for
+from patientgen.medical_plan import ROLE_LOAD
 from patientgen.scenario import PRESETS, Scenario
 from tests.care_chain_support import drill
 
@@ -144,10 +147,11 @@ def returned_within_72h(preset: str, patients: int) -> str:
     return ", ".join(f"{c} {back / n:.1%}" for c, (back, n) in sorted(counts.items()))
 
 
-def role_load(patients: int) -> dict[str, tuple[float, float, float]]:
-    """ROLE_LOAD measured: per role, the largest over the presets of (share of casualties
-    reaching it, mean hours of stay, mean hours of a treatment team)."""
-    largest: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+def role_load(patients: int) -> dict[str, tuple[float, ...]]:
+    """ROLE_LOAD measured on the stages that hold a team and a bed: per role, the largest over
+    the presets of (share of casualties reaching it, mean hours of stay, mean hours of a
+    treatment team, then bed-hours and team-hours per casualty: share x hours)."""
+    largest: dict[str, list[float]] = defaultdict(lambda: [0.0] * 5)
     for preset in sorted(PRESETS):
         data = PRESETS[preset].scenario.model_dump(mode="json")
         scenario = Scenario.model_validate({**data, "total_patients": patients})
@@ -158,13 +162,17 @@ def role_load(patients: int) -> dict[str, tuple[float, float, float]]:
         for p in generate(scenario):
             sk = skeleton(plan, p)
             for stage in sk.stages if sk is not None else ():
+                if stage.rank == MINIMAL:
+                    continue
                 visits[stage.role] += 1
-                stay[stage.role] += (stage.leave - stage.arrive) / 3600
-                team[stage.role] += stage.treat_s / 3600
+                stay[role := stage.role] += (stage.leave - stage.arrive) / 3600
+                team[role] += stage.treat_s / 3600
         for role, n in visits.items():
-            measured = (n / patients, stay[role] / n, team[role] / n)
+            share = n / patients
+            measured = (share, stay[role] / n, team[role] / n, stay[role] / patients,
+                        team[role] / patients)  # fmt: skip
             largest[role] = [max(a, b) for a, b in zip(largest[role], measured, strict=True)]
-    return {role: (a, b, c) for role, (a, b, c) in sorted(largest.items())}
+    return {role: tuple(values) for role, values in sorted(largest.items())}
 
 
 def main() -> None:
@@ -190,9 +198,17 @@ def main() -> None:
     print("\n10-1-2: immediate battle casualties operated on at Role 2 or 3 (unlimited capacity):")
     for preset in ("high-intensity-defence", "mass-casualty-drill", "urban-assault"):
         print(ten_one_two(preset, args.patients))
-    print("\nROLE_LOAD measured (share reaching the role, hours there, hours of a team):")
-    for role, (share, stay, team) in role_load(args.patients).items():
-        print(f"  {role}: ({share:.3f}, {stay:.2f}, {team:.3f})")
+    print(
+        "\nROLE_LOAD measured without the minimal (share reaching the role, hours there, hours"
+        " of a team; bed-hours and team-hours a casualty), against medical_plan.ROLE_LOAD's:"
+    )
+    for role, (share, stay, team, beds, teams) in role_load(args.patients).items():
+        f_share, f_stay, f_team = ROLE_LOAD[role]
+        print(
+            f"  {role}: ({share:.3f}, {stay:.2f}, {team:.3f}); {beds:.2f} bed-hours,"
+            f" {teams:.3f} team-hours (the plan's {f_share * f_stay:.2f} and"
+            f" {f_share * f_team:.3f})"
+        )
     print("\nBack to duty within 72 hours of the injury (high-intensity-defence, unlimited):")
     print("  " + returned_within_72h("high-intensity-defence", args.patients))
     print("\nCasualties the simulation moves under the sized plan (chunks of 1,000 holding one):")

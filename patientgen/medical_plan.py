@@ -111,9 +111,12 @@ DOCTRINE: dict[str, dict[str, int]] = {
            "holding_beds": 100},
 }  # fmt: skip
 #: Planning factors per casualty of a front, measured on the generator's own paths with unlimited
-#: capacity (every preset, 20,000 patients; the largest kept, rounded up; bench/
-#: care_chain_figures.py measures them): share reaching the role, hours of stay there, hours of
-#: a treatment team.
+#: capacity (every preset, 20,000 patients; the largest kept, rounded up): share reaching the
+#: role, hours of stay there, hours of a treatment team. Measured with the minimal, who since
+#: generator 1.21.0 hold neither a team nor a bed: bench/care_chain_figures.py measures them
+#: without (generator 1.32.0: bed-hours a casualty 0.32 at Role 1, 2.1 at Role 2, 37 at Role 3,
+#: against these factors' 6.6, 18.4 and 81; team-hours 0.09, 0.06, 0.04 against 0.28, 0.14 and
+#: 0.11). The sized plan keeps that margin; not re-sized since.
 ROLE_LOAD: dict[str, tuple[float, float, float]] = {
     # a concussion rests 24 hours, at Role 1 (1.6.0); what heals within days returns to duty
     # from Role 1 or 2 within 72 hours (1.18.0)

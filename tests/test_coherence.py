@@ -876,6 +876,29 @@ def test_a_ground_lift_waited_for_beyond_its_window_breaks_the_rule() -> None:
     assert casevac and all(minutes == windows[triage] for triage, minutes in casevac), casevac[:5]
 
 
+def test_a_mild_casualty_held_at_role2_for_nothing_breaks_the_rule() -> None:
+    """1.32.0: a mild sprain of an ankle was driven four hours to Role 2 and held there two
+    days with nothing done, a cold 30 hours; the mild return to duty from Role 1 now."""
+    data = PRESETS["sustained-operation"].scenario.model_dump(mode="json")
+    patients = list(generate(Scenario.model_validate({**data, "total_patients": 2000})))
+
+    def mild_back_from_role1(p) -> bool:
+        return (
+            p.outcome == "RTD"
+            and p.outcome_facility == "R1"
+            and all(c.severity == "mild" for c in p.conditions)
+        )
+
+    def held_at_role2(p) -> None:
+        r1 = p.visits[-1]
+        r2 = dataclasses.replace(r1, facility="R2", facility_id="R2-x", procedures=[])
+        r1.disposition, r1.departed_at = "evacuated", r1.arrived_at + datetime.timedelta(hours=1)
+        p.visits.append(r2)
+        p.outcome_facility = "R2"
+
+    _broken(patients, "mild_evacuated_for_nothing", mild_back_from_role1, held_at_role2)
+
+
 def test_a_flight_waited_for_beyond_its_window_breaks_the_rule() -> None:
     """1.31.0: under the tests' starved plan (one helicopter a front, by day) an immediate
     casualty waited up to 46 hours at the point of injury for the helicopter; past the

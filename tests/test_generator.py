@@ -500,6 +500,28 @@ def test_role3_scans_first_and_a_brain_injury_rests_or_goes_home(
     assert craniotomies and rested, (craniotomies, rested)
 
 
+def test_the_mild_return_from_role1_the_moderate_may_be_held_at_role2(
+    patients: list[Patient],
+) -> None:
+    """Generator 1.32.0 (found by reading records): 40 % of the casualties with only mild
+    conditions who came back within 72 hours were held at Role 2 for a day or two with nothing
+    done there. Now every mild return to duty is from Role 1; the casualties whose conditions
+    heal within days but are moderate are still held at Role 2 by some (only the mild
+    changed)."""
+    mild = held = 0
+    for p in patients:
+        if p.outcome != "RTD" or not p.conditions:
+            continue
+        if all(c.severity == "mild" for c in p.conditions):
+            assert [v.facility for v in p.visits] == ["POI", "R1"], p.index
+            mild += 1
+        elif p.outcome_facility == "R2" and all(
+            c.severity in ("mild", "moderate") for c in p.conditions
+        ):
+            held += 1
+    assert mild and held, (mild, held)
+
+
 def test_mass_casualty_events_cluster(scenario: Scenario, patients: list[Patient]) -> None:
     events = defaultdict(list)
     for p in patients:

@@ -694,7 +694,11 @@ def _path(
         elif u < q or back_soon:
             quick = True
             outcome = "RTD"
-            path = ["R1"] if r() < 0.6 else ["R1", "R2"]
+            # held at Role 2 for a day or two, or back from Role 1; the mild (AIS 1) are back
+            # from Role 1, whose sick call and aid station treat them (Role 2 would hold them
+            # for nothing: coherence rule mild_evacuated_for_nothing); the draw is made anyway
+            held = r() >= 0.6
+            path = ["R1", "R2"] if held and hurt.max_ais > 1 else ["R1"]
         else:
             outcome = "RTD"
             path = ["R1", "R2", "R3"]

@@ -576,9 +576,25 @@ def _only_mild(p: Patient) -> bool:
 
 
 def mild_admitted_to_role3(p: Patient) -> bool:
-    """A casualty with only mild conditions (AIS 1) who returns to duty is treated at Role 1 or
-    held at Role 2, never admitted to the theatre hospital (Role 3)."""
+    """A casualty with only mild conditions (AIS 1) who returns to duty is never admitted to
+    the theatre hospital (Role 3) (since 1.32.0 it returns from Role 1:
+    `mild_evacuated_for_nothing`)."""
     return p.outcome == "RTD" and _only_mild(p) and any(v.facility == "R3" for v in p.visits)
+
+
+def mild_evacuated_for_nothing(p: Patient) -> bool:
+    """A casualty with only mild conditions (AIS 1: a cold, a mild gastroenteritis, a sprain, a
+    bruise, a laceration, low back pain, a first degree burn, a mild stress reaction) who
+    returns to duty does so from Role 1, where the sick call and the aid station treat it: it
+    is not evacuated to Role 2 and held there for days with nothing done past Role 1 (a mild
+    illness is given its rest in quarters, a stress reaction is treated forward, close to its
+    unit: proximity, immediacy, expectancy, simplicity)."""
+    return (
+        p.outcome == "RTD"
+        and _only_mild(p)
+        and p.outcome_facility in ("R2", "R3")
+        and not any(v.procedures for v in p.visits if v.facility in ("R2", "R3"))
+    )
 
 
 #: A condition that heals within days when at most moderate (the HEALS templates: a
@@ -1379,6 +1395,7 @@ RULES: dict[str, Rule] = {
     "penetrating_chest_not_imaged": penetrating_chest_not_imaged,
     "ground_lift_beyond_precedence_window": ground_lift_beyond_precedence_window,
     "air_lift_beyond_precedence_window": air_lift_beyond_precedence_window,
+    "mild_evacuated_for_nothing": mild_evacuated_for_nothing,
 }
 
 

@@ -148,10 +148,10 @@ def test_a_server_on_an_ipv6_address_loads(source) -> None:
 
 
 def test_a_busy_server_and_its_size_limit_are_honoured(source) -> None:
-    """Every 40th request answered 429 with Retry-After: 1 (several in the push), each waited
+    """Every 15th request answered 429 with Retry-After: 1 (several in the push), each waited
     out, and bundles split to the server's 60 entries."""
     folder, job_id, expected = source
-    with fhir_server("--busy-every", "40", "--max-entries", "60") as url:
+    with fhir_server("--busy-every", "15", "--max-entries", "60") as url:
         started = time.monotonic()
         ended = push_here(folder, job_id, {"target": "fhir", "url": url, "bundle_size": 100})
         elapsed = time.monotonic() - started

@@ -16,7 +16,8 @@
    unlimited capacity (every preset; the largest kept): share reaching each role, hours of stay
    there, hours of a treatment team; of the stages that hold a team and a bed (not the
    minimal's: walking wounded, they hold neither since generator 1.21.0), and their product
-   per casualty (the bed-hours the plan sizes its holding beds for).
+   per casualty (the bed-hours the plan sizes its holding beds for); and the ground and air
+   legs per casualty (GROUND_LEGS, AIR_LEGS).
 5. The return to duty within 72 hours of the injury, by category (high-intensity defence,
    unlimited capacity): the battle casualties' is calibrated to Owens' 18 %
    (tests/test_calibration.py), the others' follow (docs/clinical-coherence.md, 1.18.0).
@@ -49,9 +50,9 @@ from patientgen.formats import bundle
 from patientgen.generator import GENERATOR_VERSION, generate
 from patientgen.generator.care import SURGERY_MINUTES
 from patientgen.generator.chainphase import run_phase
-from patientgen.generator.flow import MINIMAL, skeleton
+from patientgen.generator.flow import AIR, MINIMAL, skeleton
 from patientgen.generator.plan import plan_for
-from patientgen.medical_plan import ROLE_LOAD
+from patientgen.medical_plan import AIR_LEGS, GROUND_LEGS, ROLE_LOAD
 from patientgen.scenario import PRESETS, Scenario
 from tests.care_chain_support import drill
 
@@ -147,11 +148,13 @@ def returned_within_72h(preset: str, patients: int) -> str:
     return ", ".join(f"{c} {back / n:.1%}" for c, (back, n) in sorted(counts.items()))
 
 
-def role_load(patients: int) -> dict[str, tuple[float, ...]]:
+def role_load(patients: int) -> tuple[dict[str, tuple[float, ...]], tuple[float, float]]:
     """ROLE_LOAD measured on the stages that hold a team and a bed: per role, the largest over
     the presets of (share of casualties reaching it, mean hours of stay, mean hours of a
-    treatment team, then bed-hours and team-hours per casualty: share x hours)."""
+    treatment team, then bed-hours and team-hours per casualty: share x hours); and the largest
+    ground and air legs per casualty (medical_plan.GROUND_LEGS, AIR_LEGS)."""
     largest: dict[str, list[float]] = defaultdict(lambda: [0.0] * 5)
+    legs = [0.0, 0.0]
     for preset in sorted(PRESETS):
         data = PRESETS[preset].scenario.model_dump(mode="json")
         scenario = Scenario.model_validate({**data, "total_patients": patients})
@@ -159,9 +162,12 @@ def role_load(patients: int) -> dict[str, tuple[float, ...]]:
         visits: dict[str, int] = defaultdict(int)
         stay: dict[str, float] = defaultdict(float)
         team: dict[str, float] = defaultdict(float)
+        lifts = [0, 0]
         for p in generate(scenario):
             sk = skeleton(plan, p)
             for stage in sk.stages if sk is not None else ():
+                if stage.lift is not None:
+                    lifts[stage.lift == AIR] += 1
                 if stage.rank == MINIMAL:
                     continue
                 visits[stage.role] += 1
@@ -172,7 +178,9 @@ def role_load(patients: int) -> dict[str, tuple[float, ...]]:
             measured = (share, stay[role] / n, team[role] / n, stay[role] / patients,
                         team[role] / patients)  # fmt: skip
             largest[role] = [max(a, b) for a, b in zip(largest[role], measured, strict=True)]
-    return {role: tuple(values) for role, values in sorted(largest.items())}
+        legs = [max(legs[0], lifts[0] / patients), max(legs[1], lifts[1] / patients)]
+    roles = {role: tuple(values) for role, values in sorted(largest.items())}
+    return roles, (legs[0], legs[1])
 
 
 def main() -> None:
@@ -202,13 +210,18 @@ def main() -> None:
         "\nROLE_LOAD measured without the minimal (share reaching the role, hours there, hours"
         " of a team; bed-hours and team-hours a casualty), against medical_plan.ROLE_LOAD's:"
     )
-    for role, (share, stay, team, beds, teams) in role_load(args.patients).items():
+    roles, (ground, air) = role_load(args.patients)
+    for role, (share, stay, team, beds, teams) in roles.items():
         f_share, f_stay, f_team = ROLE_LOAD[role]
         print(
             f"  {role}: ({share:.3f}, {stay:.2f}, {team:.3f}); {beds:.2f} bed-hours,"
             f" {teams:.3f} team-hours (the plan's {f_share * f_stay:.2f} and"
             f" {f_share * f_team:.3f})"
         )
+    print(
+        f"  legs a casualty: ground {ground:.3f}, air {air:.3f} (the plan's {GROUND_LEGS},"
+        f" {AIR_LEGS})"
+    )
     print("\nBack to duty within 72 hours of the injury (high-intensity-defence, unlimited):")
     print("  " + returned_within_72h("high-intensity-defence", args.patients))
     print("\nCasualties the simulation moves under the sized plan (chunks of 1,000 holding one):")

@@ -111,27 +111,27 @@ DOCTRINE: dict[str, dict[str, int]] = {
            "holding_beds": 100},
 }  # fmt: skip
 #: Planning factors per casualty of a front, measured on the generator's own paths with unlimited
-#: capacity (every preset, 20,000 patients; the largest kept, rounded up): share reaching the
-#: role, hours of stay there, hours of a treatment team. Measured with the minimal, who since
-#: generator 1.21.0 hold neither a team nor a bed: bench/care_chain_figures.py measures them
-#: without (generator 1.32.0: bed-hours a casualty 0.32 at Role 1, 2.1 at Role 2, 37 at Role 3,
-#: against these factors' 6.6, 18.4 and 81; team-hours 0.09, 0.06, 0.04 against 0.28, 0.14 and
-#: 0.11). The sized plan keeps that margin; not re-sized since.
+#: capacity (every preset, 20,000 patients; the largest kept, rounded up; bench/
+#: care_chain_figures.py measures them): share reaching the role, hours of stay there, hours of
+#: a treatment team, of the casualties who hold a team and a bed there (not the minimal: walking
+#: wounded since generator 1.21.0, they hold neither; counted until 1.33.0, which made the plan
+#: 2 to 20 times what it carried).
 ROLE_LOAD: dict[str, tuple[float, float, float]] = {
     # a concussion rests 24 hours, at Role 1 (1.6.0); what heals within days returns to duty
     # from Role 1 or 2 within 72 hours (1.18.0)
-    "R1": (0.99, 6.7, 0.28),
+    "R1": (0.31, 1.1, 0.31),
     # Role 2 holds 72 hours at most (generator 1.3.0); a trauma team resuscitates, then the
     # operating table takes over (1.4.0)
-    "R2": (0.75, 24.5, 0.18),
-    "R3": (0.60, 135.0, 0.18),  # stays of 3-7 days (moderate) or 5-20 (severe)
+    "R2": (0.37, 5.7, 0.20),
+    "R3": (0.36, 137.0, 0.18),  # stays of 3-7 days (moderate) or 5-20 (severe)
 }
 #: Share operated on, and operating-table hours each, by role.
 SURGERY_LOAD: dict[str, tuple[float, float]] = {"R2": (0.45, 1.1), "R3": (0.30, 0.9)}
 #: Share needing an ICU bed, and hours in it, by role.
 ICU_LOAD: dict[str, tuple[float, float]] = {"R2": (0.10, 6.0), "R3": (0.05, 110.0)}
-#: Ground and air legs per casualty.
-GROUND_LEGS = 1.8
+#: Ground and air legs per casualty (measured as ROLE_LOAD, the legs with a lift: 0.86 and 0.16
+#: at most, the mass-casualty drill; 1.8 ground legs until 1.33.0).
+GROUND_LEGS = 0.9
 AIR_LEGS = 0.2
 #: Peak load over the mean: the busiest days of a tempo (escalating, surge: about 2x the mean)
 #: and mass-casualty events (tens of casualties within the hour) bring casualties in bursts.

@@ -11,11 +11,12 @@ tests/jobs/test_care_chain_jobs.py.
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 import orjson
 import pytest
-from care_chain_support import drill
+from care_chain_support import drill, front_plan
 from formats_support import digests, run
 from pydantic import ValidationError
 
@@ -465,3 +466,53 @@ def test_a_flight_that_did_not_come_goes_by_road_on_the_road_s_time() -> None:
                 w.waited_for == "vehicle of opportunity" for w in p.visits[0].waits
             )
     assert after_road, "no death waiting at Role 2 after the road"
+
+
+def test_a_front_without_helicopters_goes_by_road() -> None:
+    """A plan may give a front no helicopter: its flights then go by road (docs/care-chain.md).
+    Before 1.34.0 they took a ground ambulance on the flight's time and their records listed a
+    wait for a "helicopter" the front did not have. Now they wait for a ground ambulance, and
+    the leg from the point of injury to Role 2 takes the road's time (as a flight that did not
+    come: flow.road_transit), in the simulation and in the record alike."""
+    data = PRESETS["mass-casualty-drill"].scenario.model_dump(mode="json")
+    plans = []
+    for front in data["fronts"]:
+        plan = front_plan(front["name"], "ample")
+        plan["helicopters"] = {"count": 0, "patients_per_lift": 1, "turnaround_minutes": 60}
+        plans.append(plan)
+    scenario = Scenario.model_validate({**data, "capacity": {"fronts": plans}})
+    patients = {p.index: p for p in generate(scenario)}
+    baseline = {p.index: p for p in generate(Scenario.model_validate(data))}
+    listed = Counter(
+        w.waited_for for p in patients.values() for v in p.visits for w in v.waits
+        if w.kind == "evacuation"
+    )  # fmt: skip
+    assert "helicopter" not in listed and listed["ground ambulance"], listed
+    road = 0
+    for index, p in patients.items():
+        v = p.visits
+        if len(v) > 1 and v[1].facility == "R2" and v[1].transit_minutes is not None:
+            expected = baseline[index].visits[1].transit_minutes / AIR_SHARE
+            assert abs(v[1].transit_minutes - expected) <= 0.2, (index, v[1].transit_minutes)
+            took = (v[1].arrived_at - v[0].departed_at).total_seconds() / 60
+            assert abs(took - v[1].transit_minutes) < 1.0, (index, took)
+            road += 1
+    assert road
+    # the ample plan keeps everyone else on the baseline's times: a casualty who never flew
+    # from the point of injury has the baseline's record, waits aside
+    same = [i for i, p in patients.items() if len(p.visits) < 2 or p.visits[1].facility != "R2"]
+    assert all(patients[i].outcome_at == baseline[i].outcome_at for i in same)
+    # the simulation moved them on the same road: under the starved plan without its
+    # helicopter, a death while waiting for treatment comes its wait after the record's triage
+    for plan in plans:
+        plan.update(
+            {k: v for k, v in front_plan(plan["front"], "starved").items() if k != "helicopters"}
+        )
+    starved = Scenario.model_validate({**data, "capacity": {"fronts": plans}})
+    after_road = 0
+    for p in generate(starved):
+        if p.died_waiting and p.delay is not None and p.delay.kind == "treatment":
+            waited = (p.outcome_at - p.visits[-1].vitals.taken_at).total_seconds() / 60
+            assert abs(waited - p.delay.minutes) <= 1.0, (p.index, waited, p.delay)
+            after_road += [v.facility for v in p.visits] == ["POI", "R2"]
+    assert after_road

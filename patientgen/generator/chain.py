@@ -118,6 +118,7 @@ class Pool:
     per_lift: int
     turnaround: int
     night: bool
+    mode: int  # GROUND or AIR: what its assets are
     queue: list[Any] = field(default_factory=list)
     wake: bool = False
 
@@ -194,11 +195,13 @@ class Simulation:
                 self.by_role.setdefault((front, role), []).append(u)
             ground, air = care.ground_ambulances, care.helicopters
             self.pools[(front, GROUND)] = Pool(
-                ground.count, ground.patients_per_lift, int(ground.turnaround_minutes * 60), True
-            )
-            # no helicopter: the flights go by road
+                ground.count, ground.patients_per_lift, int(ground.turnaround_minutes * 60), True,
+                GROUND,
+            )  # fmt: skip
+            # no helicopter (plan.no_air): the flights go by road, in its ground ambulances
+            air_turnaround = int(air.turnaround_minutes * 60)
             self.pools[(front, AIR)] = (
-                Pool(air.count, air.patients_per_lift, int(air.turnaround_minutes * 60), air.night)
+                Pool(air.count, air.patients_per_lift, air_turnaround, air.night, AIR)
                 if air.count
                 else self.pools[(front, GROUND)]
             )
@@ -362,7 +365,7 @@ class Simulation:
             return
         pool = self.pools[(p.front, s.lift)]
         origin = p.unit.uid if p.unit is not None else self.store.origin_of(p.pos)
-        self._wait(p, t, 0, s.lift, s.lift_rank)
+        self._wait(p, t, 0, pool.mode, s.lift_rank)
         heapq.heappush(pool.queue, (s.lift_rank, t, p.index, origin, s.role, p.token, p))
         # past the request's precedence window a vehicle of the unit's own takes it by road
         self._at(t + WINDOW[s.lift_rank], _WINDOW, p, p.token)
@@ -380,9 +383,7 @@ class Simulation:
         self._end_wait(p, t, rank)
         self.precedence[rank][0] += 1
         self.casevac[rank] += 1
-        extra = road_transit(s) - s.transit
-        p.shift += extra
-        self._depart(p, t, extra)
+        self._depart(p, t, True)
 
     def _dispatch(self, pool: Pool, t: int) -> None:
         queue = pool.queue
@@ -412,7 +413,7 @@ class Simulation:
             pool.free -= 1
             self._at(t + pool.turnaround, _FREE, pool)
             p0 = head[-1]
-            mode = p0.s.lift
+            mode = pool.mode
             key = (p0.front, mode, (t - self.start) // DAY)
             self.lifts[key] = self.lifts.get(key, 0) + 1
             for item in riders:
@@ -422,12 +423,20 @@ class Simulation:
                 self.precedence[rank][0] += 1
                 if waited <= WINDOW[rank]:
                     self.precedence[rank][1] += 1
-                self._depart(p, t)
+                self._depart(p, t, mode != p.s.lift)
 
-    def _depart(self, p: _P, t: int, extra: int = 0) -> None:
-        """Leave on the leg's transit (`extra` seconds more by road instead of a flight)."""
+    def _depart(self, p: _P, t: int, by_road: bool = False) -> None:
+        """Leave on the leg's transit, or on its transit by road (flow.road_transit) for a
+        flight that went by road; such a casualty has a record, however little it waited:
+        flow.apply lists the road and moves what follows (the unqueued fast path would not)."""
+        s = p.s
+        extra = 0
+        if by_road:
+            self._record(p)
+            extra = road_transit(s) - s.transit
+            p.shift += extra
         self._release(p, t)
-        self._at(t + p.s.transit + extra, _ARRIVE, p)
+        self._at(t + s.transit + extra, _ARRIVE, p)
 
     def _release(self, p: _P, t: int) -> None:
         """Free the holding bed and ICU bed the casualty holds (leaving or dead)."""

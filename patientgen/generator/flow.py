@@ -323,11 +323,12 @@ def apply(plan: Plan, p: Patient, sk: Skeleton | None, rec: Record | None) -> Qu
     every time is moved later by the waits before it (`_Moves`); a death while waiting ends the
     record there (`_died_waiting`)."""
     stages = sk.stages if sk is not None else []
-    moves = _Moves(stages, rec)
+    no_air = plan.front_index[p.front] in plan.no_air
+    moves = _Moves(stages, rec, no_air)
     move = moves.move
     death = rec.death if rec is not None else None
     cut = len(p.visits) if death is None else death[0] + 1
-    visits = [_visit(k, v, stages, rec, moves) for k, v in enumerate(p.visits[:cut])]
+    visits = [_visit(k, v, stages, rec, moves, no_air) for k, v in enumerate(p.visits[:cut])]
     timeline = [
         Event(move(e.at), e.kind, e.facility, e.detail) for e in p.timeline if not moves.gone(e.at)
     ]
@@ -361,15 +362,16 @@ class _Moves:
 
     __slots__ = ("drop_at", "drop_inclusive", "shifts")
 
-    def __init__(self, stages: list[Stage], rec: Record | None) -> None:
+    def __init__(self, stages: list[Stage], rec: Record | None, no_air: bool) -> None:
         self.shifts: list[tuple[int, bool, int]] = []  # (baseline time, inclusive, seconds)
+        for k, s in enumerate(stages, 1):  # a flight by road: what follows, later
+            if _by_road(s, no_air, rec.row(k) if rec is not None else None):
+                self.shifts.append((s.ready, False, road_transit(s) - s.transit))
         if rec is not None:
-            for k, lift, treat, surgery, _, lift_cause, *_ in rec.stages():
+            for k, lift, treat, surgery, *_ in rec.stages():
                 s = stages[k - 1]
                 if lift:
                     self.shifts.append((s.ready, True, lift))
-                if lift_cause == CASEVAC and s.lift == AIR:  # by road: what follows, later
-                    self.shifts.append((s.ready, False, road_transit(s) - s.transit))
                 if treat:
                     self.shifts.append((s.triaged, False, treat))
                 if surgery and s.surgery_at is not None:
@@ -404,10 +406,19 @@ class _Moves:
         return t > self.drop_at or (self.drop_inclusive and t == self.drop_at)
 
 
-def _visit(k: int, v: Visit, stages: list[Stage], rec: Record | None, moves: _Moves) -> Visit:
+def _by_road(s: Stage, no_air: bool, row: Row | None) -> bool:
+    """Whether the flight of stage `s` went by road: its front has no helicopter, or none came
+    within the precedence window (CASEVAC)."""
+    return s.lift == AIR and (no_air or (row is not None and row[5] == CASEVAC))
+
+
+def _visit(
+    k: int, v: Visit, stages: list[Stage], rec: Record | None, moves: _Moves, no_air: bool
+) -> Visit:
     """Visit k of the baseline moved (what a death while waiting drops left out), with its
     waits: for treatment, surgery and an ICU bed where it had those needs, and for the lift
-    that took the casualty on; a diverted visit names the unit it went to."""
+    that took the casualty on (a ground ambulance for a flight of a front without helicopters);
+    a diverted visit names the unit it went to."""
     move = moves.move
     vit = v.vitals
     if vit is not None and moves.shifts:
@@ -423,10 +434,10 @@ def _visit(k: int, v: Visit, stages: list[Stage], rec: Record | None, moves: _Mo
     if 1 <= k <= len(stages):
         s = stages[k - 1]
         row = rec.row(k) if rec is not None else None
+        if _by_road(s, no_air, row):
+            transit_minutes = _minutes(road_transit(s))
         if row is None:
             row = (k, 0, 0, 0, 0, 0, TEAM, TABLE)
-        elif row[5] == CASEVAC and s.lift == AIR:
-            transit_minutes = _minutes(road_transit(s))
         if s.rank != MINIMAL:
             listed.append(Wait("treatment", _minutes(row[2]), CAUSES[row[6] or TEAM]))
         if s.surgery_at is not None:
@@ -434,7 +445,7 @@ def _visit(k: int, v: Visit, stages: list[Stage], rec: Record | None, moves: _Mo
         if s.icu:
             listed.append(Wait("bed", _minutes(row[4]), CAUSES[ICU]))
     if k < len(stages) and stages[k].lift is not None:
-        mode = stages[k].lift or GROUND
+        mode = GROUND if no_air else stages[k].lift or GROUND
         row = rec.row(k + 1) if rec is not None else None
         lift = row[1] if row is not None else 0
         listed.append(Wait("evacuation", _minutes(lift), CAUSES[row[5] if row and lift else mode]))

@@ -215,6 +215,11 @@ class Plan:
             for f in scenario.fronts
         )
         self.front_index = {f.name: k for k, f in enumerate(scenario.fronts)}
+        #: the fronts (by index) whose medical plan has no helicopter: their flights go by road
+        self.no_air: frozenset[int] = frozenset(
+            () if medical is None
+            else (self.front_index[c.front] for c in medical.fronts if c.helicopters.count == 0)
+        )  # fmt: skip
         self.front_cum = cumulative([f.share for f in scenario.fronts])
         nations = sorted({n for f in scenario.fronts for n in f.nationalities})
         self.name_pools = {n: pools(n, self.transliterate) for n in nations}

@@ -847,24 +847,8 @@ def test_a_ground_lift_waited_for_beyond_its_window_breaks_the_rule() -> None:
     own takes it now."""
     patients = list(generate(drill("starved")))
 
-    def waited_for_an_ambulance(p) -> bool:
-        return any(
-            w.kind == "evacuation" and w.waited_for == "ground ambulance" and w.minutes > 0
-            for v in p.visits
-            for w in v.waits
-        )
-
-    def days_longer(p) -> None:
-        for v in p.visits:
-            v.waits = [
-                dataclasses.replace(w, minutes=w.minutes + 2880.0)
-                if w.kind == "evacuation" and w.waited_for == "ground ambulance"
-                else w
-                for w in v.waits
-            ]
-
     rule = "ground_lift_beyond_precedence_window"
-    _broken(patients, rule, waited_for_an_ambulance, days_longer)
+    _broken(patients, rule, waited_for("ground ambulance"), waited_longer("ground ambulance", 2880))
     casevac = [
         (v.triage, w.minutes)
         for p in patients
@@ -905,20 +889,33 @@ def test_a_flight_waited_for_beyond_its_window_breaks_the_rule() -> None:
     request's precedence window the unit sends it by road now."""
     patients = list(generate(drill("starved")))
 
-    def flown(p) -> bool:
+    rule = "air_lift_beyond_precedence_window"
+    _broken(patients, rule, waited_for("helicopter"), waited_longer("helicopter", 600))
+
+
+def waited_for(lift: str):
+    """A finder: a record that waited for `lift` ("ground ambulance", "helicopter")."""
+
+    def find(p) -> bool:
         return any(
-            w.kind == "evacuation" and w.waited_for == "helicopter" and w.minutes > 0
+            w.kind == "evacuation" and w.waited_for == lift and w.minutes > 0
             for v in p.visits
             for w in v.waits
         )
 
-    def hours_longer(p) -> None:
+    return find
+
+
+def waited_longer(lift: str, minutes: float):
+    """A breaker: every wait for `lift` lasts `minutes` more."""
+
+    def make(p) -> None:
         for v in p.visits:
             v.waits = [
-                dataclasses.replace(w, minutes=w.minutes + 600.0)
-                if w.kind == "evacuation" and w.waited_for == "helicopter"
+                dataclasses.replace(w, minutes=w.minutes + minutes)
+                if w.kind == "evacuation" and w.waited_for == lift
                 else w
                 for w in v.waits
             ]
 
-    _broken(patients, "air_lift_beyond_precedence_window", flown, hours_longer)
+    return make

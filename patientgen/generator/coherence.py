@@ -1115,16 +1115,7 @@ def ground_lift_beyond_precedence_window(p: Patient) -> bool:
     precedence: Urgent within 2 hours, Priority within 4, Routine within 24): past it, the unit
     takes it in a vehicle of its own (CASEVAC), and the wait ends there, recorded as ended by
     a vehicle of opportunity."""
-    for v in p.visits:
-        window = PRECEDENCE_WINDOW[v.triage or "T3"]
-        for w in getattr(v, "waits", ()):
-            if (
-                w.kind == "evacuation"
-                and w.waited_for == "ground ambulance"
-                and timedelta(minutes=w.minutes) > window
-            ):
-                return True
-    return False
+    return _lift_beyond_window(p, "ground ambulance")
 
 
 def air_lift_beyond_precedence_window(p: Patient) -> bool:
@@ -1133,12 +1124,16 @@ def air_lift_beyond_precedence_window(p: Patient) -> bool:
     leaves an immediate casualty at the point of injury or at Role 2 for hours more waiting for
     the next flight; the unit sends it by road, and the wait ends there, recorded as ended by
     a vehicle of opportunity."""
+    return _lift_beyond_window(p, "helicopter")
+
+
+def _lift_beyond_window(p: Patient, waited_for: str) -> bool:
     for v in p.visits:
         window = PRECEDENCE_WINDOW[v.triage or "T3"]
         for w in getattr(v, "waits", ()):
             if (
                 w.kind == "evacuation"
-                and w.waited_for == "helicopter"
+                and w.waited_for == waited_for
                 and timedelta(minutes=w.minutes) > window
             ):
                 return True

@@ -60,8 +60,11 @@ RECORD_PROGRESS = """
 
 #: The page is ready once its presets, jobs and saved scenarios came from the service. Under a
 #: full suite's load on 2 cores that took over the 20 s default twice in fresh-clone runs
-#: (test_replay, stop 22; test_casualties, stop 28) while it takes 1-3 s alone.
-READY_TIMEOUT_MS = 60_000
+#: (test_replay, stop 22; test_casualties, stop 28) while it takes 1-3 s alone; on 2026-12-07,
+#: on a VM running Python 2.2 times slower than usual, it took over 60 s in two of three
+#: fresh-clone runs (test_replay, then test_replay and test_casualties; the web tests alone
+#: passed in 141 s). A wait, not a measure: the page's speed is bench/browser.py's.
+READY_TIMEOUT_MS = 180_000
 
 
 def open_page(page: Any, service: Service, path: str = "") -> None:

@@ -50,11 +50,9 @@ from patientgen.formats import bundle
 from patientgen.generator import GENERATOR_VERSION, generate
 from patientgen.generator.care import SURGERY_MINUTES
 from patientgen.generator.chainphase import run_phase
-from patientgen.generator.flow import AIR, MINIMAL, skeleton
-from patientgen.generator.plan import plan_for
 from patientgen.medical_plan import AIR_LEGS, GROUND_LEGS, ROLE_LOAD
 from patientgen.scenario import PRESETS, Scenario
-from tests.care_chain_support import drill
+from tests.care_chain_support import drill, measured_load
 
 BUSIEST = ("high-intensity-defence", "sustained-operation")
 
@@ -148,41 +146,6 @@ def returned_within_72h(preset: str, patients: int) -> str:
     return ", ".join(f"{c} {back / n:.1%}" for c, (back, n) in sorted(counts.items()))
 
 
-def role_load(patients: int) -> tuple[dict[str, tuple[float, ...]], tuple[float, float]]:
-    """ROLE_LOAD measured on the stages that hold a team and a bed: per role, the largest over
-    the presets of (share of casualties reaching it, mean hours of stay, mean hours of a
-    treatment team, then bed-hours and team-hours per casualty: share x hours); and the largest
-    ground and air legs per casualty (medical_plan.GROUND_LEGS, AIR_LEGS)."""
-    largest: dict[str, list[float]] = defaultdict(lambda: [0.0] * 5)
-    legs = [0.0, 0.0]
-    for preset in sorted(PRESETS):
-        data = PRESETS[preset].scenario.model_dump(mode="json")
-        scenario = Scenario.model_validate({**data, "total_patients": patients})
-        plan = plan_for(scenario)
-        visits: dict[str, int] = defaultdict(int)
-        stay: dict[str, float] = defaultdict(float)
-        team: dict[str, float] = defaultdict(float)
-        lifts = [0, 0]
-        for p in generate(scenario):
-            sk = skeleton(plan, p)
-            for stage in sk.stages if sk is not None else ():
-                if stage.lift is not None:
-                    lifts[stage.lift == AIR] += 1
-                if stage.rank == MINIMAL:
-                    continue
-                visits[stage.role] += 1
-                stay[role := stage.role] += (stage.leave - stage.arrive) / 3600
-                team[role] += stage.treat_s / 3600
-        for role, n in visits.items():
-            share = n / patients
-            measured = (share, stay[role] / n, team[role] / n, stay[role] / patients,
-                        team[role] / patients)  # fmt: skip
-            largest[role] = [max(a, b) for a, b in zip(largest[role], measured, strict=True)]
-        legs = [max(legs[0], lifts[0] / patients), max(legs[1], lifts[1] / patients)]
-    roles = {role: tuple(values) for role, values in sorted(largest.items())}
-    return roles, (legs[0], legs[1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=20_000, help="patients a preset")
@@ -210,7 +173,7 @@ def main() -> None:
         "\nROLE_LOAD measured without the minimal (share reaching the role, hours there, hours"
         " of a team; bed-hours and team-hours a casualty), against medical_plan.ROLE_LOAD's:"
     )
-    roles, (ground, air) = role_load(args.patients)
+    roles, (ground, air) = measured_load(args.patients)
     for role, (share, stay, team, beds, teams) in roles.items():
         f_share, f_stay, f_team = ROLE_LOAD[role]
         print(

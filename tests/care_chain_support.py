@@ -52,3 +52,45 @@ def with_capacity(scenario: Scenario, size: str, **changes: Any) -> Scenario:
 def drill(size: str, **changes: Any) -> Scenario:
     """The 2-day mass-casualty drill preset under a plan of `size`."""
     return with_capacity(PRESETS["mass-casualty-drill"].scenario, size, **changes)
+
+
+def measured_load(patients: int) -> tuple[dict[str, tuple[float, ...]], tuple[float, float]]:
+    """What the sized plan's factors (medical_plan.ROLE_LOAD, GROUND_LEGS, AIR_LEGS) should
+    cover, measured on the generator's own paths with unlimited capacity, every preset at
+    `patients`: per role the largest over the presets of (share of casualties reaching it, mean
+    hours of stay, mean hours of a treatment team, bed-hours a casualty, team-hours a
+    casualty), counting only the stages that hold a team and a bed (not the minimal's: walking
+    wounded since generator 1.21.0); and the largest ground and air legs a casualty."""
+    from collections import defaultdict
+
+    from patientgen.generator import generate
+    from patientgen.generator.flow import AIR, MINIMAL, skeleton
+    from patientgen.generator.plan import plan_for
+
+    largest: dict[str, list[float]] = defaultdict(lambda: [0.0] * 5)
+    legs = [0.0, 0.0]
+    for preset in sorted(PRESETS):
+        data = PRESETS[preset].scenario.model_dump(mode="json")
+        scenario = Scenario.model_validate({**data, "total_patients": patients})
+        plan = plan_for(scenario)
+        visits: dict[str, int] = defaultdict(int)
+        stay: dict[str, float] = defaultdict(float)
+        team: dict[str, float] = defaultdict(float)
+        lifts = [0, 0]
+        for p in generate(scenario):
+            sk = skeleton(plan, p)
+            for stage in sk.stages if sk is not None else ():
+                if stage.lift is not None:
+                    lifts[stage.lift == AIR] += 1
+                if stage.rank == MINIMAL:
+                    continue
+                role = stage.role
+                visits[role] += 1
+                stay[role] += (stage.leave - stage.arrive) / 3600
+                team[role] += stage.treat_s / 3600
+        for role, n in visits.items():
+            measured = (n / patients, stay[role] / n, team[role] / n, stay[role] / patients,
+                        team[role] / patients)  # fmt: skip
+            largest[role] = [max(a, b) for a, b in zip(largest[role], measured, strict=True)]
+        legs = [max(legs[0], lifts[0] / patients), max(legs[1], lifts[1] / patients)]
+    return {role: tuple(v) for role, v in sorted(largest.items())}, (legs[0], legs[1])

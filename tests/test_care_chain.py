@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from care_chain_support import drill, front_plan
+from care_chain_support import drill, front_plan, measured_load
 from formats_support import digests, run
 from pydantic import ValidationError
 
@@ -28,6 +28,7 @@ from patientgen.generator.flow import MINIMAL
 from patientgen.generator.patient import QueuedPatient, QueuedVisit
 from patientgen.generator.plan import AIR_SHARE, plan_for
 from patientgen.generator.skeleton_path import skeletons
+from patientgen.medical_plan import AIR_LEGS, GROUND_LEGS, ROLE_LOAD
 from patientgen.scenario import PRESETS, Scenario
 
 ALL = list(FORMATS)
@@ -148,6 +149,24 @@ def test_sized_gives_a_plan_per_front_scaled_to_the_load() -> None:
     # the plan round-trips: the saved job config is the plan itself
     again = Scenario.model_validate(busy.model_dump(mode="json"))
     assert again == busy
+
+
+def test_the_sized_plan_is_sized_for_the_load_it_carries() -> None:
+    """Generator 1.33.0: the sized plan's factors (medical_plan.ROLE_LOAD, GROUND_LEGS,
+    AIR_LEGS) had been measured with the minimal, who hold no team, bed or lift since 1.21.0,
+    and sized the plan 2 to 20 times what its casualties used (Role 1 6.6 bed-hours a
+    casualty for a load of 0.32; 1.8 ground legs for 0.86). Measured again on the generator's
+    paths (every preset, 3,000 patients; tests/care_chain_support.measured_load), each factor's
+    bed-hours, team-hours and legs a casualty cover the load (to 10 %, the sample's noise) and
+    are at most twice it."""
+    roles, (ground, air) = measured_load(3000)
+    for role, (_, _, _, beds, teams) in roles.items():
+        share, stay, team = ROLE_LOAD[role]
+        for what, load, factor in (("bed", beds, share * stay), ("team", teams, share * team)):
+            assert load <= 1.1 * factor, (role, what, load, factor)
+            assert factor <= 2 * load, (role, what, load, factor)
+    for what, load, factor in (("ground", ground, GROUND_LEGS), ("air", air, AIR_LEGS)):
+        assert load <= 1.1 * factor and factor <= 2 * load, (what, load, factor)
 
 
 def test_a_bad_plan_lists_every_problem() -> None:

@@ -360,22 +360,28 @@ class _Moves:
     that came before it (`move`); after a death while waiting, nothing the fatal wait came
     before happens (`gone`: baseline times from that point on are dropped)."""
 
-    __slots__ = ("drop_at", "drop_inclusive", "shifts")
+    __slots__ = ("drop_at", "drop_inclusive", "road", "shifts")
 
     def __init__(self, stages: list[Stage], rec: Record | None, no_air: bool) -> None:
         self.shifts: list[tuple[int, bool, int]] = []  # (baseline time, inclusive, seconds)
-        for k, s in enumerate(stages, 1):  # a flight by road: what follows, later
-            if _by_road(s, no_air, rec.row(k) if rec is not None else None):
-                self.shifts.append((s.ready, False, road_transit(s) - s.transit))
+        # the stages k reached by road instead of a flight: the front has no helicopter, or
+        # none came within the precedence window (CASEVAC); what follows comes later
+        self.road = {k for k, s in enumerate(stages, 1) if s.lift == AIR} if no_air else set()
         if rec is not None:
-            for k, lift, treat, surgery, *_ in rec.stages():
+            for k, lift, treat, surgery, _, lift_cause, *_ in rec.stages():
                 s = stages[k - 1]
+                if lift_cause == CASEVAC and s.lift == AIR:
+                    self.road.add(k)
                 if lift:
                     self.shifts.append((s.ready, True, lift))
                 if treat:
                     self.shifts.append((s.triaged, False, treat))
                 if surgery and s.surgery_at is not None:
                     self.shifts.append((s.surgery_at, True, surgery))
+        for k in self.road:
+            s = stages[k - 1]
+            if road_transit(s) != s.transit:
+                self.shifts.append((s.ready, False, road_transit(s) - s.transit))
         self.drop_at: int | None = None
         self.drop_inclusive = True
         death = rec.death if rec is not None else None
@@ -406,12 +412,6 @@ class _Moves:
         return t > self.drop_at or (self.drop_inclusive and t == self.drop_at)
 
 
-def _by_road(s: Stage, no_air: bool, row: Row | None) -> bool:
-    """Whether the flight of stage `s` went by road: its front has no helicopter, or none came
-    within the precedence window (CASEVAC)."""
-    return s.lift == AIR and (no_air or (row is not None and row[5] == CASEVAC))
-
-
 def _visit(
     k: int, v: Visit, stages: list[Stage], rec: Record | None, moves: _Moves, no_air: bool
 ) -> Visit:
@@ -434,7 +434,7 @@ def _visit(
     if 1 <= k <= len(stages):
         s = stages[k - 1]
         row = rec.row(k) if rec is not None else None
-        if _by_road(s, no_air, row):
+        if k in moves.road:
             transit_minutes = _minutes(road_transit(s))
         if row is None:
             row = (k, 0, 0, 0, 0, 0, TEAM, TABLE)

@@ -16,7 +16,7 @@ from .conftest import Service
 from .test_defects import wait_completed
 from .test_page import open_page, shot
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 STATUS = "#casualty-status[data-total]"
 ROW_INDEXES = "#casualties tbody tr[data-index]"

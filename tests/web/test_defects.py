@@ -17,7 +17,7 @@ import pytest
 from .conftest import Service
 from .test_page import READY_TIMEOUT_MS, open_page, shot, submit
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 NAME = "Filterable alpha"
 

@@ -15,7 +15,7 @@ from tests.test_push import fhir_server
 from .conftest import Service
 from .test_page import open_page, shot
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 
 def finished(service: Service, job_id: str) -> dict[str, Any]:

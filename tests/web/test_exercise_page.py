@@ -13,7 +13,7 @@ import pytest
 from .conftest import Service
 from .test_page import open_page, submit, wait_status
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 OTHER_FORMATS = ("json", "ndjson", "csv", "fhir", "fhir-bundle", "hl7")
 

@@ -13,7 +13,7 @@ import pytest
 
 from .conftest import Service
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 # Predicates of wait_for_function are written as functions: Playwright evaluates a bare
 # expression with eval() in the page, which the page's Content-Security-Policy forbids.

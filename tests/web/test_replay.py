@@ -17,7 +17,7 @@ from .conftest import Service
 from .test_defects import wait_completed
 from .test_page import open_page, shot
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 ROLES = ("POI", "R1", "R2", "R3", "R4")
 HOUR_MS = 3_600_000

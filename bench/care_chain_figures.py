@@ -1,8 +1,8 @@
 """The care-chain figures docs/care-chain.md quotes, measured again.
 
 1. Died of wounds among the battle casualties who were not killed in action, with unlimited
-   capacity and under the preset's sized plan, for the two busiest presets (docs/care-chain.md,
-   "The sized plan").
+   capacity and under the preset's sized plan, for every preset, and the sized plan of the
+   busiest (docs/care-chain.md, "The sized plan").
 2. The 2-day mass-casualty drill under unlimited, ample and starved plans (the tests' plans,
    tests/care_chain_support.py), as summary.json reports it: the DOW rate (`pct_dow`), the p90
    wait to surgery and for a lift, the share of deaths with a delay cause (the table of
@@ -54,8 +54,6 @@ from patientgen.medical_plan import AIR_LEGS, GROUND_LEGS, ROLE_LOAD
 from patientgen.scenario import PRESETS, Scenario
 from tests.care_chain_support import drill, measured_load
 
-BUSIEST = ("high-intensity-defence", "sustained-operation")
-
 
 def dow_of_the_wounded(preset: str, patients: int, capacity: str) -> float:
     """DOW / battle casualties not killed in action."""
@@ -67,6 +65,20 @@ def dow_of_the_wounded(preset: str, patients: int, capacity: str) -> float:
             wounded += 1
             dow += p.outcome == "DOW"
     return dow / wounded if wounded else 0.0
+
+
+def sized_plan(preset: str) -> str:
+    scenario = Scenario.model_validate(
+        {**PRESETS[preset].scenario.model_dump(mode="json"), "capacity": "sized"}
+    )
+    assert scenario.medical_plan is not None
+    front = scenario.medical_plan.fronts[0]
+    units = "; ".join(
+        f"{g.role} {g.treatment_teams}, {g.operating_tables}, {g.icu_beds}, {g.holding_beds}"
+        for g in front.facilities
+    )
+    lifts = f"{front.ground_ambulances.count} ambulances, {front.helicopters.count} helicopters"
+    return f"{units}; {lifts}"
 
 
 def drill_row(size: str, out: Path) -> str:
@@ -152,10 +164,13 @@ def main() -> None:
     args = parser.parse_args()
     print(f"generator {GENERATOR_VERSION}, {args.patients:,} patients a preset")
     print("DOW among the battle casualties not killed in action (unlimited → sized):")
-    for preset in BUSIEST:
+    for preset in sorted(PRESETS):
         before = dow_of_the_wounded(preset, args.patients, "unlimited")
         after = dow_of_the_wounded(preset, args.patients, "sized")
         print(f"  {preset}: {before:.2%} → {after:.2%}")
+    print("The sized plan of high-intensity-defence, first front (per unit: teams, tables,")
+    print("ICU beds, holding beds; then the front's ground ambulances and helicopters):")
+    print("  " + sized_plan("high-intensity-defence"))
     print("\nThe 2-day mass-casualty drill (1,000 patients):\n")
     print(
         "| Plan | DOW rate | p90 wait to surgery | p90 wait for a lift "

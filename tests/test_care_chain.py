@@ -539,3 +539,56 @@ def test_a_front_without_helicopters_goes_by_road() -> None:
     starved = Scenario.model_validate({**data, "capacity": {"fronts": plans}})
     deaths = _deaths_waiting_for_treatment(generate(starved))
     assert any([v.facility for v in p.visits] == ["POI", "R2"] for p in deaths)
+
+
+def test_a_casualty_who_dies_waiting_is_seen_failing_first_in_every_output() -> None:
+    """1.35.0: a death while waiting followed the signs taken on arrival, and in 177 of the
+    starved drill's 264 they were stable (a delayed casualty triaged with 113/69 and a pulse
+    of 96 died 35 minutes later, nothing in the record between). The record now holds the
+    signs of the casualty found failing before it dies (QueuedVisit.deterioration), in the
+    JSON, FHIR, HL7, the inject list and the casualty cards."""
+    from patientgen.formats import cards, fhir, hl7, json, mel
+
+    scenario = drill("starved", total_patients=400)
+    dead = [p for p in generate(scenario) if p.died_waiting]
+    assert len(dead) >= 20
+    injects = mel.Collector(scenario)
+    for p in dead:
+        last = p.visits[-1]
+        failing = last.deterioration
+        assert failing is not None, p.index
+        first = last.vitals if last.vitals is not None else p.visits[0].vitals
+        assert first.taken_at < failing.taken_at < p.outcome_at, p.index
+        assert (p.outcome_at - failing.taken_at).total_seconds() <= 600, p.index
+        # decompensated shock, worse than on arrival in every sign
+        assert failing.systolic_bp < 90 and failing.spo2 < 90 and failing.gcs < 15, p.index
+        assert failing.systolic_bp <= first.systolic_bp and failing.gcs <= first.gcs
+        assert failing.heart_rate > 120 or first.heart_rate < 60  # a pulse that never rose
+        # JSON: the visit's own field
+        record = orjson.loads(json.encode(p))
+        assert record["visits"][-1]["deterioration"]["systolic_bp"] == failing.systolic_bp
+        # FHIR: eight more observations, at the time it was found failing
+        observations = fhir.encode(p, b"job")[3].splitlines()
+        at = fhir._ts(failing.taken_at)
+        assert sum(b'"effectiveDateTime":"' + at + b'"' in o for o in observations) == 8
+        # HL7 (the theatre's facilities): an update (A08) at that time, its OBX the signs then
+        messages = hl7.encode(p).split(b"\n")
+        stamp = hl7._ts(failing.taken_at).encode()
+        update = [m for m in messages if b"|ADT^A08^" in m and b"|" + stamp + b"\r" in m]
+        if last.facility == "POI":
+            assert not update
+        else:
+            assert len(update) == 1 and b"|8480-6^" in update[0], p.index
+            assert f"|{failing.systolic_bp}|".encode() in update[0]
+        # the casualty card: its last row, flagged as a deterioration
+        row = cards.record(p)["vitals"][-1]
+        assert row[0] == cards._hm(failing.taken_at) and row[4].startswith(
+            f"{failing.systolic_bp}/"
+        )
+        injects.add(p)
+    # the inject list: a deterioration at each of those times, asking for a re-triage
+    rows = [orjson.loads(line) for line in injects.part().splitlines()]
+    deteriorations = {(r[2], r[0]) for r in rows if r[1] == mel.DETERIORATION}
+    for p in dead:
+        failing = p.visits[-1].deterioration
+        assert (f"{p.index:010d}", mel._ts(failing.taken_at)) in deteriorations, p.index

@@ -919,3 +919,20 @@ def waited_longer(lift: str, minutes: float):
             ]
 
     return make
+
+
+def test_a_death_while_waiting_after_stable_signs_breaks_the_rule() -> None:
+    """1.35.0: a delayed casualty triaged with 113/69 and a pulse of 96 died 35 minutes later
+    waiting for a bed, with nothing in its record between (177 of the starved drill's 264
+    deaths while waiting); the record now holds the signs of the casualty found failing."""
+    patients = list(generate(drill("starved", total_patients=300)))
+
+    def died_waiting_after_stable_signs(p) -> bool:
+        v = p.visits[-1].vitals if p.died_waiting else None
+        return v is not None and v.systolic_bp >= 100 and v.heart_rate < 100 and v.gcs == 15
+
+    def not_seen_failing(p) -> None:
+        p.visits[-1].deterioration = None
+
+    rule = "died_waiting_without_deterioration"
+    _broken(patients, rule, died_waiting_after_stable_signs, not_seen_failing)

@@ -7,6 +7,7 @@ import dataclasses
 from collections import Counter
 
 import pytest
+from care_chain_support import drill
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
@@ -157,3 +158,27 @@ def test_long_front_names_give_valid_facility_namespaces() -> None:
     assert units and all(len(ids) == 1 for ids in units.values()), units  # one name per unit
     assert len(units) >= 4
     assert hl7.facility_namespace("R1-East-1") == "R1-East-1"
+
+
+def test_a_casualty_found_failing_before_dying_waiting_gets_a_valid_update() -> None:
+    """Generator 1.35.0: a casualty of a medical plan who dies while waiting is first found
+    failing; its signs then go out in an A08 of their own (no triage), valid at hl7apy's strict
+    level, between the arrival's update and the discharge."""
+    dead = [
+        p
+        for p in generate(drill("starved", total_patients=400))
+        if p.died_waiting and p.outcome_facility in hl7.THEATRE
+    ]
+    assert len(dead) >= 10
+    for p in dead:
+        messages = [_parse(t) for t in _messages(p)]
+        times = [m.evn.evn_2.value for m in messages]
+        assert times == sorted(times)
+        failing = p.visits[-1].deterioration
+        update = messages[-2]
+        assert update.msh.msh_9.msh_9_2.value == "A08"
+        assert update.evn.evn_2.value == failing.taken_at.strftime("%Y%m%d%H%M%S+0000")
+        observations = {obx.obx_3.obx_3_1.value: obx.obx_5.to_er7() for obx in update.obx}
+        assert "TRIAGE" not in observations
+        assert observations["8480-6"] == str(failing.systolic_bp)
+        assert observations["8867-4"] == str(failing.heart_rate)

@@ -35,7 +35,7 @@ import orjson
 
 from patientgen.formats import news2
 from patientgen.generator.names import transliterate
-from patientgen.generator.patient import Patient
+from patientgen.generator.patient import Patient, taken
 
 FILE = "cards.pdf"
 #: The most casualties a job may ask cards for (one page each, held in memory until saved).
@@ -84,14 +84,12 @@ def record(p: Patient) -> dict[str, Any]:
     vitals: list[list[Any]] = []
     previous = None
     for visit in p.visits:
-        v = visit.vitals
-        if v is None:
-            continue
-        worse = previous is not None and bool(news2.deterioration(previous, v))
-        vitals.append([_hm(v.taken_at), visit.facility_id, v.heart_rate, v.respiratory_rate,
-                       f"{v.systolic_bp}/{v.diastolic_bp}", v.spo2, f"{v.temperature_c:.1f}",
-                       v.gcs, v.avpu, v.pain, news2.score(v), worse])  # fmt: skip
-        previous = v
+        for v in taken(visit):
+            worse = previous is not None and bool(news2.deterioration(previous, v))
+            vitals.append([_hm(v.taken_at), visit.facility_id, v.heart_rate, v.respiratory_rate,
+                           f"{v.systolic_bp}/{v.diastolic_bp}", v.spo2, f"{v.temperature_c:.1f}",
+                           v.gcs, v.avpu, v.pain, news2.score(v), worse])  # fmt: skip
+            previous = v
     treatment = [
         [f"{visit.facility_id} {_hm(visit.procedures[0].performed_at)}",
          ", ".join(proc.display for proc in visit.procedures)]

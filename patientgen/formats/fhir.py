@@ -34,7 +34,7 @@ from urllib.parse import quote
 import orjson
 
 from patientgen.generator import codes
-from patientgen.generator.patient import DEATH_OUTCOMES, Patient, Visit
+from patientgen.generator.patient import DEATH_OUTCOMES, Patient, Visit, Vitals
 from patientgen.scenario import Scenario
 
 DIRECTORY = "fhir"
@@ -463,34 +463,48 @@ def _observations(
     enc_ref: dict | None,
 ) -> int:
     """Appends to `out` the Observations taken at one place (the vital signs, GCS, AVPU and pain
-    as eight, then the triage category); returns the number of the last."""
-    dumps = orjson.dumps
+    as eight, then the triage category, then the signs of a casualty found failing there before
+    it died waiting, as eight more); returns the number of the last."""
     v = visit.vitals
+    encounter_b = (_ENCOUNTER_REF % enc_ref["reference"].encode()) if enc_ref is not None else b""
     context = (
         pid_b,
         subject_b,
-        (_ENCOUNTER_REF % enc_ref["reference"].encode()) if enc_ref is not None else b"",
+        encounter_b,
         _ts(v.taken_at if v is not None else visit.arrived_at),
     )
     if v is not None:
-        n_obs += 8
-        out.append(
-            _OBS_VITALS
-            % (
-                *_obs_args(context, n_obs - 7, dumps(v.heart_rate)),
-                *_obs_args(context, n_obs - 6, dumps(v.respiratory_rate)),
-                *_obs_args(context, n_obs - 5, dumps(v.spo2)),
-                *_obs_args(context, n_obs - 4, dumps(v.temperature_c)),
-                *_obs_args(context, n_obs - 3, dumps(v.gcs)),
-                *_obs_args(context, n_obs - 2, AVPU_BYTES[v.avpu]),
-                *_obs_args(context, n_obs - 1, dumps(v.pain)),
-                *_obs_args(context, n_obs, dumps(v.systolic_bp)),
-                dumps(v.diastolic_bp),
-            )
-        )
+        n_obs = _vital_signs(out, v, n_obs, context)
     if visit.triage is not None:
         n_obs += 1
         out.append(_OBS_TRIAGE % _obs_args(context, n_obs, TRIAGE_BYTES[visit.triage]))
+    failing: Vitals | None = getattr(visit, "deterioration", None)
+    if failing is not None:
+        n_obs = _vital_signs(out, failing, n_obs, (*context[:3], _ts(failing.taken_at)))
+    return n_obs
+
+
+def _vital_signs(
+    out: list[bytes], v: Vitals, n_obs: int, context: tuple[bytes, bytes, bytes, bytes]
+) -> int:
+    """Appends to `out` the eight Observations of one set of vital signs; returns the number of
+    the last."""
+    dumps = orjson.dumps
+    n_obs += 8
+    out.append(
+        _OBS_VITALS
+        % (
+            *_obs_args(context, n_obs - 7, dumps(v.heart_rate)),
+            *_obs_args(context, n_obs - 6, dumps(v.respiratory_rate)),
+            *_obs_args(context, n_obs - 5, dumps(v.spo2)),
+            *_obs_args(context, n_obs - 4, dumps(v.temperature_c)),
+            *_obs_args(context, n_obs - 3, dumps(v.gcs)),
+            *_obs_args(context, n_obs - 2, AVPU_BYTES[v.avpu]),
+            *_obs_args(context, n_obs - 1, dumps(v.pain)),
+            *_obs_args(context, n_obs, dumps(v.systolic_bp)),
+            dumps(v.diastolic_bp),
+        )
+    )
     return n_obs
 
 

@@ -5,7 +5,9 @@ What a patient-tracking system sees of a casualty, in the order it happens:
 - arrival at each later facility: A02 (transfer), the previous facility as the prior location;
 - triage and first vital signs taken there: A08 (update), with OBX segments (LOINC for the vital
   signs as in the FHIR output; triage in a local code system, `99PGN`, since triage has no
-  standard code) and DG1 segments for the conditions (SNOMED CT, coding system `SCT`);
+  standard code) and DG1 segments for the conditions (SNOMED CT, coding system `SCT`); a
+  casualty of a medical plan who died there while waiting, found failing before the death:
+  another A08 with the vital signs then (no triage OBX);
 - leaving the theatre's chain: A03 (discharge) with the disposition (HL7 table 0112: 01 returned
   to duty, 02 evacuated to a Role 4 at home, when the last theatre facility sent the casualty
   off, 20 died, with the death time and indicator in PID-29/30).
@@ -33,7 +35,7 @@ from functools import lru_cache
 from uuid import UUID
 
 from patientgen.generator import codes
-from patientgen.generator.patient import Patient, Visit
+from patientgen.generator.patient import Patient, Visit, Vitals
 
 FILE = "adt.hl7"
 VERSION = "2.5.1"
@@ -147,16 +149,16 @@ class _Messages:
             fields[45] = _ts(discharged)
         return "|".join(fields).rstrip("|")
 
-    def update(self, visit: Visit) -> list[str]:
-        """OBX of the triage and vitals taken at `visit`, DG1 of the patient's conditions."""
+    def update(self, visit: Visit, vitals: Vitals | None, triage: bool = True) -> list[str]:
+        """OBX of the triage (unless `triage` is False) and of `vitals` taken at `visit`, DG1 of
+        the patient's conditions."""
         obx: list[str] = []
-        if visit.triage is not None:
+        if triage and visit.triage is not None:
             name = codes.TRIAGE[visit.triage]
             obx.append(
                 f"OBX|{len(obx) + 1}|CWE|TRIAGE^Triage category^{TRIAGE_SYSTEM}||"
                 f"{visit.triage}^{name}^{TRIAGE_SYSTEM}||||||F|||{_ts(visit.arrived_at)}"
             )
-        vitals = visit.vitals
         if vitals is not None:
             taken = _ts(vitals.taken_at)
             for field, loinc in codes.VITALS_LOINC.items():
@@ -187,7 +189,11 @@ def encode(p: Patient) -> bytes:
             messages.add("A02", "ADT_A02", visit.arrived_at, visit, [], prior=prior)
         if visit.triage is not None or visit.vitals is not None:
             at = visit.vitals.taken_at if visit.vitals is not None else visit.arrived_at
-            messages.add("A08", "ADT_A01", at, visit, messages.update(visit))
+            messages.add("A08", "ADT_A01", at, visit, messages.update(visit, visit.vitals))
+        failing: Vitals | None = getattr(visit, "deterioration", None)
+        if failing is not None:  # found failing before dying there while waiting
+            update = messages.update(visit, failing, triage=False)
+            messages.add("A08", "ADT_A01", failing.taken_at, visit, update)
         prior = visit
     if prior is None:
         return b""

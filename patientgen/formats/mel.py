@@ -7,7 +7,8 @@ Injects, each a pure function of the patients (no clock, no random):
 - one per **mass-casualty event** that has casualties in the job: its scheduled time (the
   generator's plan), front, kind of fighting and the job's casualties of it by triage;
 - one per **notable deterioration** between two consecutive vital-sign sets of a casualty (as
-  formats.news2 defines it), at the time of the later set.
+  formats.news2 defines it), at the time of the later set (with a medical plan, the signs of a
+  casualty found failing before it died waiting are the last set: generator.patient.taken).
 
 Order: by exercise time (RFC 3339 UTC, whole seconds), then kind (event, arrival,
 deterioration), then the casualty index (the event id for an event), then the place in the
@@ -36,7 +37,8 @@ import orjson
 
 from patientgen.formats import news2
 from patientgen.generator import codes
-from patientgen.generator.patient import DEATH_OUTCOMES, Patient, Visit, Vitals
+from patientgen.generator.coherence import retriage
+from patientgen.generator.patient import DEATH_OUTCOMES, Patient, Visit, Vitals, taken
 from patientgen.generator.plan import plan_for
 from patientgen.scenario import Scenario
 
@@ -135,12 +137,11 @@ class Collector:
             if visit.facility != "POI":
                 self._rows.append(_arrival(p, ident, k, visits[k - 1] if k else None, done))
             done.extend(proc.display for proc in visit.procedures if proc.display not in done)
-        measured = [(k, v) for k, v in enumerate(visits) if v.vitals is not None]
-        for (_, before), (k, after) in pairwise(measured):
-            assert before.vitals is not None and after.vitals is not None
-            reasons = news2.deterioration(before.vitals, after.vitals)
+        measured = [(k, v, signs) for k, v in enumerate(visits) for signs in taken(v)]
+        for (_, _, before), (k, visit, after) in pairwise(measured):
+            reasons = news2.deterioration(before, after)
             if reasons:
-                self._rows.append(_deterioration(p, ident, k, after, reasons))
+                self._rows.append(_deterioration(p, ident, k, visit, after, reasons))
 
     def part(self) -> bytes:
         """The chunk's part: its rows sorted, one JSON array per line."""
@@ -191,16 +192,19 @@ def _disposition(p: Patient, k: int) -> str:
     return "admit (end of the theatre's chain)"
 
 
-def _deterioration(p: Patient, ident: str, k: int, visit: Visit, reasons: list[str]) -> list[Any]:
-    vitals = visit.vitals
-    assert vitals is not None
+def _deterioration(
+    p: Patient, ident: str, k: int, visit: Visit, vitals: Vitals, reasons: list[str]
+) -> list[Any]:
     message = (
         f"{_who(p)} deteriorates at {visit.facility_id}: {'; '.join(reasons)}. "
         f"Role player shows: {signs(vitals)}."
     )
+    expected = visit.triage
+    if expected is not None and vitals is not visit.vitals:  # found failing after its triage
+        expected = retriage(expected, vitals)
     action = (
         f"Recognise the deterioration, re-assess and re-triage (expected "
-        f"{_triage(visit.triage)}), escalate care"
+        f"{_triage(expected)}), escalate care"
     )
     subject = f"Deterioration of casualty {p.id} at {visit.facility_id}"
     return [_ts(vitals.taken_at), DETERIORATION, ident, k, "exercise control",

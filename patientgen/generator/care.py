@@ -164,6 +164,25 @@ def vitals(
     return Vitals(taken_at, hr, rr, sbp, dbp, spo2, temp, gcs, responsiveness, pain)
 
 
+def failing(v: Vitals, taken_at: datetime) -> Vitals:
+    """The vital signs of a casualty found failing while it waits, a few minutes before it dies
+    of the wait: those of `vitals` in its deepest shock (1.0: decompensated, the haemorrhage of
+    most deaths of wounds), from the signs `v` taken earlier, drawing nothing (the jitter of
+    `v`'s values is kept, folded into the ranges, as `neurogenic` does). A pulse that never rose
+    (the neurogenic shock of a cord injury) does not rise now; no sign is better than in `v`.
+    Systolic 58-74 mmHg, pulse 136-148, breathing 26-30, saturation 87-89 %, the GCS 2 lower."""
+    hr = v.heart_rate if v.heart_rate < 60 else max(v.heart_rate, 136 + v.heart_rate % 13)
+    sbp = min(v.systolic_bp, 58 + v.systolic_bp % 17)
+    dbp = min(v.diastolic_bp, sbp * 63 // 100 + v.diastolic_bp % 9 - 4)
+    rr = max(v.respiratory_rate, 26 + v.respiratory_rate % 5)
+    spo2 = min(v.spo2, 87 + v.spo2 % 3)
+    temp = min(v.temperature_c, (351 + int(v.temperature_c * 10) % 8) / 10)
+    gcs = gcs_in_shock(v.gcs, 1.0)
+    responsiveness = avpu(gcs)
+    pain = v.pain if responsiveness in ("A", "V") else 0
+    return Vitals(taken_at, hr, rr, sbp, dbp, spo2, temp, gcs, responsiveness, pain)
+
+
 #: The AIS of a complete spinal cord injury (an incomplete one is 4).
 COMPLETE_CORD_AIS = 5
 

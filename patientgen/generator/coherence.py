@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 
 from patientgen.generator import care
 from patientgen.generator import injuries as inj
-from patientgen.generator.patient import Condition, Patient, Visit, Vitals
+from patientgen.generator.patient import Condition, Patient, Visit, Vitals, taken
 from patientgen.scenario import TriageCategory
 
 # --- data -----------------------------------------------------------------------------------------
@@ -1082,12 +1082,35 @@ def disease_immediate_with_stable_signs(p: Patient) -> bool:
     if p.category != "disease" or p.triage != "T1":
         return False
     first = _first_vitals(p, THEATRE)
-    return first is not None and not (
-        first.respiratory_rate >= 30
-        or first.heart_rate > 120
-        or first.systolic_bp < 90
-        or first.spo2 < 90
-        or first.gcs < 13
+    return first is not None and not _threatened(first)
+
+
+def died_waiting_without_deterioration(p: Patient) -> bool:
+    """A casualty who dies while waiting (a plan's record: `died_waiting`) was seen failing
+    before it died: the last vital signs of its record show a threat to life as the triage
+    sieve reads them (`_threatened`). Before generator 1.35.0 the last signs were those taken on
+    arrival, and in 177 of the starved drill's 264 deaths while waiting they were stable (a
+    systolic of 100 or more, a pulse under 100, a GCS of 15): a delayed casualty triaged with
+    113/69 and a pulse of 96 died 35 minutes later with nothing in the record between."""
+    if not getattr(p, "died_waiting", False):
+        return False
+    last = None
+    for v in p.visits:
+        for signs in taken(v):
+            last = signs
+    return last is None or not _threatened(last)
+
+
+def _threatened(v: Vitals) -> bool:
+    """The signs of a threat to life of the triage sieve: a breathing rate of 30 or more, a
+    pulse above 120, a systolic pressure below 90 mmHg, a saturation below 90 % or a GCS below
+    13."""
+    return (
+        v.respiratory_rate >= 30
+        or v.heart_rate > 120
+        or v.systolic_bp < 90
+        or v.spo2 < 90
+        or v.gcs < 13
     )
 
 
@@ -1391,6 +1414,7 @@ RULES: dict[str, Rule] = {
     "ground_lift_beyond_precedence_window": ground_lift_beyond_precedence_window,
     "air_lift_beyond_precedence_window": air_lift_beyond_precedence_window,
     "mild_evacuated_for_nothing": mild_evacuated_for_nothing,
+    "died_waiting_without_deterioration": died_waiting_without_deterioration,
 }
 
 

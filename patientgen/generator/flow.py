@@ -7,7 +7,7 @@ ICU bed is needed, when it leaves. The simulation (generator/chain.py) runs on t
 the whole job and returns, per casualty, a `Record` of its waits, diversions and death. `apply`
 turns the same baseline patient and its record into the final record: every time after a wait is
 moved later by that wait, a diverted visit names its new unit, a death while waiting ends the
-record there.
+record there, after the signs of the casualty found failing.
 
 Invariants:
 - the skeleton is a pure function of the baseline patient (and the plan), so the simulation phase
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from struct import Struct
 
+from patientgen.generator import care
 from patientgen.generator.care import SURGERY_SECONDS
 from patientgen.generator.coherence import injury_can_kill
 from patientgen.generator.patient import (
@@ -45,6 +46,10 @@ TREAT_MIN = 10 * 60
 TREAT_MAX = 90 * 60
 #: A wait at least this long before a death is recorded as contributing to it.
 CONTRIBUTING_MINUTES = 30.0
+#: A casualty who dies while waiting is found failing this long before (seconds), or as soon
+#: after the last thing its record holds there as allows (half a minute after the signs taken
+#: on arrival; its vital signs then: care.failing), and dies at least half a minute after.
+FAILING_BEFORE = 600
 #: What was waited for, by code (the simulation's records hold the codes).
 CAUSES: tuple[str, ...] = (
     "ground ambulance",
@@ -475,8 +480,10 @@ def _died_waiting(
     visits: list[Visit], timeline: list[Event], death: tuple[int, int, int, int, int, int]
 ) -> tuple[list[Event], Wait]:
     """End a record with its death while waiting, at the last of `visits` (in place): the
-    timeline without what came after (returned, its last event the death), the visit's waits up
-    to the fatal one, counted only as long as it lasted, which is the delay returned."""
+    timeline without what came after (returned, its last event the death), the signs of the
+    casualty found failing before it (the visit's `deterioration`: care.failing of the last
+    signs taken, FAILING_BEFORE the death), the visit's waits up to the fatal one, counted only
+    as long as it lasted, which is the delay returned."""
     _, at, _, slot, cause, waited = death
     last_v = visits[-1]
     died_at = datetime.fromtimestamp(at, UTC)
@@ -487,11 +494,16 @@ def _died_waiting(
         timeline.pop()
     floor = _ts(timeline[-1].at) + 1 if timeline else at
     if last_v.vitals is not None:
-        floor = max(floor, _ts(last_v.vitals.taken_at) + 60)
+        floor = max(floor, _ts(last_v.vitals.taken_at) + 30)
     for x in last_v.procedures:
         floor = max(floor, _ts(x.performed_at) + 1)
-    if at < floor:
-        died_at = datetime.fromtimestamp(floor, UTC)
+    # found failing FAILING_BEFORE the death, never before what the record already holds there
+    seen = max(floor, at - FAILING_BEFORE)
+    if at < seen + 30:
+        died_at = datetime.fromtimestamp(seen + 30, UTC)
+    earlier = next((v.vitals for v in reversed(visits) if v.vitals is not None), None)
+    if earlier is not None:
+        last_v.deterioration = care.failing(earlier, datetime.fromtimestamp(seen, UTC))  # type: ignore[attr-defined]
     last_v.departed_at = None
     last_v.disposition = "died"
     timeline.append(Event(died_at, "died", last_v.facility, None))

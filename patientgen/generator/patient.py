@@ -145,6 +145,9 @@ class QueuedVisit(Visit):
 
     waits: list[Wait] = field(default_factory=list)
     diverted_from: str | None = None
+    #: the vital signs taken when a casualty who died here while waiting was found failing, a
+    #: few minutes before the death (generator.flow's _died_waiting); None everywhere else
+    deterioration: Vitals | None = None
 
 
 @dataclass
@@ -155,3 +158,13 @@ class QueuedPatient(Patient):
 
     delay: Wait | None = None
     died_waiting: bool = False
+
+
+def taken(visit: Visit) -> tuple[Vitals, ...]:
+    """Every set of vital signs taken at `visit`, in time order: on arrival, then, where the
+    casualty died there while waiting, the deterioration found before the death."""
+    first = visit.vitals
+    last: Vitals | None = getattr(visit, "deterioration", None)
+    if last is None:
+        return () if first is None else (first,)
+    return (last,) if first is None else (first, last)

@@ -224,7 +224,11 @@ export function casualtyBrowser(job, { announce = () => {}, describe = (e) => St
 // ---------- the card ----------
 
 function vitalsTable(record) {
-  const rows = record.visits.filter((v) => v.vitals);
+  // every set in time order: on arrival, then (a plan's casualty who died waiting) found failing
+  const rows = record.visits.flatMap((v) => [
+    ...(v.vitals ? [{ facility: v.facility, vitals: v.vitals }] : []),
+    ...(v.deterioration ? [{ facility: `${v.facility} (failing)`, vitals: v.deterioration }] : []),
+  ]);
   if (!rows.length) return el("p", { class: "muted", text: "No vital signs were taken." });
   const cols = [
     ["Taken", (v) => fmtTime(v.vitals.taken_at)], ["Where", (v) => v.facility],

@@ -13,6 +13,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from tests.care_chain_support import drill
 from tests.web.conftest import Service
 from tests.web.test_page import WIDTHS, open_page, shot, submit, wait_status
@@ -154,10 +156,12 @@ def _minutes_label(m: float | None) -> str:
 
 def test_a_starved_plan_shows_its_waits(page: Any, service: Service) -> None:
     """Under a starved plan (tests/care_chain_support.py) casualties wait: each wait's p50 and
-    p90 on the page are the summary's, and so are the deaths with a delay cause."""
+    p90 on the page are the summary's, and so are the deaths with a delay cause; the card of a
+    casualty who died waiting shows the signs it was found failing with (generator 1.35.0)."""
     scenario = drill("starved", total_patients=300).model_dump(mode="json")
     with service.api() as api:
-        job_id = api.post("/jobs", json={"scenario": scenario, "formats": ["csv"]}).json()["job_id"]
+        body = {"scenario": scenario, "formats": ["csv", "ndjson"]}
+        job_id = api.post("/jobs", json=body).json()["job_id"]
     open_page(page, service, f"#/jobs/{job_id}")
     wait_status(page, job_id, "completed", timeout=120_000)
     page.locator("#charts #care-chain-h").wait_for()
@@ -172,3 +176,17 @@ def test_a_starved_plan_shows_its_waits(page: Any, service: Service) -> None:
     ]
     stats = page.locator("#charts .chain-stats").inner_text()
     assert f"{chain['deaths_with_delay']} of {chain['deaths']}" in stats
+
+    with service.api() as api:
+        lines = api.get(f"/jobs/{job_id}/files/patients.ndjson").content.splitlines()
+    dead = next(r for r in map(orjson.loads, lines) if r["died_waiting"])
+    failing = dead["visits"][-1]["deterioration"]
+    page.wait_for_selector("#casualty-status[data-total]")
+    page.fill("#casualty-find", dead["id"])
+    page.keyboard.press("Enter")
+    card = page.locator("dialog.casualty-card")
+    card.wait_for(state="visible")
+    rows = card.locator("table.vitals tbody tr")
+    assert rows.count() == 1 + sum(1 for v in dead["visits"] if v["vitals"])
+    last = rows.last.inner_text()
+    assert "(failing)" in last and f"{failing['systolic_bp']}/{failing['diastolic_bp']}" in last

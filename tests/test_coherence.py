@@ -936,3 +936,22 @@ def test_a_death_while_waiting_after_stable_signs_breaks_the_rule() -> None:
 
     rule = "died_waiting_without_deterioration"
     _broken(patients, rule, died_waiting_after_stable_signs, not_seen_failing)
+
+
+def test_an_expectant_casualty_given_a_chest_drain_breaks_the_rule() -> None:
+    """1.36.0: an expectant (T4) casualty at Role 1 was given a pleural tube (3 of 20,000 of
+    high-intensity defence and of the drill, 2 of sustained operation); the expectant get
+    comfort care, and a chest drain is among what they are not given."""
+    data = PRESETS["high-intensity-defence"].scenario.model_dump(mode="json")
+    patients = list(generate(Scenario.model_validate({**data, "total_patients": 1000})))
+
+    def drained_at_role1(p) -> bool:
+        return any(
+            v.facility == "R1" and any(pr.code == care.CHEST_DRAIN[0] for pr in v.procedures)
+            for v in p.visits
+        )
+
+    def expectant_there(p) -> None:
+        next(v for v in p.visits if v.facility == "R1").triage = "T4"
+
+    _broken(patients, "t4_given_intensive_care", drained_at_role1, expectant_there)

@@ -1018,7 +1018,7 @@ def _todo(
         todo.append(INTUBATION)
         once |= INTUBATED | OXYGENATED
     chest = hurt.chest
-    if chest and not once & CHEST_DRAINED:
+    if chest and not once & CHEST_DRAINED and current != "T4":  # expectant: no pleural tube
         todo.append(CHEST_DRAIN)
         once |= CHEST_DRAINED
     # oxygen for the hurt chest, and for the hypoxaemic or breathless only (BTS: to a target

@@ -464,14 +464,13 @@ def penetrating_chest_without_drain(p: Patient) -> bool:
     """A severe or critical penetrating wound of the chest (a gunshot, bullet, fragment or open
     wound of AIS 3 or more: the lung is hurt, and blood or air fills the pleura) is drained
     (tube thoracostomy, ATLS; Role 1 and on), unless the casualty dies at the first facility
-    before any treatment."""
+    before any treatment or is expectant there (comfort care: `t4_given_intensive_care`)."""
     if not any(
         c.region == "thorax" and c.code in OPEN_COMBAT_WOUNDS and c.severity in SEVERE
         for c in p.conditions
     ):
         return False
-    theatre = _treated_in_theatre(p)
-    return bool(theatre) and not _given(theatre, care.CHEST_DRAIN)
+    return _withheld_unless_expectant(p, care.CHEST_DRAIN)
 
 
 #: Burns of partial or full thickness (second and third degree): the injuries' BURN | WOUND
@@ -553,11 +552,12 @@ def critical_returned_to_duty(p: Patient) -> bool:
 
 
 #: What an expectant (T4) casualty is not given where they are triaged T4: blood, an operation,
-#: an airway (intubation, exploratory laparotomy, amputation, debridement, craniotomy).
+#: an airway, a chest drain (intubation, exploratory laparotomy, amputation, debridement,
+#: craniotomy, a pleural tube since 1.36.0).
 INTENSIVE_CARE = frozenset(
     p[0]
     for p in (care.TRANSFUSION, care.INTUBATION, care.LAPAROTOMY, care.AMPUTATION,
-              care.DEBRIDEMENT, care.CRANIOTOMY)
+              care.DEBRIDEMENT, care.CRANIOTOMY, care.CHEST_DRAIN)
 )  # fmt: skip
 
 

@@ -135,12 +135,7 @@ def _run_to_completion(
     until it is completed; then all killed (-9)."""
     procs = [WorkerProcess(settings, tmp_path / f"w{i}.log") for i in range(workers)]
     try:
-        try:
-            wait_until(lambda: all(" started" in p.text() for p in procs), timeout=60, step=0.05)
-        except AssertionError:  # say where each worker was (a CI run once saw one not start)
-            states = [f"worker {i} (exit {p.proc.poll()}): {p.text()[-2000:]!r}" for i, p in
-                      enumerate(procs)]  # fmt: skip
-            raise AssertionError("workers not started in 60 s:\n" + "\n".join(states)) from None
+        _wait_started(procs)
         job = submit()
         final = wait_until(lambda: _completed(service, job.job_id), timeout=300, step=0.2)
     finally:
@@ -148,6 +143,16 @@ def _run_to_completion(
             proc.kill_group()
             proc.wait()
     return final, procs
+
+
+def _wait_started(procs: list[WorkerProcess]) -> None:
+    """Wait until every worker process has logged its start."""
+    try:
+        wait_until(lambda: all(" started" in p.text() for p in procs), timeout=60, step=0.05)
+    except AssertionError:  # say where each worker was (a CI run once saw one not start)
+        states = [f"worker {i} (exit {p.proc.poll()}): {p.text()[-2000:]!r}" for i, p in
+                  enumerate(procs)]  # fmt: skip
+        raise AssertionError("workers not started in 60 s:\n" + "\n".join(states)) from None
 
 
 @pytest.mark.parametrize("workers", [1, 2, 4])
@@ -324,12 +329,17 @@ def test_a_job_with_a_medical_plan_on_two_workers(big, tmp_path):
 
 def test_pending_jobs_come_before_helping(big, tmp_path):
     """Two workers on a long job: a small job submitted meanwhile is run at the next chunk
-    boundary, long before the big job ends."""
+    boundary, long before the big job ends. Both workers are up before the long job is
+    submitted: a fresh-clone run of 58aa27c timed out waiting for both to write, either because
+    the first wrote every chunk before the second was up or because the second never started
+    (two workers making a new data folder at once: tests/test_folders.py); a worker that does
+    not start is now said (_wait_started)."""
     slow = big.model_copy(update={"chunk_delay": 0.5})
     with JobService.open(slow) as service:
-        huge, _ = service.submit(SCENARIO, FORMATS, "alice")
         procs = [WorkerProcess(slow, tmp_path / f"w{i}.log") for i in range(2)]
         try:
+            _wait_started(procs)
+            huge, _ = service.submit(SCENARIO, FORMATS, "alice")
             wait_until(lambda: all(_writes(p.text(), huge.job_id) for p in procs), timeout=60)
             small, _ = service.submit(Scenario(total_patients=30, seed=1), ["ndjson"], "bob")
             wait_until(lambda: _completed(service, small.job_id), timeout=30)

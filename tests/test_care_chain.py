@@ -400,10 +400,12 @@ def test_a_decoded_care_chain_result_is_compact() -> None:
     """Every worker that writes a chunk of a job holds the job's records (one per casualty that
     waited): under a starved plan of 100,000 casualties over 30 days, 113 MB, about 1.26 kB a
     record (three dicts, and two lists per stage waited at). The decoded records of a starved
-    drill, their dict included, take less than 360 bytes a record (895 before they were packed),
+    drill, their dict included, take less than 380 bytes a record (895 before they were packed),
     and encode to the same bytes. (280 bytes a record at generator 1.20.0, 333 at 1.30.0: since
     1.21.0 the minimal, whose records were the smallest, wait for nothing, and half of the records
-    left carry a death; in all the records take 528 kB instead of 749 kB.)"""
+    left carry a death; in all the records take 528 kB instead of 749 kB. 363 at 1.37.0: the
+    casualties with a broken leg or an open fracture, minimal before, are delayed and wait at
+    more of their stages.)"""
     from patientgen.generator import chainphase
 
     scenario = drill("starved", total_patients=3000, name="compact", seed=3)
@@ -411,7 +413,7 @@ def test_a_decoded_care_chain_result_is_compact() -> None:
     decoded = chainphase.decode(data, scenario)
     assert len(decoded.records) > 1000
     per_record = _deep_size(decoded.records, set()) / len(decoded.records)
-    assert per_record < 360, per_record
+    assert per_record < 380, per_record
     assert chainphase.encode(decoded) == data
 
 

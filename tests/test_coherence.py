@@ -955,3 +955,26 @@ def test_an_expectant_casualty_given_a_chest_drain_breaks_the_rule() -> None:
         next(v for v in p.visits if v.facility == "R1").triage = "T4"
 
     _broken(patients, "t4_given_intensive_care", drained_at_role1, expectant_there)
+
+
+def test_a_broken_leg_triaged_minimal_breaks_the_rule() -> None:
+    """1.37.0: the injury score alone made a casualty with a moderate open or closed fracture of
+    a leg minimal (T3), walking wounded (461 of 20,000 of high-intensity defence); a broken leg
+    does not walk, and an open fracture needs its operation: they are delayed (T2) now."""
+    data = PRESETS["sustained-operation"].scenario.model_dump(mode="json")
+    patients = list(generate(Scenario.model_validate({**data, "total_patients": 1000})))
+
+    def delayed_with_a_broken_leg(p) -> bool:
+        return p.triage == "T2" and any(
+            c.code == CLOSED_FRACTURE_CODE
+            and c.region == "left_lower_limb"
+            and c.severity == "moderate"
+            for c in p.conditions
+        )
+
+    def minimal(p) -> None:
+        for v in p.visits:
+            if v.triage == "T2":
+                v.triage = "T3"
+
+    _broken(patients, "fracture_triaged_minimal", delayed_with_a_broken_leg, minimal)

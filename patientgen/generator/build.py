@@ -126,6 +126,7 @@ from patientgen.generator.timing import MassCasualtyEvent
 from patientgen.scenario import Category, Nation, TriageCategory
 
 LIMB_SET = frozenset(inj.LIMBS)
+LOWER_LIMB_SET = frozenset(inj.LOWER_LIMBS)
 CRUSH_CODE = inj.CRUSH[0]
 ABDOMEN_SET = frozenset(("abdomen", "pelvis"))
 #: An injury open to the outside, whose bleeding a dressing can press on (coherence:
@@ -374,7 +375,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
         p_death = (1.0 if x > 30.0 else 1.0 / (1.0 + exp(-x))) * (0.15 if is_disease else 0.3)
     flags = 0
     head_ais = bleed_ais = max_ais = lethal_ais = 0
-    limb_bleed = abdomen = limb_fracture = fluids = dry = bacterial = False
+    limb_bleed = abdomen = limb_fracture = fluids = dry = bacterial = grounded = False
     pressed = open_wound = dressed = False
     bleed = NO_BLEED
     minor = True
@@ -441,6 +442,8 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
             open_globe = True  # scanned and repaired by Role 3's eye surgeon (_todo)
         if f & FRACTURE and region in LIMB_SET:
             limb_fracture = True
+            if f & WOUND or region in LOWER_LIMB_SET:  # injuries.never_minimal, inline
+                grounded = True
             if ais >= 3:  # a severe one is reduced at Role 2 (_todo)
                 if template[0] == OPEN_FRACTURE_CODE:
                     reduce |= REDUCE_OPEN
@@ -491,7 +494,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
             )
         )
     h.mechanism, h.triage, h.flags, h.head_ais, h.max_ais = (
-        mechanism, plan.triage(score), flags, head_ais, max_ais,
+        mechanism, plan.triage(score, grounded), flags, head_ais, max_ais,
     )  # fmt: skip
     h.limb_bleed, h.bleed, h.abdomen, h.limb_fracture, h.fluids = (
         limb_bleed, bleed, abdomen, limb_fracture, fluids,

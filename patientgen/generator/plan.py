@@ -283,10 +283,12 @@ class Plan:
             self.mc_prob = 0.0
             self.mc_cum = [1.0]
 
-    def triage(self, score: float) -> TriageCategory:
+    def triage(self, score: float, grounded: bool = False) -> TriageCategory:
+        """The category of a casualty's injuries from their score; never minimal when
+        `grounded` (injuries.never_minimal: a broken leg, an open fracture)."""
         t3, t2, t1 = self.thresholds
         if score < t3:
-            return "T3"
+            return "T2" if grounded else "T3"
         if score < t2:
             return "T2"
         if score < t1:
@@ -326,12 +328,16 @@ def calibrate(
     # those of them with mild injuries only (AIS 1), or injuries that heal within days (HEALS,
     # at most moderate): back within 72 h (build._path)
     mild: list[float] = []
+    # the scores of the casualties never minimal (injuries.never_minimal: Plan.triage)
+    grounded: set[float] = set()
     for _ in range(CALIBRATION_SAMPLE):
         kind = names[bisect_right(warfare_cum, r())]
         mechanism = inj.BATTLE_MECHANISMS[bisect_right(mechanism_cum[kind], r())]
         injuries = inj.battle_injuries(mechanism, r)
         score = inj.iss(injuries) + r()
         scores.append(score)
+        if any(inj.never_minimal(t, region) for t, region, _ in injuries):
+            grounded.add(score)
         if lethal_ais(injuries) >= LETHAL_AIS:  # as build._hurt decides who can die
             lethal.append(score)
         else:
@@ -350,14 +356,17 @@ def calibrate(
     death_a = (lo + hi) / 2
     thresholds = DEFAULT_THRESHOLDS
     if triage_mix is not None:
-        thresholds = _mix_thresholds(triage_mix, death_a, lethal, safe, _alive_at_triage(r))
+        thresholds = _mix_thresholds(
+            triage_mix, death_a, lethal, safe, grounded, _alive_at_triage(r)
+        )
+    t3 = thresholds[0]
     minimal_survivors = (
-        sum(1.0 - death_probability(death_a, s) for s in lethal if s < thresholds[0])
-        + sum(1 for s in safe if s < thresholds[0])
+        sum(1.0 - death_probability(death_a, s) for s in lethal if s < t3 and s not in grounded)
+        + sum(1 for s in safe if s < t3 and s not in grounded)
     ) / len(scores)
     # the minimal with only mild injuries, or only injuries that heal within days, always return
     # within 72 hours (build._path); the others do at the rate that makes RTD_72H of all
-    always = sum(1 for s in mild if s < thresholds[0]) / len(scores)
+    always = sum(1 for s in mild if s < t3 and s not in grounded) / len(scores)
     rest = minimal_survivors - always
     quick_rtd = min(0.95, max(0.0, (RTD_72H - always) / rest)) if rest > 0 else 0.0
     return Calibrated(target_cfr, death_a, thresholds, quick_rtd)
@@ -378,6 +387,7 @@ def _mix_thresholds(
     death_a: float,
     lethal: list[float],
     safe: list[float],
+    grounded: set[float],
     alive: float,
 ) -> tuple[float, float, float]:
     """Score thresholds whose expected mix of first triages, among those triaged, is `mix`.
@@ -385,7 +395,8 @@ def _mix_thresholds(
     Who is triaged, and as what, follows generation: a survivor or a casualty who dies of wounds
     gets the category of their score; a KIA is triaged only if alive when the medic comes
     (`alive`), then immediate with the chance KIA_SURVIVABLE unless the score says expectant, else
-    expectant. The thresholds are weighted quantiles over the calibration sample.
+    expectant; one never minimal (`grounded`, by score) scoring below the minimal's threshold is
+    delayed. The thresholds are weighted quantiles over the calibration sample.
     """
     t1_share, t2_share, t3_share, _ = mix
     kia = 1.0 - DOW_SHARE
@@ -397,6 +408,7 @@ def _mix_thresholds(
     thresholds: list[float] = []
     level = 0  # 0: filling T3, 1: T2, 2: T1
     filled = 0.0
+    delayed = 0.0  # the never minimal below the minimal's threshold: counted as T2
     for score, k in rows:
         if level == 3:
             break
@@ -404,9 +416,12 @@ def _mix_thresholds(
             # an empty category closes where the previous one did (or below every score)
             thresholds.append(score if filled > 0 else (thresholds[-1] if thresholds else -1.0))
             level += 1
-            filled = 0.0
+            filled = delayed if level == 1 else 0.0
         if level == 3:
             break
+        if level == 0 and score in grounded:
+            delayed += 1.0 - k
+            continue
         filled += 1.0 - k
         if level == 2:  # KIA with a score below the T4 threshold may be triaged immediate
             filled += k * alive * KIA_SURVIVABLE

@@ -16,7 +16,8 @@
    unlimited capacity (every preset; the largest kept): share reaching each role, hours of stay
    there, hours of a treatment team; of the stages that hold a team and a bed (not the
    minimal's: walking wounded, they hold neither since generator 1.21.0), and their product
-   per casualty (the bed-hours the plan sizes its holding beds for); and the ground and air
+   per casualty (the bed-hours the plan sizes its holding beds for); the operating-table hours
+   and ICU bed-hours a casualty at Role 2 and 3 (SURGERY_LOAD, ICU_LOAD); and the ground and air
    legs per casualty (GROUND_LEGS, AIR_LEGS).
 5. The return to duty within 72 hours of the injury, by category (high-intensity defence,
    unlimited capacity): the battle casualties' is calibrated to Owens' 18 %
@@ -50,7 +51,7 @@ from patientgen.formats import bundle
 from patientgen.generator import GENERATOR_VERSION, generate
 from patientgen.generator.care import SURGERY_MINUTES
 from patientgen.generator.chainphase import run_phase
-from patientgen.medical_plan import AIR_LEGS, GROUND_LEGS, ROLE_LOAD
+from patientgen.medical_plan import AIR_LEGS, GROUND_LEGS, ICU_LOAD, ROLE_LOAD, SURGERY_LOAD
 from patientgen.scenario import PRESETS, Scenario
 from tests.care_chain_support import drill, measured_load
 
@@ -188,14 +189,21 @@ def main() -> None:
         "\nROLE_LOAD measured without the minimal (share reaching the role, hours there, hours"
         " of a team; bed-hours and team-hours a casualty), against medical_plan.ROLE_LOAD's:"
     )
-    roles, (ground, air) = measured_load(args.patients)
-    for role, (share, stay, team, beds, teams) in roles.items():
+    load = measured_load(args.patients)
+    for role, (share, stay, team, beds, teams) in load.roles.items():
         f_share, f_stay, f_team = ROLE_LOAD[role]
         print(
             f"  {role}: ({share:.3f}, {stay:.2f}, {team:.3f}); {beds:.2f} bed-hours,"
             f" {teams:.3f} team-hours (the plan's {f_share * f_stay:.2f} and"
             f" {f_share * f_team:.3f})"
         )
+    for role, (table, icu) in load.care.items():
+        (s_share, s_hours), (i_share, i_hours) = SURGERY_LOAD[role], ICU_LOAD[role]
+        print(
+            f"  {role}: {table:.3f} operating-table hours, {icu:.2f} ICU bed-hours a casualty"
+            f" (the plan's {s_share * s_hours:.3f} and {i_share * i_hours:.2f})"
+        )
+    ground, air = load.legs
     print(
         f"  legs a casualty: ground {ground:.3f}, air {air:.3f} (the plan's {GROUND_LEGS},"
         f" {AIR_LEGS})"

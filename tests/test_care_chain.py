@@ -28,7 +28,7 @@ from patientgen.generator.flow import MINIMAL
 from patientgen.generator.patient import QueuedPatient, QueuedVisit
 from patientgen.generator.plan import AIR_SHARE, plan_for
 from patientgen.generator.skeleton_path import skeletons
-from patientgen.medical_plan import AIR_LEGS, GROUND_LEGS, ROLE_LOAD
+from patientgen.medical_plan import AIR_LEGS, GROUND_LEGS, ICU_LOAD, ROLE_LOAD, SURGERY_LOAD
 from patientgen.scenario import PRESETS, Scenario
 
 ALL = list(FORMATS)
@@ -158,15 +158,23 @@ def test_the_sized_plan_is_sized_for_the_load_it_carries() -> None:
     casualty for a load of 0.32; 1.8 ground legs for 0.86). Measured again on the generator's
     paths (every preset, 3,000 patients; tests/care_chain_support.measured_load), each factor's
     bed-hours, team-hours and legs a casualty cover the load (to 10 %, the sample's noise) and
-    are at most twice it."""
-    roles, (ground, air) = measured_load(3000)
-    for role, (_, _, _, beds, teams) in roles.items():
+    are at most twice it. So are the operating-table hours and ICU bed-hours a casualty of
+    SURGERY_LOAD and ICU_LOAD (stop 36: untested until then; the ICU's are an upper bound, as
+    long stays count only the scenario's length)."""
+    load = measured_load(3000)
+    checks = []
+    for role, (_, _, _, beds, teams) in load.roles.items():
         share, stay, team = ROLE_LOAD[role]
-        for what, load, factor in (("bed", beds, share * stay), ("team", teams, share * team)):
-            assert load <= 1.1 * factor, (role, what, load, factor)
-            assert factor <= 2 * load, (role, what, load, factor)
-    for what, load, factor in (("ground", ground, GROUND_LEGS), ("air", air, AIR_LEGS)):
-        assert load <= 1.1 * factor and factor <= 2 * load, (what, load, factor)
+        checks += [(role, "bed", beds, share * stay), (role, "team", teams, share * team)]
+    assert set(load.care) == set(SURGERY_LOAD) == set(ICU_LOAD)
+    for role, (table, icu) in load.care.items():
+        checks.append((role, "table", table, SURGERY_LOAD[role][0] * SURGERY_LOAD[role][1]))
+        checks.append((role, "icu", icu, ICU_LOAD[role][0] * ICU_LOAD[role][1]))
+    ground, air = load.legs
+    checks += [("", "ground", ground, GROUND_LEGS), ("", "air", air, AIR_LEGS)]
+    for role, what, measured, factor in checks:
+        assert measured <= 1.1 * factor, (role, what, measured, factor)
+        assert factor <= 2 * measured, (role, what, measured, factor)
 
 
 def test_a_bad_plan_lists_every_problem() -> None:

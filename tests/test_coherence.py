@@ -978,3 +978,23 @@ def test_a_broken_leg_triaged_minimal_breaks_the_rule() -> None:
                 v.triage = "T3"
 
     _broken(patients, "fracture_triaged_minimal", delayed_with_a_broken_leg, minimal)
+
+
+def test_a_hypotensive_broken_thigh_given_fluids_alone_breaks_the_rule() -> None:
+    """1.38.0: a casualty with a severe closed fracture of a leg, in shock on arrival at Role 2
+    (84/56, a pulse of 129), was given fluids, not blood (4 of 20,000 of high-intensity defence
+    and of sustained operation); a closed fracture carried no bleeding. A femur's loses a litre
+    or more into the thigh: blood now."""
+    data = PRESETS["sustained-operation"].scenario.model_dump(mode="json")
+    patients = list(generate(Scenario.model_validate({**data, "total_patients": 2000})))
+
+    def broken_thigh_at_role2(p) -> bool:
+        return any(
+            c.code == CLOSED_FRACTURE_CODE
+            and c.region == "right_lower_limb"
+            and c.severity == "severe"
+            for c in p.conditions
+        ) and any(v.facility == "R2" and v.vitals and v.triage != "T4" for v in p.visits)
+
+    rule = "hypotensive_leg_fracture_without_blood"
+    _broken(patients, rule, broken_thigh_at_role2, first_vitals(("R2",), systolic_bp=84))

@@ -190,7 +190,7 @@ class _Hurt:
         "conditions", "dies", "dressed", "dry", "failing", "fever", "flags", "fluids", "gcs0",
         "head_ais", "injuries", "kia", "lethal", "limb_bleed", "limb_fracture", "max_ais",
         "mechanism", "minor", "neurogenic", "open_globe", "pain0", "pressed", "reduce", "shock",
-        "tension", "triage", "wound",
+        "tension", "thigh", "triage", "wound",
     )  # fmt: skip
     abdomen: bool
     anxious: bool
@@ -232,6 +232,9 @@ class _Hurt:
     pressed: bool
     shock: float
     tension: bool  # a tension pneumothorax: obstructive shock in the vitals until drained
+    # a severe closed fracture of a leg: a litre or more lost into the thigh, unseen (no BLEED
+    # flag): blood, not fluids, for its hypotension at Role 2 and 3 (ATLS)
+    thigh: bool
     triage: TriageCategory  # from the injury score alone, before any vitals
     wound: bool
 
@@ -375,7 +378,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
         p_death = (1.0 if x > 30.0 else 1.0 / (1.0 + exp(-x))) * (0.15 if is_disease else 0.3)
     flags = 0
     head_ais = bleed_ais = max_ais = lethal_ais = 0
-    limb_bleed = abdomen = limb_fracture = fluids = dry = bacterial = grounded = False
+    limb_bleed = abdomen = limb_fracture = fluids = dry = bacterial = grounded = thigh = False
     pressed = open_wound = dressed = False
     bleed = NO_BLEED
     minor = True
@@ -449,6 +452,8 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
                     reduce |= REDUCE_OPEN
                 elif template[0] == CLOSED_FRACTURE_CODE:
                     reduce |= REDUCE_CLOSED
+                    if region in LOWER_LIMB_SET:
+                        thigh = True
         if is_disease:
             lethal = lethal or can_kill_disease(template[0], ais)
         if records:
@@ -504,6 +509,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     )  # fmt: skip
     h.chest, h.fever = bool(flags & CHEST), bool(flags & INFECTION)
     h.bacterial, h.dry, h.minor, h.tension, h.reduce = bacterial, dry, minor, tension, reduce
+    h.thigh = thigh
     h.open_globe, h.chest_film = open_globe, chest_film
     h.neurogenic = bool(flags & SPINE) and any(
         t[4] & SPINE and ais >= COMPLETE_CORD_AIS for t, _, ais in injuries
@@ -1044,7 +1050,7 @@ def _todo(
             elif vit.systolic_bp < HYPOTENSION_SBP and not (hurt.fluids and first):
                 # hypotensive beyond the shock carried from the place before (one who dies here
                 # arrives in deeper shock): blood for a bleeding casualty, else fluids
-                todo.append(TRANSFUSION if hurt.shock > 0.0 else IV_FLUIDS)
+                todo.append(TRANSFUSION if hurt.shock > 0.0 or hurt.thigh else IV_FLUIDS)
     if hurt.limb_fracture and not once & SPLINTED:
         todo.append(SPLINT)
         once |= SPLINTED

@@ -1114,6 +1114,33 @@ def _threatened(v: Vitals) -> bool:
     )
 
 
+def hypotensive_leg_fracture_without_blood(p: Patient) -> bool:
+    """A casualty with a severe closed fracture of a leg (a femur's: a litre or more lost into
+    the thigh, unseen) hypotensive on arrival at Role 2 or 3 (a systolic below 90 mmHg) is given
+    blood there or before, not fluids alone (ATLS: a haemorrhagic shock is treated with blood),
+    unless expectant there or dead there before any treatment. Before generator 1.38.0 a closed
+    fracture carried no bleeding, and such a casualty dying at Role 2 was given fluids."""
+    if not any(
+        c.code == CLOSED_FRACTURE_CODE and c.region in inj.LOWER_LIMBS and c.severity in SEVERE
+        for c in p.conditions
+    ):
+        return False
+    given = False
+    for v in p.visits:
+        given = given or _given((v,), care.TRANSFUSION)
+        signs = v.vitals
+        if (
+            v.facility in ("R2", "R3")
+            and signs is not None
+            and signs.systolic_bp < 90
+            and v.triage != "T4"
+            and not _dead_before_treatment(v)
+            and not given
+        ):
+            return True
+    return False
+
+
 #: (code, region) of the conditions whose casualty is never minimal (injuries.never_minimal).
 NEVER_MINIMAL = frozenset(
     (t[0], region) for t in inj.TEMPLATES for region in inj.LIMBS if inj.never_minimal(t, region)
@@ -1434,6 +1461,7 @@ RULES: dict[str, Rule] = {
     "mild_evacuated_for_nothing": mild_evacuated_for_nothing,
     "died_waiting_without_deterioration": died_waiting_without_deterioration,
     "fracture_triaged_minimal": fracture_triaged_minimal,
+    "hypotensive_leg_fracture_without_blood": hypotensive_leg_fracture_without_blood,
 }
 
 

@@ -200,7 +200,8 @@ def _deterioration(
         f"Role player shows: {signs(vitals)}."
     )
     expected = visit.triage
-    if expected is not None and vitals is not visit.vitals:  # found failing after its triage
+    failing = vitals is getattr(visit, "deterioration", None)  # found failing after its triage
+    if expected is not None and failing:
         expected = retriage(expected, vitals)
     action = (
         f"Recognise the deterioration, re-assess and re-triage (expected "

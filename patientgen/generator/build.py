@@ -190,7 +190,7 @@ class _Hurt:
         "conditions", "dies", "dressed", "dry", "failing", "fever", "flags", "fluids", "gcs0",
         "head_ais", "injuries", "kia", "lethal", "limb_bleed", "limb_fracture", "max_ais",
         "mechanism", "minor", "neurogenic", "open_globe", "pain0", "pressed", "reduce", "shock",
-        "tension", "thigh", "triage", "wound",
+        "tension", "triage", "unseen_bleed", "wound",
     )  # fmt: skip
     abdomen: bool
     anxious: bool
@@ -232,10 +232,10 @@ class _Hurt:
     pressed: bool
     shock: float
     tension: bool  # a tension pneumothorax: obstructive shock in the vitals until drained
-    # a severe closed fracture of a leg: a litre or more lost into the thigh, unseen (no BLEED
-    # flag): blood, not fluids, for its hypotension at Role 2 and 3 (ATLS)
-    thigh: bool
     triage: TriageCategory  # from the injury score alone, before any vitals
+    # a severe closed fracture of a leg (a femur's loses a litre or more into the thigh), a
+    # bleeding no BLEED flag says: blood, not fluids, for its hypotension at Role 2 and 3 (ATLS)
+    unseen_bleed: bool
     wound: bool
 
 
@@ -378,7 +378,8 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
         p_death = (1.0 if x > 30.0 else 1.0 / (1.0 + exp(-x))) * (0.15 if is_disease else 0.3)
     flags = 0
     head_ais = bleed_ais = max_ais = lethal_ais = 0
-    limb_bleed = abdomen = limb_fracture = fluids = dry = bacterial = grounded = thigh = False
+    limb_bleed = abdomen = limb_fracture = fluids = dry = bacterial = False
+    grounded = unseen_bleed = False
     pressed = open_wound = dressed = False
     bleed = NO_BLEED
     minor = True
@@ -445,7 +446,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
             open_globe = True  # scanned and repaired by Role 3's eye surgeon (_todo)
         if f & FRACTURE and region in LIMB_SET:
             limb_fracture = True
-            if f & WOUND or region in LOWER_LIMB_SET:  # injuries.never_minimal, inline
+            if inj.never_minimal(template, region):  # a broken leg, an open fracture
                 grounded = True
             if ais >= 3:  # a severe one is reduced at Role 2 (_todo)
                 if template[0] == OPEN_FRACTURE_CODE:
@@ -453,7 +454,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
                 elif template[0] == CLOSED_FRACTURE_CODE:
                     reduce |= REDUCE_CLOSED
                     if region in LOWER_LIMB_SET:
-                        thigh = True
+                        unseen_bleed = True
         if is_disease:
             lethal = lethal or can_kill_disease(template[0], ais)
         if records:
@@ -509,7 +510,7 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     )  # fmt: skip
     h.chest, h.fever = bool(flags & CHEST), bool(flags & INFECTION)
     h.bacterial, h.dry, h.minor, h.tension, h.reduce = bacterial, dry, minor, tension, reduce
-    h.thigh = thigh
+    h.unseen_bleed = unseen_bleed
     h.open_globe, h.chest_film = open_globe, chest_film
     h.neurogenic = bool(flags & SPINE) and any(
         t[4] & SPINE and ais >= COMPLETE_CORD_AIS for t, _, ais in injuries
@@ -1050,7 +1051,7 @@ def _todo(
             elif vit.systolic_bp < HYPOTENSION_SBP and not (hurt.fluids and first):
                 # hypotensive beyond the shock carried from the place before (one who dies here
                 # arrives in deeper shock): blood for a bleeding casualty, else fluids
-                todo.append(TRANSFUSION if hurt.shock > 0.0 or hurt.thigh else IV_FLUIDS)
+                todo.append(TRANSFUSION if hurt.shock > 0.0 or hurt.unseen_bleed else IV_FLUIDS)
     if hurt.limb_fracture and not once & SPLINTED:
         todo.append(SPLINT)
         once |= SPLINTED

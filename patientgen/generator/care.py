@@ -170,7 +170,8 @@ def failing(v: Vitals, taken_at: datetime) -> Vitals:
     most deaths of wounds), from the signs `v` taken earlier, drawing nothing (the jitter of
     `v`'s values is kept, folded into the ranges, as `neurogenic` does). A pulse that never rose
     (the neurogenic shock of a cord injury) does not rise now; no sign is better than in `v`.
-    Systolic 58-74 mmHg, pulse 136-148, breathing 26-30, saturation 87-89 %, the GCS 2 lower."""
+    Systolic 58-74 mmHg, pulse 136-148, breathing 26-30, saturation 87-89 %, temperature
+    35.1-35.8 °C, the GCS 2 lower (AVPU from it, no pain reported below V)."""
     hr = v.heart_rate if v.heart_rate < 60 else max(v.heart_rate, 136 + v.heart_rate % 13)
     sbp = min(v.systolic_bp, 58 + v.systolic_bp % 17)
     dbp = min(v.diastolic_bp, sbp * 63 // 100 + v.diastolic_bp % 9 - 4)

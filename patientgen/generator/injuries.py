@@ -352,7 +352,7 @@ def never_minimal(template: Template, region: str | None) -> bool:
     """Whether a casualty with this injury is never minimal (T3) at a triage: a fracture of a
     leg (the triage sieve's minimal are the walking wounded, and a broken leg does not walk) or
     an open fracture of any limb (it needs its operation, the debridement within 24 hours: the
-    delayed category's definition). build._hurt decides the same inline (the hot path)."""
+    delayed category's definition). build._hurt, plan.calibrate and coherence's rule ask it."""
     return bool(template[4] & FRACTURE) and (
         region in LOWER_LIMBS or (region in LIMBS and bool(template[4] & WOUND))
     )

@@ -322,33 +322,31 @@ def calibrate(
     warfare_cum = cumulative([weight for _, weight in warfare])
     mechanism_cum = {k: cumulative(list(v)) for k, v in inj.WARFARE_MECHANISMS.items()}
     r = scenario_stream(CALIBRATION_SEED, "calibration").random
-    scores: list[float] = []
-    lethal: list[float] = []  # scores of the casualties whose injuries can kill
-    safe: list[float] = []  # the others: they never die
-    # those of them with mild injuries only (AIS 1), or injuries that heal within days (HEALS,
-    # at most moderate): back within 72 h (build._path)
+    # (score, never minimal: injuries.never_minimal, Plan.triage) of each casualty
+    lethal: list[tuple[float, bool]] = []  # those whose injuries can kill
+    safe: list[tuple[float, bool]] = []  # the others: they never die
+    # the scores of those of them who may be minimal with mild injuries only (AIS 1), or
+    # injuries that heal within days (HEALS, at most moderate): back within 72 h (build._path)
     mild: list[float] = []
-    # the scores of the casualties never minimal (injuries.never_minimal: Plan.triage)
-    grounded: set[float] = set()
     for _ in range(CALIBRATION_SAMPLE):
         kind = names[bisect_right(warfare_cum, r())]
         mechanism = inj.BATTLE_MECHANISMS[bisect_right(mechanism_cum[kind], r())]
         injuries = inj.battle_injuries(mechanism, r)
         score = inj.iss(injuries) + r()
-        scores.append(score)
-        if any(inj.never_minimal(t, region) for t, region, _ in injuries):
-            grounded.add(score)
+        grounded = any(inj.never_minimal(t, region) for t, region, _ in injuries)
         if lethal_ais(injuries) >= LETHAL_AIS:  # as build._hurt decides who can die
-            lethal.append(score)
+            lethal.append((score, grounded))
         else:
-            safe.append(score)
-            if max(i[2] for i in injuries) <= 1 or inj.heals_within_days(injuries):
+            safe.append((score, grounded))
+            if not grounded and (
+                max(i[2] for i in injuries) <= 1 or inj.heals_within_days(injuries)
+            ):
                 mild.append(score)
-    scores.sort()
+    total = len(lethal) + len(safe)
     lo, hi = -40.0, 20.0
     for _ in range(45):
         mid = (lo + hi) / 2
-        mean = sum(death_probability(mid, s) for s in lethal) / len(scores)
+        mean = sum(death_probability(mid, s) for s, _ in lethal) / total
         if mean < target_cfr:
             lo = mid
         else:
@@ -356,17 +354,15 @@ def calibrate(
     death_a = (lo + hi) / 2
     thresholds = DEFAULT_THRESHOLDS
     if triage_mix is not None:
-        thresholds = _mix_thresholds(
-            triage_mix, death_a, lethal, safe, grounded, _alive_at_triage(r)
-        )
+        thresholds = _mix_thresholds(triage_mix, death_a, lethal, safe, _alive_at_triage(r))
     t3 = thresholds[0]
     minimal_survivors = (
-        sum(1.0 - death_probability(death_a, s) for s in lethal if s < t3 and s not in grounded)
-        + sum(1 for s in safe if s < t3 and s not in grounded)
-    ) / len(scores)
+        sum(1.0 - death_probability(death_a, s) for s, g in lethal if s < t3 and not g)
+        + sum(1 for s, g in safe if s < t3 and not g)
+    ) / total
     # the minimal with only mild injuries, or only injuries that heal within days, always return
     # within 72 hours (build._path); the others do at the rate that makes RTD_72H of all
-    always = sum(1 for s in mild if s < t3 and s not in grounded) / len(scores)
+    always = sum(1 for s in mild if s < t3) / total
     rest = minimal_survivors - always
     quick_rtd = min(0.95, max(0.0, (RTD_72H - always) / rest)) if rest > 0 else 0.0
     return Calibrated(target_cfr, death_a, thresholds, quick_rtd)
@@ -385,9 +381,8 @@ def _alive_at_triage(r: Callable[[], float], n: int = 4000) -> float:
 def _mix_thresholds(
     mix: tuple[float, float, float, float],
     death_a: float,
-    lethal: list[float],
-    safe: list[float],
-    grounded: set[float],
+    lethal: list[tuple[float, bool]],
+    safe: list[tuple[float, bool]],
     alive: float,
 ) -> tuple[float, float, float]:
     """Score thresholds whose expected mix of first triages, among those triaged, is `mix`.
@@ -395,21 +390,22 @@ def _mix_thresholds(
     Who is triaged, and as what, follows generation: a survivor or a casualty who dies of wounds
     gets the category of their score; a KIA is triaged only if alive when the medic comes
     (`alive`), then immediate with the chance KIA_SURVIVABLE unless the score says expectant, else
-    expectant; one never minimal (`grounded`, by score) scoring below the minimal's threshold is
-    delayed. The thresholds are weighted quantiles over the calibration sample.
+    expectant; one never minimal (the rows' second item) scoring below the minimal's threshold
+    is delayed. The thresholds are weighted quantiles over the calibration sample.
     """
     t1_share, t2_share, t3_share, _ = mix
     kia = 1.0 - DOW_SHARE
     rows = sorted(
-        [(s, death_probability(death_a, s) * kia) for s in lethal] + [(s, 0.0) for s in safe]
+        [(s, death_probability(death_a, s) * kia, g) for s, g in lethal]
+        + [(s, 0.0, g) for s, g in safe]
     )
-    triaged = sum(1.0 - k + k * alive for _, k in rows)
+    triaged = sum(1.0 - k + k * alive for _, k, _ in rows)
     goals = (t3_share * triaged, t2_share * triaged, t1_share * triaged)
     thresholds: list[float] = []
     level = 0  # 0: filling T3, 1: T2, 2: T1
     filled = 0.0
     delayed = 0.0  # the never minimal below the minimal's threshold: counted as T2
-    for score, k in rows:
+    for score, k, grounded in rows:
         if level == 3:
             break
         while level < 3 and filled >= goals[level] - 1e-12:
@@ -419,7 +415,7 @@ def _mix_thresholds(
             filled = delayed if level == 1 else 0.0
         if level == 3:
             break
-        if level == 0 and score in grounded:
+        if level == 0 and grounded:
             delayed += 1.0 - k
             continue
         filled += 1.0 - k

@@ -21,7 +21,9 @@
    legs per casualty (GROUND_LEGS, AIR_LEGS).
 5. The return to duty within 72 hours of the injury, by category (high-intensity defence,
    unlimited capacity): the battle casualties' is calibrated to Owens' 18 %
-   (tests/test_calibration.py), the others' follow (docs/clinical-coherence.md, 1.18.0).
+   (tests/test_calibration.py), the others' follow (docs/clinical-coherence.md, 1.18.0); and
+   each category's mix of first triages (docs/clinical-coherence.md, 1.37.0: a broken leg or an
+   open fracture is never minimal).
 6. Who the simulation moves under each preset's sized plan: the share of the casualties with
    a record (a wait, a diversion, a death while waiting) and how many chunks of 1,000 hold one
    (README "Measured figures": what a job that makes its patients once would have to redo).
@@ -45,7 +47,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from patientgen.formats import bundle
 from patientgen.generator import GENERATOR_VERSION, generate
@@ -147,16 +149,25 @@ def ten_one_two(preset: str, patients: int) -> str:
     )
 
 
-def returned_within_72h(preset: str, patients: int) -> str:
-    """Share of each category back to duty within 72 hours of the injury (unlimited capacity)."""
+def by_category(preset: str, patients: int) -> tuple[str, list[str]]:
+    """Share of each category back to duty within 72 hours of the injury, and each category's
+    mix of first triages (T1/T2/T3/T4, of those triaged), with unlimited capacity."""
     data = PRESETS[preset].scenario.model_dump(mode="json")
     scenario = Scenario.model_validate({**data, "total_patients": patients})
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # category -> [back, all]
+    triages: dict[str, Counter[str]] = defaultdict(Counter)
     for p in generate(scenario):
         counts[p.category][1] += 1
         if p.outcome == "RTD" and (p.outcome_at - p.injured_at).total_seconds() <= 72 * 3600:
             counts[p.category][0] += 1
-    return ", ".join(f"{c} {back / n:.1%}" for c, (back, n) in sorted(counts.items()))
+        if p.triage is not None:
+            triages[p.category][p.triage] += 1
+    back = ", ".join(f"{c} {b / n:.1%}" for c, (b, n) in sorted(counts.items()))
+    mix = [
+        f"{c}: " + " / ".join(f"{seen[t] / seen.total():.1%}" for t in ("T1", "T2", "T3", "T4"))
+        for c, seen in sorted(triages.items())
+    ]
+    return back, mix
 
 
 def main() -> None:
@@ -208,8 +219,12 @@ def main() -> None:
         f"  legs a casualty: ground {ground:.3f}, air {air:.3f} (the plan's {GROUND_LEGS},"
         f" {AIR_LEGS})"
     )
+    back, mix = by_category("high-intensity-defence", args.patients)
     print("\nBack to duty within 72 hours of the injury (high-intensity-defence, unlimited):")
-    print("  " + returned_within_72h("high-intensity-defence", args.patients))
+    print("  " + back)
+    print("First triages, T1 / T2 / T3 / T4 (high-intensity-defence, unlimited):")
+    for line in mix:
+        print("  " + line)
     print("\nCasualties the simulation moves under the sized plan (chunks of 1,000 holding one):")
     for preset in PRESETS:
         print("  " + moved(preset, args.patients))

@@ -122,17 +122,18 @@ ROLE_LOAD: dict[str, tuple[float, float, float]] = {
     "R1": (0.35, 1.1, 0.31),
     # Role 2 holds 72 hours at most (generator 1.3.0); a trauma team resuscitates, then the
     # operating table takes over (1.4.0)
-    "R2": (0.41, 5.7, 0.20),
-    "R3": (0.40, 130.0, 0.18),  # stays of 3-7 days (moderate) or 5-20 (severe)
+    "R2": (0.53, 6.4, 0.20),
+    "R3": (0.52, 130.0, 0.18),  # stays of 3-7 days (moderate) or 5-20 (severe)
 }
 #: Share operated on, and operating-table hours each, by role.
-SURGERY_LOAD: dict[str, tuple[float, float]] = {"R2": (0.45, 1.1), "R3": (0.30, 0.9)}
+SURGERY_LOAD: dict[str, tuple[float, float]] = {"R2": (0.45, 1.1), "R3": (0.41, 0.9)}
 #: Share needing an ICU bed, and hours in it, by role.
 ICU_LOAD: dict[str, tuple[float, float]] = {"R2": (0.10, 6.0), "R3": (0.05, 110.0)}
-#: Ground and air legs per casualty (measured as ROLE_LOAD, the legs with a lift: 0.99 and 0.16
+#: Ground and air legs per casualty (measured as ROLE_LOAD, the legs with a lift: 1.10 and 0.16
 #: at most, the mass-casualty drill; 1.8 ground legs until 1.33.0, 0.9 until 1.37.0, whose
-#: broken legs and open fractures, minimal before, ride an ambulance).
-GROUND_LEGS = 1.0
+#: broken legs and open fractures, minimal before, ride an ambulance, 1.0 until 1.39.0, whose
+#: wounds debrided at Role 2, minimal before, are delayed there and ride on).
+GROUND_LEGS = 1.2
 AIR_LEGS = 0.2
 #: Peak load over the mean: the busiest days of a tempo (escalating, surge: about 2x the mean)
 #: and mass-casualty events (tens of casualties within the hour) bring casualties in bursts.

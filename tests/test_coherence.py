@@ -980,6 +980,29 @@ def test_a_broken_leg_triaged_minimal_breaks_the_rule() -> None:
     _broken(patients, "fracture_triaged_minimal", delayed_with_a_broken_leg, minimal)
 
 
+def test_a_minimal_casualty_operated_on_breaks_the_rule() -> None:
+    """1.39.0: a walking wounded with a moderate fragment, gunshot or open wound stayed minimal
+    (T3) at Role 2 through its debridement under anaesthesia (1,339 of 20,000 casualties of
+    high-intensity defence); the triage sort of the facility that operates makes it delayed."""
+    data = PRESETS["high-intensity-defence"].scenario.model_dump(mode="json")
+    patients = list(generate(Scenario.model_validate({**data, "total_patients": 500})))
+
+    def minimal_first_debrided_at_role2(p) -> bool:
+        return p.triage == "T3" and any(
+            v.facility == "R2" and v.triage == "T2" and care.DEBRIDEMENT[0] in _codes_at(v)
+            for v in p.visits
+        )
+
+    def minimal_there(p) -> None:
+        next(v for v in p.visits if v.facility == "R2").triage = "T3"
+
+    _broken(patients, "minimal_operated", minimal_first_debrided_at_role2, minimal_there)
+
+
+def _codes_at(v) -> set[str]:
+    return {pr.code for pr in v.procedures}
+
+
 def test_a_hypotensive_broken_thigh_given_fluids_alone_breaks_the_rule() -> None:
     """1.38.0: a casualty with a severe closed fracture of a leg, in shock on arrival at Role 2
     (84/56, a pulse of 129), was given fluids, not blood (4 of 20,000 of high-intensity defence

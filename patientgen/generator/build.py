@@ -875,8 +875,8 @@ def _facilities(
             care.respiratory_failure(vit)
         if k == 0 and is_disease:  # sick call: the first triage of a disease casualty
             current = first_triage = triage_first(current, vit, r)
-        else:
-            current = retriage(current, vit)
+        else:  # the sort of a facility that operates: its wound's debridement makes it delayed
+            current = retriage(current, vit, fac != "R1" and hurt.wound)
         todo: list[tuple[str, str]] = []
         once = _todo(todo, fac, k == 0, hurt, once, s_now, vit, current, r)
         treated: list[Any] = []  # Procedures; without records, (procedure, seconds)
@@ -1094,7 +1094,7 @@ def _todo(
         flags & FRACTURE or hurt.chest_film or (hurt.bacterial and flags & RESPIRATORY)
     ):
         todo.append(X_RAY)
-    if wound and (fac == "R2" or current != "T3"):
+    if wound:  # delayed since its triage here if it was minimal (coherence.retriage)
         todo.append(DEBRIDEMENT)
     # a severe fracture of a limb is reduced and held at Role 2, an open one at the end of its
     # debridement (damage control orthopaedics: it is fixed definitively at home)

@@ -123,7 +123,9 @@ ROLE_LOAD: dict[str, tuple[float, float, float]] = {
     # Role 2 holds 72 hours at most (generator 1.3.0); a trauma team resuscitates, then the
     # operating table takes over (1.4.0)
     "R2": (0.53, 6.4, 0.20),
-    "R3": (0.52, 130.0, 0.18),  # stays of 3-7 days (moderate) or 5-20 (severe)
+    # stays of 3-7 days (moderate) or 5-20 (severe); a team works up the casualty whose second
+    # look is planned for the next day (1.40.0)
+    "R3": (0.52, 130.0, 0.20),
 }
 #: Share operated on, and operating-table hours each, by role.
 SURGERY_LOAD: dict[str, tuple[float, float]] = {"R2": (0.45, 1.1), "R3": (0.41, 0.9)}

@@ -999,6 +999,41 @@ def test_a_minimal_casualty_operated_on_breaks_the_rule() -> None:
     _broken(patients, "minimal_operated", minimal_first_debrided_at_role2, minimal_there)
 
 
+def test_a_wound_debrided_again_within_a_day_breaks_the_rule() -> None:
+    """1.40.0: Role 3 debrided on arrival the wounds Role 2 had debrided 6 to 15 hours before
+    (4,231 of 20,000 casualties of high-intensity defence); the second look comes 24 to 48
+    hours after the first debridement, unless the casualty is immediate there."""
+    data = PRESETS["high-intensity-defence"].scenario.model_dump(mode="json")
+    patients = list(generate(Scenario.model_validate({**data, "total_patients": 500})))
+
+    def looked_at_again(p) -> bool:
+        r3 = next((v for v in p.visits if v.facility == "R3"), None)
+        return (
+            r3 is not None
+            and r3.triage == "T2"
+            and care.DEBRIDEMENT[0] in _codes_at(r3)
+            and any(v.facility == "R2" and care.DEBRIDEMENT[0] in _codes_at(v) for v in p.visits)
+        )
+
+    def on_arrival(p) -> None:
+        r3 = next(v for v in p.visits if v.facility == "R3")
+        for i, pr in enumerate(r3.procedures):
+            if pr.code == care.DEBRIDEMENT[0]:
+                r3.procedures[i] = dataclasses.replace(
+                    pr, performed_at=r3.arrived_at + datetime.timedelta(minutes=10)
+                )
+
+    _broken(patients, "redebrided_within_a_day", looked_at_again, on_arrival)
+
+    def immediate_there(p) -> None:
+        on_arrival(p)
+        next(v for v in p.visits if v.facility == "R3").triage = "T1"
+
+    bad = copy.deepcopy(next(p for p in patients if looked_at_again(p)))
+    immediate_there(bad)
+    assert "redebrided_within_a_day" not in violations(bad)
+
+
 def _codes_at(v) -> set[str]:
     return {pr.code for pr in v.procedures}
 

@@ -73,6 +73,7 @@ from patientgen.generator.coherence import (
     MODERATE_TBI_GCS,
     OPEN_FRACTURE_CODE,
     PAIN_RELIEF_FROM,
+    SECOND_LOOK,
     T4_MIN_POI_WAIT,
     TENSION_PNEUMOTHORAX_CODE,
     UPPER_LIMBS,
@@ -833,6 +834,7 @@ def _facilities(
     outcome_facility = path[0]
     current: TriageCategory = triage
     first_triage: TriageCategory = triage
+    debrided = -DAY  # when the wounds were last debrided
     for k in range(n):
         fac = path[k]
         final = k == n - 1
@@ -879,6 +881,12 @@ def _facilities(
             current = retriage(current, vit, fac != "R1" and hurt.wound)
         todo: list[tuple[str, str]] = []
         once = _todo(todo, fac, k == 0, hurt, once, s_now, vit, current, r)
+        second_look = 0
+        if fac == "R3" and tri < debrided + LOOK_AGAIN and current != "T1" and DEBRIDEMENT in todo:
+            # the wounds Role 2 debrided are looked at again 24 to 48 hours later, not on
+            # arrival (unless immediate here: an unstable casualty is explored at once)
+            todo.remove(DEBRIDEMENT)
+            second_look = debrided + LOOK_AGAIN + int(r() * LOOK_AGAIN)
         treated: list[Any] = []  # Procedures; without records, (procedure, seconds)
         if timeline is not None:
             arrived_at = fts(base + arrive, utc)
@@ -886,7 +894,11 @@ def _facilities(
             timeline.append(Event(vit.taken_at, "triaged", fac, current))
             if k == 0:  # the first facility's triage is a procedure of the record too
                 treated.append(Procedure(TRIAGE[0], TRIAGE[1], vit.taken_at))
-        last = _treated(treated, fac, vit.pain >= PAIN_RELIEF_FROM, todo, tri, r, base, timeline)
+        last, debrided_here = _treated(
+            treated, fac, vit.pain >= PAIN_RELIEF_FROM, todo, tri, r, base, timeline
+        )
+        if debrided_here >= 0:
+            debrided = debrided_here
         # (head_ais and shock first: most casualties have no brain injury, and this runs for each)
         rest = (
             final
@@ -895,6 +907,14 @@ def _facilities(
             and _brain_injured(hurt)
         )
         end = _stay_end(fac, final, dies, quick, rest, speed, arrive, last, hurt.max_ais, r)
+        if second_look and second_look < end - HOUR:  # else at Role 4, outside the record
+            debrided = second_look
+            if timeline is None:
+                treated.append((DEBRIDEMENT, second_look))
+            else:
+                when = fts(base + second_look, utc)
+                treated.append(Procedure(DEBRIDEMENT[0], DEBRIDEMENT[1], when))
+                timeline.append(Event(when, "treated", fac, DEBRIDEMENT[1]))
         if timeline is None:
             stays.append((facility_ids[k], transit, arrive, tri, current, treated, end))  # type: ignore[union-attr]
         else:
@@ -1115,7 +1135,7 @@ def _treated(
     r: Callable[[], float],
     base: int,
     timeline: list[Event] | None,
-) -> int:
+) -> tuple[int, int]:
     """When each procedure is done, appended to `treated`: with a timeline, the Procedures and
     their events; without, the (procedure, seconds) of each. Pain relief, when `relieve` (pain
     of PAIN_RELIEF_FROM or more on arrival, at every place: the last dose has worn off; comfort
@@ -1125,8 +1145,9 @@ def _treated(
     X-ray, a portable film, 1 to 3 minutes before the next), an operation for about its time on
     the table (0.75 to 1.25 times care.SURGERY_MINUTES), so the first operation starts within
     the hour of the triage (the 2 of 10-1-2). Returns the time of the last (the triage's when
-    there is none)."""
+    there is none) and of the debridement (-1 without one)."""
     last = tri
+    debrided = -1
     if relieve:
         todo = [PAIN_RELIEF, *todo]
         t = tri + 15 + int(r() * 45)
@@ -1140,6 +1161,8 @@ def _treated(
             treated.append(Procedure(proc[0], proc[1], when))
             timeline.append(Event(when, "treated", fac, proc[1]))
         last = t
+        if proc is DEBRIDEMENT:
+            debrided = t
         if proc is PAIN_RELIEF:  # then the team's work, as without it
             t = tri + 60 + int(r() * 240)
         elif (operating := SURGERY_SECONDS.get(proc[0])) is not None:
@@ -1148,7 +1171,7 @@ def _treated(
             t += 60 + int(r() * 120)
         else:
             t += 180 + int(r() * 420)
-    return last
+    return last, debrided
 
 
 def _brain_injured(hurt: _Hurt) -> bool:
@@ -1161,6 +1184,8 @@ def _brain_injured(hurt: _Hurt) -> bool:
 
 #: The rest after a concussion before the return to duty (seconds from the injury).
 REST = int(CONCUSSION_REST.total_seconds())
+#: The second look at a debrided wound comes 24 to 48 hours after the debridement (seconds).
+LOOK_AGAIN = int(SECOND_LOOK.total_seconds())
 
 
 def _stay_end(

@@ -216,16 +216,18 @@ def skeleton(plan: Plan, p: Patient) -> Skeleton | None:
         triaged = _ts(v.vitals.taken_at) if v.vitals is not None else arrive
         surgery_at = None
         surgery_s = 0
-        last_proc = triaged
+        # the team's care ends at the first operation, or 10 minutes after the last procedure
+        # before it when the operation is planned for later (a second look, build._facilities)
+        worked = triaged
         for proc in v.procedures:
             t = _ts(proc.performed_at)
-            if t > last_proc:
-                last_proc = t
             if proc.code in _SURGICAL:
                 if surgery_at is None:
                     surgery_at = t
                 surgery_s += SURGERY_SECONDS[proc.code]
-        until = surgery_at if surgery_at is not None else last_proc + 600
+            elif surgery_at is None and t > worked:
+                worked = t
+        until = worked + 600 if surgery_at is None or surgery_at > worked + 600 else surgery_at
         treat = min(max(until - triaged, TREAT_MIN), TREAT_MAX)
         if surgery_at is not None and triaged + treat > surgery_at:
             treat = max(surgery_at - triaged, 60)

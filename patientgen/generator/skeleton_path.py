@@ -73,12 +73,15 @@ def add(plan: Plan, index: int, rng: Random, store: SkeletonStore) -> None:
         fac = path[k]
         surgery_at = None
         surgery_s = 0
+        worked = tri  # the last procedure before the first operation (flow.skeleton)
         for proc, t in done:
             seconds = SURGERY_SECONDS.get(proc[0])
             if seconds is not None:
                 if surgery_at is None:
                     surgery_at = t
                 surgery_s += seconds
+            elif surgery_at is None:
+                worked = t
         before = previous or current
         if (k == 0 and is_disease) or before == "T3":  # flow._lift
             lift = None
@@ -86,7 +89,7 @@ def add(plan: Plan, index: int, rng: Random, store: SkeletonStore) -> None:
             lift = AIR if fac == "R2" else GROUND
         else:
             lift = AIR if (fac == "R3" and before == "T1") else GROUND
-        until = surgery_at if surgery_at is not None else (done[-1][1] if done else tri) + 600
+        until = worked + 600 if surgery_at is None or surgery_at > worked + 600 else surgery_at
         treat = min(max(until - tri, TREAT_MIN), TREAT_MAX)
         if surgery_at is not None and tri + treat > surgery_at:
             treat = max(surgery_at - tri, 60)

@@ -1034,6 +1034,26 @@ def test_a_wound_debrided_again_within_a_day_breaks_the_rule() -> None:
     assert "redebrided_within_a_day" not in violations(bad)
 
 
+def test_an_expectant_casualty_carried_on_breaks_the_rule() -> None:
+    """1.41.0: 9 of the 10 expectant (T4) casualties of 20,000 of high-intensity defence who
+    reached care were carried on from Role 1 to Role 2 and 3 with nothing done but pain relief;
+    the expectant die where they are first cared for."""
+    data = PRESETS["high-intensity-defence"].scenario.model_dump(mode="json")
+    patients = list(generate(Scenario.model_validate({**data, "total_patients": 8000})))
+
+    def cared_for_and_died(p) -> bool:
+        return p.triage == "T1" and p.outcome == "DOW" and p.visits[-1].facility == "R2"
+
+    def expectant_at_role1(p) -> None:
+        for v in p.visits:
+            v.triage = "T4"
+
+    _broken(patients, "expectant_carried_on", cared_for_and_died, expectant_at_role1)
+    # and the generator: every expectant casualty who reaches care dies at its first facility
+    reached = [p for p in patients if p.triage == "T4" and p.outcome != "KIA"]
+    assert reached and all(len(p.visits) == 2 for p in reached), [p.index for p in reached]
+
+
 def _codes_at(v) -> set[str]:
     return {pr.code for pr in v.procedures}
 

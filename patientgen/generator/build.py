@@ -681,7 +681,9 @@ def _path(
         weights = [DEATH_WEIGHTS[f] for f in path]
         u = r() * sum(weights)
         k = 0
-        while k < len(path) - 1 and u >= weights[k]:
+        # the expectant are given comfort care where they are first cared for, and die there:
+        # no lift onwards while others can be saved (coherence's expectant_carried_on)
+        while triage != "T4" and k < len(path) - 1 and u >= weights[k]:
             u -= weights[k]
             k += 1
         return outcome, path[: k + 1], False
@@ -879,6 +881,8 @@ def _facilities(
             current = first_triage = triage_first(current, vit, r)
         else:  # the sort of a facility that operates: its wound's debridement makes it delayed
             current = retriage(current, vit, fac != "R1" and hurt.wound)
+            if current == "T4" and not dies:  # judged expectant, alive here, and it will live:
+                current = "T1"  # treated as immediate, not kept aside (expectant_carried_on)
         todo: list[tuple[str, str]] = []
         once = _todo(todo, fac, k == 0, hurt, once, s_now, vit, current, r)
         second_look = 0

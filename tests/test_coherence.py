@@ -1054,6 +1054,27 @@ def test_an_expectant_casualty_carried_on_breaks_the_rule() -> None:
     assert reached and all(len(p.visits) == 2 for p in reached), [p.index for p in reached]
 
 
+def test_a_broken_thigh_with_a_resting_circulation_breaks_the_rule() -> None:
+    """1.42.0: a severe closed fracture of a leg (a femur's: a litre or more lost into the
+    thigh) showed a resting soldier's circulation where first seen (a pulse of 67-77 at p10-p90,
+    210 of 20,000 of high-intensity defence with such a fracture alone); it shows the blood
+    lost now."""
+    data = PRESETS["high-intensity-defence"].scenario.model_dump(mode="json")
+    patients = list(generate(Scenario.model_validate({**data, "total_patients": 1000})))
+
+    def broken_thigh(p) -> bool:
+        return p.outcome != "KIA" and any(
+            c.code == CLOSED_FRACTURE_CODE and c.severity == "severe" and "lower" in c.region
+            for c in p.conditions
+        )
+
+    def resting(p) -> None:
+        first = next(v.vitals for v in p.visits if v.vitals is not None)
+        first.heart_rate, first.systolic_bp = 72, 124
+
+    _broken(patients, "leg_fracture_without_blood_loss", broken_thigh, resting)
+
+
 def _codes_at(v) -> set[str]:
     return {pr.code for pr in v.procedures}
 

@@ -235,7 +235,8 @@ class _Hurt:
     tension: bool  # a tension pneumothorax: obstructive shock in the vitals until drained
     triage: TriageCategory  # from the injury score alone, before any vitals
     # a severe closed fracture of a leg (a femur's loses a litre or more into the thigh), a
-    # bleeding no BLEED flag says: blood, not fluids, for its hypotension at Role 2 and 3 (ATLS)
+    # bleeding no BLEED flag says: its shock (THIGH_BLEED), and blood, not fluids, for its
+    # hypotension at Role 2 and 3 (ATLS)
     unseen_bleed: bool
     wound: bool
 
@@ -474,6 +475,8 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
     if bleed_ais:
         shock = 0.28 * (bleed_ais - 2) + 0.012 * (iss - 9)
         shock = 0.0 if shock < 0.0 else 1.0 if shock > 1.0 else shock
+    if unseen_bleed and shock < THIGH_BLEED:  # the blood lost into the thigh shows
+        shock = THIGH_BLEED
     dow = dies and battle and not kia
     # Shock is coded for haemorrhage: those who die of bleeding wounds or burns are in shock from
     # the start; a disease or non-battle death is never coded as shock (coherence rules).
@@ -1241,6 +1244,11 @@ HYPOVOLAEMIA = 0.45
 #: shock: a pulse of 101-113, a systolic pressure of 87-103 mmHg; lower with the shock of a
 #: bleed).
 OBSTRUCTION = 0.5
+#: The shock of a severe closed fracture of a leg (`_Hurt.unseen_bleed`) where first seen: a
+#: femur's loses 1 to 1.5 litres into the thigh (ATLS: a class II haemorrhage, the pulse above
+#: 100, the pressure kept), here a pulse of 90-104 (more when anxious) and a systolic of 96-113
+#: mmHg (coherence's leg_fracture_without_blood_loss).
+THIGH_BLEED = 0.35
 #: The shock coded critical (from that level on; below it, severe).
 CRITICAL_SHOCK = 0.8
 #: A burn from this AIS on (20 % of the body surface, AIS 2005) is given intravenous fluids at

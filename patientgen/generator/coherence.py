@@ -1118,6 +1118,22 @@ def _threatened(v: Vitals) -> bool:
     )
 
 
+def leg_fracture_without_blood_loss(p: Patient) -> bool:
+    """A casualty with a severe closed fracture of a leg (a femur's: 1 to 1.5 litres lost into
+    the thigh, unseen; ATLS: a class II haemorrhage, a pulse above 100) shows the blood lost
+    where first seen: not a systolic of SHOCK_SBP or more with a pulse below SHOCK_HR (the
+    circulation of no shock, as `shock_with_normal_circulation` reads it). Before generator
+    1.42.0 its first vitals were a resting soldier's (a pulse of 67-77 and a systolic of 118-131
+    at p10-p90, 210 of 20,000 casualties of high-intensity defence with such a fracture
+    alone)."""
+    if not any(
+        c.code == CLOSED_FRACTURE_CODE and c.region in inj.LOWER_LIMBS and c.severity in SEVERE
+        for c in p.conditions
+    ):
+        return False
+    return p.outcome != "KIA" and _circulation_normal(_first_vitals(p))
+
+
 def hypotensive_leg_fracture_without_blood(p: Patient) -> bool:
     """A casualty with a severe closed fracture of a leg (a femur's: a litre or more lost into
     the thigh, unseen) hypotensive on arrival at Role 2 or 3 (a systolic below 90 mmHg) is given
@@ -1518,6 +1534,7 @@ RULES: dict[str, Rule] = {
     "fracture_triaged_minimal": fracture_triaged_minimal,
     "minimal_operated": minimal_operated,
     "expectant_carried_on": expectant_carried_on,
+    "leg_fracture_without_blood_loss": leg_fracture_without_blood_loss,
     "redebrided_within_a_day": redebrided_within_a_day,
     "hypotensive_leg_fracture_without_blood": hypotensive_leg_fracture_without_blood,
 }

@@ -916,12 +916,7 @@ def _facilities(
         end = _stay_end(fac, final, dies, quick, rest, speed, arrive, last, hurt.max_ais, r)
         if second_look and second_look < end - HOUR:  # else at Role 4, outside the record
             debrided = second_look
-            if timeline is None:
-                treated.append((DEBRIDEMENT, second_look))
-            else:
-                when = fts(base + second_look, utc)
-                treated.append(Procedure(DEBRIDEMENT[0], DEBRIDEMENT[1], when))
-                timeline.append(Event(when, "treated", fac, DEBRIDEMENT[1]))
+            _done(treated, fac, DEBRIDEMENT, second_look, base, timeline)
         if timeline is None:
             stays.append((facility_ids[k], transit, arrive, tri, current, treated, end))  # type: ignore[union-attr]
         else:
@@ -1161,12 +1156,7 @@ def _treated(
     else:
         t = tri + 60 + int(r() * 240)
     for proc in todo:
-        if timeline is None:
-            treated.append((proc, t))
-        else:
-            when = _fts(base + t, UTC)
-            treated.append(Procedure(proc[0], proc[1], when))
-            timeline.append(Event(when, "treated", fac, proc[1]))
+        _done(treated, fac, proc, t, base, timeline)
         last = t
         if proc is DEBRIDEMENT:
             debrided = t
@@ -1179,6 +1169,24 @@ def _treated(
         else:
             t += 180 + int(r() * 420)
     return last, debrided
+
+
+def _done(
+    treated: list[Any],
+    fac: Facility,
+    proc: tuple[str, str],
+    t: int,
+    base: int,
+    timeline: list[Event] | None,
+) -> None:
+    """Procedure `proc` done at `t`, appended to `treated` (with a timeline, the Procedure and
+    its event; without, the (procedure, seconds))."""
+    if timeline is None:
+        treated.append((proc, t))
+    else:
+        when = _fts(base + t, UTC)
+        treated.append(Procedure(proc[0], proc[1], when))
+        timeline.append(Event(when, "treated", fac, proc[1]))
 
 
 def _brain_injured(hurt: _Hurt) -> bool:
@@ -1246,7 +1254,7 @@ HYPOVOLAEMIA = 0.45
 OBSTRUCTION = 0.5
 #: The shock of a severe closed fracture of a leg (`_Hurt.unseen_bleed`) where first seen: a
 #: femur's loses 1 to 1.5 litres into the thigh (ATLS: a class II haemorrhage, the pulse above
-#: 100, the pressure kept), here a pulse of 90-104 (more when anxious) and a systolic of 96-113
+#: 100, the pressure kept), here a pulse of 90-103 (more when anxious) and a systolic of 95-112
 #: mmHg (coherence's leg_fracture_without_blood_loss).
 THIGH_BLEED = 0.35
 #: The shock coded critical (from that level on; below it, severe).

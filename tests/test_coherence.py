@@ -30,6 +30,7 @@ from patientgen.generator.coherence import (
     MENTAL_DISORDERS,
     OPEN_COMBAT_WOUNDS,
     OPEN_FRACTURE_CODE,
+    OPEN_WOUNDS,
     PENETRATING_EYE,
     PNEUMONIA_CODE,
     RULES,
@@ -1073,6 +1074,36 @@ def test_a_broken_thigh_with_a_resting_circulation_breaks_the_rule() -> None:
         first.heart_rate, first.systolic_bp = 72, 124
 
     _broken(patients, "leg_fracture_without_blood_loss", broken_thigh, resting)
+
+
+def test_a_hemorrhage_control_without_a_bleeding_to_reach_breaks_the_rule() -> None:
+    """1.43.0: Role 2 recorded a hemorrhage control for a severe haemothorax or a moderate
+    contusion of the abdomen, with no operation (54 of 20,000 of high-intensity defence); it
+    controls what it can reach, or a bleeding abdomen by its laparotomy."""
+    data = PRESETS["high-intensity-defence"].scenario.model_dump(mode="json")
+    patients = list(generate(Scenario.model_validate({**data, "total_patients": 3000})))
+
+    def controlled_by_laparotomy(p) -> bool:
+        return (
+            not any(c.region == "pelvis" for c in p.conditions)
+            and not any(c.code in OPEN_WOUNDS for c in p.conditions)
+            and any(
+                v.facility == "R2"
+                and {care.HEMORRHAGE_CONTROL[0], care.LAPAROTOMY[0]} <= _codes_at(v)
+                for v in p.visits
+            )
+        )
+
+    def not_operated(p) -> None:
+        r2 = next(v for v in p.visits if v.facility == "R2")
+        r2.procedures = [pr for pr in r2.procedures if pr.code != care.LAPAROTOMY[0]]
+
+    _broken(
+        patients,
+        "hemorrhage_control_without_a_bleeding_to_reach",
+        controlled_by_laparotomy,
+        not_operated,
+    )
 
 
 def _codes_at(v) -> set[str]:

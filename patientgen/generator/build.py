@@ -1038,11 +1038,13 @@ def _todo(
     from the injuries, the vitals taken there, the shock and what is already done (`once`);
     returns `once` with what it adds."""
     flags = hurt.flags
-    # Role 1 controls a bleeding it can reach, Role 2 any (its surgeons)
+    # Role 1 and 2 control a bleeding they can reach; Role 2 one inside the abdomen too, by its
+    # laparotomy; a haemothorax is drained, an abdominal wall's bruise watched
+    # (coherence's hemorrhage_control_without_a_bleeding_to_reach)
     if (
         fac in ("R1", "R2")
         and not once & CONTROLLED
-        and hurt.bleed >= (REACHABLE if fac == "R1" else INTERNAL)
+        and (hurt.bleed == REACHABLE or (fac == "R2" and hurt.abdomen and hurt.bleed == INTERNAL))
     ):
         todo.append(HEMORRHAGE_CONTROL)
         once |= CONTROLLED

@@ -24,6 +24,7 @@ from patientgen.generator.coherence import (
     DEHYDRATION_CODE,
     DEPRESSION_CODE,
     HEALING,
+    INSIDE_THE_CHEST,
     INTENSIVE_CARE,
     LIMB_FRACTURES,
     LIMB_OR_PELVIS,
@@ -1103,6 +1104,27 @@ def test_a_hemorrhage_control_without_a_bleeding_to_reach_breaks_the_rule() -> N
         "hemorrhage_control_without_a_bleeding_to_reach",
         controlled_by_laparotomy,
         not_operated,
+    )
+
+
+def test_a_haemothorax_or_pneumothorax_not_x_rayed_breaks_the_rule() -> None:
+    """1.44.0: only a penetrating wound of the chest was X-rayed at Role 2; 79 of the 93
+    casualties of 20,000 of high-intensity defence with a haemothorax or a tension pneumothorax
+    who reached Role 2 were drained and sent on without a film."""
+    data = PRESETS["high-intensity-defence"].scenario.model_dump(mode="json")
+    patients = list(generate(Scenario.model_validate({**data, "total_patients": 3000})))
+
+    def filmed_haemothorax(p) -> bool:
+        return any(c.code in INSIDE_THE_CHEST for c in p.conditions) and any(
+            v.facility == "R2"
+            and v.disposition != "died"
+            and v.triage != "T4"
+            and care.X_RAY[0] in _codes_at(v)
+            for v in p.visits
+        )
+
+    _broken(
+        patients, "haemothorax_or_pneumothorax_not_imaged", filmed_haemothorax, without(care.X_RAY)
     )
 
 

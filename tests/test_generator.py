@@ -39,6 +39,7 @@ from patientgen.generator.coherence import (
     DEEP_BURNS,
     FRACTURES,
     HYPOXAEMIA_SPO2,
+    INSIDE_THE_CHEST,
     LIMB_OR_PELVIS,
     MENTAL_DISORDERS,
     OPEN_COMBAT_WOUNDS,
@@ -337,10 +338,12 @@ def test_procedures_are_allowed_and_fit_the_conditions(patients: list[Patient]) 
                 if proc.code == "25353009":
                     assert any(c.region == "head" for c in p.conditions)
                 if proc.code == "168537006":  # a plain X-ray, at Role 2: of a fracture, or
-                    # the chest of a pneumonia (1.23.0) or of a penetrating wound (1.29.0)
+                    # the chest of a pneumonia (1.23.0), of a penetrating wound (1.29.0), of a
+                    # haemothorax or a tension pneumothorax (1.44.0)
                     assert (
                         codes & FRACTURES
                         or PNEUMONIA_CODE in codes
+                        or codes & INSIDE_THE_CHEST
                         or any(
                             c.region == "thorax" and c.code in OPEN_COMBAT_WOUNDS
                             for c in p.conditions

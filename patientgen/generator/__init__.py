@@ -22,7 +22,7 @@ from patientgen.generator.plan import Plan, plan_for
 from patientgen.scenario import Scenario
 
 #: Bump when the output changes for the same input.
-GENERATOR_VERSION = "1.43.0"
+GENERATOR_VERSION = "1.44.0"
 
 __all__ = ["GENERATOR_VERSION", "Patient", "generate"]
 

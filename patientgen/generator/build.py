@@ -226,7 +226,7 @@ class _Hurt:
     failing: bool
     reduce: int  # REDUCE_OPEN | REDUCE_CLOSED: a severe fracture of a limb to reduce at Role 2
     open_globe: bool  # a severe penetrating injury of the eye: Role 3 scans and repairs it
-    chest_film: bool  # a penetrating wound of the thorax: Role 2 X-rays the chest
+    chest_film: bool  # a penetrating wound of the thorax, a haemo- or pneumothorax: X-rayed at R2
     pain0: int
     # an open wound to press on: a bleeding one outside the limbs, or one on a limb without a
     # tourniquet (not a burn, a contusion, a crush, a haemothorax: nothing to press on)
@@ -432,6 +432,8 @@ def _hurt(plan: Plan, who: _Who, r: Callable[[], float], records: bool = True) -
             chest_film = True  # X-rayed at Role 2 (_todo)
             if ais >= 3:
                 flags |= CHEST  # a severe penetrating chest wound: haemo- or pneumothorax, drained
+        elif f & CHEST and region == "thorax":  # a haemothorax, a tension pneumothorax: filmed too
+            chest_film = True
         if f & BURN and ais >= FLUIDS_BURN_AIS:
             fluids = True
         elif template[0] == DEHYDRATION_CODE and ais >= 3:

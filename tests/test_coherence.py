@@ -1036,6 +1036,34 @@ def test_a_wound_debrided_again_within_a_day_breaks_the_rule() -> None:
     assert "redebrided_within_a_day" not in violations(bad)
 
 
+def test_role3_looks_again_24_to_48_hours_after_role2s_debridement() -> None:
+    """1.40.0, the generator (the rule alone would pass if Role 3 never debrided again): a
+    wound Role 2 debrided is debrided again at Role 3, not immediate there, 24 to 48 hours
+    after, unless the casualty leaves or dies first (then it is Role 4's, outside the
+    record)."""
+    data = PRESETS["high-intensity-defence"].scenario.model_dump(mode="json")
+    gaps: list[float] = []
+    left = 0
+    for p in generate(Scenario.model_validate({**data, "total_patients": 3000})):
+        r2 = next((v for v in p.visits if v.facility == "R2"), None)
+        r3 = next((v for v in p.visits if v.facility == "R3"), None)
+        if r2 is None or r3 is None or r3.triage == "T1":
+            continue
+        first = [pr.performed_at for pr in r2.procedures if pr.code == care.DEBRIDEMENT[0]]
+        again = [pr.performed_at for pr in r3.procedures if pr.code == care.DEBRIDEMENT[0]]
+        if not first or r3.arrived_at - first[0] >= datetime.timedelta(hours=24):
+            continue
+        if not again:
+            left += 1
+            end = r3.departed_at or p.outcome_at
+            assert end - first[0] < datetime.timedelta(hours=49), p.index
+            continue
+        gaps.append((again[0] - first[0]).total_seconds() / 3600)
+    assert len(gaps) > 300 and left <= len(gaps) // 20, (len(gaps), left)
+    assert min(gaps) >= 24 and max(gaps) < 48, (min(gaps), max(gaps))
+    assert 33 < sorted(gaps)[len(gaps) // 2] < 39  # uniform over the day after the first
+
+
 def test_an_expectant_casualty_carried_on_breaks_the_rule() -> None:
     """1.41.0: 9 of the 10 expectant (T4) casualties of 20,000 of high-intensity defence who
     reached care were carried on from Role 1 to Role 2 and 3 with nothing done but pain relief;
@@ -1105,6 +1133,23 @@ def test_a_hemorrhage_control_without_a_bleeding_to_reach_breaks_the_rule() -> N
         controlled_by_laparotomy,
         not_operated,
     )
+
+    # a casualty who died at Role 2 waiting for its table never had its laparotomy: spared only
+    # when it died waiting there (the starved drill's one case), not for any death there
+    starved = list(generate(drill("starved")))
+    waited = next(
+        p
+        for p in starved
+        if p.died_waiting
+        and p.visits[-1].facility == "R2"
+        and care.HEMORRHAGE_CONTROL[0] in _codes_at(p.visits[-1])
+        and care.LAPAROTOMY[0] not in _codes_at(p.visits[-1])
+        and not any(c.region == "pelvis" or c.code in OPEN_WOUNDS for c in p.conditions)
+    )
+    assert "hemorrhage_control_without_a_bleeding_to_reach" not in violations(waited)
+    not_waiting = copy.deepcopy(waited)
+    not_waiting.died_waiting = False
+    assert "hemorrhage_control_without_a_bleeding_to_reach" in violations(not_waiting)
 
 
 def test_a_haemothorax_or_pneumothorax_not_x_rayed_breaks_the_rule() -> None:

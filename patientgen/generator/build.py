@@ -884,10 +884,8 @@ def _facilities(
             care.respiratory_failure(vit)
         if k == 0 and is_disease:  # sick call: the first triage of a disease casualty
             current = first_triage = triage_first(current, vit, r)
-        else:  # the sort of a facility that operates: its wound's debridement makes it delayed
-            current = retriage(current, vit, fac != "R1" and hurt.wound)
-            if current == "T4" and not dies:  # judged expectant, alive here, and it will live:
-                current = "T1"  # treated as immediate, not kept aside (expectant_carried_on)
+        else:  # a wound Role 2 or 3 debrides makes the minimal delayed; who will live, immediate
+            current = retriage(current, vit, fac != "R1" and hurt.wound, not dies)
         todo: list[tuple[str, str]] = []
         once = _todo(todo, fac, k == 0, hurt, once, s_now, vit, current, r)
         second_look = 0

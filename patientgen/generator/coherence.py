@@ -100,14 +100,18 @@ def all_normal(v: Vitals) -> bool:
     )
 
 
-def retriage(previous: TriageCategory, v: Vitals, to_operate: bool = False) -> TriageCategory:
+def retriage(
+    previous: TriageCategory, v: Vitals, to_operate: bool = False, will_live: bool = False
+) -> TriageCategory:
     """The triage category on arrival somewhere, from the previous one and the vitals taken there.
 
     A casualty who is hypotensive (SBP < 90) or confused (GCS < 13) is immediate (T1) unless
     expectant; an immediate casualty whose vitals are all normal again (after resuscitation and
     surgery) is delayed (T2); a minimal casualty with a wound the facility will operate on
-    (`to_operate`: a debridement at Role 2 or 3) is delayed (`minimal_operated`). Everyone else
-    keeps their category.
+    (`to_operate`: a debridement at Role 2 or 3) is delayed (`minimal_operated`); a casualty
+    judged expectant who reaches a facility alive and will live (`will_live`: the generator's
+    outcome) is re-assessed there and immediate (`expectant_carried_on`). Everyone else keeps
+    their category.
     """
     if previous in ("T2", "T3") and (v.systolic_bp < T3_MIN_SBP or v.gcs < T3_MIN_GCS):
         return "T1"
@@ -115,6 +119,8 @@ def retriage(previous: TriageCategory, v: Vitals, to_operate: bool = False) -> T
         return "T2"
     if previous == "T3" and to_operate:
         return "T2"
+    if previous == "T4" and will_live:
+        return "T1"
     return previous
 
 
@@ -1118,6 +1124,15 @@ def _threatened(v: Vitals) -> bool:
     )
 
 
+def _broken_thigh(p: Patient) -> bool:
+    """Whether the casualty has a severe closed fracture of a leg (a femur's: a litre or more
+    lost into the thigh, unseen; build._Hurt.unseen_bleed)."""
+    return any(
+        c.code == CLOSED_FRACTURE_CODE and c.region in inj.LOWER_LIMBS and c.severity in SEVERE
+        for c in p.conditions
+    )
+
+
 def leg_fracture_without_blood_loss(p: Patient) -> bool:
     """A casualty with a severe closed fracture of a leg (a femur's: 1 to 1.5 litres lost into
     the thigh, unseen; ATLS: a class II haemorrhage, a pulse above 100) shows the blood lost
@@ -1126,10 +1141,7 @@ def leg_fracture_without_blood_loss(p: Patient) -> bool:
     1.42.0 its first vitals were a resting soldier's (a pulse of 67-77 and a systolic of 118-131
     at p10-p90, 210 of 20,000 casualties of high-intensity defence with such a fracture
     alone)."""
-    if not any(
-        c.code == CLOSED_FRACTURE_CODE and c.region in inj.LOWER_LIMBS and c.severity in SEVERE
-        for c in p.conditions
-    ):
+    if not _broken_thigh(p):
         return False
     return p.outcome != "KIA" and _circulation_normal(_first_vitals(p))
 
@@ -1140,10 +1152,7 @@ def hypotensive_leg_fracture_without_blood(p: Patient) -> bool:
     blood there or before, not fluids alone (ATLS: a haemorrhagic shock is treated with blood),
     unless expectant there or dead there before any treatment. Before generator 1.38.0 a closed
     fracture carried no bleeding, and such a casualty dying at Role 2 was given fluids."""
-    if not any(
-        c.code == CLOSED_FRACTURE_CODE and c.region in inj.LOWER_LIMBS and c.severity in SEVERE
-        for c in p.conditions
-    ):
+    if not _broken_thigh(p):
         return False
     given = False
     for v in p.visits:
@@ -1396,7 +1405,13 @@ def role1_hemorrhage_control_inside_the_trunk(p: Patient) -> bool:
         for v in p.visits
     ):
         return False
-    return not _has_an_open_wound(p) and not any(c.region == "pelvis" for c in p.conditions)
+    return not _bleeding_to_reach(p)
+
+
+def _bleeding_to_reach(p: Patient) -> bool:
+    """Whether the casualty has a bleeding a hemorrhage control reaches: an open wound outside
+    the eye (a limb's, packed or under its tourniquet) or an injury of the pelvis (a binder)."""
+    return _has_an_open_wound(p) or any(c.region == "pelvis" for c in p.conditions)
 
 
 def hemorrhage_control_without_a_bleeding_to_reach(p: Patient) -> bool:
@@ -1412,9 +1427,7 @@ def hemorrhage_control_without_a_bleeding_to_reach(p: Patient) -> bool:
         if v.facility == "R2" and not (waited_to_death and v.disposition == "died"):
             codes = {pr.code for pr in v.procedures}
             if care.HEMORRHAGE_CONTROL[0] in codes and care.LAPAROTOMY[0] not in codes:
-                return not _has_an_open_wound(p) and not any(
-                    c.region == "pelvis" for c in p.conditions
-                )
+                return not _bleeding_to_reach(p)
     return False
 
 

@@ -105,6 +105,20 @@ class Skeleton:
     stages: list[Stage]
 
 
+def team_seconds(triaged: int, worked: int, surgery_at: int | None) -> int:
+    """How long a treatment team holds a casualty triaged at `triaged` whose last procedure
+    before its first operation (or of all, without one) was at `worked`: until the operation
+    when it follows at once (within 10 minutes), else until 10 minutes after `worked` (an
+    operation planned for later, a second look: build._facilities); from TREAT_MIN to
+    TREAT_MAX, but never past an operation that follows sooner (down to a minute).
+    `skeleton` and skeleton_path.add both ask it."""
+    until = worked + 600 if surgery_at is None or surgery_at > worked + 600 else surgery_at
+    treat = min(max(until - triaged, TREAT_MIN), TREAT_MAX)
+    if surgery_at is not None and triaged + treat > surgery_at:
+        treat = max(surgery_at - triaged, 60)
+    return treat
+
+
 def road_transit(s: Stage) -> int:
     """The transit of stage `s` by road, as when no lift came within its precedence window
     (CASEVAC): the flight from the point of injury straight to Role 2 took plan.AIR_SHARE of the
@@ -227,10 +241,7 @@ def skeleton(plan: Plan, p: Patient) -> Skeleton | None:
                 surgery_s += SURGERY_SECONDS[proc.code]
             elif surgery_at is None and t > worked:
                 worked = t
-        until = worked + 600 if surgery_at is None or surgery_at > worked + 600 else surgery_at
-        treat = min(max(until - triaged, TREAT_MIN), TREAT_MAX)
-        if surgery_at is not None and triaged + treat > surgery_at:
-            treat = max(surgery_at - triaged, 60)
+        treat = team_seconds(triaged, worked, surgery_at)
         final = v.departed_at is None
         leave = _ts(v.departed_at) if v.departed_at is not None else _ts(p.outcome_at)
         prev_triage = previous.triage or v.triage or "T3"

@@ -29,7 +29,7 @@ from patientgen.generator.build import (
     _who,
 )
 from patientgen.generator.care import SURGERY_SECONDS
-from patientgen.generator.flow import AIR, GROUND, RANK, TREAT_MAX, TREAT_MIN
+from patientgen.generator.flow import AIR, GROUND, RANK, team_seconds
 from patientgen.generator.plan import Plan
 from patientgen.generator.rng import reseed, stream_seed
 from patientgen.generator.skeletons import SkeletonStore
@@ -89,10 +89,7 @@ def add(plan: Plan, index: int, rng: Random, store: SkeletonStore) -> None:
             lift = AIR if fac == "R2" else GROUND
         else:
             lift = AIR if (fac == "R3" and before == "T1") else GROUND
-        until = worked + 600 if surgery_at is None or surgery_at > worked + 600 else surgery_at
-        treat = min(max(until - tri, TREAT_MIN), TREAT_MAX)
-        if surgery_at is not None and tri + treat > surgery_at:
-            treat = max(surgery_at - tri, 60)
+        treat = team_seconds(tri, worked, surgery_at)
         store.add_stage(
             fac, unit, base + arrive - transit, transit, tri - arrive, RANK[current],
             lift, RANK[before], None if surgery_at is None else base + surgery_at, surgery_s,
